@@ -1,0 +1,2 @@
+#include <stdio.h>
+int main(void) { fprintf(stderr, "islewatch: under construction\n"); return 1; }

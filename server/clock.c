@@ -1,0 +1,173 @@
+/* Clocks, durations and RFC 3339 parsing/formatting. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/err.h"
+
+int64_t iw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t iw_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int iw_duration_parse(const char *s, int64_t *out_ms)
+{
+    const char *p = s;
+    int64_t total = 0;
+
+    if (s == NULL || *s == '\0')
+        return IW_E_INVAL;
+    if (strcmp(s, "0") == 0) {
+        *out_ms = 0;
+        return IW_OK;
+    }
+    /* One or more "<int><unit>" groups, e.g. "1h30m". */
+    while (*p) {
+        char *end;
+        int64_t unit;
+        long long v;
+
+        if (!isdigit((unsigned char)*p))
+            return IW_E_INVAL;
+        errno = 0;
+        v = strtoll(p, &end, 10);
+        if (errno != 0 || end == p)
+            return IW_E_INVAL;
+        p = end;
+        if (strncmp(p, "ms", 2) == 0) { unit = 1; p += 2; }
+        else if (*p == 's') { unit = 1000; p++; }
+        else if (*p == 'm') { unit = IW_MS_PER_MIN; p++; }
+        else if (*p == 'h') { unit = IW_MS_PER_HOUR; p++; }
+        else if (*p == 'd') { unit = IW_MS_PER_DAY; p++; }
+        else if (*p == 'w') { unit = 7 * IW_MS_PER_DAY; p++; }
+        else if (*p == 'y') { unit = 365 * IW_MS_PER_DAY; p++; }
+        else return IW_E_INVAL;
+        if (v > INT64_MAX / unit / 4)
+            return IW_E_INVAL;
+        total += v * unit;
+    }
+    *out_ms = total;
+    return IW_OK;
+}
+
+static int digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int iw_rfc3339_parse(const char *s, size_t len, int64_t *out_ms)
+{
+    int Y, M, D, h, m, sec, frac_ms = 0, off = 0;
+    size_t i = 19;
+    struct tm tm = {0};
+
+    if (len < 20)
+        return IW_E_INVAL;
+    if (digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
+        digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
+        digits(s + 17, 2, &sec))
+        return IW_E_INVAL;
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return IW_E_INVAL;
+    if (i < len && s[i] == '.') {
+        int scale = 100, nd = 0;
+        i++;
+        while (i < len && isdigit((unsigned char)s[i])) {
+            if (nd < 3)
+                frac_ms += (s[i] - '0') * scale;
+            scale /= 10;
+            nd++;
+            i++;
+        }
+        if (nd == 0)
+            return IW_E_INVAL;
+    }
+    if (i >= len)
+        return IW_E_INVAL;
+    if (s[i] == 'Z' || s[i] == 'z') {
+        i++;
+    } else if (s[i] == '+' || s[i] == '-') {
+        int oh, om;
+        if (len - i < 6 || digits(s + i + 1, 2, &oh) || s[i + 3] != ':' ||
+            digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return IW_E_INVAL;
+        off = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
+        i += 6;
+    } else {
+        return IW_E_INVAL;
+    }
+    if (i != len)
+        return IW_E_INVAL;
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    *out_ms = (int64_t)t * 1000 + frac_ms - (int64_t)off * IW_MS_PER_MIN;
+    return IW_OK;
+}
+
+int iw_time_arg_parse(const char *s, int64_t now_ms, int64_t *out_ms)
+{
+    int64_t d;
+    char *end;
+    long long v;
+
+    if (s == NULL || *s == '\0')
+        return IW_E_INVAL;
+    if (strcmp(s, "now") == 0) {
+        *out_ms = now_ms;
+        return IW_OK;
+    }
+    if ((s[0] == '-' || s[0] == '+') && iw_duration_parse(s + 1, &d) == IW_OK) {
+        *out_ms = s[0] == '-' ? now_ms - d : now_ms + d;
+        return IW_OK;
+    }
+    if (strncmp(s, "now-", 4) == 0 && iw_duration_parse(s + 4, &d) == IW_OK) {
+        *out_ms = now_ms - d;
+        return IW_OK;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno == 0 && end != s && *end == '\0') {
+        *out_ms = v;
+        return IW_OK;
+    }
+    return iw_rfc3339_parse(s, strlen(s), out_ms);
+}
+
+char *iw_rfc3339_format(int64_t ms, char *buf, size_t len)
+{
+    int64_t sec = iw_floor_to(ms, 1000) / 1000;
+    time_t t = (time_t)sec;
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ms - sec * 1000));
+    return buf;
+}

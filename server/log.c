@@ -1,0 +1,107 @@
+/* One-line log records with a level; rate-limited complaints. */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "islewatch/log.h"
+
+int iw_log_threshold = IW_LOG_LEVEL_INFO;
+static int log_journal;
+
+void iw_log_set_level(enum iw_log_level lvl) { iw_log_threshold = (int)lvl; }
+void iw_log_set_journal(int on) { log_journal = on; }
+
+int iw_log_level_parse(const char *s)
+{
+    if (strcmp(s, "error") == 0) return IW_LOG_LEVEL_ERROR;
+    if (strcmp(s, "warn") == 0 || strcmp(s, "warning") == 0) return IW_LOG_LEVEL_WARN;
+    if (strcmp(s, "info") == 0) return IW_LOG_LEVEL_INFO;
+    if (strcmp(s, "debug") == 0) return IW_LOG_LEVEL_DEBUG;
+    return -1;
+}
+
+static const char *level_word(enum iw_log_level lvl)
+{
+    switch (lvl) {
+    case IW_LOG_LEVEL_ERROR: return "ERROR";
+    case IW_LOG_LEVEL_WARN:  return "WARN";
+    case IW_LOG_LEVEL_INFO:  return "INFO";
+    default:                 return "DEBUG";
+    }
+}
+
+static void log_vwrite(enum iw_log_level lvl, const char *mod, const char *fmt, va_list ap)
+{
+    char buf[2048];
+    int n;
+
+    if (log_journal) {
+        n = snprintf(buf, sizeof(buf), "<%d>%s: ", (int)lvl, mod);
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, level_word(lvl), mod);
+    }
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        n = 0;
+    vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+    /* One record, one line: fold any newline a message carries. */
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    fprintf(stderr, "%s\n", buf);
+}
+
+void iw_log_write(enum iw_log_level lvl, const char *mod, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(lvl, mod, fmt, ap);
+    va_end(ap);
+}
+
+void iw_complain(struct iw_complaint *c, enum iw_log_level lvl, const char *mod,
+                 const char *fmt, ...)
+{
+    struct timespec ts;
+    int64_t now, next, interval;
+    uint64_t suppressed;
+    va_list ap;
+
+    if ((int)lvl > iw_log_threshold)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    /* relaxed: the limiter only needs each field to be atomic; an occasional
+     * extra or missing line when two threads race is acceptable. */
+    next = atomic_load_explicit(&c->next_ns, memory_order_relaxed);
+    if (now < next) {
+        atomic_fetch_add_explicit(&c->suppressed, 1, memory_order_relaxed);
+        return;
+    }
+    interval = atomic_load_explicit(&c->interval_ns, memory_order_relaxed);
+    interval = interval == 0 ? 1000000000LL : interval * 2;
+    if (interval > 3600LL * 1000000000LL)
+        interval = 3600LL * 1000000000LL;
+    /* Only the thread that wins the CAS reports this interval. */
+    if (!atomic_compare_exchange_strong_explicit(&c->next_ns, &next, now + interval,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&c->interval_ns, interval, memory_order_relaxed);
+    suppressed = atomic_exchange_explicit(&c->suppressed, 0, memory_order_relaxed);
+
+    char msg[1536];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (suppressed > 0)
+        iw_log_write(lvl, mod, "%s (%llu similar suppressed)", msg, (unsigned long long)suppressed);
+    else
+        iw_log_write(lvl, mod, "%s", msg);
+}
