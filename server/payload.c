@@ -1,0 +1,516 @@
+/*
+ * Payload decoding: a small strict JSON scanner specialised for SPEC §1's
+ * flat objects. Nested values are skipped (and counted as bad members), so
+ * the scanner still validates the whole document.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/payload.h"
+#include "islewatch/topic.h"
+
+static const char *const reject_names[IW_REJ_COUNT] = {
+    [IW_REJ_NOT_JSON] = "not_json",       [IW_REJ_NOT_OBJECT] = "not_object",
+    [IW_REJ_TOO_LARGE] = "too_large",     [IW_REJ_NON_FINITE] = "non_finite",
+    [IW_REJ_TS_FUTURE] = "ts_future",     [IW_REJ_TS_TOO_OLD] = "ts_too_old",
+    [IW_REJ_BAD_TS] = "bad_ts",           [IW_REJ_NO_SOURCE] = "no_source",
+    [IW_REJ_BAD_LABEL] = "bad_label",     [IW_REJ_BAD_FLAG] = "bad_flag",
+    [IW_REJ_BAD_EVENT] = "bad_event",     [IW_REJ_BAD_MEMBER] = "bad_member",
+    [IW_REJ_TOO_MANY] = "too_many_members",
+};
+
+const char *iw_reject_name(enum iw_reject r)
+{
+    return (r >= 0 && r < IW_REJ_COUNT) ? reject_names[r] : "unknown";
+}
+
+bool iw_flag_valid(char c)
+{
+    return c != 0 && strchr("NMCDFTBS", c) != NULL;
+}
+
+struct scan {
+    const char *p, *end;
+};
+
+static void skip_ws(struct scan *sc)
+{
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
+        sc->p++;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int read_hex4(struct scan *sc, unsigned *out)
+{
+    unsigned v = 0;
+    if (sc->end - sc->p < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(sc->p[i]);
+        if (h < 0)
+            return -1;
+        v = (v << 4) | (unsigned)h;
+    }
+    sc->p += 4;
+    *out = v;
+    return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F)); return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/*
+ * String at sc->p (which is at the opening quote). The decoded bytes go to
+ * out[0..cap) when out is non-NULL (*len = decoded length; *fits = false when
+ * it did not fit). Returns 0, or -1 for malformed JSON. Raw bytes are not
+ * UTF-8-checked here: the caller decides whether invalidity rejects a label.
+ */
+static int scan_string(struct scan *sc, char *out, size_t cap, size_t *len, bool *fits)
+{
+    size_t n = 0;
+    *fits = true;
+    sc->p++;                                   /* opening quote */
+    while (sc->p < sc->end) {
+        unsigned char c = (unsigned char)*sc->p++;
+        char tmp[4];
+        size_t tl = 1;
+
+        if (c == '"') {
+            *len = n;
+            return 0;
+        }
+        if (c < 0x20)
+            return -1;                         /* control characters must be escaped */
+        tmp[0] = (char)c;
+        if (c == '\\') {
+            if (sc->p >= sc->end)
+                return -1;
+            char e = *sc->p++;
+            switch (e) {
+            case '"': case '\\': case '/': tmp[0] = e; break;
+            case 'b': tmp[0] = '\b'; break;
+            case 'f': tmp[0] = '\f'; break;
+            case 'n': tmp[0] = '\n'; break;
+            case 'r': tmp[0] = '\r'; break;
+            case 't': tmp[0] = '\t'; break;
+            case 'u': {
+                unsigned cp, lo;
+                if (read_hex4(sc, &cp) < 0)
+                    return -1;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    if (sc->end - sc->p < 6 || sc->p[0] != '\\' || sc->p[1] != 'u')
+                        return -1;
+                    sc->p += 2;
+                    if (read_hex4(sc, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                        return -1;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return -1;
+                }
+                tl = put_utf8(tmp, cp);
+                break;
+            }
+            default:
+                return -1;
+            }
+        }
+        if (out != NULL) {
+            if (n + tl < cap)
+                memcpy(out + n, tmp, tl);
+            else
+                *fits = false;
+        }
+        n += tl;
+    }
+    return -1;
+}
+
+enum num_kind { NUM_BAD = 0, NUM_INT, NUM_REAL, NUM_NONFINITE };
+
+/* Number at sc->p: strict JSON grammar; NaN/Infinity/-Infinity are accepted as non-finite. */
+static enum num_kind scan_number(struct scan *sc, double *v, long long *iv)
+{
+    const char *s = sc->p;
+    bool real = false;
+    static const char *const specials[] = { "NaN", "Infinity", "-Infinity" };
+
+    for (size_t k = 0; k < 3; k++) {
+        size_t l = strlen(specials[k]);
+        if ((size_t)(sc->end - s) >= l && memcmp(s, specials[k], l) == 0) {
+            sc->p += l;
+            *v = NAN;
+            return NUM_NONFINITE;
+        }
+    }
+    if (sc->p < sc->end && *sc->p == '-')
+        sc->p++;
+    if (sc->p >= sc->end)
+        return NUM_BAD;
+    if (*sc->p == '0') {
+        sc->p++;
+    } else if (*sc->p >= '1' && *sc->p <= '9') {
+        while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
+            sc->p++;
+    } else {
+        return NUM_BAD;
+    }
+    if (sc->p < sc->end && *sc->p == '.') {
+        real = true;
+        sc->p++;
+        if (sc->p >= sc->end || *sc->p < '0' || *sc->p > '9')
+            return NUM_BAD;
+        while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
+            sc->p++;
+    }
+    if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E')) {
+        real = true;
+        sc->p++;
+        if (sc->p < sc->end && (*sc->p == '+' || *sc->p == '-'))
+            sc->p++;
+        if (sc->p >= sc->end || *sc->p < '0' || *sc->p > '9')
+            return NUM_BAD;
+        while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
+            sc->p++;
+    }
+
+    char tmp[64];
+    size_t l = (size_t)(sc->p - s);
+    if (l >= sizeof(tmp)) {
+        /* Absurdly long: still a valid JSON number; convert from a heap-free
+         * prefix is wrong, so treat it as non-finite if it cannot be a double. */
+        *v = NAN;
+        return NUM_NONFINITE;
+    }
+    memcpy(tmp, s, l);
+    tmp[l] = '\0';
+    errno = 0;
+    *v = strtod(tmp, NULL);
+    if (!isfinite(*v))
+        return NUM_NONFINITE;
+    if (!real) {
+        errno = 0;
+        *iv = strtoll(tmp, NULL, 10);
+        if (errno == ERANGE)
+            return NUM_REAL;                  /* integer beyond int64: keep the double */
+        return NUM_INT;
+    }
+    return NUM_REAL;
+}
+
+/* Skip any JSON value (used for nested members). */
+static int skip_value(struct scan *sc, int depth)
+{
+    double d;
+    long long i;
+    size_t l;
+    bool f;
+
+    if (depth > 64)
+        return -1;
+    skip_ws(sc);
+    if (sc->p >= sc->end)
+        return -1;
+    switch (*sc->p) {
+    case '"':
+        return scan_string(sc, NULL, 0, &l, &f);
+    case '{': case '[': {
+        char close = *sc->p == '{' ? '}' : ']';
+        bool obj = *sc->p == '{';
+        sc->p++;
+        skip_ws(sc);
+        if (sc->p < sc->end && *sc->p == close) {
+            sc->p++;
+            return 0;
+        }
+        for (;;) {
+            skip_ws(sc);
+            if (obj) {
+                if (sc->p >= sc->end || *sc->p != '"' || scan_string(sc, NULL, 0, &l, &f) < 0)
+                    return -1;
+                skip_ws(sc);
+                if (sc->p >= sc->end || *sc->p++ != ':')
+                    return -1;
+            }
+            if (skip_value(sc, depth + 1) < 0)
+                return -1;
+            skip_ws(sc);
+            if (sc->p >= sc->end)
+                return -1;
+            if (*sc->p == ',') { sc->p++; continue; }
+            if (*sc->p == close) { sc->p++; return 0; }
+            return -1;
+        }
+    }
+    case 't':
+        if (sc->end - sc->p >= 4 && memcmp(sc->p, "true", 4) == 0) { sc->p += 4; return 0; }
+        return -1;
+    case 'f':
+        if (sc->end - sc->p >= 5 && memcmp(sc->p, "false", 5) == 0) { sc->p += 5; return 0; }
+        return -1;
+    case 'n':
+        if (sc->end - sc->p >= 4 && memcmp(sc->p, "null", 4) == 0) { sc->p += 4; return 0; }
+        return -1;
+    default:
+        return scan_number(sc, &d, &i) == NUM_BAD ? -1 : 0;
+    }
+}
+
+/* Per-metric flag members ("<metric>_flag") seen before their metric. */
+struct pending_flag {
+    const char *metric;
+    size_t len;
+    char flag;
+};
+
+static bool is_flag_suffix(const char *name, size_t len)
+{
+    return len > 5 && memcmp(name + len - 5, "_flag", 5) == 0;
+}
+
+int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_opts *o,
+                      struct iw_decoded *out)
+{
+    struct scan sc = { payload, payload + len };
+    struct pending_flag flags[IW_PAYLOAD_MAX_SAMPLES];
+    size_t n_flags = 0;
+    const char *ev_type = NULL;
+    int ev_state = -1;         /* 1 start, 0 stop */
+    bool ev_bad = false;
+    int reject_ts = -1;
+
+    out->n = 0;
+    out->has_ts = false;
+    out->msg_flag = 0;
+    out->names_used = 0;
+    memset(out->member_rejects, 0, sizeof(out->member_rejects));
+
+    skip_ws(&sc);
+    if (sc.p >= sc.end)
+        return IW_REJ_NOT_JSON;
+    if (*sc.p != '{') {
+        /* Still tell "valid JSON but not an object" from garbage. */
+        struct scan chk = sc;
+        if (skip_value(&chk, 0) == 0) {
+            skip_ws(&chk);
+            if (chk.p == chk.end)
+                return IW_REJ_NOT_OBJECT;
+        }
+        return IW_REJ_NOT_JSON;
+    }
+    sc.p++;
+    skip_ws(&sc);
+    if (sc.p < sc.end && *sc.p == '}') {
+        sc.p++;
+        goto done;
+    }
+    for (;;) {
+        char *name;
+        size_t nlen;
+        bool fits;
+
+        skip_ws(&sc);
+        if (sc.p >= sc.end || *sc.p != '"')
+            return IW_REJ_NOT_JSON;
+        name = out->names + out->names_used;
+        if (scan_string(&sc, name, sizeof(out->names) - out->names_used, &nlen, &fits) < 0)
+            return IW_REJ_NOT_JSON;
+        skip_ws(&sc);
+        if (sc.p >= sc.end || *sc.p++ != ':')
+            return IW_REJ_NOT_JSON;
+        skip_ws(&sc);
+        if (sc.p >= sc.end)
+            return IW_REJ_NOT_JSON;
+        bool name_ok = fits && nlen < sizeof(out->names) - out->names_used;
+        if (name_ok)
+            name[nlen] = '\0';
+
+        char c = *sc.p;
+        if (name_ok && strcmp(name, o->ts_field) == 0) {
+            /* The time of the samples: integer ms, seconds with a fraction, or RFC 3339. */
+            if (c == '"') {
+                char tbuf[64];
+                size_t tl;
+                bool tf;
+                if (scan_string(&sc, tbuf, sizeof(tbuf), &tl, &tf) < 0)
+                    return IW_REJ_NOT_JSON;
+                if (!tf || iw_rfc3339_parse(tbuf, tl, &out->ts) != 0)
+                    reject_ts = IW_REJ_BAD_TS;
+                else
+                    out->has_ts = true;
+            } else if (c == '-' || (c >= '0' && c <= '9') || c == 'N' || c == 'I') {
+                double d;
+                long long iv;
+                enum num_kind k = scan_number(&sc, &d, &iv);
+                if (k == NUM_BAD)
+                    return IW_REJ_NOT_JSON;
+                if (k == NUM_INT) {
+                    out->ts = iv;
+                    out->has_ts = true;
+                } else if (k == NUM_REAL && fabs(d) < 9.2e15) {
+                    out->ts = (int64_t)llround(d * 1000.0);
+                    out->has_ts = true;
+                } else {
+                    reject_ts = IW_REJ_BAD_TS;
+                }
+            } else {
+                if (skip_value(&sc, 0) < 0)
+                    return IW_REJ_NOT_JSON;
+                reject_ts = IW_REJ_BAD_TS;
+            }
+        } else if (c == '"') {
+            /* String members: flags, event fields, otherwise labels. */
+            char *val = name_ok ? name + nlen + 1 : NULL;
+            size_t cap = name_ok ? sizeof(out->names) - out->names_used - nlen - 1 : 0;
+            size_t vlen;
+            bool vf;
+            if (scan_string(&sc, val, cap, &vlen, &vf) < 0)
+                return IW_REJ_NOT_JSON;
+            if (!name_ok) {
+                out->member_rejects[IW_REJ_TOO_MANY]++;
+            } else if (strcmp(name, "flag") == 0 || is_flag_suffix(name, nlen)) {
+                char f = (vf && vlen == 1) ? val[0] : 0;
+                if (f >= 'a' && f <= 'z')
+                    f = (char)(f - 'a' + 'A');
+                if (!iw_flag_valid(f)) {
+                    if (strcmp(name, "flag") == 0)
+                        return IW_REJ_BAD_FLAG;
+                    /* A bad per-metric flag: drop the metric too (see below). */
+                    f = '?';
+                    out->member_rejects[IW_REJ_BAD_FLAG]++;
+                }
+                if (strcmp(name, "flag") == 0) {
+                    out->msg_flag = f == 'N' ? 0 : f;
+                } else if (n_flags < IW_PAYLOAD_MAX_SAMPLES) {
+                    flags[n_flags].metric = name;
+                    flags[n_flags].len = nlen - 5;
+                    flags[n_flags].flag = f;
+                    n_flags++;
+                    out->names_used += nlen + 1;   /* keep the name: flags[] points at it */
+                }
+            } else if (o->event && (strcmp(name, "type") == 0 || strcmp(name, "state") == 0)) {
+                if (!vf || !iw_label_valid(val, vlen)) {
+                    ev_bad = true;
+                } else {
+                    val[vlen] = '\0';
+                    if (name[0] == 't') {
+                        ev_type = val;
+                        out->names_used += nlen + 1 + vlen + 1;
+                    } else if (strcmp(val, "start") == 0) {
+                        ev_state = 1;
+                    } else if (strcmp(val, "stop") == 0) {
+                        ev_state = 0;
+                    } else {
+                        ev_bad = true;
+                    }
+                }
+            } else if (!vf || !iw_utf8_valid(val, vlen) || !iw_label_valid(name, nlen)) {
+                out->member_rejects[IW_REJ_BAD_LABEL]++;
+            }
+            /* Good labels are accepted; they are not stored as series. */
+        } else if (c == '{' || c == '[' || c == 'n') {
+            if (skip_value(&sc, 0) < 0)
+                return IW_REJ_NOT_JSON;
+            out->member_rejects[IW_REJ_BAD_MEMBER]++;
+        } else {
+            double d = 0;
+            long long iv;
+            if (c == 't' || c == 'f') {
+                if (skip_value(&sc, 0) < 0)
+                    return IW_REJ_NOT_JSON;
+                d = c == 't' ? 1.0 : 0.0;
+            } else {
+                enum num_kind k = scan_number(&sc, &d, &iv);
+                if (k == NUM_BAD)
+                    return IW_REJ_NOT_JSON;
+                if (k == NUM_NONFINITE) {
+                    out->member_rejects[IW_REJ_NON_FINITE]++;
+                    goto next;
+                }
+            }
+            if (!name_ok || out->n == IW_PAYLOAD_MAX_SAMPLES) {
+                out->member_rejects[IW_REJ_TOO_MANY]++;
+            } else if (!iw_label_valid(name, nlen)) {
+                out->member_rejects[IW_REJ_BAD_LABEL]++;
+            } else {
+                out->s[out->n].metric = name;
+                out->s[out->n].value = d;
+                out->s[out->n].flag = 0;
+                out->n++;
+                out->names_used += nlen + 1;
+            }
+        }
+next:
+        skip_ws(&sc);
+        if (sc.p >= sc.end)
+            return IW_REJ_NOT_JSON;
+        if (*sc.p == ',') {
+            sc.p++;
+            continue;
+        }
+        if (*sc.p == '}') {
+            sc.p++;
+            break;
+        }
+        return IW_REJ_NOT_JSON;
+    }
+done:
+    skip_ws(&sc);
+    if (sc.p != sc.end)
+        return IW_REJ_NOT_JSON;            /* trailing garbage */
+    if (reject_ts >= 0)
+        return reject_ts;
+    if (!out->has_ts)
+        out->ts = o->now_ms;
+    else if (out->ts > o->now_ms + o->max_future_skew_ms)
+        return IW_REJ_TS_FUTURE;
+    else if (o->max_age_ms > 0 && out->ts < o->now_ms - o->max_age_ms)
+        return IW_REJ_TS_TOO_OLD;
+
+    if (o->event) {
+        if (ev_bad || ev_type == NULL || ev_state < 0)
+            return IW_REJ_BAD_EVENT;
+        if (out->n == IW_PAYLOAD_MAX_SAMPLES)
+            return IW_REJ_TOO_MANY;
+        out->s[out->n].metric = ev_type;
+        out->s[out->n].value = ev_state;
+        out->s[out->n].flag = 0;
+        out->n++;
+    }
+
+    /* Apply flags: per-metric first, else the message's. */
+    for (size_t i = 0; i < out->n; i++) {
+        out->s[i].flag = out->msg_flag;
+        for (size_t k = 0; k < n_flags; k++) {
+            if (strlen(out->s[i].metric) == flags[k].len &&
+                memcmp(out->s[i].metric, flags[k].metric, flags[k].len) == 0)
+                out->s[i].flag = flags[k].flag == 'N' ? 0 : flags[k].flag;
+        }
+    }
+    /* Drop the metrics whose own flag was malformed (already counted). */
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++)
+        if (out->s[i].flag != '?')
+            out->s[w++] = out->s[i];
+    out->n = w;
+    return -1;
+}

@@ -1,0 +1,161 @@
+/* SPEC §1 payload rules and rejection reasons. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "islewatch/payload.h"
+
+#define NOW 1764417600000LL
+
+static struct iw_decoded d;
+
+static int decode_opts(const char *p, bool event, int64_t max_age)
+{
+    struct iw_payload_opts o = { .ts_field = "ts", .event = event, .now_ms = NOW,
+                                 .max_future_skew_ms = 300000, .max_age_ms = max_age };
+    return iw_payload_decode(p, strlen(p), &o, &d);
+}
+
+static int decode(const char *p) { return decode_opts(p, false, 90LL * 86400000); }
+
+static double value_of(const char *metric)
+{
+    for (size_t i = 0; i < d.n; i++)
+        if (strcmp(d.s[i].metric, metric) == 0)
+            return d.s[i].value;
+    cr_assert_fail("metric %s not decoded", metric);
+    return NAN;
+}
+
+static char flag_of(const char *metric)
+{
+    for (size_t i = 0; i < d.n; i++)
+        if (strcmp(d.s[i].metric, metric) == 0)
+            return d.s[i].flag;
+    cr_assert_fail("metric %s not decoded", metric);
+    return '?';
+}
+
+Test(payload, spec_water_example)
+{
+    cr_assert_eq(decode("{\"ts\":1764417600000,\"ph\":7.4,\"do\":6.2,\"codmn\":4.1,\"nh3_n\":0.82,"
+                        "\"tp\":0.15,\"tn\":1.1,\"temp\":14.2,\"turbidity\":12}"), -1);
+    cr_assert_eq(d.n, 8);
+    cr_assert_eq(d.ts, 1764417600000LL);
+    cr_assert_eq(value_of("nh3_n"), 0.82);
+    cr_assert_eq(value_of("turbidity"), 12.0);
+}
+
+Test(payload, booleans_are_one_and_zero_strings_are_labels)
+{
+    cr_assert_eq(decode("{\"online\":true,\"disk_ok\":false,\"fps\":25,\"model\":\"DS-2CD\"}"), -1);
+    cr_assert_eq(d.n, 3);
+    cr_assert_eq(value_of("online"), 1.0);
+    cr_assert_eq(value_of("disk_ok"), 0.0);
+    cr_assert_eq(d.ts, NOW, "absent ts is the time of receipt");
+}
+
+struct ts_case { const char *payload; long long want; };
+
+Test(payload, three_timestamp_forms)
+{
+    static const struct ts_case cases[] = {
+        { "{\"ts\":1764417600123,\"x\":1}", 1764417600123LL },
+        { "{\"ts\":1764417600.5,\"x\":1}", 1764417600500LL },
+        { "{\"ts\":1764417600.0,\"x\":1}", 1764417600000LL },
+        { "{\"ts\":1.7644176e9,\"x\":1}", 1764417600000LL },
+        { "{\"ts\":\"2025-11-29T12:00:00Z\",\"x\":1}", 1764417600000LL },
+        { "{\"ts\":\"2025-11-29T20:00:00.250+08:00\",\"x\":1}", 1764417600250LL },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_assert_eq(decode(cases[i].payload), -1, "%s", cases[i].payload);
+        cr_expect_eq(d.ts, cases[i].want, "%s: got %lld", cases[i].payload, (long long)d.ts);
+    }
+}
+
+struct rej_case { const char *payload; int reason; };
+
+Test(payload, message_level_rejections)
+{
+    static const struct rej_case cases[] = {
+        { "", IW_REJ_NOT_JSON },
+        { "hello", IW_REJ_NOT_JSON },
+        { "{\"ph\":7.4", IW_REJ_NOT_JSON },
+        { "{\"ph\":7.4} x", IW_REJ_NOT_JSON },
+        { "{\"ph\":07}", IW_REJ_NOT_JSON },
+        { "{'ph':7}", IW_REJ_NOT_JSON },
+        { "[1,2]", IW_REJ_NOT_OBJECT },
+        { "42", IW_REJ_NOT_OBJECT },
+        { "\"text\"", IW_REJ_NOT_OBJECT },
+        { "{\"ts\":1764417900001,\"x\":1}", IW_REJ_TS_FUTURE },
+        { "{\"ts\":1756000000000,\"x\":1}", IW_REJ_TS_TOO_OLD },
+        { "{\"ts\":\"yesterday\",\"x\":1}", IW_REJ_BAD_TS },
+        { "{\"ts\":true,\"x\":1}", IW_REJ_BAD_TS },
+        { "{\"flag\":\"Q\",\"x\":1}", IW_REJ_BAD_FLAG },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        cr_expect_eq(decode(cases[i].payload), cases[i].reason, "%s -> %d", cases[i].payload,
+                     decode(cases[i].payload));
+}
+
+Test(payload, future_skew_boundary_is_inclusive)
+{
+    cr_assert_eq(decode("{\"ts\":1764417900000,\"x\":1}"), -1, "exactly 5 min ahead is accepted");
+}
+
+Test(payload, bad_members_are_dropped_good_ones_kept)
+{
+    cr_assert_eq(decode("{\"a\":1e999,\"b\":NaN,\"c\":-Infinity,\"d\":2.5,\"e/x\":1,"
+                        "\"f\":{\"g\":1},\"h\":null,\"i#\":3,\"j\":[1,2]}"), -1);
+    cr_assert_eq(d.n, 1);
+    cr_assert_eq(value_of("d"), 2.5);
+    cr_expect_eq(d.member_rejects[IW_REJ_NON_FINITE], 3);
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 2);
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_MEMBER], 3);
+}
+
+Test(payload, invalid_utf8_label_is_dropped)
+{
+    cr_assert_eq(decode("{\"ok\":1,\"bad\xff\":2,\"loc\":\"\xc3\x28\"}"), -1);
+    cr_assert_eq(d.n, 1);
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 2);
+}
+
+Test(payload, escaped_names_and_unicode)
+{
+    cr_assert_eq(decode("{\"n\\u0068\\u0033_n\":1.5,\"\\u6c34\\u6e29\":14}"), -1);
+    cr_assert_eq(value_of("nh3_n"), 1.5);
+    cr_assert_eq(value_of("\xe6\xb0\xb4\xe6\xb8\xa9"), 14.0);
+}
+
+Test(payload, hj212_flags)
+{
+    cr_assert_eq(decode("{\"flag\":\"D\",\"ph\":7,\"do\":5,\"do_flag\":\"N\"}"), -1);
+    cr_assert_eq(flag_of("ph"), 'D');
+    cr_assert_eq(flag_of("do"), 0, "a per-metric N overrides the message flag");
+    cr_assert_eq(decode("{\"nh3_n_flag\":\"C\",\"nh3_n\":0.5,\"tp\":0.1}"), -1);
+    cr_assert_eq(flag_of("nh3_n"), 'C', "a flag member before its metric applies");
+    cr_assert_eq(flag_of("tp"), 0);
+    cr_assert_eq(decode("{\"tp_flag\":\"bad\",\"tp\":0.1,\"ph\":7}"), -1);
+    cr_assert_eq(d.n, 1, "a metric with a malformed flag is dropped");
+    cr_assert_eq(d.member_rejects[IW_REJ_BAD_FLAG], 1);
+}
+
+Test(payload, event_sources)
+{
+    cr_assert_eq(decode_opts("{\"ts\":1764417600000,\"type\":\"tamper\",\"state\":\"start\"}", true, 0), -1);
+    cr_assert_eq(d.n, 1);
+    cr_assert_str_eq(d.s[0].metric, "tamper");
+    cr_assert_eq(d.s[0].value, 1.0);
+    cr_assert_eq(decode_opts("{\"type\":\"video_loss\",\"state\":\"stop\"}", true, 0), -1);
+    cr_assert_eq(d.s[0].value, 0.0);
+    cr_expect_eq(decode_opts("{\"type\":\"tamper\"}", true, 0), IW_REJ_BAD_EVENT);
+    cr_expect_eq(decode_opts("{\"type\":\"tamper\",\"state\":\"maybe\"}", true, 0), IW_REJ_BAD_EVENT);
+    cr_expect_eq(decode_opts("{\"type\":\"a/b\",\"state\":\"start\"}", true, 0), IW_REJ_BAD_EVENT);
+}
+
+Test(payload, every_reason_has_a_name)
+{
+    for (int r = 0; r < IW_REJ_COUNT; r++)
+        cr_expect_neq(strcmp(iw_reject_name((enum iw_reject)r), "unknown"), 0, "reason %d", r);
+}
