@@ -1,0 +1,490 @@
+/*
+ * Reading points and aggregates, maintaining rollups, enforcing retention.
+ *
+ * Rollups are derived data: a minute rollup is always recomputed from the
+ * raw points of its minute (and an hour from its minutes) and written with
+ * Put, so redelivered or late samples can never be counted twice. Each series
+ * has a watermark W: every minute below W has its rollup. Readers use rollups
+ * below W and raw points from W on, so a query's answer never depends on how
+ * far the rollups have got.
+ */
+#include <float.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/log.h"
+#include "islewatch/topic.h"
+#include "store_int.h"
+
+/* Iterate one series' keys of one kind in [from, to). */
+struct range_it {
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ro;
+    unsigned char hi[IW_KEY_LEN];
+};
+
+static void range_open(struct iw_store *st, struct range_it *r, char kind, uint32_t id,
+                       int64_t from, int64_t to)
+{
+    unsigned char lo[IW_KEY_LEN];
+    iw_key_series_ts(lo, kind, id, from);
+    iw_key_series_ts(r->hi, kind, id, to);
+    r->ro = rocksdb_readoptions_create();
+    /* The upper bound lets RocksDB stop at the range's end instead of reading on. */
+    rocksdb_readoptions_set_iterate_upper_bound(r->ro, (const char *)r->hi, IW_KEY_LEN);
+    r->it = rocksdb_create_iterator(st->db, r->ro);
+    rocksdb_iter_seek(r->it, (const char *)lo, IW_KEY_LEN);
+}
+
+static void range_close(struct range_it *r)
+{
+    rocksdb_iter_destroy(r->it);
+    rocksdb_readoptions_destroy(r->ro);
+}
+
+static bool range_next(struct range_it *r, int64_t *ts, const char **v, size_t *vl)
+{
+    size_t kl;
+    const char *k;
+
+    if (!rocksdb_iter_valid(r->it))
+        return false;
+    k = rocksdb_iter_key(r->it, &kl);
+    if (kl != IW_KEY_LEN)
+        return false;
+    *ts = iw_key_get_ts((const unsigned char *)k + 5);
+    *v = rocksdb_iter_value(r->it, vl);
+    return true;
+}
+
+static void decode_point(int64_t ts, const char *v, size_t vl, struct iw_point *p)
+{
+    p->ts = ts;
+    p->value = 0;
+    if (vl >= 8)
+        memcpy(&p->value, v, 8);
+    p->flag = vl >= 9 ? v[8] : 0;
+}
+
+int iw_store_read_points(struct iw_store *st, uint32_t id, int64_t from, int64_t to,
+                         int (*cb)(void *ctx, const struct iw_point *), void *ctx)
+{
+    struct range_it r;
+    int64_t ts;
+    const char *v;
+    size_t vl;
+
+    if (from >= to)
+        return IW_OK;
+    range_open(st, &r, 'P', id, from, to);
+    while (range_next(&r, &ts, &v, &vl)) {
+        struct iw_point p;
+        decode_point(ts, v, vl, &p);
+        if (cb(ctx, &p) != 0)
+            break;
+        rocksdb_iter_next(r.it);
+    }
+    range_close(&r);
+    return IW_OK;
+}
+
+/* ---- rollup values ---- */
+
+#define ROLLUP_LEN 48
+
+static void rollup_encode(const struct iw_rollup *r, char out[ROLLUP_LEN])
+{
+    memcpy(out, &r->min, 8);
+    memcpy(out + 8, &r->max, 8);
+    memcpy(out + 16, &r->sum, 8);
+    memcpy(out + 24, &r->last, 8);
+    memcpy(out + 32, &r->count, 8);
+    memcpy(out + 40, &r->last_ts, 8);
+}
+
+static bool rollup_decode(int64_t ts, const char *v, size_t vl, struct iw_rollup *r)
+{
+    if (vl != ROLLUP_LEN)
+        return false;
+    r->ts = ts;
+    memcpy(&r->min, v, 8);
+    memcpy(&r->max, v + 8, 8);
+    memcpy(&r->sum, v + 16, 8);
+    memcpy(&r->last, v + 24, 8);
+    memcpy(&r->count, v + 32, 8);
+    memcpy(&r->last_ts, v + 40, 8);
+    return true;
+}
+
+static void rollup_reset(struct iw_rollup *r, int64_t ts)
+{
+    r->ts = ts;
+    r->min = DBL_MAX;
+    r->max = -DBL_MAX;
+    r->sum = 0;
+    r->last = 0;
+    r->count = 0;
+    r->last_ts = INT64_MIN;
+}
+
+static void rollup_add_point(struct iw_rollup *r, int64_t ts, double v)
+{
+    if (v < r->min) r->min = v;
+    if (v > r->max) r->max = v;
+    r->sum += v;
+    r->count++;
+    if (ts >= r->last_ts) {
+        r->last_ts = ts;
+        r->last = v;
+    }
+}
+
+static void rollup_merge(struct iw_rollup *r, const struct iw_rollup *o)
+{
+    if (o->count == 0)
+        return;
+    if (o->min < r->min) r->min = o->min;
+    if (o->max > r->max) r->max = o->max;
+    r->sum += o->sum;
+    r->count += o->count;
+    if (o->last_ts >= r->last_ts) {
+        r->last_ts = o->last_ts;
+        r->last = o->last;
+    }
+}
+
+/* ---- watermark ---- */
+
+int64_t iw_store_rollup_watermark(struct iw_store *st, uint32_t id)
+{
+    unsigned char k[5];
+    size_t vl;
+    char *err = NULL;
+    int64_t w = INT64_MIN;
+
+    k[0] = 'W';
+    iw_key_put_u32(k + 1, id);
+    char *v = rocksdb_get(st->db, st->ropts, (const char *)k, 5, &vl, &err);
+    if (err != NULL) {
+        rocksdb_free(err);
+        return INT64_MIN;
+    }
+    if (v != NULL && vl == 8)
+        memcpy(&w, v, 8);
+    rocksdb_free(v);
+    return w;
+}
+
+/* Recompute one hour's rollup from its minute rollups into the batch. */
+static void rollup_hour(struct iw_store *st, struct iw_wbatch *b, uint32_t id, int64_t hour,
+                        const struct iw_rollup *fresh, size_t n_fresh)
+{
+    struct range_it r;
+    struct iw_rollup h, m;
+    int64_t ts;
+    const char *v;
+    size_t vl, fi = 0;
+    unsigned char k[IW_KEY_LEN];
+    char val[ROLLUP_LEN];
+
+    /* The batch is not yet visible to reads: merge the minutes computed in
+     * this call (fresh, sorted) over the stored ones. */
+    rollup_reset(&h, hour);
+    range_open(st, &r, 'M', id, hour, hour + IW_MS_PER_HOUR);
+    while (range_next(&r, &ts, &v, &vl)) {
+        while (fi < n_fresh && fresh[fi].ts < ts) {
+            if (fresh[fi].ts >= hour && fresh[fi].ts < hour + IW_MS_PER_HOUR)
+                rollup_merge(&h, &fresh[fi]);
+            fi++;
+        }
+        if (fi < n_fresh && fresh[fi].ts == ts) {
+            rollup_merge(&h, &fresh[fi]);
+            fi++;
+        } else if (rollup_decode(ts, v, vl, &m)) {
+            rollup_merge(&h, &m);
+        }
+        rocksdb_iter_next(r.it);
+    }
+    range_close(&r);
+    for (; fi < n_fresh; fi++)
+        if (fresh[fi].ts >= hour && fresh[fi].ts < hour + IW_MS_PER_HOUR)
+            rollup_merge(&h, &fresh[fi]);
+    if (h.count == 0)
+        return;
+    iw_key_series_ts(k, 'H', id, hour);
+    rollup_encode(&h, val);
+    iw_store_put_raw(b, k, sizeof(k), val, sizeof(val));
+}
+
+int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to, bool advance)
+{
+    struct iw_wbatch *b;
+    struct range_it r;
+    struct iw_rollup cur, *mins = NULL;
+    size_t n_mins = 0, cap = 0;
+    int64_t ts;
+    const char *v;
+    size_t vl;
+    int rc;
+
+    from = iw_floor_to(from, IW_MS_PER_MIN);
+    to = iw_floor_to(to, IW_MS_PER_MIN);
+    if (from >= to && !advance)
+        return IW_OK;
+    b = iw_wbatch_new();
+    if (b == NULL)
+        return IW_E_NOMEM;
+
+    rollup_reset(&cur, INT64_MIN);
+    range_open(st, &r, 'P', id, from, to);
+    for (;;) {
+        bool more = range_next(&r, &ts, &v, &vl);
+        int64_t m = more ? iw_floor_to(ts, IW_MS_PER_MIN) : INT64_MAX;
+        if (cur.count > 0 && m != cur.ts) {
+            if (n_mins == cap) {
+                cap = cap ? cap * 2 : 64;
+                struct iw_rollup *nm = realloc(mins, cap * sizeof(*nm));
+                if (nm == NULL) {
+                    range_close(&r);
+                    free(mins);
+                    iw_wbatch_free(b);
+                    return IW_E_NOMEM;
+                }
+                mins = nm;
+            }
+            mins[n_mins++] = cur;
+        }
+        if (!more)
+            break;
+        if (m != cur.ts)
+            rollup_reset(&cur, m);
+        struct iw_point p;
+        decode_point(ts, v, vl, &p);
+        rollup_add_point(&cur, p.ts, p.value);
+        rocksdb_iter_next(r.it);
+    }
+    range_close(&r);
+
+    /* Minutes: Put each computed one; delete stale rollups of minutes now empty. */
+    {
+        unsigned char lo[IW_KEY_LEN], hi[IW_KEY_LEN];
+        iw_key_series_ts(lo, 'M', id, from);
+        iw_key_series_ts(hi, 'M', id, to);
+        if (from < to)
+            iw_store_delete_range_raw(b, lo, sizeof(lo), hi, sizeof(hi));
+    }
+    for (size_t i = 0; i < n_mins; i++) {
+        unsigned char k[IW_KEY_LEN];
+        char val[ROLLUP_LEN];
+        iw_key_series_ts(k, 'M', id, mins[i].ts);
+        rollup_encode(&mins[i], val);
+        iw_store_put_raw(b, k, sizeof(k), val, sizeof(val));
+    }
+    /* Hours touched. */
+    int64_t last_hour = INT64_MIN;
+    for (size_t i = 0; i < n_mins; i++) {
+        int64_t h = iw_floor_to(mins[i].ts, IW_MS_PER_HOUR);
+        if (h != last_hour) {
+            rollup_hour(st, b, id, h, mins, n_mins);
+            last_hour = h;
+        }
+    }
+    if (advance) {
+        unsigned char k[5];
+        k[0] = 'W';
+        iw_key_put_u32(k + 1, id);
+        iw_store_put_raw(b, k, 5, &to, 8);
+    }
+    rc = iw_store_write(st, b, NULL);
+    iw_wbatch_free(b);
+    free(mins);
+    return rc;
+}
+
+/* ---- aggregates ---- */
+
+struct agg_ctx {
+    int64_t step;
+    struct iw_rollup bucket;
+    int (*cb)(void *ctx, const struct iw_rollup *);
+    void *ctx;
+    bool stop;
+};
+
+static void agg_emit(struct agg_ctx *a)
+{
+    if (a->bucket.count > 0 && !a->stop)
+        a->stop = a->cb(a->ctx, &a->bucket) != 0;
+}
+
+static void agg_add(struct agg_ctx *a, const struct iw_rollup *r)
+{
+    int64_t b = iw_floor_to(r->ts, a->step);
+    if (b != a->bucket.ts) {
+        agg_emit(a);
+        rollup_reset(&a->bucket, b);
+    }
+    rollup_merge(&a->bucket, r);
+}
+
+static int agg_point_cb(void *ctx, const struct iw_point *p)
+{
+    struct agg_ctx *a = ctx;
+    struct iw_rollup r;
+    rollup_reset(&r, p->ts);
+    rollup_add_point(&r, p->ts, p->value);
+    agg_add(a, &r);
+    return a->stop;
+}
+
+static void agg_rollups(struct iw_store *st, struct agg_ctx *a, char kind, uint32_t id,
+                        int64_t from, int64_t to)
+{
+    struct range_it r;
+    int64_t ts;
+    const char *v;
+    size_t vl;
+
+    range_open(st, &r, kind, id, from, to);
+    while (!a->stop && range_next(&r, &ts, &v, &vl)) {
+        struct iw_rollup ru;
+        if (rollup_decode(ts, v, vl, &ru))
+            agg_add(a, &ru);
+        rocksdb_iter_next(r.it);
+    }
+    range_close(&r);
+}
+
+static int64_t ceil_to(int64_t t, int64_t step)
+{
+    int64_t f = iw_floor_to(t, step);
+    return f == t ? t : f + step;
+}
+
+/* Segments [from,to) at resolution res: rollups where whole, finer data at the edges. */
+static void agg_segment(struct iw_store *st, struct agg_ctx *a, uint32_t id, int64_t from,
+                        int64_t to, enum iw_resolution res, int64_t wm)
+{
+    if (from >= to || a->stop)
+        return;
+    if (res == IW_RES_RAW) {
+        if (iw_store_read_points(st, id, from, to, agg_point_cb, a) != IW_OK)
+            a->stop = true;
+        return;
+    }
+    int64_t unit = res == IW_RES_1H ? IW_MS_PER_HOUR : IW_MS_PER_MIN;
+    int64_t lim = to < wm ? to : wm;
+    enum iw_resolution finer = res == IW_RES_1H ? IW_RES_1M : IW_RES_RAW;
+    int64_t lo = ceil_to(from, unit);
+    int64_t hi = lim > from ? iw_floor_to(lim, unit) : lo;
+    if (lo >= hi) {
+        agg_segment(st, a, id, from, to, finer, wm);
+        return;
+    }
+    agg_segment(st, a, id, from, lo, finer, wm);
+    agg_rollups(st, a, res == IW_RES_1H ? 'H' : 'M', id, lo, hi);
+    agg_segment(st, a, id, hi, to, finer, wm);
+}
+
+int iw_store_read_agg(struct iw_store *st, uint32_t id, int64_t from, int64_t to, int64_t step,
+                      int (*cb)(void *ctx, const struct iw_rollup *), void *ctx)
+{
+    struct agg_ctx a = { .step = step, .cb = cb, .ctx = ctx };
+    enum iw_resolution res = IW_RES_RAW;
+    int64_t wm;
+
+    if (step <= 0 || from >= to)
+        return IW_E_INVAL;
+    rollup_reset(&a.bucket, INT64_MIN);
+    wm = iw_store_rollup_watermark(st, id);
+    if (step % IW_MS_PER_HOUR == 0)
+        res = IW_RES_1H;
+    else if (step % IW_MS_PER_MIN == 0)
+        res = IW_RES_1M;
+    agg_segment(st, &a, id, from, to, res, wm);
+    agg_emit(&a);
+    return IW_OK;
+}
+
+/* ---- series listing ---- */
+
+static int name_cmp(const void *x, const void *y)
+{
+    const struct iw_series *a = *(const struct iw_series *const *)x;
+    const struct iw_series *b = *(const struct iw_series *const *)y;
+    return strcmp(a->name, b->name);
+}
+
+int iw_store_series_list(struct iw_store *st, const char *glob,
+                         int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
+{
+    uint32_t n = iw_store_series_count(st), m = 0;
+    const struct iw_series **v = malloc((n ? n : 1) * sizeof(*v));
+
+    if (v == NULL)
+        return IW_E_NOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct iw_series *s = iw_store_series_by_id(st, i);
+        if (s != NULL && (glob == NULL || iw_glob_match(glob, s->name)))
+            v[m++] = s;
+    }
+    qsort(v, m, sizeof(*v), name_cmp);
+    for (uint32_t i = 0; i < m; i++) {
+        struct iw_series_info info = { .series = v[i], .first = 0, .last = 0, .count = 0 };
+        struct range_it r;
+        int64_t ts;
+        const char *val;
+        size_t vl;
+
+        range_open(st, &r, 'P', v[i]->id, INT64_MIN, INT64_MAX);
+        while (range_next(&r, &ts, &val, &vl)) {
+            if (info.count == 0)
+                info.first = ts;
+            info.last = ts;
+            info.count++;
+            rocksdb_iter_next(r.it);
+        }
+        range_close(&r);
+        if (info.count == 0)
+            continue;                     /* all its points expired */
+        if (cb(ctx, &info) != 0)
+            break;
+    }
+    free(v);
+    return IW_OK;
+}
+
+/* ---- retention ---- */
+
+int iw_store_retention(struct iw_store *st, int64_t now_ms, int64_t raw_ms, int64_t m_ms, int64_t h_ms)
+{
+    uint32_t n = iw_store_series_count(st);
+    struct iw_wbatch *b = iw_wbatch_new();
+    static const char kinds[3] = { 'P', 'M', 'H' };
+    int64_t keep[3] = { raw_ms, m_ms, h_ms };
+    int rc = IW_OK;
+
+    if (b == NULL)
+        return IW_E_NOMEM;
+    /* One range tombstone per series and resolution: no scan of the data. */
+    for (uint32_t id = 0; id < n; id++) {
+        for (int k = 0; k < 3; k++) {
+            unsigned char lo[IW_KEY_LEN], hi[IW_KEY_LEN];
+            if (keep[k] <= 0)
+                continue;
+            iw_key_series_ts(lo, kinds[k], id, INT64_MIN);
+            iw_key_series_ts(hi, kinds[k], id, now_ms - keep[k]);
+            iw_store_delete_range_raw(b, lo, sizeof(lo), hi, sizeof(hi));
+        }
+        if (iw_wbatch_count(b) >= 3000 || id + 1 == n) {
+            rc = iw_store_write(st, b, NULL);
+            iw_wbatch_clear(b);
+            if (rc != IW_OK)
+                break;
+        }
+    }
+    iw_wbatch_free(b);
+    return rc;
+}

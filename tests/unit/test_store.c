@@ -1,0 +1,239 @@
+/* RocksDB store in a temporary directory: keys, dictionary, points, rollups, retention. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/store.h"
+#include "../../server/store_int.h"
+
+static char dir[256];
+static struct iw_store *st;
+
+static void rm_rf(const char *p)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static void setup(void)
+{
+    struct iw_diag diag = {0};
+    snprintf(dir, sizeof(dir), "/tmp/iw-store-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    struct iw_store_opts o = { .path = dir, .max_series = 4096 };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+}
+
+static void teardown(void)
+{
+    iw_store_close(st);
+    rm_rf(dir);
+}
+
+TestSuite(store, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(store, key_byte_order_is_time_order)
+{
+    static const int64_t ts[] = { INT64_MIN, -86400000, -1, 0, 1, 1764417600000LL, INT64_MAX };
+    unsigned char prev[IW_KEY_LEN], k[IW_KEY_LEN];
+    for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+        iw_key_series_ts(k, 'P', 7, ts[i]);
+        cr_assert_eq(iw_key_get_ts(k + 5), ts[i], "round trip %lld", (long long)ts[i]);
+        if (i > 0)
+            cr_assert_lt(memcmp(prev, k, IW_KEY_LEN), 0, "order at %zu", i);
+        memcpy(prev, k, IW_KEY_LEN);
+    }
+    /* A series' keys are contiguous: every key of id 7 sorts before id 8's first. */
+    unsigned char k8[IW_KEY_LEN];
+    iw_key_series_ts(k, 'P', 7, INT64_MAX);
+    iw_key_series_ts(k8, 'P', 8, INT64_MIN);
+    cr_assert_lt(memcmp(k, k8, IW_KEY_LEN), 0);
+    iw_key_series_ts(k, 'P', 255, INT64_MAX);
+    iw_key_series_ts(k8, 'P', 256, INT64_MIN);
+    cr_assert_lt(memcmp(k, k8, IW_KEY_LEN), 0, "big-endian ids");
+}
+
+struct collect { struct iw_point p[256]; size_t n; };
+
+static int collect_cb(void *ctx, const struct iw_point *p)
+{
+    struct collect *c = ctx;
+    if (c->n < 256)
+        c->p[c->n++] = *p;
+    return 0;
+}
+
+Test(store, points_round_trip_and_overwrite_is_idempotent)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    cr_assert_eq(iw_store_series_intern(st, "water/dongtan/w01/nh3_n", 23, &s), IW_OK);
+    cr_assert_str_eq(s->name + s->metric_off, "nh3_n");
+    cr_assert_eq(strncmp(s->name + s->site_off, "dongtan/", 8), 0);
+
+    struct iw_wbatch *b = iw_wbatch_new();
+    iw_wbatch_put_point(b, s->id, 3000, 0.3, 0);
+    iw_wbatch_put_point(b, s->id, 1000, 0.1, 0);
+    iw_wbatch_put_point(b, s->id, 2000, 0.2, 'D');
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_clear(b);
+    iw_wbatch_put_point(b, s->id, 2000, 0.25, 0);      /* same (series, ts): replaces */
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+
+    struct collect c = {0};
+    cr_assert_eq(iw_store_read_points(st, s->id, 0, 10000, collect_cb, &c), IW_OK);
+    cr_assert_eq(c.n, 3);
+    cr_assert_eq(c.p[0].ts, 1000);
+    cr_assert_eq(c.p[1].value, 0.25);
+    cr_assert_eq(c.p[1].flag, 0);
+    cr_assert_eq(c.p[2].ts, 3000);
+}
+
+Test(store, dictionary_survives_reopen_and_read_only_sees_live_writes)
+{
+    const struct iw_series *a, *b2, *again;
+    struct iw_diag diag = {0};
+    cr_assert_eq(iw_store_series_intern(st, "air/dongtan/a01/pm25", 20, &a), IW_OK);
+    cr_assert_eq(iw_store_series_intern(st, "air/dongtan/a01/pm10", 20, &b2), IW_OK);
+    cr_assert_neq(a->id, b2->id);
+    cr_assert_eq(iw_store_series_intern(st, "air/dongtan/a01/pm25", 20, &again), IW_OK);
+    cr_assert_eq(again, a);
+    struct iw_wbatch *b = iw_wbatch_new();
+    iw_wbatch_put_point(b, a->id, 5, 35, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+
+    /* A reader beside the running writer (the CLI's --db). */
+    struct iw_store *ro;
+    struct iw_store_opts o = { .path = dir, .read_only = true, .max_series = 4096 };
+    cr_assert_eq(iw_store_open(&o, &ro, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    const struct iw_series *rs = iw_store_series_find(ro, "air/dongtan/a01/pm25", 20);
+    cr_assert_not_null(rs);
+    cr_assert_eq(rs->id, a->id);
+    struct collect c = {0};
+    cr_assert_eq(iw_store_read_points(ro, rs->id, 0, 10, collect_cb, &c), IW_OK);
+    cr_assert_eq(c.n, 1);
+    cr_assert_eq(c.p[0].value, 35.0);
+    iw_store_close(ro);
+
+    iw_store_close(st);
+    o.read_only = false;
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK);
+    cr_assert_eq(iw_store_series_count(st), 2);
+    const struct iw_series *n3;
+    cr_assert_eq(iw_store_series_intern(st, "air/dongtan/a01/o3", 18, &n3), IW_OK);
+    cr_assert_eq(n3->id, 2, "ids continue after reopen");
+}
+
+struct aggs { struct iw_rollup r[64]; size_t n; };
+
+static int agg_cb(void *ctx, const struct iw_rollup *r)
+{
+    struct aggs *a = ctx;
+    if (a->n < 64)
+        a->r[a->n++] = *r;
+    return 0;
+}
+
+Test(store, aggregates_equal_raw_whatever_the_rollup_progress)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    int64_t base = 1764417600000LL;                     /* an hour boundary */
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/do", 12, &s), IW_OK);
+    struct iw_wbatch *b = iw_wbatch_new();
+    /* 3 hours of one sample every 30 s: value = minute index. */
+    for (int i = 0; i < 360; i++)
+        iw_wbatch_put_point(b, s->id, base + i * 30000LL, (double)(i / 2), 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+
+    struct aggs before = {0}, after = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + 3 * IW_MS_PER_HOUR, IW_MS_PER_HOUR,
+                                   agg_cb, &before), IW_OK);
+    cr_assert_eq(before.n, 3);
+    cr_assert_eq(before.r[0].count, 120);
+    cr_assert_eq(before.r[1].min, 60.0);
+    cr_assert_eq(before.r[1].max, 119.0);
+    cr_assert_eq(before.r[2].last, 179.0);
+
+    /* Roll up the first 2.5 hours; answers must not change. */
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + 150 * IW_MS_PER_MIN, true), IW_OK);
+    cr_assert_eq(iw_store_rollup_watermark(st, s->id), base + 150 * IW_MS_PER_MIN);
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + 3 * IW_MS_PER_HOUR, IW_MS_PER_HOUR,
+                                   agg_cb, &after), IW_OK);
+    cr_assert_eq(after.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_expect_eq(after.r[i].ts, before.r[i].ts);
+        cr_expect_eq(after.r[i].count, before.r[i].count, "hour %zu", i);
+        cr_expect_eq(after.r[i].sum, before.r[i].sum, "hour %zu", i);
+        cr_expect_eq(after.r[i].min, before.r[i].min);
+        cr_expect_eq(after.r[i].max, before.r[i].max);
+        cr_expect_eq(after.r[i].last, before.r[i].last);
+    }
+    /* A late sample in a rolled-up minute, then recompute: counted once, even twice over. */
+    b = iw_wbatch_new();
+    iw_wbatch_put_point(b, s->id, base + 15000, 1000.0, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + IW_MS_PER_MIN, false), IW_OK);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + IW_MS_PER_MIN, false), IW_OK);
+    struct aggs late = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + IW_MS_PER_HOUR, IW_MS_PER_HOUR,
+                                   agg_cb, &late), IW_OK);
+    cr_assert_eq(late.n, 1);
+    cr_assert_eq(late.r[0].count, 121);
+    cr_assert_eq(late.r[0].max, 1000.0);
+    /* 10-minute steps, unaligned start. */
+    struct aggs ten = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, base + 5 * IW_MS_PER_MIN, base + 30 * IW_MS_PER_MIN,
+                                   10 * IW_MS_PER_MIN, agg_cb, &ten), IW_OK);
+    cr_assert_eq(ten.n, 3);
+    cr_assert_eq(ten.r[0].ts, base);
+    cr_assert_eq(ten.r[0].count, 10, "minutes 5..9: 10 samples");
+    cr_assert_eq(ten.r[1].count, 20);
+}
+
+Test(store, retention_removes_old_points_only)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    int64_t now = 1764417600000LL;
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/ph", 12, &s), IW_OK);
+    struct iw_wbatch *b = iw_wbatch_new();
+    iw_wbatch_put_point(b, s->id, now - 91 * IW_MS_PER_DAY, 7.0, 0);
+    iw_wbatch_put_point(b, s->id, now - 89 * IW_MS_PER_DAY, 7.1, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, now - 92 * IW_MS_PER_DAY, now, true), IW_OK);
+    cr_assert_eq(iw_store_retention(st, now, 90 * IW_MS_PER_DAY, 365 * IW_MS_PER_DAY,
+                                    3650 * IW_MS_PER_DAY), IW_OK);
+    struct collect c = {0};
+    cr_assert_eq(iw_store_read_points(st, s->id, INT64_MIN, INT64_MAX, collect_cb, &c), IW_OK);
+    cr_assert_eq(c.n, 1);
+    cr_assert_eq(c.p[0].value, 7.1);
+    /* The minute rollup of the expired point is kept (1y retention). */
+    struct aggs a = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, now - 92 * IW_MS_PER_DAY, now, IW_MS_PER_DAY,
+                                   agg_cb, &a), IW_OK);
+    cr_assert_eq(a.n, 2);
+}
+
+Test(store, meta_put_get_scan_delete)
+{
+    void *v;
+    size_t l;
+    cr_assert_eq(iw_store_meta_put(st, "alert/0001", "one", 3), IW_OK);
+    cr_assert_eq(iw_store_meta_put(st, "alert/0002", "two", 3), IW_OK);
+    cr_assert_eq(iw_store_meta_put(st, "state/x", "s", 1), IW_OK);
+    cr_assert_eq(iw_store_meta_get(st, "alert/0002", &v, &l), IW_OK);
+    cr_assert_eq(l, 3);
+    cr_assert_str_eq(v, "two");
+    free(v);
+    cr_assert_eq(iw_store_meta_delete(st, "alert/0002"), IW_OK);
+    cr_assert_eq(iw_store_meta_get(st, "alert/0002", &v, &l), IW_E_NOTFOUND);
+}
