@@ -1,0 +1,65 @@
+/*
+ * Process-wide counters for /metrics (SPEC §7). Hot-path counters are
+ * relaxed atomics: each is an independent monotonic count, nothing is
+ * ordered by them, and a scrape may see one a little ahead of another.
+ */
+#ifndef ISLEWATCH_STATS_H
+#define ISLEWATCH_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "islewatch/config.h"
+#include "islewatch/payload.h"
+
+#define IW_STATS_MAX_SOURCES 32
+#define IW_STATS_WRITE_BUCKETS 12     /* 50us .. 1s and +Inf */
+#define IW_STATS_MAX_QUEUES 66        /* shard queues + the alert queue */
+
+struct iw_stats {
+    _Atomic uint64_t received[IW_STATS_MAX_SOURCES];      /* by source index */
+    _Atomic uint64_t stored_points[IW_STATS_MAX_SOURCES];
+    _Atomic uint64_t stored_messages[IW_STATS_MAX_SOURCES];
+    _Atomic uint64_t rejected[IW_REJ_COUNT];               /* messages and members, by reason */
+    _Atomic uint64_t write_bucket[IW_STATS_WRITE_BUCKETS]; /* store write latency histogram */
+    _Atomic uint64_t write_count;
+    _Atomic uint64_t write_ns_sum;
+    _Atomic uint64_t batch_points_sum;                     /* points per write batch */
+    _Atomic uint64_t backpressure_waits;                   /* a shard queue was full */
+    _Atomic uint64_t store_errors;
+    _Atomic uint64_t alerts_active[IW_SEV_COUNT];
+    _Atomic int      broker_connected;
+    _Atomic uint64_t broker_reconnects;
+    _Atomic int      reload_ok;                            /* 1 after a good (re)load */
+    _Atomic uint64_t reloads_total;
+    _Atomic int      db_open;
+    _Atomic uint64_t in_callback;                          /* messages being handled now */
+};
+
+extern struct iw_stats iw_stats;
+extern const double iw_stats_write_bounds[IW_STATS_WRITE_BUCKETS - 1];   /* seconds */
+
+static inline void iw_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Record one store write of `points` points that took `ns`. */
+void iw_stats_write(uint64_t ns, uint64_t points);
+
+/* Alerts published, by (rule, severity, status): a small table (not per message). */
+void iw_stats_alert_published(const char *rule, const char *severity, const char *status);
+
+/* Queue depth gauges, registered by the pipeline. */
+typedef size_t (*iw_depth_fn)(const void *q);
+void iw_stats_register_queue(const char *name, iw_depth_fn fn, const void *q);
+void iw_stats_unregister_queues(void);
+
+/*
+ * Render every metric in the Prometheus text format (HELP and TYPE lines)
+ * into a malloc'd string. `source_names` maps source indexes to names.
+ */
+char *iw_stats_render(const char *const *source_names, size_t n_sources);
+
+#endif /* ISLEWATCH_STATS_H */

@@ -1,0 +1,240 @@
+/* Counters and their Prometheus text rendering. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/stats.h"
+
+struct iw_stats iw_stats;
+
+const double iw_stats_write_bounds[IW_STATS_WRITE_BUCKETS - 1] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+};
+
+void iw_stats_write(uint64_t ns, uint64_t points)
+{
+    double s = (double)ns / 1e9;
+    size_t b = 0;
+    while (b < IW_STATS_WRITE_BUCKETS - 1 && s > iw_stats_write_bounds[b])
+        b++;
+    iw_stat_add(&iw_stats.write_bucket[b], 1);
+    iw_stat_add(&iw_stats.write_count, 1);
+    iw_stat_add(&iw_stats.write_ns_sum, ns);
+    iw_stat_add(&iw_stats.batch_points_sum, points);
+}
+
+/* ---- alerts published: few distinct label sets, updated per alert, not per message ---- */
+
+struct alert_row {
+    char *rule, *severity, *status;
+    uint64_t n;
+};
+static pthread_mutex_t alert_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct alert_row *alert_rows;
+static size_t n_alert_rows, cap_alert_rows;
+
+void iw_stats_alert_published(const char *rule, const char *severity, const char *status)
+{
+    pthread_mutex_lock(&alert_lock);
+    for (size_t i = 0; i < n_alert_rows; i++) {
+        struct alert_row *r = &alert_rows[i];
+        if (strcmp(r->rule, rule) == 0 && strcmp(r->severity, severity) == 0 &&
+            strcmp(r->status, status) == 0) {
+            r->n++;
+            pthread_mutex_unlock(&alert_lock);
+            return;
+        }
+    }
+    if (n_alert_rows == cap_alert_rows) {
+        size_t cap = cap_alert_rows ? cap_alert_rows * 2 : 16;
+        struct alert_row *nr = realloc(alert_rows, cap * sizeof(*nr));
+        if (nr == NULL) {
+            pthread_mutex_unlock(&alert_lock);
+            return;
+        }
+        alert_rows = nr;
+        cap_alert_rows = cap;
+    }
+    alert_rows[n_alert_rows++] = (struct alert_row){ strdup(rule), strdup(severity),
+                                                     strdup(status), 1 };
+    pthread_mutex_unlock(&alert_lock);
+}
+
+/* ---- queue gauges ---- */
+
+struct queue_row {
+    const char *name;
+    iw_depth_fn fn;
+    const void *q;
+};
+static struct queue_row queues[IW_STATS_MAX_QUEUES];
+static size_t n_queues;
+static pthread_mutex_t queue_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void iw_stats_register_queue(const char *name, iw_depth_fn fn, const void *q)
+{
+    pthread_mutex_lock(&queue_lock);
+    if (n_queues < IW_STATS_MAX_QUEUES)
+        queues[n_queues++] = (struct queue_row){ name, fn, q };
+    pthread_mutex_unlock(&queue_lock);
+}
+
+void iw_stats_unregister_queues(void)
+{
+    pthread_mutex_lock(&queue_lock);
+    n_queues = 0;
+    pthread_mutex_unlock(&queue_lock);
+}
+
+/* ---- rendering ---- */
+
+struct buf {
+    char *p;
+    size_t n, cap;
+};
+
+static void bprintf(struct buf *b, const char *fmt, ...) IW_PRINTF(2, 3);
+static void bprintf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int w = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (w < 0)
+            return;
+        if (b->p != NULL && b->n + (size_t)w < b->cap) {
+            b->n += (size_t)w;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)w;
+        char *np = realloc(b->p, cap);
+        if (np == NULL)
+            return;
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+/* Label values escaped as the text format wants (\\, \", \n). */
+static void blabel(struct buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            bprintf(b, "\\%c", *v);
+        else if (*v == '\n')
+            bprintf(b, "\\n");
+        else
+            bprintf(b, "%c", *v);
+    }
+}
+
+static uint64_t ld(_Atomic uint64_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
+
+char *iw_stats_render(const char *const *source_names, size_t n_sources)
+{
+    struct buf b = {0};
+
+    if (n_sources > IW_STATS_MAX_SOURCES)
+        n_sources = IW_STATS_MAX_SOURCES;
+    bprintf(&b, "# HELP islewatch_messages_received_total MQTT messages received, by source.\n"
+                "# TYPE islewatch_messages_received_total counter\n");
+    for (size_t i = 0; i < n_sources; i++) {
+        bprintf(&b, "islewatch_messages_received_total{source=\"");
+        blabel(&b, source_names[i]);
+        bprintf(&b, "\"} %llu\n", (unsigned long long)ld(&iw_stats.received[i]));
+    }
+    bprintf(&b, "# HELP islewatch_messages_stored_total Messages whose samples are durably stored, by source.\n"
+                "# TYPE islewatch_messages_stored_total counter\n");
+    for (size_t i = 0; i < n_sources; i++) {
+        bprintf(&b, "islewatch_messages_stored_total{source=\"");
+        blabel(&b, source_names[i]);
+        bprintf(&b, "\"} %llu\n", (unsigned long long)ld(&iw_stats.stored_messages[i]));
+    }
+    bprintf(&b, "# HELP islewatch_points_stored_total Points written to RocksDB, by source.\n"
+                "# TYPE islewatch_points_stored_total counter\n");
+    for (size_t i = 0; i < n_sources; i++) {
+        bprintf(&b, "islewatch_points_stored_total{source=\"");
+        blabel(&b, source_names[i]);
+        bprintf(&b, "\"} %llu\n", (unsigned long long)ld(&iw_stats.stored_points[i]));
+    }
+    bprintf(&b, "# HELP islewatch_messages_rejected_total Messages (or members) rejected, by reason.\n"
+                "# TYPE islewatch_messages_rejected_total counter\n");
+    for (int r = 0; r < IW_REJ_COUNT; r++)
+        bprintf(&b, "islewatch_messages_rejected_total{reason=\"%s\"} %llu\n",
+                iw_reject_name((enum iw_reject)r), (unsigned long long)ld(&iw_stats.rejected[r]));
+
+    bprintf(&b, "# HELP islewatch_queue_depth Items waiting in each internal queue.\n"
+                "# TYPE islewatch_queue_depth gauge\n");
+    pthread_mutex_lock(&queue_lock);
+    for (size_t i = 0; i < n_queues; i++)
+        bprintf(&b, "islewatch_queue_depth{queue=\"%s\"} %zu\n", queues[i].name,
+                queues[i].fn(queues[i].q));
+    pthread_mutex_unlock(&queue_lock);
+    bprintf(&b, "# HELP islewatch_messages_waiting Messages being handled by the MQTT delivery threads.\n"
+                "# TYPE islewatch_messages_waiting gauge\n"
+                "islewatch_messages_waiting %llu\n", (unsigned long long)ld(&iw_stats.in_callback));
+    bprintf(&b, "# HELP islewatch_backpressure_waits_total Times a delivery thread waited for a full shard queue.\n"
+                "# TYPE islewatch_backpressure_waits_total counter\n"
+                "islewatch_backpressure_waits_total %llu\n",
+            (unsigned long long)ld(&iw_stats.backpressure_waits));
+
+    bprintf(&b, "# HELP islewatch_store_write_seconds Latency of RocksDB batch writes (WAL).\n"
+                "# TYPE islewatch_store_write_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < IW_STATS_WRITE_BUCKETS; i++) {
+        cum += ld(&iw_stats.write_bucket[i]);
+        if (i < IW_STATS_WRITE_BUCKETS - 1)
+            bprintf(&b, "islewatch_store_write_seconds_bucket{le=\"%g\"} %llu\n",
+                    iw_stats_write_bounds[i], (unsigned long long)cum);
+        else
+            bprintf(&b, "islewatch_store_write_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cum);
+    }
+    bprintf(&b, "islewatch_store_write_seconds_sum %.9f\n"
+                "islewatch_store_write_seconds_count %llu\n",
+            (double)ld(&iw_stats.write_ns_sum) / 1e9, (unsigned long long)ld(&iw_stats.write_count));
+    bprintf(&b, "# HELP islewatch_store_batch_points_total Points written, summed over batches (divide by the write count for the mean batch size).\n"
+                "# TYPE islewatch_store_batch_points_total counter\n"
+                "islewatch_store_batch_points_total %llu\n",
+            (unsigned long long)ld(&iw_stats.batch_points_sum));
+    bprintf(&b, "# HELP islewatch_store_errors_total Failed store writes (retried).\n"
+                "# TYPE islewatch_store_errors_total counter\n"
+                "islewatch_store_errors_total %llu\n", (unsigned long long)ld(&iw_stats.store_errors));
+
+    bprintf(&b, "# HELP islewatch_alerts_published_total Alert messages published, by rule, severity and status.\n"
+                "# TYPE islewatch_alerts_published_total counter\n");
+    pthread_mutex_lock(&alert_lock);
+    for (size_t i = 0; i < n_alert_rows; i++) {
+        bprintf(&b, "islewatch_alerts_published_total{rule=\"");
+        blabel(&b, alert_rows[i].rule);
+        bprintf(&b, "\",severity=\"%s\",status=\"%s\"} %llu\n", alert_rows[i].severity,
+                alert_rows[i].status, (unsigned long long)alert_rows[i].n);
+    }
+    pthread_mutex_unlock(&alert_lock);
+    bprintf(&b, "# HELP islewatch_alerts_active Alert instances firing now, by severity.\n"
+                "# TYPE islewatch_alerts_active gauge\n");
+    for (int s = 0; s < IW_SEV_COUNT; s++)
+        bprintf(&b, "islewatch_alerts_active{severity=\"%s\"} %llu\n",
+                iw_severity_name((enum iw_severity)s),
+                (unsigned long long)ld(&iw_stats.alerts_active[s]));
+
+    bprintf(&b, "# HELP islewatch_broker_connected 1 when every broker connection is up.\n"
+                "# TYPE islewatch_broker_connected gauge\n"
+                "islewatch_broker_connected %d\n",
+            atomic_load_explicit(&iw_stats.broker_connected, memory_order_relaxed));
+    bprintf(&b, "# HELP islewatch_broker_reconnects_total Reconnections to the broker.\n"
+                "# TYPE islewatch_broker_reconnects_total counter\n"
+                "islewatch_broker_reconnects_total %llu\n",
+            (unsigned long long)ld(&iw_stats.broker_reconnects));
+    bprintf(&b, "# HELP islewatch_config_last_reload_successful 1 when the last config (re)load succeeded.\n"
+                "# TYPE islewatch_config_last_reload_successful gauge\n"
+                "islewatch_config_last_reload_successful %d\n",
+            atomic_load_explicit(&iw_stats.reload_ok, memory_order_relaxed));
+    bprintf(&b, "# HELP islewatch_config_reloads_total Config reloads attempted.\n"
+                "# TYPE islewatch_config_reloads_total counter\n"
+                "islewatch_config_reloads_total %llu\n", (unsigned long long)ld(&iw_stats.reloads_total));
+    return b.p;
+}
