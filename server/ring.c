@@ -54,24 +54,25 @@ void iw_spsc_fini(struct iw_spsc *r)
 
 size_t iw_spsc_capacity(const struct iw_spsc *r)
 {
-    return r->slot != NULL ? r->mask + 1 : 0;
+    return r != NULL && r->slot != NULL ? r->mask + 1 : 0;
 }
 
 size_t iw_spsc_depth(const struct iw_spsc *r)
 {
+    size_t head, tail, depth;
+
+    if (r == NULL || r->slot == NULL)        /* never initialised or finished */
+        return 0;
     /*
      * A3: pairs with R2 in iw_spsc_pop. The consumer stored head = h only
      * after an acquire load of tail (A2) returned at least h; acquiring h
      * here orders that load before ours, so coherence gives tail >= h and
      * the difference cannot go negative.
      */
-    size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    head = atomic_load_explicit(&r->head, memory_order_acquire);
     /* Relaxed: any value at or after the one A3 ordered us behind will do. */
-    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    size_t depth = tail - head;
-
-    if (r->slot == NULL)                     /* never initialised or finished */
-        return 0;
+    tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    depth = tail - head;
     /*
      * Between the two loads the consumer may pop and the producer refill, so
      * the raw difference can exceed the capacity; clamp to the true bound.
