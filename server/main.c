@@ -1,2 +1,70 @@
+/* islewatchd: parse argv, run the daemon, map the result to an exit code. */
+#include <getopt.h>
 #include <stdio.h>
-int main(void) { fprintf(stderr, "islewatchd: under construction\n"); return 1; }
+#include <string.h>
+
+#include "islewatch/daemon.h"
+#include "islewatch/log.h"
+#include "islewatch/version.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: islewatchd [-c FILE] [--log-level LEVEL]\n"
+            "MQTT telemetry aggregation server: subscribes to the device topics of FILE,\n"
+            "stores every sample in RocksDB, evaluates the rules and publishes alerts.\n\n"
+            "  -c, --config FILE     configuration (default config/islewatch.yaml)\n"
+            "      --log-level LVL   error, warn, info (default) or debug\n"
+            "  -h, --help            this help\n"
+            "  -V, --version         version\n\n"
+            "Signals: SIGHUP reloads FILE (an invalid file is refused and the running\n"
+            "config stays); SIGTERM/SIGINT drain and stop.\n\n"
+            "Example:\n  islewatchd -c /etc/islewatch/islewatch.yaml\n"
+            "  islewatch check /etc/islewatch/islewatch.yaml   # validate first\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "log-level", required_argument, NULL, 'l' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *cfg = "config/islewatch.yaml";
+    int c;
+
+    while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            cfg = optarg;
+            break;
+        case 'l': {
+            int lvl = iw_log_level_parse(optarg);
+            if (lvl < 0) {
+                fprintf(stderr, "islewatchd: --log-level %s: use error, warn, info or debug\n", optarg);
+                return 2;
+            }
+            iw_log_set_level((enum iw_log_level)lvl);
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("islewatchd %s\n", IW_VERSION_STRING);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "islewatchd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    int rc = iw_daemon_run(cfg);
+    return rc == IW_OK ? 0 : rc == IW_E_CONFIG ? 1 : 3;
+}

@@ -7,6 +7,7 @@
 #ifndef ISLEWATCH_CLI_H
 #define ISLEWATCH_CLI_H
 
+/* `islewatch check FILE`: diagnostics on stderr, "FILE: OK (...)" on stdout. */
 int iw_cmd_check(int argc, char **argv);     /* server/cli/cmd_check.c */
 int iw_cmd_series(int argc, char **argv);    /* server/cli/cmd_query.c */
 int iw_cmd_query(int argc, char **argv);     /* server/cli/cmd_query.c */

@@ -1,2 +1,58 @@
+/* islewatch: the command-line tool. Dispatches to one function per command. */
 #include <stdio.h>
-int main(void) { fprintf(stderr, "islewatch: under construction\n"); return 1; }
+#include <string.h>
+
+#include "islewatch/cli.h"
+#include "islewatch/version.h"
+
+struct cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct cmd cmds[] = {
+    { "check", iw_cmd_check, "validate a config file (FILE:LINE:COLUMN errors)" },
+    { "series", iw_cmd_series, "list series with first/last timestamp and point count" },
+    { "query", iw_cmd_query, "points or aggregates of series" },
+    { "alerts", iw_cmd_alerts, "alert history or the active alerts" },
+    { "tail", iw_cmd_tail, "live alert stream from the broker" },
+    { "ack", iw_cmd_ack, "acknowledge a firing alert" },
+    { "test", iw_cmd_test, "rule unit tests: samples in, expected alerts out" },
+    { "backtest", iw_cmd_backtest, "run a rule file over stored history" },
+    { "report", iw_cmd_report, "compliance reports: water, air, cameras" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: islewatch COMMAND [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(f, "\n`islewatch COMMAND --help` shows a command's options and an example.\n"
+               "Reading commands talk to a running daemon (--url http://127.0.0.1:8080, the\n"
+               "default) or read a database directory directly (--db PATH), also while the\n"
+               "daemon has it open.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0 ||
+        strcmp(argv[1], "version") == 0) {
+        printf("islewatch %s\n", IW_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[1], cmds[i].name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "islewatch: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,43 @@
+/*
+ * The JSON answers of the reading API (SPEC §6, §7), built from the store.
+ * One implementation serves `islewatch ... --db PATH --format json` and the
+ * HTTP endpoints, so both print exactly the same document.
+ */
+#ifndef ISLEWATCH_API_JSON_H
+#define ISLEWATCH_API_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "islewatch/compiler.h"
+#include "islewatch/err.h"
+
+struct iw_store;
+
+enum iw_agg { IW_Q_RAW = 0, IW_Q_AVG, IW_Q_MIN, IW_Q_MAX, IW_Q_SUM, IW_Q_COUNT, IW_Q_LAST };
+/* "avg" ... "last" -> enum; -1 when unknown. */
+int iw_agg_parse(const char *s);
+
+/* [{"series":"...","first":T,"last":T,"count":N}, ...] for series matching glob (NULL: all). */
+IW_NODISCARD int iw_api_series_json(struct iw_store *st, const char *glob, char **out);
+
+/*
+ * [{"series":"...","points":[[T,V],...]}, ...] for each series matching glob,
+ * points with from <= T <= to (both ends inclusive). step 0: raw points (a flagged point carries its
+ * flag as a third element, [T,V,"D"]); step > 0: one [bucket_start, agg] per
+ * non-empty bucket. Series with no point in the range are left out.
+ */
+IW_NODISCARD int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,
+                                   int64_t step, enum iw_agg agg, char **out);
+
+/*
+ * Alert objects (SPEC §5) as an array: active ones (the latest message of
+ * each firing episode) or the history in seq order with ts >= since (ms),
+ * optionally only of rule `rule` (NULL: all), at most `limit` (0: no limit;
+ * the newest ones are kept).
+ */
+IW_NODISCARD int iw_api_alerts_json(struct iw_store *st, bool active, int64_t since,
+                                    const char *rule, size_t limit, char **out);
+
+#endif

@@ -1,0 +1,417 @@
+/*
+ * The alert publisher: one thread, so `seq` is assigned in publish order.
+ * For each alert the shards emit it: assigns seq, records the alert in the
+ * store (history "alert/<seq>", open episodes "active/<id>", and the seq
+ * counter, in one batch), then publishes it with QoS alerts.qos on
+ * alerts.topic and keeps the retained current state on active_topic (an empty
+ * retained message on resolve). Silenced alerts are recorded, not published.
+ * Paho buffers (persisted, bounded) what is published while the broker is
+ * away and sends it in order on reconnect.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "islewatch/alert.h"
+#include "islewatch/clock.h"
+#include "islewatch/daemon.h"
+#include "islewatch/log.h"
+#include "islewatch/stats.h"
+#include "daemon_int.h"
+
+enum pub_kind { PUB_ALERT = 0, PUB_ACK = 1 };
+
+struct pub_item {
+    enum pub_kind kind;
+    struct iw_alert *a;                /* PUB_ALERT: owned copy */
+    char id[17];                       /* PUB_ACK */
+    char *by, *comment;
+    pthread_mutex_t *done_lock;        /* PUB_ACK: the caller waits for the result */
+    pthread_cond_t *done_cond;
+    int *result;
+};
+
+struct active_row {
+    char id[17];
+    enum iw_severity sev;
+};
+
+struct iw_alert_pub {
+    struct iw_daemon *d;
+    struct iw_mpmc q;                  /* of struct pub_item * */
+    pthread_t thread;
+    uint64_t seq;                      /* publisher thread only */
+    struct active_row *active;
+    size_t n_active, cap_active;
+};
+
+/* ---- the live feed (SSE) ---- */
+
+#define FEED_CAP 4096
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t seq[FEED_CAP];
+    char *json[FEED_CAP];
+    size_t len[FEED_CAP];
+    uint64_t newest;
+} feed = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void feed_add(uint64_t seq, const char *json, size_t len)
+{
+    size_t i = seq % FEED_CAP;
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return;
+    memcpy(copy, json, len + 1);
+    pthread_mutex_lock(&feed.lock);
+    free(feed.json[i]);
+    feed.json[i] = copy;
+    feed.len[i] = len;
+    feed.seq[i] = seq;
+    feed.newest = seq;
+    pthread_cond_broadcast(&feed.cond);
+    pthread_mutex_unlock(&feed.lock);
+}
+
+uint64_t iw_alert_feed_since(uint64_t after, void (*cb)(void *ctx, uint64_t seq, const char *json,
+                             size_t len), void *ctx)
+{
+    uint64_t last = after;
+    pthread_mutex_lock(&feed.lock);
+    uint64_t lo = feed.newest > FEED_CAP ? feed.newest - FEED_CAP + 1 : 1;
+    for (uint64_t s = after + 1 > lo ? after + 1 : lo; s <= feed.newest; s++) {
+        size_t i = s % FEED_CAP;
+        if (feed.seq[i] == s && feed.json[i] != NULL) {
+            cb(ctx, s, feed.json[i], feed.len[i]);
+            last = s;
+        }
+    }
+    pthread_mutex_unlock(&feed.lock);
+    return last;
+}
+
+uint64_t iw_alert_feed_wait(uint64_t after, int timeout_ms)
+{
+    struct timespec dl;
+    uint64_t n;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&feed.lock);
+    while (feed.newest <= after)
+        if (pthread_cond_timedwait(&feed.cond, &feed.lock, &dl) != 0)
+            break;
+    n = feed.newest;
+    pthread_mutex_unlock(&feed.lock);
+    return n;
+}
+
+static void feed_clear(void)
+{
+    pthread_mutex_lock(&feed.lock);
+    for (size_t i = 0; i < FEED_CAP; i++) {
+        free(feed.json[i]);
+        feed.json[i] = NULL;
+        feed.seq[i] = 0;
+    }
+    feed.newest = 0;
+    pthread_mutex_unlock(&feed.lock);
+}
+
+/* ---- history in the store ---- */
+
+struct hist_ctx {
+    int (*cb)(void *ctx, uint64_t seq, const char *json, size_t len);
+    void *ctx;
+    uint64_t after;
+};
+
+static int hist_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct hist_ctx *h = ctx;
+    char num[32];
+    if (klen <= 6 || klen - 6 >= sizeof(num))
+        return 0;
+    memcpy(num, key + 6, klen - 6);
+    num[klen - 6] = '\0';
+    uint64_t seq = strtoull(num, NULL, 10);
+    if (seq <= h->after)
+        return 0;
+    return h->cb(h->ctx, seq, val, vlen);
+}
+
+int iw_alert_history_scan(struct iw_store *st, uint64_t after_seq,
+                          int (*cb)(void *ctx, uint64_t seq, const char *json, size_t len), void *ctx)
+{
+    struct hist_ctx h = { cb, ctx, after_seq };
+    return iw_store_meta_scan(st, "alert/", hist_cb, &h);
+}
+
+struct act_ctx {
+    int (*cb)(void *ctx, const char *json, size_t len);
+    void *ctx;
+};
+
+static int act_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct act_ctx *a = ctx;
+    (void)key;
+    (void)klen;
+    return a->cb(a->ctx, val, vlen);
+}
+
+int iw_alert_active_scan(struct iw_store *st, int (*cb)(void *ctx, const char *json, size_t len),
+                         void *ctx)
+{
+    struct act_ctx a = { cb, ctx };
+    return iw_store_meta_scan(st, "active/", act_cb, &a);
+}
+
+/* ---- the publisher thread ---- */
+
+static void active_set(struct iw_alert_pub *p, const char *id, int sev)
+{
+    size_t i;
+    for (i = 0; i < p->n_active; i++)
+        if (strcmp(p->active[i].id, id) == 0)
+            break;
+    if (i < p->n_active) {
+        atomic_fetch_sub_explicit(&iw_stats.alerts_active[p->active[i].sev], 1, memory_order_relaxed);
+        if (sev < 0) {
+            p->active[i] = p->active[--p->n_active];
+            return;
+        }
+    } else {
+        if (sev < 0)
+            return;
+        if (p->n_active == p->cap_active) {
+            size_t cap = p->cap_active ? p->cap_active * 2 : 64;
+            struct active_row *na = realloc(p->active, cap * sizeof(*na));
+            if (na == NULL)
+                return;
+            p->active = na;
+            p->cap_active = cap;
+        }
+        i = p->n_active++;
+        snprintf(p->active[i].id, sizeof(p->active[i].id), "%s", id);
+    }
+    p->active[i].sev = (enum iw_severity)sev;
+    atomic_fetch_add_explicit(&iw_stats.alerts_active[sev], 1, memory_order_relaxed);
+}
+
+static void publish(struct iw_alert_pub *p, struct iw_alert *a)
+{
+    const struct iw_config *cfg = p->d->cfg;
+    struct iw_wbatch *b = iw_wbatch_new();
+    struct iw_diag diag = {0};
+    char key[64], akey[64], topic[1024], seqbuf[32];
+    char *json = NULL;
+    size_t len = 0;
+
+    a->seq = ++p->seq;
+    if (b == NULL || iw_alert_to_json(a, &json, &len) != IW_OK) {
+        IW_LOG_ERROR("alerts", "cannot serialise alert %s of rule %s (out of memory?)", a->id, a->rule);
+        iw_wbatch_free(b);
+        return;
+    }
+    snprintf(key, sizeof(key), "alert/%020" PRIu64, a->seq);
+    snprintf(akey, sizeof(akey), "active/%s", a->id);
+    snprintf(seqbuf, sizeof(seqbuf), "%" PRIu64, a->seq);
+    iw_wbatch_put_meta(b, key, json, len);
+    iw_wbatch_put_meta(b, "seq", seqbuf, strlen(seqbuf));
+    if (a->status == IW_ALERT_FIRING)
+        iw_wbatch_put_meta(b, akey, json, len);
+    else
+        iw_wbatch_delete_meta(b, akey);
+    if (iw_store_write(p->d->store, b, &diag) != IW_OK) {
+        IW_LOG_ERROR("alerts", "cannot record alert seq %" PRIu64 ": %s", a->seq, iw_diag_first(&diag));
+        iw_diag_fini(&diag);
+    }
+    iw_wbatch_free(b);
+    active_set(p, a->id, a->status == IW_ALERT_FIRING ? (int)a->severity : -1);
+    feed_add(a->seq, json, len);
+
+    if (!a->silenced) {
+        if (iw_alert_topic(cfg->alerts.topic, a, topic, sizeof(topic)) == IW_OK)
+            (void)iw_mqtt_publish(p->d->mqtt, topic, json, len, cfg->alerts.qos, false);
+        if (iw_alert_topic(cfg->alerts.active_topic, a, topic, sizeof(topic)) == IW_OK) {
+            if (a->status == IW_ALERT_FIRING)
+                (void)iw_mqtt_publish(p->d->mqtt, topic, json, len, cfg->alerts.qos, true);
+            else
+                (void)iw_mqtt_publish(p->d->mqtt, topic, "", 0, cfg->alerts.qos, true);
+        }
+        iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
+                                 iw_alert_status_name(a->status));
+    }
+    IW_LOG_INFO("alerts", "%s%s %s %s/%s/%s seq=%" PRIu64 " id=%s%s", a->silenced ? "silenced " : "",
+                iw_alert_status_name(a->status), a->rule, a->source, a->site, a->device, a->seq,
+                a->id, a->late ? " (late)" : "");
+    free(json);
+}
+
+static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
+{
+    char akey[64];
+    void *val;
+    size_t len;
+    struct iw_alert *a;
+    struct iw_diag diag = {0};
+
+    snprintf(akey, sizeof(akey), "active/%s", it->id);
+    if (iw_store_meta_get(p->d->store, akey, &val, &len) != IW_OK)
+        return IW_E_NOTFOUND;
+    int rc = iw_alert_from_json(val, len, &a, &diag);
+    free(val);
+    iw_diag_fini(&diag);
+    if (rc != IW_OK)
+        return rc;
+    a->acked = true;
+    a->ack_ts = iw_now_ms();
+    free((char *)a->ack_by);
+    free((char *)a->ack_comment);
+    a->ack_by = it->by ? strdup(it->by) : NULL;
+    a->ack_comment = it->comment ? strdup(it->comment) : NULL;
+    publish(p, a);
+    iw_alert_free(a);
+    return IW_OK;
+}
+
+static void *pub_main(void *arg)
+{
+    struct iw_alert_pub *p = arg;
+    struct pub_item *it;
+
+    pthread_setname_np(pthread_self(), "iw-alert-pub");
+    for (;;) {
+        if (iw_mpmc_pop_wait(&p->q, &it, 200 * 1000000LL) != IW_OK) {
+            if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)
+                break;
+            continue;
+        }
+        if (it->kind == PUB_ALERT) {
+            publish(p, it->a);
+            iw_alert_free(it->a);
+        } else {
+            int rc = do_ack(p, it);
+            pthread_mutex_lock(it->done_lock);
+            *it->result = rc;
+            pthread_cond_signal(it->done_cond);
+            pthread_mutex_unlock(it->done_lock);
+        }
+        free(it);
+    }
+    return NULL;
+}
+
+void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a)
+{
+    struct pub_item *it = calloc(1, sizeof(*it));
+    if (it == NULL || iw_alert_dup(a, &it->a) != IW_OK) {
+        IW_LOG_ERROR("alerts", "out of memory: alert of rule %s dropped", a->rule);
+        free(it);
+        return;
+    }
+    it->kind = PUB_ALERT;
+    iw_mpmc_push_wait(&p->q, &it);
+}
+
+int iw_daemon_ack(struct iw_daemon *d, const char *id, const char *by, const char *comment)
+{
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int result = 1;
+    struct pub_item *it = calloc(1, sizeof(*it));
+
+    if (it == NULL)
+        return IW_E_NOMEM;
+    if (strlen(id) != 16) {
+        free(it);
+        return IW_E_NOTFOUND;
+    }
+    it->kind = PUB_ACK;
+    snprintf(it->id, sizeof(it->id), "%s", id);
+    it->by = by ? strdup(by) : NULL;
+    it->comment = comment ? strdup(comment) : NULL;
+    it->done_lock = &lock;
+    it->done_cond = &cond;
+    it->result = &result;
+    char *by_copy = it->by, *comment_copy = it->comment;
+    iw_mpmc_push_wait(&d->pub->q, &it);
+    pthread_mutex_lock(&lock);
+    while (result == 1)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    free(by_copy);
+    free(comment_copy);
+    return result;
+}
+
+static int active_load_cb(void *ctx, const char *json, size_t len)
+{
+    struct iw_alert_pub *p = ctx;
+    struct iw_alert *a;
+    struct iw_diag diag = {0};
+    if (iw_alert_from_json(json, len, &a, &diag) == IW_OK) {
+        active_set(p, a->id, (int)a->severity);
+        iw_alert_free(a);
+    }
+    iw_diag_fini(&diag);
+    return 0;
+}
+
+static size_t queue_depth(const void *q) { return iw_mpmc_depth(q); }
+
+int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw_diag *diag)
+{
+    struct iw_alert_pub *p = calloc(1, sizeof(*p));
+    void *v;
+    size_t l;
+
+    *out = NULL;
+    if (p == NULL)
+        return IW_E_NOMEM;
+    p->d = d;
+    if (iw_mpmc_init(&p->q, 4096, sizeof(struct pub_item *)) != IW_OK) {
+        free(p);
+        return IW_E_NOMEM;
+    }
+    /* seq continues across restarts. */
+    if (iw_store_meta_get(d->store, "seq", &v, &l) == IW_OK) {
+        p->seq = strtoull(v, NULL, 10);
+        free(v);
+    }
+    if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)
+        IW_LOG_WARN("alerts", "could not read the active alerts");
+    if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
+        iw_diag_set(diag, NULL, 0, 0, "cannot start the alert publisher thread");
+        iw_mpmc_fini(&p->q);
+        free(p);
+        return IW_E_NOMEM;
+    }
+    iw_stats_register_queue("alerts", queue_depth, &p->q);
+    *out = p;
+    return IW_OK;
+}
+
+void iw_alert_pub_stop(struct iw_alert_pub *p)
+{
+    if (p == NULL)
+        return;
+    /* The shards have stopped (stop == 1); 2 tells the publisher to exit once drained. */
+    atomic_store_explicit(&p->d->stop, 2, memory_order_release);
+    pthread_join(p->thread, NULL);
+    for (size_t i = 0; i < p->n_active; i++)
+        atomic_fetch_sub_explicit(&iw_stats.alerts_active[p->active[i].sev], 1, memory_order_relaxed);
+    free(p->active);
+    iw_mpmc_fini(&p->q);
+    free(p);
+    feed_clear();
+}

@@ -1,0 +1,212 @@
+/* JSON answers of the reading API, from the store (see api_json.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "islewatch/api_json.h"
+#include "islewatch/clock.h"
+#include "islewatch/daemon.h"
+#include "islewatch/store.h"
+#include "islewatch/topic.h"
+
+int iw_agg_parse(const char *s)
+{
+    static const char *const names[] = { "raw", "avg", "min", "max", "sum", "count", "last" };
+    for (int i = 0; i < 7; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    if (strcmp(s, "mean") == 0)
+        return IW_Q_AVG;
+    return -1;
+}
+
+static int series_cb(void *ctx, const struct iw_series_info *si)
+{
+    cJSON *arr = ctx, *o = cJSON_CreateObject();
+    if (o == NULL)
+        return 1;
+    cJSON_AddStringToObject(o, "series", si->series->name);
+    cJSON_AddNumberToObject(o, "first", (double)si->first);
+    cJSON_AddNumberToObject(o, "last", (double)si->last);
+    cJSON_AddNumberToObject(o, "count", (double)si->count);
+    cJSON_AddItemToArray(arr, o);
+    return 0;
+}
+
+static int finish(cJSON *root, char **out)
+{
+    *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return *out ? IW_OK : IW_E_NOMEM;
+}
+
+int iw_api_series_json(struct iw_store *st, const char *glob, char **out)
+{
+    cJSON *arr = cJSON_CreateArray();
+    *out = NULL;
+    if (arr == NULL)
+        return IW_E_NOMEM;
+    int rc = iw_store_series_list(st, glob, series_cb, arr);
+    if (rc != IW_OK) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    return finish(arr, out);
+}
+
+struct q_ctx {
+    cJSON *points;
+    enum iw_agg agg;
+};
+
+/* A number that JSON can carry (non-finite values are never stored, but be safe). */
+static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+static int raw_cb(void *ctx, const struct iw_point *p)
+{
+    struct q_ctx *q = ctx;
+    cJSON *pt = cJSON_CreateArray();
+    cJSON_AddItemToArray(pt, cJSON_CreateNumber((double)p->ts));
+    cJSON_AddItemToArray(pt, num(p->value));
+    if (p->flag) {
+        char f[2] = { p->flag, 0 };
+        cJSON_AddItemToArray(pt, cJSON_CreateString(f));
+    }
+    cJSON_AddItemToArray(q->points, pt);
+    return 0;
+}
+
+static int agg_cb(void *ctx, const struct iw_rollup *r)
+{
+    struct q_ctx *q = ctx;
+    double v;
+    switch (q->agg) {
+    case IW_Q_MIN:   v = r->min; break;
+    case IW_Q_MAX:   v = r->max; break;
+    case IW_Q_SUM:   v = r->sum; break;
+    case IW_Q_COUNT: v = (double)r->count; break;
+    case IW_Q_LAST:  v = r->last; break;
+    default:         v = r->sum / (double)r->count; break;
+    }
+    cJSON *pt = cJSON_CreateArray();
+    cJSON_AddItemToArray(pt, cJSON_CreateNumber((double)r->ts));
+    cJSON_AddItemToArray(pt, num(v));
+    cJSON_AddItemToArray(q->points, pt);
+    return 0;
+}
+
+static int name_cb(void *ctx, const struct iw_series_info *si)
+{
+    cJSON *names = ctx;
+    cJSON_AddItemToArray(names, cJSON_CreateNumber(si->series->id));
+    return 0;
+}
+
+int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,
+                      int64_t step, enum iw_agg agg, char **out)
+{
+    cJSON *arr = cJSON_CreateArray(), *ids = cJSON_CreateArray(), *id;
+    int rc = IW_OK;
+
+    *out = NULL;
+    if (arr == NULL || ids == NULL) {
+        cJSON_Delete(arr);
+        cJSON_Delete(ids);
+        return IW_E_NOMEM;
+    }
+    /* The range is inclusive at both ends: --from T --to T gives the point at T. */
+    if (to < INT64_MAX)
+        to++;
+    if (from >= to || step < 0) {
+        cJSON_Delete(arr);
+        cJSON_Delete(ids);
+        return IW_E_INVAL;
+    }
+    rc = iw_store_series_list(st, glob, name_cb, ids);
+    cJSON_ArrayForEach(id, ids) {
+        if (rc != IW_OK)
+            break;
+        const struct iw_series *s = iw_store_series_by_id(st, (uint32_t)id->valuedouble);
+        struct q_ctx q = { cJSON_CreateArray(), agg };
+        if (s == NULL || q.points == NULL)
+            continue;
+        if (step > 0)
+            rc = iw_store_read_agg(st, s->id, from, to, step, agg_cb, &q);
+        else
+            rc = iw_store_read_points(st, s->id, from, to, raw_cb, &q);
+        if (cJSON_GetArraySize(q.points) == 0) {
+            cJSON_Delete(q.points);
+            continue;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "series", s->name);
+        cJSON_AddItemToObject(o, "points", q.points);
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON_Delete(ids);
+    if (rc != IW_OK) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    return finish(arr, out);
+}
+
+struct alerts_ctx {
+    cJSON *arr;
+    int64_t since;
+    const char *rule;
+    size_t limit;
+};
+
+static int alert_item(struct alerts_ctx *a, const char *json, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength(json, len);
+    if (o == NULL)
+        return 0;
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(o, "rule");
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
+    int64_t t = 0;
+    if (cJSON_IsString(ts) && iw_rfc3339_parse(ts->valuestring, strlen(ts->valuestring), &t) != IW_OK)
+        t = 0;
+    if ((a->rule != NULL && (!cJSON_IsString(rule) || strcmp(rule->valuestring, a->rule) != 0)) ||
+        t < a->since) {
+        cJSON_Delete(o);
+        return 0;
+    }
+    cJSON_AddItemToArray(a->arr, o);
+    if (a->limit > 0 && (size_t)cJSON_GetArraySize(a->arr) > a->limit)
+        cJSON_DeleteItemFromArray(a->arr, 0);            /* keep the newest */
+    return 0;
+}
+
+static int hist_item(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    (void)seq;
+    return alert_item(ctx, json, len);
+}
+
+static int active_item(void *ctx, const char *json, size_t len)
+{
+    return alert_item(ctx, json, len);
+}
+
+int iw_api_alerts_json(struct iw_store *st, bool active, int64_t since, const char *rule,
+                       size_t limit, char **out)
+{
+    struct alerts_ctx a = { cJSON_CreateArray(), since, rule, limit };
+    int rc;
+
+    *out = NULL;
+    if (a.arr == NULL)
+        return IW_E_NOMEM;
+    rc = active ? iw_alert_active_scan(st, active_item, &a)
+                : iw_alert_history_scan(st, 0, hist_item, &a);
+    if (rc != IW_OK) {
+        cJSON_Delete(a.arr);
+        return rc;
+    }
+    return finish(a.arr, out);
+}

@@ -1,0 +1,128 @@
+/* Helpers shared by the CLI's reading commands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/err.h"
+#include "islewatch/http_client.h"
+#include "islewatch/store.h"
+#include "cli_int.h"
+
+int cli_format_parse(const char *s)
+{
+    if (strcmp(s, "table") == 0) return FMT_TABLE;
+    if (strcmp(s, "csv") == 0) return FMT_CSV;
+    if (strcmp(s, "json") == 0) return FMT_JSON;
+    return -1;
+}
+
+cJSON *cli_fetch(const struct cli_source *src, const char *path,
+                 int (*build)(struct iw_store *st, void *ctx, char **out), void *ctx,
+                 int *exit_code)
+{
+    struct iw_diag diag = {0};
+    char *text = NULL;
+    cJSON *doc;
+
+    *exit_code = 0;
+    if (src->db != NULL) {
+        struct iw_store *st;
+        struct iw_store_opts o = { .path = src->db, .read_only = true };
+        if (iw_store_open(&o, &st, &diag) != IW_OK) {
+            fprintf(stderr, "islewatch: %s\n", iw_diag_first(&diag));
+            iw_diag_fini(&diag);
+            *exit_code = 3;
+            return NULL;
+        }
+        int rc = build(st, ctx, &text);
+        iw_store_close(st);
+        if (rc != IW_OK) {
+            fprintf(stderr, "islewatch: reading %s failed: %s\n", src->db, iw_strerror(rc));
+            *exit_code = rc == IW_E_INVAL ? 2 : 3;
+            return NULL;
+        }
+    } else {
+        size_t len = 0;
+        int status = 0;
+        if (iw_http_request(src->url, "GET", path, NULL, NULL, &text, &len, &status, &diag) != IW_OK) {
+            fprintf(stderr, "islewatch: %s (is islewatchd running with http.listen at %s? or "
+                    "read a database directly with --db PATH)\n", iw_diag_first(&diag), src->url);
+            iw_diag_fini(&diag);
+            *exit_code = 3;
+            return NULL;
+        }
+        if (status != 200) {
+            fprintf(stderr, "islewatch: %s%s answered %d: %s\n", src->url, path, status,
+                    text ? text : "");
+            free(text);
+            *exit_code = status >= 400 && status < 500 ? 2 : 3;
+            return NULL;
+        }
+    }
+    doc = cJSON_Parse(text ? text : "");
+    free(text);
+    if (doc == NULL) {
+        fprintf(stderr, "islewatch: the answer was not JSON\n");
+        *exit_code = 3;
+    }
+    return doc;
+}
+
+void cli_print_json(const cJSON *doc)
+{
+    char *s = cJSON_PrintUnformatted(doc);
+    if (s != NULL) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
+}
+
+const char *cli_time(int64_t ms, char *buf, size_t len)
+{
+    return iw_rfc3339_format(ms, buf, len);
+}
+
+void cli_csv_field(const char *s)
+{
+    if (strpbrk(s, ",\"\n\r") == NULL) {
+        fputs(s, stdout);
+        return;
+    }
+    fputc('"', stdout);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', stdout);
+        fputc(*s, stdout);
+    }
+    fputc('"', stdout);
+}
+
+void cli_urlenc(char *out, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~' || c == '/' || c == '*') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+const char *cli_num(double v, char *buf, size_t len)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return buf;
+}

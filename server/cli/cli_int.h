@@ -1,0 +1,47 @@
+/* Helpers shared by the CLI's reading commands. */
+#ifndef ISLEWATCH_CLI_INT_H
+#define ISLEWATCH_CLI_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+enum cli_format { FMT_TABLE = 0, FMT_CSV, FMT_JSON };
+
+/* --db / --url / --format, parsed by every reading command. */
+struct cli_source {
+    const char *db;             /* NULL: use url */
+    const char *url;            /* default http://127.0.0.1:8080 */
+    enum cli_format format;
+};
+
+/* Parse "table|csv|json"; -1 when unknown. */
+int cli_format_parse(const char *s);
+
+/*
+ * Fetch a JSON document: from the store at src->db (build(st, ctx, &out)) or
+ * from GET src->url + path. Returns the parsed document or NULL after
+ * printing what failed and what to do; *exit_code is set for that case.
+ */
+struct iw_store;
+cJSON *cli_fetch(const struct cli_source *src, const char *path,
+                 int (*build)(struct iw_store *st, void *ctx, char **out), void *ctx,
+                 int *exit_code);
+
+/* Print a JSON document to stdout (compact, one line). */
+void cli_print_json(const cJSON *doc);
+
+/* ms -> "2026-11-29T10:00:00.000Z" (static buffer per call site). */
+const char *cli_time(int64_t ms, char *buf, size_t len);
+
+/* Shortest text that reads back as the same double. */
+const char *cli_num(double v, char *buf, size_t len);
+
+/* A CSV field, quoted when it needs to be. */
+void cli_csv_field(const char *s);
+
+/* Percent-encode a query-string value. */
+void cli_urlenc(char *out, size_t cap, const char *s);
+
+#endif

@@ -1,0 +1,130 @@
+/* islewatch alerts: alert history or the active alerts. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/api_json.h"
+#include "islewatch/cli.h"
+#include "islewatch/clock.h"
+#include "cli_int.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: islewatch alerts [--active] [--since T] [--rule R] [--limit N]\n"
+            "                        [--db PATH | --url URL] [--format table|csv|json]\n"
+            "Alert history in publish order (seq), or with --active the alerts firing now.\n"
+            "T is RFC 3339, epoch milliseconds or relative (-24h).\n\n"
+            "Example:\n  islewatch alerts --active --db ./data\n"
+            "  islewatch alerts --since -24h --rule water-class --format csv\n");
+}
+
+struct aargs {
+    struct cli_source src;
+    bool active;
+    int64_t since;
+    const char *rule;
+    long limit;
+};
+
+static int build(struct iw_store *st, void *ctx, char **out)
+{
+    const struct aargs *a = ctx;
+    return iw_api_alerts_json(st, a->active, a->since, a->rule, (size_t)a->limit, out);
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
+    return s ? s : "";
+}
+
+int iw_cmd_alerts(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "active", no_argument, NULL, 'A' }, { "since", required_argument, NULL, 's' },
+        { "rule", required_argument, NULL, 'r' }, { "limit", required_argument, NULL, 'n' },
+        { "db", required_argument, NULL, 'd' }, { "url", required_argument, NULL, 'u' },
+        { "format", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct aargs a = { .src = { .url = "http://127.0.0.1:8080" }, .since = INT64_MIN };
+    char path[1024], rb[300];
+    int c, rc;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'A': a.active = true; break;
+        case 's':
+            if (iw_time_arg_parse(optarg, iw_now_ms(), &a.since) != 0) {
+                fprintf(stderr, "islewatch: --since %s: use RFC 3339, epoch ms or -24h\n", optarg);
+                return 2;
+            }
+            break;
+        case 'r': a.rule = optarg; break;
+        case 'n': a.limit = strtol(optarg, NULL, 10); break;
+        case 'd': a.src.db = optarg; break;
+        case 'u': a.src.url = optarg; break;
+        case 'f':
+            if ((int)(a.src.format = (enum cli_format)cli_format_parse(optarg)) < 0) {
+                fprintf(stderr, "islewatch: --format %s: use table, csv or json\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    cli_urlenc(rb, sizeof(rb), a.rule ? a.rule : "");
+    snprintf(path, sizeof(path), "/api/v1/alerts?active=%d&since=%" PRId64 "%s%s&limit=%ld",
+             a.active ? 1 : 0, a.since == INT64_MIN ? 0 : a.since, a.rule ? "&rule=" : "",
+             a.rule ? rb : "", a.limit);
+    cJSON *doc = cli_fetch(&a.src, path, build, &a, &rc), *it;
+    if (doc == NULL)
+        return rc;
+    if (a.src.format == FMT_JSON) {
+        cli_print_json(doc);
+        cJSON_Delete(doc);
+        return 0;
+    }
+    if (a.src.format == FMT_CSV)
+        printf("seq,ts,severity,status,rule,site,device,metric,value,id,message\n");
+    else
+        printf("%-6s %-24s %-8s %-8s %-18s %-22s %-10s %s\n", "SEQ", "TIME", "SEVERITY", "STATUS",
+               "RULE", "SITE/DEVICE", "VALUE", "MESSAGE");
+    cJSON_ArrayForEach(it, doc) {
+        const cJSON *v = cJSON_GetObjectItem(it, "value");
+        char vb[40] = "";
+        if (cJSON_IsNumber(v))
+            cli_num(v->valuedouble, vb, sizeof(vb));
+        uint64_t seq = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "seq"));
+        if (a.src.format == FMT_CSV) {
+            printf("%" PRIu64 ",%s,%s,%s,", seq, str(it, "ts"), str(it, "severity"), str(it, "status"));
+            cli_csv_field(str(it, "rule"));
+            putchar(',');
+            cli_csv_field(str(it, "site"));
+            putchar(',');
+            cli_csv_field(str(it, "device"));
+            putchar(',');
+            cli_csv_field(str(it, "metric"));
+            printf(",%s,%s,", vb, str(it, "id"));
+            cli_csv_field(str(it, "message"));
+            putchar('\n');
+        } else {
+            char sd[256];
+            snprintf(sd, sizeof(sd), "%s/%s", str(it, "site"), str(it, "device"));
+            printf("%-6" PRIu64 " %-24s %-8s %-8s %-18s %-22s %-10s %s\n", seq, str(it, "ts"),
+                   str(it, "severity"), str(it, "status"), str(it, "rule"), sd, vb,
+                   str(it, "message"));
+        }
+    }
+    cJSON_Delete(doc);
+    return 0;
+}

@@ -1,0 +1,233 @@
+/* islewatch series / query: read stored series (--db PATH, or the daemon's HTTP API). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/api_json.h"
+#include "islewatch/cli.h"
+#include "islewatch/clock.h"
+#include "cli_int.h"
+
+#define DEFAULT_URL "http://127.0.0.1:8080"
+
+static const struct option common_opts[] = {
+    { "db", required_argument, NULL, 'd' },
+    { "url", required_argument, NULL, 'u' },
+    { "format", required_argument, NULL, 'f' },
+    { "from", required_argument, NULL, 'F' },
+    { "to", required_argument, NULL, 'T' },
+    { "step", required_argument, NULL, 's' },
+    { "agg", required_argument, NULL, 'a' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static void series_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: islewatch series [GLOB] [--db PATH | --url URL] [--format table|csv|json]\n"
+            "List stored series with their first and last timestamp and point count.\n"
+            "GLOB matches <source>/<site>/<device>/<metric>, '*' within one level.\n\n"
+            "  --db PATH     read the database directory directly (works beside a running daemon)\n"
+            "  --url URL     the daemon's HTTP API (default " DEFAULT_URL ")\n"
+            "  --format F    table (default), csv or json\n\n"
+            "Example:\n  islewatch series 'water/dongtan/*/*' --db ./data\n");
+}
+
+static void query_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: islewatch query GLOB [--from T] [--to T] [--step D --agg A] [--db PATH | --url URL]\n"
+            "                      [--format table|csv|json]\n"
+            "Points (or aggregates per step) of every series matching GLOB, from <= t <= to.\n"
+            "T is RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, or relative (-1h, now);\n"
+            "default --from -1h --to now. D is a duration (1m, 1h, 1d); A is avg, min, max,\n"
+            "sum, count or last (default avg). With --step, times are bucket starts.\n\n"
+            "Example:\n  islewatch query 'water/*/w01/nh3_n' --from -24h --step 1h --agg max --db ./data\n");
+}
+
+struct args {
+    struct cli_source src;
+    const char *glob;
+    int64_t from, to, step;
+    int agg;
+};
+
+static int parse(int argc, char **argv, struct args *a, bool query, void (*usage)(FILE *))
+{
+    int c;
+    int64_t now = iw_now_ms();
+
+    memset(a, 0, sizeof(*a));
+    a->src.url = DEFAULT_URL;
+    a->from = now - IW_MS_PER_HOUR;
+    a->to = now;
+    a->agg = IW_Q_AVG;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", common_opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': a->src.db = optarg; break;
+        case 'u': a->src.url = optarg; break;
+        case 'f':
+            if ((int)(a->src.format = (enum cli_format)cli_format_parse(optarg)) < 0) {
+                fprintf(stderr, "islewatch: --format %s: use table, csv or json\n", optarg);
+                return 2;
+            }
+            break;
+        case 'F': case 'T': {
+            int64_t *t = c == 'F' ? &a->from : &a->to;
+            if (!query || iw_time_arg_parse(optarg, now, t) != 0) {
+                fprintf(stderr, "islewatch: --%s %s: use RFC 3339, epoch ms, or -1h / now\n",
+                        c == 'F' ? "from" : "to", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 's':
+            if (!query || iw_duration_parse(optarg, &a->step) != 0 || a->step <= 0) {
+                fprintf(stderr, "islewatch: --step %s: use a duration such as 1m, 1h, 1d\n", optarg);
+                return 2;
+            }
+            break;
+        case 'a':
+            if (!query || (a->agg = iw_agg_parse(optarg)) <= 0) {
+                fprintf(stderr, "islewatch: --agg %s: use avg, min, max, sum, count or last\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc)
+        a->glob = argv[optind++];
+    if (optind < argc || (query && a->glob == NULL)) {
+        usage(stderr);
+        return 2;
+    }
+    if (query && a->from > a->to) {
+        fprintf(stderr, "islewatch: --from is after --to\n");
+        return 2;
+    }
+    return -1;
+}
+
+/* ---- series ---- */
+
+static int build_series(struct iw_store *st, void *ctx, char **out)
+{
+    const struct args *a = ctx;
+    return iw_api_series_json(st, a->glob, out);
+}
+
+int iw_cmd_series(int argc, char **argv)
+{
+    struct args a;
+    char path[1024], g[512];
+    int rc = parse(argc, argv, &a, false, series_usage);
+    if (rc >= 0)
+        return rc;
+    cli_urlenc(g, sizeof(g), a.glob ? a.glob : "");
+    snprintf(path, sizeof(path), "/api/v1/series%s%s", a.glob ? "?match=" : "", a.glob ? g : "");
+    cJSON *doc = cli_fetch(&a.src, path, build_series, &a, &rc), *it;
+    if (doc == NULL)
+        return rc;
+    if (a.src.format == FMT_JSON) {
+        cli_print_json(doc);
+    } else {
+        char t1[40], t2[40];
+        if (a.src.format == FMT_CSV)
+            printf("series,first,last,count\n");
+        else
+            printf("%-44s %-24s %-24s %10s\n", "SERIES", "FIRST", "LAST", "COUNT");
+        cJSON_ArrayForEach(it, doc) {
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(it, "series"));
+            int64_t first = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "first"));
+            int64_t last = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "last"));
+            uint64_t count = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "count"));
+            if (name == NULL)
+                continue;
+            if (a.src.format == FMT_CSV) {
+                cli_csv_field(name);
+                printf(",%" PRId64 ",%" PRId64 ",%" PRIu64 "\n", first, last, count);
+            } else {
+                printf("%-44s %-24s %-24s %10" PRIu64 "\n", name, cli_time(first, t1, sizeof(t1)),
+                       cli_time(last, t2, sizeof(t2)), count);
+            }
+        }
+    }
+    cJSON_Delete(doc);
+    return 0;
+}
+
+/* ---- query ---- */
+
+static int build_query(struct iw_store *st, void *ctx, char **out)
+{
+    const struct args *a = ctx;
+    return iw_api_query_json(st, a->glob, a->from, a->to, a->step, (enum iw_agg)a->agg, out);
+}
+
+static const char *agg_name(int agg)
+{
+    static const char *const n[] = { "raw", "avg", "min", "max", "sum", "count", "last" };
+    return agg >= 0 && agg < 7 ? n[agg] : "avg";
+}
+
+int iw_cmd_query(int argc, char **argv)
+{
+    struct args a;
+    char path[1024], g[512];
+    int rc = parse(argc, argv, &a, true, query_usage);
+    if (rc >= 0)
+        return rc;
+    cli_urlenc(g, sizeof(g), a.glob);
+    if (a.step > 0)
+        snprintf(path, sizeof(path), "/api/v1/query?series=%s&from=%" PRId64 "&to=%" PRId64
+                 "&step=%" PRId64 "ms&agg=%s", g, a.from, a.to, a.step, agg_name(a.agg));
+    else
+        snprintf(path, sizeof(path), "/api/v1/query?series=%s&from=%" PRId64 "&to=%" PRId64,
+                 g, a.from, a.to);
+    cJSON *doc = cli_fetch(&a.src, path, build_query, &a, &rc), *s, *p;
+    if (doc == NULL)
+        return rc;
+    if (a.src.format == FMT_JSON) {
+        cli_print_json(doc);
+        cJSON_Delete(doc);
+        return 0;
+    }
+    if (a.src.format == FMT_CSV)
+        printf("series,ts,value,flag\n");
+    else
+        printf("%-44s %-24s %14s %s\n", "SERIES", a.step ? "BUCKET" : "TIME",
+               a.step ? agg_name(a.agg) : "VALUE", "FLAG");
+    cJSON_ArrayForEach(s, doc) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(s, "series"));
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(s, "points")) {
+            int64_t t = (int64_t)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0));
+            const cJSON *v = cJSON_GetArrayItem(p, 1);
+            const char *flag = cJSON_GetStringValue(cJSON_GetArrayItem(p, 2));
+            char tb[40];
+            if (name == NULL)
+                continue;
+            if (a.src.format == FMT_CSV) {
+                char nb[40];
+                cli_csv_field(name);
+                printf(",%" PRId64 ",%s,%s\n", t, cli_num(cJSON_GetNumberValue(v), nb, sizeof(nb)),
+                       flag ? flag : "");
+            } else {
+                char nb[40];
+                printf("%-44s %-24s %14s %s\n", name, cli_time(t, tb, sizeof(tb)),
+                       cli_num(cJSON_GetNumberValue(v), nb, sizeof(nb)), flag ? flag : "");
+            }
+        }
+    }
+    cJSON_Delete(doc);
+    return 0;
+}

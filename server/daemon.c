@@ -1,0 +1,293 @@
+/*
+ * islewatchd's lifecycle: start-up in dependency order, the main loop
+ * (signals, reconnects, retention, systemd watchdog, reloads), and shutdown
+ * in reverse order so that nothing received is lost:
+ *   disconnect (no new deliveries; the one in progress finishes)
+ *   -> shards drain (rollups, rules) -> publisher drains (alerts go to Paho's
+ *   persisted buffer if the broker is gone) -> clients freed -> store closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/daemon.h"
+#include "islewatch/http.h"
+#include "islewatch/log.h"
+#include "islewatch/stats.h"
+#include "daemon_int.h"
+
+/* Reload requests from HTTP threads, served by the main thread. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int pipe[2];
+    uint64_t requested, done;
+    int result;
+    struct iw_diag diag;
+} reload_req = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+                 .pipe = { -1, -1 } };
+
+struct iw_store *iw_daemon_store(struct iw_daemon *d) { return d->store; }
+const struct iw_config *iw_daemon_config(struct iw_daemon *d) { return d->cfg; }
+
+bool iw_daemon_ready(struct iw_daemon *d)
+{
+    return d->store != NULL && d->mqtt != NULL && iw_mqtt_connected(d->mqtt);
+}
+
+char *iw_daemon_metrics(struct iw_daemon *d)
+{
+    const struct iw_config *cfg = d->cfg;
+    const char *names[IW_STATS_MAX_SOURCES];
+    size_t n = cfg->n_sources < IW_STATS_MAX_SOURCES ? cfg->n_sources : IW_STATS_MAX_SOURCES;
+    for (size_t i = 0; i < n; i++)
+        names[i] = cfg->sources[i].name;
+    return iw_stats_render(names, n);
+}
+
+static void print_diag(const struct iw_diag *diag)
+{
+    for (size_t i = 0; i < diag->n; i++)
+        fprintf(stderr, "%s\n", diag->lines[i]);
+}
+
+/* Apply a newly loaded config. Main thread only. */
+static int reload(struct iw_daemon *d, struct iw_diag *diag)
+{
+    struct iw_config *ncfg = NULL, *old = d->cfg;
+    struct iw_ingest_view *nview = NULL, *oview;
+    int rc;
+
+    sd_notify(0, "RELOADING=1");
+    iw_stat_add(&iw_stats.reloads_total, 1);
+    rc = iw_config_load(d->cfg_path, &ncfg, diag);
+    if (rc == IW_OK)
+        rc = iw_ingest_view_build(ncfg, &nview, diag);
+    if (rc != IW_OK) {
+        for (size_t i = 0; i < diag->n; i++)
+            IW_LOG_ERROR("config", "%s", diag->lines[i]);
+        IW_LOG_ERROR("config", "reload of %s refused (%zu error(s)); the running config stays",
+                     d->cfg_path, diag->n);
+        iw_config_free(ncfg);
+        atomic_store_explicit(&iw_stats.reload_ok, 0, memory_order_relaxed);
+        sd_notify(0, "READY=1");
+        return IW_E_CONFIG;
+    }
+    if (strcmp(ncfg->storage.path, old->storage.path) != 0 ||
+        strcmp(ncfg->broker.url, old->broker.url) != 0 ||
+        ncfg->broker.connections != old->broker.connections ||
+        ncfg->storage.shards != old->storage.shards)
+        IW_LOG_WARN("config", "storage.path, broker.url, broker.connections and storage.shards "
+                    "take effect at the next restart");
+    if (ncfg->log_level && iw_log_level_parse(ncfg->log_level) > 0)
+        iw_log_set_level((enum iw_log_level)iw_log_level_parse(ncfg->log_level));
+
+    /* Rules first (each shard switches on its own thread), then the ingest view. */
+    iw_pipeline_reload(d, ncfg);
+    struct iw_config **keep = realloc(d->old_cfgs, (d->n_old_cfgs + 1) * sizeof(*keep));
+    if (keep != NULL) {
+        keep[d->n_old_cfgs++] = old;
+        d->old_cfgs = keep;
+    }
+    d->cfg = ncfg;
+    oview = atomic_exchange(&d->view, nview);
+    if (d->mqtt != NULL) {
+        iw_mqtt_quiesce(d->mqtt);
+        iw_mqtt_resubscribe(d->mqtt);
+    }
+    iw_ingest_view_free(oview);
+    if (d->http != NULL)
+        iw_http_reload(d->http, ncfg);
+    atomic_store_explicit(&iw_stats.reload_ok, 1, memory_order_relaxed);
+    IW_LOG_INFO("config", "reloaded %s: %zu sources, %zu rules", d->cfg_path, ncfg->n_sources,
+                ncfg->n_rules);
+    sd_notify(0, "READY=1");
+    return IW_OK;
+}
+
+int iw_daemon_request_reload(struct iw_daemon *d, struct iw_diag *diag)
+{
+    (void)d;
+    pthread_mutex_lock(&reload_req.lock);
+    uint64_t ticket = ++reload_req.requested;
+    if (write(reload_req.pipe[1], "r", 1) < 0)
+        IW_LOG_WARN("config", "cannot wake the main thread for a reload: %s", strerror(errno));
+    while (reload_req.done < ticket)
+        pthread_cond_wait(&reload_req.cond, &reload_req.lock);
+    int rc = reload_req.result;
+    for (size_t i = 0; i < reload_req.diag.n; i++)
+        iw_diag_add(diag, NULL, 0, 0, "%s", reload_req.diag.lines[i]);
+    pthread_mutex_unlock(&reload_req.lock);
+    return rc;
+}
+
+static void serve_reload_requests(struct iw_daemon *d)
+{
+    char buf[64];
+    while (read(reload_req.pipe[0], buf, sizeof(buf)) > 0)
+        ;
+    pthread_mutex_lock(&reload_req.lock);
+    uint64_t upto = reload_req.requested;
+    pthread_mutex_unlock(&reload_req.lock);
+    if (upto == reload_req.done)
+        return;
+    struct iw_diag diag = {0};
+    int rc = reload(d, &diag);
+    pthread_mutex_lock(&reload_req.lock);
+    iw_diag_fini(&reload_req.diag);
+    reload_req.diag = diag;
+    reload_req.result = rc;
+    reload_req.done = upto;
+    pthread_cond_broadcast(&reload_req.cond);
+    pthread_mutex_unlock(&reload_req.lock);
+}
+
+static int main_loop(struct iw_daemon *d, int sfd)
+{
+    uint64_t wd_usec = 0;
+    int64_t next_wd = 0, next_retention = 0;
+    bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
+
+    for (;;) {
+        struct pollfd p[2] = { { sfd, POLLIN, 0 }, { reload_req.pipe[0], POLLIN, 0 } };
+        int n = poll(p, 2, 100);
+        int64_t now = iw_now_ms();
+
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                    struct iw_diag diag = {0};
+                    IW_LOG_INFO("config", "SIGHUP: reloading %s", d->cfg_path);
+                    (void)reload(d, &diag);
+                    iw_diag_fini(&diag);
+                } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+                    IW_LOG_INFO("daemon", "%s: draining and stopping",
+                                si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+                    return IW_OK;
+                }
+            }
+        }
+        if (n > 0 && (p[1].revents & POLLIN))
+            serve_reload_requests(d);
+        iw_mqtt_tick(d->mqtt, now);
+        if (now >= next_retention) {
+            const struct iw_storage_cfg *s = &d->cfg->storage;
+            if (iw_store_retention(d->store, now, s->retention_raw_ms, s->retention_1m_ms,
+                                   s->retention_1h_ms) != IW_OK)
+                IW_LOG_WARN("store", "retention pass failed; will retry in an hour");
+            next_retention = now + IW_MS_PER_HOUR;
+        }
+        if (watchdog && now >= next_wd) {
+            sd_notify(0, "WATCHDOG=1");
+            next_wd = now + (int64_t)(wd_usec / 2000);
+        }
+    }
+}
+
+int iw_daemon_run(const char *path)
+{
+    struct iw_daemon *d = calloc(1, sizeof(*d));
+    struct iw_diag diag = {0};
+    struct iw_config *cfg = NULL;
+    struct iw_ingest_view *view = NULL;
+    sigset_t mask;
+    int sfd = -1, rc;
+
+    if (d == NULL)
+        return IW_E_NOMEM;
+    d->cfg_path = path;
+    d->start_ms = iw_now_ms();
+    rc = iw_config_load(path, &cfg, &diag);
+    if (rc == IW_OK)
+        rc = iw_ingest_view_build(cfg, &view, &diag);
+    if (rc != IW_OK) {
+        print_diag(&diag);
+        fprintf(stderr, "islewatchd: %zu configuration error%s; not starting\n", diag.n,
+                diag.n == 1 ? "" : "s");
+        iw_diag_fini(&diag);
+        iw_config_free(cfg);
+        free(d);
+        return IW_E_CONFIG;
+    }
+    d->cfg = cfg;
+    atomic_store(&d->view, view);
+    if (cfg->log_level && iw_log_level_parse(cfg->log_level) > 0)
+        iw_log_set_level((enum iw_log_level)iw_log_level_parse(cfg->log_level));
+    if (getenv("JOURNAL_STREAM") != NULL)
+        iw_log_set_journal(1);
+
+    /* Signals go to the main loop only: block them before any thread starts. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (pipe(reload_req.pipe) != 0 || sfd < 0) {
+        IW_LOG_ERROR("daemon", "cannot set up signal handling: %s", strerror(errno));
+        rc = IW_E_IO;
+        goto out;
+    }
+    for (int i = 0; i < 2; i++)
+        fcntl(reload_req.pipe[i], F_SETFL, fcntl(reload_req.pipe[i], F_GETFL) | O_NONBLOCK);
+
+    struct iw_store_opts so = { .path = cfg->storage.path, .sync_writes = cfg->storage.sync_writes,
+                                .slow_write_ms = cfg->storage.slow_write_ms };
+    if ((rc = iw_store_open(&so, &d->store, &diag)) != IW_OK) {
+        IW_LOG_ERROR("store", "%s", iw_diag_first(&diag));
+        goto out;
+    }
+    atomic_store(&iw_stats.db_open, 1);
+    if ((rc = iw_mqtt_start(d, &diag)) != IW_OK ||
+        (rc = iw_alert_pub_start(d, &d->pub, &diag)) != IW_OK ||
+        (rc = iw_pipeline_start(d, &diag)) != IW_OK) {
+        IW_LOG_ERROR("daemon", "%s", iw_diag_first(&diag));
+        goto out;
+    }
+    if ((rc = iw_http_start(d, cfg, &d->http, &diag)) != IW_OK) {
+        IW_LOG_ERROR("http", "%s", iw_diag_first(&diag));
+        goto out;
+    }
+    atomic_store(&iw_stats.reload_ok, 1);
+    IW_LOG_INFO("daemon", "islewatchd started: config %s, %zu sources, %zu rules, storage %s, "
+                "broker %s, http %s", path, cfg->n_sources, cfg->n_rules, cfg->storage.path,
+                cfg->broker.url, cfg->http.listen && *cfg->http.listen ? cfg->http.listen : "off");
+    sd_notify(0, "READY=1");
+    rc = main_loop(d, sfd);
+    sd_notify(0, "STOPPING=1");
+
+out:
+    iw_http_stop(d->http);
+    iw_mqtt_stop(d->mqtt);
+    iw_pipeline_stop(d);
+    iw_alert_pub_stop(d->pub);
+    iw_mqtt_free(d->mqtt);
+    iw_store_close(d->store);
+    atomic_store(&iw_stats.db_open, 0);
+    iw_ingest_view_free(atomic_load(&d->view));
+    iw_config_free(d->cfg);
+    for (size_t i = 0; i < d->n_old_cfgs; i++)
+        iw_config_free(d->old_cfgs[i]);
+    free(d->old_cfgs);
+    iw_diag_fini(&diag);
+    if (sfd >= 0)
+        close(sfd);
+    for (int i = 0; i < 2; i++)
+        if (reload_req.pipe[i] >= 0)
+            close(reload_req.pipe[i]);
+    free(d);
+    IW_LOG_INFO("daemon", "stopped");
+    return rc;
+}

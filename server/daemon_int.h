@@ -1,0 +1,134 @@
+/*
+ * The daemon's parts and how they hold together (see ARCHITECTURE.md):
+ *
+ *   Paho delivery thread --(decode, WriteBatch to RocksDB WAL)--> return to Paho
+ *          \--push_wait--> shard queue [mpmc, by device hash] --> shard thread
+ *                                (rollups, rule engine) --emit--> alert queue
+ *                                [mpmc of pointers] --> publisher thread (seq,
+ *                                history, MQTT publish, SSE feed)
+ *
+ * Only the creation of a new series and configuration reloads take locks.
+ */
+#ifndef ISLEWATCH_DAEMON_INT_H
+#define ISLEWATCH_DAEMON_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "islewatch/config.h"
+#include "islewatch/mpmc.h"
+#include "islewatch/payload.h"
+#include "islewatch/store.h"
+#include "islewatch/topic.h"
+
+struct iw_daemon;
+struct iw_mqtt;
+struct iw_rules_engine;
+struct iw_alert;
+
+/* What the delivery threads read for each message; replaced whole on reload. */
+struct iw_ingest_view {
+    const struct iw_config *cfg;
+    size_t n;
+    struct iw_topic_pattern *pat;       /* one per cfg->sources[i] */
+};
+
+/* One item of a shard queue: a stored sample, by value (32 bytes). */
+struct iw_shard_item {
+    uint32_t series_id;
+    char     flag;
+    uint8_t  is_event;
+    int64_t  ts;
+    double   value;
+    int64_t  recv_ms;
+};
+
+struct iw_shard {
+    int index;
+    struct iw_daemon *d;
+    struct iw_mpmc q;
+    pthread_t thread;
+    struct iw_rules_engine *rules;
+    char qname[32];
+    /* Reload hand-off: the main thread stores a config, the shard applies it
+     * on its own thread and bumps reload_done. */
+    _Atomic(struct iw_config *) pending_cfg;
+    _Atomic uint64_t reload_done;
+};
+
+struct iw_daemon {
+    /* Current config. Atomic: the main thread swaps it on reload while other
+     * threads read it; replaced configs are kept until exit (a few KB per
+     * reload), so a reader never sees a freed one. */
+    _Atomic(struct iw_config *) cfg;
+    struct iw_config **old_cfgs;
+    size_t n_old_cfgs;
+    const char *cfg_path;
+    _Atomic(struct iw_ingest_view *) view;
+    struct iw_store *store;
+    struct iw_shard *shards;
+    int n_shards;
+    int64_t *open_minute;                /* per series id; written only by its owning shard */
+    struct iw_mqtt *mqtt;
+    struct iw_alert_pub *pub;
+    struct iw_http *http;
+    _Atomic int stop;                    /* shard and publisher threads exit */
+    int64_t start_ms;
+};
+
+/* ingest.c */
+IW_NODISCARD int iw_ingest_view_build(const struct iw_config *cfg, struct iw_ingest_view **out,
+                                      struct iw_diag *diag);
+void iw_ingest_view_free(struct iw_ingest_view *v);
+
+/* Per-connection state of the delivery path (one per Paho client). */
+struct iw_conn_ingest {
+    struct iw_daemon *d;
+    struct iw_wbatch *wb;
+    struct iw_decoded dec;
+    char name[1024];
+    struct iw_shard_item items[IW_PAYLOAD_MAX_SAMPLES];
+    const struct iw_series *series[IW_PAYLOAD_MAX_SAMPLES];
+    /* Quiescence for reload: odd while a message is being handled. */
+    _Atomic uint64_t epoch;
+};
+/* Handle one message. Returns 1 when handled (stored or rejected), 0 to have Paho retry. */
+int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
+                      const char *payload, size_t plen);
+/* Republish rejected input when rejected_topic is set (mqtt_client.c provides the sender). */
+void iw_ingest_reject(struct iw_conn_ingest *c, const struct iw_ingest_view *v, int src,
+                      enum iw_reject why, const char *topic, size_t tlen,
+                      const char *payload, size_t plen);
+
+/* pipeline.c */
+IW_NODISCARD int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag);
+void iw_pipeline_stop(struct iw_daemon *d);
+/* Apply a new config to every shard's rule engine, on the shards' own threads. */
+void iw_pipeline_reload(struct iw_daemon *d, struct iw_config *cfg);
+
+/* mqtt_client.c */
+IW_NODISCARD int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag);
+/* Disconnect every connection (no more deliveries); publishing is buffered from then on. */
+void iw_mqtt_stop(struct iw_mqtt *m);
+void iw_mqtt_free(struct iw_mqtt *m);
+void iw_mqtt_tick(struct iw_mqtt *m, int64_t now_ms);        /* reconnects; main thread */
+bool iw_mqtt_connected(const struct iw_mqtt *m);
+/* Publish on the first connection (Paho buffers while disconnected). */
+int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, size_t len,
+                    int qos, bool retained);
+/* Subscribe to the sources of the current view, unsubscribe from filters no longer there. */
+void iw_mqtt_resubscribe(struct iw_mqtt *m);
+/* Wait until no delivery thread still uses a view older than the current one. */
+void iw_mqtt_quiesce(struct iw_mqtt *m);
+
+/* alert_pub.c */
+struct iw_alert_pub;
+IW_NODISCARD int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out,
+                                    struct iw_diag *diag);
+void iw_alert_pub_stop(struct iw_alert_pub *p);
+/* Called on a shard thread: take a copy of the alert and queue it for publishing. */
+void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a);
+
+#endif

@@ -1,0 +1,469 @@
+/*
+ * The broker session (Paho C, MQTTAsync). One client per broker.connections,
+ * MQTT 3.1.1, persistent session and fixed client id, Paho file persistence
+ * under storage.path/mqtt (so QoS 2 messages received but not yet handled
+ * survive kill -9, SPEC §2), and our own reconnect loop with capped
+ * exponential backoff and jitter that always resubscribes.
+ *
+ * Threads: Paho calls on_message on its receive thread (ingest path);
+ * connect/subscribe results arrive on Paho's threads too; iw_mqtt_tick runs on
+ * the main thread. Connection state is an atomic per connection.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <MQTTAsync.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/log.h"
+#include "islewatch/stats.h"
+#include "daemon_int.h"
+
+enum { CONN_DOWN = 0, CONN_CONNECTING = 1, CONN_UP = 2 };
+
+struct iw_mconn {
+    struct iw_mqtt *m;
+    int idx;
+    MQTTAsync client;
+    _Atomic int state;
+    int64_t next_attempt_ms;              /* main thread only */
+    int64_t backoff_ms;                   /* main thread only */
+    bool ever_connected;
+    char client_id[256];
+    struct iw_conn_ingest *ing;
+};
+
+struct iw_mqtt {
+    struct iw_daemon *d;
+    int n;
+    struct iw_mconn *c;
+    char uri[512];
+    char *password;
+    char persist_dir[1024];
+    unsigned rng;
+};
+
+/* ---- message path ---- */
+
+static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+    struct iw_mconn *c = ctx;
+    size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    int handled;
+
+    /* seq_cst: the reload path swaps the view and then reads this epoch; an
+     * even value read after the swap proves this thread will load the new
+     * view on its next message (see iw_mqtt_quiesce). */
+    atomic_fetch_add(&c->ing->epoch, 1);
+    iw_stat_add(&iw_stats.in_callback, 1);
+    handled = iw_ingest_message(c->ing, topic, tlen, msg->payload, (size_t)msg->payloadlen);
+    atomic_fetch_sub_explicit(&iw_stats.in_callback, 1, memory_order_relaxed);
+    atomic_fetch_add(&c->ing->epoch, 1);
+    if (handled) {
+        MQTTAsync_freeMessage(&msg);
+        MQTTAsync_free(topic);
+    }
+    return handled;
+}
+
+void iw_mqtt_quiesce(struct iw_mqtt *m)
+{
+    for (int i = 0; i < m->n; i++) {
+        uint64_t e = atomic_load(&m->c[i].ing->epoch);
+        if ((e & 1) == 0)
+            continue;                         /* not inside a message: next one sees the new view */
+        while (atomic_load(&m->c[i].ing->epoch) == e) {
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* ---- rejected messages ---- */
+
+static size_t json_escape(char *out, size_t cap, const char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 8 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7F) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+        } else if (ch >= 0x80) {
+            /* keep valid UTF-8 sequences, replace invalid bytes by U+FFFD */
+            size_t n = ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC0 ? 2 : 1;
+            if (n > 1 && i + n <= len && iw_utf8_valid(s + i, n) && o + n < cap) {
+                memcpy(out + o, s + i, n);
+                o += n;
+                i += n - 1;
+            } else {
+                memcpy(out + o, "\xef\xbf\xbd", 3);
+                o += 3;
+            }
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+void iw_ingest_reject(struct iw_conn_ingest *ing, const struct iw_ingest_view *v, int src,
+                      enum iw_reject why, const char *topic, size_t tlen,
+                      const char *payload, size_t plen)
+{
+    const char *tmpl = v->cfg->ingest.rejected_topic;
+    struct iw_mqtt *m = ing->d->mqtt;
+    char rtopic[512], etopic[1024], epayload[8192], msg[10240];
+    const char *sname = src >= 0 ? v->cfg->sources[src].name : "unknown";
+    const char *brace;
+    int n;
+
+    if (tmpl == NULL || m == NULL)
+        return;
+    brace = strstr(tmpl, "{source}");
+    if (brace != NULL)
+        snprintf(rtopic, sizeof(rtopic), "%.*s%s%s", (int)(brace - tmpl), tmpl, sname, brace + 8);
+    else
+        snprintf(rtopic, sizeof(rtopic), "%s", tmpl);
+    json_escape(etopic, sizeof(etopic), topic, tlen);
+    json_escape(epayload, sizeof(epayload), payload, plen > 4096 ? 4096 : plen);
+    char ts[40];
+    n = snprintf(msg, sizeof(msg), "{\"reason\":\"%s\",\"source\":\"%s\",\"topic\":\"%s\","
+                 "\"ts\":\"%s\",\"payload\":\"%s\",\"payload_bytes\":%zu,\"truncated\":%s}",
+                 iw_reject_name(why), sname, etopic, iw_rfc3339_format(iw_now_ms(), ts, sizeof(ts)),
+                 epayload, plen, plen > 4096 ? "true" : "false");
+    if (n > 0 && (size_t)n < sizeof(msg))
+        (void)iw_mqtt_publish(m, rtopic, msg, (size_t)n, 0, false);
+}
+
+/* ---- connection management ---- */
+
+static void set_broker_gauge(struct iw_mqtt *m)
+{
+    int up = 1;
+    for (int i = 0; i < m->n; i++)
+        if (atomic_load_explicit(&m->c[i].state, memory_order_relaxed) != CONN_UP)
+            up = 0;
+    atomic_store_explicit(&iw_stats.broker_connected, up, memory_order_relaxed);
+}
+
+static void on_connlost(void *ctx, char *cause)
+{
+    struct iw_mconn *c = ctx;
+    IW_LOG_WARN("mqtt", "connection %d to %s lost (%s); reconnecting with backoff", c->idx,
+                c->m->uri, cause ? cause : "no reason given");
+    atomic_store(&c->state, CONN_DOWN);
+    set_broker_gauge(c->m);
+    if (cause)
+        MQTTAsync_free(cause);
+}
+
+static void on_subscribed(void *ctx, MQTTAsync_successData *r)
+{
+    struct iw_mconn *c = ctx;
+    (void)r;
+    IW_LOG_INFO("mqtt", "connection %d subscribed to %zu source(s)", c->idx,
+                atomic_load(&c->m->d->view)->n);
+}
+
+static void on_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
+{
+    struct iw_mconn *c = ctx;
+    IW_LOG_ERROR("mqtt", "connection %d: subscribe failed (code %d: %s); check the broker's ACL "
+                 "for the source topics", c->idx, r ? r->code : 0,
+                 r && r->message ? r->message : "no message");
+}
+
+static void subscribe_all(struct iw_mconn *c)
+{
+    const struct iw_ingest_view *v = atomic_load_explicit(&c->m->d->view, memory_order_acquire);
+    const struct iw_config *cfg = v->cfg;
+    char *filters[64];
+    int qos[64];
+    int n = 0;
+
+    for (size_t i = 0; i < v->n && n < 64; i++) {
+        char buf[600];
+        if (cfg->broker.connections > 1)
+            snprintf(buf, sizeof(buf), "$share/%s/%s", cfg->broker.share_group, v->pat[i].filter);
+        else
+            snprintf(buf, sizeof(buf), "%s", v->pat[i].filter);
+        filters[n] = strdup(buf);
+        qos[n] = cfg->sources[i].qos;
+        n++;
+    }
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_subscribed;
+    ro.onFailure = on_subscribe_failed;
+    ro.context = c;
+    int rc = MQTTAsync_subscribeMany(c->client, n, filters, qos, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+        IW_LOG_ERROR("mqtt", "connection %d: cannot send SUBSCRIBE (code %d)", c->idx, rc);
+    for (int i = 0; i < n; i++)
+        free(filters[i]);
+}
+
+static void on_connected(void *ctx, MQTTAsync_successData *r)
+{
+    struct iw_mconn *c = ctx;
+    bool present = r != NULL && r->alt.connect.sessionPresent;
+    if (c->ever_connected)
+        iw_stat_add(&iw_stats.broker_reconnects, 1);
+    c->ever_connected = true;
+    IW_LOG_INFO("mqtt", "connection %d up to %s as \"%s\" (session %s)", c->idx, c->m->uri,
+                c->client_id, present ? "present" : "new");
+    atomic_store(&c->state, CONN_UP);
+    set_broker_gauge(c->m);
+    /* Always resubscribe: a broker may keep the session but lose subscriptions. */
+    subscribe_all(c);
+}
+
+static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
+{
+    struct iw_mconn *c = ctx;
+    IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s); will retry", c->idx, c->m->uri,
+                r ? r->code : 0, r && r->message ? r->message : "no message");
+    atomic_store(&c->state, CONN_DOWN);
+}
+
+static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
+{
+    const struct iw_config *cfg = m->d->cfg;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+
+    co.keepAliveInterval = (int)(cfg->broker.keepalive_ms / 1000);
+    co.cleansession = cfg->broker.clean_session;
+    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.connectTimeout = 10;
+    co.onSuccess = on_connected;
+    co.onFailure = on_connect_failed;
+    co.context = c;
+    co.automaticReconnect = 0;          /* ours: backoff with jitter, always resubscribe */
+    co.maxInflight = 65535;
+    if (cfg->broker.username)
+        co.username = cfg->broker.username;
+    if (m->password)
+        co.password = m->password;
+    if (strncmp(m->uri, "ssl://", 6) == 0) {
+        ssl.trustStore = cfg->broker.tls_ca_file;
+        ssl.keyStore = cfg->broker.tls_cert_file;
+        ssl.privateKey = cfg->broker.tls_key_file;
+        ssl.enableServerCertAuth = 1;
+        co.ssl = &ssl;
+    }
+    atomic_store(&c->state, CONN_CONNECTING);
+    int rc = MQTTAsync_connect(c->client, &co);
+    if (rc != MQTTASYNC_SUCCESS) {
+        IW_LOG_WARN("mqtt", "connection %d: connect to %s refused locally (code %d); will retry",
+                    c->idx, m->uri, rc);
+        atomic_store(&c->state, CONN_DOWN);
+    }
+}
+
+void iw_mqtt_tick(struct iw_mqtt *m, int64_t now)
+{
+    const struct iw_config *cfg = m->d->cfg;
+    for (int i = 0; i < m->n; i++) {
+        struct iw_mconn *c = &m->c[i];
+        if (atomic_load(&c->state) != CONN_DOWN) {
+            if (atomic_load(&c->state) == CONN_UP)
+                c->backoff_ms = 0;
+            continue;
+        }
+        if (now < c->next_attempt_ms)
+            continue;
+        try_connect(m, c);
+        /* Capped exponential backoff with "equal jitter": half fixed, half random. */
+        c->backoff_ms = c->backoff_ms == 0 ? cfg->broker.reconnect_min_ms : c->backoff_ms * 2;
+        if (c->backoff_ms > cfg->broker.reconnect_max_ms)
+            c->backoff_ms = cfg->broker.reconnect_max_ms;
+        int64_t half = c->backoff_ms / 2;
+        c->next_attempt_ms = now + half + (half > 0 ? (int64_t)(rand_r(&m->rng) % (unsigned)(half + 1)) : 0);
+    }
+}
+
+bool iw_mqtt_connected(const struct iw_mqtt *m)
+{
+    for (int i = 0; i < m->n; i++)
+        if (atomic_load(&m->c[i].state) != CONN_UP)
+            return false;
+    return m->n > 0;
+}
+
+int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, size_t len,
+                    int qos, bool retained)
+{
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+    msg.payload = (void *)payload;
+    msg.payloadlen = (int)len;
+    msg.qos = qos;
+    msg.retained = retained;
+    int rc = MQTTAsync_sendMessage(m->c[0].client, topic, &msg, &ro);
+    return rc == MQTTASYNC_SUCCESS ? IW_OK : IW_E_MQTT;
+}
+
+void iw_mqtt_resubscribe(struct iw_mqtt *m)
+{
+    for (int i = 0; i < m->n; i++)
+        if (atomic_load(&m->c[i].state) == CONN_UP)
+            subscribe_all(&m->c[i]);
+}
+
+/* ---- start / stop ---- */
+
+static int read_password(const char *file, char **out, struct iw_diag *diag)
+{
+    FILE *f = fopen(file, "r");
+    char line[1024];
+
+    if (f == NULL) {
+        iw_diag_set(diag, NULL, 0, 0, "broker.password_file %s: %s (create it with the "
+                    "password on its first line, readable by the daemon)", file, strerror(errno));
+        return IW_E_IO;
+    }
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    *out = strdup(line);
+    return *out ? IW_OK : IW_E_NOMEM;
+}
+
+static int make_uri(const char *url, char *out, size_t cap, struct iw_diag *diag)
+{
+    const char *rest;
+    const char *scheme;
+    if (strncmp(url, "mqtt://", 7) == 0) { scheme = "tcp://"; rest = url + 7; }
+    else if (strncmp(url, "tcp://", 6) == 0) { scheme = "tcp://"; rest = url + 6; }
+    else if (strncmp(url, "mqtts://", 8) == 0) { scheme = "ssl://"; rest = url + 8; }
+    else if (strncmp(url, "ssl://", 6) == 0) { scheme = "ssl://"; rest = url + 6; }
+    else {
+        iw_diag_set(diag, NULL, 0, 0, "broker.url \"%s\": use mqtt://HOST:PORT or mqtts://HOST:PORT", url);
+        return IW_E_CONFIG;
+    }
+    /* Default ports when none is given. */
+    const char *colon = strrchr(rest, ':');
+    const char *bracket = strrchr(rest, ']');
+    bool has_port = colon != NULL && (bracket == NULL || colon > bracket);
+    snprintf(out, cap, "%s%s%s", scheme, rest,
+             has_port ? "" : (scheme[0] == 's' ? ":8883" : ":1883"));
+    return IW_OK;
+}
+
+int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
+{
+    const struct iw_config *cfg = d->cfg;
+    struct iw_mqtt *m = calloc(1, sizeof(*m));
+    int rc;
+
+    if (m == NULL)
+        return IW_E_NOMEM;
+    m->d = d;
+    m->rng = (unsigned)iw_mono_ns();
+    if ((rc = make_uri(cfg->broker.url, m->uri, sizeof(m->uri), diag)) != IW_OK)
+        goto fail;
+    if (cfg->broker.password_file && (rc = read_password(cfg->broker.password_file, &m->password, diag)) != IW_OK)
+        goto fail;
+    snprintf(m->persist_dir, sizeof(m->persist_dir), "%s/mqtt", cfg->storage.path);
+    if (mkdir(m->persist_dir, 0700) != 0 && errno != EEXIST) {
+        iw_diag_set(diag, NULL, 0, 0, "cannot create %s: %s", m->persist_dir, strerror(errno));
+        rc = IW_E_IO;
+        goto fail;
+    }
+    m->n = cfg->broker.connections;
+    m->c = calloc((size_t)m->n, sizeof(*m->c));
+    if (m->c == NULL) {
+        rc = IW_E_NOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < m->n; i++) {
+        struct iw_mconn *c = &m->c[i];
+        MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
+
+        c->m = m;
+        c->idx = i;
+        if (m->n == 1)
+            snprintf(c->client_id, sizeof(c->client_id), "%s", cfg->broker.client_id);
+        else
+            snprintf(c->client_id, sizeof(c->client_id), "%s-%d", cfg->broker.client_id, i);
+        c->ing = calloc(1, sizeof(*c->ing));
+        if (c->ing == NULL || (c->ing->wb = iw_wbatch_new()) == NULL) {
+            rc = IW_E_NOMEM;
+            goto fail;
+        }
+        c->ing->d = d;
+        cro.MQTTVersion = MQTTVERSION_3_1_1;
+        /* Alerts published while the broker is away wait in Paho's persisted
+         * buffer and go out in order on reconnect (bounded by outbox_max). */
+        cro.sendWhileDisconnected = i == 0;
+        cro.maxBufferedMessages = (int)cfg->alerts.outbox_max;
+        cro.deleteOldestMessages = 0;
+        cro.restoreMessages = 1;
+        cro.persistQoS0 = 0;
+        rc = MQTTAsync_createWithOptions(&c->client, m->uri, c->client_id,
+                                         MQTTCLIENT_PERSISTENCE_DEFAULT, m->persist_dir, &cro);
+        if (rc != MQTTASYNC_SUCCESS) {
+            iw_diag_set(diag, NULL, 0, 0, "cannot create the MQTT client for %s (Paho code %d)",
+                        m->uri, rc);
+            c->client = NULL;
+            rc = IW_E_MQTT;
+            goto fail;
+        }
+        MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message, NULL);
+    }
+    d->mqtt = m;
+    return IW_OK;                           /* the main loop's first tick connects */
+fail:
+    d->mqtt = NULL;
+    iw_mqtt_free(m);
+    return rc;
+}
+
+void iw_mqtt_stop(struct iw_mqtt *m)
+{
+    if (m == NULL)
+        return;
+    for (int i = 0; m->c != NULL && i < m->n; i++) {
+        struct iw_mconn *c = &m->c[i];
+        if (c->client != NULL) {
+            MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+            dopt.timeout = 2000;
+            if (atomic_load(&c->state) == CONN_UP)
+                MQTTAsync_disconnect(c->client, &dopt);
+            /* Wait for the disconnect to finish (bounded). */
+            for (int k = 0; k < 200 && MQTTAsync_isConnected(c->client); k++) {
+                struct timespec ts = { 0, 10 * 1000000 };
+                nanosleep(&ts, NULL);
+            }
+            atomic_store(&c->state, CONN_DOWN);
+        }
+    }
+}
+
+void iw_mqtt_free(struct iw_mqtt *m)
+{
+    if (m == NULL)
+        return;
+    for (int i = 0; m->c != NULL && i < m->n; i++) {
+        struct iw_mconn *c = &m->c[i];
+        if (c->client != NULL)
+            MQTTAsync_destroy(&c->client);
+        if (c->ing != NULL) {
+            iw_wbatch_free(c->ing->wb);
+            free(c->ing);
+        }
+    }
+    free(m->c);
+    free(m->password);
+    free(m);
+}

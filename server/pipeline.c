@@ -1,0 +1,303 @@
+/*
+ * Shard workers. Every device (source/site/device) belongs to exactly one
+ * shard (hash of its name), so a shard owns the rollups of that device's
+ * series and the rule instances that read them, and needs no lock for either.
+ * A shard pops the samples the delivery threads stored, maintains minute/hour
+ * rollups (store_query.c recomputes a closed minute from the raw points),
+ * feeds the rule engine, and ticks it for wall-clock rules.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/log.h"
+#include "islewatch/rules.h"
+#include "islewatch/stats.h"
+#include "daemon_int.h"
+
+#define SHARD_BATCH 64
+
+/* ---- rule engine environment ---- */
+
+static void env_emit(void *ctx, const struct iw_alert *a)
+{
+    struct iw_shard *sh = ctx;
+    iw_alert_pub_submit(sh->d->pub, a);
+}
+
+static int env_state_put(void *ctx, const char *key, const void *val, size_t len)
+{
+    struct iw_shard *sh = ctx;
+    char k[1024];
+    snprintf(k, sizeof(k), "rstate/%s", key);
+    return iw_store_meta_put(sh->d->store, k, val, len);
+}
+
+static int env_state_del(void *ctx, const char *key)
+{
+    struct iw_shard *sh = ctx;
+    char k[1024];
+    snprintf(k, sizeof(k), "rstate/%s", key);
+    return iw_store_meta_delete(sh->d->store, k);
+}
+
+static int env_write_point(void *ctx, const char *series, int64_t ts, double value, bool valid)
+{
+    struct iw_shard *sh = ctx;
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    int rc = iw_store_series_intern(sh->d->store, series, strlen(series), &s);
+    if (rc != IW_OK)
+        return rc;
+    struct iw_wbatch *b = iw_wbatch_new();
+    if (b == NULL)
+        return IW_E_NOMEM;
+    /* An invalid average is stored, flagged 'I', so queries show it but no
+     * compliance figure counts it. */
+    iw_wbatch_put_point(b, s->id, ts, value, valid ? 0 : 'I');
+    rc = iw_store_write(sh->d->store, b, &diag);
+    iw_wbatch_free(b);
+    iw_diag_fini(&diag);
+    return rc;
+}
+
+struct read_ctx {
+    iw_rules_point_cb cb;
+    void *cbctx;
+};
+
+static int read_adapter(void *ctx, const struct iw_point *p)
+{
+    struct read_ctx *r = ctx;
+    return r->cb(r->cbctx, p->ts, p->value, p->flag);
+}
+
+static int env_read_points(void *ctx, const char *series, int64_t from, int64_t to,
+                           iw_rules_point_cb cb, void *cbctx)
+{
+    struct iw_shard *sh = ctx;
+    const struct iw_series *s = iw_store_series_find(sh->d->store, series, strlen(series));
+    struct read_ctx r = { cb, cbctx };
+    if (s == NULL)
+        return IW_OK;
+    return iw_store_read_points(sh->d->store, s->id, from, to == INT64_MAX ? to : to + 1,
+                                read_adapter, &r);
+}
+
+static bool env_owns_device(void *ctx, const char *source, const char *site, const char *device)
+{
+    struct iw_shard *sh = ctx;
+    char name[768];
+    int n = snprintf(name, sizeof(name), "%s/%s/%s", source, site, device);
+    if (n < 0 || (size_t)n >= sizeof(name))
+        return sh->index == 0;
+    return iw_hash(name, (size_t)n) % (uint32_t)sh->d->n_shards == (uint32_t)sh->index;
+}
+
+static int restore_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct iw_shard *sh = ctx;
+    char k[1024];
+    if (klen <= 7 || klen - 7 >= sizeof(k))
+        return 0;
+    memcpy(k, key + 7, klen - 7);            /* strip "rstate/" */
+    k[klen - 7] = '\0';
+    int rc = iw_rules_engine_restore(sh->rules, k, val, vlen);
+    if (rc == IW_E_INVAL)
+        IW_LOG_WARN("rules", "shard %d: unreadable rule state %s skipped", sh->index, k);
+    return 0;
+}
+
+/* ---- rollups ---- */
+
+static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts)
+{
+    struct iw_daemon *d = sh->d;
+    int64_t m = iw_floor_to(ts, IW_MS_PER_MIN);
+    int64_t *open = &d->open_minute[id];
+    int rc = IW_OK;
+
+    if (*open == 0) {
+        /* First sample of this series since start: close what a previous run left open. */
+        int64_t w = iw_store_rollup_watermark(d->store, id);
+        if (w == INT64_MIN)
+            w = m - d->cfg->storage.retention_raw_ms;
+        if (w < m)
+            rc = iw_store_rollup_range(d->store, id, w, m, true);
+        else if (m < w)
+            rc = iw_store_rollup_range(d->store, id, m, m + IW_MS_PER_MIN, false);
+        *open = m > w ? m : w;
+    } else if (m > *open) {
+        rc = iw_store_rollup_range(d->store, id, *open, m, true);
+        *open = m;
+    } else if (m < *open) {
+        /* Late sample: its minute (and hour) is recomputed from the raw points. */
+        rc = iw_store_rollup_range(d->store, id, m, m + IW_MS_PER_MIN, false);
+    }
+    if (rc != IW_OK)
+        IW_LOG_WARN("rollup", "series %u: rollup failed (%s); queries fall back to raw points",
+                    id, iw_strerror(rc));
+}
+
+/* ---- the worker ---- */
+
+struct split {
+    char source[128], site[256], device[256], metric[256];
+};
+
+static void split_name(const struct iw_series *s, struct split *o)
+{
+    snprintf(o->source, sizeof(o->source), "%.*s", (int)(s->site_off - 1), s->name);
+    snprintf(o->site, sizeof(o->site), "%.*s", (int)(s->device_off - s->site_off - 1), s->name + s->site_off);
+    snprintf(o->device, sizeof(o->device), "%.*s", (int)(s->metric_off - s->device_off - 1), s->name + s->device_off);
+    snprintf(o->metric, sizeof(o->metric), "%s", s->name + s->metric_off);
+}
+
+static void apply_reload(struct iw_shard *sh)
+{
+    /* acquire: pairs with the release in iw_pipeline_reload: the new config is
+     * fully built before this shard sees the pointer. */
+    struct iw_config *cfg = atomic_exchange_explicit(&sh->pending_cfg, NULL, memory_order_acquire);
+    if (cfg == NULL)
+        return;
+    if (sh->rules != NULL && iw_rules_engine_reload(sh->rules, cfg, iw_now_ms()) != IW_OK)
+        IW_LOG_ERROR("rules", "shard %d: out of memory applying the new rules; keeping the old ones",
+                     sh->index);
+    /* release: the main thread frees the old config only after every shard
+     * has finished with it (acquire load of reload_done). */
+    atomic_fetch_add_explicit(&sh->reload_done, 1, memory_order_release);
+}
+
+static void *shard_main(void *arg)
+{
+    struct iw_shard *sh = arg;
+    struct iw_shard_item items[SHARD_BATCH];
+    struct iw_rsample rs[SHARD_BATCH];
+    struct split sp[SHARD_BATCH];
+    int64_t next_tick = 0;
+    char tname[16];
+
+    snprintf(tname, sizeof(tname), "iw-shard-%d", sh->index);
+    pthread_setname_np(pthread_self(), tname);
+    for (;;) {
+        size_t n = 0;
+        if (iw_mpmc_pop_wait(&sh->q, &items[0], 200 * 1000000LL) == IW_OK) {
+            n = 1;
+            while (n < SHARD_BATCH && iw_mpmc_pop(&sh->q, &items[n]) == IW_OK)
+                n++;
+        } else if (atomic_load_explicit(&sh->d->stop, memory_order_acquire)) {
+            break;                               /* drained and told to stop */
+        }
+        apply_reload(sh);
+        for (size_t i = 0; i < n; i++) {
+            const struct iw_series *s = iw_store_series_by_id(sh->d->store, items[i].series_id);
+            if (s == NULL)
+                continue;
+            rollup_sample(sh, s->id, items[i].ts);
+            split_name(s, &sp[i]);
+            rs[i] = (struct iw_rsample){
+                .source = sp[i].source, .site = sp[i].site, .device = sp[i].device,
+                .metric = sp[i].metric, .ts = items[i].ts, .value = items[i].value,
+                .flag = items[i].flag, .recv_ms = items[i].recv_ms, .is_event = items[i].is_event,
+            };
+        }
+        /* One message's samples share device and time: hand them over together
+         * so water/air rules evaluate the message once. */
+        for (size_t i = 0; i < n && sh->rules != NULL;) {
+            size_t j = i + 1;
+            while (j < n && rs[j].ts == rs[i].ts && rs[j].recv_ms == rs[i].recv_ms &&
+                   strcmp(sp[j].device, sp[i].device) == 0 && strcmp(sp[j].site, sp[i].site) == 0 &&
+                   strcmp(sp[j].source, sp[i].source) == 0)
+                j++;
+            iw_rules_on_samples(sh->rules, &rs[i], j - i);
+            i = j;
+        }
+        int64_t now = iw_now_ms();
+        if (sh->rules != NULL && now >= next_tick) {
+            iw_rules_tick(sh->rules, now);
+            next_tick = now + 250;
+        }
+    }
+    return NULL;
+}
+
+static size_t shard_depth(const void *q) { return iw_mpmc_depth(q); }
+
+int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
+{
+    const struct iw_config *cfg = d->cfg;
+    struct iw_rules_env env = {
+        .emit = env_emit, .state_put = env_state_put, .state_del = env_state_del,
+        .write_point = env_write_point, .read_points = env_read_points,
+        .owns_device = env_owns_device,
+    };
+
+    d->n_shards = cfg->storage.shards;
+    d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
+    d->open_minute = calloc(1u << 20, sizeof(*d->open_minute));
+    if (d->shards == NULL || d->open_minute == NULL)
+        return IW_E_NOMEM;
+    for (int i = 0; i < d->n_shards; i++) {
+        struct iw_shard *sh = &d->shards[i];
+        sh->index = i;
+        sh->d = d;
+        if (iw_mpmc_init(&sh->q, cfg->storage.queue_size, sizeof(struct iw_shard_item)) != IW_OK) {
+            iw_diag_set(diag, NULL, 0, 0, "storage.queue_size %zu: cannot allocate the shard queue "
+                        "(use a power of two, e.g. 65536)", cfg->storage.queue_size);
+            return IW_E_CONFIG;
+        }
+        env.ctx = sh;
+        if (iw_rules_engine_new(cfg, &env, iw_now_ms(), &sh->rules) != IW_OK) {
+            iw_diag_set(diag, NULL, 0, 0, "cannot build the rule engine (out of memory)");
+            return IW_E_NOMEM;
+        }
+        if (iw_store_meta_scan(d->store, "rstate/", restore_cb, sh) != IW_OK)
+            IW_LOG_WARN("rules", "shard %d: could not read the stored rule state", i);
+        snprintf(sh->qname, sizeof(sh->qname), "shard%d", i);
+        iw_stats_register_queue(sh->qname, shard_depth, &sh->q);
+    }
+    for (int i = 0; i < d->n_shards; i++) {
+        if (pthread_create(&d->shards[i].thread, NULL, shard_main, &d->shards[i]) != 0) {
+            iw_diag_set(diag, NULL, 0, 0, "cannot start shard thread %d", i);
+            return IW_E_NOMEM;
+        }
+    }
+    return IW_OK;
+}
+
+void iw_pipeline_reload(struct iw_daemon *d, struct iw_config *cfg)
+{
+    uint64_t before[64];
+    for (int i = 0; i < d->n_shards && i < 64; i++) {
+        before[i] = atomic_load_explicit(&d->shards[i].reload_done, memory_order_acquire);
+        /* release: publishes the fully built config to the shard (pairs with apply_reload). */
+        atomic_store_explicit(&d->shards[i].pending_cfg, cfg, memory_order_release);
+    }
+    for (int i = 0; i < d->n_shards && i < 64; i++) {
+        while (atomic_load_explicit(&d->shards[i].reload_done, memory_order_acquire) == before[i]) {
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+void iw_pipeline_stop(struct iw_daemon *d)
+{
+    if (d->shards == NULL)
+        return;
+    /* release: shards see stop only after the producers are gone; they drain first. */
+    atomic_store_explicit(&d->stop, 1, memory_order_release);
+    for (int i = 0; i < d->n_shards; i++)
+        if (d->shards[i].thread)
+            pthread_join(d->shards[i].thread, NULL);
+    iw_stats_unregister_queues();
+    for (int i = 0; i < d->n_shards; i++) {
+        iw_rules_engine_free(d->shards[i].rules);
+        iw_mpmc_fini(&d->shards[i].q);
+    }
+    free(d->shards);
+    d->shards = NULL;
+    free(d->open_minute);
+    d->open_minute = NULL;
+}
