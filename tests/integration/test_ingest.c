@@ -1,0 +1,177 @@
+/*
+ * End to end through a real mosquitto: every QoS 1 sample published is stored
+ * with its exact value and time, bad input between good messages loses
+ * nothing good, and `islewatch series/query --db` read it back beside the
+ * running daemon.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "it.h"
+
+
+
+static long long base_ts(void)
+{
+    /* Recent enough for the raw retention (90 d), whole seconds. */
+    return (long long)time(NULL) * 1000 - 3600 * 1000LL;
+}
+
+static cJSON *cli_json(const char *fmt_args)
+{
+    char *out = NULL;
+    int st = it_run(&out, "%s %s", it_bin("islewatch"), fmt_args);
+    cr_assert_eq(st, 0, "islewatch %s exited %d: %s", fmt_args, st, out ? out : "");
+    cJSON *doc = cJSON_Parse(out);
+    cr_assert_not_null(doc, "not JSON: %.300s", out ? out : "");
+    free(out);
+    return doc;
+}
+
+static long long total_points(const struct it_daemon *d, const char *glob)
+{
+    char args[600];
+    snprintf(args, sizeof(args), "series '%s' --db %s --format json", glob, d->data);
+    cJSON *doc = cli_json(args), *it;
+    long long n = 0;
+    cJSON_ArrayForEach(it, doc)
+        n += (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "count"));
+    cJSON_Delete(doc);
+    return n;
+}
+
+static bool wait_points(const struct it_daemon *d, const char *glob, long long want, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms, n = -1;
+    while (it_now_ms() < end) {
+        n = total_points(d, glob);
+        if (n >= want)
+            return n == want;
+        struct timespec ts = { 0, 200 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "only %lld of %lld points after %d ms\n", n, want, timeout_ms);
+    return false;
+}
+
+/* value of message i, exactly representable as decimal text */
+static double value_of(int i) { return (double)(i % 1000) / 8.0 + 0.25; }
+
+Test(ingest, qos1_10000_messages_from_100_devices_all_stored_exactly, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long t0 = base_ts();
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub");
+    cr_assert_not_null(pub);
+    for (int i = 0; i < 10000; i++) {
+        int dev = i % 100;
+        char topic[128], payload[256];
+        snprintf(topic, sizeof(topic), "sensors/water/site%d/d%02d", dev / 10, dev);
+        snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":%.17g,\"do\":%d,\"note\":\"x\"}",
+                 t0 + (long long)(i / 100) * 1000, value_of(i), i);
+        cr_assert_eq(it_publish_async(pub, topic, payload, 1), 0);
+    }
+    cr_assert_eq(it_flush(pub, 60000), 0, "broker did not acknowledge every publish");
+    cr_assert(wait_points(&d, "water/*/*/*", 20000, 120000), "every point stored, none twice");
+
+    /* Exact values and timestamps, series by series. */
+    char args[600];
+    snprintf(args, sizeof(args), "query 'water/*/*/ph' --from %lld --to %lld --db %s --format json",
+             t0, t0 + 100 * 1000, d.data);
+    cJSON *doc = cli_json(args), *s, *p;
+    cr_assert_eq(cJSON_GetArraySize(doc), 100);
+    int checked = 0;
+    cJSON_ArrayForEach(s, doc) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(s, "series"));
+        int dev = -1;
+        cr_assert_eq(sscanf(name, "water/site%*d/d%d/ph", &dev), 1, "%s", name);
+        int k = 0;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(s, "points")) {
+            int i = k * 100 + dev;
+            long long ts = (long long)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0));
+            double v = cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1));
+            cr_expect_eq(ts, t0 + (long long)k * 1000, "%s point %d time", name, k);
+            cr_expect_eq(v, value_of(i), "%s point %d value %.17g", name, k, v);
+            k++;
+            checked++;
+        }
+        cr_expect_eq(k, 100, "%s has %d points", name, k);
+    }
+    cr_assert_eq(checked, 10000);
+    cJSON_Delete(doc);
+
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(ingest, bad_input_between_good_messages_loses_nothing_good, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long t0 = base_ts();
+    static const char *const bad[] = {
+        "not json at all", "[1,2,3]", "{\"ph\":7.1", "{\"ts\":99999999999999,\"ph\":7}",
+        "{\"ts\":1000,\"ph\":7}", "{\"ts\":\"yesterday\",\"ph\":7}", "{\"flag\":\"Q\",\"ph\":7}",
+    };
+    int n_bad = 0, good_members = 0;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "max_payload: 1KiB\nrejected_topic: \"islewatch/rejected/{source}\"\n"), 0);
+    struct it_client *rej = it_client_new(&b, "it-rej");
+    cr_assert_eq(it_subscribe(rej, "islewatch/rejected/#", 1), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub2");
+    char big[2048];
+    memset(big, ' ', sizeof(big) - 1);
+    big[0] = '{';
+    big[sizeof(big) - 2] = '}';
+    big[sizeof(big) - 1] = '\0';
+
+    for (int i = 0; i < 20000; i++) {
+        char topic[128], payload[256];
+        int dev = i % 50;
+        snprintf(topic, sizeof(topic), "sensors/water/mix/d%02d", dev);
+        if (i % 10 == 5) {
+            const char *p = (i / 10) % 8 == 7 ? big : bad[(i / 10) % 8 % 7];
+            cr_assert_eq(it_publish_async(pub, topic, p, 1), 0);
+            n_bad++;
+            continue;
+        }
+        /* Every fifth good message carries a bad member beside good ones. */
+        if (i % 5 == 0)
+            snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":7.5,\"bad\":1e999,\"x/y\":2}",
+                     t0 + (long long)i * 10);
+        else
+            snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":7.5}", t0 + (long long)i * 10);
+        good_members++;
+        cr_assert_eq(it_publish_async(pub, topic, payload, 1), 0);
+    }
+    cr_assert_eq(it_flush(pub, 60000), 0);
+    cr_assert(wait_points(&d, "water/mix/*/ph", good_members, 120000));
+
+    /* Every bad message was republished with its reason. */
+    int seen = 0;
+    struct it_msg *m;
+    while (seen < n_bad && (m = it_next(rej, 10000)) != NULL) {
+        cr_expect(strstr(m->payload, "\"reason\":") != NULL, "%s", m->payload);
+        seen++;
+        it_msg_free(m);
+    }
+    cr_expect_eq(seen, n_bad, "rejected messages republished: %d of %d", seen, n_bad);
+
+    it_client_free(pub);
+    it_client_free(rej);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
