@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * air_quality: hourly means of a station's pollutants, the real-time (hourly)
+ * or daily AQI of HJ 633-2012/2026 at the end of each period, and the level
+ * alert (contract in islewatch/rules.h). Averaging and AQI arithmetic are
+ * standards.h's; this file only collects the minutes, decides when an hour
+ * or a day is closed, and keeps the last 24 hourly means for the moving
+ * averages (2012 real-time report) and the daily report. Engine thread only.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/standards.h"
+#include "rule_int.h"
+
+#define NPOL IW_AQI_NPOLLUTANTS
+
+struct hour_acc {                   /* one pollutant in the open hour */
+    double  sum[60];                /* per minute (m-1 min, m] */
+    int     n[60];
+    int     count;
+    int64_t first_ts;
+    double  first_v;
+};
+
+struct air_x {
+    int64_t cur_end;                /* end of the open hour; RT_NONE */
+    bool    close_now;              /* a sample stamped at cur_end arrived: close at message end */
+    int64_t last_recv;              /* receipt of the open hour's last sample */
+    struct hour_acc acc[NPOL];
+    int64_t last_closed;            /* end of the last closed hour; RT_NONE */
+    struct iw_avg hours[NPOL][24];  /* ring of hourly means, slot = hour label % 24 */
+    int64_t label[24];
+    int64_t day_open;               /* daily: start of the day being filled; RT_NONE */
+    int64_t last_day;               /* daily: start of the last closed day; RT_NONE */
+    int64_t silent_until;           /* replayed history: periods ending <= this only fill the ring */
+    /* the last evaluation, for the evidence */
+    bool    has_res;
+    struct iw_aqi_result res;
+    struct iw_avg in_avg[IW_AQI_NITEMS];
+    int64_t period_end;
+};
+
+static bool air_accepts(const struct rule_rt *rr, const struct iw_rsample *s)
+{
+    (void)rr;
+    return !s->is_event && iw_aqi_pollutant_find(s->metric) >= 0;
+}
+
+static bool device_level(const struct rule_rt *rr)
+{
+    (void)rr;
+    return false;
+}
+
+static void air_init(struct iw_rules_engine *e, struct inst *in)
+{
+    struct air_x *x = in->x;
+    (void)e;
+    x->cur_end = x->last_closed = x->day_open = x->last_day = x->silent_until = RT_NONE;
+    for (int i = 0; i < 24; i++)
+        x->label[i] = RT_NONE;
+}
+
+static size_t slot(int64_t hour_end)
+{
+    int64_t h = hour_end / IW_MS_PER_HOUR % 24;
+    return (size_t)(h < 0 ? h + 24 : h);
+}
+
+static struct iw_avg hour_value(const struct air_x *x, int pol, int64_t hour_end)
+{
+    size_t k = slot(hour_end);
+    if (x->label[k] != hour_end)
+        return (struct iw_avg){ NAN, 0, false };
+    return x->hours[pol][k];
+}
+
+/* ==========================================================================
+ * Evaluation of a closed period
+ * ======================================================================== */
+
+static void set_item(struct air_x *x, struct iw_aqi_input *in, enum iw_aqi_item item, struct iw_avg a)
+{
+    x->in_avg[item] = a;
+    if (a.valid && isfinite(a.value)) {
+        in->v[item] = a.value;
+        in->present[item] = true;
+    }
+}
+
+static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw_aqi_input *ai,
+                     int64_t end, bool late, int64_t wall)
+{
+    struct air_x *x = in->x;
+    const struct iw_rule_params *p = in->p;
+    bool daily = p->mode == IW_AQI_DAILY;
+    int rc = iw_aqi_compute(p->standard, p->mode, ai, &x->res);
+    int level;
+
+    if (rc != IW_OK)
+        return;                         /* no valid average at all */
+    x->has_res = true;
+    x->period_end = end;
+    iw__write_point(e, in, daily ? "aqi_daily" : "aqi", end, x->res.aqi, !x->res.aqi_na);
+    iw__write_point(e, in, daily ? "aqi_daily_level" : "aqi_level", end, x->res.level, !x->res.aqi_na);
+    if (x->res.aqi_na)
+        return;                         /* HJ 633-2026 §5.3.1: reported as NA, decides nothing */
+    level = x->res.level;
+    iw__drive(e, in, level >= p->min_level, level < p->clear_level, p->sev_by_level[level], end,
+              late, wall);
+}
+
+static void evaluate_hour(struct iw_rules_engine *e, struct inst *in, int64_t end, bool late,
+                          int64_t wall)
+{
+    static const enum iw_aqi_item h1[NPOL] = { IW_AQI_SO2_1H, IW_AQI_NO2_1H, IW_AQI_CO_1H,
+                                               IW_AQI_O3_1H, IW_AQI_PM10_1H, IW_AQI_PM25_1H };
+    struct air_x *x = in->x;
+    struct iw_aqi_input ai = { 0 };
+    struct iw_avg h24[24], h8[8], a;
+
+    for (int i = 0; i < IW_AQI_NITEMS; i++)
+        x->in_avg[i] = (struct iw_avg){ NAN, 0, false };
+    for (int pol = 0; pol < NPOL; pol++)
+        set_item(x, &ai, h1[pol], hour_value(x, pol, end));
+    if (in->p->standard == IW_AQI_HJ633_2012) {
+        /* 2012 real-time: O3 8 h moving mean, PM (and SO2 for > 800) 24 h moving means. */
+        for (int i = 0; i < 8; i++)
+            h8[i] = hour_value(x, IW_AQI_P_O3, end - (7 - i) * IW_MS_PER_HOUR);
+        if (iw_avg_8h(h8, &a) == IW_OK)
+            set_item(x, &ai, IW_AQI_O3_8H, a);
+        static const struct { int pol; enum iw_aqi_item item; } mov[] = {
+            { IW_AQI_P_PM10, IW_AQI_PM10_24H }, { IW_AQI_P_PM25, IW_AQI_PM25_24H },
+            { IW_AQI_P_SO2, IW_AQI_SO2_24H },
+        };
+        for (size_t m = 0; m < IW_ARRAY_LEN(mov); m++) {
+            for (int i = 0; i < 24; i++)
+                h24[i] = hour_value(x, mov[m].pol, end - (23 - i) * IW_MS_PER_HOUR);
+            if (iw_avg_24h(h24, &a) == IW_OK)
+                set_item(x, &ai, mov[m].item, a);
+        }
+    }
+    evaluate(e, in, &ai, end, late, wall);
+}
+
+static void close_day(struct iw_rules_engine *e, struct inst *in, int64_t day, bool late, int64_t wall)
+{
+    static const enum iw_aqi_item d24[NPOL] = { IW_AQI_SO2_24H, IW_AQI_NO2_24H, IW_AQI_CO_24H,
+                                                IW_AQI_O3_8H, IW_AQI_PM10_24H, IW_AQI_PM25_24H };
+    struct air_x *x = in->x;
+    struct iw_aqi_input ai = { 0 };
+    struct iw_avg h[24], a;
+    int64_t end = day + IW_MS_PER_DAY;
+
+    if (x->last_day != RT_NONE && day <= x->last_day)
+        return;
+    x->last_day = day;
+    if (x->day_open == day)
+        x->day_open = RT_NONE;
+    if (x->silent_until != RT_NONE && end <= x->silent_until)
+        return;
+    for (int i = 0; i < IW_AQI_NITEMS; i++)
+        x->in_avg[i] = (struct iw_avg){ NAN, 0, false };
+    for (int pol = 0; pol < NPOL; pol++) {
+        for (int i = 0; i < 24; i++)
+            h[i] = hour_value(x, pol, day + (i + 1) * IW_MS_PER_HOUR);
+        if (pol == IW_AQI_P_O3) {
+            if (iw_avg_o3_max8h(h, &a, NULL) == IW_OK)
+                set_item(x, &ai, IW_AQI_O3_8H, a);
+            if (in->p->standard == IW_AQI_HJ633_2012 && iw_avg_o3_max1h(h, &a, NULL) == IW_OK)
+                set_item(x, &ai, IW_AQI_O3_1H, a);
+        } else if (iw_avg_24h(h, &a) == IW_OK) {
+            set_item(x, &ai, d24[pol], a);
+        }
+    }
+    iw__save(e, in);
+    evaluate(e, in, &ai, end, late, wall);
+}
+
+/* ==========================================================================
+ * Hours
+ * ======================================================================== */
+
+static struct iw_avg hour_mean(const struct hour_acc *acc, int64_t end)
+{
+    struct iw_avg_sample s[60];
+    struct iw_avg a = { NAN, 0, false };
+    size_t n = 0;
+
+    /* A device that reports hourly averages stamps them at the hour's end. */
+    if (acc->count == 1 && acc->first_ts == end)
+        return (struct iw_avg){ acc->first_v, 1, true };
+    for (int m = 0; m < 60; m++)
+        if (acc->n[m] > 0)
+            s[n++] = (struct iw_avg_sample){ end - IW_MS_PER_HOUR + (m + 1) * IW_MS_PER_MIN,
+                                             acc->sum[m] / acc->n[m], true };
+    if (iw_avg_hour(s, n, end, &a) != IW_OK)
+        a = (struct iw_avg){ NAN, 0, false };
+    return a;
+}
+
+static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, int64_t wall)
+{
+    struct air_x *x = in->x;
+    int64_t end = x->cur_end;
+    size_t k = slot(end);
+    int64_t day;
+
+    if (end == RT_NONE)
+        return;
+    for (int pol = 0; pol < NPOL; pol++)
+        x->hours[pol][k] = hour_mean(&x->acc[pol], end);
+    x->label[k] = end;
+    memset(x->acc, 0, sizeof(x->acc));
+    x->cur_end = RT_NONE;
+    x->close_now = false;
+    x->last_closed = end;
+    if (x->silent_until != RT_NONE && end <= x->silent_until)
+        return;
+    if (in->p->mode == IW_AQI_HOURLY) {
+        iw__save(e, in);
+        evaluate_hour(e, in, end, late, wall);
+    } else if (iw_local_hour_index(end, in->p->tz_offset_min, &day) == 23) {
+        close_day(e, in, day, late, wall);
+    }
+}
+
+/* One sample (valid false: flagged, it only moves time on). */
+static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts, double v,
+                 bool valid, bool late, int64_t recv)
+{
+    struct air_x *x = in->x;
+    int tz = in->p->tz_offset_min;
+    int64_t end = iw_local_hour_end(ts, tz), day;
+    struct hour_acc *acc;
+    int m;
+
+    if (end == INT64_MIN || (x->last_closed != RT_NONE && end <= x->last_closed)
+        || (x->cur_end != RT_NONE && end < x->cur_end)) {
+        e->st.out_of_order++;           /* its hour is already closed */
+        return;
+    }
+    if (x->cur_end != RT_NONE && end > x->cur_end)
+        close_hour(e, in, late, recv);
+    if (in->p->mode == IW_AQI_DAILY && iw_local_hour_index(end, tz, &day) >= 0) {
+        if (x->day_open != RT_NONE && day > x->day_open)
+            close_day(e, in, x->day_open, late, recv);
+        if (x->last_day == RT_NONE || day > x->last_day)
+            x->day_open = day;
+    }
+    x->cur_end = end;
+    x->last_recv = recv;
+    if (!valid)
+        return;
+    acc = &x->acc[pol];
+    m = (int)((ts - (end - IW_MS_PER_HOUR) + IW_MS_PER_MIN - 1) / IW_MS_PER_MIN) - 1;
+    if (m < 0 || m > 59)
+        return;
+    acc->sum[m] += v;
+    acc->n[m]++;
+    if (acc->count++ == 0) {
+        acc->first_ts = ts;
+        acc->first_v = v;
+    }
+    if (ts == end)
+        x->close_now = true;
+}
+
+/* ==========================================================================
+ * Refill after a restart (or for a new instance) from stored history
+ * ======================================================================== */
+
+struct hist {
+    int64_t ts;
+    double v;
+    int pol;
+    bool valid;
+};
+
+struct hist_vec {
+    struct hist *h;
+    size_t n, cap;
+    int pol;
+};
+
+static int hist_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct hist_vec *hv = ctx;
+    if (hv->n == hv->cap) {
+        size_t cap = hv->cap ? hv->cap * 2 : 256;
+        struct hist *h = realloc(hv->h, cap * sizeof(*h));
+        if (h == NULL)
+            return 1;
+        hv->h = h;
+        hv->cap = cap;
+    }
+    hv->h[hv->n++] = (struct hist){ ts, v, hv->pol, !iw__flagged(flag) && isfinite(v) };
+    return 0;
+}
+
+static int hist_cmp(const void *a, const void *b)
+{
+    const struct hist *x = a, *y = b;
+    return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+static void prime(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
+{
+    struct air_x *x = in->x;
+    int64_t end = iw_local_hour_end(s->ts, in->p->tz_offset_min);
+    struct hist_vec hv = { 0 };
+
+    if (end == INT64_MIN)
+        return;
+    /* Periods ending before the current hour were evaluated before (restored: up
+     * to the last closed one); replaying them only refills the ring. */
+    x->silent_until = in->restored && x->last_closed != RT_NONE ? x->last_closed
+                                                                 : end - IW_MS_PER_HOUR;
+    if (!in->restored || x->last_closed == RT_NONE)
+        x->last_day = RT_NONE;
+    x->last_closed = RT_NONE;
+    for (int pol = 0; pol < NPOL; pol++) {
+        hv.pol = pol;
+        iw__read_points(e, in, iw_aqi_pollutant_info((enum iw_aqi_pollutant)pol)->metric,
+                        end - 25 * IW_MS_PER_HOUR + 1, s->ts - 1, hist_cb, &hv);
+    }
+    if (hv.n > 0)
+        qsort(hv.h, hv.n, sizeof(*hv.h), hist_cmp);
+    for (size_t i = 0; i < hv.n; i++)
+        feed(e, in, hv.h[i].pol, hv.h[i].ts, hv.h[i].v, hv.h[i].valid, iw__late(e, s), s->recv_ms);
+    free(hv.h);
+}
+
+/* ==========================================================================
+ * Kind operations
+ * ======================================================================== */
+
+static void air_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
+{
+    int pol = iw_aqi_pollutant_find(s->metric);
+
+    if (pol < 0)
+        return;
+    if (!in->primed)
+        prime(e, in, s);
+    in->primed = true;
+    feed(e, in, pol, s->ts, s->value, !iw__flagged(s->flag) && isfinite(s->value), iw__late(e, s),
+         s->recv_ms);
+}
+
+static void air_message_end(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *last)
+{
+    struct air_x *x = in->x;
+    if (x->close_now)
+        close_hour(e, in, iw__late(e, last), last->recv_ms);
+    iw__sched(e, in);
+}
+
+static int64_t later(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static int64_t air_deadline(const struct iw_rules_engine *e, const struct inst *in)
+{
+    const struct air_x *x = in->x;
+    int64_t ca = in->p->close_after_ms, d = RT_NO_DEADLINE;
+    (void)e;
+
+    /* A backlog being uploaded is not cut short: wait close_after after its
+     * last sample arrived too. */
+    if (x->cur_end != RT_NONE)
+        d = later(x->cur_end, x->last_recv) + ca;
+    if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE) {
+        int64_t dd = later(x->day_open + IW_MS_PER_DAY, x->last_recv) + ca;
+        if (dd < d)
+            d = dd;
+    }
+    return d;
+}
+
+static void air_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
+{
+    struct air_x *x = in->x;
+    int64_t ca = in->p->close_after_ms;
+
+    if (x->cur_end != RT_NONE && later(x->cur_end, x->last_recv) + ca <= now)
+        close_hour(e, in, false, now);
+    if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE
+        && later(x->day_open + IW_MS_PER_DAY, x->last_recv) + ca <= now)
+        close_day(e, in, x->day_open, false, now);
+}
+
+static void air_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
+{
+    const struct air_x *x = in->x;
+    const struct iw_aqi_level_info *li, *min = iw_aqi_level_info(in->p->min_level);
+    char prim[96], buf[128], text[384];
+    cJSON *o, *iaqi, *conc, *avgs, *arr;
+    int64_t len = in->p->mode == IW_AQI_DAILY ? IW_MS_PER_DAY : IW_MS_PER_HOUR;
+    (void)e;
+
+    ev->metric = "aqi";
+    ev->unit = NULL;
+    if (!x->has_res || (li = iw_aqi_level_info(x->res.level)) == NULL)
+        return;
+    ev->has_value = true;
+    ev->value = x->res.aqi;
+    ev->has_threshold = min != NULL;
+    ev->threshold = min != NULL ? min->aqi_min : 0;
+    if (iw_aqi_primary_format(&x->res, prim, sizeof(prim)) != IW_OK)
+        prim[0] = '\0';
+    cJSON_AddStringToObject(ev->details, "standard", iw_aqi_standard_name(in->p->standard));
+    cJSON_AddStringToObject(ev->details, "mode", in->p->mode == IW_AQI_DAILY ? "daily" : "hourly");
+    cJSON_AddItemToObject(ev->details, "period_start", iw__json_time(x->period_end - len));
+    cJSON_AddItemToObject(ev->details, "period_end", iw__json_time(x->period_end));
+    cJSON_AddNumberToObject(ev->details, "aqi", x->res.aqi);
+    o = cJSON_AddObjectToObject(ev->details, "level");
+    cJSON_AddNumberToObject(o, "num", li->level);
+    cJSON_AddStringToObject(o, "name_zh", li->name_zh);
+    cJSON_AddStringToObject(o, "zh", li->category_zh);
+    cJSON_AddStringToObject(o, "en", li->category_en);
+    cJSON_AddStringToObject(o, "colour", li->hex);
+    cJSON_AddStringToObject(o, "colour_zh", li->color_zh);
+    arr = cJSON_AddArrayToObject(ev->details, "primary");
+    iaqi = cJSON_AddObjectToObject(ev->details, "iaqi");
+    conc = cJSON_AddObjectToObject(ev->details, "concentrations");
+    avgs = cJSON_AddObjectToObject(ev->details, "averages");
+    for (int i = 0; i < IW_AQI_NITEMS; i++) {
+        const struct iw_aqi_item_info *ii = iw_aqi_item_info((enum iw_aqi_item)i);
+        if (x->res.primary & IW_AQI_BIT(i))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(ii->primary));
+        if (x->res.use[i] == IW_AQI_USE_USED) {
+            cJSON_AddNumberToObject(iaqi, ii->name, x->res.iaqi[i]);
+            cJSON_AddNumberToObject(conc, ii->name, x->res.conc[i]);
+        }
+        if (x->in_avg[i].n > 0) {
+            cJSON *a = cJSON_AddObjectToObject(avgs, ii->name);
+            if (isfinite(x->in_avg[i].value))
+                cJSON_AddNumberToObject(a, "value", x->in_avg[i].value);
+            cJSON_AddNumberToObject(a, "n", x->in_avg[i].n);
+            cJSON_AddBoolToObject(a, "valid", x->in_avg[i].valid);
+        }
+    }
+    cJSON_AddBoolToObject(ev->details, "complete", x->res.complete);
+    snprintf(buf, sizeof(buf), "%d", x->res.aqi);
+    iw__ev_var(ev, "aqi", buf);
+    snprintf(buf, sizeof(buf), "%d", li->level);
+    iw__ev_var(ev, "level", buf);
+    iw__ev_var(ev, "level_zh", li->category_zh);
+    iw__ev_var(ev, "level_en", li->category_en);
+    iw__ev_var(ev, "colour", li->hex);
+    iw__ev_var(ev, "primary", prim);
+    snprintf(buf, sizeof(buf), "%s%s", prim[0] ? "首要污染物 " : "", prim);
+    iw__ev_var(ev, "primary_zh", buf);
+    snprintf(text, sizeof(text), "%s AQI %d (level %d, %s)%s%s", in->p->mode == IW_AQI_DAILY ? "daily" : "hourly",
+             x->res.aqi, li->level, li->category_en, prim[0] ? ", primary pollutant " : "", prim);
+    iw__ev_var(ev, "summary", text);
+}
+
+static void air_save(const struct inst *in, cJSON *o)
+{
+    const struct air_x *x = in->x;
+    if (x->last_closed != RT_NONE)
+        cJSON_AddNumberToObject(o, "lc", (double)x->last_closed);
+    if (x->last_day != RT_NONE)
+        cJSON_AddNumberToObject(o, "ld", (double)x->last_day);
+}
+
+static void air_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
+{
+    struct air_x *x = in->x;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "lc");
+    (void)e;
+    x->last_closed = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
+    j = cJSON_GetObjectItemCaseSensitive(o, "ld");
+    x->last_day = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
+}
+
+static bool air_keep(const struct inst *in)
+{
+    return ((const struct air_x *)in->x)->last_closed != RT_NONE;
+}
+
+const struct kind_ops iw__air_ops = {
+    .x_size = sizeof(struct air_x),
+    .per_metric = device_level,
+    .accepts = air_accepts,
+    .sample = air_sample,
+    .message_end = air_message_end,
+    .deadline = air_deadline,
+    .timer = air_timer,
+    .evidence = air_evidence,
+    .save = air_save,
+    .load = air_load,
+    .init = air_init,
+    .keep = air_keep,
+};

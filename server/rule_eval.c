@@ -1,0 +1,748 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The per-series and per-device kinds: threshold, rate, absence, flag, event.
+ * Each decides whether its condition holds for a sample (or a deadline) and
+ * hands that to the common machine in rule_core.c; the semantics are written
+ * down in islewatch/rules.h. Engine thread only.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/topic.h"
+#include "rule_int.h"
+
+static bool yes(const struct rule_rt *rr) { (void)rr; return true; }
+static bool no(const struct rule_rt *rr) { (void)rr; return false; }
+
+static bool not_event(const struct rule_rt *rr, const struct iw_rsample *s)
+{
+    (void)rr;
+    return !s->is_event;
+}
+
+static void add_num(cJSON *o, const char *name, bool has, double v)
+{
+    if (has && isfinite(v))
+        cJSON_AddNumberToObject(o, name, v);
+}
+
+static void value_text(const struct evidence *ev, double v, char *buf, size_t len)
+{
+    char num[32];
+    snprintf(buf, len, "%s%s%s", iw__fmt_num(v, num, sizeof(num)), ev->unit ? " " : "",
+             ev->unit ? ev->unit : "");
+}
+
+/* ==========================================================================
+ * threshold
+ * ======================================================================== */
+
+struct pt {
+    int64_t ts;
+    double v;
+};
+
+struct thr_x {
+    struct pt *w;                   /* window, sorted by ts */
+    size_t n, cap;
+    double cur;                     /* the compared value of the last evaluation */
+    bool   has_cur;
+};
+
+static bool win_insert(struct thr_x *x, int64_t ts, double v)
+{
+    size_t i = x->n;
+    while (i > 0 && x->w[i - 1].ts > ts)
+        i--;
+    if (i > 0 && x->w[i - 1].ts == ts) {      /* redelivery: the store replaces, so do we */
+        x->w[i - 1].v = v;
+        return true;
+    }
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 16;
+        struct pt *w = realloc(x->w, cap * sizeof(*w));
+        if (w == NULL)
+            return false;
+        x->w = w;
+        x->cap = cap;
+    }
+    memmove(&x->w[i + 1], &x->w[i], (x->n - i) * sizeof(*x->w));
+    x->w[i] = (struct pt){ ts, v };
+    x->n++;
+    return true;
+}
+
+/* Keep (end - over, end]. */
+static void win_evict(struct thr_x *x, int64_t end, int64_t over)
+{
+    size_t k = 0;
+    while (k < x->n && x->w[k].ts <= end - over)
+        k++;
+    if (k > 0) {
+        memmove(x->w, x->w + k, (x->n - k) * sizeof(*x->w));
+        x->n -= k;
+    }
+}
+
+static double win_agg(const struct thr_x *x, enum iw_window_agg agg)
+{
+    double r = x->w[0].v, sum = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        double v = x->w[i].v;
+        sum += v;
+        if ((agg == IW_AGG_MIN && v < r) || (agg == IW_AGG_MAX && v > r))
+            r = v;
+    }
+    if (agg == IW_AGG_AVG)
+        return sum / (double)x->n;
+    if (agg == IW_AGG_LAST)
+        return x->w[x->n - 1].v;
+    return r;
+}
+
+static int prime_window_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    if (!iw__flagged(flag) && isfinite(v))
+        win_insert(ctx, ts, v);
+    return 0;
+}
+
+static bool breaches(const struct iw_rule_params *p, double v)
+{
+    return (p->has_above && v > p->above) || (p->has_below && v < p->below);
+}
+
+static bool clears(const struct iw_rule_params *p, double v)
+{
+    double cb = p->has_clear_below ? p->clear_below : p->above;
+    double ca = p->has_clear_above ? p->clear_above : p->below;
+    return !breaches(p, v) && (!p->has_above || v <= cb) && (!p->has_below || v >= ca);
+}
+
+static void thr_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
+{
+    struct thr_x *x = in->x;
+    const struct iw_rule_params *p = in->p;
+    bool windowed = p->window_agg != IW_AGG_NONE && p->window_ms > 0;
+    double v = s->value;
+
+    if (iw__flagged(s->flag) || !isfinite(v))
+        return;
+    if (windowed && !in->primed)
+        iw__read_points(e, in, in->metric, s->ts - p->window_ms + 1, s->ts - 1, prime_window_cb, x);
+    in->primed = true;
+    if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
+        e->st.out_of_order++;
+        if (windowed && s->ts > in->last_ts - p->window_ms)
+            win_insert(x, s->ts, v);
+        return;
+    }
+    in->last_ts = s->ts;
+    if (windowed) {
+        if (!win_insert(x, s->ts, v)) {
+            IW_LOG_ERROR("rules", "out of memory growing the window of %s", in->key);
+            return;
+        }
+        win_evict(x, s->ts, p->window_ms);
+        v = win_agg(x, p->window_agg);
+    }
+    x->cur = v;
+    x->has_cur = true;
+    iw__drive(e, in, breaches(p, v), clears(p, v), p->severity, s->ts, iw__late(e, s), s->recv_ms);
+}
+
+static void thr_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
+{
+    static const char *const aggs[] = { "", "avg", "min", "max", "last" };
+    const struct thr_x *x = in->x;
+    const struct iw_rule_params *p = in->p;
+    bool use_above = p->has_above && (!p->has_below || x->cur >= p->below);
+    char val[64], thr[32], text[256], dur[32];
+    (void)e;
+
+    ev->has_value = x->has_cur;
+    ev->value = x->cur;
+    ev->has_threshold = p->has_above || p->has_below;
+    ev->threshold = use_above ? p->above : p->below;
+    value_text(ev, x->cur, val, sizeof(val));
+    iw__fmt_num(ev->threshold, thr, sizeof(thr));
+    add_num(ev->details, "value", x->has_cur, x->cur);
+    add_num(ev->details, "above", p->has_above, p->above);
+    add_num(ev->details, "below", p->has_below, p->below);
+    add_num(ev->details, "clear_below", p->has_clear_below, p->clear_below);
+    add_num(ev->details, "clear_above", p->has_clear_above, p->clear_above);
+    cJSON_AddNumberToObject(ev->details, "for_ms", (double)p->for_ms);
+    cJSON_AddNumberToObject(ev->details, "clear_for_ms", (double)p->clear_for_ms);
+    if (p->window_agg != IW_AGG_NONE && x->n > 0) {
+        cJSON *w = cJSON_AddObjectToObject(ev->details, "window");
+        cJSON *vals = cJSON_AddArrayToObject(w, "values");
+        size_t first = x->n > 60 ? x->n - 60 : 0;  /* the most recent 60 suffice as evidence */
+        cJSON_AddStringToObject(w, "agg", aggs[p->window_agg]);
+        cJSON_AddNumberToObject(w, "over_ms", (double)p->window_ms);
+        cJSON_AddNumberToObject(w, "n", (double)x->n);
+        cJSON_AddItemToObject(w, "from", iw__json_time(x->w[0].ts));
+        cJSON_AddItemToObject(w, "to", iw__json_time(x->w[x->n - 1].ts));
+        for (size_t i = first; i < x->n; i++) {
+            cJSON *pair = cJSON_CreateArray();
+            cJSON_AddItemToArray(pair, iw__json_time(x->w[i].ts));
+            cJSON_AddItemToArray(pair, cJSON_CreateNumber(x->w[i].v));
+            cJSON_AddItemToArray(vals, pair);
+        }
+        snprintf(text, sizeof(text), "%s %s of ", aggs[p->window_agg],
+                 iw__fmt_dur(p->window_ms, dur, sizeof(dur)));
+    } else {
+        text[0] = '\0';
+    }
+    if (ev->status == IW_ALERT_FIRING)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s %s %s %s",
+                 iw_metric_display(in->metric), val, use_above ? "above" : "below", thr);
+    else
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s %s, back within %s",
+                 iw_metric_display(in->metric), val, thr);
+    iw__ev_var(ev, "summary", text);
+}
+
+static void thr_fini(struct inst *in)
+{
+    free(((struct thr_x *)in->x)->w);
+}
+
+const struct kind_ops iw__threshold_ops = {
+    .x_size = sizeof(struct thr_x),
+    .per_metric = yes,
+    .accepts = not_event,
+    .sample = thr_sample,
+    .evidence = thr_evidence,
+    .fini = thr_fini,
+};
+
+/* ==========================================================================
+ * rate
+ * ======================================================================== */
+
+struct rate_x {
+    bool    has_prev, has_rate;
+    int64_t prev_ts, cur_ts;
+    double  prev_v, cur_v, rate;
+};
+
+static int prime_prev_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct rate_x *x = ctx;
+    if (!iw__flagged(flag) && isfinite(v)) {
+        x->has_prev = true;
+        x->prev_ts = ts;
+        x->prev_v = v;
+    }
+    return 0;
+}
+
+static void rate_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
+{
+    struct rate_x *x = in->x;
+    const struct iw_rule_params *p = in->p;
+    int64_t per = p->per_ms > 0 ? p->per_ms : IW_MS_PER_MIN;
+    int64_t back = per * 10 > IW_MS_PER_HOUR ? per * 10 : IW_MS_PER_HOUR;
+    bool breach;
+
+    if (iw__flagged(s->flag) || !isfinite(s->value))
+        return;
+    if (!in->primed && !x->has_prev)
+        iw__read_points(e, in, in->metric, s->ts - back, s->ts - 1, prime_prev_cb, x);
+    in->primed = true;
+    if (x->has_prev && s->ts <= x->prev_ts) {
+        if (s->ts < x->prev_ts)
+            e->st.out_of_order++;
+        return;
+    }
+    if (!x->has_prev) {
+        x->has_prev = true;
+        x->prev_ts = s->ts;
+        x->prev_v = s->value;
+        return;
+    }
+    x->rate = (s->value - x->prev_v) / (double)(s->ts - x->prev_ts) * (double)per;
+    x->has_rate = true;
+    x->cur_ts = s->ts;
+    x->cur_v = s->value;
+    in->last_ts = s->ts;
+    breach = (p->has_rise && x->rate > p->rise) || (p->has_fall && x->rate < -p->fall);
+    iw__drive(e, in, breach, !breach, p->severity, s->ts, iw__late(e, s), s->recv_ms);
+    /* The next rate is taken from this sample, after the evidence used it. */
+    x->prev_ts = s->ts;
+    x->prev_v = s->value;
+}
+
+static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
+{
+    const struct rate_x *x = in->x;
+    const struct iw_rule_params *p = in->p;
+    int64_t per = p->per_ms > 0 ? p->per_ms : IW_MS_PER_MIN;
+    bool rising = x->rate >= 0;
+    char val[64], lim[32], dur[32], text[256];
+    cJSON *o;
+    (void)e;
+
+    ev->has_value = x->has_rate;
+    ev->value = x->rate;
+    ev->has_threshold = rising ? p->has_rise : p->has_fall;
+    ev->threshold = rising ? p->rise : -p->fall;
+    o = cJSON_AddObjectToObject(ev->details, "prev");
+    cJSON_AddItemToObject(o, "ts", iw__json_time(x->prev_ts));
+    cJSON_AddNumberToObject(o, "value", x->prev_v);
+    o = cJSON_AddObjectToObject(ev->details, "cur");
+    cJSON_AddItemToObject(o, "ts", iw__json_time(x->cur_ts));
+    cJSON_AddNumberToObject(o, "value", x->cur_v);
+    add_num(ev->details, "rate", x->has_rate, x->rate);
+    cJSON_AddNumberToObject(ev->details, "per_ms", (double)per);
+    add_num(ev->details, "rise", p->has_rise, p->rise);
+    add_num(ev->details, "fall", p->has_fall, p->fall);
+    value_text(ev, fabs(x->rate), val, sizeof(val));
+    iw__fmt_num(rising ? p->rise : p->fall, lim, sizeof(lim));
+    iw__fmt_dur(per, dur, sizeof(dur));
+    if (ev->status == IW_ALERT_FIRING)
+        snprintf(text, sizeof(text), "%s %s %s per %s (limit %s)", iw_metric_display(in->metric),
+                 rising ? "rose" : "fell", val, dur, lim);
+    else
+        snprintf(text, sizeof(text), "%s changes %s per %s again, within the limit",
+                 iw_metric_display(in->metric), val, dur);
+    iw__ev_var(ev, "summary", text);
+}
+
+const struct kind_ops iw__rate_ops = {
+    .x_size = sizeof(struct rate_x),
+    .per_metric = yes,
+    .accepts = not_event,
+    .sample = rate_sample,
+    .evidence = rate_evidence,
+};
+
+/* ==========================================================================
+ * absence
+ * ======================================================================== */
+
+struct abs_x {
+    bool    seen;                   /* a matching sample arrived (ever, persisted) */
+    bool    inv;                    /* the device is in the inventory */
+    int64_t last_seen;              /* receipt time of the last matching sample */
+    int64_t saved_seen;             /* last_seen as last stored */
+};
+
+static bool any_sample(const struct rule_rt *rr, const struct iw_rsample *s)
+{
+    (void)rr;
+    (void)s;
+    return true;
+}
+
+static void abs_init(struct iw_rules_engine *e, struct inst *in)
+{
+    struct abs_x *x = in->x;
+    x->inv = iw__inventory(e->cfg, in->source, in->site, in->device) != NULL;
+    x->last_seen = x->saved_seen = RT_NONE;
+}
+
+static int64_t abs_base(const struct iw_rules_engine *e, const struct abs_x *x)
+{
+    /* After a restart a known device gets a full `after` from the start. */
+    return x->seen && x->last_seen > e->start_ms ? x->last_seen : e->start_ms;
+}
+
+static int64_t abs_deadline(const struct iw_rules_engine *e, const struct inst *in)
+{
+    const struct abs_x *x = in->x;
+    if (in->st == ST_FIRING || (!x->seen && !x->inv))
+        return RT_NO_DEADLINE;
+    return abs_base(e, x) + in->p->after_ms;
+}
+
+static void abs_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
+{
+    struct abs_x *x = in->x;
+    bool first = !x->seen;
+
+    if (x->last_seen == RT_NONE || s->recv_ms > x->last_seen)
+        x->last_seen = s->recv_ms;
+    x->seen = true;
+    if (in->st == ST_FIRING) {
+        iw__resolve(e, in, s->recv_ms, false, s->recv_ms);
+        x->saved_seen = x->last_seen;
+    } else if (first || x->last_seen - x->saved_seen >= in->p->after_ms / 2) {
+        iw__save(e, in);
+        x->saved_seen = x->last_seen;
+    }
+    iw__sched(e, in);
+}
+
+static void abs_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
+{
+    struct abs_x *x = in->x;
+    int64_t due = abs_deadline(e, in);
+
+    if (due == RT_NO_DEADLINE || due > now)
+        return;
+    iw__fire(e, in, in->p->severity, x->seen ? x->last_seen : e->start_ms, due, false, now);
+}
+
+static void abs_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
+{
+    const struct abs_x *x = in->x;
+    char dur[32], when[40], text[256];
+    (void)e;
+
+    ev->metric = NULL;
+    ev->unit = NULL;
+    cJSON_AddItemToObject(ev->details, "last_seen",
+                          x->seen ? iw__json_time(x->last_seen) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(ev->details, "after_ms", (double)in->p->after_ms);
+    cJSON_AddBoolToObject(ev->details, "inventory", x->inv);
+    iw__fmt_dur(in->p->after_ms, dur, sizeof(dur));
+    if (ev->status == IW_ALERT_RESOLVED)
+        snprintf(text, sizeof(text), "is reporting again");
+    else if (x->seen)
+        snprintf(text, sizeof(text), "silent for more than %s (last message %s)", dur,
+                 iw_rfc3339_format(x->last_seen, when, sizeof(when)));
+    else
+        snprintf(text, sizeof(text), "has not reported since islewatch started (%s ago or more)", dur);
+    iw__ev_var(ev, "summary", text);
+}
+
+static void abs_save(const struct inst *in, cJSON *o)
+{
+    const struct abs_x *x = in->x;
+    cJSON_AddBoolToObject(o, "seen", x->seen);
+    if (x->last_seen != RT_NONE)
+        cJSON_AddNumberToObject(o, "ls", (double)x->last_seen);
+}
+
+static void abs_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
+{
+    struct abs_x *x = in->x;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "ls");
+    (void)e;
+    x->seen = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "seen"));
+    x->last_seen = x->saved_seen = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
+    if (x->last_seen == RT_NONE)
+        x->seen = false;
+}
+
+static bool abs_keep(const struct inst *in)
+{
+    return ((const struct abs_x *)in->x)->seen;
+}
+
+void iw__absence_refresh(struct iw_rules_engine *e, struct inst *in, int64_t now)
+{
+    struct abs_x *x = in->x;
+    x->inv = iw__inventory(e->cfg, in->source, in->site, in->device) != NULL;
+    if (x->seen || x->inv)
+        return;
+    iw__resolve(e, in, now, false, now);
+    iw__save(e, in);
+    iw__heap_remove(e, in);
+}
+
+const struct kind_ops iw__absence_ops = {
+    .x_size = sizeof(struct abs_x),
+    .per_metric = no,
+    .accepts = any_sample,
+    .sample = abs_sample,
+    .deadline = abs_deadline,
+    .timer = abs_timer,
+    .evidence = abs_evidence,
+    .save = abs_save,
+    .load = abs_load,
+    .init = abs_init,
+    .keep = abs_keep,
+};
+
+/* ==========================================================================
+ * flag
+ * ======================================================================== */
+
+struct flagged {
+    char *metric;
+    char  flag;
+};
+
+struct flag_x {
+    struct flagged *f;              /* metrics currently flagged with a watched flag */
+    size_t n, cap;
+};
+
+static bool flag_per_metric(const struct rule_rt *rr)
+{
+    return rr->n_sel == 4;
+}
+
+static bool flag_watched(const struct iw_rule_params *p, char flag)
+{
+    return flag >= 'A' && flag <= 'Z' && flag != 'N' && (p->flags & (1u << (flag - 'A'))) != 0;
+}
+
+static void flag_set(struct flag_x *x, const char *metric, char flag)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        if (strcmp(x->f[i].metric, metric) != 0)
+            continue;
+        if (flag != 0) {
+            x->f[i].flag = flag;
+        } else {
+            free(x->f[i].metric);
+            x->f[i] = x->f[--x->n];
+        }
+        return;
+    }
+    if (flag == 0)
+        return;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 4;
+        struct flagged *f = realloc(x->f, cap * sizeof(*f));
+        if (f == NULL)
+            return;
+        x->f = f;
+        x->cap = cap;
+    }
+    x->f[x->n].metric = strdup(metric);
+    x->f[x->n].flag = flag;
+    if (x->f[x->n].metric != NULL)
+        x->n++;
+}
+
+static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
+{
+    struct flag_x *x = in->x;
+    bool was = x->n > 0;
+
+    if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
+        e->st.out_of_order++;
+        return;
+    }
+    in->last_ts = s->ts;
+    flag_set(x, s->metric, flag_watched(in->p, s->flag) ? s->flag : 0);
+    iw__drive(e, in, x->n > 0, x->n == 0, in->p->severity, s->ts, iw__late(e, s), s->recv_ms);
+    if (in->st == ST_FIRING && was != (x->n > 0))
+        iw__save(e, in);
+}
+
+static const char *flag_meaning(char f)
+{
+    switch (f) {
+    case 'M': return "maintenance";
+    case 'C': return "calibration";
+    case 'D': return "instrument fault";
+    case 'F': return "stopped";
+    case 'T': return "over range";
+    case 'B': return "communication error";
+    case 'S': return "manual entry";
+    default:  return "flagged";
+    }
+}
+
+static void flag_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
+{
+    const struct flag_x *x = in->x;
+    cJSON *fl = cJSON_AddObjectToObject(ev->details, "flags");
+    char watch[27] = "", text[256];
+    size_t w = 0;
+    (void)e;
+
+    for (size_t i = 0; i < x->n; i++)
+        cJSON_AddItemToObject(fl, x->f[i].metric, cJSON_CreateString((char[]){ x->f[i].flag, 0 }));
+    for (char c = 'A'; c <= 'Z'; c++)
+        if (flag_watched(in->p, c))
+            watch[w++] = c;
+    cJSON_AddStringToObject(ev->details, "watched", watch);
+    cJSON_AddNumberToObject(ev->details, "for_ms", (double)in->p->for_ms);
+    ev->metric = x->n > 0 ? x->f[0].metric : in->metric;
+    ev->unit = NULL;
+    if (ev->status == IW_ALERT_FIRING && x->n > 0)
+        snprintf(text, sizeof(text), "reports flag %c (%s) on %s%s", x->f[0].flag,
+                 flag_meaning(x->f[0].flag), x->f[0].metric, x->n > 1 ? " and more" : "");
+    else
+        snprintf(text, sizeof(text), "reports normal data again");
+    iw__ev_var(ev, "summary", text);
+}
+
+static void flag_save(const struct inst *in, cJSON *o)
+{
+    const struct flag_x *x = in->x;
+    cJSON *fl = cJSON_AddObjectToObject(o, "fl");
+    for (size_t i = 0; i < x->n; i++)
+        cJSON_AddItemToObject(fl, x->f[i].metric, cJSON_CreateString((char[]){ x->f[i].flag, 0 }));
+}
+
+static void flag_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
+{
+    const cJSON *it, *fl = cJSON_GetObjectItemCaseSensitive(o, "fl");
+    (void)e;
+    cJSON_ArrayForEach(it, fl)
+        if (cJSON_IsString(it) && it->valuestring[0] != '\0')
+            flag_set(in->x, it->string, it->valuestring[0]);
+}
+
+static void flag_fini(struct inst *in)
+{
+    struct flag_x *x = in->x;
+    for (size_t i = 0; i < x->n; i++)
+        free(x->f[i].metric);
+    free(x->f);
+}
+
+const struct kind_ops iw__flag_ops = {
+    .x_size = sizeof(struct flag_x),
+    .per_metric = flag_per_metric,
+    .accepts = not_event,
+    .sample = flag_sample,
+    .evidence = flag_evidence,
+    .save = flag_save,
+    .load = flag_load,
+    .fini = flag_fini,
+};
+
+/* ==========================================================================
+ * event
+ * ======================================================================== */
+
+struct event_x {
+    int64_t auto_due;               /* wall clock; RT_NONE */
+    int64_t event_ts;               /* sample time of the last start/stop */
+    enum { EV_START, EV_STOP, EV_AUTO } how;
+};
+
+static bool event_accepts(const struct rule_rt *rr, const struct iw_rsample *s)
+{
+    const struct iw_rule_params *p = iw_rule_params_for(rr->r, s->site);
+
+    if (!s->is_event)
+        return false;
+    for (size_t i = 0; i < p->n_match; i++) {
+        const char *k = p->match[i].key, *v;
+        if (strcmp(k, "type") == 0)
+            v = s->metric;
+        else if (strcmp(k, "site") == 0)
+            v = s->site;
+        else if (strcmp(k, "device") == 0)
+            v = s->device;
+        else if (strcmp(k, "source") == 0)
+            v = s->source;
+        else
+            return false;
+        if (!iw_glob_match(p->match[i].value, v))
+            return false;
+    }
+    return true;
+}
+
+static void event_init(struct iw_rules_engine *e, struct inst *in)
+{
+    struct event_x *x = in->x;
+    (void)e;
+    x->auto_due = x->event_ts = RT_NONE;
+}
+
+static void event_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
+{
+    struct event_x *x = in->x;
+    int64_t ar = in->p->auto_resolve_ms;
+
+    if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
+        e->st.out_of_order++;
+        return;
+    }
+    in->last_ts = s->ts;
+    x->event_ts = s->ts;
+    if (s->value != 0) {
+        x->how = EV_START;
+        x->auto_due = ar > 0 ? s->recv_ms + ar : RT_NONE;
+        if (in->st != ST_FIRING) {
+            iw__fire(e, in, in->p->severity, s->ts, s->ts, iw__late(e, s), s->recv_ms);
+        } else {
+            iw__save(e, in);
+            iw__sched(e, in);
+        }
+        return;
+    }
+    if (in->st == ST_FIRING && s->ts >= in->pending_since) {
+        x->how = EV_STOP;
+        x->auto_due = RT_NONE;
+        iw__resolve(e, in, s->ts, iw__late(e, s), s->recv_ms);
+    }
+}
+
+static int64_t event_deadline(const struct iw_rules_engine *e, const struct inst *in)
+{
+    const struct event_x *x = in->x;
+    (void)e;
+    return in->st == ST_FIRING && x->auto_due != RT_NONE ? x->auto_due : RT_NO_DEADLINE;
+}
+
+static void event_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
+{
+    struct event_x *x = in->x;
+    int64_t due = x->auto_due;
+
+    if (in->st != ST_FIRING || due == RT_NONE || due > now)
+        return;
+    x->how = EV_AUTO;
+    x->auto_due = RT_NONE;
+    iw__resolve(e, in, due, false, now);
+}
+
+static void event_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
+{
+    static const char *const how[] = { "start", "stop", "auto_resolve" };
+    const struct event_x *x = in->x;
+    char dur[32], text[256];
+    (void)e;
+
+    ev->unit = NULL;
+    cJSON_AddStringToObject(ev->details, "type", in->metric);
+    cJSON_AddStringToObject(ev->details, "state", how[x->how]);
+    if (x->event_ts != RT_NONE)
+        cJSON_AddItemToObject(ev->details, "event_ts", iw__json_time(x->event_ts));
+    if (in->p->auto_resolve_ms > 0)
+        cJSON_AddNumberToObject(ev->details, "auto_resolve_ms", (double)in->p->auto_resolve_ms);
+    if (x->how == EV_AUTO)
+        snprintf(text, sizeof(text), "event %s resolved automatically after %s", in->metric,
+                 iw__fmt_dur(in->p->auto_resolve_ms, dur, sizeof(dur)));
+    else
+        snprintf(text, sizeof(text), "event %s %s", in->metric,
+                 x->how == EV_START ? "started" : "stopped");
+    iw__ev_var(ev, "summary", text);
+}
+
+static void event_save(const struct inst *in, cJSON *o)
+{
+    const struct event_x *x = in->x;
+    if (x->auto_due != RT_NONE)
+        cJSON_AddNumberToObject(o, "ad", (double)x->auto_due);
+    if (x->event_ts != RT_NONE)
+        cJSON_AddNumberToObject(o, "et", (double)x->event_ts);
+}
+
+static void event_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
+{
+    struct event_x *x = in->x;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "ad");
+    (void)e;
+    x->auto_due = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
+    j = cJSON_GetObjectItemCaseSensitive(o, "et");
+    x->event_ts = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
+}
+
+const struct kind_ops iw__event_ops = {
+    .x_size = sizeof(struct event_x),
+    .per_metric = yes,
+    .accepts = event_accepts,
+    .sample = event_sample,
+    .deadline = event_deadline,
+    .timer = event_timer,
+    .evidence = event_evidence,
+    .save = event_save,
+    .load = event_load,
+    .init = event_init,
+};

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Internals of the rule engine shared by rules.c (engine, dispatch, reload,
+ * restore), rule_core.c (instance table, timers, the common state machine,
+ * emission, persistence) and the kinds (rule_eval.c, rule_water.c,
+ * rule_air.c). Everything here runs on the engine's one thread.
+ */
+#ifndef ISLEWATCH_RULE_INT_H
+#define ISLEWATCH_RULE_INT_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "islewatch/log.h"
+#include "islewatch/rules.h"
+#include "islewatch/template.h"
+
+#define RT_NONE INT64_MIN           /* an unset time */
+#define RT_NO_DEADLINE INT64_MAX
+
+/* ---- string map (open addressing; keys owned by the values) -------------- */
+struct smap_slot {
+    uint64_t    h;
+    const char *key;                /* NULL: empty */
+    void       *val;
+};
+struct smap {
+    struct smap_slot *slots;
+    size_t cap, n;                  /* cap: power of two or 0 */
+};
+uint64_t iw__hash(const void *p, size_t n, uint64_t h);
+#define IW_FNV_SEED 0xcbf29ce484222325ULL
+void *iw__smap_get(const struct smap *m, const char *key);
+/* Insert (key must not be present). IW_OK or IW_E_NOMEM. */
+int iw__smap_put(struct smap *m, const char *key, void *val);
+void iw__smap_fini(struct smap *m);
+
+/* ---- rules and instances ------------------------------------------------ */
+struct kind_ops;
+
+struct rule_rt {
+    const struct iw_rule *r;        /* borrowed from the config */
+    char  *sel[4];                  /* owned copies of the select levels */
+    size_t n_sel;                   /* 3 or 4; 0: the select is unusable */
+    const struct kind_ops *ops;
+};
+
+enum inst_state { ST_INACTIVE = 0, ST_PENDING = 1, ST_FIRING = 2 };
+
+struct inst {
+    struct rule_rt *rr;
+    const struct iw_rule_params *p; /* the rule's params for this site */
+    char *key;                      /* state key; owned (the map's key too) */
+    char *source, *site, *device;   /* owned */
+    char *metric;                   /* owned; NULL for device-level instances */
+    enum inst_state st;
+    enum iw_severity sev;
+    char     id[17];
+    int64_t  pending_since;         /* start of the condition (started_at) */
+    int64_t  clear_since;           /* sample time the clear condition began */
+    int64_t  last_ts;               /* last evaluated sample time */
+    int64_t  next_repeat;           /* wall clock; RT_NONE */
+    bool     primed;                /* windows refilled from history */
+    bool     restored;              /* state came from a stored record */
+    bool     dirty;                 /* in the engine's message-end list */
+    bool     orphan;                /* its rule is gone (reload): to be freed */
+    bool     stored;                /* a state record exists for it */
+    struct inst *dirty_next;
+    size_t   heap_idx;              /* SIZE_MAX: not in the heap */
+    int64_t  heap_due;
+    void    *x;                     /* kind data (ops->x_size bytes, zeroed) */
+};
+
+/* What a kind tells the emitter about the current transition. */
+struct evidence {
+    enum iw_alert_status status;    /* of the message being built */
+    const char *metric;
+    bool   has_value, has_threshold;
+    double value, threshold;
+    const char *unit;
+    cJSON *details;                 /* an object the kind fills */
+    struct iw_tmpl_var vars[16];    /* kind-specific template variables */
+    size_t n_vars;
+    char   buf[768];                /* storage for their values */
+    size_t used;
+};
+/* Add a template variable (value copied into ev->buf). */
+void iw__ev_var(struct evidence *ev, const char *name, const char *value);
+
+struct kind_ops {
+    size_t x_size;
+    /* Is the metric part of the instance identity for this rule? */
+    bool (*per_metric)(const struct rule_rt *rr);
+    /* Beyond the select: does this rule take this sample at all? */
+    bool (*accepts)(const struct rule_rt *rr, const struct iw_rsample *s);
+    void (*sample)(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s);
+    /* Optional: once per message, after all its samples (water, air). */
+    void (*message_end)(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *last);
+    /* Optional: the kind's wall-clock deadline and its handler. */
+    int64_t (*deadline)(const struct iw_rules_engine *e, const struct inst *in);
+    void (*timer)(struct iw_rules_engine *e, struct inst *in, int64_t now);
+    void (*evidence)(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev);
+    /* Optional: extra state in the stored record. */
+    void (*save)(const struct inst *in, cJSON *o);
+    void (*load)(struct iw_rules_engine *e, struct inst *in, const cJSON *o);
+    /* Optional: set up x of a new instance. */
+    void (*init)(struct iw_rules_engine *e, struct inst *in);
+    /* Optional: free what x points to (x itself is freed by the core). */
+    void (*fini)(struct inst *in);
+    /* Optional: keep the stored record while inactive (absence: known device). */
+    bool (*keep)(const struct inst *in);
+};
+
+extern const struct kind_ops iw__threshold_ops, iw__rate_ops, iw__absence_ops, iw__flag_ops,
+    iw__event_ops, iw__water_ops, iw__air_ops;
+
+struct iw_rules_engine {
+    const struct iw_config *cfg;
+    struct iw_rules_env env;
+    int64_t start_ms;
+    struct rule_rt *rules;
+    size_t n_rules;
+    struct smap insts;              /* state key -> struct inst */
+    struct smap series;             /* series key -> struct series_ent */
+    struct inst **heap;
+    size_t heap_n, heap_cap;
+    struct inst *dirty;
+    struct iw_rules_stats st;
+    struct iw_complaint complaint;
+};
+
+/* ---- core (rule_core.c) --------------------------------------------------- */
+/* Find or create the instance of rule rr for these names (metric NULL: device-level). */
+struct inst *iw__inst_get(struct iw_rules_engine *e, struct rule_rt *rr, const char *source,
+                          const char *site, const char *device, const char *metric);
+void iw__inst_free(struct iw_rules_engine *e, struct inst *in);
+
+/* Is the sample older than alerts.live_window at receipt? */
+bool iw__late(const struct iw_rules_engine *e, const struct iw_rsample *s);
+bool iw__flagged(char flag);
+
+/*
+ * The common machine: `breach` and `clear` describe the current evaluation at
+ * sample time ts; sev is the severity the condition asks for. wall is the
+ * wall clock of the cause (receipt time or tick time).
+ */
+void iw__drive(struct iw_rules_engine *e, struct inst *in, bool breach, bool clear,
+               enum iw_severity sev, int64_t ts, bool late, int64_t wall);
+/* Direct transitions for kinds whose conditions are events (absence, event). */
+void iw__fire(struct iw_rules_engine *e, struct inst *in, enum iw_severity sev,
+              int64_t started_at, int64_t ts, bool late, int64_t wall);
+void iw__resolve(struct iw_rules_engine *e, struct inst *in, int64_t ts, bool late, int64_t wall);
+
+void iw__save(struct iw_rules_engine *e, struct inst *in);
+void iw__sched(struct iw_rules_engine *e, struct inst *in);
+void iw__heap_remove(struct iw_rules_engine *e, struct inst *in);
+void iw__write_point(struct iw_rules_engine *e, const struct inst *in, const char *metric,
+                     int64_t ts, double v, bool valid);
+/* Read a series of the instance's device; cb as in iw_rules_env.read_points. */
+void iw__read_points(struct iw_rules_engine *e, const struct inst *in, const char *metric,
+                     int64_t from, int64_t to, iw_rules_point_cb cb, void *cbctx);
+/* Parse the stored record fields common to all kinds into in. */
+void iw__load_common(struct inst *in, const cJSON *o);
+/* Emit a resolved alert for a record whose rule is gone (restore, reload). */
+void iw__emit_orphan_resolve(struct iw_rules_engine *e, const cJSON *rec, const char *why,
+                             int64_t now);
+/* Is the device in the inventory (and its entry)? */
+const struct iw_device_cfg *iw__inventory(const struct iw_config *cfg, const char *source,
+                                          const char *site, const char *device);
+/* Reload: the inventory changed; drop a never-seen device no longer listed. */
+void iw__absence_refresh(struct iw_rules_engine *e, struct inst *in, int64_t now);
+/* "1m", "30s", "1h30m", "500ms" into buf; returns buf. */
+char *iw__fmt_dur(int64_t ms, char *buf, size_t len);
+/* v rounded to `digits` significant digits: a mean of decimal inputs shows as
+ * 1.00375, not 1.0037499999999995 (evidence only; decisions use v itself). */
+double iw__round_sig(double v, int digits);
+/* "%.6g" without trailing noise; returns buf. */
+char *iw__fmt_num(double v, char *buf, size_t len);
+cJSON *iw__json_time(int64_t ms);
+
+#endif /* ISLEWATCH_RULE_INT_H */

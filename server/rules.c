@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Rule engine: construction, sample dispatch, restore and reload (contract in
+ * islewatch/rules.h). A sample reaches its instances through a cache keyed by
+ * its series (source, site, device, metric, event or not) that remembers
+ * which instances it feeds, so the select globs are matched once per series,
+ * not once per sample. Engine thread only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/topic.h"
+#include "rule_int.h"
+
+struct series_ent {
+    char  *key;
+    size_t n;
+    struct inst *inst[];
+};
+
+static const struct kind_ops *ops_of(enum iw_rule_kind k)
+{
+    switch (k) {
+    case IW_RULE_THRESHOLD:     return &iw__threshold_ops;
+    case IW_RULE_RATE:          return &iw__rate_ops;
+    case IW_RULE_ABSENCE:       return &iw__absence_ops;
+    case IW_RULE_FLAG:          return &iw__flag_ops;
+    case IW_RULE_EVENT:         return &iw__event_ops;
+    case IW_RULE_WATER_QUALITY: return &iw__water_ops;
+    case IW_RULE_AIR_QUALITY:   return &iw__air_ops;
+    }
+    return NULL;
+}
+
+/* ==========================================================================
+ * Compiled rules
+ * ======================================================================== */
+
+static void rules_fini(struct rule_rt *rules, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t l = 0; l < 4; l++)
+            free(rules[i].sel[l]);
+    free(rules);
+}
+
+static int rules_build(const struct iw_config *cfg, struct rule_rt **out)
+{
+    struct rule_rt *rules = calloc(cfg->n_rules ? cfg->n_rules : 1, sizeof(*rules));
+
+    *out = NULL;
+    if (rules == NULL)
+        return IW_E_NOMEM;
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        struct rule_rt *rr = &rules[i];
+        const char *p = cfg->rules[i].select ? cfg->rules[i].select : "";
+        size_t n = 0;
+
+        rr->r = &cfg->rules[i];
+        rr->ops = ops_of(rr->r->kind);
+        while (n < 4) {
+            const char *slash = strchr(p, '/');
+            size_t len = slash ? (size_t)(slash - p) : strlen(p);
+            rr->sel[n] = strndup(p, len);
+            if (rr->sel[n] == NULL) {
+                rules_fini(rules, cfg->n_rules);
+                return IW_E_NOMEM;
+            }
+            n++;
+            if (slash == NULL)
+                break;
+            p = slash + 1;
+            if (n == 4)
+                n = 5;                  /* more than 4 levels */
+        }
+        rr->n_sel = (n == 3 || n == 4) && rr->ops != NULL ? n : 0;
+        if (rr->n_sel == 0)
+            IW_LOG_WARN("rules", "rule \"%s\": select \"%s\" is not <source>/<site>/<device>[/<metric>]; "
+                        "the rule matches nothing", rr->r->name, rr->r->select ? rr->r->select : "");
+    }
+    *out = rules;
+    return IW_OK;
+}
+
+static bool select_device(const struct rule_rt *rr, const char *source, const char *site,
+                          const char *device)
+{
+    return rr->n_sel != 0 && iw_glob_match(rr->sel[0], source) && iw_glob_match(rr->sel[1], site)
+           && iw_glob_match(rr->sel[2], device);
+}
+
+static struct rule_rt *rule_by_name(struct iw_rules_engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->n_rules; i++)
+        if (strcmp(e->rules[i].r->name, name) == 0)
+            return &e->rules[i];
+    return NULL;
+}
+
+/* ==========================================================================
+ * Series cache
+ * ======================================================================== */
+
+static void series_clear(struct iw_rules_engine *e)
+{
+    for (size_t i = 0; i < e->series.cap; i++) {
+        struct series_ent *se = e->series.slots[i].val;
+        if (e->series.slots[i].key != NULL) {
+            free(se->key);
+            free(se);
+        }
+    }
+    iw__smap_fini(&e->series);
+}
+
+static char *series_key(const struct iw_rsample *s)
+{
+    size_t n = strlen(s->source) + strlen(s->site) + strlen(s->device) + strlen(s->metric) + 6;
+    char *k = malloc(n);
+    if (k != NULL)
+        snprintf(k, n, "%s\x1f%s\x1f%s\x1f%s\x1f%c", s->source, s->site, s->device, s->metric,
+                 s->is_event ? 'E' : 'S');
+    return k;
+}
+
+static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_rsample *s)
+{
+    char *key = series_key(s);
+    struct series_ent *se;
+    size_t n = 0;
+
+    if (key == NULL)
+        return NULL;
+    se = iw__smap_get(&e->series, key);
+    if (se != NULL) {
+        free(key);
+        return se;
+    }
+    se = malloc(sizeof(*se) + e->n_rules * sizeof(se->inst[0]));
+    if (se == NULL) {
+        free(key);
+        return NULL;
+    }
+    for (size_t i = 0; i < e->n_rules; i++) {
+        struct rule_rt *rr = &e->rules[i];
+        struct inst *in;
+
+        if (!select_device(rr, s->source, s->site, s->device)
+            || (rr->n_sel == 4 && !iw_glob_match(rr->sel[3], s->metric))
+            || !rr->ops->accepts(rr, s))
+            continue;
+        in = iw__inst_get(e, rr, s->source, s->site, s->device,
+                          rr->ops->per_metric(rr) ? s->metric : NULL);
+        if (in == NULL) {
+            IW_LOG_ERROR("rules", "out of memory creating an instance of rule \"%s\"", rr->r->name);
+            continue;
+        }
+        se->inst[n++] = in;
+    }
+    se->key = key;
+    se->n = n;
+    if (iw__smap_put(&e->series, key, se) != IW_OK) {
+        free(key);
+        free(se);
+        return NULL;
+    }
+    return se;
+}
+
+/* ==========================================================================
+ * Inventory absence instances
+ * ======================================================================== */
+
+static bool owns(const struct iw_rules_engine *e, const char *source, const char *site,
+                 const char *device)
+{
+    return e->env.owns_device == NULL || e->env.owns_device(e->env.ctx, source, site, device);
+}
+
+static void inventory_instances(struct iw_rules_engine *e)
+{
+    for (size_t i = 0; i < e->n_rules; i++) {
+        struct rule_rt *rr = &e->rules[i];
+        if (rr->r->kind != IW_RULE_ABSENCE)
+            continue;
+        for (size_t d = 0; d < e->cfg->n_devices; d++) {
+            const struct iw_device_cfg *dev = &e->cfg->devices[d];
+            struct inst *in;
+            if (!select_device(rr, dev->source, dev->site, dev->device)
+                || !owns(e, dev->source, dev->site, dev->device))
+                continue;
+            in = iw__inst_get(e, rr, dev->source, dev->site, dev->device, NULL);
+            if (in == NULL)
+                IW_LOG_ERROR("rules", "out of memory creating the absence instance of %s/%s/%s",
+                             dev->source, dev->site, dev->device);
+            else
+                iw__sched(e, in);
+        }
+    }
+}
+
+/* ==========================================================================
+ * Lifecycle
+ * ======================================================================== */
+
+int iw_rules_engine_new(const struct iw_config *cfg, const struct iw_rules_env *env,
+                        int64_t now_ms, struct iw_rules_engine **out)
+{
+    struct iw_rules_engine *e;
+    int rc;
+
+    *out = NULL;
+    if (cfg == NULL || env == NULL || env->emit == NULL)
+        return IW_E_INVAL;
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return IW_E_NOMEM;
+    e->cfg = cfg;
+    e->env = *env;
+    e->start_ms = now_ms;
+    rc = rules_build(cfg, &e->rules);
+    if (rc != IW_OK) {
+        free(e);
+        return rc;
+    }
+    e->n_rules = cfg->n_rules;
+    inventory_instances(e);
+    *out = e;
+    return IW_OK;
+}
+
+static void free_instances(struct iw_rules_engine *e)
+{
+    for (size_t i = 0; i < e->insts.cap; i++)
+        if (e->insts.slots[i].key != NULL)
+            iw__inst_free(e, e->insts.slots[i].val);
+    iw__smap_fini(&e->insts);
+}
+
+void iw_rules_engine_free(struct iw_rules_engine *e)
+{
+    if (e == NULL)
+        return;
+    series_clear(e);
+    free_instances(e);
+    free(e->heap);
+    rules_fini(e->rules, e->n_rules);
+    free(e);
+}
+
+void iw_rules_engine_stats(const struct iw_rules_engine *e, struct iw_rules_stats *out)
+{
+    *out = e->st;
+    out->instances = e->insts.n;
+    out->timers = e->heap_n;
+}
+
+/* ==========================================================================
+ * Samples
+ * ======================================================================== */
+
+void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, size_t n)
+{
+    struct inst *dirty = NULL;
+
+    for (size_t i = 0; i < n; i++) {
+        struct series_ent *se;
+
+        e->st.samples++;
+        if (s[i].source == NULL || s[i].site == NULL || s[i].device == NULL || s[i].metric == NULL)
+            continue;
+        se = series_get(e, &s[i]);
+        if (se == NULL)
+            continue;
+        for (size_t k = 0; k < se->n; k++) {
+            struct inst *in = se->inst[k];
+            e->st.evaluations++;
+            in->rr->ops->sample(e, in, &s[i]);
+            if (in->rr->ops->message_end != NULL && !in->dirty) {
+                in->dirty = true;
+                in->dirty_next = dirty;
+                dirty = in;
+            }
+        }
+    }
+    while (dirty != NULL) {
+        struct inst *in = dirty;
+        dirty = in->dirty_next;
+        in->dirty = false;
+        in->dirty_next = NULL;
+        in->rr->ops->message_end(e, in, &s[n - 1]);
+    }
+}
+
+void iw_rules_on_sample(struct iw_rules_engine *e, const struct iw_rsample *s)
+{
+    iw_rules_on_samples(e, s, 1);
+}
+
+/* ==========================================================================
+ * Restore
+ * ======================================================================== */
+
+static const char *rec_str(const cJSON *o, const char *name)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static void del_key(struct iw_rules_engine *e, const char *key)
+{
+    if (e->env.state_del != NULL && e->env.state_del(e->env.ctx, key) != IW_OK)
+        e->st.state_errors++;
+}
+
+int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const void *val, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength(val, len);
+    const char *rule, *rh, *kind, *src, *site, *dev, *met;
+    const cJSON *st;
+    struct rule_rt *rr;
+    struct inst *in;
+
+    if (o == NULL)
+        return IW_E_INVAL;
+    rule = rec_str(o, "rule");
+    rh = rec_str(o, "rh");
+    kind = rec_str(o, "kind");
+    src = rec_str(o, "src");
+    site = rec_str(o, "site");
+    dev = rec_str(o, "dev");
+    met = rec_str(o, "met");
+    if (!cJSON_IsObject(o) || rule == NULL || rh == NULL || kind == NULL || src == NULL
+        || site == NULL || dev == NULL) {
+        cJSON_Delete(o);
+        return IW_E_INVAL;
+    }
+    if (!owns(e, src, site, dev)) {
+        cJSON_Delete(o);
+        return IW_OK;
+    }
+    rr = rule_by_name(e, rule);
+    if (rr == NULL || strcmp(rr->r->hash, rh) != 0 || strcmp(iw_rule_kind_name(rr->r->kind), kind) != 0) {
+        st = cJSON_GetObjectItemCaseSensitive(o, "st");
+        if (cJSON_IsNumber(st) && st->valueint == ST_FIRING)
+            iw__emit_orphan_resolve(e, o, rr == NULL ? "removed" : "changed", e->start_ms);
+        del_key(e, key);
+        cJSON_Delete(o);
+        return IW_OK;
+    }
+    in = rr->n_sel ? iw__inst_get(e, rr, src, site, dev, met) : NULL;
+    if (in == NULL) {
+        cJSON_Delete(o);
+        return rr->n_sel ? IW_E_NOMEM : IW_OK;
+    }
+    iw__load_common(in, o);
+    if (rr->ops->load != NULL)
+        rr->ops->load(e, in, o);
+    in->restored = true;
+    in->stored = true;
+    e->st.restored++;
+    if (strcmp(in->key, key) != 0) {        /* written by another key scheme: move it */
+        del_key(e, key);
+        iw__save(e, in);
+    }
+    iw__sched(e, in);
+    cJSON_Delete(o);
+    return IW_OK;
+}
+
+/* ==========================================================================
+ * Reload
+ * ======================================================================== */
+
+static bool same_rule(const struct iw_rule *a, const struct iw_rule *b)
+{
+    return strcmp(a->name, b->name) == 0 && a->kind == b->kind && strcmp(a->hash, b->hash) == 0;
+}
+
+int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *newcfg, int64_t now_ms)
+{
+    struct rule_rt *rules, *old_rules = e->rules;
+    size_t old_n = e->n_rules;
+    struct smap keep = { 0 };
+    int rc;
+
+    rc = rules_build(newcfg, &rules);
+    if (rc != IW_OK)
+        return rc;
+    series_clear(e);
+
+    /* Instances of unchanged rules move to the new rule; the others end. */
+    for (size_t i = 0; i < e->insts.cap; i++) {
+        struct inst *in = e->insts.slots[i].val;
+        struct rule_rt *nr = NULL;
+
+        if (e->insts.slots[i].key == NULL)
+            continue;
+        for (size_t k = 0; k < newcfg->n_rules && nr == NULL; k++)
+            if (same_rule(in->rr->r, &newcfg->rules[k]) && rules[k].n_sel != 0)
+                nr = &rules[k];
+        if (nr == NULL) {
+            iw__resolve(e, in, now_ms, false, now_ms);
+            in->st = ST_INACTIVE;
+            if (in->stored)
+                del_key(e, in->key);
+            in->orphan = true;
+            continue;
+        }
+        in->rr = nr;
+        in->p = iw_rule_params_for(nr->r, in->site);
+    }
+    for (size_t i = 0; i < e->insts.cap; i++) {
+        struct inst *in = e->insts.slots[i].val;
+        if (e->insts.slots[i].key == NULL)
+            continue;
+        if (in->orphan || iw__smap_put(&keep, in->key, in) != IW_OK)
+            iw__inst_free(e, in);
+    }
+    iw__smap_fini(&e->insts);
+    e->insts = keep;
+    e->cfg = newcfg;
+    e->rules = rules;
+    e->n_rules = newcfg->n_rules;
+    rules_fini(old_rules, old_n);
+    inventory_instances(e);
+
+    /* Never-seen devices that left the inventory are no longer expected. */
+    for (size_t i = 0; i < e->insts.cap; i++) {
+        struct inst *in = e->insts.slots[i].val;
+        if (e->insts.slots[i].key != NULL && in->rr->r->kind == IW_RULE_ABSENCE)
+            iw__absence_refresh(e, in, now_ms);
+    }
+    return IW_OK;
+}

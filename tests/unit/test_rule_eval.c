@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Rule engine state machines (threshold, rate, absence, flag, event), their
+ * persistence across a restart and their behaviour across a reload, through
+ * the public API with a fake environment (tests/unit/rules_fixture.h).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "unit/rules_fixture.h"
+
+static struct fx_env env;
+static struct fx_cfg cfg;
+
+static void setup(void)
+{
+    memset(&env, 0, sizeof(env));
+    fx_cfg_init(&cfg);
+}
+
+static void teardown(void)
+{
+    fx_env_fini(&env);
+}
+
+TestSuite(rules, .init = setup, .fini = teardown, .timeout = 20);
+
+static struct iw_rules_engine *engine(int64_t now)
+{
+    struct iw_rules_env e = fx_env_of(&env);
+    struct iw_rules_engine *eng = NULL;
+    cr_assert_eq(iw_rules_engine_new(&cfg.cfg, &e, now, &eng), IW_OK);
+    return eng;
+}
+
+/* ==========================================================================
+ * threshold: table of sample sequences and the transition each one causes
+ * ======================================================================== */
+
+struct step {
+    int64_t t;          /* seconds after T0 */
+    double  v;
+    char    ex;         /* '-' nothing, 'F' fire, 'R' resolve */
+};
+
+struct thr_case {
+    const char *name;
+    double above, below, clear_below, clear_above;   /* NAN: not set */
+    int64_t for_s, clear_for_s;
+    enum iw_window_agg agg;
+    int64_t over_s;
+    struct step steps[12];
+};
+
+#define X NAN
+static const struct thr_case thr_cases[] = {
+    { "a value exactly at `above` does not breach", 10, X, X, X, 0, 0, IW_AGG_NONE, 0,
+      { { 0, 10, '-' }, { 10, 10.0001, 'F' }, { 20, 10, 'R' } } },
+    { "a value exactly at `below` does not breach", X, 5, X, X, 0, 0, IW_AGG_NONE, 0,
+      { { 0, 5, '-' }, { 10, 4.9, 'F' }, { 20, 5, 'R' } } },
+    { "`for` expiring exactly at a sample fires there", 10, X, X, X, 60, 0, IW_AGG_NONE, 0,
+      { { 0, 11, '-' }, { 30, 11, '-' }, { 60, 11, 'F' }, { 70, 11, '-' } } },
+    { "a dip restarts `for`", 10, X, X, X, 60, 0, IW_AGG_NONE, 0,
+      { { 0, 11, '-' }, { 30, 9, '-' }, { 40, 11, '-' }, { 90, 11, '-' }, { 100, 11, 'F' } } },
+    { "the hysteresis band keeps it firing; clear_below is inclusive", 10, X, 8, X, 0, 0, IW_AGG_NONE, 0,
+      { { 0, 11, 'F' }, { 10, 9, '-' }, { 20, 8.5, '-' }, { 30, 8, 'R' }, { 40, 9, '-' },
+        { 50, 10, '-' }, { 60, 10.5, 'F' } } },
+    { "clear_above for a below rule", X, 5, X, 7, 0, 0, IW_AGG_NONE, 0,
+      { { 0, 4, 'F' }, { 10, 6, '-' }, { 20, 7, 'R' } } },
+    { "clear_for needs clearing continuously", 10, X, X, X, 0, 60, IW_AGG_NONE, 0,
+      { { 0, 11, 'F' }, { 10, 9, '-' }, { 20, 11, '-' }, { 30, 9, '-' }, { 80, 9, '-' },
+        { 90, 9, 'R' } } },
+    { "flapping without `for` follows every crossing", 10, X, X, X, 0, 0, IW_AGG_NONE, 0,
+      { { 0, 11, 'F' }, { 10, 9, 'R' }, { 20, 11, 'F' }, { 30, 9, 'R' } } },
+    { "flapping shorter than `for` never fires", 10, X, X, X, 30, 0, IW_AGG_NONE, 0,
+      { { 0, 11, '-' }, { 10, 9, '-' }, { 20, 11, '-' }, { 30, 9, '-' }, { 40, 11, '-' },
+        { 50, 9, '-' } } },
+    { "above and below together make a band", 10, 0, X, X, 0, 0, IW_AGG_NONE, 0,
+      { { 0, 5, '-' }, { 10, -1, 'F' }, { 20, 5, 'R' }, { 30, 11, 'F' }, { 40, 10, 'R' } } },
+    { "window avg over (ts - over, ts]", 10, X, X, X, 0, 0, IW_AGG_AVG, 180,
+      { { 0, 8, '-' }, { 60, 8, '-' }, { 120, 14, '-' }, { 180, 9, 'F' }, { 240, 6, 'R' } } },
+    { "window max forgets what left the window", 10, X, X, X, 0, 0, IW_AGG_MAX, 120,
+      { { 0, 11, 'F' }, { 60, 5, '-' }, { 120, 5, 'R' } } },
+    { "window min", X, 5, X, X, 0, 0, IW_AGG_MIN, 120,
+      { { 0, 6, '-' }, { 60, 4, 'F' }, { 120, 6, '-' }, { 180, 6, 'R' } } },
+};
+#undef X
+
+static void set_thr(struct iw_rule *r, const struct thr_case *c)
+{
+    struct iw_rule_params *p = &r->p;
+    p->has_above = !isnan(c->above);
+    p->above = c->above;
+    p->has_below = !isnan(c->below);
+    p->below = c->below;
+    p->has_clear_below = !isnan(c->clear_below);
+    p->clear_below = c->clear_below;
+    p->has_clear_above = !isnan(c->clear_above);
+    p->clear_above = c->clear_above;
+    p->for_ms = c->for_s * SEC;
+    p->clear_for_ms = c->clear_for_s * SEC;
+    p->window_agg = c->agg;
+    p->window_ms = c->over_s * SEC;
+}
+
+Test(rules, threshold_table)
+{
+    for (size_t k = 0; k < IW_ARRAY_LEN(thr_cases); k++) {
+        const struct thr_case *c = &thr_cases[k];
+        struct iw_rules_engine *e;
+        const char *id = NULL;
+
+        fx_cfg_init(&cfg);
+        set_thr(fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/s1/w01/nh3_n"), c);
+        e = engine(T0);
+        for (size_t i = 0; i < IW_ARRAY_LEN(c->steps) && c->steps[i].ex; i++) {
+            const struct step *st = &c->steps[i];
+            size_t before = env.n_alerts;
+
+            fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + st->t * SEC, st->v);
+            if (st->ex == '-') {
+                cr_assert_eq(env.n_alerts, before, "%s: step %zu (t=%llds v=%g) emitted %s", c->name,
+                             i, (long long)st->t, st->v,
+                             env.n_alerts > before ? iw_alert_status_name(fx_last(&env)->status) : "");
+                continue;
+            }
+            cr_assert_eq(env.n_alerts, before + 1, "%s: step %zu (t=%llds v=%g) expected %c",
+                         c->name, i, (long long)st->t, st->v, st->ex);
+            const struct iw_alert *a = fx_last(&env);
+            cr_assert_eq(a->status, st->ex == 'F' ? IW_ALERT_FIRING : IW_ALERT_RESOLVED, "%s: step %zu",
+                         c->name, i);
+            cr_assert_eq(a->ts, T0 + st->t * SEC, "%s: step %zu: alert ts", c->name, i);
+            if (st->ex == 'F')
+                id = a->id;
+            else
+                cr_assert_str_eq(a->id, id, "%s: resolve carries the firing id", c->name);
+        }
+        iw_rules_engine_free(e);
+        fx_env_fini(&env);
+    }
+}
+
+Test(rules, firing_alert_carries_evidence_and_template)
+{
+    struct iw_rule *r = fx_rule(&cfg, "nh3n-high", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_kv *labels = fx_kv(&cfg, "team", "water-ops");
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    r->p.has_above = true;
+    r->p.above = 2.0;
+    r->p.for_ms = 2 * MINUTE;
+    r->p.severity = IW_SEV_MAJOR;
+    r->labels = labels;
+    r->n_labels = 1;
+    r->message_en = "{site}/{device} {metric_name} {value} {unit} > {threshold}";
+    r->message_zh = "{site}/{device} 氨氮 {value}{unit} 超过 {threshold}";
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0, 2.5);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0 + 2 * MINUTE, 2.31);
+    a = fx_last(&env);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(a->kind, IW_RULE_THRESHOLD);
+    cr_assert_eq(a->severity, IW_SEV_MAJOR);
+    cr_assert_eq(a->reason, IW_ALERT_FIRE);
+    cr_assert_str_eq(a->metric, "nh3_n");
+    cr_assert(a->has_value && a->value == 2.31);
+    cr_assert(a->has_threshold && a->threshold == 2.0);
+    cr_assert_str_eq(a->unit, "mg/L");
+    cr_assert_eq(a->started_at, T0, "started_at is the first breaching sample");
+    cr_assert_eq(a->ts, T0 + 2 * MINUTE);
+    cr_assert_str_eq(a->message, "dongtan/w01 NH3-N 2.31 mg/L > 2");
+    cr_assert_str_eq(a->message_zh, "dongtan/w01 氨氮 2.31mg/L 超过 2");
+    cr_assert_str_eq(a->rule_hash, r->hash);
+    cr_assert_eq(a->n_labels, 1);
+    cr_assert_str_eq(a->labels[0].value, "water-ops");
+    cr_assert_eq(strlen(a->id), 16);
+    cr_assert_not_null(strstr(a->details, "\"above\":2"), "details: %s", a->details);
+    cr_assert_not(a->late);
+    cr_assert_not(a->silenced);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, default_message_describes_the_condition)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 2.0;
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0, 2.31);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0 + MINUTE, 1.5);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_str_eq(env.alerts[0]->message, "dongtan/w01 NH3-N 2.31 mg/L above 2");
+    cr_assert_str_eq(env.alerts[1]->message, "dongtan/w01 NH3-N 1.5 mg/L, back within 2");
+    iw_rules_engine_free(e);
+}
+
+Test(rules, three_level_select_makes_one_instance_per_metric)
+{
+    struct iw_rule *r = fx_rule(&cfg, "any-high", IW_RULE_THRESHOLD, "air/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 100;
+    e = engine(T0);
+    fx_feed(e, "air", "s1", "a01", "pm25", T0, 150);
+    fx_feed(e, "air", "s1", "a01", "pm10", T0, 150);
+    fx_feed(e, "air", "s1", "a01", "pm25", T0 + MINUTE, 50);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_str_eq(env.alerts[0]->metric, "pm25");
+    cr_assert_str_eq(env.alerts[1]->metric, "pm10");
+    cr_assert_str_neq(env.alerts[0]->id, env.alerts[1]->id);
+    cr_assert_eq(env.alerts[2]->status, IW_ALERT_RESOLVED);
+    cr_assert_str_eq(env.alerts[2]->metric, "pm25");
+    fx_feed(e, "water", "s1", "a01", "pm25", T0, 150);     /* another source: not selected */
+    cr_assert_eq(env.n_alerts, 3);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, flagged_samples_do_not_feed_threshold)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+    struct iw_rsample s = fx_sample("water", "s1", "w01", "nh3_n", T0, 50);
+
+    r->p.has_above = true;
+    r->p.above = 2;
+    e = engine(T0);
+    s.flag = 'D';
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 0);
+    s.flag = 'N';
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 1, "'N' is the normal flag");
+    iw_rules_engine_free(e);
+}
+
+Test(rules, out_of_order_sample_does_not_cancel_pending)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+    struct iw_rules_stats st;
+
+    r->p.has_above = true;
+    r->p.above = 10;
+    r->p.for_ms = MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 100 * SEC, 11);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 50 * SEC, 5);     /* older: ignored */
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 160 * SEC, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->started_at, T0 + 100 * SEC);
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.out_of_order, 1);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_samples_mark_the_alert_late)
+{
+    static const struct { int64_t age; bool late; } cases[] = {
+        { 0, false }, { 15 * MINUTE, false }, { 15 * MINUTE + 1, true }, { 6 * HOUR, true },
+    };
+    for (size_t k = 0; k < IW_ARRAY_LEN(cases); k++) {
+        struct iw_rules_engine *e;
+        struct iw_rsample s = fx_sample("water", "s1", "w01", "nh3_n", T0, 11);
+
+        fx_cfg_init(&cfg);
+        struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+        r->p.has_above = true;
+        r->p.above = 10;
+        e = engine(T0);
+        s.recv_ms = T0 + cases[k].age;
+        iw_rules_on_sample(e, &s);
+        s.ts = T0 + MINUTE;
+        s.recv_ms = T0 + MINUTE;        /* the resolve is live */
+        s.value = 1;
+        iw_rules_on_sample(e, &s);
+        cr_assert_eq(env.n_alerts, 2);
+        cr_assert_eq(env.alerts[0]->late, cases[k].late, "age %lld ms", (long long)cases[k].age);
+        cr_assert_not(env.alerts[1]->late);
+        iw_rules_engine_free(e);
+        fx_env_fini(&env);
+    }
+}
+
+Test(rules, repeat_while_firing_on_wall_clock)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 10;
+    r->p.repeat_ms = 10 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(iw_rules_next_deadline(e), T0 + 10 * MINUTE);
+    iw_rules_tick(e, T0 + 10 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->reason, IW_ALERT_REPEAT);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id);
+    iw_rules_tick(e, T0 + 20 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 21 * MINUTE, 1);
+    cr_assert_eq(env.n_alerts, 4);
+    iw_rules_tick(e, T0 + 60 * MINUTE);
+    cr_assert_eq(env.n_alerts, 4, "no repeat after resolve");
+    iw_rules_engine_free(e);
+}
+
+Test(rules, silence_marks_but_still_emits)
+{
+    struct iw_rule *r = fx_rule(&cfg, "camera-offline", IW_RULE_THRESHOLD, "camera/*/*/online");
+    struct iw_silence_cfg *s = &cfg.silences[cfg.cfg.n_silences++];
+    struct iw_rules_engine *e;
+
+    r->p.has_below = true;
+    r->p.below = 1;
+    s->match = fx_kv(&cfg, "rule", "camera-*");
+    fx_kv(&cfg, "site", "dongtan");
+    s->n_match = 2;
+    s->from_ms = T0;
+    s->to_ms = T0 + HOUR;
+    e = engine(T0);
+    fx_feed(e, "camera", "dongtan", "c01", "online", T0 + MINUTE, 0);
+    fx_feed(e, "camera", "xitan", "c01", "online", T0 + MINUTE, 0);
+    fx_feed(e, "camera", "dongtan", "c02", "online", T0 + 2 * HOUR, 0);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert(env.alerts[0]->silenced, "matching site inside the window");
+    cr_assert_not(env.alerts[1]->silenced, "other site");
+    cr_assert_not(env.alerts[2]->silenced, "after the window");
+    iw_rules_engine_free(e);
+}
+
+/* ==========================================================================
+ * rate
+ * ======================================================================== */
+
+Test(rules, rate_rise_and_fall)
+{
+    struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/turbidity");
+    struct iw_rules_engine *e;
+    static const struct step steps[] = {
+        { 0, 0, '-' }, { 60, 3, '-' }, { 120, 10, 'F' }, { 180, 12, 'R' }, { 210, 5, 'F' },
+        { 270, 5, 'R' },
+    };
+
+    r->p.has_rise = true;
+    r->p.rise = 5;              /* per minute */
+    r->p.has_fall = true;
+    r->p.fall = 10;
+    e = engine(T0);
+    for (size_t i = 0; i < IW_ARRAY_LEN(steps); i++) {
+        size_t before = env.n_alerts;
+        fx_feed(e, "water", "s1", "w01", "turbidity", T0 + steps[i].t * SEC, steps[i].v);
+        cr_assert_eq(env.n_alerts, before + (steps[i].ex != '-'), "step %zu", i);
+    }
+    cr_assert_eq(env.alerts[0]->value, 7, "rate per minute of 3 -> 10");
+    cr_assert_eq(env.alerts[0]->threshold, 5);
+    cr_assert_eq(env.alerts[2]->value, -14, "12 -> 5 in 30 s is -14 per minute");
+    cr_assert_eq(env.alerts[2]->threshold, -10);
+    iw_rules_engine_free(e);
+}
+
+/* ==========================================================================
+ * absence
+ * ======================================================================== */
+
+Test(rules, absence_of_a_silent_device)
+{
+    struct iw_rule *r = fx_rule(&cfg, "cam-gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rules_engine *e;
+    struct iw_rsample s = fx_sample("camera", "s1", "c01", "online", T0, 1);
+
+    r->p.after_ms = 3 * MINUTE;
+    r->p.severity = IW_SEV_MAJOR;
+    e = engine(T0);
+    iw_rules_tick(e, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 0, "an unknown device is never absent");
+    s.ts = s.recv_ms = T0 + HOUR;
+    iw_rules_on_sample(e, &s);
+    s.ts = s.recv_ms = T0 + HOUR + MINUTE;
+    iw_rules_on_sample(e, &s);
+    iw_rules_tick(e, T0 + HOUR + 4 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 0);
+    iw_rules_tick(e, T0 + HOUR + 4 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1);
+    const struct iw_alert *a = fx_last(&env);
+    cr_assert_eq(a->kind, IW_RULE_ABSENCE);
+    cr_assert_eq(a->ts, T0 + HOUR + 4 * MINUTE, "ts is last_seen + after");
+    cr_assert_eq(a->started_at, T0 + HOUR + MINUTE, "started_at is the last message");
+    cr_assert_null(a->metric);
+    cr_assert_not(a->has_value);
+    iw_rules_tick(e, T0 + 3 * HOUR);
+    cr_assert_eq(env.n_alerts, 1, "fires once");
+    s.ts = T0 + HOUR;                   /* buffered data: resolves at receipt, not late */
+    s.recv_ms = T0 + 3 * HOUR + 5;
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, T0 + 3 * HOUR + 5);
+    cr_assert_not(fx_last(&env)->late);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, absence_of_a_never_seen_inventory_device)
+{
+    struct iw_rule *r = fx_rule(&cfg, "cam-gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.after_ms = 3 * MINUTE;
+    fx_device(&cfg, "camera", "s1", "c01");
+    fx_device(&cfg, "camera", "s1", "c02");
+    fx_device(&cfg, "water", "s1", "w01");          /* not selected */
+    env.owned_device = "c01";                       /* c02 belongs to another shard */
+    e = engine(T0);
+    cr_assert_eq(iw_rules_next_deadline(e), T0 + 3 * MINUTE);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "exactly one shard raises it");
+    cr_assert_str_eq(fx_last(&env)->device, "c01");
+    cr_assert_eq(fx_last(&env)->started_at, T0, "counted from the engine start");
+    cr_assert_not_null(strstr(fx_last(&env)->details, "\"last_seen\":null"));
+    iw_rules_engine_free(e);
+}
+
+Test(rules, absence_with_a_metric_select_only_counts_that_metric)
+{
+    struct iw_rule *r = fx_rule(&cfg, "hb", IW_RULE_ABSENCE, "camera/*/*/online");
+    struct iw_rules_engine *e;
+
+    r->p.after_ms = MINUTE;
+    e = engine(T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0, 1);
+    fx_feed(e, "camera", "s1", "c01", "fps", T0 + 50 * SEC, 25);
+    iw_rules_tick(e, T0 + MINUTE);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_engine_free(e);
+}
+
+/* ==========================================================================
+ * event
+ * ======================================================================== */
+
+static void feed_event(struct iw_rules_engine *e, const char *dev, const char *type, int64_t ts,
+                       int64_t recv, bool start)
+{
+    struct iw_rsample s = fx_sample("camera_event", "s1", dev, type, ts, start ? 1 : 0);
+    s.is_event = true;
+    s.recv_ms = recv;
+    iw_rules_on_sample(e, &s);
+}
+
+Test(rules, event_start_stop_and_auto_resolve)
+{
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.match = fx_kv(&cfg, "type", "tamper");
+    r->p.n_match = 1;
+    r->p.auto_resolve_ms = 10 * MINUTE;
+    r->p.severity = IW_SEV_CRITICAL;
+    e = engine(T0);
+    feed_event(e, "c01", "motion", T0, T0, true);
+    cr_assert_eq(env.n_alerts, 0, "type does not match");
+    feed_event(e, "c01", "tamper", T0, T0, true);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_str_eq(fx_last(&env)->metric, "tamper");
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    feed_event(e, "c01", "tamper", T0 + MINUTE, T0 + MINUTE, false);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_not_null(strstr(fx_last(&env)->details, "\"state\":\"stop\""));
+    iw_rules_tick(e, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 2, "a stopped event has no auto_resolve");
+
+    feed_event(e, "c02", "tamper", T0 + HOUR, T0 + HOUR, true);
+    feed_event(e, "c02", "tamper", T0 + HOUR + 5 * MINUTE, T0 + HOUR + 5 * MINUTE, true);
+    iw_rules_tick(e, T0 + HOUR + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3, "a second start extends auto_resolve");
+    iw_rules_tick(e, T0 + HOUR + 15 * MINUTE);
+    cr_assert_eq(env.n_alerts, 4);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, T0 + HOUR + 15 * MINUTE);
+    cr_assert_not_null(strstr(fx_last(&env)->details, "\"state\":\"auto_resolve\""));
+    feed_event(e, "c02", "tamper", T0 + HOUR + 16 * MINUTE, T0 + HOUR + 16 * MINUTE, false);
+    cr_assert_eq(env.n_alerts, 4, "a stop after auto_resolve changes nothing");
+    iw_rules_engine_free(e);
+}
+
+/* ==========================================================================
+ * flag
+ * ======================================================================== */
+
+static void feed_flag(struct iw_rules_engine *e, const char *metric, int64_t ts, char flag)
+{
+    struct iw_rsample s = fx_sample("water", "s1", "w01", metric, ts, 1);
+    s.flag = flag;
+    iw_rules_on_sample(e, &s);
+}
+
+Test(rules, flag_for_and_back_to_normal)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.flags = (1u << ('D' - 'A')) | (1u << ('B' - 'A'));
+    r->p.for_ms = MINUTE;
+    e = engine(T0);
+    feed_flag(e, "nh3_n", T0, 'M');
+    feed_flag(e, "nh3_n", T0 + MINUTE, 'M');
+    cr_assert_eq(env.n_alerts, 0, "M is not watched");
+    feed_flag(e, "nh3_n", T0 + 2 * MINUTE, 'D');
+    feed_flag(e, "ph", T0 + 2 * MINUTE, 'N');
+    feed_flag(e, "nh3_n", T0 + 2 * MINUTE + 59 * SEC, 'D');
+    cr_assert_eq(env.n_alerts, 0);
+    feed_flag(e, "nh3_n", T0 + 3 * MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_str_eq(fx_last(&env)->metric, "nh3_n");
+    cr_assert_eq(fx_last(&env)->started_at, T0 + 2 * MINUTE);
+    cr_assert_not_null(strstr(fx_last(&env)->details, "\"nh3_n\":\"D\""));
+    feed_flag(e, "ph", T0 + 4 * MINUTE, 'B');
+    feed_flag(e, "nh3_n", T0 + 4 * MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 1, "ph is still flagged B");
+    feed_flag(e, "ph", T0 + 5 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_engine_free(e);
+}
+
+/* ==========================================================================
+ * restart: save every record, build a new engine, restore, continue
+ * ======================================================================== */
+
+static struct iw_rule *thr_rule(const char *name, int64_t for_ms)
+{
+    struct iw_rule *r = fx_rule(&cfg, name, IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    r->p.has_above = true;
+    r->p.above = 10;
+    r->p.for_ms = for_ms;
+    return r;
+}
+
+Test(rules, restore_continues_a_pending_for)
+{
+    struct iw_rules_engine *e;
+
+    thr_rule("t", 2 * MINUTE);
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_state, 1, "pending is stored");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + MINUTE);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + MINUTE, 11);
+    cr_assert_eq(env.n_alerts, 0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 2 * MINUTE, 11);
+    cr_assert_eq(env.n_alerts, 1, "for counted from before the restart");
+    cr_assert_eq(fx_last(&env)->started_at, T0);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restore_of_a_firing_instance_does_not_refire)
+{
+    struct iw_rules_engine *e;
+    char id[17];
+
+    thr_rule("t", 0);
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    memcpy(id, env.alerts[0]->id, sizeof(id));
+    e = fx_restart(e, &env, &cfg.cfg, T0 + MINUTE);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + MINUTE, 12);
+    cr_assert_eq(env.n_alerts, 1, "no re-fire after restart");
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 2 * MINUTE, 1);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_str_eq(fx_last(&env)->id, id, "same episode");
+    cr_assert_eq(fx_last(&env)->started_at, T0);
+    cr_assert_eq(env.n_state, 0, "resolved: record deleted");
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restore_keeps_absence_firing_and_gives_known_devices_grace)
+{
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.after_ms = 3 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0, 1);
+    fx_feed(e, "camera", "s1", "c02", "online", T0, 1);
+    fx_feed(e, "camera", "s1", "c02", "online", T0 + 5 * MINUTE, 1);
+    iw_rules_tick(e, T0 + 5 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "c01 is absent");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    iw_rules_tick(e, T0 + HOUR + 3 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 1, "c01 still firing (no re-fire), c02 gets a full `after`");
+    iw_rules_tick(e, T0 + HOUR + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_str_eq(fx_last(&env)->device, "c02");
+    fx_feed(e, "camera", "s1", "c01", "online", T0 + HOUR + 4 * MINUTE, 1);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_str_eq(fx_last(&env)->device, "c01");
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restore_of_a_changed_rule_resolves)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = thr_rule("t", 0);
+
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    strcpy(r->hash, "00000000deadbeef");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id);
+    cr_assert_eq(fx_last(&env)->ts, T0 + HOUR);
+    cr_assert_eq(env.n_state, 0);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restore_skips_records_of_other_shards)
+{
+    struct iw_rules_engine *e;
+
+    thr_rule("t", 0);
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    env.owned_device = "w02";
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    struct iw_rules_stats st;
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.restored, 0);
+    cr_assert_eq(env.n_state, 1, "the owner will restore it");
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restore_rejects_garbage)
+{
+    struct iw_rules_engine *e;
+
+    thr_rule("t", 0);
+    e = engine(T0);
+    cr_assert_eq(iw_rules_engine_restore(e, "k", "not json", 8), IW_E_INVAL);
+    cr_assert_eq(iw_rules_engine_restore(e, "k", "{\"rule\":\"t\"}", 12), IW_E_INVAL);
+    iw_rules_engine_free(e);
+}
+
+/* ==========================================================================
+ * reload
+ * ======================================================================== */
+
+Test(rules, reload_with_unchanged_rule_keeps_state)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+
+    thr_rule("t", 0);
+    thr_rule("pending", 5 * MINUTE);
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    fx_cfg_copy(&next, &cfg);
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 1, "no spurious resolve");
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 2 * MINUTE, 12);
+    cr_assert_eq(env.n_alerts, 1, "no re-fire");
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 5 * MINUTE, 12);
+    cr_assert_eq(env.n_alerts, 2, "the pending `for` of the other rule went on");
+    cr_assert_str_eq(fx_last(&env)->rule, "pending");
+    cr_assert_eq(fx_last(&env)->started_at, T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 6 * MINUTE, 1);
+    cr_assert_eq(env.n_alerts, 4);
+    cr_assert_str_eq(env.alerts[2]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, reload_resolves_changed_and_removed_rules)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+
+    thr_rule("changed", 0);
+    thr_rule("removed", 0);
+    thr_rule("kept", 0);
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_eq(env.n_state, 3);
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].p.above = 20;
+    strcpy(next.rules[0].hash, "0000000000000001");
+    next.rules[1] = next.rules[2];
+    next.cfg.n_rules = 2;
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 5);
+    for (size_t i = 3; i < 5; i++) {
+        cr_assert_eq(env.alerts[i]->status, IW_ALERT_RESOLVED);
+        cr_assert_eq(env.alerts[i]->ts, T0 + MINUTE);
+        cr_assert_str_neq(env.alerts[i]->rule, "kept");
+    }
+    cr_assert_eq(env.n_state, 1, "only the kept rule's record remains");
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 2 * MINUTE, 21);
+    cr_assert_eq(env.n_alerts, 6, "the changed rule starts a new episode");
+    cr_assert_str_eq(fx_last(&env)->rule, "changed");
+    cr_assert_str_neq(fx_last(&env)->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, reload_follows_inventory_changes)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+
+    r->p.after_ms = 3 * MINUTE;
+    fx_device(&cfg, "camera", "s1", "c01");
+    e = engine(T0);
+    fx_cfg_copy(&next, &cfg);
+    next.cfg.n_devices = 0;
+    fx_device(&next, "camera", "s1", "c02");
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "only the device still in the inventory is expected");
+    cr_assert_str_eq(fx_last(&env)->device, "c02");
+    iw_rules_engine_free(e);
+}
+
+Test(rules, new_rejects_missing_emit)
+{
+    struct iw_rules_env bad = { 0 };
+    struct iw_rules_engine *e = (void *)1;
+    cr_assert_eq(iw_rules_engine_new(&cfg.cfg, &bad, T0, &e), IW_E_INVAL);
+    cr_assert_null(e);
+}

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * water_quality and air_quality end to end through the engine: a day (or two)
+ * of minute samples of a station, the class/AQI series written, the alert
+ * sequence with exact transition times, validity gaps, close_after, restart
+ * with windows refilled from history.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "unit/rules_fixture.h"
+
+static struct fx_env env;
+static struct fx_cfg cfg;
+
+static void setup(void)
+{
+    memset(&env, 0, sizeof(env));
+    fx_cfg_init(&cfg);
+}
+
+static void teardown(void)
+{
+    fx_env_fini(&env);
+}
+
+TestSuite(std, .init = setup, .fini = teardown, .timeout = 60);
+
+static struct iw_rules_engine *engine(int64_t now)
+{
+    struct iw_rules_env e = fx_env_of(&env);
+    struct iw_rules_engine *eng = NULL;
+    cr_assert_eq(iw_rules_engine_new(&cfg.cfg, &e, now, &eng), IW_OK);
+    return eng;
+}
+
+/* One message: every metric at ts; also kept as stored history for read_points. */
+static void feed_msg(struct iw_rules_engine *e, const char *src, const char *site, const char *dev,
+                     const char *const *metrics, const double *values, size_t n, int64_t ts,
+                     char flag)
+{
+    struct iw_rsample s[32];
+    char series[128];
+
+    for (size_t i = 0; i < n; i++) {
+        s[i] = fx_sample(src, site, dev, metrics[i], ts, values[i]);
+        s[i].flag = flag;
+        snprintf(series, sizeof(series), "%s/%s/%s/%s", src, site, dev, metrics[i]);
+        fx_history_add(&env, series, ts, values[i], flag);
+    }
+    iw_rules_on_samples(e, s, n);
+}
+
+static const struct fx_point *point_at(const char *series, int64_t ts)
+{
+    const struct fx_point *found = NULL;
+    for (size_t i = 0; i < env.n_points; i++)
+        if (strcmp(env.points[i].series, series) == 0 && env.points[i].ts == ts)
+            found = &env.points[i];
+    return found;
+}
+
+static size_t count_points(const char *series)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < env.n_points; i++)
+        n += strcmp(env.points[i].series, series) == 0;
+    return n;
+}
+
+/* ==========================================================================
+ * water_quality
+ * ======================================================================== */
+
+static const char *const wmetrics[] = { "ph", "do", "codmn", "nh3_n", "tp", "temp" };
+
+/* NH3-N 0.4 mg/L, 2.5 in (6 h, 12 h], 0.4 again: the 4 h mean crosses every class. */
+static double nh3_at(int m)
+{
+    return m > 360 && m <= 720 ? 2.5 : 0.4;
+}
+
+static void feed_water_minute(struct iw_rules_engine *e, int m)
+{
+    double v[] = { 7.5, 6.5, 3.0, nh3_at(m), 0.1, 14.2 };
+    feed_msg(e, "water", "dongtan", "w01", wmetrics, v, 6, T0 + m * MINUTE, 0);
+}
+
+static struct iw_rule *water_rule(void)
+{
+    struct iw_rule *r = fx_rule(&cfg, "water-class", IW_RULE_WATER_QUALITY, "water/*/*");
+    r->p.target = 3;
+    return r;
+}
+
+struct expect {
+    int64_t ts;
+    enum iw_alert_reason reason;
+    enum iw_severity sev;
+};
+
+static void check_water_sequence(size_t first)
+{
+    static const struct expect ex[] = {
+        { T0 + 6 * HOUR + 69 * MINUTE, IW_ALERT_FIRE, IW_SEV_MAJOR },        /* mean 1.00375: IV */
+        { T0 + 6 * HOUR + 183 * MINUTE, IW_ALERT_ESCALATE, IW_SEV_CRITICAL }, /* > 2.0: 劣V */
+        { T0 + 12 * HOUR + 58 * MINUTE, IW_ALERT_ESCALATE, IW_SEV_MAJOR },    /* back to V */
+        { T0 + 12 * HOUR + 172 * MINUTE, IW_ALERT_RESOLVE, IW_SEV_MAJOR },    /* <= 1.0: III */
+    };
+    cr_assert_eq(env.n_alerts - first, IW_ARRAY_LEN(ex), "alerts: %zu", env.n_alerts - first);
+    for (size_t i = 0; i < IW_ARRAY_LEN(ex); i++) {
+        const struct iw_alert *a = env.alerts[first + i];
+        cr_assert_eq(a->ts, ex[i].ts, "alert %zu at %+lld min off", i,
+                     (long long)((a->ts - ex[i].ts) / MINUTE));
+        cr_assert_eq(a->reason, ex[i].reason, "alert %zu reason", i);
+        cr_assert_eq(a->severity, ex[i].sev, "alert %zu severity", i);
+        cr_assert_str_eq(a->id, env.alerts[first]->id);
+        cr_assert_eq(a->started_at, ex[0].ts);
+    }
+}
+
+Test(std, water_day_of_minute_samples)
+{
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    water_rule();
+    e = engine(T0);
+    for (int m = 1; m <= 1440; m++)
+        feed_water_minute(e, m);
+    check_water_sequence(0);
+
+    a = env.alerts[0];
+    cr_assert_eq(a->kind, IW_RULE_WATER_QUALITY);
+    cr_assert_str_eq(a->metric, "nh3_n");
+    cr_assert_str_eq(a->unit, "mg/L");
+    cr_assert_float_eq(a->value, 240.9 / 240, 1e-12);
+    cr_assert_eq(a->threshold, 1.0, "the class III limit of NH3-N");
+    cr_assert_str_eq(a->message, "dongtan/w01 is Class IV (target III): NH3-N 1.00375 mg/L");
+    cr_assert_not_null(strstr(a->details, "\"worse_than_target\":[{\"metric\":\"nh3_n\""), "%s", a->details);
+    cr_assert_not_null(strstr(a->details, "\"multiple\":0.00375"), "%s", a->details);
+    cr_assert_not_null(strstr(a->details, "\"do\":{\"mean\":6.5,\"n\":240,\"class\":\"II\""), "%s", a->details);
+    cr_assert_not_null(strstr(a->details, "\"temp\":{"), "temperature is reported: %s", a->details);
+    cr_assert_str_eq(env.alerts[1]->message, "dongtan/w01 is Class 劣V (target III): NH3-N 2.00125 mg/L");
+    cr_assert_str_eq(env.alerts[3]->message, "dongtan/w01 is Class III (target III)");
+
+    cr_assert_eq(count_points("water/dongtan/w01/class"), 1440, "one class point per message");
+    cr_assert_eq(point_at("water/dongtan/w01/class", T0 + 5 * HOUR)->v, 2, "NH3-N 0.4 is II");
+    cr_assert_eq(point_at("water/dongtan/w01/class", T0 + 6 * HOUR + 69 * MINUTE)->v, 4);
+    cr_assert_eq(point_at("water/dongtan/w01/class", T0 + 12 * HOUR)->v, 6);
+    cr_assert_eq(point_at("water/dongtan/w01/class", T0 + 24 * HOUR)->v, 2);
+    iw_rules_engine_free(e);
+}
+
+Test(std, water_restart_refills_the_window_from_history)
+{
+    struct iw_rules_engine *e;
+
+    water_rule();
+    e = engine(T0);
+    for (int m = 1; m <= 9 * 60; m++)
+        feed_water_minute(e, m);
+    cr_assert_eq(env.n_alerts, 1, "firing before the restart");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 9 * HOUR + 30 * SEC);
+    for (int m = 9 * 60 + 1; m <= 1440; m++)
+        feed_water_minute(e, m);
+    /* Same transitions as without the restart: the window came back whole. */
+    cr_assert_eq(env.n_alerts, 4);
+    check_water_sequence(0);
+    iw_rules_engine_free(e);
+}
+
+Test(std, water_flagged_samples_are_left_out)
+{
+    struct iw_rules_engine *e;
+
+    water_rule();
+    e = engine(T0);
+    for (int m = 1; m <= 600; m++) {
+        double ok[] = { 7.5, 6.5, 0.4 }, bad[] = { 50 };
+        static const char *const okm[] = { "ph", "do", "nh3_n" }, *const badm[] = { "nh3_n" };
+        if (m % 10 == 0)
+            feed_msg(e, "water", "s1", "w02", badm, bad, 1, T0 + m * MINUTE, 'D');
+        else
+            feed_msg(e, "water", "s1", "w02", okm, ok, 3, T0 + m * MINUTE, 0);
+    }
+    cr_assert_eq(env.n_alerts, 0, "a fault-flagged 50 mg/L never counts");
+    cr_assert_eq(point_at("water/s1/w02/class", T0 + 599 * MINUTE)->v, 2);
+    iw_rules_engine_free(e);
+}
+
+Test(std, water_target_and_body_from_the_inventory)
+{
+    struct iw_rules_engine *e;
+    struct iw_device_cfg *d = fx_device(&cfg, "water", "lake1", "w03");
+    static const char *const m[] = { "nh3_n", "tp", "tn" };
+    double v[] = { 0.4, 0.04, 1.8 };
+
+    d->target = 2;
+    d->body = IW_BODY_LAKE;
+    fx_rule(&cfg, "water-class", IW_RULE_WATER_QUALITY, "water/*/*");     /* target 0: inventory */
+    fx_device(&cfg, "water", "river1", "w04")->target = 2;
+    e = engine(T0);
+    feed_msg(e, "water", "lake1", "w03", m, v, 3, T0, 0);
+    feed_msg(e, "water", "river1", "w04", m, v, 3, T0, 0);
+    cr_assert_eq(env.n_alerts, 1, "TP 0.04 is III in a lake, II in a river; TN 1.8 decides only in lakes");
+    cr_assert_str_eq(fx_last(&env)->device, "w03");
+    cr_assert_str_eq(fx_last(&env)->metric, "tn", "TN 1.8 is V in a lake, the worst");
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_MAJOR);
+    cr_assert_eq(point_at("water/river1/w04/class", T0)->v, 2);
+    iw_rules_engine_free(e);
+}
+
+/* ==========================================================================
+ * air_quality
+ * ======================================================================== */
+
+static const char *const pols[] = { "so2", "no2", "co", "o3", "pm10", "pm25" };
+
+static int64_t day0(void)
+{
+    int64_t t;
+    cr_assert_eq(iw_rfc3339_parse("2026-06-01T00:00:00+08:00", 25, &t), IW_OK);
+    return t;
+}
+
+static void feed_air_minute(struct iw_rules_engine *e, const char *dev, int64_t ts, double pm25)
+{
+    double v[] = { 5, 10, 0.3, 20, 20, pm25 };
+    feed_msg(e, "air", "s1", dev, pols, v, 6, ts, 0);
+}
+
+/* PM2.5 by hour of the day: 30, 100 in hours 9-12, 160 in 13-14, 30; hour 15 half empty. */
+static double pm25_hourly_day(int m, bool *skip)
+{
+    int h = (m - 1) / 60 + 1;                /* the hour label (end) of minute m */
+    *skip = h == 15 && m > 870;
+    return h >= 9 && h <= 12 ? 100 : h >= 13 && h <= 14 ? 160 : 30;
+}
+
+static struct iw_rule *air_rule(void)
+{
+    struct iw_rule *r = fx_rule(&cfg, "aqi", IW_RULE_AIR_QUALITY, "air/*/*");
+    r->message = "{site}/{device} AQI {aqi} {level_zh} {primary_zh}";
+    return r;
+}
+
+static void check_air_day(int64_t d0, size_t first)
+{
+    static const struct { int h; enum iw_alert_reason reason; enum iw_severity sev; double aqi; } ex[] = {
+        { 9, IW_ALERT_FIRE, IW_SEV_WARNING, 137 },       /* PM2.5 100: IAQI 137, level 3 */
+        { 13, IW_ALERT_ESCALATE, IW_SEV_CRITICAL, 210 },  /* PM2.5 160: 210, level 5 */
+        { 16, IW_ALERT_RESOLVE, IW_SEV_CRITICAL, 43 },    /* hour 15 invalid: no decision */
+    };
+    cr_assert_eq(env.n_alerts - first, IW_ARRAY_LEN(ex));
+    for (size_t i = 0; i < IW_ARRAY_LEN(ex); i++) {
+        const struct iw_alert *a = env.alerts[first + i];
+        cr_assert_eq(a->ts, d0 + ex[i].h * HOUR, "alert %zu at hour %lld", i,
+                     (long long)((a->ts - d0) / HOUR));
+        cr_assert_eq(a->reason, ex[i].reason, "alert %zu", i);
+        cr_assert_eq(a->severity, ex[i].sev, "alert %zu", i);
+        cr_assert_eq(a->value, ex[i].aqi, "alert %zu AQI %g", i, a->value);
+    }
+}
+
+Test(std, air_hourly_day_of_minute_samples)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 1440; m++) {
+        bool skip;
+        double pm = pm25_hourly_day(m, &skip);
+        if (!skip)
+            feed_air_minute(e, "a01", d0 + m * MINUTE, pm);
+    }
+    check_air_day(d0, 0);
+    a = env.alerts[0];
+    cr_assert_str_eq(a->metric, "aqi");
+    cr_assert_eq(a->threshold, 101, "the lowest AQI of min_level 3");
+    cr_assert_null(a->unit);
+    cr_assert_str_eq(a->message, "s1/a01 AQI 137 轻度污染 首要污染物 PM2.5");
+    cr_assert_not_null(strstr(a->details, "\"PM2.5_1h\":137"), "%s", a->details);
+    cr_assert_not_null(strstr(a->details, "\"primary\":[\"PM2.5\"]"), "%s", a->details);
+    cr_assert_not_null(strstr(a->details, "\"colour\":\"#FF7E00\""), "%s", a->details);
+    cr_assert_not_null(strstr(a->details, "\"period_start\":\"2026-06-01T00:00:00.000Z\""), "%s",
+                       a->details);
+
+    cr_assert_eq(count_points("air/s1/a01/aqi"), 23, "every hour but the invalid one");
+    cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 1 * HOUR)->v, 43);
+    cr_assert(point_at("air/s1/a01/aqi", d0 + 1 * HOUR)->valid);
+    cr_assert_null(point_at("air/s1/a01/aqi", d0 + 15 * HOUR));
+    cr_assert_eq(point_at("air/s1/a01/aqi_level", d0 + 13 * HOUR)->v, 5);
+    cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 24 * HOUR)->v, 43, "closed by its 24:00 sample");
+    iw_rules_engine_free(e);
+}
+
+Test(std, air_restart_mid_hour_refills_from_history)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 10 * 60 + 30; m++) {
+        bool skip;
+        double pm = pm25_hourly_day(m, &skip);
+        feed_air_minute(e, "a01", d0 + m * MINUTE, pm);
+    }
+    cr_assert_eq(env.n_alerts, 1);
+    e = fx_restart(e, &env, &cfg.cfg, d0 + 10 * HOUR + 31 * MINUTE);
+    for (int m = 10 * 60 + 31; m <= 1440; m++) {
+        bool skip;
+        double pm = pm25_hourly_day(m, &skip);
+        if (!skip)
+            feed_air_minute(e, "a01", d0 + m * MINUTE, pm);
+    }
+    check_air_day(d0, 0);
+    cr_assert(point_at("air/s1/a01/aqi", d0 + 11 * HOUR)->valid, "the hour in progress kept its first half");
+    cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 11 * HOUR)->v, 137);
+    iw_rules_engine_free(e);
+}
+
+Test(std, air_hour_closed_by_close_after_on_the_wall_clock)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 50; m++)
+        feed_air_minute(e, "a01", d0 + m * MINUTE, 100);
+    cr_assert_eq(iw_rules_next_deadline(e), d0 + HOUR + 5 * MINUTE);
+    iw_rules_tick(e, d0 + HOUR + 5 * MINUTE - 1);
+    cr_assert_null(point_at("air/s1/a01/aqi", d0 + HOUR));
+    iw_rules_tick(e, d0 + HOUR + 5 * MINUTE);
+    cr_assert_not_null(point_at("air/s1/a01/aqi", d0 + HOUR), "50 minutes make a valid hour");
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->ts, d0 + HOUR, "the period end, not the tick time");
+    cr_assert_not(fx_last(&env)->late);
+
+    /* A late sample of the closed hour changes nothing. */
+    feed_air_minute(e, "a01", d0 + 55 * MINUTE, 500);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(count_points("air/s1/a01/aqi"), 1);
+    iw_rules_engine_free(e);
+}
+
+Test(std, air_hourly_values_reported_on_the_hour)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 3; h++)
+        feed_air_minute(e, "a02", d0 + h * HOUR, h == 2 ? 100 : 30);
+    cr_assert_eq(count_points("air/s1/a02/aqi"), 3, "each hourly value closes its hour at once");
+    cr_assert_eq(point_at("air/s1/a02/aqi", d0 + 2 * HOUR)->v, 137);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(env.alerts[0]->ts, d0 + 2 * HOUR);
+    cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
+    iw_rules_engine_free(e);
+}
+
+Test(std, air_daily_mode_natural_days)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.mode = IW_AQI_DAILY;
+    e = engine(d0);
+    for (int m = 1; m <= 2 * 1440; m++)
+        feed_air_minute(e, "a01", d0 + m * MINUTE, m <= 1440 ? 100 : 30);
+    cr_assert_eq(count_points("air/s1/a01/aqi_daily"), 2);
+    cr_assert_eq(count_points("air/s1/a01/aqi"), 0, "daily mode writes only the daily series");
+    cr_assert_eq(point_at("air/s1/a01/aqi_daily", d0 + 24 * HOUR)->v, 137);
+    cr_assert_eq(point_at("air/s1/a01/aqi_daily", d0 + 48 * HOUR)->v, 43);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(env.alerts[0]->ts, d0 + 24 * HOUR);
+    cr_assert_not_null(strstr(env.alerts[0]->details, "\"mode\":\"daily\""));
+    cr_assert_not_null(strstr(env.alerts[0]->details, "\"PM2.5_24h\":137"), "%s", env.alerts[0]->details);
+    cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(env.alerts[1]->ts, d0 + 48 * HOUR);
+    iw_rules_engine_free(e);
+}
+
+Test(std, air_hj633_2012_uses_24h_moving_pm)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.standard = IW_AQI_HJ633_2012;
+    e = engine(d0);
+    for (int m = 1; m <= 1440; m++)
+        feed_air_minute(e, "a01", d0 + m * MINUTE, 100);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(env.alerts[0]->ts, d0 + 20 * HOUR, "the 24 h moving mean needs 20 valid hours");
+    cr_assert_eq(env.alerts[0]->value, 132, "PM2.5 24 h 100 on the 2012 breakpoints");
+    iw_rules_engine_free(e);
+}
