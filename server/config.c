@@ -1,0 +1,641 @@
+/*
+ * Configuration loader (SPEC §3): reads the YAML file with libyaml's document
+ * API, checks it against the schema tables below and in config_inventory.c /
+ * config_rules.c, and builds one immutable struct iw_config.
+ *
+ * Every problem becomes one "FILE:LINE:COLUMN: error: MESSAGE" line (libyaml
+ * marks are 0-based; both are reported 1-based). The loader never stops at the
+ * first problem: it records it and goes on, and the lines are handed to the
+ * caller sorted by position. A load either returns a complete config or
+ * nothing: a partly valid file is never used.
+ *
+ * The tables are the schema: each row names a key, its type, the field it
+ * fills, its bounds and default, and says what it does. config/islewatch.yaml
+ * documents the same keys for users.
+ *
+ * Not thread-safe per load (one caller builds one struct); the finished struct
+ * is read-only and may be shared by any number of threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config_int.h"
+#include "islewatch/clock.h"
+#include "islewatch/err.h"
+#include "islewatch/log.h"
+
+#define MAX_FILE_SIZE (16u << 20)    /* a config larger than this is a mistake */
+
+/* ======================================================================== */
+/* Names                                                                     */
+/* ======================================================================== */
+
+static const char *const severity_names[] = { "info", "warning", "major", "critical", NULL };
+
+const char *iw_severity_name(enum iw_severity s)
+{
+    return (unsigned)s < IW_SEV_COUNT ? severity_names[s] : "unknown";
+}
+
+int iw_severity_parse(const char *s)
+{
+    for (int i = 0; s != NULL && i < IW_SEV_COUNT; i++)
+        if (strcmp(s, severity_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *iw_rule_kind_name(enum iw_rule_kind k)
+{
+    static const char *const names[] = { "threshold", "rate", "absence", "flag", "event",
+                                         "water_quality", "air_quality" };
+    return (unsigned)k < IW_ARRAY_LEN(names) ? names[k] : "unknown";
+}
+
+/* ======================================================================== */
+/* Error collection                                                          */
+/* ======================================================================== */
+
+static void error_vadd(struct cfg_ctx *cx, size_t line, size_t col, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    char *text = NULL;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (asprintf(&text, "%s:%zu:%zu: error: %s", cx->file, line, col, msg) < 0) {
+        cx->nomem = true;
+        return;
+    }
+    if (cx->n_errs == cx->cap_errs) {
+        size_t cap = cx->cap_errs ? cx->cap_errs * 2 : 16;
+        struct cfg_err *e = realloc(cx->errs, cap * sizeof(*e));
+        if (e == NULL) {
+            free(text);
+            cx->nomem = true;
+            return;
+        }
+        cx->errs = e;
+        cx->cap_errs = cap;
+    }
+    cx->errs[cx->n_errs] = (struct cfg_err){ .file_idx = cx->file_idx, .line = line,
+                                             .col = col, .seq = cx->n_errs, .text = text };
+    cx->n_errs++;
+}
+
+void iw__cfg_error(struct cfg_ctx *cx, const yaml_node_t *at, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    error_vadd(cx, at->start_mark.line + 1, at->start_mark.column + 1, fmt, ap);
+    va_end(ap);
+}
+
+void iw__cfg_error_at(struct cfg_ctx *cx, size_t line, size_t col, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    error_vadd(cx, line, col, fmt, ap);
+    va_end(ap);
+}
+
+static int err_cmp(const void *a, const void *b)
+{
+    const struct cfg_err *x = a, *y = b;
+
+    if (x->file_idx != y->file_idx)
+        return x->file_idx < y->file_idx ? -1 : 1;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Hand the errors over in file order; frees them. */
+static void errors_flush(struct cfg_ctx *cx, struct iw_diag *diag)
+{
+    if (cx->n_errs > 1)
+        qsort(cx->errs, cx->n_errs, sizeof(*cx->errs), err_cmp);
+    for (size_t i = 0; i < cx->n_errs; i++) {
+        iw_diag_add(diag, NULL, 0, 0, "%s", cx->errs[i].text);
+        free(cx->errs[i].text);
+    }
+    free(cx->errs);
+    cx->errs = NULL;
+    cx->n_errs = cx->cap_errs = 0;
+}
+
+/* ======================================================================== */
+/* Files and documents                                                       */
+/* ======================================================================== */
+
+int iw__cfg_read_file(const char *path, char **text, size_t *len, char *why, size_t wlen)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    *text = NULL;
+    if (fd < 0) {
+        snprintf(why, wlen, "cannot open: %s", strerror(errno));
+        return IW_E_IO;
+    }
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, wlen, "cannot read: %s", strerror(errno));
+        close(fd);
+        return IW_E_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, wlen, "cannot read: %s", S_ISDIR(st.st_mode) ? "is a directory"
+                                                                    : "not a regular file");
+        close(fd);
+        return IW_E_IO;
+    }
+    if ((unsigned long long)st.st_size > MAX_FILE_SIZE) {
+        snprintf(why, wlen, "cannot read: larger than %u MiB; is this the right file?",
+                 MAX_FILE_SIZE >> 20);
+        close(fd);
+        return IW_E_IO;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        snprintf(why, wlen, "cannot read: out of memory");
+        close(fd);
+        return IW_E_NOMEM;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(why, wlen, "cannot read: %s", n < 0 ? strerror(errno) : "file shrank");
+            free(buf);
+            close(fd);
+            return IW_E_IO;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *text = buf;
+    *len = got;
+    return IW_OK;
+}
+
+/* libyaml reports reader errors (bad UTF-8, NUL) by byte offset, not mark. */
+static void offset_to_pos(const char *text, size_t len, size_t off, size_t *line, size_t *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off && i < len; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+            (*col)++;
+        }
+    }
+}
+
+int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_document_t *doc)
+{
+    yaml_parser_t parser;
+    size_t line, col;
+
+    if (!yaml_parser_initialize(&parser)) {
+        cx->nomem = true;
+        return IW_E_NOMEM;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (yaml_parser_load(&parser, doc)) {
+        yaml_parser_delete(&parser);
+        return IW_OK;
+    }
+    if (parser.error == YAML_READER_ERROR) {
+        offset_to_pos(text, len, parser.problem_offset, &line, &col);
+        iw__cfg_error_at(cx, line, col, "syntax error: %s", parser.problem);
+    } else if (parser.error == YAML_MEMORY_ERROR) {
+        cx->nomem = true;
+    } else if (parser.context != NULL) {
+        iw__cfg_error_at(cx, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                         "syntax error: %s (%s at line %zu, column %zu)", parser.problem,
+                         parser.context, parser.context_mark.line + 1,
+                         parser.context_mark.column + 1);
+    } else {
+        iw__cfg_error_at(cx, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                         "syntax error: %s", parser.problem ? parser.problem : "invalid YAML");
+    }
+    yaml_parser_delete(&parser);
+    return IW_E_CONFIG;
+}
+
+/* ======================================================================== */
+/* Value checks of the sections                                              */
+/* ======================================================================== */
+
+static bool check_nonempty(const char *s, char *why, size_t len)
+{
+    if (s[0] != '\0')
+        return true;
+    snprintf(why, len, "must not be empty");
+    return false;
+}
+
+static bool check_port(const char *p, char *why, size_t len, const char *what)
+{
+    long long port;
+
+    if (!iw__cfg_parse_integer(p, &port) || port < 1 || port > 65535) {
+        snprintf(why, len, "\"%s\" is not a port number (1..65535) in %s", p, what);
+        return false;
+    }
+    return true;
+}
+
+static bool check_broker_url(const char *s, char *why, size_t len)
+{
+    static const char *const schemes[] = { "mqtt://", "mqtts://", "tcp://", "ssl://" };
+    const char *host = NULL, *colon;
+
+    for (size_t i = 0; i < IW_ARRAY_LEN(schemes); i++)
+        if (strncmp(s, schemes[i], strlen(schemes[i])) == 0)
+            host = s + strlen(schemes[i]);
+    if (host == NULL) {
+        snprintf(why, len, "\"%s\" needs a scheme: mqtt://, mqtts://, tcp:// or ssl:// "
+                 "(e.g. mqtt://127.0.0.1:1883)", s);
+        return false;
+    }
+    colon = strrchr(host, ':');
+    if (host[0] == '\0' || host[0] == ':' || strchr(host, '/') != NULL) {
+        snprintf(why, len, "\"%s\" needs a host and an optional port, e.g. mqtt://127.0.0.1:1883", s);
+        return false;
+    }
+    /* "[::1]:1883": only a colon after the bracket starts the port. */
+    if (colon != NULL && (strchr(host, ']') == NULL || strchr(host, ']') < colon))
+        return check_port(colon + 1, why, len, s);
+    return true;
+}
+
+static bool check_listen(const char *s, char *why, size_t len)
+{
+    const char *colon = strrchr(s, ':');
+
+    if (s[0] == '\0' || strcmp(s, "off") == 0)
+        return true;
+    if (colon == NULL || colon == s) {
+        snprintf(why, len, "\"%s\" must be HOST:PORT, e.g. 127.0.0.1:8080 (or \"off\")", s);
+        return false;
+    }
+    return check_port(colon + 1, why, len, s);
+}
+
+static bool check_log_level(const char *s, char *why, size_t len)
+{
+    static const char *const names[] = { "error", "warn", "info", "debug", NULL };
+    char hint[96];
+
+    if (iw_log_level_parse(s) >= 0)
+        return true;
+    snprintf(why, len, "\"%s\" is not a log level (one of error, warn, info, debug)%s", s,
+             iw__cfg_hint_names(s, names, hint, sizeof(hint)));
+    return false;
+}
+
+static bool check_topic_template(const char *s, const char *const *fields, char *why, size_t len)
+{
+    const char *bad;
+
+    if (s[0] == '\0' || strpbrk(s, "+#") != NULL) {
+        snprintf(why, len, "\"%s\" is not a topic to publish on (no '+' or '#', not empty)", s);
+        return false;
+    }
+    return iw__cfg_check_template(s, fields, &bad, why, len);
+}
+
+static bool check_alert_topic(const char *s, char *why, size_t len)
+{
+    static const char *const fields[] = { "severity", "rule", "kind", "status", "source",
+                                          "site", "device", "metric", NULL };
+    return check_topic_template(s, fields, why, len);
+}
+
+static bool check_rejected_topic(const char *s, char *why, size_t len)
+{
+    static const char *const fields[] = { "source", NULL };
+    return check_topic_template(s, fields, why, len);
+}
+
+/* ======================================================================== */
+/* Schema tables                                                             */
+/* ======================================================================== */
+
+#define SEC(n)   ((long long)(n) * 1000)
+#define MIN(n)   ((long long)(n) * IW_MS_PER_MIN)
+#define HOUR(n)  ((long long)(n) * IW_MS_PER_HOUR)
+#define DAY(n)   ((long long)(n) * IW_MS_PER_DAY)
+#define YEAR(n)  ((long long)(n) * 365 * IW_MS_PER_DAY)
+
+#define BR(f) offsetof(struct iw_broker_cfg, f)
+static const struct cfg_key tls_keys[] = {
+    { "ca_file", CFG_STR, BR(tls_ca_file), .doc = "CA bundle that signs the broker's certificate" },
+    { "cert_file", CFG_STR, BR(tls_cert_file), .doc = "client certificate (with key_file)" },
+    { "key_file", CFG_STR, BR(tls_key_file), .doc = "client private key (with cert_file)" },
+    { 0 }
+};
+
+static const struct cfg_key broker_keys[] = {
+    { "url", CFG_STR, BR(url), .def.s = "mqtt://127.0.0.1:1883", .check = check_broker_url,
+      .doc = "broker address: mqtt://, tcp:// plain; mqtts://, ssl:// TLS" },
+    { "client_id", CFG_STR, BR(client_id), .def.s = "islewatchd", .check = check_nonempty,
+      .doc = "fixed MQTT client id, so the persistent session survives restarts" },
+    { "username", CFG_STR, BR(username), .doc = "broker user name; none by default" },
+    { "password_file", CFG_STR, BR(password_file), .doc = "file whose first line is the password" },
+    { "tls", CFG_SECTION, 0, .sub = tls_keys, .doc = "TLS files: ca_file, cert_file, key_file" },
+    { "keepalive", CFG_DURATION, BR(keepalive_ms), .min = SEC(1), .max = SEC(65535),
+      .def.i = SEC(30), .doc = "MQTT keep-alive interval" },
+    { "clean_session", CFG_BOOL, BR(clean_session), .def.i = 0,
+      .doc = "false keeps the session (and messages queued while down) across restarts" },
+    { "connections", CFG_INT, BR(connections), .min = 1, .max = 64, .def.i = 1,
+      .doc = ">1 opens that many connections on a shared subscription" },
+    { "share_group", CFG_STR, BR(share_group), .def.s = "islewatch", .check = iw__cfg_check_label,
+      .doc = "group name of $share/<group>/... when connections > 1" },
+    { "reconnect_min", CFG_DURATION, BR(reconnect_min_ms), .min = 10, .max = HOUR(1),
+      .def.i = SEC(1), .doc = "first reconnect back-off" },
+    { "reconnect_max", CFG_DURATION, BR(reconnect_max_ms), .min = 10, .max = DAY(1),
+      .def.i = SEC(60), .doc = "longest reconnect back-off" },
+    { 0 }
+};
+
+#define ST(f) offsetof(struct iw_storage_cfg, f)
+static const struct cfg_key retention_keys[] = {
+    { "raw", CFG_DURATION, ST(retention_raw_ms), .min = HOUR(1), .max = YEAR(100),
+      .def.i = DAY(90), .doc = "how long raw samples are kept" },
+    { "1m", CFG_DURATION, ST(retention_1m_ms), .min = HOUR(1), .max = YEAR(100),
+      .def.i = YEAR(1), .doc = "how long per-minute rollups are kept" },
+    { "1h", CFG_DURATION, ST(retention_1h_ms), .min = HOUR(1), .max = YEAR(100),
+      .def.i = YEAR(10), .doc = "how long per-hour rollups are kept" },
+    { 0 }
+};
+
+static const struct cfg_key storage_keys[] = {
+    { "path", CFG_STR, ST(path), .def.s = "./data", .check = check_nonempty,
+      .doc = "RocksDB directory (created when missing)" },
+    { "retention", CFG_SECTION, 0, .sub = retention_keys, .doc = "per resolution: raw, 1m, 1h" },
+    { "shards", CFG_INT, ST(shards), .min = 1, .max = 64, .def.i = 2,
+      .doc = "worker threads for rollups and rules" },
+    { "queue_size", CFG_COUNT, ST(queue_size), .min = 64, .max = 1 << 24, .def.i = 65536,
+      .flags = CFG_POW2, .doc = "slots per shard queue (power of two)" },
+    { "sync_writes", CFG_BOOL, ST(sync_writes), .def.i = 0,
+      .doc = "fsync the write-ahead log for every batch" },
+    { "test_slow_write", CFG_DURATION, ST(slow_write_ms), .min = 0, .max = MIN(1), .def.i = 0,
+      .doc = "test only: delay added to every write batch" },
+    { 0 }
+};
+
+#define HT(f) offsetof(struct iw_http_cfg, f)
+static const struct cfg_key http_keys[] = {
+    { "listen", CFG_STR, HT(listen), .def.s = "127.0.0.1:8080", .check = check_listen,
+      .doc = "HOST:PORT of the HTTP API and dashboard; \"off\" disables" },
+    { "token_file", CFG_STR, HT(token_file),
+      .doc = "file holding the bearer token state-changing requests need" },
+    { 0 }
+};
+
+#define AL(f) offsetof(struct iw_alerts_cfg, f)
+static const struct cfg_key alerts_keys[] = {
+    { "topic", CFG_STR, AL(topic), .def.s = "alerts/{severity}/{rule}/{site}/{device}",
+      .check = check_alert_topic, .doc = "where every alert is published" },
+    { "active_topic", CFG_STR, AL(active_topic), .def.s = "alerts/active/{rule}/{site}/{device}",
+      .check = check_alert_topic, .doc = "retained current state of each firing alert" },
+    { "qos", CFG_INT, AL(qos), .min = 0, .max = 2, .def.i = 1, .doc = "QoS of alert messages" },
+    { "live_window", CFG_DURATION, AL(live_window_ms), .min = 0, .max = YEAR(1),
+      .def.i = MIN(15), .doc = "alerts from samples older than this are marked late" },
+    { "outbox_max", CFG_COUNT, AL(outbox_max), .min = 1, .max = 10000000, .def.i = 100000,
+      .doc = "alerts kept while the broker is unreachable" },
+    { 0 }
+};
+
+#define CF(f) offsetof(struct iw_config, f)
+/* Parse order = row order: sources before devices and rules, rules before silences. */
+static const struct cfg_key top_keys[] = {
+    { "log_level", CFG_STR, CF(log_level), .def.s = "info", .check = check_log_level,
+      .doc = "error, warn, info or debug" },
+    { "broker", CFG_SECTION, CF(broker), .sub = broker_keys, .doc = "MQTT broker connection" },
+    { "storage", CFG_SECTION, CF(storage), .sub = storage_keys, .doc = "RocksDB storage" },
+    { "http", CFG_SECTION, CF(http), .sub = http_keys, .doc = "HTTP API and dashboard" },
+    { "alerts", CFG_SECTION, CF(alerts), .sub = alerts_keys, .doc = "alert publishing" },
+    { "rejected_topic", CFG_STR, CF(ingest.rejected_topic), .check = check_rejected_topic,
+      .doc = "republish rejected messages here with the reason; none by default" },
+    { "max_payload", CFG_SIZE, CF(ingest.max_payload), .min = 1, .max = 256LL << 20,
+      .def.i = 65536, .doc = "larger messages are rejected" },
+    { "max_future_skew", CFG_DURATION, CF(ingest.max_future_skew_ms), .min = 0, .max = DAY(7),
+      .def.i = MIN(5), .doc = "samples further ahead of the clock are rejected" },
+    { "sources", CFG_CUSTOM, .parse = iw__cfg_parse_sources,
+      .doc = "topic patterns to subscribe to; SPEC §1's four when absent" },
+    { "devices", CFG_CUSTOM, .parse = iw__cfg_parse_devices, .doc = "device inventory" },
+    { "devices_file", CFG_CUSTOM, .parse = iw__cfg_parse_devices_file,
+      .doc = "file with more inventory entries (relative to this file)" },
+    { "rules", CFG_CUSTOM, .parse = iw__cfg_parse_rules, .doc = "alert rules (SPEC §4)" },
+    { "silences", CFG_CUSTOM, .parse = iw__cfg_parse_silences,
+      .doc = "alerts recorded but not published" },
+    { 0 }
+};
+
+/* Checks that involve two keys of one section, reported at the second key. */
+static void check_cross_keys(struct cfg_ctx *cx, yaml_node_t *root)
+{
+    struct iw_broker_cfg *b = &cx->cfg->broker;
+    yaml_node_t *broker, *tls, *n;
+    char a[32], c[32];
+
+    (void)iw__cfg_lookup(cx, root, "broker", &broker);
+    if (broker == NULL || broker->type != YAML_MAPPING_NODE)
+        return;
+    if (b->reconnect_min_ms > b->reconnect_max_ms) {
+        (void)iw__cfg_lookup(cx, broker, "reconnect_max", &n);
+        if (n == NULL)
+            (void)iw__cfg_lookup(cx, broker, "reconnect_min", &n);
+        iw__cfg_error(cx, n, "broker: reconnect_min (%s) is longer than reconnect_max (%s)",
+                      iw__cfg_fmt_duration(b->reconnect_min_ms, a, sizeof(a)),
+                      iw__cfg_fmt_duration(b->reconnect_max_ms, c, sizeof(c)));
+    }
+    (void)iw__cfg_lookup(cx, broker, "tls", &tls);
+    if (tls != NULL && (b->tls_cert_file == NULL) != (b->tls_key_file == NULL))
+        iw__cfg_error(cx, tls, "broker.tls: cert_file and key_file go together; give both or neither");
+}
+
+/* ======================================================================== */
+/* Freeing                                                                   */
+/* ======================================================================== */
+
+void iw__cfg_free_kv(struct iw_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+int iw__cfg_copy_kv(struct iw_kv **dst, size_t *n_dst, const struct iw_kv *src, size_t n)
+{
+    *dst = NULL;
+    *n_dst = 0;
+    if (n == 0)
+        return IW_OK;
+    *dst = calloc(n, sizeof(**dst));
+    if (*dst == NULL)
+        return IW_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        (*dst)[i].key = strdup(src[i].key);
+        (*dst)[i].value = strdup(src[i].value);
+        *n_dst = i + 1;
+        if ((*dst)[i].key == NULL || (*dst)[i].value == NULL)
+            return IW_E_NOMEM;
+    }
+    return IW_OK;
+}
+
+static void free_strings(const struct cfg_key *keys, void *base)
+{
+    for (const struct cfg_key *k = keys; k->name != NULL; k++) {
+        if (k->type == CFG_STR)
+            free(*(char **)((char *)base + k->off));
+        else if (k->type == CFG_SECTION)
+            free_strings(k->sub, (char *)base + k->off);
+    }
+}
+
+void iw_config_free(struct iw_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free_strings(top_keys, cfg);
+    for (size_t i = 0; i < cfg->n_sources; i++) {
+        free(cfg->sources[i].name);
+        free(cfg->sources[i].topic);
+        free(cfg->sources[i].ts_field);
+    }
+    free(cfg->sources);
+    for (size_t i = 0; i < cfg->n_silences; i++) {
+        iw__cfg_free_kv(cfg->silences[i].match, cfg->silences[i].n_match);
+        free(cfg->silences[i].reason);
+    }
+    free(cfg->silences);
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        struct iw_device_cfg *d = &cfg->devices[i];
+        free(d->source);
+        free(d->site);
+        free(d->device);
+        free(d->name);
+    }
+    free(cfg->devices);
+    for (size_t i = 0; i < cfg->n_rules; i++)
+        iw__cfg_free_rule(&cfg->rules[i]);
+    free(cfg->rules);
+    free(cfg->file);
+    free(cfg);
+}
+
+/* ======================================================================== */
+/* Loading                                                                   */
+/* ======================================================================== */
+
+const struct iw_rule_params *iw_rule_params_for(const struct iw_rule *r, const char *site)
+{
+    for (size_t i = 0; site != NULL && i < r->n_sites; i++)
+        if (strcmp(r->sites[i].site, site) == 0)
+            return &r->sites[i].p;
+    return &r->p;
+}
+
+static int load_text(const char *name, const char *text, size_t len, struct iw_config **out,
+                     struct iw_diag *diag)
+{
+    struct cfg_ctx cx = { .file = name, .kind = -1 };
+    yaml_document_t doc;
+    yaml_node_t *root, *sources;
+    struct cfg_map top = { .keys = top_keys, .where = "" };
+    int rc;
+
+    *out = NULL;
+    cx.cfg = calloc(1, sizeof(*cx.cfg));
+    if (cx.cfg == NULL)
+        return IW_E_NOMEM;
+    top.base = cx.cfg;
+    cx.cfg->file = iw__cfg_strdup(&cx, name);
+    iw__cfg_defaults(&cx, top_keys, cx.cfg);
+
+    rc = iw__cfg_load_doc(&cx, text, len, &doc);
+    if (rc == IW_OK) {
+        cx.doc = &doc;
+        root = yaml_document_get_root_node(&doc);
+        /* Without `sources:`, SPEC §1's four apply, and rules and devices refer to them. */
+        (void)iw__cfg_lookup(&cx, root, "sources", &sources);
+        if (iw__cfg_is_null(sources))
+            (void)iw__cfg_default_sources(&cx);
+        /* An empty file is a valid config: every default applies. */
+        if (root != NULL && !iw__cfg_is_null(root)) {
+            (void)iw__cfg_walk(&cx, root, &top);
+            check_cross_keys(&cx, root);
+        }
+        yaml_document_delete(&doc);
+    }
+
+    if (cx.nomem) {
+        rc = IW_E_NOMEM;
+        iw_diag_add(diag, name, 0, 0, "out of memory while loading the configuration");
+    } else {
+        rc = cx.n_errs > 0 ? IW_E_CONFIG : IW_OK;
+    }
+    errors_flush(&cx, diag);
+    free(cx.dev_pos);
+    if (rc != IW_OK) {
+        iw_config_free(cx.cfg);
+        return rc;
+    }
+    *out = cx.cfg;
+    return IW_OK;
+}
+
+int iw_config_load_string(const char *name, const char *text, size_t len,
+                          struct iw_config **out, struct iw_diag *diag)
+{
+    if (out == NULL)
+        return IW_E_INVAL;
+    *out = NULL;
+    if (name == NULL || text == NULL)
+        return IW_E_INVAL;
+    return load_text(name, text, len, out, diag);
+}
+
+int iw_config_load(const char *file, struct iw_config **out, struct iw_diag *diag)
+{
+    char why[256];
+    char *text;
+    size_t len;
+    int rc;
+
+    if (out == NULL)
+        return IW_E_INVAL;
+    *out = NULL;
+    if (file == NULL)
+        return IW_E_INVAL;
+    rc = iw__cfg_read_file(file, &text, &len, why, sizeof(why));
+    if (rc != IW_OK) {
+        iw_diag_add(diag, file, 0, 0, "%s (check the path and its permissions)", why);
+        return rc == IW_E_NOMEM ? rc : IW_E_IO;
+    }
+    rc = load_text(file, text, len, out, diag);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,721 @@
+/*
+ * Config loader (SPEC §3, §4): the default config, valid fixtures with their
+ * values (defaults, durations, per-site overrides), every invalid fixture
+ * with its exact diagnostics (tests/data/config/invalid/X.yaml and X.expect),
+ * loading from a string, the rule hash, and `islewatch check`.
+ * Runs with tests/data as the working directory (CTest sets it).
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <criterion/redirect.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/config.h"
+#include "islewatch/err.h"
+#include "islewatch/template.h"
+
+/* `islewatch check` lives in the CLI executable, not in islewatch_core: test it by inclusion. */
+#include "../../server/cli/cmd_check.c"
+
+#define S(n) ((int64_t)(n) * 1000)
+#define M(n) ((int64_t)(n) * IW_MS_PER_MIN)
+#define H(n) ((int64_t)(n) * IW_MS_PER_HOUR)
+#define D(n) ((int64_t)(n) * IW_MS_PER_DAY)
+
+/* When run by hand from elsewhere, find tests/data the way CTest would set it. */
+static void to_data_dir(void)
+{
+    const char *src = getenv("IW_SOURCE_DIR");
+    char path[4096];
+
+    if (access("config/valid/minimal.yaml", R_OK) == 0 || src == NULL)
+        return;
+    snprintf(path, sizeof(path), "%s/tests/data", src);
+    cr_assert_eq(chdir(path), 0, "cannot chdir to %s", path);
+}
+
+TestSuite(config, .init = to_data_dir);
+
+static struct iw_config *load_ok(const char *file)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    int rc = iw_config_load(file, &cfg, &diag);
+
+    cr_assert_eq(rc, IW_OK, "%s should load, got %s; first error: %s", file, iw_strerror(rc),
+                 iw_diag_first(&diag));
+    cr_assert_not_null(cfg);
+    iw_diag_fini(&diag);
+    return cfg;
+}
+
+static const struct iw_rule *rule_named(const struct iw_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_rules; i++)
+        if (strcmp(cfg->rules[i].name, name) == 0)
+            return &cfg->rules[i];
+    cr_assert_fail("no rule named %s", name);
+    return NULL;
+}
+
+static const struct iw_source_cfg *source_named(const struct iw_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_sources; i++)
+        if (strcmp(cfg->sources[i].name, name) == 0)
+            return &cfg->sources[i];
+    cr_assert_fail("no source named %s", name);
+    return NULL;
+}
+
+/* ======================================================================== */
+/* The default config and the valid fixtures                                */
+/* ======================================================================== */
+
+Test(config, default_config_file_loads_with_the_quickstart_rules)
+{
+    struct iw_config *cfg = load_ok("../../config/islewatch.yaml");
+    const struct iw_rule *r;
+
+    cr_expect_str_eq(cfg->broker.url, "mqtt://127.0.0.1:1883");
+    cr_expect_str_eq(cfg->storage.path, "./data");
+    cr_expect_str_eq(cfg->http.listen, "127.0.0.1:8080");
+    cr_expect_eq(cfg->ingest.max_payload, 65536);
+    cr_expect_str_eq(cfg->ingest.rejected_topic, "islewatch/rejected/{source}");
+    cr_assert_eq(cfg->n_sources, 4);
+    cr_expect_str_eq(source_named(cfg, "water")->topic, "sensors/water/{site}/{device}");
+    cr_expect_eq(source_named(cfg, "camera_event")->format, IW_FMT_EVENT);
+    cr_expect_eq(source_named(cfg, "air")->qos, 1);
+
+    r = rule_named(cfg, "nh3n-high");
+    cr_expect_eq(r->kind, IW_RULE_THRESHOLD);
+    cr_expect(r->p.has_above && r->p.above == 1.5 && !r->p.has_below);
+    cr_expect_eq(r->p.for_ms, M(5));
+    cr_expect(r->p.has_clear_below && r->p.clear_below == 1.2);
+    cr_expect_str_eq(r->message_en, "{site}/{device} NH3-N {value} {unit} is above {threshold}");
+    r = rule_named(cfg, "do-low");
+    cr_expect(r->p.has_below && r->p.below == 3 && r->p.clear_above == 3.5);
+    r = rule_named(cfg, "water-class");
+    cr_expect_eq(r->kind, IW_RULE_WATER_QUALITY);
+    cr_expect_eq(r->p.target, 3);
+    cr_expect_eq(r->p.window_ms, H(1));
+    r = rule_named(cfg, "air-aqi");
+    cr_expect_eq(r->p.standard, IW_AQI_HJ633_2026);
+    cr_expect_eq(r->p.mode, IW_AQI_HOURLY);
+    cr_expect_eq(r->p.min_level, 3);
+    cr_expect_eq(r->p.clear_level, 3);
+    cr_expect_eq(r->p.tz_offset_min, 480);
+    r = rule_named(cfg, "camera-offline");
+    cr_expect_eq(r->kind, IW_RULE_ABSENCE);
+    cr_expect_eq(r->p.after_ms, S(90));
+    r = rule_named(cfg, "camera-tamper");
+    cr_expect_eq(r->p.auto_resolve_ms, M(10));
+    cr_assert_eq(r->p.n_match, 1);
+    cr_expect_str_eq(r->p.match[0].value, "tamper");
+    r = rule_named(cfg, "camera-video-loss");
+    cr_expect_str_eq(r->p.match[0].value, "video_loss");
+    r = rule_named(cfg, "instrument-fault");
+    cr_expect_eq(r->p.flags, (1u << ('D' - 'A')) | (1u << ('B' - 'A')));
+    cr_expect_eq(r->p.for_ms, M(2));
+
+    bool c09 = false;
+    for (size_t i = 0; i < cfg->n_devices; i++)
+        c09 |= strcmp(cfg->devices[i].device, "c09") == 0;
+    cr_expect(c09, "the inventory declares camera c09, which never reports");
+    cr_expect_eq(cfg->n_silences, 0);
+    iw_config_free(cfg);
+}
+
+Test(config, empty_file_gets_every_documented_default)
+{
+    struct iw_config *cfg = load_ok("config/valid/minimal.yaml");
+
+    cr_expect_str_eq(cfg->file, "config/valid/minimal.yaml");
+    cr_expect_str_eq(cfg->log_level, "info");
+    cr_expect_str_eq(cfg->broker.url, "mqtt://127.0.0.1:1883");
+    cr_expect_str_eq(cfg->broker.client_id, "islewatchd");
+    cr_expect_null(cfg->broker.username);
+    cr_expect_null(cfg->broker.password_file);
+    cr_expect_null(cfg->broker.tls_ca_file);
+    cr_expect_null(cfg->broker.tls_cert_file);
+    cr_expect_null(cfg->broker.tls_key_file);
+    cr_expect_eq(cfg->broker.keepalive_ms, S(30));
+    cr_expect_eq(cfg->broker.clean_session, false);
+    cr_expect_eq(cfg->broker.connections, 1);
+    cr_expect_str_eq(cfg->broker.share_group, "islewatch");
+    cr_expect_eq(cfg->broker.reconnect_min_ms, S(1));
+    cr_expect_eq(cfg->broker.reconnect_max_ms, S(60));
+    cr_expect_str_eq(cfg->storage.path, "./data");
+    cr_expect_eq(cfg->storage.retention_raw_ms, D(90));
+    cr_expect_eq(cfg->storage.retention_1m_ms, D(365));
+    cr_expect_eq(cfg->storage.retention_1h_ms, D(3650));
+    cr_expect_eq(cfg->storage.shards, 2);
+    cr_expect_eq(cfg->storage.queue_size, 65536);
+    cr_expect_eq(cfg->storage.sync_writes, false);
+    cr_expect_eq(cfg->storage.slow_write_ms, 0);
+    cr_expect_eq(cfg->ingest.max_payload, 65536);
+    cr_expect_eq(cfg->ingest.max_future_skew_ms, M(5));
+    cr_expect_null(cfg->ingest.rejected_topic);
+    cr_expect_str_eq(cfg->http.listen, "127.0.0.1:8080");
+    cr_expect_null(cfg->http.token_file);
+    cr_expect_str_eq(cfg->alerts.topic, "alerts/{severity}/{rule}/{site}/{device}");
+    cr_expect_str_eq(cfg->alerts.active_topic, "alerts/active/{rule}/{site}/{device}");
+    cr_expect_eq(cfg->alerts.qos, 1);
+    cr_expect_eq(cfg->alerts.live_window_ms, M(15));
+    cr_expect_eq(cfg->alerts.outbox_max, 100000);
+    cr_expect_eq(cfg->n_rules, 0);
+    cr_expect_eq(cfg->n_devices, 0);
+    cr_expect_eq(cfg->n_silences, 0);
+
+    /* SPEC §1's four sources, qos 1, json except camera_event. */
+    static const char *const names[] = { "water", "air", "camera", "camera_event" };
+    static const char *const topics[] = { "sensors/water/{site}/{device}", "sensors/air/{site}/{device}",
+                                          "cameras/{site}/{device}/status",
+                                          "cameras/{site}/{device}/event" };
+    cr_assert_eq(cfg->n_sources, 4);
+    for (size_t i = 0; i < 4; i++) {
+        cr_expect_str_eq(cfg->sources[i].name, names[i]);
+        cr_expect_str_eq(cfg->sources[i].topic, topics[i]);
+        cr_expect_eq(cfg->sources[i].qos, 1);
+        cr_expect_str_eq(cfg->sources[i].ts_field, "ts");
+        cr_expect_eq(cfg->sources[i].format, i == 3 ? IW_FMT_EVENT : IW_FMT_JSON);
+    }
+    iw_config_free(cfg);
+}
+
+Test(config, full_fixture_values)
+{
+    struct iw_config *cfg = load_ok("config/valid/full.yaml");
+    const struct iw_rule *r;
+
+    cr_expect_str_eq(cfg->log_level, "debug");
+    cr_expect_str_eq(cfg->broker.url, "mqtts://broker.example.test:8883");
+    cr_expect_str_eq(cfg->broker.username, "ops");
+    cr_expect_str_eq(cfg->broker.tls_key_file, "/etc/islewatch/c.key");
+    cr_expect_eq(cfg->broker.keepalive_ms, S(45));
+    cr_expect_eq(cfg->broker.clean_session, true);
+    cr_expect_eq(cfg->broker.connections, 4);
+    cr_expect_eq(cfg->broker.reconnect_min_ms, 500);
+    cr_expect_eq(cfg->broker.reconnect_max_ms, M(2));
+    cr_expect_eq(cfg->storage.retention_raw_ms, D(30));
+    cr_expect_eq(cfg->storage.retention_1m_ms, D(180));
+    cr_expect_eq(cfg->storage.retention_1h_ms, D(5 * 365));
+    cr_expect_eq(cfg->storage.queue_size, 1024);
+    cr_expect_eq(cfg->storage.slow_write_ms, 50);
+    cr_expect_str_eq(cfg->http.listen, "[::1]:9090");
+    cr_expect_eq(cfg->alerts.qos, 2);
+    cr_expect_eq(cfg->alerts.outbox_max, 500);
+    cr_expect_eq(cfg->ingest.max_payload, 1 << 20);
+    cr_expect_eq(cfg->ingest.max_future_skew_ms, M(10));
+
+    cr_assert_eq(cfg->n_sources, 2);
+    cr_expect_str_eq(cfg->sources[0].ts_field, "time");
+    cr_expect_eq(cfg->sources[0].qos, 2);
+    cr_expect_eq(cfg->sources[0].line, 35);
+    cr_expect_eq(cfg->sources[0].column, 5);
+    cr_expect_eq(cfg->sources[1].format, IW_FMT_EVENT);
+    cr_expect_eq(cfg->sources[1].qos, 0);
+
+    cr_assert_eq(cfg->n_devices, 2);
+    cr_expect_str_eq(cfg->devices[0].name, "东滩 1号站");
+    cr_expect_eq(cfg->devices[0].body, IW_BODY_LAKE);
+    cr_expect_eq(cfg->devices[0].target, 2);
+    cr_expect(cfg->devices[0].has_pos && cfg->devices[0].lat == 31.5 && cfg->devices[0].lon == 121.9);
+    cr_expect_not(cfg->devices[1].has_pos);
+    cr_expect_eq(cfg->devices[1].target, 0);
+
+    cr_assert_eq(cfg->n_silences, 2);
+    int64_t from;
+    cr_assert_eq(iw_rfc3339_parse("2026-12-01T00:00:00Z", 20, &from), IW_OK);
+    cr_expect_eq(cfg->silences[0].from_ms, from);
+    cr_expect_eq(cfg->silences[0].to_ms, from + H(10));
+    cr_expect_str_eq(cfg->silences[0].reason, "maintenance");
+    cr_assert_eq(cfg->silences[0].n_match, 2);
+    cr_expect_str_eq(cfg->silences[0].match[1].key, "rule");
+    cr_expect_str_eq(cfg->silences[0].match[1].value, "cam-*");
+    cr_expect_eq(cfg->silences[1].from_ms, INT64_MIN);
+    cr_expect_eq(cfg->silences[1].to_ms, INT64_MAX);
+
+    r = rule_named(cfg, "nh3n");
+    cr_expect_eq(r->p.severity, IW_SEV_MAJOR);
+    cr_expect_eq(r->p.repeat_ms, H(1));
+    cr_expect_eq(r->p.clear_for_ms, M(2));
+    cr_expect_eq(r->p.window_agg, IW_AGG_AVG);
+    cr_expect_eq(r->p.window_ms, H(1));
+    cr_expect_str_eq(r->message, "{site}/{device} NH3-N {value} {unit} > {threshold} {{literal}");
+    cr_assert_eq(r->n_labels, 2);
+    cr_expect_str_eq(r->labels[1].key, "pager");
+    cr_expect_str_eq(r->labels[1].value, "yes");
+    cr_expect_eq(r->line, 50);
+    cr_expect_eq(r->column, 5);
+    r = rule_named(cfg, "do-low");
+    cr_expect_eq(r->p.severity, IW_SEV_WARNING, "severity defaults to warning");
+    cr_expect_eq(r->p.clear_above, 3, "clear_above defaults to the threshold");
+    cr_expect_eq(r->p.for_ms, 0);
+    cr_expect_eq(r->p.window_agg, IW_AGG_NONE);
+    r = rule_named(cfg, "temp-jump");
+    cr_expect(r->p.has_rise && r->p.rise == 2.5 && !r->p.has_fall);
+    cr_expect_eq(r->p.per_ms, M(10));
+    r = rule_named(cfg, "faults");
+    cr_expect_eq(r->p.flags, (1u << ('D' - 'A')) | (1u << ('B' - 'A')) | (1u << ('T' - 'A')));
+    r = rule_named(cfg, "cam-tamper");
+    cr_assert_eq(r->p.n_match, 2);
+    cr_expect_str_eq(r->p.match[1].key, "zone");
+    cr_expect_str_eq(r->p.match[1].value, "dock-*");
+    cr_expect_null(r->message);
+    cr_expect_str_eq(r->message_zh, "{site}/{device} 遮挡 {status}");
+    cr_expect_str_eq(r->message_en, "{site}/{device}: {summary}");
+    r = rule_named(cfg, "water-class");
+    cr_expect_eq(r->p.target, 3, "\"Ⅲ\" is class III");
+    cr_expect(r->p.has_body && r->p.body == IW_BODY_LAKE);
+    cr_expect_eq(r->p.window_ms, H(1));
+    cr_expect_eq(r->p.close_after_ms, M(10));
+    cr_expect_eq(r->p.sev_below_target, IW_SEV_WARNING);
+    cr_expect_eq(r->p.sev_worse_than_v, IW_SEV_CRITICAL);
+    r = rule_named(cfg, "air-aqi");
+    cr_expect_eq(r->p.standard, IW_AQI_HJ633_2012);
+    cr_expect_eq(r->p.mode, IW_AQI_DAILY);
+    cr_expect_eq(r->p.min_level, 4);
+    cr_expect_eq(r->p.clear_level, 4);
+    cr_expect_eq(r->p.tz_offset_min, 330);
+    cr_expect_eq(r->p.close_after_ms, H(1));
+    /* {4: major, 6: critical}: 5 takes 4's, 1..3 take the lowest named one. */
+    static const enum iw_severity want[7] = { 0, IW_SEV_MAJOR, IW_SEV_MAJOR, IW_SEV_MAJOR,
+                                              IW_SEV_MAJOR, IW_SEV_MAJOR, IW_SEV_CRITICAL };
+    for (int l = 1; l <= 6; l++)
+        cr_expect_eq(r->p.sev_by_level[l], want[l], "level %d", l);
+    cr_expect_eq(r->p.severity, IW_SEV_MAJOR);
+    for (size_t i = 0; i < cfg->n_rules; i++)
+        cr_expect_eq(strspn(cfg->rules[i].hash, "0123456789abcdef"), 16, "hash %s",
+                     cfg->rules[i].hash);
+    iw_config_free(cfg);
+}
+
+Test(config, rule_kind_defaults)
+{
+    struct iw_config *cfg = load_ok("config/valid/overrides.yaml");
+    const struct iw_rule *r = rule_named(cfg, "class");
+
+    cr_expect_eq(r->p.target, 0, "no target: the inventory's, else III");
+    cr_expect_not(r->p.has_body);
+    cr_expect_eq(r->p.window_ms, H(4));
+    cr_expect_eq(r->p.close_after_ms, M(5));
+    cr_expect_eq(r->p.sev_below_target, IW_SEV_CRITICAL, "a scalar severity applies to both");
+    cr_expect_eq(r->p.sev_worse_than_v, IW_SEV_CRITICAL);
+    r = rule_named(cfg, "aqi");
+    for (int l = 1; l <= 6; l++)
+        cr_expect_eq(r->p.sev_by_level[l], IW_SEV_MAJOR, "a scalar severity applies to level %d", l);
+    cr_expect_eq(r->p.standard, IW_AQI_HJ633_2026);
+    cr_expect_eq(r->p.min_level, 3);
+    cr_expect_eq(r->p.tz_offset_min, 480);
+    iw_config_free(cfg);
+
+    cfg = load_ok("config/valid/timezones.yaml");
+    static const int offsets[] = { 480, 0, 480, -330, 540, 360, 480 };
+    cr_assert_eq(cfg->n_rules, 7);
+    for (size_t i = 0; i < 7; i++) {
+        cr_expect_eq(cfg->rules[i].p.tz_offset_min, offsets[i], "%s", cfg->rules[i].name);
+        cr_expect_eq(cfg->rules[i].p.severity, IW_SEV_WARNING,
+                     "default level mapping gives min_level 3 a warning");
+        cr_expect_eq(cfg->rules[i].p.sev_by_level[1], IW_SEV_INFO);
+        cr_expect_eq(cfg->rules[i].p.sev_by_level[6], IW_SEV_CRITICAL);
+    }
+    iw_config_free(cfg);
+}
+
+Test(config, per_site_overrides)
+{
+    struct iw_config *cfg = load_ok("config/valid/overrides.yaml");
+    const struct iw_rule *r = rule_named(cfg, "nh3n");
+    const struct iw_rule_params *p;
+
+    cr_assert_eq(r->n_sites, 2);
+    cr_expect_eq(iw_rule_params_for(r, NULL), &r->p);
+    cr_expect_eq(iw_rule_params_for(r, "wusong"), &r->p, "a site without override uses the rule's");
+    cr_expect_eq(r->p.clear_below, 1.5);
+    p = iw_rule_params_for(r, "dongtan");
+    cr_expect_eq(p->above, 2.0);
+    cr_expect_eq(p->clear_below, 2.0, "the default clear_below follows the overridden threshold");
+    cr_expect_eq(p->for_ms, M(5), "inherited");
+    p = iw_rule_params_for(r, "hengsha");
+    cr_expect_eq(p->above, 1.5);
+    cr_expect_eq(p->clear_below, 1.0);
+    cr_expect_eq(p->for_ms, M(10));
+    cr_expect_eq(p->severity, IW_SEV_CRITICAL);
+
+    r = rule_named(cfg, "nh3n-hyst");
+    p = iw_rule_params_for(r, "dongtan");
+    cr_expect_eq(p->above, 2.0);
+    cr_expect_eq(p->clear_below, 1.2, "an explicit clear_below is kept");
+
+    r = rule_named(cfg, "class");
+    p = iw_rule_params_for(r, "chongming");
+    cr_expect_eq(p->target, 2);
+    cr_expect(p->has_body && p->body == IW_BODY_LAKE);
+    cr_expect_eq(p->sev_below_target, IW_SEV_WARNING);
+    cr_expect_eq(p->sev_worse_than_v, IW_SEV_CRITICAL, "inherited from the scalar");
+
+    r = rule_named(cfg, "aqi");
+    p = iw_rule_params_for(r, "dongtan");
+    cr_expect_eq(p->min_level, 4);
+    cr_expect_eq(p->clear_level, 4, "the default clear_level follows the overridden min_level");
+    cr_expect_eq(p->tz_offset_min, 0);
+    cr_expect_eq(r->p.clear_level, 3);
+
+    r = rule_named(cfg, "tamper");
+    p = iw_rule_params_for(r, "hengsha");
+    cr_assert_eq(p->n_match, 1);
+    cr_expect_str_eq(p->match[0].value, "video_*");
+    cr_expect_eq(p->auto_resolve_ms, M(5));
+    cr_expect_str_eq(r->p.match[0].value, "tamper", "the rule's own match is untouched");
+    iw_config_free(cfg);
+}
+
+Test(config, devices_file_is_merged_relative_to_the_config)
+{
+    struct iw_config *cfg = load_ok("config/valid/devices_file.yaml");
+    static const int targets[] = { 3, 3, 2, 4, 5, 0 };
+
+    cr_assert_eq(cfg->n_devices, 6);
+    cr_expect_str_eq(cfg->devices[0].site, "dongtan");
+    cr_expect_str_eq(cfg->devices[1].site, "chongming");
+    cr_expect_str_eq(cfg->devices[5].source, "camera");
+    for (size_t i = 0; i < 6; i++)
+        cr_expect_eq(cfg->devices[i].target, targets[i], "device %zu", i);
+    iw_config_free(cfg);
+}
+
+/* ======================================================================== */
+/* Invalid fixtures: exact diagnostics                                      */
+/* ======================================================================== */
+
+/* An array, not a pointer: Criterion may run each case in a re-executed process. */
+struct bad_cfg {
+    char name[40];         /* config/invalid/<name>.yaml, expected lines in <name>.expect */
+};
+
+static const struct bad_cfg bad_cases[] = {
+    { "syntax_error" }, { "syntax_tab" }, { "bad_utf8" }, { "unknown_top_key" },
+    { "unknown_rule_key" }, { "unknown_section_keys" }, { "duplicate_key" }, { "wrong_types" },
+    { "wrong_number" }, { "bad_duration" }, { "out_of_range" }, { "connections_zero" },
+    { "bad_size" }, { "bad_severity" }, { "unknown_kind" }, { "missing_required" },
+    { "duplicate_rule" }, { "duplicate_source" }, { "source_topic" }, { "empty_sources" },
+    { "select_glob" }, { "template_fields" }, { "site_override" }, { "threshold_needs" },
+    { "threshold_clear" }, { "kind_requirements" }, { "key_wrong_kind" }, { "rate_values" },
+    { "flag_letters" }, { "event_match" }, { "water_quality_keys" }, { "air_quality_keys" },
+    { "silences" }, { "devices" }, { "devices_file_bad" }, { "devices_file_missing" },
+    { "misc_values" }, { "multi_error" },
+};
+
+ParameterizedTestParameters(config, rejects_invalid)
+{
+    return cr_make_param_array(struct bad_cfg, bad_cases, IW_ARRAY_LEN(bad_cases));
+}
+
+ParameterizedTest(const struct bad_cfg *c, config, rejects_invalid)
+{
+    char file[256], expect_path[256], line[2048];
+    struct iw_config *cfg = (struct iw_config *)1;
+    struct iw_diag diag = { 0 };
+    size_t n = 0;
+    FILE *f;
+
+    to_data_dir();
+    snprintf(file, sizeof(file), "config/invalid/%s.yaml", c->name);
+    snprintf(expect_path, sizeof(expect_path), "config/invalid/%s.expect", c->name);
+    cr_assert_eq(iw_config_load(file, &cfg, &diag), IW_E_CONFIG, "%s must be rejected", file);
+    cr_assert_null(cfg);
+    f = fopen(expect_path, "r");
+    cr_assert_not_null(f, "missing %s", expect_path);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        cr_assert_lt(n, diag.n, "%s: expected line %zu: %s\n(only %zu errors reported)", file,
+                     n + 1, line, diag.n);
+        cr_expect_str_eq(diag.lines[n], line, "%s line %zu", file, n + 1);
+        n++;
+    }
+    fclose(f);
+    cr_expect_gt(n, 0, "%s is empty", expect_path);
+    cr_expect_eq(diag.n, n, "%s: %zu errors reported, %zu expected; first extra: %s", file,
+                 diag.n, n, diag.n > n ? diag.lines[n] : "");
+    iw_diag_fini(&diag);
+}
+
+Test(config, every_invalid_fixture_is_in_the_table)
+{
+    DIR *d = opendir("config/invalid");
+    struct dirent *e;
+    size_t count = 0;
+
+    cr_assert_not_null(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        bool listed = false;
+
+        if (len < 5 || strcmp(e->d_name + len - 5, ".yaml") != 0 ||
+            strstr(e->d_name, ".list.yaml") != NULL)
+            continue;           /* *.list.yaml are devices files, not configs */
+        for (size_t i = 0; i < IW_ARRAY_LEN(bad_cases); i++)
+            listed |= strlen(bad_cases[i].name) == len - 5 &&
+                      strncmp(bad_cases[i].name, e->d_name, len - 5) == 0;
+        cr_expect(listed, "%s is not in bad_cases[]", e->d_name);
+        count++;
+    }
+    closedir(d);
+    cr_expect_eq(count, IW_ARRAY_LEN(bad_cases));
+    cr_expect_geq(count, 25);
+}
+
+/* ======================================================================== */
+/* Loading from a string; I/O errors                                        */
+/* ======================================================================== */
+
+static int load_str(const char *text, struct iw_config **cfg, struct iw_diag *diag)
+{
+    return iw_config_load_string("inline.yaml", text, strlen(text), cfg, diag);
+}
+
+Test(config, load_string_valid)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    const char *text = "broker: { url: \"tcp://127.0.0.1:1884\" }\n"
+                       "max_payload: 65536\n"
+                       "rules:\n"
+                       "  - { name: ph, kind: threshold, select: \"water/*/*/ph\", below: 6 }\n";
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_expect_eq(diag.n, 0);
+    cr_expect_str_eq(cfg->file, "inline.yaml");
+    cr_expect_str_eq(cfg->broker.url, "tcp://127.0.0.1:1884");
+    cr_expect_eq(cfg->ingest.max_payload, 65536);
+    cr_assert_eq(cfg->n_rules, 1);
+    cr_expect_eq(cfg->rules[0].p.below, 6);
+    cr_expect_eq(cfg->rules[0].line, 4);
+    cr_expect_eq(cfg->rules[0].column, 5);
+    iw_config_free(cfg);
+}
+
+Test(config, load_string_reports_every_error_with_the_given_name)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    const char *text = "alerts:\n  qos: 7\nrules:\n  - name: x\n    kind: absence\n"
+                       "    select: camera/*/*\n    after: 10x\n";
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_E_CONFIG);
+    cr_assert_null(cfg);
+    cr_assert_eq(diag.n, 2);
+    cr_expect_str_eq(diag.lines[0], "inline.yaml:2:8: error: alerts.qos: 7 is out of range (0..2)");
+    cr_expect_str_eq(diag.lines[1], "inline.yaml:7:12: error: rule \"x\": after: \"10x\" is not a "
+                     "duration (use e.g. 500ms, 30s, 10m, 4h, 7d, 1y)");
+    iw_diag_fini(&diag);
+}
+
+Test(config, top_level_must_be_a_mapping)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+
+    cr_assert_eq(load_str("- a\n- b\n", &cfg, &diag), IW_E_CONFIG);
+    cr_expect_str_eq(iw_diag_first(&diag),
+                     "inline.yaml:1:1: error: the file: expected a mapping, got a sequence");
+    iw_diag_fini(&diag);
+}
+
+Test(config, unreadable_files_are_io_errors)
+{
+    struct iw_config *cfg = (struct iw_config *)1;
+    struct iw_diag diag = { 0 };
+
+    cr_assert_eq(iw_config_load("config/no-such-file.yaml", &cfg, &diag), IW_E_IO);
+    cr_expect_null(cfg);
+    cr_expect_str_eq(iw_diag_first(&diag), "config/no-such-file.yaml: error: cannot open: No such "
+                     "file or directory (check the path and its permissions)");
+    iw_diag_fini(&diag);
+    cr_assert_eq(iw_config_load("config", &cfg, &diag), IW_E_IO);
+    cr_expect_str_eq(iw_diag_first(&diag), "config: error: cannot read: is a directory (check "
+                     "the path and its permissions)");
+    iw_diag_fini(&diag);
+}
+
+Test(config, free_accepts_null)
+{
+    iw_config_free(NULL);
+    cr_expect_eq(iw_config_load_string("x", NULL, 0, NULL, NULL), IW_E_INVAL);
+}
+
+/* The fields the loader accepts are the renderer's (islewatch/template.h). */
+Test(config, template_fields_agree_with_the_renderer)
+{
+    static const char *const texts[] = {
+        "{rule} {severity} {status} {source} {site} {device} {metric} {metric_name} {value} "
+        "{threshold} {unit} {summary} {class} {class_zh} {target} {target_zh} {{x}}",
+        "{rule} {severity} {status} {source} {site} {device} {metric} {metric_name} {value} "
+        "{threshold} {unit} {summary} {aqi} {level} {level_zh} {level_en} {colour} {primary} "
+        "{primary_zh}",
+    };
+    static const char *const kinds[] = { "water_quality", "air_quality" };
+    static const char *const selects[] = { "water/*/*", "air/*/*" };
+    char text[1024];
+
+    for (size_t i = 0; i < 2; i++) {
+        struct iw_config *cfg = NULL;
+        struct iw_diag diag = { 0 };
+        const char *bad = NULL;
+
+        snprintf(text, sizeof(text), "rules:\n  - name: r\n    kind: %s\n    select: \"%s\"\n"
+                 "    message: \"%s\"\n", kinds[i], selects[i], texts[i]);
+        cr_expect_eq(iw_config_load_string("t.yaml", text, strlen(text), &cfg, &diag), IW_OK,
+                     "%s", iw_diag_first(&diag));
+        cr_expect(iw_template_check(texts[i], &bad), "renderer rejects %s", bad ? bad : "?");
+        iw_config_free(cfg);
+        iw_diag_fini(&diag);
+    }
+}
+
+/* ======================================================================== */
+/* Rule hash                                                                */
+/* ======================================================================== */
+
+static void hash_of(const char *text, char out[17])
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_assert_eq(cfg->n_rules, 1);
+    memcpy(out, cfg->rules[0].hash, 17);
+    iw_config_free(cfg);
+}
+
+Test(config, rule_hash_ignores_layout_and_changes_with_content)
+{
+    char a[17], b[17], c[17], d[17], e[17];
+
+    hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+            "    above: 9\n    for: 5m\n", a);
+    /* Comments, flow style, quoting, key order and another section: the same rule. */
+    hash_of("# comment\nlog_level: debug\nrules:\n- {for: \"5m\",   above: '9', # why\n"
+            "   kind: threshold, select: \"water/*/*/ph\", name: ph}\n", b);
+    hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+            "    above: 9.5\n    for: 5m\n", c);
+    hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+            "    above: 9\n    for: 5m\n    sites: { dongtan: { above: 8 } }\n", d);
+    hash_of("rules:\n  - name: ph2\n    kind: threshold\n    select: water/*/*/ph\n"
+            "    above: 9\n    for: 5m\n", e);
+    cr_expect_eq(strlen(a), 16);
+    cr_expect_eq(strspn(a, "0123456789abcdef"), 16);
+    cr_expect_str_eq(a, b);
+    cr_expect_str_neq(a, c, "a changed threshold changes the hash");
+    cr_expect_str_neq(a, d, "a new site override changes the hash");
+    cr_expect_str_neq(a, e, "a new name changes the hash");
+}
+
+/* ======================================================================== */
+/* Names                                                                    */
+/* ======================================================================== */
+
+Test(config, severity_and_kind_names)
+{
+    static const char *const sev[] = { "info", "warning", "major", "critical" };
+
+    for (int i = 0; i < IW_SEV_COUNT; i++) {
+        cr_expect_str_eq(iw_severity_name((enum iw_severity)i), sev[i]);
+        cr_expect_eq(iw_severity_parse(sev[i]), i);
+    }
+    cr_expect_eq(iw_severity_parse("urgent"), -1);
+    cr_expect_eq(iw_severity_parse(NULL), -1);
+    cr_expect_str_eq(iw_severity_name((enum iw_severity)9), "unknown");
+    cr_expect_str_eq(iw_rule_kind_name(IW_RULE_THRESHOLD), "threshold");
+    cr_expect_str_eq(iw_rule_kind_name(IW_RULE_WATER_QUALITY), "water_quality");
+    cr_expect_str_eq(iw_rule_kind_name(IW_RULE_AIR_QUALITY), "air_quality");
+    cr_expect_str_eq(iw_rule_kind_name((enum iw_rule_kind)42), "unknown");
+}
+
+/* ======================================================================== */
+/* islewatch check                                                          */
+/* ======================================================================== */
+
+static void redirect_all(void)
+{
+    to_data_dir();
+    cr_redirect_stdout();
+    cr_redirect_stderr();
+}
+
+static int run_check(int argc, const char *a1, const char *a2)
+{
+    char *argv[] = { (char *)"check", (char *)a1, (char *)a2, NULL };
+    int rc = iw_cmd_check(argc, argv);
+
+    fflush(stdout);
+    fflush(stderr);
+    return rc;
+}
+
+Test(check_cmd, valid_file_prints_ok_summary, .init = redirect_all)
+{
+    cr_assert_eq(run_check(2, "config/valid/overrides.yaml", NULL), 0);
+    cr_assert_stdout_eq_str("config/valid/overrides.yaml: OK (4 sources, 5 rules, 0 devices)\n");
+    cr_assert_stderr_eq_str("");
+}
+
+Test(check_cmd, invalid_file_prints_every_error_and_a_count, .init = redirect_all)
+{
+    cr_assert_eq(run_check(2, "config/invalid/threshold_needs.yaml", NULL), 1);
+    cr_assert_stdout_eq_str("");
+    cr_assert_stderr_eq_str(
+        "config/invalid/threshold_needs.yaml:2:5: error: rule \"none\": a threshold rule needs "
+        "\"above\" or \"below\"\n"
+        "config/invalid/threshold_needs.yaml:9:12: error: rule \"both\": give either \"above\" or "
+        "\"below\", not both\n"
+        "config/invalid/threshold_needs.yaml:16:25: error: rule \"site-flips\": site \"dongtan\": "
+        "give either \"above\" or \"below\", not both\n"
+        "config/invalid/threshold_needs.yaml: 3 errors\n");
+}
+
+Test(check_cmd, one_error_is_singular, .init = redirect_all)
+{
+    cr_assert_eq(run_check(2, "config/invalid/unknown_rule_key.yaml", NULL), 1);
+    cr_assert_stderr_eq_str(
+        "config/invalid/unknown_rule_key.yaml:6:5: error: rule \"nh3n\": unknown key \"abvoe\" "
+        "(did you mean \"above\"?)\n"
+        "config/invalid/unknown_rule_key.yaml: 1 error\n");
+}
+
+Test(check_cmd, unreadable_file_exits_2, .init = redirect_all)
+{
+    cr_assert_eq(run_check(2, "config/missing.yaml", NULL), 2);
+    cr_assert_stderr_eq_str("config/missing.yaml: error: cannot open: No such file or directory "
+                            "(check the path and its permissions)\n");
+}
+
+Test(check_cmd, usage_errors_exit_2, .init = redirect_all)
+{
+    cr_expect_eq(run_check(1, NULL, NULL), 2);
+    cr_expect_eq(run_check(3, "a.yaml", "b.yaml"), 2);
+    cr_expect_eq(run_check(2, "--frobnicate", NULL), 2);
+    cr_assert_stderr_eq_str(
+        "islewatch check: missing FILE (try 'islewatch check --help')\n"
+        "islewatch check: one FILE at a time, got 'a.yaml' and 'b.yaml'\n"
+        "islewatch check: unknown option '--frobnicate' (try 'islewatch check --help')\n");
+}
+
+Test(check_cmd, help_shows_an_example, .init = redirect_all)
+{
+    FILE *out;
+    char buf[4096];
+    size_t n;
+
+    cr_assert_eq(run_check(2, "--help", NULL), 0);
+    out = cr_get_redirected_stdout();
+    n = fread(buf, 1, sizeof(buf) - 1, out);
+    buf[n] = '\0';
+    cr_expect(strstr(buf, "Usage: islewatch check FILE") != NULL, "%s", buf);
+    cr_expect(strstr(buf, "Example:") != NULL, "%s", buf);
+}
