@@ -24,7 +24,7 @@ static void check_usage(FILE *out)
             "\n"
             "Example:\n"
             "  $ islewatch check config/islewatch.yaml\n"
-            "  config/islewatch.yaml: OK (4 sources, 8 rules, 10 devices)\n"
+            "  config/islewatch.yaml: OK (4 sources, 8 rules, 14 devices)\n"
             "  $ islewatch check bad.yaml\n"
             "  bad.yaml:41:12: error: rule \"nh3n\": unknown key \"abvoe\" (did you mean \"above\"?)\n"
             "  bad.yaml: 1 error\n");
