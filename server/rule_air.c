@@ -110,8 +110,9 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
     if (x->res.aqi_na)
         return;                         /* HJ 633-2026 §5.3.1: reported as NA, decides nothing */
     level = x->res.level;
-    iw__drive(e, in, level >= p->min_level, level < p->clear_level, p->sev_by_level[level], end,
-              late, wall);
+    /* A clear_level above min_level must not clear a level that still breaches. */
+    iw__drive(e, in, level >= p->min_level, level < p->clear_level && level < p->min_level,
+              p->sev_by_level[level], end, late, wall);
 }
 
 static void evaluate_hour(struct iw_rules_engine *e, struct inst *in, int64_t end, bool late,

@@ -118,6 +118,7 @@ extern const struct kind_ops iw__threshold_ops, iw__rate_ops, iw__absence_ops, i
 
 struct iw_rules_engine {
     const struct iw_config *cfg;
+    uint64_t cfg_gen;               /* +1 per reload: caches keyed on it, never on the address */
     struct iw_rules_env env;
     int64_t start_ms;
     struct rule_rt *rules;

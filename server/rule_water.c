@@ -38,6 +38,9 @@ struct water_x {
     size_t  count[IW_WATER_NPARAM];
     int     target;
     enum iw_water_body body;
+    /* the device's inventory entry, looked up once per config */
+    uint64_t inv_gen;               /* e->cfg_gen of the lookup; 0: none yet */
+    const struct iw_device_cfg *inv;
 };
 
 static int64_t window_of(const struct inst *in)
@@ -148,13 +151,18 @@ static void water_sample(struct iw_rules_engine *e, struct inst *in, const struc
 }
 
 /* Target and body: the rule's (site override included), else the inventory's. */
-static void resolve_target(const struct iw_rules_engine *e, const struct inst *in, int *target,
-                           enum iw_water_body *body)
+static void resolve_target(const struct iw_rules_engine *e, const struct inst *in, struct water_x *x)
 {
-    const struct iw_device_cfg *d = iw__inventory(e->cfg, in->source, in->site, in->device);
-    *target = in->p->target >= 1 && in->p->target <= 5 ? in->p->target
-              : d != NULL && d->target >= 1 && d->target <= 5 ? d->target : 3;
-    *body = in->p->has_body ? in->p->body : d != NULL ? d->body : IW_BODY_RIVER;
+    const struct iw_device_cfg *d;
+
+    if (x->inv_gen != e->cfg_gen) {
+        x->inv = iw__inventory(e->cfg, in->source, in->site, in->device);
+        x->inv_gen = e->cfg_gen;
+    }
+    d = x->inv;
+    x->target = in->p->target >= 1 && in->p->target <= 5 ? in->p->target
+                : d != NULL && d->target >= 1 && d->target <= 5 ? d->target : 3;
+    x->body = in->p->has_body ? in->p->body : d != NULL ? d->body : IW_BODY_RIVER;
 }
 
 static void water_message_end(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *last)
@@ -180,7 +188,7 @@ static void water_message_end(struct iw_rules_engine *e, struct inst *in, const 
         win.value[p] = x->mean[p];
         win.present[p] = true;
     }
-    resolve_target(e, in, &x->target, &x->body);
+    resolve_target(e, in, x);
     if (iw_water_evaluate(&win, x->body, x->target, &x->res) != IW_OK || x->res.cls == 0)
         return;                         /* nothing that decides a class was reported */
     x->has_res = true;

@@ -114,10 +114,11 @@ static void series_clear(struct iw_rules_engine *e)
     iw__smap_fini(&e->series);
 }
 
-static char *series_key(const struct iw_rsample *s)
+/* The cache key; in buf when it fits (the common case: no allocation per sample). */
+static char *series_key(const struct iw_rsample *s, char *buf, size_t len)
 {
     size_t n = strlen(s->source) + strlen(s->site) + strlen(s->device) + strlen(s->metric) + 6;
-    char *k = malloc(n);
+    char *k = n <= len ? buf : malloc(n);
     if (k != NULL)
         snprintf(k, n, "%s\x1f%s\x1f%s\x1f%s\x1f%c", s->source, s->site, s->device, s->metric,
                  s->is_event ? 'E' : 'S');
@@ -126,7 +127,8 @@ static char *series_key(const struct iw_rsample *s)
 
 static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_rsample *s)
 {
-    char *key = series_key(s);
+    char buf[512];
+    char *key = series_key(s, buf, sizeof(buf));
     struct series_ent *se;
     size_t n = 0;
 
@@ -134,9 +136,12 @@ static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_
         return NULL;
     se = iw__smap_get(&e->series, key);
     if (se != NULL) {
-        free(key);
+        if (key != buf)
+            free(key);
         return se;
     }
+    if (key == buf && (key = strdup(buf)) == NULL)     /* the cache keeps its own copy */
+        return NULL;
     se = malloc(sizeof(*se) + e->n_rules * sizeof(se->inst[0]));
     if (se == NULL) {
         free(key);
@@ -217,6 +222,7 @@ int iw_rules_engine_new(const struct iw_config *cfg, const struct iw_rules_env *
     if (e == NULL)
         return IW_E_NOMEM;
     e->cfg = cfg;
+    e->cfg_gen = 1;
     e->env = *env;
     e->start_ms = now_ms;
     rc = rules_build(cfg, &e->rules);
@@ -421,6 +427,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
     iw__smap_fini(&e->insts);
     e->insts = keep;
     e->cfg = newcfg;
+    e->cfg_gen++;
     e->rules = rules;
     e->n_rules = newcfg->n_rules;
     rules_fini(old_rules, old_n);

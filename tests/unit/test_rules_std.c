@@ -404,3 +404,57 @@ Test(std, air_hj633_2012_uses_24h_moving_pm)
     cr_assert_eq(env.alerts[0]->value, 132, "PM2.5 24 h 100 on the 2012 breakpoints");
     iw_rules_engine_free(e);
 }
+
+Test(std, air_day_closed_by_close_after)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.mode = IW_AQI_DAILY;
+    e = engine(d0);
+    for (int m = 1; m <= 1410; m++)         /* stops at 23:30 */
+        feed_air_minute(e, "a01", d0 + m * MINUTE, 100);
+    iw_rules_tick(e, d0 + 24 * HOUR + 5 * MINUTE - 1);
+    cr_assert_eq(count_points("air/s1/a01/aqi_daily"), 0);
+    iw_rules_tick(e, d0 + 24 * HOUR + 5 * MINUTE);
+    cr_assert_eq(count_points("air/s1/a01/aqi_daily"), 1, "23 valid hours make a valid day");
+    cr_assert_eq(point_at("air/s1/a01/aqi_daily", d0 + 24 * HOUR)->v, 137);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_engine_free(e);
+}
+
+/* One hourly value of PM2.5 alone (the station measures nothing else). */
+static void feed_pm25_hour(struct iw_rules_engine *e, int64_t end, double v)
+{
+    static const char *const m[] = { "pm25" };
+    feed_msg(e, "air", "s1", "a03", m, &v, 1, end, 0);
+}
+
+Test(std, air_na_and_hysteresis_neither_raise_nor_clear)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.clear_level = 2;
+    e = engine(d0);
+    feed_pm25_hour(e, d0 + 1 * HOUR, 100);      /* 137 > 100: published although incomplete */
+    cr_assert_eq(env.n_alerts, 1);
+    feed_pm25_hour(e, d0 + 2 * HOUR, 30);       /* 43, incomplete: NA (HJ 633-2026 §5.3.1) */
+    cr_assert_eq(env.n_alerts, 1, "an NA AQI does not clear");
+    cr_assert_not(point_at("air/s1/a03/aqi", d0 + 2 * HOUR)->valid);
+    feed_pm25_hour(e, d0 + 3 * HOUR, 100);
+    cr_assert_eq(env.n_alerts, 1, "still the same episode");
+
+    /* With every pollutant: level 2 is inside the hysteresis band, level 1 clears. */
+    for (int h = 4; h <= 6; h++) {
+        double v[] = { 5, 10, 0.3, 20, 20, h == 4 ? 60 : h == 5 ? 40 : 10 };
+        feed_msg(e, "air", "s1", "a03", pols, v, 6, d0 + h * HOUR, 0);
+    }
+    cr_assert_eq(point_at("air/s1/a03/aqi_level", d0 + 4 * HOUR)->v, 2);
+    cr_assert_eq(env.n_alerts, 2, "level 2 kept it firing, level 1 resolved it");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 6 * HOUR, "PM2.5 60 and 40 are level 2, 10 is level 1");
+    iw_rules_engine_free(e);
+}
