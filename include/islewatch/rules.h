@@ -103,7 +103,9 @@
  *   rule's when set, else the inventory device's, else river. Fires when the
  *   class is worse than the target (severity worse_than_v for 劣V, else
  *   below_target); resolves when it meets the target. Writes
- *   <source>/<site>/<device>/class (1..6) at t. The alert's metric is the
+ *   <source>/<site>/<device>/class (1..6) at t (SPEC's water/<site>/<device>/
+ *   class with the default source name; with several water_quality rules on
+ *   one device each writes it, the last evaluation wins). The alert's metric is the
  *   deciding parameter with the worst class (ties: largest exceedance), value
  *   its mean, threshold its target-class limit.
  * - air_quality: per device, hourly means of each pollutant (standards.h
@@ -111,15 +113,20 @@
  *   stamped exactly at its end (a device reporting hourly averages) takes
  *   that sample as its valid hourly value. An hour (and in daily mode a day)
  *   closes on a sample at or after its end (a sample exactly at the end is
- *   part of it and closes it at once) or at end + close_after of wall clock
- *   (tick). mode hourly: the real-time AQI of `standard` at each closed hour
+ *   part of it and closes it at the end of its message) or on the tick once
+ *   close_after of wall clock has passed since its end AND since the last
+ *   sample of it was received (so a backlog being uploaded after an outage
+ *   is not cut short). A sample of an hour already closed is ignored here
+ *   (it is stored; reports recompute from storage).
+ *   mode hourly: the real-time AQI of `standard` at each closed hour
  *   (2012: with 8 h O3 and 24 h moving PM); mode daily: the daily AQI of the
  *   natural day in tz_offset_min. An AQI from no valid average, or one
  *   HJ 633-2026 §5.3.1 reports as NA, neither raises nor clears. Writes
  *   <source>/<site>/<device>/aqi and .../aqi_level (mode daily: aqi_daily,
  *   aqi_daily_level) with ts = the end of the period. Fires at level >=
  *   min_level with severity sev_by_level[level], escalates as the level
- *   changes, resolves when level < clear_level. The alert's metric is "aqi",
+ *   changes, resolves when level < clear_level (and < min_level). The
+ *   alert's metric is "aqi",
  *   value the AQI, threshold the lowest AQI of min_level.
  * - Silences: an alert that cfg->silences (at wall-clock time: receipt time
  *   of the causing sample, or the tick time) or env.is_silenced matches is

@@ -740,3 +740,34 @@ Test(rules, new_rejects_missing_emit)
     cr_assert_eq(iw_rules_engine_new(&cfg.cfg, &bad, T0, &e), IW_E_INVAL);
     cr_assert_null(e);
 }
+
+Test(rules, deadlines_run_in_order_once_each)
+{
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rules_engine *e;
+    char dev[32];
+    int64_t last = 0;
+    struct iw_rules_stats st;
+
+    r->p.after_ms = 10 * MINUTE;
+    e = engine(T0);
+    /* 300 cameras; camera i last reports at T0 + (i * 7919 % 300) s, so deadlines interleave. */
+    for (int i = 0; i < 300; i++) {
+        snprintf(dev, sizeof(dev), "c%03d", i);
+        fx_feed(e, "camera", "s1", dev, "online", T0, 1);
+        fx_feed(e, "camera", "s1", dev, "online", T0 + (i * 7919 % 300) * SEC, 1);
+    }
+    for (int64_t now = T0; now <= T0 + 20 * MINUTE; now += 7 * SEC) {
+        iw_rules_tick(e, now);
+        cr_assert_geq(iw_rules_next_deadline(e), now + 1);
+    }
+    cr_assert_eq(env.n_alerts, 300);
+    for (size_t i = 0; i < env.n_alerts; i++) {
+        cr_assert_geq(env.alerts[i]->ts, last, "alert %zu out of deadline order", i);
+        last = env.alerts[i]->ts;
+    }
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.timers, 0, "firing absences wait for a message, not a timer");
+    cr_assert_eq(iw_rules_next_deadline(e), INT64_MAX);
+    iw_rules_engine_free(e);
+}
