@@ -23,6 +23,7 @@ int it_broker_start(struct it_broker *b);
 int it_broker_restart(struct it_broker *b);
 void it_broker_kill(struct it_broker *b);        /* SIGKILL, wait */
 void it_broker_stop(struct it_broker *b);        /* SIGTERM, wait, remove dir */
+void it_broker_stop_keep(struct it_broker *b);   /* SIGTERM, wait, keep dir (restartable) */
 
 struct it_daemon {
     pid_t pid;

@@ -171,6 +171,8 @@ int it_broker_restart(struct it_broker *b)
 
 void it_broker_kill(struct it_broker *b) { end(&b->pid, SIGKILL); }
 
+void it_broker_stop_keep(struct it_broker *b) { end(&b->pid, SIGTERM); }
+
 void it_broker_stop(struct it_broker *b)
 {
     end(&b->pid, SIGTERM);
