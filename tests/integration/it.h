@@ -38,7 +38,8 @@ struct it_daemon {
  * Write a config (broker url, storage in a new temp dir, http on a free
  * port, token file "secret-token") followed by `extra` YAML (sources, rules,
  * ...; NULL for none) and start islewatchd on it. Waits until the daemon says
- * it is connected. 0 or -1.
+ * it is connected. 0 or -1. A test that sets storage options writes its own
+ * "storage:" section in `extra` with "path: @DATA@".
  */
 int it_daemon_start(struct it_daemon *d, const struct it_broker *b, const char *extra);
 /* Start again with the same directory and config. */

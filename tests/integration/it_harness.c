@@ -150,6 +150,9 @@ int it_broker_start(struct it_broker *b)
     if (mkdtemp(b->dir) == NULL)
         return -1;
     b->port = it_free_port();
+    /* mosquitto started as root drops to the "mosquitto" user: let it write
+     * its persistence file here. */
+    chmod(b->dir, 0777);
     snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b->dir);
     f = fopen(conf, "w");
     if (f == NULL)
@@ -249,12 +252,18 @@ int it_daemon_start(struct it_daemon *d, const struct it_broker *b, const char *
     f = fopen(d->cfg, "w");
     if (f == NULL)
         return -1;
+    /* A test that needs storage options writes its own storage: section with
+     * "@DATA@" where the data path goes. */
+    const char *at = extra ? strstr(extra, "@DATA@") : NULL;
     fprintf(f, "broker:\n  url: mqtt://127.0.0.1:%d\n  client_id: islewatchd-it-%d\n"
                "  reconnect_min: 100ms\n  reconnect_max: 1s\n"
-               "storage:\n  path: %s\n"
                "http:\n  listen: 127.0.0.1:%d\n  token_file: %s\n"
-               "log_level: info\n%s\n",
-            b->port, (int)getpid(), d->data, d->http_port, tok, extra ? extra : "");
+               "log_level: info\n",
+            b->port, (int)getpid(), d->http_port, tok);
+    if (at != NULL)
+        fprintf(f, "%.*s%s%s\n", (int)(at - extra), extra, d->data, at + 6);
+    else
+        fprintf(f, "storage:\n  path: %s\n%s\n", d->data, extra ? extra : "");
     fclose(f);
     return daemon_spawn(d);
 }

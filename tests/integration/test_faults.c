@@ -185,7 +185,7 @@ Test(faults, slow_store_backpressure_bounded_memory_nothing_lost, .timeout = 600
     /* 3 ms per write batch: the daemon can store ~300 msgs/s; we publish far faster. */
     cr_assert_eq(it_daemon_start(&d, &b,
         "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
-        "storage:\n  test_slow_write: 3ms\n  queue_size: 1024\n"), 0);
+        "storage:\n  path: @DATA@\n  test_slow_write: 3ms\n  queue_size: 1024\n"), 0);
     struct it_client *pub = it_client_new(&b, "it-slow-pub");
     long before = vm_hwm_kb(d.pid);
     for (int i = 0; i < 4000; i++) {
