@@ -30,7 +30,7 @@ struct iw_replay {
     struct iw_config view;          /* cfg with the rule filter and inventory option applied */
     struct iw_rule *rules;          /* the view's rules: shallow copies (strings borrowed) */
     struct iw_store *store;
-    bool keep_inputs;
+    bool keep_inputs, drop_derived;
     struct iw_rules_engine *eng;
     int64_t clock;                  /* latest time fed or advanced to */
     int64_t ticked;                 /* every deadline <= ticked has run */
@@ -212,6 +212,8 @@ static int env_state_del(void *ctx, const char *key)
 static int env_write_point(void *ctx, const char *series, int64_t ts, double value, bool valid)
 {
     struct iw_replay *r = ctx;
+    if (r->drop_derived)
+        return IW_OK;
     return mseries_put(r, series, ts, value, valid ? 0 : 'I');
 }
 
@@ -323,6 +325,7 @@ int iw_replay_new(const struct iw_replay_opts *o, struct iw_replay **out)
         return IW_E_NOMEM;
     r->store = o->store;
     r->keep_inputs = o->keep_inputs;
+    r->drop_derived = o->drop_derived;
     r->clock = o->start_ms;
     r->ticked = o->start_ms == INT64_MIN ? INT64_MIN : o->start_ms - 1;
     rc = build_view(r, o);

@@ -11,7 +11,7 @@
  * - state_put / state_del: a key-value table in memory (iw_replay_restart
  *   restores from it, as the daemon restores from RocksDB);
  * - write_point: derived series (water class, aqi) go to memory, an invalid
- *   average flagged 'I' as the daemon stores it;
+ *   average flagged 'I' as the daemon stores it (or nowhere: drop_derived);
  * - read_points: a series held in memory (derived, or a fed sample when
  *   keep_inputs is set) is read from there; any other from the store, when
  *   there is one. That is how a backtest primes a rule's window with the
@@ -55,6 +55,7 @@ struct iw_replay_opts {
     size_t n_rules;
     bool no_inventory;              /* run as if the config declared no devices */
     bool keep_inputs;               /* keep fed samples in memory for read_points (no store) */
+    bool drop_derived;              /* keep no derived points (a long backtest needs none) */
 };
 
 /*

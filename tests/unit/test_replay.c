@@ -205,6 +205,24 @@ Test(replay, kept_inputs_and_derived_points_are_readable)
     iw_config_free(cfg);
 }
 
+Test(replay, drop_derived_keeps_no_derived_points)
+{
+    struct iw_config *cfg = load(NH3);
+    const char *only[] = { "cls" };
+    struct iw_replay_opts o = { .cfg = cfg, .start_ms = T0, .rules = only, .n_rules = 1,
+                                .no_inventory = true, .drop_derived = true };
+    struct iw_replay *r = NULL;
+    struct pts got = { 0 };
+
+    cr_assert_eq(iw_replay_new(&o, &r), IW_OK);
+    feed(r, "water/s1/w1/nh3_n", 0, 3.0, 0);
+    cr_assert_eq(iw_replay_read_points(r, "water/s1/w1/class", T0 - MIN, T0 + MIN, collect, &got), IW_OK);
+    cr_expect_eq(got.n, 0);
+    cr_expect_eq(iw_replay_alert_count(r), 1, "the rule still runs and fires (class V)");
+    iw_replay_free(r);
+    iw_config_free(cfg);
+}
+
 Test(replay, a_restart_keeps_a_firing_alert_without_refiring)
 {
     struct iw_config *cfg = load(NH3);

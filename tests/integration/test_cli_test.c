@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `islewatch test` and `islewatch backtest`, run as the built binary
+ * ($IW_BUILD_DIR/islewatch) from tests/data (ctest's working directory).
+ * test: fixture rule and test files in tests/data/rules_test/, exit codes,
+ * the diff of a failing test and the FILE:LINE:COLUMN errors of a bad one;
+ * and the documented example config/tests.example.yaml against the default
+ * config/islewatch.yaml. backtest: a store written here with iw_store_*,
+ * then the command's table, csv and json output on it.
+ */
+#include <criterion/criterion.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/store.h"
+#include "it.h"
+
+#define FIX "rules_test/"
+
+/* Run `islewatch ARGS 2>&1`; returns the exit status, *out the output. */
+static int run_cli(char **out, const char *args)
+{
+    return it_run(out, "'%s' %s 2>&1", it_bin("islewatch"), args);
+}
+
+static void expect_contains(const char *out, const char *needle)
+{
+    cr_expect(out != NULL && strstr(out, needle) != NULL, "output lacks \"%s\":\n%s", needle,
+              out ? out : "(none)");
+}
+
+TestSuite(cli_test, .timeout = 60);
+
+Test(cli_test, passing_tests_print_the_count_and_exit_0)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "pass.yaml");
+    cr_expect_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_expect_str_eq(out, "4 tests, 4 passed\n");
+    free(out);
+}
+
+Test(cli_test, a_mismatch_prints_a_diff_and_exits_1)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "fail.yaml");
+    static const char *want =
+        "FAIL wrong time and a missed resolve (" FIX "fail.yaml:8:3)\n"
+        "  --- expected\n"
+        "  +++ got\n"
+        "  @@ alerts 1.. @@\n"
+        "    2m       firing   ph-high major water/lake/w1/ph value=9.5\n"
+        "  - 3m       resolved ph-high major */lake/w1\n"
+        "  + 4m       resolved ph-high major water/lake/w1/ph value=8 \"lake/w1 pH 8 above 9\"\n"
+        "FAIL an alert nobody expected (" FIX "fail.yaml:16:3)\n"
+        "  --- expected\n"
+        "  +++ got\n"
+        "  @@ alerts 1.. @@\n";
+    cr_expect_eq(rc, 1, "exit %d", rc);
+    cr_assert_not_null(out);
+    cr_expect_eq(strncmp(out, want, strlen(want)), 0, "got:\n%s\nwant (prefix):\n%s", out, want);
+    expect_contains(out, "  + 0s       firing   fault info water/lake/w2/ph ");
+    expect_contains(out, "3 tests, 1 passed, 2 failed\n");
+    cr_expect_null(strstr(out, "FAIL passes"), "the passing test is not listed");
+    free(out);
+}
+
+Test(cli_test, verbose_names_passing_tests_and_run_selects)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test --verbose --run tamper " FIX "rules.yaml " FIX "pass.yaml");
+    cr_expect_eq(rc, 0);
+    cr_expect_str_eq(out, "ok   tamper start, then auto_resolve\n1 test, 1 passed\n");
+    free(out);
+}
+
+Test(cli_test, errors_in_the_tests_file_are_file_line_column_and_exit_2)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "bad.yaml");
+    static const char *want =
+        FIX "bad.yaml:2:3: error: test: unknown key \"inptu\" (did you mean \"input\"?)\n"
+        FIX "bad.yaml:5:28: error: series \"water/lake/w1/ph\": \"9.5q\": unexpected \"q\" "
+            "(write e.g. 1.6, 1.6x3, 1+0.1x5, 1.6:D, _x2, start)\n"
+        FIX "bad.yaml:6:13: error: at: \"1x\" is neither an offset from the test's start "
+            "(0, 30s, 5m, 1h30m) nor an RFC 3339 time (2026-01-01T08:00:00+08:00)\n"
+        FIX "bad.yaml:8:23: error: expect: no rule \"ph-hgih\" in " FIX "rules.yaml "
+            "(did you mean \"ph-high\"?)\n"
+        "islewatch test: " FIX "bad.yaml has errors; no test was run\n";
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect_str_eq(out, want);
+    free(out);
+}
+
+Test(cli_test, an_invalid_rule_file_prints_its_diagnostics_and_exits_2)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "bad_config.yaml " FIX "pass.yaml");
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    expect_contains(out, FIX "bad_config.yaml:5:5: error: rule \"broken\": unknown key \"abvoe\"");
+    free(out);
+}
+
+Test(cli_test, usage_errors_exit_2_and_help_exits_0)
+{
+    char *out = NULL;
+    cr_expect_eq(run_cli(&out, "test " FIX "rules.yaml"), 2, "one argument is not enough");
+    free(out);
+    out = NULL;
+    cr_expect_eq(run_cli(&out, "test --bogus a b"), 2);
+    free(out);
+    out = NULL;
+    cr_expect_eq(run_cli(&out, "test --help"), 0);
+    expect_contains(out, "Example:");
+    expect_contains(out, "islewatch test config/islewatch.yaml config/tests.example.yaml");
+    free(out);
+}
+
+Test(cli_test, the_documented_example_passes_against_the_default_config)
+{
+    char *out = NULL, args[1024];
+    const char *src = getenv("IW_SOURCE_DIR");
+
+    snprintf(args, sizeof(args), "test '%s/config/islewatch.yaml' '%s/config/tests.example.yaml'",
+             src ? src : "../..", src ? src : "../..");
+    int rc = run_cli(&out, args);
+    cr_expect_eq(rc, 0, "config/tests.example.yaml fails:\n%s", out);
+    cr_expect(out != NULL && strstr(out, " passed\n") != NULL && strstr(out, "failed") == NULL, "%s", out);
+    free(out);
+}
+
+/* ==========================================================================
+ * backtest on a store written here
+ * ======================================================================== */
+
+#define T0 1767225600000LL              /* 2026-01-01T00:00:00Z */
+#define MINUTE 60000LL
+
+static char bt_dir[256], bt_cfg[320], bt_db[320];
+
+static void put_series(struct iw_store *st, const char *name, const int64_t *at_min,
+                       const double *v, size_t n)
+{
+    const struct iw_series *s = NULL;
+    struct iw_wbatch *b = iw_wbatch_new();
+    struct iw_diag diag = { 0 };
+
+    cr_assert_eq(iw_store_series_intern(st, name, strlen(name), &s), IW_OK, "%s", name);
+    for (size_t i = 0; i < n; i++)
+        iw_wbatch_put_point(b, s->id, T0 + at_min[i] * MINUTE, v[i], 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+}
+
+/*
+ * One hour of recorded data:
+ *  - water/lake/w1/ph every minute 0..60: 7, but 9.5 at 10..19 and at 40..44
+ *    -> ph-high fires at 12m and 42m, resolves at 20m and 45m;
+ *  - camera/pier/c1/online every minute 0..30, then silent
+ *    -> cam-offline fires at 32m and is still firing at the end;
+ *  - camera_event/pier/c1/tamper start at 50m -> fires, auto_resolve at 55m;
+ *  - water/lake/w1/class 150 at 5m: derived, never replayed, so "any-high"
+ *    (above 100 on every water metric) stays quiet.
+ */
+static void bt_setup(void)
+{
+    struct iw_store *st = NULL;
+    struct iw_diag diag = { 0 };
+    int64_t at[61];
+    double v[61];
+    FILE *f;
+
+    snprintf(bt_dir, sizeof(bt_dir), "/tmp/iw-backtest-XXXXXX");
+    cr_assert_not_null(mkdtemp(bt_dir));
+    snprintf(bt_db, sizeof(bt_db), "%s/data", bt_dir);
+    snprintf(bt_cfg, sizeof(bt_cfg), "%s/rules.yaml", bt_dir);
+    f = fopen(bt_cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "storage:\n  path: %s\n"
+               "rules:\n"
+               "  - { name: ph-high, kind: threshold, select: \"water/*/*/ph\", above: 9, for: 2m,\n"
+               "      clear_below: 8.5, severity: major, message: \"{site}/{device} pH {value}, limit {threshold}\" }\n"
+               "  - { name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2m }\n"
+               "  - { name: tamper, kind: event, select: \"camera_event/*/*\", match: { type: tamper },\n"
+               "      auto_resolve: 5m, severity: critical }\n"
+               "  - { name: any-high, kind: threshold, select: \"water/*/*/*\", above: 100 }\n", bt_db);
+    fclose(f);
+
+    struct iw_store_opts o = { .path = bt_db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    for (int i = 0; i <= 60; i++) {
+        at[i] = i;
+        v[i] = (i >= 10 && i < 20) || (i >= 40 && i < 45) ? 9.5 : 7;
+    }
+    put_series(st, "water/lake/w1/ph", at, v, 61);
+    for (int i = 0; i <= 30; i++)
+        v[i] = 1;
+    put_series(st, "camera/pier/c1/online", at, v, 31);
+    put_series(st, "camera_event/pier/c1/tamper", (int64_t[]){ 50 }, (double[]){ 1 }, 1);
+    put_series(st, "water/lake/w1/class", (int64_t[]){ 5 }, (double[]){ 150 }, 1);
+    iw_store_close(st);
+}
+
+static void bt_teardown(void)
+{
+    it_run(NULL, "rm -rf '%s'", bt_dir);
+}
+
+TestSuite(cli_backtest, .init = bt_setup, .fini = bt_teardown, .timeout = 60);
+
+/* The summary row of a rule in the table output. */
+static bool summary_row(const char *out, const char *rule, unsigned long *fired, unsigned long *resolved,
+                        char *firing, unsigned long *open)
+{
+    char name[64], pat[80];
+    unsigned long esc;
+    const char *p;
+
+    snprintf(pat, sizeof(pat), "\n%s ", rule);
+    p = out ? strstr(out, pat) : NULL;
+    return p != NULL && sscanf(p + 1, "%63s %lu %lu %lu %31s %lu", name, fired, resolved, &esc, firing,
+                               open) == 6;
+}
+
+Test(cli_backtest, the_table_sums_up_each_rule_and_lists_a_timeline)
+{
+    char *out = NULL, args[1024], firing[32];
+    unsigned long fired, resolved, open;
+
+    /* No --db: the store is the config's storage.path. */
+    snprintf(args, sizeof(args), "backtest '%s' --from 2026-01-01T00:00:00Z --to 2026-01-01T01:00:00Z",
+             bt_cfg);
+    int rc = run_cli(&out, args);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    expect_contains(out, "Replayed 3 series, 93 points; 7 alert messages.");
+    cr_assert(summary_row(out, "ph-high", &fired, &resolved, firing, &open), "%s", out);
+    cr_expect_eq(fired, 2);
+    cr_expect_eq(resolved, 2);
+    cr_expect_str_eq(firing, "11m00s", "(20m - 12m) + (45m - 42m)");
+    cr_expect_eq(open, 0);
+    cr_assert(summary_row(out, "cam-offline", &fired, &resolved, firing, &open), "%s", out);
+    cr_expect_eq(fired, 1);
+    cr_expect_eq(resolved, 0);
+    cr_expect_str_eq(firing, "28m00s", "from 32m to the end of the range");
+    cr_expect_eq(open, 1);
+    cr_assert(summary_row(out, "tamper", &fired, &resolved, firing, &open), "%s", out);
+    cr_expect_eq(fired + resolved, 2);
+    cr_expect_str_eq(firing, "5m00s");
+    cr_assert(summary_row(out, "any-high", &fired, &resolved, firing, &open), "%s", out);
+    cr_expect_eq(fired, 0, "derived series (class) are not replayed");
+    expect_contains(out, "TIMELINE\n2026-01-01T00:12:00.000Z  firing   major    ph-high");
+    expect_contains(out, "2026-01-01T00:32:00.000Z  firing   warning  cam-offline");
+    expect_contains(out, "2026-01-01T00:55:00.000Z  resolved critical tamper");
+    free(out);
+}
+
+Test(cli_backtest, csv_is_the_timeline_and_rule_filters)
+{
+    char *out = NULL, args[1024];
+
+    snprintf(args, sizeof(args), "backtest '%s' --db '%s' --from %lld --to %lld --format csv "
+             "--rule 'ph-*'", bt_cfg, bt_db, (long long)T0, (long long)(T0 + 60 * MINUTE));
+    int rc = run_cli(&out, args);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_expect_str_eq(out,
+                     "ts,status,severity,rule,source,site,device,metric,value,message\n"
+                     "2026-01-01T00:12:00.000Z,firing,major,ph-high,water,lake,w1,ph,9.5,\"lake/w1 pH 9.5, limit 9\"\n"
+                     "2026-01-01T00:20:00.000Z,resolved,major,ph-high,water,lake,w1,ph,7,\"lake/w1 pH 7, limit 9\"\n"
+                     "2026-01-01T00:42:00.000Z,firing,major,ph-high,water,lake,w1,ph,9.5,\"lake/w1 pH 9.5, limit 9\"\n"
+                     "2026-01-01T00:45:00.000Z,resolved,major,ph-high,water,lake,w1,ph,7,\"lake/w1 pH 7, limit 9\"\n");
+    free(out);
+}
+
+Test(cli_backtest, json_is_an_array_of_alert_objects)
+{
+    char *out = NULL, args[1024];
+    cJSON *doc, *a;
+
+    snprintf(args, sizeof(args), "backtest '%s' --db '%s' --from 2026-01-01T00:00:00Z "
+             "--to 2026-01-01T01:00:00Z --format json 2>/dev/null", bt_cfg, bt_db);
+    cr_assert_eq(it_run(&out, "'%s' %s", it_bin("islewatch"), args), 0);
+    doc = cJSON_Parse(out);
+    cr_assert(cJSON_IsArray(doc), "not a JSON array: %s", out);
+    cr_expect_eq(cJSON_GetArraySize(doc), 7);
+    a = cJSON_GetArrayItem(doc, 0);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "rule")), "ph-high");
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "status")), "firing");
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "ts")), "2026-01-01T00:12:00.000Z");
+    cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "value")), 9.5);
+    cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq")), 1);
+    a = cJSON_GetArrayItem(doc, 6);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "rule")), "tamper");
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "status")), "resolved");
+    cJSON_Delete(doc);
+    free(out);
+}
+
+Test(cli_backtest, no_progress_bar_when_stderr_is_not_a_terminal)
+{
+    char *err = NULL;
+
+    cr_assert_eq(it_run(NULL, "'%s' backtest '%s' --from %lld --to %lld >/dev/null 2>'%s/err'",
+                        it_bin("islewatch"), bt_cfg, (long long)T0, (long long)(T0 + 60 * MINUTE),
+                        bt_dir), 0);
+    cr_assert_eq(it_run(&err, "cat '%s/err'", bt_dir), 0);
+    cr_expect_str_eq(err ? err : "", "", "stderr: %s", err);
+    free(err);
+}
+
+Test(cli_backtest, bad_arguments_exit_2_and_a_missing_store_exits_3)
+{
+    char *out = NULL, args[1024];
+
+    snprintf(args, sizeof(args), "backtest '%s' --from yesterday", bt_cfg);
+    cr_expect_eq(run_cli(&out, args), 2);
+    expect_contains(out, "--from yesterday");
+    free(out);
+    out = NULL;
+    snprintf(args, sizeof(args), "backtest '%s'", bt_cfg);
+    cr_expect_eq(run_cli(&out, args), 2, "--from is required");
+    free(out);
+    out = NULL;
+    snprintf(args, sizeof(args), "backtest '%s' --from -1h --rule nosuchrule", bt_cfg);
+    cr_expect_eq(run_cli(&out, args), 2);
+    expect_contains(out, "no rule matching \"nosuchrule\"");
+    free(out);
+    out = NULL;
+    snprintf(args, sizeof(args), "backtest '%s' --from -1h --db '%s/nothing-here'", bt_cfg, bt_dir);
+    cr_expect_eq(run_cli(&out, args), 3);
+    free(out);
+    out = NULL;
+    cr_expect_eq(run_cli(&out, "backtest --help"), 0);
+    expect_contains(out, "Example:");
+    free(out);
+}
