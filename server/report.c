@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * report — what the three compliance reports share: options, the natural
+ * days of a period, local dates and time zones, and the list of devices a
+ * report covers (store series plus the inventory). Contract in
+ * islewatch/report.h; the reports themselves are report_water.c,
+ * report_air.c and report_cameras.c, their output report_text.c and
+ * report_html.c.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/store.h"
+#include "islewatch/topic.h"
+#include "report_int.h"
+
+void iw_report_opts_init(struct iw_report_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->tz_offset_min = 480;
+    o->default_target = 3;
+    o->standard = IW_REPORT_STD_AUTO;
+    o->interval_ms = IW_REPORT_DEFAULT_INTERVAL_MS;
+    o->generated_ms = iw_now_ms();
+}
+
+int iw_report_days(const struct iw_report_opts *o, int64_t *first_day, size_t *n_days,
+                   struct iw_diag *diag)
+{
+    int64_t first, last;
+
+    if (o->from >= o->to) {
+        iw_diag_set(diag, NULL, 0, 0, "the period is empty: --from must be before --to");
+        return IW_E_INVAL;
+    }
+    first = iw_local_day_start(o->from, o->tz_offset_min);
+    last = iw_local_day_start(o->to - 1, o->tz_offset_min);
+    if (first == INT64_MIN || last == INT64_MIN) {
+        iw_diag_set(diag, NULL, 0, 0, "time zone offset %d min or period out of range",
+                    o->tz_offset_min);
+        return IW_E_INVAL;
+    }
+    if ((last - first) / IW_MS_PER_DAY + 1 > IW_REPORT_MAX_DAYS) {
+        iw_diag_set(diag, NULL, 0, 0, "the period spans %lld days; a report covers at most %d "
+                    "(split it)", (long long)((last - first) / IW_MS_PER_DAY + 1),
+                    IW_REPORT_MAX_DAYS);
+        return IW_E_INVAL;
+    }
+    *first_day = first;
+    *n_days = (size_t)((last - first) / IW_MS_PER_DAY + 1);
+    return IW_OK;
+}
+
+char *iw_report_date(int64_t ts, int tz_offset_min, char *buf, size_t len)
+{
+    time_t t = (time_t)(iw_floor_to(ts + (int64_t)tz_offset_min * IW_MS_PER_MIN, 1000) / 1000);
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL)
+        snprintf(buf, len, "?");
+    else
+        snprintf(buf, len, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    return buf;
+}
+
+char *iw_report_tz_format(int tz_offset_min, char *buf, size_t len)
+{
+    int a = tz_offset_min < 0 ? -tz_offset_min : tz_offset_min;
+    snprintf(buf, len, "%c%02d:%02d", tz_offset_min < 0 ? '-' : '+', a / 60 % 100, a % 60);
+    return buf;
+}
+
+/* Zones without daylight saving time; the same list as the config's timezone:. */
+static const struct { const char *name; int offset_min; } zones[] = {
+    { "Asia/Shanghai", 480 }, { "Asia/Chongqing", 480 }, { "Asia/Harbin", 480 },
+    { "PRC", 480 }, { "Asia/Hong_Kong", 480 }, { "Asia/Macau", 480 },
+    { "Asia/Taipei", 480 }, { "Asia/Singapore", 480 }, { "Asia/Urumqi", 360 },
+    { "Asia/Tokyo", 540 }, { "Asia/Seoul", 540 }, { "Asia/Kolkata", 330 },
+    { "Asia/Bangkok", 420 }, { "Asia/Jakarta", 420 }, { "Asia/Dubai", 240 },
+    { "UTC", 0 }, { "Etc/UTC", 0 }, { "GMT", 0 }, { "Z", 0 },
+};
+
+int iw_report_tz_parse(const char *s, int *tz_offset_min)
+{
+    const char *p = s;
+    int h = 0, m = 0, sign;
+
+    if (s == NULL || tz_offset_min == NULL)
+        return IW_E_INVAL;
+    for (size_t i = 0; i < IW_ARRAY_LEN(zones); i++) {
+        if (strcmp(s, zones[i].name) == 0) {
+            *tz_offset_min = zones[i].offset_min;
+            return IW_OK;
+        }
+    }
+    if (strncmp(p, "UTC", 3) == 0)
+        p += 3;
+    if (*p != '+' && *p != '-')
+        return IW_E_INVAL;
+    sign = *p++ == '-' ? -1 : 1;
+    if (!isdigit((unsigned char)*p))
+        return IW_E_INVAL;
+    h = *p++ - '0';
+    if (isdigit((unsigned char)*p))
+        h = h * 10 + (*p++ - '0');
+    if (*p == ':')
+        p++;
+    if (*p != '\0') {
+        if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) || p[2] != '\0')
+            return IW_E_INVAL;
+        m = (p[0] - '0') * 10 + (p[1] - '0');
+    }
+    if (m > 59 || h * 60 + m > 14 * 60)
+        return IW_E_INVAL;
+    *tz_offset_min = sign * (h * 60 + m);
+    return IW_OK;
+}
+
+int iw_report_time_parse(const char *s, int64_t now_ms, int tz_offset_min, int64_t *out_ms)
+{
+    int64_t midnight;
+    char buf[32];
+
+    if (s == NULL || out_ms == NULL)
+        return IW_E_INVAL;
+    /* A bare date is a local midnight: "--from 2026-01-01 --to 2027-01-01" is the year. */
+    if (strlen(s) == 10 && s[4] == '-' && s[7] == '-') {
+        snprintf(buf, sizeof(buf), "%sT00:00:00Z", s);
+        if (iw_rfc3339_parse(buf, strlen(buf), &midnight) != IW_OK)
+            return IW_E_INVAL;
+        *out_ms = midnight - (int64_t)tz_offset_min * IW_MS_PER_MIN;
+        return IW_OK;
+    }
+    return iw_time_arg_parse(s, now_ms, out_ms) == IW_OK ? IW_OK : IW_E_INVAL;
+}
+
+double iw__rp_ratio(uint64_t a, uint64_t b)
+{
+    return b == 0 ? NAN : (double)a / (double)b;
+}
+
+/* ---- the devices of a report ---------------------------------------------- */
+
+static int dev_cmp(const void *a, const void *b)
+{
+    const struct iw__rp_dev *x = a, *y = b;
+    int c = strcmp(x->site, y->site);
+    return c != 0 ? c : strcmp(x->device, y->device);
+}
+
+static int push_dev(struct iw__rp_devs *d, size_t *cap, const char *site, size_t site_len,
+                    const char *device, size_t device_len)
+{
+    struct iw__rp_dev *v;
+
+    if (d->n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        v = realloc(d->v, nc * sizeof(*v));
+        if (v == NULL)
+            return IW_E_NOMEM;
+        d->v = v;
+        *cap = nc;
+    }
+    v = &d->v[d->n];
+    memset(v, 0, sizeof(*v));
+    v->site = strndup(site, site_len);
+    v->device = strndup(device, device_len);
+    d->n++;
+    if (v->site == NULL || v->device == NULL)
+        return IW_E_NOMEM;
+    return IW_OK;
+}
+
+static int push_series(struct iw__rp_dev *v, uint32_t id, const char *metric)
+{
+    if (v->n_ser == v->cap_ser) {
+        size_t nc = v->cap_ser ? v->cap_ser * 2 : 8;
+        struct iw__rp_series *s = realloc(v->ser, nc * sizeof(*s));
+        if (s == NULL)
+            return IW_E_NOMEM;
+        v->ser = s;
+        v->cap_ser = nc;
+    }
+    v->ser[v->n_ser++] = (struct iw__rp_series){ id, metric };
+    return IW_OK;
+}
+
+static bool site_wanted(const struct iw_report_opts *o, const char *site)
+{
+    return o->site_glob == NULL || iw_glob_match(o->site_glob, site);
+}
+
+/* Compare two length-delimited strings as strcmp would compare their copies. */
+static int lcmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c != 0 ? c : (al > bl) - (al < bl);
+}
+
+static size_t site_len(const struct iw_series *s)
+{
+    return (size_t)(s->device_off - s->site_off - 1);
+}
+
+static size_t device_len(const struct iw_series *s)
+{
+    return (size_t)(s->metric_off - s->device_off - 1);
+}
+
+/* Order of the (site, device) of two series. */
+static int series_dev_order(const struct iw_series *x, const struct iw_series *y)
+{
+    int c = lcmp(x->name + x->site_off, site_len(x), y->name + y->site_off, site_len(y));
+    return c != 0 ? c : lcmp(x->name + x->device_off, device_len(x),
+                             y->name + y->device_off, device_len(y));
+}
+
+static int series_cmp(const void *a, const void *b)
+{
+    const struct iw_series *x = *(const struct iw_series *const *)a;
+    const struct iw_series *y = *(const struct iw_series *const *)b;
+    int c = series_dev_order(x, y);
+    return c != 0 ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+/* The store's series <source>/<site>/<device>/<metric>, grouped into devices. */
+static int collect_store(struct iw_store *st, const struct iw_report_opts *o, const char *source,
+                         struct iw__rp_devs *d, size_t *cap)
+{
+    uint32_t n = iw_store_series_count(st), m = 0;
+    const struct iw_series **v = malloc((n ? n : 1) * sizeof(*v));
+    size_t src_len = strlen(source);
+    int rc = IW_OK;
+
+    if (v == NULL)
+        return IW_E_NOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct iw_series *s = iw_store_series_by_id(st, i);
+        char site[256];
+
+        /* exactly four non-empty levels, the first one `source` */
+        if (s == NULL || s->site_off != src_len + 1 || memcmp(s->name, source, src_len) != 0 ||
+            s->device_off <= s->site_off + 1 || s->metric_off <= s->device_off + 1 ||
+            s->metric_off >= s->len || strchr(s->name + s->metric_off, '/') != NULL ||
+            site_len(s) >= sizeof(site))
+            continue;
+        memcpy(site, s->name + s->site_off, site_len(s));
+        site[site_len(s)] = '\0';
+        if (site_wanted(o, site))
+            v[m++] = s;
+    }
+    qsort(v, m, sizeof(*v), series_cmp);
+    for (uint32_t i = 0; i < m && rc == IW_OK; i++) {
+        const struct iw_series *s = v[i];
+        if ((i == 0 || series_dev_order(v[i - 1], s) != 0) &&
+            (rc = push_dev(d, cap, s->name + s->site_off, site_len(s),
+                           s->name + s->device_off, device_len(s))) != IW_OK)
+            break;
+        rc = push_series(&d->v[d->n - 1], s->id, s->name + s->metric_off);
+    }
+    free(v);
+    return rc;
+}
+
+/* Sort, and fold an inventory entry into the store's device of the same name. */
+static int merge_duplicates(struct iw__rp_devs *d)
+{
+    size_t w = 0;
+
+    qsort(d->v, d->n, sizeof(*d->v), dev_cmp);
+    for (size_t r = 0; r < d->n; r++) {
+        if (w > 0 && dev_cmp(&d->v[w - 1], &d->v[r]) == 0) {
+            struct iw__rp_dev *dst = &d->v[w - 1], *src = &d->v[r];
+            for (size_t k = 0; k < src->n_ser; k++)
+                if (push_series(dst, src->ser[k].id, src->ser[k].metric) != IW_OK)
+                    return IW_E_NOMEM;
+            if (dst->inv == NULL)
+                dst->inv = src->inv;
+            free(src->site);
+            free(src->device);
+            free(src->ser);
+            continue;
+        }
+        d->v[w++] = d->v[r];
+    }
+    d->n = w;
+    return IW_OK;
+}
+
+int iw__rp_collect(struct iw_store *st, const struct iw_report_opts *o, const char *source,
+                   struct iw__rp_devs *out)
+{
+    size_t cap = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = collect_store(st, o, source, out, &cap);
+    for (size_t i = 0; rc == IW_OK && i < o->n_devices; i++) {
+        const struct iw_device_cfg *inv = &o->devices[i];
+        if (inv->source == NULL || inv->site == NULL || inv->device == NULL ||
+            strcmp(inv->source, source) != 0 || !site_wanted(o, inv->site))
+            continue;
+        rc = push_dev(out, &cap, inv->site, strlen(inv->site), inv->device, strlen(inv->device));
+        if (rc == IW_OK)
+            out->v[out->n - 1].inv = inv;
+    }
+    if (rc == IW_OK)
+        rc = merge_duplicates(out);
+    if (rc != IW_OK)
+        iw__rp_devs_fini(out);
+    return rc;
+}
+
+bool iw__rp_has_inventory(const struct iw_report_opts *o, const char *source)
+{
+    for (size_t i = 0; i < o->n_devices; i++)
+        if (o->devices[i].source != NULL && strcmp(o->devices[i].source, source) == 0)
+            return true;
+    return false;
+}
+
+void iw__rp_devs_fini(struct iw__rp_devs *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->v[i].site);
+        free(d->v[i].device);
+        free(d->v[i].ser);
+    }
+    free(d->v);
+    memset(d, 0, sizeof(*d));
+}
+
+static const char *site_at(const void *arr, size_t stride, size_t i)
+{
+    const char *const *p = (const char *const *)(const void *)((const char *)arr + i * stride);
+    return *p;
+}
+
+size_t iw__rp_site_runs(const void *arr, size_t n, size_t stride, size_t *first, size_t *cnt)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (k > 0 && strcmp(site_at(arr, stride, first[k - 1]), site_at(arr, stride, i)) == 0) {
+            cnt[k - 1]++;
+            continue;
+        }
+        first[k] = i;
+        cnt[k] = 1;
+        k++;
+    }
+    return k;
+}
+
+/* ---- definitions, for --help and the HTML footnote --------------------------- */
+
+const char *const iw_report_notes_common[] = {
+    "Samples an instrument flagged (HJ 212 flag other than N) are left out of every average, "
+    "class and rate (SPEC §1); the reports count them.",
+    "Devices: the inventory's entries of the report's source plus every other device with "
+    "samples in the period; a declared device that never reported is listed without data.",
+    "Days are natural days at a fixed UTC offset (--tz; default the first air_quality rule's "
+    "timezone, else +08:00 Asia/Shanghai), from the day holding --from through the day holding "
+    "--to minus 1 ms.",
+    NULL,
+};
+
+const char *const iw_report_notes_water[] = {
+    "Daily mean of each parameter over the unflagged samples of the day [00:00, 24:00).",
+    "Class: GB 3838-2002 Table 1, single-factor, the worst class among the items of the 2011 "
+    "evaluation method (环办〔2011〕22号); water temperature, fecal coliform and, in rivers, TN "
+    "are reported but do not decide. Limits are inclusive. Lake/reservoir TP limits for "
+    "body: lake.",
+    "Target: the inventory's target of the device, else III. 达标率 (compliance rate) = days "
+    "whose class meets the target / days with a class. A site adds up its stations' days.",
+    "劣Ⅴ类 (worse than V): worse than the Class V limit of any deciding item, or pH outside 6-9.",
+    "Worst parameters: those most often at the day's class on days of Class II or worse "
+    "(number of such days in brackets).",
+    NULL,
+};
+
+const char *const iw_report_notes_air[] = {
+    "Hourly value H covers (H-1h, H]: the mean of the minute means, valid with >= 45 minutes "
+    "of data; a lone sample stamped exactly at H is an hourly reporter's value and is valid.",
+    "Daily values (natural day = hours ending 01:00..24:00): 24 h means valid with >= 20 valid "
+    "hours (GB 3095 Table 4); O3 daily maximum 8 h mean, windows ending 08:00..24:00 valid with "
+    ">= 6 hours, the day's value valid with >= 14 windows or above 160 ug/m3 (HJ 663-2013 as "
+    "recalled, unverified); "
+    "HJ 633-2012 also uses the O3 daily maximum 1 h (>= 20 valid hours).",
+    "AQI: HJ 633-2012 for days before 2026-03-01, HJ 633-2026 from then (or --standard); "
+    "IAQI rounded up exactly; primary pollutant(s) only when AQI > 50.",
+    "A day is valid when every pollutant the station measured in the period has its valid "
+    "daily value, or when the AQI of those present is already above 100 (HJ 633-2026 §5.3.1); "
+    "other days are listed as invalid and left out of the ratio.",
+    "优良天数比例 (good-day ratio) = valid days with AQI <= 100 / valid days. A site with several "
+    "devices averages their valid daily values, as a city averages its stations.",
+    NULL,
+};
+
+const char *const iw_report_notes_cameras[] = {
+    "在线率 (online rate) = heartbeat intervals of [from, to) in which the camera sent at least "
+    "one unflagged heartbeat with online = 1 (series camera/<site>/<device>/online) / all "
+    "intervals; intervals start at --from and last --interval (default 60 s, the GB/T 28181 "
+    "keepalive); a shorter last interval counts as one.",
+    "A camera of the inventory that never sent a heartbeat is offline for the whole period. "
+    "A site's rate adds up its cameras' intervals.",
+    NULL,
+};
+
+/* ---- text shared by the writers ------------------------------------------ */
+
+const char *iw__rp_class_name(int cls)
+{
+    static const char *const names[] = { "-", "I", "II", "III", "IV", "V", "劣V" };
+    return cls >= 1 && cls <= 6 ? names[cls] : names[0];
+}
+
+char *iw__rp_num(double v, int sig, char *buf, size_t len)
+{
+    double a = fabs(v);
+
+    if (!isfinite(v)) {
+        snprintf(buf, len, "%s", "");
+        return buf;
+    }
+    /* %g switches to exponents below 1e-4 (mercury limits are 5e-05 mg/L): avoid that. */
+    if (a != 0 && a < 1e-4) {
+        int dec = sig - 1 - (int)floor(log10(a));
+        snprintf(buf, len, "%.*f", dec > 12 ? 12 : dec, v);
+        /* trim trailing zeros of the fraction */
+        char *e = buf + strlen(buf);
+        while (e > buf && e[-1] == '0')
+            *--e = '\0';
+        if (e > buf && e[-1] == '.')
+            e[-1] = '\0';
+    } else {
+        snprintf(buf, len, "%.*g", sig, v);
+    }
+    return buf;
+}
+
+char *iw__rp_pct(double rate, char *buf, size_t len)
+{
+    if (isnan(rate))
+        snprintf(buf, len, "n/a");
+    else
+        snprintf(buf, len, "%.2f%%", rate * 100.0);
+    return buf;
+}
+
+char *iw__rp_frac(double rate, char *buf, size_t len)
+{
+    if (isnan(rate))
+        snprintf(buf, len, "%s", "");
+    else
+        snprintf(buf, len, "%.4f", rate);
+    return buf;
+}
+
+/* Append "sep text" to buf of len, truncating safely. */
+static void append(char *buf, size_t len, const char *sep, const char *text)
+{
+    size_t used = strlen(buf);
+    if (used + 1 < len)
+        snprintf(buf + used, len - used, "%s%s", used > 0 ? sep : "", text);
+}
+
+char *iw__rp_water_deciding(const struct iw_water_day *d, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (d->cls < 2)
+        return buf;
+    for (int p = 0; p < IW_WATER_NPARAM; p++)
+        if (d->deciding[p])
+            append(buf, len, ",", iw_water_param_info((enum iw_water_param)p)->label);
+    return buf;
+}
+
+char *iw__rp_water_worst(const struct iw_water_tally *t, bool csv, char *buf, size_t len)
+{
+    enum iw_water_param w[IW_WATER_NPARAM];
+    size_t n = iw_water_tally_worst(t, w, 3);
+    char item[64];
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        snprintf(item, sizeof(item), csv ? "%s:%zu" : "%s (%zu)",
+                 iw_water_param_info(w[i])->label, t->deciding[w[i]]);
+        append(buf, len, csv ? ";" : ", ", item);
+    }
+    return buf;
+}
+
+char *iw__rp_primary(unsigned mask, char *buf, size_t len)
+{
+    struct iw_aqi_result r;
+
+    memset(&r, 0, sizeof(r));
+    r.primary = mask;
+    if (iw_aqi_primary_format(&r, buf, len) != IW_OK && len > 0)
+        buf[len - 1] = '\0';
+    return buf;
+}
+
+char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len)
+{
+    unsigned mask = iw_aqi_inputs(d->std, IW_AQI_DAILY);
+    char item[96];
+
+    buf[0] = '\0';
+    if (d->missing == 0)
+        return buf;
+    char body[400] = "";
+    for (int it = 0; it < IW_AQI_NITEMS; it++) {
+        const struct iw_aqi_item_info *info = iw_aqi_item_info((enum iw_aqi_item)it);
+        const char *name;
+        if (!(mask & IW_AQI_BIT(it)) || !(d->missing & (1u << info->pollutant)) ||
+            d->item[it].valid)
+            continue;
+        name = iw_aqi_pollutant_info(info->pollutant)->name;
+        if (d->n_devices > 0)       /* a site's mean: the devices' own days say why */
+            snprintf(item, sizeof(item), "%s: no device with a valid daily value", info->name);
+        else if (it == IW_AQI_O3_8H)
+            snprintf(item, sizeof(item), "O3 8h: %d valid 8-h means < %d", d->item[it].n,
+                     IW_AVG_MIN_8H_PER_DAY);
+        else if (it == IW_AQI_O3_1H)
+            snprintf(item, sizeof(item), "O3 1h max: %d valid hours < %d", d->item[it].n,
+                     IW_AVG_MIN_HOURS_24H);
+        else
+            snprintf(item, sizeof(item), "%s: %d valid hours < %d", name, d->item[it].n,
+                     IW_AVG_MIN_HOURS_24H);
+        append(body, sizeof(body), "; ", item);
+    }
+    /* A partial day is valid: its AQI above 100 cannot fall with the missing values. */
+    snprintf(buf, len, "%s%s", d->partial ? "valid at AQI > 100 without " : "", body);
+    return buf;
+}
+
+char *iw__rp_local_time(int64_t ts, int tz, char *buf, size_t len)
+{
+    time_t t;
+    struct tm tm;
+
+    if (ts == INT64_MIN) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    t = (time_t)(iw_floor_to(ts + (int64_t)tz * IW_MS_PER_MIN, 1000) / 1000);
+    if (gmtime_r(&t, &tm) == NULL)
+        snprintf(buf, len, "?");
+    else
+        snprintf(buf, len, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return buf;
+}
+
+/* Terminal columns of a UTF-8 string: East Asian wide characters count two. */
+size_t iw__rp_display_width(const char *s)
+{
+    size_t w = 0;
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        unsigned cp;
+        int len;
+        if (*p < 0x80) { cp = *p; len = 1; }
+        else if ((*p & 0xE0) == 0xC0) { cp = *p & 0x1F; len = 2; }
+        else if ((*p & 0xF0) == 0xE0) { cp = *p & 0x0F; len = 3; }
+        else { cp = *p & 0x07; len = 4; }
+        for (int i = 1; i < len; i++) {
+            if ((p[i] & 0xC0) != 0x80) { len = i; break; }
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        p += len;
+        w += (cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) ||
+             (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+             (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF60) ||
+             (cp >= 0xFFE0 && cp <= 0xFFE6) ? 2 : 1;
+    }
+    return w;
+}
+
+int64_t iw__rp_last_day(int64_t first_day, size_t n_days)
+{
+    return first_day + (int64_t)(n_days ? n_days - 1 : 0) * IW_MS_PER_DAY;
+}

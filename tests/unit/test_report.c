@@ -1,0 +1,622 @@
+/*
+ * Compliance reports on small synthetic stores: water classes and 达标率, the
+ * daily AQI's validity minimums, the 2026-03-01 breakpoint switch, flagged
+ * samples, camera online rates, and the three output forms.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/report.h"
+#include "islewatch/store.h"
+#include "../../server/report_int.h"
+
+static char dir[256];
+static struct iw_store *st;
+static struct iw_wbatch *wb;
+
+static void rm_rf(const char *p)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static void setup(void)
+{
+    struct iw_diag diag = { 0 };
+    snprintf(dir, sizeof(dir), "/tmp/iw-report-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    struct iw_store_opts o = { .path = dir, .max_series = 4096 };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    wb = iw_wbatch_new();
+    cr_assert_not_null(wb);
+}
+
+static void teardown(void)
+{
+    iw_wbatch_free(wb);
+    iw_store_close(st);
+    rm_rf(dir);
+}
+
+TestSuite(report, .init = setup, .fini = teardown, .timeout = 60);
+
+/* An RFC 3339 time in ms. */
+static int64_t T(const char *s)
+{
+    int64_t ms;
+    cr_assert_eq(iw_rfc3339_parse(s, strlen(s), &ms), IW_OK, "bad time %s", s);
+    return ms;
+}
+
+static void put(const char *series, int64_t ts, double v, char flag)
+{
+    const struct iw_series *s;
+    cr_assert_eq(iw_store_series_intern(st, series, strlen(series), &s), IW_OK);
+    iw_wbatch_put_point(wb, s->id, ts, v, flag);
+}
+
+static void flush(void)
+{
+    struct iw_diag diag = { 0 };
+    cr_assert_eq(iw_store_write(st, wb, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_clear(wb);
+}
+
+/* Hourly values of one pollutant stamped at the hours' ends, `hours` hours from 01:00 local. */
+static void put_hours(const char *series, const char *day_local_midnight, int hours, double v)
+{
+    int64_t day = T(day_local_midnight);
+    for (int h = 1; h <= hours; h++)
+        put(series, day + h * IW_MS_PER_HOUR, v, 0);
+}
+
+static struct iw_report_opts opts_for(const char *from, const char *to)
+{
+    struct iw_report_opts o;
+    iw_report_opts_init(&o);
+    o.from = T(from);
+    o.to = T(to);
+    o.tz_offset_min = 480;
+    return o;
+}
+
+/* Output of a writer as a malloc'd string. */
+static char *render(int (*fn)(const void *, enum iw_report_format, FILE *), const void *r,
+                    enum iw_report_format fmt)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    cr_assert_eq(fn(r, fmt, f), IW_OK);
+    fclose(f);
+    return buf;
+}
+
+static int water_write(const void *r, enum iw_report_format f, FILE *o)
+{
+    return iw_report_water_write(r, f, o);
+}
+
+static int air_write(const void *r, enum iw_report_format f, FILE *o)
+{
+    return iw_report_air_write(r, f, o);
+}
+
+static int cameras_write(const void *r, enum iw_report_format f, FILE *o)
+{
+    return iw_report_cameras_write(r, f, o);
+}
+
+/* ==========================================================================
+ * Options, days, time arguments
+ * ======================================================================== */
+
+Test(report, a_year_of_local_dates_is_365_days)
+{
+    struct iw_report_opts o;
+    int64_t first;
+    size_t n;
+    char d[16];
+
+    iw_report_opts_init(&o);
+    cr_assert_eq(iw_report_time_parse("2026-01-01", 0, 480, &o.from), IW_OK);
+    cr_assert_eq(iw_report_time_parse("2027-01-01", 0, 480, &o.to), IW_OK);
+    cr_assert_eq(o.from, T("2026-01-01T00:00:00+08:00"));
+    cr_assert_eq(iw_report_days(&o, &first, &n, NULL), IW_OK);
+    cr_assert_eq(n, 365);
+    cr_assert_eq(first, o.from);
+    cr_assert_str_eq(iw_report_date(first + 364 * IW_MS_PER_DAY, 480, d, sizeof(d)), "2026-12-31");
+    /* --to inside a day includes that day */
+    o.to = T("2026-01-02T00:00:01+08:00");
+    cr_assert_eq(iw_report_days(&o, &first, &n, NULL), IW_OK);
+    cr_assert_eq(n, 2);
+    o.to = o.from;
+    cr_assert_eq(iw_report_days(&o, &first, &n, NULL), IW_E_INVAL, "empty period");
+    o.to = o.from + (int64_t)(IW_REPORT_MAX_DAYS + 1) * IW_MS_PER_DAY;
+    cr_assert_eq(iw_report_days(&o, &first, &n, NULL), IW_E_INVAL, "too long");
+}
+
+Test(report, time_zone_arguments)
+{
+    static const struct { const char *s; int rc, min; } cases[] = {
+        { "+08:00", IW_OK, 480 }, { "+0800", IW_OK, 480 }, { "+8", IW_OK, 480 },
+        { "-03:30", IW_OK, -210 }, { "UTC", IW_OK, 0 }, { "UTC+8", IW_OK, 480 },
+        { "Asia/Shanghai", IW_OK, 480 }, { "Asia/Urumqi", IW_OK, 360 },
+        { "Mars/Olympus", IW_E_INVAL, 0 }, { "+15:00", IW_E_INVAL, 0 }, { "8", IW_E_INVAL, 0 },
+    };
+    char buf[8];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int m = -1;
+        cr_assert_eq(iw_report_tz_parse(cases[i].s, &m), cases[i].rc, "%s", cases[i].s);
+        if (cases[i].rc == IW_OK)
+            cr_assert_eq(m, cases[i].min, "%s -> %d", cases[i].s, m);
+    }
+    cr_assert_str_eq(iw_report_tz_format(-210, buf, sizeof(buf)), "-03:30");
+}
+
+Test(report, text_helpers)
+{
+    char buf[64];
+    cr_assert_eq(iw__rp_display_width("达标率"), 6, "CJK is two columns wide");
+    cr_assert_eq(iw__rp_display_width("劣V"), 3);
+    cr_assert_eq(iw__rp_display_width("（）"), 4, "full-width brackets");
+    cr_assert_str_eq(iw__rp_num(0.00005, 4, buf, sizeof(buf)), "0.00005", "no exponent");
+    cr_assert_str_eq(iw__rp_num(0.8200000000000001, 6, buf, sizeof(buf)), "0.82");
+    cr_assert_str_eq(iw__rp_num(NAN, 4, buf, sizeof(buf)), "");
+    cr_assert_str_eq(iw__rp_pct(NAN, buf, sizeof(buf)), "n/a");
+    cr_assert_str_eq(iw__rp_pct(2.0 / 3.0, buf, sizeof(buf)), "66.67%");
+    cr_assert_str_eq(iw__rp_class_name(6), "劣V");
+    cr_assert_str_eq(iw__rp_class_name(0), "-");
+}
+
+/* ==========================================================================
+ * Water
+ * ======================================================================== */
+
+static const struct iw_device_cfg water_inv[] = {
+    { .source = "water", .site = "dongtan", .device = "w01", .name = "东滩 1号站",
+      .body = IW_BODY_RIVER, .target = 3 },
+    { .source = "water", .site = "dongtan", .device = "w09", .name = "never reported",
+      .body = IW_BODY_RIVER, .target = 3 },
+    { .source = "water", .site = "xihu", .device = "l01", .body = IW_BODY_LAKE, .target = 2 },
+};
+
+/* Six days, one per class I .. 劣V, and a day with only water temperature. */
+static void water_fixture(void)
+{
+    put("water/dongtan/w01/nh3_n", T("2026-05-01T08:00:00+08:00"), 0.1, 0);
+    put("water/dongtan/w01/nh3_n", T("2026-05-01T23:59:00+08:00"), 0.1, 0);   /* same local day */
+    put("water/dongtan/w01/do", T("2026-05-01T08:00:00+08:00"), 8.0, 'N');    /* N is normal */
+    put("water/dongtan/w01/nh3_n", T("2026-05-02T08:00:00+08:00"), 0.4, 0);
+    put("water/dongtan/w01/nh3_n", T("2026-05-02T12:00:00+08:00"), 0.6, 0);   /* mean 0.5: II */
+    put("water/dongtan/w01/nh3_n", T("2026-05-03T08:00:00+08:00"), 1.0, 0);   /* III, inclusive */
+    put("water/dongtan/w01/nh3_n", T("2026-05-04T08:00:00+08:00"), 1.2, 0);   /* IV */
+    put("water/dongtan/w01/nh3_n", T("2026-05-05T08:00:00+08:00"), 2.5, 0);   /* 劣V */
+    put("water/dongtan/w01/nh3_n", T("2026-05-06T08:00:00+08:00"), 0.1, 0);
+    put("water/dongtan/w01/tp", T("2026-05-06T08:00:00+08:00"), 0.35, 0);     /* river TP: V */
+    put("water/dongtan/w01/temp", T("2026-05-07T08:00:00+08:00"), 14.0, 0);   /* no class */
+    /* the rule engine's derived series is not a parameter: ignored */
+    put("water/dongtan/w01/class", T("2026-05-05T12:00:00+08:00"), 1, 0);
+    flush();
+}
+
+Test(report, water_class_distribution_and_compliance_rate)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-06-01T00:00:00+08:00");
+    struct iw_water_report *r;
+    struct iw_diag diag = { 0 };
+
+    water_fixture();
+    o.devices = water_inv;
+    o.n_devices = 3;
+    o.site_glob = "dongtan";
+    cr_assert_eq(iw_report_water(st, &o, &r, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_assert_eq(r->n_days, 31);
+    cr_assert_eq(r->n_sites, 1, "xihu is filtered out by --site");
+    cr_assert_eq(r->n_dev, 2);
+    const struct iw_water_device *d = &r->dev[0];
+    cr_assert_str_eq(d->device, "w01");
+    cr_assert_str_eq(d->name, "东滩 1号站");
+    cr_assert_eq(d->target, 3);
+    cr_assert_eq(d->n_days, 7);
+    static const int want_cls[] = { 1, 2, 3, 4, 6, 5, 0 };
+    for (size_t k = 0; k < 7; k++)
+        cr_expect_eq(d->days[k].cls, want_cls[k], "day %zu class %d", k, d->days[k].cls);
+    cr_expect_float_eq(d->days[1].mean[IW_WATER_NH3_N], 0.5, 1e-12);
+    cr_expect_eq(d->days[0].n[IW_WATER_NH3_N], 2, "23:59 local is still May 1");
+    cr_expect(d->days[5].deciding[IW_WATER_TP] && !d->days[5].deciding[IW_WATER_NH3_N]);
+    const struct iw_water_tally *t = &d->tally;
+    cr_assert_eq(t->days, 7);
+    cr_assert_eq(t->days_classed, 6);
+    for (int c = 1; c <= 6; c++)
+        cr_expect_eq(t->by_class[c], 1, "class %d", c);
+    cr_assert_eq(t->days_meeting, 3);
+    cr_assert_float_eq(t->rate, 0.5, 1e-12);
+    enum iw_water_param worst[3];
+    cr_assert_eq(iw_water_tally_worst(t, worst, 3), 2);
+    cr_expect_eq(worst[0], IW_WATER_NH3_N);
+    cr_expect_eq(t->deciding[IW_WATER_NH3_N], 4);
+    cr_expect_eq(worst[1], IW_WATER_TP);
+    cr_expect_eq(t->over_target[IW_WATER_NH3_N], 2);
+    /* the declared station that never reported */
+    cr_assert_str_eq(r->dev[1].device, "w09");
+    cr_assert(r->dev[1].declared);
+    cr_assert_eq(r->dev[1].n_days, 0);
+    cr_assert(isnan(r->dev[1].tally.rate));
+    cr_assert_float_eq(r->sites[0].tally.rate, 0.5, 1e-12);
+    iw_report_water_free(r);
+}
+
+Test(report, water_lake_body_and_target_come_from_the_inventory)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+    struct iw_water_report *r;
+
+    put("water/xihu/l01/tp", T("2026-05-01T08:00:00+08:00"), 0.03, 0);
+    put("water/river/r01/tp", T("2026-05-01T08:00:00+08:00"), 0.03, 0);   /* not declared */
+    flush();
+    o.devices = water_inv;
+    o.n_devices = 3;
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->n_sites, 3);             /* dongtan (declared only), river, xihu */
+    const struct iw_water_device *river = &r->dev[2], *lake = &r->dev[3];
+    cr_assert_str_eq(river->site, "river");
+    cr_assert_not(river->declared);
+    cr_assert_eq(river->days[0].cls, 2, "river TP 0.03 is II");
+    cr_assert_eq(river->target, 3, "default target III");
+    cr_assert(river->days[0].meets);
+    cr_assert_str_eq(lake->site, "xihu");
+    cr_assert_eq(lake->days[0].cls, 3, "lake TP 0.03 is III");
+    cr_assert_not(lake->days[0].meets, "target II");
+    cr_assert_float_eq(r->total.rate, 0.5, 1e-12);
+    iw_report_water_free(r);
+}
+
+Test(report, water_flagged_samples_are_excluded)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+    struct iw_water_report *r;
+
+    put("water/s/w/nh3_n", T("2026-05-01T08:00:00+08:00"), 0.1, 0);
+    put("water/s/w/nh3_n", T("2026-05-01T09:00:00+08:00"), 5.0, 'D');   /* instrument fault */
+    put("water/s/w/nh3_n", T("2026-05-01T10:00:00+08:00"), 9.0, 'C');   /* calibration */
+    put("water/s/w/nh3_n", T("2026-05-02T10:00:00+08:00"), 9.0, 'M');   /* a day of only flags */
+    flush();
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->n_dev, 1);
+    cr_assert_eq(r->dev[0].n_days, 1, "the flagged-only day has no mean");
+    cr_assert_float_eq(r->dev[0].days[0].mean[IW_WATER_NH3_N], 0.1, 1e-12);
+    cr_assert_eq(r->dev[0].days[0].cls, 1);
+    cr_assert_eq(r->dev[0].days[0].n_flagged, 2);
+    cr_assert_eq(r->dev[0].tally.flagged, 3);
+    cr_assert_float_eq(r->dev[0].tally.rate, 1.0, 1e-12);
+    iw_report_water_free(r);
+}
+
+Test(report, water_outputs)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-06-01T00:00:00+08:00");
+    struct iw_water_report *r;
+
+    water_fixture();
+    o.devices = water_inv;
+    o.n_devices = 1;
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    char *csv = render(water_write, r, IW_REPORT_CSV);
+    cr_assert(strncmp(csv, "row,site,device,name,date,target,class,class_name,meets_target,", 63)
+              == 0, "%s", csv);
+    cr_assert_not_null(strstr(csv, "\nday,dongtan,w01,东滩 1号站,2026-05-05,III,6,劣V,0,"), "%s", csv);
+    cr_assert_not_null(strstr(csv, "\nsite,dongtan,,,,III,"), "%s", csv);
+    cr_assert_not_null(strstr(csv, ",7,6,1,1,1,1,1,1,3,0.5000,NH3-N:4;TP:1,0\n"), "%s", csv);
+    char *tbl = render(water_write, r, IW_REPORT_TABLE);
+    cr_assert_not_null(strstr(tbl, "达标率"));
+    cr_assert_not_null(strstr(tbl, "50.00%"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "NH3-N (4), TP (1)"), "%s", tbl);
+    char *html = render(water_write, r, IW_REPORT_HTML);
+    cr_assert_not_null(strstr(html, "<svg"));
+    cr_assert_not_null(strstr(html, "@media print"));
+    cr_assert_not_null(strstr(html, "劣Ⅴ类"));
+    cr_assert_null(strstr(html, "<script"));
+    cr_assert_null(strstr(html, "<link"));
+    cr_assert_null(strstr(html, "src="));
+    cr_assert_null(strstr(html, "url("));
+    cr_assert(strstr(html, "</html>\n") != NULL);
+    free(csv);
+    free(tbl);
+    free(html);
+    iw_report_water_free(r);
+}
+
+/* ==========================================================================
+ * Air
+ * ======================================================================== */
+
+static struct iw_air_report *air(struct iw_report_opts *o)
+{
+    struct iw_air_report *r = NULL;
+    struct iw_diag diag = { 0 };
+    cr_assert_eq(iw_report_air(st, o, &r, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    return r;
+}
+
+Test(report, air_day_with_19_valid_hours_is_invalid)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-04T00:00:00+08:00");
+
+    put_hours("air/a/a01/pm25", "2026-05-01T00:00:00+08:00", 20, 30);
+    put_hours("air/a/a01/pm25", "2026-05-02T00:00:00+08:00", 19, 30);
+    flush();
+    struct iw_air_report *r = air(&o);
+    const struct iw_air_device *d = &r->dev[0];
+    cr_assert_eq(d->n_days, 2);
+    cr_assert(d->days[0].valid);
+    cr_assert_eq(d->days[0].item[IW_AQI_PM25_24H].n, 20);
+    cr_assert_eq(d->days[0].aqi, 43, "2026 PM2.5 30 -> ceil(42.86)");
+    cr_assert_eq(d->days[0].level, 1);
+    cr_assert_eq(d->days[0].primary, 0, "no primary pollutant at AQI <= 50");
+    cr_assert_not(d->days[1].valid, "19 hours < 20");
+    cr_assert_eq(d->days[1].item[IW_AQI_PM25_24H].n, 19);
+    cr_assert_eq(d->days[1].missing, 1u << IW_AQI_P_PM25);
+    cr_assert_eq(r->sites[0].tally.valid_days, 1);
+    cr_assert_eq(r->sites[0].tally.invalid_days, 1);
+    cr_assert_eq(r->sites[0].tally.nodata_days, 1);
+    cr_assert_float_eq(r->sites[0].tally.good_rate, 1.0, 1e-12);
+    iw_report_air_free(r);
+}
+
+Test(report, air_hour_needs_45_minutes_of_minute_data)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+    int64_t d1 = T("2026-05-01T00:00:00+08:00"), d2 = T("2026-05-02T00:00:00+08:00");
+
+    /* Day 1: 20 hours of 45 minutes. Day 2: the same but one hour has only 44. */
+    for (int h = 0; h < 20; h++)
+        for (int m = 1; m <= 45; m++) {
+            put("air/a/a01/pm25", d1 + h * IW_MS_PER_HOUR + m * IW_MS_PER_MIN - 30000, 30, 0);
+            if (!(h == 5 && m == 45))
+                put("air/a/a01/pm25", d2 + h * IW_MS_PER_HOUR + m * IW_MS_PER_MIN - 30000, 30, 0);
+        }
+    flush();
+    struct iw_air_report *r = air(&o);
+    cr_assert_eq(r->dev[0].n_days, 2);
+    cr_assert(r->dev[0].days[0].valid);
+    cr_assert_eq(r->dev[0].days[0].item[IW_AQI_PM25_24H].n, 20);
+    cr_assert_not(r->dev[0].days[1].valid);
+    cr_assert_eq(r->dev[0].days[1].item[IW_AQI_PM25_24H].n, 19);
+    iw_report_air_free(r);
+}
+
+Test(report, air_aqi_exactly_100_is_good)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+
+    put_hours("air/a/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 60);   /* 2026: IAQI 100 */
+    put_hours("air/a/a01/pm25", "2026-05-02T00:00:00+08:00", 24, 61);   /* 101 */
+    flush();
+    struct iw_air_report *r = air(&o);
+    const struct iw_air_day *d = r->dev[0].days;
+    cr_assert_eq(d[0].aqi, 100);
+    cr_assert_eq(d[0].level, 2);
+    cr_assert_eq(d[1].aqi, 101);
+    cr_assert_eq(d[1].level, 3);
+    cr_assert_eq(d[1].primary, IW_AQI_BIT(IW_AQI_PM25_24H));
+    cr_assert_eq(r->sites[0].tally.good_days, 1);
+    cr_assert_eq(r->sites[0].tally.by_level[2], 1);
+    cr_assert_eq(r->sites[0].tally.by_level[3], 1);
+    cr_assert_float_eq(r->sites[0].tally.good_rate, 0.5, 1e-12);
+    cr_assert_eq(r->sites[0].tally.max_aqi, 101);
+    iw_report_air_free(r);
+}
+
+Test(report, air_breakpoints_switch_on_2026_03_01)
+{
+    struct iw_report_opts o = opts_for("2026-02-28T00:00:00+08:00", "2026-03-02T00:00:00+08:00");
+
+    put_hours("air/a/a01/pm25", "2026-02-28T00:00:00+08:00", 24, 75);
+    put_hours("air/a/a01/pm25", "2026-03-01T00:00:00+08:00", 24, 75);
+    flush();
+    struct iw_air_report *r = air(&o);
+    const struct iw_air_day *d = r->dev[0].days;
+    cr_assert_eq(r->dev[0].n_days, 2);
+    cr_assert_eq(d[0].std, IW_AQI_HJ633_2012);
+    cr_assert_eq(d[0].aqi, 100, "2012: PM2.5 75 is the IAQI-100 breakpoint");
+    cr_assert_eq(d[1].std, IW_AQI_HJ633_2026);
+    cr_assert_eq(d[1].aqi, 114, "2026: 100 + 50/55 * 15 = 113.6 -> 114");
+    cr_assert_float_eq(r->sites[0].tally.good_rate, 0.5, 1e-12);
+    cr_assert(r->std_used[IW_AQI_HJ633_2012] && r->std_used[IW_AQI_HJ633_2026]);
+    iw_report_air_free(r);
+
+    o.standard = IW_AQI_HJ633_2026;
+    r = air(&o);
+    cr_assert_eq(r->dev[0].days[0].std, IW_AQI_HJ633_2026);
+    cr_assert_eq(r->dev[0].days[0].aqi, 114, "forced 2026");
+    iw_report_air_free(r);
+    /* the switch is the local midnight */
+    cr_assert_eq(iw_report_air_standard(IW_REPORT_STD_AUTO, T("2026-03-01T00:00:00+08:00"), 480),
+                 IW_AQI_HJ633_2026);
+    cr_assert_eq(iw_report_air_standard(IW_REPORT_STD_AUTO, T("2026-02-28T00:00:00+08:00"), 480),
+                 IW_AQI_HJ633_2012);
+}
+
+Test(report, air_flagged_samples_are_excluded)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+    int64_t day = T("2026-05-01T00:00:00+08:00");
+
+    put_hours("air/a/a01/pm25", "2026-05-01T00:00:00+08:00", 20, 30);
+    for (int h = 21; h <= 24; h++)
+        put("air/a/a01/pm25", day + h * IW_MS_PER_HOUR, 480, 'D');
+    flush();
+    struct iw_air_report *r = air(&o);
+    const struct iw_air_day *d = &r->dev[0].days[0];
+    cr_assert(d->valid);
+    cr_assert_float_eq(d->item[IW_AQI_PM25_24H].value, 30, 1e-9);
+    cr_assert_eq(d->aqi, 43);
+    cr_assert_eq(d->n_flagged, 4);
+    cr_assert_eq(r->sites[0].tally.flagged, 4);
+    iw_report_air_free(r);
+}
+
+Test(report, air_missing_pollutant_invalidates_unless_above_100)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+
+    put_hours("air/a/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 150);   /* IAQI 200 */
+    put_hours("air/a/a01/co", "2026-05-01T00:00:00+08:00", 10, 0.5);
+    put_hours("air/a/a01/pm25", "2026-05-02T00:00:00+08:00", 24, 30);
+    put_hours("air/a/a01/co", "2026-05-02T00:00:00+08:00", 10, 0.5);
+    flush();
+    struct iw_air_report *r = air(&o);
+    const struct iw_air_day *d = r->dev[0].days;
+    cr_assert_eq(r->dev[0].measured, (1u << IW_AQI_P_PM25) | (1u << IW_AQI_P_CO));
+    cr_assert(d[0].valid && d[0].partial);
+    cr_assert_eq(d[0].aqi, 200);
+    cr_assert_eq(d[0].missing, 1u << IW_AQI_P_CO);
+    cr_assert_not(d[1].valid, "AQI 43 could be higher with CO");
+    cr_assert_eq(r->sites[0].tally.valid_days, 1);
+    cr_assert_float_eq(r->sites[0].tally.good_rate, 0.0, 1e-12);
+    iw_report_air_free(r);
+}
+
+Test(report, air_o3_daily_max_8h_and_site_of_two_devices)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+
+    put_hours("air/two/a01/o3", "2026-05-01T00:00:00+08:00", 24, 200);   /* 8h 200 -> 137 */
+    put_hours("air/two/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 30);
+    put_hours("air/two/a02/pm25", "2026-05-01T00:00:00+08:00", 24, 50);
+    flush();
+    struct iw_air_report *r = air(&o);
+    cr_assert_eq(r->n_dev, 2);
+    cr_assert_eq(r->n_sites, 1);
+    const struct iw_air_day *a1 = &r->dev[0].days[0];
+    cr_assert_eq(a1->aqi, 137);
+    cr_assert_eq(a1->primary, IW_AQI_BIT(IW_AQI_O3_8H));
+    cr_assert_eq(r->dev[1].days[0].aqi, 80, "2026 PM2.5 50: 50 + 50/25 * 15");
+    const struct iw_air_site *s = &r->sites[0];
+    cr_assert_eq(s->n_days, 1);
+    cr_assert_float_eq(s->days[0].item[IW_AQI_PM25_24H].value, 40, 1e-9);
+    cr_assert_eq(s->days[0].item[IW_AQI_PM25_24H].n, 2);
+    cr_assert_eq(s->days[0].aqi, 137, "O3 from a01 decides the site");
+    cr_assert(s->days[0].valid, "a02 measures no O3, a01 does: the site has both");
+    iw_report_air_free(r);
+}
+
+Test(report, air_outputs)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+
+    put_hours("air/a/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 60);
+    put_hours("air/a/a01/pm25", "2026-05-02T00:00:00+08:00", 19, 61);
+    flush();
+    struct iw_air_report *r = air(&o);
+    char *csv = render(air_write, r, IW_REPORT_CSV);
+    cr_assert(strncmp(csv, "row,site,device,name,date,standard,aqi,level,", 45) == 0, "%s", csv);
+    cr_assert_not_null(strstr(csv, "\nday,a,a01,,2026-05-01,HJ633-2026,100,2,良,Good,PM2.5,1,0,,"),
+                       "%s", csv);
+    cr_assert_not_null(strstr(csv, "\nday,a,a01,,2026-05-02,HJ633-2026,,,,,,0,0,PM2.5: 19 valid "
+                              "hours < 20,,,,,,,61,"), "%s", csv);
+    cr_assert_not_null(strstr(csv, "\nsite,a,a01,,,,,,,,,,,,,,,,,,,2,1,1,0,1,1.0000,0,1,0,0,0,0,100,0\n"),
+                       "%s", csv);
+    char *tbl = render(air_write, r, IW_REPORT_TABLE);
+    cr_assert_not_null(strstr(tbl, "优良天数比例"));
+    cr_assert_not_null(strstr(tbl, "100.00%"), "%s", tbl);
+    char *html = render(air_write, r, IW_REPORT_HTML);
+    cr_assert_not_null(strstr(html, "fill=\"#FFFF00\""), "AQI 100 bar in the level-2 colour");
+    cr_assert_not_null(strstr(html, "#7E0023"), "the legend has all six level colours");
+    cr_assert_not_null(strstr(html, "优良天数比例"));
+    cr_assert_null(strstr(html, "<script"));
+    cr_assert_null(strstr(html, "src="));
+    free(csv);
+    free(tbl);
+    free(html);
+    iw_report_air_free(r);
+}
+
+/* ==========================================================================
+ * Cameras
+ * ======================================================================== */
+
+static const struct iw_device_cfg cam_inv[] = {
+    { .source = "camera", .site = "dongtan", .device = "c01", .name = "码头" },
+    { .source = "camera", .site = "dongtan", .device = "c09", .name = "未上线" },
+};
+
+Test(report, camera_online_rate_with_a_gap_and_a_never_seen_camera)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00Z", "2026-05-01T00:10:30Z");
+    int64_t t0 = o.from;
+    struct iw_camera_report *r;
+
+    for (int s = 0; s < 630; s += 30) {
+        int minute = s / 60;
+        if (minute == 5)
+            put("camera/dongtan/c01/online", t0 + s * 1000, 0, 0);       /* offline heartbeat */
+        else if (minute == 6)
+            put("camera/dongtan/c01/online", t0 + s * 1000, 1, 'B');     /* flagged */
+        else
+            put("camera/dongtan/c01/online", t0 + s * 1000, 1, 0);
+    }
+    put("camera/dongtan/c01/online", t0 - 1000, 1, 0);                   /* before the period */
+    put("camera/dongtan/c01/fps", t0 + 5000, 25, 0);
+    put("camera/old/c77/online", t0 - IW_MS_PER_DAY, 1, 0);              /* not in this period */
+    flush();
+    o.devices = cam_inv;
+    o.n_devices = 2;
+    cr_assert_eq(iw_report_cameras(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->n_intervals, 11, "ten minutes and a 30 s remainder");
+    cr_assert_eq(r->n_cams, 2, "c77 has no data in the period and is not declared");
+    const struct iw_camera *c = &r->cams[0];
+    cr_assert_str_eq(c->device, "c01");
+    cr_assert_eq(c->online, 9, "minutes 0-4, 7-10");
+    cr_assert_eq(c->flagged, 2);
+    cr_assert_eq(c->heartbeats, 19);
+    cr_assert_eq(c->first_seen, t0);
+    cr_assert_float_eq(c->rate, 9.0 / 11.0, 1e-12);
+    cr_assert_str_eq(r->cams[1].device, "c09");
+    cr_assert_eq(r->cams[1].online, 0);
+    cr_assert_eq(r->cams[1].intervals, 11);
+    cr_assert_eq(r->cams[1].first_seen, INT64_MIN);
+    cr_assert_eq(r->sites[0].never_seen, 1);
+    cr_assert_float_eq(r->sites[0].rate, 9.0 / 22.0, 1e-12);
+    cr_assert_float_eq(r->total.rate, 9.0 / 22.0, 1e-12);
+
+    char *csv = render(cameras_write, r, IW_REPORT_CSV);
+    cr_assert_not_null(strstr(csv, "\ncamera,dongtan,c01,码头,1,11,9,0.8182,19,2,"), "%s", csv);
+    cr_assert_not_null(strstr(csv, "\ncamera,dongtan,c09,未上线,1,11,0,0.0000,0,0,,,,\n"), "%s", csv);
+    cr_assert_not_null(strstr(csv, "\nsite,dongtan,,,,22,9,0.4091,,,,,2,1\n"), "%s", csv);
+    char *tbl = render(cameras_write, r, IW_REPORT_TABLE);
+    cr_assert_not_null(strstr(tbl, "在线率"));
+    cr_assert_not_null(strstr(tbl, "never reported"));
+    char *html = render(cameras_write, r, IW_REPORT_HTML);
+    cr_assert_not_null(strstr(html, "<svg"));
+    cr_assert_null(strstr(html, "<script"));
+    free(csv);
+    free(tbl);
+    free(html);
+    iw_report_cameras_free(r);
+}
+
+Test(report, camera_heartbeats_in_one_interval_count_once)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00Z", "2026-05-01T00:05:00Z");
+    struct iw_camera_report *r;
+
+    for (int s = 0; s < 60; s += 5)
+        put("camera/x/c1/online", o.from + s * 1000, 1, 0);
+    flush();
+    o.interval_ms = 60000;
+    cr_assert_eq(iw_report_cameras(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->cams[0].online, 1);
+    cr_assert_float_eq(r->cams[0].rate, 0.2, 1e-12);
+    iw_report_cameras_free(r);
+    o.interval_ms = 0;
+    cr_assert_eq(iw_report_cameras(st, &o, &r, NULL), IW_E_INVAL);
+    cr_assert_null(r);
+}
