@@ -509,34 +509,57 @@ char *iw__rp_primary(unsigned mask, char *buf, size_t len)
     return buf;
 }
 
+/* A daily item the day's AQI needed but could not use. */
+static bool missing_item(const struct iw_air_day *d, unsigned mask, int it)
+{
+    const struct iw_aqi_item_info *info = iw_aqi_item_info((enum iw_aqi_item)it);
+    return (mask & IW_AQI_BIT(it)) && (d->missing & (1u << info->pollutant)) &&
+           !d->item[it].valid;
+}
+
+static const char *item_label(int it)
+{
+    if (it == IW_AQI_O3_8H)
+        return "O3 8h";
+    if (it == IW_AQI_O3_1H)
+        return "O3 1h max";
+    return iw_aqi_pollutant_info(iw_aqi_item_info((enum iw_aqi_item)it)->pollutant)->name;
+}
+
+/* Items with the same shortfall share one clause ("SO2, NO2: 16 valid hours < 20"). */
+static bool same_shortfall(const struct iw_air_day *d, int a, int b)
+{
+    return d->n_devices > 0 ||
+           ((a == IW_AQI_O3_8H) == (b == IW_AQI_O3_8H) && d->item[a].n == d->item[b].n);
+}
+
 char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len)
 {
-    unsigned mask = iw_aqi_inputs(d->std, IW_AQI_DAILY);
-    char item[96];
+    unsigned mask = iw_aqi_inputs(d->std, IW_AQI_DAILY), done = 0;
+    char body[400] = "", names[160], clause[240];
 
     buf[0] = '\0';
     if (d->missing == 0)
         return buf;
-    char body[400] = "";
     for (int it = 0; it < IW_AQI_NITEMS; it++) {
-        const struct iw_aqi_item_info *info = iw_aqi_item_info((enum iw_aqi_item)it);
-        const char *name;
-        if (!(mask & IW_AQI_BIT(it)) || !(d->missing & (1u << info->pollutant)) ||
-            d->item[it].valid)
+        if (!missing_item(d, mask, it) || (done & IW_AQI_BIT(it)))
             continue;
-        name = iw_aqi_pollutant_info(info->pollutant)->name;
+        names[0] = '\0';
+        for (int j = it; j < IW_AQI_NITEMS; j++) {
+            if (!missing_item(d, mask, j) || (done & IW_AQI_BIT(j)) || !same_shortfall(d, it, j))
+                continue;
+            append(names, sizeof(names), ", ", item_label(j));
+            done |= IW_AQI_BIT(j);
+        }
         if (d->n_devices > 0)       /* a site's mean: the devices' own days say why */
-            snprintf(item, sizeof(item), "%s: no device with a valid daily value", info->name);
+            snprintf(clause, sizeof(clause), "no device with a valid daily value of %s", names);
         else if (it == IW_AQI_O3_8H)
-            snprintf(item, sizeof(item), "O3 8h: %d valid 8-h means < %d", d->item[it].n,
-                     IW_AVG_MIN_8H_PER_DAY);
-        else if (it == IW_AQI_O3_1H)
-            snprintf(item, sizeof(item), "O3 1h max: %d valid hours < %d", d->item[it].n,
-                     IW_AVG_MIN_HOURS_24H);
+            snprintf(clause, sizeof(clause), "%s: %d valid 8-h means < %d", names,
+                     d->item[it].n, IW_AVG_MIN_8H_PER_DAY);
         else
-            snprintf(item, sizeof(item), "%s: %d valid hours < %d", name, d->item[it].n,
+            snprintf(clause, sizeof(clause), "%s: %d valid hours < %d", names, d->item[it].n,
                      IW_AVG_MIN_HOURS_24H);
-        append(body, sizeof(body), "; ", item);
+        append(body, sizeof(body), "; ", clause);
     }
     /* A partial day is valid: its AQI above 100 cannot fall with the missing values. */
     snprintf(buf, len, "%s%s", d->partial ? "valid at AQI > 100 without " : "", body);

@@ -122,7 +122,7 @@ static void csv_row(FILE *out, const char *const *cells, size_t n)
 
 /* Scratch text for one row: cell i is buf[i]. */
 struct row {
-    char buf[TBL_MAXCOL][128];
+    char buf[TBL_MAXCOL][256];
     const char *cell[TBL_MAXCOL];
     size_t n;
 };

@@ -479,6 +479,10 @@ Test(report, air_missing_pollutant_invalidates_unless_above_100)
     cr_assert_eq(d[0].aqi, 200);
     cr_assert_eq(d[0].missing, 1u << IW_AQI_P_CO);
     cr_assert_not(d[1].valid, "AQI 43 could be higher with CO");
+    char note[400];
+    cr_assert_str_eq(iw__rp_air_note(&d[0], note, sizeof(note)),
+                     "valid at AQI > 100 without CO: 10 valid hours < 20");
+    cr_assert_str_eq(iw__rp_air_note(&d[1], note, sizeof(note)), "CO: 10 valid hours < 20");
     cr_assert_eq(r->sites[0].tally.valid_days, 1);
     cr_assert_float_eq(r->sites[0].tally.good_rate, 0.0, 1e-12);
     iw_report_air_free(r);
