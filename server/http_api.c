@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The /api/v1 endpoints (SPEC §6, §7). Reading endpoints answer with the very
+ * documents `islewatch ... --format json` prints (islewatch/api_json.h):
+ *
+ *   GET /api/v1/series?match=GLOB
+ *       [{"series":"water/dongtan/w01/nh3_n","first":T,"last":T,"count":N}]
+ *   GET /api/v1/query?series=GLOB&from=T&to=T[&step=D&agg=avg|min|max|sum|count|last]
+ *       [{"series":"...","points":[[T,V],...]}]; T epoch ms. Without step the
+ *       raw points, where a flagged point (HJ 212) has its flag as a third
+ *       element, [T,V,"D"]; with step, [bucket_start, aggregate]. from
+ *       defaults to -1h, to to now; agg to avg.
+ *   GET /api/v1/alerts[?active=1&since=T&rule=R&limit=N]
+ *   GET /api/v1/alerts/stream     Server-Sent Events (below)
+ *
+ * State changes (the caller, http.c, has checked the token):
+ *   POST /api/v1/alerts/ID/ack    body {"by":"...","comment":"..."} optional
+ *   GET|POST /api/v1/silences, DELETE /api/v1/silences/ID
+ *   POST /api/v1/reload           200 {"ok":true} | 400 {"ok":false,"errors":[...]}
+ *
+ * The SSE stream: each alert is "id: SEQ\nevent: alert\ndata: JSON\n\n". A
+ * client that sends Last-Event-ID (browsers do on reconnect) or ?since=SEQ
+ * first gets every alert with a greater seq from the store, then the live
+ * feed; a new client starts at the current seq. A ": keep-alive" comment goes
+ * out after 15 s without an alert. The content reader blocks on the feed in
+ * 250 ms slices, so it notices iw_http_stop() within that time.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "islewatch/api_json.h"
+#include "islewatch/clock.h"
+#include "islewatch/daemon.h"
+#include "islewatch/log.h"
+#include "islewatch/silences.h"
+#include "islewatch/store.h"
+#include "http_int.h"
+
+#define SSE_KEEPALIVE_NS (15LL * 1000000000LL)
+#define SSE_WAIT_MS 250
+#define SSE_REPLAY_CHUNK (512 * 1024)  /* bytes of history replayed per refill */
+
+static const char time_help[] = "RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, \"now\" or "
+                                "relative (-1h)";
+
+/* ======================================================================== */
+/* Reading endpoints                                                         */
+/* ======================================================================== */
+
+static enum MHD_Result store_failed(struct MHD_Connection *c, int rc, const char *what)
+{
+    if (rc == IW_E_NOMEM)
+        return iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s: out of memory", what);
+    return iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s failed: %s (see the daemon's "
+                          "log)", what, iw_strerror(rc));
+}
+
+static bool parse_time_arg(struct MHD_Connection *c, const char *name, const char *def,
+                           int64_t now, int64_t *out, enum MHD_Result *ret)
+{
+    const char *v = iw__http_arg(c, name);
+    if (v == NULL || v[0] == '\0')
+        v = def;
+    if (iw_time_arg_parse(v, now, out) == IW_OK)
+        return true;
+    *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "%s=\"%s\" is not a time; use %s", name, v,
+                          time_help);
+    return false;
+}
+
+enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c)
+{
+    const char *glob = iw__http_arg(c, "match");
+    char *out = NULL;
+    int rc = iw_api_series_json(iw_daemon_store(h->d), glob && glob[0] ? glob : NULL, &out);
+
+    if (rc != IW_OK)
+        return store_failed(c, rc, "listing series");
+    return iw__http_json(c, MHD_HTTP_OK, out);
+}
+
+enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
+{
+    const char *glob = iw__http_arg(c, "series"), *step_s = iw__http_arg(c, "step");
+    const char *agg_s = iw__http_arg(c, "agg");
+    int64_t now = iw_now_ms(), from, to, step = 0;
+    enum MHD_Result ret;
+    int agg = IW_Q_RAW, rc;
+    char *out = NULL;
+
+    if (glob == NULL || glob[0] == '\0')
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "series=GLOB is required, e.g. "
+                              "/api/v1/query?series=water/*/*/nh3_n&from=-1h");
+    if (!parse_time_arg(c, "from", "-1h", now, &from, &ret) ||
+        !parse_time_arg(c, "to", "now", now, &to, &ret))
+        return ret;
+    if (from >= to)
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "from (%" PRId64 ") must be before to "
+                              "(%" PRId64 ")", from, to);
+    if (step_s != NULL && step_s[0] != '\0') {
+        char *end;
+        errno = 0;
+        long long ms = strtoll(step_s, &end, 10);
+        if (*end == '\0' && errno == 0)
+            step = ms;                               /* plain milliseconds */
+        else if (iw_duration_parse(step_s, &step) != IW_OK)
+            step = -1;
+        if (step <= 0)
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "step=\"%s\" is not a positive "
+                                  "duration; use e.g. 30s, 5m, 1h, 1d", step_s);
+        if ((to - from) / step > 1000000)
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "step=%s gives more than 1000000 "
+                                  "buckets over this range; use a larger step", step_s);
+        agg = IW_Q_AVG;
+    }
+    if (agg_s != NULL && agg_s[0] != '\0') {
+        agg = iw_agg_parse(agg_s);
+        if (agg <= IW_Q_RAW)
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "agg=\"%s\" is not one of avg, min, "
+                                  "max, sum, count, last", agg_s);
+        if (step == 0)
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "agg=%s needs step=D (the bucket "
+                                  "width, e.g. step=5m)", agg_s);
+    }
+    rc = iw_api_query_json(iw_daemon_store(h->d), glob, from, to, step, (enum iw_agg)agg, &out);
+    if (rc != IW_OK)
+        return store_failed(c, rc, "the query");
+    return iw__http_json(c, MHD_HTTP_OK, out);
+}
+
+enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c)
+{
+    const char *active_s = iw__http_arg(c, "active"), *rule = iw__http_arg(c, "rule");
+    const char *limit_s = iw__http_arg(c, "limit"), *since_s = iw__http_arg(c, "since");
+    bool active = false;
+    int64_t since = INT64_MIN;
+    unsigned long long limit = 0;
+    char *out = NULL;
+    int rc;
+
+    if (active_s != NULL) {
+        if (strcmp(active_s, "1") == 0 || strcmp(active_s, "true") == 0 || active_s[0] == '\0')
+            active = true;
+        else if (strcmp(active_s, "0") != 0 && strcmp(active_s, "false") != 0)
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "active=\"%s\": use active=1 or "
+                                  "active=0", active_s);
+    }
+    if (since_s != NULL && since_s[0] != '\0' &&
+        iw_time_arg_parse(since_s, iw_now_ms(), &since) != IW_OK)
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "since=\"%s\" is not a time; use %s",
+                              since_s, time_help);
+    if (limit_s != NULL && limit_s[0] != '\0') {
+        char *end;
+        errno = 0;
+        limit = strtoull(limit_s, &end, 10);
+        if (*end != '\0' || errno != 0 || limit_s[0] == '-')
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "limit=\"%s\" is not a count; use "
+                                  "e.g. limit=100 (0: no limit)", limit_s);
+    }
+    rc = iw_api_alerts_json(iw_daemon_store(h->d), active, since, rule && rule[0] ? rule : NULL,
+                            (size_t)limit, &out);
+    if (rc != IW_OK)
+        return store_failed(c, rc, "reading alerts");
+    return iw__http_json(c, MHD_HTTP_OK, out);
+}
+
+/* ======================================================================== */
+/* Server-Sent Events                                                        */
+/* ======================================================================== */
+
+struct sse {
+    struct iw_http *h;
+    struct iw_store *st;
+    uint64_t last;              /* highest seq sent (or skipped as past) */
+    bool replay;                /* still reading history from the store */
+    bool gap;                   /* the live feed no longer holds last + 1 */
+    bool oom;
+    char *buf;
+    size_t len, off, cap;
+    int64_t next_keepalive_ns;
+};
+
+static void sse_put(struct sse *s, const char *p, size_t n)
+{
+    if (s->oom)
+        return;
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 8192;
+        while (cap < s->len + n)
+            cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (nb == NULL) {
+            s->oom = true;
+            return;
+        }
+        s->buf = nb;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+}
+
+/* One event; a JSON text with line breaks becomes several data: lines. */
+static void sse_event(struct sse *s, uint64_t seq, const char *json, size_t len)
+{
+    char head[64];
+    int n = snprintf(head, sizeof(head), "id: %" PRIu64 "\nevent: alert\n", seq);
+    sse_put(s, head, (size_t)n);
+    while (len > 0) {
+        const char *nl = memchr(json, '\n', len);
+        size_t line = nl ? (size_t)(nl - json) : len;
+        sse_put(s, "data: ", 6);
+        sse_put(s, json, line);
+        sse_put(s, "\n", 1);
+        json += line + (nl != NULL);
+        len -= line + (nl != NULL);
+    }
+    sse_put(s, "\n", 1);
+    s->last = seq;
+}
+
+static int replay_cb(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    struct sse *s = ctx;
+    if (seq <= s->last)
+        return 0;
+    sse_event(s, seq, json, len);
+    return s->len >= SSE_REPLAY_CHUNK || s->oom;
+}
+
+static void live_cb(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    struct sse *s = ctx;
+    if (seq <= s->last || s->gap)
+        return;
+    if (seq != s->last + 1) {
+        /* Fell behind the in-memory window: the store has the missing ones. */
+        s->gap = true;
+        return;
+    }
+    sse_event(s, seq, json, len);
+}
+
+/* Refill s->buf; returns false when the stream must end. */
+static bool sse_fill(struct sse *s)
+{
+    for (;;) {
+        if (atomic_load(&s->h->stopping) || s->oom)
+            return false;
+        if (s->replay) {
+            if (iw_alert_history_scan(s->st, s->last, replay_cb, s) != IW_OK)
+                return false;
+            if (s->len == 0)
+                s->replay = false;
+            else
+                break;
+            continue;
+        }
+        (void)iw_alert_feed_since(s->last, live_cb, s);
+        if (s->gap) {
+            s->gap = false;
+            s->replay = true;
+            s->len = 0;
+            continue;
+        }
+        if (s->len > 0)
+            break;
+        if (iw_mono_ns() >= s->next_keepalive_ns) {
+            sse_put(s, ": keep-alive\n\n", 14);
+            break;
+        }
+        (void)iw_alert_feed_wait(s->last, SSE_WAIT_MS);
+    }
+    s->next_keepalive_ns = iw_mono_ns() + SSE_KEEPALIVE_NS;
+    return !s->oom;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct sse *s = cls;
+    size_t n;
+
+    (void)pos;
+    if (s->off >= s->len) {
+        s->off = s->len = 0;
+        if (!sse_fill(s))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    n = s->len - s->off < max ? s->len - s->off : max;
+    memcpy(out, s->buf + s->off, n);
+    s->off += n;
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls)
+{
+    struct sse *s = cls;
+    atomic_fetch_sub(&s->h->streams, 1);
+    free(s->buf);
+    free(s);
+}
+
+/* The seq every alert so far has (0: none yet): where a new client starts. */
+static uint64_t current_seq(struct iw_store *st)
+{
+    void *v = NULL;
+    size_t len = 0;
+    uint64_t seq = 0;
+    char num[32];
+
+    if (iw_store_meta_get(st, "seq", &v, &len) == IW_OK && len < sizeof(num)) {
+        memcpy(num, v, len);
+        num[len] = '\0';
+        seq = strtoull(num, NULL, 10);
+    }
+    free(v);
+    uint64_t fed = iw_alert_feed_wait(0, 0);
+    return fed > seq ? fed : seq;
+}
+
+enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
+{
+    const char *from = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_LAST_EVENT_ID);
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    struct sse *s;
+    char hello[128];
+
+    if (from == NULL || from[0] == '\0')
+        from = iw__http_arg(c, "since");
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return MHD_NO;
+    s->h = h;
+    s->st = iw_daemon_store(h->d);
+    if (from != NULL && from[0] != '\0') {
+        char *end;
+        errno = 0;
+        s->last = strtoull(from, &end, 10);
+        if (*end != '\0' || errno != 0 || from[0] == '-') {
+            free(s);
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "Last-Event-ID / since=\"%s\" is not "
+                                  "an alert seq (a non-negative integer)", from);
+        }
+        s->replay = true;
+        /* An id from an older database would hide every new alert: restart from now. */
+        uint64_t cur = current_seq(s->st);
+        if (s->last > cur)
+            s->last = cur;
+    } else {
+        s->last = current_seq(s->st);
+    }
+    /* Sent at once so the client knows it is subscribed (and from where). */
+    int n = snprintf(hello, sizeof(hello), "retry: 2000\n: islewatch alerts after seq %" PRIu64
+                     "\n\n", s->last);
+    sse_put(s, hello, (size_t)n);
+    s->next_keepalive_ns = iw_mono_ns() + SSE_KEEPALIVE_NS;
+    atomic_fetch_add(&h->streams, 1);
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, s, sse_free);
+    if (resp == NULL) {
+        sse_free(s);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ======================================================================== */
+/* State changes                                                             */
+/* ======================================================================== */
+
+static enum MHD_Result ok_json(struct MHD_Connection *c, const char *id)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *text = NULL;
+    if (o != NULL) {
+        cJSON_AddBoolToObject(o, "ok", 1);
+        if (id != NULL)
+            cJSON_AddStringToObject(o, "id", id);
+        text = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    return iw__http_json(c, MHD_HTTP_OK, text);
+}
+
+static bool hex16(const char *s)
+{
+    return strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16;
+}
+
+enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const char *id,
+                            const struct iw_http_req *r)
+{
+    const char *by = NULL, *comment = NULL;
+    cJSON *o = NULL;
+    int rc;
+
+    if (!hex16(id))
+        return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no firing alert has id \"%s\" (an alert id "
+                              "is 16 hex digits; GET /api/v1/alerts?active=1 lists them)", id);
+    if (r->len > 0) {
+        o = cJSON_ParseWithLength(r->body, r->len);
+        if (!cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object "
+                                  "{\"by\":\"NAME\",\"comment\":\"TEXT\"} (both optional) or "
+                                  "empty");
+        }
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "by");
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "comment");
+        if ((b != NULL && !cJSON_IsString(b) && !cJSON_IsNull(b)) ||
+            (k != NULL && !cJSON_IsString(k) && !cJSON_IsNull(k))) {
+            cJSON_Delete(o);
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "\"by\" and \"comment\" must be "
+                                  "strings");
+        }
+        by = cJSON_IsString(b) ? b->valuestring : NULL;
+        comment = cJSON_IsString(k) ? k->valuestring : NULL;
+    }
+    rc = iw_daemon_ack(h->d, id, by, comment);
+    cJSON_Delete(o);
+    if (rc == IW_E_NOTFOUND)
+        return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no firing alert has id %s (it may have "
+                              "resolved; GET /api/v1/alerts?active=1 lists the firing ones)", id);
+    if (rc != IW_OK)
+        return iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "acknowledging %s failed: %s",
+                              id, iw_strerror(rc));
+    IW_LOG_INFO("http", "alert %s acknowledged%s%s", id, by ? " by " : "", by ? by : "");
+    return ok_json(c, id);
+}
+
+enum MHD_Result iw__api_silences_get(struct iw_http *h, struct MHD_Connection *c)
+{
+    char *out = NULL;
+    int rc = iw_silences_list_json(iw_daemon_config(h->d), iw_now_ms(), &out);
+    if (rc != IW_OK)
+        return store_failed(c, rc, "listing silences");
+    return iw__http_json(c, MHD_HTTP_OK, out);
+}
+
+enum MHD_Result iw__api_silences_post(struct iw_http *h, struct MHD_Connection *c,
+                                      const struct iw_http_req *r)
+{
+    char id[IW_SILENCE_ID_LEN + 1];
+    struct iw_diag diag = {0};
+    enum MHD_Result ret;
+    int rc;
+
+    if (r->len == 0)
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "send the silence as a JSON body, e.g. "
+                              "{\"match\":{\"site\":\"dongtan\",\"rule\":\"camera-*\"},"
+                              "\"duration\":\"2h\",\"reason\":\"maintenance\"}");
+    rc = iw_silences_create(iw_daemon_store(h->d), r->body, r->len, "api", iw_now_ms(), id, &diag);
+    if (rc == IW_OK) {
+        IW_LOG_INFO("http", "silence %s created", id);
+        ret = ok_json(c, id);
+    } else if (rc == IW_E_INVAL || rc == IW_E_FULL) {
+        ret = iw__http_error(c, rc == IW_E_FULL ? MHD_HTTP_CONFLICT : MHD_HTTP_BAD_REQUEST, "%s",
+                             iw_diag_first(&diag));
+    } else {
+        ret = iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "creating the silence failed: %s",
+                             diag.n ? iw_diag_first(&diag) : iw_strerror(rc));
+    }
+    iw_diag_fini(&diag);
+    return ret;
+}
+
+enum MHD_Result iw__api_silences_delete(struct iw_http *h, struct MHD_Connection *c,
+                                        const char *id)
+{
+    int rc = iw_silences_delete(iw_daemon_store(h->d), id);
+    if (rc == IW_E_NOTFOUND)
+        return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no run-time silence has id \"%s\" "
+                              "(GET /api/v1/silences lists them; silences from the config file "
+                              "are removed by editing it and reloading)", id);
+    if (rc != IW_OK)
+        return iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "deleting silence %s failed: %s",
+                              id, iw_strerror(rc));
+    IW_LOG_INFO("http", "silence %s deleted", id);
+    return ok_json(c, id);
+}
+
+enum MHD_Result iw__api_reload(struct iw_http *h, struct MHD_Connection *c)
+{
+    struct iw_diag diag = {0};
+    int rc = iw_daemon_request_reload(h->d, &diag);
+    cJSON *o, *errs;
+    char *text = NULL;
+
+    if (rc == IW_OK) {
+        iw_diag_fini(&diag);
+        return ok_json(c, NULL);
+    }
+    o = cJSON_CreateObject();
+    errs = cJSON_CreateArray();
+    if (o != NULL && errs != NULL) {
+        cJSON_AddBoolToObject(o, "ok", 0);
+        for (size_t i = 0; i < diag.n; i++)
+            cJSON_AddItemToArray(errs, cJSON_CreateString(diag.lines[i]));
+        if (diag.n == 0)
+            cJSON_AddItemToArray(errs, cJSON_CreateString(iw_strerror(rc)));
+        cJSON_AddItemToObject(o, "errors", errs);
+        errs = NULL;
+        text = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    cJSON_Delete(errs);
+    iw_diag_fini(&diag);
+    return iw__http_json(c, MHD_HTTP_BAD_REQUEST, text);
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private to the HTTP server: http.c (listener, routing, auth, responses),
+ * http_api.c (the /api/v1 endpoints and the SSE stream) and dashboard.c.
+ */
+#ifndef ISLEWATCH_HTTP_INT_H
+#define ISLEWATCH_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <microhttpd.h>
+
+#include "islewatch/compiler.h"
+#include "islewatch/http.h"
+
+#define IW_HTTP_MAX_BODY (64 * 1024)    /* request bodies: acks, silences */
+
+struct iw_http {
+    struct iw_daemon *d;
+    struct MHD_Daemon *mhd;
+    char listen[160];                   /* as configured, for messages */
+    pthread_mutex_t lock;               /* guards token and token_why */
+    char *token;                        /* NULL: state changes refused */
+    char token_why[512];                /* why there is no token */
+    _Atomic int stopping;               /* SSE readers end their streams */
+    _Atomic int streams;                /* open SSE streams, for the log at stop */
+};
+
+/* One request's state between libmicrohttpd's calls (its con_cls). */
+struct iw_http_req {
+    char  *body;
+    size_t len, cap;
+    bool   too_big;
+    bool   answered;                    /* a response is queued already */
+};
+
+/* ---- responses (http.c); each queues the response and returns MHD's verdict ---- */
+
+/* body is TRANSFERRED (free()d by libmicrohttpd); NULL body -> 500. */
+enum MHD_Result iw__http_reply(struct MHD_Connection *c, unsigned status, const char *ctype,
+                               char *body, size_t len);
+/* A JSON document (TRANSFERRED); NULL -> 500 "out of memory". */
+enum MHD_Result iw__http_json(struct MHD_Connection *c, unsigned status, char *json);
+/* {"error": "<formatted>"} */
+enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
+    IW_PRINTF(3, 4);
+/* A query argument, or NULL (already percent-decoded). */
+const char *iw__http_arg(struct MHD_Connection *c, const char *name);
+
+/* ---- endpoints (http_api.c) ---- */
+
+enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c);
+enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c);
+enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c);
+enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c);
+enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const char *id,
+                            const struct iw_http_req *r);
+enum MHD_Result iw__api_silences_get(struct iw_http *h, struct MHD_Connection *c);
+enum MHD_Result iw__api_silences_post(struct iw_http *h, struct MHD_Connection *c,
+                                      const struct iw_http_req *r);
+enum MHD_Result iw__api_silences_delete(struct iw_http *h, struct MHD_Connection *c,
+                                        const char *id);
+enum MHD_Result iw__api_reload(struct iw_http *h, struct MHD_Connection *c);
+
+/* ---- the dashboard page (dashboard.c): static, NUL-terminated ---- */
+const char *iw__dashboard_html(size_t *len);
+
+#endif /* ISLEWATCH_HTTP_INT_H */

@@ -1,0 +1,830 @@
+/*
+ * The HTTP API of a real islewatchd (SPEC §7), with a real mosquitto: every
+ * endpoint, the token on state changes, Prometheus text, series and query
+ * after publishing samples, the SSE stream live and resumed with
+ * Last-Event-ID, silences, ack, reload with a broken file, the dashboard,
+ * and a port already in use.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+
+#include "islewatch/http_client.h"
+#include "it.h"
+
+#define TOKEN "secret-token"
+#define EXTRA                                                                           \
+    "sources:\n"                                                                        \
+    "  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"            \
+    "rules:\n"                                                                          \
+    "  - {name: hot, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5, "       \
+    "severity: major}\n"
+
+static struct it_broker broker;
+static struct it_daemon daemon_;
+static struct it_client *pub;
+static bool started;
+static char base[64];
+
+static void stop_all(void)
+{
+    if (!started)
+        return;
+    it_client_free(pub);
+    it_daemon_cleanup(&daemon_);
+    it_broker_stop(&broker);
+    started = false;
+}
+
+TestSuite(http, .fini = stop_all, .timeout = 60);
+
+static void start(const char *extra)
+{
+    cr_assert_eq(it_broker_start(&broker), 0, "cannot start mosquitto");
+    cr_assert_eq(it_daemon_start(&daemon_, &broker, extra), 0, "cannot start islewatchd");
+    started = true;
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", daemon_.http_port);
+    pub = it_client_new(&broker, "it-http-pub");
+    cr_assert_not_null(pub);
+}
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* A request that must reach the daemon; returns the body (owned). */
+static char *http(const char *method, const char *path, const char *token, const char *body,
+                  int *status)
+{
+    struct iw_diag diag = {0};
+    char *resp = NULL;
+    size_t len = 0;
+    cr_assert_eq(iw_http_request(base, method, path, token, body, &resp, &len, status, &diag),
+                 IW_OK, "%s %s: %s", method, path, iw_diag_first(&diag));
+    return resp;
+}
+
+static cJSON *get_json(const char *path)
+{
+    int status = 0;
+    char *body = http("GET", path, NULL, NULL, &status);
+    cr_assert_eq(status, 200, "GET %s: %d %s", path, status, body);
+    cJSON *doc = cJSON_Parse(body);
+    cr_assert_not_null(doc, "GET %s: not JSON: %.300s", path, body);
+    free(body);
+    return doc;
+}
+
+/* The whole response, head included, of a raw request (for headers). */
+static char *raw(const char *request)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)daemon_.http_port) };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    size_t n = 0, cap = 1 << 20;
+    char *buf = calloc(1, cap);
+    ssize_t r;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(fd >= 0 && buf != NULL);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(send(fd, request, strlen(request), 0), (ssize_t)strlen(request));
+    while (n < cap - 1 && (r = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
+        n += (size_t)r;
+    close(fd);
+    return buf;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+    return s ? s : "";
+}
+
+static void publish(const char *topic, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void publish(const char *topic, const char *fmt, ...)
+{
+    char payload[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(payload, sizeof(payload), fmt, ap);
+    va_end(ap);
+    cr_assert_eq(it_publish(pub, topic, payload, 1, false), 0, "publish %s", payload);
+}
+
+/* Poll GET path until the array has at least n items (a deadline, not a fixed sleep). */
+static cJSON *wait_array(const char *path, int n, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    for (;;) {
+        cJSON *doc = get_json(path);
+        if (cJSON_GetArraySize(doc) >= n)
+            return doc;
+        cr_assert(it_now_ms() < end, "GET %s: %d items after %d ms, want %d", path,
+                  cJSON_GetArraySize(doc), timeout_ms, n);
+        cJSON_Delete(doc);
+        nap_ms(50);
+    }
+}
+
+/* ======================================================================== */
+
+Test(http, health_ready_and_prometheus_metrics)
+{
+    int status = 0;
+    char *body, *resp;
+
+    start(EXTRA);
+    body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200);
+    cr_expect_str_eq(body, "ok\n");
+    free(body);
+    body = http("GET", "/readyz", NULL, NULL, &status);
+    cr_expect_eq(status, 200, "readyz: %s", body);
+    free(body);
+
+    resp = raw("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_expect(strstr(resp, "HTTP/1.1 200") == resp, "%.100s", resp);
+    cr_expect(strcasestr(resp, "\r\nContent-Type: text/plain; version=0.0.4") != NULL, "%.400s",
+              resp);
+    free(resp);
+
+    body = http("GET", "/metrics", NULL, NULL, &status);
+    cr_assert_eq(status, 200);
+    /* Every sample line: name{labels} value, of a family declared by # TYPE before it. */
+    char types[8192] = " ";
+    int samples = 0;
+    for (char *line = strtok(body, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char name[128], fam[140];
+        if (strncmp(line, "# HELP ", 7) == 0)
+            continue;
+        if (strncmp(line, "# TYPE ", 7) == 0) {
+            char type[32];
+            cr_assert_eq(sscanf(line + 7, "%127s %31s", name, type), 2, "%s", line);
+            cr_expect(strstr("counter gauge histogram summary untyped", type) != NULL, "%s", line);
+            snprintf(fam, sizeof(fam), "%s ", name);
+            strncat(types, fam, sizeof(types) - strlen(types) - 1);
+            continue;
+        }
+        cr_assert(line[0] != '#', "unknown comment line: %s", line);
+        size_t nl = strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:");
+        cr_assert(nl > 0 && nl < sizeof(name) && !isdigit((unsigned char)line[0]), "bad name: %s",
+                  line);
+        memcpy(name, line, nl);
+        name[nl] = '\0';
+        const char *p = line + nl;
+        if (*p == '{') {
+            p = strchr(p, '}');
+            cr_assert_not_null(p, "unclosed labels: %s", line);
+            p++;
+        }
+        cr_assert_eq(*p, ' ', "no value: %s", line);
+        char *end;
+        (void)strtod(p + 1, &end);
+        cr_expect(end != p + 1 && (*end == '\0' || *end == ' '), "bad value: %s", line);
+        /* Histogram series carry a suffix on the family name. */
+        static const char *const suffixes[] = { "_bucket", "_sum", "_count", "" };
+        bool declared = false;
+        for (size_t i = 0; i < 4 && !declared; i++) {
+            size_t sl = strlen(suffixes[i]);
+            if (nl > sl && strcmp(name + nl - sl, suffixes[i]) == 0) {
+                snprintf(fam, sizeof(fam), " %.*s ", (int)(nl - sl), name);
+                declared = strstr(types, fam) != NULL;
+            }
+        }
+        cr_expect(declared, "%s has no # TYPE line before it", name);
+        samples++;
+    }
+    cr_expect_gt(samples, 10);
+    static const char *const spec[] = {
+        "islewatch_messages_received_total", "islewatch_points_stored_total",
+        "islewatch_messages_rejected_total", "islewatch_queue_depth",
+        "islewatch_store_write_seconds", "islewatch_alerts_published_total",
+        "islewatch_alerts_active", "islewatch_broker_connected",
+        "islewatch_config_last_reload_successful",
+    };
+    for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
+        char want[128];
+        snprintf(want, sizeof(want), " %s ", spec[i]);
+        cr_expect(strstr(types, want) != NULL, "SPEC §7 metric %s missing", spec[i]);
+    }
+    cr_expect(strstr(types, " islewatch_store_write_seconds ") != NULL);
+    free(body);
+}
+
+Test(http, series_and_query_after_publishing)
+{
+    long long hour = wall_ms() / 3600000 * 3600000;
+    long long t1 = hour - 40 * 60000, t2 = hour - 20 * 60000, t3 = hour - 10 * 60000;
+    char path[256];
+    cJSON *doc, *s;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":0.5,\"ph\":7.25}", t1);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":0.75}", t2);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":0.875,\"nh3_n_flag\":\"D\"}", t3);
+
+    doc = wait_array("/api/v1/series?match=water/*/*/nh3_n", 1, 10000);
+    for (long long end = it_now_ms() + 10000;
+         cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "count")) < 3;) {
+        cr_assert(it_now_ms() < end, "the 3 samples were not all stored");
+        cJSON_Delete(doc);
+        nap_ms(50);
+        doc = get_json("/api/v1/series?match=water/*/*/nh3_n");
+    }
+    cr_assert_eq(cJSON_GetArraySize(doc), 1, "only nh3_n matches the glob");
+    s = cJSON_GetArrayItem(doc, 0);
+    cr_expect_str_eq(str(s, "series"), "water/dongtan/w01/nh3_n");
+    cr_expect_eq((long long)cJSON_GetNumberValue(cJSON_GetObjectItem(s, "first")), t1);
+    cr_expect_eq((long long)cJSON_GetNumberValue(cJSON_GetObjectItem(s, "last")), t3);
+    cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(s, "count")), 3);
+    cJSON_Delete(doc);
+
+    doc = get_json("/api/v1/series");
+    cr_expect_eq(cJSON_GetArraySize(doc), 2, "nh3_n and ph");
+    cJSON_Delete(doc);
+
+    /* Raw points: [T,V], and [T,V,"D"] for the flagged one. */
+    snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w01/nh3_n&from=%lld&to=%lld",
+             t1, t3 + 1);
+    doc = get_json(path);
+    char *text = cJSON_PrintUnformatted(doc);
+    char want[512];
+    snprintf(want, sizeof(want), "[{\"series\":\"water/dongtan/w01/nh3_n\",\"points\":"
+             "[[%lld,0.5],[%lld,0.75],[%lld,0.875,\"D\"]]}]", t1, t2, t3);
+    cr_expect_str_eq(text, want);
+    free(text);
+    cJSON_Delete(doc);
+
+    /* Aggregates per hour bucket: all three samples are in the hour before `hour`. */
+    static const struct { const char *agg; const char *v; } aggs[] = {
+        { "max", "0.875" }, { "min", "0.5" }, { "count", "3" }, { "sum", "2.125" },
+        { "last", "0.875" },
+    };
+    for (size_t i = 0; i < sizeof(aggs) / sizeof(aggs[0]); i++) {
+        snprintf(path, sizeof(path), "/api/v1/query?series=water/*/w01/nh3_n&from=-1d&to=now"
+                 "&step=1h&agg=%s", aggs[i].agg);
+        doc = get_json(path);
+        text = cJSON_PrintUnformatted(doc);
+        snprintf(want, sizeof(want), "[{\"series\":\"water/dongtan/w01/nh3_n\",\"points\":"
+                 "[[%lld,%s]]}]", hour - 3600000, aggs[i].v);
+        cr_expect_str_eq(text, want, "agg=%s", aggs[i].agg);
+        free(text);
+        cJSON_Delete(doc);
+    }
+    /* RFC 3339 times are accepted too. */
+    doc = get_json("/api/v1/query?series=water/dongtan/w01/ph&from=2000-01-01T00:00:00Z&to=now");
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")), 1);
+    cJSON_Delete(doc);
+}
+
+Test(http, bad_query_arguments_are_400_with_a_reason)
+{
+    static const struct { const char *path; const char *needle; } cases[] = {
+        { "/api/v1/query", "series=GLOB is required" },
+        { "/api/v1/query?series=*/*/*/*&from=yesterday", "from=\"yesterday\" is not a time" },
+        { "/api/v1/query?series=*/*/*/*&from=now&to=-1h", "must be before" },
+        { "/api/v1/query?series=*/*/*/*&step=fast", "step=\"fast\" is not a positive duration" },
+        { "/api/v1/query?series=*/*/*/*&agg=max", "needs step" },
+        { "/api/v1/query?series=*/*/*/*&step=1m&agg=median", "is not one of avg" },
+        { "/api/v1/alerts?since=soon", "since=\"soon\" is not a time" },
+        { "/api/v1/alerts?limit=-3", "is not a count" },
+        { "/api/v1/alerts?active=maybe", "use active=1" },
+        { "/api/v1/alerts/stream?since=abc", "is not an alert seq" },
+    };
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        char *body = http("GET", cases[i].path, NULL, NULL, &status);
+        cJSON *doc = cJSON_Parse(body);
+        cr_expect_eq(status, 400, "%s -> %d", cases[i].path, status);
+        cr_expect(strstr(str(doc, "error"), cases[i].needle) != NULL, "%s -> %s", cases[i].path,
+                  body);
+        cJSON_Delete(doc);
+        free(body);
+    }
+}
+
+Test(http, unknown_paths_and_wrong_methods)
+{
+    int status = 0;
+    char *body, *resp;
+
+    start(EXTRA);
+    body = http("GET", "/api/v1/nothing", NULL, NULL, &status);
+    cr_expect_eq(status, 404);
+    cr_expect(strstr(body, "\"error\"") != NULL, "%s", body);
+    free(body);
+    resp = raw("POST /api/v1/series HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TOKEN "\r\n"
+               "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    cr_expect(strncmp(resp, "HTTP/1.1 405", 12) == 0, "%.100s", resp);
+    cr_expect(strstr(resp, "\r\nAllow: GET, HEAD\r\n") != NULL, "%.300s", resp);
+    free(resp);
+}
+
+/* ---- authorisation ---- */
+
+Test(http, state_changes_need_the_bearer_token)
+{
+    static const struct {
+        const char *method, *path, *body;
+        int ok_status;              /* with the right token */
+    } cases[] = {
+        { "POST", "/api/v1/reload", NULL, 200 },
+        { "POST", "/api/v1/alerts/0123456789abcdef/ack", "{\"by\":\"x\"}", 404 },
+        { "POST", "/api/v1/silences", "{\"match\":{\"site\":\"nowhere\"},\"duration\":\"1h\"}", 200 },
+        { "DELETE", "/api/v1/silences/0123456789abcdef", NULL, 404 },
+    };
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *tokens[] = { NULL, "wrong-token", "secret-tokenX", "secret-toke", TOKEN };
+        for (size_t t = 0; t < 5; t++) {
+            int status = 0;
+            char *body = http(cases[i].method, cases[i].path, tokens[t], cases[i].body, &status);
+            int want = t == 4 ? cases[i].ok_status : 401;
+            cr_expect_eq(status, want, "%s %s with token %s: %d %s", cases[i].method,
+                         cases[i].path, tokens[t] ? tokens[t] : "(none)", status, body);
+            if (want == 401)
+                cr_expect(strstr(body, "Authorization: Bearer") != NULL, "%s", body);
+            free(body);
+        }
+    }
+    /* The 401 carries the challenge header. */
+    char *resp = raw("POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n");
+    cr_expect(strncmp(resp, "HTTP/1.1 401", 12) == 0, "%.100s", resp);
+    cr_expect(strcasestr(resp, "\r\nWWW-Authenticate: Bearer") != NULL, "%.400s", resp);
+    free(resp);
+    /* Reading needs no token. */
+    int status = 0;
+    char *body = http("GET", "/api/v1/silences", NULL, NULL, &status);
+    cr_expect_eq(status, 200);
+    free(body);
+}
+
+Test(http, no_token_file_refuses_every_state_change)
+{
+    int status = 0;
+    char *body;
+
+    start(EXTRA);
+    /* Drop token_file from the config and reload (the reload itself is authorised). */
+    char *cfg = NULL;
+    cr_assert_eq(it_run(&cfg, "grep -v token_file '%s'", daemon_.cfg), 0);
+    FILE *f = fopen(daemon_.cfg, "w");
+    cr_assert_not_null(f);
+    fputs(cfg, f);
+    fclose(f);
+    free(cfg);
+    body = http("POST", "/api/v1/reload", TOKEN, NULL, &status);
+    cr_assert_eq(status, 200, "%s", body);
+    free(body);
+    body = http("POST", "/api/v1/reload", TOKEN, NULL, &status);
+    cr_expect_eq(status, 401, "%s", body);
+    cr_expect(strstr(body, "http.token_file") != NULL, "%s", body);
+    free(body);
+}
+
+/* ---- alerts, ack, SSE ---- */
+
+struct sse_reader {
+    pthread_t thread;
+    char header[64];
+    char path[64];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool hello, done;
+    int rc;                     /* of iw_http_stream_lines */
+    int want, n;
+    unsigned long long ids[32];
+    cJSON *alerts[32];
+    char cur_id[32];
+    char cur_data[8192];
+    volatile sig_atomic_t stop;
+};
+
+static int sse_line(void *ctx, const char *line, size_t len)
+{
+    struct sse_reader *r = ctx;
+    int stop = 0;
+    pthread_mutex_lock(&r->lock);
+    if (len == 0 && r->cur_data[0] != '\0') {
+        if (r->n < 32) {
+            r->ids[r->n] = strtoull(r->cur_id, NULL, 10);
+            r->alerts[r->n] = cJSON_Parse(r->cur_data);
+            r->n++;
+        }
+        r->cur_data[0] = r->cur_id[0] = '\0';
+        stop = r->n >= r->want;
+    } else if (len > 0 && line[0] == ':') {
+        r->hello = true;
+    } else if (len > 6 && strncmp(line, "data: ", 6) == 0) {
+        snprintf(r->cur_data, sizeof(r->cur_data), "%.*s", (int)len - 6, line + 6);
+    } else if (len > 4 && strncmp(line, "id: ", 4) == 0) {
+        snprintf(r->cur_id, sizeof(r->cur_id), "%.*s", (int)len - 4, line + 4);
+    }
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    return stop;
+}
+
+static void *sse_thread(void *arg)
+{
+    struct sse_reader *r = arg;
+    struct iw_diag diag = {0};
+    int status = 0;
+    int rc = iw_http_stream_lines(base, r->path, NULL, r->header[0] ? r->header : NULL, sse_line,
+                                  r, &r->stop, 30000, &status, &diag);
+    if (rc != IW_OK)
+        fprintf(stderr, "sse: %s\n", iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+    pthread_mutex_lock(&r->lock);
+    r->rc = rc;
+    r->done = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+static struct sse_reader *sse_open(const char *path, const char *last_id, int want)
+{
+    struct sse_reader *r = calloc(1, sizeof(*r));
+    cr_assert_not_null(r);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    snprintf(r->path, sizeof(r->path), "%s", path);
+    if (last_id != NULL)
+        snprintf(r->header, sizeof(r->header), "Last-Event-ID: %s", last_id);
+    r->want = want;
+    cr_assert_eq(pthread_create(&r->thread, NULL, sse_thread, r), 0);
+    return r;
+}
+
+/* Wait until the reader has `n` events (n = 0: just the opening comment). */
+static bool sse_wait(struct sse_reader *r, int n, int timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    pthread_mutex_lock(&r->lock);
+    while (!(n == 0 ? r->hello : r->n >= n) && !r->done)
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &dl) != 0)
+            break;
+    bool ok = n == 0 ? r->hello : r->n >= n;
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
+
+static bool sse_wait_done(struct sse_reader *r, int timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    pthread_mutex_lock(&r->lock);
+    while (!r->done)
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &dl) != 0)
+            break;
+    bool done = r->done;
+    pthread_mutex_unlock(&r->lock);
+    return done;
+}
+
+static void sse_close(struct sse_reader *r)
+{
+    r->stop = 1;
+    pthread_join(r->thread, NULL);
+    for (int i = 0; i < r->n; i++)
+        cJSON_Delete(r->alerts[i]);
+    free(r);
+}
+
+static void expect_ids(struct sse_reader *r, const unsigned long long *want, int n,
+                       const char *what)
+{
+    cr_assert(sse_wait(r, n, 10000), "%s: only %d of %d events", what, r->n, n);
+    for (int i = 0; i < n; i++) {
+        cr_expect_eq(r->ids[i], want[i], "%s: event %d has id %llu, want %llu", what, i,
+                     r->ids[i], want[i]);
+        cr_expect_eq((unsigned long long)cJSON_GetNumberValue(
+                         cJSON_GetObjectItem(r->alerts[i], "seq")), r->ids[i],
+                     "%s: id and seq differ", what);
+    }
+}
+
+Test(http, sse_stream_live_then_resume_with_last_event_id)
+{
+    long long t0 = wall_ms() - 10000;
+    struct sse_reader *live, *r;
+
+    start(EXTRA);
+    live = sse_open("/api/v1/alerts/stream", NULL, 3);
+    cr_assert(sse_wait(live, 0, 10000), "the stream did not open");
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);         /* fires */
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":1.0}", t0 + 1000);  /* resolves */
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.5}", t0 + 2000);  /* fires */
+    static const unsigned long long all[] = { 1, 2, 3 };
+    expect_ids(live, all, 3, "live");
+    cr_expect_str_eq(str(live->alerts[0], "status"), "firing");
+    cr_expect_str_eq(str(live->alerts[0], "rule"), "hot");
+    cr_expect_str_eq(str(live->alerts[0], "site"), "dongtan");
+    cr_expect_str_eq(str(live->alerts[1], "status"), "resolved");
+    cr_expect_str_eq(str(live->alerts[2], "status"), "firing");
+    sse_close(live);
+
+    /* Resume after 1: exactly 2 and 3, from history. */
+    r = sse_open("/api/v1/alerts/stream", "1", 2);
+    static const unsigned long long after1[] = { 2, 3 };
+    expect_ids(r, after1, 2, "Last-Event-ID: 1");
+    sse_close(r);
+    r = sse_open("/api/v1/alerts/stream?since=2", NULL, 1);
+    static const unsigned long long after2[] = { 3 };
+    expect_ids(r, after2, 1, "since=2");
+    sse_close(r);
+    r = sse_open("/api/v1/alerts/stream", "0", 3);
+    expect_ids(r, all, 3, "Last-Event-ID: 0");
+    sse_close(r);
+
+    /* Resume at the newest: nothing is replayed, the next live alert comes next. */
+    r = sse_open("/api/v1/alerts/stream", "3", 1);
+    cr_assert(sse_wait(r, 0, 10000));
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":1.0}", t0 + 3000);  /* resolves */
+    static const unsigned long long next[] = { 4 };
+    expect_ids(r, next, 1, "Last-Event-ID: 3 then live");
+    cr_expect_str_eq(str(r->alerts[0], "status"), "resolved");
+    sse_close(r);
+
+    /* And the history endpoint agrees. */
+    cJSON *doc = get_json("/api/v1/alerts?rule=hot&limit=2");
+    cr_assert_eq(cJSON_GetArraySize(doc), 2);
+    cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 1), "seq")),
+                 4, "limit keeps the newest");
+    cJSON_Delete(doc);
+}
+
+Test(http, stream_ends_and_daemon_exits_cleanly_on_sigterm)
+{
+    struct sse_reader *r;
+
+    start(EXTRA);
+    r = sse_open("/api/v1/alerts/stream", NULL, 1);
+    cr_assert(sse_wait(r, 0, 10000));
+    it_daemon_stop(&daemon_);
+    /* The daemon got through its whole shutdown by itself (the harness would SIGKILL a hang). */
+    cr_expect(it_daemon_wait_log(&daemon_, "daemon: stopped", 1, 1000),
+              "islewatchd did not finish its shutdown with an SSE client connected");
+    cr_expect(sse_wait_done(r, 5000), "the stream stayed open after the daemon stopped");
+    cr_expect_eq(r->rc, IW_OK, "the stream did not end with a proper end of response");
+    sse_close(r);
+}
+
+Test(http, ack_a_firing_alert)
+{
+    long long t0 = wall_ms() - 5000;
+    int status = 0;
+    char path[128], *body;
+    cJSON *doc, *a;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    doc = wait_array("/api/v1/alerts?active=1", 1, 10000);
+    a = cJSON_GetArrayItem(doc, 0);
+    cr_expect_str_eq(str(a, "status"), "firing");
+    snprintf(path, sizeof(path), "/api/v1/alerts/%s/ack", str(a, "id"));
+    cJSON_Delete(doc);
+
+    body = http("POST", path, TOKEN, "{\"by\":\"ops1\",\"comment\":\"crew on site\"}", &status);
+    cr_expect_eq(status, 200, "%s", body);
+    cr_expect(strstr(body, "\"ok\":true") != NULL, "%s", body);
+    free(body);
+    doc = get_json("/api/v1/alerts?active=1");
+    a = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "ack");
+    cr_expect_str_eq(str(a, "by"), "ops1");
+    cr_expect_str_eq(str(a, "comment"), "crew on site");
+    cJSON_Delete(doc);
+
+    body = http("POST", path, TOKEN, "[1]", &status);
+    cr_expect_eq(status, 400, "a non-object body: %s", body);
+    free(body);
+    body = http("POST", "/api/v1/alerts/not-an-id/ack", TOKEN, NULL, &status);
+    cr_expect_eq(status, 404, "%s", body);
+    free(body);
+}
+
+/* ---- silences ---- */
+
+Test(http, silences_are_created_listed_deleted_and_survive_restart)
+{
+    int status = 0;
+    char *body, path[128], id[32];
+    cJSON *doc;
+
+    start(EXTRA "silences:\n  - {match: {site: xisha}, reason: typhoon}\n");
+    body = http("POST", "/api/v1/silences", TOKEN,
+                "{\"match\":{\"site\":\"dongtan\",\"rule\":\"hot\"},\"duration\":\"2h\","
+                "\"reason\":\"maintenance\",\"created_by\":\"ops1\"}", &status);
+    cr_assert_eq(status, 200, "%s", body);
+    doc = cJSON_Parse(body);
+    snprintf(id, sizeof(id), "%s", str(doc, "id"));
+    cr_expect_eq(strlen(id), 16, "id: %s", body);
+    cJSON_Delete(doc);
+    free(body);
+
+    body = http("POST", "/api/v1/silences", TOKEN, "{\"match\":{\"zone\":\"a\"},\"duration\":\"1h\"}",
+                &status);
+    cr_expect_eq(status, 400);
+    cr_expect(strstr(body, "unknown key \\\"zone\\\"") != NULL, "%s", body);
+    free(body);
+    body = http("POST", "/api/v1/silences", TOKEN, NULL, &status);
+    cr_expect_eq(status, 400, "an empty body");
+    free(body);
+
+    doc = get_json("/api/v1/silences");
+    cr_assert_eq(cJSON_GetArraySize(doc), 2);
+    cJSON *c = cJSON_GetArrayItem(doc, 0), *r = cJSON_GetArrayItem(doc, 1);
+    cr_expect_str_eq(str(c, "source"), "config");
+    cr_expect_str_eq(str(c, "reason"), "typhoon");
+    cr_expect_str_eq(str(r, "source"), "api");
+    cr_expect_str_eq(str(r, "id"), id);
+    cr_expect_str_eq(str(r, "created_by"), "ops1");
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(r, "active")));
+    cr_expect_str_eq(str(cJSON_GetObjectItem(r, "match"), "rule"), "hot");
+    cJSON_Delete(doc);
+
+    /* Persisted: still there after a restart. */
+    it_daemon_stop(&daemon_);
+    cr_assert_eq(it_daemon_restart(&daemon_), 0);
+    doc = get_json("/api/v1/silences");
+    cr_assert_eq(cJSON_GetArraySize(doc), 2, "after restart");
+    cr_expect_str_eq(str(cJSON_GetArrayItem(doc, 1), "id"), id);
+    cJSON_Delete(doc);
+
+    snprintf(path, sizeof(path), "/api/v1/silences/%s", id);
+    body = http("DELETE", path, TOKEN, NULL, &status);
+    cr_expect_eq(status, 200, "%s", body);
+    free(body);
+    body = http("DELETE", path, TOKEN, NULL, &status);
+    cr_expect_eq(status, 404, "deleted twice: %s", body);
+    free(body);
+    it_daemon_stop(&daemon_);
+    cr_assert_eq(it_daemon_restart(&daemon_), 0);
+    doc = get_json("/api/v1/silences");
+    cr_expect_eq(cJSON_GetArraySize(doc), 1, "the deletion is persisted too");
+    cJSON_Delete(doc);
+}
+
+Test(http, runtime_silence_records_but_does_not_publish)
+{
+    long long t0 = wall_ms() - 5000;
+    struct it_client *sub;
+    int status = 0;
+    char *body;
+    cJSON *doc;
+
+    start(EXTRA);
+    sub = it_client_new(&broker, "it-http-sub");
+    cr_assert_not_null(sub);
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    body = http("POST", "/api/v1/silences", TOKEN,
+                "{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}", &status);
+    cr_assert_eq(status, 200, "%s", body);
+    free(body);
+
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    doc = wait_array("/api/v1/alerts", 1, 10000);
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "silenced")),
+              "the dongtan alert is recorded as silenced");
+    cJSON_Delete(doc);
+    /* The next alert (not silenced) is published after it: anything of dongtan would come first. */
+    publish("sensors/water/xisha/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    for (;;) {
+        struct it_msg *m = it_next(sub, 10000);
+        cr_assert_not_null(m, "the xisha alert was not published");
+        bool xisha = strstr(m->payload, "\"site\":\"xisha\"") != NULL;
+        cr_expect(strstr(m->payload, "\"site\":\"dongtan\"") == NULL, "silenced alert published "
+                  "on %s", m->topic);
+        it_msg_free(m);
+        if (xisha)
+            break;
+    }
+    it_client_free(sub);
+}
+
+/* ---- reload ---- */
+
+Test(http, reload_with_a_broken_file_is_400_with_the_error_lines)
+{
+    int status = 0;
+    char *body, *good = NULL, prefix[400];
+    FILE *f;
+
+    start(EXTRA);
+    cr_assert_eq(it_run(&good, "cat '%s'", daemon_.cfg), 0);
+    f = fopen(daemon_.cfg, "a");
+    cr_assert_not_null(f);
+    fputs("  - {name: bad, kind: threshold, select: \"water/*/*/ph\", abvoe: 9}\n", f);
+    fclose(f);
+
+    body = http("POST", "/api/v1/reload", TOKEN, NULL, &status);
+    cr_expect_eq(status, 400, "%s", body);
+    cJSON *doc = cJSON_Parse(body), *e;
+    cr_assert_not_null(doc, "%s", body);
+    cr_expect(cJSON_IsFalse(cJSON_GetObjectItem(doc, "ok")));
+    cJSON *errs = cJSON_GetObjectItem(doc, "errors");
+    cr_assert_gt(cJSON_GetArraySize(errs), 0, "%s", body);
+    snprintf(prefix, sizeof(prefix), "%s:", daemon_.cfg);
+    bool named = false;
+    cJSON_ArrayForEach(e, errs) {
+        const char *line = cJSON_GetStringValue(e);
+        unsigned l, c;
+        cr_expect(line != NULL && strncmp(line, prefix, strlen(prefix)) == 0 &&
+                  sscanf(line + strlen(prefix), "%u:%u: error: ", &l, &c) == 2,
+                  "not FILE:LINE:COLUMN: error: %s", line ? line : "(null)");
+        named |= line != NULL && strstr(line, "abvoe") != NULL;
+    }
+    cr_expect(named, "no error names the bad key: %s", body);
+    cJSON_Delete(doc);
+    free(body);
+
+    /* The running config stayed; a good file reloads. */
+    f = fopen(daemon_.cfg, "w");
+    cr_assert_not_null(f);
+    fputs(good, f);
+    fclose(f);
+    free(good);
+    body = http("POST", "/api/v1/reload", TOKEN, NULL, &status);
+    cr_expect_eq(status, 200, "%s", body);
+    cr_expect_str_eq(body, "{\"ok\":true}");
+    free(body);
+}
+
+/* ---- dashboard ---- */
+
+Test(http, dashboard_is_one_self_contained_page)
+{
+    char *resp;
+
+    start(EXTRA);
+    resp = raw("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_expect(strncmp(resp, "HTTP/1.1 200", 12) == 0, "%.100s", resp);
+    cr_expect(strcasestr(resp, "\r\nContent-Type: text/html; charset=utf-8\r\n") != NULL);
+    static const char *const must[] = {
+        "<!doctype html>", "new EventSource('/api/v1/alerts/stream')", "/api/v1/alerts?active=1",
+        "water/*/*/class", "air/*/*/aqi", "/api/v1/series", "#00E400", "#FFFF00", "#FF7E00",
+        "#FF0000", "#99004C", "#7E0023", "劣Ⅴ类", "</html>",
+    };
+    for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
+        cr_expect(strstr(resp, must[i]) != NULL, "the page lacks %s", must[i]);
+    static const char *const never[] = {
+        "src=\"http", "href=\"http", "<link", "<script src", "@import", "url(http",
+    };
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+        cr_expect(strstr(resp, never[i]) == NULL, "the page loads an external resource: %s",
+                  never[i]);
+    free(resp);
+}
+
+/* ---- listening ---- */
+
+Test(http, a_port_in_use_is_named_with_what_to_do)
+{
+    char cfg[400], data[400], *out = NULL;
+    FILE *f;
+
+    start(EXTRA);
+    snprintf(cfg, sizeof(cfg), "%s/second.yaml", daemon_.dir);
+    snprintf(data, sizeof(data), "%s/data2", daemon_.dir);
+    f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "broker:\n  url: mqtt://127.0.0.1:%d\n  client_id: islewatchd-second-%d\n"
+               "storage:\n  path: %s\nhttp:\n  listen: 127.0.0.1:%d\n%s",
+            broker.port, (int)getpid(), data, daemon_.http_port, EXTRA);
+    fclose(f);
+    int st = it_run(&out, "timeout 60 %s -c '%s' 2>&1", it_bin("islewatchd"), cfg);
+    char want[64];
+    snprintf(want, sizeof(want), "port %d is already in use", daemon_.http_port);
+    cr_expect_neq(st, 0, "a second daemon on the same port must not run: %s", out);
+    cr_expect(out != NULL && strstr(out, want) != NULL, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "set http.listen to a free port") != NULL, "%s",
+              out ? out : "");
+    free(out);
+}
