@@ -11,7 +11,8 @@
  * What the daemon would have seen and a backtest cannot know: the receipt
  * time (taken = the sample time, so nothing is late), rule state from before
  * --from (the engine starts empty at --from; windows are primed from the
- * stored history before it), and the derived series (water class, aqi), which
+ * stored history before it, and a device is known to absence rules once it
+ * reports in the range or when the inventory declares it), and the derived series (water class, aqi), which
  * the daemon writes but never feeds to its rules: they are not replayed.
  *
  * Exit status: 0 done (whatever fired), 2 usage error or invalid FILE,
@@ -44,8 +45,11 @@ static void backtest_usage(FILE *f)
             "they would have raised: per rule (fired, resolved, total firing time) and as a\n"
             "timeline. The database is opened read-only, so this works beside a running\n"
             "daemon. Rule state starts empty at --from; windows are filled from the history\n"
-            "before it. The simulated wall clock is the sample time (absence, auto_resolve\n"
-            "and close_after run on it), and nothing is late.\n"
+            "before it; a device is known once it reports in the range (or when it is in\n"
+            "the inventory), so absence only counts from there. The simulated wall clock\n"
+            "is the sample time (absence, auto_resolve and close_after run on it), and\n"
+            "nothing is late. Derived series (water class, aqi) are not replayed: the\n"
+            "daemon writes them but never feeds them to its rules.\n"
             "\n"
             "  --from T        start of the range (RFC 3339, epoch ms, or relative: -7d)\n"
             "  --to T          end of the range, inclusive (default now)\n"

@@ -130,7 +130,7 @@ static int64_t run_case(const struct ts_case *tc, struct iw_replay *r)
                 end = tc->restarts[nr];
             ok = iw_replay_restart(r, tc->restarts[nr++]) == IW_OK;
         }
-        if (tc->has_until)
+        if (tc->has_until && tc->until > end)
             end = tc->until;
         iw_replay_advance(r, end);
     }
@@ -537,6 +537,12 @@ int iw_cmd_test(int argc, char **argv)
             passed++;
         else
             failed++;
+    }
+    if (run != NULL && passed + failed == 0) {
+        fprintf(stderr, "islewatch test: no test name in %s contains \"%s\"\n", argv[optind + 1], run);
+        ts_file_free(tf);
+        iw_config_free(cfg);
+        return 2;
     }
     if (failed == 0)
         printf("%zu test%s, %zu passed\n", passed, passed == 1 ? "" : "s", passed);

@@ -596,6 +596,8 @@ static int cmp_diag(const void *pa, const void *pb)
 
 static void sort_diag(struct iw_diag *d, size_t from, const char *file)
 {
+    if (d->n < from + 2)
+        return;
     for (size_t i = from; i < d->n; i++)
         if (strncmp(d->lines[i], file, strlen(file)) != 0 || d->lines[i][strlen(file)] != ':')
             return;                     /* not all ours: leave the order alone */

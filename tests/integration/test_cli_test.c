@@ -6,7 +6,9 @@
  * the diff of a failing test and the FILE:LINE:COLUMN errors of a bad one;
  * and the documented example config/tests.example.yaml against the default
  * config/islewatch.yaml. backtest: a store written here with iw_store_*,
- * then the command's table, csv and json output on it.
+ * then the command's table, csv and json output on it; and data recorded by
+ * a real daemon (mosquitto on a loopback port), where the backtest must raise
+ * the alerts the daemon raised.
  */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "islewatch/clock.h"
 #include "islewatch/store.h"
 #include "it.h"
 
@@ -334,4 +337,121 @@ Test(cli_backtest, bad_arguments_exit_2_and_a_missing_store_exits_3)
     cr_expect_eq(run_cli(&out, "backtest --help"), 0);
     expect_contains(out, "Example:");
     free(out);
+}
+
+/* ==========================================================================
+ * backtest on data the daemon recorded: the same alerts as the daemon raised
+ * ======================================================================== */
+
+/* Sample-time rules only: absence runs on receipt time, which a backtest
+ * cannot know (it takes the sample time). */
+static const char *RECORD_RULES =
+    "rules:\n"
+    "  - { name: ph-high, kind: threshold, select: \"water/*/*/ph\", above: 9, for: 2m,\n"
+    "      clear_below: 8.5, severity: major }\n"
+    "  - { name: w2-class, kind: water_quality, select: \"water/*/w2\", target: III, window: 1h }\n";
+
+struct seen {
+    char rule[32], status[16], device[16];
+    long long ts;
+};
+
+static void seen_from_json(const char *json, struct seen *s)
+{
+    cJSON *o = cJSON_Parse(json);
+    const char *t;
+
+    cr_assert_not_null(o, "not JSON: %s", json);
+    snprintf(s->rule, sizeof(s->rule), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "rule")));
+    snprintf(s->status, sizeof(s->status), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "status")));
+    snprintf(s->device, sizeof(s->device), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(o, "device")));
+    t = cJSON_GetStringValue(cJSON_GetObjectItem(o, "ts"));
+    cr_assert_not_null(t);
+    int64_t ms = 0;
+    cr_assert_eq(iw_rfc3339_parse(t, strlen(t), &ms), IW_OK, "ts %s", t);
+    s->ts = ms;
+    cJSON_Delete(o);
+}
+
+static int cmp_seen(const void *a, const void *b)
+{
+    const struct seen *x = a, *y = b;
+    int c;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    if ((c = strcmp(x->rule, y->rule)) || (c = strcmp(x->device, y->device)))
+        return c;
+    return strcmp(x->status, y->status);
+}
+
+Test(cli_backtest_recorded, reproduces_the_alerts_the_daemon_raised, .timeout = 120)
+{
+    enum { N = 20, WANT = 5 };
+    struct it_broker b;
+    struct it_daemon d;
+    struct seen live[WANT + 4], replayed[WANT + 4];
+    size_t n_live = 0, n_rep = 0;
+    long long base = (iw_now_ms() - 40 * MINUTE) / MINUTE * MINUTE;   /* wall clock */
+    char *out = NULL, payload[256];
+
+    cr_assert_eq(it_broker_start(&b), 0, "cannot start mosquitto");
+    cr_assert_eq(it_daemon_start(&d, &b, RECORD_RULES), 0, "cannot start islewatchd");
+    struct it_client *sub = it_client_new(&b, "it-bt-sub");
+    struct it_client *pub = it_client_new(&b, "it-bt-pub");
+    cr_assert(sub != NULL && pub != NULL);
+    /* Both rules raise major alerts; the active/ topic (and its empty clears) stays out. */
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+
+    /* w1: pH 9.5 at minutes 1..4 and 10..13 -> ph-high fires at 3 and 12, resolves at 5 and 14.
+     * w2: NH3-N 0.4 then 1.8 from minute 10 -> the 1h mean passes class III (1.0) at 17. */
+    for (int i = 0; i < N; i++) {
+        double ph = (i >= 1 && i <= 4) || (i >= 10 && i <= 13) ? 9.5 : 7;
+        snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":%g}", base + i * MINUTE, ph);
+        cr_assert_eq(it_publish(pub, "sensors/water/lake/w1", payload, 1, false), 0);
+        snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"nh3_n\":%g,\"do\":7}", base + i * MINUTE,
+                 i < 10 ? 0.4 : 1.8);
+        cr_assert_eq(it_publish(pub, "sensors/water/lake/w2", payload, 1, false), 0);
+    }
+    while (n_live < WANT) {
+        struct it_msg *m = it_next(sub, 20000);
+        cr_assert_not_null(m, "the daemon raised %zu alerts, want %d", n_live, WANT);
+        seen_from_json(m->payload, &live[n_live++]);
+        it_msg_free(m);
+    }
+    it_client_free(sub);
+    it_client_free(pub);
+    it_daemon_stop(&d);                 /* the store is complete and closed */
+
+    cr_assert_eq(it_run(&out, "'%s' backtest '%s' --db '%s' --from %lld --to %lld --format json",
+                        it_bin("islewatch"), d.cfg, d.data, base, base + N * MINUTE), 0, "%s", out);
+    cJSON *doc = cJSON_Parse(out), *a;
+    cr_assert(cJSON_IsArray(doc), "%s", out);
+    cJSON_ArrayForEach(a, doc) {
+        char *js = cJSON_PrintUnformatted(a);
+        cr_assert_lt(n_rep, WANT + 4);
+        seen_from_json(js, &replayed[n_rep++]);
+        free(js);
+    }
+    cJSON_Delete(doc);
+    free(out);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+
+    qsort(live, n_live, sizeof(live[0]), cmp_seen);
+    qsort(replayed, n_rep, sizeof(replayed[0]), cmp_seen);
+    cr_assert_eq(n_rep, n_live, "backtest %zu alerts, daemon %zu", n_rep, n_live);
+    for (size_t i = 0; i < n_live; i++)
+        cr_expect_eq(cmp_seen(&live[i], &replayed[i]), 0, "alert %zu: daemon %s %s %s %lld, backtest %s %s %s %lld",
+                     i, live[i].rule, live[i].status, live[i].device, live[i].ts, replayed[i].rule,
+                     replayed[i].status, replayed[i].device, replayed[i].ts);
+    static const struct { int min; const char *rule, *status; } want[WANT] = {
+        { 3, "ph-high", "firing" }, { 5, "ph-high", "resolved" }, { 12, "ph-high", "firing" },
+        { 14, "ph-high", "resolved" }, { 17, "w2-class", "firing" },
+    };
+    for (size_t i = 0; i < WANT; i++) {
+        cr_expect_eq(live[i].ts, base + want[i].min * MINUTE, "alert %zu at +%lld min", i,
+                     (live[i].ts - base) / MINUTE);
+        cr_expect_str_eq(live[i].rule, want[i].rule, "alert %zu", i);
+        cr_expect_str_eq(live[i].status, want[i].status, "alert %zu", i);
+    }
 }
