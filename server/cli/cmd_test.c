@@ -31,7 +31,7 @@
 static void test_usage(FILE *f)
 {
     fprintf(f,
-            "Usage: islewatch test [--verbose] [--run SUBSTRING] FILE TESTS.yaml\n"
+            "Usage: islewatch test [--verbose] [--run TEXT] FILE TESTS.yaml\n"
             "\n"
             "Rule unit tests: feed the samples each test in TESTS.yaml lists through the\n"
             "rules of the config FILE and compare the alerts raised with the ones expected.\n"
@@ -41,7 +41,8 @@ static void test_usage(FILE *f)
             "  -r, --run TEXT      run only the tests whose name contains TEXT\n"
             "\n"
             "A failing test prints a diff, one alert per line: '-' expected but not\n"
-            "raised, '+' raised but not expected; times are offsets from the test's start.\n"
+            "raised, '+' raised but not expected; times are offsets from the test's start,\n"
+            "and a source an expectation leaves out shows as * (it is not compared).\n"
             "Exit status: 0 all passed, 1 a test failed, 2 usage error or an invalid\n"
             "FILE or TESTS.yaml (FILE:LINE:COLUMN: error: ...), 3 out of memory.\n"
             "\n"
