@@ -231,6 +231,7 @@ static const char page[] =
     "  const keep = sel.value;\n"
     "  sel.replaceChildren(...list.map(s => { const o = el('option', null, s.series); o.value = s.series; return o; }));\n"
     "  if (keep) sel.value = keep;\n"
+    "  if (!sel.value && list.length) sel.value = list[0].series;\n"
     "  if (list.length) drawChart();\n"
     "}\n"
     "function niceStep(rangeMs) {\n"

@@ -427,14 +427,15 @@ enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const c
         comment = cJSON_IsString(k) ? k->valuestring : NULL;
     }
     rc = iw_daemon_ack(h->d, id, by, comment);
-    cJSON_Delete(o);
+    if (rc == IW_OK)
+        IW_LOG_INFO("http", "alert %s acknowledged%s%s", id, by ? " by " : "", by ? by : "");
+    cJSON_Delete(o);                 /* by and comment point into it */
     if (rc == IW_E_NOTFOUND)
         return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no firing alert has id %s (it may have "
                               "resolved; GET /api/v1/alerts?active=1 lists the firing ones)", id);
     if (rc != IW_OK)
         return iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "acknowledging %s failed: %s",
                               id, iw_strerror(rc));
-    IW_LOG_INFO("http", "alert %s acknowledged%s%s", id, by ? " by " : "", by ? by : "");
     return ok_json(c, id);
 }
 

@@ -15,12 +15,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
-#include "islewatch/clock.h"
 #include "islewatch/http_client.h"
 
 #define CONNECT_TIMEOUT_MS 5000

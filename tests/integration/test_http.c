@@ -232,6 +232,40 @@ Test(http, health_ready_and_prometheus_metrics)
     free(body);
 }
 
+/* Poll GET path until it answers `want` (a deadline, not a fixed sleep); returns the body. */
+static char *wait_status(const char *path, int want, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    for (;;) {
+        int status = 0;
+        char *body = http("GET", path, NULL, NULL, &status);
+        if (status == want)
+            return body;
+        cr_assert(it_now_ms() < end, "GET %s still %d after %d ms: %s", path, status, timeout_ms,
+                  body);
+        free(body);
+        nap_ms(50);
+    }
+}
+
+Test(http, readyz_follows_the_broker_connection)
+{
+    char *body;
+
+    start(EXTRA);
+    it_client_free(pub);
+    pub = NULL;
+    it_broker_kill(&broker);
+    body = wait_status("/readyz", 503, 15000);
+    cr_expect(strstr(body, "broker is not connected") != NULL, "%s", body);
+    free(body);
+    body = http("GET", "/healthz", NULL, NULL, &(int){0});
+    cr_expect_str_eq(body, "ok\n", "alive while not ready");
+    free(body);
+    cr_assert_eq(it_broker_restart(&broker), 0);
+    free(wait_status("/readyz", 200, 15000));
+}
+
 Test(http, series_and_query_after_publishing)
 {
     long long hour = wall_ms() / 3600000 * 3600000;
