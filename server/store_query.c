@@ -267,14 +267,10 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
     }
     range_close(&r);
 
-    /* Minutes: Put each computed one; delete stale rollups of minutes now empty. */
-    {
-        unsigned char lo[IW_KEY_LEN], hi[IW_KEY_LEN];
-        iw_key_series_ts(lo, 'M', id, from);
-        iw_key_series_ts(hi, 'M', id, to);
-        if (from < to)
-            iw_store_delete_range_raw(b, lo, sizeof(lo), hi, sizeof(hi));
-    }
+    /* Minutes: Put each computed one. Raw points are never deleted inside a
+     * live range (only by retention, which removes the rollups with them), so
+     * no stale minute can remain; and range tombstones here would slow every
+     * later read of the memtable. */
     for (size_t i = 0; i < n_mins; i++) {
         unsigned char k[IW_KEY_LEN];
         char val[ROLLUP_LEN];
@@ -468,17 +464,28 @@ int iw_store_retention(struct iw_store *st, int64_t now_ms, int64_t raw_ms, int6
 
     if (b == NULL)
         return IW_E_NOMEM;
-    /* One range tombstone per series and resolution: no scan of the data. */
+    /* One seek per series and resolution to see whether anything expired,
+     * then one range tombstone where it did: no scan of the data, and no
+     * tombstones (which every later read must step over) where nothing is due. */
     for (uint32_t id = 0; id < n; id++) {
         for (int k = 0; k < 3; k++) {
             unsigned char lo[IW_KEY_LEN], hi[IW_KEY_LEN];
+            struct range_it r;
+            int64_t ts;
+            const char *v;
+            size_t vl;
             if (keep[k] <= 0)
+                continue;
+            range_open(st, &r, kinds[k], id, INT64_MIN, now_ms - keep[k]);
+            bool due = range_next(&r, &ts, &v, &vl);
+            range_close(&r);
+            if (!due)
                 continue;
             iw_key_series_ts(lo, kinds[k], id, INT64_MIN);
             iw_key_series_ts(hi, kinds[k], id, now_ms - keep[k]);
             iw_store_delete_range_raw(b, lo, sizeof(lo), hi, sizeof(hi));
         }
-        if (iw_wbatch_count(b) >= 3000 || id + 1 == n) {
+        if (iw_wbatch_count(b) >= 3000 || (id + 1 == n && iw_wbatch_count(b) > 0)) {
             rc = iw_store_write(st, b, NULL);
             iw_wbatch_clear(b);
             if (rc != IW_OK)

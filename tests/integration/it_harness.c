@@ -362,7 +362,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     (void)m;
     x->topic = strdup(msg->topic);
     x->payload = malloc((size_t)msg->payloadlen + 1);
-    memcpy(x->payload, msg->payload, (size_t)msg->payloadlen);
+    if (msg->payloadlen > 0)                  /* an empty retained message has no payload */
+        memcpy(x->payload, msg->payload, (size_t)msg->payloadlen);
     x->payload[msg->payloadlen] = '\0';
     x->len = msg->payloadlen;
     x->retained = msg->retain;

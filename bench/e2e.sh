@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# End-to-end benchmark (issue: pipeline). In ONE run on ONE broker, for each
+# QoS: (a) a raw counting Paho subscriber, (b) islewatchd storing everything,
+# both fed by the same load generator at full speed. Prints the ratio (b)/(a),
+# the daemon's CPU per message against the raw subscriber's, its peak RSS, its
+# store-write latency quantiles, and disk bytes per point; appends the table
+# and the exact command to bench/RESULTS.md.
+#
+#   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--no-write]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1
+CMDLINE="bench/e2e.sh $*"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --count) COUNT=$2; shift 2 ;;
+    --devices) DEVICES=$2; shift 2 ;;
+    --qos) QOSES=$2; shift 2 ;;
+    --no-write) WRITE=0; shift ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+B=build/release
+if [ ! -x $B/islewatchd ] || [ ! -x $B/bench/iw_loadgen ] || [ ! -x $B/bench/iw_raw_sub ]; then
+  cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DISLEWATCH_BUILD_TESTS=OFF -DISLEWATCH_BUILD_BENCH=ON >/dev/null
+  cmake --build $B -j"$(nproc)" >/dev/null
+fi
+
+W=$(mktemp -d /tmp/iw-e2e-XXXXXX)
+chmod 777 "$W"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+pick_port() { local p; for _ in $(seq 50); do p=$((20000 + RANDOM % 30000)); port_free $p && { echo $p; return; }; done; echo "no free port" >&2; exit 1; }
+
+MP=$(pick_port)
+cat > "$W/mosquitto.conf" <<CONF
+listener $MP 127.0.0.1
+allow_anonymous true
+max_queued_messages 0
+max_inflight_messages 0
+CONF
+mosquitto -c "$W/mosquitto.conf" > "$W/mosquitto.log" 2>&1 & PIDS+=($!); MOSQ=$!
+for _ in $(seq 100); do port_free $MP || break; sleep 0.05; done
+
+result() { sed -n 's/.*RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
+stored() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^islewatch_messages_stored_total\{source="water"\}/ {print $2}'; }
+quantile() { # $1 metrics text file, $2 q: the bucket bound where the cumulative count reaches q
+  awk -v q="$2" '/^islewatch_store_write_seconds_bucket/ { match($0, /le="[^"]+"/); le=substr($0, RSTART+4, RLENGTH-5); n[++k]=$2; b[k]=le }
+                 END { tot=n[k]; for (i=1;i<=k;i++) if (n[i] >= q*tot) { print b[i]; exit } }' "$1"; }
+
+HZ=$(getconf CLK_TCK)
+ROWS=""
+for Q in $QOSES; do
+  # (a) raw subscriber
+  $B/bench/iw_raw_sub --port $MP --qos $Q --count $COUNT --topic 'sensors/#' --idle 20 > "$W/raw$Q.out" 2>&1 & RAW=$!; PIDS+=($RAW)
+  for _ in $(seq 200); do grep -q ready "$W/raw$Q.out" && break; sleep 0.05; done
+  $B/bench/iw_loadgen --port $MP --qos $Q --count $COUNT --devices $DEVICES --client-id lg-a$Q > "$W/lga$Q.out" 2>&1 || true
+  wait $RAW || true
+  RAW_RATE=$(result "$W/raw$Q.out" rate); RAW_CPU=$(result "$W/raw$Q.out" cpu_us_per_msg)
+
+  # (b) islewatchd
+  HP=$(pick_port)
+  cat > "$W/cfg$Q.yaml" <<CONF
+broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-$Q", clean_session: true }
+storage: { path: "$W/data$Q" }
+http: { listen: "127.0.0.1:$HP" }
+sources: [ { name: water, topic: "sensors/water/{site}/{device}", qos: $Q } ]
+log_level: warn
+CONF
+  $B/islewatchd -c "$W/cfg$Q.yaml" > "$W/d$Q.log" 2>&1 & D=$!; PIDS+=($D)
+  for _ in $(seq 200); do [ -n "$(stored $HP)" ] && break; sleep 0.05; done
+  sleep 0.5
+  C0=$(cpu_ticks $D)
+  $B/bench/iw_loadgen --port $MP --qos $Q --count $COUNT --devices $DEVICES --client-id lg-b$Q > "$W/lgb$Q.out" 2>&1 &
+  LG=$!; PIDS+=($LG)
+  T0=""; T1=""
+  for _ in $(seq 12000); do
+    n=$(stored $HP); n=${n:-0}
+    now=$(date +%s.%N)
+    if [ -z "$T0" ] && [ "${n%.*}" -gt 0 ]; then T0=$now; N0=${n%.*}; fi
+    if [ "${n%.*}" -ge "$COUNT" ]; then T1=$now; break; fi
+    sleep 0.05
+  done
+  wait $LG || true
+  C1=$(cpu_ticks $D); RSS=$(hwm_kb $D)
+  curl -s "http://127.0.0.1:$HP/metrics" > "$W/metrics$Q.txt"
+  kill -TERM $D; wait $D || true
+  DISK=$(du -sb "$W/data$Q" | cut -f1)
+  if [ -z "$T1" ]; then echo "e2e.sh: islewatchd stored only $(stored $HP) of $COUNT at QoS $Q" >&2; T1=$(date +%s.%N); fi
+  ISW_RATE=$(awk -v n=$COUNT -v n0=$N0 -v a=$T0 -v b=$T1 'BEGIN { printf "%.1f", (n - n0) / (b - a) }')
+  ISW_CPU=$(awk -v c=$((C1 - C0)) -v hz=$HZ -v n=$COUNT 'BEGIN { printf "%.2f", c / hz / n * 1e6 }')
+  RATIO=$(awk -v a=$ISW_RATE -v b=$RAW_RATE 'BEGIN { printf "%.3f", a / b }')
+  CPUR=$(awk -v a=$ISW_CPU -v b=$RAW_CPU 'BEGIN { printf "%.2f", a / b }')
+  P50=$(quantile "$W/metrics$Q.txt" 0.5); P99=$(quantile "$W/metrics$Q.txt" 0.99)
+  BPP=$(awk -v d=$DISK -v n=$((COUNT * 8)) 'BEGIN { printf "%.1f", d / n }')
+  ROWS+="| $Q | $RAW_RATE | $ISW_RATE | **$RATIO** | $RAW_CPU | $ISW_CPU | $CPUR | $((RSS / 1024)) | ≤ $P50 / ≤ $P99 | $BPP |"$'\n'
+done
+
+TABLE="| QoS | raw subscriber msg/s | islewatchd stored msg/s | ratio | raw CPU µs/msg | islewatchd CPU µs/msg | CPU ratio | peak RSS MB | store write p50 / p99 (s) | disk B/point (uncompacted, WAL incl.) |
+|---|---|---|---|---|---|---|---|---|---|
+$ROWS"
+echo "$TABLE"
+if [ "$WRITE" = 1 ]; then
+  {
+    echo
+    echo "## $(date -u +%Y-%m-%dT%H:%MZ) — \`$CMDLINE\`"
+    echo
+    echo "$COUNT messages (water payloads, 8 metrics each) from $DEVICES devices, mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/mosquitto version //p' | head -1) on 127.0.0.1, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
+    echo
+    echo "$TABLE"
+  } >> bench/RESULTS.md
+fi
