@@ -23,6 +23,7 @@
 #include "islewatch/daemon.h"
 #include "islewatch/http.h"
 #include "islewatch/log.h"
+#include "islewatch/silences.h"
 #include "islewatch/stats.h"
 #include "daemon_int.h"
 
@@ -32,6 +33,7 @@ static struct {
     pthread_cond_t cond;
     int pipe[2];
     uint64_t requested, done;
+    bool stopping;                  /* no more requests are served */
     int result;
     struct iw_diag diag;
 } reload_req = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
@@ -119,6 +121,11 @@ int iw_daemon_request_reload(struct iw_daemon *d, struct iw_diag *diag)
 {
     (void)d;
     pthread_mutex_lock(&reload_req.lock);
+    if (reload_req.stopping) {
+        pthread_mutex_unlock(&reload_req.lock);
+        iw_diag_add(diag, NULL, 0, 0, "the daemon is stopping; reload not done");
+        return IW_E_STATE;
+    }
     uint64_t ticket = ++reload_req.requested;
     if (write(reload_req.pipe[1], "r", 1) < 0)
         IW_LOG_WARN("config", "cannot wake the main thread for a reload: %s", strerror(errno));
@@ -149,6 +156,21 @@ static void serve_reload_requests(struct iw_daemon *d)
     reload_req.result = rc;
     reload_req.done = upto;
     pthread_cond_broadcast(&reload_req.cond);
+    pthread_mutex_unlock(&reload_req.lock);
+}
+
+/* At shutdown: answer reload requests the main loop will no longer serve. */
+static void fail_pending_reloads(void)
+{
+    pthread_mutex_lock(&reload_req.lock);
+    if (reload_req.done < reload_req.requested) {
+        iw_diag_fini(&reload_req.diag);
+        iw_diag_add(&reload_req.diag, NULL, 0, 0, "the daemon is stopping; reload not done");
+        reload_req.result = IW_E_STATE;
+        reload_req.done = reload_req.requested;
+        pthread_cond_broadcast(&reload_req.cond);
+    }
+    reload_req.stopping = true;
     pthread_mutex_unlock(&reload_req.lock);
 }
 
@@ -250,6 +272,11 @@ int iw_daemon_run(const char *path)
         goto out;
     }
     atomic_store(&iw_stats.db_open, 1);
+    /* Run-time silences before the first alert can be raised. */
+    if (iw_silences_load(d->store, &diag) != IW_OK) {
+        IW_LOG_WARN("silences", "%s; starting without the stored silences", iw_diag_first(&diag));
+        iw_diag_fini(&diag);
+    }
     if ((rc = iw_mqtt_start(d, &diag)) != IW_OK ||
         (rc = iw_alert_pub_start(d, &d->pub, &diag)) != IW_OK ||
         (rc = iw_pipeline_start(d, &diag)) != IW_OK) {
@@ -269,6 +296,7 @@ int iw_daemon_run(const char *path)
     sd_notify(0, "STOPPING=1");
 
 out:
+    fail_pending_reloads();         /* an HTTP thread may be waiting on one */
     iw_http_stop(d->http);
     iw_mqtt_stop(d->mqtt);
     iw_pipeline_stop(d);

@@ -52,6 +52,8 @@ struct iw_shard {
     pthread_t thread;
     struct iw_rules_engine *rules;
     char qname[32];
+    uint32_t *late_ids;                  /* series with a late_minute pending (owned by this shard) */
+    size_t n_late, cap_late;
     /* Reload hand-off: the main thread stores a config, the shard applies it
      * on its own thread and bumps reload_done. */
     _Atomic(struct iw_config *) pending_cfg;
@@ -71,6 +73,7 @@ struct iw_daemon {
     struct iw_shard *shards;
     int n_shards;
     int64_t *open_minute;                /* per series id; written only by its owning shard */
+    int64_t *late_minute;                /* per series id: minute of late samples not yet rolled up */
     struct iw_mqtt *mqtt;
     struct iw_alert_pub *pub;
     struct iw_http *http;

@@ -13,6 +13,7 @@
 #include "islewatch/clock.h"
 #include "islewatch/log.h"
 #include "islewatch/rules.h"
+#include "islewatch/silences.h"
 #include "islewatch/stats.h"
 #include "daemon_int.h"
 
@@ -85,6 +86,12 @@ static int env_read_points(void *ctx, const char *series, int64_t from, int64_t 
                                 read_adapter, &r);
 }
 
+static bool env_is_silenced(void *ctx, const struct iw_alert *a, int64_t now_ms)
+{
+    (void)ctx;
+    return iw_silences_match(a, now_ms);        /* silences created through the HTTP API */
+}
+
 static bool env_owns_device(void *ctx, const char *source, const char *site, const char *device)
 {
     struct iw_shard *sh = ctx;
@@ -111,12 +118,65 @@ static int restore_cb(void *ctx, const char *key, size_t klen, const void *val, 
 
 /* ---- rollups ---- */
 
+static void rollup_warn(uint32_t id, int rc)
+{
+    if (rc != IW_OK)
+        IW_LOG_WARN("rollup", "series %u: rollup failed (%s); queries fall back to raw points",
+                    id, iw_strerror(rc));
+}
+
+/*
+ * Late samples (older than the series' open minute: a backlog uploaded after
+ * an outage) update an already rolled-up minute. Recomputing it per sample
+ * would cost a scan and a write each; instead each series keeps one pending
+ * late minute, recomputed when a late sample of another minute arrives or
+ * when the shard goes idle. An ordered backlog thus costs one recompute per
+ * minute, like live data.
+ */
+static void late_flush_one(struct iw_shard *sh, uint32_t id)
+{
+    int64_t m = sh->d->late_minute[id];
+    if (m == 0)
+        return;
+    sh->d->late_minute[id] = 0;
+    rollup_warn(id, iw_store_rollup_range(sh->d->store, id, m, m + IW_MS_PER_MIN, false));
+}
+
+static void late_flush_all(struct iw_shard *sh)
+{
+    for (size_t i = 0; i < sh->n_late; i++)
+        late_flush_one(sh, sh->late_ids[i]);
+    sh->n_late = 0;
+}
+
+static void late_mark(struct iw_shard *sh, uint32_t id, int64_t m)
+{
+    int64_t *late = &sh->d->late_minute[id];
+    if (*late == m)
+        return;
+    if (*late != 0) {
+        late_flush_one(sh, id);                 /* still listed in late_ids: that is harmless */
+    } else {
+        if (sh->n_late == sh->cap_late) {
+            size_t cap = sh->cap_late ? sh->cap_late * 2 : 256;
+            uint32_t *n = realloc(sh->late_ids, cap * sizeof(*n));
+            if (n == NULL) {                     /* cannot defer: recompute now */
+                rollup_warn(id, iw_store_rollup_range(sh->d->store, id, m, m + IW_MS_PER_MIN, false));
+                return;
+            }
+            sh->late_ids = n;
+            sh->cap_late = cap;
+        }
+        sh->late_ids[sh->n_late++] = id;
+    }
+    *late = m;
+}
+
 static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts)
 {
     struct iw_daemon *d = sh->d;
     int64_t m = iw_floor_to(ts, IW_MS_PER_MIN);
     int64_t *open = &d->open_minute[id];
-    int rc = IW_OK;
 
     if (*open == 0) {
         /* First sample of this series since start: close what a previous run left open. */
@@ -124,20 +184,16 @@ static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts)
         if (w == INT64_MIN)
             w = m - d->cfg->storage.retention_raw_ms;
         if (w < m)
-            rc = iw_store_rollup_range(d->store, id, w, m, true);
+            rollup_warn(id, iw_store_rollup_range(d->store, id, w, m, true));
         else if (m < w)
-            rc = iw_store_rollup_range(d->store, id, m, m + IW_MS_PER_MIN, false);
+            late_mark(sh, id, m);
         *open = m > w ? m : w;
     } else if (m > *open) {
-        rc = iw_store_rollup_range(d->store, id, *open, m, true);
+        rollup_warn(id, iw_store_rollup_range(d->store, id, *open, m, true));
         *open = m;
     } else if (m < *open) {
-        /* Late sample: its minute (and hour) is recomputed from the raw points. */
-        rc = iw_store_rollup_range(d->store, id, m, m + IW_MS_PER_MIN, false);
+        late_mark(sh, id, m);
     }
-    if (rc != IW_OK)
-        IW_LOG_WARN("rollup", "series %u: rollup failed (%s); queries fall back to raw points",
-                    id, iw_strerror(rc));
 }
 
 /* ---- the worker ---- */
@@ -186,8 +242,10 @@ static void *shard_main(void *arg)
             n = 1;
             while (n < SHARD_BATCH && iw_mpmc_pop(&sh->q, &items[n]) == IW_OK)
                 n++;
-        } else if (atomic_load_explicit(&sh->d->stop, memory_order_acquire)) {
-            break;                               /* drained and told to stop */
+        } else {
+            late_flush_all(sh);                  /* idle: finish deferred rollups */
+            if (atomic_load_explicit(&sh->d->stop, memory_order_acquire))
+                break;                           /* drained and told to stop */
         }
         apply_reload(sh);
         for (size_t i = 0; i < n; i++) {
@@ -230,13 +288,14 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
     struct iw_rules_env env = {
         .emit = env_emit, .state_put = env_state_put, .state_del = env_state_del,
         .write_point = env_write_point, .read_points = env_read_points,
-        .owns_device = env_owns_device,
+        .owns_device = env_owns_device, .is_silenced = env_is_silenced,
     };
 
     d->n_shards = cfg->storage.shards;
     d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
     d->open_minute = calloc(1u << 20, sizeof(*d->open_minute));
-    if (d->shards == NULL || d->open_minute == NULL)
+    d->late_minute = calloc(1u << 20, sizeof(*d->late_minute));
+    if (d->shards == NULL || d->open_minute == NULL || d->late_minute == NULL)
         return IW_E_NOMEM;
     for (int i = 0; i < d->n_shards; i++) {
         struct iw_shard *sh = &d->shards[i];
@@ -295,9 +354,11 @@ void iw_pipeline_stop(struct iw_daemon *d)
     for (int i = 0; i < d->n_shards; i++) {
         iw_rules_engine_free(d->shards[i].rules);
         iw_mpmc_fini(&d->shards[i].q);
+        free(d->shards[i].late_ids);
     }
     free(d->shards);
     d->shards = NULL;
     free(d->open_minute);
-    d->open_minute = NULL;
+    free(d->late_minute);
+    d->open_minute = d->late_minute = NULL;
 }

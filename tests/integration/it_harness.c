@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -74,6 +75,9 @@ static pid_t spawn(const char *log, char *const argv[])
 {
     pid_t pid = fork();
     if (pid == 0) {
+        /* If the test process dies (a failed assertion ends it at once), its
+         * broker and daemon die with it instead of lingering. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
