@@ -375,7 +375,8 @@ static void parse_point_one(struct ts_cx *cx, yaml_node_t *m, struct ts_case *tc
     if (valid != NULL) {
         if (!parse_bool(valid, &b))
             TS_ERR(cx, ts_get(cx, m, "valid"), "expect_series: valid: write true or false");
-        pt.valid = b;
+        else
+            pt.valid = b;
     }
     if (cx->n_err != err0 || series == NULL || v == NULL)
         return;
