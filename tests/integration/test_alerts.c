@@ -1,0 +1,348 @@
+/*
+ * Alerts through a real broker (SPEC §4, §5): a full firing -> resolved
+ * episode with the retained state seen by late subscribers, restarts during
+ * a firing and a pending alert, a broker restart without duplicate alerts,
+ * absence of a silent camera and of a never-seen inventory camera, and
+ * reloads while an alert is firing. Every alert payload received is checked
+ * against config/alert.schema.json.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "it.h"
+#include "schema_check.h"
+
+static cJSON *schema;
+
+static void setup(void) { schema = load_schema(); }
+static void teardown(void) { cJSON_Delete(schema); }
+
+TestSuite(alerts, .init = setup, .fini = teardown, .timeout = 180);
+
+static long long now_ms(void) { return (long long)time(NULL) * 1000; }
+
+#define WATER_SRC "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+
+/* Next alert payload on c (skipping empty retained clears unless want_empty), parsed and
+ * validated against the schema. */
+static cJSON *next_alert(struct it_client *c, int timeout_ms, char *topic, size_t tlen)
+{
+    struct it_msg *m = it_next(c, timeout_ms);
+    if (m == NULL)
+        return NULL;
+    if (topic != NULL)
+        snprintf(topic, tlen, "%s", m->topic);
+    cJSON *doc = cJSON_Parse(m->payload);
+    cr_assert_not_null(doc, "alert payload is not JSON: %s", m->payload);
+    const char *why = validate(schema, schema, doc, "alert");
+    cr_assert_null(why, "%s in %s", why, m->payload);
+    it_msg_free(m);
+    return doc;
+}
+
+static const char *s(const cJSON *o, const char *k)
+{
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
+    return v ? v : "";
+}
+
+static double n(const cJSON *o, const char *k) { return cJSON_GetNumberValue(cJSON_GetObjectItem(o, k)); }
+
+static void pub(struct it_client *c, const char *topic, long long ts, const char *member, double v)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"%s\":%g}", ts, member, v);
+    cr_assert_eq(it_publish(c, topic, p, 1, false), 0);
+}
+
+#define NH3_RULE \
+    "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n" \
+    "     clear_below: 1.2, severity: major}\n"
+
+Test(alerts, episode_with_retained_state_for_late_subscribers)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char topic[256];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub-all"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+
+    pub(dev, "sensors/water/dongtan/w01", t, "nh3_n", 2.31);
+    cJSON *a = next_alert(sub, 10000, topic, sizeof(topic));
+    cr_assert_not_null(a, "no alert within 10 s");
+    cr_assert_str_eq(topic, "alerts/major/nh3/dongtan/w01");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cr_assert_str_eq(s(a, "rule"), "nh3");
+    cr_assert_str_eq(s(a, "site"), "dongtan");
+    cr_assert_str_eq(s(a, "metric"), "nh3_n");
+    cr_assert_eq(n(a, "value"), 2.31);
+    cr_assert_eq(n(a, "threshold"), 1.5);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    double seq1 = n(a, "seq");
+    cJSON_Delete(a);
+
+    /* A subscriber that connects now sees what is firing. */
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    cJSON *r = next_alert(late, 5000, topic, sizeof(topic));
+    cr_assert_not_null(r, "no retained active state");
+    cr_assert_str_eq(topic, "alerts/active/nh3/dongtan/w01");
+    cr_assert_str_eq(s(r, "id"), id);
+    cJSON_Delete(r);
+
+    /* In the hysteresis band: nothing. Below clear_below: resolved, same id, next seq. */
+    pub(dev, "sensors/water/dongtan/w01", t + 1000, "nh3_n", 1.3);
+    pub(dev, "sensors/water/dongtan/w01", t + 2000, "nh3_n", 1.1);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "id"), id);
+    cr_assert_eq(n(a, "seq"), seq1 + 1);
+    cJSON_Delete(a);
+
+    /* Retained state cleared: a new late subscriber sees nothing. */
+    struct it_client *later = it_client_new(&b, "later");
+    cr_assert_eq(it_subscribe(later, "alerts/active/#", 1), 0);
+    struct it_msg *m = it_next(later, 1500);
+    cr_assert_null(m, "retained state still there: %s", m ? m->payload : "");
+
+    it_client_free(later);
+    it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+static void restart_during_firing(bool kill9)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+
+    pub(dev, "sensors/water/hengsha/w02", t, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    double seq = n(a, "seq");
+    cJSON_Delete(a);
+
+    if (kill9)
+        it_daemon_kill9(&d);
+    else
+        it_daemon_stop(&d);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+
+    pub(dev, "sensors/water/hengsha/w02", t + 1000, "nh3_n", 2.2);
+    struct it_msg *m = it_next(sub, 2000);
+    cr_assert_null(m, "re-fired after restart: %s", m ? m->payload : "");
+    pub(dev, "sensors/water/hengsha/w02", t + 2000, "nh3_n", 0.5);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no resolve after restart");
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "id"), id, "same episode across the restart");
+    cr_assert_eq(n(a, "seq"), seq + 1, "seq continues across restarts");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(alerts, clean_restart_during_firing_neither_refires_nor_resolves) { restart_during_firing(false); }
+Test(alerts, kill9_during_firing_neither_refires_nor_resolves) { restart_during_firing(true); }
+
+Test(alerts, restart_during_pending_continues_the_for_timer)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: do-low, kind: threshold, select: \"water/*/*/do\", below: 3, for: 10m,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    long long t = now_ms() - 3600000;
+
+    pub(dev, "sensors/water/x/w01", t, "do", 2.0);                   /* pending from t */
+    pub(dev, "sensors/water/x/w01", t + 5 * 60000, "do", 2.1);
+    cr_assert_null(it_next(sub, 1000), "fired before `for` elapsed");
+    it_daemon_stop(&d);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    pub(dev, "sensors/water/x/w01", t + 10 * 60000, "do", 2.2);      /* 10 min after t */
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "pending `for` did not survive the restart");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    char started[40];
+    snprintf(started, sizeof(started), "%s", s(a, "started_at"));
+    time_t tt = (time_t)(t / 1000);
+    struct tm tm;
+    char want[40];
+    gmtime_r(&tt, &tm);
+    strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    cr_assert_str_eq(started, want, "started_at is the first breaching sample");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(alerts, broker_restart_sends_no_duplicate_alerts)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *dev = it_client_new(&b, "dev"), *sub = it_client_new(&b, "sub");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+    pub(dev, "sensors/water/a/w1", t, "nh3_n", 3.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    cJSON_Delete(a);
+    it_client_free(sub);
+    it_client_free(dev);
+
+    it_broker_stop_keep(&b);
+    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 2, 20000), "daemon resubscribed");
+    sub = it_client_new(&b, "sub2");
+    dev = it_client_new(&b, "dev2");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/a/w1", t + 1000, "nh3_n", 3.1);          /* unchanged condition */
+    struct it_msg *m = it_next(sub, 2000);
+    cr_assert_null(m, "alert storm after reconnect: %s", m ? m->payload : "");
+    it_client_free(sub);
+    it_client_free(dev);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(alerts, absence_of_a_silent_camera_and_of_a_never_seen_inventory_camera)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+        "devices:\n  - {source: camera, site: dongtan, device: c09}\n"
+        "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 3s,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    cr_assert_eq(it_publish(dev, "cameras/dongtan/c01/status", "{\"online\":true,\"fps\":25}", 1, false), 0);
+
+    bool c01 = false, c09 = false;
+    for (int i = 0; i < 4 && !(c01 && c09); i++) {
+        char topic[256];
+        cJSON *a = next_alert(sub, 15000, topic, sizeof(topic));
+        if (a == NULL)
+            break;
+        if (strcmp(s(a, "status"), "firing") == 0 && strcmp(s(a, "rule"), "cam-offline") == 0) {
+            c01 = c01 || strcmp(s(a, "device"), "c01") == 0;
+            c09 = c09 || strcmp(s(a, "device"), "c09") == 0;
+        }
+        cJSON_Delete(a);
+    }
+    cr_assert(c01, "silent camera c01 raised no absence alert");
+    cr_assert(c09, "never-seen inventory camera c09 raised no absence alert");
+
+    /* The next heartbeat resolves it. */
+    it_client_free(sub);
+    sub = it_client_new(&b, "sub-b");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    cr_assert_eq(it_publish(dev, "cameras/dongtan/c01/status", "{\"online\":true}", 1, false), 0);
+    cJSON *r = NULL;
+    for (int i = 0; i < 4; i++) {
+        r = next_alert(sub, 5000, NULL, 0);
+        if (r == NULL || (strcmp(s(r, "device"), "c01") == 0 && strcmp(s(r, "status"), "resolved") == 0))
+            break;
+        cJSON_Delete(r);
+        r = NULL;
+    }
+    cr_assert_not_null(r, "heartbeat did not resolve the absence");
+    cJSON_Delete(r);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+static void rewrite_rules(const struct it_daemon *d, const char *rules)
+{
+    /* The harness config ends with the test's extra YAML: replace it. */
+    char *cfg = NULL;
+    cr_assert_eq(it_run(&cfg, "cat '%s'", d->cfg), 0);
+    char *r = strstr(cfg, "rules:");
+    cr_assert_not_null(r);
+    *r = '\0';
+    FILE *f = fopen(d->cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s%s", cfg, rules);
+    fclose(f);
+    free(cfg);
+}
+
+Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed_rules)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    long long t = now_ms() - 60000;
+    pub(dev, "sensors/water/r/w1", t, "nh3_n", 2.5);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);           /* firing on alerts/major */
+    cr_assert_not_null(a);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+    a = next_alert(sub, 5000, NULL, 0);                   /* the retained copy on alerts/active */
+    cr_assert_not_null(a);
+    cJSON_Delete(a);
+
+    /* An invalid file is refused and the running config stays; then a valid
+     * one adds a rule and leaves nh3 as it was: no message about nh3. */
+    rewrite_rules(&d, NH3_RULE "  - {name: tp, kind: threshold, select: \"water/*/*/tp\", above: 0.4, severity: minor_typo}\n");
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reload of", 1, 10000), "invalid file refused");
+    cr_assert(it_daemon_wait_log(&d, "error: rule \"tp\"", 1, 1000), "the refusal names the error");
+    rewrite_rules(&d, NH3_RULE "  - {name: tp, kind: threshold, select: \"water/*/*/tp\", above: 0.4, severity: warning}\n");
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
+    struct it_msg *m = it_next(sub, 1500);
+    cr_assert_null(m, "an unchanged rule's alert changed on reload: %s", m ? m->payload : "");
+    pub(dev, "sensors/water/r/w1", t + 1000, "nh3_n", 2.6);
+    m = it_next(sub, 1500);
+    cr_assert_null(m, "re-fired after reload: %s", m ? m->payload : "");
+
+    /* Change nh3's threshold: its alert resolves. */
+    rewrite_rules(&d, "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 2.0,\n"
+                      "     severity: major}\n");
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 2, 10000));
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "changed rule did not resolve its alert");
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "id"), id);
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
