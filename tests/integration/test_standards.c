@@ -1,0 +1,231 @@
+/*
+ * The standards end to end through a real broker (SPEC §4): a day of
+ * per-minute air samples gives the hourly and daily AQI series and alerts
+ * computed independently below; water samples crossing the target class give
+ * the class series and alerts; `islewatch report` over that data gives the
+ * right ratios.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "it.h"
+#include "schema_check.h"
+
+#define H 3600000LL
+
+/* Local midnight (Asia/Shanghai, +08:00) three days ago, in ms. */
+static long long day_start(void)
+{
+    long long now = (long long)time(NULL) * 1000;
+    long long local = now + 8 * H;
+    return (local / (24 * H)) * (24 * H) - 8 * H - 3 * 24 * H;
+}
+
+/* PM2.5 by hour (H-1h, H]: hours 0-5 at 35, 6-11 at 80, 12-23 at 20 (μg/m³). */
+static double pm25_of_hour(int k) { return k < 6 ? 35 : k < 12 ? 80 : 20; }
+
+static cJSON *query(const struct it_daemon *d, const char *series, long long from, long long to)
+{
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "%s query '%s' --from %lld --to %lld --db %s --format json",
+                        it_bin("islewatch"), series, from, to, d->data), 0);
+    cJSON *doc = cJSON_Parse(out);
+    cr_assert_not_null(doc, "%s", out);
+    free(out);
+    return doc;
+}
+
+static int count_points(const struct it_daemon *d, const char *series, long long from, long long to)
+{
+    cJSON *doc = query(d, series, from, to);
+    int n = cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points"));
+    cJSON_Delete(doc);
+    return n;
+}
+
+static bool wait_points(const struct it_daemon *d, const char *series, long long from, long long to,
+                        int want)
+{
+    long long end = it_now_ms() + 60000;
+    while (it_now_ms() < end) {
+        if (count_points(d, series, from, to) >= want)
+            return true;
+        struct timespec ts = { 0, 200 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+Test(standards, a_day_of_minute_air_samples_gives_hourly_and_daily_aqi, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long d0 = day_start();
+    cJSON *schema = load_schema();
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+        "rules:\n"
+        "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", standard: HJ633-2026,\n"
+        "     mode: hourly, min_level: 3, severity: {3: warning, 4: major, 5: critical}}\n"
+        "  - {name: aqi-daily, kind: air_quality, select: \"air/*/*\", standard: HJ633-2026,\n"
+        "     mode: daily, min_level: 2, severity: info}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/+/+/dongtan/a01", 1), 0);
+
+    for (int i = 1; i <= 1440; i++) {
+        char p[256];
+        int k = (i - 1) / 60;
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"pm25\":%g,\"pm10\":20,\"so2\":5,\"no2\":10,"
+                 "\"co\":0.5,\"o3\":20}", d0 + (long long)i * 60000, pm25_of_hour(k));
+        cr_assert_eq(it_publish_async(dev, "sensors/air/dongtan/a01", p, 1), 0);
+    }
+    cr_assert_eq(it_flush(dev, 60000), 0);
+    cr_assert(wait_points(&d, "air/dongtan/a01/aqi", d0, d0 + 24 * H, 24), "24 hourly AQI points");
+    cr_assert(wait_points(&d, "air/dongtan/a01/aqi_daily", d0, d0 + 24 * H, 1), "one daily AQI point");
+
+    /* Hourly (HJ 633-2026 real-time: 1-h values, PM on the 24-h breakpoints):
+     * PM2.5 35 -> 50; 80 -> ceil(100 + 50/55*20) = 119; 20 -> ceil(20*50/35) = 29. */
+    cJSON *doc = query(&d, "air/dongtan/a01/aqi", d0, d0 + 24 * H), *p;
+    int k = 0;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")) {
+        long long ts = (long long)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0));
+        double v = cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1));
+        double want = k < 6 ? 50 : k < 12 ? 119 : 29;
+        cr_expect_eq(ts, d0 + (long long)(k + 1) * H, "hour %d stamped at its end", k);
+        cr_expect_eq(v, want, "hour %d: AQI %g, want %g", k, v, want);
+        k++;
+    }
+    cr_assert_eq(k, 24);
+    cJSON_Delete(doc);
+
+    /* Daily: PM2.5 mean (6*35 + 6*80 + 12*20)/24 = 38.75 -> 39 (GB/T 8170) -> ceil(50 + 2*4) = 58;
+     * NO2 10 -> 13, CO 0.5 -> 13, PM10 20, SO2 2, O3 8-h max 20 -> 10. AQI 58, level 2 (良). */
+    doc = query(&d, "air/dongtan/a01/aqi_daily", d0, d0 + 24 * H);
+    p = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points"), 0);
+    cr_assert_eq(cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1)), 58.0);
+    cr_assert_eq((long long)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0)), d0 + 24 * H);
+    cJSON_Delete(doc);
+
+    /* Alerts: hourly level 3 from the hour ending 07:00, resolved at 13:00; daily level 2. */
+    bool fired = false, resolved = false, daily = false;
+    struct it_msg *m;
+    while ((m = it_next(sub, 3000)) != NULL) {
+        if (m->len == 0) {                       /* a retained state cleared on resolve */
+            it_msg_free(m);
+            continue;
+        }
+        cJSON *a = cJSON_Parse(m->payload);
+        cr_assert_null(validate(schema, schema, a, "alert"), "%s", m->payload);
+        const char *rule = cJSON_GetStringValue(cJSON_GetObjectItem(a, "rule"));
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(a, "status"));
+        const char *ts = cJSON_GetStringValue(cJSON_GetObjectItem(a, "ts"));
+        long long t = 0;
+        struct tm tm = {0};
+        if (ts && strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm))
+            t = (long long)timegm(&tm) * 1000;
+        if (strcmp(rule, "aqi-hourly") == 0 && strcmp(st, "firing") == 0) {
+            fired = true;
+            cr_expect_eq(t, d0 + 7 * H, "fires at the close of the hour ending 07:00: %s", ts);
+            cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "value")), 119.0);
+            cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "severity")), "warning");
+            cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")), "three days old: late");
+        } else if (strcmp(rule, "aqi-hourly") == 0 && strcmp(st, "resolved") == 0) {
+            resolved = true;
+            cr_expect_eq(t, d0 + 13 * H, "resolves at the hour ending 13:00: %s", ts);
+        } else if (strcmp(rule, "aqi-daily") == 0 && strcmp(st, "firing") == 0) {
+            daily = true;
+            cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "value")), 58.0);
+        }
+        cJSON_Delete(a);
+        it_msg_free(m);
+    }
+    cr_expect(fired, "hourly AQI alert fired");
+    cr_expect(resolved, "hourly AQI alert resolved");
+    cr_expect(daily, "daily AQI alert fired at level 2");
+
+    /* The report: one valid day, AQI 58 <= 100: 优良天数比例 1.0. */
+    char *out = NULL;
+    char from[40], to[40];
+    snprintf(from, sizeof(from), "%lld", d0);
+    snprintf(to, sizeof(to), "%lld", d0 + 24 * H);
+    cr_assert_eq(it_run(&out, "%s report air --from %s --to %s --db %s --format csv", it_bin("islewatch"),
+                        from, to, d.data), 0);
+    cr_assert(strstr(out, "58") != NULL, "daily AQI 58 in the report: %s", out);
+    cr_assert(strstr(out, "1.0000") != NULL, "good-day ratio 1.0000 in the report: %s", out);
+    free(out);
+
+    cJSON_Delete(schema);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(standards, water_crossing_the_target_class_raises_and_resolves, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long d0 = day_start();
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "devices:\n  - {source: water, site: dongtan, device: w01, body: lake, target: II}\n"
+        "rules:\n  - {name: water-class, kind: water_quality, select: \"water/*/*\", window: 1h,\n"
+        "     severity: {below_target: major, worse_than_v: critical}}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/+/water-class/#", 1), 0);
+
+    /* Hour 0-1: Class I/II. Hour 1-2: TP 0.08 (lake: IV). Hour 3+: clean again. */
+    for (int i = 0; i < 6 * 60; i += 5) {
+        char p[256];
+        double tp = (i >= 60 && i < 120) ? 0.08 : 0.02;
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.5,\"do\":7.0,\"nh3_n\":0.3,\"tp\":%g}",
+                 d0 + (long long)i * 60000, tp);
+        cr_assert_eq(it_publish_async(dev, "sensors/water/dongtan/w01", p, 1), 0);
+    }
+    cr_assert_eq(it_flush(dev, 60000), 0);
+
+    struct it_msg *m = it_next(sub, 15000);
+    cr_assert_not_null(m, "no water-class alert");
+    cJSON *a = cJSON_Parse(m->payload);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "status")), "firing");
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "severity")), "major");
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "metric")), "tp");
+    cr_expect(strstr(m->payload, "worse_than_target") != NULL, "details list the parameters: %s",
+              m->payload);
+    cJSON_Delete(a);
+    it_msg_free(m);
+    m = NULL;
+    for (int i = 0; i < 3 && (m = it_next(sub, 15000)) != NULL; i++) {
+        if (strstr(m->payload, "\"status\":\"resolved\"") != NULL)
+            break;
+        it_msg_free(m);
+        m = NULL;
+    }
+    cr_assert_not_null(m, "water-class alert never resolved");
+    it_msg_free(m);
+
+    /* The class series: 1..6 per message; the worst is IV (4) with the lake TP limits. */
+    cJSON *doc = query(&d, "water/dongtan/w01/class", d0, d0 + 6 * H), *p;
+    double worst = 0;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")) {
+        double v = cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1));
+        if (v > worst)
+            worst = v;
+    }
+    cr_expect_eq(worst, 4.0, "worst class %g", worst);
+    cJSON_Delete(doc);
+
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
