@@ -226,7 +226,7 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
     snprintf(akey, sizeof(akey), "active/%s", a->id);
     snprintf(seqbuf, sizeof(seqbuf), "%" PRIu64, a->seq);
     iw_wbatch_put_meta(b, key, json, len);
-    iw_wbatch_put_meta(b, "seq", seqbuf, strlen(seqbuf));
+    iw_wbatch_put_meta(b, "seqno", seqbuf, strlen(seqbuf));
     if (a->status == IW_ALERT_FIRING)
         iw_wbatch_put_meta(b, akey, json, len);
     else
@@ -384,7 +384,7 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
         return IW_E_NOMEM;
     }
     /* seq continues across restarts. */
-    if (iw_store_meta_get(d->store, "seq", &v, &l) == IW_OK) {
+    if (iw_store_meta_get(d->store, "seqno", &v, &l) == IW_OK) {
         p->seq = strtoull(v, NULL, 10);
         free(v);
     }

@@ -313,7 +313,7 @@ static uint64_t current_seq(struct iw_store *st)
     uint64_t seq = 0;
     char num[32];
 
-    if (iw_store_meta_get(st, "seq", &v, &len) == IW_OK && len < sizeof(num)) {
+    if (iw_store_meta_get(st, "seqno", &v, &len) == IW_OK && len < sizeof(num)) {
         memcpy(num, v, len);
         num[len] = '\0';
         seq = strtoull(num, NULL, 10);

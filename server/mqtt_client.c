@@ -1,7 +1,7 @@
 /*
  * The broker session (Paho C, MQTTAsync). One client per broker.connections,
- * MQTT 3.1.1, persistent session and fixed client id, Paho file persistence
- * under storage.path/mqtt (so QoS 2 messages received but not yet handled
+ * MQTT 3.1.1, persistent session and fixed client id, Paho persistence kept
+ * in our RocksDB (mqtt_persist.c: QoS 2 messages received but not yet handled
  * survive kill -9, SPEC §2), and our own reconnect loop with capped
  * exponential backoff and jitter that always resubscribes.
  *
@@ -22,6 +22,7 @@
 #include "islewatch/log.h"
 #include "islewatch/stats.h"
 #include "daemon_int.h"
+#include "mqtt_persist.h"
 
 enum { CONN_DOWN = 0, CONN_CONNECTING = 1, CONN_UP = 2 };
 
@@ -43,7 +44,7 @@ struct iw_mqtt {
     struct iw_mconn *c;
     char uri[512];
     char *password;
-    char persist_dir[1024];
+    MQTTClient_persistence persist;       /* Paho's store, in our RocksDB */
     unsigned rng;
 };
 
@@ -374,12 +375,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
         goto fail;
     if (cfg->broker.password_file && (rc = read_password(cfg->broker.password_file, &m->password, diag)) != IW_OK)
         goto fail;
-    snprintf(m->persist_dir, sizeof(m->persist_dir), "%s/mqtt", cfg->storage.path);
-    if (mkdir(m->persist_dir, 0700) != 0 && errno != EEXIST) {
-        iw_diag_set(diag, NULL, 0, 0, "cannot create %s: %s", m->persist_dir, strerror(errno));
-        rc = IW_E_IO;
-        goto fail;
-    }
+    iw_mqtt_persistence_init(&m->persist, d->store);
     m->n = cfg->broker.connections;
     m->c = calloc((size_t)m->n, sizeof(*m->c));
     if (m->c == NULL) {
@@ -411,7 +407,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
         cro.restoreMessages = 1;
         cro.persistQoS0 = 0;
         rc = MQTTAsync_createWithOptions(&c->client, m->uri, c->client_id,
-                                         MQTTCLIENT_PERSISTENCE_DEFAULT, m->persist_dir, &cro);
+                                         MQTTCLIENT_PERSISTENCE_USER, &m->persist, &cro);
         if (rc != MQTTASYNC_SUCCESS) {
             iw_diag_set(diag, NULL, 0, 0, "cannot create the MQTT client for %s (Paho code %d)",
                         m->uri, rc);
