@@ -58,6 +58,7 @@ quantile() { # $1 metrics text file, $2 q: the bucket bound where the cumulative
 HZ=$(getconf CLK_TCK)
 ROWS=""
 for Q in $QOSES; do
+  echo "e2e: QoS $Q: raw subscriber ..." >&2
   # (a) raw subscriber
   $B/bench/iw_raw_sub --port $MP --qos $Q --count $COUNT --topic 'sensors/#' --idle 20 > "$W/raw$Q.out" 2>&1 & RAW=$!; PIDS+=($RAW)
   for _ in $(seq 200); do grep -q ready "$W/raw$Q.out" && break; sleep 0.05; done
@@ -65,6 +66,7 @@ for Q in $QOSES; do
   wait $RAW || true
   RAW_RATE=$(result "$W/raw$Q.out" rate); RAW_CPU=$(result "$W/raw$Q.out" cpu_us_per_msg)
 
+  echo "e2e: QoS $Q: islewatchd ..." >&2
   # (b) islewatchd
   HP=$(pick_port)
   cat > "$W/cfg$Q.yaml" <<CONF

@@ -202,12 +202,23 @@ struct split {
     char source[128], site[256], device[256], metric[256];
 };
 
+static void copy_level(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
 static void split_name(const struct iw_series *s, struct split *o)
 {
-    snprintf(o->source, sizeof(o->source), "%.*s", (int)(s->site_off - 1), s->name);
-    snprintf(o->site, sizeof(o->site), "%.*s", (int)(s->device_off - s->site_off - 1), s->name + s->site_off);
-    snprintf(o->device, sizeof(o->device), "%.*s", (int)(s->metric_off - s->device_off - 1), s->name + s->device_off);
-    snprintf(o->metric, sizeof(o->metric), "%s", s->name + s->metric_off);
+    copy_level(o->source, sizeof(o->source), s->name, (size_t)(s->site_off - 1));
+    copy_level(o->site, sizeof(o->site), s->name + s->site_off,
+               (size_t)(s->device_off - s->site_off - 1));
+    copy_level(o->device, sizeof(o->device), s->name + s->device_off,
+               (size_t)(s->metric_off - s->device_off - 1));
+    copy_level(o->metric, sizeof(o->metric), s->name + s->metric_off,
+               (size_t)(s->len - s->metric_off));
 }
 
 static void apply_reload(struct iw_shard *sh)
