@@ -171,3 +171,57 @@ char *iw_rfc3339_format(int64_t ms, char *buf, size_t len)
              (int)(ms - sec * 1000));
     return buf;
 }
+
+/* ---- time zones (fixed offsets) ---- */
+
+static const struct { const char *name; int offset_min; } fixed_zones[] = {
+    { "Asia/Shanghai", 480 }, { "Asia/Chongqing", 480 }, { "Asia/Harbin", 480 },
+    { "PRC", 480 }, { "Asia/Hong_Kong", 480 }, { "Asia/Macau", 480 },
+    { "Asia/Taipei", 480 }, { "Asia/Singapore", 480 }, { "Asia/Urumqi", 360 },
+    { "Asia/Tokyo", 540 }, { "Asia/Seoul", 540 }, { "Asia/Kolkata", 330 },
+    { "Asia/Bangkok", 420 }, { "Asia/Jakarta", 420 }, { "Asia/Dubai", 240 },
+    { "UTC", 0 }, { "Etc/UTC", 0 }, { "GMT", 0 }, { "Z", 0 },
+};
+
+int iw_tz_parse(const char *s, int *offset_min)
+{
+    int h = 0, m = 0, sign;
+    const char *p = s;
+
+    if (s == NULL || offset_min == NULL)
+        return IW_E_INVAL;
+    for (size_t i = 0; i < IW_ARRAY_LEN(fixed_zones); i++) {
+        if (strcmp(s, fixed_zones[i].name) == 0) {
+            *offset_min = fixed_zones[i].offset_min;
+            return IW_OK;
+        }
+    }
+    if (strncmp(p, "UTC", 3) == 0)
+        p += 3;
+    if (*p != '+' && *p != '-')
+        return IW_E_INVAL;
+    sign = *p++ == '-' ? -1 : 1;
+    /* "+8", "+08", "+0800", "+08:00" */
+    if (!isdigit((unsigned char)p[0]))
+        return IW_E_INVAL;
+    h = p[0] - '0';
+    p++;
+    if (isdigit((unsigned char)*p))
+        h = h * 10 + (*p++ - '0');
+    if (*p == ':')
+        p++;
+    if (*p != '\0') {
+        if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) || p[2] != '\0')
+            return IW_E_INVAL;
+        m = (p[0] - '0') * 10 + (p[1] - '0');
+    }
+    if (m > 59 || h * 60 + m > 14 * 60)
+        return IW_E_INVAL;
+    *offset_min = sign * (h * 60 + m);
+    return IW_OK;
+}
+
+const char *iw_tz_name(size_t i)
+{
+    return i < IW_ARRAY_LEN(fixed_zones) ? fixed_zones[i].name : NULL;
+}

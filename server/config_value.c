@@ -248,49 +248,9 @@ int iw__cfg_parse_target(const char *s)
  * saving time can be a fixed offset, which is what the standards assume for
  * China; other zones must be written as an offset.
  */
-static const struct { const char *name; int offset_min; } fixed_zones[] = {
-    { "Asia/Shanghai", 480 }, { "Asia/Chongqing", 480 }, { "Asia/Harbin", 480 },
-    { "PRC", 480 }, { "Asia/Hong_Kong", 480 }, { "Asia/Macau", 480 },
-    { "Asia/Taipei", 480 }, { "Asia/Singapore", 480 }, { "Asia/Urumqi", 360 },
-    { "Asia/Tokyo", 540 }, { "Asia/Seoul", 540 }, { "Asia/Kolkata", 330 },
-    { "Asia/Bangkok", 420 }, { "Asia/Jakarta", 420 }, { "Asia/Dubai", 240 },
-    { "UTC", 0 }, { "Etc/UTC", 0 }, { "GMT", 0 }, { "Z", 0 },
-};
-
 bool iw__cfg_parse_tz(const char *s, int *offset_min)
 {
-    int h = 0, m = 0, sign;
-    const char *p = s;
-
-    for (size_t i = 0; i < IW_ARRAY_LEN(fixed_zones); i++) {
-        if (strcmp(s, fixed_zones[i].name) == 0) {
-            *offset_min = fixed_zones[i].offset_min;
-            return true;
-        }
-    }
-    if (strncmp(p, "UTC", 3) == 0)
-        p += 3;
-    if (*p != '+' && *p != '-')
-        return false;
-    sign = *p++ == '-' ? -1 : 1;
-    /* "+8", "+08", "+0800", "+08:00" */
-    if (!isdigit((unsigned char)p[0]))
-        return false;
-    h = p[0] - '0';
-    p++;
-    if (isdigit((unsigned char)*p))
-        h = h * 10 + (*p++ - '0');
-    if (*p == ':')
-        p++;
-    if (*p != '\0') {
-        if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) || p[2] != '\0')
-            return false;
-        m = (p[0] - '0') * 10 + (p[1] - '0');
-    }
-    if (m > 59 || h * 60 + m > 14 * 60)
-        return false;
-    *offset_min = sign * (h * 60 + m);
-    return true;
+    return iw_tz_parse(s, offset_min) == IW_OK;
 }
 
 /* ======================================================================== */
@@ -361,8 +321,8 @@ const char *iw__cfg_tz_hint(const char *word, char *buf, size_t len)
     struct cfg_hint h;
 
     iw__cfg_hint_init(&h);
-    for (size_t i = 0; i < IW_ARRAY_LEN(fixed_zones); i++)
-        iw__cfg_hint_add(&h, word, fixed_zones[i].name);
+    for (size_t i = 0; iw_tz_name(i) != NULL; i++)
+        iw__cfg_hint_add(&h, word, iw_tz_name(i));
     return iw__cfg_hint_text(&h, buf, len);
 }
 

@@ -76,49 +76,9 @@ char *iw_report_tz_format(int tz_offset_min, char *buf, size_t len)
 }
 
 /* Zones without daylight saving time; the same list as the config's timezone:. */
-static const struct { const char *name; int offset_min; } zones[] = {
-    { "Asia/Shanghai", 480 }, { "Asia/Chongqing", 480 }, { "Asia/Harbin", 480 },
-    { "PRC", 480 }, { "Asia/Hong_Kong", 480 }, { "Asia/Macau", 480 },
-    { "Asia/Taipei", 480 }, { "Asia/Singapore", 480 }, { "Asia/Urumqi", 360 },
-    { "Asia/Tokyo", 540 }, { "Asia/Seoul", 540 }, { "Asia/Kolkata", 330 },
-    { "Asia/Bangkok", 420 }, { "Asia/Jakarta", 420 }, { "Asia/Dubai", 240 },
-    { "UTC", 0 }, { "Etc/UTC", 0 }, { "GMT", 0 }, { "Z", 0 },
-};
-
 int iw_report_tz_parse(const char *s, int *tz_offset_min)
 {
-    const char *p = s;
-    int h = 0, m = 0, sign;
-
-    if (s == NULL || tz_offset_min == NULL)
-        return IW_E_INVAL;
-    for (size_t i = 0; i < IW_ARRAY_LEN(zones); i++) {
-        if (strcmp(s, zones[i].name) == 0) {
-            *tz_offset_min = zones[i].offset_min;
-            return IW_OK;
-        }
-    }
-    if (strncmp(p, "UTC", 3) == 0)
-        p += 3;
-    if (*p != '+' && *p != '-')
-        return IW_E_INVAL;
-    sign = *p++ == '-' ? -1 : 1;
-    if (!isdigit((unsigned char)*p))
-        return IW_E_INVAL;
-    h = *p++ - '0';
-    if (isdigit((unsigned char)*p))
-        h = h * 10 + (*p++ - '0');
-    if (*p == ':')
-        p++;
-    if (*p != '\0') {
-        if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) || p[2] != '\0')
-            return IW_E_INVAL;
-        m = (p[0] - '0') * 10 + (p[1] - '0');
-    }
-    if (m > 59 || h * 60 + m > 14 * 60)
-        return IW_E_INVAL;
-    *tz_offset_min = sign * (h * 60 + m);
-    return IW_OK;
+    return iw_tz_parse(s, tz_offset_min);
 }
 
 int iw_report_time_parse(const char *s, int64_t now_ms, int tz_offset_min, int64_t *out_ms)

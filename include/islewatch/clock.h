@@ -37,6 +37,15 @@ IW_NODISCARD int iw_time_arg_parse(const char *s, int64_t now_ms, int64_t *out_m
 /* "2026-11-29T10:00:00.000Z" into buf (at least 32 bytes). Returns buf. */
 char *iw_rfc3339_format(int64_t ms, char *buf, size_t len);
 
+/*
+ * Fixed UTC offsets, for the natural days of SPEC §4 (`timezone:`): the
+ * names of zones without daylight saving ("Asia/Shanghai", "UTC", ...) or an
+ * offset ("+08:00", "+8", "UTC+0800", "-05:30"). Returns IW_OK or IW_E_INVAL.
+ */
+IW_NODISCARD int iw_tz_parse(const char *s, int *offset_min);
+/* The i-th known zone name (for "did you mean" hints); NULL past the end. */
+const char *iw_tz_name(size_t i);
+
 /* Floor division for bucket starts (correct for negative times too). */
 static inline int64_t iw_floor_to(int64_t t, int64_t step)
 {
