@@ -10,6 +10,7 @@
  * the main thread. Connection state is an atomic per connection.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,12 @@ struct iw_mconn {
     bool ever_connected;
     char client_id[256];
     struct iw_conn_ingest *ing;
+    /* Filters of the last SUBSCRIBE, to unsubscribe the ones a reload drops.
+     * Written by whichever thread subscribes (Paho's on connect, the main
+     * thread on reload); sub_lock keeps them apart (not the message path). */
+    pthread_mutex_t sub_lock;
+    char *filters[64];
+    int n_filters;
 };
 
 struct iw_mqtt {
@@ -186,9 +193,9 @@ static void subscribe_all(struct iw_mconn *c)
 {
     const struct iw_ingest_view *v = atomic_load_explicit(&c->m->d->view, memory_order_acquire);
     const struct iw_config *cfg = v->cfg;
-    char *filters[64];
+    char *filters[64], *gone[64];
     int qos[64];
-    int n = 0;
+    int n = 0, n_gone = 0;
 
     for (size_t i = 0; i < v->n && n < 64; i++) {
         char buf[600];
@@ -199,6 +206,33 @@ static void subscribe_all(struct iw_mconn *c)
         filters[n] = strdup(buf);
         qos[n] = cfg->sources[i].qos;
         n++;
+    }
+    pthread_mutex_lock(&c->sub_lock);
+    /* Filters of the previous config that the new one no longer has. */
+    for (int i = 0; i < c->n_filters; i++) {
+        bool kept = false;
+        for (int k = 0; k < n && !kept; k++)
+            kept = filters[k] != NULL && strcmp(filters[k], c->filters[i]) == 0;
+        if (kept)
+            free(c->filters[i]);
+        else
+            gone[n_gone++] = c->filters[i];
+    }
+    for (int i = 0; i < n; i++)
+        c->filters[i] = filters[i] ? strdup(filters[i]) : NULL;
+    c->n_filters = n;
+    pthread_mutex_unlock(&c->sub_lock);
+
+    if (n_gone > 0) {
+        MQTTAsync_responseOptions uo = MQTTAsync_responseOptions_initializer;
+        if (MQTTAsync_unsubscribeMany(c->client, n_gone, gone, &uo) != MQTTASYNC_SUCCESS)
+            IW_LOG_WARN("mqtt", "connection %d: cannot unsubscribe from %d dropped filter(s)",
+                        c->idx, n_gone);
+        else
+            IW_LOG_INFO("mqtt", "connection %d unsubscribed from %d filter(s) the config dropped "
+                        "(first: %s)", c->idx, n_gone, gone[0]);
+        for (int i = 0; i < n_gone; i++)
+            free(gone[i]);
     }
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onSuccess = on_subscribed;
@@ -388,6 +422,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
 
         c->m = m;
         c->idx = i;
+        pthread_mutex_init(&c->sub_lock, NULL);
         if (m->n == 1)
             snprintf(c->client_id, sizeof(c->client_id), "%s", cfg->broker.client_id);
         else
@@ -454,6 +489,9 @@ void iw_mqtt_free(struct iw_mqtt *m)
         struct iw_mconn *c = &m->c[i];
         if (c->client != NULL)
             MQTTAsync_destroy(&c->client);
+        for (int k = 0; k < c->n_filters; k++)
+            free(c->filters[k]);
+        pthread_mutex_destroy(&c->sub_lock);
         if (c->ing != NULL) {
             iw_wbatch_free(c->ing->wb);
             free(c->ing);

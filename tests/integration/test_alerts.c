@@ -346,3 +346,60 @@ Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+Test(alerts, an_alert_raised_while_the_broker_is_down_goes_out_when_it_is_back)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+        "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_publish(dev, "cameras/x/c01/status", "{\"online\":true}", 1, false), 0);
+    it_client_free(dev);
+    it_broker_stop_keep(&b);                       /* the absence falls due while it is down */
+    cr_assert(it_daemon_wait_log(&d, "firing cam-offline", 1, 15000), "absence raised while down");
+    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 2, 20000));
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    cJSON *a = next_alert(late, 10000, NULL, 0);
+    cr_assert_not_null(a, "the alert raised during the outage never reached the broker");
+    cr_assert_str_eq(s(a, "rule"), "cam-offline");
+    cr_assert_str_eq(s(a, "device"), "c01");
+    cJSON_Delete(a);
+    it_client_free(late);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(alerts, reload_with_a_changed_source_topic_resubscribes)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    char *cfg = NULL;
+    cr_assert_eq(it_run(&cfg, "sed -i 's|sensors/water/{site}/{device}|river/{site}/{device}/data|' '%s'", d.cfg), 0);
+    free(cfg);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "unsubscribed from 1 filter", 1, 10000),
+              "the old topic's subscription was dropped");
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+    pub(dev, "river/dongtan/w01/data", t, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no alert from the new topic");
+    cJSON_Delete(a);
+    pub(dev, "sensors/water/dongtan/w09", t, "nh3_n", 2.0);
+    struct it_msg *m = it_next(sub, 1500);
+    cr_assert_null(m, "the old topic is still subscribed: %s", m ? m->payload : "");
+    cr_assert_not(it_daemon_wait_log(&d, "no_source", 1, 200), "a message on the old topic arrived");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
