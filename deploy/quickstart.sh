@@ -118,6 +118,9 @@ cat >"$RUN/mosquitto.conf" <<EOF
 listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence false
+# mosquitto drops messages for a subscriber past 1000 queued by default; the
+# daemon stops reading under load (backpressure), so let the broker hold them.
+max_queued_messages 0
 log_dest stderr
 log_type error
 log_type warning
