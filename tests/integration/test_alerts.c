@@ -146,9 +146,14 @@ static void restart_during_firing(bool kill9)
         it_daemon_stop(&d);
     cr_assert_eq(it_daemon_restart(&d), 0);
 
+    /* QoS 1 is at-least-once: after kill -9 Paho may send the firing message
+     * again if its PUBACK was not recorded. That is the same message (same
+     * seq), not a new alert; anything with a higher seq would be a re-fire. */
     pub(dev, "sensors/water/hengsha/w02", t + 1000, "nh3_n", 2.2);
-    struct it_msg *m = it_next(sub, 2000);
-    cr_assert_null(m, "re-fired after restart: %s", m ? m->payload : "");
+    while ((a = next_alert(sub, 2000, NULL, 0)) != NULL) {
+        cr_assert_leq(n(a, "seq"), seq, "re-fired after restart: seq %g", n(a, "seq"));
+        cJSON_Delete(a);
+    }
     pub(dev, "sensors/water/hengsha/w02", t + 2000, "nh3_n", 0.5);
     a = next_alert(sub, 10000, NULL, 0);
     cr_assert_not_null(a, "no resolve after restart");
