@@ -96,6 +96,33 @@ static int dict_load(struct iw_store *st, struct iw_diag *diag)
     return IW_OK;
 }
 
+/*
+ * Live data arrives interleaved across series but in time order within each,
+ * so each memtable insert lands right after the previous point of its series.
+ * With an insert hint per 5-byte prefix (kind + series id) the skip list starts
+ * its search there instead of at the head: 25-30 % less CPU per message on the
+ * delivery thread (bench/RESULTS.md). Hints need single-writer memtable
+ * inserts; RocksDB still batches concurrent writers. The option has no C
+ * setter, hence the options string. Keys shorter than 5 bytes go in unhinted.
+ */
+static void memtable_hints(struct iw_store *st)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    char *err = NULL;
+
+    rocksdb_get_options_from_string(st->opts,
+        "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.5;"
+        "allow_concurrent_memtable_write=false", o, &err);
+    if (err != NULL) {
+        IW_LOG_WARN("store", "memtable insert hints unavailable (%s); continuing without", err);
+        rocksdb_free(err);
+        rocksdb_options_destroy(o);
+        return;
+    }
+    rocksdb_options_destroy(st->opts);
+    st->opts = o;
+}
+
 int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struct iw_diag *diag)
 {
     struct iw_store *st;
@@ -135,6 +162,7 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     rocksdb_block_based_options_set_block_size(st->bbo, 16 * 1024);
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbo);
 
+    memtable_hints(st);
     if (st->read_only)
         st->db = rocksdb_open_for_read_only(st->opts, st->path, 0, &err);
     else
