@@ -427,10 +427,9 @@ void iw_store_put_raw(struct iw_wbatch *b, const void *k, size_t kl, const void 
     rocksdb_writebatch_put(b->wb, k, kl, v, vl);
 }
 
-void iw_store_delete_range_raw(struct iw_wbatch *b, const void *lo, size_t lol,
-                               const void *hi, size_t hil)
+void iw_store_delete_raw(struct iw_wbatch *b, const void *k, size_t kl)
 {
-    rocksdb_writebatch_delete_range(b->wb, lo, lol, hi, hil);
+    rocksdb_writebatch_delete(b->wb, k, kl);
 }
 
 int iw_store_write(struct iw_store *st, struct iw_wbatch *b, struct iw_diag *diag)

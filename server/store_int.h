@@ -34,7 +34,6 @@ void iw_key_put_ts(unsigned char *p, int64_t ts);
 int64_t iw_key_get_ts(const unsigned char *p);
 void iw_key_series_ts(unsigned char k[IW_KEY_LEN], char kind, uint32_t id, int64_t ts);
 void iw_store_put_raw(struct iw_wbatch *b, const void *k, size_t kl, const void *v, size_t vl);
-void iw_store_delete_range_raw(struct iw_wbatch *b, const void *lo, size_t lol,
-                               const void *hi, size_t hil);
+void iw_store_delete_raw(struct iw_wbatch *b, const void *k, size_t kl);
 
 #endif

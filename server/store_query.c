@@ -464,12 +464,16 @@ int iw_store_retention(struct iw_store *st, int64_t now_ms, int64_t raw_ms, int6
 
     if (b == NULL)
         return IW_E_NOMEM;
-    /* One seek per series and resolution to see whether anything expired,
-     * then one range tombstone where it did: no scan of the data, and no
-     * tombstones (which every later read must step over) where nothing is due. */
-    for (uint32_t id = 0; id < n; id++) {
-        for (int k = 0; k < 3; k++) {
-            unsigned char lo[IW_KEY_LEN], hi[IW_KEY_LEN];
+    /*
+     * Per series and resolution, seek to its first key and delete keys while
+     * they are older than the cutoff: only expired points are read, never the
+     * data that stays (no full scan), and each point is deleted once. Point
+     * deletes rather than one range tombstone: range tombstones cannot go
+     * through the memtable's per-series insert hints (store.c), and every
+     * later read would have to step over them.
+     */
+    for (uint32_t id = 0; id < n && rc == IW_OK; id++) {
+        for (int k = 0; k < 3 && rc == IW_OK; k++) {
             struct range_it r;
             int64_t ts;
             const char *v;
@@ -477,21 +481,23 @@ int iw_store_retention(struct iw_store *st, int64_t now_ms, int64_t raw_ms, int6
             if (keep[k] <= 0)
                 continue;
             range_open(st, &r, kinds[k], id, INT64_MIN, now_ms - keep[k]);
-            bool due = range_next(&r, &ts, &v, &vl);
+            while (range_next(&r, &ts, &v, &vl)) {
+                size_t kl;
+                const char *key = rocksdb_iter_key(r.it, &kl);
+                iw_store_delete_raw(b, key, kl);
+                if (iw_wbatch_count(b) >= 10000) {
+                    rc = iw_store_write(st, b, NULL);
+                    iw_wbatch_clear(b);
+                    if (rc != IW_OK)
+                        break;
+                }
+                rocksdb_iter_next(r.it);
+            }
             range_close(&r);
-            if (!due)
-                continue;
-            iw_key_series_ts(lo, kinds[k], id, INT64_MIN);
-            iw_key_series_ts(hi, kinds[k], id, now_ms - keep[k]);
-            iw_store_delete_range_raw(b, lo, sizeof(lo), hi, sizeof(hi));
-        }
-        if (iw_wbatch_count(b) >= 3000 || (id + 1 == n && iw_wbatch_count(b) > 0)) {
-            rc = iw_store_write(st, b, NULL);
-            iw_wbatch_clear(b);
-            if (rc != IW_OK)
-                break;
         }
     }
+    if (rc == IW_OK && iw_wbatch_count(b) > 0)
+        rc = iw_store_write(st, b, NULL);
     iw_wbatch_free(b);
     return rc;
 }
