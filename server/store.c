@@ -157,7 +157,7 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     rocksdb_options_set_bottommost_compression(st->opts, rocksdb_zstd_compression);
     rocksdb_options_set_keep_log_file_num(st->opts, 3);
     rocksdb_options_set_max_total_wal_size(st->opts, 256u << 20);
-    rocksdb_options_set_write_buffer_size(st->opts, 32u << 20);
+    rocksdb_options_set_write_buffer_size(st->opts, 16u << 20);   /* bounds RSS: see bench/RESULTS.md */
     st->bbo = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_size(st->bbo, 16 * 1024);
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbo);
