@@ -73,9 +73,21 @@ static bool parse_time_arg(struct MHD_Connection *c, const char *name, const cha
     return false;
 }
 
+/* The series glob: ?match= (series) or ?series= (query), either accepted on both. */
+static const char *glob_arg(struct MHD_Connection *c)
+{
+    static const char *const names[] = { "match", "series", "glob" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = iw__http_arg(c, names[i]);
+        if (v != NULL)
+            return v;
+    }
+    return NULL;
+}
+
 enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c)
 {
-    const char *glob = iw__http_arg(c, "match");
+    const char *glob = glob_arg(c);
     char *out = NULL;
     int rc = iw_api_series_json(iw_daemon_store(h->d), glob && glob[0] ? glob : NULL, &out);
 
@@ -86,7 +98,7 @@ enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c)
 
 enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
 {
-    const char *glob = iw__http_arg(c, "series"), *step_s = iw__http_arg(c, "step");
+    const char *glob = glob_arg(c), *step_s = iw__http_arg(c, "step");
     const char *agg_s = iw__http_arg(c, "agg");
     int64_t now = iw_now_ms(), from, to, step = 0;
     enum MHD_Result ret;
