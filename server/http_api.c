@@ -111,8 +111,8 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
     if (!parse_time_arg(c, "from", "-1h", now, &from, &ret) ||
         !parse_time_arg(c, "to", "now", now, &to, &ret))
         return ret;
-    if (from >= to)
-        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "from (%" PRId64 ") must be before to "
+    if (from > to)          /* both ends are inclusive: from == to asks for one instant */
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "from (%" PRId64 ") must not be after to "
                               "(%" PRId64 ")", from, to);
     if (step_s != NULL && step_s[0] != '\0') {
         char *end;
