@@ -337,7 +337,7 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
     static const struct { const char *path; const char *needle; } cases[] = {
         { "/api/v1/query", "series=GLOB is required" },
         { "/api/v1/query?series=*/*/*/*&from=yesterday", "from=\"yesterday\" is not a time" },
-        { "/api/v1/query?series=*/*/*/*&from=now&to=-1h", "must be before" },
+        { "/api/v1/query?series=*/*/*/*&from=now&to=-1h", "must not be after" },
         { "/api/v1/query?series=*/*/*/*&step=fast", "step=\"fast\" is not a positive duration" },
         { "/api/v1/query?series=*/*/*/*&agg=max", "needs step" },
         { "/api/v1/query?series=*/*/*/*&step=1m&agg=median", "is not one of avg" },
