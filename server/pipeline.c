@@ -304,8 +304,8 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
 
     d->n_shards = cfg->storage.shards;
     d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
-    d->open_minute = calloc(1u << 20, sizeof(*d->open_minute));
-    d->late_minute = calloc(1u << 20, sizeof(*d->late_minute));
+    d->open_minute = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->open_minute));
+    d->late_minute = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->late_minute));
     if (d->shards == NULL || d->open_minute == NULL || d->late_minute == NULL)
         return IW_E_NOMEM;
     for (int i = 0; i < d->n_shards; i++) {

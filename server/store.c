@@ -137,7 +137,7 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     st->path = strdup(opts->path);
     st->read_only = opts->read_only;
     st->slow_write_ms = opts->slow_write_ms;
-    st->max_series = opts->max_series ? opts->max_series : (1u << 20);
+    st->max_series = opts->max_series ? opts->max_series : IW_STORE_DEFAULT_MAX_SERIES;
     st->slot_mask = 1;
     while (st->slot_mask < (size_t)st->max_series * 2)
         st->slot_mask <<= 1;

@@ -33,11 +33,15 @@
 struct iw_store;                       /* opaque */
 struct iw_wbatch;                      /* opaque write batch */
 
+/* Series a store holds at most unless opts.max_series says otherwise; the
+ * daemon's per-series arrays (pipeline.c) are sized by the same number. */
+#define IW_STORE_DEFAULT_MAX_SERIES (1u << 20)
+
 struct iw_store_opts {
     const char *path;                  /* borrowed */
     bool     read_only;                /* readers beside a running daemon */
     bool     sync_writes;              /* fsync the WAL on each write */
-    uint32_t max_series;               /* 0: 1<<20 */
+    uint32_t max_series;               /* 0: IW_STORE_DEFAULT_MAX_SERIES */
     int64_t  slow_write_ms;            /* test-only: sleep before each batch write */
 };
 
