@@ -13,7 +13,7 @@ PKGS=(
   libmicrohttpd-dev                    # HTTP API
   libsystemd-dev                       # sd_notify
   libcriterion-dev                     # tests
-  curl procps                          # tests: HTTP probes, RSS readings
+  curl procps openssl                  # tests: HTTP probes, RSS readings, TLS test certificates
 )
 
 missing=()

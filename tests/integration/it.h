@@ -14,11 +14,18 @@
 struct it_broker {
     pid_t pid;
     int port;
+    int tls_port;               /* 0 unless started with it_broker_start_tls */
+    char ca_file[300];
     char dir[256];              /* conf, log and persistence */
 };
 
 /* Start mosquitto on 127.0.0.1:<free port> (persistence on). 0 or -1 (message on stderr). */
 int it_broker_start(struct it_broker *b);
+/*
+ * Same with a second listener speaking TLS on b->tls_port, with a throwaway CA
+ * and server certificate made by openssl in b->dir (ca.crt is b->ca_file).
+ */
+int it_broker_start_tls(struct it_broker *b);
 /* Start again on the same port and directory (after it_broker_kill). */
 int it_broker_restart(struct it_broker *b);
 void it_broker_kill(struct it_broker *b);        /* SIGKILL, wait */

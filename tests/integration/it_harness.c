@@ -169,6 +169,42 @@ int it_broker_start(struct it_broker *b)
     return broker_spawn(b);
 }
 
+int it_broker_start_tls(struct it_broker *b)
+{
+    char conf[300];
+    FILE *f;
+
+    if (it_broker_start(b) != 0)
+        return -1;
+    end(&b->pid, SIGTERM);
+    b->tls_port = it_free_port();
+    snprintf(b->ca_file, sizeof(b->ca_file), "%s/ca.crt", b->dir);
+    /* A CA and a server certificate for 127.0.0.1, valid for a day. */
+    if (it_run(NULL, "cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=it-ca "
+                     "-keyout ca.key -out ca.crt >/dev/null 2>&1 && "
+                     "openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key "
+                     "-out server.csr >/dev/null 2>&1 && "
+                     "printf 'subjectAltName=IP:127.0.0.1' > san.ext && "
+                     "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+                     "-days 1 -extfile san.ext -out server.crt >/dev/null 2>&1 && "
+                     "chmod 644 server.key ca.crt server.crt", b->dir) != 0) {
+        fprintf(stderr, "it: openssl could not make test certificates in %s\n", b->dir);
+        return -1;
+    }
+    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b->dir);
+    f = fopen(conf, "a");
+    if (f == NULL)
+        return -1;
+    fprintf(f, "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\n"
+               "keyfile %s/server.key\n", b->tls_port, b->dir, b->dir, b->dir);
+    fclose(f);
+    if (broker_spawn(b) != 0)
+        return -1;
+    for (int i = 0; i < 1000 && !port_open(b->tls_port); i++)
+        nap_ms(10);
+    return port_open(b->tls_port) ? 0 : -1;
+}
+
 int it_broker_restart(struct it_broker *b)
 {
     if (b->pid > 0)

@@ -207,3 +207,31 @@ Test(ingest, two_connections_share_one_subscription_and_store_everything_once, .
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+Test(ingest, tls_broker_with_a_ca_file, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char extra[1024];
+    long long t0 = base_ts();
+
+    cr_assert_eq(it_broker_start_tls(&b), 0, "mosquitto with a TLS listener");
+    /* The harness points broker.url at the plain port; switch it to the TLS one. */
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"), 0);
+    it_daemon_stop(&d);
+    snprintf(extra, sizeof(extra),
+             "sed -i -e 's|url: mqtt://127.0.0.1:%d|url: mqtts://127.0.0.1:%d\\n  tls: { ca_file: %s }|' '%s'",
+             b.port, b.tls_port, b.ca_file, d.cfg);
+    cr_assert_eq(it_run(NULL, "%s", extra), 0);
+    cr_assert_eq(it_daemon_restart(&d), 0, "islewatchd connects over TLS");
+    cr_assert(it_daemon_wait_log(&d, "up to ssl://127.0.0.1", 1, 1000), "the connection is TLS");
+    struct it_client *pub = it_client_new(&b, "it-pub-tls");
+    char payload[128];
+    snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":7.25}", t0);
+    cr_assert_eq(it_publish(pub, "sensors/water/tls/d01", payload, 1, false), 0);
+    cr_assert(wait_points(&d, "water/tls/*/ph", 1, 30000), "the sample arrived over TLS");
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
