@@ -13,6 +13,7 @@
 #include "islewatch/log.h"
 #include "islewatch/topic.h"
 #include "store_int.h"
+#include "valcodec.h"
 
 uint32_t iw_hash(const char *s, size_t len)
 {
@@ -123,6 +124,49 @@ static void memtable_hints(struct iw_store *st)
     st->opts = o;
 }
 
+/*
+ * Store format 2 = compact values (valcodec.h). A database holding points but
+ * no format mark was written by an earlier islewatch with 8-byte values,
+ * which this version would misread: refuse it rather than show wrong numbers.
+ */
+#define IW_STORE_FORMAT "2"
+
+static int check_format(struct iw_store *st, struct iw_diag *diag)
+{
+    void *v = NULL;
+    size_t vl = 0;
+    int rc = iw_store_meta_get(st, "store_format", &v, &vl);
+    if (rc == IW_OK) {
+        bool ok = vl == strlen(IW_STORE_FORMAT) && memcmp(v, IW_STORE_FORMAT, vl) == 0;
+        if (!ok)
+            iw_diag_set(diag, NULL, 0, 0, "the database at %s has store format '%.*s', this "
+                        "islewatch reads format %s: use the islewatch version that wrote it, "
+                        "or start with an empty storage.path", st->path, (int)(vl > 16 ? 16 : vl),
+                        (const char *)v, IW_STORE_FORMAT);
+        free(v);
+        return ok ? IW_OK : IW_E_STORE;
+    }
+    if (rc != IW_E_NOTFOUND) {
+        iw_diag_set(diag, NULL, 0, 0, "cannot read the store format mark of %s (%s): check the "
+                    "database's files and permissions", st->path, iw_strerror(rc));
+        return rc;
+    }
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    rocksdb_iter_seek(it, "P", 1);
+    size_t kl = 0;
+    bool old_points = rocksdb_iter_valid(it) && rocksdb_iter_key(it, &kl)[0] == 'P';
+    rocksdb_iter_destroy(it);
+    if (old_points) {
+        iw_diag_set(diag, NULL, 0, 0, "the database at %s was written by an earlier islewatch "
+                    "(8-byte point values, no store_format mark), which this version cannot "
+                    "read: move it aside and start with an empty storage.path", st->path);
+        return IW_E_STORE;
+    }
+    if (st->read_only)
+        return IW_OK;
+    return iw_store_meta_put(st, "store_format", IW_STORE_FORMAT, strlen(IW_STORE_FORMAT));
+}
+
 int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struct iw_diag *diag)
 {
     struct iw_store *st;
@@ -182,6 +226,8 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     st->ropts = rocksdb_readoptions_create();
 
     int rc = dict_load(st, diag);
+    if (rc == IW_OK)
+        rc = check_format(st, diag);
     if (rc != IW_OK) {
         iw_store_close(st);
         return rc;
@@ -382,12 +428,11 @@ size_t iw_wbatch_count(const struct iw_wbatch *b) { return (size_t)rocksdb_write
 void iw_wbatch_put_point(struct iw_wbatch *b, uint32_t id, int64_t ts, double v, char flag)
 {
     unsigned char k[IW_KEY_LEN];
-    char val[9];
+    unsigned char val[IW_POINT_VAL_MAX];
 
     iw_key_series_ts(k, 'P', id, ts);
-    memcpy(val, &v, 8);
-    val[8] = flag;
-    rocksdb_writebatch_put(b->wb, (const char *)k, sizeof(k), val, flag ? 9 : 8);
+    rocksdb_writebatch_put(b->wb, (const char *)k, sizeof(k), (const char *)val,
+                           iw_point_val_encode(v, flag, val));
 }
 
 static char *meta_key(const char *key, size_t *klen)
@@ -530,7 +575,7 @@ int iw_store_meta_scan(struct iw_store *st, const char *prefix,
 
 uint64_t iw_store_disk_bytes(struct iw_store *st)
 {
-    char *v = rocksdb_property_value(st->db, "rocksdb.total-sst-files-size");
+    char *v = rocksdb_property_value(st->db, "rocksdb.live-sst-files-size");
     uint64_t n = v ? strtoull(v, NULL, 10) : 0;
     rocksdb_free(v);
     return n;
@@ -538,5 +583,10 @@ uint64_t iw_store_disk_bytes(struct iw_store *st)
 
 void iw_store_compact(struct iw_store *st)
 {
-    rocksdb_compact_range(st->db, NULL, 0, NULL, 0);
+    /* Force the bottommost level to be rewritten: a lone L0 file would
+     * otherwise just be moved down, keeping its light (lz4) compression. */
+    rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+    rocksdb_compactoptions_set_bottommost_level_compaction(co, 2 /* kForce */);
+    rocksdb_compact_range_opt(st->db, co, NULL, 0, NULL, 0);
+    rocksdb_compactoptions_destroy(co);
 }

@@ -17,6 +17,7 @@
 #include "islewatch/log.h"
 #include "islewatch/topic.h"
 #include "store_int.h"
+#include "valcodec.h"
 
 /* Iterate one series' keys of one kind in [from, to). */
 struct range_it {
@@ -59,13 +60,11 @@ static bool range_next(struct range_it *r, int64_t *ts, const char **v, size_t *
     return true;
 }
 
-static void decode_point(int64_t ts, const char *v, size_t vl, struct iw_point *p)
+/* False for a value this version cannot read (readers skip it). */
+static bool decode_point(int64_t ts, const char *v, size_t vl, struct iw_point *p)
 {
     p->ts = ts;
-    p->value = 0;
-    if (vl >= 8)
-        memcpy(&p->value, v, 8);
-    p->flag = vl >= 9 ? v[8] : 0;
+    return iw_point_val_decode(v, vl, &p->value, &p->flag);
 }
 
 int iw_store_read_points(struct iw_store *st, uint32_t id, int64_t from, int64_t to,
@@ -81,8 +80,7 @@ int iw_store_read_points(struct iw_store *st, uint32_t id, int64_t from, int64_t
     range_open(st, &r, 'P', id, from, to);
     while (range_next(&r, &ts, &v, &vl)) {
         struct iw_point p;
-        decode_point(ts, v, vl, &p);
-        if (cb(ctx, &p) != 0)
+        if (decode_point(ts, v, vl, &p) && cb(ctx, &p) != 0)
             break;
         rocksdb_iter_next(r.it);
     }
@@ -92,29 +90,62 @@ int iw_store_read_points(struct iw_store *st, uint32_t id, int64_t from, int64_t
 
 /* ---- rollup values ---- */
 
-#define ROLLUP_LEN 48
+/*
+ * A rollup's value (store format 2, compact values from valcodec.h):
+ *   0x01 value, zigzag(last_ts - bucket)                 one sample: min = max = sum = last
+ *   0x02 count, min, max, sum, last, zigzag(last_ts - bucket)
+ * At one sample per minute every minute rollup is the one-sample form, a few
+ * bytes instead of six doubles.
+ */
+#define ROLLUP_MAX (2 + 10 + 4 * IW_VAL_MAX + 10)
 
-static void rollup_encode(const struct iw_rollup *r, char out[ROLLUP_LEN])
+static uint64_t zigzag(int64_t x) { return ((uint64_t)x << 1) ^ (uint64_t)(x >> 63); }
+static int64_t unzigzag(uint64_t z) { return (int64_t)(z >> 1) ^ -(int64_t)(z & 1); }
+
+static size_t rollup_encode(const struct iw_rollup *r, unsigned char out[ROLLUP_MAX])
 {
-    memcpy(out, &r->min, 8);
-    memcpy(out + 8, &r->max, 8);
-    memcpy(out + 16, &r->sum, 8);
-    memcpy(out + 24, &r->last, 8);
-    memcpy(out + 32, &r->count, 8);
-    memcpy(out + 40, &r->last_ts, 8);
+    size_t n = 1;
+    if (r->count == 1) {
+        out[0] = 0x01;
+        n += iw_val_encode(r->last, out + n);
+    } else {
+        out[0] = 0x02;
+        n += iw_varint_put(r->count, out + n);
+        n += iw_val_encode(r->min, out + n);
+        n += iw_val_encode(r->max, out + n);
+        n += iw_val_encode(r->sum, out + n);
+        n += iw_val_encode(r->last, out + n);
+    }
+    n += iw_varint_put(zigzag(r->last_ts - r->ts), out + n);
+    return n;
 }
 
 static bool rollup_decode(int64_t ts, const char *v, size_t vl, struct iw_rollup *r)
 {
-    if (vl != ROLLUP_LEN)
+    const unsigned char *p = (const unsigned char *)v, *end = p + vl;
+    uint64_t dt;
+
+    if (vl < 1)
         return false;
     r->ts = ts;
-    memcpy(&r->min, v, 8);
-    memcpy(&r->max, v + 8, 8);
-    memcpy(&r->sum, v + 16, 8);
-    memcpy(&r->last, v + 24, 8);
-    memcpy(&r->count, v + 32, 8);
-    memcpy(&r->last_ts, v + 40, 8);
+    if (*p == 0x01) {
+        p++;
+        if (!iw_val_decode(&p, end, &r->last, NULL))
+            return false;
+        r->min = r->max = r->sum = r->last;
+        r->count = 1;
+    } else if (*p == 0x02) {
+        p++;
+        if (!iw_varint_get(&p, end, &r->count) || !iw_val_decode(&p, end, &r->min, NULL) ||
+            !iw_val_decode(&p, end, &r->max, NULL) || !iw_val_decode(&p, end, &r->sum, NULL) ||
+            !iw_val_decode(&p, end, &r->last, NULL))
+            return false;
+    } else {
+        return false;
+    }
+    if (!iw_varint_get(&p, end, &dt) || p != end)
+        return false;
+    r->last_ts = ts + unzigzag(dt);
     return true;
 }
 
@@ -187,7 +218,7 @@ static void rollup_hour(struct iw_store *st, struct iw_wbatch *b, uint32_t id, i
     const char *v;
     size_t vl, fi = 0;
     unsigned char k[IW_KEY_LEN];
-    char val[ROLLUP_LEN];
+    unsigned char val[ROLLUP_MAX];
 
     /* The batch is not yet visible to reads: merge the minutes computed in
      * this call (fresh, sorted) over the stored ones. */
@@ -214,8 +245,7 @@ static void rollup_hour(struct iw_store *st, struct iw_wbatch *b, uint32_t id, i
     if (h.count == 0)
         return;
     iw_key_series_ts(k, 'H', id, hour);
-    rollup_encode(&h, val);
-    iw_store_put_raw(b, k, sizeof(k), val, sizeof(val));
+    iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&h, val));
 }
 
 int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to, bool advance)
@@ -261,8 +291,8 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
         if (m != cur.ts)
             rollup_reset(&cur, m);
         struct iw_point p;
-        decode_point(ts, v, vl, &p);
-        rollup_add_point(&cur, p.ts, p.value);
+        if (decode_point(ts, v, vl, &p))
+            rollup_add_point(&cur, p.ts, p.value);
         rocksdb_iter_next(r.it);
     }
     range_close(&r);
@@ -273,10 +303,9 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
      * later read of the memtable. */
     for (size_t i = 0; i < n_mins; i++) {
         unsigned char k[IW_KEY_LEN];
-        char val[ROLLUP_LEN];
+        unsigned char val[ROLLUP_MAX];
         iw_key_series_ts(k, 'M', id, mins[i].ts);
-        rollup_encode(&mins[i], val);
-        iw_store_put_raw(b, k, sizeof(k), val, sizeof(val));
+        iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&mins[i], val));
     }
     /* Hours touched. */
     int64_t last_hour = INT64_MIN;

@@ -237,3 +237,68 @@ Test(store, meta_put_get_scan_delete)
     cr_assert_eq(iw_store_meta_delete(st, "alert/0002"), IW_OK);
     cr_assert_eq(iw_store_meta_get(st, "alert/0002", &v, &l), IW_E_NOTFOUND);
 }
+
+Test(store, compact_values_and_one_sample_rollups_read_back_exactly)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    int64_t base = 1764417600000LL;
+    static const double vals[] = { 7.12, -0.035, 1.0 / 3.0, 412, -0.0, 1e300, 6.5 };
+    const size_t nv = sizeof(vals) / sizeof(vals[0]);
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/ph", 12, &s), IW_OK);
+    struct iw_wbatch *b = iw_wbatch_new();
+    for (size_t i = 0; i < nv; i++)   /* one sample per minute, 7 s into it */
+        iw_wbatch_put_point(b, s->id, base + (int64_t)i * IW_MS_PER_MIN + 7000, vals[i],
+                            i == 3 ? 'D' : 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+
+    struct collect got = {0};
+    cr_assert_eq(iw_store_read_points(st, s->id, base, base + IW_MS_PER_HOUR, collect_cb, &got),
+               IW_OK);
+    cr_assert_eq(got.n, nv);
+    for (size_t i = 0; i < nv; i++) {
+        cr_assert_eq(memcmp(&got.p[i].value, &vals[i], sizeof(double)), 0, "point %zu: %.17g",
+                     i, got.p[i].value);
+        cr_assert_eq(got.p[i].flag, i == 3 ? 'D' : 0);
+    }
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + IW_MS_PER_HOUR, true), IW_OK);
+    struct aggs mins = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + IW_MS_PER_HOUR, IW_MS_PER_MIN,
+                                   agg_cb, &mins), IW_OK);
+    cr_assert_eq(mins.n, nv);
+    for (size_t i = 0; i < nv; i++) {
+        cr_assert_eq(mins.r[i].count, 1);
+        cr_assert_eq(memcmp(&mins.r[i].last, &vals[i], sizeof(double)), 0, "minute %zu", i);
+        cr_assert_eq(mins.r[i].min, vals[i]);
+        cr_assert_eq(mins.r[i].max, vals[i]);
+        cr_assert_eq(mins.r[i].last_ts, base + (int64_t)i * IW_MS_PER_MIN + 7000);
+    }
+}
+
+Test(store, refuses_a_database_of_the_old_value_format)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    unsigned char k[IW_KEY_LEN];
+    double v = 7.12;
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/ph", 12, &s), IW_OK);
+    struct iw_wbatch *b = iw_wbatch_new();
+    iw_key_series_ts(k, 'P', s->id, 1764417600000LL);
+    iw_store_put_raw(b, k, sizeof(k), &v, sizeof(v));     /* as the first format wrote it */
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_store_meta_delete(st, "store_format"), IW_OK);
+    iw_store_close(st);
+
+    struct iw_store_opts o = { .path = dir, .max_series = 4096 };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_E_STORE);
+    cr_assert_null(st);
+    cr_assert_not_null(strstr(iw_diag_first(&diag), "earlier islewatch"), "%s",
+                       iw_diag_first(&diag));
+    cr_assert_not_null(strstr(iw_diag_first(&diag), dir));
+    o.read_only = true;
+    struct iw_diag d2 = {0};
+    cr_assert_eq(iw_store_open(&o, &st, &d2), IW_E_STORE);
+    /* teardown closes st: NULL is fine */
+}
