@@ -3,27 +3,33 @@
 # QoS: (a) a raw counting Paho subscriber, (b) islewatchd storing everything,
 # both fed by the same load generator at full speed. Prints the ratio (b)/(a),
 # the daemon's CPU per message against the raw subscriber's, its peak RSS, its
-# store-write latency quantiles, and disk bytes per point; appends the table
-# and the exact command to bench/RESULTS.md.
+# store-write latency quantiles, and disk bytes per point. Then, for each
+# QoS, a latency phase: a fresh islewatchd fed by iw_loadgen --ts-now at half
+# the raw subscriber's rate (measured above, same run) for --lat-seconds, and
+# the p50/p99 of its islewatch_ingest_delay_seconds histogram (publish ->
+# durable). Appends the table and the exact command to bench/RESULTS.md.
 #
-#   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--no-write]
+#   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S] [--no-write]
+#
+# IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1
+COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10
 CMDLINE="bench/e2e.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) COUNT=$2; shift 2 ;;
     --devices) DEVICES=$2; shift 2 ;;
     --qos) QOSES=$2; shift 2 ;;
+    --lat-seconds) LAT_SECONDS=$2; shift 2 ;;
     --no-write) WRITE=0; shift ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 
-B=build/release
+B=${IW_BUILD_DIR:-build/release}
 if [ ! -x $B/islewatchd ] || [ ! -x $B/bench/iw_loadgen ] || [ ! -x $B/bench/iw_raw_sub ]; then
   cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DISLEWATCH_BUILD_TESTS=OFF -DISLEWATCH_BUILD_BENCH=ON >/dev/null
   cmake --build $B -j"$(nproc)" >/dev/null
@@ -51,12 +57,14 @@ result() { sed -n 's/.*RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
 stored() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^islewatch_messages_stored_total\{source="water"\}/ {print $2}'; }
-quantile() { # $1 metrics text file, $2 q: the bucket bound where the cumulative count reaches q
-  awk -v q="$2" '/^islewatch_store_write_seconds_bucket/ { match($0, /le="[^"]+"/); le=substr($0, RSTART+4, RLENGTH-5); n[++k]=$2; b[k]=le }
-                 END { tot=n[k]; for (i=1;i<=k;i++) if (n[i] >= q*tot) { print b[i]; exit } }' "$1"; }
+quantile() { # $1 metrics text file, $2 q, [$3 histogram, default the store write one]: the bucket bound where the cumulative count reaches q
+  awk -v q="$2" -v h="^${3:-islewatch_store_write_seconds}_bucket" '$0 ~ h { match($0, /le="[^"]+"/); le=substr($0, RSTART+4, RLENGTH-5); n[++k]=$2; b[k]=le }
+                 END { tot=n[k]; if (tot == 0) { print "n/a"; exit } for (i=1;i<=k;i++) if (n[i] >= q*tot) { print b[i]; exit } }' "$1"; }
+metric() { awk -v m="$2" '$1 == m { print $2 }' "$1"; }   # $1 metrics text file, $2 sample name with labels
+ms() { case "$1" in +Inf|n/a) echo "$1" ;; *) awk -v s="$1" 'BEGIN { printf "%g", s * 1000 }' ;; esac; }
 
 HZ=$(getconf CLK_TCK)
-ROWS=""
+declare -A ROW RAWRATE
 for Q in $QOSES; do
   echo "e2e: QoS $Q: raw subscriber ..." >&2
   # (a) raw subscriber
@@ -102,13 +110,65 @@ CONF
   CPUR=$(awk -v a=$ISW_CPU -v b=$RAW_CPU 'BEGIN { printf "%.2f", a / b }')
   P50=$(quantile "$W/metrics$Q.txt" 0.5); P99=$(quantile "$W/metrics$Q.txt" 0.99)
   BPP=$(awk -v d=$DISK -v n=$((COUNT * 8)) 'BEGIN { printf "%.1f", d / n }')
-  ROWS+="| $Q | $RAW_RATE | $ISW_RATE | **$RATIO** | $RAW_CPU | $ISW_CPU | $CPUR | $((RSS / 1024)) | ≤ $P50 / ≤ $P99 | $BPP |"$'\n'
+  ROW[$Q]="| $Q | $RAW_RATE | $ISW_RATE | **$RATIO** | $RAW_CPU | $ISW_CPU | $CPUR | $((RSS / 1024)) | ≤ $P50 / ≤ $P99 | $BPP |"
+  RAWRATE[$Q]=$RAW_RATE
 done
 
-TABLE="| QoS | raw subscriber msg/s | islewatchd stored msg/s | ratio | raw CPU µs/msg | islewatchd CPU µs/msg | CPU ratio | peak RSS MB | store write p50 / p99 (s) | disk B/point (uncompacted, WAL incl.) |
-|---|---|---|---|---|---|---|---|---|---|
+# Latency phases, after every throughput phase: publish -> durable at half the
+# raw subscriber's rate, read from the daemon's islewatch_ingest_delay_seconds.
+ROWS=""
+for Q in $QOSES; do
+  LAT_RATE=$(awk -v r="${RAWRATE[$Q]:-0}" 'BEGIN { printf "%d", r / 2 }')
+  if [ "$LAT_RATE" -lt 1 ]; then
+    echo "e2e.sh: no raw subscriber rate at QoS $Q; skipping its latency phase" >&2
+    ROWS+="${ROW[$Q]} – | n/a / n/a |"$'\n'
+    continue
+  fi
+  LAT_COUNT=$((LAT_RATE * LAT_SECONDS))
+  echo "e2e: QoS $Q: latency, $LAT_COUNT messages at $LAT_RATE msg/s ..." >&2
+  HP=$(pick_port)
+  cat > "$W/lat$Q.yaml" <<CONF
+broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-lat-$Q", clean_session: true }
+storage: { path: "$W/datalat$Q" }
+http: { listen: "127.0.0.1:$HP" }
+sources: [ { name: water, topic: "sensors/water/{site}/{device}", qos: $Q } ]
+log_level: warn
+CONF
+  $B/islewatchd -c "$W/lat$Q.yaml" > "$W/dlat$Q.log" 2>&1 & D=$!; PIDS+=($D)
+  for _ in $(seq 200); do [ -n "$(stored $HP)" ] && break; sleep 0.05; done
+  sleep 0.5
+  $B/bench/iw_loadgen --port $MP --qos $Q --count $LAT_COUNT --devices $DEVICES --rate $LAT_RATE \
+    --ts-now --client-id lg-l$Q > "$W/lgl$Q.out" 2>&1 & LG=$!; PIDS+=($LG)
+  wait $LG || echo "e2e.sh: the load generator failed at QoS $Q: $(tail -2 "$W/lgl$Q.out")" >&2
+  # Wait for the last message to be durable; give up after 20 s without progress.
+  last=-1; still=0
+  while :; do
+    n=$(stored $HP); n=${n:-0}
+    [ "$n" -ge "$LAT_COUNT" ] && break
+    if [ "$n" = "$last" ]; then still=$((still + 1)); else still=0; last=$n; fi
+    [ $still -ge 400 ] && { echo "e2e.sh: islewatchd stored only $n of $LAT_COUNT in the latency phase at QoS $Q" >&2; break; }
+    sleep 0.05
+  done
+  curl -s "http://127.0.0.1:$HP/metrics" > "$W/metricslat$Q.txt"
+  kill -TERM $D; wait $D || true
+  M="$W/metricslat$Q.txt"
+  OBS=$(metric "$M" islewatch_ingest_delay_seconds_count)
+  FUT=$(metric "$M" 'islewatch_ingest_delay_unobserved_total{reason="future"}')
+  OLD=$(metric "$M" 'islewatch_ingest_delay_unobserved_total{reason="over_1h"}')
+  SKIP=$(( ${FUT:-0} + ${OLD:-0} )); OBS=${OBS:-0}
+  [ "$OBS" -eq "$LAT_COUNT" ] || echo "e2e.sh: QoS $Q: $OBS delays observed for $LAT_COUNT messages ($SKIP out of range)" >&2
+  L50=$(ms "$(quantile "$M" 0.5 islewatch_ingest_delay_seconds)"); L99=$(ms "$(quantile "$M" 0.99 islewatch_ingest_delay_seconds)")
+  LAT_ACH=$(result "$W/lgl$Q.out" rate); LATE=$(result "$W/lgl$Q.out" late_1ms)
+  echo "e2e: QoS $Q: latency phase: $OBS observed, p50 ≤ $L50 ms, p99 ≤ $L99 ms; loadgen acked $LAT_ACH msg/s, $LATE of $LAT_COUNT published > 1 ms behind schedule" >&2
+  ROWS+="${ROW[$Q]} $LAT_RATE | ≤ $L50 / ≤ $L99 |"$'\n'
+done
+
+TABLE="| QoS | raw subscriber msg/s | islewatchd stored msg/s | ratio | raw CPU µs/msg | islewatchd CPU µs/msg | CPU ratio | peak RSS MB | store write p50 / p99 (s) | disk B/point (uncompacted, WAL incl.) | latency phase msg/s | publish→durable p50 / p99 (ms) |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 $ROWS"
+NOTE="Latency phase (after the throughput phases, one per QoS): a fresh islewatchd, \`iw_loadgen --ts-now --rate R\` with R half the raw subscriber's rate above, for $LAT_SECONDS s. publish→durable is the daemon's \`islewatch_ingest_delay_seconds\` histogram: the wall clock when a message's WAL write returned minus its \`ts\`, stamped at publish; quantiles are the upper bound of the bucket they fall in. ts is whole milliseconds (SPEC §1), truncated at publish, so every delay is over-estimated by up to 1 ms."
 echo "$TABLE"
+echo "$NOTE"
 if [ "$WRITE" = 1 ]; then
   {
     echo
@@ -117,5 +177,6 @@ if [ "$WRITE" = 1 ]; then
     echo "$COUNT messages (water payloads, 8 metrics each) from $DEVICES devices, mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/mosquitto version //p' | head -1) on 127.0.0.1, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
     echo
     echo "$TABLE"
+    echo "$NOTE"
   } >> bench/RESULTS.md
 fi

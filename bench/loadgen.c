@@ -12,7 +12,17 @@
  * Every (series, ts) is a distinct point: a device's n-th message carries
  * ts = base + n * ts_step, and the base is chosen so that the last ts is not
  * later than the start of the run (a daemon rejects timestamps far in the
- * future).
+ * future). With --ts-now instead, ts is the wall clock (CLOCK_REALTIME,
+ * integer ms, SPEC §1) just before mosquitto_publish, so that the daemon's
+ * islewatch_ingest_delay_seconds histogram reads publish -> durable; two
+ * messages of one device in the same millisecond then share a point.
+ *
+ * Pacing (--rate R): message j overall is due at t0 + j / R on CLOCK_MONOTONIC,
+ * absolute deadlines (no drift); connection i sends j = i, i + C, i + 2C, ...,
+ * so C connections interleave instead of publishing in bursts of C. A message
+ * that could not go out on time (flow control, a slow broker) goes out as soon
+ * as it can and the schedule is not shifted (open loop); 'late_1ms' and
+ * 'max_lag_ms' in the RESULT line say how far from even the run was.
  *
  * Flow control: a publisher keeps at most --inflight messages that the
  * library has not yet reported done (on_publish: written for QoS 0, PUBACK for
@@ -37,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +73,7 @@ struct lg_opts {
     long long latency_every;
     long long ts_step_ms;
     long long base_ts;        /* -1: derived from the clock */
+    bool ts_now;              /* ts = wall clock at publish */
     const char *client_id;
     int drain_timeout_s;
 };
@@ -92,6 +104,8 @@ struct conn {
     struct lat_rec *lat;
     size_t nlat;
     int64_t last_done_ns;     /* under mu */
+    long long late;           /* published > 1 ms after its deadline (--rate) */
+    int64_t max_lag_ns;
     int err;
 };
 
@@ -137,6 +151,9 @@ static void usage(FILE *f)
         "  --ts-step MS           a device's successive ts differ by MS (default 1000)\n"
         "  --base-ts MS           ts of each device's first message (default: chosen so that\n"
         "                         the last ts is the start time of the run)\n"
+        "  --ts-now               ts = wall-clock time at publish (epoch ms) instead of\n"
+        "                         base + n * step: the daemon's islewatch_ingest_delay_seconds\n"
+        "                         then measures publish -> durable (over-estimated by < 1 ms)\n"
         "  --latency-log FILE     write 'SERIES TS_MS PUBLISH_WALL_NS' for every k-th message\n"
         "  --latency-every K      k for --latency-log (default 100)\n"
         "  --client-id ID         client id prefix; '-<n>' is appended (default iw-loadgen-<pid>)\n"
@@ -162,8 +179,8 @@ static bool parse_ll(const char *s, long long lo, long long hi, long long *out)
 static int parse_args(int argc, char **argv, struct lg_opts *o)
 {
     enum { O_HOST = 256, O_PORT, O_COUNT, O_RATE, O_QOS, O_DEVICES, O_SITES, O_CONNS,
-           O_INFLIGHT, O_SHAPE, O_PREFIX, O_TS_STEP, O_BASE_TS, O_LATLOG, O_LATEVERY,
-           O_CLIENT, O_DRAIN, O_HELP };
+           O_INFLIGHT, O_SHAPE, O_PREFIX, O_TS_STEP, O_BASE_TS, O_TS_NOW, O_LATLOG,
+           O_LATEVERY, O_CLIENT, O_DRAIN, O_HELP };
     static const struct option longopts[] = {
         { "host", required_argument, NULL, O_HOST },
         { "port", required_argument, NULL, O_PORT },
@@ -178,6 +195,7 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
         { "topic-prefix", required_argument, NULL, O_PREFIX },
         { "ts-step", required_argument, NULL, O_TS_STEP },
         { "base-ts", required_argument, NULL, O_BASE_TS },
+        { "ts-now", no_argument, NULL, O_TS_NOW },
         { "latency-log", required_argument, NULL, O_LATLOG },
         { "latency-every", required_argument, NULL, O_LATEVERY },
         { "client-id", required_argument, NULL, O_CLIENT },
@@ -245,6 +263,7 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
         case O_BASE_TS:
             if (!parse_ll(optarg, 0, 253402300799999LL, &o->base_ts)) bad = "epoch milliseconds";
             break;
+        case O_TS_NOW: o->ts_now = true; break;
         case O_LATLOG: o->latency_log = optarg; break;
         case O_LATEVERY:
             if (!parse_ll(optarg, 1, LLONG_MAX, &o->latency_every)) bad = "a positive k";
@@ -265,6 +284,10 @@ static int parse_args(int argc, char **argv, struct lg_opts *o)
     }
     if (optind < argc) {
         fprintf(stderr, "iw_loadgen: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (o->ts_now && o->base_ts >= 0) {
+        fprintf(stderr, "iw_loadgen: --ts-now and --base-ts both set the ts; give one of them\n");
         return 2;
     }
     if (o->connections > o->devices) {
@@ -450,10 +473,11 @@ static void *publisher(void *arg)
 {
     struct conn *c = arg;
     const struct lg_opts *o = c->o;
-    double per_conn_rate = o->rate / o->connections;
     long long dev_k = 0;
     char payload[512];
 
+    if (o->rate > 0)
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);   /* 1 ns: the default 50 us would bunch sends */
     pthread_barrier_wait(&g_start);
     if (c->err)
         return NULL;
@@ -463,13 +487,16 @@ static void *publisher(void *arg)
     for (long long k = 0; k < c->quota && !g_stop; k++) {
         int dev = c->idx + (int)(dev_k++ % c->ndev) * o->connections;
         struct device *d = &c->devs[dev];
-        long long ts = o->base_ts + d->seq * o->ts_step_ms;
-        int len = format_payload(payload, sizeof(payload), d, (uint64_t)dev, ts);
+        int64_t due = 0, wall;
+        long long ts;
         bool stuck;
-        int rc;
+        int len, rc;
 
-        if (per_conn_rate > 0)
-            sleep_until_ns(g_t0_ns + (int64_t)((double)k * 1e9 / per_conn_rate));
+        if (o->rate > 0) {
+            /* Overall message number k * C + idx: the connections interleave. */
+            due = g_t0_ns + (int64_t)((double)(k * o->connections + c->idx) * 1e9 / o->rate);
+            sleep_until_ns(due);
+        }
         pthread_mutex_lock(&c->mu);
         while (c->sent - c->done >= o->inflight && !g_stop && !stalled(c))
             wait_a_little(c);
@@ -480,8 +507,18 @@ static void *publisher(void *arg)
                     c->idx, o->drain_timeout_s, c->sent);
             break;
         }
+        if (o->rate > 0) {
+            int64_t lag = now_ns(CLOCK_MONOTONIC) - due;
+            c->late += lag > 1000000;
+            if (lag > c->max_lag_ns)
+                c->max_lag_ns = lag;
+        }
+        /* The ts is taken last, after pacing and flow control: with --ts-now it is the publish time. */
+        wall = now_ns(CLOCK_REALTIME);
+        ts = o->ts_now ? wall / 1000000 : o->base_ts + d->seq * o->ts_step_ms;
+        len = format_payload(payload, sizeof(payload), d, (uint64_t)dev, ts);
         if (c->lat != NULL && k % o->latency_every == 0)
-            c->lat[c->nlat++] = (struct lat_rec){ dev, ts, now_ns(CLOCK_REALTIME) };
+            c->lat[c->nlat++] = (struct lat_rec){ dev, ts, wall };
         rc = mosquitto_publish(c->mosq, NULL, d->topic, len, payload, o->qos, false);
         /* With QoS > 0 a NO_CONN message is queued and goes out after the reconnect. */
         if (rc != MOSQ_ERR_SUCCESS && !(rc == MOSQ_ERR_NO_CONN && o->qos > 0)) {
@@ -529,7 +566,8 @@ int main(int argc, char **argv)
     struct device *devs = NULL;
     struct conn *conns = NULL;
     struct sigaction sa = { .sa_handler = on_signal };
-    long long sent = 0, done = 0, failed = 0, lost = 0;
+    long long sent = 0, done = 0, failed = 0, lost = 0, late = 0;
+    int64_t max_lag = 0;
     int64_t t_pub_end, t_end;
     int rc = parse_args(argc, argv, &o), status = 1;
 
@@ -597,6 +635,9 @@ int main(int argc, char **argv)
         struct conn *c = &conns[i];
         sent += c->sent;
         failed += c->failed;
+        late += c->late;
+        if (c->max_lag_ns > max_lag)
+            max_lag = c->max_lag_ns;
         pthread_mutex_lock(&c->mu);
         done += c->done;
         lost += c->lost;
@@ -614,9 +655,10 @@ int main(int argc, char **argv)
            sent, done, failed, o.count, elapsed, pub, rate,
            lost ? "; a connection was lost during the run" : "");
     printf("RESULT sent=%lld acked=%lld failed=%lld elapsed_s=%.6f publish_s=%.6f rate=%.1f qos=%d "
-           "connections=%d devices=%d shape=%s lost_connections=%lld\n",
+           "connections=%d devices=%d shape=%s lost_connections=%lld late_1ms=%lld max_lag_ms=%.3f "
+           "ts=%s\n",
            sent, done, failed, elapsed, pub, rate, o.qos, o.connections, o.devices,
-           shape_names[o.shape], lost);
+           shape_names[o.shape], lost, late, (double)max_lag / 1e6, o.ts_now ? "now" : "step");
     status = (done == o.count && sent == o.count) ? 0 : 1;
     if (o.latency_log != NULL && write_latency_log(&o, conns, devs) != 0)
         status = 1;

@@ -175,6 +175,9 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             return 0;
         }
         iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items);
+        /* Durable now: how late against the message's own ts (islewatch_ingest_delay_seconds). */
+        if (c->dec.has_ts)
+            iw_stats_ingest_delay(c->dec.ts);
     }
     /* Durable now. Hand the samples to their shards; a full queue blocks this
      * thread, which stops Paho reading: that is the backpressure (SPEC §2). */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "islewatch/stats.h"
 
@@ -23,6 +24,39 @@ void iw_stats_write(uint64_t ns, uint64_t points)
     iw_stat_add(&iw_stats.write_count, 1);
     iw_stat_add(&iw_stats.write_ns_sum, ns);
     iw_stat_add(&iw_stats.batch_points_sum, points);
+}
+
+/* Fine below 10 ms, where the publish -> durable target (p99 <= 5 ms) lies; coarse up to a minute. */
+const double iw_stats_delay_bounds[IW_STATS_DELAY_BUCKETS - 1] = {
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+};
+
+void iw_stats_ingest_delay(int64_t ts_ms)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+
+    /* Range checks in ms first, so that the ns arithmetic below cannot overflow
+     * whatever ts a device sent. ts_ms == now_ms is a delay of 0..1 ms. */
+    if (ts_ms > now_ms) {
+        iw_stat_add(&iw_stats.delay_skipped[IW_DELAY_FUTURE], 1);
+        return;
+    }
+    if (ts_ms <= now_ms - IW_STATS_DELAY_MAX_MS) {
+        iw_stat_add(&iw_stats.delay_skipped[IW_DELAY_OVER_1H], 1);
+        return;
+    }
+    int64_t ns = ((int64_t)now.tv_sec - ts_ms / 1000) * 1000000000LL + now.tv_nsec -
+                 (ts_ms % 1000) * 1000000LL;
+    double s = (double)ns / 1e9;
+    size_t b = 0;
+    while (b < IW_STATS_DELAY_BUCKETS - 1 && s > iw_stats_delay_bounds[b])
+        b++;
+    iw_stat_add(&iw_stats.delay_bucket[b], 1);
+    iw_stat_add(&iw_stats.delay_count, 1);
+    iw_stat_add(&iw_stats.delay_us_sum, (uint64_t)(ns / 1000));
 }
 
 /* ---- alerts published: few distinct label sets, updated per alert, not per message ---- */
@@ -200,6 +234,32 @@ char *iw_stats_render(const char *const *source_names, size_t n_sources)
                 "# TYPE islewatch_store_batch_points_total counter\n"
                 "islewatch_store_batch_points_total %llu\n",
             (unsigned long long)ld(&iw_stats.batch_points_sum));
+    bprintf(&b, "# HELP islewatch_ingest_delay_seconds Per message, the wall clock when its samples "
+                "were durable (WAL write returned) minus the message's own ts: publish to durable "
+                "when the device stamps ts at publish. Only 0 <= delay < 1h; messages without a ts "
+                "are not observed.\n"
+                "# TYPE islewatch_ingest_delay_seconds histogram\n");
+    cum = 0;
+    for (size_t i = 0; i < IW_STATS_DELAY_BUCKETS; i++) {
+        cum += ld(&iw_stats.delay_bucket[i]);
+        if (i < IW_STATS_DELAY_BUCKETS - 1)
+            bprintf(&b, "islewatch_ingest_delay_seconds_bucket{le=\"%g\"} %llu\n",
+                    iw_stats_delay_bounds[i], (unsigned long long)cum);
+        else
+            bprintf(&b, "islewatch_ingest_delay_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cum);
+    }
+    bprintf(&b, "islewatch_ingest_delay_seconds_sum %.6f\n"
+                "islewatch_ingest_delay_seconds_count %llu\n",
+            (double)ld(&iw_stats.delay_us_sum) / 1e6, (unsigned long long)ld(&iw_stats.delay_count));
+    bprintf(&b, "# HELP islewatch_ingest_delay_unobserved_total Messages left out of "
+                "islewatch_ingest_delay_seconds: ts ahead of the clock (future) or 1h or more old "
+                "(over_1h: buffered uploads, backfill).\n"
+                "# TYPE islewatch_ingest_delay_unobserved_total counter\n"
+                "islewatch_ingest_delay_unobserved_total{reason=\"future\"} %llu\n"
+                "islewatch_ingest_delay_unobserved_total{reason=\"over_1h\"} %llu\n",
+            (unsigned long long)ld(&iw_stats.delay_skipped[IW_DELAY_FUTURE]),
+            (unsigned long long)ld(&iw_stats.delay_skipped[IW_DELAY_OVER_1H]));
     bprintf(&b, "# HELP islewatch_store_errors_total Failed store writes (retried).\n"
                 "# TYPE islewatch_store_errors_total counter\n"
                 "islewatch_store_errors_total %llu\n", (unsigned long long)ld(&iw_stats.store_errors));

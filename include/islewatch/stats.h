@@ -16,6 +16,15 @@
 #define IW_STATS_MAX_SOURCES 32
 #define IW_STATS_WRITE_BUCKETS 12     /* 50us .. 1s and +Inf */
 #define IW_STATS_MAX_QUEUES 66        /* shard queues + the alert queue */
+#define IW_STATS_DELAY_BUCKETS 19     /* 0.5ms .. 60s and +Inf */
+#define IW_STATS_DELAY_MAX_MS 3600000 /* older than this: backfill, not observed */
+
+/* Why a message's ingest delay was not observed (the `reason` label). */
+enum iw_delay_skip {
+    IW_DELAY_FUTURE = 0,      /* ts later than the clock when durable (device clock ahead) */
+    IW_DELAY_OVER_1H,         /* ts an hour or more old (buffered upload, backfill) */
+    IW_DELAY_SKIP_COUNT
+};
 
 struct iw_stats {
     _Atomic uint64_t received[IW_STATS_MAX_SOURCES];      /* by source index */
@@ -26,6 +35,10 @@ struct iw_stats {
     _Atomic uint64_t write_count;
     _Atomic uint64_t write_ns_sum;
     _Atomic uint64_t batch_points_sum;                     /* points per write batch */
+    _Atomic uint64_t delay_bucket[IW_STATS_DELAY_BUCKETS]; /* ts -> durable, one per message */
+    _Atomic uint64_t delay_count;
+    _Atomic uint64_t delay_us_sum;                         /* microseconds: no wrap in practice */
+    _Atomic uint64_t delay_skipped[IW_DELAY_SKIP_COUNT];   /* not observed, by reason */
     _Atomic uint64_t backpressure_waits;                   /* a shard queue was full */
     _Atomic uint64_t store_errors;
     _Atomic uint64_t alerts_active[IW_SEV_COUNT];
@@ -39,6 +52,7 @@ struct iw_stats {
 
 extern struct iw_stats iw_stats;
 extern const double iw_stats_write_bounds[IW_STATS_WRITE_BUCKETS - 1];   /* seconds */
+extern const double iw_stats_delay_bounds[IW_STATS_DELAY_BUCKETS - 1];   /* seconds */
 
 static inline void iw_stat_add(_Atomic uint64_t *c, uint64_t n)
 {
@@ -47,6 +61,19 @@ static inline void iw_stat_add(_Atomic uint64_t *c, uint64_t n)
 
 /* Record one store write of `points` points that took `ns`. */
 void iw_stats_write(uint64_t ns, uint64_t points);
+
+/*
+ * Record how late a message became durable against its own timestamp: the
+ * wall clock (CLOCK_REALTIME, read here, so call it right after the store
+ * write returned) minus `ts_ms`. Observed in islewatch_ingest_delay_seconds
+ * when 0 <= delay < 1 h; otherwise counted in
+ * islewatch_ingest_delay_unobserved_total{reason="future"|"over_1h"}, so a
+ * device clock ahead of ours or a backlog of old samples cannot pollute the
+ * quantiles. Call it only for messages that carry a ts (without one, the
+ * ts is our own receipt time and says nothing about the publisher).
+ * Relaxed atomics only: no lock, no allocation.
+ */
+void iw_stats_ingest_delay(int64_t ts_ms);
 
 /* Alerts published, by (rule, severity, status): a small table (not per message). */
 void iw_stats_alert_published(const char *rule, const char *severity, const char *status);

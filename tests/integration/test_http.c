@@ -232,6 +232,84 @@ Test(http, health_ready_and_prometheus_metrics)
     free(body);
 }
 
+/* The value of the sample line `sample` ("name" or "name{labels}") in GET /metrics; -1 if absent. */
+static long long metric_now(const char *sample)
+{
+    int status = 0;
+    char *body = http("GET", "/metrics", NULL, NULL, &status);
+    size_t n = strlen(sample);
+    long long v = -1;
+
+    cr_assert_eq(status, 200, "GET /metrics: %d", status);
+    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
+            v = (long long)strtod(p + n + 1, NULL);
+            break;
+        }
+    }
+    free(body);
+    return v;
+}
+
+/* Poll /metrics until `sample` reaches `want` (a deadline, not a fixed sleep). */
+static void wait_metric(const char *sample, long long want, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms, v;
+    while ((v = metric_now(sample)) < want) {
+        cr_assert(it_now_ms() < end, "%s is %lld after %d ms, want %lld", sample, v, timeout_ms,
+                  want);
+        nap_ms(50);
+    }
+}
+
+#define DELAY_COUNT "islewatch_ingest_delay_seconds_count"
+#define DELAY_LE10 "islewatch_ingest_delay_seconds_bucket{le=\"10\"}"
+#define DELAY_INF "islewatch_ingest_delay_seconds_bucket{le=\"+Inf\"}"
+#define DELAY_OLD "islewatch_ingest_delay_unobserved_total{reason=\"over_1h\"}"
+#define DELAY_FUTURE "islewatch_ingest_delay_unobserved_total{reason=\"future\"}"
+
+/*
+ * islewatch_ingest_delay_seconds: one observation per message stamped "now",
+ * in a bucket of at most 10 s (a generous bound: this is not a timing test);
+ * a day-old ts and a ts ahead of the clock are counted apart, not observed; a
+ * message without a ts is neither. Each step waits for a counter to move, and
+ * one connection's messages are handled in order, so a count that stays put
+ * after a later message was counted is a message that was not observed.
+ */
+Test(http, ingest_delay_histogram_observes_fresh_timestamps_only)
+{
+    const char *topic = "sensors/water/dongtan/w01";
+
+    start(EXTRA);
+    long long c0 = metric_now(DELAY_COUNT), le0 = metric_now(DELAY_LE10);
+    long long old0 = metric_now(DELAY_OLD), fut0 = metric_now(DELAY_FUTURE);
+    cr_assert(c0 == 0 && le0 == 0 && old0 == 0 && fut0 == 0,
+              "a fresh daemon: count %lld, le=10 %lld, over_1h %lld, future %lld", c0, le0, old0,
+              fut0);
+
+    publish(topic, "{\"ts\":%lld,\"ph\":7.1}", wall_ms());
+    wait_metric(DELAY_COUNT, 1, 15000);
+    cr_expect_eq(metric_now(DELAY_LE10), 1, "a message stamped now is durable within 10 s");
+    cr_expect_eq(metric_now(DELAY_INF), 1);
+
+    publish(topic, "{\"ts\":%lld,\"ph\":7.2}", wall_ms() - 86400000LL);
+    wait_metric(DELAY_OLD, 1, 15000);
+    cr_expect_eq(metric_now(DELAY_COUNT), 1, "a day-old ts is not observed");
+
+    publish(topic, "{\"ts\":%lld,\"ph\":7.3}", wall_ms() + 60000);   /* within max_future_skew */
+    wait_metric(DELAY_FUTURE, 1, 15000);
+    cr_expect_eq(metric_now(DELAY_COUNT), 1, "a ts ahead of the clock is not observed");
+
+    publish(topic, "{\"ph\":7.4}");
+    publish(topic, "{\"ts\":%lld,\"ph\":7.5}", wall_ms());
+    wait_metric(DELAY_COUNT, 2, 15000);
+    wait_metric("islewatch_messages_stored_total{source=\"water\"}", 5, 15000);
+    cr_expect_eq(metric_now(DELAY_COUNT), 2, "a message without ts is not observed");
+    cr_expect_eq(metric_now(DELAY_INF), 2);
+    cr_expect_eq(metric_now(DELAY_OLD), 1);
+    cr_expect_eq(metric_now(DELAY_FUTURE), 1);
+}
+
 /* Poll GET path until it answers `want` (a deadline, not a fixed sleep); returns the body. */
 static char *wait_status(const char *path, int want, int timeout_ms)
 {
