@@ -136,10 +136,12 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         return 1;
     }
 
+    uint32_t prefix_hash = iw_hash(c->name, prefix);    /* once, not once per metric */
     iw_wbatch_clear(c->wb);
     for (size_t i = 0; i < c->dec.n; i++) {
         const struct iw_psample *s = &c->dec.s[i];
-        size_t len = append(c->name, prefix, sizeof(c->name), s->metric, strlen(s->metric));
+        size_t mlen = strlen(s->metric);
+        size_t len = append(c->name, prefix, sizeof(c->name), s->metric, mlen);
         const struct iw_series *se;
         int rc;
 
@@ -147,7 +149,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             iw_stat_add(&iw_stats.rejected[IW_REJ_BAD_LABEL], 1);
             continue;
         }
-        rc = iw_store_series_intern(c->d->store, c->name, len, &se);
+        rc = iw_store_series_intern_h(c->d->store, c->name, len,
+                                      iw_hash_cont(prefix_hash, s->metric, mlen), &se);
         if (rc != IW_OK) {
             iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest",
                         "cannot create series %.*s: %s (raise storage.max_series or check the "

@@ -18,7 +18,11 @@
 uint32_t iw_hash(const char *s, size_t len)
 {
     /* FNV-1a 32: short keys, good enough spread for linear probing. */
-    uint32_t h = 2166136261u;
+    return iw_hash_cont(2166136261u, s, len);
+}
+
+uint32_t iw_hash_cont(uint32_t h, const char *s, size_t len)
+{
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)s[i];
         h *= 16777619u;
@@ -309,10 +313,9 @@ static int dict_publish(struct iw_store *st, uint32_t id, const char *name, size
     return IW_OK;
 }
 
-const struct iw_series *iw_store_series_find(struct iw_store *st, const char *name, size_t len)
+static const struct iw_series *series_find_h(struct iw_store *st, const char *name, size_t len,
+                                             uint32_t h)
 {
-    uint32_t h = iw_hash(name, len);
-
     for (size_t i = h & st->slot_mask;; i = (i + 1) & st->slot_mask) {
         /* acquire: pairs with the release store in dict_publish. */
         const struct iw_series *s = atomic_load_explicit(&st->slots[i], memory_order_acquire);
@@ -321,6 +324,11 @@ const struct iw_series *iw_store_series_find(struct iw_store *st, const char *na
         if (s->hash == h && s->len == len && memcmp(s->name, name, len) == 0)
             return s;
     }
+}
+
+const struct iw_series *iw_store_series_find(struct iw_store *st, const char *name, size_t len)
+{
+    return series_find_h(st, name, len, iw_hash(name, len));
 }
 
 const struct iw_series *iw_store_series_by_id(struct iw_store *st, uint32_t id)
@@ -341,7 +349,13 @@ uint32_t iw_store_series_count(struct iw_store *st)
 int iw_store_series_intern(struct iw_store *st, const char *name, size_t len,
                            const struct iw_series **out)
 {
-    const struct iw_series *s = iw_store_series_find(st, name, len);
+    return iw_store_series_intern_h(st, name, len, iw_hash(name, len), out);
+}
+
+int iw_store_series_intern_h(struct iw_store *st, const char *name, size_t len, uint32_t hash,
+                             const struct iw_series **out)
+{
+    const struct iw_series *s = series_find_h(st, name, len, hash);
     int rc = IW_OK;
 
     if (IW_LIKELY(s != NULL)) {
@@ -352,7 +366,7 @@ int iw_store_series_intern(struct iw_store *st, const char *name, size_t len,
         return IW_E_STATE;
     /* Slow path, once per new series: serialise creators. */
     pthread_mutex_lock(&st->create_lock);
-    s = iw_store_series_find(st, name, len);
+    s = series_find_h(st, name, len, hash);
     if (s == NULL) {
         uint32_t id = atomic_load_explicit(&st->next_id, memory_order_relaxed);
         char *err = NULL;
@@ -435,10 +449,17 @@ void iw_wbatch_put_point(struct iw_wbatch *b, uint32_t id, int64_t ts, double v,
                            iw_point_val_encode(v, flag, val));
 }
 
-static char *meta_key(const char *key, size_t *klen)
+/*
+ * 'm' + key: in buf (META_KEY_BUF bytes) when it fits, so the per-message
+ * callers (Paho's QoS 2 persistence) allocate nothing; malloc'd otherwise.
+ * Release with meta_key_free(k, buf).
+ */
+#define META_KEY_BUF 256
+
+static char *meta_key(const char *key, size_t *klen, char *buf)
 {
     size_t l = strlen(key);
-    char *k = malloc(l + 1);
+    char *k = l + 1 <= META_KEY_BUF ? buf : malloc(l + 1);
     if (k == NULL)
         return NULL;
     k[0] = 'm';
@@ -447,24 +468,32 @@ static char *meta_key(const char *key, size_t *klen)
     return k;
 }
 
+static void meta_key_free(char *k, const char *buf)
+{
+    if (k != buf)
+        free(k);
+}
+
 void iw_wbatch_put_meta(struct iw_wbatch *b, const char *key, const void *val, size_t len)
 {
+    char buf[META_KEY_BUF];
     size_t kl;
-    char *k = meta_key(key, &kl);
+    char *k = meta_key(key, &kl, buf);
     if (k == NULL)
         return;
     rocksdb_writebatch_put(b->wb, k, kl, val, len);
-    free(k);
+    meta_key_free(k, buf);
 }
 
 void iw_wbatch_delete_meta(struct iw_wbatch *b, const char *key)
 {
+    char buf[META_KEY_BUF];
     size_t kl;
-    char *k = meta_key(key, &kl);
+    char *k = meta_key(key, &kl, buf);
     if (k == NULL)
         return;
     rocksdb_writebatch_delete(b->wb, k, kl);
-    free(k);
+    meta_key_free(k, buf);
 }
 
 void iw_store_put_raw(struct iw_wbatch *b, const void *k, size_t kl, const void *v, size_t vl)
@@ -519,9 +548,10 @@ int iw_store_meta_delete(struct iw_store *st, const char *key)
 
 int iw_store_meta_get(struct iw_store *st, const char *key, void **val, size_t *len)
 {
+    char buf[META_KEY_BUF];
     size_t kl;
     char *err = NULL;
-    char *k = meta_key(key, &kl);
+    char *k = meta_key(key, &kl, buf);
     char *v;
 
     *val = NULL;
@@ -529,7 +559,7 @@ int iw_store_meta_get(struct iw_store *st, const char *key, void **val, size_t *
     if (k == NULL)
         return IW_E_NOMEM;
     v = rocksdb_get(st->db, st->ropts, k, kl, len, &err);
-    free(k);
+    meta_key_free(k, buf);
     if (err != NULL) {
         IW_LOG_ERROR("store", "reading %s: %s", key, err);
         rocksdb_free(err);
@@ -552,8 +582,9 @@ int iw_store_meta_scan(struct iw_store *st, const char *prefix,
                        int (*cb)(void *ctx, const char *key, size_t klen,
                                  const void *val, size_t vlen), void *ctx)
 {
+    char buf[META_KEY_BUF];
     size_t pl;
-    char *p = meta_key(prefix, &pl);
+    char *p = meta_key(prefix, &pl, buf);
     rocksdb_iterator_t *it;
 
     if (p == NULL)
@@ -569,7 +600,7 @@ int iw_store_meta_scan(struct iw_store *st, const char *prefix,
             break;
     }
     rocksdb_iter_destroy(it);
-    free(p);
+    meta_key_free(p, buf);
     return IW_OK;
 }
 

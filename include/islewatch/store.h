@@ -77,6 +77,8 @@ void iw_store_close(struct iw_store *st);
 /* ---- series dictionary ---- */
 
 uint32_t iw_hash(const char *s, size_t len);
+/* iw_hash(a + b) == iw_hash_cont(iw_hash(a), b): hash a shared prefix once. */
+uint32_t iw_hash_cont(uint32_t h, const char *s, size_t len);
 
 /*
  * Id of the series `name` (len bytes), creating it when new (durably, before
@@ -84,6 +86,9 @@ uint32_t iw_hash(const char *s, size_t len);
  */
 IW_NODISCARD int iw_store_series_intern(struct iw_store *st, const char *name, size_t len,
                                         const struct iw_series **out);
+/* The same, with hash == iw_hash(name, len) already computed. */
+IW_NODISCARD int iw_store_series_intern_h(struct iw_store *st, const char *name, size_t len,
+                                          uint32_t hash, const struct iw_series **out);
 /* Known series only: NULL when unknown. Lock-free. */
 const struct iw_series *iw_store_series_find(struct iw_store *st, const char *name, size_t len);
 const struct iw_series *iw_store_series_by_id(struct iw_store *st, uint32_t id);

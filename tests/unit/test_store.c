@@ -302,3 +302,16 @@ Test(store, refuses_a_database_of_the_old_value_format)
     cr_assert_eq(iw_store_open(&o, &st, &d2), IW_E_STORE);
     /* teardown closes st: NULL is fine */
 }
+
+Test(store, prefix_hash_continues_to_the_full_name_hash)
+{
+    const char *name = "water/dongtan/w01/nh3_n";
+    const struct iw_series *a, *b;
+    for (size_t cut = 0; cut <= strlen(name); cut++)
+        cr_assert_eq(iw_hash_cont(iw_hash(name, cut), name + cut, strlen(name) - cut),
+                     iw_hash(name, strlen(name)), "cut at %zu", cut);
+    cr_assert_eq(iw_store_series_intern_h(st, name, strlen(name), iw_hash(name, strlen(name)), &a),
+                 IW_OK);
+    cr_assert_eq(iw_store_series_intern(st, name, strlen(name), &b), IW_OK);
+    cr_assert_eq(a, b);
+}
