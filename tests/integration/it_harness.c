@@ -154,14 +154,16 @@ int it_broker_start(struct it_broker *b)
     if (mkdtemp(b->dir) == NULL)
         return -1;
     b->port = it_free_port();
-    /* mosquitto started as root drops to the "mosquitto" user: let it write
-     * its persistence file here. */
+    /* mosquitto started as root drops to the "mosquitto" user unless told
+     * "user root"; changing credentials would clear the parent-death signal
+     * (PR_SET_PDEATHSIG) and leave the broker running after a test process
+     * that died. The directory stays writable for any user all the same. */
     chmod(b->dir, 0777);
     snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b->dir);
     f = fopen(conf, "w");
     if (f == NULL)
         return -1;
-    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
                "persistence_location %s/\nautosave_interval 1\nmax_queued_messages 0\n"
                "max_inflight_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\n",
             b->port, b->dir);
