@@ -4,10 +4,13 @@
 # both fed by the same load generator at full speed. Prints the ratio (b)/(a),
 # the daemon's CPU per message against the raw subscriber's, its peak RSS, its
 # store-write latency quantiles, and disk bytes per point. Then, for each
-# QoS, a latency phase: a fresh islewatchd fed by iw_loadgen --ts-now at half
-# the raw subscriber's rate (measured above, same run) for --lat-seconds, and
-# the p50/p99 of its islewatch_ingest_delay_seconds histogram (publish ->
-# durable). Appends the table and the exact command to bench/RESULTS.md.
+# QoS, a latency phase: iw_loadgen --ts-now at half the raw subscriber's rate
+# (measured above, same run) for --lat-seconds, first into the raw subscriber
+# (its publish -> receive p50/p99, in the same buckets: what the broker, the
+# load generator and the machine cost on their own), then, with the same
+# settings, into a fresh islewatchd (the p50/p99 of its
+# islewatch_ingest_delay_seconds histogram, publish -> durable). Appends the
+# table and the exact command to bench/RESULTS.md.
 #
 #   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S] [--no-write]
 #
@@ -121,11 +124,24 @@ for Q in $QOSES; do
   LAT_RATE=$(awk -v r="${RAWRATE[$Q]:-0}" 'BEGIN { printf "%d", r / 2 }')
   if [ "$LAT_RATE" -lt 1 ]; then
     echo "e2e.sh: no raw subscriber rate at QoS $Q; skipping its latency phase" >&2
-    ROWS+="${ROW[$Q]} – | n/a / n/a |"$'\n'
+    ROWS+="${ROW[$Q]} – | n/a / n/a | n/a / n/a |"$'\n'
     continue
   fi
   LAT_COUNT=$((LAT_RATE * LAT_SECONDS))
-  echo "e2e: QoS $Q: latency, $LAT_COUNT messages at $LAT_RATE msg/s ..." >&2
+  echo "e2e: QoS $Q: latency, raw subscriber, $LAT_COUNT messages at $LAT_RATE msg/s ..." >&2
+  # The raw subscriber first, same load generator settings: publish -> receive
+  # without islewatch (its histogram has the daemon's buckets).
+  $B/bench/iw_raw_sub --port $MP --qos $Q --count $LAT_COUNT --topic 'sensors/#' --idle 20 > "$W/rawlat$Q.out" 2>&1 & RAW=$!; PIDS+=($RAW)
+  for _ in $(seq 200); do grep -q ready "$W/rawlat$Q.out" && break; sleep 0.05; done
+  $B/bench/iw_loadgen --port $MP --qos $Q --count $LAT_COUNT --devices $DEVICES --rate $LAT_RATE \
+    --ts-now --client-id lg-r$Q > "$W/lgr$Q.out" 2>&1 || echo "e2e.sh: the load generator failed at QoS $Q (raw subscriber): $(tail -2 "$W/lgr$Q.out")" >&2
+  wait $RAW || echo "e2e.sh: QoS $Q: the raw subscriber received $(result "$W/rawlat$Q.out" count) of $LAT_COUNT in the latency phase" >&2
+  R50=$(result "$W/rawlat$Q.out" lat_p50_ms); R99=$(result "$W/rawlat$Q.out" lat_p99_ms); R50=${R50:-n/a}; R99=${R99:-n/a}
+  RN=$(result "$W/rawlat$Q.out" lat_n); RN=${RN:-0}
+  RLAT_ACH=$(result "$W/lgr$Q.out" rate); RLATE=$(result "$W/lgr$Q.out" late_1ms)
+  echo "e2e: QoS $Q: latency phase, raw subscriber: $RN observed, p50 ≤ $R50 ms, p99 ≤ $R99 ms; loadgen acked $RLAT_ACH msg/s, $RLATE of $LAT_COUNT published > 1 ms behind schedule" >&2
+
+  echo "e2e: QoS $Q: latency, islewatchd, $LAT_COUNT messages at $LAT_RATE msg/s ..." >&2
   HP=$(pick_port)
   cat > "$W/lat$Q.yaml" <<CONF
 broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-lat-$Q", clean_session: true }
@@ -160,13 +176,13 @@ CONF
   L50=$(ms "$(quantile "$M" 0.5 islewatch_ingest_delay_seconds)"); L99=$(ms "$(quantile "$M" 0.99 islewatch_ingest_delay_seconds)")
   LAT_ACH=$(result "$W/lgl$Q.out" rate); LATE=$(result "$W/lgl$Q.out" late_1ms)
   echo "e2e: QoS $Q: latency phase: $OBS observed, p50 ≤ $L50 ms, p99 ≤ $L99 ms; loadgen acked $LAT_ACH msg/s, $LATE of $LAT_COUNT published > 1 ms behind schedule" >&2
-  ROWS+="${ROW[$Q]} $LAT_RATE | ≤ $L50 / ≤ $L99 |"$'\n'
+  ROWS+="${ROW[$Q]} $LAT_RATE | ≤ $R50 / ≤ $R99 | ≤ $L50 / ≤ $L99 |"$'\n'
 done
 
-TABLE="| QoS | raw subscriber msg/s | islewatchd stored msg/s | ratio | raw CPU µs/msg | islewatchd CPU µs/msg | CPU ratio | peak RSS MB | store write p50 / p99 (s) | disk B/point (uncompacted, WAL incl.) | latency phase msg/s | publish→durable p50 / p99 (ms) |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+TABLE="| QoS | raw subscriber msg/s | islewatchd stored msg/s | ratio | raw CPU µs/msg | islewatchd CPU µs/msg | CPU ratio | peak RSS MB | store write p50 / p99 (s) | disk B/point (uncompacted, WAL incl.) | latency phase msg/s | raw publish→receive p50 / p99 (ms) | publish→durable p50 / p99 (ms) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 $ROWS"
-NOTE="Latency phase (after the throughput phases, one per QoS): a fresh islewatchd, \`iw_loadgen --ts-now --rate R\` with R half the raw subscriber's rate above, for $LAT_SECONDS s. publish→durable is the daemon's \`islewatch_ingest_delay_seconds\` histogram: the wall clock when a message's WAL write returned minus its \`ts\`, stamped at publish; quantiles are the upper bound of the bucket they fall in. ts is whole milliseconds (SPEC §1), truncated at publish, so every delay is over-estimated by up to 1 ms."
+NOTE="Latency phase (after the throughput phases, one per QoS): \`iw_loadgen --ts-now --rate R\` with R half the raw subscriber's rate above, for $LAT_SECONDS s, first into the raw subscriber alone, then with the same settings into a fresh islewatchd alone. raw publish→receive is the raw subscriber's wall clock in its message callback minus the payload's \`ts\`, in the daemon's buckets: what the broker, the load generator, the client library and the machine cost without islewatch. publish→durable is the daemon's \`islewatch_ingest_delay_seconds\` histogram: the wall clock when a message's WAL write returned minus its \`ts\`, stamped at publish; quantiles are the upper bound of the bucket they fall in. ts is whole milliseconds (SPEC §1), truncated at publish, so every delay is over-estimated by up to 1 ms."
 echo "$TABLE"
 echo "$NOTE"
 if [ "$WRITE" = 1 ]; then

@@ -10,7 +10,20 @@
  * Paho's delivery thread runs the message callback; it only touches atomics.
  * The main thread polls them to decide when to stop (count reached, or no
  * message for --idle seconds) and prints the result.
+ *
+ * Publish -> receive latency: when a payload has a "ts": member with an integer
+ * (iw_loadgen's payloads always do; with iw_loadgen --ts-now it is the wall
+ * clock at publish, epoch ms), the callback observes CLOCK_REALTIME now - ts
+ * into a histogram with islewatchd's bucket bounds (server/stats.c,
+ * iw_stats_delay_bounds), skipping ts ahead of the clock or 1 h or more old as
+ * the daemon does, so that its quantiles sit beside the daemon's
+ * islewatch_ingest_delay_seconds: what the broker, the load generator and the
+ * machine cost without islewatch. The search is a prefix check (iw_loadgen
+ * writes ts first) or a memmem, and the clock is read only when "ts": was found.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE               /* memmem */
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -38,6 +51,15 @@ struct rs_opts {
     bool clean;
 };
 
+/* Upper bounds in ms of the delay buckets, the last one +Inf: a copy of
+ * iw_stats_delay_bounds (server/stats.c, seconds) so that both histograms cut
+ * at the same points. Keep the two in step. */
+#define RS_DELAY_BUCKETS 19
+static const double rs_delay_bounds_ms[RS_DELAY_BUCKETS - 1] = {
+    0.5, 1, 2, 3, 5, 7.5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+};
+#define RS_DELAY_MAX_MS 3600000LL /* older than this: not observed (IW_STATS_DELAY_MAX_MS) */
+
 static struct {
     atomic_llong count;
     atomic_llong dups;
@@ -45,6 +67,11 @@ static struct {
     atomic_llong last_ns;
     atomic_int subscribed;    /* 1 subscribed, -1 failed */
     atomic_int lost;
+    /* Delay histogram, written by the delivery thread, read by main at the end;
+     * all relaxed: they are independent tallies, nothing is published through them. */
+    atomic_llong delay_bucket[RS_DELAY_BUCKETS];
+    atomic_llong delay_us_sum;
+    atomic_llong delay_skipped;   /* ts ahead of the clock, or 1 h or more old */
     char why[256];            /* written before subscribed is set to -1 */
 } g;
 
@@ -91,6 +118,10 @@ static void usage(FILE *f)
         "At the end: the count, the time from the first to the last message, msgs/s, the\n"
         "CPU seconds this process used while subscribed (getrusage, all threads) and CPU\n"
         "microseconds per message, then a line 'RESULT key=value ...' for scripts.\n"
+        "Payloads with a \"ts\": integer (epoch ms; iw_loadgen --ts-now stamps the publish time)\n"
+        "also give the publish -> receive delay (wall clock at receipt - ts) in islewatchd's\n"
+        "ingest-delay buckets: p50/p99 (bucket upper bounds, ms) and the mean, in the text\n"
+        "and as lat_p50_ms, lat_p99_ms, lat_mean_ms, lat_n, lat_skipped in the RESULT line.\n"
         "Exit 0 when --count messages arrived (or, without --count, when idle), 1 otherwise.\n");
 }
 
@@ -170,17 +201,84 @@ static int parse_args(int argc, char **argv, struct rs_opts *o)
     return 0;
 }
 
+/* The payload's "ts": integer, if any; the payload is not NUL-terminated.
+ * iw_loadgen puts ts first: that case skips the memmem. */
+static bool payload_ts(const void *payload, int len, long long *ts)
+{
+    const char *p = NULL;
+    char num[24];
+    char *end;
+    size_t n;
+
+    if (len >= 6 && memcmp(payload, "{\"ts\":", 6) == 0)
+        p = (const char *)payload + 1;
+    else if (len >= 5)
+        p = memmem(payload, (size_t)len, "\"ts\":", 5);
+    if (p == NULL)
+        return false;
+    p += 5;
+    n = (size_t)((const char *)payload + len - p);
+    if (n > sizeof(num) - 1)
+        n = sizeof(num) - 1;
+    memcpy(num, p, n);
+    num[n] = '\0';
+    errno = 0;
+    *ts = strtoll(num, &end, 10);
+    return end != num && errno == 0;
+}
+
+/* now - ts into the delay histogram, in the daemon's manner (iw_stats_ingest_delay). */
+static void observe_delay(long long ts_ms)
+{
+    struct timespec now;
+    long long now_ms, ns;
+    double d_ms;
+    size_t b = 0;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (ts_ms > now_ms || ts_ms <= now_ms - RS_DELAY_MAX_MS) {
+        atomic_fetch_add_explicit(&g.delay_skipped, 1, memory_order_relaxed);
+        return;
+    }
+    ns = ((long long)now.tv_sec - ts_ms / 1000) * 1000000000LL + now.tv_nsec - (ts_ms % 1000) * 1000000LL;
+    d_ms = (double)ns / 1e6;
+    while (b < RS_DELAY_BUCKETS - 1 && d_ms > rs_delay_bounds_ms[b])
+        b++;
+    atomic_fetch_add_explicit(&g.delay_bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g.delay_us_sum, ns / 1000, memory_order_relaxed);
+}
+
+/* The upper bound (ms) of the bucket where the cumulative count reaches q of n, as e2e.sh reads the daemon's. */
+static void delay_quantile(double q, long long n, char *out, size_t cap)
+{
+    long long cum = 0;
+    for (size_t b = 0; b < RS_DELAY_BUCKETS; b++) {
+        cum += atomic_load_explicit(&g.delay_bucket[b], memory_order_relaxed);
+        if ((double)cum >= q * (double)n) {
+            if (b < RS_DELAY_BUCKETS - 1)
+                snprintf(out, cap, "%g", rs_delay_bounds_ms[b]);
+            else
+                snprintf(out, cap, "+Inf");
+            return;
+        }
+    }
+    snprintf(out, cap, "+Inf");
+}
+
 /* Paho delivery thread. Returning 1 tells Paho the message was handled. */
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
     int64_t now = mono_ns();
-    long long zero = 0;
+    long long zero = 0, ts;
     (void)ctx;
     (void)topic_len;
     atomic_compare_exchange_strong(&g.first_ns, &zero, now);
     atomic_store_explicit(&g.last_ns, now, memory_order_relaxed);
     if (m->dup)
         atomic_fetch_add_explicit(&g.dups, 1, memory_order_relaxed);
+    if (payload_ts(m->payload, m->payloadlen, &ts))
+        observe_delay(ts);
     atomic_fetch_add_explicit(&g.count, 1, memory_order_release);
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
@@ -321,8 +419,24 @@ int main(int argc, char **argv)
                "CPU %.3f s, %.2f us/msg%s\n", n,
                o.count > 0 && n < o.count ? " (fewer than --count)" : "", elapsed, rate, cpu, us_per,
                atomic_load(&g.lost) ? "; the connection was lost" : "");
-        printf("RESULT count=%lld elapsed_s=%.6f rate=%.1f cpu_s=%.6f cpu_us_per_msg=%.3f dup=%lld qos=%d\n",
+        long long lat_n = 0, skipped = atomic_load_explicit(&g.delay_skipped, memory_order_relaxed);
+        char p50[16], p99[16];
+        double mean = 0;
+        for (size_t b = 0; b < RS_DELAY_BUCKETS; b++)
+            lat_n += atomic_load_explicit(&g.delay_bucket[b], memory_order_relaxed);
+        if (lat_n > 0) {
+            mean = (double)atomic_load_explicit(&g.delay_us_sum, memory_order_relaxed) / 1e3 / (double)lat_n;
+            delay_quantile(0.5, lat_n, p50, sizeof(p50));
+            delay_quantile(0.99, lat_n, p99, sizeof(p99));
+            printf("iw_raw_sub: publish -> receive (now - payload ts) over %lld message(s): p50 <= %s ms, "
+                   "p99 <= %s ms, mean %.3f ms; %lld ts out of range\n", lat_n, p50, p99, mean, skipped);
+        }
+        printf("RESULT count=%lld elapsed_s=%.6f rate=%.1f cpu_s=%.6f cpu_us_per_msg=%.3f dup=%lld qos=%d",
                n, elapsed, rate, cpu, us_per, (long long)atomic_load(&g.dups), o.qos);
+        if (lat_n > 0)
+            printf(" lat_p50_ms=%s lat_p99_ms=%s lat_mean_ms=%.3f lat_n=%lld lat_skipped=%lld", p50, p99,
+                   mean, lat_n, skipped);
+        printf("\n");
     }
     status = (o.count == 0 || n >= o.count) && !atomic_load(&g.lost) ? 0 : 1;
 out:
