@@ -167,6 +167,22 @@ static void blabel(struct buf *b, const char *v)
 
 static uint64_t ld(_Atomic uint64_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
 
+/* A Prometheus histogram: n buckets, the last one +Inf (bounds has n - 1). */
+static void histogram(struct buf *b, const char *name, const char *help, _Atomic uint64_t *bucket,
+                      const double *bounds, size_t n, double sum, uint64_t count)
+{
+    uint64_t cum = 0;
+    bprintf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (size_t i = 0; i < n; i++) {
+        cum += ld(&bucket[i]);
+        if (i < n - 1)
+            bprintf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)cum);
+        else
+            bprintf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    }
+    bprintf(b, "%s_sum %.9f\n%s_count %llu\n", name, sum, name, (unsigned long long)count);
+}
+
 char *iw_stats_render(const char *const *source_names, size_t n_sources)
 {
     struct buf b = {0};
@@ -215,43 +231,19 @@ char *iw_stats_render(const char *const *source_names, size_t n_sources)
                 "islewatch_backpressure_waits_total %llu\n",
             (unsigned long long)ld(&iw_stats.backpressure_waits));
 
-    bprintf(&b, "# HELP islewatch_store_write_seconds Latency of RocksDB batch writes (WAL).\n"
-                "# TYPE islewatch_store_write_seconds histogram\n");
-    uint64_t cum = 0;
-    for (size_t i = 0; i < IW_STATS_WRITE_BUCKETS; i++) {
-        cum += ld(&iw_stats.write_bucket[i]);
-        if (i < IW_STATS_WRITE_BUCKETS - 1)
-            bprintf(&b, "islewatch_store_write_seconds_bucket{le=\"%g\"} %llu\n",
-                    iw_stats_write_bounds[i], (unsigned long long)cum);
-        else
-            bprintf(&b, "islewatch_store_write_seconds_bucket{le=\"+Inf\"} %llu\n",
-                    (unsigned long long)cum);
-    }
-    bprintf(&b, "islewatch_store_write_seconds_sum %.9f\n"
-                "islewatch_store_write_seconds_count %llu\n",
-            (double)ld(&iw_stats.write_ns_sum) / 1e9, (unsigned long long)ld(&iw_stats.write_count));
+    histogram(&b, "islewatch_store_write_seconds", "Latency of RocksDB batch writes (WAL).",
+              iw_stats.write_bucket, iw_stats_write_bounds, IW_STATS_WRITE_BUCKETS,
+              (double)ld(&iw_stats.write_ns_sum) / 1e9, ld(&iw_stats.write_count));
     bprintf(&b, "# HELP islewatch_store_batch_points_total Points written, summed over batches (divide by the write count for the mean batch size).\n"
                 "# TYPE islewatch_store_batch_points_total counter\n"
                 "islewatch_store_batch_points_total %llu\n",
             (unsigned long long)ld(&iw_stats.batch_points_sum));
-    bprintf(&b, "# HELP islewatch_ingest_delay_seconds Per message, the wall clock when its samples "
-                "were durable (WAL write returned) minus the message's own ts: publish to durable "
-                "when the device stamps ts at publish. Only 0 <= delay < 1h; messages without a ts "
-                "are not observed.\n"
-                "# TYPE islewatch_ingest_delay_seconds histogram\n");
-    cum = 0;
-    for (size_t i = 0; i < IW_STATS_DELAY_BUCKETS; i++) {
-        cum += ld(&iw_stats.delay_bucket[i]);
-        if (i < IW_STATS_DELAY_BUCKETS - 1)
-            bprintf(&b, "islewatch_ingest_delay_seconds_bucket{le=\"%g\"} %llu\n",
-                    iw_stats_delay_bounds[i], (unsigned long long)cum);
-        else
-            bprintf(&b, "islewatch_ingest_delay_seconds_bucket{le=\"+Inf\"} %llu\n",
-                    (unsigned long long)cum);
-    }
-    bprintf(&b, "islewatch_ingest_delay_seconds_sum %.6f\n"
-                "islewatch_ingest_delay_seconds_count %llu\n",
-            (double)ld(&iw_stats.delay_us_sum) / 1e6, (unsigned long long)ld(&iw_stats.delay_count));
+    histogram(&b, "islewatch_ingest_delay_seconds", "Per message, the wall clock when its "
+              "samples were durable (WAL write returned) minus the message's own ts: publish to "
+              "durable when the device stamps ts at publish. Only 0 <= delay < 1h; messages "
+              "without a ts are not observed.",
+              iw_stats.delay_bucket, iw_stats_delay_bounds, IW_STATS_DELAY_BUCKETS,
+              (double)ld(&iw_stats.delay_us_sum) / 1e6, ld(&iw_stats.delay_count));
     bprintf(&b, "# HELP islewatch_ingest_delay_unobserved_total Messages left out of "
                 "islewatch_ingest_delay_seconds: ts ahead of the clock (future) or 1h or more old "
                 "(over_1h: buffered uploads, backfill).\n"
