@@ -297,9 +297,10 @@ Test(store, refuses_a_database_of_the_old_value_format)
     cr_assert_not_null(strstr(iw_diag_first(&diag), "earlier islewatch"), "%s",
                        iw_diag_first(&diag));
     cr_assert_not_null(strstr(iw_diag_first(&diag), dir));
+    iw_diag_fini(&diag);
     o.read_only = true;
-    struct iw_diag d2 = {0};
-    cr_assert_eq(iw_store_open(&o, &st, &d2), IW_E_STORE);
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_E_STORE);
+    iw_diag_fini(&diag);
     /* teardown closes st: NULL is fine */
 }
 
