@@ -52,6 +52,7 @@ cat > "$W/mosquitto.conf" <<CONF
 listener $MP 127.0.0.1
 allow_anonymous true
 max_queued_messages 0
+max_inflight_messages 20
 CONF
 mosquitto -c "$W/mosquitto.conf" > "$W/mosquitto.log" 2>&1 & PIDS+=($!); MOSQ=$!
 for _ in $(seq 100); do port_free $MP || break; sleep 0.05; done
