@@ -39,9 +39,9 @@ struct fx_env {
     size_t n_state;
     size_t puts, dels;
     struct fx_point *points;        /* written by the engine */
-    size_t n_points;
+    size_t n_points, cap_points;
     struct fx_point *history;       /* served by read_points */
-    size_t n_history;
+    size_t n_history, cap_history;
     const char *owned_device;       /* NULL: own everything */
 };
 
@@ -93,11 +93,22 @@ static inline int fx_state_del(void *ctx, const char *key)
     return IW_OK;
 }
 
+/* Room for n points, doubling: a day of minute samples is 10,000s of points,
+ * and growing by one copied the array each time under ASan (quadratic). */
+static inline struct fx_point *fx_grow(struct fx_point *p, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        *cap = *cap ? *cap * 2 : 1024;
+        p = realloc(p, *cap * sizeof(*p));
+        cr_assert_not_null(p);
+    }
+    return p;
+}
+
 static inline int fx_write_point(void *ctx, const char *series, int64_t ts, double v, bool valid)
 {
     struct fx_env *f = ctx;
-    f->points = realloc(f->points, (f->n_points + 1) * sizeof(*f->points));
-    cr_assert_not_null(f->points);
+    f->points = fx_grow(f->points, &f->cap_points, f->n_points + 1);
     snprintf(f->points[f->n_points].series, sizeof(f->points[0].series), "%s", series);
     f->points[f->n_points].ts = ts;
     f->points[f->n_points].v = v;
@@ -108,8 +119,7 @@ static inline int fx_write_point(void *ctx, const char *series, int64_t ts, doub
 
 static inline void fx_history_add(struct fx_env *f, const char *series, int64_t ts, double v, char flag)
 {
-    f->history = realloc(f->history, (f->n_history + 1) * sizeof(*f->history));
-    cr_assert_not_null(f->history);
+    f->history = fx_grow(f->history, &f->cap_history, f->n_history + 1);
     snprintf(f->history[f->n_history].series, sizeof(f->history[0].series), "%s", series);
     f->history[f->n_history].ts = ts;
     f->history[f->n_history].v = v;
