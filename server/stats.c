@@ -14,12 +14,18 @@ const double iw_stats_write_bounds[IW_STATS_WRITE_BUCKETS - 1] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
 };
 
+/* The histogram bucket of s seconds: the first bound >= s, else the last (+Inf). */
+static size_t bucket_of(double s, const double *bounds, size_t n_buckets)
+{
+    size_t b = 0;
+    while (b < n_buckets - 1 && s > bounds[b])
+        b++;
+    return b;
+}
+
 void iw_stats_write(uint64_t ns, uint64_t points)
 {
-    double s = (double)ns / 1e9;
-    size_t b = 0;
-    while (b < IW_STATS_WRITE_BUCKETS - 1 && s > iw_stats_write_bounds[b])
-        b++;
+    size_t b = bucket_of((double)ns / 1e9, iw_stats_write_bounds, IW_STATS_WRITE_BUCKETS);
     iw_stat_add(&iw_stats.write_bucket[b], 1);
     iw_stat_add(&iw_stats.write_count, 1);
     iw_stat_add(&iw_stats.write_ns_sum, ns);
@@ -50,10 +56,7 @@ void iw_stats_ingest_delay(int64_t ts_ms)
     }
     int64_t ns = ((int64_t)now.tv_sec - ts_ms / 1000) * 1000000000LL + now.tv_nsec -
                  (ts_ms % 1000) * 1000000LL;
-    double s = (double)ns / 1e9;
-    size_t b = 0;
-    while (b < IW_STATS_DELAY_BUCKETS - 1 && s > iw_stats_delay_bounds[b])
-        b++;
+    size_t b = bucket_of((double)ns / 1e9, iw_stats_delay_bounds, IW_STATS_DELAY_BUCKETS);
     iw_stat_add(&iw_stats.delay_bucket[b], 1);
     iw_stat_add(&iw_stats.delay_count, 1);
     iw_stat_add(&iw_stats.delay_us_sum, (uint64_t)(ns / 1000));
