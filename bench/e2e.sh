@@ -67,6 +67,22 @@ quantile() { # $1 metrics text file, $2 q, [$3 histogram, default the store writ
 metric() { awk -v m="$2" '$1 == m { print $2 }' "$1"; }   # $1 metrics text file, $2 sample name with labels
 ms() { case "$1" in +Inf|n/a) echo "$1" ;; *) awk -v s="$1" 'BEGIN { printf "%g", s * 1000 }' ;; esac; }
 
+# A fresh islewatchd on the broker, one water source at QoS $1, files named
+# after $2; sets HP (its HTTP port) and D (its pid) once its metrics answer.
+start_daemon() {
+  HP=$(pick_port)
+  cat > "$W/cfg$2.yaml" <<CONF
+broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-$2", clean_session: true }
+storage: { path: "$W/data$2" }
+http: { listen: "127.0.0.1:$HP" }
+sources: [ { name: water, topic: "sensors/water/{site}/{device}", qos: $1 } ]
+log_level: warn
+CONF
+  $B/islewatchd -c "$W/cfg$2.yaml" > "$W/d$2.log" 2>&1 & D=$!; PIDS+=($D)
+  for _ in $(seq 200); do [ -n "$(stored $HP)" ] && break; sleep 0.05; done
+  sleep 0.5
+}
+
 HZ=$(getconf CLK_TCK)
 declare -A ROW RAWRATE
 for Q in $QOSES; do
@@ -80,17 +96,7 @@ for Q in $QOSES; do
 
   echo "e2e: QoS $Q: islewatchd ..." >&2
   # (b) islewatchd
-  HP=$(pick_port)
-  cat > "$W/cfg$Q.yaml" <<CONF
-broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-$Q", clean_session: true }
-storage: { path: "$W/data$Q" }
-http: { listen: "127.0.0.1:$HP" }
-sources: [ { name: water, topic: "sensors/water/{site}/{device}", qos: $Q } ]
-log_level: warn
-CONF
-  $B/islewatchd -c "$W/cfg$Q.yaml" > "$W/d$Q.log" 2>&1 & D=$!; PIDS+=($D)
-  for _ in $(seq 200); do [ -n "$(stored $HP)" ] && break; sleep 0.05; done
-  sleep 0.5
+  start_daemon "$Q" "$Q"
   C0=$(cpu_ticks $D)
   $B/bench/iw_loadgen --port $MP --qos $Q --count $COUNT --devices $DEVICES --client-id lg-b$Q > "$W/lgb$Q.out" 2>&1 &
   LG=$!; PIDS+=($LG)
@@ -143,17 +149,7 @@ for Q in $QOSES; do
   echo "e2e: QoS $Q: latency phase, raw subscriber: $RN observed, p50 ≤ $R50 ms, p99 ≤ $R99 ms; loadgen acked $RLAT_ACH msg/s, $RLATE of $LAT_COUNT published > 1 ms behind schedule" >&2
 
   echo "e2e: QoS $Q: latency, islewatchd, $LAT_COUNT messages at $LAT_RATE msg/s ..." >&2
-  HP=$(pick_port)
-  cat > "$W/lat$Q.yaml" <<CONF
-broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-lat-$Q", clean_session: true }
-storage: { path: "$W/datalat$Q" }
-http: { listen: "127.0.0.1:$HP" }
-sources: [ { name: water, topic: "sensors/water/{site}/{device}", qos: $Q } ]
-log_level: warn
-CONF
-  $B/islewatchd -c "$W/lat$Q.yaml" > "$W/dlat$Q.log" 2>&1 & D=$!; PIDS+=($D)
-  for _ in $(seq 200); do [ -n "$(stored $HP)" ] && break; sleep 0.05; done
-  sleep 0.5
+  start_daemon "$Q" "lat$Q"
   $B/bench/iw_loadgen --port $MP --qos $Q --count $LAT_COUNT --devices $DEVICES --rate $LAT_RATE \
     --ts-now --client-id lg-l$Q > "$W/lgl$Q.out" 2>&1 & LG=$!; PIDS+=($LG)
   wait $LG || echo "e2e.sh: the load generator failed at QoS $Q: $(tail -2 "$W/lgl$Q.out")" >&2
