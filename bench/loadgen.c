@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -654,11 +655,17 @@ int main(int argc, char **argv)
            "(publishing took %.3f s): %.0f msg/s%s\n",
            sent, done, failed, o.count, elapsed, pub, rate,
            lost ? "; a connection was lost during the run" : "");
+    /* CPU this process used (all threads), so bench/e2e.sh can tell how much
+     * of the machine the load generator itself takes. */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     printf("RESULT sent=%lld acked=%lld failed=%lld elapsed_s=%.6f publish_s=%.6f rate=%.1f qos=%d "
            "connections=%d devices=%d shape=%s lost_connections=%lld late_1ms=%lld max_lag_ms=%.3f "
-           "ts=%s\n",
+           "ts=%s cpu_s=%.6f\n",
            sent, done, failed, elapsed, pub, rate, o.qos, o.connections, o.devices,
-           shape_names[o.shape], lost, late, (double)max_lag / 1e6, o.ts_now ? "now" : "step");
+           shape_names[o.shape], lost, late, (double)max_lag / 1e6, o.ts_now ? "now" : "step", cpu_s);
     status = (done == o.count && sent == o.count) ? 0 : 1;
     if (o.latency_log != NULL && write_latency_log(&o, conns, devs) != 0)
         status = 1;

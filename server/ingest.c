@@ -193,5 +193,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     }
     iw_stat_add(&iw_stats.stored_points[src < IW_STATS_MAX_SOURCES ? src : 0], n_items);
     iw_stat_add(&iw_stats.stored_messages[src < IW_STATS_MAX_SOURCES ? src : 0], 1);
+    /* relaxed: a gauge read by /metrics alone; no other data depends on it. */
+    atomic_store_explicit(&iw_stats.last_stored_ms[src < IW_STATS_MAX_SOURCES ? src : 0], now,
+                          memory_order_relaxed);
     return 1;
 }

@@ -206,6 +206,15 @@ char *iw_stats_render(const char *const *source_names, size_t n_sources)
         blabel(&b, source_names[i]);
         bprintf(&b, "\"} %llu\n", (unsigned long long)ld(&iw_stats.stored_messages[i]));
     }
+    bprintf(&b, "# HELP islewatch_last_stored_timestamp_seconds Wall-clock time, at receipt, of the "
+                "last message whose samples were stored, by source (0: none since start).\n"
+                "# TYPE islewatch_last_stored_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < n_sources; i++) {
+        int64_t ms = atomic_load_explicit(&iw_stats.last_stored_ms[i], memory_order_relaxed);
+        bprintf(&b, "islewatch_last_stored_timestamp_seconds{source=\"");
+        blabel(&b, source_names[i]);
+        bprintf(&b, "\"} %lld.%03lld\n", (long long)(ms / 1000), (long long)(ms % 1000));
+    }
     bprintf(&b, "# HELP islewatch_points_stored_total Points written to RocksDB, by source.\n"
                 "# TYPE islewatch_points_stored_total counter\n");
     for (size_t i = 0; i < n_sources; i++) {

@@ -267,9 +267,11 @@ static void wait_metric(const char *sample, long long want, int timeout_ms)
 #define DELAY_INF "islewatch_ingest_delay_seconds_bucket{le=\"+Inf\"}"
 #define DELAY_OLD "islewatch_ingest_delay_unobserved_total{reason=\"over_1h\"}"
 #define DELAY_FUTURE "islewatch_ingest_delay_unobserved_total{reason=\"future\"}"
+#define LAST_STORED "islewatch_last_stored_timestamp_seconds{source=\"water\"}"
 
 /*
  * islewatch_ingest_delay_seconds: one observation per message stamped "now",
+ * and islewatch_last_stored_timestamp_seconds moves to the time it was stored;
  * in a bucket of at most 10 s (a generous bound: this is not a timing test);
  * a day-old ts and a ts ahead of the clock are counted apart, not observed; a
  * message without a ts is neither. Each step waits for a counter to move, and
@@ -287,8 +289,14 @@ Test(http, ingest_delay_histogram_observes_fresh_timestamps_only)
               "a fresh daemon: count %lld, le=10 %lld, over_1h %lld, future %lld", c0, le0, old0,
               fut0);
 
+    cr_expect_eq(metric_now(LAST_STORED), 0, "nothing stored yet");
+
+    long long before = wall_ms();
     publish(topic, "{\"ts\":%lld,\"ph\":7.1}", wall_ms());
     wait_metric(DELAY_COUNT, 1, 15000);
+    long long after = wall_ms(), last = metric_now(LAST_STORED);
+    cr_expect(last >= before / 1000 && last <= after / 1000, "last stored at %lld s, the message "
+              "went out at %lld ms and was counted by %lld ms", last, before, after);
     cr_expect_eq(metric_now(DELAY_LE10), 1, "a message stamped now is durable within 10 s");
     cr_expect_eq(metric_now(DELAY_INF), 1);
 
