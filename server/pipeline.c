@@ -289,6 +289,7 @@ static void *shard_main(void *arg)
                 .source = sp[i].source, .site = sp[i].site, .device = sp[i].device,
                 .metric = sp[i].metric, .ts = items[i].ts, .value = items[i].value,
                 .flag = items[i].flag, .recv_ms = items[i].recv_ms, .is_event = items[i].is_event,
+                .series_id = s->id + 1,
             };
         }
         /* One message's samples share device and time: hand them over together

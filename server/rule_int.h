@@ -125,6 +125,8 @@ struct iw_rules_engine {
     size_t n_rules;
     struct smap insts;              /* state key -> struct inst */
     struct smap series;             /* series key -> struct series_ent */
+    struct series_ent **series_by_id;   /* store series id -> the same entries (fast path) */
+    size_t series_by_id_cap;
     struct inst **heap;
     size_t heap_n, heap_cap;
     struct inst *dirty;

@@ -15,6 +15,7 @@
 
 struct series_ent {
     char  *key;
+    bool   is_event;
     size_t n;
     struct inst *inst[];
 };
@@ -112,6 +113,26 @@ static void series_clear(struct iw_rules_engine *e)
         }
     }
     iw__smap_fini(&e->series);
+    free(e->series_by_id);
+    e->series_by_id = NULL;
+    e->series_by_id_cap = 0;
+}
+
+/* Remember se under the store's series id (slow path: once per series and reload). */
+static void series_by_id_put(struct iw_rules_engine *e, uint32_t id, struct series_ent *se)
+{
+    if (id >= e->series_by_id_cap) {
+        size_t cap = e->series_by_id_cap ? e->series_by_id_cap : 1024;
+        while (cap <= id)
+            cap *= 2;
+        struct series_ent **v = realloc(e->series_by_id, cap * sizeof(*v));
+        if (v == NULL)
+            return;                             /* only the fast path is lost */
+        memset(v + e->series_by_id_cap, 0, (cap - e->series_by_id_cap) * sizeof(*v));
+        e->series_by_id = v;
+        e->series_by_id_cap = cap;
+    }
+    e->series_by_id[id] = se;
 }
 
 /* The cache key; in buf when it fits (the common case: no allocation per sample). */
@@ -127,6 +148,13 @@ static char *series_key(const struct iw_rsample *s, char *buf, size_t len)
 
 static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_rsample *s)
 {
+    /* Fast path, per sample from the pipeline: the store's series id indexes
+     * the cache directly (no key to format, no string hashed). */
+    if (s->series_id != 0 && s->series_id - 1 < e->series_by_id_cap) {
+        struct series_ent *hit = e->series_by_id[s->series_id - 1];
+        if (hit != NULL && hit->is_event == s->is_event)
+            return hit;
+    }
     char buf[512];
     char *key = series_key(s, buf, sizeof(buf));
     struct series_ent *se;
@@ -138,6 +166,8 @@ static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_
     if (se != NULL) {
         if (key != buf)
             free(key);
+        if (s->series_id != 0)
+            series_by_id_put(e, s->series_id - 1, se);
         return se;
     }
     if (key == buf && (key = strdup(buf)) == NULL)     /* the cache keeps its own copy */
@@ -164,12 +194,15 @@ static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_
         se->inst[n++] = in;
     }
     se->key = key;
+    se->is_event = s->is_event;
     se->n = n;
     if (iw__smap_put(&e->series, key, se) != IW_OK) {
         free(key);
         free(se);
         return NULL;
     }
+    if (s->series_id != 0)
+        series_by_id_put(e, s->series_id - 1, se);
     return se;
 }
 

@@ -771,3 +771,47 @@ Test(rules, deadlines_run_in_order_once_each)
     cr_assert_eq(iw_rules_next_deadline(e), INT64_MAX);
     iw_rules_engine_free(e);
 }
+
+/* ==========================================================================
+ * the engine's cache by store series id (the pipeline's fast path)
+ * ======================================================================== */
+
+static void feed_id(struct iw_rules_engine *e, const char *dev, uint32_t id, int64_t ts, double v)
+{
+    struct iw_rsample s = fx_sample("water", "s1", dev, "nh3_n", ts, v);
+    s.series_id = id;
+    iw_rules_on_sample(e, &s);
+}
+
+Test(rules, series_id_cache_keeps_series_apart_and_follows_a_reload)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+
+    thr_rule("t", 0);
+    e = engine(T0);
+    feed_id(e, "w01", 1, T0, 11);
+    feed_id(e, "w02", 2, T0, 11);
+    cr_assert_eq(env.n_alerts, 2, "each series fires its own instance");
+    cr_assert_str_eq(env.alerts[0]->device, "w01");
+    cr_assert_str_eq(env.alerts[1]->device, "w02");
+    feed_id(e, "w01", 1, T0 + MINUTE, 1);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_str_eq(fx_last(&env)->device, "w01", "id 1 resolves w01, not the last series seen");
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id);
+
+    /* After a reload the cached instances are gone: the new rule selects w02 only. */
+    fx_cfg_init(&next);
+    struct iw_rule *r = fx_rule(&next, "only_w02", IW_RULE_THRESHOLD, "water/*/w02/nh3_n");
+    r->p.has_above = true;
+    r->p.above = 10;
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + 2 * MINUTE), IW_OK);
+    size_t n = env.n_alerts;                /* the removed rule's w02 instance resolved */
+    feed_id(e, "w01", 1, T0 + 3 * MINUTE, 20);
+    cr_assert_eq(env.n_alerts, n, "w01 is no longer selected");
+    feed_id(e, "w02", 2, T0 + 3 * MINUTE, 20);
+    cr_assert_eq(env.n_alerts, n + 1);
+    cr_assert_str_eq(fx_last(&env)->rule, "only_w02");
+    cr_assert_str_eq(fx_last(&env)->device, "w02");
+    iw_rules_engine_free(e);
+}
