@@ -10,6 +10,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ struct active_row {
 struct iw_alert_pub {
     struct iw_daemon *d;
     struct iw_mpmc q;                  /* of struct pub_item * */
+    sem_t ready;                       /* posted after every push: the publisher sleeps on it */
     pthread_t thread;
     uint64_t seq;                      /* publisher thread only */
     struct active_row *active;
@@ -291,9 +293,21 @@ static void *pub_main(void *arg)
 
     pthread_setname_np(pthread_self(), "iw-alert-pub");
     for (;;) {
-        if (iw_mpmc_pop_wait(&p->q, &it, 200 * 1000000LL) != IW_OK) {
+        if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
             if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)
                 break;
+            /* Alerts are rare: sleep on the semaphore rather than poll the
+             * queue. Every push is followed by a post, so an item pushed after
+             * the pop above found the queue empty wakes this wait; posts for
+             * items already taken only cost a spare turn of the loop. */
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_nsec += 200 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            sem_clockwait(&p->ready, CLOCK_MONOTONIC, &until);
             continue;
         }
         if (it->kind == PUB_ALERT) {
@@ -321,6 +335,7 @@ void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a)
     }
     it->kind = PUB_ALERT;
     iw_mpmc_push_wait(&p->q, &it);
+    sem_post(&p->ready);
 }
 
 int iw_daemon_ack(struct iw_daemon *d, const char *id, const char *by, const char *comment)
@@ -345,6 +360,7 @@ int iw_daemon_ack(struct iw_daemon *d, const char *id, const char *by, const cha
     it->result = &result;
     char *by_copy = it->by, *comment_copy = it->comment;
     iw_mpmc_push_wait(&d->pub->q, &it);
+    sem_post(&d->pub->ready);
     pthread_mutex_lock(&lock);
     while (result == 1)
         pthread_cond_wait(&cond, &lock);
@@ -383,6 +399,7 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
         free(p);
         return IW_E_NOMEM;
     }
+    sem_init(&p->ready, 0, 0);
     /* seq continues across restarts. */
     if (iw_store_meta_get(d->store, "seqno", &v, &l) == IW_OK) {
         p->seq = strtoull(v, NULL, 10);
@@ -392,6 +409,7 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
         IW_LOG_WARN("alerts", "could not read the active alerts");
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
         iw_diag_set(diag, NULL, 0, 0, "cannot start the alert publisher thread");
+        sem_destroy(&p->ready);
         iw_mpmc_fini(&p->q);
         free(p);
         return IW_E_NOMEM;
@@ -407,10 +425,12 @@ void iw_alert_pub_stop(struct iw_alert_pub *p)
         return;
     /* The shards have stopped (stop == 1); 2 tells the publisher to exit once drained. */
     atomic_store_explicit(&p->d->stop, 2, memory_order_release);
+    sem_post(&p->ready);
     pthread_join(p->thread, NULL);
     for (size_t i = 0; i < p->n_active; i++)
         atomic_fetch_sub_explicit(&iw_stats.alerts_active[p->active[i].sev], 1, memory_order_relaxed);
     free(p->active);
+    sem_destroy(&p->ready);
     iw_mpmc_fini(&p->q);
     free(p);
     feed_clear();
