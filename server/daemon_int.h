@@ -87,6 +87,20 @@ IW_NODISCARD int iw_ingest_view_build(const struct iw_config *cfg, struct iw_ing
 void iw_ingest_view_free(struct iw_ingest_view *v);
 
 /* Per-connection state of the delivery path (one per Paho client). */
+/*
+ * Per connection: the series of a device's last message, by position, in a
+ * direct-mapped table keyed by the hash of "<source>/<site>/<device>/". A
+ * message whose metrics come in the same order as that device's previous one
+ * finds every series here, each checked by its full name, without probing
+ * the store's dictionary. Only the connection's own delivery thread uses it.
+ */
+#define IW_DEV_CACHE 1024                 /* entries, a power of two */
+#define IW_DEV_CACHE_METRICS 16           /* series remembered per device */
+struct iw_dev_cache_ent {
+    uint32_t prefix_hash;
+    const struct iw_series *se[IW_DEV_CACHE_METRICS];
+};
+
 struct iw_conn_ingest {
     struct iw_daemon *d;
     struct iw_wbatch *wb;
@@ -94,6 +108,7 @@ struct iw_conn_ingest {
     char name[1024];
     struct iw_shard_item items[IW_PAYLOAD_MAX_SAMPLES];
     const struct iw_series *series[IW_PAYLOAD_MAX_SAMPLES];
+    struct iw_dev_cache_ent dev_cache[IW_DEV_CACHE];
     /* Quiescence for reload: odd while a message is being handled. */
     _Atomic uint64_t epoch;
 };

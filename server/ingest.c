@@ -137,20 +137,30 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     }
 
     uint32_t prefix_hash = iw_hash(c->name, prefix);    /* once, not once per metric */
+    struct iw_dev_cache_ent *dc = &c->dev_cache[prefix_hash & (IW_DEV_CACHE - 1)];
+    if (dc->prefix_hash != prefix_hash) {
+        dc->prefix_hash = prefix_hash;
+        memset(dc->se, 0, sizeof(dc->se));
+    }
     iw_wbatch_clear(c->wb);
     for (size_t i = 0; i < c->dec.n; i++) {
         const struct iw_psample *s = &c->dec.s[i];
         size_t mlen = strlen(s->metric);
         size_t len = append(c->name, prefix, sizeof(c->name), s->metric, mlen);
-        const struct iw_series *se;
-        int rc;
+        uint32_t h = iw_hash_cont(prefix_hash, s->metric, mlen);
+        const struct iw_series *se = i < IW_DEV_CACHE_METRICS ? dc->se[i] : NULL;
+        int rc = IW_OK;
 
         if (len >= sizeof(c->name) - 1) {
             iw_stat_add(&iw_stats.rejected[IW_REJ_BAD_LABEL], 1);
             continue;
         }
-        rc = iw_store_series_intern_h(c->d->store, c->name, len,
-                                      iw_hash_cont(prefix_hash, s->metric, mlen), &se);
+        /* The cached series is used only if its whole name matches. */
+        if (se == NULL || se->hash != h || se->len != len || memcmp(se->name, c->name, len) != 0) {
+            rc = iw_store_series_intern_h(c->d->store, c->name, len, h, &se);
+            if (rc == IW_OK && i < IW_DEV_CACHE_METRICS)
+                dc->se[i] = se;
+        }
         if (rc != IW_OK) {
             iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest",
                         "cannot create series %.*s: %s (raise storage.max_series or check the "
