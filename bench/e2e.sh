@@ -170,6 +170,9 @@ for Q in $QOSES; do
     continue
   fi
   LAT_COUNT=$((LAT_RATE * LAT_SECONDS))
+  # Write back the earlier phases' files first: otherwise the kernel flushes
+  # them during this phase and islewatchd's WAL writes wait behind it.
+  sync
   echo "e2e: QoS $Q: latency, raw subscriber, $LAT_COUNT messages at $LAT_RATE msg/s ..." >&2
   # The raw subscriber first, same load generator settings: publish -> receive
   # without islewatch (its histogram has the daemon's buckets).
