@@ -129,11 +129,15 @@ static void memtable_hints(struct iw_store *st)
 }
 
 /*
- * Store format 2 = compact values (valcodec.h). A database holding points but
- * no format mark was written by an earlier islewatch with 8-byte values,
- * which this version would misread: refuse it rather than show wrong numbers.
+ * Store format 3 = compact values (valcodec.h) and sparse minute rollups: a
+ * minute holding one raw point has no 'M' key (store_query.c). Format 2 (an
+ * 'M' key for every rolled minute) is still read and written as it is: the
+ * readers handle both. A database holding points but no format mark was
+ * written by an earlier islewatch with 8-byte values, which this version
+ * would misread: refuse it rather than show wrong numbers.
  */
-#define IW_STORE_FORMAT "2"
+#define IW_STORE_FORMAT "3"
+#define IW_STORE_FORMAT_DENSE "2"
 
 static int check_format(struct iw_store *st, struct iw_diag *diag)
 {
@@ -142,11 +146,14 @@ static int check_format(struct iw_store *st, struct iw_diag *diag)
     int rc = iw_store_meta_get(st, "store_format", &v, &vl);
     if (rc == IW_OK) {
         bool ok = vl == strlen(IW_STORE_FORMAT) && memcmp(v, IW_STORE_FORMAT, vl) == 0;
+        if (!ok && vl == strlen(IW_STORE_FORMAT_DENSE) && memcmp(v, IW_STORE_FORMAT_DENSE, vl) == 0)
+            ok = st->dense_minutes = true;
         if (!ok)
             iw_diag_set(diag, NULL, 0, 0, "the database at %s has store format '%.*s', this "
-                        "islewatch reads format %s: use the islewatch version that wrote it, "
-                        "or start with an empty storage.path", st->path, (int)(vl > 16 ? 16 : vl),
-                        (const char *)v, IW_STORE_FORMAT);
+                        "islewatch reads formats %s and %s: use the islewatch version that wrote "
+                        "it, or start with an empty storage.path", st->path,
+                        (int)(vl > 16 ? 16 : vl), (const char *)v, IW_STORE_FORMAT_DENSE,
+                        IW_STORE_FORMAT);
         free(v);
         return ok ? IW_OK : IW_E_STORE;
     }

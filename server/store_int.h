@@ -18,6 +18,7 @@ struct iw_store {
     rocksdb_readoptions_t *ropts;
     char *path;
     bool read_only;
+    bool dense_minutes;               /* format 2: an 'M' key for one-point minutes too */
     int64_t slow_write_ms;
     /* Dictionary: open-addressing table read without locks; by_id indexed by id. */
     uint32_t max_series;

@@ -186,6 +186,76 @@ static void rollup_merge(struct iw_rollup *r, const struct iw_rollup *o)
     }
 }
 
+/* ---- minute stream ---- */
+
+/*
+ * Store format 3 keeps no 'M' key for a minute that holds exactly one raw
+ * point: its rollup is that point. At one sample per minute, the common case,
+ * an 'M' key per minute would double the database (bench/RESULTS.md). Readers
+ * of minute rollups therefore walk the 'M' keys and the raw points together:
+ * a minute with an 'M' key is read from it and its raw points are skipped;
+ * any other minute is folded from its raw points, the same fold
+ * iw_store_rollup_range does. Format 2 databases have an 'M' key for every
+ * rolled minute, and the same walk reads them. Retention writes the 'M' key of
+ * a one-point minute before the point expires (iw_store_retention).
+ */
+struct minute_it {
+    struct range_it m, p;
+    uint32_t id;
+};
+
+static void minute_open(struct iw_store *st, struct minute_it *mi, uint32_t id, int64_t from,
+                        int64_t to)
+{
+    mi->id = id;
+    range_open(st, &mi->m, 'M', id, from, to);
+    range_open(st, &mi->p, 'P', id, from, to);
+}
+
+static void minute_close(struct minute_it *mi)
+{
+    range_close(&mi->m);
+    range_close(&mi->p);
+}
+
+/* The next minute's rollup in time order; false after the last. */
+static bool minute_next(struct minute_it *mi, struct iw_rollup *out)
+{
+    for (;;) {
+        int64_t mts = INT64_MAX, pts = INT64_MAX;
+        const char *mv = NULL, *pv = NULL;
+        size_t mvl = 0, pvl = 0;
+        bool has_m = range_next(&mi->m, &mts, &mv, &mvl);
+        bool has_p = range_next(&mi->p, &pts, &pv, &pvl);
+        int64_t pm = has_p ? iw_floor_to(pts, IW_MS_PER_MIN) : INT64_MAX;
+
+        if (!has_m && !has_p)
+            return false;
+        if (has_m && mts <= pm) {
+            bool ok = rollup_decode(mts, mv, mvl, out);
+            rocksdb_iter_next(mi->m.it);
+            if (!ok)
+                continue;               /* unreadable: the minute's raw points answer instead */
+            if (pm == mts) {            /* skip the raw points the 'M' key stands for */
+                unsigned char k[IW_KEY_LEN];
+                iw_key_series_ts(k, 'P', mi->id, mts + IW_MS_PER_MIN);
+                rocksdb_iter_seek(mi->p.it, (const char *)k, IW_KEY_LEN);
+            }
+            return true;
+        }
+        rollup_reset(out, pm);
+        while (has_p && iw_floor_to(pts, IW_MS_PER_MIN) == pm) {
+            struct iw_point p;
+            if (decode_point(pts, pv, pvl, &p))
+                rollup_add_point(out, p.ts, p.value);
+            rocksdb_iter_next(mi->p.it);
+            has_p = range_next(&mi->p, &pts, &pv, &pvl);
+        }
+        if (out->count > 0)
+            return true;
+    }
+}
+
 /* ---- watermark ---- */
 
 int64_t iw_store_rollup_watermark(struct iw_store *st, uint32_t id)
@@ -212,33 +282,30 @@ int64_t iw_store_rollup_watermark(struct iw_store *st, uint32_t id)
 static void rollup_hour(struct iw_store *st, struct iw_wbatch *b, uint32_t id, int64_t hour,
                         const struct iw_rollup *fresh, size_t n_fresh)
 {
-    struct range_it r;
+    struct minute_it mi;
     struct iw_rollup h, m;
-    int64_t ts;
-    const char *v;
-    size_t vl, fi = 0;
+    size_t fi = 0;
     unsigned char k[IW_KEY_LEN];
     unsigned char val[ROLLUP_MAX];
 
     /* The batch is not yet visible to reads: merge the minutes computed in
-     * this call (fresh, sorted) over the stored ones. */
+     * this call (fresh, sorted) over the stored ones, where fresh wins. */
     rollup_reset(&h, hour);
-    range_open(st, &r, 'M', id, hour, hour + IW_MS_PER_HOUR);
-    while (range_next(&r, &ts, &v, &vl)) {
-        while (fi < n_fresh && fresh[fi].ts < ts) {
+    minute_open(st, &mi, id, hour, hour + IW_MS_PER_HOUR);
+    while (minute_next(&mi, &m)) {
+        while (fi < n_fresh && fresh[fi].ts < m.ts) {
             if (fresh[fi].ts >= hour && fresh[fi].ts < hour + IW_MS_PER_HOUR)
                 rollup_merge(&h, &fresh[fi]);
             fi++;
         }
-        if (fi < n_fresh && fresh[fi].ts == ts) {
+        if (fi < n_fresh && fresh[fi].ts == m.ts) {
             rollup_merge(&h, &fresh[fi]);
             fi++;
-        } else if (rollup_decode(ts, v, vl, &m)) {
+        } else {
             rollup_merge(&h, &m);
         }
-        rocksdb_iter_next(r.it);
     }
-    range_close(&r);
+    minute_close(&mi);
     for (; fi < n_fresh; fi++)
         if (fresh[fi].ts >= hour && fresh[fi].ts < hour + IW_MS_PER_HOUR)
             rollup_merge(&h, &fresh[fi]);
@@ -297,13 +364,16 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
     }
     range_close(&r);
 
-    /* Minutes: Put each computed one. Raw points are never deleted inside a
-     * live range (only by retention, which removes the rollups with them), so
-     * no stale minute can remain; and range tombstones here would slow every
-     * later read of the memtable. */
+    /* Minutes: Put each computed one that holds two points or more (format 3:
+     * a one-point minute is read from its point, see minute_next). A minute's
+     * count never goes down (raw points are deleted only by retention, a whole
+     * minute at a time), so no stale 'M' key can remain; and range tombstones
+     * here would slow every later read of the memtable. */
     for (size_t i = 0; i < n_mins; i++) {
         unsigned char k[IW_KEY_LEN];
         unsigned char val[ROLLUP_MAX];
+        if (mins[i].count == 1 && !st->dense_minutes)
+            continue;
         iw_key_series_ts(k, 'M', id, mins[i].ts);
         iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&mins[i], val));
     }
@@ -364,15 +434,14 @@ static int agg_point_cb(void *ctx, const struct iw_point *p)
     return a->stop;
 }
 
-static void agg_rollups(struct iw_store *st, struct agg_ctx *a, char kind, uint32_t id,
-                        int64_t from, int64_t to)
+static void agg_hours(struct iw_store *st, struct agg_ctx *a, uint32_t id, int64_t from, int64_t to)
 {
     struct range_it r;
     int64_t ts;
     const char *v;
     size_t vl;
 
-    range_open(st, &r, kind, id, from, to);
+    range_open(st, &r, 'H', id, from, to);
     while (!a->stop && range_next(&r, &ts, &v, &vl)) {
         struct iw_rollup ru;
         if (rollup_decode(ts, v, vl, &ru))
@@ -380,6 +449,18 @@ static void agg_rollups(struct iw_store *st, struct agg_ctx *a, char kind, uint3
         rocksdb_iter_next(r.it);
     }
     range_close(&r);
+}
+
+static void agg_minutes(struct iw_store *st, struct agg_ctx *a, uint32_t id, int64_t from,
+                        int64_t to)
+{
+    struct minute_it mi;
+    struct iw_rollup ru;
+
+    minute_open(st, &mi, id, from, to);
+    while (!a->stop && minute_next(&mi, &ru))
+        agg_add(a, &ru);
+    minute_close(&mi);
 }
 
 static int64_t ceil_to(int64_t t, int64_t step)
@@ -409,7 +490,10 @@ static void agg_segment(struct iw_store *st, struct agg_ctx *a, uint32_t id, int
         return;
     }
     agg_segment(st, a, id, from, lo, finer, wm);
-    agg_rollups(st, a, res == IW_RES_1H ? 'H' : 'M', id, lo, hi);
+    if (res == IW_RES_1H)
+        agg_hours(st, a, id, lo, hi);
+    else
+        agg_minutes(st, a, id, lo, hi);
     agg_segment(st, a, id, hi, to, finer, wm);
 }
 
@@ -483,6 +567,74 @@ int iw_store_series_list(struct iw_store *st, const char *glob,
 
 /* ---- retention ---- */
 
+/* Write the batch once it holds 10,000 operations; 0 or the write's status. */
+static int flush_big(struct iw_store *st, struct iw_wbatch *b)
+{
+    int rc = IW_OK;
+    if (iw_wbatch_count(b) >= 10000) {
+        rc = iw_store_write(st, b, NULL);
+        iw_wbatch_clear(b);
+    }
+    return rc;
+}
+
+/*
+ * Delete one series' raw points before `cut` (a minute boundary, so no minute
+ * is split between two runs), keeping each minute's rollup where the 1m
+ * retention still wants it (from m_cut on). A series whose watermark is below
+ * the cut went quiet before its last minutes were rolled up: that is done
+ * first (minutes, hours, watermark), so readers, which use rollups below the
+ * watermark, keep seeing them. Then a one-point minute, which has no 'M' key
+ * in format 3, gets one from its point (in format 2 the Put rewrites the same
+ * value). The batch is written only between minutes, so a crash cannot leave
+ * a minute deleted without its rollup.
+ */
+static int expire_points(struct iw_store *st, struct iw_wbatch *b, uint32_t id, int64_t cut,
+                         int64_t m_cut)
+{
+    struct range_it r;
+    struct iw_rollup cur;
+    int64_t ts = 0, wm = iw_store_rollup_watermark(st, id);
+    const char *v = NULL;
+    size_t vl = 0;
+    int rc = IW_OK;
+
+    range_open(st, &r, 'P', id, INT64_MIN, cut);
+    if (wm < cut && range_next(&r, &ts, &v, &vl)) {
+        rc = iw_store_rollup_range(st, id, wm == INT64_MIN || wm < ts ? ts : wm, cut, true);
+        if (rc != IW_OK) {
+            range_close(&r);
+            return rc;
+        }
+        wm = cut;
+    }
+    rollup_reset(&cur, INT64_MIN);
+    for (;;) {
+        bool more = range_next(&r, &ts, &v, &vl);
+        int64_t m = more ? iw_floor_to(ts, IW_MS_PER_MIN) : INT64_MAX;
+        if (m != cur.ts) {
+            if (cur.count > 0 && cur.ts >= m_cut && (cur.count == 1 || cur.ts >= wm)) {
+                unsigned char k[IW_KEY_LEN];
+                unsigned char val[ROLLUP_MAX];
+                iw_key_series_ts(k, 'M', id, cur.ts);
+                iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&cur, val));
+            }
+            if ((rc = flush_big(st, b)) != IW_OK || !more)
+                break;
+            rollup_reset(&cur, m);
+        }
+        struct iw_point p;
+        size_t kl;
+        const char *key = rocksdb_iter_key(r.it, &kl);
+        if (decode_point(ts, v, vl, &p))
+            rollup_add_point(&cur, p.ts, p.value);
+        iw_store_delete_raw(b, key, kl);
+        rocksdb_iter_next(r.it);
+    }
+    range_close(&r);
+    return rc;
+}
+
 int iw_store_retention(struct iw_store *st, int64_t now_ms, int64_t raw_ms, int64_t m_ms, int64_t h_ms)
 {
     uint32_t n = iw_store_series_count(st);
@@ -509,17 +661,18 @@ int iw_store_retention(struct iw_store *st, int64_t now_ms, int64_t raw_ms, int6
             size_t vl;
             if (keep[k] <= 0)
                 continue;
+            if (kinds[k] == 'P') {
+                rc = expire_points(st, b, id, iw_floor_to(now_ms - keep[k], IW_MS_PER_MIN),
+                                   m_ms > 0 ? now_ms - m_ms : INT64_MIN);
+                continue;
+            }
             range_open(st, &r, kinds[k], id, INT64_MIN, now_ms - keep[k]);
             while (range_next(&r, &ts, &v, &vl)) {
                 size_t kl;
                 const char *key = rocksdb_iter_key(r.it, &kl);
                 iw_store_delete_raw(b, key, kl);
-                if (iw_wbatch_count(b) >= 10000) {
-                    rc = iw_store_write(st, b, NULL);
-                    iw_wbatch_clear(b);
-                    if (rc != IW_OK)
-                        break;
-                }
+                if ((rc = flush_big(st, b)) != IW_OK)
+                    break;
                 rocksdb_iter_next(r.it);
             }
             range_close(&r);

@@ -316,3 +316,164 @@ Test(store, prefix_hash_continues_to_the_full_name_hash)
     cr_assert_eq(iw_store_series_intern(st, name, strlen(name), &b), IW_OK);
     cr_assert_eq(a, b);
 }
+
+/* ---- sparse minute rollups (store format 3) ---- */
+
+static bool has_minute_key(uint32_t id, int64_t minute)
+{
+    unsigned char k[IW_KEY_LEN];
+    char *err = NULL;
+    size_t vl = 0;
+    iw_key_series_ts(k, 'M', id, minute);
+    char *v = rocksdb_get(st->db, st->ropts, (const char *)k, sizeof(k), &vl, &err);
+    cr_assert_null(err, "%s", err);
+    rocksdb_free(v);
+    return v != NULL;
+}
+
+static void put_points(uint32_t id, const int64_t *ts, const double *v, size_t n)
+{
+    struct iw_diag diag = {0};
+    struct iw_wbatch *b = iw_wbatch_new();
+    for (size_t i = 0; i < n; i++)
+        iw_wbatch_put_point(b, id, ts[i], v[i], 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+}
+
+static void expect_rollup(const struct iw_rollup *r, int64_t ts, uint64_t count, double min,
+                          double max, double sum, double last, int64_t last_ts)
+{
+    cr_expect_eq(r->ts, ts, "bucket %lld", (long long)r->ts);
+    cr_expect_eq(r->count, count, "bucket %lld: count %llu", (long long)ts,
+                 (unsigned long long)r->count);
+    cr_expect_eq(r->min, min, "bucket %lld: min %g", (long long)ts, r->min);
+    cr_expect_eq(r->max, max, "bucket %lld: max %g", (long long)ts, r->max);
+    cr_expect_eq(r->sum, sum, "bucket %lld: sum %g", (long long)ts, r->sum);
+    cr_expect_eq(r->last, last, "bucket %lld: last %g", (long long)ts, r->last);
+    cr_expect_eq(r->last_ts, last_ts, "bucket %lld: last_ts", (long long)ts);
+}
+
+Test(store, one_point_minutes_keep_no_minute_key_and_read_from_their_point)
+{
+    const struct iw_series *s;
+    int64_t base = 1764417600000LL, M = IW_MS_PER_MIN;
+    /* minute 0: one point; 1: three; 2: one; 3: two; 5: one. */
+    const int64_t ts[] = { base + 7000, base + M + 1000, base + M + 2000, base + M + 3000,
+                           base + 2 * M + 59999, base + 3 * M, base + 3 * M + 30000,
+                           base + 5 * M + 1 };
+    const double v[] = { 7.1, 1, 5, 3, 8.25, -2, 4, 6.5 };
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/ph", 12, &s), IW_OK);
+    put_points(s->id, ts, v, IW_ARRAY_LEN(ts));
+
+    struct aggs before = {0}, after = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + 10 * M, M, agg_cb, &before), IW_OK);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + 10 * M, true), IW_OK);
+    cr_expect_not(has_minute_key(s->id, base), "a one-point minute has no 'M' key");
+    cr_expect(has_minute_key(s->id, base + M));
+    cr_expect_not(has_minute_key(s->id, base + 2 * M));
+    cr_expect(has_minute_key(s->id, base + 3 * M));
+    cr_expect_not(has_minute_key(s->id, base + 5 * M));
+
+    /* Minute steps read 'M' keys and lone points alike, and agree with the raw fold. */
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + 10 * M, M, agg_cb, &after), IW_OK);
+    cr_assert_eq(before.n, 5);
+    cr_assert_eq(after.n, 5);
+    expect_rollup(&after.r[0], base, 1, 7.1, 7.1, 7.1, 7.1, base + 7000);
+    expect_rollup(&after.r[1], base + M, 3, 1, 5, 9, 3, base + M + 3000);
+    expect_rollup(&after.r[2], base + 2 * M, 1, 8.25, 8.25, 8.25, 8.25, base + 2 * M + 59999);
+    expect_rollup(&after.r[3], base + 3 * M, 2, -2, 4, 2, 4, base + 3 * M + 30000);
+    expect_rollup(&after.r[4], base + 5 * M, 1, 6.5, 6.5, 6.5, 6.5, base + 5 * M + 1);
+    for (size_t i = 0; i < 5; i++)
+        expect_rollup(&after.r[i], before.r[i].ts, before.r[i].count, before.r[i].min,
+                      before.r[i].max, before.r[i].sum, before.r[i].last, before.r[i].last_ts);
+
+    /* The hour rollup counts the lone points too (read from 'H' once the hour is rolled). */
+    struct aggs hour = {0};
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base + 10 * M, base + 61 * M, true), IW_OK);
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + 60 * M, IW_MS_PER_HOUR, agg_cb, &hour),
+                 IW_OK);
+    cr_assert_eq(hour.n, 1);
+    expect_rollup(&hour.r[0], base, 8, -2, 8.25, 32.85, 6.5, base + 5 * M + 1);
+
+    /* A late second point in minute 0 gives it an 'M' key, counted once however often it is rolled. */
+    const int64_t late_ts[] = { base + 1000 };
+    const double late_v[] = { 9 };
+    put_points(s->id, late_ts, late_v, 1);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + M, false), IW_OK);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + M, false), IW_OK);
+    cr_expect(has_minute_key(s->id, base));
+    struct aggs late = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + 2 * M, M, agg_cb, &late), IW_OK);
+    cr_assert_eq(late.n, 2);
+    expect_rollup(&late.r[0], base, 2, 7.1, 9, 16.1, 7.1, base + 7000);
+    struct aggs hour2 = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + 60 * M, IW_MS_PER_HOUR, agg_cb,
+                                   &hour2), IW_OK);
+    cr_assert_eq(hour2.r[0].count, 9);
+}
+
+Test(store, retention_keeps_the_minutes_of_expiring_points)
+{
+    const struct iw_series *rolled, *quiet;
+    int64_t now = 1764417600000LL, M = IW_MS_PER_MIN, day = IW_MS_PER_DAY;
+    int64_t old = iw_floor_to(now - 91 * day, M);
+    /* minute 0: one point; 1: two; 2: one. Then one recent point. */
+    const int64_t ts[] = { old + 1000, old + M + 1000, old + M + 2000, old + 2 * M + 5,
+                           now - day };
+    const double v[] = { 1.5, 2, 4, 8, 9 };
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/ph", 12, &rolled), IW_OK);
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/do", 12, &quiet), IW_OK);
+    put_points(rolled->id, ts, v, IW_ARRAY_LEN(ts));
+    put_points(quiet->id, ts, v, 4);       /* never rolled up: the series went quiet */
+    cr_assert_eq(iw_store_rollup_range(st, rolled->id, old - M, now - day, true), IW_OK);
+    cr_assert_eq(iw_store_retention(st, now, 90 * day, 365 * day, 3650 * day), IW_OK);
+
+    const struct iw_series *both[] = { rolled, quiet };
+    for (size_t k = 0; k < 2; k++) {
+        struct collect c = {0};
+        cr_assert_eq(iw_store_read_points(st, both[k]->id, INT64_MIN, now - 30 * day, collect_cb,
+                                          &c), IW_OK);
+        cr_assert_eq(c.n, 0, "%s: raw points past 90 d are gone", both[k]->name);
+        struct aggs a = {0};
+        cr_assert_eq(iw_store_read_agg(st, both[k]->id, old, old + 10 * M, M, agg_cb, &a), IW_OK);
+        cr_assert_eq(a.n, 3, "%s: every minute is kept (1 y)", both[k]->name);
+        expect_rollup(&a.r[0], old, 1, 1.5, 1.5, 1.5, 1.5, old + 1000);
+        expect_rollup(&a.r[1], old + M, 2, 2, 4, 6, 4, old + M + 2000);
+        expect_rollup(&a.r[2], old + 2 * M, 1, 8, 8, 8, 8, old + 2 * M + 5);
+    }
+    /* And past the 1 y retention of minutes, those go too. */
+    cr_assert_eq(iw_store_retention(st, now + 300 * day, 90 * day, 365 * day, 3650 * day), IW_OK);
+    struct aggs gone = {0};
+    cr_assert_eq(iw_store_read_agg(st, rolled->id, old, old + 10 * M, M, agg_cb, &gone), IW_OK);
+    cr_assert_eq(gone.n, 0);
+}
+
+Test(store, a_format_2_database_keeps_a_key_for_every_minute)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    int64_t base = 1764417600000LL;
+    cr_assert_eq(iw_store_meta_put(st, "store_format", "2", 1), IW_OK);
+    iw_store_close(st);
+    struct iw_store_opts o = { .path = dir, .max_series = 4096 };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/ph", 12, &s), IW_OK);
+    const int64_t ts[] = { base + 7000 };
+    const double v[] = { 7.25 };
+    put_points(s->id, ts, v, 1);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + IW_MS_PER_MIN, true), IW_OK);
+    cr_expect(has_minute_key(s->id, base), "format 2: one-point minutes have their key");
+    struct aggs a = {0};
+    cr_assert_eq(iw_store_read_agg(st, s->id, base, base + IW_MS_PER_MIN, IW_MS_PER_MIN, agg_cb,
+                                   &a), IW_OK);
+    cr_assert_eq(a.n, 1);
+    expect_rollup(&a.r[0], base, 1, 7.25, 7.25, 7.25, 7.25, base + 7000);
+
+    /* An unknown format is refused with what to do. */
+    cr_assert_eq(iw_store_meta_put(st, "store_format", "9", 1), IW_OK);
+    iw_store_close(st);
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_E_STORE);
+    cr_assert_not_null(strstr(iw_diag_first(&diag), "formats 2 and 3"), "%s", iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+}
