@@ -377,15 +377,27 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
         iw_key_series_ts(k, 'M', id, mins[i].ts);
         iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&mins[i], val));
     }
-    /* Hours touched. */
-    int64_t last_hour = INT64_MIN;
+    /*
+     * Hours touched, once complete. Readers take an hour's rollup only below
+     * the watermark's hour (agg_segment), so the hour still open is left for
+     * the call that moves the watermark past its end: the hours of this call's
+     * minutes, and the hour the old watermark (from) was in, whose earlier
+     * minutes were rolled by earlier calls. Recomputing the open hour at every
+     * minute instead would read up to 60 minutes back each time. A late
+     * minute (no advance) recomputes its hour at once.
+     */
+    int64_t last_hour = INT64_MIN, from_hour = iw_floor_to(from, IW_MS_PER_HOUR);
+    bool from_hour_done = false;
     for (size_t i = 0; i < n_mins; i++) {
         int64_t h = iw_floor_to(mins[i].ts, IW_MS_PER_HOUR);
-        if (h != last_hour) {
+        if (h != last_hour && (!advance || h + IW_MS_PER_HOUR <= to)) {
             rollup_hour(st, b, id, h, mins, n_mins);
-            last_hour = h;
+            from_hour_done |= h == from_hour;
         }
+        last_hour = h;
     }
+    if (advance && !from_hour_done && from_hour + IW_MS_PER_HOUR <= to)
+        rollup_hour(st, b, id, from_hour, mins, n_mins);
     if (advance) {
         unsigned char k[5];
         k[0] = 'W';
