@@ -15,13 +15,19 @@
 # islewatch_ingest_delay_seconds histogram, publish -> durable). Appends the
 # table and the exact command to bench/RESULTS.md.
 #
-#   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S] [--no-write]
+# --rss-series N adds an overload phase: N series (N/8 water devices, 10
+# messages each) published at QoS 1 over 4 connections, faster than
+# islewatchd stores them, and its peak RSS against the issue's bound
+# (64 MB + 0.5 KB per series). --qos "" runs that phase alone.
+#
+#   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S]
+#                [--rss-series N] [--no-write]
 #
 # IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10
+COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0
 CMDLINE="bench/e2e.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,8 +35,9 @@ while [ $# -gt 0 ]; do
     --devices) DEVICES=$2; shift 2 ;;
     --qos) QOSES=$2; shift 2 ;;
     --lat-seconds) LAT_SECONDS=$2; shift 2 ;;
+    --rss-series) RSS_SERIES=$2; shift 2 ;;
     --no-write) WRITE=0; shift ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -214,20 +221,59 @@ for Q in $QOSES; do
   ROWS+="${ROW[$Q]} $LAT_RATE | ≤ $R50 / ≤ $R99 | ≤ $L50 / ≤ $L99 |"$'\n'
 done
 
+# Overload phase: peak RSS at many series while the publisher outruns the daemon.
+RSS_TABLE=""
+if [ "$RSS_SERIES" -gt 0 ]; then
+  RDEV=$(( (RSS_SERIES + 7) / 8 )); RCOUNT=$((RDEV * 10))
+  echo "e2e: peak RSS: $RCOUNT QoS 1 messages from $RDEV devices ($((RDEV * 8)) series) over 4 connections ..." >&2
+  start_daemon 1 rss
+  TS=$(date +%s.%N)
+  $B/bench/iw_loadgen --port $MP --qos 1 --count $RCOUNT --devices $RDEV --connections 4 \
+    --client-id lg-rss > "$W/lgrss.out" 2>&1 || echo "e2e.sh: the load generator failed in the RSS phase: $(tail -2 "$W/lgrss.out")" >&2
+  last=-1; still=0
+  while :; do
+    n=$(stored $HP); n=${n:-0}
+    [ "$n" -ge "$RCOUNT" ] && break
+    if [ "$n" = "$last" ]; then still=$((still + 1)); else still=0; last=$n; fi
+    [ $still -ge 40 ] && { echo "e2e.sh: islewatchd stored only $n of $RCOUNT in the RSS phase" >&2; break; }
+    sleep 0.5
+  done
+  TM=$(date +%s.%N); RSS=$(hwm_kb $D)
+  kill -TERM $D; wait $D || true
+  PUB=$(result "$W/lgrss.out" rate)
+  STO=$(awk -v n="$n" -v a=$TS -v b=$TM 'BEGIN { printf "%.0f", n / (b - a) }')
+  BOUND=$(awk -v s=$((RDEV * 8)) 'BEGIN { printf "%.1f", 64 + s * 0.5 / 1024 }')
+  RMB=$(awk -v k=$RSS 'BEGIN { printf "%.1f", k / 1024 }')
+  VERDICT=$(awk -v r=$RMB -v b=$BOUND 'BEGIN { print (r <= b) ? "within" : "OVER" }')
+  echo "e2e: peak RSS $RMB MB at $((RDEV * 8)) series ($VERDICT the $BOUND MB bound); published $PUB msg/s, stored $STO msg/s" >&2
+  RSS_TABLE="| series | messages | published msg/s (4 connections) | stored msg/s (to the last) | peak RSS MB | bound MB (64 + 0.5 KB/series) |
+|---|---|---|---|---|---|
+| $((RDEV * 8)) | $n of $RCOUNT | $PUB | $STO | **$RMB** ($VERDICT) | $BOUND |"
+fi
+
 TABLE="| QoS | raw subscriber msg/s | islewatchd stored msg/s | ratio | raw CPU µs/msg | islewatchd CPU µs/msg | CPU ratio | machine CPU µs/msg, raw / islewatchd phase | cores busy (broker + loadgen + subscriber), raw / islewatchd phase | cores busy (/proc/stat), raw / islewatchd phase | CPU-bound ratio ceiling | peak RSS MB | store write p50 / p99 (s) | disk B/point (uncompacted, WAL incl.) | latency phase msg/s | raw publish→receive p50 / p99 (ms) | publish→durable p50 / p99 (ms) |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 $ROWS"
 NOTE="Machine CPU per message adds the broker's CPU (/proc) and the load generator's (getrusage) over the phase to the subscriber's. Cores busy (broker + loadgen + subscriber) is that times the phase's rate; cores busy (/proc/stat) is the whole machine, anything else running included. Since rate = busy cores ÷ machine CPU per message, ratio = CPU-bound ratio ceiling (raw phase's machine CPU per message ÷ islewatchd phase's) × (islewatchd phase's busy cores ÷ raw phase's): when the raw phase already keeps every core busy, the ceiling is the most islewatchd can reach whatever it does with its own threads. Latency phase (after the throughput phases, one per QoS): \`iw_loadgen --ts-now --rate R\` with R half the raw subscriber's rate above, for $LAT_SECONDS s, first into the raw subscriber alone, then with the same settings into a fresh islewatchd alone. raw publish→receive is the raw subscriber's wall clock in its message callback minus the payload's \`ts\`, in the daemon's buckets: what the broker, the load generator, the client library and the machine cost without islewatch. publish→durable is the daemon's \`islewatch_ingest_delay_seconds\` histogram: the wall clock when a message's WAL write returned minus its \`ts\`, stamped at publish; quantiles are the upper bound of the bucket they fall in. ts is whole milliseconds (SPEC §1), truncated at publish, so every delay is over-estimated by up to 1 ms."
-echo "$TABLE"
-echo "$NOTE"
+[ -n "$ROWS" ] && { echo "$TABLE"; echo "$NOTE"; }
+[ -n "$RSS_TABLE" ] && echo "$RSS_TABLE"
 if [ "$WRITE" = 1 ]; then
   {
     echo
     echo "## $(date -u +%Y-%m-%dT%H:%MZ) — \`$CMDLINE\`"
     echo
-    echo "$COUNT messages (water payloads, 8 metrics each) from $DEVICES devices, mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/mosquitto version //p' | head -1) on 127.0.0.1, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
-    echo
-    echo "$TABLE"
-    echo "$NOTE"
+    echo "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/mosquitto version //p' | head -1) on 127.0.0.1, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
+    if [ -n "$ROWS" ]; then
+      echo "$COUNT messages (water payloads, 8 metrics each) from $DEVICES devices per throughput phase."
+      echo
+      echo "$TABLE"
+      echo "$NOTE"
+    fi
+    if [ -n "$RSS_TABLE" ]; then
+      echo
+      echo "Overload phase: a fresh islewatchd (one QoS 1 water source), the load generator publishing 10 messages per device over 4 connections as fast as the broker takes them; peak RSS is the daemon's VmHWM."
+      echo
+      echo "$RSS_TABLE"
+    fi
   } >> bench/RESULTS.md
 fi
