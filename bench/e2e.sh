@@ -28,7 +28,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0
-CMDLINE="bench/e2e.sh $*"
+CMDLINE="bench/e2e.sh"
+for a in "$@"; do case "$a" in ''|*' '*) CMDLINE+=" \"$a\"" ;; *) CMDLINE+=" $a" ;; esac; done
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) COUNT=$2; shift 2 ;;
