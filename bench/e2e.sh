@@ -79,6 +79,19 @@ quantile() { # $1 metrics text file, $2 q, [$3 histogram, default the store writ
 metric() { awk -v m="$2" '$1 == m { print $2 }' "$1"; }   # $1 metrics text file, $2 sample name with labels
 ms() { case "$1" in +Inf|n/a) echo "$1" ;; *) awk -v s="$1" 'BEGIN { printf "%g", s * 1000 }' ;; esac; }
 
+# Poll the daemon at $HP every $2 s until it has stored $1 messages; after $3
+# polls without progress say so (naming the phase, $4) and return 1. Sets n.
+wait_stored() {
+  local last=-1 still=0
+  while :; do
+    n=$(stored $HP); n=${n:-0}
+    [ "$n" -ge "$1" ] && return 0
+    if [ "$n" = "$last" ]; then still=$((still + 1)); else still=0; last=$n; fi
+    [ $still -ge "$3" ] && { echo "e2e.sh: islewatchd stored only $n of $1 in $4" >&2; return 1; }
+    sleep "$2"
+  done
+}
+
 # A fresh islewatchd on the broker, one water source at QoS $1, files named
 # after $2; sets HP (its HTTP port) and D (its pid) once its metrics answer.
 start_daemon() {
@@ -200,14 +213,7 @@ for Q in $QOSES; do
     --ts-now --client-id lg-l$Q > "$W/lgl$Q.out" 2>&1 & LG=$!; PIDS+=($LG)
   wait $LG || echo "e2e.sh: the load generator failed at QoS $Q: $(tail -2 "$W/lgl$Q.out")" >&2
   # Wait for the last message to be durable; give up after 20 s without progress.
-  last=-1; still=0
-  while :; do
-    n=$(stored $HP); n=${n:-0}
-    [ "$n" -ge "$LAT_COUNT" ] && break
-    if [ "$n" = "$last" ]; then still=$((still + 1)); else still=0; last=$n; fi
-    [ $still -ge 400 ] && { echo "e2e.sh: islewatchd stored only $n of $LAT_COUNT in the latency phase at QoS $Q" >&2; break; }
-    sleep 0.05
-  done
+  wait_stored "$LAT_COUNT" 0.05 400 "the latency phase at QoS $Q" || true
   curl -s "http://127.0.0.1:$HP/metrics" > "$W/metricslat$Q.txt"
   kill -TERM $D; wait $D || true
   M="$W/metricslat$Q.txt"
@@ -231,14 +237,7 @@ if [ "$RSS_SERIES" -gt 0 ]; then
   TS=$(date +%s.%N)
   $B/bench/iw_loadgen --port $MP --qos 1 --count $RCOUNT --devices $RDEV --connections 4 \
     --client-id lg-rss > "$W/lgrss.out" 2>&1 || echo "e2e.sh: the load generator failed in the RSS phase: $(tail -2 "$W/lgrss.out")" >&2
-  last=-1; still=0
-  while :; do
-    n=$(stored $HP); n=${n:-0}
-    [ "$n" -ge "$RCOUNT" ] && break
-    if [ "$n" = "$last" ]; then still=$((still + 1)); else still=0; last=$n; fi
-    [ $still -ge 40 ] && { echo "e2e.sh: islewatchd stored only $n of $RCOUNT in the RSS phase" >&2; break; }
-    sleep 0.5
-  done
+  wait_stored "$RCOUNT" 0.5 40 "the RSS phase" || true
   TM=$(date +%s.%N); RSS=$(hwm_kb $D)
   kill -TERM $D; wait $D || true
   PUB=$(result "$W/lgrss.out" rate)
