@@ -20,14 +20,18 @@
 # islewatchd stores them, and its peak RSS against the issue's bound
 # (64 MB + 0.5 KB per series). --qos "" runs that phase alone.
 #
+# --ts-step MS sets iw_loadgen's step between a device's timestamps in the
+# throughput phases (default 1000; 60000 is one sample per minute per device,
+# where each message closes a minute of each of its series).
+#
 #   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S]
-#                [--rss-series N] [--no-write]
+#                [--ts-step MS] [--rss-series N] [--no-write]
 #
 # IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0
+COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 TS_STEP=1000
 CMDLINE="bench/e2e.sh"
 for a in "$@"; do case "$a" in ''|*' '*) CMDLINE+=" \"$a\"" ;; *) CMDLINE+=" $a" ;; esac; done
 while [ $# -gt 0 ]; do
@@ -37,8 +41,9 @@ while [ $# -gt 0 ]; do
     --qos) QOSES=$2; shift 2 ;;
     --lat-seconds) LAT_SECONDS=$2; shift 2 ;;
     --rss-series) RSS_SERIES=$2; shift 2 ;;
+    --ts-step) TS_STEP=$2; shift 2 ;;
     --no-write) WRITE=0; shift ;;
-    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,29p "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -116,7 +121,7 @@ for Q in $QOSES; do
   $B/bench/iw_raw_sub --port $MP --qos $Q --count $COUNT --topic 'sensors/#' --idle 20 > "$W/raw$Q.out" 2>&1 & RAW=$!; PIDS+=($RAW)
   for _ in $(seq 200); do grep -q ready "$W/raw$Q.out" && break; sleep 0.05; done
   BR0=$(cpu_ticks $MOSQ); M0=$(busy_ticks); TS=$(date +%s.%N)
-  $B/bench/iw_loadgen --port $MP --qos $Q --count $COUNT --devices $DEVICES --client-id lg-a$Q > "$W/lga$Q.out" 2>&1 || true
+  $B/bench/iw_loadgen --port $MP --qos $Q --count $COUNT --devices $DEVICES --ts-step $TS_STEP --client-id lg-a$Q > "$W/lga$Q.out" 2>&1 || true
   wait $RAW || true
   BR1=$(cpu_ticks $MOSQ); M1=$(busy_ticks); TM=$(date +%s.%N)
   RAW_MACH=$(awk -v m=$((M1 - M0)) -v hz=$HZ -v a=$TS -v b=$TM 'BEGIN { printf "%.2f", m / hz / (b - a) }')
@@ -130,7 +135,7 @@ for Q in $QOSES; do
   # (b) islewatchd
   start_daemon "$Q" "$Q"
   C0=$(cpu_ticks $D); BR0=$(cpu_ticks $MOSQ); M0=$(busy_ticks); TS=$(date +%s.%N)
-  $B/bench/iw_loadgen --port $MP --qos $Q --count $COUNT --devices $DEVICES --client-id lg-b$Q > "$W/lgb$Q.out" 2>&1 &
+  $B/bench/iw_loadgen --port $MP --qos $Q --count $COUNT --devices $DEVICES --ts-step $TS_STEP --client-id lg-b$Q > "$W/lgb$Q.out" 2>&1 &
   LG=$!; PIDS+=($LG)
   # Polling costs CPU (curl, awk) that the raw phase does not pay: poll every
   # 20 ms only until the first message is stored (T0, N0), then every 0.5 s;
@@ -264,7 +269,7 @@ if [ "$WRITE" = 1 ]; then
     echo
     echo "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/mosquitto version //p' | head -1) on 127.0.0.1, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
     if [ -n "$ROWS" ]; then
-      echo "$COUNT messages (water payloads, 8 metrics each) from $DEVICES devices per throughput phase."
+      echo "$COUNT messages (water payloads, 8 metrics each) from $DEVICES devices per throughput phase, a device's timestamps $TS_STEP ms apart."
       echo
       echo "$TABLE"
       echo "$NOTE"

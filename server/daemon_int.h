@@ -74,6 +74,7 @@ struct iw_daemon {
     int n_shards;
     int64_t *open_minute;                /* per series id; written only by its owning shard */
     int64_t *late_minute;                /* per series id: minute of late samples not yet rolled up */
+    uint8_t *open_count;                 /* per series id: samples seen in its open minute, up to 2 */
     struct iw_mqtt *mqtt;
     struct iw_alert_pub *pub;
     struct iw_http *http;

@@ -190,11 +190,28 @@ static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts)
             late_mark(sh, id, m);
         *open = m > w ? m : w;
     } else if (m > *open) {
-        rollup_warn(id, iw_store_rollup_range(d->store, id, *open, m, true));
+        /*
+         * A minute this run saw one sample of needs no rollup key (store
+         * format 3: readers fold its point) and so no read-back either: at
+         * one sample per minute that is most minutes. The store is visited
+         * when the minute held more, and when an hour closes, to write the
+         * hour's rollup and move the watermark; so the stored watermark lags
+         * by up to an hour, above it readers use raw points, and a restart
+         * rolls up again from it. A minute with points from an earlier run
+         * may lack its key: readers fold it, and retention writes it.
+         */
+        if (d->open_count[id] >= 2 || !iw_store_sparse_minutes(d->store) ||
+            iw_floor_to(*open, IW_MS_PER_HOUR) != iw_floor_to(m, IW_MS_PER_HOUR))
+            rollup_warn(id, iw_store_rollup_range(d->store, id, *open, m, true));
         *open = m;
+        d->open_count[id] = 1;
+        return;
     } else if (m < *open) {
         late_mark(sh, id, m);
+        return;
     }
+    if (m == *open && d->open_count[id] < 2)
+        d->open_count[id]++;
 }
 
 /* ---- the worker ---- */
@@ -327,7 +344,9 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
     d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
     d->open_minute = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->open_minute));
     d->late_minute = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->late_minute));
-    if (d->shards == NULL || d->open_minute == NULL || d->late_minute == NULL)
+    d->open_count = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->open_count));
+    if (d->shards == NULL || d->open_minute == NULL || d->late_minute == NULL ||
+        d->open_count == NULL)
         return IW_E_NOMEM;
     for (int i = 0; i < d->n_shards; i++) {
         struct iw_shard *sh = &d->shards[i];
@@ -392,5 +411,7 @@ void iw_pipeline_stop(struct iw_daemon *d)
     d->shards = NULL;
     free(d->open_minute);
     free(d->late_minute);
+    free(d->open_count);
     d->open_minute = d->late_minute = NULL;
+    d->open_count = NULL;
 }

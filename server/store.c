@@ -178,6 +178,11 @@ static int check_format(struct iw_store *st, struct iw_diag *diag)
     return iw_store_meta_put(st, "store_format", IW_STORE_FORMAT, strlen(IW_STORE_FORMAT));
 }
 
+bool iw_store_sparse_minutes(const struct iw_store *st)
+{
+    return !st->dense_minutes;
+}
+
 int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struct iw_diag *diag)
 {
     struct iw_store *st;

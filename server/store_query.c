@@ -596,15 +596,16 @@ static int flush_big(struct iw_store *st, struct iw_wbatch *b)
  * retention still wants it (from m_cut on). A series whose watermark is below
  * the cut went quiet before its last minutes were rolled up: that is done
  * first (minutes, hours, watermark), so readers, which use rollups below the
- * watermark, keep seeing them. Then a one-point minute, which has no 'M' key
- * in format 3, gets one from its point (in format 2 the Put rewrites the same
- * value). The batch is written only between minutes, so a crash cannot leave
- * a minute deleted without its rollup.
+ * watermark, keep seeing them. Then every expiring minute without an 'M' key
+ * gets one folded from its points: a one-point minute (format 3 writes no key
+ * for it) or one the shard left to the readers (pipeline.c). The batch is
+ * written only between minutes, so a crash cannot leave a minute deleted
+ * without its rollup.
  */
 static int expire_points(struct iw_store *st, struct iw_wbatch *b, uint32_t id, int64_t cut,
                          int64_t m_cut)
 {
-    struct range_it r;
+    struct range_it r, mk;
     struct iw_rollup cur;
     int64_t ts = 0, wm = iw_store_rollup_watermark(st, id);
     const char *v = NULL;
@@ -618,14 +619,20 @@ static int expire_points(struct iw_store *st, struct iw_wbatch *b, uint32_t id, 
             range_close(&r);
             return rc;
         }
-        wm = cut;
     }
+    /* The minute keys, opened after that rollup so that they include it. */
+    range_open(st, &mk, 'M', id, INT64_MIN, cut);
     rollup_reset(&cur, INT64_MIN);
     for (;;) {
         bool more = range_next(&r, &ts, &v, &vl);
         int64_t m = more ? iw_floor_to(ts, IW_MS_PER_MIN) : INT64_MAX;
         if (m != cur.ts) {
-            if (cur.count > 0 && cur.ts >= m_cut && (cur.count == 1 || cur.ts >= wm)) {
+            int64_t mts = INT64_MIN;
+            const char *mv;
+            size_t mvl;
+            while (cur.count > 0 && range_next(&mk, &mts, &mv, &mvl) && mts < cur.ts)
+                rocksdb_iter_next(mk.it);
+            if (cur.count > 0 && cur.ts >= m_cut && mts != cur.ts) {
                 unsigned char k[IW_KEY_LEN];
                 unsigned char val[ROLLUP_MAX];
                 iw_key_series_ts(k, 'M', id, cur.ts);
@@ -643,6 +650,7 @@ static int expire_points(struct iw_store *st, struct iw_wbatch *b, uint32_t id, 
         iw_store_delete_raw(b, key, kl);
         rocksdb_iter_next(r.it);
     }
+    range_close(&mk);
     range_close(&r);
     return rc;
 }

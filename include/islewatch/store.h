@@ -135,13 +135,18 @@ IW_NODISCARD int iw_store_read_agg(struct iw_store *st, uint32_t id, int64_t fro
 
 /*
  * Recompute the minute rollups of every minute with points in [from, to),
- * the hour rollups of the hours they touch, and, when advance is true, move
- * the series' watermark to `to` (minute-aligned). Idempotent.
+ * the hour rollups of the hours they touch (once complete, see
+ * store_query.c), and, when advance is true, move the series' watermark to
+ * `to` (minute-aligned). Idempotent. Rollups are derived data: readers fold
+ * raw points wherever a minute has no rollup key, so a caller may leave
+ * one-point minutes alone (iw_store_sparse_minutes).
  */
 IW_NODISCARD int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to,
                                        bool advance);
 /* The series' watermark: minute rollups are complete below it (INT64_MIN: none). */
 int64_t iw_store_rollup_watermark(struct iw_store *st, uint32_t id);
+/* True for store format 3, where a one-point minute keeps no rollup key. */
+bool iw_store_sparse_minutes(const struct iw_store *st);
 
 /* ---- retention ---- */
 

@@ -442,6 +442,22 @@ Test(store, retention_keeps_the_minutes_of_expiring_points)
         expect_rollup(&a.r[1], old + M, 2, 2, 4, 6, 4, old + M + 2000);
         expect_rollup(&a.r[2], old + 2 * M, 1, 8, 8, 8, 8, old + 2 * M + 5);
     }
+    /* A two-point minute below the watermark without its key (the shard left
+     * it to the readers, pipeline.c) gets one before its points expire. */
+    const struct iw_series *skipped;
+    const int64_t ts2[] = { old + 5 * M + 1000, old + 5 * M + 2000 };
+    const double v2[] = { 3, 5 };
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/cod", 13, &skipped), IW_OK);
+    put_points(skipped->id, ts2, v2, 2);
+    cr_assert_eq(iw_store_rollup_range(st, skipped->id, old + 6 * M, now - day, true), IW_OK);
+    cr_expect_not(has_minute_key(skipped->id, old + 5 * M));
+    cr_assert_eq(iw_store_retention(st, now, 90 * day, 365 * day, 3650 * day), IW_OK);
+    cr_expect(has_minute_key(skipped->id, old + 5 * M));
+    struct aggs sk = {0};
+    cr_assert_eq(iw_store_read_agg(st, skipped->id, old, old + 10 * M, M, agg_cb, &sk), IW_OK);
+    cr_assert_eq(sk.n, 1);
+    expect_rollup(&sk.r[0], old + 5 * M, 2, 3, 5, 8, 5, old + 5 * M + 2000);
+
     /* And past the 1 y retention of minutes, those go too. */
     cr_assert_eq(iw_store_retention(st, now + 300 * day, 90 * day, 365 * day, 3650 * day), IW_OK);
     struct aggs gone = {0};
