@@ -186,6 +186,36 @@ static void rollup_merge(struct iw_rollup *r, const struct iw_rollup *o)
     }
 }
 
+/*
+ * Fold the raw points of the minute r is at into *out (reset to that minute)
+ * and leave r at the next minute's first point; with del, also delete every
+ * point folded into that batch. False when r has no point left. A minute
+ * whose points are all unreadable comes back with count 0.
+ */
+static bool fold_minute(struct range_it *r, struct iw_rollup *out, struct iw_wbatch *del)
+{
+    int64_t ts, m;
+    const char *v;
+    size_t vl;
+
+    if (!range_next(r, &ts, &v, &vl))
+        return false;
+    m = iw_floor_to(ts, IW_MS_PER_MIN);
+    rollup_reset(out, m);
+    do {
+        struct iw_point p;
+        if (decode_point(ts, v, vl, &p))
+            rollup_add_point(out, p.ts, p.value);
+        if (del != NULL) {
+            size_t kl;
+            const char *key = rocksdb_iter_key(r->it, &kl);
+            iw_store_delete_raw(del, key, kl);
+        }
+        rocksdb_iter_next(r->it);
+    } while (range_next(r, &ts, &v, &vl) && iw_floor_to(ts, IW_MS_PER_MIN) == m);
+    return true;
+}
+
 /* ---- minute stream ---- */
 
 /*
@@ -243,15 +273,7 @@ static bool minute_next(struct minute_it *mi, struct iw_rollup *out)
             }
             return true;
         }
-        rollup_reset(out, pm);
-        while (has_p && iw_floor_to(pts, IW_MS_PER_MIN) == pm) {
-            struct iw_point p;
-            if (decode_point(pts, pv, pvl, &p))
-                rollup_add_point(out, p.ts, p.value);
-            rocksdb_iter_next(mi->p.it);
-            has_p = range_next(&mi->p, &pts, &pv, &pvl);
-        }
-        if (out->count > 0)
+        if (fold_minute(&mi->p, out, NULL) && out->count > 0)
             return true;
     }
 }
@@ -321,9 +343,6 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
     struct range_it r;
     struct iw_rollup cur, *mins = NULL;
     size_t n_mins = 0, cap = 0;
-    int64_t ts;
-    const char *v;
-    size_t vl;
     int rc;
 
     from = iw_floor_to(from, IW_MS_PER_MIN);
@@ -334,33 +353,22 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
     if (b == NULL)
         return IW_E_NOMEM;
 
-    rollup_reset(&cur, INT64_MIN);
     range_open(st, &r, 'P', id, from, to);
-    for (;;) {
-        bool more = range_next(&r, &ts, &v, &vl);
-        int64_t m = more ? iw_floor_to(ts, IW_MS_PER_MIN) : INT64_MAX;
-        if (cur.count > 0 && m != cur.ts) {
-            if (n_mins == cap) {
-                cap = cap ? cap * 2 : 64;
-                struct iw_rollup *nm = realloc(mins, cap * sizeof(*nm));
-                if (nm == NULL) {
-                    range_close(&r);
-                    free(mins);
-                    iw_wbatch_free(b);
-                    return IW_E_NOMEM;
-                }
-                mins = nm;
+    while (fold_minute(&r, &cur, NULL)) {
+        if (cur.count == 0)
+            continue;
+        if (n_mins == cap) {
+            cap = cap ? cap * 2 : 64;
+            struct iw_rollup *nm = realloc(mins, cap * sizeof(*nm));
+            if (nm == NULL) {
+                range_close(&r);
+                free(mins);
+                iw_wbatch_free(b);
+                return IW_E_NOMEM;
             }
-            mins[n_mins++] = cur;
+            mins = nm;
         }
-        if (!more)
-            break;
-        if (m != cur.ts)
-            rollup_reset(&cur, m);
-        struct iw_point p;
-        if (decode_point(ts, v, vl, &p))
-            rollup_add_point(&cur, p.ts, p.value);
-        rocksdb_iter_next(r.it);
+        mins[n_mins++] = cur;
     }
     range_close(&r);
 
@@ -622,33 +630,20 @@ static int expire_points(struct iw_store *st, struct iw_wbatch *b, uint32_t id, 
     }
     /* The minute keys, opened after that rollup so that they include it. */
     range_open(st, &mk, 'M', id, INT64_MIN, cut);
-    rollup_reset(&cur, INT64_MIN);
-    for (;;) {
-        bool more = range_next(&r, &ts, &v, &vl);
-        int64_t m = more ? iw_floor_to(ts, IW_MS_PER_MIN) : INT64_MAX;
-        if (m != cur.ts) {
-            int64_t mts = INT64_MIN;
-            const char *mv;
-            size_t mvl;
-            while (cur.count > 0 && range_next(&mk, &mts, &mv, &mvl) && mts < cur.ts)
-                rocksdb_iter_next(mk.it);
-            if (cur.count > 0 && cur.ts >= m_cut && mts != cur.ts) {
-                unsigned char k[IW_KEY_LEN];
-                unsigned char val[ROLLUP_MAX];
-                iw_key_series_ts(k, 'M', id, cur.ts);
-                iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&cur, val));
-            }
-            if ((rc = flush_big(st, b)) != IW_OK || !more)
-                break;
-            rollup_reset(&cur, m);
+    while (fold_minute(&r, &cur, b)) {
+        int64_t mts = INT64_MIN;
+        const char *mv;
+        size_t mvl;
+        while (cur.count > 0 && range_next(&mk, &mts, &mv, &mvl) && mts < cur.ts)
+            rocksdb_iter_next(mk.it);
+        if (cur.count > 0 && cur.ts >= m_cut && mts != cur.ts) {
+            unsigned char k[IW_KEY_LEN];
+            unsigned char val[ROLLUP_MAX];
+            iw_key_series_ts(k, 'M', id, cur.ts);
+            iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&cur, val));
         }
-        struct iw_point p;
-        size_t kl;
-        const char *key = rocksdb_iter_key(r.it, &kl);
-        if (decode_point(ts, v, vl, &p))
-            rollup_add_point(&cur, p.ts, p.value);
-        iw_store_delete_raw(b, key, kl);
-        rocksdb_iter_next(r.it);
+        if ((rc = flush_big(st, b)) != IW_OK)
+            break;
     }
     range_close(&mk);
     range_close(&r);
