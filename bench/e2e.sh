@@ -19,19 +19,24 @@
 # messages each) published at QoS 1 over 4 connections, faster than
 # islewatchd stores them, and its peak RSS against the issue's bound
 # (64 MB + 0.5 KB per series). --qos "" runs that phase alone.
+# --rss-slow-write MS slows each of the daemon's store writes by MS ms in that
+# phase (its test_slow_write knob), so the publisher outruns it ~10x or more
+# on a machine where it cannot otherwise (the issue's burst is 10x). The
+# phase samples VmRSS every 0.5 s and prints it at 25/50/75/100 % stored:
+# flat once the queues are full means no growth after the first quarter.
 #
 # --ts-step MS sets iw_loadgen's step between a device's timestamps in the
 # throughput phases (default 1000; 60000 is one sample per minute per device,
 # where each message closes a minute of each of its series).
 #
 #   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S]
-#                [--ts-step MS] [--rss-series N] [--no-write]
+#                [--ts-step MS] [--rss-series N] [--rss-slow-write MS] [--no-write]
 #
 # IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 TS_STEP=1000
+COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 RSS_SLOW=0 TS_STEP=1000
 CMDLINE="bench/e2e.sh"
 for a in "$@"; do case "$a" in ''|*' '*) CMDLINE+=" \"$a\"" ;; *) CMDLINE+=" $a" ;; esac; done
 while [ $# -gt 0 ]; do
@@ -42,8 +47,9 @@ while [ $# -gt 0 ]; do
     --lat-seconds) LAT_SECONDS=$2; shift 2 ;;
     --rss-series) RSS_SERIES=$2; shift 2 ;;
     --ts-step) TS_STEP=$2; shift 2 ;;
+    --rss-slow-write) RSS_SLOW=$2; shift 2 ;;
     --no-write) WRITE=0; shift ;;
-    -h|--help) sed -n 2,29p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,34p "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -98,12 +104,13 @@ wait_stored() {
 }
 
 # A fresh islewatchd on the broker, one water source at QoS $1, files named
-# after $2; sets HP (its HTTP port) and D (its pid) once its metrics answer.
+# after $2, each store write slowed by $3 ms if given and not 0; sets HP (its
+# HTTP port) and D (its pid) once its metrics answer.
 start_daemon() {
   HP=$(pick_port)
   cat > "$W/cfg$2.yaml" <<CONF
 broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-$2", clean_session: true }
-storage: { path: "$W/data$2" }
+storage: { path: "$W/data$2"$( [ "${3:-0}" != 0 ] && echo ", test_slow_write: ${3}ms" ) }
 http: { listen: "127.0.0.1:$HP" }
 sources: [ { name: water, topic: "sensors/water/{site}/{device}", qos: $1 } ]
 log_level: warn
@@ -237,23 +244,37 @@ done
 RSS_TABLE=""
 if [ "$RSS_SERIES" -gt 0 ]; then
   RDEV=$(( (RSS_SERIES + 7) / 8 )); RCOUNT=$((RDEV * 10))
-  echo "e2e: peak RSS: $RCOUNT QoS 1 messages from $RDEV devices ($((RDEV * 8)) series) over 4 connections ..." >&2
-  start_daemon 1 rss
+  echo "e2e: peak RSS: $RCOUNT QoS 1 messages from $RDEV devices ($((RDEV * 8)) series) over 4 connections$( [ "$RSS_SLOW" != 0 ] && echo ", store writes slowed by $RSS_SLOW ms") ..." >&2
+  start_daemon 1 rss "$RSS_SLOW"
+  # VmRSS and the stored count every 0.5 s, to see whether memory stays flat
+  # once the queues are full (the sampler ends with the daemon).
+  ( while [ -r /proc/$D/status ]; do
+      echo "$(stored $HP) $(awk '/VmRSS/ {print $2}' /proc/$D/status 2>/dev/null) $(date +%s.%N)"; sleep 0.5
+    done > "$W/rss.samples" ) & SAMPLER=$!; PIDS+=($SAMPLER)
   TS=$(date +%s.%N)
   $B/bench/iw_loadgen --port $MP --qos 1 --count $RCOUNT --devices $RDEV --connections 4 \
     --client-id lg-rss > "$W/lgrss.out" 2>&1 || echo "e2e.sh: the load generator failed in the RSS phase: $(tail -2 "$W/lgrss.out")" >&2
+  TP=$(date +%s.%N)
   wait_stored "$RCOUNT" 0.5 40 "the RSS phase" || true
   TM=$(date +%s.%N); RSS=$(hwm_kb $D)
-  kill -TERM $D; wait $D || true
+  kill -TERM $D; wait $D || true; wait $SAMPLER || true
   PUB=$(result "$W/lgrss.out" rate)
   STO=$(awk -v n="$n" -v a=$TS -v b=$TM 'BEGIN { printf "%.0f", n / (b - a) }')
+  OVER=$(awk -v p="$PUB" -v s="$STO" 'BEGIN { printf "%.1f", p / s }')
+  # VmRSS (MB) at the first sample with 25, 50, 75 and 100 % stored, and the
+  # growth from the 25 % sample to the highest after it; and at the first
+  # sample after the publisher finished, when the broker's backlog was largest.
+  CURVE=$(awk -v n=$RCOUNT 'NF == 3 && $2 > 0 { k++; s[k] = $1; r[k] = $2 }
+    END { for (q = 1; q <= 4; q++) { for (i = 1; i <= k && s[i] < n * q / 4; i++); if (i > k) i = k; at[q] = i; printf "%.1f / ", r[i] / 1024 }
+          m = 0; for (i = at[1]; i <= k; i++) if (r[i] > m) m = r[i]; printf "%+.1f", (m - r[at[1]]) / 1024 }' "$W/rss.samples")
+  BACKLOG=$(awk -v n=$RCOUNT -v t=$TP 'NF == 3 && $2 > 0 && $3 >= t { printf "%d messages, VmRSS %.1f MB", n - $1, $2 / 1024; exit }' "$W/rss.samples")
   BOUND=$(awk -v s=$((RDEV * 8)) 'BEGIN { printf "%.1f", 64 + s * 0.5 / 1024 }')
   RMB=$(awk -v k=$RSS 'BEGIN { printf "%.1f", k / 1024 }')
   VERDICT=$(awk -v r=$RMB -v b=$BOUND 'BEGIN { print (r <= b) ? "within" : "OVER" }')
-  echo "e2e: peak RSS $RMB MB at $((RDEV * 8)) series ($VERDICT the $BOUND MB bound); published $PUB msg/s, stored $STO msg/s" >&2
-  RSS_TABLE="| series | messages | published msg/s (4 connections) | stored msg/s (to the last) | peak RSS MB | bound MB (64 + 0.5 KB/series) |
-|---|---|---|---|---|---|
-| $((RDEV * 8)) | $n of $RCOUNT | $PUB | $STO | **$RMB** ($VERDICT) | $BOUND |"
+  echo "e2e: peak RSS $RMB MB at $((RDEV * 8)) series ($VERDICT the $BOUND MB bound); published $PUB msg/s, stored $STO msg/s (${OVER}x); VmRSS at 25/50/75/100 % stored, then growth after 25 %: $CURVE MB; when the publisher finished, backlog $BACKLOG" >&2
+  RSS_TABLE="| series | messages | store writes slowed by (ms) | published msg/s (4 connections) | stored msg/s (to the last) | overload (published ÷ stored) | when the publisher finished: backlog in the broker, daemon's VmRSS | VmRSS MB at 25 / 50 / 75 / 100 % stored, growth after 25 % | peak RSS MB | bound MB (64 + 0.5 KB/series) |
+|---|---|---|---|---|---|---|---|---|---|
+| $((RDEV * 8)) | $n of $RCOUNT | $RSS_SLOW | $PUB | $STO | ${OVER}× | $BACKLOG | $CURVE | **$RMB** ($VERDICT) | $BOUND |"
 fi
 
 TABLE="| QoS | raw subscriber msg/s | islewatchd stored msg/s | ratio | raw CPU µs/msg | islewatchd CPU µs/msg | CPU ratio | machine CPU µs/msg, raw / islewatchd phase | cores busy (broker + loadgen + subscriber), raw / islewatchd phase | cores busy (/proc/stat), raw / islewatchd phase | CPU-bound ratio ceiling | peak RSS MB | store write p50 / p99 (s) | disk B/point (uncompacted, WAL incl.) | latency phase msg/s | raw publish→receive p50 / p99 (ms) | publish→durable p50 / p99 (ms) |
@@ -276,7 +297,7 @@ if [ "$WRITE" = 1 ]; then
     fi
     if [ -n "$RSS_TABLE" ]; then
       echo
-      echo "Overload phase: a fresh islewatchd (one QoS 1 water source), the load generator publishing 10 messages per device over 4 connections as fast as the broker takes them; peak RSS is the daemon's VmHWM."
+      echo "Overload phase: a fresh islewatchd (one QoS 1 water source; \`test_slow_write\` as in the table), the load generator publishing 10 messages per device over 4 connections as fast as the broker takes them; peak RSS is the daemon's VmHWM, VmRSS is sampled every 0.5 s."
       echo
       echo "$RSS_TABLE"
     fi
