@@ -20,6 +20,7 @@
 #include "islewatch/config.h"
 #include "islewatch/mpmc.h"
 #include "islewatch/payload.h"
+#include "islewatch/rules.h"
 #include "islewatch/store.h"
 #include "islewatch/topic.h"
 
@@ -35,14 +36,32 @@ struct iw_ingest_view {
     struct iw_topic_pattern *pat;       /* one per cfg->sources[i] */
 };
 
-/* One item of a shard queue: a stored sample, by value (32 bytes). */
+/* One item of a shard queue: a stored sample, by value (32 bytes). A
+ * message's samples all go to one shard (its device's), pushed in order by
+ * the connection's delivery thread; conn and last let the shard put the
+ * message back together although other connections' items may interleave. */
 struct iw_shard_item {
     uint32_t series_id;
     char     flag;
     uint8_t  is_event;
+    uint8_t  conn;                       /* index of the connection that stored it */
+    uint8_t  last;                       /* 1 on the message's last sample */
     int64_t  ts;
     double   value;
     int64_t  recv_ms;
+};
+
+#define IW_MAX_CONNECTIONS 64             /* broker.connections' maximum */
+
+/* A series name cut into its levels, for the rule engine. */
+struct iw_name_split {
+    char source[128], site[256], device[256], metric[256];
+};
+
+/* A message being put back together by its shard (see iw_shard_item). */
+struct iw_shard_msg {
+    size_t n;
+    struct iw_shard_item items[IW_PAYLOAD_MAX_SAMPLES];
 };
 
 struct iw_shard {
@@ -52,6 +71,9 @@ struct iw_shard {
     pthread_t thread;
     struct iw_rules_engine *rules;
     char qname[32];
+    struct iw_shard_msg *pending[IW_MAX_CONNECTIONS]; /* per connection, allocated on first use */
+    struct iw_name_split sp[IW_PAYLOAD_MAX_SAMPLES];  /* the message being handed to the rules */
+    struct iw_rsample rs[IW_PAYLOAD_MAX_SAMPLES];
     uint32_t *late_ids;                  /* series with a late_minute pending (owned by this shard) */
     size_t n_late, cap_late;
     /* Reload hand-off: the main thread stores a config, the shard applies it
@@ -104,6 +126,7 @@ struct iw_dev_cache_ent {
 
 struct iw_conn_ingest {
     struct iw_daemon *d;
+    uint8_t idx;                         /* the connection's index, < IW_MAX_CONNECTIONS */
     struct iw_wbatch *wb;
     struct iw_decoded dec;
     char name[1024];

@@ -170,7 +170,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         }
         iw_wbatch_put_point(c->wb, se->id, c->dec.ts, s->value, s->flag);
         c->items[n_items] = (struct iw_shard_item){
-            .series_id = se->id, .flag = s->flag, .is_event = po.event, .ts = c->dec.ts,
+            .series_id = se->id, .flag = s->flag, .is_event = po.event, .conn = c->idx, .ts = c->dec.ts,
             .value = s->value, .recv_ms = now,
         };
         c->series[n_items] = se;
@@ -192,8 +192,11 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         if (c->dec.has_ts)
             iw_stats_ingest_delay(c->dec.ts);
     }
-    /* Durable now. Hand the samples to their shards; a full queue blocks this
+    /* Durable now. Hand the samples to their device's shard, the last one
+     * marked so the shard sees the message whole; a full queue blocks this
      * thread, which stops Paho reading: that is the backpressure (SPEC §2). */
+    if (n_items > 0)
+        c->items[n_items - 1].last = 1;
     for (size_t i = 0; i < n_items; i++) {
         struct iw_shard *sh = &c->d->shards[c->series[i]->device_hash % (uint32_t)c->d->n_shards];
         if (iw_mpmc_push(&sh->q, &c->items[i]) != IW_OK) {

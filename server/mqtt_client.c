@@ -433,6 +433,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
             goto fail;
         }
         c->ing->d = d;
+        c->ing->idx = (uint8_t)i;             /* i < broker.connections <= IW_MAX_CONNECTIONS */
         cro.MQTTVersion = MQTTVERSION_3_1_1;
         /* Alerts published while the broker is away wait in Paho's persisted
          * buffer and go out in order on reconnect (bounded by outbox_max). */

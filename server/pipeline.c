@@ -216,10 +216,6 @@ static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts)
 
 /* ---- the worker ---- */
 
-struct split {
-    char source[128], site[256], device[256], metric[256];
-};
-
 static void copy_level(char *dst, size_t cap, const char *src, size_t len)
 {
     if (len >= cap)
@@ -228,7 +224,7 @@ static void copy_level(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
-static void split_name(const struct iw_series *s, struct split *o)
+static void split_name(const struct iw_series *s, struct iw_name_split *o)
 {
     copy_level(o->source, sizeof(o->source), s->name, (size_t)(s->site_off - 1));
     copy_level(o->site, sizeof(o->site), s->name + s->site_off,
@@ -273,12 +269,63 @@ static int shard_pop_first(struct iw_shard *sh, struct iw_shard_item *out, int64
     }
 }
 
+/*
+ * One message's samples, whole: roll each up, then hand them to the rule
+ * engine together, so water and air rules evaluate the message once (an
+ * hourly air message split in two would close its hour on half the
+ * pollutants and drop the rest as out of order).
+ */
+static void handle_message(struct iw_shard *sh, const struct iw_shard_item *items, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct iw_series *s = iw_store_series_by_id(sh->d->store, items[i].series_id);
+        if (s == NULL)
+            continue;
+        rollup_sample(sh, s->id, items[i].ts);
+        split_name(s, &sh->sp[k]);
+        sh->rs[k] = (struct iw_rsample){
+            .source = sh->sp[k].source, .site = sh->sp[k].site, .device = sh->sp[k].device,
+            .metric = sh->sp[k].metric, .ts = items[i].ts, .value = items[i].value,
+            .flag = items[i].flag, .recv_ms = items[i].recv_ms, .is_event = items[i].is_event,
+            .series_id = s->id + 1,
+        };
+        k++;
+    }
+    if (k > 0 && sh->rules != NULL)
+        iw_rules_on_samples(sh->rules, sh->rs, k);
+}
+
+/*
+ * Gather an item into its connection's pending message and handle the
+ * message at its last sample. Items of one connection arrive in the order it
+ * pushed them (the queue keeps each producer's order); other connections'
+ * items may come in between, and a batch may end inside a message.
+ */
+static void gather(struct iw_shard *sh, const struct iw_shard_item *it)
+{
+    struct iw_shard_msg *m = it->conn < IW_MAX_CONNECTIONS ? sh->pending[it->conn] : NULL;
+    if (m == NULL && it->conn < IW_MAX_CONNECTIONS) {
+        m = sh->pending[it->conn] = calloc(1, sizeof(*m));   /* once per connection */
+        if (m == NULL)
+            IW_LOG_ERROR("pipeline", "shard %d: out of memory for connection %u's messages; "
+                         "its samples reach the rules one at a time", sh->index, it->conn);
+    }
+    if (m == NULL) {
+        handle_message(sh, it, 1);
+        return;
+    }
+    m->items[m->n++] = *it;
+    if (it->last || m->n == IW_PAYLOAD_MAX_SAMPLES) {   /* a message has at most that many */
+        handle_message(sh, m->items, m->n);
+        m->n = 0;
+    }
+}
+
 static void *shard_main(void *arg)
 {
     struct iw_shard *sh = arg;
     struct iw_shard_item items[SHARD_BATCH];
-    struct iw_rsample rs[SHARD_BATCH];
-    struct split sp[SHARD_BATCH];
     int64_t next_tick = 0;
     char tname[16];
 
@@ -296,30 +343,8 @@ static void *shard_main(void *arg)
                 break;                           /* drained and told to stop */
         }
         apply_reload(sh);
-        for (size_t i = 0; i < n; i++) {
-            const struct iw_series *s = iw_store_series_by_id(sh->d->store, items[i].series_id);
-            if (s == NULL)
-                continue;
-            rollup_sample(sh, s->id, items[i].ts);
-            split_name(s, &sp[i]);
-            rs[i] = (struct iw_rsample){
-                .source = sp[i].source, .site = sp[i].site, .device = sp[i].device,
-                .metric = sp[i].metric, .ts = items[i].ts, .value = items[i].value,
-                .flag = items[i].flag, .recv_ms = items[i].recv_ms, .is_event = items[i].is_event,
-                .series_id = s->id + 1,
-            };
-        }
-        /* One message's samples share device and time: hand them over together
-         * so water/air rules evaluate the message once. */
-        for (size_t i = 0; i < n && sh->rules != NULL;) {
-            size_t j = i + 1;
-            while (j < n && rs[j].ts == rs[i].ts && rs[j].recv_ms == rs[i].recv_ms &&
-                   strcmp(sp[j].device, sp[i].device) == 0 && strcmp(sp[j].site, sp[i].site) == 0 &&
-                   strcmp(sp[j].source, sp[i].source) == 0)
-                j++;
-            iw_rules_on_samples(sh->rules, &rs[i], j - i);
-            i = j;
-        }
+        for (size_t i = 0; i < n; i++)
+            gather(sh, &items[i]);
         int64_t now = iw_now_ms();
         if (sh->rules != NULL && now >= next_tick) {
             iw_rules_tick(sh->rules, now);
@@ -406,6 +431,8 @@ void iw_pipeline_stop(struct iw_daemon *d)
         iw_rules_engine_free(d->shards[i].rules);
         iw_mpmc_fini(&d->shards[i].q);
         free(d->shards[i].late_ids);
+        for (int c = 0; c < IW_MAX_CONNECTIONS; c++)
+            free(d->shards[i].pending[c]);
     }
     free(d->shards);
     d->shards = NULL;

@@ -168,6 +168,60 @@ Test(standards, a_day_of_minute_air_samples_gives_hourly_and_daily_aqi, .timeout
     it_broker_stop(&b);
 }
 
+/*
+ * Hourly values, one message per hour stamped at the hour's end, for several
+ * devices sharing one shard: each message closes an hour, so a shard that
+ * handed a message's samples to the rules in two parts would close the hour
+ * on the first part and lose the rest (an AQI computed without some
+ * pollutants, marked invalid). Every hour must give the full AQI.
+ */
+Test(standards, hourly_air_messages_reach_the_rules_whole, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long d0 = day_start();
+    enum { DEVICES = 4, HOURS = 48 };
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+        "storage:\n  path: @DATA@\n  shards: 1\n"
+        "rules:\n"
+        "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", standard: HJ633-2026,\n"
+        "     mode: hourly, min_level: 3, severity: warning}\n"), 0);
+    struct it_client *dev = it_client_new(&b, "dev");
+    for (int h = 1; h <= HOURS; h++)
+        for (int k = 0; k < DEVICES; k++) {
+            char topic[64], p[256];
+            snprintf(topic, sizeof(topic), "sensors/air/whole/a%d", k);
+            /* PM2.5 35 -> IAQI 50, the AQI; the others lower. */
+            snprintf(p, sizeof(p), "{\"ts\":%lld,\"so2\":5,\"no2\":10,\"co\":0.5,\"o3\":20,"
+                     "\"pm10\":20,\"pm25\":35}", d0 + (long long)h * H);
+            cr_assert_eq(it_publish_async(dev, topic, p, 1), 0);
+        }
+    cr_assert_eq(it_flush(dev, 60000), 0);
+    for (int k = 0; k < DEVICES; k++) {
+        char series[64];
+        snprintf(series, sizeof(series), "air/whole/a%d/aqi", k);
+        cr_assert(wait_points(&d, series, d0, d0 + HOURS * H, HOURS), "%s: %d hourly AQI points",
+                  series, HOURS);
+        cJSON *doc = query(&d, series, d0, d0 + HOURS * H), *p;
+        int n = 0;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")) {
+            long long ts = (long long)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0));
+            cr_expect_eq(cJSON_GetArraySize(p), 2, "%s at %lld is flagged: %s", series, ts,
+                         cJSON_GetStringValue(cJSON_GetArrayItem(p, 2)));
+            cr_expect_eq(cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1)), 50.0, "%s at %lld", series, ts);
+            n++;
+        }
+        cr_expect_eq(n, HOURS, "%s", series);
+        cJSON_Delete(doc);
+    }
+    it_client_free(dev);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 Test(standards, water_crossing_the_target_class_raises_and_resolves, .timeout = 300)
 {
     struct it_broker b;
