@@ -1,9 +1,10 @@
 /*
  * `islewatch check FILE` (SPEC §3): validate a config without starting
- * anything. Every error is printed on stderr as "FILE:LINE:COLUMN: error: ..."
- * followed by a "FILE: N errors" summary; a valid file prints
- * "FILE: OK (S sources, R rules, D devices)" on stdout.
- * Exit status: 0 valid, 1 invalid, 2 usage error or unreadable file.
+ * anything. Every error is printed on stderr as one "FILE:LINE:COLUMN: error: ..."
+ * line and nothing else, so a tool can count or parse them; a valid file
+ * prints "FILE: OK (S sources, R rules, D devices)" on stdout.
+ * Exit status: 0 valid, 1 invalid or unreadable (SPEC §3: 1 when not valid),
+ * 2 usage error.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,14 +21,13 @@ static void check_usage(FILE *out)
             "Validate an islewatch configuration file without starting anything.\n"
             "Every problem is reported as FILE:LINE:COLUMN: error: MESSAGE on stderr.\n"
             "\n"
-            "Exit status: 0 valid, 1 invalid, 2 usage error or unreadable file.\n"
+            "Exit status: 0 valid, 1 invalid or unreadable, 2 usage error.\n"
             "\n"
             "Example:\n"
             "  $ islewatch check config/islewatch.yaml\n"
             "  config/islewatch.yaml: OK (4 sources, 8 rules, 14 devices)\n"
             "  $ islewatch check bad.yaml\n"
-            "  bad.yaml:41:12: error: rule \"nh3n\": unknown key \"abvoe\" (did you mean \"above\"?)\n"
-            "  bad.yaml: 1 error\n");
+            "  bad.yaml:41:12: error: rule \"nh3n\": unknown key \"abvoe\" (did you mean \"above\"?)\n");
 }
 
 int iw_cmd_check(int argc, char **argv)
@@ -77,11 +77,7 @@ int iw_cmd_check(int argc, char **argv)
         iw_config_free(cfg);
         return 0;
     }
-    if (rc == IW_E_CONFIG) {
-        fprintf(stderr, "%s: %zu error%s\n", file, n_lines, n_lines == 1 ? "" : "s");
-        return 1;
-    }
     if (n_lines == 0)
-        fprintf(stderr, "islewatch check: %s: %s\n", file, iw_strerror(rc));
-    return 2;
+        fprintf(stderr, "%s: error: %s\n", file, iw_strerror(rc));
+    return 1;
 }
