@@ -6,6 +6,13 @@
  * standards.h's; this file only collects the minutes, decides when an hour
  * or a day is closed, and keeps the last 24 hourly means for the moving
  * averages (2012 real-time report) and the daily report. Engine thread only.
+ *
+ * Which pollutants a station measures: the ones its device has reported
+ * (any sample, flagged ones too) by the end of the period, kept across
+ * restarts. HJ 633-2026 writes "/" for a pollutant a station does not
+ * monitor and NA for a missing measurement; only the latter is missing data
+ * (§5.3.1), so an hour with no valid PM2.5 from a station that has a PM2.5
+ * analyser is missing data even when not one PM2.5 sample came in it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,6 +44,7 @@ struct air_x {
     int64_t day_open;               /* daily: start of the day being filled; RT_NONE */
     int64_t last_day;               /* daily: start of the last closed day; RT_NONE */
     int64_t silent_until;           /* replayed history: periods ending <= this only fill the ring */
+    unsigned measured;              /* 1 << pollutant: the device has reported it */
     /* the last evaluation, for the evidence */
     bool    has_res;
     struct iw_aqi_result res;
@@ -98,8 +106,11 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
     struct air_x *x = in->x;
     const struct iw_rule_params *p = in->p;
     bool daily = p->mode == IW_AQI_DAILY;
-    int rc = iw_aqi_compute(p->standard, p->mode, ai, &x->res);
-    int level;
+    struct iw_aqi_input m = *ai;
+    int rc, level;
+
+    m.not_measured = ((1u << NPOL) - 1) & ~x->measured;
+    rc = iw_aqi_compute(p->standard, p->mode, &m, &x->res);
 
     if (rc != IW_OK)
         return;                         /* no valid average at all */
@@ -255,6 +266,7 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
     }
     x->cur_end = end;
     x->last_recv = recv;
+    x->measured |= 1u << pol;           /* after closing the periods before this sample */
     if (!valid)
         return;
     acc = &x->acc[pol];
@@ -470,6 +482,8 @@ static void air_save(const struct inst *in, cJSON *o)
         cJSON_AddNumberToObject(o, "lc", (double)x->last_closed);
     if (x->last_day != RT_NONE)
         cJSON_AddNumberToObject(o, "ld", (double)x->last_day);
+    if (x->measured != 0)
+        cJSON_AddNumberToObject(o, "pm", x->measured);
 }
 
 static void air_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
@@ -480,6 +494,9 @@ static void air_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
     x->last_closed = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
     j = cJSON_GetObjectItemCaseSensitive(o, "ld");
     x->last_day = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
+    j = cJSON_GetObjectItemCaseSensitive(o, "pm");
+    if (cJSON_IsNumber(j) && j->valuedouble >= 0 && j->valuedouble < (double)(1u << NPOL))
+        x->measured = (unsigned)j->valuedouble;
 }
 
 static bool air_keep(const struct inst *in)

@@ -300,11 +300,17 @@ static void eval_item(enum iw_aqi_standard std, enum iw_aqi_item i, double v,
     out->iaqi[i] = x;
 }
 
-/* Every input of the report was used, or replaced by an average that was. */
-static bool is_complete(const struct iw_aqi_result *out, unsigned core)
+/*
+ * Every input of the report was used, or replaced by an average that was, or
+ * is absent because the station does not measure its pollutant (HJ 633-2026
+ * tables: "/", not NA).
+ */
+static bool is_complete(const struct iw_aqi_result *out, unsigned core, unsigned not_measured)
 {
     for (int i = 0; i < IW_AQI_NITEMS; i++) {
         if (!(core & IW_AQI_BIT(i)) || out->use[i] == IW_AQI_USE_USED)
+            continue;
+        if (out->use[i] == IW_AQI_USE_ABSENT && (not_measured & (1u << items[i].pollutant)))
             continue;
         if (out->use[i] == IW_AQI_USE_REPLACED) {
             enum iw_aqi_item by = i == IW_AQI_SO2_1H ? IW_AQI_SO2_24H : IW_AQI_O3_1H;
@@ -356,7 +362,7 @@ int iw_aqi_compute(enum iw_aqi_standard std, enum iw_aqi_mode mode,
         if (out->iaqi[i] > out->aqi)
             out->aqi = out->iaqi[i];
     }
-    out->complete = is_complete(out, core);
+    out->complete = is_complete(out, core, in->not_measured);
     out->aqi_na = std == IW_AQI_HJ633_2026 && !out->complete && out->aqi <= 100;
     if (out->n_used == 0)
         return IW_E_EMPTY;

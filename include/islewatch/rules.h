@@ -120,8 +120,12 @@
  *   (it is stored; reports recompute from storage).
  *   mode hourly: the real-time AQI of `standard` at each closed hour
  *   (2012: with 8 h O3 and 24 h moving PM); mode daily: the daily AQI of the
- *   natural day in tz_offset_min. An AQI from no valid average, or one
- *   HJ 633-2026 §5.3.1 reports as NA, neither raises nor clears. Writes
+ *   natural day in tz_offset_min. A pollutant the device has never
+ *   reported (any sample, flagged too; remembered across restarts) is one
+ *   the station does not measure and is not missing data; a measured one
+ *   without a valid average for the period is. An AQI from no valid
+ *   average, or one HJ 633-2026 §5.3.1 reports as NA (missing data and
+ *   AQI <= 100), neither raises nor clears. Writes
  *   <source>/<site>/<device>/aqi and .../aqi_level (mode daily: aqi_daily,
  *   aqi_daily_level) with ts = the end of the period. Fires at level >=
  *   min_level with severity sev_by_level[level], escalates as the level

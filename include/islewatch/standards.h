@@ -295,9 +295,17 @@ IW_NODISCARD int iw_aqi_round_conc(enum iw_aqi_standard std, enum iw_aqi_item it
 IW_NODISCARD int iw_aqi_iaqi(enum iw_aqi_standard std, enum iw_aqi_item item, double conc,
                              int *iaqi);
 
+/*
+ * not_measured: 1 << pollutant of each pollutant the station does not
+ * monitor ("/" in the tables of HJ 633-2026, as opposed to NA for a missing
+ * measurement). Its absent items are not missing data, so they neither make
+ * the result incomplete nor its AQI NA. 0 (a zeroed input): the station
+ * monitors every pollutant of the report.
+ */
 struct iw_aqi_input {
-    double v[IW_AQI_NITEMS];
-    bool   present[IW_AQI_NITEMS];
+    double   v[IW_AQI_NITEMS];
+    bool     present[IW_AQI_NITEMS];
+    unsigned not_measured;
 };
 
 enum iw_aqi_use {
@@ -318,13 +326,16 @@ struct iw_aqi_result {
     unsigned primary;                   /* IW_AQI_BIT mask: used items tied at the max; 0 if aqi <= 50 */
     unsigned nonattain;                 /* 2012 超标污染物: used items with IAQI > 100; 0 in 2026 */
     size_t   n_used;
-    bool     complete;                  /* every input of the report was evaluated */
+    bool     complete;                  /* every input of the report of a pollutant the
+                                         * station measures was evaluated */
     bool     aqi_na;                    /* 2026 §5.3.1: incomplete and aqi <= 100, publish AQI as NA */
 };
 
 /*
  * AQI of one report. Items of in that are not inputs of (std, mode) are
  * marked IGNORED; invalid values are marked INVALID and treated as missing.
+ * An absent input is missing data unless its pollutant is in
+ * in->not_measured (HJ 633-2026 §5.3.1 applies to missing data only).
  * Returns IW_OK; IW_E_EMPTY when no item could be used (aqi -1, level 0,
  * the rest of out filled); IW_E_INVAL for a bad argument (out zeroed when
  * non-NULL).

@@ -424,14 +424,143 @@ Test(std, air_day_closed_by_close_after)
     iw_rules_engine_free(e);
 }
 
-/* One hourly value of PM2.5 alone (the station measures nothing else). */
-static void feed_pm25_hour(struct iw_rules_engine *e, int64_t end, double v)
+/* One hourly value of PM2.5 and PM10 (the station measures nothing else). */
+static void feed_pm_hour(struct iw_rules_engine *e, const char *dev, int64_t end, double pm25)
 {
-    static const char *const m[] = { "pm25" };
-    feed_msg(e, "air", "s1", "a03", m, &v, 1, end, 0);
+    static const char *const m[] = { "pm10", "pm25" };
+    double v[] = { 20, pm25 };
+    feed_msg(e, "air", "s1", dev, m, v, 2, end, 0);
 }
 
-Test(std, air_na_and_hysteresis_neither_raise_nor_clear)
+/*
+ * SPEC §4: a station reports the subset it measures. Pollutants it never
+ * reported are "/" in HJ 633-2026, not missing data: its AQI <= 100 is
+ * published and clears the alert.
+ */
+Test(std, air_subset_station_resolves_below_clear_level)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    feed_pm_hour(e, "a03", d0 + 1 * HOUR, 30);          /* 43 */
+    cr_assert(point_at("air/s1/a03/aqi", d0 + 1 * HOUR)->valid, "PM-only AQI 43 is valid");
+    feed_pm_hour(e, "a03", d0 + 2 * HOUR, 100);         /* 137: level 3 fires */
+    cr_assert_eq(env.n_alerts, 1);
+    for (int h = 3; h <= 5; h++)
+        feed_pm_hour(e, "a03", d0 + h * HOUR, 30);
+    for (int h = 3; h <= 5; h++) {
+        const struct fx_point *pt = point_at("air/s1/a03/aqi", d0 + h * HOUR);
+        cr_assert_not_null(pt);
+        cr_assert(pt->valid, "hour %d", h);
+        cr_assert_eq(pt->v, 43, "hour %d", h);
+    }
+    cr_assert_eq(env.n_alerts, 2, "the first hour back at level 1 resolves");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 3 * HOUR);
+    cr_assert_not_null(strstr(fx_last(&env)->details, "\"complete\":true"), "%s",
+                       fx_last(&env)->details);
+    iw_rules_engine_free(e);
+}
+
+Test(std, air_subset_station_daily_resolves)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.mode = IW_AQI_DAILY;
+    e = engine(d0);
+    for (int h = 1; h <= 48; h++)
+        feed_pm_hour(e, "a03", d0 + h * HOUR, h <= 24 ? 100 : 30);
+    cr_assert_eq(point_at("air/s1/a03/aqi_daily", d0 + 24 * HOUR)->v, 137);
+    cr_assert(point_at("air/s1/a03/aqi_daily", d0 + 48 * HOUR)->valid, "no O3 analyser: not NA");
+    cr_assert_eq(point_at("air/s1/a03/aqi_daily", d0 + 48 * HOUR)->v, 43);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(env.alerts[1]->ts, d0 + 48 * HOUR);
+    iw_rules_engine_free(e);
+}
+
+/* One message of a station with all six analysers; o3: 0 valid, 'D' flagged, '-' not sent. */
+static void feed_air_minute_o3(struct iw_rules_engine *e, int64_t ts, double pm25, char o3)
+{
+    double v[] = { 5, 10, 0.3, 20, 20, pm25 };
+    struct iw_rsample s[6];
+    char series[64];
+    size_t n = 0;
+
+    for (size_t i = 0; i < 6; i++) {
+        char flag = strcmp(pols[i], "o3") == 0 ? o3 : 0;
+        if (flag == '-')
+            continue;
+        s[n] = fx_sample("air", "s1", "a05", pols[i], ts, v[i]);
+        s[n++].flag = flag;
+        snprintf(series, sizeof(series), "air/s1/a05/%s", pols[i]);
+        fx_history_add(&env, series, ts, v[i], flag);
+    }
+    iw_rules_on_samples(e, s, n);
+}
+
+/*
+ * A pollutant the station measures but without a valid hour is missing data
+ * (HJ 633-2026 §5.3.1): AQI <= 100 is NA and decides nothing, whether its
+ * hour had too few minutes, no sample at all, or only flagged ones.
+ */
+Test(std, air_measured_pollutant_without_valid_hour_is_na)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 300; m++) {
+        int h = (m - 1) / 60 + 1;
+        char o3 = h == 2 ? (m <= 90 ? 0 : '-') : h == 3 ? '-' : h == 4 ? 'D' : 0;
+        feed_air_minute_o3(e, d0 + m * MINUTE, h == 1 ? 100 : 30, o3);
+    }
+    cr_assert_eq(point_at("air/s1/a05/aqi", d0 + 1 * HOUR)->v, 137);
+    for (int h = 2; h <= 4; h++) {
+        const struct fx_point *pt = point_at("air/s1/a05/aqi", d0 + h * HOUR);
+        cr_assert_not_null(pt, "hour %d", h);
+        cr_assert_eq(pt->v, 43, "hour %d", h);
+        cr_assert_not(pt->valid, "hour %d: O3 measured, no valid hour: NA", h);
+    }
+    cr_assert(point_at("air/s1/a05/aqi", d0 + 5 * HOUR)->valid);
+    cr_assert_eq(env.n_alerts, 2, "the NA hours do not clear");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 5 * HOUR);
+    iw_rules_engine_free(e);
+}
+
+/* What a station measures survives a restart longer ago than the history refill. */
+Test(std, air_measured_pollutants_survive_restart)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 2; h++) {
+        double v[] = { 5, 10, 0.3, 20, 20, 30 };
+        feed_msg(e, "air", "s1", "a06", pols, v, 6, d0 + h * HOUR, 0);
+    }
+    cr_assert_eq(env.n_alerts, 0);
+    e = fx_restart(e, &env, &cfg.cfg, d0 + 72 * HOUR);
+    for (int h = 3 * 24 + 1; h <= 3 * 24 + 2; h++) {   /* O3 analyser down */
+        static const char *const m5[] = { "so2", "no2", "co", "pm10", "pm25" };
+        double v[] = { 5, 10, 0.3, 20, h == 3 * 24 + 1 ? 100 : 30 };
+        feed_msg(e, "air", "s1", "a06", m5, v, 5, d0 + h * HOUR, 0);
+    }
+    cr_assert_eq(env.n_alerts, 1, "137 is published without O3");
+    cr_assert_not(point_at("air/s1/a06/aqi", d0 + (3 * 24 + 2) * HOUR)->valid,
+                  "43 without the O3 the station measures is NA");
+    iw_rules_engine_free(e);
+}
+
+/* clear_level 2: level 2 is inside the hysteresis band, level 1 clears. */
+Test(std, air_hysteresis_clear_level)
 {
     int64_t d0 = day0();
     struct iw_rules_engine *e;
@@ -439,22 +568,14 @@ Test(std, air_na_and_hysteresis_neither_raise_nor_clear)
 
     r->p.clear_level = 2;
     e = engine(d0);
-    feed_pm25_hour(e, d0 + 1 * HOUR, 100);      /* 137 > 100: published although incomplete */
-    cr_assert_eq(env.n_alerts, 1);
-    feed_pm25_hour(e, d0 + 2 * HOUR, 30);       /* 43, incomplete: NA (HJ 633-2026 §5.3.1) */
-    cr_assert_eq(env.n_alerts, 1, "an NA AQI does not clear");
-    cr_assert_not(point_at("air/s1/a03/aqi", d0 + 2 * HOUR)->valid);
-    feed_pm25_hour(e, d0 + 3 * HOUR, 100);
-    cr_assert_eq(env.n_alerts, 1, "still the same episode");
-
-    /* With every pollutant: level 2 is inside the hysteresis band, level 1 clears. */
-    for (int h = 4; h <= 6; h++) {
-        double v[] = { 5, 10, 0.3, 20, 20, h == 4 ? 60 : h == 5 ? 40 : 10 };
+    for (int h = 1; h <= 4; h++) {
+        double v[] = { 5, 10, 0.3, 20, 20, h == 1 ? 100 : h == 2 ? 60 : h == 3 ? 40 : 10 };
         feed_msg(e, "air", "s1", "a03", pols, v, 6, d0 + h * HOUR, 0);
     }
-    cr_assert_eq(point_at("air/s1/a03/aqi_level", d0 + 4 * HOUR)->v, 2);
+    cr_assert_eq(point_at("air/s1/a03/aqi_level", d0 + 2 * HOUR)->v, 2);
+    cr_assert_eq(point_at("air/s1/a03/aqi_level", d0 + 3 * HOUR)->v, 2);
     cr_assert_eq(env.n_alerts, 2, "level 2 kept it firing, level 1 resolved it");
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
-    cr_assert_eq(fx_last(&env)->ts, d0 + 6 * HOUR, "PM2.5 60 and 40 are level 2, 10 is level 1");
+    cr_assert_eq(fx_last(&env)->ts, d0 + 4 * HOUR, "PM2.5 60 and 40 are level 2, 10 is level 1");
     iw_rules_engine_free(e);
 }

@@ -676,6 +676,88 @@ Test(aqi_compute, missing_data_2026)
     cr_expect_eq(r.use[IW_AQI_PM25_1H], IW_AQI_USE_IGNORED);
 }
 
+#define PBIT(p) (1u << (unsigned)IW_AQI_P_##p)
+
+/*
+ * HJ 633-2026 tables: "/" for a pollutant the station does not monitor, NA
+ * for a missing measurement. Only the latter makes an AQI <= 100 NA.
+ */
+Test(aqi_compute, pollutants_not_measured_are_not_missing_2026)
+{
+    struct iw_aqi_input in = input();
+    struct iw_aqi_result r;
+    put(&in, IW_AQI_PM25_1H, 30);      /* 50 * 30 / 35 = 42.9 -> 43 */
+    put(&in, IW_AQI_PM10_1H, 20);      /* 20 */
+    in.not_measured = PBIT(SO2) | PBIT(NO2) | PBIT(CO) | PBIT(O3);
+    cr_assert_eq(iw_aqi_compute(Y26, IW_AQI_HOURLY, &in, &r), IW_OK);
+    cr_expect_eq(r.aqi, 43);
+    cr_expect_eq(r.level, 1);
+    cr_expect(r.complete, "a PM-only station measured all it measures");
+    cr_expect_not(r.aqi_na, "a pollutant not measured is '/', not missing");
+    cr_expect_eq(r.use[IW_AQI_O3_1H], IW_AQI_USE_ABSENT);
+
+    /* PM10 is measured but has no valid hour: missing data, §5.3.1 applies. */
+    in.present[IW_AQI_PM10_1H] = false;
+    cr_assert_eq(iw_aqi_compute(Y26, IW_AQI_HOURLY, &in, &r), IW_OK);
+    cr_expect_eq(r.aqi, 43);
+    cr_expect_not(r.complete);
+    cr_expect(r.aqi_na);
+
+    /* ... and so is a measured pollutant whose value is present but invalid. */
+    put(&in, IW_AQI_PM10_1H, NAN);
+    cr_assert_eq(iw_aqi_compute(Y26, IW_AQI_HOURLY, &in, &r), IW_OK);
+    cr_expect_eq(r.use[IW_AQI_PM10_1H], IW_AQI_USE_INVALID);
+    cr_expect(r.aqi_na);
+
+    /* Missing data above 100 is still published. */
+    in.v[IW_AQI_PM25_1H] = 100;        /* 100 + 50 * 40 / 55 = 136.4 -> 137 */
+    cr_assert_eq(iw_aqi_compute(Y26, IW_AQI_HOURLY, &in, &r), IW_OK);
+    cr_expect_eq(r.aqi, 137);
+    cr_expect_not(r.aqi_na);
+
+    /* A value is used even when the caller marked its pollutant not measured. */
+    in = input();
+    put(&in, IW_AQI_NO2_1H, 150);      /* 50 + 50 * 50 / 100 = 75 */
+    in.not_measured = PBIT(SO2) | PBIT(NO2) | PBIT(CO) | PBIT(O3) | PBIT(PM10) | PBIT(PM25);
+    cr_assert_eq(iw_aqi_compute(Y26, IW_AQI_HOURLY, &in, &r), IW_OK);
+    cr_expect_eq(r.use[IW_AQI_NO2_1H], IW_AQI_USE_USED);
+    cr_expect_eq(r.aqi, 75);
+    cr_expect(r.complete);
+    cr_expect_not(r.aqi_na);
+}
+
+Test(aqi_compute, not_measured_covers_every_average_of_the_pollutant)
+{
+    struct iw_aqi_input in = input();
+    struct iw_aqi_result r;
+
+    /* 2026 daily: no O3 analyser, so no O3 daily max 8 h either. */
+    put(&in, IW_AQI_SO2_24H, 10);
+    put(&in, IW_AQI_NO2_24H, 20);
+    put(&in, IW_AQI_CO_24H, 0.5);
+    put(&in, IW_AQI_PM10_24H, 40);
+    put(&in, IW_AQI_PM25_24H, 20);
+    cr_assert_eq(iw_aqi_compute(Y26, IW_AQI_DAILY, &in, &r), IW_OK);
+    cr_expect(r.aqi_na, "O3 monitored by default: its 8 h value is missing");
+    in.not_measured = PBIT(O3);
+    cr_assert_eq(iw_aqi_compute(Y26, IW_AQI_DAILY, &in, &r), IW_OK);
+    cr_expect(r.complete);
+    cr_expect_not(r.aqi_na);
+
+    /* 2012 hourly: O3 feeds two inputs (1 h and 8 h moving), PM the 24 h moving means. */
+    in = input();
+    put(&in, IW_AQI_PM10_24H, 40);
+    put(&in, IW_AQI_PM25_24H, 20);
+    in.not_measured = PBIT(SO2) | PBIT(NO2) | PBIT(CO) | PBIT(O3);
+    cr_assert_eq(iw_aqi_compute(Y12, IW_AQI_HOURLY, &in, &r), IW_OK);
+    cr_expect(r.complete);
+    in.not_measured = PBIT(SO2) | PBIT(NO2) | PBIT(CO);
+    put(&in, IW_AQI_O3_1H, 100);       /* the 8 h moving mean is not valid yet */
+    cr_assert_eq(iw_aqi_compute(Y12, IW_AQI_HOURLY, &in, &r), IW_OK);
+    cr_expect_not(r.complete);
+    cr_expect_not(r.aqi_na, "NA is HJ 633-2026's rule only");
+}
+
 Test(aqi_compute, bad_values_and_arguments)
 {
     struct iw_aqi_input in = input();
