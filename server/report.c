@@ -338,8 +338,11 @@ const char *const iw_report_notes_water[] = {
     "evaluation method (环办〔2011〕22号); water temperature, fecal coliform and, in rivers, TN "
     "are reported but do not decide. Limits are inclusive. Lake/reservoir TP limits for "
     "body: lake.",
-    "Target: the inventory's target of the device, else III. 达标率 (compliance rate) = days "
-    "whose class meets the target / days with a class. A site adds up its stations' days.",
+    "Target: the inventory's target of the device, else III. 达标率 (compliance rate) = the "
+    "share of samples meeting the target: samples whose class is at or better than the target / "
+    "samples with a class. A sample is one message of a station (its parameters at one time); "
+    "its class is the single-factor class of its unflagged deciding items, and a sample without "
+    "one is not counted. A site adds up its stations' samples.",
     "劣Ⅴ类 (worse than V): worse than the Class V limit of any deciding item, or pH outside 6-9.",
     "Worst parameters: those most often at the day's class on days of Class II or worse "
     "(number of such days in brackets).",

@@ -252,7 +252,8 @@ static void water_sum_tr(FILE *out, const char *site, const char *dev, const cha
     td_num(out, t->days);
     for (int c = 1; c <= 6; c++)
         td_num(out, t->by_class[c]);
-    td_num(out, t->days_meeting);
+    td_num(out, t->samples);
+    td_num(out, t->samples_meeting);
     td_text(out, iw__rp_pct(t->rate, buf, sizeof(buf)), true);
     td_text(out, iw__rp_water_worst(t, false, buf, sizeof(buf)), false);
     td_num(out, t->flagged);
@@ -263,7 +264,8 @@ static void water_sum_thead(FILE *out)
 {
     fputs("<table>\n<thead><tr><th>站点 Site</th><th>设备 Device</th><th>目标 Target</th>"
           "<th>天数 Days</th><th>Ⅰ类</th><th>Ⅱ类</th><th>Ⅲ类</th><th>Ⅳ类</th><th>Ⅴ类</th>"
-          "<th>劣Ⅴ类</th><th>达标天数 Days meeting</th><th>达标率 Compliance</th>"
+          "<th>劣Ⅴ类</th><th>样品数 Samples</th><th>达标样品 Samples meeting</th>"
+          "<th>达标率 Share of samples meeting target</th>"
           "<th>主要定类指标 Worst parameters</th><th>Flagged</th></tr></thead>\n<tbody>\n", out);
 }
 
@@ -279,7 +281,8 @@ static void water_day_table(FILE *out, const struct iw_water_report *r,
                 cols[nc++] = p;
                 break;
             }
-    fputs("<table>\n<thead><tr><th>日期 Date</th><th>类别 Class</th><th>达标 Meets</th>", out);
+    fputs("<table>\n<thead><tr><th>日期 Date</th><th>类别 Class</th><th>达标 Meets</th>"
+          "<th>达标样品 Samples meeting</th>", out);
     for (int c = 0; c < nc; c++) {
         const struct iw_water_param_info *pi = iw_water_param_info((enum iw_water_param)cols[c]);
         fputs("<th>", out);
@@ -301,6 +304,9 @@ static void water_day_table(FILE *out, const struct iw_water_report *r,
         esc(out, wd->cls ? iw_water_class_info(wd->cls)->name_zh : "-");
         fputs("</td>", out);
         td_text(out, wd->cls == 0 ? "-" : wd->meets ? "是 yes" : "否 no", false);
+        snprintf(buf, sizeof(buf), "%lu/%lu", (unsigned long)wd->samples_meeting,
+                 (unsigned long)wd->samples);
+        td_text(out, buf, true);
         for (int c = 0; c < nc; c++)
             td_text(out, iw__rp_num(wd->n[cols[c]] ? wd->mean[cols[c]] : NAN, 4, buf,
                                     sizeof(buf)), true);

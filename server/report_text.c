@@ -181,9 +181,16 @@ static int finish(FILE *out)
  * ======================================================================== */
 
 static const char *const water_sum_head[] = {
-    "SITE", "DEVICE", "TARGET", "DAYS", "I", "II", "III", "IV", "V", "劣V", "MEETING",
-    "达标率", "WORST PARAMETERS (days deciding)", "FLAGGED",
+    "SITE", "DEVICE", "TARGET", "DAYS", "I", "II", "III", "IV", "V", "劣V", "SAMPLES",
+    "SAMPLES MEETING", "达标率 (OF SAMPLES)", "WORST PARAMETERS (days deciding)", "FLAGGED",
 };
+
+/* "3/4": a day's samples meeting the target and its samples with a class. */
+static char *samples_met(const struct iw_water_day *d, char *buf, size_t len)
+{
+    snprintf(buf, len, "%lu/%lu", (unsigned long)d->samples_meeting, (unsigned long)d->samples);
+    return buf;
+}
 
 static void water_sum_row(struct tbl *t, const char *site, const char *dev, const char *target,
                           const struct iw_water_tally *y)
@@ -198,7 +205,8 @@ static void water_sum_row(struct tbl *t, const char *site, const char *dev, cons
     row_uint(&r, y->days);
     for (int c = 1; c <= 6; c++)
         row_uint(&r, y->by_class[c]);
-    row_uint(&r, y->days_meeting);
+    row_uint(&r, y->samples);
+    row_uint(&r, y->samples_meeting);
     iw__rp_pct(y->rate, row_next(&r), sizeof(r.buf[0]));
     row_str(&r, iw__rp_water_worst(y, false, w, sizeof(w)));
     row_uint(&r, y->flagged);
@@ -239,11 +247,12 @@ static void water_table(const struct iw_water_report *rep, FILE *out)
             fprintf(out, "  no data in the period\n");
             continue;
         }
-        tbl_init(&t, (size_t)(4 + nc), ((1ULL << nc) - 1) << 3);
+        tbl_init(&t, (size_t)(5 + nc), ((1ULL << (nc + 1)) - 1) << 3);
         row_start(&r);
         row_str(&r, "DATE");
         row_str(&r, "CLASS");
         row_str(&r, "MEETS");
+        row_str(&r, "SAMPLES MEETING");
         for (int c = 0; c < nc; c++)
             row_str(&r, iw_water_param_info((enum iw_water_param)cols[c])->label);
         row_str(&r, "DECIDING");
@@ -254,6 +263,7 @@ static void water_table(const struct iw_water_report *rep, FILE *out)
             iw_report_date(day->day, rep->tz_offset_min, row_next(&r), sizeof(r.buf[0]));
             row_str(&r, iw__rp_class_name(day->cls));
             row_str(&r, day->cls == 0 ? "-" : day->meets ? "yes" : "NO");
+            row_str(&r, samples_met(day, txt, sizeof(txt)));
             for (int c = 0; c < nc; c++)
                 iw__rp_num(day->n[cols[c]] ? day->mean[cols[c]] : NAN, 4, row_next(&r),
                            sizeof(r.buf[0]));
@@ -263,9 +273,9 @@ static void water_table(const struct iw_water_report *rep, FILE *out)
         tbl_print(&t, out);
         tbl_fini(&t);
     }
-    fprintf(out, "\nSummary 汇总 (达标率 compliance rate = days meeting the target / days with "
-            "a class)\n");
-    tbl_init(&t, IW_ARRAY_LEN(water_sum_head), 0x2FF8ULL);
+    fprintf(out, "\nSummary 汇总 (DAYS and I..劣V: days by daily class; 达标率 compliance rate = "
+            "share of samples meeting the target = samples meeting / samples with a class)\n");
+    tbl_init(&t, IW_ARRAY_LEN(water_sum_head), 0x5FF8ULL);
     tbl_row(&t, water_sum_head);
     for (size_t k = 0; k < rep->n_sites; k++) {
         const struct iw_water_site *s = &rep->sites[k];
@@ -301,6 +311,8 @@ static void water_csv_summary(FILE *out, const char *kind, const char *site, con
     for (int c = 1; c <= 6; c++)
         row_uint(&r, y->by_class[c]);
     row_uint(&r, y->days_meeting);
+    row_uint(&r, y->samples);
+    row_uint(&r, y->samples_meeting);
     iw__rp_frac(y->rate, row_next(&r), sizeof(r.buf[0]));
     row_str(&r, iw__rp_water_worst(y, true, w, sizeof(w)));
     row_uint(&r, y->flagged);
@@ -311,8 +323,9 @@ static void water_csv(const struct iw_water_report *rep, FILE *out)
 {
     static const char *const tail[] = {
         "deciding", "days", "days_classed", "days_I", "days_II", "days_III", "days_IV",
-        "days_V", "days_worse_than_V", "days_meeting_target", "compliance_rate",
-        "worst_parameters", "flagged_samples",
+        "days_V", "days_worse_than_V", "days_meeting_target", "samples",
+        "samples_meeting_target", "sample_compliance_rate", "worst_parameters",
+        "flagged_samples",
     };
     int cols[IW_WATER_NPARAM];
     size_t nc = 0;
@@ -353,7 +366,12 @@ static void water_csv(const struct iw_water_report *rep, FILE *out)
                 iw__rp_num(day->n[cols[c]] ? day->mean[cols[c]] : NAN, 6, row_next(&r),
                            sizeof(r.buf[0]));
             row_str(&r, iw__rp_water_deciding(day, txt, sizeof(txt)));
-            row_blank(&r, IW_ARRAY_LEN(tail) - 2);
+            row_blank(&r, 9);       /* days .. days_meeting_target */
+            row_uint(&r, day->samples);
+            row_uint(&r, day->samples_meeting);
+            iw__rp_frac(iw__rp_ratio(day->samples_meeting, day->samples), row_next(&r),
+                        sizeof(r.buf[0]));
+            row_blank(&r, 1);       /* worst_parameters */
             row_uint(&r, day->n_flagged);
             csv_row(out, r.cell, r.n);
         }

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * report_water — daily GB 3838-2002 classes of every water station and the
- * 达标率 (compliance rate) per station and site (contract in
- * islewatch/report.h). The daily means are taken from raw samples, not from
- * the rule engine's class series, so the report does not depend on which
- * rules were configured when the data arrived.
+ * 达标率 (share of samples meeting the target) per station and site
+ * (contract in islewatch/report.h). Both are taken from raw samples, not
+ * from the rule engine's class series, so the report does not depend on
+ * which rules were configured when the data arrived.
  *
  * Memory: one day-by-parameter accumulator per device (about 100 KB for a
- * year), filled in one pass over each series' points in time order.
+ * year), filled in one pass over each series' points in time order, and
+ * the class of every sample of the device in the period (16 bytes each,
+ * about 2 MB for 90 days of one sample a minute): the classes of one series
+ * are merged by timestamp into those of the series read before it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +24,18 @@ struct acc {
     double   sum[IW_WATER_NPARAM];
     uint32_t n[IW_WATER_NPARAM];
     uint32_t flagged;
+    uint32_t samples, samples_meeting;
+};
+
+/* A sample (one timestamp of a device) and the worst class of its deciding items so far. */
+struct wsample {
+    int64_t ts;
+    int     cls;                    /* 1..6 */
+};
+
+struct wsamples {
+    struct wsample *v;
+    size_t n, cap;
 };
 
 struct reader {
@@ -29,7 +44,64 @@ struct reader {
     int64_t first_day;
     int tz;
     int param;
+    enum iw_water_body body;
+    bool decides;                   /* the parameter decides a sample's class */
+    struct wsamples *cur;           /* the classes of this series' points */
+    bool nomem;
 };
+
+static bool wsamples_push(struct wsamples *s, int64_t ts, int cls)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 256;
+        struct wsample *v = realloc(s->v, nc * sizeof(*v));
+        if (v == NULL)
+            return false;
+        s->v = v;
+        s->cap = nc;
+    }
+    s->v[s->n++] = (struct wsample){ .ts = ts, .cls = cls };
+    return true;
+}
+
+/*
+ * Merge the classes of one series (add, in time order) into those of the
+ * series before it (all, in time order) through tmp: one sample per
+ * timestamp, the worse class where both have one. false when out of memory.
+ */
+static bool wsamples_merge(struct wsamples *all, const struct wsamples *add, struct wsamples *tmp)
+{
+    size_t i = 0, j = 0, need = all->n + add->n;
+
+    if (add->n == 0)
+        return true;
+    if (tmp->cap < need) {
+        struct wsample *v = realloc(tmp->v, need * sizeof(*v));
+        if (v == NULL)
+            return false;
+        tmp->v = v;
+        tmp->cap = need;
+    }
+    tmp->n = 0;
+    while (i < all->n || j < add->n) {
+        struct wsample x;
+        if (j == add->n || (i < all->n && all->v[i].ts < add->v[j].ts)) {
+            x = all->v[i++];
+        } else if (i == all->n || add->v[j].ts < all->v[i].ts) {
+            x = add->v[j++];
+        } else {
+            x = all->v[i++];
+            if (add->v[j].cls > x.cls)
+                x.cls = add->v[j].cls;
+            j++;
+        }
+        tmp->v[tmp->n++] = x;
+    }
+    struct wsamples t = *all;
+    *all = *tmp;
+    *tmp = t;
+    return true;
+}
 
 static int on_point(void *ctx, const struct iw_point *p)
 {
@@ -50,7 +122,32 @@ static int on_point(void *ctx, const struct iw_point *p)
         return 0;
     r->days[k].sum[r->param] += p->value;
     r->days[k].n[r->param]++;
+    if (r->decides) {
+        int cls = iw_water_class((enum iw_water_param)r->param, r->body, p->value);
+        if (cls >= 1 && cls <= IW_WATER_CLASS_WORSE_THAN_V && !wsamples_push(r->cur, p->ts, cls)) {
+            r->nomem = true;
+            return 1;
+        }
+    }
     return 0;
+}
+
+/* Count every sample in its day's accumulator: does its class meet the target? */
+static void count_samples(const struct wsamples *s, struct acc *days, int64_t first_day,
+                          size_t n_days, int tz, int target)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        int64_t day = iw_local_day_start(s->v[i].ts, tz);
+        size_t k;
+        if (day == INT64_MIN || day < first_day)
+            continue;               /* cannot happen: on_point kept only days of the period */
+        k = (size_t)((day - first_day) / IW_MS_PER_DAY);
+        if (k >= n_days)
+            continue;
+        days[k].samples++;
+        if (s->v[i].cls <= target)
+            days[k].samples_meeting++;
+    }
 }
 
 static void tally_day(struct iw_water_tally *t, const struct iw_water_day *d, int target,
@@ -64,6 +161,8 @@ static void tally_day(struct iw_water_tally *t, const struct iw_water_day *d, in
     t->by_class[d->cls]++;
     if (d->meets)
         t->days_meeting++;
+    t->samples += d->samples;
+    t->samples_meeting += d->samples_meeting;
     for (int p = 0; p < IW_WATER_NPARAM; p++) {
         if (d->deciding[p] && d->cls >= 2)
             t->deciding[p]++;
@@ -79,6 +178,8 @@ static void tally_add(struct iw_water_tally *dst, const struct iw_water_tally *s
     for (int c = 0; c < 7; c++)
         dst->by_class[c] += src->by_class[c];
     dst->days_meeting += src->days_meeting;
+    dst->samples += src->samples;
+    dst->samples_meeting += src->samples_meeting;
     for (int p = 0; p < IW_WATER_NPARAM; p++) {
         dst->deciding[p] += src->deciding[p];
         dst->over_target[p] += src->over_target[p];
@@ -88,7 +189,7 @@ static void tally_add(struct iw_water_tally *dst, const struct iw_water_tally *s
 
 static void tally_finish(struct iw_water_tally *t)
 {
-    t->rate = iw__rp_ratio(t->days_meeting, t->days_classed);
+    t->rate = iw__rp_ratio(t->samples_meeting, t->samples);
 }
 
 /* Evaluate one day's means; false when the day has no unflagged sample. */
@@ -103,6 +204,8 @@ static bool eval_day(const struct acc *a, int64_t day, const struct iw_water_dev
     memset(out, 0, sizeof(*out));
     out->day = day;
     out->n_flagged = a->flagged;
+    out->samples = a->samples;
+    out->samples_meeting = a->samples_meeting;
     for (int p = 0; p < IW_WATER_NPARAM; p++) {
         if (a->n[p] == 0)
             continue;
@@ -131,7 +234,9 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd, int64_t
                        size_t n_days, int tz, struct iw_water_device *dev, bool *seen)
 {
     struct acc *acc = calloc(n_days, sizeof(*acc));
-    struct reader r = { .days = acc, .n_days = n_days, .first_day = first_day, .tz = tz };
+    struct wsamples all = { 0 }, cur = { 0 }, tmp = { 0 };
+    struct reader r = { .days = acc, .n_days = n_days, .first_day = first_day, .tz = tz,
+                        .body = dev->body, .cur = &cur };
     int64_t end = first_day + (int64_t)n_days * IW_MS_PER_DAY;
     int rc = IW_OK;
 
@@ -141,8 +246,17 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd, int64_t
         r.param = iw_water_param_find(rd->ser[i].metric);
         if (r.param < 0)
             continue;               /* not a GB 3838 parameter (e.g. the derived "class") */
+        r.decides = iw_water_param_decides((enum iw_water_param)r.param, dev->body);
+        cur.n = 0;
         rc = iw_store_read_points(st, rd->ser[i].id, first_day, end, on_point, &r);
+        if (r.nomem || (rc == IW_OK && !wsamples_merge(&all, &cur, &tmp)))
+            rc = IW_E_NOMEM;        /* on_point stopped the read: the store says IW_OK */
     }
+    if (rc == IW_OK)
+        count_samples(&all, acc, first_day, n_days, tz, dev->target);
+    free(all.v);
+    free(cur.v);
+    free(tmp.v);
     if (rc == IW_OK && (dev->days = calloc(n_days, sizeof(*dev->days))) == NULL)
         rc = IW_E_NOMEM;
     for (size_t d = 0; rc == IW_OK && d < n_days; d++) {

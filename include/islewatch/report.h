@@ -6,8 +6,9 @@
  *   water    per device and natural day: the daily mean of every GB 3838
  *            parameter, its single-factor class and the day's class (2011
  *            evaluation method); per device and site: the class
- *            distribution, 达标率 (days meeting the target / days with a
- *            class), 劣Ⅴ days and the parameters that most often decide.
+ *            distribution of the days, 达标率 (the share of samples meeting
+ *            the target, see iw_water_tally), 劣Ⅴ days and the parameters
+ *            that most often decide.
  *   air      per device and site, per natural day: the daily AQI of HJ 633
  *            (2012 before 2026-03-01, 2026 from then, or one forced), its
  *            level and primary pollutants, from daily averages with the
@@ -131,14 +132,26 @@ struct iw_water_day {
     uint8_t  param_class[IW_WATER_NPARAM];  /* 1..6; 0: absent or no class (temperature) */
     bool     deciding[IW_WATER_NPARAM];     /* decides under the 2011 method and is at cls */
     uint32_t n_flagged;                     /* flagged samples left out that day */
+    uint32_t samples;                       /* samples of the day with a class */
+    uint32_t samples_meeting;               /* of those, at or better than the target */
 };
 
+/*
+ * 达标率 counts samples, not days. A sample is one message of the device:
+ * its parameters at one timestamp. Its class is the single-factor class of
+ * the unflagged items in it that decide under the 2011 method (temperature,
+ * fecal coliform and TN in rivers do not); it meets the target when that
+ * class is at or better than the device's target. A sample without such an
+ * item is not counted. A site adds up its stations' samples.
+ */
 struct iw_water_tally {
     size_t days;                            /* days with an unflagged sample */
     size_t days_classed;                    /* days with a class */
     size_t by_class[7];                     /* [1..6]: days in Ⅰ..Ⅴ, 劣Ⅴ; [0] unused */
-    size_t days_meeting;                    /* days meeting the target */
-    double rate;                            /* 达标率 = days_meeting / days_classed; NAN if 0 */
+    size_t days_meeting;                    /* days whose class meets the target */
+    uint64_t samples;                       /* samples with a class */
+    uint64_t samples_meeting;               /* samples meeting the target */
+    double rate;                            /* 达标率 = samples_meeting / samples; NAN if 0 */
     /* Days on which the parameter set the day's class (Ⅱ or worse: at Ⅰ
      * nothing limits), and days on which it was worse than the target. */
     size_t deciding[IW_WATER_NPARAM];

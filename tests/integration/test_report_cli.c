@@ -59,6 +59,12 @@ static void setup(void)
     for (int d = 0; d < 2; d++)
         put(st, b, "water/hengsha/w01/nh3_n", T("2026-05-01T10:00:00+08:00") + d * IW_MS_PER_DAY,
             hengsha[d]);
+    /* wusong/w01 (default target III): samples II, II, II, 劣V on one day -> 3/4,
+     * though the day's mean 1.125 is Class IV */
+    static const double wusong[] = { 0.5, 0.5, 0.5, 3.0 };
+    for (int i = 0; i < 4; i++)
+        put(st, b, "water/wusong/w01/nh3_n", T("2026-05-02T08:00:00+08:00") + i * IW_MS_PER_HOUR,
+            wusong[i]);
     /* air: 30 (good), 90 (AQI 128), 30 for 19 hours (invalid), 60 (AQI 100, good) -> 2/3 */
     hours(st, b, "air/dongtan/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 30);
     hours(st, b, "air/dongtan/a01/pm25", "2026-05-02T00:00:00+08:00", 24, 90);
@@ -123,18 +129,29 @@ static const char *csv_get(const char *csv, const char *prefix, const char *col)
     return val;
 }
 
-Test(report_cli, water_compliance_rate_per_site)
+Test(report_cli, water_compliance_rate_is_a_share_of_samples_per_site)
 {
     char *out = NULL;
     int rc = it_run(&out, "'%s' report water --config '%s' --from 2026-05-01 --to 2026-05-05 "
                     "--format csv", it_bin("islewatch"), cfg);
     cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
-    cr_assert_str_eq(csv_get(out, "site,dongtan,", "compliance_rate"), "0.7500");
+    cr_assert_str_eq(csv_get(out, "site,dongtan,", "sample_compliance_rate"), "0.7500");
     cr_assert_str_eq(csv_get(out, "site,dongtan,", "days_IV"), "1");
-    cr_assert_str_eq(csv_get(out, "site,hengsha,", "compliance_rate"), "0.5000");
+    cr_assert_str_eq(csv_get(out, "site,hengsha,", "sample_compliance_rate"), "0.5000");
     cr_assert_str_eq(csv_get(out, "site,hengsha,", "target"), "II");
     cr_assert_str_eq(csv_get(out, "day,dongtan,w01,东滩 1号站,2026-05-03,", "class_name"), "IV");
-    cr_assert_str_eq(csv_get(out, "total,", "compliance_rate"), "0.6667");
+    cr_assert_str_eq(csv_get(out, "site,wusong,", "sample_compliance_rate"), "0.7500");
+    cr_assert_str_eq(csv_get(out, "site,wusong,", "samples"), "4");
+    cr_assert_str_eq(csv_get(out, "site,wusong,", "samples_meeting_target"), "3");
+    cr_assert_str_eq(csv_get(out, "site,wusong,", "days_IV"), "1");
+    cr_assert_str_eq(csv_get(out, "site,wusong,", "days_meeting_target"), "0");
+    cr_assert_str_eq(csv_get(out, "total,", "sample_compliance_rate"), "0.7000");
+    free(out);
+    rc = it_run(&out, "'%s' report water --config '%s' --from 2026-05-01 --to 2026-05-05 "
+                "--site wusong", it_bin("islewatch"), cfg);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_assert_not_null(strstr(out, "达标率 (OF SAMPLES)"), "%s", out);
+    cr_assert_not_null(strstr(out, "75.00%"), "%s", out);
     free(out);
 }
 

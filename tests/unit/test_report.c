@@ -237,7 +237,14 @@ Test(report, water_class_distribution_and_compliance_rate)
     for (int c = 1; c <= 6; c++)
         cr_expect_eq(t->by_class[c], 1, "class %d", c);
     cr_assert_eq(t->days_meeting, 3);
-    cr_assert_float_eq(t->rate, 0.5, 1e-12);
+    /* 达标率 counts samples: I, I (May 1), II, III (May 2), III, IV, 劣V, V; the
+     * temperature-only sample of May 7 has no class */
+    cr_assert_eq(t->samples, 8);
+    cr_assert_eq(t->samples_meeting, 5);
+    cr_assert_float_eq(t->rate, 5.0 / 8.0, 1e-12);
+    cr_expect_eq(d->days[1].samples, 2);
+    cr_expect_eq(d->days[1].samples_meeting, 2);
+    cr_expect_eq(d->days[6].samples, 0);
     enum iw_water_param worst[3];
     cr_assert_eq(iw_water_tally_worst(t, worst, 3), 2);
     cr_expect_eq(worst[0], IW_WATER_NH3_N);
@@ -249,7 +256,74 @@ Test(report, water_class_distribution_and_compliance_rate)
     cr_assert(r->dev[1].declared);
     cr_assert_eq(r->dev[1].n_days, 0);
     cr_assert(isnan(r->dev[1].tally.rate));
-    cr_assert_float_eq(r->sites[0].tally.rate, 0.5, 1e-12);
+    cr_assert_float_eq(r->sites[0].tally.rate, 5.0 / 8.0, 1e-12);
+    iw_report_water_free(r);
+}
+
+Test(report, water_compliance_rate_is_the_share_of_samples)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+    struct iw_water_report *r;
+    struct iw_diag diag = { 0 };
+    int64_t d1 = T("2026-05-01T08:00:00+08:00"), d2 = T("2026-05-02T08:00:00+08:00");
+    const int64_t h = IW_MS_PER_HOUR;
+
+    /* s/w1 (river, default target III): three samples of II and one of 劣V on one day;
+     * the day's mean 1.125 is Class IV, so the day does not meet the target */
+    put("water/s/w1/nh3_n", d1, 0.5, 0);
+    put("water/s/w1/nh3_n", d1 + h, 0.5, 0);
+    put("water/s/w1/nh3_n", d1 + 2 * h, 0.5, 0);
+    put("water/s/w1/nh3_n", d1 + 3 * h, 3.0, 0);
+    /* s/w2: a sample is every parameter at one time, classed by its worst deciding item */
+    put("water/s/w2/nh3_n", d2, 0.5, 0);                    /* II */
+    put("water/s/w2/tp", d2, 0.35, 0);                      /* river TP V: the sample is V */
+    put("water/s/w2/nh3_n", d2 + h, 0.5, 0);
+    put("water/s/w2/tp", d2 + h, 0.1, 0);                   /* II: meets */
+    put("water/s/w2/temp", d2 + 2 * h, 20.0, 0);            /* nothing that decides: */
+    put("water/s/w2/tn", d2 + 2 * h, 5.0, 0);               /* TN in a river, */
+    put("water/s/w2/fecal_coliform", d2 + 2 * h, 50000, 0); /* fecal coliform: not counted */
+    put("water/s/w2/nh3_n", d2 + 3 * h, 9.0, 'D');          /* flagged: left out, */
+    put("water/s/w2/tp", d2 + 3 * h, 0.1, 0);               /* the sample is TP's II */
+    put("water/s/w2/nh3_n", d2 + 4 * h, 9.0, 'D');          /* only flagged: not counted */
+    /* xihu/l01 (lake, target II from the inventory): TN decides in a lake */
+    put("water/xihu/l01/tn", d1, 0.4, 0);                   /* II: meets */
+    put("water/xihu/l01/tn", d1 + h, 0.6, 0);               /* III */
+    flush();
+    o.devices = &water_inv[2];              /* xihu/l01 only */
+    o.n_devices = 1;
+    cr_assert_eq(iw_report_water(st, &o, &r, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_assert_eq(r->n_sites, 2);
+    const struct iw_water_device *w1 = &r->dev[0], *w2 = &r->dev[1], *l01 = &r->dev[2];
+    cr_assert_str_eq(w2->device, "w2");
+    cr_assert_eq(w1->days[0].cls, 4);
+    cr_assert_not(w1->days[0].meets);
+    cr_assert_eq(w1->tally.days_meeting, 0);
+    cr_assert_eq(w1->tally.samples, 4);
+    cr_assert_eq(w1->tally.samples_meeting, 3);
+    cr_assert_float_eq(w1->tally.rate, 0.75, 1e-12, "3 of 4 samples, not 0 of 1 day");
+    cr_assert_eq(w2->days[0].samples, 3);
+    cr_assert_eq(w2->days[0].samples_meeting, 2);
+    cr_assert_float_eq(w2->tally.rate, 2.0 / 3.0, 1e-12);
+    cr_assert_float_eq(r->sites[0].tally.rate, 5.0 / 7.0, 1e-12, "the site adds up samples");
+    cr_assert_eq(l01->tally.samples, 2);
+    cr_assert_float_eq(l01->tally.rate, 0.5, 1e-12);
+    cr_assert_eq(r->total.samples, 9);
+    cr_assert_float_eq(r->total.rate, 6.0 / 9.0, 1e-12);
+    char *csv = render(water_write, r, IW_REPORT_CSV);
+    cr_assert_not_null(strstr(csv, ",days_meeting_target,samples,samples_meeting_target,"
+                              "sample_compliance_rate,"), "%s", csv);
+    cr_assert_not_null(strstr(csv, ",0,4,3,0.7500,NH3-N:1,0\n"), "w1's summary:\n%s", csv);
+    char *tbl = render(water_write, r, IW_REPORT_TABLE);
+    cr_assert_not_null(strstr(tbl, "达标率 (OF SAMPLES)"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "75.00%"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "share of samples meeting the target"), "%s", tbl);
+    char *html = render(water_write, r, IW_REPORT_HTML);
+    cr_assert_not_null(strstr(html, "达标率 Share of samples meeting target"), "%s", html);
+    cr_assert_not_null(strstr(html, "75.00%"), "%s", html);
+    cr_assert_not_null(strstr(html, "<td class=\"n\">3/4</td>"), "%s", html);
+    free(csv);
+    free(tbl);
+    free(html);
     iw_report_water_free(r);
 }
 
@@ -313,10 +387,10 @@ Test(report, water_outputs)
               == 0, "%s", csv);
     cr_assert_not_null(strstr(csv, "\nday,dongtan,w01,东滩 1号站,2026-05-05,III,6,劣V,0,"), "%s", csv);
     cr_assert_not_null(strstr(csv, "\nsite,dongtan,,,,III,"), "%s", csv);
-    cr_assert_not_null(strstr(csv, ",7,6,1,1,1,1,1,1,3,0.5000,NH3-N:4;TP:1,0\n"), "%s", csv);
+    cr_assert_not_null(strstr(csv, ",7,6,1,1,1,1,1,1,3,8,5,0.6250,NH3-N:4;TP:1,0\n"), "%s", csv);
     char *tbl = render(water_write, r, IW_REPORT_TABLE);
     cr_assert_not_null(strstr(tbl, "达标率"));
-    cr_assert_not_null(strstr(tbl, "50.00%"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "62.50%"), "%s", tbl);
     cr_assert_not_null(strstr(tbl, "NH3-N (4), TP (1)"), "%s", tbl);
     char *html = render(water_write, r, IW_REPORT_HTML);
     cr_assert_not_null(strstr(html, "<svg"));
