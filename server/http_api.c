@@ -265,7 +265,7 @@ static bool sse_fill(struct sse *s)
         if (atomic_load(&s->h->stopping) || s->oom)
             return false;
         if (s->replay) {
-            if (iw_alert_history_scan(s->st, s->last, replay_cb, s) != IW_OK)
+            if (iw_alert_history_scan(s->st, s->last, false, replay_cb, s) != IW_OK)
                 return false;
             if (s->len == 0)
                 s->replay = false;
