@@ -4,9 +4,16 @@
  * store (history "alert/<seq>", open episodes "active/<id>", and the seq
  * counter, in one batch), then publishes it with QoS alerts.qos on
  * alerts.topic and keeps the retained current state on active_topic (an empty
- * retained message on resolve). Silenced alerts are recorded, not published.
- * Paho buffers (persisted, bounded) what is published while the broker is
- * away and sends it in order on reconnect.
+ * retained message on resolve). Paho buffers (persisted, bounded) what is
+ * published while the broker is away and sends it in order on reconnect.
+ *
+ * Silenced alerts are recorded, not published, and take no seq (SPEC §5: seq
+ * counts published messages): their "seq" is the seq of the last published
+ * message (0 before the first) and their history key is
+ * "alert/<that seq>.<silenced counter>", which sorts after that message and
+ * before the next one, so history stays in order without gaps in seq. The
+ * silenced counter ("silno") is persisted so keys never collide across
+ * restarts. They are not in the live feed (SSE): that is a publication too.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -45,7 +52,8 @@ struct iw_alert_pub {
     struct iw_mpmc q;                  /* of struct pub_item * */
     sem_t ready;                       /* posted after every push: the publisher sleeps on it */
     pthread_t thread;
-    uint64_t seq;                      /* publisher thread only */
+    uint64_t seq;                      /* publisher thread only: last published seq */
+    uint64_t silno;                    /* publisher thread only: silenced alerts recorded */
     struct active_row *active;
     size_t n_active, cap_active;
 };
@@ -134,26 +142,36 @@ struct hist_ctx {
     int (*cb)(void *ctx, uint64_t seq, const char *json, size_t len);
     void *ctx;
     uint64_t after;
+    bool silenced;
 };
 
+/* Keys: "alert/<seq, 20 digits>" for a published alert,
+ * "alert/<seq, 20 digits>.<silno, 20 digits>" for a silenced one recorded
+ * after the message seq was published. */
 static int hist_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
 {
     struct hist_ctx *h = ctx;
-    char num[32];
+    char num[64];
+    char *end;
     if (klen <= 6 || klen - 6 >= sizeof(num))
         return 0;
     memcpy(num, key + 6, klen - 6);
     num[klen - 6] = '\0';
-    uint64_t seq = strtoull(num, NULL, 10);
-    if (seq <= h->after)
+    uint64_t seq = strtoull(num, &end, 10);
+    if (*end == '.') {
+        /* Silenced: it came after message seq, so it is after after_seq when seq >= after_seq. */
+        if (!h->silenced || seq < h->after)
+            return 0;
+    } else if (seq <= h->after) {
         return 0;
+    }
     return h->cb(h->ctx, seq, val, vlen);
 }
 
-int iw_alert_history_scan(struct iw_store *st, uint64_t after_seq,
+int iw_alert_history_scan(struct iw_store *st, uint64_t after_seq, bool silenced,
                           int (*cb)(void *ctx, uint64_t seq, const char *json, size_t len), void *ctx)
 {
-    struct hist_ctx h = { cb, ctx, after_seq };
+    struct hist_ctx h = { cb, ctx, after_seq, silenced };
     return iw_store_meta_scan(st, "alert/", hist_cb, &h);
 }
 
@@ -218,17 +236,26 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
     char *json = NULL;
     size_t len = 0;
 
-    a->seq = ++p->seq;
+    /* Only a published message takes a seq; a silenced one shows the last. */
+    a->seq = a->silenced ? p->seq : p->seq + 1;
     if (b == NULL || iw_alert_to_json(a, &json, &len) != IW_OK) {
         IW_LOG_ERROR("alerts", "cannot serialise alert %s of rule %s (out of memory?)", a->id, a->rule);
         iw_wbatch_free(b);
         return;
     }
-    snprintf(key, sizeof(key), "alert/%020" PRIu64, a->seq);
+    if (a->silenced) {
+        p->silno++;
+        snprintf(key, sizeof(key), "alert/%020" PRIu64 ".%020" PRIu64, a->seq, p->silno);
+        snprintf(seqbuf, sizeof(seqbuf), "%" PRIu64, p->silno);
+        iw_wbatch_put_meta(b, "silno", seqbuf, strlen(seqbuf));
+    } else {
+        p->seq = a->seq;
+        snprintf(key, sizeof(key), "alert/%020" PRIu64, a->seq);
+        snprintf(seqbuf, sizeof(seqbuf), "%" PRIu64, a->seq);
+        iw_wbatch_put_meta(b, "seqno", seqbuf, strlen(seqbuf));
+    }
     snprintf(akey, sizeof(akey), "active/%s", a->id);
-    snprintf(seqbuf, sizeof(seqbuf), "%" PRIu64, a->seq);
     iw_wbatch_put_meta(b, key, json, len);
-    iw_wbatch_put_meta(b, "seqno", seqbuf, strlen(seqbuf));
     if (a->status == IW_ALERT_FIRING)
         iw_wbatch_put_meta(b, akey, json, len);
     else
@@ -239,9 +266,9 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
     }
     iw_wbatch_free(b);
     active_set(p, a->id, a->status == IW_ALERT_FIRING ? (int)a->severity : -1);
-    feed_add(a->seq, json, len);
 
     if (!a->silenced) {
+        feed_add(a->seq, json, len);
         if (iw_alert_topic(cfg->alerts.topic, a, topic, sizeof(topic)) == IW_OK)
             (void)iw_mqtt_publish(p->d->mqtt, topic, json, len, cfg->alerts.qos, false);
         if (iw_alert_topic(cfg->alerts.active_topic, a, topic, sizeof(topic)) == IW_OK) {
@@ -253,8 +280,9 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));
     }
-    IW_LOG_INFO("alerts", "%s%s %s %s/%s/%s seq=%" PRIu64 " id=%s%s", a->silenced ? "silenced " : "",
-                iw_alert_status_name(a->status), a->rule, a->source, a->site, a->device, a->seq,
+    IW_LOG_INFO("alerts", "%s%s %s %s/%s/%s %sseq=%" PRIu64 " id=%s%s", a->silenced ? "silenced " : "",
+                iw_alert_status_name(a->status), a->rule, a->source, a->site, a->device,
+                a->silenced ? "after " : "", a->seq,
                 a->id, a->late ? " (late)" : "");
     free(json);
 }
@@ -403,6 +431,10 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     /* seq continues across restarts. */
     if (iw_store_meta_get(d->store, "seqno", &v, &l) == IW_OK) {
         p->seq = strtoull(v, NULL, 10);
+        free(v);
+    }
+    if (iw_store_meta_get(d->store, "silno", &v, &l) == IW_OK) {
+        p->silno = strtoull(v, NULL, 10);
         free(v);
     }
     if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)

@@ -203,7 +203,7 @@ int iw_api_alerts_json(struct iw_store *st, bool active, int64_t since, const ch
     if (a.arr == NULL)
         return IW_E_NOMEM;
     rc = active ? iw_alert_active_scan(st, active_item, &a)
-                : iw_alert_history_scan(st, 0, hist_item, &a);
+                : iw_alert_history_scan(st, 0, true, hist_item, &a);
     if (rc != IW_OK) {
         cJSON_Delete(a.arr);
         return rc;

@@ -328,14 +328,16 @@ static enum MHD_Result route(struct iw_http *h, struct MHD_Connection *c, const 
             return iw__api_silences_get(h, c);
         if (post)
             return iw__api_silences_post(h, c, r);
-        return not_allowed(c, url, "GET, HEAD, POST");
+        if (del)
+            return iw__api_silences_delete(h, c, NULL, r);
+        return not_allowed(c, url, "GET, HEAD, POST, DELETE");
     }
     if (strcmp(url, "/api/v1/reload") == 0)
         return post ? iw__api_reload(h, c) : not_allowed(c, url, "POST");
     if (match_id(url, "/api/v1/alerts/", "/ack", id, sizeof(id)))
         return post ? iw__api_ack(h, c, id, r) : not_allowed(c, url, "POST");
     if (match_id(url, "/api/v1/silences/", "", id, sizeof(id)))
-        return del ? iw__api_silences_delete(h, c, id) : not_allowed(c, url, "DELETE");
+        return del ? iw__api_silences_delete(h, c, id, r) : not_allowed(c, url, "DELETE");
     return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %s; the API has /healthz, /readyz, "
                           "/metrics, /api/v1/series, /api/v1/query, /api/v1/alerts, "
                           "/api/v1/alerts/stream, /api/v1/alerts/ID/ack, /api/v1/silences, "

@@ -265,7 +265,7 @@ static bool sse_fill(struct sse *s)
         if (atomic_load(&s->h->stopping) || s->oom)
             return false;
         if (s->replay) {
-            if (iw_alert_history_scan(s->st, s->last, replay_cb, s) != IW_OK)
+            if (iw_alert_history_scan(s->st, s->last, false, replay_cb, s) != IW_OK)
                 return false;
             if (s->len == 0)
                 s->replay = false;
@@ -487,19 +487,56 @@ enum MHD_Result iw__api_silences_post(struct iw_http *h, struct MHD_Connection *
     return ret;
 }
 
+#define SILENCE_ID_HOW "DELETE /api/v1/silences/ID, DELETE /api/v1/silences?id=ID or " \
+                       "DELETE /api/v1/silences with the body {\"id\":\"ID\"}; " \
+                       "GET /api/v1/silences lists the ids"
+
 enum MHD_Result iw__api_silences_delete(struct iw_http *h, struct MHD_Connection *c,
-                                        const char *id)
+                                        const char *id, const struct iw_http_req *r)
 {
-    int rc = iw_silences_delete(iw_daemon_store(h->d), id);
-    if (rc == IW_E_NOTFOUND)
-        return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no run-time silence has id \"%s\" "
-                              "(GET /api/v1/silences lists them; silences from the config file "
-                              "are removed by editing it and reloading)", id);
-    if (rc != IW_OK)
-        return iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "deleting silence %s failed: %s",
-                              id, iw_strerror(rc));
-    IW_LOG_INFO("http", "silence %s deleted", id);
-    return ok_json(c, id);
+    const char *arg = iw__http_arg(c, "id"), *in_body = NULL;
+    enum MHD_Result ret;
+    cJSON *o = NULL;
+    int rc;
+
+    if (id == NULL && r->len > 0) {
+        o = cJSON_ParseWithLength(r->body, r->len);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
+        if (!cJSON_IsObject(o) || (v != NULL && !cJSON_IsString(v))) {
+            cJSON_Delete(o);
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object "
+                                  "{\"id\":\"ID\"} with the silence id as a string; "
+                                  SILENCE_ID_HOW);
+        }
+        in_body = cJSON_GetStringValue(v);
+    }
+    if (arg != NULL && in_body != NULL && strcmp(arg, in_body) != 0) {
+        ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "two different silence ids, \"%s\" in "
+                             "?id= and \"%s\" in the body: send one", arg, in_body);
+        cJSON_Delete(o);
+        return ret;
+    }
+    if (id == NULL)
+        id = arg != NULL ? arg : in_body;
+    if (id == NULL || id[0] == '\0') {
+        cJSON_Delete(o);
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "which silence? Give its id: "
+                              SILENCE_ID_HOW);
+    }
+    rc = iw_silences_delete(iw_daemon_store(h->d), id);
+    if (rc == IW_E_NOTFOUND) {
+        ret = iw__http_error(c, MHD_HTTP_NOT_FOUND, "no run-time silence has id \"%s\" "
+                             "(GET /api/v1/silences lists them; silences from the config file "
+                             "are removed by editing it and reloading)", id);
+    } else if (rc != IW_OK) {
+        ret = iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "deleting silence %s failed: %s",
+                             id, iw_strerror(rc));
+    } else {
+        IW_LOG_INFO("http", "silence %s deleted", id);
+        ret = ok_json(c, id);
+    }
+    cJSON_Delete(o);                 /* in_body, maybe id, point into it */
+    return ret;
 }
 
 enum MHD_Result iw__api_reload(struct iw_http *h, struct MHD_Connection *c)

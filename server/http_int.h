@@ -61,8 +61,10 @@ enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const c
 enum MHD_Result iw__api_silences_get(struct iw_http *h, struct MHD_Connection *c);
 enum MHD_Result iw__api_silences_post(struct iw_http *h, struct MHD_Connection *c,
                                       const struct iw_http_req *r);
+/* id from the path (/api/v1/silences/ID), or NULL: then from ?id=ID or a
+ * JSON body {"id":"ID"}. */
 enum MHD_Result iw__api_silences_delete(struct iw_http *h, struct MHD_Connection *c,
-                                        const char *id);
+                                        const char *id, const struct iw_http_req *r);
 enum MHD_Result iw__api_reload(struct iw_http *h, struct MHD_Connection *c);
 
 /* ---- the dashboard page (dashboard.c): static, NUL-terminated ---- */

@@ -521,8 +521,13 @@ static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct
         e->st.out_of_order++;
         return;
     }
+    /* Only normal data ('N' or no flag) resolves (SPEC §4); a flag the rule does
+     * not watch (M, C, T, ...) neither raises nor clears: the metric keeps the
+     * watched flag it had, and the for:/clear_for: timers are left alone. */
+    if (iw__flagged(s->flag) && !flag_watched(in->p, s->flag))
+        return;
     in->last_ts = s->ts;
-    flag_set(x, s->metric, flag_watched(in->p, s->flag) ? s->flag : 0);
+    flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
     iw__drive(e, in, x->n > 0, x->n == 0, in->p->severity, s->ts, iw__late(e, s), s->recv_ms);
     if (in->st == ST_FIRING && was != (x->n > 0))
         iw__save(e, in);

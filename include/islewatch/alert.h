@@ -17,7 +17,10 @@
  * - "message_zh" is present only when the rule's message has a zh form;
  *   "message" is then the en text.
  * - "silenced": true is present only on alerts a silence matched (recorded,
- *   not published). "ack" is present only once an operator acknowledged.
+ *   not published). Those take no seq of their own (seq counts published
+ *   messages): their "seq" is the seq of the last message published before
+ *   them (0 before the first). "ack" is present only once an operator
+ *   acknowledged.
  * - "ts" is the time of the transition: the sample time of the sample that
  *   caused it, or the wall-clock deadline for wall-clock transitions (absence,
  *   auto_resolve, repeat, an hour closed by close_after).

@@ -39,8 +39,8 @@ IW_NODISCARD int iw_daemon_ack(struct iw_daemon *d, const char *id, const char *
                                const char *comment);
 
 /*
- * The live alert feed: every alert the publisher recorded, as JSON, with its
- * seq. Calls cb for each alert with seq > after_seq still in memory (the last
+ * The live alert feed: every alert the publisher published (silenced ones are
+ * not), as JSON, with its seq. Calls cb for each alert with seq > after_seq still in memory (the last
  * 4096), in seq order, and returns the highest seq seen (after_seq if none).
  * Older ones are in the store (iw_alert_history_scan).
  */
@@ -51,8 +51,11 @@ uint64_t iw_alert_feed_wait(uint64_t after_seq, int timeout_ms);
 
 /* ---- alert history in the store (daemon or a read-only reader) ---- */
 
-/* History in seq order from seq > after_seq; cb returns non-zero to stop. */
-IW_NODISCARD int iw_alert_history_scan(struct iw_store *st, uint64_t after_seq,
+/* History in the order recorded, from the first alert after the published
+ * message after_seq (0: all); cb returns non-zero to stop. With silenced, the
+ * alerts a silence kept from publishing are included: they have no seq of
+ * their own, cb gets the seq of the message published before them (0: none). */
+IW_NODISCARD int iw_alert_history_scan(struct iw_store *st, uint64_t after_seq, bool silenced,
                                        int (*cb)(void *ctx, uint64_t seq, const char *json,
                                                  size_t len), void *ctx);
 /* The firing alerts (the latest message of every open episode). */

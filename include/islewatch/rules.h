@@ -87,9 +87,11 @@
  *   known device gets a full `after` from the engine start before a new
  *   absence is raised (the broker's queue is still being drained); an
  *   absence already firing stays firing.
- * - flag: flag letters in the rule's `flags` count; any other flag, 'N' or
- *   none clears the metric. The instance's condition is "some metric is
- *   flagged"; `for`/`clear_for` in sample time as for threshold.
+ * - flag: flag letters in the rule's `flags` count; 'N' or no flag (normal
+ *   data) clears the metric; any other flag (M, C, T, ...) is ignored: it
+ *   neither flags nor clears the metric, nor moves for/clear_for. The
+ *   instance's condition is "some metric is flagged"; `for`/`clear_for` in
+ *   sample time as for threshold.
  * - event: only event samples (is_event). `match:` keys type, site, device,
  *   source (globs); any other key never matches. start (value != 0) fires at
  *   once; a start while firing extends auto_resolve; stop (value 0) with ts

@@ -287,6 +287,99 @@ Test(alerts, absence_of_a_silent_camera_and_of_a_never_seen_inventory_camera)
     it_broker_stop(&b);
 }
 
+/* `islewatch alerts --format json` against the running daemon, polled until it lists n alerts. */
+static cJSON *history(const struct it_daemon *d, int n)
+{
+    long long end = it_now_ms() + 10000;
+    for (;;) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' alerts --url http://127.0.0.1:%d --format json",
+                        it_bin("islewatch"), d->http_port);
+        cJSON *doc = rc == 0 && out != NULL ? cJSON_Parse(out) : NULL;
+        cr_assert(cJSON_IsArray(doc), "islewatch alerts: exit %d, %s", rc, out ? out : "");
+        free(out);
+        if (cJSON_GetArraySize(doc) >= n)
+            return doc;
+        cr_assert(it_now_ms() < end, "history has %d alerts after 10 s, want %d",
+                  cJSON_GetArraySize(doc), n);
+        cJSON_Delete(doc);
+        struct timespec nap = { 0, 50 * 1000000L };
+        nanosleep(&nap, NULL);
+    }
+}
+
+/* The published alert that must come next on sub: its seq. */
+static double next_seq(struct it_client *sub, const char *site, const char *device, const char *status)
+{
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no %s alert of %s/%s", status, site, device);
+    cr_assert_str_eq(s(a, "site"), site, "a silenced alert was published?");
+    cr_assert_str_eq(s(a, "device"), device);
+    cr_assert_str_eq(s(a, "status"), status);
+    cr_assert_null(cJSON_GetObjectItem(a, "silenced"));
+    double seq = n(a, "seq");
+    cJSON_Delete(a);
+    return seq;
+}
+
+/* SPEC §5: seq increases by one for every message published, across restarts;
+ * SPEC §4: a silenced alert is recorded, not published, so it takes no seq. */
+Test(alerts, silenced_alerts_take_no_seq_and_are_still_in_the_history)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE
+        "silences:\n  - {match: {site: dongtan}, reason: dredging}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+
+    pub(dev, "sensors/water/xisha/w01", t, "nh3_n", 2.0);
+    double s1 = next_seq(sub, "xisha", "w01", "firing");
+    pub(dev, "sensors/water/dongtan/w01", t, "nh3_n", 2.0);          /* silenced */
+    cJSON_Delete(history(&d, 2));
+    /* Restart between two silenced alerts recorded after the same published seq. */
+    it_client_free(sub);
+    it_daemon_stop(&d);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    sub = it_client_new(&b, "sub2");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/dongtan/w02", t, "nh3_n", 2.0);          /* silenced */
+    cJSON_Delete(history(&d, 3));
+    pub(dev, "sensors/water/xisha/w02", t, "nh3_n", 2.0);
+    cr_assert_eq(next_seq(sub, "xisha", "w02", "firing"), s1 + 1, "a silenced alert used up a seq");
+    pub(dev, "sensors/water/dongtan/w01", t + 1000, "nh3_n", 1.0);   /* silenced resolve */
+    cJSON_Delete(history(&d, 5));
+    pub(dev, "sensors/water/xisha/w01", t + 1000, "nh3_n", 1.0);
+    cr_assert_eq(next_seq(sub, "xisha", "w01", "resolved"), s1 + 2, "a silenced alert used up a seq");
+
+    /* All six are in the history, in order; the silenced ones carry the seq of
+     * the message published before them and validate against the schema. */
+    static const struct { const char *site, *device, *status; double dseq; bool silenced; } want[] = {
+        { "xisha", "w01", "firing", 0, false },   { "dongtan", "w01", "firing", 0, true },
+        { "dongtan", "w02", "firing", 0, true },  { "xisha", "w02", "firing", 1, false },
+        { "dongtan", "w01", "resolved", 1, true }, { "xisha", "w01", "resolved", 2, false },
+    };
+    cJSON *h = history(&d, 6);
+    cr_assert_eq(cJSON_GetArraySize(h), 6);
+    for (int i = 0; i < 6; i++) {
+        cJSON *a = cJSON_GetArrayItem(h, i);
+        const char *why = validate(schema, schema, a, "alert");
+        cr_assert_null(why, "history item %d: %s", i, why);
+        cr_expect_str_eq(s(a, "site"), want[i].site, "item %d", i);
+        cr_expect_str_eq(s(a, "device"), want[i].device, "item %d", i);
+        cr_expect_str_eq(s(a, "status"), want[i].status, "item %d", i);
+        cr_expect_eq(n(a, "seq"), s1 + want[i].dseq, "item %d", i);
+        cr_expect_eq(cJSON_IsTrue(cJSON_GetObjectItem(a, "silenced")), want[i].silenced, "item %d", i);
+    }
+    cJSON_Delete(h);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 static void rewrite_rules(const struct it_daemon *d, const char *rules)
 {
     /* The harness config ends with the test's extra YAML: replace it. */

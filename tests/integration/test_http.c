@@ -558,6 +558,12 @@ Test(http, state_changes_need_the_bearer_token)
         { "POST", "/api/v1/alerts/0123456789abcdef/ack", "{\"by\":\"x\"}", 404 },
         { "POST", "/api/v1/silences", "{\"match\":{\"site\":\"nowhere\"},\"duration\":\"1h\"}", 200 },
         { "DELETE", "/api/v1/silences/0123456789abcdef", NULL, 404 },
+        /* 401 before any 400/404/405 decision on these paths */
+        { "DELETE", "/api/v1/silences?id=0123456789abcdef", NULL, 404 },
+        { "DELETE", "/api/v1/silences", "{\"id\":\"0123456789abcdef\"}", 404 },
+        { "DELETE", "/api/v1/silences", NULL, 400 },
+        { "PUT", "/api/v1/silences", NULL, 405 },
+        { "DELETE", "/api/v1/alerts/0123456789abcdef/ack", NULL, 405 },
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -894,6 +900,83 @@ Test(http, silences_are_created_listed_deleted_and_survive_restart)
     doc = get_json("/api/v1/silences");
     cr_expect_eq(cJSON_GetArraySize(doc), 1, "the deletion is persisted too");
     cJSON_Delete(doc);
+}
+
+/* Create a run-time silence; its id in id (17 bytes). */
+static void new_silence(char *id, size_t len)
+{
+    int status = 0;
+    char *body = http("POST", "/api/v1/silences", TOKEN,
+                      "{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}", &status);
+    cr_assert_eq(status, 200, "%s", body);
+    cJSON *doc = cJSON_Parse(body);
+    snprintf(id, len, "%s", str(doc, "id"));
+    cr_assert_eq(strlen(id), 16, "%s", body);
+    cJSON_Delete(doc);
+    free(body);
+}
+
+static int n_silences(void)
+{
+    cJSON *doc = get_json("/api/v1/silences");
+    int n = cJSON_GetArraySize(doc);
+    cJSON_Delete(doc);
+    return n;
+}
+
+/* SPEC §7 lists DELETE /api/v1/silences: the id may be in the path, in ?id= or in a JSON body. */
+Test(http, delete_silences_by_path_query_or_body)
+{
+    int status = 0;
+    char *body, path[128], json[128], id[32];
+
+    start(EXTRA);
+    new_silence(id, sizeof(id));
+    snprintf(path, sizeof(path), "/api/v1/silences?id=%s", id);
+    body = http("DELETE", path, TOKEN, NULL, &status);
+    cr_expect_eq(status, 200, "DELETE %s: %d %s", path, status, body);
+    free(body);
+    cr_expect_eq(n_silences(), 0, "deleted by ?id=");
+    body = http("DELETE", path, TOKEN, NULL, &status);
+    cr_expect_eq(status, 404, "deleted twice: %s", body);
+    cr_expect(strstr(body, id) != NULL, "the 404 names the id: %s", body);
+    free(body);
+
+    new_silence(id, sizeof(id));
+    snprintf(json, sizeof(json), "{\"id\":\"%s\"}", id);
+    body = http("DELETE", "/api/v1/silences", TOKEN, json, &status);
+    cr_expect_eq(status, 200, "DELETE with body %s: %d %s", json, status, body);
+    free(body);
+    cr_expect_eq(n_silences(), 0, "deleted by a JSON body");
+    body = http("DELETE", "/api/v1/silences", TOKEN, json, &status);
+    cr_expect_eq(status, 404, "deleted twice: %s", body);
+    free(body);
+
+    /* No id, a bad body, two different ids: 400 with what to send; nothing deleted. */
+    new_silence(id, sizeof(id));
+    static const struct { const char *path, *body, *says; } bad[] = {
+        { "/api/v1/silences", NULL, "its id" },
+        { "/api/v1/silences?id=", NULL, "its id" },
+        { "/api/v1/silences", "{}", "its id" },
+        { "/api/v1/silences", "not json", "JSON object" },
+        { "/api/v1/silences", "{\"id\":42}", "JSON object" },
+        { "/api/v1/silences?id=0123456789abcdef", "{\"id\":\"fedcba9876543210\"}", "two different" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        body = http("DELETE", bad[i].path, TOKEN, bad[i].body, &status);
+        cr_expect_eq(status, 400, "DELETE %s %s: %d %s", bad[i].path, bad[i].body ? bad[i].body : "",
+                     status, body);
+        cr_expect(strstr(body, bad[i].says) != NULL, "DELETE %s: %s", bad[i].path, body);
+        free(body);
+    }
+    cr_expect_eq(n_silences(), 1);
+    /* The same id twice is one id. */
+    snprintf(path, sizeof(path), "/api/v1/silences?id=%s", id);
+    snprintf(json, sizeof(json), "{\"id\":\"%s\"}", id);
+    body = http("DELETE", path, TOKEN, json, &status);
+    cr_expect_eq(status, 200, "%s", body);
+    free(body);
+    cr_expect_eq(n_silences(), 0);
 }
 
 Test(http, runtime_silence_records_but_does_not_publish)

@@ -532,6 +532,68 @@ Test(rules, flag_for_and_back_to_normal)
     iw_rules_engine_free(e);
 }
 
+/* SPEC §4: a flag alert resolves when the device reports N again, not on
+ * another flag the rule does not watch. The payload gives each sample its
+ * flag (message-level "flag" or "<metric>_flag"), so a device-level instance
+ * sees both kinds here as the per-sample flag. */
+Test(rules, flag_resolves_only_on_normal_data_not_on_an_unwatched_flag)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.flags = (1u << ('D' - 'A')) | (1u << ('B' - 'A'));
+    e = engine(T0);
+    /* {"ph":7,"flag":"D"} */
+    feed_flag(e, "ph", T0, 'D');
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    /* {"ph":7,"flag":"M"}, then C and T: still firing, no new alert */
+    feed_flag(e, "ph", T0 + MINUTE, 'M');
+    feed_flag(e, "ph", T0 + 2 * MINUTE, 'C');
+    feed_flag(e, "ph", T0 + 3 * MINUTE, 'T');
+    cr_assert_eq(env.n_alerts, 1, "an unwatched flag must not resolve the alert");
+    /* the watched flag again: the same episode, not a re-fire */
+    feed_flag(e, "ph", T0 + 4 * MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 1, "still the same firing episode");
+    /* {"ph":7,"do":6,"ph_flag":"M","do_flag":"N"}: do was never flagged, ph stays D */
+    feed_flag(e, "ph", T0 + 5 * MINUTE, 'M');
+    feed_flag(e, "do", T0 + 5 * MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 1, "a per-metric unwatched flag must not resolve either");
+    /* {"ph":7} (no flag: normal) resolves */
+    feed_flag(e, "ph", T0 + 6 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, T0 + 6 * MINUTE);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, flag_unwatched_flag_neither_restarts_nor_completes_for)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+
+    r->p.flags = 1u << ('D' - 'A');
+    r->p.for_ms = 10 * MINUTE;
+    e = engine(T0);
+    feed_flag(e, "nh3_n", T0, 'D');                         /* pending since T0 */
+    feed_flag(e, "nh3_n", T0 + 5 * MINUTE, 'M');
+    feed_flag(e, "nh3_n", T0 + 10 * MINUTE, 'M');
+    cr_assert_eq(env.n_alerts, 0, "an unwatched flag does not complete for:");
+    feed_flag(e, "nh3_n", T0 + 11 * MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 1, "pending was not cancelled by M");
+    cr_assert_eq(fx_last(&env)->started_at, T0);
+    /* firing: M, then N resolves; then M alone raises nothing */
+    feed_flag(e, "nh3_n", T0 + 12 * MINUTE, 'M');
+    cr_assert_eq(env.n_alerts, 1);
+    feed_flag(e, "nh3_n", T0 + 13 * MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    feed_flag(e, "nh3_n", T0 + 14 * MINUTE, 'M');
+    feed_flag(e, "nh3_n", T0 + 30 * MINUTE, 'M');
+    cr_assert_eq(env.n_alerts, 2);
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * restart: save every record, build a new engine, restore, continue
  * ======================================================================== */
