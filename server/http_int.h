@@ -67,6 +67,9 @@ enum MHD_Result iw__api_silences_delete(struct iw_http *h, struct MHD_Connection
                                         const char *id, const struct iw_http_req *r);
 enum MHD_Result iw__api_reload(struct iw_http *h, struct MHD_Connection *c);
 
+/* ---- the compliance reports (http_report.c): GET /api/v1/report/<kind> ---- */
+enum MHD_Result iw__api_report(struct iw_http *h, struct MHD_Connection *c, const char *kind);
+
 /* ---- the dashboard page (dashboard.c): static, NUL-terminated ---- */
 const char *iw__dashboard_html(size_t *len);
 

@@ -30,6 +30,9 @@ struct iw_replay {
     struct iw_config view;          /* cfg with the rule filter and inventory option applied */
     struct iw_rule *rules;          /* the view's rules: shallow copies (strings borrowed) */
     struct iw_store *store;
+    int (*read_history)(void *ctx, const char *series, int64_t from, int64_t to,
+                        iw_rules_point_cb cb, void *cbctx);
+    void *history_ctx;
     bool keep_inputs, drop_derived;
     struct iw_rules_engine *eng;
     int64_t clock;                  /* latest time fed or advanced to */
@@ -256,6 +259,8 @@ int iw_replay_read_points(struct iw_replay *r, const char *series, int64_t from,
         return iw_store_read_points(r->store, s->id, from, to == INT64_MAX ? to : to + 1,
                                     store_point, &sr);
     }
+    if (r->read_history != NULL)
+        return r->read_history(r->history_ctx, series, from, to, cb, cbctx);
     return IW_OK;
 }
 
@@ -324,6 +329,8 @@ int iw_replay_new(const struct iw_replay_opts *o, struct iw_replay **out)
     if (r == NULL)
         return IW_E_NOMEM;
     r->store = o->store;
+    r->read_history = o->read_history;
+    r->history_ctx = o->history_ctx;
     r->keep_inputs = o->keep_inputs;
     r->drop_derived = o->drop_derived;
     r->clock = o->start_ms;

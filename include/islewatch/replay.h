@@ -14,8 +14,8 @@
  *   average flagged 'I' as the daemon stores it (or nowhere: drop_derived);
  * - read_points: a series held in memory (derived, or a fed sample when
  *   keep_inputs is set) is read from there; any other from the store, when
- *   there is one. That is how a backtest primes a rule's window with the
- *   history just before --from.
+ *   there is one, else through opts.read_history, when given. That is how a
+ *   backtest primes a rule's window with the history just before --from.
  *
  * THE SIMULATED WALL CLOCK is the receipt time of the samples (recv_ms; a
  * backtest has only the sample time, so recv_ms = ts). Before a message
@@ -56,6 +56,15 @@ struct iw_replay_opts {
     bool no_inventory;              /* run as if the config declared no devices */
     bool keep_inputs;               /* keep fed samples in memory for read_points (no store) */
     bool drop_derived;              /* keep no derived points (a long backtest needs none) */
+    /*
+     * Optional, used when store is NULL: where stored history is read from
+     * instead (`islewatch backtest --url` reads it through the daemon's HTTP
+     * API). Points of `series` with from <= ts <= to, in time order, as
+     * iw_replay_read_points; returns IW_OK or an error. ctx is BORROWED.
+     */
+    int (*read_history)(void *ctx, const char *series, int64_t from, int64_t to,
+                        iw_rules_point_cb cb, void *cbctx);
+    void *history_ctx;
 };
 
 /*

@@ -363,4 +363,45 @@ extern const char *const iw_report_notes_air[];
 extern const char *const iw_report_notes_cameras[];
 extern const char *const iw_report_notes_common[];
 
+/* ========================================================================
+ * From text arguments to a written report: what `islewatch report --db`
+ * and the daemon's GET /api/v1/report/KIND share, so both print the same
+ * bytes for the same data and arguments.
+ * ====================================================================== */
+
+/* The arguments as the user wrote them; NULL: not given (from and to are required). */
+struct iw_report_args {
+    const char *from, *to;                  /* iw_report_time_parse */
+    const char *site;                       /* site glob */
+    const char *tz;                         /* iw_report_tz_parse */
+    const char *standard;                   /* auto, HJ633-2026, HJ633-2012 */
+    const char *interval;                   /* cameras: a duration >= 1s */
+    const char *source;                     /* first series level */
+};
+
+/* "water" | "air" | "cameras" -> *out; IW_E_INVAL otherwise. */
+IW_NODISCARD int iw_report_kind_parse(const char *s, enum iw_report_kind *out);
+/* "table" | "csv" | "html" -> *out; IW_E_INVAL otherwise. */
+IW_NODISCARD int iw_report_format_parse(const char *s, enum iw_report_format *out);
+
+/*
+ * Fill *o from a. cfg (BORROWED, may be NULL; must outlive *o, whose devices
+ * point into it) gives the inventory and the default time zone: the first
+ * air_quality rule's timezone, else +08:00. Relative times count from now_ms.
+ * IW_OK, or IW_E_INVAL with one line in diag naming the argument, its value
+ * and what to write instead.
+ */
+IW_NODISCARD int iw_report_opts_parse(const struct iw_report_args *a, const struct iw_config *cfg,
+                                      int64_t now_ms, struct iw_report_opts *o,
+                                      struct iw_diag *diag);
+
+/*
+ * Compute the report `kind` from st and write it to out in fmt. IW_OK;
+ * otherwise the error of the computation (diag says why) or IW_E_IO when
+ * writing failed.
+ */
+IW_NODISCARD int iw_report_run(struct iw_store *st, enum iw_report_kind kind,
+                               const struct iw_report_opts *o, enum iw_report_format fmt,
+                               FILE *out, struct iw_diag *diag);
+
 #endif /* ISLEWATCH_REPORT_H */

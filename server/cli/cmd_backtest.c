@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * `islewatch backtest FILE --from T --to T` (SPEC §6): the rules of FILE over
- * stored history. The store is opened read-only (beside a running daemon is
- * fine); every series a rule could read is replayed, all of them merged by
+ * stored history, read from a database directory (--db PATH, or FILE's
+ * storage.path when neither --db nor --url is given), opened read-only
+ * (beside a running daemon is fine), or through a running daemon's HTTP API
+ * (--url URL: /api/v1/series, then /api/v1/query for the points, fetched a
+ * time window at a time, and for the history that primes the rules' windows).
+ * Both feed the same merge, so they print the same result for the same data.
+ * Every series a rule could read is replayed, all of them merged by
  * time (a k-way merge over per-series chunks, so memory stays bounded by the
  * number of series, not the length of the range), through one rule engine
  * (server/replay.c) whose wall clock is the sample time. Samples of one device
@@ -28,6 +33,7 @@
 #include "islewatch/cli.h"
 #include "islewatch/clock.h"
 #include "islewatch/config.h"
+#include "islewatch/http_client.h"
 #include "islewatch/replay.h"
 #include "islewatch/store.h"
 #include "cli_int.h"
@@ -38,13 +44,14 @@
 static void backtest_usage(FILE *f)
 {
     fprintf(f,
-            "Usage: islewatch backtest FILE --from T [--to T] [--db PATH] [--rule NAME]\n"
+            "Usage: islewatch backtest FILE --from T [--to T] [--db PATH | --url URL] [--rule NAME]\n"
             "                          [--format table|csv|json]\n"
             "\n"
             "Run the rules of the config FILE over stored history and print the alerts\n"
             "they would have raised: per rule (fired, resolved, total firing time) and as a\n"
-            "timeline. The database is opened read-only, so this works beside a running\n"
-            "daemon. Rule state starts empty at --from; windows are filled from the history\n"
+            "timeline. The history is read through a running daemon (--url) or from a\n"
+            "database opened read-only (--db, or FILE's storage.path), which works beside a\n"
+            "running daemon. Rule state starts empty at --from; windows are filled from the history\n"
             "before it; a device is known once it reports in the range (or when it is in\n"
             "the inventory), so absence only counts from there. The simulated wall clock\n"
             "is the sample time (absence, auto_resolve and close_after run on it), and\n"
@@ -53,17 +60,21 @@ static void backtest_usage(FILE *f)
             "\n"
             "  --from T        start of the range (RFC 3339, epoch ms, or relative: -7d)\n"
             "  --to T          end of the range, inclusive (default now)\n"
-            "  --db PATH       database directory (default: FILE's storage.path)\n"
+            "  --db PATH       read this database directory directly\n"
+            "  --url URL       read through the daemon's HTTP API (e.g. " IW_HTTP_DEFAULT_URL ")\n"
+            "                  With neither, FILE's storage.path is read directly.\n"
             "  --rule NAME     only this rule (a glob: 'camera-*')\n"
             "  --format F      table (default), csv (the timeline, one alert per row) or\n"
             "                  json (the alerts as SPEC section 5 objects)\n"
             "\n"
             "A progress bar is shown on stderr when it is a terminal.\n"
-            "Exit status: 0 done, 2 usage error or invalid FILE, 3 the database cannot be read.\n"
+            "Exit status: 0 done, 2 usage error or invalid FILE, 3 the database or the daemon\n"
+            "cannot be read.\n"
             "\n"
             "Example:\n"
             "  $ islewatch backtest config/islewatch.yaml --from 2026-11-01T00:00:00Z \\\n"
-            "        --to 2026-11-30T00:00:00Z --rule nh3n-high --db /var/lib/islewatch\n");
+            "        --to 2026-11-30T00:00:00Z --rule nh3n-high --db /var/lib/islewatch\n"
+            "  $ islewatch backtest candidate.yaml --from -7d --url " IW_HTTP_DEFAULT_URL "\n");
 }
 
 /* ==========================================================================
@@ -78,11 +89,15 @@ struct cursor {
     struct iw_point *pts;
     size_t n, pos, cap;
     int64_t next_from;              /* where the next chunk starts */
-    bool done;
+    int64_t first, last;            /* of the whole series */
+    uint64_t count;
+    int64_t win;                    /* --url: time window of one request */
+    bool done, oom;
 };
 
 struct merge {
-    struct iw_store *st;
+    struct iw_store *st;            /* NULL: read through url */
+    const char *url;
     const struct iw_config *cfg;
     struct iw_replay *r;
     int64_t from, to;
@@ -102,12 +117,104 @@ static int collect_cb(void *ctx, const struct iw_point *p)
     return c->n == c->cap;          /* stop when the chunk is full */
 }
 
+/* ---- --url: points through GET /api/v1/query ---------------------------------- */
+
+/*
+ * Points of the series `name` with from <= ts <= to from the daemon at url,
+ * in time order, to cb (non-zero stops). IW_OK, or IW_E_IO after cli_fetch
+ * printed what failed.
+ */
+static int fetch_points(const char *url, const char *name, int64_t from, int64_t to,
+                        iw_rules_point_cb cb, void *cbctx)
+{
+    struct cli_source src = { .url = url };
+    char path[2048], enc[1600];
+    const cJSON *s, *p;
+    cJSON *doc;
+    int exit_code;
+
+    if (strlen(name) * 3 >= sizeof(enc))
+        return IW_E_INVAL;
+    cli_urlenc(enc, sizeof(enc), name);
+    snprintf(path, sizeof(path), "/api/v1/query?series=%s&from=%" PRId64 "&to=%" PRId64, enc,
+             from, to);
+    if ((doc = cli_fetch(&src, path, NULL, NULL, &exit_code)) == NULL)
+        return IW_E_IO;
+    cJSON_ArrayForEach(s, doc) {
+        const char *sname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "series"));
+        if (sname == NULL || strcmp(sname, name) != 0)     /* a '*' in a name is a glob */
+            continue;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(s, "points")) {
+            const cJSON *t = cJSON_GetArrayItem(p, 0), *v = cJSON_GetArrayItem(p, 1);
+            const char *f = cJSON_GetStringValue(cJSON_GetArrayItem(p, 2));
+            if (!cJSON_IsNumber(t) || !cJSON_IsNumber(v))
+                continue;
+            if (cb(cbctx, (int64_t)t->valuedouble, v->valuedouble, f ? f[0] : 0) != 0)
+                break;
+        }
+    }
+    cJSON_Delete(doc);
+    return IW_OK;
+}
+
+static int append_cb(void *ctx, int64_t ts, double value, char flag)
+{
+    struct cursor *c = ctx;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        struct iw_point *p = realloc(c->pts, cap * sizeof(*p));
+        if (p == NULL) {
+            c->oom = true;
+            return 1;
+        }
+        c->pts = p;
+        c->cap = cap;
+    }
+    c->pts[c->n++] = (struct iw_point){ .ts = ts, .value = value, .flag = flag };
+    return 0;
+}
+
+/* The next window of the cursor's series that holds points; false when none is left. */
+static bool refill_url(struct merge *m, struct cursor *c)
+{
+    while (c->n == 0 && !c->done && m->rc == IW_OK) {
+        int64_t end = m->to - c->next_from < c->win ? m->to : c->next_from + c->win - 1;
+        if (fetch_points(m->url, c->name, c->next_from, end, append_cb, c) != IW_OK)
+            m->rc = IW_E_IO;
+        else if (c->oom)
+            m->rc = IW_E_NOMEM;
+        if (end == m->to)
+            c->done = true;
+        else
+            c->next_from = end + 1;
+    }
+    return c->n > 0;
+}
+
+/* History for the rules' windows (iw_replay_opts.read_history). */
+struct url_history {
+    const char *url;
+    int rc;                         /* the first failure: the backtest is void */
+};
+
+static int read_history(void *ctx, const char *series, int64_t from, int64_t to,
+                        iw_rules_point_cb cb, void *cbctx)
+{
+    struct url_history *h = ctx;
+    int rc = fetch_points(h->url, series, from, to, cb, cbctx);
+    if (rc != IW_OK && h->rc == IW_OK)
+        h->rc = rc;
+    return rc;
+}
+
 /* Load the cursor's next chunk; false when the series has no more points in range. */
 static bool refill(struct merge *m, struct cursor *c)
 {
     c->n = c->pos = 0;
     if (c->done || c->next_from > m->to)
         return false;
+    if (m->st == NULL)
+        return refill_url(m, c);
     if (iw_store_read_points(m->st, c->id, c->next_from, m->to + 1, collect_cb, c) != IW_OK)
         m->rc = IW_E_STORE;
     if (c->n == 0) {
@@ -142,14 +249,14 @@ static void sift_down(struct merge *m, size_t i)
     }
 }
 
-static int series_cb(void *ctx, const struct iw_series_info *si)
+/* A series to replay when a rule wants it and it has points in range; non-zero stops. */
+static int add_series(struct merge *m, const char *name, uint32_t id, int64_t first, int64_t last,
+                      uint64_t count)
 {
-    struct merge *m = ctx;
-    const char *name = si->series->name;
     struct cursor *c;
     size_t len = strlen(name) + 1;
 
-    if (si->count == 0 || si->last < m->from || si->first > m->to || !iw_replay_wants(m->r, name))
+    if (count == 0 || last < m->from || first > m->to || !iw_replay_wants(m->r, name))
         return 0;
     if (m->n_cur == m->cap_cur) {
         size_t cap = m->cap_cur ? m->cap_cur * 2 : 64;
@@ -163,7 +270,10 @@ static int series_cb(void *ctx, const struct iw_series_info *si)
     }
     c = &m->cur[m->n_cur];
     memset(c, 0, sizeof(*c));
-    c->id = si->series->id;
+    c->id = id;
+    c->first = first;
+    c->last = last;
+    c->count = count;
     c->name = strdup(name);
     c->buf = malloc(len);
     if (c->name == NULL || c->buf == NULL) {
@@ -181,14 +291,46 @@ static int series_cb(void *ctx, const struct iw_series_info *si)
     c->next_from = m->from;
     m->n_cur++;
     /* Expected points in range, assuming an even spread over the series' life. */
-    if (si->last > si->first) {
-        int64_t lo = si->first > m->from ? si->first : m->from;
-        int64_t hi = si->last < m->to ? si->last : m->to;
-        m->estimate += (double)si->count * (double)(hi - lo + 1) / (double)(si->last - si->first + 1);
+    if (last > first) {
+        int64_t lo = first > m->from ? first : m->from;
+        int64_t hi = last < m->to ? last : m->to;
+        m->estimate += (double)count * (double)(hi - lo + 1) / (double)(last - first + 1);
     } else {
-        m->estimate += (double)si->count;
+        m->estimate += (double)count;
     }
     return 0;
+}
+
+static int series_cb(void *ctx, const struct iw_series_info *si)
+{
+    return add_series(ctx, si->series->name, si->series->id, si->first, si->last, si->count);
+}
+
+/* Every stored series: from the store, or GET /api/v1/series. */
+static int list_series(struct merge *m)
+{
+    struct cli_source src = { .url = m->url };
+    const cJSON *it;
+    cJSON *doc;
+    int exit_code;
+
+    if (m->st != NULL)
+        return iw_store_series_list(m->st, NULL, series_cb, m);
+    if ((doc = cli_fetch(&src, "/api/v1/series", NULL, NULL, &exit_code)) == NULL)
+        return IW_E_IO;
+    cJSON_ArrayForEach(it, doc) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "series"));
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "first");
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(it, "last");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "count");
+        if (name == NULL || !cJSON_IsNumber(f) || !cJSON_IsNumber(l) || !cJSON_IsNumber(n))
+            continue;
+        if (add_series(m, name, 0, (int64_t)f->valuedouble, (int64_t)l->valuedouble,
+                       (uint64_t)n->valuedouble) != 0)
+            break;
+    }
+    cJSON_Delete(doc);
+    return IW_OK;
 }
 
 /* ---- progress on a terminal --------------------------------------------------- */
@@ -242,6 +384,10 @@ static int run_merge(struct merge *m, bool show_progress)
         c->pts = malloc(chunk * sizeof(*c->pts));
         if (c->pts == NULL)
             return IW_E_NOMEM;
+        /* --url: a window expected to hold about one chunk (at least a second). */
+        double span = (double)(c->last - c->first) + 1;
+        double win = span * (double)chunk / (double)c->count;
+        c->win = win >= (double)INT64_MAX / 2 ? INT64_MAX / 2 : win < 1000 ? 1000 : (int64_t)win;
         if (refill(m, c))
             m->heap[m->heap_n++] = c;
     }
@@ -457,6 +603,7 @@ static const struct option bt_opts[] = {
     { "from", required_argument, NULL, 'F' },
     { "to", required_argument, NULL, 'T' },
     { "db", required_argument, NULL, 'd' },
+    { "url", required_argument, NULL, 'u' },
     { "rule", required_argument, NULL, 'R' },
     { "format", required_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
@@ -464,7 +611,7 @@ static const struct option bt_opts[] = {
 };
 
 struct bt_args {
-    const char *file, *db, *rule;
+    const char *file, *db, *url, *rule;
     int64_t from, to;
     bool has_from;
     int format;
@@ -489,6 +636,7 @@ static int parse_args(int argc, char **argv, struct bt_args *a)
             a->has_from = a->has_from || c == 'F';
             break;
         case 'd': a->db = optarg; break;
+        case 'u': a->url = optarg; break;
         case 'R': a->rule = optarg; break;
         case 'f':
             if ((a->format = cli_format_parse(optarg)) < 0) {
@@ -517,16 +665,24 @@ static int parse_args(int argc, char **argv, struct bt_args *a)
         fprintf(stderr, "islewatch backtest: --from is after --to\n");
         return 2;
     }
+    if (a->db != NULL && a->url != NULL) {
+        fprintf(stderr, "islewatch backtest: pass --db PATH (read the database directly) or "
+                "--url URL (ask the daemon), not both\n");
+        return 2;
+    }
     return -1;
 }
 
+/* Replay and print; st NULL: read through a->url. */
 static int replay_store(const struct bt_args *a, const struct iw_config *cfg, struct iw_store *st)
 {
     const char *globs[1] = { a->rule };
+    struct url_history hist = { .url = a->url };
     struct iw_replay_opts o = { .cfg = cfg, .store = st, .start_ms = a->from,
                                 .rules = a->rule ? globs : NULL, .n_rules = a->rule ? 1 : 0,
-                                .drop_derived = true };
-    struct merge m = { .st = st, .cfg = cfg, .from = a->from, .to = a->to };
+                                .drop_derived = true,
+                                .read_history = st ? NULL : read_history, .history_ctx = &hist };
+    struct merge m = { .st = st, .url = a->url, .cfg = cfg, .from = a->from, .to = a->to };
     struct iw_replay *r = NULL;
     struct aref *refs = NULL;
     struct rule_sum *sum = NULL;
@@ -544,7 +700,7 @@ static int replay_store(const struct bt_args *a, const struct iw_config *cfg, st
         return 2;
     }
     m.r = r;
-    rc = iw_store_series_list(st, NULL, series_cb, &m);
+    rc = list_series(&m);
     if (rc == IW_OK && m.rc == IW_OK)
         rc = run_merge(&m, isatty(STDERR_FILENO) != 0);
     if (rc == IW_OK && m.rc != IW_OK)
@@ -553,9 +709,11 @@ static int replay_store(const struct bt_args *a, const struct iw_config *cfg, st
         iw_replay_advance(r, a->to);
         rc = iw_replay_status(r);
     }
+    if (rc == IW_OK)
+        rc = hist.rc;
     if (rc != IW_OK) {
         fprintf(stderr, "islewatch backtest: reading %s failed: %s\n",
-                a->db ? a->db : cfg->storage.path, iw_strerror(rc));
+                st == NULL ? a->url : a->db ? a->db : cfg->storage.path, iw_strerror(rc));
         rc = 3;
         goto out;
     }
@@ -608,6 +766,12 @@ int iw_cmd_backtest(int argc, char **argv)
         return 2;
     }
     iw_diag_fini(&diag);
+    if (a.url != NULL) {
+        rc = replay_store(&a, cfg, NULL);
+        iw_config_free(cfg);
+        fflush(stdout);
+        return rc;
+    }
     so.path = a.db ? a.db : cfg->storage.path;
     if (iw_store_open(&so, &st, &diag) != IW_OK) {
         fprintf(stderr, "islewatch backtest: %s\n", iw_diag_first(&diag));

@@ -1,8 +1,11 @@
 /*
- * islewatch report water|air|cameras: the compliance reports (SPEC §6) from
- * a database directory. The computation is islewatch/report.h's; this file
- * only turns arguments and the config into report options and picks the
- * output.
+ * islewatch report water|air|cameras: the compliance reports (SPEC §6),
+ * from a database directory (--db PATH, or the storage.path of --config
+ * FILE) or through a running daemon (--url URL, the default), which renders
+ * the same report on its open store (GET /api/v1/report/KIND,
+ * server/http_report.c). The computation is islewatch/report.h's; this
+ * file only turns arguments into a request or into report options and
+ * writes the output.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -11,16 +14,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "islewatch/cli.h"
 #include "islewatch/clock.h"
 #include "islewatch/config.h"
+#include "islewatch/http_client.h"
 #include "islewatch/report.h"
 #include "islewatch/store.h"
+#include "cli_int.h"
 
 #define DEFAULT_CONFIG "config/islewatch.yaml"
 
 static const struct option opts[] = {
     { "db", required_argument, NULL, 'd' },
+    { "url", required_argument, NULL, 'u' },
     { "config", required_argument, NULL, 'c' },
     { "from", required_argument, NULL, 'F' },
     { "to", required_argument, NULL, 'T' },
@@ -65,7 +73,8 @@ static void notes(FILE *f, const char *title, const char *const *lines)
 static void usage(FILE *f, bool full)
 {
     fprintf(f,
-            "Usage: islewatch report water|air|cameras --from T --to T [--db PATH] [--config FILE]\n"
+            "Usage: islewatch report water|air|cameras --from T --to T\n"
+            "                        [--url URL | --db PATH [--config FILE] | --config FILE]\n"
             "                        [--site GLOB] [--format table|csv|html] [--out FILE]\n"
             "                        [--tz ZONE] [--standard auto|HJ633-2026|HJ633-2012]\n"
             "                        [--interval D] [--source NAME]\n"
@@ -77,10 +86,13 @@ static void usage(FILE *f, bool full)
             "  cameras  在线率 (online rate) per camera and site\n\n"
             "  --from T, --to T  the period [from, to): RFC 3339, epoch ms, relative (-30d, now),\n"
             "                    or a local date (2026-01-01 = that day's midnight at --tz)\n"
-            "  --db PATH         database directory, opened read-only (works beside a running\n"
-            "                    daemon); default: storage.path of the config\n"
-            "  --config FILE     inventory (targets, body, names) and timezone; default\n"
-            "                    " DEFAULT_CONFIG " when it exists\n"
+            "  --url URL         the running daemon's HTTP API (default " IW_HTTP_DEFAULT_URL "):\n"
+            "                    it computes the report on its database with its own config\n"
+            "  --db PATH         read the database directory directly, read-only (works beside\n"
+            "                    a running daemon)\n"
+            "  --config FILE     with --db: inventory (targets, body, names) and timezone;\n"
+            "                    default " DEFAULT_CONFIG " when it exists. Without --db:\n"
+            "                    read FILE's storage.path directly\n"
             "  --site GLOB       only sites matching GLOB ('*' any run, '?' one character)\n"
             "  --format F        table (default), csv (one row per day, device, site; rates as\n"
             "                    fractions) or html (one self-contained printable file)\n"
@@ -91,10 +103,12 @@ static void usage(FILE *f, bool full)
             "                    from then), HJ633-2026 or HJ633-2012 for every day\n"
             "  --interval D      cameras: heartbeat interval (default 60s)\n"
             "  --source NAME     first level of the series (default water, air, camera)\n\n"
-            "Exit status: 0 report written, 2 bad arguments or config, 3 store or output error.\n"
+            "Exit status: 0 report written, 2 bad arguments or config, 3 store or output error,\n"
+            "or the daemon cannot be reached.\n"
             "Example:\n"
-            "  islewatch report air --from 2026-01-01 --to 2027-01-01 --db ./data --format html "
-            "--out air-2026.html\n");
+            "  islewatch report air --from 2026-01-01 --to 2027-01-01 --format html "
+            "--out air-2026.html\n"
+            "  islewatch report water --from -30d --to now --db ./data --format csv\n");
     if (!full)
         return;
     notes(f, "Definitions (all reports):", iw_report_notes_common);
@@ -104,8 +118,10 @@ static void usage(FILE *f, bool full)
 }
 
 struct args {
-    const char *kind, *db, *config, *from, *to, *site, *out, *tz, *standard, *interval, *source;
+    const char *kind_s, *db, *url, *config, *out, *format_s;
+    enum iw_report_kind kind;
     enum iw_report_format format;
+    struct iw_report_args r;
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -117,23 +133,22 @@ static int parse_args(int argc, char **argv, struct args *a)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': a->db = optarg; break;
+        case 'u': a->url = optarg; break;
         case 'c': a->config = optarg; break;
-        case 'F': a->from = optarg; break;
-        case 'T': a->to = optarg; break;
-        case 's': a->site = optarg; break;
+        case 'F': a->r.from = optarg; break;
+        case 'T': a->r.to = optarg; break;
+        case 's': a->r.site = optarg; break;
         case 'o': a->out = optarg; break;
-        case 'z': a->tz = optarg; break;
-        case 'S': a->standard = optarg; break;
-        case 'i': a->interval = optarg; break;
-        case 'r': a->source = optarg; break;
+        case 'z': a->r.tz = optarg; break;
+        case 'S': a->r.standard = optarg; break;
+        case 'i': a->r.interval = optarg; break;
+        case 'r': a->r.source = optarg; break;
         case 'f':
-            if (strcmp(optarg, "table") == 0) a->format = IW_REPORT_TABLE;
-            else if (strcmp(optarg, "csv") == 0) a->format = IW_REPORT_CSV;
-            else if (strcmp(optarg, "html") == 0) a->format = IW_REPORT_HTML;
-            else {
+            if (iw_report_format_parse(optarg, &a->format) != IW_OK) {
                 fprintf(stderr, "islewatch report: --format %s: use table, csv or html\n", optarg);
                 return 2;
             }
+            a->format_s = optarg;
             break;
         case 'h':
             usage(stdout, true);
@@ -144,23 +159,27 @@ static int parse_args(int argc, char **argv, struct args *a)
         }
     }
     if (optind < argc)
-        a->kind = argv[optind++];
-    if (a->kind == NULL || optind < argc ||
-        (strcmp(a->kind, "water") != 0 && strcmp(a->kind, "air") != 0 &&
-         strcmp(a->kind, "cameras") != 0)) {
+        a->kind_s = argv[optind++];
+    if (optind < argc || iw_report_kind_parse(a->kind_s, &a->kind) != IW_OK) {
         fprintf(stderr, "islewatch report: say which report: water, air or cameras\n");
         usage(stderr, false);
         return 2;
     }
-    if (a->from == NULL || a->to == NULL) {
+    if (a->r.from == NULL || a->r.to == NULL) {
         fprintf(stderr, "islewatch report: --from and --to are required (e.g. --from 2026-01-01 "
                 "--to 2027-01-01)\n");
+        return 2;
+    }
+    if (a->url != NULL && (a->db != NULL || a->config != NULL)) {
+        fprintf(stderr, "islewatch report: --url asks the daemon, which uses its own database "
+                "and config; drop --url to read --db PATH (or --config FILE's storage.path) "
+                "directly, or drop %s\n", a->db ? "--db" : "--config");
         return 2;
     }
     return -1;
 }
 
-/* The config: explicit (must load) or the default file (used when present). */
+/* Reading directly: the config, explicit (must load) or the default file (used when present). */
 static int load_config(const struct args *a, struct iw_config **cfg)
 {
     const char *file = a->config ? a->config : DEFAULT_CONFIG;
@@ -168,14 +187,8 @@ static int load_config(const struct args *a, struct iw_config **cfg)
     struct stat sb;
 
     *cfg = NULL;
-    if (a->config == NULL && stat(file, &sb) != 0) {
-        if (a->db == NULL) {
-            fprintf(stderr, "islewatch report: no --db and no %s to take storage.path from: pass "
-                    "--db PATH (the daemon's storage.path)\n", file);
-            return 2;
-        }
+    if (a->config == NULL && stat(file, &sb) != 0)
         return -1;                  /* no inventory: every device targets III, river */
-    }
     if (iw_config_load(file, cfg, &diag) != IW_OK) {
         for (size_t i = 0; i < diag.n; i++)
             fprintf(stderr, "%s\n", diag.lines[i]);
@@ -189,129 +202,151 @@ static int load_config(const struct args *a, struct iw_config **cfg)
     return -1;
 }
 
-static int make_opts(const struct args *a, const struct iw_config *cfg, struct iw_report_opts *o)
+/* Where the report goes: standard output or --out FILE. NULL after printing why. */
+static FILE *open_out(const struct args *a)
 {
-    int64_t now = iw_now_ms();
-
-    iw_report_opts_init(o);
-    o->site_glob = a->site;
-    o->source = a->source;
-    if (cfg != NULL) {
-        o->devices = cfg->devices;
-        o->n_devices = cfg->n_devices;
-        for (size_t i = 0; i < cfg->n_rules; i++)
-            if (cfg->rules[i].kind == IW_RULE_AIR_QUALITY) {
-                o->tz_offset_min = cfg->rules[i].p.tz_offset_min;
-                break;
-            }
-    }
-    if (a->tz && iw_report_tz_parse(a->tz, &o->tz_offset_min) != IW_OK) {
-        fprintf(stderr, "islewatch report: --tz %s: use an offset like +08:00, UTC, or a zone "
-                "like Asia/Shanghai\n", a->tz);
-        return 2;
-    }
-    if (iw_report_time_parse(a->from, now, o->tz_offset_min, &o->from) != IW_OK ||
-        iw_report_time_parse(a->to, now, o->tz_offset_min, &o->to) != IW_OK) {
-        fprintf(stderr, "islewatch report: --from %s / --to %s: use RFC 3339 "
-                "(2026-01-01T00:00:00+08:00), a date (2026-01-01), epoch ms, or -30d / now\n",
-                a->from, a->to);
-        return 2;
-    }
-    if (o->from >= o->to) {
-        fprintf(stderr, "islewatch report: --from must be before --to\n");
-        return 2;
-    }
-    if (a->standard && strcmp(a->standard, "auto") == 0)
-        o->standard = IW_REPORT_STD_AUTO;
-    else if (a->standard && strcmp(a->standard, "HJ633-2026") == 0)
-        o->standard = IW_AQI_HJ633_2026;
-    else if (a->standard && strcmp(a->standard, "HJ633-2012") == 0)
-        o->standard = IW_AQI_HJ633_2012;
-    else if (a->standard) {
-        fprintf(stderr, "islewatch report: --standard %s: use auto, HJ633-2026 or HJ633-2012\n",
-                a->standard);
-        return 2;
-    }
-    if (a->interval && (iw_duration_parse(a->interval, &o->interval_ms) != IW_OK ||
-                        o->interval_ms < 1000)) {
-        fprintf(stderr, "islewatch report: --interval %s: use a duration of at least 1s "
-                "(60s, 5m)\n", a->interval);
-        return 2;
-    }
-    return -1;
+    FILE *out = a->out ? fopen(a->out, "w") : stdout;
+    if (out == NULL)
+        fprintf(stderr, "islewatch report: cannot write %s: %s\n", a->out, strerror(errno));
+    return out;
 }
 
-static int run(const struct args *a, struct iw_store *st, const struct iw_report_opts *o, FILE *out,
-               struct iw_diag *diag)
+/* Close --out; on failure remove it, so no half-written report is left behind. */
+static int close_out(const struct args *a, FILE *out, int rc)
 {
-    int rc;
-
-    if (strcmp(a->kind, "water") == 0) {
-        struct iw_water_report *r = NULL;
-        if ((rc = iw_report_water(st, o, &r, diag)) == IW_OK)
-            rc = iw_report_water_write(r, a->format, out);
-        iw_report_water_free(r);
-    } else if (strcmp(a->kind, "air") == 0) {
-        struct iw_air_report *r = NULL;
-        if ((rc = iw_report_air(st, o, &r, diag)) == IW_OK)
-            rc = iw_report_air_write(r, a->format, out);
-        iw_report_air_free(r);
-    } else {
-        struct iw_camera_report *r = NULL;
-        if ((rc = iw_report_cameras(st, o, &r, diag)) == IW_OK)
-            rc = iw_report_cameras_write(r, a->format, out);
-        iw_report_cameras_free(r);
+    if (out == stdout)
+        return rc;
+    if (fclose(out) != 0 && rc == IW_OK) {
+        fprintf(stderr, "islewatch report: writing %s failed: %s\n", a->out, strerror(errno));
+        rc = 3;
     }
+    if (rc != IW_OK)
+        remove(a->out);
+    else
+        fprintf(stderr, "islewatch report: wrote %s\n", a->out);
     return rc;
 }
 
-int iw_cmd_report(int argc, char **argv)
+/* ---- --db PATH or --config FILE: the database, read directly ---- */
+
+static int report_db(const struct args *a)
 {
-    struct args a;
     struct iw_config *cfg = NULL;
     struct iw_report_opts o;
     struct iw_store *st = NULL;
     struct iw_store_opts so = { .read_only = true };
     struct iw_diag diag = { 0 };
-    FILE *out = stdout;
+    FILE *out = NULL;
     int rc;
 
-    if ((rc = parse_args(argc, argv, &a)) >= 0)
+    if ((rc = load_config(a, &cfg)) >= 0)
         return rc;
-    if ((rc = load_config(&a, &cfg)) >= 0)
-        return rc;
-    if ((rc = make_opts(&a, cfg, &o)) >= 0)
+    if (iw_report_opts_parse(&a->r, cfg, iw_now_ms(), &o, &diag) != IW_OK) {
+        fprintf(stderr, "islewatch report: %s\n", iw_diag_first(&diag));
+        rc = 2;
         goto done;
-    so.path = a.db ? a.db : cfg->storage.path;
+    }
+    so.path = a->db ? a->db : cfg->storage.path;
     if (iw_store_open(&so, &st, &diag) != IW_OK) {
         fprintf(stderr, "islewatch report: cannot open the database %s: %s (check --db)\n",
                 so.path, iw_diag_first(&diag));
         rc = 3;
         goto done;
     }
-    if (a.out != NULL && (out = fopen(a.out, "w")) == NULL) {
-        fprintf(stderr, "islewatch report: cannot write %s: %s\n", a.out, strerror(errno));
+    if ((out = open_out(a)) == NULL) {
         rc = 3;
         goto done;
     }
-    rc = run(&a, st, &o, out, &diag);
+    rc = iw_report_run(st, a->kind, &o, a->format, out, &diag);
     if (rc != IW_OK) {
-        fprintf(stderr, "islewatch report %s: %s\n", a.kind,
+        fprintf(stderr, "islewatch report %s: %s\n", a->kind_s,
                 diag.n > 0 ? iw_diag_first(&diag) : iw_strerror(rc));
         rc = rc == IW_E_INVAL ? 2 : 3;
     }
-    if (out != stdout && fclose(out) != 0 && rc == IW_OK) {
-        fprintf(stderr, "islewatch report: writing %s failed: %s\n", a.out, strerror(errno));
-        rc = 3;
-    }
-    if (out != stdout && rc != IW_OK)
-        remove(a.out);              /* no half-written report left behind */
-    if (rc == IW_OK && a.out != NULL)
-        fprintf(stderr, "islewatch report: wrote %s\n", a.out);
-
+    rc = close_out(a, out, rc);
 done:
     iw_store_close(st);
     iw_config_free(cfg);
     iw_diag_fini(&diag);
     return rc;
+}
+
+/* ---- --url URL: the daemon renders it (GET /api/v1/report/KIND) ---- */
+
+/* Append "&name=value" (percent-encoded) to path; false when it does not fit. */
+static bool add_arg(char *path, size_t cap, const char *name, const char *value)
+{
+    char enc[1024];
+    size_t used = strlen(path);
+
+    if (value == NULL)
+        return true;
+    if (strlen(value) * 3 >= sizeof(enc))
+        return false;
+    cli_urlenc(enc, sizeof(enc), value);
+    return (size_t)snprintf(path + used, cap - used, "%s%s=%s", strchr(path, '?') ? "&" : "?",
+                            name, enc) < cap - used;
+}
+
+static int report_url(const struct args *a)
+{
+    const char *url = a->url ? a->url : IW_HTTP_DEFAULT_URL;
+    char path[8192], *body = NULL, err[2048];
+    struct iw_diag diag = { 0 };
+    size_t len = 0;
+    int status = 0, rc;
+    FILE *out;
+
+    snprintf(path, sizeof(path), "/api/v1/report/%s", a->kind_s);
+    if (!add_arg(path, sizeof(path), "from", a->r.from) || !add_arg(path, sizeof(path), "to", a->r.to) ||
+        !add_arg(path, sizeof(path), "format", a->format_s) ||
+        !add_arg(path, sizeof(path), "site", a->r.site) || !add_arg(path, sizeof(path), "tz", a->r.tz) ||
+        !add_arg(path, sizeof(path), "standard", a->r.standard) ||
+        !add_arg(path, sizeof(path), "interval", a->r.interval) ||
+        !add_arg(path, sizeof(path), "source", a->r.source)) {
+        fprintf(stderr, "islewatch report: an argument is too long for a request to the daemon "
+                "(at most 300 characters each)\n");
+        return 2;
+    }
+    if (iw_http_request(url, "GET", path, NULL, NULL, &body, &len, &status, &diag) != IW_OK) {
+        fprintf(stderr, "islewatch report: %s (is islewatchd running with http.listen at %s? or "
+                "read a database directly with --db PATH)\n", iw_diag_first(&diag), url);
+        iw_diag_fini(&diag);
+        return 3;
+    }
+    if (status != 200) {
+        cJSON *o = cJSON_Parse(body);
+        const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
+        snprintf(err, sizeof(err), "%s", e ? e : body);
+        cJSON_Delete(o);
+        fprintf(stderr, "islewatch report: %s answered %d: %s\n", url, status, err);
+        if (status == 404)
+            fprintf(stderr, "islewatch report: an islewatchd older than this CLI has no "
+                    "/api/v1/report; read its database directly with --db PATH\n");
+        free(body);
+        return status >= 400 && status < 500 ? 2 : 3;
+    }
+    if ((out = open_out(a)) == NULL) {
+        free(body);
+        return 3;
+    }
+    rc = fwrite(body, 1, len, out) == len ? IW_OK : 3;
+    if (rc != IW_OK)
+        fprintf(stderr, "islewatch report: writing %s failed: %s\n",
+                a->out ? a->out : "standard output", strerror(errno));
+    free(body);
+    return close_out(a, out, rc);
+}
+
+int iw_cmd_report(int argc, char **argv)
+{
+    struct args a;
+    int rc;
+
+    if ((rc = parse_args(argc, argv, &a)) >= 0)
+        return rc;
+    /* A database named (--db, or a config's storage.path) is read directly; else the daemon. */
+    if (a.db != NULL || a.config != NULL)
+        return report_db(&a);
+    return report_url(&a);
 }

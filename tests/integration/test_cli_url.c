@@ -1,0 +1,304 @@
+/*
+ * `islewatch report` and `islewatch backtest` through a running daemon
+ * (--url, SPEC §6) against the same commands reading its database directly
+ * (--db, beside the daemon): a real mosquitto and islewatchd, samples
+ * published over MQTT plus a long series written into the store while the
+ * daemon was stopped (so a backtest over --url needs several requests for
+ * it), and the outputs compared byte for byte. Also: a daemon that is not
+ * there, and arguments the daemon refuses.
+ */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "islewatch/clock.h"
+#include "islewatch/http_client.h"
+#include "islewatch/store.h"
+#include "it.h"
+
+#define EXTRA                                                                              \
+    "sources:\n"                                                                           \
+    "  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"               \
+    "  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"                   \
+    "  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"             \
+    "devices:\n"                                                                           \
+    "  - { source: water, site: dongtan, device: w01, name: \"东滩 1号站\", target: III }\n" \
+    "  - { source: water, site: hengsha, device: w01, target: II }\n"                      \
+    "  - { source: camera, site: dongtan, device: c09 }\n"                                 \
+    "rules:\n"                                                                             \
+    "  - { name: ph-high, kind: threshold, select: \"water/*/*/ph\", above: 9, for: 2m,\n"  \
+    "      clear_below: 8.5, severity: major }\n"                                          \
+    "  - { name: nh3-avg, kind: threshold, select: \"water/lake/*/nh3_n\", above: 1.0,\n"   \
+    "      window: { agg: avg, over: 1h }, severity: warning }\n"
+
+#define BULK 10000                      /* points of water/lake/w3/ph, one a second */
+
+static struct it_broker broker;
+static struct it_daemon dmn;
+static bool started;
+static char base[64];
+static int64_t day0;                    /* local (+08:00) midnight three days ago */
+static int64_t now0;                    /* the minute the backtest data ends near */
+
+static void stop_all(void)
+{
+    if (!started)
+        return;
+    it_daemon_cleanup(&dmn);
+    it_broker_stop(&broker);
+    started = false;
+}
+
+/* Sum of the point counts of the series matching glob, through the API. */
+static long long stored(const char *glob)
+{
+    struct iw_diag diag = { 0 };
+    char path[256], *body = NULL;
+    size_t len = 0;
+    int status = 0;
+    long long n = 0;
+    cJSON *doc, *it;
+
+    snprintf(path, sizeof(path), "/api/v1/series?match=%s", glob);
+    cr_assert_eq(iw_http_request(base, "GET", path, NULL, NULL, &body, &len, &status, &diag), IW_OK,
+                 "%s", iw_diag_first(&diag));
+    doc = cJSON_Parse(body);
+    cJSON_ArrayForEach(it, doc)
+        n += (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "count"));
+    cJSON_Delete(doc);
+    free(body);
+    return n;
+}
+
+static void wait_stored(const char *glob, long long want)
+{
+    long long deadline = it_now_ms() + 30000, n = 0;
+    while (it_now_ms() < deadline && (n = stored(glob)) < want) {
+        struct timespec ts = { 0, 50 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(n, want, "%s: %lld points stored, want %lld", glob, n, want);
+}
+
+static void publish(struct it_client *c, const char *topic, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void publish(struct it_client *c, const char *topic, const char *fmt, ...)
+{
+    char payload[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(payload, sizeof(payload), fmt, ap);
+    va_end(ap);
+    cr_assert_eq(it_publish_async(c, topic, payload, 1), 0, "%s %s", topic, payload);
+}
+
+/* The daemon, with a long series written into its store while it was stopped,
+ * and the samples of the reports and the backtest published over MQTT. */
+static void setup(void)
+{
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    struct iw_wbatch *b;
+    const struct iw_series *s;
+    int64_t now = iw_now_ms();
+
+    day0 = (now + 8 * IW_MS_PER_HOUR) / IW_MS_PER_DAY * IW_MS_PER_DAY - 8 * IW_MS_PER_HOUR -
+           3 * IW_MS_PER_DAY;
+    now0 = (now - 40 * IW_MS_PER_MIN) / IW_MS_PER_MIN * IW_MS_PER_MIN;
+    cr_assert_eq(it_broker_start(&broker), 0, "cannot start mosquitto");
+    cr_assert_eq(it_daemon_start(&dmn, &broker, EXTRA), 0, "cannot start islewatchd");
+    started = true;
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", dmn.http_port);
+
+    it_daemon_stop(&dmn);
+    struct iw_store_opts o = { .path = dmn.data };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    b = iw_wbatch_new();
+    cr_assert_eq(iw_store_series_intern(st, "water/lake/w3/ph", 16, &s), IW_OK);
+    for (int i = 0; i < BULK; i++)       /* pH 9.5 for 200 s in the middle: fires, resolves */
+        iw_wbatch_put_point(b, s->id, now0 - 3 * IW_MS_PER_HOUR + i * 1000LL,
+                            i >= 5000 && i < 5200 ? 9.5 : 7.0 + (i % 7) * 0.01, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+    iw_store_close(st);
+    cr_assert_eq(it_daemon_restart(&dmn), 0, "cannot restart islewatchd");
+
+    struct it_client *pub = it_client_new(&broker, "it-cliurl-pub");
+    cr_assert_not_null(pub);
+    static const double dongtan[] = { 0.4, 0.9, 1.4 }, hengsha[] = { 0.5, 0.7, 0.3 };
+    for (int d = 0; d < 3; d++)
+        for (int h = 0; h < 4; h++) {
+            int64_t t = day0 + d * IW_MS_PER_DAY + (10 + h) * IW_MS_PER_HOUR;
+            publish(pub, "sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":%g}", (long long)t,
+                    dongtan[d]);
+            publish(pub, "sensors/water/hengsha/w01", "{\"ts\":%lld,\"nh3_n\":%g,\"flag\":\"%s\"}",
+                    (long long)t, hengsha[d], h == 3 ? "D" : "N");
+        }
+    for (int d = 0; d < 2; d++)
+        for (int h = 1; h <= 24; h++)
+            publish(pub, "sensors/air/dongtan/a01", "{\"ts\":%lld,\"pm25\":%d,\"o3\":%d}",
+                    (long long)(day0 + d * IW_MS_PER_DAY + h * IW_MS_PER_HOUR), d ? 90 : 30, 60 + h);
+    for (int m = 0; m < 30; m++)
+        publish(pub, "cameras/dongtan/c01/status", "{\"ts\":%lld,\"online\":true}",
+                (long long)(day0 + 10 * 1000 + m * IW_MS_PER_MIN));
+    /* Backtest: w1 pH 9.5 at minutes 1..4 and 10..13; w2 NH3-N 1.5 then 0.8 from minute 10. */
+    for (int i = 0; i < 20; i++) {
+        double ph = (i >= 1 && i <= 4) || (i >= 10 && i <= 13) ? 9.5 : 7;
+        publish(pub, "sensors/water/lake/w1", "{\"ts\":%lld,\"ph\":%g}",
+                (long long)(now0 + i * IW_MS_PER_MIN), ph);
+        publish(pub, "sensors/water/lake/w2", "{\"ts\":%lld,\"nh3_n\":%g}",
+                (long long)(now0 + i * IW_MS_PER_MIN), i < 10 ? 1.5 : 0.8);
+    }
+    cr_assert_eq(it_flush(pub, 20000), 0);
+    it_client_free(pub);
+    wait_stored("water/*/*/nh3_n", 2 * 12 + 20);
+    wait_stored("air/*/*/*", 2 * 48);
+    wait_stored("camera/*/*/online", 30);
+    wait_stored("water/lake/*/ph", 20 + BULK);
+}
+
+TestSuite(cli_url, .init = setup, .fini = stop_all, .timeout = 180);
+
+/* Run the CLI; its stdout (owned) and exit status. */
+static char *cli(int *rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *cli(int *rc, const char *fmt, ...)
+{
+    char args[2048], *out = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    *rc = it_run(&out, "'%s' %s", it_bin("islewatch"), args);
+    return out ? out : strdup("");
+}
+
+Test(cli_url, report_through_the_daemon_equals_the_database)
+{
+    static const char *const kinds[] = { "water", "air", "cameras" };
+    static const char *const fmts[] = { "table", "csv" };
+    long long from = day0, to = day0 + 3 * IW_MS_PER_DAY;
+
+    for (size_t k = 0; k < 3; k++)
+        for (size_t f = 0; f < 2; f++) {
+            int rc_url, rc_db;
+            char *via_url = cli(&rc_url, "report %s --url '%s' --from %lld --to %lld --format %s",
+                                kinds[k], base, from, to, fmts[f]);
+            char *via_db = cli(&rc_db, "report %s --db '%s' --config '%s' --from %lld --to %lld "
+                               "--format %s", kinds[k], dmn.data, dmn.cfg, from, to, fmts[f]);
+            cr_assert_eq(rc_url, 0, "%s %s --url: exit %d\n%s", kinds[k], fmts[f], rc_url, via_url);
+            cr_assert_eq(rc_db, 0, "%s %s --db: exit %d\n%s", kinds[k], fmts[f], rc_db, via_db);
+            cr_assert_not_null(strstr(via_url, "dongtan"), "%s", via_url);
+            cr_assert_str_eq(via_url, via_db, "%s %s differs", kinds[k], fmts[f]);
+            free(via_url);
+            free(via_db);
+        }
+    /* The daemon's inventory applies: its name, its declared camera, its flagged samples. */
+    int rc;
+    char *out = cli(&rc, "report water --url '%s' --from %lld --to %lld --format csv", base, from, to);
+    cr_assert_eq(rc, 0);
+    cr_assert_not_null(strstr(out, "东滩 1号站"), "%s", out);
+    free(out);
+    out = cli(&rc, "report cameras --url '%s' --from %lld --to %lld --format csv", base, from, to);
+    cr_assert_not_null(strstr(out, "camera,dongtan,c09,"), "%s", out);
+    free(out);
+    /* HTML (its "generated" time differs between two runs) and --out. */
+    out = cli(&rc, "report air --url '%s' --from %lld --to %lld --format html --out '%s/air.html' "
+              "2>/dev/null && cat '%s/air.html'", base, from, to, dmn.dir, dmn.dir);
+    cr_assert_eq(rc, 0);
+    cr_assert_not_null(strstr(out, "<!DOCTYPE html>"), "%s", out);
+    cr_assert_not_null(strstr(out, "</html>"));
+    free(out);
+}
+
+Test(cli_url, report_errors_say_what_to_do)
+{
+    int rc;
+    char *out;
+    int dead = it_free_port();
+
+    out = cli(&rc, "report water --url http://127.0.0.1:%d --from -1d --to now 2>&1", dead);
+    cr_expect_eq(rc, 3, "unreachable daemon: exit %d", rc);
+    cr_expect_not_null(strstr(out, "--db PATH"), "%s", out);
+    cr_expect_not_null(strstr(out, "is islewatchd running"), "%s", out);
+    free(out);
+    /* Arguments only the daemon can judge (its time zone) come back as a 400: exit 2. */
+    out = cli(&rc, "report air --url '%s' --from %lld --to %lld 2>&1", base,
+              (long long)day0 + IW_MS_PER_DAY, (long long)day0);
+    cr_expect_eq(rc, 2, "from after to: exit %d", rc);
+    cr_expect_not_null(strstr(out, "from must be before to"), "%s", out);
+    free(out);
+    out = cli(&rc, "report air --url '%s' --tz Mars/Olympus --from -1d --to now 2>&1", base);
+    cr_expect_eq(rc, 2);
+    cr_expect_not_null(strstr(out, "Mars/Olympus"), "%s", out);
+    free(out);
+    out = cli(&rc, "report air --url '%s' --db '%s' --from -1d --to now 2>&1", base, dmn.data);
+    cr_expect_eq(rc, 2, "--url with --db: exit %d", rc);
+    free(out);
+    out = cli(&rc, "report air --url '%s' --config '%s' --from -1d --to now 2>&1", base, dmn.cfg);
+    cr_expect_eq(rc, 2, "--url with --config: exit %d", rc);
+    cr_expect_not_null(strstr(out, "its own database and config"), "%s", out);
+    free(out);
+}
+
+Test(cli_url, backtest_through_the_daemon_equals_the_database)
+{
+    static const char *const fmts[] = { "table", "csv", "json" };
+    long long from = now0 - 3 * IW_MS_PER_HOUR, to = now0 + 20 * IW_MS_PER_MIN;
+    char *csv = NULL;
+
+    for (size_t f = 0; f < 3; f++) {
+        int rc_url, rc_db;
+        char *via_url = cli(&rc_url, "backtest '%s' --url '%s' --from %lld --to %lld --format %s",
+                            dmn.cfg, base, from, to, fmts[f]);
+        char *via_db = cli(&rc_db, "backtest '%s' --db '%s' --from %lld --to %lld --format %s",
+                           dmn.cfg, dmn.data, from, to, fmts[f]);
+        cr_assert_eq(rc_url, 0, "%s --url: exit %d\n%s", fmts[f], rc_url, via_url);
+        cr_assert_eq(rc_db, 0, "%s --db: exit %d\n%s", fmts[f], rc_db, via_db);
+        cr_assert_str_eq(via_url, via_db, "%s differs", fmts[f]);
+        if (f == 0)
+            cr_assert_not_null(strstr(via_url, "Replayed 3 series, 10040 points"), "%s", via_url);
+        if (f == 1)
+            csv = strdup(via_url);
+        free(via_url);
+        free(via_db);
+    }
+    /* The long series, read a window at a time, fired and resolved once. */
+    cr_assert_not_null(strstr(csv, "firing,major,ph-high,water,lake,w3,ph,"), "%s", csv);
+    cr_assert_not_null(strstr(csv, "resolved,major,ph-high,water,lake,w3,ph,"), "%s", csv);
+    free(csv);
+
+    /* From minute 10 on, only 0.8 is in range: nh3-avg fires at --from only because its
+     * window is primed with the 1.5s before --from, read through the daemon too. */
+    int rc;
+    csv = cli(&rc, "backtest '%s' --url '%s' --from %lld --to %lld --format csv --rule nh3-avg",
+              dmn.cfg, base, (long long)(now0 + 10 * IW_MS_PER_MIN), to);
+    cr_assert_eq(rc, 0, "%s", csv);
+    char want[128];
+    int64_t t10 = now0 + 10 * IW_MS_PER_MIN;
+    char tb[40];
+    snprintf(want, sizeof(want), "%s,firing,warning,nh3-avg,water,lake,w2,nh3_n,",
+             iw_rfc3339_format(t10, tb, sizeof(tb)));
+    cr_assert_not_null(strstr(csv, want), "want %s in\n%s", want, csv);
+    free(csv);
+}
+
+Test(cli_url, backtest_errors_say_what_to_do)
+{
+    int rc;
+    char *out;
+    int dead = it_free_port();
+
+    out = cli(&rc, "backtest '%s' --url http://127.0.0.1:%d --from -1h 2>&1", dmn.cfg, dead);
+    cr_expect_eq(rc, 3, "unreachable daemon: exit %d", rc);
+    cr_expect_not_null(strstr(out, "--db PATH"), "%s", out);
+    free(out);
+    out = cli(&rc, "backtest '%s' --url '%s' --db '%s' --from -1h 2>&1", dmn.cfg, base, dmn.data);
+    cr_expect_eq(rc, 2, "--url with --db: exit %d", rc);
+    cr_expect_not_null(strstr(out, "not both"), "%s", out);
+    free(out);
+}
