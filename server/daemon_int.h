@@ -53,6 +53,20 @@ struct iw_shard_item {
 
 #define IW_MAX_CONNECTIONS 64             /* broker.connections' maximum */
 
+/*
+ * A series' open minute as its shard saw it: the fold of its samples while
+ * they came in time order (exact), so closing the minute needs no read-back.
+ * A sample at or before the last one (a duplicate, a reordered one), or
+ * points an earlier run stored, clear exact: the minute is then recomputed
+ * from the store.
+ */
+struct iw_open_minute {
+    double min, max, sum, last;
+    int64_t last_ts;
+    uint32_t count;
+    bool exact;
+};
+
 /* A series name cut into its levels, for the rule engine. */
 struct iw_name_split {
     char source[128], site[256], device[256], metric[256];
@@ -96,7 +110,7 @@ struct iw_daemon {
     int n_shards;
     int64_t *open_minute;                /* per series id; written only by its owning shard */
     int64_t *late_minute;                /* per series id: minute of late samples not yet rolled up */
-    uint8_t *open_count;                 /* per series id: samples seen in its open minute, up to 2 */
+    struct iw_open_minute *open_acc;     /* per series id: its open minute, folded as samples arrive */
     struct iw_mqtt *mqtt;
     struct iw_alert_pub *pub;
     struct iw_http *http;

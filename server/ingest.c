@@ -163,8 +163,9 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         }
         if (rc != IW_OK) {
             iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest",
-                        "cannot create series %.*s: %s (raise storage.max_series or check the "
-                        "disk)", (int)len, c->name, iw_strerror(rc));
+                        "cannot create series %.*s: %s (the store holds at most %u series; "
+                        "check the disk)", (int)len, c->name, iw_strerror(rc),
+                        IW_STORE_DEFAULT_MAX_SERIES);
             iw_stat_add(&iw_stats.store_errors, 1);
             return 0;                         /* keep the message: Paho delivers it again */
         }

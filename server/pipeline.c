@@ -59,6 +59,10 @@ static int env_write_point(void *ctx, const char *series, int64_t ts, double val
      * compliance figure counts it. */
     iw_wbatch_put_point(b, s->id, ts, value, valid ? 0 : 'I');
     rc = iw_store_write(sh->d->store, b, &diag);
+    /* A device may also publish a metric of that name: its open minute now
+     * holds a point this shard did not fold (the device's shard is this one). */
+    if (s->id < IW_STORE_DEFAULT_MAX_SERIES)
+        sh->d->open_acc[s->id].exact = false;
     iw_wbatch_free(b);
     iw_diag_fini(&diag);
     return rc;
@@ -173,11 +177,34 @@ static void late_mark(struct iw_shard *sh, uint32_t id, int64_t m)
     *late = m;
 }
 
-static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts)
+static void acc_start(struct iw_open_minute *a, int64_t ts, double v, bool exact)
+{
+    /* 0.0 + v: the fold's sum starts at 0, so -0.0 sums to +0.0 there too. */
+    *a = (struct iw_open_minute){ .min = v, .max = v, .sum = 0.0 + v, .last = v, .last_ts = ts,
+                                  .count = 1, .exact = exact };
+}
+
+/* The fold store_query.c's fold_minute makes of the same points in time order. */
+static void acc_add(struct iw_open_minute *a, int64_t ts, double v)
+{
+    if (ts <= a->last_ts) {
+        a->exact = false;                    /* replaced or reordered: recompute at close */
+    } else {
+        if (v < a->min) a->min = v;
+        if (v > a->max) a->max = v;
+        a->sum += v;
+        a->last = v;
+        a->last_ts = ts;
+    }
+    a->count++;
+}
+
+static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts, double v)
 {
     struct iw_daemon *d = sh->d;
     int64_t m = iw_floor_to(ts, IW_MS_PER_MIN);
     int64_t *open = &d->open_minute[id];
+    struct iw_open_minute *a = &d->open_acc[id];
 
     if (*open == 0) {
         /* First sample of this series since start: close what a previous run left open. */
@@ -189,29 +216,36 @@ static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts)
         else if (m < w)
             late_mark(sh, id, m);
         *open = m > w ? m : w;
+        /* The open minute may hold points of an earlier run: never exact
+         * (and so never taken for a one-point minute). */
+        acc_start(a, ts, v, false);
     } else if (m > *open) {
         /*
-         * A minute this run saw one sample of needs no rollup key (store
-         * format 3: readers fold its point) and so no read-back either: at
-         * one sample per minute that is most minutes. The store is visited
-         * when the minute held more, and when an hour closes, to write the
-         * hour's rollup and move the watermark; so the stored watermark lags
-         * by up to an hour, above it readers use raw points, and a restart
-         * rolls up again from it. A minute with points from an earlier run
-         * may lack its key: readers fold it, and retention writes it.
+         * The open minute closes. One sample (most minutes at one sample per
+         * minute) needs no rollup key (store format 3: readers fold its
+         * point); more, folded exactly as they came, is written as is. The
+         * store is read back only for an inexact minute, and when an hour
+         * closes, to write the hour's rollup and move the watermark: so the
+         * stored watermark lags by up to an hour, above it readers use raw
+         * points, and a restart rolls up again from it. A minute with points
+         * from an earlier run may lack its key: readers fold it, and
+         * retention writes it.
          */
-        if (d->open_count[id] >= 2 || !iw_store_sparse_minutes(d->store) ||
-            iw_floor_to(*open, IW_MS_PER_HOUR) != iw_floor_to(m, IW_MS_PER_HOUR))
+        bool hour_closes = iw_floor_to(*open, IW_MS_PER_HOUR) != iw_floor_to(m, IW_MS_PER_HOUR);
+        if (!iw_store_sparse_minutes(d->store) || hour_closes || !a->exact) {
             rollup_warn(id, iw_store_rollup_range(d->store, id, *open, m, true));
+        } else if (a->count >= 2) {
+            struct iw_rollup r = { .ts = *open, .min = a->min, .max = a->max, .sum = a->sum,
+                                   .last = a->last, .count = a->count, .last_ts = a->last_ts };
+            rollup_warn(id, iw_store_put_minute(d->store, id, &r));
+        }
         *open = m;
-        d->open_count[id] = 1;
-        return;
+        acc_start(a, ts, v, true);
     } else if (m < *open) {
         late_mark(sh, id, m);
-        return;
+    } else {
+        acc_add(a, ts, v);
     }
-    if (m == *open && d->open_count[id] < 2)
-        d->open_count[id]++;
 }
 
 /* ---- the worker ---- */
@@ -282,7 +316,7 @@ static void handle_message(struct iw_shard *sh, const struct iw_shard_item *item
         const struct iw_series *s = iw_store_series_by_id(sh->d->store, items[i].series_id);
         if (s == NULL)
             continue;
-        rollup_sample(sh, s->id, items[i].ts);
+        rollup_sample(sh, s->id, items[i].ts, items[i].value);
         split_name(s, &sh->sp[k]);
         sh->rs[k] = (struct iw_rsample){
             .source = sh->sp[k].source, .site = sh->sp[k].site, .device = sh->sp[k].device,
@@ -369,9 +403,9 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
     d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
     d->open_minute = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->open_minute));
     d->late_minute = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->late_minute));
-    d->open_count = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->open_count));
+    d->open_acc = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->open_acc));
     if (d->shards == NULL || d->open_minute == NULL || d->late_minute == NULL ||
-        d->open_count == NULL)
+        d->open_acc == NULL)
         return IW_E_NOMEM;
     for (int i = 0; i < d->n_shards; i++) {
         struct iw_shard *sh = &d->shards[i];
@@ -438,7 +472,7 @@ void iw_pipeline_stop(struct iw_daemon *d)
     d->shards = NULL;
     free(d->open_minute);
     free(d->late_minute);
-    free(d->open_count);
+    free(d->open_acc);
     d->open_minute = d->late_minute = NULL;
-    d->open_count = NULL;
+    d->open_acc = NULL;
 }

@@ -239,6 +239,8 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     }
     st->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(st->wopts, opts->sync_writes);
+    st->wopts_nowal = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_disable_WAL(st->wopts_nowal, 1);
     st->ropts = rocksdb_readoptions_create();
 
     int rc = dict_load(st, diag);
@@ -259,6 +261,7 @@ void iw_store_close(struct iw_store *st)
     if (st->db != NULL)
         rocksdb_close(st->db);
     if (st->wopts) rocksdb_writeoptions_destroy(st->wopts);
+    if (st->wopts_nowal) rocksdb_writeoptions_destroy(st->wopts_nowal);
     if (st->ropts) rocksdb_readoptions_destroy(st->ropts);
     if (st->opts) rocksdb_options_destroy(st->opts);
     if (st->bbo) rocksdb_block_based_options_destroy(st->bbo);

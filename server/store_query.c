@@ -337,6 +337,26 @@ static void rollup_hour(struct iw_store *st, struct iw_wbatch *b, uint32_t id, i
     iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&h, val));
 }
 
+int iw_store_put_minute(struct iw_store *st, uint32_t id, const struct iw_rollup *r)
+{
+    unsigned char k[IW_KEY_LEN];
+    unsigned char val[ROLLUP_MAX];
+    char *err = NULL;
+
+    if (st->read_only)
+        return IW_E_STATE;
+    if (r->count < 2 && !st->dense_minutes)
+        return IW_OK;
+    iw_key_series_ts(k, 'M', id, r->ts);
+    rocksdb_put(st->db, st->wopts_nowal, (const char *)k, sizeof(k), (const char *)val,
+                rollup_encode(r, val), &err);
+    if (err != NULL) {
+        rocksdb_free(err);                  /* the caller logs; readers fold the raw points */
+        return IW_E_STORE;
+    }
+    return IW_OK;
+}
+
 int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to, bool advance)
 {
     struct iw_wbatch *b;

@@ -143,6 +143,14 @@ IW_NODISCARD int iw_store_read_agg(struct iw_store *st, uint32_t id, int64_t fro
  */
 IW_NODISCARD int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to,
                                        bool advance);
+/*
+ * Write one minute's rollup the caller folded itself from every raw point of
+ * that minute, in time order (the shard, as samples arrive). Above the
+ * watermark, which this does not move, readers use raw points, and a restart
+ * recomputes from the watermark: so the write skips the WAL, and a crash that
+ * loses it loses nothing. A one-point minute is not written (format 3).
+ */
+IW_NODISCARD int iw_store_put_minute(struct iw_store *st, uint32_t id, const struct iw_rollup *r);
 /* The series' watermark: minute rollups are complete below it (INT64_MIN: none). */
 int64_t iw_store_rollup_watermark(struct iw_store *st, uint32_t id);
 /* True for store format 3, where a one-point minute keeps no rollup key. */

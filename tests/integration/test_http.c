@@ -459,6 +459,14 @@ Test(http, step_queries_over_rolled_up_minutes_and_hours)
             publish(topic, "{\"ts\":%lld,\"ph\":%d}", h0 + i * 60000LL + 30000, 1000 + i);
             cnt[i / 60]++, sum[i / 60] += 1000 + i, n++;
         }
+        if (i % 11 == 0) {                  /* out of order within its minute */
+            publish(topic, "{\"ts\":%lld,\"ph\":%d}", h0 + i * 60000LL + 1000, 2000 + i);
+            cnt[i / 60]++, sum[i / 60] += 2000 + i, n++;
+        }
+        if (i % 13 == 0) {                  /* delivered again: replaces, counts once */
+            publish(topic, "{\"ts\":%lld,\"ph\":%d}", h0 + i * 60000LL + 5000, i);
+            n++;
+        }
     }
     publish(topic, "{\"ts\":%lld,\"ph\":0}", h0 + 3 * 3600000LL + 5 * 60000);
     n++;
@@ -481,14 +489,16 @@ Test(http, step_queries_over_rolled_up_minutes_and_hours)
     for (int h = 0; h < 3; h++)
         cr_expect_eq(v[h], sum[h], "hour %d: sum %g, want %g", h, v[h], sum[h]);
 
-    /* Minute steps across an hour boundary: one- and two-point minutes alike. */
+    /* Minute steps across an hour boundary: one- and two-point minutes alike,
+     * in order, reordered or delivered twice. */
     snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w09/ph&from=%lld&to=%lld"
              "&step=1m&agg=max", h0 + 50 * 60000LL, h0 + 70 * 60000LL);
     cr_assert_eq(query_points(path, t, v, 200), 20);
     for (int k = 0; k < 20; k++) {
         int i = 50 + k;
         cr_expect_eq(t[k], h0 + i * 60000LL);
-        cr_expect_eq(v[k], i % 7 == 0 ? 1000 + i : i, "minute %d: max %g", i, v[k]);
+        cr_expect_eq(v[k], i % 11 == 0 ? 2000 + i : i % 7 == 0 ? 1000 + i : i, "minute %d: max %g",
+                     i, v[k]);
     }
     /* A 10-minute step over the second hour folds minutes, whatever their keys. */
     snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w09/ph&from=%lld&to=%lld"
@@ -497,7 +507,7 @@ Test(http, step_queries_over_rolled_up_minutes_and_hours)
     for (int k = 0; k < 6; k++) {
         long long want = 0;
         for (int i = 60 + 10 * k; i < 70 + 10 * k; i++)
-            want += i % 7 == 0 ? 2 : 1;
+            want += 1 + (i % 7 == 0) + (i % 11 == 0);
         cr_expect_eq((long long)v[k], want, "10 minutes from minute %d: count %g", 60 + 10 * k, v[k]);
     }
 }
