@@ -5,7 +5,14 @@
  * counter, in one batch), then publishes it with QoS alerts.qos on
  * alerts.topic and keeps the retained current state on active_topic (an empty
  * retained message on resolve). Paho buffers (persisted, bounded) what is
- * published while the broker is away and sends it in order on reconnect.
+ * published while the broker is away, also before the first connect, and
+ * sends it in order on reconnect.
+ *
+ * When Paho refuses a message anyway (its buffer, alerts.outbox_max, is full),
+ * nothing is lost: the record in the store is the outbox. The publisher
+ * remembers the first seq not handed over ("unsent", persisted) and from then
+ * on hands messages over only by re-reading "alert/<seq>" in seq order, on
+ * every turn of its loop (at least every 200 ms), until it has caught up.
  *
  * Silenced alerts are recorded, not published, and take no seq (SPEC §5: seq
  * counts published messages): their "seq" is the seq of the last published
@@ -54,6 +61,9 @@ struct iw_alert_pub {
     pthread_t thread;
     uint64_t seq;                      /* publisher thread only: last published seq */
     uint64_t silno;                    /* publisher thread only: silenced alerts recorded */
+    uint64_t unsent;                   /* publisher thread only: first seq Paho has not taken, 0: none */
+    bool unsent_main_sent;             /* its alerts.topic message went, its retained state did not */
+    struct iw_complaint refused;
     struct active_row *active;
     size_t n_active, cap_active;
 };
@@ -227,12 +237,119 @@ static void active_set(struct iw_alert_pub *p, const char *id, int sev)
     atomic_fetch_add_explicit(&iw_stats.alerts_active[sev], 1, memory_order_relaxed);
 }
 
-static void publish(struct iw_alert_pub *p, struct iw_alert *a)
+/* Hand one message to Paho. IW_OK when it took it, or when it never can
+ * (logged: retrying would block every later alert); IW_E_MQTT to retry. */
+static int send_one(struct iw_alert_pub *p, uint64_t seq, const char *topic, const char *payload,
+                    size_t len, bool retained)
+{
+    int rc = iw_mqtt_publish(p->d->mqtt, topic, payload, len, p->d->cfg->alerts.qos, retained);
+    if (rc == IW_E_INVAL) {
+        IW_LOG_ERROR("alerts", "seq=%" PRIu64 ": the MQTT client cannot publish on \"%s\": %s; "
+                     "check alerts.topic and alerts.active_topic", seq, topic, iw_mqtt_publish_error(rc));
+        return IW_OK;
+    }
+    if (rc != IW_OK)
+        iw_complain(&p->refused, IW_LOG_LEVEL_WARN, "alerts", "seq=%" PRIu64 ": the MQTT client "
+                    "refused the message on %s: %s; it stays in the store and goes out, in order, "
+                    "as soon as the client takes messages again", seq, topic, iw_mqtt_publish_error(rc));
+    return rc;
+}
+
+/*
+ * Publish a recorded alert: its message on alerts.topic (unless skip_main: it
+ * already went), then its retained state on active_topic. IW_OK when both
+ * went; otherwise IW_E_MQTT and *main_sent says whether the first one did.
+ */
+static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const char *json, size_t len,
+                       bool skip_main, bool *main_sent)
 {
     const struct iw_config *cfg = p->d->cfg;
+    char topic[1024];
+
+    *main_sent = skip_main;
+    if (!skip_main && iw_alert_topic(cfg->alerts.topic, a, topic, sizeof(topic)) == IW_OK) {
+        if (send_one(p, a->seq, topic, json, len, false) != IW_OK)
+            return IW_E_MQTT;
+    }
+    *main_sent = true;
+    if (iw_alert_topic(cfg->alerts.active_topic, a, topic, sizeof(topic)) != IW_OK)
+        return IW_OK;
+    if (a->status == IW_ALERT_FIRING)
+        return send_one(p, a->seq, topic, json, len, true);
+    return send_one(p, a->seq, topic, "", 0, true);
+}
+
+static void unsent_save(struct iw_alert_pub *p)
+{
+    char buf[32];
+    int rc;
+    if (p->unsent == 0) {
+        rc = iw_store_meta_delete(p->d->store, "unsent");
+    } else {
+        snprintf(buf, sizeof(buf), "%" PRIu64, p->unsent);
+        rc = iw_store_meta_put(p->d->store, "unsent", buf, strlen(buf));
+    }
+    if (rc != IW_OK)
+        IW_LOG_ERROR("alerts", "cannot record which alert messages are still to be sent (%s); "
+                     "those not sent by the next stop will not be sent after it", iw_strerror(rc));
+}
+
+/* Paho refused (part of) message seq: from now on messages go out of the store. */
+static void backlog_start(struct iw_alert_pub *p, uint64_t seq, bool main_sent)
+{
+    p->unsent = seq;
+    p->unsent_main_sent = main_sent;
+    unsent_save(p);
+}
+
+/* Hand the held messages to Paho in seq order, as far as it takes them. */
+static void backlog_flush(struct iw_alert_pub *p)
+{
+    uint64_t from = p->unsent;
+
+    while (p->unsent != 0 && p->unsent <= p->seq) {
+        char key[64];
+        void *val;
+        size_t len;
+        struct iw_alert *a = NULL;
+        struct iw_diag diag = {0};
+        bool main_sent = false;
+
+        snprintf(key, sizeof(key), "alert/%020" PRIu64, p->unsent);
+        if (iw_store_meta_get(p->d->store, key, &val, &len) != IW_OK) {
+            IW_LOG_ERROR("alerts", "seq=%" PRIu64 " is not in the store any more; it cannot be "
+                         "sent", p->unsent);
+        } else if (iw_alert_from_json(val, len, &a, &diag) != IW_OK) {
+            IW_LOG_ERROR("alerts", "seq=%" PRIu64 " in the store is unreadable (%s); it cannot be "
+                         "sent", p->unsent, iw_diag_first(&diag));
+            free(val);
+        } else {
+            int rc = send_record(p, a, val, len, p->unsent_main_sent, &main_sent);
+            iw_alert_free(a);
+            free(val);
+            if (rc != IW_OK) {
+                p->unsent_main_sent = main_sent;
+                break;
+            }
+        }
+        iw_diag_fini(&diag);
+        p->unsent++;
+        p->unsent_main_sent = false;
+    }
+    if (p->unsent > p->seq) {
+        IW_LOG_INFO("alerts", "the MQTT client took the held messages (seq %" PRIu64 " to %" PRIu64
+                    ")", from, p->seq);
+        p->unsent = 0;
+    }
+    if (p->unsent != from)
+        unsent_save(p);
+}
+
+static void publish(struct iw_alert_pub *p, struct iw_alert *a)
+{
     struct iw_wbatch *b = iw_wbatch_new();
     struct iw_diag diag = {0};
-    char key[64], akey[64], topic[1024], seqbuf[32];
+    char key[64], akey[64], seqbuf[32];
     char *json = NULL;
     size_t len = 0;
 
@@ -269,13 +386,11 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
 
     if (!a->silenced) {
         feed_add(a->seq, json, len);
-        if (iw_alert_topic(cfg->alerts.topic, a, topic, sizeof(topic)) == IW_OK)
-            (void)iw_mqtt_publish(p->d->mqtt, topic, json, len, cfg->alerts.qos, false);
-        if (iw_alert_topic(cfg->alerts.active_topic, a, topic, sizeof(topic)) == IW_OK) {
-            if (a->status == IW_ALERT_FIRING)
-                (void)iw_mqtt_publish(p->d->mqtt, topic, json, len, cfg->alerts.qos, true);
-            else
-                (void)iw_mqtt_publish(p->d->mqtt, topic, "", 0, cfg->alerts.qos, true);
+        /* Behind on earlier messages: this one goes after them (backlog_flush). */
+        if (p->unsent == 0) {
+            bool main_sent = false;
+            if (send_record(p, a, json, len, false, &main_sent) != IW_OK)
+                backlog_start(p, a->seq, main_sent);
         }
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));
@@ -321,6 +436,8 @@ static void *pub_main(void *arg)
 
     pthread_setname_np(pthread_self(), "iw-alert-pub");
     for (;;) {
+        if (p->unsent != 0)
+            backlog_flush(p);
         if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
             if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)
                 break;
@@ -350,6 +467,10 @@ static void *pub_main(void *arg)
         }
         free(it);
     }
+    if (p->unsent != 0)
+        IW_LOG_WARN("alerts", "stopping with alert messages from seq=%" PRIu64 " to %" PRIu64
+                    " not taken by the MQTT client; they are sent after the next start",
+                    p->unsent, p->seq);
     return NULL;
 }
 
@@ -436,6 +557,16 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     if (iw_store_meta_get(d->store, "silno", &v, &l) == IW_OK) {
         p->silno = strtoull(v, NULL, 10);
         free(v);
+    }
+    /* Messages the MQTT client had not taken when the daemon last stopped. */
+    if (iw_store_meta_get(d->store, "unsent", &v, &l) == IW_OK) {
+        p->unsent = strtoull(v, NULL, 10);
+        free(v);
+        if (p->unsent > p->seq)
+            p->unsent = 0;
+        else
+            IW_LOG_INFO("alerts", "alert messages from seq=%" PRIu64 " to %" PRIu64 " are still "
+                        "to be sent; sending them first", p->unsent, p->seq);
     }
     if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)
         IW_LOG_WARN("alerts", "could not read the active alerts");
