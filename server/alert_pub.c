@@ -4,7 +4,9 @@
  * store (history "alert/<seq>", open episodes "active/<id>", and the seq
  * counter, in one batch), then publishes it with QoS alerts.qos on
  * alerts.topic and keeps the retained current state on active_topic (an empty
- * retained message on resolve). Paho buffers (persisted, bounded) what is
+ * retained message on resolve, or, when another instance firing on the same
+ * retained topic is left, that one's latest state: the default active_topic
+ * has no {metric}, so the metrics of a device share it). Paho buffers (persisted, bounded) what is
  * published while the broker is away, also before the first connect, and
  * sends it in order on reconnect.
  *
@@ -49,9 +51,11 @@ struct pub_item {
     int *result;
 };
 
+/* One open episode: its latest recorded message (what "active/<id>" holds). */
 struct active_row {
     char id[17];
     enum iw_severity sev;
+    struct iw_alert *last;             /* owned */
 };
 
 struct iw_alert_pub {
@@ -207,34 +211,79 @@ int iw_alert_active_scan(struct iw_store *st, int (*cb)(void *ctx, const char *j
 
 /* ---- the publisher thread ---- */
 
-static void active_set(struct iw_alert_pub *p, const char *id, int sev)
+static struct active_row *active_find(struct iw_alert_pub *p, const char *id)
 {
-    size_t i;
-    for (i = 0; i < p->n_active; i++)
+    for (size_t i = 0; i < p->n_active; i++)
         if (strcmp(p->active[i].id, id) == 0)
-            break;
-    if (i < p->n_active) {
-        atomic_fetch_sub_explicit(&iw_stats.alerts_active[p->active[i].sev], 1, memory_order_relaxed);
-        if (sev < 0) {
-            p->active[i] = p->active[--p->n_active];
+            return &p->active[i];
+    return NULL;
+}
+
+/* Track the recorded alert a: a firing one becomes its episode's latest
+ * state (a copy), a resolved one ends its episode. */
+static void active_update(struct iw_alert_pub *p, const struct iw_alert *a)
+{
+    struct active_row *row = active_find(p, a->id);
+    struct iw_alert *copy = NULL;
+
+    if (row != NULL) {
+        atomic_fetch_sub_explicit(&iw_stats.alerts_active[row->sev], 1, memory_order_relaxed);
+        if (a->status != IW_ALERT_FIRING) {
+            iw_alert_free(row->last);
+            *row = p->active[--p->n_active];
             return;
         }
     } else {
-        if (sev < 0)
+        if (a->status != IW_ALERT_FIRING)
             return;
         if (p->n_active == p->cap_active) {
             size_t cap = p->cap_active ? p->cap_active * 2 : 64;
             struct active_row *na = realloc(p->active, cap * sizeof(*na));
-            if (na == NULL)
+            if (na == NULL) {
+                IW_LOG_ERROR("alerts", "out of memory: episode %s of rule %s is not tracked (its "
+                             "ack and retained state may be lost)", a->id, a->rule);
                 return;
+            }
             p->active = na;
             p->cap_active = cap;
         }
-        i = p->n_active++;
-        snprintf(p->active[i].id, sizeof(p->active[i].id), "%s", id);
+        row = &p->active[p->n_active++];
+        snprintf(row->id, sizeof(row->id), "%s", a->id);
+        row->last = NULL;
     }
-    p->active[i].sev = (enum iw_severity)sev;
-    atomic_fetch_add_explicit(&iw_stats.alerts_active[sev], 1, memory_order_relaxed);
+    if (iw_alert_dup(a, &copy) != IW_OK)
+        IW_LOG_ERROR("alerts", "out of memory: the latest state of episode %s of rule %s is not "
+                     "kept (its ack may be lost)", a->id, a->rule);
+    else {
+        iw_alert_free(row->last);
+        row->last = copy;
+    }
+    row->sev = a->severity;
+    atomic_fetch_add_explicit(&iw_stats.alerts_active[row->sev], 1, memory_order_relaxed);
+}
+
+/*
+ * The retained state of a topic that instance a no longer fires on: an
+ * instance is (rule, site, device, metric) but active_topic need not have
+ * {metric} (the default has not), so several firing instances can share
+ * one retained topic. The latest published state of the others still firing
+ * there, or NULL when none is left.
+ */
+static const struct iw_alert *active_sibling(struct iw_alert_pub *p, const struct iw_alert *a,
+                                             const char *topic)
+{
+    const struct iw_alert *best = NULL;
+    char t[1024];
+
+    for (size_t i = 0; i < p->n_active; i++) {
+        const struct iw_alert *o = p->active[i].last;
+        if (o == NULL || o->silenced || strcmp(o->id, a->id) == 0 || (best && best->seq > o->seq))
+            continue;
+        if (iw_alert_topic(p->d->cfg->alerts.active_topic, o, t, sizeof(t)) == IW_OK
+            && strcmp(t, topic) == 0)
+            best = o;
+    }
+    return best;
 }
 
 /* Hand one message to Paho. IW_OK when it took it, or when it never can
@@ -276,6 +325,14 @@ static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const c
         return IW_OK;
     if (a->status == IW_ALERT_FIRING)
         return send_one(p, a->seq, topic, json, len, true);
+    const struct iw_alert *other = active_sibling(p, a, topic);
+    char *ojson = NULL;
+    size_t olen = 0;
+    if (other != NULL && iw_alert_to_json(other, &ojson, &olen) == IW_OK) {
+        int rc = send_one(p, a->seq, topic, ojson, olen, true);
+        free(ojson);
+        return rc;
+    }
     return send_one(p, a->seq, topic, "", 0, true);
 }
 
@@ -382,7 +439,7 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
         iw_diag_fini(&diag);
     }
     iw_wbatch_free(b);
-    active_set(p, a->id, a->status == IW_ALERT_FIRING ? (int)a->severity : -1);
+    active_update(p, a);
 
     if (!a->silenced) {
         feed_add(a->seq, json, len);
@@ -525,7 +582,8 @@ static int active_load_cb(void *ctx, const char *json, size_t len)
     struct iw_alert *a;
     struct iw_diag diag = {0};
     if (iw_alert_from_json(json, len, &a, &diag) == IW_OK) {
-        active_set(p, a->id, (int)a->severity);
+        a->status = IW_ALERT_FIRING;
+        active_update(p, a);
         iw_alert_free(a);
     }
     iw_diag_fini(&diag);
@@ -590,8 +648,10 @@ void iw_alert_pub_stop(struct iw_alert_pub *p)
     atomic_store_explicit(&p->d->stop, 2, memory_order_release);
     sem_post(&p->ready);
     pthread_join(p->thread, NULL);
-    for (size_t i = 0; i < p->n_active; i++)
+    for (size_t i = 0; i < p->n_active; i++) {
         atomic_fetch_sub_explicit(&iw_stats.alerts_active[p->active[i].sev], 1, memory_order_relaxed);
+        iw_alert_free(p->active[i].last);
+    }
     free(p->active);
     sem_destroy(&p->ready);
     iw_mpmc_fini(&p->q);

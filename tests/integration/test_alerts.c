@@ -4,8 +4,8 @@
  * a firing and a pending alert, a broker restart without duplicate alerts,
  * absence of a silent camera and of a never-seen inventory camera, reloads
  * while an alert is firing, a resolve raised at start before the first
- * connect, and a message the full outbox refused. Every alert payload
- * received is checked
+ * connect, a message the full outbox refused, and per-metric instances
+ * sharing one retained topic. Every alert payload received is checked
  * against config/alert.schema.json.
  */
 #include <criterion/criterion.h>
@@ -589,6 +589,82 @@ Test(alerts, a_message_the_full_outbox_refused_goes_out_when_the_broker_is_back)
     cr_assert_str_eq(s(a, "status"), "firing");
     cJSON_Delete(a);
     it_client_free(late);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* SPEC §4: an instance is (rule, site, device, metric); the default retained
+ * topic has no {metric}. Resolving one metric leaves the device's other
+ * firing instance as the retained state; the last resolve clears it. */
+Test(alerts, resolving_one_metric_keeps_the_other_firing_metric_as_retained_state)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: hi, kind: threshold, select: \"water/*/*/*\", above: 10, severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    long long t = now_ms() - 60000;
+    char p[128], topic[256];
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"cod\":20,\"tp\":30}", t);
+    cr_assert_eq(it_publish(dev, "sensors/water/s/w1", p, 1, false), 0);
+    /* Each firing: the alert, then its retained state on the shared topic. */
+    char last[16] = "";
+    for (int i = 0; i < 4; i++) {
+        cJSON *a = next_alert(sub, 10000, topic, sizeof(topic));
+        cr_assert_not_null(a, "message %d of 4 missing", i + 1);
+        cr_assert_str_eq(s(a, "status"), "firing");
+        cr_assert_str_eq(topic, i % 2 ? "alerts/active/hi/s/w1" : "alerts/major/hi/s/w1");
+        snprintf(last, sizeof(last), "%s", s(a, "metric"));
+        cJSON_Delete(a);
+    }
+    char other[16];
+    snprintf(other, sizeof(other), "%s", strcmp(last, "cod") == 0 ? "tp" : "cod");
+
+    /* The metric shown resolves: the other one is still firing and is shown. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"%s\":1}", t + 1000, last);
+    cr_assert_eq(it_publish(dev, "sensors/water/s/w1", p, 1, false), 0);
+    cJSON *a = next_alert(sub, 10000, topic, sizeof(topic));
+    cr_assert_not_null(a);
+    cr_assert_str_eq(topic, "alerts/major/hi/s/w1");
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "metric"), last);
+    cJSON_Delete(a);
+    struct it_msg *m = it_next(sub, 5000);
+    cr_assert_not_null(m, "no retained state after the first resolve");
+    cr_assert_str_eq(m->topic, "alerts/active/hi/s/w1");
+    cr_assert_gt(m->len, 0, "the still-firing %s instance was hidden by the resolve of %s", other, last);
+    it_msg_free(m);
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    cJSON *r = next_alert(late, 5000, NULL, 0);
+    cr_assert_not_null(r, "no retained state for a late subscriber");
+    cr_assert_str_eq(s(r, "status"), "firing");
+    cr_assert_str_eq(s(r, "metric"), other);
+    cJSON_Delete(r);
+    it_client_free(late);
+
+    /* The last one resolves: nothing retained any more. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"%s\":1}", t + 2000, other);
+    cr_assert_eq(it_publish(dev, "sensors/water/s/w1", p, 1, false), 0);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "metric"), other);
+    cJSON_Delete(a);
+    m = it_next(sub, 5000);
+    cr_assert_not_null(m, "no retained clear after the last resolve");
+    cr_assert_str_eq(m->topic, "alerts/active/hi/s/w1");
+    cr_assert_eq(m->len, 0, "retained state after the last resolve: %s", m->payload);
+    it_msg_free(m);
+    late = it_client_new(&b, "late2");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    m = it_next(late, 1500);
+    cr_assert_null(m, "retained state still there: %s", m ? m->payload : "");
+    it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
