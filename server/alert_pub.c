@@ -16,6 +16,10 @@
  * on hands messages over only by re-reading "alert/<seq>" in seq order, on
  * every turn of its loop (at least every 200 ms), until it has caught up.
  *
+ * An ack is recorded and republished as the episode's next message; the
+ * episode's later messages carry it too (merged here from the episode's
+ * latest state, which mirrors "active/<id>").
+ *
  * Silenced alerts are recorded, not published, and take no seq (SPEC §5: seq
  * counts published messages): their "seq" is the seq of the last published
  * message (0 before the first) and their history key is
@@ -409,6 +413,20 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
     char key[64], akey[64], seqbuf[32];
     char *json = NULL;
     size_t len = 0;
+
+    /* The engine knows nothing of acks: a later message of an acknowledged
+     * episode (repeat, severity change, resolve) carries the ack recorded
+     * in its "active/<id>" (SPEC §4, alert.schema.json: present once an
+     * operator acknowledged the episode). */
+    const struct active_row *row = active_find(p, a->id);
+    if (!a->acked && row != NULL && row->last != NULL && row->last->acked) {
+        a->acked = true;
+        a->ack_ts = row->last->ack_ts;
+        free((char *)a->ack_by);
+        free((char *)a->ack_comment);
+        a->ack_by = row->last->ack_by ? strdup(row->last->ack_by) : NULL;
+        a->ack_comment = row->last->ack_comment ? strdup(row->last->ack_comment) : NULL;
+    }
 
     /* Only a published message takes a seq; a silenced one shows the last. */
     a->seq = a->silenced ? p->seq : p->seq + 1;

@@ -4,8 +4,9 @@
  * a firing and a pending alert, a broker restart without duplicate alerts,
  * absence of a silent camera and of a never-seen inventory camera, reloads
  * while an alert is firing, a resolve raised at start before the first
- * connect, a message the full outbox refused, and per-metric instances
- * sharing one retained topic. Every alert payload received is checked
+ * connect, a message the full outbox refused, per-metric instances sharing
+ * one retained topic, and an ack kept by the later messages of its episode.
+ * Every alert payload received is checked
  * against config/alert.schema.json.
  */
 #include <criterion/criterion.h>
@@ -663,6 +664,75 @@ Test(alerts, resolving_one_metric_keeps_the_other_firing_metric_as_retained_stat
     m = it_next(late, 1500);
     cr_assert_null(m, "retained state still there: %s", m ? m->payload : "");
     it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+static void expect_ack(const cJSON *a, const char *what)
+{
+    const cJSON *ack = cJSON_GetObjectItem(a, "ack");
+    cr_assert(cJSON_IsObject(ack), "%s has no ack", what);
+    cr_assert_str_eq(s(ack, "by"), "ops1", "%s", what);
+    cr_assert_str_eq(s(ack, "comment"), "crew on site", "%s", what);
+}
+
+/* SPEC §4: the ack is recorded and republished; the schema: `ack` is present
+ * once an operator acknowledged the episode. Later messages of the episode
+ * (a repeat, the resolve) keep it, and so does `alerts --active`. */
+Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char *out = NULL;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n"
+        "     severity: major, repeat: 2s}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+    pub(dev, "sensors/water/r/w1", t, "nh3_n", 2.5);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+
+    cr_assert_eq(it_run(&out, "'%s' ack %s --by ops1 --comment 'crew on site' --config '%s'",
+                        it_bin("islewatch"), id, d.cfg), 0, "ack failed: %s", out ? out : "");
+    free(out);
+    out = NULL;
+    /* Repeats published before the ack have none; the ack's own message has
+     * it, and so must the repeat after it. */
+    while ((a = next_alert(sub, 10000, NULL, 0)) != NULL && !cJSON_GetObjectItem(a, "ack"))
+        cJSON_Delete(a);
+    cr_assert_not_null(a, "the ack was not republished");
+    expect_ack(a, "the ack's message");
+    cJSON_Delete(a);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no repeat after the ack");
+    cr_assert_str_eq(s(a, "id"), id);
+    cr_assert_str_eq(s(a, "status"), "firing");
+    expect_ack(a, "the repeat after the ack");
+    cJSON_Delete(a);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", d.http_port);
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --format json --url %s", it_bin("islewatch"), url), 0);
+    cJSON *arr = cJSON_Parse(out);
+    cr_assert(cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 1, "alerts --active: %s", out);
+    expect_ack(cJSON_GetArrayItem(arr, 0), "alerts --active after a repeat");
+    cJSON_Delete(arr);
+    free(out);
+
+    pub(dev, "sensors/water/r/w1", t + 1000, "nh3_n", 0.5);
+    while ((a = next_alert(sub, 10000, NULL, 0)) != NULL && strcmp(s(a, "status"), "firing") == 0)
+        cJSON_Delete(a);                                  /* a repeat may come before the resolve */
+    cr_assert_not_null(a, "no resolve");
+    cr_assert_str_eq(s(a, "id"), id);
+    expect_ack(a, "the resolve");
+    cJSON_Delete(a);
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);
