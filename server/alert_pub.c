@@ -6,9 +6,9 @@
  * alerts.topic and keeps the retained current state on active_topic (an empty
  * retained message on resolve, or, when another instance firing on the same
  * retained topic is left, that one's latest state: the default active_topic
- * has no {metric}, so the metrics of a device share it). Paho buffers (persisted, bounded) what is
- * published while the broker is away, also before the first connect, and
- * sends it in order on reconnect.
+ * has no {metric}, so the metrics of a device share it). Paho buffers
+ * (persisted, bounded) what is published while the broker is away, also
+ * before the first connect, and sends it in order on reconnect.
  *
  * When Paho refuses a message anyway (its buffer, alerts.outbox_max, is full),
  * nothing is lost: the record in the store is the outbox. The publisher
