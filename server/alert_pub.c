@@ -4,8 +4,21 @@
  * store (history "alert/<seq>", open episodes "active/<id>", and the seq
  * counter, in one batch), then publishes it with QoS alerts.qos on
  * alerts.topic and keeps the retained current state on active_topic (an empty
- * retained message on resolve). Paho buffers (persisted, bounded) what is
- * published while the broker is away and sends it in order on reconnect.
+ * retained message on resolve, or, when another instance firing on the same
+ * retained topic is left, that one's latest state: the default active_topic
+ * has no {metric}, so the metrics of a device share it). Paho buffers
+ * (persisted, bounded) what is published while the broker is away, also
+ * before the first connect, and sends it in order on reconnect.
+ *
+ * When Paho refuses a message anyway (its buffer, alerts.outbox_max, is full),
+ * nothing is lost: the record in the store is the outbox. The publisher
+ * remembers the first seq not handed over ("unsent", persisted) and from then
+ * on hands messages over only by re-reading "alert/<seq>" in seq order, on
+ * every turn of its loop (at least every 200 ms), until it has caught up.
+ *
+ * An ack is recorded and republished as the episode's next message; the
+ * episode's later messages carry it too (merged here from the episode's
+ * latest state, which mirrors "active/<id>").
  *
  * Silenced alerts are recorded, not published, and take no seq (SPEC §5: seq
  * counts published messages): their "seq" is the seq of the last published
@@ -42,9 +55,11 @@ struct pub_item {
     int *result;
 };
 
+/* One open episode: its latest recorded message (what "active/<id>" holds). */
 struct active_row {
     char id[17];
     enum iw_severity sev;
+    struct iw_alert *last;             /* owned */
 };
 
 struct iw_alert_pub {
@@ -54,6 +69,9 @@ struct iw_alert_pub {
     pthread_t thread;
     uint64_t seq;                      /* publisher thread only: last published seq */
     uint64_t silno;                    /* publisher thread only: silenced alerts recorded */
+    uint64_t unsent;                   /* publisher thread only: first seq Paho has not taken, 0: none */
+    bool unsent_main_sent;             /* its alerts.topic message went, its retained state did not */
+    struct iw_complaint refused;
     struct active_row *active;
     size_t n_active, cap_active;
 };
@@ -197,44 +215,218 @@ int iw_alert_active_scan(struct iw_store *st, int (*cb)(void *ctx, const char *j
 
 /* ---- the publisher thread ---- */
 
-static void active_set(struct iw_alert_pub *p, const char *id, int sev)
+static struct active_row *active_find(struct iw_alert_pub *p, const char *id)
 {
-    size_t i;
-    for (i = 0; i < p->n_active; i++)
+    for (size_t i = 0; i < p->n_active; i++)
         if (strcmp(p->active[i].id, id) == 0)
-            break;
-    if (i < p->n_active) {
-        atomic_fetch_sub_explicit(&iw_stats.alerts_active[p->active[i].sev], 1, memory_order_relaxed);
-        if (sev < 0) {
-            p->active[i] = p->active[--p->n_active];
+            return &p->active[i];
+    return NULL;
+}
+
+/* Track the recorded alert a: a firing one becomes its episode's latest
+ * state (a copy), a resolved one ends its episode. */
+static void active_update(struct iw_alert_pub *p, const struct iw_alert *a)
+{
+    struct active_row *row = active_find(p, a->id);
+    struct iw_alert *copy = NULL;
+
+    if (row != NULL) {
+        atomic_fetch_sub_explicit(&iw_stats.alerts_active[row->sev], 1, memory_order_relaxed);
+        if (a->status != IW_ALERT_FIRING) {
+            iw_alert_free(row->last);
+            *row = p->active[--p->n_active];
             return;
         }
     } else {
-        if (sev < 0)
+        if (a->status != IW_ALERT_FIRING)
             return;
         if (p->n_active == p->cap_active) {
             size_t cap = p->cap_active ? p->cap_active * 2 : 64;
             struct active_row *na = realloc(p->active, cap * sizeof(*na));
-            if (na == NULL)
+            if (na == NULL) {
+                IW_LOG_ERROR("alerts", "out of memory: episode %s of rule %s is not tracked (its "
+                             "ack and retained state may be lost)", a->id, a->rule);
                 return;
+            }
             p->active = na;
             p->cap_active = cap;
         }
-        i = p->n_active++;
-        snprintf(p->active[i].id, sizeof(p->active[i].id), "%s", id);
+        row = &p->active[p->n_active++];
+        snprintf(row->id, sizeof(row->id), "%s", a->id);
+        row->last = NULL;
     }
-    p->active[i].sev = (enum iw_severity)sev;
-    atomic_fetch_add_explicit(&iw_stats.alerts_active[sev], 1, memory_order_relaxed);
+    if (iw_alert_dup(a, &copy) != IW_OK)
+        IW_LOG_ERROR("alerts", "out of memory: the latest state of episode %s of rule %s is not "
+                     "kept (its ack may be lost)", a->id, a->rule);
+    else {
+        iw_alert_free(row->last);
+        row->last = copy;
+    }
+    row->sev = a->severity;
+    atomic_fetch_add_explicit(&iw_stats.alerts_active[row->sev], 1, memory_order_relaxed);
+}
+
+/*
+ * The retained state of a topic that instance a no longer fires on: an
+ * instance is (rule, site, device, metric) but active_topic need not have
+ * {metric} (the default has not), so several firing instances can share
+ * one retained topic. The latest published state of the others still firing
+ * there, or NULL when none is left.
+ */
+static const struct iw_alert *active_sibling(struct iw_alert_pub *p, const struct iw_alert *a,
+                                             const char *topic)
+{
+    const struct iw_alert *best = NULL;
+    char t[1024];
+
+    for (size_t i = 0; i < p->n_active; i++) {
+        const struct iw_alert *o = p->active[i].last;
+        if (o == NULL || o->silenced || strcmp(o->id, a->id) == 0 || (best && best->seq > o->seq))
+            continue;
+        if (iw_alert_topic(p->d->cfg->alerts.active_topic, o, t, sizeof(t)) == IW_OK
+            && strcmp(t, topic) == 0)
+            best = o;
+    }
+    return best;
+}
+
+/* Hand one message to Paho. IW_OK when it took it, or when it never can
+ * (logged: retrying would block every later alert); IW_E_MQTT to retry. */
+static int send_one(struct iw_alert_pub *p, uint64_t seq, const char *topic, const char *payload,
+                    size_t len, bool retained)
+{
+    int rc = iw_mqtt_publish(p->d->mqtt, topic, payload, len, p->d->cfg->alerts.qos, retained);
+    if (rc == IW_E_INVAL) {
+        IW_LOG_ERROR("alerts", "seq=%" PRIu64 ": the MQTT client cannot publish on \"%s\": %s; "
+                     "check alerts.topic and alerts.active_topic", seq, topic, iw_mqtt_publish_error(rc));
+        return IW_OK;
+    }
+    if (rc != IW_OK)
+        iw_complain(&p->refused, IW_LOG_LEVEL_WARN, "alerts", "seq=%" PRIu64 ": the MQTT client "
+                    "refused the message on %s: %s; it stays in the store and goes out, in order, "
+                    "as soon as the client takes messages again", seq, topic, iw_mqtt_publish_error(rc));
+    return rc;
+}
+
+/*
+ * Publish a recorded alert: its message on alerts.topic (unless skip_main: it
+ * already went), then its retained state on active_topic. IW_OK when both
+ * went; otherwise IW_E_MQTT and *main_sent says whether the first one did.
+ */
+static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const char *json, size_t len,
+                       bool skip_main, bool *main_sent)
+{
+    const struct iw_config *cfg = p->d->cfg;
+    char topic[1024];
+
+    *main_sent = skip_main;
+    if (!skip_main && iw_alert_topic(cfg->alerts.topic, a, topic, sizeof(topic)) == IW_OK) {
+        if (send_one(p, a->seq, topic, json, len, false) != IW_OK)
+            return IW_E_MQTT;
+    }
+    *main_sent = true;
+    if (iw_alert_topic(cfg->alerts.active_topic, a, topic, sizeof(topic)) != IW_OK)
+        return IW_OK;
+    if (a->status == IW_ALERT_FIRING)
+        return send_one(p, a->seq, topic, json, len, true);
+    const struct iw_alert *other = active_sibling(p, a, topic);
+    char *ojson = NULL;
+    size_t olen = 0;
+    if (other != NULL && iw_alert_to_json(other, &ojson, &olen) == IW_OK) {
+        int rc = send_one(p, a->seq, topic, ojson, olen, true);
+        free(ojson);
+        return rc;
+    }
+    return send_one(p, a->seq, topic, "", 0, true);
+}
+
+static void unsent_save(struct iw_alert_pub *p)
+{
+    char buf[32];
+    int rc;
+    if (p->unsent == 0) {
+        rc = iw_store_meta_delete(p->d->store, "unsent");
+    } else {
+        snprintf(buf, sizeof(buf), "%" PRIu64, p->unsent);
+        rc = iw_store_meta_put(p->d->store, "unsent", buf, strlen(buf));
+    }
+    if (rc != IW_OK)
+        IW_LOG_ERROR("alerts", "cannot record which alert messages are still to be sent (%s); "
+                     "those not sent by the next stop will not be sent after it", iw_strerror(rc));
+}
+
+/* Paho refused (part of) message seq: from now on messages go out of the store. */
+static void backlog_start(struct iw_alert_pub *p, uint64_t seq, bool main_sent)
+{
+    p->unsent = seq;
+    p->unsent_main_sent = main_sent;
+    unsent_save(p);
+}
+
+/* Hand the held messages to Paho in seq order, as far as it takes them. */
+static void backlog_flush(struct iw_alert_pub *p)
+{
+    uint64_t from = p->unsent;
+
+    while (p->unsent != 0 && p->unsent <= p->seq) {
+        char key[64];
+        void *val;
+        size_t len;
+        struct iw_alert *a = NULL;
+        struct iw_diag diag = {0};
+        bool main_sent = false;
+
+        snprintf(key, sizeof(key), "alert/%020" PRIu64, p->unsent);
+        if (iw_store_meta_get(p->d->store, key, &val, &len) != IW_OK) {
+            IW_LOG_ERROR("alerts", "seq=%" PRIu64 " is not in the store any more; it cannot be "
+                         "sent", p->unsent);
+        } else if (iw_alert_from_json(val, len, &a, &diag) != IW_OK) {
+            IW_LOG_ERROR("alerts", "seq=%" PRIu64 " in the store is unreadable (%s); it cannot be "
+                         "sent", p->unsent, iw_diag_first(&diag));
+            free(val);
+        } else {
+            int rc = send_record(p, a, val, len, p->unsent_main_sent, &main_sent);
+            iw_alert_free(a);
+            free(val);
+            if (rc != IW_OK) {
+                p->unsent_main_sent = main_sent;
+                break;
+            }
+        }
+        iw_diag_fini(&diag);
+        p->unsent++;
+        p->unsent_main_sent = false;
+    }
+    if (p->unsent > p->seq) {
+        IW_LOG_INFO("alerts", "the MQTT client took the held messages (seq %" PRIu64 " to %" PRIu64
+                    ")", from, p->seq);
+        p->unsent = 0;
+    }
+    if (p->unsent != from)
+        unsent_save(p);
 }
 
 static void publish(struct iw_alert_pub *p, struct iw_alert *a)
 {
-    const struct iw_config *cfg = p->d->cfg;
     struct iw_wbatch *b = iw_wbatch_new();
     struct iw_diag diag = {0};
-    char key[64], akey[64], topic[1024], seqbuf[32];
+    char key[64], akey[64], seqbuf[32];
     char *json = NULL;
     size_t len = 0;
+
+    /* The engine knows nothing of acks: a later message of an acknowledged
+     * episode (repeat, severity change, resolve) carries the ack recorded
+     * in its "active/<id>" (SPEC §4, alert.schema.json: present once an
+     * operator acknowledged the episode). */
+    const struct active_row *row = active_find(p, a->id);
+    if (!a->acked && row != NULL && row->last != NULL && row->last->acked) {
+        a->acked = true;
+        a->ack_ts = row->last->ack_ts;
+        free((char *)a->ack_by);
+        free((char *)a->ack_comment);
+        a->ack_by = row->last->ack_by ? strdup(row->last->ack_by) : NULL;
+        a->ack_comment = row->last->ack_comment ? strdup(row->last->ack_comment) : NULL;
+    }
 
     /* Only a published message takes a seq; a silenced one shows the last. */
     a->seq = a->silenced ? p->seq : p->seq + 1;
@@ -265,17 +457,15 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
         iw_diag_fini(&diag);
     }
     iw_wbatch_free(b);
-    active_set(p, a->id, a->status == IW_ALERT_FIRING ? (int)a->severity : -1);
+    active_update(p, a);
 
     if (!a->silenced) {
         feed_add(a->seq, json, len);
-        if (iw_alert_topic(cfg->alerts.topic, a, topic, sizeof(topic)) == IW_OK)
-            (void)iw_mqtt_publish(p->d->mqtt, topic, json, len, cfg->alerts.qos, false);
-        if (iw_alert_topic(cfg->alerts.active_topic, a, topic, sizeof(topic)) == IW_OK) {
-            if (a->status == IW_ALERT_FIRING)
-                (void)iw_mqtt_publish(p->d->mqtt, topic, json, len, cfg->alerts.qos, true);
-            else
-                (void)iw_mqtt_publish(p->d->mqtt, topic, "", 0, cfg->alerts.qos, true);
+        /* Behind on earlier messages: this one goes after them (backlog_flush). */
+        if (p->unsent == 0) {
+            bool main_sent = false;
+            if (send_record(p, a, json, len, false, &main_sent) != IW_OK)
+                backlog_start(p, a->seq, main_sent);
         }
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));
@@ -321,6 +511,8 @@ static void *pub_main(void *arg)
 
     pthread_setname_np(pthread_self(), "iw-alert-pub");
     for (;;) {
+        if (p->unsent != 0)
+            backlog_flush(p);
         if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
             if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)
                 break;
@@ -350,6 +542,10 @@ static void *pub_main(void *arg)
         }
         free(it);
     }
+    if (p->unsent != 0)
+        IW_LOG_WARN("alerts", "stopping with alert messages from seq=%" PRIu64 " to %" PRIu64
+                    " not taken by the MQTT client; they are sent after the next start",
+                    p->unsent, p->seq);
     return NULL;
 }
 
@@ -404,7 +600,8 @@ static int active_load_cb(void *ctx, const char *json, size_t len)
     struct iw_alert *a;
     struct iw_diag diag = {0};
     if (iw_alert_from_json(json, len, &a, &diag) == IW_OK) {
-        active_set(p, a->id, (int)a->severity);
+        a->status = IW_ALERT_FIRING;
+        active_update(p, a);
         iw_alert_free(a);
     }
     iw_diag_fini(&diag);
@@ -437,6 +634,16 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
         p->silno = strtoull(v, NULL, 10);
         free(v);
     }
+    /* Messages the MQTT client had not taken when the daemon last stopped. */
+    if (iw_store_meta_get(d->store, "unsent", &v, &l) == IW_OK) {
+        p->unsent = strtoull(v, NULL, 10);
+        free(v);
+        if (p->unsent > p->seq)
+            p->unsent = 0;
+        else
+            IW_LOG_INFO("alerts", "alert messages from seq=%" PRIu64 " to %" PRIu64 " are still "
+                        "to be sent; sending them first", p->unsent, p->seq);
+    }
     if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)
         IW_LOG_WARN("alerts", "could not read the active alerts");
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
@@ -459,8 +666,10 @@ void iw_alert_pub_stop(struct iw_alert_pub *p)
     atomic_store_explicit(&p->d->stop, 2, memory_order_release);
     sem_post(&p->ready);
     pthread_join(p->thread, NULL);
-    for (size_t i = 0; i < p->n_active; i++)
+    for (size_t i = 0; i < p->n_active; i++) {
         atomic_fetch_sub_explicit(&iw_stats.alerts_active[p->active[i].sev], 1, memory_order_relaxed);
+        iw_alert_free(p->active[i].last);
+    }
     free(p->active);
     sem_destroy(&p->ready);
     iw_mpmc_fini(&p->q);

@@ -415,7 +415,8 @@ static const struct cfg_key alerts_keys[] = {
     { "topic", CFG_STR, AL(topic), .def.s = "alerts/{severity}/{rule}/{site}/{device}",
       .check = check_alert_topic, .doc = "where every alert is published" },
     { "active_topic", CFG_STR, AL(active_topic), .def.s = "alerts/active/{rule}/{site}/{device}",
-      .check = check_alert_topic, .doc = "retained current state of each firing alert" },
+      .check = check_alert_topic, .doc = "retained current state of each firing alert; instances "
+      "sharing a topic (metrics, without {metric}) show the latest until the last resolves" },
     { "qos", CFG_INT, AL(qos), .min = 0, .max = 2, .def.i = 1, .doc = "QoS of alert messages" },
     { "live_window", CFG_DURATION, AL(live_window_ms), .min = 0, .max = YEAR(1),
       .def.i = MIN(15), .doc = "alerts from samples older than this are marked late" },

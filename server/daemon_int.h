@@ -171,9 +171,17 @@ void iw_mqtt_stop(struct iw_mqtt *m);
 void iw_mqtt_free(struct iw_mqtt *m);
 void iw_mqtt_tick(struct iw_mqtt *m, int64_t now_ms);        /* reconnects; main thread */
 bool iw_mqtt_connected(const struct iw_mqtt *m);
-/* Publish on the first connection (Paho buffers while disconnected). */
+/*
+ * Publish on the first connection; Paho buffers (persisted, at most
+ * alerts.outbox_max messages) while disconnected, also before the first
+ * connect and after iw_mqtt_stop. IW_OK when Paho took the message,
+ * IW_E_MQTT when it refused it for now (buffer full, no message id free:
+ * retry later), IW_E_INVAL when it can never take it (bad topic).
+ */
 int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, size_t len,
                     int qos, bool retained);
+/* Why iw_mqtt_publish returned rc (not IW_OK), for a log line. */
+const char *iw_mqtt_publish_error(int rc);
 /* Subscribe to the sources of the current view, unsubscribe from filters no longer there. */
 void iw_mqtt_resubscribe(struct iw_mqtt *m);
 /* Wait until no delivery thread still uses a view older than the current one. */

@@ -344,7 +344,25 @@ int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, s
     msg.qos = qos;
     msg.retained = retained;
     int rc = MQTTAsync_sendMessage(m->c[0].client, topic, &msg, &ro);
-    return rc == MQTTASYNC_SUCCESS ? IW_OK : IW_E_MQTT;
+    switch (rc) {
+    case MQTTASYNC_SUCCESS:
+        return IW_OK;
+    case MQTTASYNC_BAD_UTF8_STRING:
+    case MQTTASYNC_NULL_PARAMETER:
+    case MQTTASYNC_TOPICNAME_TRUNCATED:
+    case MQTTASYNC_BAD_STRUCTURE:
+    case MQTTASYNC_BAD_QOS:
+    case MQTTASYNC_BAD_MQTT_OPTION:
+        return IW_E_INVAL;                /* this message can never go: retrying is useless */
+    default:
+        return IW_E_MQTT;                 /* buffer full, no message id free...: try again later */
+    }
+}
+
+const char *iw_mqtt_publish_error(int rc)
+{
+    return rc == IW_E_INVAL ? "the message itself is invalid (topic not UTF-8 or too long?)"
+                            : "its outbound buffer is full (alerts.outbox_max) or it is not ready";
 }
 
 void iw_mqtt_resubscribe(struct iw_mqtt *m)
@@ -436,8 +454,13 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
         c->ing->idx = (uint8_t)i;             /* i < broker.connections <= IW_MAX_CONNECTIONS */
         cro.MQTTVersion = MQTTVERSION_3_1_1;
         /* Alerts published while the broker is away wait in Paho's persisted
-         * buffer and go out in order on reconnect (bounded by outbox_max). */
+         * buffer and go out in order on reconnect (bounded by outbox_max).
+         * sendWhileDisconnected alone is not enough: Paho refuses sends until
+         * MQTTAsync_connect was called once, and again after MQTTAsync_disconnect
+         * (iw_mqtt_stop), which would lose the resolves a changed rule raises
+         * at start and the alerts the shards flush while stopping. */
         cro.sendWhileDisconnected = i == 0;
+        cro.allowDisconnectedSendAtAnyTime = i == 0;
         cro.maxBufferedMessages = (int)cfg->alerts.outbox_max;
         cro.deleteOldestMessages = 0;
         cro.restoreMessages = 1;

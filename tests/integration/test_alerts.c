@@ -2,8 +2,11 @@
  * Alerts through a real broker (SPEC §4, §5): a full firing -> resolved
  * episode with the retained state seen by late subscribers, restarts during
  * a firing and a pending alert, a broker restart without duplicate alerts,
- * absence of a silent camera and of a never-seen inventory camera, and
- * reloads while an alert is firing. Every alert payload received is checked
+ * absence of a silent camera and of a never-seen inventory camera, reloads
+ * while an alert is firing, a resolve raised at start before the first
+ * connect, a message the full outbox refused, per-metric instances sharing
+ * one retained topic, and an ack kept by the later messages of its episode.
+ * Every alert payload received is checked
  * against config/alert.schema.json.
  */
 #include <criterion/criterion.h>
@@ -496,6 +499,240 @@ Test(alerts, reload_with_a_changed_source_topic_resubscribes)
     struct it_msg *m = it_next(sub, 1500);
     cr_assert_null(m, "the old topic is still subscribed: %s", m ? m->payload : "");
     cr_assert_not(it_daemon_wait_log(&d, "no_source", 1, 200), "a message on the old topic arrived");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* SPEC §4/§5: a rule changed while the daemon was down resolves its firing
+ * instances at start, before the first broker connection. That resolve is a
+ * published message like any other: subscribers get it (next seq) and the
+ * retained active state is cleared. */
+Test(alerts, a_resolve_raised_at_start_before_the_first_connect_is_published)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    long long t = now_ms() - 60000;
+    pub(dev, "sensors/water/r/w1", t, "nh3_n", 2.5);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);           /* firing on alerts/major */
+    cr_assert_not_null(a);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    double seq = n(a, "seq");
+    cJSON_Delete(a);
+    a = next_alert(sub, 5000, NULL, 0);                   /* the retained copy on alerts/active */
+    cr_assert_not_null(a);
+    cJSON_Delete(a);
+
+    it_daemon_stop(&d);
+    rewrite_rules(&d, "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n"
+                      "     clear_below: 1.2, severity: major, labels: {team: river}}\n");
+    cr_assert_eq(it_daemon_restart(&d), 0);
+
+    struct it_msg *m = it_next(sub, 10000);
+    cr_assert_not_null(m, "the resolve raised at start never reached the broker");
+    cr_assert_str_eq(m->topic, "alerts/major/nh3/r/w1");
+    cJSON *r = cJSON_Parse(m->payload);
+    cr_assert_not_null(r, "%s", m->payload);
+    cr_assert_str_eq(s(r, "status"), "resolved");
+    cr_assert_str_eq(s(r, "id"), id);
+    cr_assert_eq(n(r, "seq"), seq + 1, "the resolve is the next message");
+    cJSON_Delete(r);
+    it_msg_free(m);
+    m = it_next(sub, 5000);
+    cr_assert_not_null(m, "the retained state was not cleared");
+    cr_assert_str_eq(m->topic, "alerts/active/nh3/r/w1");
+    cr_assert_eq(m->len, 0, "retained state after the resolve: %s", m->payload);
+    it_msg_free(m);
+
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    m = it_next(late, 1500);
+    cr_assert_null(m, "retained state still there: %s", m ? m->payload : "");
+    it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* With outbox_max: 1 and the broker away, Paho refuses the second message of
+ * an alert (its retained state). The publisher keeps it and sends it when the
+ * broker is back, so a late subscriber still sees what is firing. */
+Test(alerts, a_message_the_full_outbox_refused_goes_out_when_the_broker_is_back)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "alerts:\n  outbox_max: 1\n"
+        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+        "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_publish(dev, "cameras/x/c01/status", "{\"online\":true}", 1, false), 0);
+    it_client_free(dev);
+    it_broker_stop_keep(&b);
+    cr_assert(it_daemon_wait_log(&d, "firing cam-offline", 1, 15000), "absence raised while down");
+    cr_assert(it_daemon_wait_log(&d, "the MQTT client refused", 1, 5000), "the refusal is logged");
+    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 2, 20000));
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    cJSON *a = next_alert(late, 10000, NULL, 0);
+    cr_assert_not_null(a, "the retained state refused by the full outbox was never sent");
+    cr_assert_str_eq(s(a, "rule"), "cam-offline");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cJSON_Delete(a);
+    it_client_free(late);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* SPEC §4: an instance is (rule, site, device, metric); the default retained
+ * topic has no {metric}. Resolving one metric leaves the device's other
+ * firing instance as the retained state; the last resolve clears it. */
+Test(alerts, resolving_one_metric_keeps_the_other_firing_metric_as_retained_state)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: hi, kind: threshold, select: \"water/*/*/*\", above: 10, severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    long long t = now_ms() - 60000;
+    char p[128], topic[256];
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"cod\":20,\"tp\":30}", t);
+    cr_assert_eq(it_publish(dev, "sensors/water/s/w1", p, 1, false), 0);
+    /* Each firing: the alert, then its retained state on the shared topic. */
+    char last[16] = "";
+    for (int i = 0; i < 4; i++) {
+        cJSON *a = next_alert(sub, 10000, topic, sizeof(topic));
+        cr_assert_not_null(a, "message %d of 4 missing", i + 1);
+        cr_assert_str_eq(s(a, "status"), "firing");
+        cr_assert_str_eq(topic, i % 2 ? "alerts/active/hi/s/w1" : "alerts/major/hi/s/w1");
+        snprintf(last, sizeof(last), "%s", s(a, "metric"));
+        cJSON_Delete(a);
+    }
+    char other[16];
+    snprintf(other, sizeof(other), "%s", strcmp(last, "cod") == 0 ? "tp" : "cod");
+
+    /* The metric shown resolves: the other one is still firing and is shown. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"%s\":1}", t + 1000, last);
+    cr_assert_eq(it_publish(dev, "sensors/water/s/w1", p, 1, false), 0);
+    cJSON *a = next_alert(sub, 10000, topic, sizeof(topic));
+    cr_assert_not_null(a);
+    cr_assert_str_eq(topic, "alerts/major/hi/s/w1");
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "metric"), last);
+    cJSON_Delete(a);
+    struct it_msg *m = it_next(sub, 5000);
+    cr_assert_not_null(m, "no retained state after the first resolve");
+    cr_assert_str_eq(m->topic, "alerts/active/hi/s/w1");
+    cr_assert_gt(m->len, 0, "the still-firing %s instance was hidden by the resolve of %s", other, last);
+    it_msg_free(m);
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    cJSON *r = next_alert(late, 5000, NULL, 0);
+    cr_assert_not_null(r, "no retained state for a late subscriber");
+    cr_assert_str_eq(s(r, "status"), "firing");
+    cr_assert_str_eq(s(r, "metric"), other);
+    cJSON_Delete(r);
+    it_client_free(late);
+
+    /* The last one resolves: nothing retained any more. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"%s\":1}", t + 2000, other);
+    cr_assert_eq(it_publish(dev, "sensors/water/s/w1", p, 1, false), 0);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "metric"), other);
+    cJSON_Delete(a);
+    m = it_next(sub, 5000);
+    cr_assert_not_null(m, "no retained clear after the last resolve");
+    cr_assert_str_eq(m->topic, "alerts/active/hi/s/w1");
+    cr_assert_eq(m->len, 0, "retained state after the last resolve: %s", m->payload);
+    it_msg_free(m);
+    late = it_client_new(&b, "late2");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    m = it_next(late, 1500);
+    cr_assert_null(m, "retained state still there: %s", m ? m->payload : "");
+    it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+static void expect_ack(const cJSON *a, const char *what)
+{
+    const cJSON *ack = cJSON_GetObjectItem(a, "ack");
+    cr_assert(cJSON_IsObject(ack), "%s has no ack", what);
+    cr_assert_str_eq(s(ack, "by"), "ops1", "%s", what);
+    cr_assert_str_eq(s(ack, "comment"), "crew on site", "%s", what);
+}
+
+/* SPEC §4: the ack is recorded and republished; the schema: `ack` is present
+ * once an operator acknowledged the episode. Later messages of the episode
+ * (a repeat, the resolve) keep it, and so does `alerts --active`. */
+Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char *out = NULL;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n"
+        "     severity: major, repeat: 2s}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+    pub(dev, "sensors/water/r/w1", t, "nh3_n", 2.5);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+
+    cr_assert_eq(it_run(&out, "'%s' ack %s --by ops1 --comment 'crew on site' --config '%s'",
+                        it_bin("islewatch"), id, d.cfg), 0, "ack failed: %s", out ? out : "");
+    free(out);
+    out = NULL;
+    /* Repeats published before the ack have none; the ack's own message has
+     * it, and so must the repeat after it. */
+    while ((a = next_alert(sub, 10000, NULL, 0)) != NULL && !cJSON_GetObjectItem(a, "ack"))
+        cJSON_Delete(a);
+    cr_assert_not_null(a, "the ack was not republished");
+    expect_ack(a, "the ack's message");
+    cJSON_Delete(a);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no repeat after the ack");
+    cr_assert_str_eq(s(a, "id"), id);
+    cr_assert_str_eq(s(a, "status"), "firing");
+    expect_ack(a, "the repeat after the ack");
+    cJSON_Delete(a);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", d.http_port);
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --format json --url %s", it_bin("islewatch"), url), 0);
+    cJSON *arr = cJSON_Parse(out);
+    cr_assert(cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 1, "alerts --active: %s", out);
+    expect_ack(cJSON_GetArrayItem(arr, 0), "alerts --active after a repeat");
+    cJSON_Delete(arr);
+    free(out);
+
+    pub(dev, "sensors/water/r/w1", t + 1000, "nh3_n", 0.5);
+    while ((a = next_alert(sub, 10000, NULL, 0)) != NULL && strcmp(s(a, "status"), "firing") == 0)
+        cJSON_Delete(a);                                  /* a repeat may come before the resolve */
+    cr_assert_not_null(a, "no resolve");
+    cr_assert_str_eq(s(a, "id"), id);
+    expect_ack(a, "the resolve");
+    cJSON_Delete(a);
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);
