@@ -36,6 +36,10 @@ static void value_text(const struct evidence *ev, double v, char *buf, size_t le
              ev->unit ? ev->unit : "");
 }
 
+/* A pending or firing record whose evidence changes with every sample
+ * (threshold, rate) is rewritten at least this often in sample time. */
+#define RESAVE_MS (10 * IW_MS_PER_MIN)
+
 /* ==========================================================================
  * threshold
  * ======================================================================== */
@@ -50,11 +54,10 @@ struct pt {
  * does: the state record carries the compared value and its time ("cv", "ct")
  * and the `for:` samples ("fn", "ff", "fs"); restore then catches up from the
  * store (the window, and samples evaluated after the record was written). A
- * pending or firing record is rewritten at least every THR_RESAVE_MS of sample
+ * pending or firing record is rewritten at least every RESAVE_MS of sample
  * time, so that catch-up reads little.
  */
 #define THR_FOR_KEEP 32                         /* `for:` evidence: the last 32 samples */
-#define THR_RESAVE_MS (10 * IW_MS_PER_MIN)
 
 struct thr_x {
     struct pt *w;                   /* window, sorted by ts */
@@ -205,7 +208,7 @@ static void thr_sample(struct iw_rules_engine *e, struct inst *in, const struct 
     iw__drive(e, in, breach, clears(p, v), p->severity, s->ts, iw__late(e, s), s->recv_ms);
     if (in->st != was || x->saved_ts == RT_NONE) {
         x->saved_ts = s->ts;                /* a transition wrote the record (or removed it) */
-    } else if (in->st != ST_INACTIVE && s->ts - x->saved_ts >= THR_RESAVE_MS) {
+    } else if (in->st != ST_INACTIVE && s->ts - x->saved_ts >= RESAVE_MS) {
         iw__save(e, in);
         x->saved_ts = s->ts;
     }
@@ -424,10 +427,18 @@ const struct kind_ops iw__threshold_ops = {
  * rate
  * ======================================================================== */
 
+/*
+ * The record carries the pair of samples the last rate came from ("rp"), so
+ * that a repeat or resolve after a restart shows it; restore catches up from
+ * the store as threshold does.
+ */
 struct rate_x {
     bool    has_prev, has_rate;
-    int64_t prev_ts, cur_ts;
-    double  prev_v, cur_v, rate;
+    int64_t prev_ts;                /* the last sample: the base of the next rate */
+    double  prev_v;
+    int64_t from_ts, cur_ts;        /* the pair the last rate was taken from */
+    double  from_v, cur_v, rate;
+    int64_t saved_ts;               /* cur_ts when the record was last written; RT_NONE */
 };
 
 static int prime_prev_cb(void *ctx, int64_t ts, double v, char flag)
@@ -441,12 +452,36 @@ static int prime_prev_cb(void *ctx, int64_t ts, double v, char flag)
     return 0;
 }
 
+static int64_t rate_per(const struct iw_rule_params *p)
+{
+    return p->per_ms > 0 ? p->per_ms : IW_MS_PER_MIN;
+}
+
+/* The rate from the last sample to (ts, v); the pair becomes the evidence. */
+static void rate_step(struct rate_x *x, const struct iw_rule_params *p, int64_t ts, double v)
+{
+    x->rate = (v - x->prev_v) / (double)(ts - x->prev_ts) * (double)rate_per(p);
+    x->has_rate = true;
+    x->from_ts = x->prev_ts;
+    x->from_v = x->prev_v;
+    x->cur_ts = ts;
+    x->cur_v = v;
+}
+
+static void rate_init(struct iw_rules_engine *e, struct inst *in)
+{
+    struct rate_x *x = in->x;
+    (void)e;
+    x->saved_ts = RT_NONE;
+}
+
 static void rate_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
 {
     struct rate_x *x = in->x;
     const struct iw_rule_params *p = in->p;
-    int64_t per = p->per_ms > 0 ? p->per_ms : IW_MS_PER_MIN;
+    int64_t per = rate_per(p);
     int64_t back = per * 10 > IW_MS_PER_HOUR ? per * 10 : IW_MS_PER_HOUR;
+    enum inst_state was = in->st;
     bool breach;
 
     if (iw__flagged(s->flag) || !isfinite(s->value))
@@ -465,24 +500,26 @@ static void rate_sample(struct iw_rules_engine *e, struct inst *in, const struct
         x->prev_v = s->value;
         return;
     }
-    x->rate = (s->value - x->prev_v) / (double)(s->ts - x->prev_ts) * (double)per;
-    x->has_rate = true;
-    x->cur_ts = s->ts;
-    x->cur_v = s->value;
+    rate_step(x, p, s->ts, s->value);
     in->last_ts = s->ts;
     breach = (p->has_rise && x->rate > p->rise) || (p->has_fall && x->rate < -p->fall);
     iw__drive(e, in, breach, !breach, p->severity, s->ts, iw__late(e, s), s->recv_ms);
-    /* The next rate is taken from this sample, after the evidence used it. */
     x->prev_ts = s->ts;
     x->prev_v = s->value;
+    if (in->st != was || x->saved_ts == RT_NONE) {
+        x->saved_ts = s->ts;
+    } else if (in->st != ST_INACTIVE && s->ts - x->saved_ts >= RESAVE_MS) {
+        iw__save(e, in);
+        x->saved_ts = s->ts;
+    }
 }
 
 static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
 {
     const struct rate_x *x = in->x;
     const struct iw_rule_params *p = in->p;
-    int64_t per = p->per_ms > 0 ? p->per_ms : IW_MS_PER_MIN;
-    bool rising = x->rate >= 0;
+    int64_t per = rate_per(p);
+    bool rising = x->has_rate ? x->rate >= 0 : p->has_rise;
     char val[64], lim[32], dur[32], text[256];
     cJSON *o;
     (void)e;
@@ -491,20 +528,28 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
     ev->value = x->rate;
     ev->has_threshold = rising ? p->has_rise : p->has_fall;
     ev->threshold = rising ? p->rise : -p->fall;
-    o = cJSON_AddObjectToObject(ev->details, "prev");
-    cJSON_AddItemToObject(o, "ts", iw__json_time(x->prev_ts));
-    cJSON_AddNumberToObject(o, "value", x->prev_v);
-    o = cJSON_AddObjectToObject(ev->details, "cur");
-    cJSON_AddItemToObject(o, "ts", iw__json_time(x->cur_ts));
-    cJSON_AddNumberToObject(o, "value", x->cur_v);
+    if (x->has_rate) {
+        o = cJSON_AddObjectToObject(ev->details, "prev");
+        cJSON_AddItemToObject(o, "ts", iw__json_time(x->from_ts));
+        cJSON_AddNumberToObject(o, "value", x->from_v);
+        o = cJSON_AddObjectToObject(ev->details, "cur");
+        cJSON_AddItemToObject(o, "ts", iw__json_time(x->cur_ts));
+        cJSON_AddNumberToObject(o, "value", x->cur_v);
+    }
     add_num(ev->details, "rate", x->has_rate, x->rate);
     cJSON_AddNumberToObject(ev->details, "per_ms", (double)per);
     add_num(ev->details, "rise", p->has_rise, p->rise);
     add_num(ev->details, "fall", p->has_fall, p->fall);
-    value_text(ev, fabs(x->rate), val, sizeof(val));
     iw__fmt_num(rising ? p->rise : p->fall, lim, sizeof(lim));
     iw__fmt_dur(per, dur, sizeof(dur));
-    if (ev->status == IW_ALERT_FIRING)
+    if (x->has_rate)
+        value_text(ev, fabs(x->rate), val, sizeof(val));
+    if (!x->has_rate)               /* unknown (an old record, nothing stored): no number */
+        snprintf(text, sizeof(text), ev->status == IW_ALERT_FIRING
+                 ? "%s changes faster than the limit (%s per %s)"
+                 : "%s changes within the limit (%s per %s) again",
+                 iw_metric_display(in->metric), lim, dur);
+    else if (ev->status == IW_ALERT_FIRING)
         snprintf(text, sizeof(text), "%s %s %s per %s (limit %s)", iw_metric_display(in->metric),
                  rising ? "rose" : "fell", val, dur, lim);
     else
@@ -513,12 +558,80 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
     iw__ev_var(ev, "summary", text);
 }
 
+static void rate_save(const struct inst *in, cJSON *o)
+{
+    const struct rate_x *x = in->x;
+    cJSON *rp;
+
+    if (!x->has_rate)
+        return;
+    rp = cJSON_AddArrayToObject(o, "rp");
+    cJSON_AddItemToArray(rp, cJSON_CreateNumber((double)x->from_ts));
+    cJSON_AddItemToArray(rp, cJSON_CreateNumber(x->from_v));
+    cJSON_AddItemToArray(rp, cJSON_CreateNumber((double)x->cur_ts));
+    cJSON_AddItemToArray(rp, cJSON_CreateNumber(x->cur_v));
+}
+
+struct rate_catch_up {
+    struct rate_x *x;
+    const struct iw_rule_params *p;
+};
+
+static int rate_catch_up_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct rate_catch_up *c = ctx;
+
+    if (iw__flagged(flag) || !isfinite(v) || (c->x->has_prev && ts <= c->x->prev_ts))
+        return 0;
+    if (c->x->has_prev)
+        rate_step(c->x, c->p, ts, v);
+    c->x->has_prev = true;
+    c->x->prev_ts = ts;
+    c->x->prev_v = v;
+    return 0;
+}
+
+static void rate_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
+{
+    struct rate_x *x = in->x;
+    const struct iw_rule_params *p = in->p;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(o, "rp");
+    double v[4];
+    int64_t per = rate_per(p), from;
+    int n = 0;
+
+    for (const cJSON *it = cJSON_IsArray(rp) ? rp->child : NULL; it != NULL && n < 4; it = it->next)
+        if (cJSON_IsNumber(it) && isfinite(it->valuedouble))
+            v[n++] = it->valuedouble;
+    if (n == 4 && fabs(v[0]) <= 9.0e15 && fabs(v[2]) <= 9.0e15 && v[2] > v[0]) {
+        x->has_prev = true;
+        x->prev_ts = (int64_t)v[0];
+        x->prev_v = v[1];
+        rate_step(x, p, (int64_t)v[2], v[3]);
+        x->prev_ts = x->cur_ts;
+        x->prev_v = x->cur_v;
+        from = x->cur_ts + 1;
+    } else if (in->last_ts != RT_NONE && in->last_ts > -9000000000000000LL) {
+        /* An older record: the pair is in the store, before and at the last sample. */
+        from = in->last_ts - (per * 10 > IW_MS_PER_HOUR ? per * 10 : IW_MS_PER_HOUR);
+    } else {
+        return;
+    }
+    x->saved_ts = x->has_rate ? x->cur_ts : in->last_ts;
+    /* Samples evaluated after the record was written: the last two give the rate. */
+    iw__read_points(e, in, in->metric, from, e->start_ms, rate_catch_up_cb,
+                    &(struct rate_catch_up){ x, p });
+}
+
 const struct kind_ops iw__rate_ops = {
     .x_size = sizeof(struct rate_x),
     .per_metric = yes,
     .accepts = not_event,
     .sample = rate_sample,
     .evidence = rate_evidence,
+    .save = rate_save,
+    .load = rate_load,
+    .init = rate_init,
 };
 
 /* ==========================================================================

@@ -1004,6 +1004,127 @@ Test(rules, for_threshold_pending_across_a_restart_lists_the_whole_run)
     iw_rules_engine_free(e);
 }
 
+/* ---- what a rate alert shows after a restart ------------------------------ */
+
+static void assert_pair(const cJSON *d, const char *name, int64_t ts, double v)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(d, name);
+    char when[40];
+    cr_assert(cJSON_IsObject(o), "details.%s missing", name);
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(o, "ts")->valuestring,
+                     iw_rfc3339_format(ts, when, sizeof(when)), "details.%s.ts", name);
+    cr_assert_eq(details_num(o, "value"), v, "details.%s.value", name);
+}
+
+static void rate_rule(void)
+{
+    struct iw_rule *r = fx_rule(&cfg, "nh3n-rise", IW_RULE_RATE, "water/*/*/nh3_n");
+    r->p.has_rise = true;
+    r->p.rise = 1;                      /* per minute */
+    r->p.repeat_ms = 10 * MINUTE;
+}
+
+Test(rules, rate_repeat_after_restore_carries_the_last_rate_and_its_samples)
+{
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+    cJSON *d;
+
+    rate_rule();
+    e = engine(T0);
+    feed_stored(e, "nh3_n", T0, 10);
+    feed_stored(e, "nh3_n", T0 + MINUTE, 13);          /* +3/min: fires */
+    feed_stored(e, "nh3_n", T0 + 2 * MINUTE, 20);      /* +7/min: still firing */
+    cr_assert_eq(env.n_alerts, 1);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 3 * MINUTE);
+    iw_rules_tick(e, T0 + 11 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert_eq(a->reason, IW_ALERT_REPEAT);
+    cr_assert(a->has_value && a->value == 7, "value %g", a->value);
+    cr_assert_str_eq(a->message, "dongtan/w02 NH3-N rose 7 mg/L per 1m (limit 1)");
+    d = details_of(a);
+    cr_assert_eq(details_num(d, "rate"), 7);
+    assert_pair(d, "prev", T0 + MINUTE, 13);
+    assert_pair(d, "cur", T0 + 2 * MINUTE, 20);
+    cJSON_Delete(d);
+    /* the next rate is taken from the last sample before the restart */
+    feed_stored(e, "nh3_n", T0 + 12 * MINUTE, 20.5);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_float_eq(fx_last(&env)->value, 0.05, 1e-12);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, rate_repeat_shows_the_pair_the_rate_came_from)
+{
+    struct iw_rules_engine *e;
+    cJSON *d;
+
+    rate_rule();
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0, 10);
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0 + MINUTE, 13);
+    iw_rules_tick(e, T0 + 11 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    d = details_of(fx_last(&env));
+    assert_pair(d, "prev", T0, 10);
+    assert_pair(d, "cur", T0 + MINUTE, 13);
+    cJSON_Delete(d);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, firing_rate_record_follows_the_rate)
+{
+    struct iw_rules_engine *e;
+    size_t puts;
+
+    rate_rule();
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0, 10);
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0 + MINUTE, 13);
+    puts = env.puts;
+    for (int i = 2; i <= 10; i++)
+        fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0 + i * MINUTE, 10 + 3 * i);
+    cr_assert_eq(env.puts, puts, "not every sample writes the record");
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0 + 11 * MINUTE, 50);
+    cr_assert_eq(env.puts, puts + 1, "rewritten after 10 minutes of samples");
+    cr_assert_not_null(strstr(env.vals[0], "\"rp\":[1780000600000,40,1780000660000,50]"),
+                       "record: %s", env.vals[0]);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, rate_old_record_takes_the_rate_from_the_store_or_claims_none)
+{
+    static const char *const added[] = { "rp" };
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    rate_rule();
+    e = engine(T0);
+    feed_stored(e, "nh3_n", T0, 10);
+    feed_stored(e, "nh3_n", T0 + MINUTE, 13);
+    strip_records(added, IW_ARRAY_LEN(added));
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 2 * MINUTE);
+    iw_rules_tick(e, T0 + 11 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert(a->has_value && a->value == 3, "read back from the store");
+    cr_assert_str_eq(a->message, "dongtan/w02 NH3-N rose 3 mg/L per 1m (limit 1)");
+
+    env.n_history = 0;
+    strip_records(added, IW_ARRAY_LEN(added));
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 12 * MINUTE);
+    iw_rules_tick(e, T0 + 21 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3);
+    a = fx_last(&env);
+    cr_assert_not(a->has_value, "unknown is null, not 0");
+    cr_assert_str_eq(a->message, "dongtan/w02 NH3-N changes faster than the limit (1 per 1m)");
+    cr_assert_null(strstr(a->details, "\"rate\""), "details: %s", a->details);
+    cr_assert_null(strstr(a->details, "1970"), "details: %s", a->details);
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * reload
  * ======================================================================== */
