@@ -797,39 +797,45 @@ static bool flag_watched(const struct iw_rule_params *p, char flag)
     return flag >= 'A' && flag <= 'Z' && flag != 'N' && (p->flags & (1u << (flag - 'A'))) != 0;
 }
 
-static void flag_set(struct flag_x *x, const char *metric, char flag)
+/* Set (flag 0: clear) the metric's watched flag; true if the set changed. */
+static bool flag_set(struct flag_x *x, const char *metric, char flag)
 {
     for (size_t i = 0; i < x->n; i++) {
         if (strcmp(x->f[i].metric, metric) != 0)
             continue;
+        if (x->f[i].flag == flag)
+            return false;
         if (flag != 0) {
             x->f[i].flag = flag;
         } else {
             free(x->f[i].metric);
             x->f[i] = x->f[--x->n];
         }
-        return;
+        return true;
     }
     if (flag == 0)
-        return;
+        return false;
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 4;
         struct flagged *f = realloc(x->f, cap * sizeof(*f));
         if (f == NULL)
-            return;
+            return false;
         x->f = f;
         x->cap = cap;
     }
     x->f[x->n].metric = strdup(metric);
     x->f[x->n].flag = flag;
-    if (x->f[x->n].metric != NULL)
-        x->n++;
+    if (x->f[x->n].metric == NULL)
+        return false;
+    x->n++;
+    return true;
 }
 
 static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
 {
     struct flag_x *x = in->x;
-    bool was = x->n > 0;
+    enum inst_state was;
+    bool changed;
 
     if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
         e->st.out_of_order++;
@@ -841,9 +847,12 @@ static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct
     if (iw__flagged(s->flag) && !flag_watched(in->p, s->flag))
         return;
     in->last_ts = s->ts;
-    flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
+    changed = flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
+    was = in->st;
     iw__drive(e, in, x->n > 0, x->n == 0, in->p->severity, s->ts, iw__late(e, s), s->recv_ms);
-    if (in->st == ST_FIRING && was != (x->n > 0))
+    /* The record lists the flags (the evidence, and what resolves it after a
+     * restart): rewrite it when they change and the machine did not. */
+    if (changed && in->st != ST_INACTIVE && in->st == was)
         iw__save(e, in);
 }
 

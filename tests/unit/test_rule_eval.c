@@ -1125,6 +1125,33 @@ Test(rules, rate_old_record_takes_the_rate_from_the_store_or_claims_none)
     iw_rules_engine_free(e);
 }
 
+Test(rules, flag_repeat_after_restore_lists_the_current_flags)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    r->p.flags = (1u << ('D' - 'A')) | (1u << ('B' - 'A'));
+    r->p.repeat_ms = 10 * MINUTE;
+    e = engine(T0);
+    feed_flag(e, "nh3_n", T0, 'D');
+    cr_assert_eq(env.n_alerts, 1);
+    feed_flag(e, "ph", T0 + MINUTE, 'B');
+    feed_flag(e, "nh3_n", T0 + 2 * MINUTE, 'N');
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 3 * MINUTE);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert_eq(a->reason, IW_ALERT_REPEAT);
+    cr_assert_str_eq(a->metric, "ph");
+    cr_assert_str_eq(a->message, "s1/w01 reports flag B (communication error) on ph");
+    cr_assert_not_null(strstr(a->details, "\"flags\":{\"ph\":\"B\"}"), "details: %s", a->details);
+    feed_flag(e, "ph", T0 + 11 * MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 3, "ph back to normal resolves: nh3_n was normal already");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * reload
  * ======================================================================== */
