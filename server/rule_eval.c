@@ -400,10 +400,13 @@ static void thr_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
             x->cur_ts = x->w[x->n - 1].ts;
             x->has_cur = true;
         }
-        return;
+    } else {
+        iw__read_points(e, in, in->metric, base, e->start_ms, thr_catch_up_cb,
+                        &(struct thr_catch_up){ in, x->has_cur ? base : base - 1 });
     }
-    iw__read_points(e, in, in->metric, base, e->start_ms, thr_catch_up_cb,
-                    &(struct thr_catch_up){ in, x->has_cur ? base : base - 1 });
+    /* The engine evaluated up to there: an older sample is out of order. */
+    if (x->cur_ts != RT_NONE && (in->last_ts == RT_NONE || x->cur_ts > in->last_ts))
+        in->last_ts = x->cur_ts;
 }
 
 static void thr_fini(struct inst *in)

@@ -871,6 +871,30 @@ Test(rules, windowed_repeat_after_restore_carries_the_window)
     iw_rules_engine_free(e);
 }
 
+Test(rules, windowed_restore_treats_older_samples_as_out_of_order_as_before)
+{
+    struct iw_rule *r = codmn_rule(10, 0);
+    struct iw_rules_engine *e;
+    struct iw_rules_stats st;
+
+    r->p.window_agg = IW_AGG_AVG;
+    r->p.window_ms = 5 * MINUTE;
+    e = engine(T0);
+    feed_stored(e, "codmn", T0, 12);
+    feed_stored(e, "codmn", T0 + MINUTE, 14);
+    feed_stored(e, "codmn", T0 + 2 * MINUTE, 16);
+    cr_assert_eq(env.n_alerts, 1);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 3 * MINUTE);
+    feed_stored(e, "codmn", T0 + 90 * SEC, -10);       /* older than what was evaluated */
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.out_of_order, 1);
+    cr_assert_eq(env.n_alerts, 1, "not evaluated, as without the restart");
+    feed_stored(e, "codmn", T0 + 4 * MINUTE, 16);      /* (12 + 14 - 10 + 16 + 16) / 5 */
+    cr_assert_eq(env.n_alerts, 2, "but it is in the window");
+    cr_assert_float_eq(fx_last(&env)->value, 9.6, 1e-9);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, reload_after_restore_resolves_with_the_value)
 {
     struct fx_cfg next;
