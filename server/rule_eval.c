@@ -36,6 +36,10 @@ static void value_text(const struct evidence *ev, double v, char *buf, size_t le
              ev->unit ? ev->unit : "");
 }
 
+/* A pending or firing record whose evidence changes with every sample
+ * (threshold, rate) is rewritten at least this often in sample time. */
+#define RESAVE_MS (10 * IW_MS_PER_MIN)
+
 /* ==========================================================================
  * threshold
  * ======================================================================== */
@@ -45,12 +49,48 @@ struct pt {
     double v;
 };
 
+/*
+ * What a threshold alert shows must survive a restart as well as the decision
+ * does: the state record carries the compared value and its time ("cv", "ct")
+ * and the `for:` samples ("fn", "ff", "fs"); restore then catches up from the
+ * store (the window, and samples evaluated after the record was written). A
+ * pending or firing record is rewritten at least every RESAVE_MS of sample
+ * time, so that catch-up reads little.
+ */
+#define THR_FOR_KEEP 32                         /* `for:` evidence: the last 32 samples */
+
 struct thr_x {
     struct pt *w;                   /* window, sorted by ts */
     size_t n, cap;
     double cur;                     /* the compared value of the last evaluation */
-    bool   has_cur;
+    int64_t cur_ts;                 /* its sample time; RT_NONE */
+    bool   has_cur;                 /* false: unknown (e.g. an old record, nothing stored) */
+    int64_t primed_to;              /* the window holds the stored points up to here; RT_NONE */
+    int64_t saved_ts;               /* cur_ts when the record was last written; RT_NONE */
+    struct pt fs[THR_FOR_KEEP];     /* raw `for:` run: ring of its last samples, frozen at fire */
+    size_t  fs_n;                   /* samples in the run (all, not only those kept) */
+    int64_t fs_from;                /* the run's first sample */
 };
+
+static void fs_push(struct thr_x *x, int64_t ts, double v)
+{
+    if (x->fs_n == 0)
+        x->fs_from = ts;
+    x->fs[x->fs_n % THR_FOR_KEEP] = (struct pt){ ts, v };
+    x->fs_n++;
+}
+
+/* The i-th kept sample of the run, oldest first (i < min(fs_n, THR_FOR_KEEP)). */
+static const struct pt *fs_at(const struct thr_x *x, size_t i)
+{
+    size_t first = x->fs_n > THR_FOR_KEEP ? x->fs_n % THR_FOR_KEEP : 0;
+    return &x->fs[(first + i) % THR_FOR_KEEP];
+}
+
+static size_t fs_kept(const struct thr_x *x)
+{
+    return x->fs_n < THR_FOR_KEEP ? x->fs_n : THR_FOR_KEEP;
+}
 
 static bool win_insert(struct thr_x *x, int64_t ts, double v)
 {
@@ -128,11 +168,17 @@ static void thr_sample(struct iw_rules_engine *e, struct inst *in, const struct 
     const struct iw_rule_params *p = in->p;
     bool windowed = p->window_agg != IW_AGG_NONE && p->window_ms > 0;
     double v = s->value;
+    enum inst_state was;
+    bool breach;
 
     if (iw__flagged(s->flag) || !isfinite(v))
         return;
-    if (windowed && !in->primed)
-        iw__read_points(e, in, in->metric, s->ts - p->window_ms + 1, s->ts - 1, prime_window_cb, x);
+    if (windowed && !in->primed) {
+        int64_t from = s->ts - p->window_ms + 1;
+        if (x->primed_to != RT_NONE && x->primed_to >= from)
+            from = x->primed_to + 1;         /* restore read the store up to there */
+        iw__read_points(e, in, in->metric, from, s->ts - 1, prime_window_cb, x);
+    }
     in->primed = true;
     if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
         e->st.out_of_order++;
@@ -150,8 +196,37 @@ static void thr_sample(struct iw_rules_engine *e, struct inst *in, const struct 
         v = win_agg(x, p->window_agg);
     }
     x->cur = v;
+    x->cur_ts = s->ts;
     x->has_cur = true;
-    iw__drive(e, in, breaches(p, v), clears(p, v), p->severity, s->ts, iw__late(e, s), s->recv_ms);
+    breach = breaches(p, v);
+    if (!windowed && p->for_ms > 0 && breach && in->st != ST_FIRING) {
+        if (in->st == ST_INACTIVE)
+            x->fs_n = 0;                    /* a new run */
+        fs_push(x, s->ts, v);
+    }
+    was = in->st;
+    iw__drive(e, in, breach, clears(p, v), p->severity, s->ts, iw__late(e, s), s->recv_ms);
+    if (in->st != was || x->saved_ts == RT_NONE) {
+        x->saved_ts = s->ts;                /* a transition wrote the record (or removed it) */
+    } else if (in->st != ST_INACTIVE && s->ts - x->saved_ts >= RESAVE_MS) {
+        iw__save(e, in);
+        x->saved_ts = s->ts;
+    }
+}
+
+static void thr_init(struct iw_rules_engine *e, struct inst *in)
+{
+    struct thr_x *x = in->x;
+    (void)e;
+    x->cur_ts = x->primed_to = x->saved_ts = x->fs_from = RT_NONE;
+}
+
+static cJSON *json_pair(int64_t ts, double v)
+{
+    cJSON *pair = cJSON_CreateArray();
+    cJSON_AddItemToArray(pair, iw__json_time(ts));
+    cJSON_AddItemToArray(pair, cJSON_CreateNumber(v));
+    return pair;
 }
 
 static void thr_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
@@ -159,17 +234,20 @@ static void thr_evidence(const struct iw_rules_engine *e, const struct inst *in,
     static const char *const aggs[] = { "", "avg", "min", "max", "last" };
     const struct thr_x *x = in->x;
     const struct iw_rule_params *p = in->p;
-    bool use_above = p->has_above && (!p->has_below || x->cur >= p->below);
-    char val[64], thr[32], text[256], dur[32];
+    bool use_above = p->has_above && (!p->has_below || !x->has_cur || x->cur >= p->below);
+    char val[64] = "", thr[32], text[256], dur[32];
     (void)e;
 
     ev->has_value = x->has_cur;
     ev->value = x->cur;
     ev->has_threshold = p->has_above || p->has_below;
     ev->threshold = use_above ? p->above : p->below;
-    value_text(ev, x->cur, val, sizeof(val));
+    if (x->has_cur)                 /* an unknown value is never shown as a number */
+        value_text(ev, x->cur, val, sizeof(val));
     iw__fmt_num(ev->threshold, thr, sizeof(thr));
     add_num(ev->details, "value", x->has_cur, x->cur);
+    if (x->has_cur && x->cur_ts != RT_NONE)
+        cJSON_AddItemToObject(ev->details, "value_ts", iw__json_time(x->cur_ts));
     add_num(ev->details, "above", p->has_above, p->above);
     add_num(ev->details, "below", p->has_below, p->below);
     add_num(ev->details, "clear_below", p->has_clear_below, p->clear_below);
@@ -185,24 +263,150 @@ static void thr_evidence(const struct iw_rules_engine *e, const struct inst *in,
         cJSON_AddNumberToObject(w, "n", (double)x->n);
         cJSON_AddItemToObject(w, "from", iw__json_time(x->w[0].ts));
         cJSON_AddItemToObject(w, "to", iw__json_time(x->w[x->n - 1].ts));
-        for (size_t i = first; i < x->n; i++) {
-            cJSON *pair = cJSON_CreateArray();
-            cJSON_AddItemToArray(pair, iw__json_time(x->w[i].ts));
-            cJSON_AddItemToArray(pair, cJSON_CreateNumber(x->w[i].v));
-            cJSON_AddItemToArray(vals, pair);
-        }
+        for (size_t i = first; i < x->n; i++)
+            cJSON_AddItemToArray(vals, json_pair(x->w[i].ts, x->w[i].v));
+    }
+    if (p->window_agg == IW_AGG_NONE && p->for_ms > 0 && x->fs_n > 0
+        && ev->status == IW_ALERT_FIRING) {
+        /* The samples that kept the condition true for `for:`, the last ones if many. */
+        cJSON *f = cJSON_AddObjectToObject(ev->details, "for");
+        cJSON *vals = cJSON_AddArrayToObject(f, "values");
+        size_t kept = fs_kept(x);
+        cJSON_AddNumberToObject(f, "n", (double)x->fs_n);
+        cJSON_AddItemToObject(f, "from", iw__json_time(x->fs_from));
+        cJSON_AddItemToObject(f, "to", iw__json_time(fs_at(x, kept - 1)->ts));
+        for (size_t i = 0; i < kept; i++)
+            cJSON_AddItemToArray(vals, json_pair(fs_at(x, i)->ts, fs_at(x, i)->v));
+    }
+    if (p->window_agg != IW_AGG_NONE && (x->n > 0 || x->has_cur))
         snprintf(text, sizeof(text), "%s %s of ", aggs[p->window_agg],
                  iw__fmt_dur(p->window_ms, dur, sizeof(dur)));
-    } else {
-        text[0] = '\0';
-    }
-    if (ev->status == IW_ALERT_FIRING)
-        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s %s %s %s",
-                 iw_metric_display(in->metric), val, use_above ? "above" : "below", thr);
     else
-        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s %s, back within %s",
-                 iw_metric_display(in->metric), val, thr);
+        text[0] = '\0';
+    if (ev->status == IW_ALERT_FIRING)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s%s %s %s",
+                 iw_metric_display(in->metric), val[0] ? " " : "", val,
+                 use_above ? "above" : "below", thr);
+    else
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s%s, back within %s",
+                 iw_metric_display(in->metric), val[0] ? " " : "", val, thr);
     iw__ev_var(ev, "summary", text);
+}
+
+static void thr_save(const struct inst *in, cJSON *o)
+{
+    const struct thr_x *x = in->x;
+    cJSON *fs;
+
+    if (x->has_cur) {
+        cJSON_AddNumberToObject(o, "cv", x->cur);
+        if (x->cur_ts != RT_NONE)
+            cJSON_AddNumberToObject(o, "ct", (double)x->cur_ts);
+    }
+    if (x->fs_n == 0 || in->p->for_ms <= 0 || in->p->window_agg != IW_AGG_NONE)
+        return;
+    cJSON_AddNumberToObject(o, "fn", (double)x->fs_n);
+    cJSON_AddNumberToObject(o, "ff", (double)x->fs_from);
+    fs = cJSON_AddArrayToObject(o, "fs");
+    for (size_t i = 0; i < fs_kept(x); i++) {
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)fs_at(x, i)->ts));
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber(fs_at(x, i)->v));
+        cJSON_AddItemToArray(fs, pair);
+    }
+}
+
+struct thr_catch_up {
+    struct inst *in;
+    int64_t after;                  /* points after this time are new */
+};
+
+/* Stored points after the record: what the engine evaluated since it was written. */
+static int thr_catch_up_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct thr_catch_up *c = ctx;
+    struct thr_x *x = c->in->x;
+    const struct iw_rule_params *p = c->in->p;
+
+    if (iw__flagged(flag) || !isfinite(v) || ts <= c->after)
+        return 0;
+    x->cur = v;
+    x->cur_ts = ts;
+    x->has_cur = true;
+    if (c->in->st == ST_PENDING && p->for_ms > 0 && breaches(p, v))
+        fs_push(x, ts, v);
+    return 0;
+}
+
+static bool json_num(const cJSON *o, const char *name, double *out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
+        return false;
+    *out = j->valuedouble;
+    return true;
+}
+
+/* A stored time: a number within what a double holds exactly. */
+static bool json_ms(const cJSON *o, const char *name, int64_t *out)
+{
+    double d;
+    if (!json_num(o, name, &d) || fabs(d) > 9.0e15)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+static void thr_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
+{
+    struct thr_x *x = in->x;
+    const struct iw_rule_params *p = in->p;
+    const cJSON *it, *fs = cJSON_GetObjectItemCaseSensitive(o, "fs");
+    double fn = 0;
+    int64_t base;
+
+    x->has_cur = json_num(o, "cv", &x->cur);
+    if (!x->has_cur || !json_ms(o, "ct", &x->cur_ts))
+        x->cur_ts = RT_NONE;
+    if (cJSON_IsArray(fs) && json_num(o, "fn", &fn) && fn >= 1 && fn < 1e15) {
+        size_t n = (size_t)cJSON_GetArraySize(fs);
+        size_t skipped = (size_t)fn > n ? (size_t)fn - n : 0;
+
+        x->fs_n = skipped;                  /* the ring kept the last ones: count the rest */
+        cJSON_ArrayForEach(it, fs) {
+            const cJSON *t = cJSON_GetArrayItem(it, 0), *v = cJSON_GetArrayItem(it, 1);
+            if (cJSON_IsNumber(t) && fabs(t->valuedouble) <= 9.0e15 && cJSON_IsNumber(v)
+                && isfinite(v->valuedouble))
+                fs_push(x, (int64_t)t->valuedouble, v->valuedouble);
+        }
+        if (x->fs_n == skipped)
+            x->fs_n = 0;
+        else if (!json_ms(o, "ff", &x->fs_from))
+            x->fs_from = in->pending_since;
+    }
+
+    /* Catch up from the store: records older than this one carry no value, and
+     * a firing instance is not rewritten for every sample. */
+    base = x->cur_ts != RT_NONE ? x->cur_ts : in->last_ts;
+    x->saved_ts = base;
+    if (base == RT_NONE || base < -9000000000000000LL || base > e->start_ms)
+        return;
+    if (p->window_agg != IW_AGG_NONE && p->window_ms > 0) {
+        iw__read_points(e, in, in->metric, base - p->window_ms + 1, e->start_ms, prime_window_cb, x);
+        x->primed_to = e->start_ms;
+        if (x->n > 0) {
+            win_evict(x, x->w[x->n - 1].ts, p->window_ms);
+            x->cur = win_agg(x, p->window_agg);
+            x->cur_ts = x->w[x->n - 1].ts;
+            x->has_cur = true;
+        }
+    } else {
+        iw__read_points(e, in, in->metric, base, e->start_ms, thr_catch_up_cb,
+                        &(struct thr_catch_up){ in, x->has_cur ? base : base - 1 });
+    }
+    /* The engine evaluated up to there: an older sample is out of order. */
+    if (x->cur_ts != RT_NONE && (in->last_ts == RT_NONE || x->cur_ts > in->last_ts))
+        in->last_ts = x->cur_ts;
 }
 
 static void thr_fini(struct inst *in)
@@ -216,6 +420,9 @@ const struct kind_ops iw__threshold_ops = {
     .accepts = not_event,
     .sample = thr_sample,
     .evidence = thr_evidence,
+    .save = thr_save,
+    .load = thr_load,
+    .init = thr_init,
     .fini = thr_fini,
 };
 
@@ -223,10 +430,18 @@ const struct kind_ops iw__threshold_ops = {
  * rate
  * ======================================================================== */
 
+/*
+ * The record carries the pair of samples the last rate came from ("rp"), so
+ * that a repeat or resolve after a restart shows it; restore catches up from
+ * the store as threshold does.
+ */
 struct rate_x {
     bool    has_prev, has_rate;
-    int64_t prev_ts, cur_ts;
-    double  prev_v, cur_v, rate;
+    int64_t prev_ts;                /* the last sample: the base of the next rate */
+    double  prev_v;
+    int64_t from_ts, cur_ts;        /* the pair the last rate was taken from */
+    double  from_v, cur_v, rate;
+    int64_t saved_ts;               /* cur_ts when the record was last written; RT_NONE */
 };
 
 static int prime_prev_cb(void *ctx, int64_t ts, double v, char flag)
@@ -240,12 +455,36 @@ static int prime_prev_cb(void *ctx, int64_t ts, double v, char flag)
     return 0;
 }
 
+static int64_t rate_per(const struct iw_rule_params *p)
+{
+    return p->per_ms > 0 ? p->per_ms : IW_MS_PER_MIN;
+}
+
+/* The rate from the last sample to (ts, v); the pair becomes the evidence. */
+static void rate_step(struct rate_x *x, const struct iw_rule_params *p, int64_t ts, double v)
+{
+    x->rate = (v - x->prev_v) / (double)(ts - x->prev_ts) * (double)rate_per(p);
+    x->has_rate = true;
+    x->from_ts = x->prev_ts;
+    x->from_v = x->prev_v;
+    x->cur_ts = ts;
+    x->cur_v = v;
+}
+
+static void rate_init(struct iw_rules_engine *e, struct inst *in)
+{
+    struct rate_x *x = in->x;
+    (void)e;
+    x->saved_ts = RT_NONE;
+}
+
 static void rate_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
 {
     struct rate_x *x = in->x;
     const struct iw_rule_params *p = in->p;
-    int64_t per = p->per_ms > 0 ? p->per_ms : IW_MS_PER_MIN;
+    int64_t per = rate_per(p);
     int64_t back = per * 10 > IW_MS_PER_HOUR ? per * 10 : IW_MS_PER_HOUR;
+    enum inst_state was = in->st;
     bool breach;
 
     if (iw__flagged(s->flag) || !isfinite(s->value))
@@ -264,24 +503,26 @@ static void rate_sample(struct iw_rules_engine *e, struct inst *in, const struct
         x->prev_v = s->value;
         return;
     }
-    x->rate = (s->value - x->prev_v) / (double)(s->ts - x->prev_ts) * (double)per;
-    x->has_rate = true;
-    x->cur_ts = s->ts;
-    x->cur_v = s->value;
+    rate_step(x, p, s->ts, s->value);
     in->last_ts = s->ts;
     breach = (p->has_rise && x->rate > p->rise) || (p->has_fall && x->rate < -p->fall);
     iw__drive(e, in, breach, !breach, p->severity, s->ts, iw__late(e, s), s->recv_ms);
-    /* The next rate is taken from this sample, after the evidence used it. */
     x->prev_ts = s->ts;
     x->prev_v = s->value;
+    if (in->st != was || x->saved_ts == RT_NONE) {
+        x->saved_ts = s->ts;
+    } else if (in->st != ST_INACTIVE && s->ts - x->saved_ts >= RESAVE_MS) {
+        iw__save(e, in);
+        x->saved_ts = s->ts;
+    }
 }
 
 static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
 {
     const struct rate_x *x = in->x;
     const struct iw_rule_params *p = in->p;
-    int64_t per = p->per_ms > 0 ? p->per_ms : IW_MS_PER_MIN;
-    bool rising = x->rate >= 0;
+    int64_t per = rate_per(p);
+    bool rising = x->has_rate ? x->rate >= 0 : p->has_rise;
     char val[64], lim[32], dur[32], text[256];
     cJSON *o;
     (void)e;
@@ -290,20 +531,28 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
     ev->value = x->rate;
     ev->has_threshold = rising ? p->has_rise : p->has_fall;
     ev->threshold = rising ? p->rise : -p->fall;
-    o = cJSON_AddObjectToObject(ev->details, "prev");
-    cJSON_AddItemToObject(o, "ts", iw__json_time(x->prev_ts));
-    cJSON_AddNumberToObject(o, "value", x->prev_v);
-    o = cJSON_AddObjectToObject(ev->details, "cur");
-    cJSON_AddItemToObject(o, "ts", iw__json_time(x->cur_ts));
-    cJSON_AddNumberToObject(o, "value", x->cur_v);
+    if (x->has_rate) {
+        o = cJSON_AddObjectToObject(ev->details, "prev");
+        cJSON_AddItemToObject(o, "ts", iw__json_time(x->from_ts));
+        cJSON_AddNumberToObject(o, "value", x->from_v);
+        o = cJSON_AddObjectToObject(ev->details, "cur");
+        cJSON_AddItemToObject(o, "ts", iw__json_time(x->cur_ts));
+        cJSON_AddNumberToObject(o, "value", x->cur_v);
+    }
     add_num(ev->details, "rate", x->has_rate, x->rate);
     cJSON_AddNumberToObject(ev->details, "per_ms", (double)per);
     add_num(ev->details, "rise", p->has_rise, p->rise);
     add_num(ev->details, "fall", p->has_fall, p->fall);
-    value_text(ev, fabs(x->rate), val, sizeof(val));
     iw__fmt_num(rising ? p->rise : p->fall, lim, sizeof(lim));
     iw__fmt_dur(per, dur, sizeof(dur));
-    if (ev->status == IW_ALERT_FIRING)
+    if (x->has_rate)
+        value_text(ev, fabs(x->rate), val, sizeof(val));
+    if (!x->has_rate)               /* unknown (an old record, nothing stored): no number */
+        snprintf(text, sizeof(text), ev->status == IW_ALERT_FIRING
+                 ? "%s changes faster than the limit (%s per %s)"
+                 : "%s changes within the limit (%s per %s) again",
+                 iw_metric_display(in->metric), lim, dur);
+    else if (ev->status == IW_ALERT_FIRING)
         snprintf(text, sizeof(text), "%s %s %s per %s (limit %s)", iw_metric_display(in->metric),
                  rising ? "rose" : "fell", val, dur, lim);
     else
@@ -312,12 +561,80 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
     iw__ev_var(ev, "summary", text);
 }
 
+static void rate_save(const struct inst *in, cJSON *o)
+{
+    const struct rate_x *x = in->x;
+    cJSON *rp;
+
+    if (!x->has_rate)
+        return;
+    rp = cJSON_AddArrayToObject(o, "rp");
+    cJSON_AddItemToArray(rp, cJSON_CreateNumber((double)x->from_ts));
+    cJSON_AddItemToArray(rp, cJSON_CreateNumber(x->from_v));
+    cJSON_AddItemToArray(rp, cJSON_CreateNumber((double)x->cur_ts));
+    cJSON_AddItemToArray(rp, cJSON_CreateNumber(x->cur_v));
+}
+
+struct rate_catch_up {
+    struct rate_x *x;
+    const struct iw_rule_params *p;
+};
+
+static int rate_catch_up_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct rate_catch_up *c = ctx;
+
+    if (iw__flagged(flag) || !isfinite(v) || (c->x->has_prev && ts <= c->x->prev_ts))
+        return 0;
+    if (c->x->has_prev)
+        rate_step(c->x, c->p, ts, v);
+    c->x->has_prev = true;
+    c->x->prev_ts = ts;
+    c->x->prev_v = v;
+    return 0;
+}
+
+static void rate_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
+{
+    struct rate_x *x = in->x;
+    const struct iw_rule_params *p = in->p;
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(o, "rp");
+    double v[4];
+    int64_t per = rate_per(p), from;
+    int n = 0;
+
+    for (const cJSON *it = cJSON_IsArray(rp) ? rp->child : NULL; it != NULL && n < 4; it = it->next)
+        if (cJSON_IsNumber(it) && isfinite(it->valuedouble))
+            v[n++] = it->valuedouble;
+    if (n == 4 && fabs(v[0]) <= 9.0e15 && fabs(v[2]) <= 9.0e15 && v[2] > v[0]) {
+        x->has_prev = true;
+        x->prev_ts = (int64_t)v[0];
+        x->prev_v = v[1];
+        rate_step(x, p, (int64_t)v[2], v[3]);
+        x->prev_ts = x->cur_ts;
+        x->prev_v = x->cur_v;
+        from = x->cur_ts + 1;
+    } else if (in->last_ts != RT_NONE && in->last_ts > -9000000000000000LL) {
+        /* An older record: the pair is in the store, before and at the last sample. */
+        from = in->last_ts - (per * 10 > IW_MS_PER_HOUR ? per * 10 : IW_MS_PER_HOUR);
+    } else {
+        return;
+    }
+    x->saved_ts = x->has_rate ? x->cur_ts : in->last_ts;
+    /* Samples evaluated after the record was written: the last two give the rate. */
+    iw__read_points(e, in, in->metric, from, e->start_ms, rate_catch_up_cb,
+                    &(struct rate_catch_up){ x, p });
+}
+
 const struct kind_ops iw__rate_ops = {
     .x_size = sizeof(struct rate_x),
     .per_metric = yes,
     .accepts = not_event,
     .sample = rate_sample,
     .evidence = rate_evidence,
+    .save = rate_save,
+    .load = rate_load,
+    .init = rate_init,
 };
 
 /* ==========================================================================
@@ -483,39 +800,45 @@ static bool flag_watched(const struct iw_rule_params *p, char flag)
     return flag >= 'A' && flag <= 'Z' && flag != 'N' && (p->flags & (1u << (flag - 'A'))) != 0;
 }
 
-static void flag_set(struct flag_x *x, const char *metric, char flag)
+/* Set (flag 0: clear) the metric's watched flag; true if the set changed. */
+static bool flag_set(struct flag_x *x, const char *metric, char flag)
 {
     for (size_t i = 0; i < x->n; i++) {
         if (strcmp(x->f[i].metric, metric) != 0)
             continue;
+        if (x->f[i].flag == flag)
+            return false;
         if (flag != 0) {
             x->f[i].flag = flag;
         } else {
             free(x->f[i].metric);
             x->f[i] = x->f[--x->n];
         }
-        return;
+        return true;
     }
     if (flag == 0)
-        return;
+        return false;
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 4;
         struct flagged *f = realloc(x->f, cap * sizeof(*f));
         if (f == NULL)
-            return;
+            return false;
         x->f = f;
         x->cap = cap;
     }
     x->f[x->n].metric = strdup(metric);
     x->f[x->n].flag = flag;
-    if (x->f[x->n].metric != NULL)
-        x->n++;
+    if (x->f[x->n].metric == NULL)
+        return false;
+    x->n++;
+    return true;
 }
 
 static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
 {
     struct flag_x *x = in->x;
-    bool was = x->n > 0;
+    enum inst_state was;
+    bool changed;
 
     if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
         e->st.out_of_order++;
@@ -527,9 +850,12 @@ static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct
     if (iw__flagged(s->flag) && !flag_watched(in->p, s->flag))
         return;
     in->last_ts = s->ts;
-    flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
+    changed = flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
+    was = in->st;
     iw__drive(e, in, x->n > 0, x->n == 0, in->p->severity, s->ts, iw__late(e, s), s->recv_ms);
-    if (in->st == ST_FIRING && was != (x->n > 0))
+    /* The record lists the flags (the evidence, and what resolves it after a
+     * restart): rewrite it when they change and the machine did not. */
+    if (changed && in->st != ST_INACTIVE && in->st == was)
         iw__save(e, in);
 }
 

@@ -146,7 +146,15 @@
  * with '%' and '/' inside a component written %25 and %2F. Windows are not
  * persisted: after a restart (or for a new instance) they are refilled from
  * env.read_points at the instance's first sample. Absence instances write
- * their last_seen at most every after/2.
+ * their last_seen at most every after/2. What an alert shows must survive
+ * too: threshold records carry the compared value and its time and (raw
+ * threshold with `for:`) the run's last 32 samples; rate records the pair
+ * of samples the rate came from; flag records the current flags. Pending or
+ * firing threshold and rate records are rewritten at least every 10 minutes
+ * of sample time; at restore they catch up with env.read_points up to the
+ * engine's start (a windowed threshold refills its window then), which also
+ * serves records written without these members. A value still unknown is
+ * sent as null and no message names a number for it.
  */
 #ifndef ISLEWATCH_RULES_H
 #define ISLEWATCH_RULES_H

@@ -4,6 +4,7 @@
  * persistence across a restart and their behaviour across a reload, through
  * the public API with a fake environment (tests/unit/rules_fixture.h).
  */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
 
@@ -712,6 +713,466 @@ Test(rules, restore_rejects_garbage)
     e = engine(T0);
     cr_assert_eq(iw_rules_engine_restore(e, "k", "not json", 8), IW_E_INVAL);
     cr_assert_eq(iw_rules_engine_restore(e, "k", "{\"rule\":\"t\"}", 12), IW_E_INVAL);
+    iw_rules_engine_free(e);
+}
+
+/* ---- what a threshold alert shows after a restart ------------------------- */
+
+static struct iw_rule *codmn_rule(double above, int64_t repeat_ms)
+{
+    struct iw_rule *r = fx_rule(&cfg, "codmn-high", IW_RULE_THRESHOLD, "water/*/*/codmn");
+    r->p.has_above = true;
+    r->p.above = above;
+    r->p.repeat_ms = repeat_ms;
+    return r;
+}
+
+/* Feed a sample and put it in the fake store too, as the daemon does. */
+static void feed_stored(struct iw_rules_engine *e, const char *metric, int64_t ts, double v)
+{
+    char series[128];
+    snprintf(series, sizeof(series), "water/dongtan/w02/%s", metric);
+    fx_history_add(&env, series, ts, v, 0);
+    fx_feed(e, "water", "dongtan", "w02", metric, ts, v);
+}
+
+/* Rewrite every state record as an older islewatch wrote it (without these members). */
+static void strip_records(const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < env.n_state; i++) {
+        cJSON *o = cJSON_Parse(env.vals[i]);
+        cr_assert_not_null(o);
+        for (size_t k = 0; k < n; k++)
+            cJSON_DeleteItemFromObjectCaseSensitive(o, names[k]);
+        free(env.vals[i]);
+        env.vals[i] = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+}
+
+static cJSON *details_of(const struct iw_alert *a)
+{
+    cJSON *d = cJSON_Parse(a->details);
+    cr_assert_not_null(d, "details: %s", a->details);
+    return d;
+}
+
+static double details_num(const cJSON *d, const char *name)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(d, name);
+    cr_assert(cJSON_IsNumber(j), "details member %s missing", name);
+    return j->valuedouble;
+}
+
+Test(rules, repeat_after_restore_carries_the_current_value)
+{
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+    cJSON *d;
+
+    codmn_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_stored(e, "codmn", T0, 11);
+    feed_stored(e, "codmn", T0 + MINUTE, 15);
+    cr_assert_eq(env.n_alerts, 1);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 2 * MINUTE);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert_eq(a->reason, IW_ALERT_REPEAT);
+    cr_assert(a->has_value, "value is null after the restart");
+    cr_assert_eq(a->value, 15, "the last value, not the one at fire: %g", a->value);
+    cr_assert_str_eq(a->message, "dongtan/w02 CODMn 15 mg/L above 10");
+    d = details_of(a);
+    cr_assert_eq(details_num(d, "value"), 15, "details: %s", a->details);
+    cr_assert_not_null(strstr(a->details, "\"value_ts\":\"2026-05-28T"), "details: %s", a->details);
+    cJSON_Delete(d);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, repeat_after_restore_without_history_uses_the_recorded_value)
+{
+    struct iw_rules_engine *e;
+
+    codmn_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w02", "codmn", T0, 12.5);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + MINUTE);        /* the store has nothing */
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert(fx_last(&env)->has_value);
+    cr_assert_eq(fx_last(&env)->value, 12.5);
+    cr_assert_str_eq(fx_last(&env)->message, "dongtan/w02 CODMn 12.5 mg/L above 10");
+    iw_rules_engine_free(e);
+}
+
+Test(rules, old_record_takes_the_value_from_the_store_or_claims_none)
+{
+    static const char *const added[] = { "cv", "ct", "fn", "ff", "fs" };
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    codmn_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_stored(e, "codmn", T0, 15);
+    strip_records(added, IW_ARRAY_LEN(added));
+    e = fx_restart(e, &env, &cfg.cfg, T0 + MINUTE);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert(a->has_value && a->value == 15, "read back from the store");
+    cr_assert_str_eq(a->message, "dongtan/w02 CODMn 15 mg/L above 10");
+
+    env.n_history = 0;                                  /* and now the store has lost it */
+    strip_records(added, IW_ARRAY_LEN(added));
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 11 * MINUTE);
+    iw_rules_tick(e, T0 + 20 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3);
+    a = fx_last(&env);
+    cr_assert_not(a->has_value, "unknown is null, not 0");
+    cr_assert_str_eq(a->message, "dongtan/w02 CODMn above 10", "no number claimed");
+    cr_assert_null(strstr(a->details, "\"value\""), "details: %s", a->details);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, windowed_repeat_after_restore_carries_the_window)
+{
+    struct iw_rule *r = codmn_rule(10, 10 * MINUTE);
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+    const cJSON *w;
+    cJSON *d;
+
+    r->p.window_agg = IW_AGG_AVG;
+    r->p.window_ms = 5 * MINUTE;
+    e = engine(T0);
+    feed_stored(e, "codmn", T0, 12);
+    feed_stored(e, "codmn", T0 + MINUTE, 14);
+    feed_stored(e, "codmn", T0 + 2 * MINUTE, 16);
+    cr_assert_eq(env.n_alerts, 1);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 3 * MINUTE);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert(a->has_value && a->value == 14, "avg of 12, 14, 16: %g", a->value);
+    cr_assert_str_eq(a->message, "dongtan/w02 avg 5m of CODMn 14 mg/L above 10");
+    d = details_of(a);
+    w = cJSON_GetObjectItemCaseSensitive(d, "window");
+    cr_assert_eq(details_num(w, "n"), 3, "details: %s", a->details);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(w, "values")), 3);
+    cJSON_Delete(d);
+    /* the window goes on from the store: 12 leaves it, (14 + 16 + 6) / 3 = 12 */
+    feed_stored(e, "codmn", T0 + 5 * MINUTE, 6);
+    cr_assert_eq(env.n_alerts, 2, "still above");
+    feed_stored(e, "codmn", T0 + 6 * MINUTE, 1);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_float_eq(fx_last(&env)->value, 23.0 / 3, 1e-9);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, windowed_restore_treats_older_samples_as_out_of_order_as_before)
+{
+    struct iw_rule *r = codmn_rule(10, 0);
+    struct iw_rules_engine *e;
+    struct iw_rules_stats st;
+
+    r->p.window_agg = IW_AGG_AVG;
+    r->p.window_ms = 5 * MINUTE;
+    e = engine(T0);
+    feed_stored(e, "codmn", T0, 12);
+    feed_stored(e, "codmn", T0 + MINUTE, 14);
+    feed_stored(e, "codmn", T0 + 2 * MINUTE, 16);
+    cr_assert_eq(env.n_alerts, 1);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 3 * MINUTE);
+    feed_stored(e, "codmn", T0 + 90 * SEC, -10);       /* older than what was evaluated */
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.out_of_order, 1);
+    cr_assert_eq(env.n_alerts, 1, "not evaluated, as without the restart");
+    feed_stored(e, "codmn", T0 + 4 * MINUTE, 16);      /* (12 + 14 - 10 + 16 + 16) / 5 */
+    cr_assert_eq(env.n_alerts, 2, "but it is in the window");
+    cr_assert_float_eq(fx_last(&env)->value, 9.6, 1e-9);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, reload_after_restore_resolves_with_the_value)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    codmn_rule(10, 0)->message_en = "{site}/{device} {metric_name} {value} {unit} ({status})";
+    e = engine(T0);
+    feed_stored(e, "codmn", T0, 11);
+    feed_stored(e, "codmn", T0 + MINUTE, 15);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 2 * MINUTE);
+    fx_cfg_copy(&next, &cfg);
+    next.cfg.n_rules = 0;
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + 3 * MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert_eq(a->status, IW_ALERT_RESOLVED);
+    cr_assert(a->has_value && a->value == 15);
+    cr_assert_str_eq(a->message, "dongtan/w02 CODMn 15 mg/L (resolved)");
+    iw_rules_engine_free(e);
+}
+
+Test(rules, firing_threshold_record_follows_the_value)
+{
+    struct iw_rules_engine *e;
+
+    codmn_rule(10, 0);
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w02", "codmn", T0, 11);
+    size_t puts = env.puts;
+    fx_feed(e, "water", "dongtan", "w02", "codmn", T0 + 5 * MINUTE, 13);
+    cr_assert_eq(env.puts, puts, "not every sample writes the record");
+    fx_feed(e, "water", "dongtan", "w02", "codmn", T0 + 10 * MINUTE, 14);
+    cr_assert_eq(env.puts, puts + 1, "rewritten after 10 minutes of samples");
+    cr_assert_not_null(strstr(env.vals[0], "\"cv\":14"), "record: %s", env.vals[0]);
+    iw_rules_engine_free(e);
+}
+
+/* ---- a raw threshold with `for:` lists the samples that kept it true ------ */
+
+static const cJSON *for_of(const cJSON *d, double n, int kept, int64_t from)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(d, "for");
+    char when[40];
+    cr_assert(cJSON_IsObject(f), "no for: evidence");
+    cr_assert_eq(details_num(f, "n"), n);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(f, "values")), kept);
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(f, "from")->valuestring,
+                     iw_rfc3339_format(from, when, sizeof(when)));
+    return cJSON_GetObjectItemCaseSensitive(f, "values");
+}
+
+static double pair_value(const cJSON *vals, int i)
+{
+    return cJSON_GetArrayItem(cJSON_GetArrayItem(vals, i), 1)->valuedouble;
+}
+
+Test(rules, for_threshold_lists_the_samples_of_the_run)
+{
+    struct iw_rules_engine *e;
+    const cJSON *vals;
+    cJSON *d;
+
+    codmn_rule(10, 0)->p.for_ms = 2 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w02", "codmn", T0 - 20 * SEC, 11);
+    fx_feed(e, "water", "dongtan", "w02", "codmn", T0 - 10 * SEC, 9);       /* the dip ends that run */
+    for (int i = 0; i <= 12; i++)
+        fx_feed(e, "water", "dongtan", "w02", "codmn", T0 + i * 10 * SEC, 11 + i);
+    cr_assert_eq(env.n_alerts, 1);
+    d = details_of(fx_last(&env));
+    vals = for_of(d, 13, 13, T0);
+    cr_assert_eq(pair_value(vals, 0), 11);
+    cr_assert_eq(pair_value(vals, 12), 23, "the firing sample closes the list");
+    cJSON_Delete(d);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, for_threshold_keeps_the_last_32_and_counts_all)
+{
+    struct iw_rules_engine *e;
+    const cJSON *vals;
+    cJSON *d;
+
+    codmn_rule(10, 10 * MINUTE)->p.for_ms = 39 * SEC;
+    e = engine(T0);
+    for (int i = 0; i < 40; i++)
+        fx_feed(e, "water", "dongtan", "w02", "codmn", T0 + i * SEC, 100 + i);
+    cr_assert_eq(env.n_alerts, 1);
+    d = details_of(fx_last(&env));
+    vals = for_of(d, 40, 32, T0);
+    cr_assert_eq(pair_value(vals, 0), 108);
+    cr_assert_eq(pair_value(vals, 31), 139);
+    cJSON_Delete(d);
+
+    /* it is the evidence of the episode: kept across a restart, in the repeats */
+    fx_feed(e, "water", "dongtan", "w02", "codmn", T0 + MINUTE, 50);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 2 * MINUTE);
+    iw_rules_tick(e, T0 + 39 * SEC + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->reason, IW_ALERT_REPEAT);
+    d = details_of(fx_last(&env));
+    vals = for_of(d, 40, 32, T0);
+    cr_assert_eq(pair_value(vals, 0), 108);
+    cr_assert_eq(pair_value(vals, 31), 139);
+    cJSON_Delete(d);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, for_threshold_pending_across_a_restart_lists_the_whole_run)
+{
+    struct iw_rules_engine *e;
+    const cJSON *vals;
+    cJSON *d;
+
+    codmn_rule(10, 0)->p.for_ms = 3 * MINUTE;
+    e = engine(T0);
+    feed_stored(e, "codmn", T0, 11);
+    feed_stored(e, "codmn", T0 + MINUTE, 12);
+    cr_assert_eq(env.n_state, 1, "pending is stored");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 90 * SEC);
+    feed_stored(e, "codmn", T0 + 2 * MINUTE, 13);
+    feed_stored(e, "codmn", T0 + 3 * MINUTE, 14);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->started_at, T0);
+    d = details_of(fx_last(&env));
+    vals = for_of(d, 4, 4, T0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pair_value(vals, i), 11 + i);
+    cJSON_Delete(d);
+    iw_rules_engine_free(e);
+}
+
+/* ---- what a rate alert shows after a restart ------------------------------ */
+
+static void assert_pair(const cJSON *d, const char *name, int64_t ts, double v)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(d, name);
+    char when[40];
+    cr_assert(cJSON_IsObject(o), "details.%s missing", name);
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(o, "ts")->valuestring,
+                     iw_rfc3339_format(ts, when, sizeof(when)), "details.%s.ts", name);
+    cr_assert_eq(details_num(o, "value"), v, "details.%s.value", name);
+}
+
+static void rate_rule(void)
+{
+    struct iw_rule *r = fx_rule(&cfg, "nh3n-rise", IW_RULE_RATE, "water/*/*/nh3_n");
+    r->p.has_rise = true;
+    r->p.rise = 1;                      /* per minute */
+    r->p.repeat_ms = 10 * MINUTE;
+}
+
+Test(rules, rate_repeat_after_restore_carries_the_last_rate_and_its_samples)
+{
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+    cJSON *d;
+
+    rate_rule();
+    e = engine(T0);
+    feed_stored(e, "nh3_n", T0, 10);
+    feed_stored(e, "nh3_n", T0 + MINUTE, 13);          /* +3/min: fires */
+    feed_stored(e, "nh3_n", T0 + 2 * MINUTE, 20);      /* +7/min: still firing */
+    cr_assert_eq(env.n_alerts, 1);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 3 * MINUTE);
+    iw_rules_tick(e, T0 + 11 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert_eq(a->reason, IW_ALERT_REPEAT);
+    cr_assert(a->has_value && a->value == 7, "value %g", a->value);
+    cr_assert_str_eq(a->message, "dongtan/w02 NH3-N rose 7 mg/L per 1m (limit 1)");
+    d = details_of(a);
+    cr_assert_eq(details_num(d, "rate"), 7);
+    assert_pair(d, "prev", T0 + MINUTE, 13);
+    assert_pair(d, "cur", T0 + 2 * MINUTE, 20);
+    cJSON_Delete(d);
+    /* the next rate is taken from the last sample before the restart */
+    feed_stored(e, "nh3_n", T0 + 12 * MINUTE, 20.5);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_float_eq(fx_last(&env)->value, 0.05, 1e-12);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, rate_repeat_shows_the_pair_the_rate_came_from)
+{
+    struct iw_rules_engine *e;
+    cJSON *d;
+
+    rate_rule();
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0, 10);
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0 + MINUTE, 13);
+    iw_rules_tick(e, T0 + 11 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    d = details_of(fx_last(&env));
+    assert_pair(d, "prev", T0, 10);
+    assert_pair(d, "cur", T0 + MINUTE, 13);
+    cJSON_Delete(d);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, firing_rate_record_follows_the_rate)
+{
+    struct iw_rules_engine *e;
+    size_t puts;
+
+    rate_rule();
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0, 10);
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0 + MINUTE, 13);
+    puts = env.puts;
+    for (int i = 2; i <= 10; i++)
+        fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0 + i * MINUTE, 10 + 3 * i);
+    cr_assert_eq(env.puts, puts, "not every sample writes the record");
+    fx_feed(e, "water", "dongtan", "w02", "nh3_n", T0 + 11 * MINUTE, 50);
+    cr_assert_eq(env.puts, puts + 1, "rewritten after 10 minutes of samples");
+    cr_assert_not_null(strstr(env.vals[0], "\"rp\":[1780000600000,40,1780000660000,50]"),
+                       "record: %s", env.vals[0]);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, rate_old_record_takes_the_rate_from_the_store_or_claims_none)
+{
+    static const char *const added[] = { "rp" };
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    rate_rule();
+    e = engine(T0);
+    feed_stored(e, "nh3_n", T0, 10);
+    feed_stored(e, "nh3_n", T0 + MINUTE, 13);
+    strip_records(added, IW_ARRAY_LEN(added));
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 2 * MINUTE);
+    iw_rules_tick(e, T0 + 11 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert(a->has_value && a->value == 3, "read back from the store");
+    cr_assert_str_eq(a->message, "dongtan/w02 NH3-N rose 3 mg/L per 1m (limit 1)");
+
+    env.n_history = 0;
+    strip_records(added, IW_ARRAY_LEN(added));
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 12 * MINUTE);
+    iw_rules_tick(e, T0 + 21 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3);
+    a = fx_last(&env);
+    cr_assert_not(a->has_value, "unknown is null, not 0");
+    cr_assert_str_eq(a->message, "dongtan/w02 NH3-N changes faster than the limit (1 per 1m)");
+    cr_assert_null(strstr(a->details, "\"rate\""), "details: %s", a->details);
+    cr_assert_null(strstr(a->details, "1970"), "details: %s", a->details);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, flag_repeat_after_restore_lists_the_current_flags)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+    const struct iw_alert *a;
+
+    r->p.flags = (1u << ('D' - 'A')) | (1u << ('B' - 'A'));
+    r->p.repeat_ms = 10 * MINUTE;
+    e = engine(T0);
+    feed_flag(e, "nh3_n", T0, 'D');
+    cr_assert_eq(env.n_alerts, 1);
+    feed_flag(e, "ph", T0 + MINUTE, 'B');
+    feed_flag(e, "nh3_n", T0 + 2 * MINUTE, 'N');
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 3 * MINUTE);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2);
+    a = fx_last(&env);
+    cr_assert_eq(a->reason, IW_ALERT_REPEAT);
+    cr_assert_str_eq(a->metric, "ph");
+    cr_assert_str_eq(a->message, "s1/w01 reports flag B (communication error) on ph");
+    cr_assert_not_null(strstr(a->details, "\"flags\":{\"ph\":\"B\"}"), "details: %s", a->details);
+    feed_flag(e, "ph", T0 + 11 * MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 3, "ph back to normal resolves: nh3_n was normal already");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
     iw_rules_engine_free(e);
 }
 
