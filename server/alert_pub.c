@@ -69,8 +69,10 @@ struct iw_alert_pub {
     pthread_t thread;
     uint64_t seq;                      /* publisher thread only: last published seq */
     uint64_t silno;                    /* publisher thread only: silenced alerts recorded */
-    uint64_t unsent;                   /* publisher thread only: first seq Paho has not taken, 0: none */
-    bool unsent_main_sent;             /* its alerts.topic message went, its retained state did not */
+    uint64_t unsent;                   /* publisher thread only: first seq Paho has not
+                                        * taken, 0: none */
+    bool unsent_main_sent;             /* its alerts.topic message went, its retained
+                                        * state did not */
     struct iw_complaint refused;
     struct active_row *active;
     size_t n_active, cap_active;
@@ -298,13 +300,15 @@ static int send_one(struct iw_alert_pub *p, uint64_t seq, const char *topic, con
     int rc = iw_mqtt_publish(p->d->mqtt, topic, payload, len, p->d->cfg->alerts.qos, retained);
     if (rc == IW_E_INVAL) {
         IW_LOG_ERROR("alerts", "seq=%" PRIu64 ": the MQTT client cannot publish on \"%s\": %s; "
-                     "check alerts.topic and alerts.active_topic", seq, topic, iw_mqtt_publish_error(rc));
+                     "check alerts.topic and alerts.active_topic", seq, topic,
+                     iw_mqtt_publish_error(rc));
         return IW_OK;
     }
     if (rc != IW_OK)
         iw_complain(&p->refused, IW_LOG_LEVEL_WARN, "alerts", "seq=%" PRIu64 ": the MQTT client "
                     "refused the message on %s: %s; it stays in the store and goes out, in order, "
-                    "as soon as the client takes messages again", seq, topic, iw_mqtt_publish_error(rc));
+                    "as soon as the client takes messages again", seq, topic,
+                    iw_mqtt_publish_error(rc));
     return rc;
 }
 
@@ -313,8 +317,8 @@ static int send_one(struct iw_alert_pub *p, uint64_t seq, const char *topic, con
  * already went), then its retained state on active_topic. IW_OK when both
  * went; otherwise IW_E_MQTT and *main_sent says whether the first one did.
  */
-static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const char *json, size_t len,
-                       bool skip_main, bool *main_sent)
+static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const char *json,
+                       size_t len, bool skip_main, bool *main_sent)
 {
     const struct iw_config *cfg = p->d->cfg;
     char topic[1024];

@@ -110,7 +110,7 @@ struct iw_daemon {
     int n_shards;
     int64_t *open_minute;                /* per series id; written only by its owning shard */
     int64_t *late_minute;                /* per series id: minute of late samples not yet rolled up */
-    struct iw_open_minute *open_acc;     /* per series id: its open minute, folded as samples arrive */
+    struct iw_open_minute *open_acc;     /* per series id: its open minute, folded as it comes */
     struct iw_mqtt *mqtt;
     struct iw_alert_pub *pub;
     struct iw_http *http;

@@ -15,7 +15,7 @@ struct iw_store {
     rocksdb_options_t *opts;
     rocksdb_block_based_table_options_t *bbo;
     rocksdb_writeoptions_t *wopts;
-    rocksdb_writeoptions_t *wopts_nowal;  /* derived data a restart recomputes (iw_store_put_minute) */
+    rocksdb_writeoptions_t *wopts_nowal; /* derived data a restart recomputes (put_minute) */
     rocksdb_readoptions_t *ropts;
     char *path;
     bool read_only;
