@@ -5,7 +5,8 @@
  * absence of a silent camera and of a never-seen inventory camera, reloads
  * while an alert is firing, a resolve raised at start before the first
  * connect, a message the full outbox refused, per-metric instances sharing
- * one retained topic, and an ack kept by the later messages of its episode.
+ * one retained topic, an ack kept by the later messages of its episode, and
+ * the retained state of an episode that resolves while silenced.
  * Every alert payload received is checked
  * against config/alert.schema.json.
  */
@@ -377,6 +378,57 @@ Test(alerts, silenced_alerts_take_no_seq_and_are_still_in_the_history)
         cr_expect_eq(cJSON_IsTrue(cJSON_GetObjectItem(a, "silenced")), want[i].silenced, "item %d", i);
     }
     cJSON_Delete(h);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* SPEC §5: the retained state shows what is firing now. An episode published
+ * before a silence began resolves while silenced: the resolve is not
+ * published, but its retained "firing" is cleared all the same. */
+Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_published_before)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char topic[256];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    long long t = now_ms() - 60000;
+
+    pub(dev, "sensors/water/dongtan/w01", t, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, topic, sizeof(topic));
+    cr_assert_not_null(a, "no alert within 10 s");
+    cr_assert_str_eq(topic, "alerts/major/nh3/dongtan/w01");
+    cJSON_Delete(a);
+    a = next_alert(sub, 5000, topic, sizeof(topic));
+    cr_assert_not_null(a, "no retained state");
+    cr_assert_str_eq(topic, "alerts/active/nh3/dongtan/w01");
+    cJSON_Delete(a);
+
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "curl -fsS -X POST -H 'Authorization: Bearer secret-token' "
+                        "-d '{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}' "
+                        "http://127.0.0.1:%d/api/v1/silences", d.http_port), 0,
+                 "POST /api/v1/silences: %s", out ? out : "");
+    free(out);
+    pub(dev, "sensors/water/dongtan/w01", t + 1000, "nh3_n", 1.0);    /* silenced resolve */
+    cJSON *h = history(&d, 2);
+    cr_assert_eq(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(h, 1), "silenced")), true,
+                 "the resolve was not silenced");
+    cJSON_Delete(h);
+    struct it_msg *m = it_next(sub, 5000);
+    cr_assert_not_null(m, "the retained firing state was not cleared");
+    cr_assert_str_eq(m->topic, "alerts/active/nh3/dongtan/w01", "published: %s", m->payload);
+    cr_assert_eq(m->len, 0, "retained state after the silenced resolve: %s", m->payload);
+    it_msg_free(m);
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    m = it_next(late, 1500);
+    cr_assert_null(m, "retained state still there: %s", m ? m->payload : "");
+    it_client_free(late);
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);
