@@ -100,6 +100,24 @@ static void set_item(struct air_x *x, struct iw_aqi_input *in, enum iw_aqi_item 
     }
 }
 
+/*
+ * SPEC §4 names the result series air/<site>/<device>/aqi, and a daily rule
+ * writes there too, unless an hourly air rule covers the same device: both
+ * label a value with the end of its period, so at midnight they would
+ * replace each other's point. The daily one then goes to aqi_daily.
+ */
+static bool hourly_rule_covers(const struct iw_rules_engine *e, const struct inst *in)
+{
+    for (size_t i = 0; i < e->n_rules; i++) {
+        const struct rule_rt *rr = &e->rules[i];
+        if (rr->r->kind == IW_RULE_AIR_QUALITY
+            && iw_rule_params_for(rr->r, in->site)->mode != IW_AQI_DAILY
+            && iw__select_device(rr, in->source, in->site, in->device))
+            return true;
+    }
+    return false;
+}
+
 static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw_aqi_input *ai,
                      int64_t end, bool late, int64_t wall)
 {
@@ -116,8 +134,10 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
         return;                         /* no valid average at all */
     x->has_res = true;
     x->period_end = end;
-    iw__write_point(e, in, daily ? "aqi_daily" : "aqi", end, x->res.aqi, !x->res.aqi_na);
-    iw__write_point(e, in, daily ? "aqi_daily_level" : "aqi_level", end, x->res.level, !x->res.aqi_na);
+    bool apart = daily && hourly_rule_covers(e, in);
+    iw__write_point(e, in, apart ? "aqi_daily" : "aqi", end, x->res.aqi, !x->res.aqi_na);
+    iw__write_point(e, in, apart ? "aqi_daily_level" : "aqi_level", end, x->res.level,
+                    !x->res.aqi_na);
     if (x->res.aqi_na)
         return;                         /* HJ 633-2026 §5.3.1: reported as NA, decides nothing */
     level = x->res.level;

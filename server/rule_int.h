@@ -136,6 +136,9 @@ struct iw_rules_engine {
 
 /* ---- core (rule_core.c) --------------------------------------------------- */
 /* Find or create the instance of rule rr for these names (metric NULL: device-level). */
+/* Does the rule's select cover the device (its first three levels)? */
+bool iw__select_device(const struct rule_rt *rr, const char *source, const char *site,
+                       const char *device);
 struct inst *iw__inst_get(struct iw_rules_engine *e, struct rule_rt *rr, const char *source,
                           const char *site, const char *device, const char *metric);
 void iw__inst_free(struct iw_rules_engine *e, struct inst *in);

@@ -84,8 +84,8 @@ static int rules_build(const struct iw_config *cfg, struct rule_rt **out)
     return IW_OK;
 }
 
-static bool select_device(const struct rule_rt *rr, const char *source, const char *site,
-                          const char *device)
+bool iw__select_device(const struct rule_rt *rr, const char *source, const char *site,
+                       const char *device)
 {
     return rr->n_sel != 0 && iw_glob_match(rr->sel[0], source) && iw_glob_match(rr->sel[1], site)
            && iw_glob_match(rr->sel[2], device);
@@ -181,7 +181,7 @@ static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_
         struct rule_rt *rr = &e->rules[i];
         struct inst *in;
 
-        if (!select_device(rr, s->source, s->site, s->device)
+        if (!iw__select_device(rr, s->source, s->site, s->device)
             || (rr->n_sel == 4 && !iw_glob_match(rr->sel[3], s->metric))
             || !rr->ops->accepts(rr, s))
             continue;
@@ -225,7 +225,7 @@ static void inventory_instances(struct iw_rules_engine *e)
         for (size_t d = 0; d < e->cfg->n_devices; d++) {
             const struct iw_device_cfg *dev = &e->cfg->devices[d];
             struct inst *in;
-            if (!select_device(rr, dev->source, dev->site, dev->device)
+            if (!iw__select_device(rr, dev->source, dev->site, dev->device)
                 || !owns(e, dev->source, dev->site, dev->device))
                 continue;
             in = iw__inst_get(e, rr, dev->source, dev->site, dev->device, NULL);

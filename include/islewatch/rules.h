@@ -128,8 +128,10 @@
  *   without a valid average for the period is. An AQI from no valid
  *   average, or one HJ 633-2026 §5.3.1 reports as NA (missing data and
  *   AQI <= 100), neither raises nor clears. Writes
- *   <source>/<site>/<device>/aqi and .../aqi_level (mode daily: aqi_daily,
- *   aqi_daily_level) with ts = the end of the period. Fires at level >=
+ *   <source>/<site>/<device>/aqi and .../aqi_level with ts = the end of
+ *   the period (mode daily, when an hourly air rule covers the device too:
+ *   aqi_daily and aqi_daily_level, so that the two never share a point at
+ *   midnight). Fires at level >=
  *   min_level with severity sev_by_level[level], escalates as the level
  *   changes, resolves when level < clear_level (and < min_level). The
  *   alert's metric is "aqi",

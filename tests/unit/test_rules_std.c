@@ -376,16 +376,36 @@ Test(std, air_daily_mode_natural_days)
     e = engine(d0);
     for (int m = 1; m <= 2 * 1440; m++)
         feed_air_minute(e, "a01", d0 + m * MINUTE, m <= 1440 ? 100 : 30);
-    cr_assert_eq(count_points("air/s1/a01/aqi_daily"), 2);
-    cr_assert_eq(count_points("air/s1/a01/aqi"), 0, "daily mode writes only the daily series");
-    cr_assert_eq(point_at("air/s1/a01/aqi_daily", d0 + 24 * HOUR)->v, 137);
-    cr_assert_eq(point_at("air/s1/a01/aqi_daily", d0 + 48 * HOUR)->v, 43);
+    cr_assert_eq(count_points("air/s1/a01/aqi"), 2, "SPEC §4: the result series is .../aqi");
+    cr_assert_eq(count_points("air/s1/a01/aqi_daily"), 0);
+    cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 24 * HOUR)->v, 137);
+    cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 48 * HOUR)->v, 43);
     cr_assert_eq(env.n_alerts, 2);
     cr_assert_eq(env.alerts[0]->ts, d0 + 24 * HOUR);
     cr_assert_not_null(strstr(env.alerts[0]->details, "\"mode\":\"daily\""));
     cr_assert_not_null(strstr(env.alerts[0]->details, "\"PM2.5_24h\":137"), "%s", env.alerts[0]->details);
     cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
     cr_assert_eq(env.alerts[1]->ts, d0 + 48 * HOUR);
+    iw_rules_engine_free(e);
+}
+
+/* With an hourly rule on the same device, both would stamp a value at
+ * midnight in one series: the daily AQI then goes to .../aqi_daily. */
+Test(std, air_daily_beside_an_hourly_rule_writes_its_own_series)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *daily = air_rule();
+
+    daily->p.mode = IW_AQI_DAILY;
+    fx_rule(&cfg, "aqi-hourly", IW_RULE_AIR_QUALITY, "air/s1/*")->p.min_level = 6;
+    e = engine(d0);
+    for (int m = 1; m <= 1440; m++)
+        feed_air_minute(e, "a01", d0 + m * MINUTE, 100);
+    cr_assert_eq(count_points("air/s1/a01/aqi"), 24, "the hourly values");
+    cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 24 * HOUR)->v, 137);
+    cr_assert_eq(count_points("air/s1/a01/aqi_daily"), 1, "the daily value");
+    cr_assert_eq(point_at("air/s1/a01/aqi_daily", d0 + 24 * HOUR)->v, 137);
     iw_rules_engine_free(e);
 }
 
@@ -416,10 +436,10 @@ Test(std, air_day_closed_by_close_after)
     for (int m = 1; m <= 1410; m++)         /* stops at 23:30 */
         feed_air_minute(e, "a01", d0 + m * MINUTE, 100);
     iw_rules_tick(e, d0 + 24 * HOUR + 5 * MINUTE - 1);
-    cr_assert_eq(count_points("air/s1/a01/aqi_daily"), 0);
+    cr_assert_eq(count_points("air/s1/a01/aqi"), 0);
     iw_rules_tick(e, d0 + 24 * HOUR + 5 * MINUTE);
-    cr_assert_eq(count_points("air/s1/a01/aqi_daily"), 1, "23 valid hours make a valid day");
-    cr_assert_eq(point_at("air/s1/a01/aqi_daily", d0 + 24 * HOUR)->v, 137);
+    cr_assert_eq(count_points("air/s1/a01/aqi"), 1, "23 valid hours make a valid day");
+    cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 24 * HOUR)->v, 137);
     cr_assert_eq(env.n_alerts, 1);
     iw_rules_engine_free(e);
 }
@@ -474,9 +494,9 @@ Test(std, air_subset_station_daily_resolves)
     e = engine(d0);
     for (int h = 1; h <= 48; h++)
         feed_pm_hour(e, "a03", d0 + h * HOUR, h <= 24 ? 100 : 30);
-    cr_assert_eq(point_at("air/s1/a03/aqi_daily", d0 + 24 * HOUR)->v, 137);
-    cr_assert(point_at("air/s1/a03/aqi_daily", d0 + 48 * HOUR)->valid, "no O3 analyser: not NA");
-    cr_assert_eq(point_at("air/s1/a03/aqi_daily", d0 + 48 * HOUR)->v, 43);
+    cr_assert_eq(point_at("air/s1/a03/aqi", d0 + 24 * HOUR)->v, 137);
+    cr_assert(point_at("air/s1/a03/aqi", d0 + 48 * HOUR)->valid, "no O3 analyser: not NA");
+    cr_assert_eq(point_at("air/s1/a03/aqi", d0 + 48 * HOUR)->v, 43);
     cr_assert_eq(env.n_alerts, 2);
     cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
     cr_assert_eq(env.alerts[1]->ts, d0 + 48 * HOUR);
