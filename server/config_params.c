@@ -250,6 +250,14 @@ int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
             iw__cfg_error(cx, kn, "%s: %s", where, why);
             continue;
         }
+        /* The engine sees an event's type and where it came from; other
+         * members of the message are not kept, so such a key never matches. */
+        if (strcmp(key, "type") != 0 && strcmp(key, "site") != 0 && strcmp(key, "device") != 0
+            && strcmp(key, "source") != 0) {
+            iw__cfg_error(cx, kn, "%s: \"%s\" cannot be matched; use type, site, device or source",
+                          where, key);
+            continue;
+        }
         snprintf(kwhere, sizeof(kwhere), "%s.%s", where, key);
         val = iw__cfg_scalar(cx, vn, kwhere, "a value or glob");
         if (val == NULL)

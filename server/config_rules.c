@@ -324,7 +324,7 @@ static const struct cfg_key rule_keys[] = {
     { "flags", CFG_CUSTOM, .parse = iw__cfg_rule_flags, .kinds = K_FLAG, .flags = SITE,
       .doc = "HJ 212 flags that alert: M C D F T B S" },
     { "match", CFG_CUSTOM, .parse = iw__cfg_rule_match, .kinds = K_EVT, .flags = SITE,
-      .doc = "event fields to match, e.g. {type: tamper}; values are globs" },
+      .doc = "event fields to match (type, site, device, source), e.g. {type: tamper}; globs" },
     { "auto_resolve", CFG_DURATION, P(auto_resolve_ms), .min = 0, .max = DAY(30), .kinds = K_EVT,
       .flags = SITE, .doc = "resolve without a stop after this; only a stop by default" },
     { "target", CFG_CUSTOM, P(target), .parse = iw__cfg_parse_target_key, .kinds = K_WQ,

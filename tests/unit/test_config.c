@@ -264,7 +264,7 @@ Test(config, full_fixture_values)
     cr_expect_eq(r->p.flags, (1u << ('D' - 'A')) | (1u << ('B' - 'A')) | (1u << ('T' - 'A')));
     r = rule_named(cfg, "cam-tamper");
     cr_assert_eq(r->p.n_match, 2);
-    cr_expect_str_eq(r->p.match[1].key, "zone");
+    cr_expect_str_eq(r->p.match[1].key, "device");
     cr_expect_str_eq(r->p.match[1].value, "dock-*");
     cr_expect_null(r->message);
     cr_expect_str_eq(r->message_zh, "{site}/{device} 遮挡 {status}");
