@@ -60,6 +60,7 @@ int iw_api_series_json(struct iw_store *st, const char *glob, char **out)
 struct q_ctx {
     cJSON *points;
     enum iw_agg agg;
+    cJSON *flags;                       /* [[T,"F"],...] of the flagged points; NULL: none */
 };
 
 /* A number that JSON can carry (non-finite values are never stored, but be safe). */
@@ -71,11 +72,17 @@ static int raw_cb(void *ctx, const struct iw_point *p)
     cJSON *pt = cJSON_CreateArray();
     cJSON_AddItemToArray(pt, cJSON_CreateNumber((double)p->ts));
     cJSON_AddItemToArray(pt, num(p->value));
+    cJSON_AddItemToArray(q->points, pt);
+    /* SPEC §6 gives points as [T,V]: a flag goes beside them, not into the pair. */
     if (p->flag) {
         char f[2] = { p->flag, 0 };
-        cJSON_AddItemToArray(pt, cJSON_CreateString(f));
+        cJSON *fl = cJSON_CreateArray();
+        if (q->flags == NULL)
+            q->flags = cJSON_CreateArray();
+        cJSON_AddItemToArray(fl, cJSON_CreateNumber((double)p->ts));
+        cJSON_AddItemToArray(fl, cJSON_CreateString(f));
+        cJSON_AddItemToArray(q->flags, fl);
     }
-    cJSON_AddItemToArray(q->points, pt);
     return 0;
 }
 
@@ -130,7 +137,7 @@ int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64
         if (rc != IW_OK)
             break;
         const struct iw_series *s = iw_store_series_by_id(st, (uint32_t)id->valuedouble);
-        struct q_ctx q = { cJSON_CreateArray(), agg };
+        struct q_ctx q = { cJSON_CreateArray(), agg, NULL };
         if (s == NULL || q.points == NULL)
             continue;
         if (step > 0)
@@ -139,11 +146,14 @@ int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64
             rc = iw_store_read_points(st, s->id, from, to, raw_cb, &q);
         if (cJSON_GetArraySize(q.points) == 0) {
             cJSON_Delete(q.points);
+            cJSON_Delete(q.flags);
             continue;
         }
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "series", s->name);
         cJSON_AddItemToObject(o, "points", q.points);
+        if (q.flags != NULL)
+            cJSON_AddItemToObject(o, "flags", q.flags);
         cJSON_AddItemToArray(arr, o);
     }
     cJSON_Delete(ids);

@@ -7,8 +7,8 @@
  *       [{"series":"water/dongtan/w01/nh3_n","first":T,"last":T,"count":N}]
  *   GET /api/v1/query?series=GLOB&from=T&to=T[&step=D&agg=avg|min|max|sum|count|last]
  *       [{"series":"...","points":[[T,V],...]}]; T epoch ms. Without step the
- *       raw points, where a flagged point (HJ 212) has its flag as a third
- *       element, [T,V,"D"]; with step, [bucket_start, aggregate]. from
+ *       raw points, and the flags (HJ 212) of flagged ones beside them,
+ *       "flags":[[T,"D"],...]; with step, [bucket_start, aggregate]. from
  *       defaults to -1h, to to now; agg to avg.
  *   GET /api/v1/alerts[?active=1&since=T&rule=R&limit=N]
  *   GET /api/v1/alerts/stream     Server-Sent Events (below)

@@ -24,9 +24,11 @@ IW_NODISCARD int iw_api_series_json(struct iw_store *st, const char *glob, char 
 
 /*
  * [{"series":"...","points":[[T,V],...]}, ...] for each series matching glob,
- * points with from <= T <= to (both ends inclusive). step 0: raw points (a flagged point carries its
- * flag as a third element, [T,V,"D"]); step > 0: one [bucket_start, agg] per
- * non-empty bucket. Series with no point in the range are left out.
+ * points with from <= T <= to (both ends inclusive). step 0: raw points, and
+ * when some are flagged, "flags":[[T,"D"],...] beside "points" (in time
+ * order; points stay [T,V] pairs as SPEC §6 gives them); step > 0: one
+ * [bucket_start, agg] per non-empty bucket. Series with no point in the
+ * range are left out.
  */
 IW_NODISCARD int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,
                                    int64_t step, enum iw_agg agg, char **out);

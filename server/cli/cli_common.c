@@ -117,6 +117,19 @@ void cli_urlenc(char *out, size_t cap, const char *s)
     out[o] = '\0';
 }
 
+const char *cli_point_flag(const cJSON *series, int64_t t, const cJSON **cur)
+{
+    const cJSON *f = *cur ? *cur : cJSON_GetObjectItemCaseSensitive(series, "flags");
+
+    f = *cur ? f : (cJSON_IsArray(f) ? f->child : NULL);
+    while (f != NULL && (int64_t)cJSON_GetNumberValue(cJSON_GetArrayItem(f, 0)) < t)
+        f = f->next;
+    *cur = f;
+    if (f == NULL || (int64_t)cJSON_GetNumberValue(cJSON_GetArrayItem(f, 0)) != t)
+        return NULL;
+    return cJSON_GetStringValue(cJSON_GetArrayItem(f, 1));
+}
+
 const char *cli_num(double v, char *buf, size_t len)
 {
     for (int prec = 15; prec <= 17; prec++) {

@@ -38,6 +38,11 @@ const char *cli_time(int64_t ms, char *buf, size_t len);
 /* Shortest text that reads back as the same double. */
 const char *cli_num(double v, char *buf, size_t len);
 
+/* The flag of the point at t in a query series object's "flags" ([[T,"F"],...],
+ * time order), or NULL. *cur walks the list: start it at NULL and ask for
+ * the points in time order. */
+const char *cli_point_flag(const cJSON *series, int64_t t, const cJSON **cur);
+
 /* A CSV field, quoted when it needs to be. */
 void cli_csv_field(const char *s);
 

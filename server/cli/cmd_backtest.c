@@ -144,11 +144,12 @@ static int fetch_points(const char *url, const char *name, int64_t from, int64_t
         const char *sname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "series"));
         if (sname == NULL || strcmp(sname, name) != 0)     /* a '*' in a name is a glob */
             continue;
+        const cJSON *fcur = NULL;
         cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(s, "points")) {
             const cJSON *t = cJSON_GetArrayItem(p, 0), *v = cJSON_GetArrayItem(p, 1);
-            const char *f = cJSON_GetStringValue(cJSON_GetArrayItem(p, 2));
             if (!cJSON_IsNumber(t) || !cJSON_IsNumber(v))
                 continue;
+            const char *f = cli_point_flag(s, (int64_t)t->valuedouble, &fcur);
             if (cb(cbctx, (int64_t)t->valuedouble, v->valuedouble, f ? f[0] : 0) != 0)
                 break;
         }

@@ -209,10 +209,11 @@ int iw_cmd_query(int argc, char **argv)
                a.step ? agg_name(a.agg) : "VALUE", "FLAG");
     cJSON_ArrayForEach(s, doc) {
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(s, "series"));
+        const cJSON *fcur = NULL;
         cJSON_ArrayForEach(p, cJSON_GetObjectItem(s, "points")) {
             int64_t t = (int64_t)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0));
             const cJSON *v = cJSON_GetArrayItem(p, 1);
-            const char *flag = cJSON_GetStringValue(cJSON_GetArrayItem(p, 2));
+            const char *flag = cli_point_flag(s, t, &fcur);
             char tb[40];
             if (name == NULL)
                 continue;

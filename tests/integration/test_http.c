@@ -384,14 +384,14 @@ Test(http, series_and_query_after_publishing)
     cr_expect_eq(cJSON_GetArraySize(doc), 2, "nh3_n and ph");
     cJSON_Delete(doc);
 
-    /* Raw points: [T,V], and [T,V,"D"] for the flagged one. */
+    /* Raw points: [T,V] pairs (SPEC §6), the flagged one's flag beside them. */
     snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w01/nh3_n&from=%lld&to=%lld",
              t1, t3 + 1);
     doc = get_json(path);
     char *text = cJSON_PrintUnformatted(doc);
     char want[512];
     snprintf(want, sizeof(want), "[{\"series\":\"water/dongtan/w01/nh3_n\",\"points\":"
-             "[[%lld,0.5],[%lld,0.75],[%lld,0.875,\"D\"]]}]", t1, t2, t3);
+             "[[%lld,0.5],[%lld,0.75],[%lld,0.875]],\"flags\":[[%lld,\"D\"]]}]", t1, t2, t3, t3);
     cr_expect_str_eq(text, want);
     free(text);
     cJSON_Delete(doc);

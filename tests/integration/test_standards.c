@@ -207,10 +207,12 @@ Test(standards, hourly_air_messages_reach_the_rules_whole, .timeout = 300)
                   series, HOURS);
         cJSON *doc = query(&d, series, d0, d0 + HOURS * H), *p;
         int n = 0;
+        const cJSON *flags = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "flags");
+        cr_expect_null(flags, "%s has flagged points: %s", series,
+                       flags ? cJSON_PrintUnformatted(flags) : "");
         cJSON_ArrayForEach(p, cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")) {
             long long ts = (long long)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0));
-            cr_expect_eq(cJSON_GetArraySize(p), 2, "%s at %lld is flagged: %s", series, ts,
-                         cJSON_GetStringValue(cJSON_GetArrayItem(p, 2)));
+            cr_expect_eq(cJSON_GetArraySize(p), 2, "%s at %lld", series, ts);
             cr_expect_eq(cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1)), 50.0, "%s at %lld", series, ts);
             n++;
         }
