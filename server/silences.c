@@ -139,7 +139,7 @@ static int opt_string(const cJSON *o, const char *name, char **out, struct iw_di
 /*
  * Fill r from an object. `stored`: an entry read back from the store, where
  * id, from and to are always present (null meaning unbounded); otherwise an
- * API request, where from defaults to now and to (or duration) is required.
+ * API request, where from defaults to now and to (or duration) to never.
  */
 static int parse_silence(const cJSON *o, bool stored, int64_t now_ms, struct rt_silence *r,
                          struct iw_diag *diag)
@@ -165,15 +165,16 @@ static int parse_silence(const cJSON *o, bool stored, int64_t now_ms, struct rt_
     if (to != NULL && !cJSON_IsNull(to)) {
         if ((rc = parse_time(to, "to", now_ms, &r->s.to_ms, diag)) != IW_OK)
             return rc;
-    } else if (!stored) {
+    } else if (!stored && dur != NULL && !cJSON_IsNull(dur)) {
         int64_t d;
         if (!cJSON_IsString(dur) || iw_duration_parse(dur->valuestring, &d) != IW_OK || d <= 0) {
-            iw_diag_set(diag, NULL, 0, 0, "a silence needs an end: \"to\" (a time) or "
-                        "\"duration\" (e.g. \"2h\")");
+            iw_diag_set(diag, NULL, 0, 0, "\"duration\": expected a positive duration such as "
+                        "\"2h\" or \"30m\"");
             return IW_E_INVAL;
         }
         r->s.to_ms = r->s.from_ms + d;
     }
+    /* Neither: open-ended, as a silence in the config may be; DELETE ends it. */
     if (!stored && r->s.to_ms <= r->s.from_ms) {
         iw_diag_set(diag, NULL, 0, 0, "\"to\" must be after \"from\"");
         return IW_E_INVAL;

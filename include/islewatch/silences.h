@@ -44,7 +44,7 @@ IW_NODISCARD int iw_silences_load(struct iw_store *st, struct iw_diag *diag);
 /*
  * Create a silence from a JSON object (borrowed, len bytes):
  *   {"match": {"rule": "camera-*", "site": "dongtan"},      required, >= 1 key
- *    "from": T, "to": T | "duration": "2h",                   to or duration required
+ *    "from": T, "to": T | "duration": "2h",                   neither: open-ended
  *    "reason": "...", "created_by": "..."}                    optional
  * T is RFC 3339, epoch milliseconds (number or string), "now" or relative to
  * now_ms ("+2h"); from defaults to now_ms. `default_by` (borrowed, may be

@@ -51,6 +51,25 @@ Test(silences, created_silence_matches_inside_its_window)
     cr_expect_not(iw_silences_match(&other_rule, NOW));
 }
 
+/* Like a silence in the config, one created without "to" or "duration" has no end. */
+Test(silences, without_an_end_a_silence_is_open_ended)
+{
+    char id[IW_SILENCE_ID_LEN + 1], *text = NULL;
+    struct iw_diag diag = {0};
+    struct iw_alert hit = alert("camera-offline", "dongtan", IW_SEV_MAJOR);
+
+    cr_assert_eq(create("{\"match\":{\"site\":\"dongtan\"},\"reason\":\"dredging\"}", id,
+                        &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_expect(iw_silences_match(&hit, NOW));
+    cr_expect(iw_silences_match(&hit, NOW + 3650 * 86400000LL));
+    cr_expect_not(iw_silences_match(&hit, NOW - 1), "before from");
+    cr_assert_eq(iw_silences_list_json(NULL, NOW, &text), IW_OK);
+    cJSON *arr = cJSON_Parse(text);
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "to")), "%s", text);
+    cJSON_Delete(arr);
+    free(text);
+}
+
 Test(silences, explicit_from_and_to_accept_rfc3339_and_epoch_ms)
 {
     char id[IW_SILENCE_ID_LEN + 1];
@@ -80,8 +99,8 @@ ParameterizedTestParameters(silences, rejects_bad_bodies)
         { "{\"match\":{\"sitex\":\"a\"},\"duration\":\"1h\"}", "unknown key \"sitex\"" },
         { "{\"match\":{\"site\":5},\"duration\":\"1h\"}", "\"match.site\": expected a non-empty" },
         { "{\"match\":{\"severity\":\"huge\"},\"duration\":\"1h\"}", "is not one of info" },
-        { "{\"match\":{\"site\":\"a\"}}", "needs an end" },
-        { "{\"match\":{\"site\":\"a\"},\"duration\":\"soon\"}", "needs an end" },
+        { "{\"match\":{\"site\":\"a\"},\"duration\":\"soon\"}", "expected a positive duration" },
+        { "{\"match\":{\"site\":\"a\"},\"duration\":\"0s\"}", "expected a positive duration" },
         { "{\"match\":{\"site\":\"a\"},\"to\":\"tomorrow\"}", "\"to\": expected a time" },
         { "{\"match\":{\"site\":\"a\"},\"from\":\"+2h\",\"to\":\"+1h\"}", "must be after" },
         { "{\"match\":{\"site\":\"a\"},\"from\":\"-2h\",\"to\":\"-1h\"}", "in the past" },
