@@ -46,8 +46,8 @@ cJSON *cli_fetch(const struct cli_source *src, const char *path,
         size_t len = 0;
         int status = 0;
         if (iw_http_request(src->url, "GET", path, NULL, NULL, &text, &len, &status, &diag) != IW_OK) {
-            fprintf(stderr, "islewatch: %s (is islewatchd running with http.listen at %s? or "
-                    "read a database directly with --db PATH)\n", iw_diag_first(&diag), src->url);
+            fprintf(stderr, "islewatch: %s; or read a database directly with --db PATH\n",
+                    iw_diag_first(&diag));
             iw_diag_fini(&diag);
             *exit_code = 3;
             return NULL;

@@ -53,6 +53,7 @@ struct args {
     const char *glob;
     int64_t from, to, step;
     int agg;
+    bool agg_set;                       /* --agg given */
 };
 
 static int parse(int argc, char **argv, struct args *a, bool query, void (*usage)(FILE *))
@@ -96,6 +97,7 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
                 fprintf(stderr, "islewatch: --agg %s: use avg, min, max, sum, count or last\n", optarg);
                 return 2;
             }
+            a->agg_set = true;
             break;
         case 'h':
             usage(stdout);
@@ -109,6 +111,11 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
         a->glob = argv[optind++];
     if (optind < argc || (query && a->glob == NULL)) {
         usage(stderr);
+        return 2;
+    }
+    if (query && a->agg_set && a->step == 0) {
+        fprintf(stderr, "islewatch: --agg needs --step (e.g. --step 1h --agg max): without a step "
+                "query prints the raw points\n");
         return 2;
     }
     if (query && a->from > a->to) {

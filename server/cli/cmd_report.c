@@ -309,8 +309,8 @@ static int report_url(const struct args *a)
         return 2;
     }
     if (iw_http_request(url, "GET", path, NULL, NULL, &body, &len, &status, &diag) != IW_OK) {
-        fprintf(stderr, "islewatch report: %s (is islewatchd running with http.listen at %s? or "
-                "read a database directly with --db PATH)\n", iw_diag_first(&diag), url);
+        fprintf(stderr, "islewatch report: %s; or read a database directly with --db PATH\n",
+                iw_diag_first(&diag));
         iw_diag_fini(&diag);
         return 3;
     }

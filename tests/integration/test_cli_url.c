@@ -243,6 +243,11 @@ Test(cli_url, report_errors_say_what_to_do)
     cr_expect_eq(rc, 2, "--url with --config: exit %d", rc);
     cr_expect_not_null(strstr(out, "its own database and config"), "%s", out);
     free(out);
+    /* An aggregate without a step is a usage error, as in the HTTP API, not raw points. */
+    out = cli(&rc, "query 'water/*/*/*' --url '%s' --from -1d --agg max 2>&1", base);
+    cr_expect_eq(rc, 2, "--agg without --step: exit %d", rc);
+    cr_expect_not_null(strstr(out, "--agg needs --step"), "%s", out);
+    free(out);
 }
 
 Test(cli_url, backtest_through_the_daemon_equals_the_database)
