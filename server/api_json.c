@@ -181,8 +181,9 @@ static int alert_item(struct alerts_ctx *a, const char *json, size_t len)
     int64_t t = 0;
     if (cJSON_IsString(ts) && iw_rfc3339_parse(ts->valuestring, strlen(ts->valuestring), &t) != IW_OK)
         t = 0;
-    if ((a->rule != NULL && (!cJSON_IsString(rule) || strcmp(rule->valuestring, a->rule) != 0)) ||
-        t < a->since) {
+    bool rule_ok = a->rule == NULL
+                   || (cJSON_IsString(rule) && iw_glob_match(a->rule, rule->valuestring));
+    if (!rule_ok || t < a->since) {
         cJSON_Delete(o);
         return 0;
     }

@@ -36,8 +36,8 @@ IW_NODISCARD int iw_api_query_json(struct iw_store *st, const char *glob, int64_
 /*
  * Alert objects (SPEC §5) as an array: active ones (the latest message of
  * each firing episode) or the history in seq order with ts >= since (ms),
- * optionally only of rule `rule` (NULL: all), at most `limit` (0: no limit;
- * the newest ones are kept).
+ * optionally only of rules matching the glob `rule` (NULL: all), at most
+ * `limit` (0: no limit; the newest ones are kept).
  */
 IW_NODISCARD int iw_api_alerts_json(struct iw_store *st, bool active, int64_t since,
                                     const char *rule, size_t limit, char **out);

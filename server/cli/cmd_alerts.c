@@ -16,7 +16,8 @@ static void usage(FILE *f)
             "Usage: islewatch alerts [--active] [--since T] [--rule R] [--limit N]\n"
             "                        [--db PATH | --url URL] [--format table|csv|json]\n"
             "Alert history in publish order (seq), or with --active the alerts firing now.\n"
-            "T is RFC 3339, epoch milliseconds or relative (-24h).\n\n"
+            "T is RFC 3339, epoch milliseconds or relative (-24h); R a rule name or glob\n"
+            "(camera-*).\n\n"
             "Example:\n  islewatch alerts --active --db ./data\n"
             "  islewatch alerts --since -24h --rule water-class --format csv\n");
 }

@@ -799,6 +799,12 @@ Test(http, sse_stream_live_then_resume_with_last_event_id)
     cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 1), "seq")),
                  4, "limit keeps the newest");
     cJSON_Delete(doc);
+    doc = get_json("/api/v1/alerts?rule=h*");
+    cr_expect_eq(cJSON_GetArraySize(doc), 4, "a glob selects rules too");
+    cJSON_Delete(doc);
+    doc = get_json("/api/v1/alerts?rule=ho");
+    cr_expect_eq(cJSON_GetArraySize(doc), 0, "a rule name is matched whole");
+    cJSON_Delete(doc);
 }
 
 Test(http, stream_ends_and_daemon_exits_cleanly_on_sigterm)
