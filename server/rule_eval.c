@@ -441,6 +441,7 @@ struct rate_x {
     double  prev_v;
     int64_t from_ts, cur_ts;        /* the pair the last rate was taken from */
     double  from_v, cur_v, rate;
+    bool    bound_set, bound_rise;  /* the limit the last breach crossed: rise or fall */
     int64_t saved_ts;               /* cur_ts when the record was last written; RT_NONE */
 };
 
@@ -506,6 +507,10 @@ static void rate_sample(struct iw_rules_engine *e, struct inst *in, const struct
     rate_step(x, p, s->ts, s->value);
     in->last_ts = s->ts;
     breach = (p->has_rise && x->rate > p->rise) || (p->has_fall && x->rate < -p->fall);
+    if (breach) {
+        x->bound_set = true;
+        x->bound_rise = p->has_rise && x->rate > p->rise;
+    }
     iw__drive(e, in, breach, !breach, p->severity, s->ts, iw__late(e, s), s->recv_ms);
     x->prev_ts = s->ts;
     x->prev_v = s->value;
@@ -522,7 +527,9 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
     const struct rate_x *x = in->x;
     const struct iw_rule_params *p = in->p;
     int64_t per = rate_per(p);
-    bool rising = x->has_rate ? x->rate >= 0 : p->has_rise;
+    /* The limit of the episode's breach, so that its resolve names the same
+     * threshold as its firing even when the rate has turned the other way. */
+    bool rising = x->bound_set ? x->bound_rise : x->has_rate ? x->rate >= 0 : p->has_rise;
     char val[64], lim[32], dur[32], text[256];
     cJSON *o;
     (void)e;
@@ -566,6 +573,8 @@ static void rate_save(const struct inst *in, cJSON *o)
     const struct rate_x *x = in->x;
     cJSON *rp;
 
+    if (x->bound_set)
+        cJSON_AddBoolToObject(o, "rb", x->bound_rise);
     if (!x->has_rate)
         return;
     rp = cJSON_AddArrayToObject(o, "rp");
@@ -599,10 +608,15 @@ static void rate_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o
     struct rate_x *x = in->x;
     const struct iw_rule_params *p = in->p;
     const cJSON *rp = cJSON_GetObjectItemCaseSensitive(o, "rp");
+    const cJSON *rb = cJSON_GetObjectItemCaseSensitive(o, "rb");
     double v[4];
     int64_t per = rate_per(p), from;
     int n = 0;
 
+    if (cJSON_IsBool(rb)) {
+        x->bound_set = true;
+        x->bound_rise = cJSON_IsTrue(rb);
+    }
     for (const cJSON *it = cJSON_IsArray(rp) ? rp->child : NULL; it != NULL && n < 4; it = it->next)
         if (cJSON_IsNumber(it) && isfinite(it->valuedouble))
             v[n++] = it->valuedouble;
@@ -788,6 +802,7 @@ struct flagged {
 struct flag_x {
     struct flagged *f;              /* metrics currently flagged with a watched flag */
     size_t n, cap;
+    char *ep_metric;                /* device-level: the metric the episode began on; owned */
 };
 
 static bool flag_per_metric(const struct rule_rt *rr)
@@ -834,6 +849,15 @@ static bool flag_set(struct flag_x *x, const char *metric, char flag)
     return true;
 }
 
+static void flag_ep_metric(struct flag_x *x, const char *metric)
+{
+    char *m = strdup(metric);
+    if (m == NULL)
+        return;                     /* out of memory: the alert shows a flagged metric */
+    free(x->ep_metric);
+    x->ep_metric = m;
+}
+
 static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
 {
     struct flag_x *x = in->x;
@@ -852,6 +876,10 @@ static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct
     in->last_ts = s->ts;
     changed = flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
     was = in->st;
+    /* A device-level instance names one metric for its whole episode (its
+     * firing and its resolve alike): the first one flagged. */
+    if (in->metric == NULL && in->st == ST_INACTIVE && x->n > 0)
+        flag_ep_metric(x, x->f[0].metric);
     iw__drive(e, in, x->n > 0, x->n == 0, in->p->severity, s->ts, iw__late(e, s), s->recv_ms);
     /* The record lists the flags (the evidence, and what resolves it after a
      * restart): rewrite it when they change and the machine did not. */
@@ -888,7 +916,8 @@ static void flag_evidence(const struct iw_rules_engine *e, const struct inst *in
             watch[w++] = c;
     cJSON_AddStringToObject(ev->details, "watched", watch);
     cJSON_AddNumberToObject(ev->details, "for_ms", (double)in->p->for_ms);
-    ev->metric = x->n > 0 ? x->f[0].metric : in->metric;
+    ev->metric = in->metric ? in->metric : x->ep_metric ? x->ep_metric
+                                          : x->n > 0 ? x->f[0].metric : NULL;
     ev->unit = NULL;
     if (ev->status == IW_ALERT_FIRING && x->n > 0)
         snprintf(text, sizeof(text), "reports flag %c (%s) on %s%s", x->f[0].flag,
@@ -904,15 +933,20 @@ static void flag_save(const struct inst *in, cJSON *o)
     cJSON *fl = cJSON_AddObjectToObject(o, "fl");
     for (size_t i = 0; i < x->n; i++)
         cJSON_AddItemToObject(fl, x->f[i].metric, cJSON_CreateString((char[]){ x->f[i].flag, 0 }));
+    if (x->ep_metric != NULL)
+        cJSON_AddStringToObject(o, "em", x->ep_metric);
 }
 
 static void flag_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o)
 {
     const cJSON *it, *fl = cJSON_GetObjectItemCaseSensitive(o, "fl");
+    const cJSON *em = cJSON_GetObjectItemCaseSensitive(o, "em");
     (void)e;
     cJSON_ArrayForEach(it, fl)
         if (cJSON_IsString(it) && it->valuestring[0] != '\0')
             flag_set(in->x, it->string, it->valuestring[0]);
+    if (cJSON_IsString(em) && em->valuestring[0] != '\0')
+        flag_ep_metric(in->x, em->valuestring);
 }
 
 static void flag_fini(struct inst *in)
@@ -921,6 +955,7 @@ static void flag_fini(struct inst *in)
     for (size_t i = 0; i < x->n; i++)
         free(x->f[i].metric);
     free(x->f);
+    free(x->ep_metric);
 }
 
 const struct kind_ops iw__flag_ops = {

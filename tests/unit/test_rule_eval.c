@@ -367,6 +367,31 @@ Test(rules, rate_rise_and_fall)
     iw_rules_engine_free(e);
 }
 
+/* SPEC §4: an instance's messages describe one condition. A fall that
+ * resolves because the value turned upwards keeps the fall limit as its
+ * threshold (it was null: the rate's sign picked the rise limit, unset),
+ * across a restart too. */
+Test(rules, rate_resolve_names_the_limit_its_firing_crossed)
+{
+    struct iw_rule *r = fx_rule(&cfg, "drop", IW_RULE_RATE, "water/*/*/do");
+    struct iw_rules_engine *e;
+
+    r->p.has_fall = true;
+    r->p.fall = 2;              /* per minute */
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "do", T0, 10);
+    fx_feed(e, "water", "s1", "w01", "do", T0 + MINUTE, 7);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert(env.alerts[0]->has_threshold && env.alerts[0]->threshold == -2);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + MINUTE);
+    fx_feed(e, "water", "s1", "w01", "do", T0 + 2 * MINUTE, 8);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
+    cr_assert(env.alerts[1]->has_threshold, "the resolve lost its threshold");
+    cr_assert_eq(env.alerts[1]->threshold, -2);
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * absence
  * ======================================================================== */
@@ -502,6 +527,28 @@ static void feed_flag(struct iw_rules_engine *e, const char *metric, int64_t ts,
     struct iw_rsample s = fx_sample("water", "s1", "w01", metric, ts, 1);
     s.flag = flag;
     iw_rules_on_sample(e, &s);
+}
+
+/* A device-level flag instance names the metric its episode began on in its
+ * firing and in its resolve (which used to carry no metric), across a
+ * restart too: a consumer pairs them by (rule, site, device, metric). */
+Test(rules, device_level_flag_episode_keeps_its_metric)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.flags = 1u << ('D' - 'A');
+    e = engine(T0);
+    feed_flag(e, "ph", T0, 'D');
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_str_eq(env.alerts[0]->metric, "ph");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + MINUTE);
+    feed_flag(e, "ph", T0 + MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
+    cr_assert_not_null(env.alerts[1]->metric, "the resolve lost its metric");
+    cr_assert_str_eq(env.alerts[1]->metric, "ph");
+    iw_rules_engine_free(e);
 }
 
 Test(rules, flag_for_and_back_to_normal)
@@ -1167,7 +1214,7 @@ Test(rules, flag_repeat_after_restore_lists_the_current_flags)
     cr_assert_eq(env.n_alerts, 2);
     a = fx_last(&env);
     cr_assert_eq(a->reason, IW_ALERT_REPEAT);
-    cr_assert_str_eq(a->metric, "ph");
+    cr_assert_str_eq(a->metric, "nh3_n", "the metric the episode began on");
     cr_assert_str_eq(a->message, "s1/w01 reports flag B (communication error) on ph");
     cr_assert_not_null(strstr(a->details, "\"flags\":{\"ph\":\"B\"}"), "details: %s", a->details);
     feed_flag(e, "ph", T0 + 11 * MINUTE, 'N');
