@@ -91,9 +91,10 @@
  *   data) clears the metric; any other flag (M, C, T, ...) is ignored: it
  *   neither flags nor clears the metric, nor moves for/clear_for. The
  *   instance's condition is "some metric is flagged"; `for`/`clear_for` in
- *   sample time as for threshold.
+ *   sample time as for threshold. A device-level episode's alerts all name
+ *   the metric it began on (details list the flags now).
  * - event: only event samples (is_event). `match:` keys type, site, device,
- *   source (globs); any other key never matches. start (value != 0) fires at
+ *   source (globs; check refuses any other key). start (value != 0) fires at
  *   once; a start while firing extends auto_resolve; stop (value 0) with ts
  *   >= started_at resolves; auto_resolve (wall clock) resolves at
  *   receipt-of-last-start + auto_resolve.
