@@ -399,7 +399,7 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
     const struct iw_rule *r = in->rr->r;
     struct evidence ev = { .status = status, .metric = in->metric };
     struct iw_tmpl_var vars[IW_ARRAY_LEN(ev.vars) + 12];
-    char vbuf[32] = "", tbuf[32] = "", msg[1024], msg_zh[1024];
+    char vbuf[32] = "", tbuf[32] = "", msg[1024], msg_zh[1024], ending[64];
     const char *tmpl;
     struct iw_alert a = { 0 };
     size_t n = 0;
@@ -425,6 +425,17 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
     vars[n++] = (struct iw_tmpl_var){ "status", iw_alert_status_name(status) };
     for (size_t i = 0; i < ev.n_vars; i++)
         vars[n++] = ev.vars[i];
+    /* A reload ends the episode, not the condition: the kind's summary
+     * ("back within ...") would not be true. */
+    if (e->ending != NULL) {
+        snprintf(ending, sizeof(ending), "resolved because the rule was %s", e->ending);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(vars[i].name, "summary") == 0)
+                vars[i].value = ending;
+        if (ev.details != NULL)
+            cJSON_AddStringToObject(ev.details, "reason", strcmp(e->ending, "removed") == 0
+                                                          ? "rule removed" : "rule changed");
+    }
 
     tmpl = r->message_en ? r->message_en : r->message ? r->message : "{site}/{device} {summary}";
     iw_template_render(tmpl, vars, n, msg, sizeof(msg));

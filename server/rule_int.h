@@ -119,6 +119,7 @@ extern const struct kind_ops iw__threshold_ops, iw__rate_ops, iw__absence_ops, i
 struct iw_rules_engine {
     const struct iw_config *cfg;
     uint64_t cfg_gen;               /* +1 per reload: caches keyed on it, never on the address */
+    const char *ending;             /* during a reload: why the rule's alerts resolve, or NULL */
     struct iw_rules_env env;
     int64_t start_ms;
     struct rule_rt *rules;

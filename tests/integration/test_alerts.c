@@ -493,6 +493,8 @@ Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed
     cr_assert_not_null(a, "changed rule did not resolve its alert");
     cr_assert_str_eq(s(a, "status"), "resolved");
     cr_assert_str_eq(s(a, "id"), id);
+    cr_assert_str_eq(s(a, "message"), "r/w1 resolved because the rule was changed",
+                     "the value did not come back: the message must say why it resolved");
     cJSON_Delete(a);
     it_client_free(dev);
     it_client_free(sub);
