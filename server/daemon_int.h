@@ -153,10 +153,15 @@ struct iw_conn_ingest {
 /* Handle one message. Returns 1 when handled (stored or rejected), 0 to have Paho retry. */
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                       const char *payload, size_t plen);
-/* Republish rejected input when rejected_topic is set (mqtt_client.c provides the sender). */
+/*
+ * Republish rejected input when rejected_topic is set (mqtt_client.c provides
+ * the sender): why[0..n_why) are the reasons, the first one is "reason";
+ * stored is how many of the message's samples were stored anyway (0 when the
+ * whole message was rejected).
+ */
 void iw_ingest_reject(struct iw_conn_ingest *c, const struct iw_ingest_view *v, int src,
-                      enum iw_reject why, const char *topic, size_t tlen,
-                      const char *payload, size_t plen);
+                      const uint8_t *why, size_t n_why, size_t stored, const char *topic,
+                      size_t tlen, const char *payload, size_t plen);
 
 /* pipeline.c */
 IW_NODISCARD int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag);

@@ -58,11 +58,52 @@ static void reject(struct iw_conn_ingest *c, const struct iw_ingest_view *v, int
                    enum iw_reject why, const char *topic, size_t tlen,
                    const char *payload, size_t plen)
 {
+    uint8_t w = (uint8_t)why;
+
     iw_stat_add(&iw_stats.rejected[why], 1);
     iw_complain(&complaints[why], IW_LOG_LEVEL_WARN, "ingest",
                 "rejected a message on topic \"%.*s\": %s (%zu bytes)", (int)(tlen > 200 ? 200 : tlen),
                 topic, iw_reject_name(why), plen);
-    iw_ingest_reject(c, v, src, why, topic, tlen, payload, plen);
+    iw_ingest_reject(c, v, src, &w, 1, 0, topic, tlen, payload, plen);
+}
+
+/*
+ * A handled message some of whose members were dropped, by the decoder or
+ * (long_names of them) because the series name would not fit. SPEC §1 treats
+ * it as rejected too, so it is counted once per reason (the counter counts
+ * messages, SPEC §7), logged per reason (rate-limited), and republished once
+ * with every reason; its good samples, `kept` of them, are already durable.
+ * Only messages with a bad member get here: the formatting and the publish
+ * stay off the common path.
+ */
+static void reject_members(struct iw_conn_ingest *c, const struct iw_ingest_view *v, size_t src,
+                           const char *topic, size_t tlen, const char *payload, size_t plen,
+                           size_t kept, uint32_t long_names)
+{
+    const struct iw_decoded *dec = &c->dec;
+    uint8_t why[IW_REJ_COUNT];
+    size_t n = dec->n_member_reasons;
+
+    memcpy(why, dec->member_reasons, n);
+    if (long_names > 0 && dec->member_rejects[IW_REJ_BAD_LABEL] == 0)
+        why[n++] = IW_REJ_BAD_LABEL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t dropped = dec->member_rejects[why[i]];
+        if (why[i] == IW_REJ_BAD_LABEL)
+            dropped += long_names;
+        iw_stat_add(&iw_stats.rejected[why[i]], 1);
+        if (kept > 0)
+            iw_complain(&complaints[why[i]], IW_LOG_LEVEL_WARN, "ingest",
+                        "dropped %u member(s) of a message on \"%.*s\": %s; stored its %zu "
+                        "good sample(s)", dropped, (int)(tlen > 200 ? 200 : tlen), topic,
+                        iw_reject_name((enum iw_reject)why[i]), kept);
+        else
+            iw_complain(&complaints[why[i]], IW_LOG_LEVEL_WARN, "ingest",
+                        "dropped %u member(s) of a message on \"%.*s\": %s; no sample of it "
+                        "was stored", dropped, (int)(tlen > 200 ? 200 : tlen), topic,
+                        iw_reject_name((enum iw_reject)why[i]));
+    }
+    iw_ingest_reject(c, v, (int)src, why, n, kept, topic, tlen, payload, plen);
 }
 
 static size_t append(char *dst, size_t at, size_t cap, const char *s, size_t n)
@@ -84,6 +125,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     struct iw_payload_opts po;
     struct iw_diag diag = {0};
     size_t src, n_items = 0, prefix;
+    uint32_t long_names = 0;
     int64_t now = iw_now_ms();
     int r;
 
@@ -112,15 +154,6 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     if (r >= 0) {
         reject(c, v, (int)src, (enum iw_reject)r, topic, tlen, payload, plen);
         return 1;
-    }
-    for (int k = 0; k < IW_REJ_COUNT; k++) {
-        if (c->dec.member_rejects[k] > 0) {
-            iw_stat_add(&iw_stats.rejected[k], c->dec.member_rejects[k]);
-            iw_complain(&complaints[k], IW_LOG_LEVEL_WARN, "ingest",
-                        "dropped %u member(s) of a message on \"%.*s\": %s; kept the rest",
-                        c->dec.member_rejects[k], (int)(tlen > 200 ? 200 : tlen), topic,
-                        iw_reject_name((enum iw_reject)k));
-        }
     }
 
     /* "<source>/<site>/<device>/" then each metric. */
@@ -152,7 +185,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         int rc = IW_OK;
 
         if (len >= sizeof(c->name) - 1) {
-            iw_stat_add(&iw_stats.rejected[IW_REJ_BAD_LABEL], 1);
+            long_names++;                     /* counted with the decoder's drops, at the end */
             continue;
         }
         /* The cached series is used only if its whole name matches. */
@@ -205,10 +238,18 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             iw_mpmc_push_wait(&sh->q, &c->items[i]);
         }
     }
-    iw_stat_add(&iw_stats.stored_points[src < IW_STATS_MAX_SOURCES ? src : 0], n_items);
-    iw_stat_add(&iw_stats.stored_messages[src < IW_STATS_MAX_SOURCES ? src : 0], 1);
-    /* relaxed: a gauge read by /metrics alone; no other data depends on it. */
-    atomic_store_explicit(&iw_stats.last_stored_ms[src < IW_STATS_MAX_SOURCES ? src : 0], now,
-                          memory_order_relaxed);
+    /* A message none of whose samples survived (all dropped, or only labels)
+     * stored nothing: it must not count as stored (SPEC §7). */
+    if (n_items > 0) {
+        iw_stat_add(&iw_stats.stored_points[src < IW_STATS_MAX_SOURCES ? src : 0], n_items);
+        iw_stat_add(&iw_stats.stored_messages[src < IW_STATS_MAX_SOURCES ? src : 0], 1);
+        /* relaxed: a gauge read by /metrics alone; no other data depends on it. */
+        atomic_store_explicit(&iw_stats.last_stored_ms[src < IW_STATS_MAX_SOURCES ? src : 0],
+                              now, memory_order_relaxed);
+    }
+    /* Last, after the store: a retried message (return 0 above) is not
+     * counted twice, and the counters are final when the republish is seen. */
+    if (c->dec.n_member_reasons > 0 || long_names > 0)
+        reject_members(c, v, src, topic, tlen, payload, plen, n_items, long_names);
     return 1;
 }

@@ -123,18 +123,24 @@ static size_t json_escape(char *out, size_t cap, const char *s, size_t len)
 }
 
 void iw_ingest_reject(struct iw_conn_ingest *ing, const struct iw_ingest_view *v, int src,
-                      enum iw_reject why, const char *topic, size_t tlen,
-                      const char *payload, size_t plen)
+                      const uint8_t *why, size_t n_why, size_t stored, const char *topic,
+                      size_t tlen, const char *payload, size_t plen)
 {
     const char *tmpl = v->cfg->ingest.rejected_topic;
     struct iw_mqtt *m = ing->d->mqtt;
     char rtopic[512], etopic[1024], epayload[8192], msg[10240];
+    /* Every reason name is under 20 bytes: IW_REJ_COUNT quoted names always fit. */
+    char reasons[IW_REJ_COUNT * 24];
+    size_t rl = 0;
     const char *sname = src >= 0 ? v->cfg->sources[src].name : "unknown";
     const char *brace;
     int n;
 
-    if (tmpl == NULL || m == NULL)
+    if (tmpl == NULL || m == NULL || n_why == 0)
         return;
+    for (size_t i = 0; i < n_why && i < IW_REJ_COUNT; i++)
+        rl += (size_t)snprintf(reasons + rl, sizeof(reasons) - rl, "%s\"%s\"", i ? "," : "",
+                               iw_reject_name((enum iw_reject)why[i]));
     brace = strstr(tmpl, "{source}");
     if (brace != NULL)
         snprintf(rtopic, sizeof(rtopic), "%.*s%s%s", (int)(brace - tmpl), tmpl, sname, brace + 8);
@@ -143,10 +149,12 @@ void iw_ingest_reject(struct iw_conn_ingest *ing, const struct iw_ingest_view *v
     json_escape(etopic, sizeof(etopic), topic, tlen);
     json_escape(epayload, sizeof(epayload), payload, plen > 4096 ? 4096 : plen);
     char ts[40];
-    n = snprintf(msg, sizeof(msg), "{\"reason\":\"%s\",\"source\":\"%s\",\"topic\":\"%s\","
-                 "\"ts\":\"%s\",\"payload\":\"%s\",\"payload_bytes\":%zu,\"truncated\":%s}",
-                 iw_reject_name(why), sname, etopic, iw_rfc3339_format(iw_now_ms(), ts, sizeof(ts)),
-                 epayload, plen, plen > 4096 ? "true" : "false");
+    n = snprintf(msg, sizeof(msg), "{\"reason\":\"%s\",\"reasons\":[%s],\"source\":\"%s\","
+                 "\"topic\":\"%s\",\"ts\":\"%s\",\"payload\":\"%s\",\"payload_bytes\":%zu,"
+                 "\"truncated\":%s,\"samples_stored\":%zu}",
+                 iw_reject_name((enum iw_reject)why[0]), reasons, sname, etopic,
+                 iw_rfc3339_format(iw_now_ms(), ts, sizeof(ts)), epayload, plen,
+                 plen > 4096 ? "true" : "false", stored);
     if (n > 0 && (size_t)n < sizeof(msg))
         (void)iw_mqtt_publish(m, rtopic, msg, (size_t)n, 0, false);
 }

@@ -287,6 +287,30 @@ static bool is_flag_suffix(const char *name, size_t len)
     return len > 5 && memcmp(name + len - 5, "_flag", 5) == 0;
 }
 
+/* One member dropped: counted by reason, and each reason's first time recorded
+ * in payload order so the rejection the message is republished with does not
+ * depend on enum order. */
+static void drop_member(struct iw_decoded *out, enum iw_reject why)
+{
+    if (out->member_rejects[why]++ == 0)
+        out->member_reasons[out->n_member_reasons++] = (uint8_t)why;
+}
+
+/*
+ * A label's value (SPEC §1): valid UTF-8 without '/', '+', '#', the
+ * characters that would break a topic level or a series name if the label
+ * were ever used as one. Unlike a name (iw_label_valid) an empty value or
+ * one with control characters is not rejected: SPEC §1 does not list them
+ * and devices that send them today keep their samples.
+ */
+static bool label_value_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '/' || s[i] == '+' || s[i] == '#')
+            return false;
+    return iw_utf8_valid(s, len);
+}
+
 int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_opts *o,
                       struct iw_decoded *out)
 {
@@ -303,6 +327,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
     out->msg_flag = 0;
     out->names_used = 0;
     memset(out->member_rejects, 0, sizeof(out->member_rejects));
+    out->n_member_reasons = 0;
 
     skip_ws(&sc);
     if (sc.p >= sc.end)
@@ -386,7 +411,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
             if (scan_string(&sc, val, cap, &vlen, &vf) < 0)
                 return IW_REJ_NOT_JSON;
             if (!name_ok) {
-                out->member_rejects[IW_REJ_TOO_MANY]++;
+                drop_member(out, IW_REJ_TOO_MANY);
             } else if (strcmp(name, "flag") == 0 || is_flag_suffix(name, nlen)) {
                 char f = (vf && vlen == 1) ? val[0] : 0;
                 if (f >= 'a' && f <= 'z')
@@ -396,7 +421,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                         return IW_REJ_BAD_FLAG;
                     /* A bad per-metric flag: drop the metric too (see below). */
                     f = '?';
-                    out->member_rejects[IW_REJ_BAD_FLAG]++;
+                    drop_member(out, IW_REJ_BAD_FLAG);
                 }
                 if (strcmp(name, "flag") == 0) {
                     out->msg_flag = f == 'N' ? 0 : f;
@@ -423,14 +448,14 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                         ev_bad = true;
                     }
                 }
-            } else if (!vf || !iw_utf8_valid(val, vlen) || !iw_label_valid(name, nlen)) {
-                out->member_rejects[IW_REJ_BAD_LABEL]++;
+            } else if (!vf || !label_value_valid(val, vlen) || !iw_label_valid(name, nlen)) {
+                drop_member(out, IW_REJ_BAD_LABEL);
             }
             /* Good labels are accepted; they are not stored as series. */
         } else if (c == '{' || c == '[' || c == 'n') {
             if (skip_value(&sc, 0) < 0)
                 return IW_REJ_NOT_JSON;
-            out->member_rejects[IW_REJ_BAD_MEMBER]++;
+            drop_member(out, IW_REJ_BAD_MEMBER);
         } else {
             double d = 0;
             long long iv;
@@ -443,14 +468,14 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                 if (k == NUM_BAD)
                     return IW_REJ_NOT_JSON;
                 if (k == NUM_NONFINITE) {
-                    out->member_rejects[IW_REJ_NON_FINITE]++;
+                    drop_member(out, IW_REJ_NON_FINITE);
                     goto next;
                 }
             }
             if (!name_ok || out->n == IW_PAYLOAD_MAX_SAMPLES) {
-                out->member_rejects[IW_REJ_TOO_MANY]++;
+                drop_member(out, IW_REJ_TOO_MANY);
             } else if (!iw_label_valid(name, nlen)) {
-                out->member_rejects[IW_REJ_BAD_LABEL]++;
+                drop_member(out, IW_REJ_BAD_LABEL);
             } else {
                 out->s[out->n].metric = name;
                 out->s[out->n].value = d;

@@ -222,7 +222,8 @@ char *iw_stats_render(const char *const *source_names, size_t n_sources)
         blabel(&b, source_names[i]);
         bprintf(&b, "\"} %llu\n", (unsigned long long)ld(&iw_stats.stored_points[i]));
     }
-    bprintf(&b, "# HELP islewatch_messages_rejected_total Messages (or members) rejected, by reason.\n"
+    bprintf(&b, "# HELP islewatch_messages_rejected_total Messages rejected, whole or in part "
+                "(some members dropped), by reason; a message counts once per reason.\n"
                 "# TYPE islewatch_messages_rejected_total counter\n");
     for (int r = 0; r < IW_REJ_COUNT; r++)
         bprintf(&b, "islewatch_messages_rejected_total{reason=\"%s\"} %llu\n",

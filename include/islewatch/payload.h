@@ -58,15 +58,22 @@ struct iw_decoded {
     size_t  n;
     struct iw_psample s[IW_PAYLOAD_MAX_SAMPLES];
     uint32_t member_rejects[IW_REJ_COUNT];  /* members dropped, by reason */
+    /* Each reason members were dropped for, once, in the order first met in the
+     * payload: the ingest path counts a message once per reason and republishes
+     * it with the first as its "reason" (SPEC §1, §7). */
+    uint8_t member_reasons[IW_REJ_COUNT];
+    uint8_t n_member_reasons;
     size_t  names_used;
     char    names[IW_PAYLOAD_NAME_SPACE];
 };
 
 /*
  * Decode one payload. Returns -1 when the message is accepted (possibly
- * with some members dropped: see member_rejects), or the enum iw_reject
- * reason that rejects the whole message. An accepted message may hold zero
- * samples (e.g. only labels).
+ * with some members dropped: see member_rejects and member_reasons), or the
+ * enum iw_reject reason that rejects the whole message. An accepted message
+ * may hold zero samples (only labels, or every sample member dropped).
+ * A string member is a label: its name must pass iw_label_valid and its value
+ * must be valid UTF-8 without '/', '+', '#', else it is dropped as bad_label.
  */
 int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_opts *o,
                       struct iw_decoded *out);

@@ -31,7 +31,7 @@ struct iw_stats {
     _Atomic uint64_t stored_points[IW_STATS_MAX_SOURCES];
     _Atomic uint64_t stored_messages[IW_STATS_MAX_SOURCES];
     _Atomic int64_t  last_stored_ms[IW_STATS_MAX_SOURCES]; /* wall clock at receipt of the last stored message */
-    _Atomic uint64_t rejected[IW_REJ_COUNT];               /* messages and members, by reason */
+    _Atomic uint64_t rejected[IW_REJ_COUNT];               /* messages, once per reason each */
     _Atomic uint64_t write_bucket[IW_STATS_WRITE_BUCKETS]; /* store write latency histogram */
     _Atomic uint64_t write_count;
     _Atomic uint64_t write_ns_sum;

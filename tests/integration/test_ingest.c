@@ -12,9 +12,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "islewatch/err.h"
+#include "islewatch/http_client.h"
 #include "it.h"
-
-
 
 static long long base_ts(void)
 {
@@ -57,6 +57,57 @@ static bool wait_points(const struct it_daemon *d, const char *glob, long long w
     }
     fprintf(stderr, "only %lld of %lld points after %d ms\n", n, want, timeout_ms);
     return false;
+}
+
+/* The value of the line `sample` ("name{labels}") in the daemon's GET /metrics; -1 if absent. */
+static long long metric_now(const struct it_daemon *d, const char *sample)
+{
+    struct iw_diag diag = {0};
+    char base[64], *body = NULL;
+    size_t len = 0, n = strlen(sample);
+    int status = 0;
+    long long v = -1;
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", d->http_port);
+    cr_assert_eq(iw_http_request(base, "GET", "/metrics", NULL, NULL, &body, &len, &status, &diag),
+                 IW_OK, "GET /metrics: %s", iw_diag_first(&diag));
+    cr_assert_eq(status, 200, "GET /metrics: %d", status);
+    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
+            v = (long long)strtod(p + n + 1, NULL);
+            break;
+        }
+    }
+    free(body);
+    return v;
+}
+
+/* The next message on the rejected topic, parsed; fails the test if none comes. */
+static cJSON *next_rejection(struct it_client *rej, int timeout_ms)
+{
+    struct it_msg *m = it_next(rej, timeout_ms);
+    cr_assert_not_null(m, "nothing republished on the rejected topic within %d ms", timeout_ms);
+    cJSON *doc = cJSON_Parse(m->payload);
+    cr_assert_not_null(doc, "republished rejection is not JSON: %s", m->payload);
+    it_msg_free(m);
+    return doc;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+    return s ? s : "";
+}
+
+/* "a,b" for the republished "reasons" array, to compare in one go. */
+static void joined_reasons(const cJSON *doc, char *out, size_t cap)
+{
+    const cJSON *it;
+    size_t at = 0;
+    out[0] = '\0';
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, "reasons"))
+        at += (size_t)snprintf(out + at, cap - at, "%s%s", at ? "," : "",
+                               cJSON_GetStringValue(it) ? cJSON_GetStringValue(it) : "?");
 }
 
 /* value of message i, exactly representable as decimal text */
@@ -140,7 +191,7 @@ Test(ingest, bad_input_between_good_messages_loses_nothing_good, .timeout = 300)
         "not json at all", "[1,2,3]", "{\"ph\":7.1", "{\"ts\":99999999999999,\"ph\":7}",
         "{\"ts\":1000,\"ph\":7}", "{\"ts\":\"yesterday\",\"ph\":7}", "{\"flag\":\"Q\",\"ph\":7}",
     };
-    int n_bad = 0, good_members = 0;
+    int n_bad = 0, n_partial = 0, good_members = 0;
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
@@ -166,10 +217,11 @@ Test(ingest, bad_input_between_good_messages_loses_nothing_good, .timeout = 300)
             continue;
         }
         /* Every fifth good message carries a bad member beside good ones. */
-        if (i % 5 == 0)
+        if (i % 5 == 0) {
             snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":7.5,\"bad\":1e999,\"x/y\":2}",
                      t0 + (long long)i * 10);
-        else
+            n_partial++;
+        } else
             snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":7.5}", t0 + (long long)i * 10);
         good_members++;
         cr_assert_eq(it_publish_async(pub, topic, payload, 1), 0);
@@ -177,15 +229,140 @@ Test(ingest, bad_input_between_good_messages_loses_nothing_good, .timeout = 300)
     cr_assert_eq(it_flush(pub, 60000), 0);
     cr_assert(wait_points(&d, "water/mix/*/ph", good_members, 120000));
 
-    /* Every bad message was republished with its reason. */
-    int seen = 0;
+    /* Every bad message was republished with its reason, and so was every
+     * message that lost members (reasons in payload order), its ph stored. */
+    int seen = 0, seen_partial = 0;
     struct it_msg *m;
-    while (seen < n_bad && (m = it_next(rej, 10000)) != NULL) {
-        cr_expect(strstr(m->payload, "\"reason\":") != NULL, "%s", m->payload);
+    while (seen < n_bad + n_partial && (m = it_next(rej, 10000)) != NULL) {
+        cJSON *doc = cJSON_Parse(m->payload);
+        cr_assert_not_null(doc, "%s", m->payload);
+        cr_expect(jstr(doc, "reason")[0] != '\0', "%s", m->payload);
+        if (cJSON_GetNumberValue(cJSON_GetObjectItem(doc, "samples_stored")) == 1) {
+            char reasons[128];
+            joined_reasons(doc, reasons, sizeof(reasons));
+            cr_expect_str_eq(jstr(doc, "reason"), "non_finite", "%s", m->payload);
+            cr_expect_str_eq(reasons, "non_finite,bad_label", "%s", m->payload);
+            seen_partial++;
+        }
+        cJSON_Delete(doc);
         seen++;
         it_msg_free(m);
     }
-    cr_expect_eq(seen, n_bad, "rejected messages republished: %d of %d", seen, n_bad);
+    cr_expect_eq(seen, n_bad + n_partial, "rejected messages republished: %d of %d bad + %d "
+                 "partial", seen, n_bad, n_partial);
+    cr_expect_eq(seen_partial, n_partial, "partial messages republished: %d of %d", seen_partial,
+                 n_partial);
+
+    it_client_free(pub);
+    it_client_free(rej);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+#define NON_FINITE "islewatch_messages_rejected_total{reason=\"non_finite\"}"
+#define BAD_LABEL "islewatch_messages_rejected_total{reason=\"bad_label\"}"
+#define STORED "islewatch_messages_stored_total{source=\"water\"}"
+
+/*
+ * Publish one message and take the rejection it must cause: republished with
+ * `reason`, every reason in order (`reasons`), and how many of its samples
+ * were stored. The daemon counts and stores before it republishes, so the
+ * counters are final for this message once the rejection is here.
+ */
+static void expect_rejection(struct it_client *pub, struct it_client *rej, const char *topic,
+                             const char *payload, const char *reason, const char *reasons,
+                             int samples_stored)
+{
+    char got[128];
+
+    cr_assert_eq(it_publish(pub, topic, payload, 1, false), 0);
+    cJSON *doc = next_rejection(rej, 15000);
+    joined_reasons(doc, got, sizeof(got));
+    cr_expect_str_eq(jstr(doc, "payload"), payload, "the rejection is of this message");
+    cr_expect_str_eq(jstr(doc, "topic"), topic);
+    cr_expect_str_eq(jstr(doc, "source"), "water");
+    cr_expect_str_eq(jstr(doc, "reason"), reason, "%s", payload);
+    cr_expect_str_eq(got, reasons, "%s", payload);
+    cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(doc, "samples_stored")), samples_stored,
+                 "%s", payload);
+    cJSON_Delete(doc);
+}
+
+/*
+ * SPEC §1: a message that loses members is rejected too (counted, logged,
+ * republished) while its good members are stored; SPEC §7: the rejected
+ * counter counts messages, once per reason, and a message none of whose
+ * samples was stored is not a stored message.
+ */
+Test(ingest, member_rejections_are_republished_and_counted_once_per_message, .timeout = 180)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    const char *topic = "sensors/water/rj/d01";
+    long long t0 = base_ts();
+    char p[256];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "rejected_topic: \"islewatch/rejected/{source}\"\n"), 0);
+    struct it_client *rej = it_client_new(&b, "it-rej-members");
+    cr_assert_eq(it_subscribe(rej, "islewatch/rejected/#", 1), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-members");
+    cr_assert_not_null(pub);
+    cr_assert_eq(metric_now(&d, NON_FINITE), 0);
+    cr_assert_eq(metric_now(&d, STORED), 0);
+
+    /* Nothing of it survives: republished, counted, not stored, logged as such. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":1e999}", t0);
+    expect_rejection(pub, rej, topic, p, "non_finite", "non_finite", 0);
+    cr_expect_eq(metric_now(&d, NON_FINITE), 1);
+    cr_expect_eq(metric_now(&d, STORED), 0, "a message with no sample stored is not stored");
+    cr_expect(it_daemon_wait_log(&d, "non_finite; no sample of it was stored", 1, 5000));
+    cr_expect_neq(it_run(NULL, "grep -q 'kept the rest' '%s'", d.log), 0,
+                  "the log does not claim the message kept anything");
+
+    /* A good member beside a non-finite one: republished, and the good one stored. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.25,\"do\":1e999}", t0 + 1000);
+    expect_rejection(pub, rej, topic, p, "non_finite", "non_finite", 1);
+    cr_expect_eq(metric_now(&d, NON_FINITE), 2);
+    cr_expect_eq(metric_now(&d, STORED), 1);
+
+    /* Label values with + or / are bad labels; the message's sample is kept. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.5,\"lbl\":\"a+b\"}", t0 + 2000);
+    expect_rejection(pub, rej, topic, p, "bad_label", "bad_label", 1);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.75,\"site\":\"a/b\"}", t0 + 3000);
+    expect_rejection(pub, rej, topic, p, "bad_label", "bad_label", 1);
+    cr_expect_eq(metric_now(&d, BAD_LABEL), 2);
+    cr_expect_eq(metric_now(&d, STORED), 3);
+
+    /* Two non-finite members: one message, so the counter moves by one. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":1e999,\"do\":-1e999,\"tp\":1}", t0 + 4000);
+    expect_rejection(pub, rej, topic, p, "non_finite", "non_finite", 1);
+    cr_expect_eq(metric_now(&d, NON_FINITE), 3, "counted once for two non-finite members");
+    cr_expect_eq(metric_now(&d, STORED), 4);
+
+    /* Several reasons: the first met is "reason", all are listed, each counted once. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"x#\":5,\"ph\":NaN,\"y+\":6,\"tp\":2}", t0 + 5000);
+    expect_rejection(pub, rej, topic, p, "bad_label", "bad_label,non_finite", 1);
+    cr_expect_eq(metric_now(&d, BAD_LABEL), 3);
+    cr_expect_eq(metric_now(&d, NON_FINITE), 4);
+    cr_expect_eq(metric_now(&d, STORED), 5);
+
+    /* A good message, valid labels included, is not republished: the next rejection is
+     * the bad message published after it. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":8,\"note\":\"ok 1\",\"site\":\"rj\"}",
+             t0 + 6000);
+    cr_assert_eq(it_publish(pub, topic, p, 1, false), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":Infinity}", t0 + 7000);
+    expect_rejection(pub, rej, topic, p, "non_finite", "non_finite", 0);
+    cr_expect_eq(metric_now(&d, STORED), 6, "the good message is stored, the last one not");
+    cr_expect_eq(metric_now(&d, NON_FINITE), 5);
+
+    /* ph 7.25, 7.5, 7.75 and 8; tp 1 and 2; no do. */
+    cr_expect(wait_points(&d, "water/rj/d01/ph", 4, 30000), "every good ph stored");
+    cr_expect(wait_points(&d, "water/rj/d01/tp", 2, 30000));
+    cr_expect_eq(total_points(&d, "water/rj/d01/do"), 0);
 
     it_client_free(pub);
     it_client_free(rej);

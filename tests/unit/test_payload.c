@@ -121,6 +121,61 @@ Test(payload, invalid_utf8_label_is_dropped)
     cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 2);
 }
 
+Test(payload, a_message_whose_only_sample_is_non_finite_keeps_nothing_and_says_why)
+{
+    cr_assert_eq(decode("{\"ph\":1e999}"), -1, "member-level: the message is not rejected whole");
+    cr_expect_eq(d.n, 0);
+    cr_expect_eq(d.member_rejects[IW_REJ_NON_FINITE], 1);
+    cr_assert_eq(d.n_member_reasons, 1);
+    cr_expect_eq(d.member_reasons[0], IW_REJ_NON_FINITE);
+}
+
+Test(payload, label_values_with_slash_plus_or_hash_are_bad_labels)
+{
+    static const char *const cases[] = {
+        "{\"ph\":7,\"lbl\":\"a+b\"}", "{\"ph\":7,\"site\":\"a/b\"}",
+        "{\"lbl\":\"#\",\"ph\":7}", "{\"ph\":7,\"lbl\":\"a\\/b\"}",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_assert_eq(decode(cases[i]), -1, "%s", cases[i]);
+        cr_expect_eq(d.n, 1, "%s: ph is kept", cases[i]);
+        cr_expect_eq(value_of("ph"), 7.0);
+        cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 1, "%s", cases[i]);
+        cr_expect_eq(d.n_member_reasons, 1, "%s", cases[i]);
+        cr_expect_eq(d.member_reasons[0], IW_REJ_BAD_LABEL, "%s", cases[i]);
+    }
+}
+
+Test(payload, valid_label_values_are_accepted_as_before)
+{
+    /* Empty, spaces, non-ASCII and a site label that differs from the topic's. */
+    cr_assert_eq(decode("{\"ph\":7,\"note\":\"\",\"name\":\"\xe4\xb8\x9c\xe6\xbb\xa9 1\","
+                        "\"site\":\"elsewhere\",\"model\":\"DS-2CD_3.1 (a=b)\"}"), -1);
+    cr_expect_eq(d.n, 1);
+    cr_expect_eq(d.n_member_reasons, 0);
+    for (int r = 0; r < IW_REJ_COUNT; r++)
+        cr_expect_eq(d.member_rejects[r], 0, "reason %s", iw_reject_name((enum iw_reject)r));
+}
+
+Test(payload, member_reasons_are_each_listed_once_in_payload_order)
+{
+    cr_assert_eq(decode("{\"x#\":5,\"ph\":1e999,\"do\":-1e999,\"tp\":1,\"h\":null,"
+                        "\"lbl\":\"a+b\",\"q\":NaN}"), -1);
+    cr_expect_eq(d.n, 1);
+    cr_expect_eq(value_of("tp"), 1.0);
+    cr_expect_eq(d.member_rejects[IW_REJ_NON_FINITE], 3, "members are still counted one by one");
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 2);
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_MEMBER], 1);
+    cr_assert_eq(d.n_member_reasons, 3);
+    cr_expect_eq(d.member_reasons[0], IW_REJ_BAD_LABEL);
+    cr_expect_eq(d.member_reasons[1], IW_REJ_NON_FINITE);
+    cr_expect_eq(d.member_reasons[2], IW_REJ_BAD_MEMBER);
+
+    /* The next decode starts afresh. */
+    cr_assert_eq(decode("{\"ph\":7}"), -1);
+    cr_expect_eq(d.n_member_reasons, 0);
+}
+
 Test(payload, escaped_names_and_unicode)
 {
     cr_assert_eq(decode("{\"n\\u0068\\u0033_n\":1.5,\"\\u6c34\\u6e29\":14}"), -1);
