@@ -323,6 +323,10 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
             }
         }
     }
+    /* Late samples: the store holds the whole message now, so each is
+     * evaluated on its own time with what came before and after it. */
+    if (e->late != NULL)
+        iw__late_finish(e);
     while (dirty != NULL) {
         struct inst *in = dirty;
         dirty = in->dirty_next;

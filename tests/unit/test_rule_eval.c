@@ -258,6 +258,281 @@ Test(rules, out_of_order_sample_does_not_cancel_pending)
     iw_rules_engine_free(e);
 }
 
+/* ==========================================================================
+ * late and out-of-order samples: evaluated on their own time (SPEC §1)
+ * ======================================================================== */
+
+/* A sample of water/s1/w01/<metric> received at recv, stored and fed alone. */
+static void feed_late(struct iw_rules_engine *e, const char *metric, int64_t ts, double v,
+                      int64_t recv, char flag)
+{
+    struct iw_rsample s = fx_sample("water", "s1", "w01", metric, ts, v);
+    s.recv_ms = recv;
+    s.flag = flag;
+    fx_feed_stored(e, &env, &s, 1);
+}
+
+static struct iw_rule *nh3_rule(double above, int64_t for_ms)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    r->p.has_above = true;
+    r->p.above = above;
+    r->p.for_ms = for_ms;
+    return r;
+}
+
+static void assert_alert(size_t i, enum iw_alert_status st, int64_t ts, int64_t started_at,
+                         bool late)
+{
+    const struct iw_alert *a;
+    cr_assert_lt(i, env.n_alerts, "alert %zu missing (%zu alerts)", i, env.n_alerts);
+    a = env.alerts[i];
+    cr_assert_eq(a->status, st, "alert %zu status", i);
+    cr_assert_eq(a->ts, ts, "alert %zu ts %lld, expected %lld", i, (long long)a->ts,
+                 (long long)ts);
+    cr_assert_eq(a->started_at, started_at, "alert %zu started_at", i);
+    cr_assert_eq(a->late, late, "alert %zu late", i);
+}
+
+Test(rules, late_sample_raises_and_resolves_on_its_own_time)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+    struct iw_rules_stats st;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);                          /* back after an outage */
+    cr_assert_eq(env.n_alerts, 0);
+    feed_late(e, "nh3_n", t - 2 * HOUR, 20, t + MINUTE, 0);     /* the buffered upload */
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, t - 2 * HOUR, t - 2 * HOUR, true);
+    cr_assert_eq(env.alerts[0]->value, 20);
+    assert_alert(1, IW_ALERT_RESOLVED, t, t - 2 * HOUR, true);   /* the stored sample at t */
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.out_of_order, 1);
+    /* The live instance stayed inactive: the next breach is a new, live episode. */
+    feed_late(e, "nh3_n", t + 2 * MINUTE, 5, t + 2 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", t + 3 * MINUTE, 11, t + 3 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 3);
+    assert_alert(2, IW_ALERT_FIRING, t + 3 * MINUTE, t + 3 * MINUTE, false);
+    cr_assert_str_neq(env.alerts[2]->id, env.alerts[0]->id);
+    cr_assert_eq(env.n_state, 1, "only the live instance keeps a record");
+    iw_rules_engine_free(e);
+}
+
+/* The backlog of a station after an outage, uploaded in one message. */
+Test(rules, late_backlog_after_a_live_sample_fires_and_resolves_once)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR;
+    struct iw_rsample s[60];
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    for (int i = 0; i < 60; i++) {
+        s[i] = fx_sample("water", "s1", "w01", "nh3_n", b + i * MINUTE,
+                         i >= 10 && i < 40 ? 20 : 5);
+        s[i].recv_ms = t + MINUTE;
+    }
+    fx_feed_stored(e, &env, s, 60);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, b + 20 * MINUTE, b + 10 * MINUTE, true);
+    assert_alert(1, IW_ALERT_RESOLVED, b + 40 * MINUTE, b + 10 * MINUTE, true);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    feed_late(e, "nh3_n", t + MINUTE, 5, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2, "the live instance is untouched");
+    iw_rules_engine_free(e);
+}
+
+/* The same backlog, one sample per message: each message sees what is stored
+ * so far, so the episode resolves at the live sample, and only once. */
+Test(rules, late_backlog_in_many_messages_publishes_the_episode_once)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    for (int i = 0; i < 60; i++)
+        feed_late(e, "nh3_n", b + i * MINUTE, i >= 10 && i < 40 ? 20 : 5, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, b + 20 * MINUTE, b + 10 * MINUTE, true);
+    assert_alert(1, IW_ALERT_RESOLVED, t, b + 10 * MINUTE, true);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_sample_inside_a_live_firing_episode_publishes_nothing)
+{
+    struct iw_rules_engine *e;
+    struct iw_rules_stats st;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", T0, 20, T0, 0);
+    feed_late(e, "nh3_n", T0 + HOUR, 20, T0 + HOUR, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    feed_late(e, "nh3_n", T0 + 30 * MINUTE, 25, T0 + HOUR, 0);     /* breaching */
+    feed_late(e, "nh3_n", T0 + 20 * MINUTE, 1, T0 + HOUR, 0);      /* clearing */
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.out_of_order, 2);
+    feed_late(e, "nh3_n", T0 + HOUR + MINUTE, 1, T0 + HOUR + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(1, IW_ALERT_RESOLVED, T0 + HOUR + MINUTE, T0, false);
+    iw_rules_engine_free(e);
+}
+
+/* A late breach right before a live episode is that episode begun earlier. */
+Test(rules, late_sample_continuing_into_a_live_episode_adds_no_second_firing)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 20, t, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    feed_late(e, "nh3_n", t - 30 * MINUTE, 20, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_engine_free(e);
+}
+
+/* A late breach that completes `for:` of a live pending condition: the live
+ * instance fires it (started when the late data says), and resolves it live. */
+Test(rules, late_sample_completing_a_live_pending_for_fires_once)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 20, t, 0);
+    feed_late(e, "nh3_n", t + 5 * MINUTE, 20, t + 5 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 0);
+    feed_late(e, "nh3_n", t - 10 * MINUTE, 20, t + 6 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    assert_alert(0, IW_ALERT_FIRING, t, t - 10 * MINUTE, false);
+    feed_late(e, "nh3_n", t + 7 * MINUTE, 20, t + 7 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1, "the live instance took the episode over");
+    feed_late(e, "nh3_n", t + 8 * MINUTE, 1, t + 8 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(1, IW_ALERT_RESOLVED, t + 8 * MINUTE, t - 10 * MINUTE, false);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* An episode the live timeline already published is not published again when
+ * a redelivered or gap-filling sample of it arrives late. */
+Test(rules, late_sample_inside_a_past_live_episode_publishes_nothing)
+{
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    for (int i = 0; i <= 20; i += 2)             /* breaching 0..20 min: fires at 10 */
+        feed_late(e, "nh3_n", T0 + i * MINUTE, 20, T0 + i * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + 22 * MINUTE, 5, T0 + 22 * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + 3 * HOUR, 5, T0 + 3 * HOUR, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", T0 + 5 * MINUTE, 20, T0 + 3 * HOUR, 0);      /* fills a gap */
+    feed_late(e, "nh3_n", T0 + 6 * MINUTE, 20, T0 + 3 * HOUR, 0);      /* redelivered */
+    cr_assert_eq(env.n_alerts, 2);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_windowed_threshold_evaluates_its_own_window)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = nh3_rule(10, 0);
+
+    r->p.window_agg = IW_AGG_AVG;
+    r->p.window_ms = 3 * MINUTE;
+    e = engine(T0);
+    feed_late(e, "nh3_n", t - 2 * HOUR, 8, t - 2 * HOUR, 0);      /* before the outage */
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    feed_late(e, "nh3_n", t - 2 * HOUR + MINUTE, 14, t + MINUTE, 0);   /* avg 11 */
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, t - 2 * HOUR + MINUTE, t - 2 * HOUR + MINUTE, true);
+    cr_assert_eq(env.alerts[0]->value, 11);
+    assert_alert(1, IW_ALERT_RESOLVED, t, t - 2 * HOUR + MINUTE, true);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_hysteresis_and_clear_for_run_on_sample_time)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR;
+    static const double v[8] = { 12, 9, 9, 7, 9, 7, 7, 7 };   /* clear_below 8 for 2 min */
+    struct iw_rsample s[8];
+    struct iw_rules_engine *e;
+    struct iw_rule *r = nh3_rule(10, 0);
+
+    r->p.has_clear_below = true;
+    r->p.clear_below = 8;
+    r->p.clear_for_ms = 2 * MINUTE;
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    for (int i = 0; i < 8; i++) {
+        s[i] = fx_sample("water", "s1", "w01", "nh3_n", b + i * MINUTE, v[i]);
+        s[i].recv_ms = t + MINUTE;
+    }
+    fx_feed_stored(e, &env, s, 8);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, b, b, true);
+    /* 9 is in the band; 7 at b+3m starts clear_for, 9 at b+4m stops it, 7 from b+5m */
+    assert_alert(1, IW_ALERT_RESOLVED, b + 7 * MINUTE, b, true);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_flag_raises_and_resolves_on_its_own_time)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.flags = 1u << ('D' - 'A');
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 1, t, 'N');
+    feed_late(e, "nh3_n", t - 2 * HOUR, 1, t + MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, t - 2 * HOUR, t - 2 * HOUR, true);
+    cr_assert_not_null(strstr(env.alerts[0]->details, "\"nh3_n\":\"D\""), "%s",
+                       env.alerts[0]->details);
+    assert_alert(1, IW_ALERT_RESOLVED, t, t - 2 * HOUR, true);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    feed_late(e, "nh3_n", t + MINUTE, 1, t + MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 3, "the live instance stayed inactive");
+    assert_alert(2, IW_ALERT_FIRING, t + MINUTE, t + MINUTE, false);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_rate_raises_and_resolves_on_its_own_time)
+{
+    const int64_t b = T0 + HOUR, t = b + 2 * HOUR;
+    struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/turbidity");
+    struct iw_rules_engine *e;
+
+    r->p.has_rise = true;
+    r->p.rise = 5;                  /* per minute */
+    e = engine(T0);
+    feed_late(e, "turbidity", b, 0, b, 0);
+    feed_late(e, "turbidity", t, 0, t, 0);
+    cr_assert_eq(env.n_alerts, 0);
+    feed_late(e, "turbidity", b + MINUTE, 10, t + MINUTE, 0);   /* +10 in a minute */
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, b + MINUTE, b + MINUTE, true);
+    cr_assert_eq(env.alerts[0]->value, 10);
+    assert_alert(1, IW_ALERT_RESOLVED, t, b + MINUTE, true);
+    feed_late(e, "turbidity", t + MINUTE, 1, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2, "the live rate is 0 -> 1: inside the bound");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, late_samples_mark_the_alert_late)
 {
     static const struct { int64_t age; bool late; } cases[] = {

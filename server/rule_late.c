@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Late and out-of-order samples (SPEC §1): "rules evaluate on the sample's own
+ * time", without disturbing what the live timeline already published.
+ *
+ * A threshold, rate or flag instance evaluates its samples in time order (the
+ * live timeline). A sample older than what it evaluated does not drive it:
+ * the kind hands it to iw__out_of_order(), which keeps it until the end of
+ * the message. Then, per instance, two shadows (instances of the same rule,
+ * params and key with their own state, freed before the message returns)
+ * replay the store around the late samples, in time order:
+ *
+ *  - the truth: the stored points from `lookback` before the oldest late
+ *    sample up to the live instance's evaluated time, with the late samples;
+ *  - the reference: the same points without the late samples, i.e. what the
+ *    live timeline (and earlier late evaluations) already decided.
+ *
+ * Both are primed quietly on the points before the oldest late sample. From
+ * there on the truth's transitions are held; at the end an episode of the
+ * truth is published only when it overlaps no episode of the reference nor
+ * the episode the live instance is firing for: the late data caused it, and
+ * nobody published it before. Its alerts carry late = the sample's own
+ * lateness, or true for every alert of an episode that fired late (the
+ * resolve of a backlog episode is as late as its firing, even when the live
+ * sample that clears it is recent).
+ *
+ * At the live instance's evaluated time the truth may still be open:
+ *  - firing, live firing: the same condition; nothing is published for it
+ *    (the live episode keeps its id and started_at);
+ *  - firing, live pending: the live instance takes the episode over (id,
+ *    started_at, severity; the held firing is published) and resolves it live;
+ *  - firing, live inactive: the live evaluation already decided that point,
+ *    so the late episode is resolved there;
+ *  - pending since before the live instance's pending start: the condition
+ *    began earlier, so the live pending start moves back (nothing was
+ *    published; a later start is never adopted: the live timeline owns the
+ *    present, and a late sample never cancels or shortens its condition).
+ *
+ * A late sample inside the episode the live instance is firing for publishes
+ * nothing (the live alert already speaks for that time); a windowed threshold
+ * still adds it to the live window. Shadows are never stored (they do not
+ * survive a restart; the store still holds the late points, and the live
+ * state record is unaffected), never scheduled (a late episode is not
+ * repeated) and allocate only on the out-of-order path.
+ *
+ * Limits, by design: the truth sees what the store holds when the message
+ * ends, so a backlog spread over several messages resolves a late episode at
+ * the first clearing point stored so far (at worst the live sample after the
+ * outage), and a later message of the backlog does not publish that episode
+ * again; the state before the oldest late sample is rebuilt from `lookback`
+ * of stored points. Engine thread only, like the rest of the engine.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "rule_int.h"
+
+struct late_work {
+    struct inst *live;
+    struct late_work *next;
+    struct iw_rsample *s;           /* this message's late samples (strings: the message's) */
+    size_t n, cap;
+    int64_t upto;                   /* the live instance's evaluated time */
+};
+
+struct span {
+    int64_t from, to;               /* started_at .. resolve time; INT64_MAX: still open */
+};
+
+struct shadow {
+    bool ref;                       /* the reference: records its episodes, holds nothing */
+    bool quiet;                     /* priming: the past decided these transitions */
+    bool ep_late;                   /* the open episode fired late */
+    struct span *ep;                /* the reference's episodes */
+    size_t n_ep, cap_ep;
+    struct iw_alert **q;            /* the truth's held alerts, in order */
+    size_t nq, capq;
+};
+
+/* A replayed point: a stored one, or one of the message's late samples. */
+struct lpt {
+    int64_t ts, recv;
+    double v;
+    const char *metric;
+    size_t seq;
+    char flag;
+    bool late_sample;
+};
+
+struct lpts {
+    struct lpt *p;
+    size_t n, cap;
+    const char *metric;
+    int64_t recv;
+    bool oom;
+};
+
+static bool grow(void **p, size_t *cap, size_t n, size_t size)
+{
+    size_t c;
+    void *np;
+
+    if (n < *cap)
+        return true;
+    c = *cap ? *cap * 2 : 16;
+    np = realloc(*p, c * size);
+    if (np == NULL)
+        return false;
+    *p = np;
+    *cap = c;
+    return true;
+}
+
+void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
+                      int64_t upto)
+{
+    struct late_work *w = in->late;
+
+    if (in->sx != NULL)
+        return;
+    e->st.out_of_order++;
+    /* Inside the episode the live instance is firing for: its alert speaks for that time. */
+    if (in->st == ST_FIRING && in->pending_since != RT_NONE && s->ts >= in->pending_since)
+        return;
+    if (w == NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w == NULL)
+            goto nomem;
+        w->live = in;
+        w->upto = upto;
+        w->next = e->late;
+        e->late = w;
+        in->late = w;
+    }
+    if (!grow((void **)&w->s, &w->cap, w->n, sizeof(*w->s)))
+        goto nomem;
+    w->s[w->n++] = *s;
+    if (upto > w->upto)
+        w->upto = upto;
+    return;
+nomem:
+    IW_LOG_ERROR("rules", "out of memory keeping a late sample of %s; it is not evaluated",
+                 in->key);
+}
+
+/* ---- shadows ------------------------------------------------------------------ */
+
+static void shadow_free(struct inst *sh)
+{
+    if (sh == NULL)
+        return;
+    if (sh->x != NULL && sh->rr->ops->fini != NULL)
+        sh->rr->ops->fini(sh);
+    free(sh->x);
+    if (sh->sx != NULL) {
+        for (size_t i = 0; i < sh->sx->nq; i++)
+            iw_alert_free(sh->sx->q[i]);
+        free(sh->sx->q);
+        free(sh->sx->ep);
+        free(sh->sx);
+    }
+    free(sh);
+}
+
+/* A copy of live's identity with fresh state; its names are live's (borrowed). */
+static struct inst *shadow_new(struct iw_rules_engine *e, struct inst *live, bool ref)
+{
+    const struct kind_ops *ops = live->rr->ops;
+    struct inst *sh = calloc(1, sizeof(*sh));
+
+    if (sh == NULL)
+        return NULL;
+    sh->sx = calloc(1, sizeof(*sh->sx));
+    sh->x = ops->x_size ? calloc(1, ops->x_size) : NULL;
+    if (sh->sx == NULL || (ops->x_size && sh->x == NULL)) {
+        free(sh->x);
+        sh->x = NULL;
+        shadow_free(sh);
+        return NULL;
+    }
+    sh->rr = live->rr;
+    sh->p = live->p;
+    sh->key = live->key;
+    sh->source = live->source;
+    sh->site = live->site;
+    sh->device = live->device;
+    sh->metric = live->metric;
+    sh->sev = live->p->severity;
+    sh->heap_idx = SIZE_MAX;
+    sh->pending_since = sh->clear_since = sh->last_ts = sh->next_repeat = RT_NONE;
+    /* The replay brings the history (lookback covers the window and the
+     * rate's previous sample): the kind must not read the store itself, which
+     * would hand the reference the late samples it is meant to go without. */
+    sh->primed = true;
+    sh->sx->ref = ref;
+    sh->sx->quiet = true;
+    if (ops->init != NULL)
+        ops->init(e, sh);
+    return sh;
+}
+
+bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_status status,
+                     enum iw_alert_reason reason, int64_t ts)
+{
+    struct shadow *sx = in->sx;
+    (void)e;
+    (void)status;
+
+    if (!sx->ref)
+        return sx->quiet;
+    if (reason == IW_ALERT_FIRE) {
+        if (grow((void **)&sx->ep, &sx->cap_ep, sx->n_ep, sizeof(*sx->ep)))
+            sx->ep[sx->n_ep++] = (struct span){ in->pending_since, INT64_MAX };
+    } else if (reason == IW_ALERT_RESOLVE && sx->n_ep > 0 && sx->ep[sx->n_ep - 1].to == INT64_MAX) {
+        sx->ep[sx->n_ep - 1].to = ts;
+    }
+    return true;
+}
+
+void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw_alert *a)
+{
+    struct shadow *sx = in->sx;
+    struct iw_alert *c = NULL;
+
+    if (a->reason == IW_ALERT_FIRE)
+        sx->ep_late = a->late;
+    if (!grow((void **)&sx->q, &sx->capq, sx->nq, sizeof(*sx->q))
+        || iw_alert_dup(a, &c) != IW_OK) {
+        IW_LOG_ERROR("rules", "out of memory holding a late alert of %s; it is not published",
+                     in->key);
+        return;
+    }
+    c->late = a->late || sx->ep_late;
+    if (a->reason == IW_ALERT_RESOLVE)
+        sx->ep_late = false;
+    sx->q[sx->nq++] = c;
+    (void)e;
+}
+
+/* ---- replay ------------------------------------------------------------------- */
+
+static int collect_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct lpts *c = ctx;
+
+    if (!grow((void **)&c->p, &c->cap, c->n, sizeof(*c->p))) {
+        c->oom = true;
+        return 1;
+    }
+    c->p[c->n] = (struct lpt){ .ts = ts, .recv = c->recv, .v = v, .metric = c->metric,
+                               .seq = c->n, .flag = flag };
+    c->n++;
+    return 0;
+}
+
+/* Time order; a late sample before the stored point it replaces. */
+static int lpt_cmp(const void *pa, const void *pb)
+{
+    const struct lpt *a = pa, *b = pb;
+    int c;
+
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    c = strcmp(a->metric, b->metric);
+    if (c != 0)
+        return c;
+    if (a->late_sample != b->late_sample)
+        return a->late_sample ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static void feed(struct iw_rules_engine *e, struct inst *sh, const struct lpt *pt)
+{
+    struct iw_rsample rs = {
+        .source = sh->source, .site = sh->site, .device = sh->device, .metric = pt->metric,
+        .ts = pt->ts, .value = pt->v, .flag = pt->flag, .recv_ms = pt->recv,
+    };
+    sh->rr->ops->sample(e, sh, &rs);
+}
+
+/* Stored points before the oldest late sample that rebuild the state there:
+ * twice what `for:`, `clear_for:` and the window span, the rate's reach back
+ * for its previous sample, and at least 3 hours (a firing state held by
+ * hysteresis reaches further back than any parameter says). */
+static int64_t lookback(const struct iw_rule_params *p)
+{
+    int64_t l = 2 * (p->for_ms + p->clear_for_ms + p->window_ms);
+    if (l < 10 * p->per_ms)
+        l = 10 * p->per_ms;
+    return l > 3 * IW_MS_PER_HOUR ? l : 3 * IW_MS_PER_HOUR;
+}
+
+static bool has_metric(const char **m, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The series to replay: the instance's metric, or those of a device-level state. */
+static const char **replay_metrics(const struct late_work *w, size_t *n_out)
+{
+    const struct inst *live = w->live;
+    const char *(*at)(const struct inst *, size_t) = live->rr->ops->metric_at;
+    size_t n = 0, k = 0;
+    const char **m;
+
+    *n_out = 0;
+    if (live->metric != NULL) {
+        m = malloc(sizeof(*m));
+        if (m != NULL) {
+            m[0] = live->metric;
+            *n_out = 1;
+        }
+        return m;
+    }
+    while (at != NULL && at(live, k) != NULL)
+        k++;
+    m = malloc((w->n + k) * sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    for (size_t i = 0; i < w->n; i++)
+        if (!has_metric(m, n, w->s[i].metric))
+            m[n++] = w->s[i].metric;
+    for (size_t i = 0; i < k; i++)
+        if (!has_metric(m, n, at(live, i)))
+            m[n++] = at(live, i);
+    *n_out = n;
+    return m;
+}
+
+/* Do [from, to) spans overlap? */
+static bool overlaps(const struct span *a, const struct span *b)
+{
+    return a->from < b->to && b->from < a->to;
+}
+
+/*
+ * Publish the held alerts of the episodes the truth fired itself and nobody
+ * else had. Returns whether the truth's open episode (id open_id) was among them.
+ */
+static bool publish(struct iw_rules_engine *e, struct shadow *t, const struct shadow *ref,
+                    const struct span *live_span, const char *open_id)
+{
+    bool open = false;
+
+    for (size_t i = 0; i < t->nq; i++) {
+        const struct iw_alert *a = t->q[i];
+        const struct iw_alert *fire = NULL;
+        struct span sp;
+        bool keep;
+
+        for (size_t k = 0; k <= i && fire == NULL; k++)
+            if (t->q[k]->reason == IW_ALERT_FIRE && strcmp(t->q[k]->id, a->id) == 0)
+                fire = t->q[k];
+        if (fire == NULL)
+            continue;                   /* an episode the past fired: not the truth's own */
+        sp = (struct span){ fire->started_at, INT64_MAX };
+        for (size_t k = i; k < t->nq; k++)
+            if (t->q[k]->reason == IW_ALERT_RESOLVE && strcmp(t->q[k]->id, a->id) == 0) {
+                sp.to = t->q[k]->ts;
+                break;
+            }
+        keep = live_span == NULL || !overlaps(&sp, live_span);
+        for (size_t k = 0; keep && k < ref->n_ep; k++)
+            keep = !overlaps(&sp, &ref->ep[k]);
+        if (!keep)
+            continue;
+        if (open_id != NULL && a == fire && sp.to == INT64_MAX && strcmp(a->id, open_id) == 0)
+            open = true;
+        e->st.emitted++;
+        e->env.emit(e->env.ctx, a);
+    }
+    return open;
+}
+
+static void late_run(struct iw_rules_engine *e, struct late_work *w)
+{
+    struct inst *live = w->live, *truth = NULL, *ref = NULL;
+    const struct iw_rule_params *p = live->p;
+    struct lpts pts = { 0 };
+    const char **metrics = NULL;
+    size_t n_met = 0, n = 0;
+    int64_t from0 = INT64_MAX, upto = w->upto;
+
+    pts.recv = INT64_MIN;
+    struct span live_span;
+
+    if (live->last_ts != RT_NONE && live->last_ts > upto)
+        upto = live->last_ts;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->s[i].ts < from0)
+            from0 = w->s[i].ts;
+        if (w->s[i].recv_ms > pts.recv)
+            pts.recv = w->s[i].recv_ms;
+    }
+    metrics = replay_metrics(w, &n_met);
+    truth = shadow_new(e, live, false);
+    ref = shadow_new(e, live, true);
+    if (metrics == NULL || truth == NULL || ref == NULL)
+        goto nomem;
+    for (size_t m = 0; m < n_met && !pts.oom; m++) {
+        pts.metric = metrics[m];
+        iw__read_points(e, live, metrics[m], from0 - lookback(p), upto, collect_cb, &pts);
+    }
+    for (size_t i = 0; i < w->n && !pts.oom; i++) {
+        if (!grow((void **)&pts.p, &pts.cap, pts.n, sizeof(*pts.p))) {
+            pts.oom = true;
+            break;
+        }
+        pts.p[pts.n] = (struct lpt){ .ts = w->s[i].ts, .recv = w->s[i].recv_ms,
+                                     .v = w->s[i].value, .metric = w->s[i].metric,
+                                     .seq = pts.n, .flag = w->s[i].flag, .late_sample = true };
+        pts.n++;
+    }
+    if (pts.oom)
+        goto nomem;
+    qsort(pts.p, pts.n, sizeof(*pts.p), lpt_cmp);
+    for (size_t i = 0; i < pts.n; i++)      /* one point per (series, ts), as in the store */
+        if (n == 0 || pts.p[i].ts != pts.p[n - 1].ts
+            || strcmp(pts.p[i].metric, pts.p[n - 1].metric) != 0)
+            pts.p[n++] = pts.p[i];
+    pts.n = n;
+
+    for (size_t i = 0; i < pts.n; i++) {
+        if (!pts.p[i].late_sample)
+            feed(e, ref, &pts.p[i]);
+        truth->sx->quiet = pts.p[i].ts < from0;
+        feed(e, truth, &pts.p[i]);
+    }
+    truth->sx->quiet = false;
+
+    /* The truth at the live instance's evaluated time (see the top of the file). */
+    live_span = (struct span){ live->pending_since, INT64_MAX };
+    if (truth->st == ST_FIRING && live->st == ST_INACTIVE)
+        iw__resolve(e, truth, upto, false, pts.recv);   /* held: published if the firing is */
+    if (truth->st == ST_PENDING && live->st == ST_PENDING
+        && truth->pending_since < live->pending_since) {
+        live->pending_since = truth->pending_since;
+        iw__save(e, live);
+    }
+    if (publish(e, truth->sx, ref->sx, live->st == ST_FIRING ? &live_span : NULL,
+                truth->st == ST_FIRING && live->st == ST_PENDING ? truth->id : NULL)) {
+        /* The live condition began earlier and met `for:` already: it is this episode. */
+        live->st = ST_FIRING;
+        live->sev = truth->sev;
+        live->pending_since = truth->pending_since;
+        live->clear_since = truth->clear_since;
+        memcpy(live->id, truth->id, sizeof(live->id));
+        live->next_repeat = p->repeat_ms > 0 ? pts.recv + p->repeat_ms : RT_NONE;
+        iw__save(e, live);
+        iw__sched(e, live);
+    }
+    goto done;
+nomem:
+    IW_LOG_ERROR("rules", "out of memory evaluating late samples of %s; they are not evaluated",
+                 live->key);
+done:
+    shadow_free(truth);
+    shadow_free(ref);
+    free(pts.p);
+    free(metrics);
+}
+
+void iw__late_finish(struct iw_rules_engine *e)
+{
+    while (e->late != NULL) {
+        struct late_work *w = e->late;
+        e->late = w->next;
+        w->live->late = NULL;
+        late_run(e, w);
+        free(w->s);
+        free(w);
+    }
+}
