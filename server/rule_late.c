@@ -15,7 +15,10 @@
  *  - the reference: the same points without the late samples, i.e. what the
  *    live timeline (and earlier late evaluations) already decided.
  *
- * Both are primed quietly on the points before the oldest late sample. From
+ * Both are primed quietly on the points before the oldest late sample. The
+ * replay of one series stops early once both are past every late sample (and
+ * every window holding one) in the same machine state: their futures are the
+ * same, so a backlog of one-sample messages does not re-read the day. From
  * there on the truth's transitions are held; at the end an episode of the
  * truth is published only when it overlaps no episode of the reference nor
  * the episode the live instance is firing for: the late data caused it, and
@@ -86,14 +89,6 @@ struct lpt {
     size_t seq;
     char flag;
     bool late_sample;
-};
-
-struct lpts {
-    struct lpt *p;
-    size_t n, cap;
-    const char *metric;
-    int64_t recv;
-    bool oom;
 };
 
 static bool grow(void **p, size_t *cap, size_t n, size_t size)
@@ -240,21 +235,7 @@ void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw
 
 /* ---- replay ------------------------------------------------------------------- */
 
-static int collect_cb(void *ctx, int64_t ts, double v, char flag)
-{
-    struct lpts *c = ctx;
-
-    if (!grow((void **)&c->p, &c->cap, c->n, sizeof(*c->p))) {
-        c->oom = true;
-        return 1;
-    }
-    c->p[c->n] = (struct lpt){ .ts = ts, .recv = c->recv, .v = v, .metric = c->metric,
-                               .seq = c->n, .flag = flag };
-    c->n++;
-    return 0;
-}
-
-/* Time order; a late sample before the stored point it replaces. */
+/* Time order, then series; among equal ones the order they came in. */
 static int lpt_cmp(const void *pa, const void *pb)
 {
     const struct lpt *a = pa, *b = pb;
@@ -265,8 +246,6 @@ static int lpt_cmp(const void *pa, const void *pb)
     c = strcmp(a->metric, b->metric);
     if (c != 0)
         return c;
-    if (a->late_sample != b->late_sample)
-        return a->late_sample ? -1 : 1;
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
@@ -331,6 +310,116 @@ static const char **replay_metrics(const struct late_work *w, size_t *n_out)
     return m;
 }
 
+/* One replay: the late samples (sorted, one per series and time) merged into
+ * the stored points, fed to the truth and the reference. */
+struct replay {
+    struct iw_rules_engine *e;
+    struct inst *truth, *ref;
+    struct lpt *late;
+    size_t n_late, next;
+    int64_t from0;                  /* the oldest late sample */
+    int64_t settle;                 /* past this, no window holds a late sample */
+    int64_t recv;                   /* receipt of the message */
+    const char *metric;             /* the series being read */
+    bool single;                    /* one series: the replay may end once converged */
+    bool converged;
+};
+
+/*
+ * Once past every late sample and every window holding one, a truth and a
+ * reference in the same machine state have the same future: nothing more can
+ * differ, so a long catch-up (a backlog of one-sample messages) stops there.
+ */
+static bool converged(const struct replay *r, const struct lpt *pt)
+{
+    const struct inst *t = r->truth, *f = r->ref;
+    return r->single && !pt->late_sample && pt->ts > r->settle && t->st == f->st
+           && t->sev == f->sev && t->pending_since == f->pending_since
+           && t->clear_since == f->clear_since;
+}
+
+/* Returns true when the replay may stop. */
+static bool step(struct replay *r, const struct lpt *pt)
+{
+    if (!pt->late_sample)
+        feed(r->e, r->ref, pt);
+    r->truth->sx->quiet = pt->ts < r->from0;
+    feed(r->e, r->truth, pt);
+    r->converged = converged(r, pt);
+    return r->converged;
+}
+
+/* A stored point: the late samples before it first; one at its time replaces it. */
+static int stream_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct replay *r = ctx;
+    struct lpt pt = { .ts = ts, .recv = r->recv, .v = v, .metric = r->metric, .flag = flag };
+
+    while (r->next < r->n_late && r->late[r->next].ts < ts)
+        if (step(r, &r->late[r->next++]))
+            return 1;
+    if (r->next < r->n_late && r->late[r->next].ts == ts)
+        return step(r, &r->late[r->next++]);
+    return step(r, &pt);
+}
+
+struct lpts {
+    struct lpt *p;
+    size_t n, cap;
+    const char *metric;
+    int64_t recv;
+    bool oom;
+};
+
+static int collect_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct lpts *c = ctx;
+
+    if (!grow((void **)&c->p, &c->cap, c->n, sizeof(*c->p))) {
+        c->oom = true;
+        return 1;
+    }
+    c->p[c->n] = (struct lpt){ .ts = ts, .recv = c->recv, .v = v, .metric = c->metric,
+                               .seq = c->n, .flag = flag };
+    c->n++;
+    return 0;
+}
+
+/* Several series (a device-level instance): read them all, then merge in time order. */
+static bool replay_many(struct replay *r, const struct inst *live, const char **metrics,
+                        size_t n_met, int64_t from, int64_t upto)
+{
+    struct lpts c = { .recv = r->recv };
+    size_t n = 0;
+
+    for (size_t m = 0; m < n_met && !c.oom; m++) {
+        c.metric = metrics[m];
+        iw__read_points(r->e, live, metrics[m], from, upto, collect_cb, &c);
+    }
+    for (size_t i = 0; i < r->n_late && !c.oom; i++) {
+        if (!grow((void **)&c.p, &c.cap, c.n, sizeof(*c.p))) {
+            c.oom = true;
+            break;
+        }
+        c.p[c.n] = r->late[i];
+        c.p[c.n].seq = c.n;             /* after every stored point: it replaces them */
+        c.n++;
+    }
+    if (c.oom) {
+        free(c.p);
+        return false;
+    }
+    qsort(c.p, c.n, sizeof(*c.p), lpt_cmp);
+    for (size_t i = 0; i < c.n; i++)    /* one point per (series, ts): the last written */
+        if (i + 1 == c.n || c.p[i].ts != c.p[i + 1].ts
+            || strcmp(c.p[i].metric, c.p[i + 1].metric) != 0)
+            c.p[n++] = c.p[i];
+    for (size_t i = 0; i < n && !step(r, &c.p[i]); i++)
+        ;
+    free(c.p);
+    return true;
+}
+
 /* Do [from, to) spans overlap? */
 static bool overlaps(const struct span *a, const struct span *b)
 {
@@ -376,80 +465,84 @@ static bool publish(struct iw_rules_engine *e, struct shadow *t, const struct sh
     return open;
 }
 
+/* The late samples as replay points, sorted, one per (series, ts): the last one. */
+static struct lpt *late_points(const struct late_work *w, size_t *n_out)
+{
+    struct lpt *p = malloc(w->n * sizeof(*p));
+    size_t n = 0;
+
+    *n_out = 0;
+    if (p == NULL)
+        return NULL;
+    for (size_t i = 0; i < w->n; i++)
+        p[i] = (struct lpt){ .ts = w->s[i].ts, .recv = w->s[i].recv_ms, .v = w->s[i].value,
+                             .metric = w->s[i].metric, .seq = i, .flag = w->s[i].flag,
+                             .late_sample = true };
+    qsort(p, w->n, sizeof(*p), lpt_cmp);
+    for (size_t i = 0; i < w->n; i++)
+        if (i + 1 == w->n || p[i].ts != p[i + 1].ts || strcmp(p[i].metric, p[i + 1].metric) != 0)
+            p[n++] = p[i];
+    *n_out = n;
+    return p;
+}
+
 static void late_run(struct iw_rules_engine *e, struct late_work *w)
 {
-    struct inst *live = w->live, *truth = NULL, *ref = NULL;
+    struct inst *live = w->live;
     const struct iw_rule_params *p = live->p;
-    struct lpts pts = { 0 };
+    struct replay r = { .e = e, .from0 = INT64_MAX, .recv = INT64_MIN };
     const char **metrics = NULL;
-    size_t n_met = 0, n = 0;
-    int64_t from0 = INT64_MAX, upto = w->upto;
-
-    pts.recv = INT64_MIN;
+    size_t n_met = 0;
+    int64_t upto = w->upto;
     struct span live_span;
+    bool ok = true;
 
     if (live->last_ts != RT_NONE && live->last_ts > upto)
         upto = live->last_ts;
-    for (size_t i = 0; i < w->n; i++) {
-        if (w->s[i].ts < from0)
-            from0 = w->s[i].ts;
-        if (w->s[i].recv_ms > pts.recv)
-            pts.recv = w->s[i].recv_ms;
-    }
+    for (size_t i = 0; i < w->n; i++)
+        if (w->s[i].recv_ms > r.recv)
+            r.recv = w->s[i].recv_ms;
     metrics = replay_metrics(w, &n_met);
-    truth = shadow_new(e, live, false);
-    ref = shadow_new(e, live, true);
-    if (metrics == NULL || truth == NULL || ref == NULL)
+    r.late = late_points(w, &r.n_late);
+    r.truth = shadow_new(e, live, false);
+    r.ref = shadow_new(e, live, true);
+    if (metrics == NULL || r.late == NULL || r.truth == NULL || r.ref == NULL)
         goto nomem;
-    for (size_t m = 0; m < n_met && !pts.oom; m++) {
-        pts.metric = metrics[m];
-        iw__read_points(e, live, metrics[m], from0 - lookback(p), upto, collect_cb, &pts);
+    r.from0 = r.late[0].ts;
+    r.settle = r.late[r.n_late - 1].ts + (p->window_agg != IW_AGG_NONE ? p->window_ms : 0);
+    r.single = n_met == 1;
+    if (r.single) {
+        r.metric = metrics[0];
+        iw__read_points(e, live, metrics[0], r.from0 - lookback(p), upto, stream_cb, &r);
+        for (; !r.converged && r.next < r.n_late; r.next++)    /* none stored after them */
+            step(&r, &r.late[r.next]);
+    } else {
+        ok = replay_many(&r, live, metrics, n_met, r.from0 - lookback(p), upto);
     }
-    for (size_t i = 0; i < w->n && !pts.oom; i++) {
-        if (!grow((void **)&pts.p, &pts.cap, pts.n, sizeof(*pts.p))) {
-            pts.oom = true;
-            break;
-        }
-        pts.p[pts.n] = (struct lpt){ .ts = w->s[i].ts, .recv = w->s[i].recv_ms,
-                                     .v = w->s[i].value, .metric = w->s[i].metric,
-                                     .seq = pts.n, .flag = w->s[i].flag, .late_sample = true };
-        pts.n++;
-    }
-    if (pts.oom)
+    if (!ok)
         goto nomem;
-    qsort(pts.p, pts.n, sizeof(*pts.p), lpt_cmp);
-    for (size_t i = 0; i < pts.n; i++)      /* one point per (series, ts), as in the store */
-        if (n == 0 || pts.p[i].ts != pts.p[n - 1].ts
-            || strcmp(pts.p[i].metric, pts.p[n - 1].metric) != 0)
-            pts.p[n++] = pts.p[i];
-    pts.n = n;
+    r.truth->sx->quiet = false;
 
-    for (size_t i = 0; i < pts.n; i++) {
-        if (!pts.p[i].late_sample)
-            feed(e, ref, &pts.p[i]);
-        truth->sx->quiet = pts.p[i].ts < from0;
-        feed(e, truth, &pts.p[i]);
-    }
-    truth->sx->quiet = false;
-
-    /* The truth at the live instance's evaluated time (see the top of the file). */
+    /* The truth at the live instance's evaluated time (see the top of the file).
+     * Converged earlier, it has the reference's state: nothing of it is new. */
     live_span = (struct span){ live->pending_since, INT64_MAX };
-    if (truth->st == ST_FIRING && live->st == ST_INACTIVE)
-        iw__resolve(e, truth, upto, false, pts.recv);   /* held: published if the firing is */
-    if (truth->st == ST_PENDING && live->st == ST_PENDING
-        && truth->pending_since < live->pending_since) {
-        live->pending_since = truth->pending_since;
+    if (!r.converged && r.truth->st == ST_FIRING && live->st == ST_INACTIVE)
+        iw__resolve(e, r.truth, upto, false, r.recv);   /* held: published if the firing is */
+    if (!r.converged && r.truth->st == ST_PENDING && live->st == ST_PENDING
+        && r.truth->pending_since < live->pending_since) {
+        live->pending_since = r.truth->pending_since;
         iw__save(e, live);
     }
-    if (publish(e, truth->sx, ref->sx, live->st == ST_FIRING ? &live_span : NULL,
-                truth->st == ST_FIRING && live->st == ST_PENDING ? truth->id : NULL)) {
+    if (publish(e, r.truth->sx, r.ref->sx, live->st == ST_FIRING ? &live_span : NULL,
+                !r.converged && r.truth->st == ST_FIRING && live->st == ST_PENDING
+                    ? r.truth->id : NULL)) {
         /* The live condition began earlier and met `for:` already: it is this episode. */
         live->st = ST_FIRING;
-        live->sev = truth->sev;
-        live->pending_since = truth->pending_since;
-        live->clear_since = truth->clear_since;
-        memcpy(live->id, truth->id, sizeof(live->id));
-        live->next_repeat = p->repeat_ms > 0 ? pts.recv + p->repeat_ms : RT_NONE;
+        live->sev = r.truth->sev;
+        live->pending_since = r.truth->pending_since;
+        live->clear_since = r.truth->clear_since;
+        memcpy(live->id, r.truth->id, sizeof(live->id));
+        live->next_repeat = p->repeat_ms > 0 ? r.recv + p->repeat_ms : RT_NONE;
         iw__save(e, live);
         iw__sched(e, live);
     }
@@ -458,9 +551,9 @@ nomem:
     IW_LOG_ERROR("rules", "out of memory evaluating late samples of %s; they are not evaluated",
                  live->key);
 done:
-    shadow_free(truth);
-    shadow_free(ref);
-    free(pts.p);
+    shadow_free(r.truth);
+    shadow_free(r.ref);
+    free(r.late);
     free(metrics);
 }
 

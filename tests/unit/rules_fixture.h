@@ -42,6 +42,7 @@ struct fx_env {
     size_t n_points, cap_points;
     struct fx_point *history;       /* served by read_points */
     size_t n_history, cap_history;
+    size_t served;                  /* points handed to read_points callbacks */
     const char *owned_device;       /* NULL: own everything */
 };
 
@@ -149,8 +150,10 @@ static inline int fx_read_points(void *ctx, const char *series, int64_t from, in
     struct fx_env *f = ctx;
     for (size_t i = 0; i < f->n_history; i++) {     /* kept in time order */
         const struct fx_point *p = &f->history[i];
-        if (strcmp(p->series, series) == 0 && p->ts >= from && p->ts <= to
-            && cb(cbctx, p->ts, p->v, p->flag) != 0)
+        if (strcmp(p->series, series) != 0 || p->ts < from || p->ts > to)
+            continue;
+        f->served++;
+        if (cb(cbctx, p->ts, p->v, p->flag) != 0)
             break;
     }
     return IW_OK;

@@ -445,6 +445,28 @@ Test(rules, late_sample_inside_a_past_live_episode_publishes_nothing)
     iw_rules_engine_free(e);
 }
 
+/* A backlog of one-sample messages after a day of data must not replay the
+ * whole day for each: once the late evaluation cannot differ from what the
+ * live timeline decided, it stops reading. */
+Test(rules, late_evaluation_stops_reading_once_it_agrees_with_the_past)
+{
+    const int64_t t = T0 + 24 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    for (int64_t i = 0; i <= 24 * 60; i++)
+        if (i < 60 || i > 120)                  /* an hour missing, 23 h ago */
+            feed_late(e, "nh3_n", T0 + i * MINUTE, 5, T0 + i * MINUTE, 0);
+    env.served = 0;
+    feed_late(e, "nh3_n", T0 + 90 * MINUTE, 20, t, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, T0 + 90 * MINUTE, T0 + 90 * MINUTE, true);
+    assert_alert(1, IW_ALERT_RESOLVED, T0 + 121 * MINUTE, T0 + 90 * MINUTE, true);
+    cr_assert_lt(env.served, 200, "read %zu points for one late sample", env.served);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, late_windowed_threshold_evaluates_its_own_window)
 {
     const int64_t t = T0 + 3 * HOUR;
