@@ -75,6 +75,7 @@ struct shadow {
     bool ref;                       /* the reference: records its episodes, holds nothing */
     bool quiet;                     /* priming: the past decided these transitions */
     bool ep_late;                   /* the open episode fired late */
+    bool lost;                      /* the reference lost an episode (memory): publish nothing */
     struct span *ep;                /* the reference's episodes */
     size_t n_ep, cap_ep;
     struct iw_alert **q;            /* the truth's held alerts, in order */
@@ -91,26 +92,27 @@ struct lpt {
     bool late_sample;
 };
 
-static bool grow(void **p, size_t *cap, size_t n, size_t size)
+/* Room for element n of an array of *cap: the (maybe moved) array, or NULL
+ * with the old one untouched. */
+static void *grow(void *p, size_t *cap, size_t n, size_t size)
 {
     size_t c;
     void *np;
 
     if (n < *cap)
-        return true;
+        return p;
     c = *cap ? *cap * 2 : 16;
-    np = realloc(*p, c * size);
-    if (np == NULL)
-        return false;
-    *p = np;
-    *cap = c;
-    return true;
+    np = realloc(p, c * size);
+    if (np != NULL)
+        *cap = c;
+    return np;
 }
 
 void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
                       int64_t upto)
 {
     struct late_work *w = in->late;
+    struct iw_rsample *s_new;
 
     if (in->sx != NULL)
         return;
@@ -128,8 +130,10 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
         e->late = w;
         in->late = w;
     }
-    if (!grow((void **)&w->s, &w->cap, w->n, sizeof(*w->s)))
+    s_new = grow(w->s, &w->cap, w->n, sizeof(*w->s));
+    if (s_new == NULL)
         goto nomem;
+    w->s = s_new;
     w->s[w->n++] = *s;
     if (upto > w->upto)
         w->upto = upto;
@@ -205,8 +209,13 @@ bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_s
     if (!sx->ref)
         return sx->quiet;
     if (reason == IW_ALERT_FIRE) {
-        if (grow((void **)&sx->ep, &sx->cap_ep, sx->n_ep, sizeof(*sx->ep)))
-            sx->ep[sx->n_ep++] = (struct span){ in->pending_since, INT64_MAX };
+        struct span *ep = grow(sx->ep, &sx->cap_ep, sx->n_ep, sizeof(*sx->ep));
+        if (ep == NULL) {
+            sx->lost = true;    /* an incomplete reference could let a duplicate through */
+            return true;
+        }
+        sx->ep = ep;
+        sx->ep[sx->n_ep++] = (struct span){ in->pending_since, INT64_MAX };
     } else if (reason == IW_ALERT_RESOLVE && sx->n_ep > 0 && sx->ep[sx->n_ep - 1].to == INT64_MAX) {
         sx->ep[sx->n_ep - 1].to = ts;
     }
@@ -216,12 +225,14 @@ bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_s
 void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw_alert *a)
 {
     struct shadow *sx = in->sx;
-    struct iw_alert *c = NULL;
+    struct iw_alert **q, *c = NULL;
 
     if (a->reason == IW_ALERT_FIRE)
         sx->ep_late = a->late;
-    if (!grow((void **)&sx->q, &sx->capq, sx->nq, sizeof(*sx->q))
-        || iw_alert_dup(a, &c) != IW_OK) {
+    q = grow(sx->q, &sx->capq, sx->nq, sizeof(*sx->q));
+    if (q != NULL)
+        sx->q = q;
+    if (q == NULL || iw_alert_dup(a, &c) != IW_OK) {
         IW_LOG_ERROR("rules", "out of memory holding a late alert of %s; it is not published",
                      in->key);
         return;
@@ -374,11 +385,13 @@ struct lpts {
 static int collect_cb(void *ctx, int64_t ts, double v, char flag)
 {
     struct lpts *c = ctx;
+    struct lpt *p = grow(c->p, &c->cap, c->n, sizeof(*c->p));
 
-    if (!grow((void **)&c->p, &c->cap, c->n, sizeof(*c->p))) {
+    if (p == NULL) {
         c->oom = true;
         return 1;
     }
+    c->p = p;
     c->p[c->n] = (struct lpt){ .ts = ts, .recv = c->recv, .v = v, .metric = c->metric,
                                .seq = c->n, .flag = flag };
     c->n++;
@@ -397,10 +410,12 @@ static bool replay_many(struct replay *r, const struct inst *live, const char **
         iw__read_points(r->e, live, metrics[m], from, upto, collect_cb, &c);
     }
     for (size_t i = 0; i < r->n_late && !c.oom; i++) {
-        if (!grow((void **)&c.p, &c.cap, c.n, sizeof(*c.p))) {
+        struct lpt *p = grow(c.p, &c.cap, c.n, sizeof(*c.p));
+        if (p == NULL) {
             c.oom = true;
             break;
         }
+        c.p = p;
         c.p[c.n] = r->late[i];
         c.p[c.n].seq = c.n;             /* after every stored point: it replaces them */
         c.n++;
@@ -435,6 +450,10 @@ static bool publish(struct iw_rules_engine *e, struct shadow *t, const struct sh
 {
     bool open = false;
 
+    if (ref->lost) {
+        IW_LOG_ERROR("rules", "out of memory evaluating late samples; their alerts are dropped");
+        return false;
+    }
     for (size_t i = 0; i < t->nq; i++) {
         const struct iw_alert *a = t->q[i];
         const struct iw_alert *fire = NULL;
