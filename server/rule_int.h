@@ -116,8 +116,9 @@ struct kind_ops {
     /* Optional: keep the stored record while inactive (absence: known device). */
     bool (*keep)(const struct inst *in);
     /* Optional, device-level instances: the i-th metric its state refers to
-     * (flag: the metrics flagged now), NULL past the last; late evaluation
-     * replays these series besides those of the late samples. */
+     * (flag: the metrics flagged now, restored from the record), NULL past the
+     * last; late evaluation replays these series besides those of the late
+     * samples and those the series cache knows feed the instance. */
     const char *(*metric_at)(const struct inst *in, size_t i);
 };
 
@@ -194,6 +195,11 @@ void iw__load_common(struct inst *in, const cJSON *o);
 /* Emit a resolved alert for a record whose rule is gone (restore, reload). */
 void iw__emit_orphan_resolve(struct iw_rules_engine *e, const cJSON *rec, const char *why,
                              int64_t now);
+/* Every metric whose series feeds instance in, as far as the series cache
+ * knows (series seen since the engine started or reloaded): cb gets the name
+ * (not NUL-terminated) and its length. rules.c. */
+void iw__inst_series(const struct iw_rules_engine *e, const struct inst *in,
+                     void (*cb)(void *ctx, const char *metric, size_t len), void *ctx);
 /* Is the device in the inventory (and its entry)? */
 const struct iw_device_cfg *iw__inventory(const struct iw_config *cfg, const char *source,
                                           const char *site, const char *device);

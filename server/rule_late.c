@@ -281,44 +281,63 @@ static int64_t lookback(const struct iw_rule_params *p)
     return l > 3 * IW_MS_PER_HOUR ? l : 3 * IW_MS_PER_HOUR;
 }
 
-static bool has_metric(const char **m, size_t n, const char *name)
+/* The names of the series to replay, owned. */
+struct names {
+    char **v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void names_add(void *ctx, const char *name, size_t len)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(m[i], name) == 0)
-            return true;
-    return false;
+    struct names *nm = ctx;
+    char **v;
+
+    for (size_t i = 0; i < nm->n; i++)
+        if (strlen(nm->v[i]) == len && memcmp(nm->v[i], name, len) == 0)
+            return;
+    v = grow(nm->v, &nm->cap, nm->n, sizeof(*nm->v));
+    if (v == NULL) {
+        nm->oom = true;
+        return;
+    }
+    nm->v = v;
+    if ((nm->v[nm->n] = strndup(name, len)) == NULL)
+        nm->oom = true;
+    else
+        nm->n++;
 }
 
-/* The series to replay: the instance's metric, or those of a device-level state. */
-static const char **replay_metrics(const struct late_work *w, size_t *n_out)
+static void names_free(struct names *nm)
+{
+    for (size_t i = 0; i < nm->n; i++)
+        free(nm->v[i]);
+    free(nm->v);
+}
+
+/*
+ * The series to replay: the instance's metric; for a device-level instance
+ * (flag over a 3-level select) every series its condition may involve: the
+ * late samples', those its state names (flagged now) and those the engine saw
+ * feed it. A series the engine has not seen since it started and that is not
+ * flagged now is not replayed (its past flags are unknown to the replay).
+ */
+static bool replay_metrics(struct iw_rules_engine *e, const struct late_work *w,
+                           struct names *nm)
 {
     const struct inst *live = w->live;
     const char *(*at)(const struct inst *, size_t) = live->rr->ops->metric_at;
-    size_t n = 0, k = 0;
-    const char **m;
 
-    *n_out = 0;
     if (live->metric != NULL) {
-        m = malloc(sizeof(*m));
-        if (m != NULL) {
-            m[0] = live->metric;
-            *n_out = 1;
-        }
-        return m;
+        names_add(nm, live->metric, strlen(live->metric));
+        return !nm->oom;
     }
-    while (at != NULL && at(live, k) != NULL)
-        k++;
-    m = malloc((w->n + k) * sizeof(*m));
-    if (m == NULL)
-        return NULL;
     for (size_t i = 0; i < w->n; i++)
-        if (!has_metric(m, n, w->s[i].metric))
-            m[n++] = w->s[i].metric;
-    for (size_t i = 0; i < k; i++)
-        if (!has_metric(m, n, at(live, i)))
-            m[n++] = at(live, i);
-    *n_out = n;
-    return m;
+        names_add(nm, w->s[i].metric, strlen(w->s[i].metric));
+    for (size_t i = 0; at != NULL && at(live, i) != NULL; i++)
+        names_add(nm, at(live, i), strlen(at(live, i)));
+    iw__inst_series(e, live, names_add, nm);
+    return !nm->oom;
 }
 
 /* One replay: the late samples (sorted, one per series and time) merged into
@@ -399,7 +418,7 @@ static int collect_cb(void *ctx, int64_t ts, double v, char flag)
 }
 
 /* Several series (a device-level instance): read them all, then merge in time order. */
-static bool replay_many(struct replay *r, const struct inst *live, const char **metrics,
+static bool replay_many(struct replay *r, const struct inst *live, char *const *metrics,
                         size_t n_met, int64_t from, int64_t upto)
 {
     struct lpts c = { .recv = r->recv };
@@ -510,8 +529,7 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
     struct inst *live = w->live;
     const struct iw_rule_params *p = live->p;
     struct replay r = { .e = e, .from0 = INT64_MAX, .recv = INT64_MIN };
-    const char **metrics = NULL;
-    size_t n_met = 0;
+    struct names nm = { 0 };
     int64_t upto = w->upto;
     struct span live_span;
     bool ok = true;
@@ -521,22 +539,21 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
     for (size_t i = 0; i < w->n; i++)
         if (w->s[i].recv_ms > r.recv)
             r.recv = w->s[i].recv_ms;
-    metrics = replay_metrics(w, &n_met);
     r.late = late_points(w, &r.n_late);
     r.truth = shadow_new(e, live, false);
     r.ref = shadow_new(e, live, true);
-    if (metrics == NULL || r.late == NULL || r.truth == NULL || r.ref == NULL)
+    if (!replay_metrics(e, w, &nm) || r.late == NULL || r.truth == NULL || r.ref == NULL)
         goto nomem;
     r.from0 = r.late[0].ts;
     r.settle = r.late[r.n_late - 1].ts + (p->window_agg != IW_AGG_NONE ? p->window_ms : 0);
-    r.single = n_met == 1;
+    r.single = nm.n == 1;
     if (r.single) {
-        r.metric = metrics[0];
-        iw__read_points(e, live, metrics[0], r.from0 - lookback(p), upto, stream_cb, &r);
+        r.metric = nm.v[0];
+        iw__read_points(e, live, nm.v[0], r.from0 - lookback(p), upto, stream_cb, &r);
         for (; !r.converged && r.next < r.n_late; r.next++)    /* none stored after them */
             step(&r, &r.late[r.next]);
     } else {
-        ok = replay_many(&r, live, metrics, n_met, r.from0 - lookback(p), upto);
+        ok = replay_many(&r, live, nm.v, nm.n, r.from0 - lookback(p), upto);
     }
     if (!ok)
         goto nomem;
@@ -573,7 +590,7 @@ done:
     shadow_free(r.truth);
     shadow_free(r.ref);
     free(r.late);
-    free(metrics);
+    names_free(&nm);
 }
 
 void iw__late_finish(struct iw_rules_engine *e)

@@ -426,6 +426,64 @@ Test(rules, late_sample_completing_a_live_pending_for_fires_once)
     iw_rules_engine_free(e);
 }
 
+/* The episode a late sample hands to the live instance is the live
+ * instance's own from then on: its record survives a restart. */
+Test(rules, late_episode_taken_over_by_the_live_instance_survives_a_restart)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 20, t, 0);
+    feed_late(e, "nh3_n", t - 10 * MINUTE, 20, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(env.n_state, 1);
+    cr_assert_not_null(strstr(env.vals[0], env.alerts[0]->id), "record: %s", env.vals[0]);
+    e = fx_restart(e, &env, &cfg.cfg, t + 2 * MINUTE);
+    feed_late(e, "nh3_n", t + 3 * MINUTE, 20, t + 3 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1, "restored firing: no re-fire");
+    feed_late(e, "nh3_n", t + 4 * MINUTE, 1, t + 4 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(1, IW_ALERT_RESOLVED, t + 4 * MINUTE, t - 10 * MINUTE, false);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* A device-level flag instance replays every series of the device it needs
+ * (the late samples', those flagged now, those seen feeding it): ph was
+ * flagged in the past, not now, and its episode must be seen by the replay. */
+Test(rules, late_flag_on_a_device_level_instance_reads_each_series)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR;
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rsample s[4];
+    struct iw_rules_engine *e;
+
+    r->p.flags = (1u << ('D' - 'A')) | (1u << ('B' - 'A'));
+    e = engine(T0);
+    feed_late(e, "ph", b - MINUTE, 7, b - MINUTE, 'B');          /* before the outage */
+    feed_late(e, "ph", b + 30 * MINUTE, 7, b + 30 * MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", t, 1, t, 'N');
+    /* The backlog: nh3_n faulty from b to b+40m while ph was B until b+30m. */
+    s[0] = fx_sample("water", "s1", "w01", "nh3_n", b + 10 * MINUTE, 1);
+    s[1] = fx_sample("water", "s1", "w01", "nh3_n", b + 40 * MINUTE, 1);
+    s[2] = fx_sample("water", "s1", "w01", "nh3_n", b + 50 * MINUTE, 1);
+    s[3] = fx_sample("water", "s1", "w01", "nh3_n", b, 1);
+    for (int i = 0; i < 4; i++) {
+        s[i].recv_ms = t + MINUTE;
+        s[i].flag = i == 2 ? 'N' : 'D';
+    }
+    fx_feed_stored(e, &env, s, 4);
+    /* ph's B episode (b-1m .. b+30m) was live; nh3_n's D from b is the same
+     * condition of the device until b+30m, and goes on alone until b+50m. */
+    cr_assert_eq(env.n_alerts, 2, "overlaps the live episode: nothing new");
+    feed_late(e, "ph", b + 45 * MINUTE, 7, t + 2 * MINUTE, 'B');     /* late too */
+    cr_assert_eq(env.n_alerts, 2, "inside what the late data already made one condition");
+    iw_rules_engine_free(e);
+}
+
 /* An episode the live timeline already published is not published again when
  * a redelivered or gap-filling sample of it arrives late. */
 Test(rules, late_sample_inside_a_past_live_episode_publishes_nothing)
