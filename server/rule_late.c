@@ -462,10 +462,14 @@ static bool overlaps(const struct span *a, const struct span *b)
 
 /*
  * Publish the held alerts of the episodes the truth fired itself and nobody
- * else had. Returns whether the truth's open episode (id open_id) was among them.
+ * else had: none overlapping an episode of the reference or live_span, and
+ * none with the id of the live instance's latest episode (live_id: the same
+ * start, so the same episode; this catches a redelivered sample that alone
+ * made that episode, which the reference, going without it, cannot see).
+ * Returns whether the truth's open episode (id open_id) was among them.
  */
 static bool publish(struct iw_rules_engine *e, struct shadow *t, const struct shadow *ref,
-                    const struct span *live_span, const char *open_id)
+                    const struct span *live_span, const char *live_id, const char *open_id)
 {
     bool open = false;
 
@@ -490,7 +494,7 @@ static bool publish(struct iw_rules_engine *e, struct shadow *t, const struct sh
                 sp.to = t->q[k]->ts;
                 break;
             }
-        keep = live_span == NULL || !overlaps(&sp, live_span);
+        keep = (live_span == NULL || !overlaps(&sp, live_span)) && strcmp(a->id, live_id) != 0;
         for (size_t k = 0; keep && k < ref->n_ep; k++)
             keep = !overlaps(&sp, &ref->ep[k]);
         if (!keep)
@@ -569,7 +573,7 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
         live->pending_since = r.truth->pending_since;
         iw__save(e, live);
     }
-    if (publish(e, r.truth->sx, r.ref->sx, live->st == ST_FIRING ? &live_span : NULL,
+    if (publish(e, r.truth->sx, r.ref->sx, live->st == ST_FIRING ? &live_span : NULL, live->id,
                 !r.converged && r.truth->st == ST_FIRING && live->st == ST_PENDING
                     ? r.truth->id : NULL)) {
         /* The live condition began earlier and met `for:` already: it is this episode. */

@@ -525,6 +525,23 @@ Test(rules, late_evaluation_stops_reading_once_it_agrees_with_the_past)
     iw_rules_engine_free(e);
 }
 
+/* SPEC §2, no alert storm after a reconnect: a QoS 1 message redelivered
+ * after the ones behind it is older than what the instance evaluated; when it
+ * alone made the last episode, that episode is not published again. */
+Test(rules, redelivered_sample_does_not_republish_the_episode_it_made)
+{
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", T0, 20, T0, 0);
+    feed_late(e, "nh3_n", T0 + MINUTE, 5, T0 + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", T0, 20, T0 + MINUTE + SEC, 0);          /* redelivered */
+    cr_assert_eq(env.n_alerts, 2);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, late_windowed_threshold_evaluates_its_own_window)
 {
     const int64_t t = T0 + 3 * HOUR;
