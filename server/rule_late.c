@@ -51,7 +51,12 @@
  * the first clearing point stored so far (at worst the live sample after the
  * outage), and a later message of the backlog does not publish that episode
  * again; the state before the oldest late sample is rebuilt from `lookback`
- * of stored points. Engine thread only, like the rest of the engine.
+ * of stored points; the store cannot tell a new late sample from a
+ * redelivered one, so a redelivered sample that alone made an episode is
+ * recognised only for the instance's latest episode (its id), not an older
+ * one; a device-level instance replays only the series it knows (seen since
+ * the engine started, or flagged now). Engine thread only, like the rest of
+ * the engine.
  */
 #include <stdlib.h>
 #include <string.h>

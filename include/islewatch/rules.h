@@ -83,12 +83,13 @@
  *   back. The replay sees what is stored when the message ends (a backlog
  *   spread over several messages resolves at the first clearing point stored
  *   so far) and rebuilds the state before the oldest late sample from at least
- *   3 h of stored points; it is not persisted. A windowed threshold also adds
- *   the sample to its live window when it falls inside it; water_quality adds
- *   it to its window; air_quality ignores a sample of an hour (or day) already
- *   closed; absence and event ignore it. A sample with the same time as the
- *   last one (redelivery) is evaluated again, which changes nothing when its
- *   value is the same.
+ *   3 h of stored points; it is not persisted. A redelivered old sample that
+ *   alone made the instance's latest episode does not publish it again. A
+ *   windowed threshold also adds the sample to its live window when it falls
+ *   inside it; water_quality adds it to its window; air_quality ignores a
+ *   sample of an hour (or day) already closed; absence and event ignore it. A
+ *   sample with the same time as the last one (redelivery) is evaluated
+ *   again, which changes nothing when its value is the same.
  * - late: the alert is `late` when the sample that caused the transition is
  *   older than alerts.live_window at receipt (recv_ms - ts > live_window);
  *   every later alert of an episode that fired late (its resolve, even by a
