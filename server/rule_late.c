@@ -50,8 +50,8 @@
  * ends, so a backlog spread over several messages resolves a late episode at
  * the first clearing point stored so far (at worst the live sample after the
  * outage), and a later message of the backlog does not publish that episode
- * again; the state before the oldest late sample is rebuilt from `lookback`
- * of stored points; the store cannot tell a new late sample from a
+ * again; the state before the oldest late sample is rebuilt from a lookback
+ * of stored points (lookback(), replay_start()); the store cannot tell a new late sample from a
  * redelivered one, so a redelivered sample that alone made an episode is
  * recognised only for the instance's latest episode (its id), not an older
  * one; a device-level instance replays only the series it knows (seen since
@@ -193,9 +193,9 @@ static struct inst *shadow_new(struct iw_rules_engine *e, struct inst *live, boo
     sh->sev = live->p->severity;
     sh->heap_idx = SIZE_MAX;
     sh->pending_since = sh->clear_since = sh->last_ts = sh->next_repeat = RT_NONE;
-    /* The replay brings the history (lookback covers the window and the
-     * rate's previous sample): the kind must not read the store itself, which
-     * would hand the reference the late samples it is meant to go without. */
+    /* The replay brings the history (it covers the window and the rate's
+     * previous sample): the kind must not read the store itself, which would
+     * hand the reference the late samples it is meant to go without. */
     sh->primed = true;
     sh->sx->ref = ref;
     sh->sx->quiet = true;
@@ -274,16 +274,53 @@ static void feed(struct iw_rules_engine *e, struct inst *sh, const struct lpt *p
     sh->rr->ops->sample(e, sh, &rs);
 }
 
-/* Stored points before the oldest late sample that rebuild the state there:
- * twice what `for:`, `clear_for:` and the window span, the rate's reach back
- * for its previous sample, and at least 3 hours (a firing state held by
- * hysteresis reaches further back than any parameter says). */
-static int64_t lookback(const struct iw_rule_params *p)
+/*
+ * How far before the oldest late sample the replay starts, so that the state
+ * there is rebuilt: twice what `for:`, `clear_for:` and the window span; at
+ * least 3 hours when a state can outlast every parameter (a firing threshold
+ * held in its hysteresis band, a flag that only normal data clears). A guess
+ * either way: nothing before the replay is known.
+ */
+static int64_t lookback(const struct inst *live)
 {
+    const struct iw_rule_params *p = live->p;
     int64_t l = 2 * (p->for_ms + p->clear_for_ms + p->window_ms);
-    if (l < 10 * p->per_ms)
-        l = 10 * p->per_ms;
-    return l > 3 * IW_MS_PER_HOUR ? l : 3 * IW_MS_PER_HOUR;
+    bool sticky = live->rr->r->kind == IW_RULE_FLAG
+                  || (p->has_above && p->has_clear_below && p->clear_below != p->above)
+                  || (p->has_below && p->has_clear_above && p->clear_above != p->below);
+
+    return sticky && l < 3 * IW_MS_PER_HOUR ? 3 * IW_MS_PER_HOUR : l;
+}
+
+static int count_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    size_t *n = ctx;
+    (void)ts;
+    (void)v;
+    (void)flag;
+    return ++*n >= 2;
+}
+
+/*
+ * The start of a one-series replay: the lookback, widened (doubling, up to a
+ * week) until it holds two stored points, whatever the data's interval: the
+ * state before the oldest late sample rests at least on the last value (a
+ * threshold) or the last pair (a rate). Dense data stay cheap: a late 1 Hz
+ * sample of a plain threshold replays from a few seconds before it.
+ */
+static int64_t replay_start(struct iw_rules_engine *e, const struct inst *live, const char *metric,
+                            int64_t from0)
+{
+    int64_t l = lookback(live);
+    size_t n = 0;
+
+    iw__read_points(e, live, metric, from0 - l, from0 - 1, count_cb, &n);
+    while (n < 2 && l < 7 * IW_MS_PER_DAY) {
+        l = l < IW_MS_PER_MIN ? IW_MS_PER_MIN : 2 * l;
+        n = 0;
+        iw__read_points(e, live, metric, from0 - l, from0 - 1, count_cb, &n);
+    }
+    return from0 - l;
 }
 
 /* The names of the series to replay, owned. */
@@ -558,11 +595,12 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
     r.single = nm.n == 1;
     if (r.single) {
         r.metric = nm.v[0];
-        iw__read_points(e, live, nm.v[0], r.from0 - lookback(p), upto, stream_cb, &r);
+        iw__read_points(e, live, nm.v[0], replay_start(e, live, nm.v[0], r.from0), upto,
+                        stream_cb, &r);
         for (; !r.converged && r.next < r.n_late; r.next++)    /* none stored after them */
             step(&r, &r.late[r.next]);
     } else {
-        ok = replay_many(&r, live, nm.v, nm.n, r.from0 - lookback(p), upto);
+        ok = replay_many(&r, live, nm.v, nm.n, r.from0 - lookback(live), upto);
     }
     if (!ok)
         goto nomem;

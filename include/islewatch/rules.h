@@ -82,8 +82,10 @@
  *   nothing. A late pending start only ever moves the instance's pending start
  *   back. The replay sees what is stored when the message ends (a backlog
  *   spread over several messages resolves at the first clearing point stored
- *   so far) and rebuilds the state before the oldest late sample from at least
- *   3 h of stored points; it is not persisted. A redelivered old sample that
+ *   so far) and rebuilds the state before the oldest late sample from stored
+ *   points: twice for + clear_for + window back (at least 3 h with hysteresis
+ *   and for flag rules), widened until it holds two points; it is not
+ *   persisted. A redelivered old sample that
  *   alone made the instance's latest episode does not publish it again. A
  *   windowed threshold also adds the sample to its live window when it falls
  *   inside it; water_quality adds it to its window; air_quality ignores a

@@ -542,6 +542,26 @@ Test(rules, redelivered_sample_does_not_republish_the_episode_it_made)
     iw_rules_engine_free(e);
 }
 
+/* Dense data: a late sample of a plain threshold rests on the value before
+ * it, so the replay starts a few points back, not hours. */
+Test(rules, late_evaluation_of_dense_data_reads_a_few_points)
+{
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    for (int64_t i = 0; i < 3 * 360; i++)       /* 3 h every 10 s, one missing */
+        if (i != 540)
+            feed_late(e, "nh3_n", T0 + i * 10 * SEC, 5, T0 + i * 10 * SEC, 0);
+    env.served = 0;
+    feed_late(e, "nh3_n", T0 + 5400 * SEC, 20, T0 + 3 * HOUR, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, T0 + 5400 * SEC, T0 + 5400 * SEC, true);
+    assert_alert(1, IW_ALERT_RESOLVED, T0 + 5410 * SEC, T0 + 5400 * SEC, true);
+    cr_assert_lt(env.served, 40, "read %zu points for one late sample", env.served);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, late_windowed_threshold_evaluates_its_own_window)
 {
     const int64_t t = T0 + 3 * HOUR;
