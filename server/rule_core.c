@@ -342,8 +342,11 @@ static int64_t inst_deadline(const struct iw_rules_engine *e, const struct inst 
  */
 void iw__sched(struct iw_rules_engine *e, struct inst *in)
 {
-    int64_t d = inst_deadline(e, in);
+    int64_t d;
 
+    if (in->sx != NULL)
+        return;                         /* a late episode is not repeated on the wall clock */
+    d = inst_deadline(e, in);
     if (d == RT_NO_DEADLINE)
         return;
     if (in->heap_idx != SIZE_MAX) {
@@ -405,6 +408,8 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
     size_t n = 0;
     char *details;
 
+    if (in->sx != NULL && iw__shadow_skip(e, in, status, reason, ts))
+        return;
     ev.unit = iw_metric_unit(in->metric);
     ev.details = cJSON_CreateObject();
     in->rr->ops->evidence(e, in, &ev);
@@ -469,8 +474,12 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
     a.n_labels = r->n_labels;
     a.details = details;          /* NULL (out of memory) is sent as {} */
     a.silenced = silenced(e, &a, wall);
-    e->st.emitted++;
-    e->env.emit(e->env.ctx, &a);
+    if (in->sx != NULL) {
+        iw__shadow_hold(e, in, &a);     /* published, or not, when the message ends */
+    } else {
+        e->st.emitted++;
+        e->env.emit(e->env.ctx, &a);
+    }
     free(details);
 }
 
@@ -536,6 +545,8 @@ void iw__save(struct iw_rules_engine *e, struct inst *in)
     char *text;
     int rc;
 
+    if (in->sx != NULL)
+        return;                         /* a shadow lives for one message: nothing to keep */
     if (in->st == ST_INACTIVE && !(ops->keep && ops->keep(in))) {
         if (in->stored && e->env.state_del != NULL) {
             rc = e->env.state_del(e->env.ctx, in->key);

@@ -181,9 +181,11 @@ static void thr_sample(struct iw_rules_engine *e, struct inst *in, const struct 
     }
     in->primed = true;
     if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
-        e->st.out_of_order++;
+        /* The live window holds it for the samples to come; its own time is
+         * evaluated at the end of the message (rule_late.c). */
         if (windowed && s->ts > in->last_ts - p->window_ms)
             win_insert(x, s->ts, v);
+        iw__out_of_order(e, in, s, in->last_ts);
         return;
     }
     in->last_ts = s->ts;
@@ -494,8 +496,8 @@ static void rate_sample(struct iw_rules_engine *e, struct inst *in, const struct
         iw__read_points(e, in, in->metric, s->ts - back, s->ts - 1, prime_prev_cb, x);
     in->primed = true;
     if (x->has_prev && s->ts <= x->prev_ts) {
-        if (s->ts < x->prev_ts)
-            e->st.out_of_order++;
+        if (s->ts < x->prev_ts)             /* evaluated on its own time (rule_late.c) */
+            iw__out_of_order(e, in, s, x->prev_ts);
         return;
     }
     if (!x->has_prev) {
@@ -865,7 +867,7 @@ static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct
     bool changed;
 
     if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
-        e->st.out_of_order++;
+        iw__out_of_order(e, in, s, in->last_ts);   /* evaluated on its own time (rule_late.c) */
         return;
     }
     /* Only normal data ('N' or no flag) resolves (SPEC §4); a flag the rule does
@@ -949,6 +951,12 @@ static void flag_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o
         flag_ep_metric(in->x, em->valuestring);
 }
 
+static const char *flag_metric_at(const struct inst *in, size_t i)
+{
+    const struct flag_x *x = in->x;
+    return i < x->n ? x->f[i].metric : NULL;
+}
+
 static void flag_fini(struct inst *in)
 {
     struct flag_x *x = in->x;
@@ -967,6 +975,7 @@ const struct kind_ops iw__flag_ops = {
     .save = flag_save,
     .load = flag_load,
     .fini = flag_fini,
+    .metric_at = flag_metric_at,
 };
 
 /* ==========================================================================

@@ -39,6 +39,8 @@ void iw__smap_fini(struct smap *m);
 
 /* ---- rules and instances ------------------------------------------------ */
 struct kind_ops;
+struct late_work;
+struct shadow;
 
 struct rule_rt {
     const struct iw_rule *r;        /* borrowed from the config */
@@ -71,6 +73,8 @@ struct inst {
     size_t   heap_idx;              /* SIZE_MAX: not in the heap */
     int64_t  heap_due;
     void    *x;                     /* kind data (ops->x_size bytes, zeroed) */
+    struct late_work *late;         /* live: this message's out-of-order samples; NULL */
+    struct shadow *sx;              /* a shadow (rule_late.c): its bookkeeping; NULL: live */
 };
 
 /* What a kind tells the emitter about the current transition. */
@@ -111,6 +115,11 @@ struct kind_ops {
     void (*fini)(struct inst *in);
     /* Optional: keep the stored record while inactive (absence: known device). */
     bool (*keep)(const struct inst *in);
+    /* Optional, device-level instances: the i-th metric its state refers to
+     * (flag: the metrics flagged now, restored from the record), NULL past the
+     * last; late evaluation replays these series besides those of the late
+     * samples and those the series cache knows feed the instance. */
+    const char *(*metric_at)(const struct inst *in, size_t i);
 };
 
 extern const struct kind_ops iw__threshold_ops, iw__rate_ops, iw__absence_ops, iw__flag_ops,
@@ -131,9 +140,26 @@ struct iw_rules_engine {
     struct inst **heap;
     size_t heap_n, heap_cap;
     struct inst *dirty;
+    struct late_work *late;         /* instances with out-of-order samples in this message */
     struct iw_rules_stats st;
     struct iw_complaint complaint;
 };
+
+/* ---- late and out-of-order samples (rule_late.c) ------------------------- */
+/*
+ * s is older than what the live instance in evaluated (upto): keep it for
+ * evaluation on its own time at the end of the message. Counts out_of_order.
+ * Returns at once for a shadow (its replay is in time order by construction).
+ */
+void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
+                      int64_t upto);
+/* End of a message: evaluate the kept samples in shadows, publish, free them. */
+void iw__late_finish(struct iw_rules_engine *e);
+/* emit() of a shadow: true when nothing is to be built (priming, reference). */
+bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_status status,
+                     enum iw_alert_reason reason, int64_t ts);
+/* emit() of a shadow: hold the built alert until the message's late work ends. */
+void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw_alert *a);
 
 /* ---- core (rule_core.c) --------------------------------------------------- */
 /* Find or create the instance of rule rr for these names (metric NULL: device-level). */
@@ -173,6 +199,11 @@ void iw__load_common(struct inst *in, const cJSON *o);
 /* Emit a resolved alert for a record whose rule is gone (restore, reload). */
 void iw__emit_orphan_resolve(struct iw_rules_engine *e, const cJSON *rec, const char *why,
                              int64_t now);
+/* Every metric whose series feeds instance in, as far as the series cache
+ * knows (series seen since the engine started or reloaded): cb gets the name
+ * (not NUL-terminated) and its length. rules.c. */
+void iw__inst_series(const struct iw_rules_engine *e, const struct inst *in,
+                     void (*cb)(void *ctx, const char *metric, size_t len), void *ctx);
 /* Is the device in the inventory (and its entry)? */
 const struct iw_device_cfg *iw__inventory(const struct iw_config *cfg, const char *source,
                                           const char *site, const char *device);

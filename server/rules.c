@@ -206,6 +206,32 @@ static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_
     return se;
 }
 
+void iw__inst_series(const struct iw_rules_engine *e, const struct inst *in,
+                     void (*cb)(void *ctx, const char *metric, size_t len), void *ctx)
+{
+    for (size_t i = 0; i < e->series.cap; i++) {
+        const struct series_ent *se = e->series.slots[i].val;
+        const char *m, *end;
+
+        if (e->series.slots[i].key == NULL)
+            continue;
+        for (size_t k = 0; k < se->n; k++) {
+            if (se->inst[k] != in)
+                continue;
+            m = se->key;                /* source \x1f site \x1f device \x1f metric \x1f S|E */
+            for (int sep = 0; sep < 3 && m != NULL; sep++) {
+                m = strchr(m, '\x1f');
+                if (m != NULL)
+                    m++;
+            }
+            end = m != NULL ? strchr(m, '\x1f') : NULL;
+            if (end != NULL)
+                cb(ctx, m, (size_t)(end - m));
+            break;
+        }
+    }
+}
+
 /* ==========================================================================
  * Inventory absence instances
  * ======================================================================== */
@@ -323,6 +349,10 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
             }
         }
     }
+    /* Late samples: the store holds the whole message now, so each is
+     * evaluated on its own time with what came before and after it. */
+    if (e->late != NULL)
+        iw__late_finish(e);
     while (dirty != NULL) {
         struct inst *in = dirty;
         dirty = in->dirty_next;

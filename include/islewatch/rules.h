@@ -68,15 +68,34 @@
  *   samples; fires when > rise or < -fall; resolves when back inside
  *   (inclusive bounds). for/clear_for apply as for threshold.
  * - Out-of-order samples: a sample older than the instance's last evaluated
- *   sample time never drives its state machine (later samples already
- *   decided). A windowed threshold still adds it to the window when it falls
+ *   sample time never drives the instance's (live) state machine: later
+ *   samples already decided the present. threshold, rate and flag evaluate
+ *   it on its own time at the end of the message (server/rule_late.c): the
+ *   stored points around it are replayed with and without the message's late
+ *   samples, and an episode that only the late data make (overlapping no
+ *   episode the live timeline had, nor the one it is firing for) is published,
+ *   its firing and resolve alike, in sample time. Such an episode still open
+ *   at the instance's last evaluated time resolves there when the instance is
+ *   inactive, becomes the instance's own episode when it is pending (the late
+ *   data met `for:`), and is not published when the instance is firing; a
+ *   late sample inside the episode the instance is firing for publishes
+ *   nothing. A late pending start only ever moves the instance's pending start
+ *   back. The replay sees what is stored when the message ends (a backlog
+ *   spread over several messages resolves at the first clearing point stored
+ *   so far) and rebuilds the state before the oldest late sample from stored
+ *   points: twice for + clear_for + window back (at least 3 h with hysteresis
+ *   and for flag rules), widened until it holds two points; it is not
+ *   persisted. A redelivered old sample that
+ *   alone made the instance's latest episode does not publish it again. A
+ *   windowed threshold also adds the sample to its live window when it falls
  *   inside it; water_quality adds it to its window; air_quality ignores a
- *   sample of an hour (or day) already closed. A sample with the same time as
- *   the last one (redelivery) is evaluated again, which changes nothing when
- *   its value is the same.
+ *   sample of an hour (or day) already closed; absence and event ignore it. A
+ *   sample with the same time as the last one (redelivery) is evaluated
+ *   again, which changes nothing when its value is the same.
  * - late: the alert is `late` when the sample that caused the transition is
- *   older than alerts.live_window at receipt (recv_ms - ts > live_window).
- *   Wall-clock transitions are never late.
+ *   older than alerts.live_window at receipt (recv_ms - ts > live_window);
+ *   every later alert of an episode that fired late (its resolve, even by a
+ *   recent sample) is late too. Wall-clock transitions are never late.
  * - absence: a device is known once any sample of it matching the select
  *   (first three levels; with a 4-level select that metric only) arrives,
  *   or when it is in the inventory. It fires when no such sample arrived for
@@ -210,7 +229,7 @@ struct iw_rules_engine;
 struct iw_rules_stats {
     uint64_t samples;           /* samples received */
     uint64_t evaluations;       /* (sample, instance) evaluations */
-    uint64_t out_of_order;      /* samples older than an instance's last, not evaluated */
+    uint64_t out_of_order;      /* samples older than an instance's last evaluated one */
     uint64_t emitted;           /* alerts passed to emit */
     uint64_t state_errors;      /* state_put/state_del/write_point failures */
     uint64_t restored;          /* state records restored */

@@ -5,8 +5,9 @@
  * absence of a silent camera and of a never-seen inventory camera, reloads
  * while an alert is firing, a resolve raised at start before the first
  * connect, a message the full outbox refused, per-metric instances sharing
- * one retained topic, an ack kept by the later messages of its episode, and
- * the retained state of an episode that resolves while silenced.
+ * one retained topic, an ack kept by the later messages of its episode,
+ * the retained state of an episode that resolves while silenced, and a late
+ * sample's episode published late in sample time.
  * Every alert payload received is checked
  * against config/alert.schema.json.
  */
@@ -204,6 +205,57 @@ Test(alerts, restart_during_pending_continues_the_for_timer)
     strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
     cr_assert_str_eq(started, want, "started_at is the first breaching sample");
     cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+static void rfc3339(long long ms, char *out, size_t len)
+{
+    time_t tt = (time_t)(ms / 1000);
+    struct tm tm;
+    char sec[32];
+    gmtime_r(&tt, &tm);
+    strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, len, "%s.%03lldZ", sec, ms % 1000);
+}
+
+/* SPEC §1: a buffered sample uploaded after the live one is evaluated on its
+ * own time; the episode it raises is late, and so is its resolve. */
+Test(alerts, a_late_sample_raises_and_resolves_a_late_episode)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char want[40];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 1000, old = t - 2 * 3600000LL;
+
+    pub(dev, "sensors/water/late/w01", t, "nh3_n", 1.0);           /* back after an outage */
+    cr_assert_null(it_next(sub, 1000), "a normal live sample raised something");
+    pub(dev, "sensors/water/late/w01", old, "nh3_n", 2.31);        /* from the buffer */
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "the late sample raised nothing");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")), "firing not late");
+    rfc3339(old, want, sizeof(want));
+    cr_assert_str_eq(s(a, "ts"), want);
+    cr_assert_str_eq(s(a, "started_at"), want);
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "the late episode was not resolved");
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "id"), id);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")), "resolve not late");
+    rfc3339(t, want, sizeof(want));
+    cr_assert_str_eq(s(a, "ts"), want, "resolved by the stored live sample");
+    cJSON_Delete(a);
+    cr_assert_null(it_next(sub, 1000), "more than one late episode");
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);

@@ -42,6 +42,7 @@ struct fx_env {
     size_t n_points, cap_points;
     struct fx_point *history;       /* served by read_points */
     size_t n_history, cap_history;
+    size_t served;                  /* points handed to read_points callbacks */
     const char *owned_device;       /* NULL: own everything */
 };
 
@@ -117,14 +118,29 @@ static inline int fx_write_point(void *ctx, const char *series, int64_t ts, doub
     return IW_OK;
 }
 
+/* Store a point as the real store does: in time order, one per (series, ts),
+ * so that a late point lands before the newer ones and redelivery replaces. */
 static inline void fx_history_add(struct fx_env *f, const char *series, int64_t ts, double v, char flag)
 {
+    size_t i = f->n_history;
+    struct fx_point *p;
+
+    while (i > 0 && f->history[i - 1].ts > ts)
+        i--;
+    for (size_t k = i; k > 0 && f->history[k - 1].ts == ts; k--)
+        if (strcmp(f->history[k - 1].series, series) == 0) {
+            f->history[k - 1].v = v;
+            f->history[k - 1].flag = flag;
+            return;
+        }
     f->history = fx_grow(f->history, &f->cap_history, f->n_history + 1);
-    snprintf(f->history[f->n_history].series, sizeof(f->history[0].series), "%s", series);
-    f->history[f->n_history].ts = ts;
-    f->history[f->n_history].v = v;
-    f->history[f->n_history].flag = flag;
-    f->history[f->n_history].valid = true;
+    memmove(&f->history[i + 1], &f->history[i], (f->n_history - i) * sizeof(*f->history));
+    p = &f->history[i];
+    snprintf(p->series, sizeof(p->series), "%s", series);
+    p->ts = ts;
+    p->v = v;
+    p->flag = flag;
+    p->valid = true;
     f->n_history++;
 }
 
@@ -132,10 +148,12 @@ static inline int fx_read_points(void *ctx, const char *series, int64_t from, in
                                  iw_rules_point_cb cb, void *cbctx)
 {
     struct fx_env *f = ctx;
-    for (size_t i = 0; i < f->n_history; i++) {     /* added in time order */
+    for (size_t i = 0; i < f->n_history; i++) {     /* kept in time order */
         const struct fx_point *p = &f->history[i];
-        if (strcmp(p->series, series) == 0 && p->ts >= from && p->ts <= to
-            && cb(cbctx, p->ts, p->v, p->flag) != 0)
+        if (strcmp(p->series, series) != 0 || p->ts < from || p->ts > to)
+            continue;
+        f->served++;
+        if (cb(cbctx, p->ts, p->v, p->flag) != 0)
             break;
     }
     return IW_OK;
@@ -268,6 +286,20 @@ static inline void fx_feed(struct iw_rules_engine *e, const char *src, const cha
 {
     struct iw_rsample s = fx_sample(src, site, dev, metric, ts, v);
     iw_rules_on_sample(e, &s);
+}
+
+/* Store a message's samples (as the pipeline does before the rules run: the
+ * store already holds a late sample when the engine sees it), then feed them. */
+static inline void fx_feed_stored(struct iw_rules_engine *e, struct fx_env *f,
+                                  const struct iw_rsample *s, size_t n)
+{
+    char series[128];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(series, sizeof(series), "%s/%s/%s/%s", s[i].source, s[i].site, s[i].device,
+                 s[i].metric);
+        fx_history_add(f, series, s[i].ts, s[i].value, s[i].flag);
+    }
+    iw_rules_on_samples(e, s, n);
 }
 
 /* Save the engine's records, build a new engine on cfg and restore them all. */

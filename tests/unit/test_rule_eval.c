@@ -258,6 +258,398 @@ Test(rules, out_of_order_sample_does_not_cancel_pending)
     iw_rules_engine_free(e);
 }
 
+/* ==========================================================================
+ * late and out-of-order samples: evaluated on their own time (SPEC §1)
+ * ======================================================================== */
+
+/* A sample of water/s1/w01/<metric> received at recv, stored and fed alone. */
+static void feed_late(struct iw_rules_engine *e, const char *metric, int64_t ts, double v,
+                      int64_t recv, char flag)
+{
+    struct iw_rsample s = fx_sample("water", "s1", "w01", metric, ts, v);
+    s.recv_ms = recv;
+    s.flag = flag;
+    fx_feed_stored(e, &env, &s, 1);
+}
+
+static struct iw_rule *nh3_rule(double above, int64_t for_ms)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    r->p.has_above = true;
+    r->p.above = above;
+    r->p.for_ms = for_ms;
+    return r;
+}
+
+static void assert_alert(size_t i, enum iw_alert_status st, int64_t ts, int64_t started_at,
+                         bool late)
+{
+    const struct iw_alert *a;
+    cr_assert_lt(i, env.n_alerts, "alert %zu missing (%zu alerts)", i, env.n_alerts);
+    a = env.alerts[i];
+    cr_assert_eq(a->status, st, "alert %zu status", i);
+    cr_assert_eq(a->ts, ts, "alert %zu ts %lld, expected %lld", i, (long long)a->ts,
+                 (long long)ts);
+    cr_assert_eq(a->started_at, started_at, "alert %zu started_at", i);
+    cr_assert_eq(a->late, late, "alert %zu late", i);
+}
+
+Test(rules, late_sample_raises_and_resolves_on_its_own_time)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+    struct iw_rules_stats st;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);                          /* back after an outage */
+    cr_assert_eq(env.n_alerts, 0);
+    feed_late(e, "nh3_n", t - 2 * HOUR, 20, t + MINUTE, 0);     /* the buffered upload */
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, t - 2 * HOUR, t - 2 * HOUR, true);
+    cr_assert_eq(env.alerts[0]->value, 20);
+    assert_alert(1, IW_ALERT_RESOLVED, t, t - 2 * HOUR, true);   /* the stored sample at t */
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.out_of_order, 1);
+    /* The live instance stayed inactive: the next breach is a new, live episode. */
+    feed_late(e, "nh3_n", t + 2 * MINUTE, 5, t + 2 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", t + 3 * MINUTE, 11, t + 3 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 3);
+    assert_alert(2, IW_ALERT_FIRING, t + 3 * MINUTE, t + 3 * MINUTE, false);
+    cr_assert_str_neq(env.alerts[2]->id, env.alerts[0]->id);
+    cr_assert_eq(env.n_state, 1, "only the live instance keeps a record");
+    iw_rules_engine_free(e);
+}
+
+/* The backlog of a station after an outage, uploaded in one message. */
+Test(rules, late_backlog_after_a_live_sample_fires_and_resolves_once)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR;
+    struct iw_rsample s[60];
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    for (int i = 0; i < 60; i++) {
+        s[i] = fx_sample("water", "s1", "w01", "nh3_n", b + i * MINUTE,
+                         i >= 10 && i < 40 ? 20 : 5);
+        s[i].recv_ms = t + MINUTE;
+    }
+    fx_feed_stored(e, &env, s, 60);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, b + 20 * MINUTE, b + 10 * MINUTE, true);
+    assert_alert(1, IW_ALERT_RESOLVED, b + 40 * MINUTE, b + 10 * MINUTE, true);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    feed_late(e, "nh3_n", t + MINUTE, 5, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2, "the live instance is untouched");
+    iw_rules_engine_free(e);
+}
+
+/* The same backlog, one sample per message: each message sees what is stored
+ * so far, so the episode resolves at the live sample, and only once. */
+Test(rules, late_backlog_in_many_messages_publishes_the_episode_once)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    for (int i = 0; i < 60; i++)
+        feed_late(e, "nh3_n", b + i * MINUTE, i >= 10 && i < 40 ? 20 : 5, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, b + 20 * MINUTE, b + 10 * MINUTE, true);
+    assert_alert(1, IW_ALERT_RESOLVED, t, b + 10 * MINUTE, true);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_sample_inside_a_live_firing_episode_publishes_nothing)
+{
+    struct iw_rules_engine *e;
+    struct iw_rules_stats st;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", T0, 20, T0, 0);
+    feed_late(e, "nh3_n", T0 + HOUR, 20, T0 + HOUR, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    feed_late(e, "nh3_n", T0 + 30 * MINUTE, 25, T0 + HOUR, 0);     /* breaching */
+    feed_late(e, "nh3_n", T0 + 20 * MINUTE, 1, T0 + HOUR, 0);      /* clearing */
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.out_of_order, 2);
+    feed_late(e, "nh3_n", T0 + HOUR + MINUTE, 1, T0 + HOUR + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(1, IW_ALERT_RESOLVED, T0 + HOUR + MINUTE, T0, false);
+    iw_rules_engine_free(e);
+}
+
+/* A late breach right before a live episode is that episode begun earlier. */
+Test(rules, late_sample_continuing_into_a_live_episode_adds_no_second_firing)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 20, t, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    feed_late(e, "nh3_n", t - 30 * MINUTE, 20, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_engine_free(e);
+}
+
+/* A late breach that completes `for:` of a live pending condition: the live
+ * instance fires it (started when the late data says), and resolves it live. */
+Test(rules, late_sample_completing_a_live_pending_for_fires_once)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 20, t, 0);
+    feed_late(e, "nh3_n", t + 5 * MINUTE, 20, t + 5 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 0);
+    feed_late(e, "nh3_n", t - 10 * MINUTE, 20, t + 6 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    assert_alert(0, IW_ALERT_FIRING, t, t - 10 * MINUTE, false);
+    feed_late(e, "nh3_n", t + 7 * MINUTE, 20, t + 7 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1, "the live instance took the episode over");
+    feed_late(e, "nh3_n", t + 8 * MINUTE, 1, t + 8 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(1, IW_ALERT_RESOLVED, t + 8 * MINUTE, t - 10 * MINUTE, false);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* The episode a late sample hands to the live instance is the live
+ * instance's own from then on: its record survives a restart. */
+Test(rules, late_episode_taken_over_by_the_live_instance_survives_a_restart)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 20, t, 0);
+    feed_late(e, "nh3_n", t - 10 * MINUTE, 20, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(env.n_state, 1);
+    cr_assert_not_null(strstr(env.vals[0], env.alerts[0]->id), "record: %s", env.vals[0]);
+    e = fx_restart(e, &env, &cfg.cfg, t + 2 * MINUTE);
+    feed_late(e, "nh3_n", t + 3 * MINUTE, 20, t + 3 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1, "restored firing: no re-fire");
+    feed_late(e, "nh3_n", t + 4 * MINUTE, 1, t + 4 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(1, IW_ALERT_RESOLVED, t + 4 * MINUTE, t - 10 * MINUTE, false);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* A device-level flag instance replays every series of the device it needs
+ * (the late samples', those flagged now, those seen feeding it): ph was
+ * flagged in the past, not now, and its episode must be seen by the replay. */
+Test(rules, late_flag_on_a_device_level_instance_reads_each_series)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR;
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rsample s[4];
+    struct iw_rules_engine *e;
+
+    r->p.flags = (1u << ('D' - 'A')) | (1u << ('B' - 'A'));
+    e = engine(T0);
+    feed_late(e, "ph", b - MINUTE, 7, b - MINUTE, 'B');          /* before the outage */
+    feed_late(e, "ph", b + 30 * MINUTE, 7, b + 30 * MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", t, 1, t, 'N');
+    /* The backlog: nh3_n faulty from b to b+40m while ph was B until b+30m. */
+    s[0] = fx_sample("water", "s1", "w01", "nh3_n", b + 10 * MINUTE, 1);
+    s[1] = fx_sample("water", "s1", "w01", "nh3_n", b + 40 * MINUTE, 1);
+    s[2] = fx_sample("water", "s1", "w01", "nh3_n", b + 50 * MINUTE, 1);
+    s[3] = fx_sample("water", "s1", "w01", "nh3_n", b, 1);
+    for (int i = 0; i < 4; i++) {
+        s[i].recv_ms = t + MINUTE;
+        s[i].flag = i == 2 ? 'N' : 'D';
+    }
+    fx_feed_stored(e, &env, s, 4);
+    /* ph's B episode (b-1m .. b+30m) was live; nh3_n's D from b is the same
+     * condition of the device until b+30m, and goes on alone until b+50m. */
+    cr_assert_eq(env.n_alerts, 2, "overlaps the live episode: nothing new");
+    feed_late(e, "ph", b + 45 * MINUTE, 7, t + 2 * MINUTE, 'B');     /* late too */
+    cr_assert_eq(env.n_alerts, 2, "inside what the late data already made one condition");
+    iw_rules_engine_free(e);
+}
+
+/* An episode the live timeline already published is not published again when
+ * a redelivered or gap-filling sample of it arrives late. */
+Test(rules, late_sample_inside_a_past_live_episode_publishes_nothing)
+{
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    for (int i = 0; i <= 20; i += 2)             /* breaching 0..20 min: fires at 10 */
+        feed_late(e, "nh3_n", T0 + i * MINUTE, 20, T0 + i * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + 22 * MINUTE, 5, T0 + 22 * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + 3 * HOUR, 5, T0 + 3 * HOUR, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", T0 + 5 * MINUTE, 20, T0 + 3 * HOUR, 0);      /* fills a gap */
+    feed_late(e, "nh3_n", T0 + 6 * MINUTE, 20, T0 + 3 * HOUR, 0);      /* redelivered */
+    cr_assert_eq(env.n_alerts, 2);
+    iw_rules_engine_free(e);
+}
+
+/* A backlog of one-sample messages after a day of data must not replay the
+ * whole day for each: once the late evaluation cannot differ from what the
+ * live timeline decided, it stops reading. */
+Test(rules, late_evaluation_stops_reading_once_it_agrees_with_the_past)
+{
+    const int64_t t = T0 + 24 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    for (int64_t i = 0; i <= 24 * 60; i++)
+        if (i < 60 || i > 120)                  /* an hour missing, 23 h ago */
+            feed_late(e, "nh3_n", T0 + i * MINUTE, 5, T0 + i * MINUTE, 0);
+    env.served = 0;
+    feed_late(e, "nh3_n", T0 + 90 * MINUTE, 20, t, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, T0 + 90 * MINUTE, T0 + 90 * MINUTE, true);
+    assert_alert(1, IW_ALERT_RESOLVED, T0 + 121 * MINUTE, T0 + 90 * MINUTE, true);
+    cr_assert_lt(env.served, 200, "read %zu points for one late sample", env.served);
+    iw_rules_engine_free(e);
+}
+
+/* SPEC §2, no alert storm after a reconnect: a QoS 1 message redelivered
+ * after the ones behind it is older than what the instance evaluated; when it
+ * alone made the last episode, that episode is not published again. */
+Test(rules, redelivered_sample_does_not_republish_the_episode_it_made)
+{
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", T0, 20, T0, 0);
+    feed_late(e, "nh3_n", T0 + MINUTE, 5, T0 + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", T0, 20, T0 + MINUTE + SEC, 0);          /* redelivered */
+    cr_assert_eq(env.n_alerts, 2);
+    iw_rules_engine_free(e);
+}
+
+/* Dense data: a late sample of a plain threshold rests on the value before
+ * it, so the replay starts a few points back, not hours. */
+Test(rules, late_evaluation_of_dense_data_reads_a_few_points)
+{
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    for (int64_t i = 0; i < 3 * 360; i++)       /* 3 h every 10 s, one missing */
+        if (i != 540)
+            feed_late(e, "nh3_n", T0 + i * 10 * SEC, 5, T0 + i * 10 * SEC, 0);
+    env.served = 0;
+    feed_late(e, "nh3_n", T0 + 5400 * SEC, 20, T0 + 3 * HOUR, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, T0 + 5400 * SEC, T0 + 5400 * SEC, true);
+    assert_alert(1, IW_ALERT_RESOLVED, T0 + 5410 * SEC, T0 + 5400 * SEC, true);
+    cr_assert_lt(env.served, 40, "read %zu points for one late sample", env.served);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_windowed_threshold_evaluates_its_own_window)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = nh3_rule(10, 0);
+
+    r->p.window_agg = IW_AGG_AVG;
+    r->p.window_ms = 3 * MINUTE;
+    e = engine(T0);
+    feed_late(e, "nh3_n", t - 2 * HOUR, 8, t - 2 * HOUR, 0);      /* before the outage */
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    feed_late(e, "nh3_n", t - 2 * HOUR + MINUTE, 14, t + MINUTE, 0);   /* avg 11 */
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, t - 2 * HOUR + MINUTE, t - 2 * HOUR + MINUTE, true);
+    cr_assert_eq(env.alerts[0]->value, 11);
+    assert_alert(1, IW_ALERT_RESOLVED, t, t - 2 * HOUR + MINUTE, true);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_hysteresis_and_clear_for_run_on_sample_time)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR;
+    static const double v[8] = { 12, 9, 9, 7, 9, 7, 7, 7 };   /* clear_below 8 for 2 min */
+    struct iw_rsample s[8];
+    struct iw_rules_engine *e;
+    struct iw_rule *r = nh3_rule(10, 0);
+
+    r->p.has_clear_below = true;
+    r->p.clear_below = 8;
+    r->p.clear_for_ms = 2 * MINUTE;
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    for (int i = 0; i < 8; i++) {
+        s[i] = fx_sample("water", "s1", "w01", "nh3_n", b + i * MINUTE, v[i]);
+        s[i].recv_ms = t + MINUTE;
+    }
+    fx_feed_stored(e, &env, s, 8);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, b, b, true);
+    /* 9 is in the band; 7 at b+3m starts clear_for, 9 at b+4m stops it, 7 from b+5m */
+    assert_alert(1, IW_ALERT_RESOLVED, b + 7 * MINUTE, b, true);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_flag_raises_and_resolves_on_its_own_time)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.flags = 1u << ('D' - 'A');
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 1, t, 'N');
+    feed_late(e, "nh3_n", t - 2 * HOUR, 1, t + MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, t - 2 * HOUR, t - 2 * HOUR, true);
+    cr_assert_not_null(strstr(env.alerts[0]->details, "\"nh3_n\":\"D\""), "%s",
+                       env.alerts[0]->details);
+    assert_alert(1, IW_ALERT_RESOLVED, t, t - 2 * HOUR, true);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    feed_late(e, "nh3_n", t + MINUTE, 1, t + MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 3, "the live instance stayed inactive");
+    assert_alert(2, IW_ALERT_FIRING, t + MINUTE, t + MINUTE, false);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, late_rate_raises_and_resolves_on_its_own_time)
+{
+    const int64_t b = T0 + HOUR, t = b + 2 * HOUR;
+    struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/turbidity");
+    struct iw_rules_engine *e;
+
+    r->p.has_rise = true;
+    r->p.rise = 5;                  /* per minute */
+    e = engine(T0);
+    feed_late(e, "turbidity", b, 0, b, 0);
+    feed_late(e, "turbidity", t, 0, t, 0);
+    cr_assert_eq(env.n_alerts, 0);
+    feed_late(e, "turbidity", b + MINUTE, 10, t + MINUTE, 0);   /* +10 in a minute */
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(0, IW_ALERT_FIRING, b + MINUTE, b + MINUTE, true);
+    cr_assert_eq(env.alerts[0]->value, 10);
+    assert_alert(1, IW_ALERT_RESOLVED, t, b + MINUTE, true);
+    feed_late(e, "turbidity", t + MINUTE, 1, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2, "the live rate is 0 -> 1: inside the bound");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, late_samples_mark_the_alert_late)
 {
     static const struct { int64_t age; bool late; } cases[] = {

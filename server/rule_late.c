@@ -1,0 +1,653 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Late and out-of-order samples (SPEC §1): "rules evaluate on the sample's own
+ * time", without disturbing what the live timeline already published.
+ *
+ * A threshold, rate or flag instance evaluates its samples in time order (the
+ * live timeline). A sample older than what it evaluated does not drive it:
+ * the kind hands it to iw__out_of_order(), which keeps it until the end of
+ * the message. Then, per instance, two shadows (instances of the same rule,
+ * params and key with their own state, freed before the message returns)
+ * replay the store around the late samples, in time order:
+ *
+ *  - the truth: the stored points from `lookback` before the oldest late
+ *    sample up to the live instance's evaluated time, with the late samples;
+ *  - the reference: the same points without the late samples, i.e. what the
+ *    live timeline (and earlier late evaluations) already decided.
+ *
+ * Both are primed quietly on the points before the oldest late sample. The
+ * replay of one series stops early once both are past every late sample (and
+ * every window holding one) in the same machine state: their futures are the
+ * same, so a backlog of one-sample messages does not re-read the day. From
+ * there on the truth's transitions are held; at the end an episode of the
+ * truth is published only when it overlaps no episode of the reference nor
+ * the episode the live instance is firing for: the late data caused it, and
+ * nobody published it before. Its alerts carry late = the sample's own
+ * lateness, or true for every alert of an episode that fired late (the
+ * resolve of a backlog episode is as late as its firing, even when the live
+ * sample that clears it is recent).
+ *
+ * At the live instance's evaluated time the truth may still be open:
+ *  - firing, live firing: the same condition; nothing is published for it
+ *    (the live episode keeps its id and started_at);
+ *  - firing, live pending: the live instance takes the episode over (id,
+ *    started_at, severity; the held firing is published) and resolves it live;
+ *  - firing, live inactive: the live evaluation already decided that point,
+ *    so the late episode is resolved there;
+ *  - pending since before the live instance's pending start: the condition
+ *    began earlier, so the live pending start moves back (nothing was
+ *    published; a later start is never adopted: the live timeline owns the
+ *    present, and a late sample never cancels or shortens its condition).
+ *
+ * A late sample inside the episode the live instance is firing for publishes
+ * nothing (the live alert already speaks for that time); a windowed threshold
+ * still adds it to the live window. Shadows are never stored (they do not
+ * survive a restart; the store still holds the late points, and the live
+ * state record is unaffected), never scheduled (a late episode is not
+ * repeated) and allocate only on the out-of-order path.
+ *
+ * Limits, by design: the truth sees what the store holds when the message
+ * ends, so a backlog spread over several messages resolves a late episode at
+ * the first clearing point stored so far (at worst the live sample after the
+ * outage), and a later message of the backlog does not publish that episode
+ * again; the state before the oldest late sample is rebuilt from a lookback
+ * of stored points (lookback(), replay_start()); the store cannot tell a new late sample from a
+ * redelivered one, so a redelivered sample that alone made an episode is
+ * recognised only for the instance's latest episode (its id), not an older
+ * one; a device-level instance replays only the series it knows (seen since
+ * the engine started, or flagged now). Engine thread only, like the rest of
+ * the engine.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "islewatch/clock.h"
+#include "rule_int.h"
+
+struct late_work {
+    struct inst *live;
+    struct late_work *next;
+    struct iw_rsample *s;           /* this message's late samples (strings: the message's) */
+    size_t n, cap;
+    int64_t upto;                   /* the live instance's evaluated time */
+};
+
+struct span {
+    int64_t from, to;               /* started_at .. resolve time; INT64_MAX: still open */
+};
+
+struct shadow {
+    bool ref;                       /* the reference: records its episodes, holds nothing */
+    bool quiet;                     /* priming: the past decided these transitions */
+    bool ep_late;                   /* the open episode fired late */
+    bool lost;                      /* the reference lost an episode (memory): publish nothing */
+    struct span *ep;                /* the reference's episodes */
+    size_t n_ep, cap_ep;
+    struct iw_alert **q;            /* the truth's held alerts, in order */
+    size_t nq, capq;
+};
+
+/* A replayed point: a stored one, or one of the message's late samples. */
+struct lpt {
+    int64_t ts, recv;
+    double v;
+    const char *metric;
+    size_t seq;
+    char flag;
+    bool late_sample;
+};
+
+/* Room for element n of an array of *cap: the (maybe moved) array, or NULL
+ * with the old one untouched. */
+static void *grow(void *p, size_t *cap, size_t n, size_t size)
+{
+    size_t c;
+    void *np;
+
+    if (n < *cap)
+        return p;
+    c = *cap ? *cap * 2 : 16;
+    np = realloc(p, c * size);
+    if (np != NULL)
+        *cap = c;
+    return np;
+}
+
+void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
+                      int64_t upto)
+{
+    struct late_work *w = in->late;
+    struct iw_rsample *s_new;
+
+    if (in->sx != NULL)
+        return;
+    e->st.out_of_order++;
+    /* Inside the episode the live instance is firing for: its alert speaks for that time. */
+    if (in->st == ST_FIRING && in->pending_since != RT_NONE && s->ts >= in->pending_since)
+        return;
+    if (w == NULL) {
+        w = calloc(1, sizeof(*w));
+        if (w == NULL)
+            goto nomem;
+        w->live = in;
+        w->upto = upto;
+        w->next = e->late;
+        e->late = w;
+        in->late = w;
+    }
+    s_new = grow(w->s, &w->cap, w->n, sizeof(*w->s));
+    if (s_new == NULL)
+        goto nomem;
+    w->s = s_new;
+    w->s[w->n++] = *s;
+    if (upto > w->upto)
+        w->upto = upto;
+    return;
+nomem:
+    IW_LOG_ERROR("rules", "out of memory keeping a late sample of %s; it is not evaluated",
+                 in->key);
+}
+
+/* ---- shadows ------------------------------------------------------------------ */
+
+static void shadow_free(struct inst *sh)
+{
+    if (sh == NULL)
+        return;
+    if (sh->x != NULL && sh->rr->ops->fini != NULL)
+        sh->rr->ops->fini(sh);
+    free(sh->x);
+    if (sh->sx != NULL) {
+        for (size_t i = 0; i < sh->sx->nq; i++)
+            iw_alert_free(sh->sx->q[i]);
+        free(sh->sx->q);
+        free(sh->sx->ep);
+        free(sh->sx);
+    }
+    free(sh);
+}
+
+/* A copy of live's identity with fresh state; its names are live's (borrowed). */
+static struct inst *shadow_new(struct iw_rules_engine *e, struct inst *live, bool ref)
+{
+    const struct kind_ops *ops = live->rr->ops;
+    struct inst *sh = calloc(1, sizeof(*sh));
+
+    if (sh == NULL)
+        return NULL;
+    sh->sx = calloc(1, sizeof(*sh->sx));
+    sh->x = ops->x_size ? calloc(1, ops->x_size) : NULL;
+    if (sh->sx == NULL || (ops->x_size && sh->x == NULL)) {
+        free(sh->x);
+        sh->x = NULL;
+        shadow_free(sh);
+        return NULL;
+    }
+    sh->rr = live->rr;
+    sh->p = live->p;
+    sh->key = live->key;
+    sh->source = live->source;
+    sh->site = live->site;
+    sh->device = live->device;
+    sh->metric = live->metric;
+    sh->sev = live->p->severity;
+    sh->heap_idx = SIZE_MAX;
+    sh->pending_since = sh->clear_since = sh->last_ts = sh->next_repeat = RT_NONE;
+    /* The replay brings the history (it covers the window and the rate's
+     * previous sample): the kind must not read the store itself, which would
+     * hand the reference the late samples it is meant to go without. */
+    sh->primed = true;
+    sh->sx->ref = ref;
+    sh->sx->quiet = true;
+    if (ops->init != NULL)
+        ops->init(e, sh);
+    return sh;
+}
+
+bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_status status,
+                     enum iw_alert_reason reason, int64_t ts)
+{
+    struct shadow *sx = in->sx;
+    (void)e;
+    (void)status;
+
+    if (!sx->ref)
+        return sx->quiet;
+    if (reason == IW_ALERT_FIRE) {
+        struct span *ep = grow(sx->ep, &sx->cap_ep, sx->n_ep, sizeof(*sx->ep));
+        if (ep == NULL) {
+            sx->lost = true;    /* an incomplete reference could let a duplicate through */
+            return true;
+        }
+        sx->ep = ep;
+        sx->ep[sx->n_ep++] = (struct span){ in->pending_since, INT64_MAX };
+    } else if (reason == IW_ALERT_RESOLVE && sx->n_ep > 0 && sx->ep[sx->n_ep - 1].to == INT64_MAX) {
+        sx->ep[sx->n_ep - 1].to = ts;
+    }
+    return true;
+}
+
+void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw_alert *a)
+{
+    struct shadow *sx = in->sx;
+    struct iw_alert **q, *c = NULL;
+
+    if (a->reason == IW_ALERT_FIRE)
+        sx->ep_late = a->late;
+    q = grow(sx->q, &sx->capq, sx->nq, sizeof(*sx->q));
+    if (q != NULL)
+        sx->q = q;
+    if (q == NULL || iw_alert_dup(a, &c) != IW_OK) {
+        IW_LOG_ERROR("rules", "out of memory holding a late alert of %s; it is not published",
+                     in->key);
+        return;
+    }
+    c->late = a->late || sx->ep_late;
+    if (a->reason == IW_ALERT_RESOLVE)
+        sx->ep_late = false;
+    sx->q[sx->nq++] = c;
+    (void)e;
+}
+
+/* ---- replay ------------------------------------------------------------------- */
+
+/* Time order, then series; among equal ones the order they came in. */
+static int lpt_cmp(const void *pa, const void *pb)
+{
+    const struct lpt *a = pa, *b = pb;
+    int c;
+
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    c = strcmp(a->metric, b->metric);
+    if (c != 0)
+        return c;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static void feed(struct iw_rules_engine *e, struct inst *sh, const struct lpt *pt)
+{
+    struct iw_rsample rs = {
+        .source = sh->source, .site = sh->site, .device = sh->device, .metric = pt->metric,
+        .ts = pt->ts, .value = pt->v, .flag = pt->flag, .recv_ms = pt->recv,
+    };
+    sh->rr->ops->sample(e, sh, &rs);
+}
+
+/*
+ * How far before the oldest late sample the replay starts, so that the state
+ * there is rebuilt: twice what `for:`, `clear_for:` and the window span; at
+ * least 3 hours when a state can outlast every parameter (a firing threshold
+ * held in its hysteresis band, a flag that only normal data clears). A guess
+ * either way: nothing before the replay is known.
+ */
+static int64_t lookback(const struct inst *live)
+{
+    const struct iw_rule_params *p = live->p;
+    int64_t l = 2 * (p->for_ms + p->clear_for_ms + p->window_ms);
+    bool sticky = live->rr->r->kind == IW_RULE_FLAG
+                  || (p->has_above && p->has_clear_below && p->clear_below != p->above)
+                  || (p->has_below && p->has_clear_above && p->clear_above != p->below);
+
+    return sticky && l < 3 * IW_MS_PER_HOUR ? 3 * IW_MS_PER_HOUR : l;
+}
+
+static int count_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    size_t *n = ctx;
+    (void)ts;
+    (void)v;
+    (void)flag;
+    return ++*n >= 2;
+}
+
+/*
+ * The start of a one-series replay: the lookback, widened (doubling, up to a
+ * week) until it holds two stored points, whatever the data's interval: the
+ * state before the oldest late sample rests at least on the last value (a
+ * threshold) or the last pair (a rate). Dense data stay cheap: a late 1 Hz
+ * sample of a plain threshold replays from a few seconds before it.
+ */
+static int64_t replay_start(struct iw_rules_engine *e, const struct inst *live, const char *metric,
+                            int64_t from0)
+{
+    int64_t l = lookback(live);
+    size_t n = 0;
+
+    iw__read_points(e, live, metric, from0 - l, from0 - 1, count_cb, &n);
+    while (n < 2 && l < 7 * IW_MS_PER_DAY) {
+        l = l < IW_MS_PER_MIN ? IW_MS_PER_MIN : 2 * l;
+        n = 0;
+        iw__read_points(e, live, metric, from0 - l, from0 - 1, count_cb, &n);
+    }
+    return from0 - l;
+}
+
+/* The names of the series to replay, owned. */
+struct names {
+    char **v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void names_add(void *ctx, const char *name, size_t len)
+{
+    struct names *nm = ctx;
+    char **v;
+
+    for (size_t i = 0; i < nm->n; i++)
+        if (strlen(nm->v[i]) == len && memcmp(nm->v[i], name, len) == 0)
+            return;
+    v = grow(nm->v, &nm->cap, nm->n, sizeof(*nm->v));
+    if (v == NULL) {
+        nm->oom = true;
+        return;
+    }
+    nm->v = v;
+    if ((nm->v[nm->n] = strndup(name, len)) == NULL)
+        nm->oom = true;
+    else
+        nm->n++;
+}
+
+static void names_free(struct names *nm)
+{
+    for (size_t i = 0; i < nm->n; i++)
+        free(nm->v[i]);
+    free(nm->v);
+}
+
+/*
+ * The series to replay: the instance's metric; for a device-level instance
+ * (flag over a 3-level select) every series its condition may involve: the
+ * late samples', those its state names (flagged now) and those the engine saw
+ * feed it. A series the engine has not seen since it started and that is not
+ * flagged now is not replayed (its past flags are unknown to the replay).
+ */
+static bool replay_metrics(struct iw_rules_engine *e, const struct late_work *w,
+                           struct names *nm)
+{
+    const struct inst *live = w->live;
+    const char *(*at)(const struct inst *, size_t) = live->rr->ops->metric_at;
+
+    if (live->metric != NULL) {
+        names_add(nm, live->metric, strlen(live->metric));
+        return !nm->oom;
+    }
+    for (size_t i = 0; i < w->n; i++)
+        names_add(nm, w->s[i].metric, strlen(w->s[i].metric));
+    for (size_t i = 0; at != NULL && at(live, i) != NULL; i++)
+        names_add(nm, at(live, i), strlen(at(live, i)));
+    iw__inst_series(e, live, names_add, nm);
+    return !nm->oom;
+}
+
+/* One replay: the late samples (sorted, one per series and time) merged into
+ * the stored points, fed to the truth and the reference. */
+struct replay {
+    struct iw_rules_engine *e;
+    struct inst *truth, *ref;
+    struct lpt *late;
+    size_t n_late, next;
+    int64_t from0;                  /* the oldest late sample */
+    int64_t settle;                 /* past this, no window holds a late sample */
+    int64_t recv;                   /* receipt of the message */
+    const char *metric;             /* the series being read */
+    bool single;                    /* one series: the replay may end once converged */
+    bool converged;
+};
+
+/*
+ * Once past every late sample and every window holding one, a truth and a
+ * reference in the same machine state have the same future: nothing more can
+ * differ, so a long catch-up (a backlog of one-sample messages) stops there.
+ */
+static bool converged(const struct replay *r, const struct lpt *pt)
+{
+    const struct inst *t = r->truth, *f = r->ref;
+    return r->single && !pt->late_sample && pt->ts > r->settle && t->st == f->st
+           && t->sev == f->sev && t->pending_since == f->pending_since
+           && t->clear_since == f->clear_since;
+}
+
+/* Returns true when the replay may stop. */
+static bool step(struct replay *r, const struct lpt *pt)
+{
+    if (!pt->late_sample)
+        feed(r->e, r->ref, pt);
+    r->truth->sx->quiet = pt->ts < r->from0;
+    feed(r->e, r->truth, pt);
+    r->converged = converged(r, pt);
+    return r->converged;
+}
+
+/* A stored point: the late samples before it first; one at its time replaces it. */
+static int stream_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct replay *r = ctx;
+    struct lpt pt = { .ts = ts, .recv = r->recv, .v = v, .metric = r->metric, .flag = flag };
+
+    while (r->next < r->n_late && r->late[r->next].ts < ts)
+        if (step(r, &r->late[r->next++]))
+            return 1;
+    if (r->next < r->n_late && r->late[r->next].ts == ts)
+        return step(r, &r->late[r->next++]);
+    return step(r, &pt);
+}
+
+struct lpts {
+    struct lpt *p;
+    size_t n, cap;
+    const char *metric;
+    int64_t recv;
+    bool oom;
+};
+
+static int collect_cb(void *ctx, int64_t ts, double v, char flag)
+{
+    struct lpts *c = ctx;
+    struct lpt *p = grow(c->p, &c->cap, c->n, sizeof(*c->p));
+
+    if (p == NULL) {
+        c->oom = true;
+        return 1;
+    }
+    c->p = p;
+    c->p[c->n] = (struct lpt){ .ts = ts, .recv = c->recv, .v = v, .metric = c->metric,
+                               .seq = c->n, .flag = flag };
+    c->n++;
+    return 0;
+}
+
+/* Several series (a device-level instance): read them all, then merge in time order. */
+static bool replay_many(struct replay *r, const struct inst *live, char *const *metrics,
+                        size_t n_met, int64_t from, int64_t upto)
+{
+    struct lpts c = { .recv = r->recv };
+    size_t n = 0;
+
+    for (size_t m = 0; m < n_met && !c.oom; m++) {
+        c.metric = metrics[m];
+        iw__read_points(r->e, live, metrics[m], from, upto, collect_cb, &c);
+    }
+    for (size_t i = 0; i < r->n_late && !c.oom; i++) {
+        struct lpt *p = grow(c.p, &c.cap, c.n, sizeof(*c.p));
+        if (p == NULL) {
+            c.oom = true;
+            break;
+        }
+        c.p = p;
+        c.p[c.n] = r->late[i];
+        c.p[c.n].seq = c.n;             /* after every stored point: it replaces them */
+        c.n++;
+    }
+    if (c.oom) {
+        free(c.p);
+        return false;
+    }
+    qsort(c.p, c.n, sizeof(*c.p), lpt_cmp);
+    for (size_t i = 0; i < c.n; i++)    /* one point per (series, ts): the last written */
+        if (i + 1 == c.n || c.p[i].ts != c.p[i + 1].ts
+            || strcmp(c.p[i].metric, c.p[i + 1].metric) != 0)
+            c.p[n++] = c.p[i];
+    for (size_t i = 0; i < n && !step(r, &c.p[i]); i++)
+        ;
+    free(c.p);
+    return true;
+}
+
+/* Do [from, to) spans overlap? */
+static bool overlaps(const struct span *a, const struct span *b)
+{
+    return a->from < b->to && b->from < a->to;
+}
+
+/*
+ * Publish the held alerts of the episodes the truth fired itself and nobody
+ * else had: none overlapping an episode of the reference or live_span, and
+ * none with the id of the live instance's latest episode (live_id: the same
+ * start, so the same episode; this catches a redelivered sample that alone
+ * made that episode, which the reference, going without it, cannot see).
+ * Returns whether the truth's open episode (id open_id) was among them.
+ */
+static bool publish(struct iw_rules_engine *e, struct shadow *t, const struct shadow *ref,
+                    const struct span *live_span, const char *live_id, const char *open_id)
+{
+    bool open = false;
+
+    if (ref->lost) {
+        IW_LOG_ERROR("rules", "out of memory evaluating late samples; their alerts are dropped");
+        return false;
+    }
+    for (size_t i = 0; i < t->nq; i++) {
+        const struct iw_alert *a = t->q[i];
+        const struct iw_alert *fire = NULL;
+        struct span sp;
+        bool keep;
+
+        for (size_t k = 0; k <= i && fire == NULL; k++)
+            if (t->q[k]->reason == IW_ALERT_FIRE && strcmp(t->q[k]->id, a->id) == 0)
+                fire = t->q[k];
+        if (fire == NULL)
+            continue;                   /* an episode the past fired: not the truth's own */
+        sp = (struct span){ fire->started_at, INT64_MAX };
+        for (size_t k = i; k < t->nq; k++)
+            if (t->q[k]->reason == IW_ALERT_RESOLVE && strcmp(t->q[k]->id, a->id) == 0) {
+                sp.to = t->q[k]->ts;
+                break;
+            }
+        keep = (live_span == NULL || !overlaps(&sp, live_span)) && strcmp(a->id, live_id) != 0;
+        for (size_t k = 0; keep && k < ref->n_ep; k++)
+            keep = !overlaps(&sp, &ref->ep[k]);
+        if (!keep)
+            continue;
+        if (open_id != NULL && a == fire && sp.to == INT64_MAX && strcmp(a->id, open_id) == 0)
+            open = true;
+        e->st.emitted++;
+        e->env.emit(e->env.ctx, a);
+    }
+    return open;
+}
+
+/* The late samples as replay points, sorted, one per (series, ts): the last one. */
+static struct lpt *late_points(const struct late_work *w, size_t *n_out)
+{
+    struct lpt *p = malloc(w->n * sizeof(*p));
+    size_t n = 0;
+
+    *n_out = 0;
+    if (p == NULL)
+        return NULL;
+    for (size_t i = 0; i < w->n; i++)
+        p[i] = (struct lpt){ .ts = w->s[i].ts, .recv = w->s[i].recv_ms, .v = w->s[i].value,
+                             .metric = w->s[i].metric, .seq = i, .flag = w->s[i].flag,
+                             .late_sample = true };
+    qsort(p, w->n, sizeof(*p), lpt_cmp);
+    for (size_t i = 0; i < w->n; i++)
+        if (i + 1 == w->n || p[i].ts != p[i + 1].ts || strcmp(p[i].metric, p[i + 1].metric) != 0)
+            p[n++] = p[i];
+    *n_out = n;
+    return p;
+}
+
+static void late_run(struct iw_rules_engine *e, struct late_work *w)
+{
+    struct inst *live = w->live;
+    const struct iw_rule_params *p = live->p;
+    struct replay r = { .e = e, .from0 = INT64_MAX, .recv = INT64_MIN };
+    struct names nm = { 0 };
+    int64_t upto = w->upto;
+    struct span live_span;
+    bool ok = true;
+
+    if (live->last_ts != RT_NONE && live->last_ts > upto)
+        upto = live->last_ts;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->s[i].recv_ms > r.recv)
+            r.recv = w->s[i].recv_ms;
+    r.late = late_points(w, &r.n_late);
+    r.truth = shadow_new(e, live, false);
+    r.ref = shadow_new(e, live, true);
+    if (!replay_metrics(e, w, &nm) || r.late == NULL || r.truth == NULL || r.ref == NULL)
+        goto nomem;
+    r.from0 = r.late[0].ts;
+    r.settle = r.late[r.n_late - 1].ts + (p->window_agg != IW_AGG_NONE ? p->window_ms : 0);
+    r.single = nm.n == 1;
+    if (r.single) {
+        r.metric = nm.v[0];
+        iw__read_points(e, live, nm.v[0], replay_start(e, live, nm.v[0], r.from0), upto,
+                        stream_cb, &r);
+        for (; !r.converged && r.next < r.n_late; r.next++)    /* none stored after them */
+            step(&r, &r.late[r.next]);
+    } else {
+        ok = replay_many(&r, live, nm.v, nm.n, r.from0 - lookback(live), upto);
+    }
+    if (!ok)
+        goto nomem;
+    r.truth->sx->quiet = false;
+
+    /* The truth at the live instance's evaluated time (see the top of the file).
+     * Converged earlier, it has the reference's state: nothing of it is new. */
+    live_span = (struct span){ live->pending_since, INT64_MAX };
+    if (!r.converged && r.truth->st == ST_FIRING && live->st == ST_INACTIVE)
+        iw__resolve(e, r.truth, upto, false, r.recv);   /* held: published if the firing is */
+    if (!r.converged && r.truth->st == ST_PENDING && live->st == ST_PENDING
+        && r.truth->pending_since < live->pending_since) {
+        live->pending_since = r.truth->pending_since;
+        iw__save(e, live);
+    }
+    if (publish(e, r.truth->sx, r.ref->sx, live->st == ST_FIRING ? &live_span : NULL, live->id,
+                !r.converged && r.truth->st == ST_FIRING && live->st == ST_PENDING
+                    ? r.truth->id : NULL)) {
+        /* The live condition began earlier and met `for:` already: it is this episode. */
+        live->st = ST_FIRING;
+        live->sev = r.truth->sev;
+        live->pending_since = r.truth->pending_since;
+        live->clear_since = r.truth->clear_since;
+        memcpy(live->id, r.truth->id, sizeof(live->id));
+        live->next_repeat = p->repeat_ms > 0 ? r.recv + p->repeat_ms : RT_NONE;
+        iw__save(e, live);
+        iw__sched(e, live);
+    }
+    goto done;
+nomem:
+    IW_LOG_ERROR("rules", "out of memory evaluating late samples of %s; they are not evaluated",
+                 live->key);
+done:
+    shadow_free(r.truth);
+    shadow_free(r.ref);
+    free(r.late);
+    names_free(&nm);
+}
+
+void iw__late_finish(struct iw_rules_engine *e)
+{
+    while (e->late != NULL) {
+        struct late_work *w = e->late;
+        e->late = w->next;
+        w->live->late = NULL;
+        late_run(e, w);
+        free(w->s);
+        free(w);
+    }
+}
