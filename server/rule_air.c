@@ -130,11 +130,16 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
     m.not_measured = ((1u << NPOL) - 1) & ~x->measured;
     rc = iw_aqi_compute(p->standard, p->mode, &m, &x->res);
 
-    if (rc != IW_OK)
-        return;                         /* no valid average at all */
+    bool apart = daily && hourly_rule_covers(e, in);
+    if (rc != IW_OK) {
+        /* No valid average at all: the period is still reported, as invalid
+         * (SPEC §4: marked invalid), and decides nothing. */
+        iw__write_point(e, in, apart ? "aqi_daily" : "aqi", end, 0, false);
+        iw__write_point(e, in, apart ? "aqi_daily_level" : "aqi_level", end, 0, false);
+        return;
+    }
     x->has_res = true;
     x->period_end = end;
-    bool apart = daily && hourly_rule_covers(e, in);
     iw__write_point(e, in, apart ? "aqi_daily" : "aqi", end, x->res.aqi, !x->res.aqi_na);
     iw__write_point(e, in, apart ? "aqi_daily_level" : "aqi_level", end, x->res.level,
                     !x->res.aqi_na);
@@ -142,8 +147,17 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
         return;                         /* HJ 633-2026 §5.3.1: reported as NA, decides nothing */
     level = x->res.level;
     /* A clear_level above min_level must not clear a level that still breaches. */
-    iw__drive(e, in, level >= p->min_level, level < p->clear_level && level < p->min_level,
-              p->sev_by_level[level], end, late, wall);
+    bool breach = level >= p->min_level, clear = level < p->clear_level && level < p->min_level;
+    if (!x->res.complete) {
+        /* A measured pollutant's average is invalid (SPEC §4: not used to
+         * raise or clear): it is missing, not low, so the others' AQI is a
+         * lower bound. It may raise or escalate; it never clears, lowers the
+         * severity, or cancels a pending or clearing timer. */
+        if (!breach || (in->st == ST_FIRING && p->sev_by_level[level] < in->sev))
+            return;
+        clear = false;
+    }
+    iw__drive(e, in, breach, clear, p->sev_by_level[level], end, late, wall);
 }
 
 static void evaluate_hour(struct iw_rules_engine *e, struct inst *in, int64_t end, bool late,

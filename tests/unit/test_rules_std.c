@@ -289,10 +289,10 @@ Test(std, air_hourly_day_of_minute_samples)
     cr_assert_not_null(strstr(a->details, "\"period_start\":\"2026-06-01T00:00:00.000Z\""), "%s",
                        a->details);
 
-    cr_assert_eq(count_points("air/s1/a01/aqi"), 23, "every hour but the invalid one");
+    cr_assert_eq(count_points("air/s1/a01/aqi"), 24, "every hour, the invalid one marked so");
     cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 1 * HOUR)->v, 43);
     cr_assert(point_at("air/s1/a01/aqi", d0 + 1 * HOUR)->valid);
-    cr_assert_null(point_at("air/s1/a01/aqi", d0 + 15 * HOUR));
+    cr_assert_not(point_at("air/s1/a01/aqi", d0 + 15 * HOUR)->valid);
     cr_assert_eq(point_at("air/s1/a01/aqi_level", d0 + 13 * HOUR)->v, 5);
     cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 24 * HOUR)->v, 43, "closed by its 24:00 sample");
     iw_rules_engine_free(e);
@@ -450,6 +450,54 @@ static void feed_pm_hour(struct iw_rules_engine *e, const char *dev, int64_t end
     static const char *const m[] = { "pm10", "pm25" };
     double v[] = { 20, pm25 };
     feed_msg(e, "air", "s1", dev, m, v, 2, end, 0);
+}
+
+/* One hourly message (stamped at its hour's end) with a flag per pollutant. */
+static void feed_hour_flagged(struct iw_rules_engine *e, int64_t end, double pm25, char pm_flag,
+                              double o3)
+{
+    static const char *const m[] = { "pm10", "pm25", "o3" };
+    const double v[] = { 20, pm25, o3 };
+    struct iw_rsample s[3];
+    char series[128];
+
+    for (size_t i = 0; i < 3; i++) {
+        s[i] = fx_sample("air", "s1", "a05", m[i], end, v[i]);
+        s[i].flag = i == 1 ? pm_flag : 0;
+        snprintf(series, sizeof(series), "air/s1/a05/%s", m[i]);
+        fx_history_add(&env, series, end, v[i], s[i].flag);
+    }
+    iw_rules_on_samples(e, s, 3);
+}
+
+/*
+ * SPEC §4: an average below the validity minimum "is not used to raise or
+ * clear an alert". An hour whose PM2.5 is flagged leaves O3's AQI (120,
+ * level 3, > 100 so not NA): a lower bound, which must not resolve the level
+ * 4 alert that PM2.5 raised (it used to, and the next hour fired again).
+ */
+Test(std, air_incomplete_hour_neither_clears_nor_lowers)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.min_level = 4;
+    r->p.clear_level = 4;
+    e = engine(d0);
+    feed_hour_flagged(e, d0 + 1 * HOUR, 140, 0, 240);      /* PM2.5 IAQI 186: level 4 */
+    cr_assert_eq(env.n_alerts, 1);
+    feed_hour_flagged(e, d0 + 2 * HOUR, 140, 'D', 240);    /* O3 alone: 120, incomplete */
+    cr_assert_eq(point_at("air/s1/a05/aqi", d0 + 2 * HOUR)->v, 120);
+    cr_assert_eq(env.n_alerts, 1, "an incomplete hour resolved the alert: %s",
+                 fx_last(&env)->message);
+    feed_hour_flagged(e, d0 + 3 * HOUR, 140, 0, 240);
+    cr_assert_eq(env.n_alerts, 1, "still the same episode");
+    feed_hour_flagged(e, d0 + 4 * HOUR, 30, 0, 100);       /* complete and low: resolves */
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 4 * HOUR);
+    iw_rules_engine_free(e);
 }
 
 /*
