@@ -435,11 +435,15 @@ static void air_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
     struct air_x *x = in->x;
     int64_t ca = in->p->close_after_ms;
 
+    int64_t live = e->cfg->alerts.live_window_ms;
+
+    /* The period's own time decides lateness (SPEC §1): a backlog's last hour
+     * closed here, long after its end, is as late as the samples in it. */
     if (x->cur_end != RT_NONE && later(x->cur_end, x->last_recv) + ca <= now)
-        close_hour(e, in, false, now);
+        close_hour(e, in, now - x->cur_end > live, now);
     if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE
         && later(x->day_open + IW_MS_PER_DAY, x->last_recv) + ca <= now)
-        close_day(e, in, x->day_open, false, now);
+        close_day(e, in, x->day_open, now - (x->day_open + IW_MS_PER_DAY) > live, now);
 }
 
 static void air_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)

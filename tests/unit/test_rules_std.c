@@ -324,6 +324,34 @@ Test(std, air_restart_mid_hour_refills_from_history)
     iw_rules_engine_free(e);
 }
 
+/* SPEC §1: a backlog never pages as if it were live. Its last hour, closed
+ * by close_after with no later sample, was published with late false. */
+Test(std, air_backlog_hour_closed_by_close_after_is_late)
+{
+    int64_t d0 = day0(), up = d0 + 4 * 24 * HOUR;       /* uploaded 4 days later */
+    struct iw_rules_engine *e;
+    double v[] = { 5, 10, 0.3, 20, 20, 100 };
+
+    air_rule();
+    e = engine(up);
+    for (int m = 1; m <= 50; m++) {
+        struct iw_rsample s[6];
+        char series[64];
+        for (size_t i = 0; i < 6; i++) {
+            s[i] = fx_sample("air", "s1", "a01", pols[i], d0 + m * MINUTE, v[i]);
+            s[i].recv_ms = up + m * 10;
+            snprintf(series, sizeof(series), "air/s1/a01/%s", pols[i]);
+            fx_history_add(&env, series, s[i].ts, v[i], 0);
+        }
+        iw_rules_on_samples(e, s, 6);
+    }
+    iw_rules_tick(e, up + 500 + 5 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->ts, d0 + HOUR);
+    cr_assert(fx_last(&env)->late, "a backlog's hour closed on the wall clock went out live");
+    iw_rules_engine_free(e);
+}
+
 Test(std, air_hour_closed_by_close_after_on_the_wall_clock)
 {
     int64_t d0 = day0();
