@@ -18,6 +18,7 @@
 
 #include "islewatch/clock.h"
 #include "islewatch/store.h"
+#include "islewatch/topic.h"
 #include "report_int.h"
 
 struct acc {
@@ -130,6 +131,53 @@ static int on_point(void *ctx, const struct iw_point *p)
         }
     }
     return 0;
+}
+
+/* Does a rule's select (<source>/<site>/<device>[/<metric>]) cover the device? */
+static bool select_covers(const char *select, const char *source, const char *site,
+                          const char *device)
+{
+    const char *want[3] = { source, site, device };
+    const char *p = select;
+    char level[256];
+
+    for (int i = 0; i < 3; i++) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n >= sizeof(level))
+            return false;
+        memcpy(level, p, n);
+        level[n] = '\0';
+        if (!iw_glob_match(level, want[i]))
+            return false;
+        if (slash == NULL)
+            return i == 2;
+        p = slash + 1;
+    }
+    return true;
+}
+
+/*
+ * The target and body a water_quality rule gives the device, as the rule
+ * itself resolves them (rule_water.c): the rule's own (per-site override
+ * included) before the inventory's. The first such rule that covers the
+ * device decides, so the report and the alerts judge a sample alike.
+ */
+static void rule_target(const struct iw_report_opts *o, const char *source,
+                        struct iw_water_device *dev)
+{
+    for (size_t i = 0; i < o->n_rules; i++) {
+        const struct iw_rule *r = &o->rules[i];
+        if (r->kind != IW_RULE_WATER_QUALITY || r->select == NULL
+            || !select_covers(r->select, source, dev->site, dev->device))
+            continue;
+        const struct iw_rule_params *p = iw_rule_params_for(r, dev->site);
+        if (p->target >= 1 && p->target <= 5)
+            dev->target = p->target;
+        if (p->has_body)
+            dev->body = p->body;
+        return;
+    }
 }
 
 /* Count every sample in its day's accumulator: does its class meet the target? */
@@ -332,6 +380,7 @@ int iw_report_water(struct iw_store *st, const struct iw_report_opts *opts,
         }
         dev->target = t >= 1 && t <= 5 ? t : 3;
         dev->body = rd->inv ? rd->inv->body : IW_BODY_RIVER;
+        rule_target(opts, opts->source ? opts->source : "water", dev);
         rc = device_days(st, rd, r->first_day, r->n_days, r->tz_offset_min, dev, r->param_seen);
         if (rc != IW_OK) {
             iw_diag_set(diag, NULL, 0, 0, "reading water/%s/%s: %s", dev->site, dev->device,

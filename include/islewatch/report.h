@@ -79,6 +79,9 @@ struct iw_report_opts {
     const struct iw_device_cfg *devices;    /* inventory (targets, body, names); may be NULL */
     size_t n_devices;
     int default_target;                     /* 1..5 for devices without one; default 3 (III) */
+    const struct iw_rule *rules;            /* the config's rules: a water_quality rule's
+                                             * target/body (per site) win, as in the rules */
+    size_t n_rules;
     int standard;                           /* IW_REPORT_STD_AUTO or enum iw_aqi_standard */
     int64_t interval_ms;                    /* cameras; default 60 s */
     int64_t generated_ms;                   /* shown in the HTML; default iw_now_ms() at init */

@@ -90,7 +90,7 @@ static void usage(FILE *f, bool full)
             "                    it computes the report on its database with its own config\n"
             "  --db PATH         read the database directory directly, read-only (works beside\n"
             "                    a running daemon)\n"
-            "  --config FILE     with --db: inventory (targets, body, names) and timezone;\n"
+            "  --config FILE     with --db: rules and inventory (targets, body, names), timezone;\n"
             "                    default " DEFAULT_CONFIG " when it exists. Without --db:\n"
             "                    read FILE's storage.path directly\n"
             "  --site GLOB       only sites matching GLOB ('*' any run, '?' one character)\n"

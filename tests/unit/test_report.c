@@ -352,6 +352,39 @@ Test(report, water_lake_body_and_target_come_from_the_inventory)
     iw_report_water_free(r);
 }
 
+/* The report judges a sample as the water_quality rule does: the rule's
+ * target and body, a per-site override included, win over the inventory's
+ * (the report used the inventory's or III for every device). */
+Test(report, water_target_and_body_come_from_the_rule_first)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+    struct iw_water_report *r;
+    struct iw_rule_site sites[2] = { { .site = "river" }, { .site = "xihu" } };
+    struct iw_rule rule = { .name = "wq", .kind = IW_RULE_WATER_QUALITY, .select = "water/*/*",
+                            .sites = sites, .n_sites = 2 };
+
+    sites[0].p.target = 1;                  /* river: Class I */
+    sites[1].p.has_body = true;             /* xihu: a lake, target III */
+    sites[1].p.body = IW_BODY_LAKE;
+    put("water/river/r01/tp", T("2026-05-01T08:00:00+08:00"), 0.03, 0);     /* II */
+    put("water/xihu/l02/tp", T("2026-05-01T08:00:00+08:00"), 0.1, 0);       /* lake: IV */
+    flush();
+    o.rules = &rule;
+    o.n_rules = 1;
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->n_dev, 2);
+    const struct iw_water_device *river = &r->dev[0], *lake = &r->dev[1];
+    cr_assert_str_eq(river->site, "river");
+    cr_assert_eq(river->target, 1, "the site override's target");
+    cr_assert_not(river->days[0].meets, "II does not meet I");
+    cr_assert_str_eq(lake->site, "xihu");
+    cr_assert_eq(lake->body, IW_BODY_LAKE, "the site override's body");
+    cr_assert_eq(lake->days[0].cls, 4, "lake TP 0.1 is IV");
+    cr_assert_not(lake->days[0].meets);
+    cr_assert_float_eq(r->total.rate, 0.0, 1e-12);
+    iw_report_water_free(r);
+}
+
 Test(report, water_flagged_samples_are_excluded)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
