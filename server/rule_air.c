@@ -36,6 +36,7 @@ struct hour_acc {                   /* one pollutant in the open hour */
 struct air_x {
     int64_t cur_end;                /* end of the open hour; RT_NONE */
     bool    close_now;              /* a sample stamped at cur_end arrived: close at message end */
+    unsigned at_end;                /* 1 << pollutant of the samples stamped at cur_end */
     int64_t last_recv;              /* receipt of the open hour's last sample */
     struct hour_acc acc[NPOL];
     int64_t last_closed;            /* end of the last closed hour; RT_NONE */
@@ -264,6 +265,7 @@ static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, in
     memset(x->acc, 0, sizeof(x->acc));
     x->cur_end = RT_NONE;
     x->close_now = false;
+    x->at_end = 0;
     x->last_closed = end;
     if (x->silent_until != RT_NONE && end <= x->silent_until)
         return;
@@ -288,6 +290,7 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
     if (end == INT64_MIN || (x->last_closed != RT_NONE && end <= x->last_closed)
         || (x->cur_end != RT_NONE && end < x->cur_end)) {
         e->st.out_of_order++;           /* its hour is already closed */
+        x->measured |= 1u << pol;       /* but the station measures it: later hours wait for it */
         return;
     }
     if (x->cur_end != RT_NONE && end > x->cur_end)
@@ -301,6 +304,8 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
     x->cur_end = end;
     x->last_recv = recv;
     x->measured |= 1u << pol;           /* after closing the periods before this sample */
+    if (ts == end)
+        x->at_end |= 1u << pol;         /* flagged too: the station reported the hour */
     if (!valid)
         return;
     acc = &x->acc[pol];
@@ -402,7 +407,11 @@ static void air_sample(struct iw_rules_engine *e, struct inst *in, const struct 
 static void air_message_end(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *last)
 {
     struct air_x *x = in->x;
-    if (x->close_now)
+    /* A value stamped at the hour's end is its last: close the hour, once
+     * every pollutant the station measures has one (an hourly reporter may
+     * send a message per pollutant, all stamped at the end); otherwise the
+     * next hour's sample or close_after closes it. */
+    if (x->close_now && (x->measured & ~x->at_end) == 0)
         close_hour(e, in, iw__late(e, last), last->recv_ms);
     iw__sched(e, in);
 }

@@ -134,8 +134,10 @@
  *   iw_avg_hour: >= 45 minutes with data); an hour holding exactly one sample
  *   stamped exactly at its end (a device reporting hourly averages) takes
  *   that sample as its valid hourly value. An hour (and in daily mode a day)
- *   closes on a sample at or after its end (a sample exactly at the end is
- *   part of it and closes it at the end of its message) or on the tick once
+ *   closes on a sample after its end, at the end of a message once every
+ *   pollutant the device measures has a sample exactly at the end (part of
+ *   the hour: an hourly reporter may send one message per pollutant), or on
+ *   the tick once
  *   close_after of wall clock has passed since its end AND since the last
  *   sample of it was received (so a backlog being uploaded after an outage
  *   is not cut short). A sample of an hour already closed is ignored here

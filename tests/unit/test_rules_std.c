@@ -650,8 +650,39 @@ Test(std, air_measured_pollutants_survive_restart)
         feed_msg(e, "air", "s1", "a06", m5, v, 5, d0 + h * HOUR, 0);
     }
     cr_assert_eq(env.n_alerts, 1, "137 is published without O3");
+    /* Without its O3 the last hour waits for close_after (O3 may still come). */
+    cr_assert_null(point_at("air/s1/a06/aqi", d0 + (3 * 24 + 2) * HOUR));
+    iw_rules_tick(e, d0 + (3 * 24 + 2) * HOUR + 5 * MINUTE);
     cr_assert_not(point_at("air/s1/a06/aqi", d0 + (3 * 24 + 2) * HOUR)->valid,
                   "43 without the O3 the station measures is NA");
+    iw_rules_engine_free(e);
+}
+
+/* An hourly reporter may send one message per pollutant, each stamped at the
+ * hour's end: the hour (H-1h, H] closes once every pollutant the station
+ * measures has its value at H. It used to close on the first message and
+ * drop the others as out of order, leaving an AQI of one pollutant. */
+Test(std, air_hour_reported_one_pollutant_per_message_is_whole)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    static const double v[] = { 5, 10, 0.3, 20, 20, 30 };
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 2; h++)            /* the first hour tells which ones it measures */
+        for (size_t i = 0; i < 6; i++)
+            feed_msg(e, "air", "s1", "a07", &pols[i], &v[i], 1, d0 + h * HOUR, 0);
+    for (size_t i = 0; i < 6; i++) {        /* hour 3: PM2.5 100 comes last */
+        double x = i == 5 ? 100 : v[i];
+        feed_msg(e, "air", "s1", "a07", &pols[i], &x, 1, d0 + 3 * HOUR, 0);
+        if (i < 5)
+            cr_assert_null(point_at("air/s1/a07/aqi", d0 + 3 * HOUR), "closed after %zu", i + 1);
+    }
+    cr_assert_eq(point_at("air/s1/a07/aqi", d0 + 3 * HOUR)->v, 137);
+    cr_assert_eq(env.n_alerts, 1, "PM2.5 100 (IAQI 137) fires at the hour it belongs to");
+    cr_assert_eq(env.alerts[0]->ts, d0 + 3 * HOUR);
+    cr_assert_eq(point_at("air/s1/a07/aqi", d0 + 2 * HOUR)->v, 43);
     iw_rules_engine_free(e);
 }
 
