@@ -279,24 +279,31 @@ static bool eval_day(const struct acc *a, int64_t day, const struct iw_water_dev
 }
 
 static int device_days(struct iw_store *st, const struct iw__rp_dev *rd, int64_t first_day,
-                       size_t n_days, int tz, struct iw_water_device *dev, bool *seen)
+                       size_t n_days, int tz, int64_t from, int64_t to,
+                       struct iw_water_device *dev, bool *seen)
 {
     struct acc *acc = calloc(n_days, sizeof(*acc));
     struct wsamples all = { 0 }, cur = { 0 }, tmp = { 0 };
     struct reader r = { .days = acc, .n_days = n_days, .first_day = first_day, .tz = tz,
                         .body = dev->body, .cur = &cur };
-    int64_t end = first_day + (int64_t)n_days * IW_MS_PER_DAY;
+    int64_t end = first_day + (int64_t)n_days * IW_MS_PER_DAY, first_day_read = first_day;
     int rc = IW_OK;
 
     if (acc == NULL)
         return IW_E_NOMEM;
+    /* Only the samples of the period [from, to): its first and last days
+     * may be partial, and a sample outside it is not the period's. */
+    if (from > first_day)
+        first_day_read = from;
+    if (to < end)
+        end = to;
     for (size_t i = 0; i < rd->n_ser && rc == IW_OK; i++) {
         r.param = iw_water_param_find(rd->ser[i].metric);
         if (r.param < 0)
             continue;               /* not a GB 3838 parameter (e.g. the derived "class") */
         r.decides = iw_water_param_decides((enum iw_water_param)r.param, dev->body);
         cur.n = 0;
-        rc = iw_store_read_points(st, rd->ser[i].id, first_day, end, on_point, &r);
+        rc = iw_store_read_points(st, rd->ser[i].id, first_day_read, end, on_point, &r);
         if (r.nomem || (rc == IW_OK && !wsamples_merge(&all, &cur, &tmp)))
             rc = IW_E_NOMEM;        /* on_point stopped the read: the store says IW_OK */
     }
@@ -381,7 +388,8 @@ int iw_report_water(struct iw_store *st, const struct iw_report_opts *opts,
         dev->target = t >= 1 && t <= 5 ? t : 3;
         dev->body = rd->inv ? rd->inv->body : IW_BODY_RIVER;
         rule_target(opts, opts->source ? opts->source : "water", dev);
-        rc = device_days(st, rd, r->first_day, r->n_days, r->tz_offset_min, dev, r->param_seen);
+        rc = device_days(st, rd, r->first_day, r->n_days, r->tz_offset_min, opts->from, opts->to,
+                         dev, r->param_seen);
         if (rc != IW_OK) {
             iw_diag_set(diag, NULL, 0, 0, "reading water/%s/%s: %s", dev->site, dev->device,
                         iw_strerror(rc));

@@ -82,7 +82,7 @@ static void usage(FILE *f, bool full)
             "  water    daily GB 3838 class per station, class distribution, 达标率 (share of\n"
             "           samples meeting the target)\n"
             "  air      daily AQI (HJ 633) per station and site, level, primary pollutant,\n"
-            "           优良天数比例 (good-day ratio)\n"
+            "           优良天数比例 (good-day ratio); every local day the period touches\n"
             "  cameras  在线率 (online rate) per camera and site\n\n"
             "  --from T, --to T  the period [from, to): RFC 3339, epoch ms, relative (-30d, now),\n"
             "                    or a local date (2026-01-01 = that day's midnight at --tz)\n"

@@ -385,6 +385,25 @@ Test(report, water_target_and_body_come_from_the_rule_first)
     iw_report_water_free(r);
 }
 
+/* The report covers the period [from, to), not the whole local days it
+ * touches: a sample before from (same local day) is not counted. */
+Test(report, water_counts_only_the_samples_of_the_period)
+{
+    struct iw_report_opts o = opts_for("2026-12-01T00:00:00Z", "2026-12-01T12:00:00Z");
+    struct iw_water_report *r;
+
+    put("water/edge/w01/nh3_n", T("2026-11-30T23:00:00Z"), 5.0, 0);    /* 劣V, before from */
+    put("water/edge/w01/nh3_n", T("2026-12-01T01:00:00Z"), 0.1, 0);    /* I */
+    put("water/edge/w01/nh3_n", T("2026-12-01T12:00:00Z"), 5.0, 0);    /* at to: after it */
+    flush();
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->n_dev, 1);
+    cr_assert_eq(r->dev[0].tally.samples, 1, "only the sample inside [from, to)");
+    cr_assert_eq(r->dev[0].days[0].cls, 1);
+    cr_assert_float_eq(r->total.rate, 1.0, 1e-12);
+    iw_report_water_free(r);
+}
+
 Test(report, water_flagged_samples_are_excluded)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
