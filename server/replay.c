@@ -559,30 +559,6 @@ bool iw_replay_is_derived_metric(const char *metric)
     return false;
 }
 
-/* Does a select (<source>/<site>/<device>[/<metric>], globs) match the series? */
-static bool select_matches(const char *select, const struct iw_rsample *s)
-{
-    const char *name[4] = { s->source, s->site, s->device, s->metric };
-    char level[256];
-    const char *p = select;
-    size_t n = 0;
-
-    for (; n < 4; n++) {
-        const char *slash = strchr(p, '/');
-        size_t len = slash ? (size_t)(slash - p) : strlen(p);
-        if (len >= sizeof(level))
-            return false;
-        memcpy(level, p, len);
-        level[len] = '\0';
-        if (!iw_glob_match(level, name[n]))
-            return false;
-        if (slash == NULL)
-            return n + 1 >= 3;          /* 3 levels: every metric of the device */
-        p = slash + 1;
-    }
-    return false;                       /* more than four levels: matches nothing */
-}
-
 bool iw_replay_wants(const struct iw_replay *r, const char *series)
 {
     char buf[1024];
@@ -590,8 +566,10 @@ bool iw_replay_wants(const struct iw_replay *r, const char *series)
 
     if (iw_replay_split(series, buf, sizeof(buf), &s) != IW_OK || iw_replay_is_derived_metric(s.metric))
         return false;
-    for (size_t i = 0; i < r->view.n_rules; i++)
-        if (r->view.rules[i].select != NULL && select_matches(r->view.rules[i].select, &s))
+    for (size_t i = 0; i < r->view.n_rules; i++) {
+        const char *sel = r->view.rules[i].select;
+        if (sel != NULL && iw_select_match(sel, s.source, s.site, s.device, s.metric))
             return true;
+    }
     return false;
 }

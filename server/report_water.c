@@ -133,30 +133,6 @@ static int on_point(void *ctx, const struct iw_point *p)
     return 0;
 }
 
-/* Does a rule's select (<source>/<site>/<device>[/<metric>]) cover the device? */
-static bool select_covers(const char *select, const char *source, const char *site,
-                          const char *device)
-{
-    const char *want[3] = { source, site, device };
-    const char *p = select;
-    char level[256];
-
-    for (int i = 0; i < 3; i++) {
-        const char *slash = strchr(p, '/');
-        size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        if (n >= sizeof(level))
-            return false;
-        memcpy(level, p, n);
-        level[n] = '\0';
-        if (!iw_glob_match(level, want[i]))
-            return false;
-        if (slash == NULL)
-            return i == 2;
-        p = slash + 1;
-    }
-    return true;
-}
-
 /*
  * The target and body a water_quality rule gives the device, as the rule
  * itself resolves them (rule_water.c): the rule's own (per-site override
@@ -169,7 +145,7 @@ static void rule_target(const struct iw_report_opts *o, const char *source,
     for (size_t i = 0; i < o->n_rules; i++) {
         const struct iw_rule *r = &o->rules[i];
         if (r->kind != IW_RULE_WATER_QUALITY || r->select == NULL
-            || !select_covers(r->select, source, dev->site, dev->device))
+            || !iw_select_match(r->select, source, dev->site, dev->device, NULL))
             continue;
         const struct iw_rule_params *p = iw_rule_params_for(r, dev->site);
         if (p->target >= 1 && p->target <= 5)

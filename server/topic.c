@@ -198,3 +198,28 @@ bool iw_glob_match(const char *glob, const char *name)
         s = sslash + 1;
     }
 }
+
+bool iw_select_match(const char *select, const char *source, const char *site,
+                     const char *device, const char *metric)
+{
+    const char *name[4] = { source, site, device, metric };
+    char level[256];
+    const char *p = select;
+
+    for (size_t n = 0; n < 4; n++) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 3 && name[3] == NULL)
+            return true;                /* the device is covered; its metrics are not asked */
+        if (len >= sizeof(level))
+            return false;
+        memcpy(level, p, len);
+        level[len] = '\0';
+        if (!iw_glob_match(level, name[n]))
+            return false;
+        if (slash == NULL)
+            return n + 1 >= 3;          /* 3 levels: every metric of the device */
+        p = slash + 1;
+    }
+    return false;                       /* more than four levels: matches nothing */
+}

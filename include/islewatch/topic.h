@@ -57,4 +57,13 @@ bool iw_utf8_valid(const char *s, size_t len);
 /* Glob match over '/'-separated names (see above). */
 bool iw_glob_match(const char *glob, const char *name);
 
+/*
+ * Does a rule's select (<source>/<site>/<device>[/<metric>], each level a
+ * glob) cover the series <source>/<site>/<device>/<metric>? A 3-level select
+ * covers every metric of the device. metric NULL: does it cover the device
+ * (its first three levels)? More than four levels cover nothing.
+ */
+bool iw_select_match(const char *select, const char *source, const char *site,
+                     const char *device, const char *metric);
+
 #endif /* ISLEWATCH_TOPIC_H */

@@ -82,3 +82,16 @@ Test(topic, globs)
     cr_assert_not(iw_glob_match("water/*/w01/ph", "water/dongtan/w01"));
     cr_assert(iw_glob_match("*", "water"));
 }
+
+Test(topic, select_match_covers_series_and_devices)
+{
+    cr_expect(iw_select_match("water/*/*", "water", "s1", "w1", "nh3_n"), "3 levels: every metric");
+    cr_expect(iw_select_match("water/*/*/nh3_n", "water", "s1", "w1", "nh3_n"));
+    cr_expect_not(iw_select_match("water/*/*/nh3_n", "water", "s1", "w1", "ph"));
+    cr_expect_not(iw_select_match("air/*/*", "water", "s1", "w1", "ph"));
+    cr_expect_not(iw_select_match("water/s2/*", "water", "s1", "w1", NULL));
+    cr_expect(iw_select_match("water/s*/*", "water", "s1", "w1", NULL), "the device");
+    cr_expect(iw_select_match("water/*/*/ph", "water", "s1", "w1", NULL), "a metric of it");
+    cr_expect_not(iw_select_match("water/*", "water", "s1", "w1", NULL), "2 levels: nothing");
+    cr_expect_not(iw_select_match("water/*/*/*/*", "water", "s1", "w1", "ph"), "5 levels: nothing");
+}
