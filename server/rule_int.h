@@ -162,10 +162,10 @@ bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_s
 void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw_alert *a);
 
 /* ---- core (rule_core.c) --------------------------------------------------- */
-/* Find or create the instance of rule rr for these names (metric NULL: device-level). */
-/* Does the rule's select cover the device (its first three levels)? */
+/* Does the rule's select cover the device (its first three levels)? rules.c. */
 bool iw__select_device(const struct rule_rt *rr, const char *source, const char *site,
                        const char *device);
+/* Find or create the instance of rule rr for these names (metric NULL: device-level). */
 struct inst *iw__inst_get(struct iw_rules_engine *e, struct rule_rt *rr, const char *source,
                           const char *site, const char *device, const char *metric);
 void iw__inst_free(struct iw_rules_engine *e, struct inst *in);

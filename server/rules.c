@@ -470,11 +470,11 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
             if (same_rule(in->rr->r, &newcfg->rules[k]) && rules[k].n_sel != 0)
                 nr = &rules[k];
         if (nr == NULL) {
-            bool renamed = true;
-            for (size_t k = 0; k < newcfg->n_rules && renamed; k++)
-                renamed = strcmp(newcfg->rules[k].name, in->rr->r->name) != 0;
+            bool removed = true;
+            for (size_t k = 0; k < newcfg->n_rules && removed; k++)
+                removed = strcmp(newcfg->rules[k].name, in->rr->r->name) != 0;
             /* The value did not come back: the message says why it resolves. */
-            e->ending = renamed ? "removed" : "changed";
+            e->ending = removed ? "removed" : "changed";
             iw__resolve(e, in, now_ms, false, now_ms);
             e->ending = NULL;
             in->st = ST_INACTIVE;
