@@ -249,6 +249,7 @@ static void water_sum_tr(FILE *out, const char *site, const char *dev, const cha
     td_text(out, site, false);
     td_text(out, dev, false);
     td_text(out, target, false);
+    td_text(out, t->cls > 0 ? iw__rp_class_name(t->cls) : "", false);
     td_num(out, t->days);
     for (int c = 1; c <= 6; c++)
         td_num(out, t->by_class[c]);
@@ -263,7 +264,7 @@ static void water_sum_tr(FILE *out, const char *site, const char *dev, const cha
 static void water_sum_thead(FILE *out)
 {
     fputs("<table>\n<thead><tr><th>站点 Site</th><th>设备 Device</th><th>目标 Target</th>"
-          "<th>天数 Days</th><th>Ⅰ类</th><th>Ⅱ类</th><th>Ⅲ类</th><th>Ⅳ类</th><th>Ⅴ类</th>"
+          "<th>类别 Class</th><th>天数 Days</th><th>Ⅰ类</th><th>Ⅱ类</th><th>Ⅲ类</th><th>Ⅳ类</th><th>Ⅴ类</th>"
           "<th>劣Ⅴ类</th><th>样品数 Samples</th><th>达标样品 Samples meeting</th>"
           "<th>达标率 Share of samples meeting target</th>"
           "<th>主要定类指标 Worst parameters</th><th>Flagged</th></tr></thead>\n<tbody>\n", out);

@@ -181,7 +181,7 @@ static int finish(FILE *out)
  * ======================================================================== */
 
 static const char *const water_sum_head[] = {
-    "SITE", "DEVICE", "TARGET", "DAYS", "I", "II", "III", "IV", "V", "劣V", "SAMPLES",
+    "SITE", "DEVICE", "TARGET", "CLASS", "DAYS", "I", "II", "III", "IV", "V", "劣V", "SAMPLES",
     "SAMPLES MEETING", "达标率 (OF SAMPLES)", "WORST PARAMETERS (days deciding)", "FLAGGED",
 };
 
@@ -202,6 +202,7 @@ static void water_sum_row(struct tbl *t, const char *site, const char *dev, cons
     row_str(&r, site);
     row_str(&r, dev);
     row_str(&r, target);
+    row_str(&r, y->cls > 0 ? iw__rp_class_name(y->cls) : "");
     row_uint(&r, y->days);
     for (int c = 1; c <= 6; c++)
         row_uint(&r, y->by_class[c]);
@@ -275,7 +276,7 @@ static void water_table(const struct iw_water_report *rep, FILE *out)
     }
     fprintf(out, "\nSummary 汇总 (DAYS and I..劣V: days by daily class; 达标率 compliance rate = "
             "share of samples meeting the target = samples meeting / samples with a class)\n");
-    tbl_init(&t, IW_ARRAY_LEN(water_sum_head), 0x5FF8ULL);
+    tbl_init(&t, IW_ARRAY_LEN(water_sum_head), 0xBFF0ULL);
     tbl_row(&t, water_sum_head);
     for (size_t k = 0; k < rep->n_sites; k++) {
         const struct iw_water_site *s = &rep->sites[k];
@@ -305,7 +306,14 @@ static void water_csv_summary(FILE *out, const char *kind, const char *site, con
     row_str(&r, name);
     row_blank(&r, 1);               /* date */
     row_str(&r, target);
-    row_blank(&r, 3 + n_params + 1);/* class, class_name, meets_target, params, deciding */
+    if (y->cls > 0) {               /* the period's class (a device's, a site's) */
+        row_uint(&r, (unsigned)y->cls);
+        row_str(&r, iw__rp_class_name(y->cls));
+        row_str(&r, y->meets ? "1" : "0");
+    } else {
+        row_blank(&r, 3);
+    }
+    row_blank(&r, n_params + 1);    /* params, deciding */
     row_uint(&r, y->days);
     row_uint(&r, y->days_classed);
     for (int c = 1; c <= 6; c++)

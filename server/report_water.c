@@ -290,6 +290,18 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd, int64_t
     free(tmp.v);
     if (rc == IW_OK && (dev->days = calloc(n_days, sizeof(*dev->days))) == NULL)
         rc = IW_E_NOMEM;
+    /* The period's class: the same evaluation over the period's means. */
+    struct acc period = { 0 };
+    struct iw_water_day pd;
+    for (size_t d = 0; rc == IW_OK && d < n_days; d++)
+        for (int p = 0; p < IW_WATER_NPARAM; p++) {
+            period.sum[p] += acc[d].sum[p];
+            period.n[p] += acc[d].n[p];
+        }
+    if (rc == IW_OK && eval_day(&period, from, dev, &pd)) {
+        dev->tally.cls = pd.cls;
+        dev->tally.meets = pd.meets;
+    }
     for (size_t d = 0; rc == IW_OK && d < n_days; d++) {
         struct iw_water_day *out = &dev->days[dev->n_days];
         if (!eval_day(&acc[d], first_day + (int64_t)d * IW_MS_PER_DAY, dev, out)) {
@@ -388,8 +400,15 @@ int iw_report_water(struct iw_store *st, const struct iw_report_opts *opts,
         s->first = first[k];
         s->n = cnt[k];
         s->site = r->dev[first[k]].site;
-        for (size_t i = s->first; i < s->first + s->n; i++)
-            tally_add(&s->tally, &r->dev[i].tally);
+        s->tally.meets = true;
+        for (size_t i = s->first; i < s->first + s->n; i++) {
+            const struct iw_water_tally *dt = &r->dev[i].tally;
+            tally_add(&s->tally, dt);
+            if (dt->cls > s->tally.cls)
+                s->tally.cls = dt->cls;         /* the site is as bad as its worst station */
+            if (dt->cls > 0 && !dt->meets)
+                s->tally.meets = false;
+        }
         tally_finish(&s->tally);
         tally_add(&r->total, &s->tally);
     }

@@ -160,6 +160,12 @@ struct iw_water_tally {
     size_t deciding[IW_WATER_NPARAM];
     size_t over_target[IW_WATER_NPARAM];
     uint64_t flagged;                       /* flagged samples left out */
+    /* The period's class (SPEC §6 "water class per site"): a device's from
+     * the means over the period of its unflagged samples, single-factor as a
+     * day's; a site's the worst of its devices'; 0: none (also for the total).
+     * meets: that class meets the target (a site: every classed device's). */
+    int cls;
+    bool meets;
 };
 
 struct iw_water_device {

@@ -404,6 +404,34 @@ Test(report, water_counts_only_the_samples_of_the_period)
     iw_report_water_free(r);
 }
 
+/* SPEC §6: "water class per site". A device's class over the period is the
+ * single-factor class of its period means; a site's, the worst of its
+ * devices'. Both are in the CSV's class columns of the device and site rows. */
+Test(report, water_class_per_device_and_site_over_the_period)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+    struct iw_water_report *r;
+
+    put("water/two/w1/nh3_n", T("2026-05-01T08:00:00+08:00"), 0.4, 0);    /* II */
+    put("water/two/w1/nh3_n", T("2026-05-02T08:00:00+08:00"), 0.6, 0);    /* mean 0.5: II */
+    put("water/two/w2/nh3_n", T("2026-05-01T08:00:00+08:00"), 1.2, 0);    /* IV */
+    flush();
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->n_sites, 1);
+    cr_assert_eq(r->dev[0].tally.cls, 2);
+    cr_assert(r->dev[0].tally.meets);
+    cr_assert_eq(r->dev[1].tally.cls, 4);
+    cr_assert_not(r->dev[1].tally.meets);
+    cr_assert_eq(r->sites[0].tally.cls, 4, "the site is as bad as its worst station");
+    cr_assert_not(r->sites[0].tally.meets);
+
+    char *buf = render(water_write, r, IW_REPORT_CSV);
+    cr_assert_not_null(strstr(buf, "\nsite,two,,,,III,4,IV,0,"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\ndevice,two,w1,,,III,2,II,1,"), "%s", buf);
+    free(buf);
+    iw_report_water_free(r);
+}
+
 Test(report, water_flagged_samples_are_excluded)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
