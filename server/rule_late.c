@@ -62,6 +62,7 @@
 #include <string.h>
 
 #include "islewatch/clock.h"
+#include "islewatch/compiler.h"
 #include "rule_int.h"
 
 struct late_work {
@@ -97,22 +98,6 @@ struct lpt {
     bool late_sample;
 };
 
-/* Room for element n of an array of *cap: the (maybe moved) array, or NULL
- * with the old one untouched. */
-static void *grow(void *p, size_t *cap, size_t n, size_t size)
-{
-    size_t c;
-    void *np;
-
-    if (n < *cap)
-        return p;
-    c = *cap ? *cap * 2 : 16;
-    np = realloc(p, c * size);
-    if (np != NULL)
-        *cap = c;
-    return np;
-}
-
 void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
                       int64_t upto)
 {
@@ -135,7 +120,7 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
         e->late = w;
         in->late = w;
     }
-    s_new = grow(w->s, &w->cap, w->n, sizeof(*w->s));
+    s_new = iw_grow(w->s, &w->cap, w->n, sizeof(*w->s));
     if (s_new == NULL)
         goto nomem;
     w->s = s_new;
@@ -214,7 +199,7 @@ bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_s
     if (!sx->ref)
         return sx->quiet;
     if (reason == IW_ALERT_FIRE) {
-        struct span *ep = grow(sx->ep, &sx->cap_ep, sx->n_ep, sizeof(*sx->ep));
+        struct span *ep = iw_grow(sx->ep, &sx->cap_ep, sx->n_ep, sizeof(*sx->ep));
         if (ep == NULL) {
             sx->lost = true;    /* an incomplete reference could let a duplicate through */
             return true;
@@ -234,7 +219,7 @@ void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw
 
     if (a->reason == IW_ALERT_FIRE)
         sx->ep_late = a->late;
-    q = grow(sx->q, &sx->capq, sx->nq, sizeof(*sx->q));
+    q = iw_grow(sx->q, &sx->capq, sx->nq, sizeof(*sx->q));
     if (q != NULL)
         sx->q = q;
     if (q == NULL || iw_alert_dup(a, &c) != IW_OK) {
@@ -338,7 +323,7 @@ static void names_add(void *ctx, const char *name, size_t len)
     for (size_t i = 0; i < nm->n; i++)
         if (strlen(nm->v[i]) == len && memcmp(nm->v[i], name, len) == 0)
             return;
-    v = grow(nm->v, &nm->cap, nm->n, sizeof(*nm->v));
+    v = iw_grow(nm->v, &nm->cap, nm->n, sizeof(*nm->v));
     if (v == NULL) {
         nm->oom = true;
         return;
@@ -446,7 +431,7 @@ struct lpts {
 static int collect_cb(void *ctx, int64_t ts, double v, char flag)
 {
     struct lpts *c = ctx;
-    struct lpt *p = grow(c->p, &c->cap, c->n, sizeof(*c->p));
+    struct lpt *p = iw_grow(c->p, &c->cap, c->n, sizeof(*c->p));
 
     if (p == NULL) {
         c->oom = true;
@@ -471,7 +456,7 @@ static bool replay_many(struct replay *r, const struct inst *live, char *const *
         iw__read_points(r->e, live, metrics[m], from, upto, collect_cb, &c);
     }
     for (size_t i = 0; i < r->n_late && !c.oom; i++) {
-        struct lpt *p = grow(c.p, &c.cap, c.n, sizeof(*c.p));
+        struct lpt *p = iw_grow(c.p, &c.cap, c.n, sizeof(*c.p));
         if (p == NULL) {
             c.oom = true;
             break;

@@ -10,4 +10,23 @@
 #define IW_CACHELINE   64
 #define IW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+#include <stddef.h>
+#include <stdlib.h>
+
+/* Room for element n of an array p of *cap elements of `size` bytes, doubling
+ * it (from 16) when full: the (maybe moved) array, or NULL with p untouched. */
+static inline void *iw_grow(void *p, size_t *cap, size_t n, size_t size)
+{
+    size_t c;
+    void *np;
+
+    if (n < *cap)
+        return p;
+    c = *cap ? *cap * 2 : 16;
+    np = realloc(p, c * size);
+    if (np != NULL)
+        *cap = c;
+    return np;
+}
+
 #endif /* ISLEWATCH_COMPILER_H */

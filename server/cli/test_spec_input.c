@@ -65,27 +65,13 @@ bool ts_parse_num(const char *s, double *out)
     return true;
 }
 
-static void *grow(void *p, size_t *cap, size_t n, size_t elem)
-{
-    size_t c;
-    void *q;
-
-    if (n < *cap)
-        return p;
-    c = *cap ? *cap * 2 : 8;
-    q = realloc(p, c * elem);
-    if (q != NULL)
-        *cap = c;
-    return q;
-}
-
 static bool add_sample(struct ts_cx *cx, struct ts_case *tc, size_t *cap, const struct ts_sample *s)
 {
     struct ts_sample *p;
 
     if (tc->n_samples >= MAX_SAMPLES_PER_TEST)
         return false;
-    p = grow(tc->samples, cap, tc->n_samples, sizeof(*p));
+    p = iw_grow(tc->samples, cap, tc->n_samples, sizeof(*p));
     if (p == NULL) {
         cx->nomem = true;
         return false;
