@@ -45,27 +45,15 @@ struct iw_shard_item {
     char     flag;
     uint8_t  is_event;
     uint8_t  conn;                       /* index of the connection that stored it */
-    uint8_t  last;                       /* 1 on the message's last sample */
+    uint8_t  last : 1;                   /* 1 on the message's last sample */
+    uint8_t  marked : 1;                 /* its store write added a late mark (ingest.c) */
     int64_t  ts;
     double   value;
     int64_t  recv_ms;
 };
+_Static_assert(sizeof(struct iw_shard_item) == 32, "a queue item is half a cache line");
 
 #define IW_MAX_CONNECTIONS 64             /* broker.connections' maximum */
-
-/*
- * A series' open minute as its shard saw it: the fold of its samples while
- * they came in time order (exact), so closing the minute needs no read-back.
- * A sample at or before the last one (a duplicate, a reordered one), or
- * points an earlier run stored, clear exact: the minute is then recomputed
- * from the store.
- */
-struct iw_open_minute {
-    double min, max, sum, last;
-    int64_t last_ts;
-    uint32_t count;
-    bool exact;
-};
 
 /* A series name cut into its levels, for the rule engine. */
 struct iw_name_split {
@@ -88,7 +76,7 @@ struct iw_shard {
     struct iw_shard_msg *pending[IW_MAX_CONNECTIONS]; /* per connection, allocated on first use */
     struct iw_name_split sp[IW_PAYLOAD_MAX_SAMPLES];  /* the message being handed to the rules */
     struct iw_rsample rs[IW_PAYLOAD_MAX_SAMPLES];
-    uint32_t *late_ids;                  /* series with a late_minute pending (owned by this shard) */
+    uint32_t *late_ids;                  /* series with a late_hour pending (owned by this shard) */
     size_t n_late, cap_late;
     /* Reload hand-off: the main thread stores a config, the shard applies it
      * on its own thread and bumps reload_done. */
@@ -108,9 +96,15 @@ struct iw_daemon {
     struct iw_store *store;
     struct iw_shard *shards;
     int n_shards;
-    int64_t *open_minute;                /* per series id; written only by its owning shard */
-    int64_t *late_minute;                /* per series id: minute of late samples not yet rolled up */
-    struct iw_open_minute *open_acc;     /* per series id: its open minute, folded as it comes */
+    /*
+     * Per series id, its rollup watermark as its shard published it (0: none
+     * yet; loaded from the store at start). Only the owning shard writes it;
+     * delivery threads read it to mark samples that fall below it (ingest.c
+     * explains the fences that pair the two).
+     */
+    _Atomic int64_t *wm;
+    int64_t *late_hour;                  /* per series id: hour of late samples not yet recomputed */
+    uint32_t *late_marks;                /* per series id: how many of them carry a late mark */
     struct iw_mqtt *mqtt;
     struct iw_alert_pub *pub;
     struct iw_http *http;

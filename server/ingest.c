@@ -114,6 +114,45 @@ static size_t append(char *dst, size_t at, size_t cap, const char *s, size_t n)
     return at + n;
 }
 
+/*
+ * Late marks (pipeline.c): a sample below its series' published watermark
+ * changes an hour already rolled up, so its write carries a mark for that
+ * hour. wm only grows (but for a failed rollup write, which is harmless: an
+ * extra mark costs one recompute).
+ */
+static bool below_wm(const struct iw_daemon *d, uint32_t id, int64_t ts)
+{
+    /* relaxed: a stale value is caught by mark_raced's fence, below. */
+    int64_t w = atomic_load_explicit(&d->wm[id], memory_order_relaxed);
+    return w != 0 && ts < w;
+}
+
+/*
+ * The message's shard may have moved a watermark past one of its samples
+ * after the check that built the batch, having read the raw points before
+ * this write was in. The seq_cst fence after the write pairs with the one in
+ * pipeline.c's rollup_advance, between its store of wm and its read: if that
+ * read missed the point, this load sees the new wm (store buffering, C17
+ * 7.17.4), and the sample gets its mark in a second write. A crash between
+ * the two writes: at QoS 2 the message comes again (the callback did not
+ * return) and is marked then; at QoS 0 and 1 that message may be lost anyway.
+ */
+static int mark_raced(struct iw_conn_ingest *c, size_t n_items, struct iw_diag *diag)
+{
+    size_t raced = 0;
+    atomic_thread_fence(memory_order_seq_cst);
+    for (size_t i = 0; i < n_items; i++) {
+        struct iw_shard_item *it = &c->items[i];
+        if (it->marked || !below_wm(c->d, it->series_id, it->ts))
+            continue;
+        if (raced++ == 0)
+            iw_wbatch_clear(c->wb);
+        iw_wbatch_mark_late(c->wb, it->series_id, it->ts, 1);
+        it->marked = 1;
+    }
+    return raced > 0 ? iw_store_write(c->d->store, c->wb, diag) : IW_OK;
+}
+
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                       const char *payload, size_t plen)
 {
@@ -203,9 +242,12 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             return 0;                         /* keep the message: Paho delivers it again */
         }
         iw_wbatch_put_point(c->wb, se->id, c->dec.ts, s->value, s->flag);
+        bool late = below_wm(c->d, se->id, c->dec.ts);
+        if (late)                             /* in the point's own write (pipeline.c) */
+            iw_wbatch_mark_late(c->wb, se->id, c->dec.ts, 1);
         c->items[n_items] = (struct iw_shard_item){
             .series_id = se->id, .flag = s->flag, .is_event = po.event, .conn = c->idx,
-            .ts = c->dec.ts, .value = s->value, .recv_ms = now,
+            .marked = late, .ts = c->dec.ts, .value = s->value, .recv_ms = now,
         };
         c->series[n_items] = se;
         n_items++;
@@ -222,6 +264,15 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             return 0;
         }
         iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items);
+        if (mark_raced(c, n_items, &diag) != IW_OK) {
+            iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest", "%s; the message will "
+                        "be retried", iw_diag_first(&diag));
+            iw_diag_fini(&diag);
+            iw_stat_add(&iw_stats.store_errors, 1);
+            struct timespec ts = { 0, 100 * 1000000 };
+            nanosleep(&ts, NULL);             /* do not spin on a failing disk */
+            return 0;                         /* stored again (the same value): idempotent */
+        }
         /* Durable now: how late against the message's own ts (islewatch_ingest_delay_seconds). */
         if (c->dec.has_ts)
             iw_stats_ingest_delay(c->dec.ts);

@@ -20,6 +20,8 @@
 
 #define SHARD_BATCH 64
 
+static void late_mark(struct iw_shard *sh, uint32_t id, int64_t hour, bool marked);
+
 /* ---- rule engine environment ---- */
 
 static void env_emit(void *ctx, const struct iw_alert *a)
@@ -58,11 +60,16 @@ static int env_write_point(void *ctx, const char *series, int64_t ts, double val
     /* An invalid average is stored, flagged 'I', so queries show it but no
      * compliance figure counts it. */
     iw_wbatch_put_point(b, s->id, ts, value, valid ? 0 : 'I');
+    /* A device may also publish a metric of that name, and so give the series
+     * rollups: below their watermark the point needs a late mark, as a
+     * device's sample does (the series' shard is this one). */
+    int64_t w = atomic_load_explicit(&sh->d->wm[s->id], memory_order_relaxed);
+    bool late = w != 0 && ts < w;
+    if (late)
+        iw_wbatch_mark_late(b, s->id, ts, 1);
     rc = iw_store_write(sh->d->store, b, &diag);
-    /* A device may also publish a metric of that name: its open minute now
-     * holds a point this shard did not fold (the device's shard is this one). */
-    if (s->id < IW_STORE_DEFAULT_MAX_SERIES)
-        sh->d->open_acc[s->id].exact = false;
+    if (rc == IW_OK && late)
+        late_mark(sh, s->id, iw_floor_to(ts, IW_MS_PER_HOUR), true);
     iw_wbatch_free(b);
     iw_diag_fini(&diag);
     return rc;
@@ -131,20 +138,36 @@ static void rollup_warn(uint32_t id, int rc)
 }
 
 /*
- * Late samples (older than the series' open minute: a backlog uploaded after
- * an outage) update an already rolled-up minute. Recomputing it per sample
- * would cost a scan and a write each; instead each series keeps one pending
- * late minute, recomputed when a late sample of another minute arrives or
- * when the shard goes idle. An ordered backlog thus costs one recompute per
- * minute, like live data.
+ * Rollups are written an hour at a time. A series' watermark W (store_query.c:
+ * rollups below it, raw points from it on) moves when the first sample of a
+ * later hour arrives: the shard recomputes [W, that minute) from the raw
+ * points and writes the new W with them. Between two moves nothing is written
+ * and nothing is lost by a crash: above W readers use raw points, and the
+ * next move recomputes from the stored W.
+ *
+ * A sample below W (a backlog, a redelivered message, or another
+ * connection's sample that came after W moved) changes an hour already
+ * rolled up. Its delivery thread adds a late mark for that hour in the
+ * sample's own write (ingest.c), so the fact survives a crash; the shard
+ * recomputes the hour and takes the marks away in the recompute's batch, and
+ * a start-up recomputes the hours still marked (iw_store_rollup_recover).
+ * Recomputing per sample would cost a scan and a write each; instead each
+ * series keeps one pending late hour, recomputed when a late sample of
+ * another hour arrives or when the shard goes idle: an ordered backlog costs
+ * one recompute per hour.
  */
 static void late_flush_one(struct iw_shard *sh, uint32_t id)
 {
-    int64_t m = sh->d->late_minute[id];
-    if (m == 0)
+    struct iw_daemon *d = sh->d;
+    int64_t h = d->late_hour[id];
+    uint32_t marks = d->late_marks[id];
+    if (h == 0)
         return;
-    sh->d->late_minute[id] = 0;
-    rollup_warn(id, iw_store_rollup_range(sh->d->store, id, m, m + IW_MS_PER_MIN, false));
+    d->late_hour[id] = 0;
+    d->late_marks[id] = 0;
+    /* relaxed: this shard is the only writer of its series' wm. */
+    int64_t w = atomic_load_explicit(&d->wm[id], memory_order_relaxed);
+    rollup_warn(id, iw_store_rollup_late(d->store, id, h, w != 0 ? w : INT64_MAX, marks));
 }
 
 static void late_flush_all(struct iw_shard *sh)
@@ -154,98 +177,65 @@ static void late_flush_all(struct iw_shard *sh)
     sh->n_late = 0;
 }
 
-static void late_mark(struct iw_shard *sh, uint32_t id, int64_t m)
+static void late_mark(struct iw_shard *sh, uint32_t id, int64_t hour, bool marked)
 {
-    int64_t *late = &sh->d->late_minute[id];
-    if (*late == m)
+    struct iw_daemon *d = sh->d;
+    if (d->late_hour[id] == hour) {
+        d->late_marks[id] += marked;
         return;
-    if (*late != 0) {
+    }
+    if (d->late_hour[id] != 0) {
         late_flush_one(sh, id);                 /* still listed in late_ids: that is harmless */
     } else {
-        if (sh->n_late == sh->cap_late) {
-            size_t cap = sh->cap_late ? sh->cap_late * 2 : 256;
-            uint32_t *n = realloc(sh->late_ids, cap * sizeof(*n));
-            if (n == NULL) {                     /* cannot defer: recompute now */
-                rollup_warn(id, iw_store_rollup_range(sh->d->store, id, m, m + IW_MS_PER_MIN, false));
-                return;
-            }
-            sh->late_ids = n;
-            sh->cap_late = cap;
+        uint32_t *ids = iw_grow(sh->late_ids, &sh->cap_late, sh->n_late, sizeof(*ids));
+        d->late_hour[id] = hour;
+        d->late_marks[id] = marked;
+        if (ids == NULL) {                      /* cannot defer: recompute now */
+            late_flush_one(sh, id);
+            return;
         }
+        sh->late_ids = ids;
         sh->late_ids[sh->n_late++] = id;
+        return;
     }
-    *late = m;
+    d->late_hour[id] = hour;
+    d->late_marks[id] = marked;
 }
 
-static void acc_start(struct iw_open_minute *a, int64_t ts, double v, bool exact)
+/*
+ * Move the watermark from w (0: none yet) to minute m. The new value is
+ * published before the raw points are read, with a seq_cst fence between:
+ * it pairs with the fence in ingest.c between a message's store write and its
+ * reading of wm. Of two such fences one comes first, so either the delivery
+ * thread sees the new wm and marks its sample late, or this read sees its
+ * point (store buffering, C17 7.17.4). A point below m is thus always in the
+ * rollups written here or in a late mark.
+ */
+static void rollup_advance(struct iw_shard *sh, uint32_t id, int64_t w, int64_t m)
 {
-    /* 0.0 + v: the fold's sum starts at 0, so -0.0 sums to +0.0 there too. */
-    *a = (struct iw_open_minute){ .min = v, .max = v, .sum = 0.0 + v, .last = v, .last_ts = ts,
-                                  .count = 1, .exact = exact };
-}
-
-/* The fold store_query.c's fold_minute makes of the same points in time order. */
-static void acc_add(struct iw_open_minute *a, int64_t ts, double v)
-{
-    if (ts <= a->last_ts) {
-        a->exact = false;                    /* replaced or reordered: recompute at close */
-    } else {
-        if (v < a->min) a->min = v;
-        if (v > a->max) a->max = v;
-        a->sum += v;
-        a->last = v;
-        a->last_ts = ts;
+    struct iw_daemon *d = sh->d;
+    atomic_store_explicit(&d->wm[id], m, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    int rc = iw_store_rollup_range(d->store, id, w != 0 ? w : m - d->cfg->storage.retention_raw_ms,
+                                   m, true);
+    if (rc != IW_OK) {
+        /* The stored W did not move: from w on readers keep using raw points. */
+        atomic_store_explicit(&d->wm[id], w, memory_order_relaxed);
+        rollup_warn(id, rc);
     }
-    a->count++;
 }
 
-static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts, double v)
+static void rollup_sample(struct iw_shard *sh, uint32_t id, int64_t ts, bool marked)
 {
     struct iw_daemon *d = sh->d;
     int64_t m = iw_floor_to(ts, IW_MS_PER_MIN);
-    int64_t *open = &d->open_minute[id];
-    struct iw_open_minute *a = &d->open_acc[id];
+    /* relaxed: this shard is the only writer of its series' wm. */
+    int64_t w = atomic_load_explicit(&d->wm[id], memory_order_relaxed);
 
-    if (*open == 0) {
-        /* First sample of this series since start: close what a previous run left open. */
-        int64_t w = iw_store_rollup_watermark(d->store, id);
-        if (w == INT64_MIN)
-            w = m - d->cfg->storage.retention_raw_ms;
-        if (w < m)
-            rollup_warn(id, iw_store_rollup_range(d->store, id, w, m, true));
-        else if (m < w)
-            late_mark(sh, id, m);
-        *open = m > w ? m : w;
-        /* The open minute may hold points of an earlier run: never exact
-         * (and so never taken for a one-point minute). */
-        acc_start(a, ts, v, false);
-    } else if (m > *open) {
-        /*
-         * The open minute closes. One sample (most minutes at one sample per
-         * minute) needs no rollup key (store format 3: readers fold its
-         * point); more, folded exactly as they came, is written as is. The
-         * store is read back only for an inexact minute, and when an hour
-         * closes, to write the hour's rollup and move the watermark: so the
-         * stored watermark lags by up to an hour, above it readers use raw
-         * points, and a restart rolls up again from it. A minute with points
-         * from an earlier run may lack its key: readers fold it, and
-         * retention writes it.
-         */
-        bool hour_closes = iw_floor_to(*open, IW_MS_PER_HOUR) != iw_floor_to(m, IW_MS_PER_HOUR);
-        if (!iw_store_sparse_minutes(d->store) || hour_closes || !a->exact) {
-            rollup_warn(id, iw_store_rollup_range(d->store, id, *open, m, true));
-        } else if (a->count >= 2) {
-            struct iw_rollup r = { .ts = *open, .min = a->min, .max = a->max, .sum = a->sum,
-                                   .last = a->last, .count = a->count, .last_ts = a->last_ts };
-            rollup_warn(id, iw_store_put_minute(d->store, id, &r));
-        }
-        *open = m;
-        acc_start(a, ts, v, true);
-    } else if (m < *open) {
-        late_mark(sh, id, m);
-    } else {
-        acc_add(a, ts, v);
-    }
+    if (marked || (w != 0 && m < w))
+        late_mark(sh, id, iw_floor_to(m, IW_MS_PER_HOUR), marked);   /* a mark is always taken back */
+    else if (w == 0 || iw_floor_to(m, IW_MS_PER_HOUR) != iw_floor_to(w, IW_MS_PER_HOUR))
+        rollup_advance(sh, id, w, m);
 }
 
 /* ---- the worker ---- */
@@ -319,7 +309,7 @@ static void handle_message(struct iw_shard *sh, const struct iw_shard_item *item
         const struct iw_series *s = iw_store_series_by_id(sh->d->store, items[i].series_id);
         if (s == NULL)
             continue;
-        rollup_sample(sh, s->id, items[i].ts, items[i].value);
+        rollup_sample(sh, s->id, items[i].ts, items[i].marked);
         split_name(s, &sh->sp[k]);
         sh->rs[k] = (struct iw_rsample){
             .source = sh->sp[k].source, .site = sh->sp[k].site, .device = sh->sp[k].device,
@@ -391,6 +381,35 @@ static void *shard_main(void *arg)
     return NULL;
 }
 
+static void wm_load_cb(void *ctx, uint32_t id, int64_t w)
+{
+    struct iw_daemon *d = ctx;
+    if (id < IW_STORE_DEFAULT_MAX_SERIES)
+        atomic_store_explicit(&d->wm[id], w, memory_order_relaxed);   /* before any thread reads it */
+}
+
+/*
+ * Before the first delivery: the watermarks the delivery threads compare
+ * against, and the hours a crash may have left stale (late marks still set).
+ */
+static int rollups_recover(struct iw_daemon *d, struct iw_diag *diag)
+{
+    uint64_t hours = 0;
+    int rc = iw_store_watermarks(d->store, wm_load_cb, d);
+    if (rc == IW_OK)
+        rc = iw_store_rollup_recover(d->store, &hours);
+    if (rc != IW_OK) {
+        iw_diag_set(diag, NULL, 0, 0, "cannot recompute the rollups of late samples in %s (%s): "
+                    "check the disk and the database's permissions", d->cfg->storage.path,
+                    iw_strerror(rc));
+        return rc;
+    }
+    if (hours > 0)
+        IW_LOG_INFO("rollup", "recomputed the rollups of %llu hour(s) that late samples changed "
+                    "before the last stop", (unsigned long long)hours);
+    return IW_OK;
+}
+
 static size_t shard_depth(const void *q) { return iw_mpmc_depth(q); }
 
 int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
@@ -404,12 +423,14 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
 
     d->n_shards = cfg->storage.shards;
     d->shards = calloc((size_t)d->n_shards, sizeof(*d->shards));
-    d->open_minute = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->open_minute));
-    d->late_minute = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->late_minute));
-    d->open_acc = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->open_acc));
-    if (d->shards == NULL || d->open_minute == NULL || d->late_minute == NULL ||
-        d->open_acc == NULL)
+    /* Per-series arrays, touched only for the ids in use (calloc maps lazily). */
+    d->wm = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->wm));
+    d->late_hour = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->late_hour));
+    d->late_marks = calloc(IW_STORE_DEFAULT_MAX_SERIES, sizeof(*d->late_marks));
+    if (d->shards == NULL || d->wm == NULL || d->late_hour == NULL || d->late_marks == NULL)
         return IW_E_NOMEM;
+    if (rollups_recover(d, diag) != IW_OK)
+        return IW_E_STORE;
     for (int i = 0; i < d->n_shards; i++) {
         struct iw_shard *sh = &d->shards[i];
         sh->index = i;
@@ -473,9 +494,10 @@ void iw_pipeline_stop(struct iw_daemon *d)
     }
     free(d->shards);
     d->shards = NULL;
-    free(d->open_minute);
-    free(d->late_minute);
-    free(d->open_acc);
-    d->open_minute = d->late_minute = NULL;
-    d->open_acc = NULL;
+    free((void *)d->wm);
+    free(d->late_hour);
+    free(d->late_marks);
+    d->wm = NULL;
+    d->late_hour = NULL;
+    d->late_marks = NULL;
 }

@@ -10,6 +10,7 @@
 
 #include <rocksdb/c.h>
 
+#include "islewatch/clock.h"
 #include "islewatch/log.h"
 #include "islewatch/topic.h"
 #include "store_int.h"
@@ -178,11 +179,6 @@ static int check_format(struct iw_store *st, struct iw_diag *diag)
     return iw_store_meta_put(st, "store_format", IW_STORE_FORMAT, strlen(IW_STORE_FORMAT));
 }
 
-bool iw_store_sparse_minutes(const struct iw_store *st)
-{
-    return !st->dense_minutes;
-}
-
 int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struct iw_diag *diag)
 {
     struct iw_store *st;
@@ -223,6 +219,9 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     rocksdb_options_set_block_based_table_factory(st->opts, st->bbo);
 
     memtable_hints(st);
+    /* Late marks ('R' keys, iw_wbatch_mark_late) are counters: RocksDB's
+     * built-in fixed64 add, so marking a sample's hour reads nothing. */
+    rocksdb_options_set_uint64add_merge_operator(st->opts);
     if (st->read_only)
         st->db = rocksdb_open_for_read_only(st->opts, st->path, 0, &err);
     else
@@ -239,8 +238,6 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     }
     st->wopts = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(st->wopts, opts->sync_writes);
-    st->wopts_nowal = rocksdb_writeoptions_create();
-    rocksdb_writeoptions_disable_WAL(st->wopts_nowal, 1);
     st->ropts = rocksdb_readoptions_create();
 
     int rc = dict_load(st, diag);
@@ -261,7 +258,6 @@ void iw_store_close(struct iw_store *st)
     if (st->db != NULL)
         rocksdb_close(st->db);
     if (st->wopts) rocksdb_writeoptions_destroy(st->wopts);
-    if (st->wopts_nowal) rocksdb_writeoptions_destroy(st->wopts_nowal);
     if (st->ropts) rocksdb_readoptions_destroy(st->ropts);
     if (st->opts) rocksdb_options_destroy(st->opts);
     if (st->bbo) rocksdb_block_based_options_destroy(st->bbo);
@@ -509,6 +505,21 @@ void iw_wbatch_delete_meta(struct iw_wbatch *b, const char *key)
         return;
     rocksdb_writebatch_delete(b->wb, k, kl);
     meta_key_free(k, buf);
+}
+
+void iw_wbatch_mark_late(struct iw_wbatch *b, uint32_t id, int64_t ts, uint32_t n)
+{
+    iw_store_merge_late(b, id, iw_floor_to(ts, IW_MS_PER_HOUR), (int64_t)n);
+}
+
+void iw_store_merge_late(struct iw_wbatch *b, uint32_t id, int64_t hour, int64_t n)
+{
+    unsigned char k[IW_KEY_LEN], v[8];
+    uint64_t u = (uint64_t)n;                /* two's complement: adding -n takes n away */
+    iw_key_series_ts(k, 'R', id, hour);
+    for (int i = 0; i < 8; i++)              /* the operator reads fixed64 little-endian */
+        v[i] = (unsigned char)(u >> (8 * i));
+    rocksdb_writebatch_merge(b->wb, (const char *)k, sizeof(k), (const char *)v, sizeof(v));
 }
 
 void iw_store_put_raw(struct iw_wbatch *b, const void *k, size_t kl, const void *v, size_t vl)

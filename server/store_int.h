@@ -15,7 +15,6 @@ struct iw_store {
     rocksdb_options_t *opts;
     rocksdb_block_based_table_options_t *bbo;
     rocksdb_writeoptions_t *wopts;
-    rocksdb_writeoptions_t *wopts_nowal; /* derived data a restart recomputes (put_minute) */
     rocksdb_readoptions_t *ropts;
     char *path;
     bool read_only;
@@ -37,5 +36,7 @@ int64_t iw_key_get_ts(const unsigned char *p);
 void iw_key_series_ts(unsigned char k[IW_KEY_LEN], char kind, uint32_t id, int64_t ts);
 void iw_store_put_raw(struct iw_wbatch *b, const void *k, size_t kl, const void *v, size_t vl);
 void iw_store_delete_raw(struct iw_wbatch *b, const void *k, size_t kl);
+/* Add n (negative: take away) to the late mark of (id, hour): an 'R' key. */
+void iw_store_merge_late(struct iw_wbatch *b, uint32_t id, int64_t hour, int64_t n);
 
 #endif

@@ -278,6 +278,17 @@ static bool minute_next(struct minute_it *mi, struct iw_rollup *out)
     }
 }
 
+/* Write the batch once it holds 10,000 operations; 0 or the write's status. */
+static int flush_big(struct iw_store *st, struct iw_wbatch *b)
+{
+    int rc = IW_OK;
+    if (iw_wbatch_count(b) >= 10000) {
+        rc = iw_store_write(st, b, NULL);
+        iw_wbatch_clear(b);
+    }
+    return rc;
+}
+
 /* ---- watermark ---- */
 
 int64_t iw_store_rollup_watermark(struct iw_store *st, uint32_t id)
@@ -337,41 +348,18 @@ static void rollup_hour(struct iw_store *st, struct iw_wbatch *b, uint32_t id, i
     iw_store_put_raw(b, k, sizeof(k), val, rollup_encode(&h, val));
 }
 
-int iw_store_put_minute(struct iw_store *st, uint32_t id, const struct iw_rollup *r)
+/* The rollups of [from, to) (see iw_store_rollup_range) into b. */
+static int rollup_into(struct iw_store *st, struct iw_wbatch *b, uint32_t id, int64_t from,
+                       int64_t to, bool advance)
 {
-    unsigned char k[IW_KEY_LEN];
-    unsigned char val[ROLLUP_MAX];
-    char *err = NULL;
-
-    if (st->read_only)
-        return IW_E_STATE;
-    if (r->count < 2 && !st->dense_minutes)
-        return IW_OK;
-    iw_key_series_ts(k, 'M', id, r->ts);
-    rocksdb_put(st->db, st->wopts_nowal, (const char *)k, sizeof(k), (const char *)val,
-                rollup_encode(r, val), &err);
-    if (err != NULL) {
-        rocksdb_free(err);                  /* the caller logs; readers fold the raw points */
-        return IW_E_STORE;
-    }
-    return IW_OK;
-}
-
-int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to, bool advance)
-{
-    struct iw_wbatch *b;
     struct range_it r;
     struct iw_rollup cur, *mins = NULL;
     size_t n_mins = 0, cap = 0;
-    int rc;
 
     from = iw_floor_to(from, IW_MS_PER_MIN);
     to = iw_floor_to(to, IW_MS_PER_MIN);
     if (from >= to && !advance)
         return IW_OK;
-    b = iw_wbatch_new();
-    if (b == NULL)
-        return IW_E_NOMEM;
 
     range_open(st, &r, 'P', id, from, to);
     while (fold_minute(&r, &cur, NULL)) {
@@ -383,7 +371,6 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
             if (nm == NULL) {
                 range_close(&r);
                 free(mins);
-                iw_wbatch_free(b);
                 return IW_E_NOMEM;
             }
             mins = nm;
@@ -432,10 +419,105 @@ int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_
         iw_key_put_u32(k + 1, id);
         iw_store_put_raw(b, k, 5, &to, 8);
     }
-    rc = iw_store_write(st, b, NULL);
-    iw_wbatch_free(b);
     free(mins);
+    return IW_OK;
+}
+
+int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to, bool advance)
+{
+    struct iw_wbatch *b = iw_wbatch_new();
+    if (b == NULL)
+        return IW_E_NOMEM;
+    int rc = rollup_into(st, b, id, from, to, advance);
+    if (rc == IW_OK && iw_wbatch_count(b) > 0)
+        rc = iw_store_write(st, b, NULL);
+    iw_wbatch_free(b);
     return rc;
+}
+
+int iw_store_rollup_late(struct iw_store *st, uint32_t id, int64_t hour, int64_t below,
+                         uint32_t marks)
+{
+    struct iw_wbatch *b = iw_wbatch_new();
+    int64_t to = hour + IW_MS_PER_HOUR;
+    if (b == NULL)
+        return IW_E_NOMEM;
+    /* Above `below` (the watermark) readers use raw points: nothing to redo there. */
+    int rc = rollup_into(st, b, id, hour, below < to ? below : to, false);
+    if (marks > 0)
+        iw_store_merge_late(b, id, hour, -(int64_t)marks);   /* in the recompute's batch */
+    if (rc == IW_OK && iw_wbatch_count(b) > 0)
+        rc = iw_store_write(st, b, NULL);
+    iw_wbatch_free(b);
+    return rc;
+}
+
+static int64_t fixed64_le(const char *v, size_t vl)
+{
+    uint64_t u = 0;
+    for (size_t i = 0; i < 8 && i < vl; i++)
+        u |= (uint64_t)(unsigned char)v[i] << (8 * i);
+    return vl == 8 ? (int64_t)u : 0;
+}
+
+int iw_store_rollup_recover(struct iw_store *st, uint64_t *hours)
+{
+    struct iw_wbatch *drop = iw_wbatch_new();
+    rocksdb_iterator_t *it;
+    int rc = IW_OK;
+
+    *hours = 0;
+    if (drop == NULL)
+        return IW_E_NOMEM;
+    if (st->read_only) {
+        iw_wbatch_free(drop);
+        return IW_E_STATE;
+    }
+    it = rocksdb_create_iterator(st->db, st->ropts);
+    for (rocksdb_iter_seek(it, "R", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (kl == 0 || k[0] != 'R')
+            break;
+        if (kl == IW_KEY_LEN && fixed64_le(v, vl) > 0) {
+            uint32_t id = iw_key_get_u32((const unsigned char *)k + 1);
+            int64_t hour = iw_key_get_ts((const unsigned char *)k + 5);
+            if (iw_store_rollup_range(st, id, hour, hour + IW_MS_PER_HOUR, false) != IW_OK) {
+                rc = IW_E_STORE;              /* keep the mark: the next start tries again */
+                continue;
+            }
+            (*hours)++;
+        }
+        iw_store_delete_raw(drop, k, kl);     /* nothing is in flight before the first delivery */
+        if (rc == IW_OK && (rc = flush_big(st, drop)) != IW_OK)
+            break;
+    }
+    rocksdb_iter_destroy(it);
+    if (iw_wbatch_count(drop) > 0 && iw_store_write(st, drop, NULL) != IW_OK)
+        rc = IW_E_STORE;
+    iw_wbatch_free(drop);
+    return rc;
+}
+
+int iw_store_watermarks(struct iw_store *st, void (*cb)(void *ctx, uint32_t id, int64_t wm),
+                        void *ctx)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
+    for (rocksdb_iter_seek(it, "W", 1); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        int64_t w;
+        if (kl == 0 || k[0] != 'W')
+            break;
+        if (kl != 5 || vl != 8)
+            continue;
+        memcpy(&w, v, 8);
+        cb(ctx, iw_key_get_u32((const unsigned char *)k + 1), w);
+    }
+    rocksdb_iter_destroy(it);
+    return IW_OK;
 }
 
 /* ---- aggregates ---- */
@@ -607,17 +689,6 @@ int iw_store_series_list(struct iw_store *st, const char *glob,
 
 /* ---- retention ---- */
 
-/* Write the batch once it holds 10,000 operations; 0 or the write's status. */
-static int flush_big(struct iw_store *st, struct iw_wbatch *b)
-{
-    int rc = IW_OK;
-    if (iw_wbatch_count(b) >= 10000) {
-        rc = iw_store_write(st, b, NULL);
-        iw_wbatch_clear(b);
-    }
-    return rc;
-}
-
 /*
  * Delete one series' raw points before `cut` (a minute boundary, so no minute
  * is split between two runs), keeping each minute's rollup where the 1m
@@ -674,8 +745,9 @@ int iw_store_retention(struct iw_store *st, int64_t now_ms, int64_t raw_ms, int6
 {
     uint32_t n = iw_store_series_count(st);
     struct iw_wbatch *b = iw_wbatch_new();
-    static const char kinds[3] = { 'P', 'M', 'H' };
-    int64_t keep[3] = { raw_ms, m_ms, h_ms };
+    /* 'R': late marks of hours whose points are gone have nothing left to redo. */
+    static const char kinds[4] = { 'P', 'M', 'H', 'R' };
+    int64_t keep[4] = { raw_ms, m_ms, h_ms, raw_ms };
     int rc = IW_OK;
 
     if (b == NULL)
@@ -689,7 +761,7 @@ int iw_store_retention(struct iw_store *st, int64_t now_ms, int64_t raw_ms, int6
      * later read would have to step over them.
      */
     for (uint32_t id = 0; id < n && rc == IW_OK; id++) {
-        for (int k = 0; k < 3 && rc == IW_OK; k++) {
+        for (int k = 0; k < 4 && rc == IW_OK; k++) {
             struct range_it r;
             int64_t ts;
             const char *v;

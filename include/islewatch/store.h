@@ -138,23 +138,31 @@ IW_NODISCARD int iw_store_read_agg(struct iw_store *st, uint32_t id, int64_t fro
  * the hour rollups of the hours they touch (once complete, see
  * store_query.c), and, when advance is true, move the series' watermark to
  * `to` (minute-aligned). Idempotent. Rollups are derived data: readers fold
- * raw points wherever a minute has no rollup key, so a caller may leave
- * one-point minutes alone (iw_store_sparse_minutes).
+ * raw points wherever a minute has no rollup key (store format 3 writes none
+ * for a one-point minute).
  */
 IW_NODISCARD int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to,
                                        bool advance);
 /*
- * Write one minute's rollup the caller folded itself from every raw point of
- * that minute, in time order (the shard, as samples arrive). Above the
- * watermark, which this does not move, readers use raw points, and a restart
- * recomputes from the watermark: so the write skips the WAL, and a crash that
- * loses it loses nothing. A one-point minute is not written (format 3).
+ * Late marks. A sample stored below its series' watermark changes an hour
+ * whose rollups are already written. Its writer adds n to that hour's mark in
+ * the sample's own batch; the shard recomputes the hour and takes away the
+ * marks it handled, in the recompute's batch (iw_store_rollup_late). So a
+ * mark above zero is an hour a crash may have left stale, and a start-up
+ * recomputes it (iw_store_rollup_recover). Marks are RocksDB uint64add
+ * merges: adding one reads nothing.
  */
-IW_NODISCARD int iw_store_put_minute(struct iw_store *st, uint32_t id, const struct iw_rollup *r);
+void iw_wbatch_mark_late(struct iw_wbatch *b, uint32_t id, int64_t ts, uint32_t n);
+/* Recompute the hour [hour, min(hour + 1 h, below)) and take `marks` off its mark. */
+IW_NODISCARD int iw_store_rollup_late(struct iw_store *st, uint32_t id, int64_t hour, int64_t below,
+                                      uint32_t marks);
+/* Recompute every marked hour, then drop the marks; *hours gets how many were recomputed. */
+IW_NODISCARD int iw_store_rollup_recover(struct iw_store *st, uint64_t *hours);
+/* Every series' stored watermark, in id order. */
+IW_NODISCARD int iw_store_watermarks(struct iw_store *st,
+                                     void (*cb)(void *ctx, uint32_t id, int64_t wm), void *ctx);
 /* The series' watermark: minute rollups are complete below it (INT64_MIN: none). */
 int64_t iw_store_rollup_watermark(struct iw_store *st, uint32_t id);
-/* True for store format 3, where a one-point minute keeps no rollup key. */
-bool iw_store_sparse_minutes(const struct iw_store *st);
 
 /* ---- retention ---- */
 

@@ -493,3 +493,59 @@ Test(store, a_format_2_database_keeps_a_key_for_every_minute)
     cr_assert_not_null(strstr(iw_diag_first(&diag), "formats 2 and 3"), "%s", iw_diag_first(&diag));
     iw_diag_fini(&diag);
 }
+
+static uint64_t hour_count(uint32_t id, int64_t hour)
+{
+    struct aggs a = {0};
+    cr_assert_eq(iw_store_read_agg(st, id, hour, hour + IW_MS_PER_HOUR, IW_MS_PER_HOUR, agg_cb, &a),
+                 IW_OK);
+    return a.n == 1 ? a.r[0].count : 0;
+}
+
+static void put_late(uint32_t id, int64_t ts, bool mark)
+{
+    struct iw_diag diag = {0};
+    struct iw_wbatch *b = iw_wbatch_new();
+    iw_wbatch_put_point(b, id, ts, 1.0, 0);
+    if (mark)
+        iw_wbatch_mark_late(b, id, ts, 1);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+}
+
+/*
+ * Late marks: what a start-up recomputes is exactly the hours whose marks
+ * the shard has not taken back (pipeline.c), and a recovery drops the marks.
+ */
+Test(store, late_marks_count_and_recovery_recomputes_only_what_is_still_marked)
+{
+    const struct iw_series *s;
+    const int64_t h = 1764417600000LL;       /* an hour boundary */
+    uint64_t hours = 99;
+
+    cr_assert_eq(iw_store_series_intern(st, "water/k/late/ph", 15, &s), IW_OK);
+    for (int i = 0; i < 60; i++)
+        put_late(s->id, h + i * IW_MS_PER_MIN, false);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, h, h + IW_MS_PER_HOUR, true), IW_OK);
+    cr_assert_eq(hour_count(s->id, h), 60);
+
+    /* Two marked late samples; the shard handled one of them: still marked. */
+    put_late(s->id, h + 30 * IW_MS_PER_MIN + 10000, true);
+    put_late(s->id, h + 40 * IW_MS_PER_MIN + 10000, true);
+    cr_assert_eq(iw_store_rollup_late(st, s->id, h, h + IW_MS_PER_HOUR, 1), IW_OK);
+    cr_assert_eq(hour_count(s->id, h), 62, "the late recompute counts both points");
+    put_late(s->id, h + 50 * IW_MS_PER_MIN + 10000, false);   /* unmarked: a crash lost it */
+    cr_assert_eq(hour_count(s->id, h), 62);
+    cr_assert_eq(iw_store_rollup_recover(st, &hours), IW_OK);
+    cr_assert_eq(hours, 1, "the hour still holds one mark");
+    cr_assert_eq(hour_count(s->id, h), 63, "recomputed at recovery");
+
+    /* Marks dropped: a second recovery does nothing. Balanced marks: nothing either. */
+    cr_assert_eq(iw_store_rollup_recover(st, &hours), IW_OK);
+    cr_assert_eq(hours, 0);
+    put_late(s->id, h + 20 * IW_MS_PER_MIN + 10000, true);
+    cr_assert_eq(iw_store_rollup_late(st, s->id, h, h + IW_MS_PER_HOUR, 1), IW_OK);
+    cr_assert_eq(iw_store_rollup_recover(st, &hours), IW_OK);
+    cr_assert_eq(hours, 0, "a mark taken back is not recomputed again");
+    cr_assert_eq(hour_count(s->id, h), 64);
+}
