@@ -254,24 +254,19 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     }
     if (n_items > 0) {
         int64_t t0 = iw_mono_ns();
-        if (iw_store_write(c->d->store, c->wb, &diag) != IW_OK) {
-            iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest", "%s; the message will "
-                        "be retried", iw_diag_first(&diag));
-            iw_diag_fini(&diag);
-            iw_stat_add(&iw_stats.store_errors, 1);
-            struct timespec ts = { 0, 100 * 1000000 };
-            nanosleep(&ts, NULL);             /* do not spin on a failing disk */
-            return 0;
+        int rc = iw_store_write(c->d->store, c->wb, &diag);
+        if (rc == IW_OK) {
+            iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items);
+            rc = mark_raced(c, n_items, &diag);
         }
-        iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items);
-        if (mark_raced(c, n_items, &diag) != IW_OK) {
+        if (rc != IW_OK) {
             iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest", "%s; the message will "
                         "be retried", iw_diag_first(&diag));
             iw_diag_fini(&diag);
             iw_stat_add(&iw_stats.store_errors, 1);
             struct timespec ts = { 0, 100 * 1000000 };
             nanosleep(&ts, NULL);             /* do not spin on a failing disk */
-            return 0;                         /* stored again (the same value): idempotent */
+            return 0;                         /* stored again if it was (same value): idempotent */
         }
         /* Durable now: how late against the message's own ts (islewatch_ingest_delay_seconds). */
         if (c->dec.has_ts)
