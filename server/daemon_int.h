@@ -112,6 +112,18 @@ struct iw_daemon {
     int64_t start_ms;
 };
 
+/*
+ * Late marks (pipeline.c): a sample below its series' published watermark
+ * changes an hour already rolled up, so its write carries a mark for that
+ * hour. relaxed: the owning shard reads its own writes; a delivery thread's
+ * stale value is caught by the fence in ingest.c's mark_raced.
+ */
+static inline bool iw_below_wm(const struct iw_daemon *d, uint32_t id, int64_t ts)
+{
+    int64_t w = atomic_load_explicit(&d->wm[id], memory_order_relaxed);
+    return w != 0 && ts < w;
+}
+
 /* ingest.c */
 IW_NODISCARD int iw_ingest_view_build(const struct iw_config *cfg, struct iw_ingest_view **out,
                                       struct iw_diag *diag);

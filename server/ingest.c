@@ -115,19 +115,6 @@ static size_t append(char *dst, size_t at, size_t cap, const char *s, size_t n)
 }
 
 /*
- * Late marks (pipeline.c): a sample below its series' published watermark
- * changes an hour already rolled up, so its write carries a mark for that
- * hour. wm only grows (but for a failed rollup write, which is harmless: an
- * extra mark costs one recompute).
- */
-static bool below_wm(const struct iw_daemon *d, uint32_t id, int64_t ts)
-{
-    /* relaxed: a stale value is caught by mark_raced's fence, below. */
-    int64_t w = atomic_load_explicit(&d->wm[id], memory_order_relaxed);
-    return w != 0 && ts < w;
-}
-
-/*
  * The message's shard may have moved a watermark past one of its samples
  * after the check that built the batch, having read the raw points before
  * this write was in. The seq_cst fence after the write pairs with the one in
@@ -143,7 +130,7 @@ static int mark_raced(struct iw_conn_ingest *c, size_t n_items, struct iw_diag *
     atomic_thread_fence(memory_order_seq_cst);
     for (size_t i = 0; i < n_items; i++) {
         struct iw_shard_item *it = &c->items[i];
-        if (it->marked || !below_wm(c->d, it->series_id, it->ts))
+        if (it->marked || !iw_below_wm(c->d, it->series_id, it->ts))
             continue;
         if (raced++ == 0)
             iw_wbatch_clear(c->wb);
@@ -242,7 +229,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             return 0;                         /* keep the message: Paho delivers it again */
         }
         iw_wbatch_put_point(c->wb, se->id, c->dec.ts, s->value, s->flag);
-        bool late = below_wm(c->d, se->id, c->dec.ts);
+        bool late = iw_below_wm(c->d, se->id, c->dec.ts);
         if (late)                             /* in the point's own write (pipeline.c) */
             iw_wbatch_mark_late(c->wb, se->id, c->dec.ts, 1);
         c->items[n_items] = (struct iw_shard_item){

@@ -63,8 +63,7 @@ static int env_write_point(void *ctx, const char *series, int64_t ts, double val
     /* A device may also publish a metric of that name, and so give the series
      * rollups: below their watermark the point needs a late mark, as a
      * device's sample does (the series' shard is this one). */
-    int64_t w = atomic_load_explicit(&sh->d->wm[s->id], memory_order_relaxed);
-    bool late = w != 0 && ts < w;
+    bool late = iw_below_wm(sh->d, s->id, ts);
     if (late)
         iw_wbatch_mark_late(b, s->id, ts, 1);
     rc = iw_store_write(sh->d->store, b, &diag);

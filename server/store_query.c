@@ -423,33 +423,33 @@ static int rollup_into(struct iw_store *st, struct iw_wbatch *b, uint32_t id, in
     return IW_OK;
 }
 
-int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to, bool advance)
+/* rollup_into, plus `marks` taken off the late mark of mark_hour, in one write. */
+static int rollup_write(struct iw_store *st, uint32_t id, int64_t from, int64_t to, bool advance,
+                        int64_t mark_hour, uint32_t marks)
 {
     struct iw_wbatch *b = iw_wbatch_new();
     if (b == NULL)
         return IW_E_NOMEM;
     int rc = rollup_into(st, b, id, from, to, advance);
+    if (marks > 0)
+        iw_store_merge_late(b, id, mark_hour, -(int64_t)marks);
     if (rc == IW_OK && iw_wbatch_count(b) > 0)
         rc = iw_store_write(st, b, NULL);
     iw_wbatch_free(b);
     return rc;
 }
 
+int iw_store_rollup_range(struct iw_store *st, uint32_t id, int64_t from, int64_t to, bool advance)
+{
+    return rollup_write(st, id, from, to, advance, 0, 0);
+}
+
 int iw_store_rollup_late(struct iw_store *st, uint32_t id, int64_t hour, int64_t below,
                          uint32_t marks)
 {
-    struct iw_wbatch *b = iw_wbatch_new();
     int64_t to = hour + IW_MS_PER_HOUR;
-    if (b == NULL)
-        return IW_E_NOMEM;
     /* Above `below` (the watermark) readers use raw points: nothing to redo there. */
-    int rc = rollup_into(st, b, id, hour, below < to ? below : to, false);
-    if (marks > 0)
-        iw_store_merge_late(b, id, hour, -(int64_t)marks);   /* in the recompute's batch */
-    if (rc == IW_OK && iw_wbatch_count(b) > 0)
-        rc = iw_store_write(st, b, NULL);
-    iw_wbatch_free(b);
-    return rc;
+    return rollup_write(st, id, hour, below < to ? below : to, false, hour, marks);
 }
 
 static int64_t fixed64_le(const char *v, size_t vl)
