@@ -38,6 +38,12 @@
  * it; create, cleanSession and destroy hold it), and that mutex orders our
  * accesses. Commands ("c-" keys, persisted under Paho's command_mutex from the
  * publishing thread) never touch them.
+ *
+ * Memory handed to Paho (pget's buffer, pkeys' array and keys), which Paho
+ * frees, comes from MQTTAsync_malloc. Debian's Paho is built with its heap
+ * tracking: its free() of a block it did not allocate logs an error and
+ * leaves the block, so a plain malloc here leaked ~400 bytes per alert
+ * published (Paho reads each queued publish back with pget before sending).
  */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -261,7 +267,13 @@ static int p_get(void *handle, char *key, char **buffer, int *buflen)
         return MQTTCLIENT_PERSISTENCE_ERROR;
     if (key_of(h, key, k, sizeof(k)) != 0 || iw_store_meta_get(h->st, k, &v, &len) != IW_OK)
         return MQTTCLIENT_PERSISTENCE_ERROR;
-    *buffer = v;                        /* malloc'd: Paho frees it */
+    *buffer = MQTTAsync_malloc(len ? len : 1);      /* Paho frees it (see top) */
+    if (*buffer == NULL) {
+        free(v);
+        return MQTTCLIENT_PERSISTENCE_ERROR;
+    }
+    memcpy(*buffer, v, len);
+    free(v);
     *buflen = (int)len;
     return 0;
 }
@@ -307,11 +319,14 @@ static int keys_cb(void *ctx, const char *key, size_t klen, const void *val, siz
         kc->keys = nk;
         kc->cap = cap;
     }
-    kc->keys[kc->n] = strndup(key + kc->h->plen, klen - kc->h->plen);
+    size_t n = klen - kc->h->plen;
+    kc->keys[kc->n] = MQTTAsync_malloc(n + 1);      /* Paho frees it (see top) */
     if (kc->keys[kc->n] == NULL) {
         kc->nomem = true;
         return 1;
     }
+    memcpy(kc->keys[kc->n], key + kc->h->plen, n);
+    kc->keys[kc->n][n] = '\0';
     kc->n++;
     return 0;
 }
@@ -320,18 +335,23 @@ static int p_keys(void *handle, char ***keys, int *nkeys)
 {
     struct handle *h = handle;
     struct keys_ctx kc = { .h = h };
+    char **out = NULL;
 
     if (pend_flush(h) != 0)
         return MQTTCLIENT_PERSISTENCE_ERROR;
-    if (iw_store_meta_scan(h->st, h->prefix, keys_cb, &kc) != IW_OK || kc.nomem) {
-        for (int i = 0; i < kc.n; i++)
-            free(kc.keys[i]);
+    if (iw_store_meta_scan(h->st, h->prefix, keys_cb, &kc) == IW_OK && !kc.nomem &&
+        (kc.n == 0 || (out = MQTTAsync_malloc((size_t)kc.n * sizeof(*out))) != NULL)) {
+        if (kc.n > 0)
+            memcpy(out, kc.keys, (size_t)kc.n * sizeof(*out));
         free(kc.keys);
-        return MQTTCLIENT_PERSISTENCE_ERROR;
+        *keys = out;                    /* Paho frees the array and each key (see top) */
+        *nkeys = kc.n;
+        return 0;
     }
-    *keys = kc.keys;                    /* Paho frees the array and each key */
-    *nkeys = kc.n;
-    return 0;
+    for (int i = 0; i < kc.n; i++)
+        MQTTAsync_free(kc.keys[i]);
+    free(kc.keys);
+    return MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
 static int p_clear(void *handle)
@@ -343,9 +363,9 @@ static int p_clear(void *handle)
     for (int i = 0; i < n; i++) {
         if (p_remove(handle, keys[i]) != 0)
             rc = MQTTCLIENT_PERSISTENCE_ERROR;
-        free(keys[i]);
+        MQTTAsync_free(keys[i]);
     }
-    free(keys);
+    MQTTAsync_free(keys);
     if (pend_flush(handle) != 0)
         rc = MQTTCLIENT_PERSISTENCE_ERROR;
     return rc;

@@ -51,9 +51,9 @@ struct it_daemon {
 int it_daemon_start(struct it_daemon *d, const struct it_broker *b, const char *extra);
 /* Start again with the same directory and config. */
 int it_daemon_restart(struct it_daemon *d);
-void it_daemon_stop(struct it_daemon *d);        /* SIGTERM, wait (keeps dir) */
+void it_daemon_stop(struct it_daemon *d);        /* SIGTERM, wait, expect exit 0 (keeps dir) */
 void it_daemon_kill9(struct it_daemon *d);
-void it_daemon_cleanup(struct it_daemon *d);     /* stop if running, remove dir */
+void it_daemon_cleanup(struct it_daemon *d);     /* stop as above if running, remove dir */
 /* Wait until the daemon's log contains `needle` (count-th occurrence). */
 bool it_daemon_wait_log(const struct it_daemon *d, const char *needle, int count, int timeout_ms);
 /* Send a signal to the daemon. */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
 #include <mosquitto.h>
 
 #include "it.h"
@@ -91,22 +92,24 @@ static pid_t spawn(const char *log, char *const argv[])
     return pid;
 }
 
-static void end(pid_t *pid, int sig)
+/* Signal, wait, and return the wait status (-1: nothing was running). */
+static int end(pid_t *pid, int sig)
 {
-    int st;
+    int st = 0;
     if (*pid <= 0)
-        return;
+        return -1;
     kill(*pid, sig);
     for (int i = 0; i < 3000; i++) {            /* up to 30 s, then SIGKILL */
         if (waitpid(*pid, &st, WNOHANG) == *pid) {
             *pid = 0;
-            return;
+            return st;
         }
         nap_ms(10);
     }
     kill(*pid, SIGKILL);
     waitpid(*pid, &st, 0);
     *pid = 0;
+    return st;
 }
 
 static void rm_rf(const char *dir)
@@ -317,7 +320,29 @@ int it_daemon_restart(struct it_daemon *d)
     return daemon_spawn(d);
 }
 
-void it_daemon_stop(struct it_daemon *d) { end(&d->pid, SIGTERM); }
+/*
+ * A SIGTERM'd daemon must exit 0. Under the sanitizer builds this is also
+ * where a leak or a late memory error shows: LeakSanitizer reports at exit
+ * and, with abort_on_error=1, the daemon then dies of SIGABRT.
+ */
+static void stop_cleanly(struct it_daemon *d)
+{
+    int st = end(&d->pid, SIGTERM);
+    if (st == -1 || (WIFEXITED(st) && WEXITSTATUS(st) == 0))
+        return;
+    fprintf(stderr, "---- end of %s ----\n", d->log);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "tail -n 40 '%s' >&2", d->log);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(cannot read it)\n");
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "islewatchd did not exit 0 on SIGTERM (%s %d): the end of its log %s "
+              "is printed above (a sanitizer report or the error that stopped it)",
+              WIFEXITED(st) ? "exit status" : "signal",
+              WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), d->log);
+}
+
+void it_daemon_stop(struct it_daemon *d) { stop_cleanly(d); }
 void it_daemon_kill9(struct it_daemon *d) { end(&d->pid, SIGKILL); }
 
 void it_daemon_signal(const struct it_daemon *d, int sig)
@@ -328,7 +353,7 @@ void it_daemon_signal(const struct it_daemon *d, int sig)
 
 void it_daemon_cleanup(struct it_daemon *d)
 {
-    end(&d->pid, SIGTERM);
+    stop_cleanly(d);
     rm_rf(d->dir);
 }
 

@@ -7,6 +7,7 @@
  * reads back is right.
  */
 #include <criterion/criterion.h>
+#include <MQTTAsync.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,7 @@ static char *get(const char *key)
     char *s = malloc((size_t)len + 1);
     memcpy(s, buf, (size_t)len);
     s[len] = '\0';
-    free(buf);
+    MQTTAsync_free(buf);                /* as Paho does */
     return s;
 }
 
@@ -79,8 +80,8 @@ static int nkeys(void)
     int n = 0;
     cr_assert_eq(per.pkeys(h, &keys, &n), 0);
     for (int i = 0; i < n; i++)
-        free(keys[i]);
-    free(keys);
+        MQTTAsync_free(keys[i]);       /* as Paho does */
+    MQTTAsync_free(keys);
     return n;
 }
 
