@@ -1,6 +1,7 @@
 /* Clocks, durations and RFC 3339 parsing/formatting. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,6 +76,13 @@ static int digits(const char *s, size_t n, int *out)
     return 0;
 }
 
+static int days_in_month(int year, int month)
+{
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
 int iw_rfc3339_parse(const char *s, size_t len, int64_t *out_ms)
 {
     int Y, M, D, h, m, sec, frac_ms = 0, off = 0;
@@ -88,8 +96,8 @@ int iw_rfc3339_parse(const char *s, size_t len, int64_t *out_ms)
         digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' ||
         digits(s + 17, 2, &sec))
         return IW_E_INVAL;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-        return IW_E_INVAL;
+    if (M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 || m > 59 || sec > 60)
+        return IW_E_INVAL;                     /* no 2026-02-31: timegm would roll it over */
     if (i < len && s[i] == '.') {
         int scale = 100, nd = 0;
         i++;

@@ -214,3 +214,12 @@ Test(payload, every_reason_has_a_name)
     for (int r = 0; r < IW_REJ_COUNT; r++)
         cr_expect_neq(strcmp(iw_reject_name((enum iw_reject)r), "unknown"), 0, "reason %d", r);
 }
+
+Test(payload, rfc3339_ts_with_a_day_the_month_does_not_have_is_bad_ts)
+{
+    /* Not rolled over into the next month (2025-10-01) and stored there. */
+    cr_assert_eq(decode("{\"ts\":\"2025-09-31T10:00:00Z\",\"x\":1}"), IW_REJ_BAD_TS);
+    cr_assert_eq(decode("{\"ts\":\"2025-02-29T10:00:00Z\",\"x\":1}"), IW_REJ_BAD_TS);
+    cr_assert_eq(decode("{\"ts\":\"2025-10-31T10:00:00Z\",\"x\":1}"), -1);
+    cr_assert_eq(d.ts, 1761904800000LL);
+}
