@@ -27,6 +27,8 @@
  * before the next one, so history stays in order without gaps in seq. The
  * silenced counter ("silno") is persisted so keys never collide across
  * restarts. They are not in the live feed (SSE): that is a publication too.
+ * An episode still firing when no silence matches it any more is published
+ * then, as its next message (unsilence_due), so subscribers learn it fires.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -40,6 +42,7 @@
 #include "islewatch/clock.h"
 #include "islewatch/daemon.h"
 #include "islewatch/log.h"
+#include "islewatch/silences.h"
 #include "islewatch/stats.h"
 #include "daemon_int.h"
 
@@ -494,6 +497,44 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
     free(json);
 }
 
+/* The engine's test: a silence of the config or one created at run time. */
+static bool silence_holds(const struct iw_config *cfg, const struct iw_alert *a, int64_t now_ms)
+{
+    for (size_t i = 0; i < cfg->n_silences; i++)
+        if (iw_alert_silence_matches(&cfg->silences[i], a, now_ms))
+            return true;
+    return iw_silences_match(a, now_ms);
+}
+
+/*
+ * An episode whose firing was silenced was recorded, not published: nothing
+ * on alerts.topic, no retained state. Once no silence matches it and it still
+ * fires, publish its latest state now (a new seq, the same id), or downstream
+ * would never learn it fires until it resolves. Checked at most every 200 ms.
+ */
+static void unsilence_due(struct iw_alert_pub *p, int64_t *next_ms)
+{
+    int64_t now = iw_now_ms();
+
+    if (now < *next_ms)
+        return;
+    *next_ms = now + 200;
+    for (size_t i = 0; i < p->n_active; i++) {
+        const struct iw_alert *last = p->active[i].last;
+        struct iw_alert *a = NULL;
+        if (last == NULL || !last->silenced || silence_holds(p->d->cfg, last, now))
+            continue;
+        if (iw_alert_dup(last, &a) != IW_OK) {
+            IW_LOG_ERROR("alerts", "out of memory: episode %s of rule %s, no longer silenced, is "
+                         "not published now (it is at its next change)", last->id, last->rule);
+            continue;
+        }
+        a->silenced = false;
+        publish(p, a);                  /* still firing: its row stays at index i */
+        iw_alert_free(a);
+    }
+}
+
 static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
 {
     char akey[64];
@@ -525,11 +566,13 @@ static void *pub_main(void *arg)
 {
     struct iw_alert_pub *p = arg;
     struct pub_item *it;
+    int64_t unsilence_next = 0;
 
     pthread_setname_np(pthread_self(), "iw-alert-pub");
     for (;;) {
         if (p->unsent != 0)
             backlog_flush(p);
+        unsilence_due(p, &unsilence_next);
         if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
             if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)
                 break;

@@ -487,6 +487,62 @@ Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_publishe
     it_broker_stop(&b);
 }
 
+Test(alerts, an_episode_still_firing_when_its_silence_ends_is_published_then)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char topic[256];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "curl -fsS -X POST -H 'Authorization: Bearer secret-token' "
+                        "-d '{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}' "
+                        "http://127.0.0.1:%d/api/v1/silences", d.http_port), 0,
+                 "POST /api/v1/silences: %s", out ? out : "");
+    cJSON *sil = cJSON_Parse(out);
+    free(out);
+    const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(sil, "id"));
+    cr_assert_not_null(sid, "no silence id in the answer");
+
+    pub(dev, "sensors/water/dongtan/w01", now_ms() - 60000, "nh3_n", 2.0);   /* silenced firing */
+    cJSON *h = history(&d, 1);
+    cJSON *first = cJSON_GetArrayItem(h, 0);
+    cr_assert_eq(cJSON_IsTrue(cJSON_GetObjectItem(first, "silenced")), true, "not silenced");
+    char id[32];
+    snprintf(id, sizeof(id), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(first, "id")));
+    cJSON_Delete(h);
+    struct it_msg *m = it_next(sub, 1000);
+    cr_assert_null(m, "published while silenced: %s %s", m ? m->topic : "", m ? m->payload : "");
+
+    cr_assert_eq(it_run(&out, "curl -fsS -X DELETE -H 'Authorization: Bearer secret-token' "
+                        "http://127.0.0.1:%d/api/v1/silences/%s", d.http_port, sid), 0,
+                 "DELETE /api/v1/silences/%s: %s", sid, out ? out : "");
+    free(out);
+    cJSON_Delete(sil);
+
+    cJSON *a = next_alert(sub, 5000, topic, sizeof(topic));
+    cr_assert_not_null(a, "the episode still firing was not published when its silence ended");
+    cr_assert_str_eq(topic, "alerts/major/nh3/dongtan/w01");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "status")), "firing");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "id")), id, "not the same episode");
+    cr_assert_null(cJSON_GetObjectItem(a, "silenced"));
+    cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq")), 1, "the first published message");
+    cJSON_Delete(a);
+    a = next_alert(sub, 5000, topic, sizeof(topic));
+    cr_assert_not_null(a, "no retained state");
+    cr_assert_str_eq(topic, "alerts/active/nh3/dongtan/w01");
+    cJSON_Delete(a);
+    m = it_next(sub, 1000);
+    cr_assert_null(m, "published twice: %s %s", m ? m->topic : "", m ? m->payload : "");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 static void rewrite_rules(const struct it_daemon *d, const char *rules)
 {
     /* The harness config ends with the test's extra YAML: replace it. */
