@@ -648,17 +648,33 @@ static int name_cmp(const void *x, const void *y)
     return strcmp(a->name, b->name);
 }
 
+static size_t levels(const char *glob)
+{
+    size_t n = 1;
+    for (; *glob; glob++)
+        n += *glob == '/';
+    return n;
+}
+
 int iw_store_series_list(struct iw_store *st, const char *glob,
                          int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
 {
     uint32_t n = iw_store_series_count(st), m = 0;
     const struct iw_series **v = malloc((n ? n : 1) * sizeof(*v));
+    char dev_glob[600] = "";
 
     if (v == NULL)
         return IW_E_NOMEM;
+    /* A device glob (<source>/<site>/<device>) means every metric of the
+     * device, as in a rule's select (SPEC §4). */
+    if (glob != NULL && levels(glob) == 3 && strlen(glob) + 3 <= sizeof(dev_glob)) {
+        strcpy(dev_glob, glob);
+        strcat(dev_glob, "/*");
+    }
     for (uint32_t i = 0; i < n; i++) {
         const struct iw_series *s = iw_store_series_by_id(st, i);
-        if (s != NULL && (glob == NULL || iw_glob_match(glob, s->name)))
+        if (s != NULL && (glob == NULL || iw_glob_match(glob, s->name) ||
+                          (dev_glob[0] != '\0' && iw_glob_match(dev_glob, s->name))))
             v[m++] = s;
     }
     qsort(v, m, sizeof(*v), name_cmp);

@@ -99,7 +99,8 @@ struct iw_series_info {
     int64_t  first, last;
     uint64_t count;
 };
-/* Every series whose name matches glob (NULL: all), in name order, with its raw range. */
+/* Every series whose name matches glob (NULL: all; a 3-level device glob: every
+ * metric of the device), in name order, with its raw range. */
 IW_NODISCARD int iw_store_series_list(struct iw_store *st, const char *glob,
                                       int (*cb)(void *ctx, const struct iw_series_info *), void *ctx);
 

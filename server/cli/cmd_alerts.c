@@ -1,4 +1,5 @@
 /* islewatch alerts: alert history or the active alerts. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -66,7 +67,17 @@ int iw_cmd_alerts(int argc, char **argv)
             }
             break;
         case 'r': a.rule = optarg; break;
-        case 'n': a.limit = strtol(optarg, NULL, 10); break;
+        case 'n': {
+            char *end;
+            errno = 0;
+            a.limit = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || errno != 0 || a.limit < 0) {
+                fprintf(stderr, "islewatch: --limit %s: use a count, e.g. --limit 100 (0: no "
+                        "limit)\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'd': a.src.db = optarg; break;
         case 'u': a.src.url = optarg; break;
         case 'f':

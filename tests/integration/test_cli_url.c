@@ -307,3 +307,16 @@ Test(cli_url, backtest_errors_say_what_to_do)
     cr_expect_not_null(strstr(out, "not both"), "%s", out);
     free(out);
 }
+
+/* `alerts --limit` takes a count: anything else is a usage error (exit 2), not "no limit". */
+Test(cli_args, alerts_limit_must_be_a_count)
+{
+    char *out = NULL;
+    int rc = it_run(&out, "'%s' alerts --limit abc --db /nonexistent-iw-db 2>&1", it_bin("islewatch"));
+    cr_expect_eq(rc, 2, "--limit abc: exit %d: %s", rc, out ? out : "");
+    cr_expect_not_null(out != NULL ? strstr(out, "--limit abc") : NULL, "%s", out ? out : "");
+    free(out);
+    rc = it_run(&out, "'%s' alerts --limit -3 --db /nonexistent-iw-db 2>&1", it_bin("islewatch"));
+    cr_expect_eq(rc, 2, "--limit -3: exit %d", rc);
+    free(out);
+}

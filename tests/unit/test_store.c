@@ -549,3 +549,39 @@ Test(store, late_marks_count_and_recovery_recomputes_only_what_is_still_marked)
     cr_assert_eq(hours, 0, "a mark taken back is not recomputed again");
     cr_assert_eq(hour_count(s->id, h), 64);
 }
+
+static int count_cb(void *ctx, const struct iw_series_info *info)
+{
+    (void)info;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* `islewatch series water/dongtan/w01` (a device glob, as in a rule's select)
+ * lists every metric of the device, not nothing. */
+Test(store, a_device_glob_lists_every_metric_of_the_device)
+{
+    const char *names[] = { "water/dongtan/w01/ph", "water/dongtan/w01/do", "water/dongtan/w02/ph" };
+    struct iw_diag diag = {0};
+    struct iw_wbatch *b = iw_wbatch_new();
+    for (size_t i = 0; i < 3; i++) {
+        const struct iw_series *s;
+        cr_assert_eq(iw_store_series_intern(st, names[i], strlen(names[i]), &s), IW_OK);
+        iw_wbatch_put_point(b, s->id, 1000, 7.0, 0);
+    }
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+
+    int n = 0;
+    cr_assert_eq(iw_store_series_list(st, "water/dongtan/w01", count_cb, &n), IW_OK);
+    cr_assert_eq(n, 2, "device glob matched %d series", n);
+    n = 0;
+    cr_assert_eq(iw_store_series_list(st, "water/*/*", count_cb, &n), IW_OK);
+    cr_assert_eq(n, 3);
+    n = 0;
+    cr_assert_eq(iw_store_series_list(st, "water/*", count_cb, &n), IW_OK);
+    cr_assert_eq(n, 0, "a 2-level glob is not a device glob");
+    n = 0;
+    cr_assert_eq(iw_store_series_list(st, "water/dongtan/w01/ph", count_cb, &n), IW_OK);
+    cr_assert_eq(n, 1);
+}
