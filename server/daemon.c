@@ -76,8 +76,7 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
     if (rc == IW_OK)
         rc = iw_ingest_view_build(ncfg, &nview, diag);
     if (rc != IW_OK) {
-        for (size_t i = 0; i < diag->n; i++)
-            IW_LOG_ERROR("config", "%s", diag->lines[i]);
+        print_diag(diag);               /* bare FILE:LINE:COLUMN lines, as at start (SPEC §3) */
         IW_LOG_ERROR("config", "reload of %s refused (%zu error(s)); the running config stays",
                      d->cfg_path, diag->n);
         iw_config_free(ncfg);

@@ -439,6 +439,20 @@ Test(alerts, silenced_alerts_take_no_seq_and_are_still_in_the_history)
 /* SPEC §5: the retained state shows what is firing now. An episode published
  * before a silence began resolves while silenced: the resolve is not
  * published, but its retained "firing" is cleared all the same. */
+/* POST a run-time silence of site dongtan for 1 h; its JSON (with "id"). */
+static cJSON *silence_dongtan(const struct it_daemon *d)
+{
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "curl -fsS -X POST -H 'Authorization: Bearer secret-token' "
+                        "-d '{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}' "
+                        "http://127.0.0.1:%d/api/v1/silences", d->http_port), 0,
+                 "POST /api/v1/silences: %s", out ? out : "");
+    cJSON *sil = cJSON_Parse(out);
+    cr_assert_not_null(sil, "POST /api/v1/silences answered %s", out);
+    free(out);
+    return sil;
+}
+
 Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_published_before)
 {
     struct it_broker b;
@@ -460,12 +474,7 @@ Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_publishe
     cr_assert_str_eq(topic, "alerts/active/nh3/dongtan/w01");
     cJSON_Delete(a);
 
-    char *out = NULL;
-    cr_assert_eq(it_run(&out, "curl -fsS -X POST -H 'Authorization: Bearer secret-token' "
-                        "-d '{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}' "
-                        "http://127.0.0.1:%d/api/v1/silences", d.http_port), 0,
-                 "POST /api/v1/silences: %s", out ? out : "");
-    free(out);
+    cJSON_Delete(silence_dongtan(&d));
     pub(dev, "sensors/water/dongtan/w01", t + 1000, "nh3_n", 1.0);    /* silenced resolve */
     cJSON *h = history(&d, 2);
     cr_assert_eq(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(h, 1), "silenced")), true,
@@ -498,12 +507,7 @@ Test(alerts, an_episode_still_firing_when_its_silence_ends_is_published_then)
     cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
 
     char *out = NULL;
-    cr_assert_eq(it_run(&out, "curl -fsS -X POST -H 'Authorization: Bearer secret-token' "
-                        "-d '{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}' "
-                        "http://127.0.0.1:%d/api/v1/silences", d.http_port), 0,
-                 "POST /api/v1/silences: %s", out ? out : "");
-    cJSON *sil = cJSON_Parse(out);
-    free(out);
+    cJSON *sil = silence_dongtan(&d);
     const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(sil, "id"));
     cr_assert_not_null(sid, "no silence id in the answer");
 
@@ -583,6 +587,10 @@ Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reload of", 1, 10000), "invalid file refused");
     cr_assert(it_daemon_wait_log(&d, "error: rule \"tp\"", 1, 1000), "the refusal names the error");
+    char *bare = NULL;                  /* the same FILE:LINE:COLUMN: lines as at start (SPEC §3) */
+    cr_assert_eq(it_run(&bare, "grep '^%s:[0-9]*:[0-9]*: error: rule \"tp\"' '%s'", d.cfg, d.log), 0,
+                 "the refusal's lines do not start with %s:LINE:COLUMN:", d.cfg);
+    free(bare);
     rewrite_rules(&d, NH3_RULE "  - {name: tp, kind: threshold, select: \"water/*/*/tp\", above: 0.4, severity: warning}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
