@@ -391,7 +391,13 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                 if (k == NUM_INT) {
                     out->ts = iv;
                     out->has_ts = true;
-                } else if (k == NUM_REAL && fabs(d) < 9.2e15) {
+                } else if (k == NUM_REAL && fabs(d) >= 1e11 && fabs(d) < 9.2e18) {
+                    /* Written as a real but milliseconds (1.7644176e12,
+                     * 1764417600000.0): as seconds it would be past the
+                     * year 5000, which no device means. */
+                    out->ts = (int64_t)llround(d);
+                    out->has_ts = true;
+                } else if (k == NUM_REAL && fabs(d) < 1e11) {
                     out->ts = (int64_t)llround(d * 1000.0);
                     out->has_ts = true;
                 } else {

@@ -223,3 +223,15 @@ Test(payload, rfc3339_ts_with_a_day_the_month_does_not_have_is_bad_ts)
     cr_assert_eq(decode("{\"ts\":\"2025-10-31T10:00:00Z\",\"x\":1}"), -1);
     cr_assert_eq(d.ts, 1761904800000LL);
 }
+
+Test(payload, a_real_ts_too_large_for_seconds_is_milliseconds)
+{
+    /* SPEC §1: integer ms or seconds with a fraction. A real that is no
+     * plausible count of seconds (past the year 5000) is ms written as a real. */
+    cr_assert_eq(decode("{\"ts\":1.7644176e12,\"ph\":7}"), -1);
+    cr_assert_eq(d.ts, 1764417600000LL);
+    cr_assert_eq(decode("{\"ts\":1764417600000.0,\"ph\":7}"), -1);
+    cr_assert_eq(d.ts, 1764417600000LL);
+    cr_assert_eq(decode("{\"ts\":1764417600.25,\"ph\":7}"), -1);
+    cr_assert_eq(d.ts, 1764417600250LL, "seconds with a fraction stay seconds");
+}
