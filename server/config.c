@@ -633,7 +633,9 @@ int iw_config_load(const char *file, struct iw_config **out, struct iw_diag *dia
         return IW_E_INVAL;
     rc = iw__cfg_read_file(file, &text, &len, why, sizeof(why));
     if (rc != IW_OK) {
-        iw_diag_add(diag, file, 0, 0, "%s (check the path and its permissions)", why);
+        /* Line 1, column 1: SPEC §3 makes every error FILE:LINE:COLUMN, and
+         * tools that parse the lines (editors, CI annotations) expect it. */
+        iw_diag_add(diag, file, 1, 1, "%s (check the path and its permissions)", why);
         return rc == IW_E_NOMEM ? rc : IW_E_IO;
     }
     rc = load_text(file, text, len, out, diag);

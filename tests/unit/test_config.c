@@ -534,11 +534,11 @@ Test(config, unreadable_files_are_io_errors)
 
     cr_assert_eq(iw_config_load("config/no-such-file.yaml", &cfg, &diag), IW_E_IO);
     cr_expect_null(cfg);
-    cr_expect_str_eq(iw_diag_first(&diag), "config/no-such-file.yaml: error: cannot open: No such "
+    cr_expect_str_eq(iw_diag_first(&diag), "config/no-such-file.yaml:1:1: error: cannot open: No such "
                      "file or directory (check the path and its permissions)");
     iw_diag_fini(&diag);
     cr_assert_eq(iw_config_load("config", &cfg, &diag), IW_E_IO);
-    cr_expect_str_eq(iw_diag_first(&diag), "config: error: cannot read: is a directory (check "
+    cr_expect_str_eq(iw_diag_first(&diag), "config:1:1: error: cannot read: is a directory (check "
                      "the path and its permissions)");
     iw_diag_fini(&diag);
 }
@@ -689,7 +689,7 @@ Test(check_cmd, one_error_is_one_line, .init = redirect_all)
 Test(check_cmd, unreadable_file_is_not_valid_exits_1, .init = redirect_all)
 {
     cr_assert_eq(run_check(2, "config/missing.yaml", NULL), 1);
-    cr_assert_stderr_eq_str("config/missing.yaml: error: cannot open: No such file or directory "
+    cr_assert_stderr_eq_str("config/missing.yaml:1:1: error: cannot open: No such file or directory "
                             "(check the path and its permissions)\n");
 }
 
