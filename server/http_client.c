@@ -588,14 +588,21 @@ static int lines_sink(void *ctx, const char *p, size_t n)
     return 0;
 }
 
+const char *iw_http_error_text(const char *body, char *buf, size_t len)
+{
+    cJSON *o = body ? cJSON_Parse(body) : NULL;
+    const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
+    snprintf(buf, len, "%s", e ? e : body ? body : "");
+    cJSON_Delete(o);
+    return buf;
+}
+
 static void error_from_body(const struct url *u, const char *path, int status, const char *body,
                             struct iw_diag *diag)
 {
-    cJSON *o = body ? cJSON_Parse(body) : NULL;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    char msg[1024];
     iw_diag_set(diag, NULL, 0, 0, "%s%s answered %d: %s", u->shown, path, status,
-                cJSON_IsString(e) ? e->valuestring : body ? body : "");
-    cJSON_Delete(o);
+                iw_http_error_text(body, msg, sizeof(msg)));
 }
 
 int iw_http_stream_lines(const char *base_url, const char *path_and_query, const char *token,

@@ -37,6 +37,13 @@ IW_NODISCARD int iw_http_request(const char *base_url, const char *method,
                                  struct iw_diag *diag);
 
 /*
+ * The message of an islewatchd error answer: its {"error": "..."} member,
+ * else the body itself ("" for NULL). Writes at most len bytes into buf and
+ * returns buf.
+ */
+const char *iw_http_error_text(const char *body, char *buf, size_t len);
+
+/*
  * GET a streaming response (Server-Sent Events) and call line_cb with each
  * line of the body (without the line break; borrowed for the call) until
  * line_cb returns non-zero, the server ends the response, *stop becomes

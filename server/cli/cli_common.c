@@ -53,8 +53,9 @@ cJSON *cli_fetch(const struct cli_source *src, const char *path,
             return NULL;
         }
         if (status != 200) {
+            char msg[1024];
             fprintf(stderr, "islewatch: %s%s answered %d: %s\n", src->url, path, status,
-                    text ? text : "");
+                    iw_http_error_text(text, msg, sizeof(msg)));
             free(text);
             *exit_code = status >= 400 && status < 500 ? 2 : 3;
             return NULL;

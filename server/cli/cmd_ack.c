@@ -76,15 +76,6 @@ static char *json_body(const char *by, const char *comment)
     return s;
 }
 
-static const char *error_text(const char *body, char *buf, size_t len)
-{
-    cJSON *o = body ? cJSON_Parse(body) : NULL;
-    const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
-    snprintf(buf, len, "%s", e ? e : body ? body : "");
-    cJSON_Delete(o);
-    return buf;
-}
-
 int iw_cmd_ack(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -179,17 +170,17 @@ int iw_cmd_ack(int argc, char **argv)
         rc = 0;
         break;
     case 404:
-        fprintf(stderr, "islewatch ack: %s\n", error_text(resp, msg, sizeof(msg)));
+        fprintf(stderr, "islewatch ack: %s\n", iw_http_error_text(resp, msg, sizeof(msg)));
         rc = 1;
         break;
     case 401:
         fprintf(stderr, "islewatch ack: %s refused the token: %s\n", url,
-                error_text(resp, msg, sizeof(msg)));
+                iw_http_error_text(resp, msg, sizeof(msg)));
         rc = 2;
         break;
     default:
         fprintf(stderr, "islewatch ack: %s answered %d: %s\n", url, status,
-                error_text(resp, msg, sizeof(msg)));
+                iw_http_error_text(resp, msg, sizeof(msg)));
         rc = status >= 400 && status < 500 ? 2 : 3;
         break;
     }

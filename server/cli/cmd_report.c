@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <cjson/cJSON.h>
 
 #include "islewatch/cli.h"
 #include "islewatch/clock.h"
@@ -316,11 +315,8 @@ static int report_url(const struct args *a)
         return 3;
     }
     if (status != 200) {
-        cJSON *o = cJSON_Parse(body);
-        const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error"));
-        snprintf(err, sizeof(err), "%s", e ? e : body);
-        cJSON_Delete(o);
-        fprintf(stderr, "islewatch report: %s answered %d: %s\n", url, status, err);
+        fprintf(stderr, "islewatch report: %s answered %d: %s\n", url, status,
+                iw_http_error_text(body, err, sizeof(err)));
         if (status == 404)
             fprintf(stderr, "islewatch report: an islewatchd older than this CLI has no "
                     "/api/v1/report; read its database directly with --db PATH\n");

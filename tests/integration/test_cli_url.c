@@ -248,6 +248,12 @@ Test(cli_url, report_errors_say_what_to_do)
     cr_expect_eq(rc, 2, "--agg without --step: exit %d", rc);
     cr_expect_not_null(strstr(out, "--agg needs --step"), "%s", out);
     free(out);
+    /* A request the daemon refuses: its message, not its JSON. */
+    out = cli(&rc, "query 'water/*/*/*' --url '%s' --from -30d --step 1s 2>&1", base);
+    cr_expect_eq(rc, 2, "too many buckets: exit %d", rc);
+    cr_expect_not_null(strstr(out, "answered 400: step=1000ms gives more than 1000000 buckets"), "%s", out);
+    cr_expect_null(strstr(out, "{\"error\""), "%s", out);
+    free(out);
 }
 
 Test(cli_url, backtest_through_the_daemon_equals_the_database)
