@@ -107,7 +107,8 @@ int iw_cmd_alerts(int argc, char **argv)
         return 0;
     }
     if (a.src.format == FMT_CSV)
-        printf("seq,ts,severity,status,rule,site,device,metric,value,id,message\n");
+        printf("seq,ts,severity,status,rule,site,device,metric,value,id,message,silenced,"
+               "acked_at,acked_by\n");
     else
         printf("%-6s %-24s %-8s %-8s %-18s %-22s %-10s %s\n", "SEQ", "TIME", "SEVERITY", "STATUS",
                "RULE", "SITE/DEVICE", "VALUE", "MESSAGE");
@@ -117,6 +118,9 @@ int iw_cmd_alerts(int argc, char **argv)
         if (cJSON_IsNumber(v))
             cli_num(v->valuedouble, vb, sizeof(vb));
         uint64_t seq = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "seq"));
+        /* Recorded, not published (a silence matched); acknowledged by an operator. */
+        bool silenced = cJSON_IsTrue(cJSON_GetObjectItem(it, "silenced"));
+        const cJSON *ack = cJSON_GetObjectItem(it, "ack");
         if (a.src.format == FMT_CSV) {
             printf("%" PRIu64 ",%s,%s,%s,", seq, str(it, "ts"), str(it, "severity"), str(it, "status"));
             cli_csv_field(str(it, "rule"));
@@ -128,12 +132,19 @@ int iw_cmd_alerts(int argc, char **argv)
             cli_csv_field(str(it, "metric"));
             printf(",%s,%s,", vb, str(it, "id"));
             cli_csv_field(str(it, "message"));
+            printf(",%s,%s,", silenced ? "true" : "false", ack ? str(ack, "ts") : "");
+            cli_csv_field(ack ? str(ack, "by") : "");
             putchar('\n');
         } else {
-            char sd[256];
+            char sd[256], note[160] = "";
             snprintf(sd, sizeof(sd), "%s/%s", str(it, "site"), str(it, "device"));
-            printf("%-6" PRIu64 " %-24s %-8s %-8s %-18s %-22s %-10s %s\n", seq, str(it, "ts"),
-                   str(it, "severity"), str(it, "status"), str(it, "rule"), sd, vb,
+            if (silenced)
+                snprintf(note, sizeof(note), "[silenced] ");
+            if (ack != NULL)
+                snprintf(note + strlen(note), sizeof(note) - strlen(note), "[acked%s%s] ",
+                         *str(ack, "by") ? " by " : "", str(ack, "by"));
+            printf("%-6" PRIu64 " %-24s %-8s %-8s %-18s %-22s %-10s %s%s\n", seq, str(it, "ts"),
+                   str(it, "severity"), str(it, "status"), str(it, "rule"), sd, vb, note,
                    str(it, "message"));
         }
     }

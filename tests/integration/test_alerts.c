@@ -364,6 +364,15 @@ static cJSON *history(const struct it_daemon *d, int n)
     }
 }
 
+/* How many times needle occurs in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
 /* The published alert that must come next on sub: its seq. */
 static double next_seq(struct it_client *sub, const char *site, const char *device, const char *status)
 {
@@ -419,6 +428,11 @@ Test(alerts, silenced_alerts_take_no_seq_and_are_still_in_the_history)
     };
     cJSON *h = history(&d, 6);
     cr_assert_eq(cJSON_GetArraySize(h), 6);
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "'%s' alerts --url http://127.0.0.1:%d", it_bin("islewatch"),
+                        d.http_port), 0);
+    cr_expect_eq(count_of(out, "[silenced] "), 3, "the table marks the silenced rows: %s", out);
+    free(out);
     for (int i = 0; i < 6; i++) {
         cJSON *a = cJSON_GetArrayItem(h, i);
         const char *why = validate(schema, schema, a, "alert");
@@ -894,6 +908,16 @@ Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
     cr_assert(cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == 1, "alerts --active: %s", out);
     expect_ack(cJSON_GetArrayItem(arr, 0), "alerts --active after a repeat");
     cJSON_Delete(arr);
+    free(out);
+    /* The table and CSV show it too. */
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --url %s", it_bin("islewatch"), url), 0);
+    cr_expect_not_null(strstr(out, "[acked by ops1] "), "alerts --active: %s", out);
+    free(out);
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --format csv --url %s", it_bin("islewatch"),
+                        url), 0);
+    cr_expect_not_null(strstr(out, ",silenced,acked_at,acked_by\n"), "csv: %s", out);
+    cr_expect_not_null(strstr(out, ",false,20"), "csv: %s", out);
+    cr_expect_not_null(strstr(out, "Z,ops1\n"), "csv: %s", out);
     free(out);
 
     pub(dev, "sensors/water/r/w1", t + 1000, "nh3_n", 0.5);
