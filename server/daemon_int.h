@@ -182,6 +182,9 @@ void iw_mqtt_stop(struct iw_mqtt *m);
 void iw_mqtt_free(struct iw_mqtt *m);
 void iw_mqtt_tick(struct iw_mqtt *m, int64_t now_ms);        /* reconnects; main thread */
 bool iw_mqtt_connected(const struct iw_mqtt *m);
+/* At least one connection is up, so devices' messages can reach the daemon.
+ * Any thread; m may be NULL (no broker: true). */
+bool iw_mqtt_any_connected(const struct iw_mqtt *m);
 /*
  * Publish on the first connection; Paho buffers (persisted, at most
  * alerts.outbox_max messages) while disconnected, also before the first

@@ -341,6 +341,17 @@ bool iw_mqtt_connected(const struct iw_mqtt *m)
     return m->n > 0;
 }
 
+bool iw_mqtt_any_connected(const struct iw_mqtt *m)
+{
+    if (m == NULL)
+        return true;
+    for (int i = 0; i < m->n; i++)
+        /* relaxed: a status read, nothing else is published through it. */
+        if (atomic_load_explicit(&m->c[i].state, memory_order_relaxed) == CONN_UP)
+            return true;
+    return false;
+}
+
 int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, size_t len,
                     int qos, bool retained)
 {

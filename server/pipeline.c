@@ -373,6 +373,7 @@ static void *shard_main(void *arg)
             gather(sh, &items[i]);
         int64_t now = iw_now_ms();
         if (sh->rules != NULL && now >= next_tick) {
+            iw_rules_set_link(sh->rules, iw_mqtt_any_connected(sh->d->mqtt), now);
             iw_rules_tick(sh->rules, now);
             next_tick = now + 250;
         }

@@ -680,14 +680,16 @@ static void abs_init(struct iw_rules_engine *e, struct inst *in)
 
 static int64_t abs_base(const struct iw_rules_engine *e, const struct abs_x *x)
 {
-    /* After a restart a known device gets a full `after` from the start. */
-    return x->seen && x->last_seen > e->start_ms ? x->last_seen : e->start_ms;
+    /* After a restart, or the broker link's return, a known device gets a
+     * full `after` from then. */
+    int64_t base = e->link_up_ms > e->start_ms ? e->link_up_ms : e->start_ms;
+    return x->seen && x->last_seen > base ? x->last_seen : base;
 }
 
 static int64_t abs_deadline(const struct iw_rules_engine *e, const struct inst *in)
 {
     const struct abs_x *x = in->x;
-    if (in->st == ST_FIRING || (!x->seen && !x->inv))
+    if (in->st == ST_FIRING || (!x->seen && !x->inv) || e->link_down)
         return RT_NO_DEADLINE;
     return abs_base(e, x) + in->p->after_ms;
 }

@@ -131,6 +131,8 @@ struct iw_rules_engine {
     const char *ending;             /* during a reload: why the rule's alerts resolve, or NULL */
     struct iw_rules_env env;
     int64_t start_ms;
+    bool link_down;                 /* iw_rules_set_link: no device can reach us now */
+    int64_t link_up_ms;             /* when the link last came back; RT_NONE: never went down */
     struct rule_rt *rules;
     size_t n_rules;
     struct smap insts;              /* state key -> struct inst */

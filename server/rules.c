@@ -284,6 +284,7 @@ int iw_rules_engine_new(const struct iw_config *cfg, const struct iw_rules_env *
     e->cfg_gen = 1;
     e->env = *env;
     e->start_ms = now_ms;
+    e->link_up_ms = RT_NONE;
     rc = rules_build(cfg, &e->rules);
     if (rc != IW_OK) {
         free(e);
@@ -509,4 +510,19 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
             iw__absence_refresh(e, in, now_ms);
     }
     return IW_OK;
+}
+
+void iw_rules_set_link(struct iw_rules_engine *e, bool up, int64_t now_ms)
+{
+    if (up == !e->link_down)
+        return;
+    e->link_down = !up;
+    if (!up)
+        return;             /* absence instances that pop meanwhile find no deadline */
+    e->link_up_ms = now_ms;
+    for (size_t i = 0; i < e->insts.cap; i++) {
+        struct inst *in = e->insts.slots[i].val;
+        if (e->insts.slots[i].key != NULL && in->rr->r->kind == IW_RULE_ABSENCE)
+            iw__sched(e, in);
+    }
 }

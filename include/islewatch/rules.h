@@ -270,6 +270,16 @@ IW_NODISCARD int iw_rules_engine_restore(struct iw_rules_engine *e, const char *
 void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, size_t n);
 void iw_rules_on_sample(struct iw_rules_engine *e, const struct iw_rsample *s);
 
+/*
+ * The daemon's link to its devices (the broker) went down (up = false) or
+ * came back. While it is down no absence alert fires: the silence is the
+ * daemon's, not the devices'. Once it is back every device gets a full
+ * `after` from now_ms, as after a start, so a broker restart or a network
+ * loss longer than `after` raises no absence storm (SPEC §2). An engine
+ * starts with the link up (backtests and rule tests never call this).
+ */
+void iw_rules_set_link(struct iw_rules_engine *e, bool up, int64_t now_ms);
+
 /* Run every wall-clock deadline <= now_ms, in deadline order. */
 void iw_rules_tick(struct iw_rules_engine *e, int64_t now_ms);
 

@@ -826,6 +826,31 @@ Test(rules, absence_of_a_silent_device)
     iw_rules_engine_free(e);
 }
 
+/* While the broker link is down no absence fires; once back, a full `after`. */
+Test(rules, absence_waits_for_the_broker_link)
+{
+    struct iw_rule *r = fx_rule(&cfg, "cam-gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rules_engine *e;
+    struct iw_rsample s = fx_sample("camera", "s1", "c01", "online", T0, 1);
+
+    r->p.after_ms = 3 * MINUTE;
+    fx_device(&cfg, "camera", "s1", "c02");         /* never seen */
+    e = engine(T0);
+    iw_rules_on_sample(e, &s);
+    iw_rules_set_link(e, false, T0 + MINUTE);
+    iw_rules_tick(e, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 0, "absence fired while the link was down");
+    cr_assert_eq(iw_rules_next_deadline(e), INT64_MAX, "nothing is due while down");
+    iw_rules_set_link(e, true, T0 + HOUR);
+    iw_rules_set_link(e, true, T0 + HOUR + MINUTE); /* no change: the grace stays */
+    cr_assert_eq(iw_rules_next_deadline(e), T0 + HOUR + 3 * MINUTE);
+    iw_rules_tick(e, T0 + HOUR + 3 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 0, "a full after from the link's return");
+    iw_rules_tick(e, T0 + HOUR + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "both devices, once the link is back and they stay silent");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, absence_of_a_never_seen_inventory_device)
 {
     struct iw_rule *r = fx_rule(&cfg, "cam-gone", IW_RULE_ABSENCE, "camera/*/*");
