@@ -535,6 +535,65 @@ static void unsilence_due(struct iw_alert_pub *p, int64_t *next_ms)
     }
 }
 
+/* One retained topic and the latest published state to keep there. */
+struct retained_ent {
+    char topic[1024];
+    const struct iw_alert *a;
+};
+
+static int retained_cmp(const void *x, const void *y)
+{
+    const struct retained_ent *a = x, *b = y;
+    int c = strcmp(a->topic, b->topic);
+    if (c != 0)
+        return c;
+    return a->a->seq < b->a->seq ? 1 : a->a->seq > b->a->seq ? -1 : 0;   /* newest first */
+}
+
+/*
+ * The broker lost its state (a connect found no session although
+ * clean_session is false: restarted without persistence), and with it the
+ * retained state of every firing episode (SPEC §5: a late subscriber sees
+ * what fires now). Set it again: per active_topic the latest published
+ * state, as retained messages only. Nothing goes on alerts.topic and no seq
+ * is taken: no alert is re-sent (SPEC §2). A broker that kept the session
+ * kept its retained messages, and gets nothing.
+ */
+static void retained_resend(struct iw_alert_pub *p)
+{
+    struct retained_ent *e = calloc(p->n_active ? p->n_active : 1, sizeof(*e));
+    size_t n = 0, sent = 0;
+
+    if (e == NULL) {
+        IW_LOG_ERROR("alerts", "out of memory: the retained states the broker lost are not set "
+                     "again (each is at its episode's next message)");
+        return;
+    }
+    for (size_t i = 0; i < p->n_active; i++) {
+        const struct iw_alert *a = p->active[i].last;
+        if (a == NULL || a->silenced
+            || iw_alert_topic(p->d->cfg->alerts.active_topic, a, e[n].topic, sizeof(e[n].topic)) != IW_OK)
+            continue;
+        e[n++].a = a;
+    }
+    qsort(e, n, sizeof(*e), retained_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char *json = NULL;
+        size_t len = 0;
+        if (i > 0 && strcmp(e[i].topic, e[i - 1].topic) == 0)
+            continue;                   /* an older instance on the same topic */
+        if (iw_alert_to_json(e[i].a, &json, &len) != IW_OK)
+            continue;
+        if (send_one(p, e[i].a->seq, e[i].topic, json, len, true) == IW_OK)
+            sent++;
+        free(json);
+    }
+    if (n > 0)
+        IW_LOG_INFO("alerts", "the broker had no session for us (restarted without persistence?): "
+                    "set the retained state of %zu firing alert topic(s) again", sent);
+    free(e);
+}
+
 static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
 {
     char akey[64];
@@ -572,6 +631,9 @@ static void *pub_main(void *arg)
     for (;;) {
         if (p->unsent != 0)
             backlog_flush(p);
+        /* acquire: pairs with on_connected's release (a flag only). */
+        if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire))
+            retained_resend(p);
         unsilence_due(p, &unsilence_next);
         if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
             if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)

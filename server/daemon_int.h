@@ -109,6 +109,10 @@ struct iw_daemon {
     struct iw_alert_pub *pub;
     struct iw_http *http;
     _Atomic int stop;                    /* shard and publisher threads exit */
+    /* Set by a connect that found no session although clean_session is
+     * false: the broker lost its state (restarted without persistence), so
+     * the retained alert states are gone too; the publisher re-sends them. */
+    _Atomic bool retained_lost;
     int64_t start_ms;
 };
 

@@ -264,6 +264,11 @@ static void on_connected(void *ctx, MQTTAsync_successData *r)
                 c->client_id, present ? "present" : "new");
     atomic_store(&c->state, CONN_UP);
     set_broker_gauge(c->m);
+    /* release/acquire with the publisher's exchange: only a flag, no data
+     * travels with it (the publisher re-reads its own active states). */
+    const struct iw_ingest_view *v = atomic_load_explicit(&c->m->d->view, memory_order_acquire);
+    if (c->idx == 0 && !present && !v->cfg->broker.clean_session)
+        atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
     subscribe_all(c);
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "it.h"
 #include "schema_check.h"
@@ -682,6 +683,56 @@ Test(alerts, an_alert_raised_while_the_broker_is_down_goes_out_when_it_is_back)
     cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
     ack_while_down(&b, &d);
     expect_retained_ack(&b, &d, "the ack raised during the outage never reached the broker");
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* SPEC §5: a late subscriber sees what is firing now, also after the
+ * broker lost everything (restarted without its persistence file); SPEC §2:
+ * no alert is re-sent for it, only the retained state is set again. A
+ * broker that kept its state gets nothing. */
+Test(alerts, retained_state_is_set_again_after_the_broker_lost_it)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char path[400];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/x/w01", now_ms() - 60000, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no firing alert");
+    double seq = n(a, "seq");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+
+    /* Restarted with its state: the retained message is still there. */
+    it_broker_stop_keep(&b);
+    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 2, 20000));
+    cr_assert(it_daemon_wait_log(&d, "session present", 1, 5000));
+    /* Restarted without it: the daemon sets it again. */
+    it_broker_kill(&b);
+    snprintf(path, sizeof(path), "%s/mosquitto.db", b.dir);
+    cr_assert_eq(unlink(path), 0, "no broker persistence file at %s", path);
+    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 3, 20000));
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    a = next_alert(late, 10000, NULL, 0);
+    cr_assert_not_null(a, "a late subscriber sees nothing firing");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cr_assert_eq(n(a, "seq"), seq, "the retained state is the alert as published, no new seq");
+    cJSON_Delete(a);
+    it_client_free(late);
+    cr_assert(it_daemon_wait_log(&d, "set the retained state of 1 firing", 1, 10000));
+    cr_assert_not(it_daemon_wait_log(&d, "set the retained state", 2, 500),
+                  "set again although the broker kept it");
+    cJSON *h = history(&d, 1);
+    cr_assert_eq(cJSON_GetArraySize(h), 1, "an alert was re-sent");
+    cJSON_Delete(h);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
