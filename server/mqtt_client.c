@@ -231,6 +231,18 @@ static void subscribe_all(struct iw_mconn *c)
     c->n_filters = n;
     pthread_mutex_unlock(&c->sub_lock);
 
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_subscribed;
+    ro.onFailure = on_subscribe_failed;
+    ro.context = c;
+    int rc = MQTTAsync_subscribeMany(c->client, n, filters, qos, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+        IW_LOG_ERROR("mqtt", "connection %d: cannot send SUBSCRIBE (code %d)", c->idx, rc);
+    /* Only then UNSUBSCRIBE (Paho sends in order): a message the broker
+     * handled between the two would match neither the old filter nor a new
+     * one that covers it (a widened topic) and be lost (SPEC §3: a reload
+     * drops no message). Covered by both meanwhile, it may come twice; its
+     * store is idempotent. */
     if (n_gone > 0) {
         MQTTAsync_responseOptions uo = MQTTAsync_responseOptions_initializer;
         if (MQTTAsync_unsubscribeMany(c->client, n_gone, gone, &uo) != MQTTASYNC_SUCCESS)
@@ -242,13 +254,6 @@ static void subscribe_all(struct iw_mconn *c)
         for (int i = 0; i < n_gone; i++)
             free(gone[i]);
     }
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_subscribed;
-    ro.onFailure = on_subscribe_failed;
-    ro.context = c;
-    int rc = MQTTAsync_subscribeMany(c->client, n, filters, qos, &ro);
-    if (rc != MQTTASYNC_SUCCESS)
-        IW_LOG_ERROR("mqtt", "connection %d: cannot send SUBSCRIBE (code %d)", c->idx, rc);
     for (int i = 0; i < n; i++)
         free(filters[i]);
 }
