@@ -49,12 +49,8 @@ bool iw_daemon_ready(struct iw_daemon *d)
 
 char *iw_daemon_metrics(struct iw_daemon *d)
 {
-    const struct iw_config *cfg = d->cfg;
-    const char *names[IW_STATS_MAX_SOURCES];
-    size_t n = cfg->n_sources < IW_STATS_MAX_SOURCES ? cfg->n_sources : IW_STATS_MAX_SOURCES;
-    for (size_t i = 0; i < n; i++)
-        names[i] = cfg->sources[i].name;
-    return iw_stats_render(names, n);
+    (void)d;
+    return iw_stats_render();
 }
 
 static void print_diag(const struct iw_diag *diag)

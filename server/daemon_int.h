@@ -34,6 +34,7 @@ struct iw_ingest_view {
     const struct iw_config *cfg;
     size_t n;
     struct iw_topic_pattern *pat;       /* one per cfg->sources[i] */
+    size_t *slot;                       /* per source: its counters (iw_stats_source_slot) */
 };
 
 /* One item of a shard queue: a stored sample, by value (32 bytes). A

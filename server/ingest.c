@@ -23,7 +23,10 @@ int iw_ingest_view_build(const struct iw_config *cfg, struct iw_ingest_view **ou
     struct iw_ingest_view *v = calloc(1, sizeof(*v));
 
     *out = NULL;
-    if (v == NULL || (v->pat = calloc(cfg->n_sources ? cfg->n_sources : 1, sizeof(*v->pat))) == NULL) {
+    if (v == NULL || (v->pat = calloc(cfg->n_sources ? cfg->n_sources : 1, sizeof(*v->pat))) == NULL
+        || (v->slot = calloc(cfg->n_sources ? cfg->n_sources : 1, sizeof(*v->slot))) == NULL) {
+        if (v != NULL)
+            free(v->pat);
         free(v);
         return IW_E_NOMEM;
     }
@@ -40,6 +43,8 @@ int iw_ingest_view_build(const struct iw_config *cfg, struct iw_ingest_view **ou
         }
     }
     v->n = cfg->n_sources;
+    for (size_t i = 0; i < cfg->n_sources; i++)   /* a refused config names no counters */
+        v->slot[i] = iw_stats_source_slot(cfg->sources[i].name);
     *out = v;
     return IW_OK;
 }
@@ -51,6 +56,7 @@ void iw_ingest_view_free(struct iw_ingest_view *v)
     for (size_t i = 0; i < v->n; i++)
         iw_topic_pattern_fini(&v->pat[i]);
     free(v->pat);
+    free(v->slot);
     free(v);
 }
 
@@ -162,7 +168,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         reject(c, v, -1, IW_REJ_NO_SOURCE, topic, tlen, payload, plen);
         return 1;
     }
-    iw_stat_add(&iw_stats.received[src < IW_STATS_MAX_SOURCES ? src : 0], 1);
+    iw_stat_add(&iw_stats.received[v->slot[src]], 1);
     if (plen > cfg->ingest.max_payload) {
         reject(c, v, (int)src, IW_REJ_TOO_LARGE, topic, tlen, payload, plen);
         return 1;
@@ -274,11 +280,10 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     /* A message none of whose samples survived (all dropped, or only labels)
      * stored nothing: it must not count as stored (SPEC §7). */
     if (n_items > 0) {
-        iw_stat_add(&iw_stats.stored_points[src < IW_STATS_MAX_SOURCES ? src : 0], n_items);
-        iw_stat_add(&iw_stats.stored_messages[src < IW_STATS_MAX_SOURCES ? src : 0], 1);
+        iw_stat_add(&iw_stats.stored_points[v->slot[src]], n_items);
+        iw_stat_add(&iw_stats.stored_messages[v->slot[src]], 1);
         /* relaxed: a gauge read by /metrics alone; no other data depends on it. */
-        atomic_store_explicit(&iw_stats.last_stored_ms[src < IW_STATS_MAX_SOURCES ? src : 0],
-                              now, memory_order_relaxed);
+        atomic_store_explicit(&iw_stats.last_stored_ms[v->slot[src]], now, memory_order_relaxed);
     }
     /* Last, after the store: a retried message (return 0 above) is not
      * counted twice, and the counters are final when the republish is seen. */

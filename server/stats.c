@@ -132,6 +132,30 @@ struct buf {
     size_t n, cap;
 };
 
+/* Source names by slot. Written once per slot, by one thread, before any
+ * counter of that slot is used; release/acquire so /metrics reads a whole
+ * name. Never freed: a slot keeps its name for the life of the process. */
+static _Atomic(char *) slot_name[IW_STATS_MAX_SOURCES];
+
+size_t iw_stats_source_slot(const char *name)
+{
+    size_t i;
+    for (i = 0; i < IW_STATS_MAX_SOURCES; i++) {
+        const char *n = atomic_load_explicit(&slot_name[i], memory_order_acquire);
+        if (n == NULL || strcmp(n, name) == 0)
+            break;
+    }
+    if (i == IW_STATS_MAX_SOURCES)
+        return IW_STATS_MAX_SOURCES - 1;
+    if (atomic_load_explicit(&slot_name[i], memory_order_relaxed) == NULL) {
+        char *copy = strdup(name);
+        if (copy == NULL)
+            return IW_STATS_MAX_SOURCES - 1;
+        atomic_store_explicit(&slot_name[i], copy, memory_order_release);
+    }
+    return i;
+}
+
 static void bprintf(struct buf *b, const char *fmt, ...) IW_PRINTF(2, 3);
 static void bprintf(struct buf *b, const char *fmt, ...)
 {
@@ -186,12 +210,16 @@ static void histogram(struct buf *b, const char *name, const char *help, _Atomic
     bprintf(b, "%s_sum %.9f\n%s_count %llu\n", name, sum, name, (unsigned long long)count);
 }
 
-char *iw_stats_render(const char *const *source_names, size_t n_sources)
+char *iw_stats_render(void)
 {
     struct buf b = {0};
+    const char *source_names[IW_STATS_MAX_SOURCES];
+    size_t n_sources = 0;
 
-    if (n_sources > IW_STATS_MAX_SOURCES)
-        n_sources = IW_STATS_MAX_SOURCES;
+    while (n_sources < IW_STATS_MAX_SOURCES
+           && (source_names[n_sources] = atomic_load_explicit(&slot_name[n_sources],
+                                                              memory_order_acquire)) != NULL)
+        n_sources++;
     bprintf(&b, "# HELP islewatch_messages_received_total MQTT messages received, by source.\n"
                 "# TYPE islewatch_messages_received_total counter\n");
     for (size_t i = 0; i < n_sources; i++) {

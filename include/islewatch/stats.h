@@ -27,7 +27,7 @@ enum iw_delay_skip {
 };
 
 struct iw_stats {
-    _Atomic uint64_t received[IW_STATS_MAX_SOURCES];      /* by source index */
+    _Atomic uint64_t received[IW_STATS_MAX_SOURCES];      /* by source slot (iw_stats_source_slot) */
     _Atomic uint64_t stored_points[IW_STATS_MAX_SOURCES];
     _Atomic uint64_t stored_messages[IW_STATS_MAX_SOURCES];
     _Atomic int64_t  last_stored_ms[IW_STATS_MAX_SOURCES]; /* wall clock at receipt of the last stored message */
@@ -85,9 +85,18 @@ void iw_stats_register_queue(const char *name, iw_depth_fn fn, const void *q);
 void iw_stats_unregister_queues(void);
 
 /*
- * Render every metric in the Prometheus text format (HELP and TYPE lines)
- * into a malloc'd string. `source_names` maps source indexes to names.
+ * The counters' slot of the source named name, kept for the life of the
+ * process: a reload that reorders, adds or removes sources leaves every
+ * source's counters under its own name (a removed source's stay, frozen).
+ * The first IW_STATS_MAX_SOURCES names get a slot each; later ones share
+ * the last. One thread at a time (the main thread, building a config's view).
  */
-char *iw_stats_render(const char *const *source_names, size_t n_sources);
+size_t iw_stats_source_slot(const char *name);
+
+/*
+ * Render every metric in the Prometheus text format (HELP and TYPE lines)
+ * into a malloc'd string. Per-source metrics: one series per slot named so far.
+ */
+char *iw_stats_render(void);
 
 #endif /* ISLEWATCH_STATS_H */
