@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 #include "islewatch/cli.h"
 #include "islewatch/clock.h"
 #include "islewatch/config.h"
