@@ -139,21 +139,19 @@ static _Atomic(char *) slot_name[IW_STATS_MAX_SOURCES];
 
 size_t iw_stats_source_slot(const char *name)
 {
-    size_t i;
-    for (i = 0; i < IW_STATS_MAX_SOURCES; i++) {
+    for (size_t i = 0; i < IW_STATS_MAX_SOURCES; i++) {
         const char *n = atomic_load_explicit(&slot_name[i], memory_order_acquire);
-        if (n == NULL || strcmp(n, name) == 0)
-            break;
+        if (n != NULL && strcmp(n, name) == 0)
+            return i;
+        if (n == NULL) {                /* the first free slot: this name's from now on */
+            char *copy = strdup(name);
+            if (copy == NULL)
+                break;
+            atomic_store_explicit(&slot_name[i], copy, memory_order_release);
+            return i;
+        }
     }
-    if (i == IW_STATS_MAX_SOURCES)
-        return IW_STATS_MAX_SOURCES - 1;
-    if (atomic_load_explicit(&slot_name[i], memory_order_relaxed) == NULL) {
-        char *copy = strdup(name);
-        if (copy == NULL)
-            return IW_STATS_MAX_SOURCES - 1;
-        atomic_store_explicit(&slot_name[i], copy, memory_order_release);
-    }
-    return i;
+    return IW_STATS_MAX_SOURCES - 1;
 }
 
 static void bprintf(struct buf *b, const char *fmt, ...) IW_PRINTF(2, 3);
