@@ -289,7 +289,10 @@ static int shard_pop_first(struct iw_shard *sh, struct iw_shard_item *out, int64
     for (int64_t waited = 0;; waited += SHARD_NAP_MS) {
         if (iw_mpmc_pop(&sh->q, out) == IW_OK)
             return IW_OK;
-        if (waited >= timeout_ms)
+        /* relaxed: only a hint to stop napping; apply_reload's exchange is
+         * the acquire that pairs with iw_pipeline_reload's release. A reload
+         * so waits one nap, not the whole timeout. */
+        if (waited >= timeout_ms || atomic_load_explicit(&sh->pending_cfg, memory_order_relaxed) != NULL)
             return IW_E_EMPTY;
         nanosleep(&nap, NULL);
     }
