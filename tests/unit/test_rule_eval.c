@@ -1701,6 +1701,60 @@ Test(rules, reload_resolves_changed_and_removed_rules)
     iw_rules_engine_free(e);
 }
 
+/* A changed absence rule still watches the devices the old one knew: a camera
+ * that stopped before the reload (or restart) is not forgotten. */
+Test(rules, reload_of_a_changed_absence_rule_keeps_watching_silent_devices)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+
+    r->p.after_ms = 3 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0, 1);
+    fx_feed(e, "camera", "s1", "c02", "online", T0 + 2 * MINUTE, 1);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "c01 is absent");
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].p.after_ms = 4 * MINUTE;
+    strcpy(next.rules[0].hash, "0000000000000001");
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + 4 * MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 2, "the old rule's episode ends");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_tick(e, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 4, "both silent cameras are absent under the changed rule");
+    for (size_t i = 2; i < 4; i++)
+        cr_assert_eq(env.alerts[i]->status, IW_ALERT_FIRING);
+    fx_feed(e, "camera", "s1", "c01", "online", T0 + 2 * HOUR, 1);
+    cr_assert_eq(env.n_alerts, 5);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restart_with_a_changed_absence_rule_keeps_watching_silent_devices)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+
+    r->p.after_ms = 3 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0, 1);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1);
+    r->p.after_ms = 4 * MINUTE;
+    strcpy(r->hash, "0000000000000001");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 2, "the old rule's episode ends");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_tick(e, T0 + HOUR + 4 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 2, "a full `after` from the start, as for any known device");
+    iw_rules_tick(e, T0 + HOUR + 4 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3, "the silent camera is absent under the changed rule");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_str_eq(fx_last(&env)->device, "c01");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, reload_follows_inventory_changes)
 {
     struct fx_cfg next;
