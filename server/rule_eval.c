@@ -1050,6 +1050,37 @@ static void event_sample(struct iw_rules_engine *e, struct inst *in, const struc
     }
 }
 
+void iw__event_refire(struct iw_rules_engine *e, struct rule_rt *rr, const char *source,
+                      const char *site, const char *device, const char *type, int64_t event_ts,
+                      int64_t now)
+{
+    struct iw_rsample s = { .source = source, .site = site, .device = device, .metric = type,
+                            .ts = event_ts, .value = 1, .recv_ms = now, .is_event = true };
+    struct event_x *x;
+    struct inst *in;
+
+    if (rr == NULL || rr->r->kind != IW_RULE_EVENT || !iw__select_device(rr, source, site, device)
+        || !event_accepts(rr, &s))
+        return;
+    in = iw__inst_get(e, rr, source, site, device, type);
+    if (in == NULL) {
+        IW_LOG_ERROR("rules", "out of memory raising event %s of %s/%s/%s again under the changed "
+                     "rule \"%s\"; it is raised with its next start", type, source, site, device,
+                     rr->r->name);
+        return;
+    }
+    if (in->st != ST_INACTIVE)
+        return;
+    x = in->x;
+    x->how = EV_START;
+    x->event_ts = event_ts;
+    x->auto_due = in->p->auto_resolve_ms > 0 ? now + in->p->auto_resolve_ms : RT_NONE;
+    if (in->last_ts == RT_NONE || event_ts > in->last_ts)
+        in->last_ts = event_ts;
+    /* The new rule's episode: it starts now, with an id of its own. */
+    iw__fire(e, in, in->p->severity, now, now, false, now);
+}
+
 static int64_t event_deadline(const struct iw_rules_engine *e, const struct inst *in)
 {
     const struct event_x *x = in->x;

@@ -414,6 +414,24 @@ static void absence_adopt(struct iw_rules_engine *e, struct rule_rt *rr, const c
     iw__sched(e, in);
 }
 
+/*
+ * A changed event rule ends the episode of an event that has not stopped
+ * (rec: the record of the old instance, which was firing); the new rule
+ * raises it again, unless the old auto_resolve was due already.
+ */
+static void event_adopt(struct iw_rules_engine *e, struct rule_rt *rr, const cJSON *rec,
+                        const char *source, const char *site, const char *device,
+                        const char *type, int64_t now)
+{
+    const cJSON *ad = cJSON_GetObjectItemCaseSensitive(rec, "ad");
+    const cJSON *et = cJSON_GetObjectItemCaseSensitive(rec, "et");
+
+    if (cJSON_IsNumber(ad) && (int64_t)ad->valuedouble <= now)
+        return;
+    iw__event_refire(e, rr, source, site, device, type,
+                     cJSON_IsNumber(et) ? (int64_t)et->valuedouble : now, now);
+}
+
 int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const void *val, size_t len)
 {
     cJSON *o = cJSON_ParseWithLength(val, len);
@@ -448,6 +466,9 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
         del_key(e, key);
         if (strcmp(kind, "absence") == 0)
             absence_adopt(e, rr, o, src, site, dev);
+        else if (strcmp(kind, "event") == 0 && met != NULL && cJSON_IsNumber(st)
+                 && st->valueint == ST_FIRING)
+            event_adopt(e, rr, o, src, site, dev, met, e->start_ms);
         cJSON_Delete(o);
         return IW_OK;
     }
@@ -485,7 +506,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
     struct rule_rt *rules, *old_rules = e->rules;
     size_t old_n = e->n_rules;
     struct smap keep = { 0 };
-    struct inst *adopt = NULL;          /* instances of changed absence rules */
+    struct inst *adopt = NULL;          /* instances of changed absence and event rules */
     int rc;
 
     rc = rules_build(newcfg, &rules);
@@ -509,6 +530,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
                 removed = strcmp(newcfg->rules[k].name, in->rr->r->name) != 0;
             /* The value did not come back: the message says why it resolves. */
             e->ending = removed ? "removed" : "changed";
+            in->was_firing = in->st == ST_FIRING;
             iw__resolve(e, in, now_ms, false, now_ms);
             e->ending = NULL;
             in->st = ST_INACTIVE;
@@ -524,7 +546,8 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
         struct inst *in = e->insts.slots[i].val;
         if (e->insts.slots[i].key == NULL)
             continue;
-        if (in->orphan && in->rr->r->kind == IW_RULE_ABSENCE) {
+        if (in->orphan && (in->rr->r->kind == IW_RULE_ABSENCE
+                           || (in->rr->r->kind == IW_RULE_EVENT && in->was_firing))) {
             in->dirty_next = adopt;     /* carried over below, once the new rules are in */
             adopt = in;
         } else if (in->orphan || iw__smap_put(&keep, in->key, in) != IW_OK) {
@@ -544,9 +567,12 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
         adopt = in->dirty_next;
         in->dirty_next = NULL;
         if (rec != NULL) {
+            struct rule_rt *nr = rule_by_name(e, in->rr->r->name);
             in->rr->ops->save(in, rec);
-            absence_adopt(e, rule_by_name(e, in->rr->r->name), rec, in->source, in->site,
-                          in->device);
+            if (in->rr->r->kind == IW_RULE_ABSENCE)
+                absence_adopt(e, nr, rec, in->source, in->site, in->device);
+            else
+                event_adopt(e, nr, rec, in->source, in->site, in->device, in->metric, now_ms);
         }
         cJSON_Delete(rec);
         iw__inst_free(e, in);

@@ -1755,6 +1755,65 @@ Test(rules, restart_with_a_changed_absence_rule_keeps_watching_silent_devices)
     iw_rules_engine_free(e);
 }
 
+/* An event still going on when its rule changes is raised again by the new
+ * rule (if it still matches), not left without an alert until its stop. */
+Test(rules, reload_of_a_changed_event_rule_raises_an_ongoing_event_again)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+
+    r->p.match = fx_kv(&cfg, "type", "*");
+    r->p.n_match = 1;
+    e = engine(T0);
+    feed_event(e, "c01", "tamper", T0, T0, true);
+    feed_event(e, "c01", "motion", T0, T0, true);
+    feed_event(e, "c02", "tamper", T0, T0, true);
+    feed_event(e, "c02", "tamper", T0 + MINUTE, T0 + MINUTE, false);
+    cr_assert_eq(env.n_alerts, 4);
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].p.match = fx_kv(&next, "type", "tamper");
+    next.rules[0].p.auto_resolve_ms = 10 * MINUTE;
+    next.rules[0].p.severity = IW_SEV_CRITICAL;
+    strcpy(next.rules[0].hash, "0000000000000001");
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + 2 * MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 7, "two episodes end, the ongoing tamper fires again");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_str_eq(fx_last(&env)->device, "c01");
+    cr_assert_str_eq(fx_last(&env)->metric, "tamper");
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    cr_assert_eq(fx_last(&env)->ts, T0 + 2 * MINUTE);
+    cr_assert_str_neq(fx_last(&env)->id, env.alerts[0]->id, "a new episode");
+    iw_rules_tick(e, T0 + 12 * MINUTE);
+    cr_assert_eq(env.n_alerts, 8, "the new rule's auto_resolve runs from the reload");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restart_with_a_changed_event_rule_raises_an_ongoing_event_again)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+
+    r->p.match = fx_kv(&cfg, "type", "tamper");
+    r->p.n_match = 1;
+    e = engine(T0);
+    feed_event(e, "c01", "tamper", T0, T0, true);
+    cr_assert_eq(env.n_alerts, 1);
+    r->p.severity = IW_SEV_MAJOR;
+    strcpy(r->hash, "0000000000000001");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 3, "the old episode ends, the ongoing tamper fires again");
+    cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_MAJOR);
+    feed_event(e, "c01", "tamper", T0 + HOUR + MINUTE, T0 + HOUR + MINUTE, false);
+    cr_assert_eq(env.n_alerts, 4);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[2]->id);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, reload_follows_inventory_changes)
 {
     struct fx_cfg next;
