@@ -285,7 +285,20 @@ static void thr_evidence(const struct iw_rules_engine *e, const struct inst *in,
                  iw__fmt_dur(p->window_ms, dur, sizeof(dur)));
     else
         text[0] = '\0';
-    if (ev->status == IW_ALERT_FIRING)
+    if (ev->status == IW_ALERT_FIRING && x->has_cur && !breaches(p, x->cur)) {
+        /* Still firing (a repeat) in the hysteresis band or during clear_for:
+         * the value is inside again, so say what resolves it instead. */
+        char clr[32], after[48] = "";
+        iw__fmt_num(use_above ? (p->has_clear_below ? p->clear_below : p->above)
+                              : (p->has_clear_above ? p->clear_above : p->below), clr, sizeof(clr));
+        if (p->clear_for_ms > 0)
+            snprintf(after, sizeof(after), " after %s",
+                     iw__fmt_dur(p->clear_for_ms, dur, sizeof(dur)));
+        snprintf(text + strlen(text), sizeof(text) - strlen(text),
+                 "%s%s%s, no longer %s %s; resolves%s at or %s %s", iw_metric_display(in->metric),
+                 val[0] ? " " : "", val, use_above ? "above" : "below", thr, after,
+                 use_above ? "below" : "above", clr);
+    } else if (ev->status == IW_ALERT_FIRING)
         snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s%s %s %s",
                  iw_metric_display(in->metric), val[0] ? " " : "", val,
                  use_above ? "above" : "below", thr);

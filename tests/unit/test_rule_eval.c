@@ -198,6 +198,47 @@ Test(rules, default_message_describes_the_condition)
     iw_rules_engine_free(e);
 }
 
+/* A repeat while the value is back inside (hysteresis band, clear_for
+ * running) must not claim it is still beyond the threshold. */
+Test(rules, default_message_of_a_repeat_while_clearing_does_not_claim_the_breach)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rule *d = fx_rule(&cfg, "d", IW_RULE_THRESHOLD, "water/*/*/do");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 2.0;
+    r->p.clear_for_ms = 10 * MINUTE;
+    r->p.repeat_ms = 5 * MINUTE;
+    d->p.has_below = true;
+    d->p.below = 3;
+    d->p.has_clear_above = true;
+    d->p.clear_above = 4;
+    d->p.repeat_ms = 5 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0, 2.31);
+    fx_feed(e, "water", "dongtan", "w01", "do", T0, 2.5);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0 + MINUTE, 1.5);
+    fx_feed(e, "water", "dongtan", "w01", "do", T0 + MINUTE, 3.5);
+    iw_rules_tick(e, T0 + 5 * MINUTE);
+    cr_assert_eq(env.n_alerts, 4);
+    cr_assert_eq(env.alerts[2]->reason, IW_ALERT_REPEAT);
+    cr_assert_eq(env.alerts[3]->reason, IW_ALERT_REPEAT);
+    for (size_t i = 2; i < 4; i++) {
+        const struct iw_alert *a = env.alerts[i];
+        cr_assert_null(strstr(a->message, "mg/L above 2"), "%s", a->message);
+        cr_assert_null(strstr(a->message, "mg/L below 3"), "%s", a->message);
+    }
+    const struct iw_alert *t = strcmp(env.alerts[2]->rule, "t") == 0 ? env.alerts[2]
+                                                                      : env.alerts[3];
+    const struct iw_alert *o = t == env.alerts[2] ? env.alerts[3] : env.alerts[2];
+    cr_assert_str_eq(t->message, "dongtan/w01 NH3-N 1.5 mg/L, no longer above 2; resolves "
+                     "after 10m at or below 2");
+    cr_assert_str_eq(o->message, "dongtan/w01 DO 3.5 mg/L, no longer below 3; "
+                     "resolves at or above 4");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, three_level_select_makes_one_instance_per_metric)
 {
     struct iw_rule *r = fx_rule(&cfg, "any-high", IW_RULE_THRESHOLD, "air/*/*");
