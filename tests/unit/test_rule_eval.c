@@ -1194,6 +1194,37 @@ Test(rules, restore_of_a_changed_rule_resolves)
     iw_rules_engine_free(e);
 }
 
+/* The resolve a restart emits for a changed or removed rule carries the labels
+ * its firing carried: a subscriber routing on them gets the resolve too. */
+Test(rules, restore_resolve_of_a_changed_or_removed_rule_keeps_its_labels)
+{
+    static struct iw_kv lb[] = { { "team", "river" }, { "tier", "1" } };
+    struct iw_rules_engine *e;
+    struct iw_rule *r = thr_rule("changed", 0), *u = thr_rule("removed", 0);
+
+    r->labels = u->labels = lb;
+    r->n_labels = u->n_labels = 2;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 2);
+    strcpy(r->hash, "00000000deadbeef");
+    r->labels = NULL;               /* the new version has none */
+    r->n_labels = 0;
+    cfg.cfg.n_rules = 1;            /* "removed" is gone */
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 4);
+    for (size_t i = 2; i < 4; i++) {
+        const struct iw_alert *a = env.alerts[i];
+        cr_assert_eq(a->status, IW_ALERT_RESOLVED);
+        cr_assert_eq(a->n_labels, 2, "%s: %zu labels", a->rule, a->n_labels);
+        cr_assert_str_eq(a->labels[0].key, "team");
+        cr_assert_str_eq(a->labels[0].value, "river");
+        cr_assert_str_eq(a->labels[1].key, "tier");
+        cr_assert_str_eq(a->labels[1].value, "1");
+    }
+    iw_rules_engine_free(e);
+}
+
 Test(rules, restore_skips_records_of_other_shards)
 {
     struct iw_rules_engine *e;
