@@ -376,6 +376,17 @@ const struct iw_rule *iw_replay_rule(const struct iw_replay *r, size_t i)
 
 void iw_replay_advance(struct iw_replay *r, int64_t now_ms)
 {
+    int64_t due;
+
+    /* One deadline at a time, each at its own time, as the daemon's ticks
+     * run them: what a deadline schedules (the next `repeat`) counts from
+     * it, not from wherever the clock jumps to. After a tick the engine has
+     * nothing due up to it, so the loop moves forward. */
+    while (now_ms > r->ticked && (due = iw_rules_next_deadline(r->eng)) <= now_ms) {
+        if (due > r->ticked)
+            r->ticked = due;
+        iw_rules_tick(r->eng, r->ticked);
+    }
     if (now_ms > r->ticked) {
         iw_rules_tick(r->eng, now_ms);
         r->ticked = now_ms;

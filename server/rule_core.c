@@ -488,9 +488,10 @@ void iw__emit_orphan_resolve(struct iw_rules_engine *e, const cJSON *rec, const 
 {
     static const char *const kinds[] = { "threshold", "rate", "absence", "flag", "event",
                                          "water_quality", "air_quality" };
-    const cJSON *j;
+    const cJSON *j, *lb = cJSON_GetObjectItemCaseSensitive(rec, "lb"), *it;
     const char *id, *kind;
     struct iw_alert a = { .status = IW_ALERT_RESOLVED, .reason = IW_ALERT_RESOLVE, .ts = now };
+    struct iw_kv labels[32];
     char msg[512], details[256];
 
 #define STR(name) (cJSON_IsString(j = cJSON_GetObjectItemCaseSensitive(rec, name)) ? j->valuestring : NULL)
@@ -523,6 +524,13 @@ void iw__emit_orphan_resolve(struct iw_rules_engine *e, const cJSON *rec, const 
     a.message = msg;
     a.details = details;
     a.unit = iw_metric_unit(a.metric);
+    /* The labels its firing carried, so that whoever routes on them gets the resolve too. */
+    if (!cJSON_IsObject(lb))
+        lb = NULL;
+    cJSON_ArrayForEach(it, lb)
+        if (cJSON_IsString(it) && a.n_labels < IW_ARRAY_LEN(labels))
+            labels[a.n_labels++] = (struct iw_kv){ it->string, it->valuestring };
+    a.labels = labels;
     a.silenced = silenced(e, &a, now);
     e->st.emitted++;
     e->env.emit(e->env.ctx, &a);
@@ -574,6 +582,12 @@ void iw__save(struct iw_rules_engine *e, struct inst *in)
     cJSON_AddNumberToObject(o, "sev", in->sev);
     if (in->st == ST_FIRING)
         cJSON_AddStringToObject(o, "id", in->id);
+    if (in->st == ST_FIRING && in->rr->r->n_labels > 0) {
+        /* Its resolve may be emitted from this record alone (the rule gone). */
+        cJSON *lb = cJSON_AddObjectToObject(o, "lb");
+        for (size_t i = 0; i < in->rr->r->n_labels; i++)
+            cJSON_AddStringToObject(lb, in->rr->r->labels[i].key, in->rr->r->labels[i].value);
+    }
     put_time(o, "ps", in->pending_since);
     put_time(o, "cs", in->clear_since);
     put_time(o, "lt", in->last_ts);

@@ -285,7 +285,20 @@ static void thr_evidence(const struct iw_rules_engine *e, const struct inst *in,
                  iw__fmt_dur(p->window_ms, dur, sizeof(dur)));
     else
         text[0] = '\0';
-    if (ev->status == IW_ALERT_FIRING)
+    if (ev->status == IW_ALERT_FIRING && x->has_cur && !breaches(p, x->cur)) {
+        /* Still firing (a repeat) in the hysteresis band or during clear_for:
+         * the value is inside again, so say what resolves it instead. */
+        char clr[32], after[48] = "";
+        iw__fmt_num(use_above ? (p->has_clear_below ? p->clear_below : p->above)
+                              : (p->has_clear_above ? p->clear_above : p->below), clr, sizeof(clr));
+        if (p->clear_for_ms > 0)
+            snprintf(after, sizeof(after), " after %s",
+                     iw__fmt_dur(p->clear_for_ms, dur, sizeof(dur)));
+        snprintf(text + strlen(text), sizeof(text) - strlen(text),
+                 "%s%s%s, no longer %s %s; resolves%s at or %s %s", iw_metric_display(in->metric),
+                 val[0] ? " " : "", val, use_above ? "above" : "below", thr, after,
+                 use_above ? "below" : "above", clr);
+    } else if (ev->status == IW_ALERT_FIRING)
         snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s%s%s %s %s",
                  iw_metric_display(in->metric), val[0] ? " " : "", val,
                  use_above ? "above" : "below", thr);
@@ -1048,6 +1061,37 @@ static void event_sample(struct iw_rules_engine *e, struct inst *in, const struc
         x->auto_due = RT_NONE;
         iw__resolve(e, in, s->ts, iw__late(e, s), s->recv_ms);
     }
+}
+
+void iw__event_refire(struct iw_rules_engine *e, struct rule_rt *rr, const char *source,
+                      const char *site, const char *device, const char *type, int64_t event_ts,
+                      int64_t now)
+{
+    struct iw_rsample s = { .source = source, .site = site, .device = device, .metric = type,
+                            .ts = event_ts, .value = 1, .recv_ms = now, .is_event = true };
+    struct event_x *x;
+    struct inst *in;
+
+    if (rr == NULL || rr->r->kind != IW_RULE_EVENT || !iw__select_device(rr, source, site, device)
+        || !event_accepts(rr, &s))
+        return;
+    in = iw__inst_get(e, rr, source, site, device, type);
+    if (in == NULL) {
+        IW_LOG_ERROR("rules", "out of memory raising event %s of %s/%s/%s again under the changed "
+                     "rule \"%s\"; it is raised with its next start", type, source, site, device,
+                     rr->r->name);
+        return;
+    }
+    if (in->st != ST_INACTIVE)
+        return;
+    x = in->x;
+    x->how = EV_START;
+    x->event_ts = event_ts;
+    x->auto_due = in->p->auto_resolve_ms > 0 ? now + in->p->auto_resolve_ms : RT_NONE;
+    if (in->last_ts == RT_NONE || event_ts > in->last_ts)
+        in->last_ts = event_ts;
+    /* The new rule's episode: it starts now, with an id of its own. */
+    iw__fire(e, in, in->p->severity, now, now, false, now);
 }
 
 static int64_t event_deadline(const struct iw_rules_engine *e, const struct inst *in)

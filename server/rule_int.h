@@ -68,6 +68,7 @@ struct inst {
     bool     restored;              /* state came from a stored record */
     bool     dirty;                 /* in the engine's message-end list */
     bool     orphan;                /* its rule is gone (reload): to be freed */
+    bool     was_firing;            /* an orphan: it was firing when its rule went */
     bool     stored;                /* a state record exists for it */
     struct inst *dirty_next;
     size_t   heap_idx;              /* SIZE_MAX: not in the heap */
@@ -209,6 +210,12 @@ void iw__inst_series(const struct iw_rules_engine *e, const struct inst *in,
 /* Is the device in the inventory (and its entry)? */
 const struct iw_device_cfg *iw__inventory(const struct iw_config *cfg, const char *source,
                                           const char *site, const char *device);
+/* Reload or restart with a changed event rule rr: an event of this type whose
+ * last message (at event_ts) was a start, and whose episode the old rule
+ * ended, fires a new episode of rr at now when rr still matches it. */
+void iw__event_refire(struct iw_rules_engine *e, struct rule_rt *rr, const char *source,
+                      const char *site, const char *device, const char *type, int64_t event_ts,
+                      int64_t now);
 /* Reload: the inventory changed; drop a never-seen device no longer listed. */
 void iw__absence_refresh(struct iw_rules_engine *e, struct inst *in, int64_t now);
 /* "1m", "30s", "1h30m", "500ms" into buf; returns buf. */

@@ -384,6 +384,54 @@ static void del_key(struct iw_rules_engine *e, const char *key)
         e->st.state_errors++;
 }
 
+/*
+ * A changed absence rule keeps watching the devices its old version knew
+ * (rec: the old instance's record): only the past says that a device which
+ * has gone silent exists, and forgetting it would lose its alert. The old
+ * episode ended with the old rule; the new instance starts inactive from the
+ * device's last message, so a device still silent fires a new episode.
+ */
+static void absence_adopt(struct iw_rules_engine *e, struct rule_rt *rr, const cJSON *rec,
+                          const char *source, const char *site, const char *device)
+{
+    struct inst *in;
+
+    if (rr == NULL || rr->r->kind != IW_RULE_ABSENCE || rr->n_sel == 0
+        || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "seen"))
+        || !iw__select_device(rr, source, site, device))
+        return;
+    in = iw__inst_get(e, rr, source, site, device, NULL);
+    if (in == NULL) {
+        IW_LOG_ERROR("rules", "out of memory carrying %s/%s/%s over to the changed rule \"%s\"; "
+                     "its absence is raised again with its next message", source, site, device,
+                     rr->r->name);
+        return;
+    }
+    if (in->st != ST_INACTIVE)
+        return;
+    rr->ops->load(e, in, rec);
+    iw__save(e, in);
+    iw__sched(e, in);
+}
+
+/*
+ * A changed event rule ends the episode of an event that has not stopped
+ * (rec: the record of the old instance, which was firing); the new rule
+ * raises it again, unless the old auto_resolve was due already.
+ */
+static void event_adopt(struct iw_rules_engine *e, struct rule_rt *rr, const cJSON *rec,
+                        const char *source, const char *site, const char *device,
+                        const char *type, int64_t now)
+{
+    const cJSON *ad = cJSON_GetObjectItemCaseSensitive(rec, "ad");
+    const cJSON *et = cJSON_GetObjectItemCaseSensitive(rec, "et");
+
+    if (cJSON_IsNumber(ad) && (int64_t)ad->valuedouble <= now)
+        return;
+    iw__event_refire(e, rr, source, site, device, type,
+                     cJSON_IsNumber(et) ? (int64_t)et->valuedouble : now, now);
+}
+
 int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const void *val, size_t len)
 {
     cJSON *o = cJSON_ParseWithLength(val, len);
@@ -416,6 +464,11 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
         if (cJSON_IsNumber(st) && st->valueint == ST_FIRING)
             iw__emit_orphan_resolve(e, o, rr == NULL ? "removed" : "changed", e->start_ms);
         del_key(e, key);
+        if (strcmp(kind, "absence") == 0)
+            absence_adopt(e, rr, o, src, site, dev);
+        else if (strcmp(kind, "event") == 0 && met != NULL && cJSON_IsNumber(st)
+                 && st->valueint == ST_FIRING)
+            event_adopt(e, rr, o, src, site, dev, met, e->start_ms);
         cJSON_Delete(o);
         return IW_OK;
     }
@@ -453,6 +506,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
     struct rule_rt *rules, *old_rules = e->rules;
     size_t old_n = e->n_rules;
     struct smap keep = { 0 };
+    struct inst *adopt = NULL;          /* instances of changed absence and event rules */
     int rc;
 
     rc = rules_build(newcfg, &rules);
@@ -476,6 +530,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
                 removed = strcmp(newcfg->rules[k].name, in->rr->r->name) != 0;
             /* The value did not come back: the message says why it resolves. */
             e->ending = removed ? "removed" : "changed";
+            in->was_firing = in->st == ST_FIRING;
             iw__resolve(e, in, now_ms, false, now_ms);
             e->ending = NULL;
             in->st = ST_INACTIVE;
@@ -491,8 +546,13 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
         struct inst *in = e->insts.slots[i].val;
         if (e->insts.slots[i].key == NULL)
             continue;
-        if (in->orphan || iw__smap_put(&keep, in->key, in) != IW_OK)
+        if (in->orphan && (in->rr->r->kind == IW_RULE_ABSENCE
+                           || (in->rr->r->kind == IW_RULE_EVENT && in->was_firing))) {
+            in->dirty_next = adopt;     /* carried over below, once the new rules are in */
+            adopt = in;
+        } else if (in->orphan || iw__smap_put(&keep, in->key, in) != IW_OK) {
             iw__inst_free(e, in);
+        }
     }
     iw__smap_fini(&e->insts);
     e->insts = keep;
@@ -500,6 +560,23 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
     e->cfg_gen++;
     e->rules = rules;
     e->n_rules = newcfg->n_rules;
+    while (adopt != NULL) {
+        struct inst *in = adopt;
+        cJSON *rec = cJSON_CreateObject();
+
+        adopt = in->dirty_next;
+        in->dirty_next = NULL;
+        if (rec != NULL) {
+            struct rule_rt *nr = rule_by_name(e, in->rr->r->name);
+            in->rr->ops->save(in, rec);
+            if (in->rr->r->kind == IW_RULE_ABSENCE)
+                absence_adopt(e, nr, rec, in->source, in->site, in->device);
+            else
+                event_adopt(e, nr, rec, in->source, in->site, in->device, in->metric, now_ms);
+        }
+        cJSON_Delete(rec);
+        iw__inst_free(e, in);
+    }
     rules_fini(old_rules, old_n);
     inventory_instances(e);
 

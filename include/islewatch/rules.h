@@ -66,7 +66,8 @@
  *   (ts - over, ts].
  * - rate: (v - v_prev) / (ts - ts_prev) * per between consecutive unflagged
  *   samples; fires when > rise or < -fall; resolves when back inside
- *   (inclusive bounds). for/clear_for apply as for threshold.
+ *   (inclusive bounds). `for` applies as for threshold (the loader takes no
+ *   clear_for for rate: it resolves at the first rate back inside).
  * - Out-of-order samples: a sample older than the instance's last evaluated
  *   sample time never drives the instance's (live) state machine: later
  *   samples already decided the present. threshold, rate and flag evaluate
@@ -93,9 +94,11 @@
  *   sample with the same time as the last one (redelivery) is evaluated
  *   again, which changes nothing when its value is the same.
  * - late: the alert is `late` when the sample that caused the transition is
- *   older than alerts.live_window at receipt (recv_ms - ts > live_window);
- *   every later alert of an episode that fired late (its resolve, even by a
- *   recent sample) is late too. Wall-clock transitions are never late.
+ *   older than alerts.live_window at receipt (recv_ms - ts > live_window).
+ *   In time order that is each alert's own sample: a recent sample that
+ *   resolves an episode which fired late resolves it live. An episode that
+ *   out-of-order samples make (rule_late.c) is late throughout, its resolve
+ *   too. Wall-clock transitions are never late.
  * - absence: a device is known once any sample of it matching the select
  *   (first three levels; with a 4-level select that metric only) arrives,
  *   or when it is in the inventory. It fires when no such sample arrived for
@@ -109,8 +112,9 @@
  * - flag: flag letters in the rule's `flags` count; 'N' or no flag (normal
  *   data) clears the metric; any other flag (M, C, T, ...) is ignored: it
  *   neither flags nor clears the metric, nor moves for/clear_for. The
- *   instance's condition is "some metric is flagged"; `for`/`clear_for` in
- *   sample time as for threshold. A device-level episode's alerts all name
+ *   instance's condition is "some metric is flagged"; `for` in sample time
+ *   as for threshold (the loader takes no clear_for for flag: normal data
+ *   resolves at once). A device-level episode's alerts all name
  *   the metric it began on (details list the flags now).
  * - event: only event samples (is_event). `match:` keys type, site, device,
  *   source (globs; check refuses any other key). start (value != 0) fires at
@@ -256,7 +260,11 @@ void iw_rules_engine_free(struct iw_rules_engine *e);     /* accepts NULL */
  * of a device this engine does not own is skipped (IW_OK): the integrator may
  * offer every record to every shard. A record of a rule that no longer exists
  * or whose hash changed is dropped (state_del); if it was firing, a resolved
- * alert is emitted for it. IW_E_INVAL for a record that does not parse
+ * alert is emitted for it. A changed rule of the same kind carries over what
+ * only the past can tell: absence, a device it knew (it gets a full `after`
+ * from the start); event, an event still going on (a start, no stop), which
+ * fires a new episode of the changed rule when it still matches.
+ * IW_E_INVAL for a record that does not parse
  * (skipped; the caller may log and delete it), IW_E_NOMEM.
  */
 IW_NODISCARD int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key,
@@ -290,7 +298,9 @@ int64_t iw_rules_next_deadline(const struct iw_rules_engine *e);
  * Switch to newcfg at wall-clock time now_ms. Rules whose name, kind and hash
  * are unchanged keep every instance and its state (no re-fire, no resolve);
  * instances of removed or changed rules are resolved (a resolved alert for
- * each firing one, ts now_ms) and their state deleted; new rules start empty.
+ * each firing one, ts now_ms) and their state deleted; new rules start empty,
+ * except that a changed absence or event rule carries over, as at restore,
+ * the devices it knew and the events still going on (fired again at now_ms).
  * Inventory changes add or drop never-seen inventory absence instances.
  * The old config must stay valid until this returns. IW_OK or IW_E_NOMEM
  * (then the engine keeps running on the old config).

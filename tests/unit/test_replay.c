@@ -139,6 +139,41 @@ Test(replay, advance_runs_deadlines_up_to_and_including_now)
     iw_config_free(cfg);
 }
 
+/* One long advance runs each deadline at its own time, as the daemon's ticks
+ * do: every `repeat` of an absence and of an event, counted from the one before. */
+Test(replay, one_long_advance_runs_every_repeat_at_its_time)
+{
+    struct iw_config *cfg = load(
+        "rules:\n"
+        "  - { name: cam, kind: absence, select: \"camera/*/*\", after: 2m, repeat: 5m }\n"
+        "  - { name: tamper, kind: event, select: \"camera_event/*/*\", match: { type: tamper },\n"
+        "      repeat: 4m }\n");
+    struct iw_replay *r = replay(cfg, NULL, 0, true, NULL);
+
+    char buf[256];
+    struct iw_rsample ev = { 0 };
+
+    feed(r, "camera/s1/c1/online", 0, 1, 0);
+    cr_assert_eq(iw_replay_split("camera_event/s1/c1/tamper", buf, sizeof(buf), &ev), IW_OK);
+    ev.ts = ev.recv_ms = T0 + 1 * MIN;
+    ev.value = 1;                                       /* start */
+    ev.is_event = true;
+    iw_replay_feed(r, &ev, 1);
+    iw_replay_advance(r, T0 + 13 * MIN);
+    static const struct want w[] = {
+        { 1 * MIN, "tamper", "c1", IW_ALERT_FIRING },
+        { 2 * MIN, "cam", "c1", IW_ALERT_FIRING },
+        { 5 * MIN, "tamper", "c1", IW_ALERT_FIRING },
+        { 7 * MIN, "cam", "c1", IW_ALERT_FIRING },
+        { 9 * MIN, "tamper", "c1", IW_ALERT_FIRING },
+        { 12 * MIN, "cam", "c1", IW_ALERT_FIRING },
+        { 13 * MIN, "tamper", "c1", IW_ALERT_FIRING },
+    };
+    expect_alerts(r, w, IW_ARRAY_LEN(w));
+    iw_replay_free(r);
+    iw_config_free(cfg);
+}
+
 Test(replay, inventory_devices_count_from_the_start_unless_left_out)
 {
     struct iw_config *cfg = load(NH3);

@@ -198,6 +198,47 @@ Test(rules, default_message_describes_the_condition)
     iw_rules_engine_free(e);
 }
 
+/* A repeat while the value is back inside (hysteresis band, clear_for
+ * running) must not claim it is still beyond the threshold. */
+Test(rules, default_message_of_a_repeat_while_clearing_does_not_claim_the_breach)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rule *d = fx_rule(&cfg, "d", IW_RULE_THRESHOLD, "water/*/*/do");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 2.0;
+    r->p.clear_for_ms = 10 * MINUTE;
+    r->p.repeat_ms = 5 * MINUTE;
+    d->p.has_below = true;
+    d->p.below = 3;
+    d->p.has_clear_above = true;
+    d->p.clear_above = 4;
+    d->p.repeat_ms = 5 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0, 2.31);
+    fx_feed(e, "water", "dongtan", "w01", "do", T0, 2.5);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0 + MINUTE, 1.5);
+    fx_feed(e, "water", "dongtan", "w01", "do", T0 + MINUTE, 3.5);
+    iw_rules_tick(e, T0 + 5 * MINUTE);
+    cr_assert_eq(env.n_alerts, 4);
+    cr_assert_eq(env.alerts[2]->reason, IW_ALERT_REPEAT);
+    cr_assert_eq(env.alerts[3]->reason, IW_ALERT_REPEAT);
+    for (size_t i = 2; i < 4; i++) {
+        const struct iw_alert *a = env.alerts[i];
+        cr_assert_null(strstr(a->message, "mg/L above 2"), "%s", a->message);
+        cr_assert_null(strstr(a->message, "mg/L below 3"), "%s", a->message);
+    }
+    const struct iw_alert *t = strcmp(env.alerts[2]->rule, "t") == 0 ? env.alerts[2]
+                                                                      : env.alerts[3];
+    const struct iw_alert *o = t == env.alerts[2] ? env.alerts[3] : env.alerts[2];
+    cr_assert_str_eq(t->message, "dongtan/w01 NH3-N 1.5 mg/L, no longer above 2; resolves "
+                     "after 10m at or below 2");
+    cr_assert_str_eq(o->message, "dongtan/w01 DO 3.5 mg/L, no longer below 3; "
+                     "resolves at or above 4");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, three_level_select_makes_one_instance_per_metric)
 {
     struct iw_rule *r = fx_rule(&cfg, "any-high", IW_RULE_THRESHOLD, "air/*/*");
@@ -1153,6 +1194,37 @@ Test(rules, restore_of_a_changed_rule_resolves)
     iw_rules_engine_free(e);
 }
 
+/* The resolve a restart emits for a changed or removed rule carries the labels
+ * its firing carried: a subscriber routing on them gets the resolve too. */
+Test(rules, restore_resolve_of_a_changed_or_removed_rule_keeps_its_labels)
+{
+    static struct iw_kv lb[] = { { "team", "river" }, { "tier", "1" } };
+    struct iw_rules_engine *e;
+    struct iw_rule *r = thr_rule("changed", 0), *u = thr_rule("removed", 0);
+
+    r->labels = u->labels = lb;
+    r->n_labels = u->n_labels = 2;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 2);
+    strcpy(r->hash, "00000000deadbeef");
+    r->labels = NULL;               /* the new version has none */
+    r->n_labels = 0;
+    cfg.cfg.n_rules = 1;            /* "removed" is gone */
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 4);
+    for (size_t i = 2; i < 4; i++) {
+        const struct iw_alert *a = env.alerts[i];
+        cr_assert_eq(a->status, IW_ALERT_RESOLVED);
+        cr_assert_eq(a->n_labels, 2, "%s: %zu labels", a->rule, a->n_labels);
+        cr_assert_str_eq(a->labels[0].key, "team");
+        cr_assert_str_eq(a->labels[0].value, "river");
+        cr_assert_str_eq(a->labels[1].key, "tier");
+        cr_assert_str_eq(a->labels[1].value, "1");
+    }
+    iw_rules_engine_free(e);
+}
+
 Test(rules, restore_skips_records_of_other_shards)
 {
     struct iw_rules_engine *e;
@@ -1698,6 +1770,119 @@ Test(rules, reload_resolves_changed_and_removed_rules)
     cr_assert_eq(env.n_alerts, 6, "the changed rule starts a new episode");
     cr_assert_str_eq(fx_last(&env)->rule, "changed");
     cr_assert_str_neq(fx_last(&env)->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* A changed absence rule still watches the devices the old one knew: a camera
+ * that stopped before the reload (or restart) is not forgotten. */
+Test(rules, reload_of_a_changed_absence_rule_keeps_watching_silent_devices)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+
+    r->p.after_ms = 3 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0, 1);
+    fx_feed(e, "camera", "s1", "c02", "online", T0 + 2 * MINUTE, 1);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "c01 is absent");
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].p.after_ms = 4 * MINUTE;
+    strcpy(next.rules[0].hash, "0000000000000001");
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + 4 * MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 2, "the old rule's episode ends");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_tick(e, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 4, "both silent cameras are absent under the changed rule");
+    for (size_t i = 2; i < 4; i++)
+        cr_assert_eq(env.alerts[i]->status, IW_ALERT_FIRING);
+    fx_feed(e, "camera", "s1", "c01", "online", T0 + 2 * HOUR, 1);
+    cr_assert_eq(env.n_alerts, 5);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restart_with_a_changed_absence_rule_keeps_watching_silent_devices)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+
+    r->p.after_ms = 3 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0, 1);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1);
+    r->p.after_ms = 4 * MINUTE;
+    strcpy(r->hash, "0000000000000001");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 2, "the old rule's episode ends");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_tick(e, T0 + HOUR + 4 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 2, "a full `after` from the start, as for any known device");
+    iw_rules_tick(e, T0 + HOUR + 4 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3, "the silent camera is absent under the changed rule");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_str_eq(fx_last(&env)->device, "c01");
+    iw_rules_engine_free(e);
+}
+
+/* An event still going on when its rule changes is raised again by the new
+ * rule (if it still matches), not left without an alert until its stop. */
+Test(rules, reload_of_a_changed_event_rule_raises_an_ongoing_event_again)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+
+    r->p.match = fx_kv(&cfg, "type", "*");
+    r->p.n_match = 1;
+    e = engine(T0);
+    feed_event(e, "c01", "tamper", T0, T0, true);
+    feed_event(e, "c01", "motion", T0, T0, true);
+    feed_event(e, "c02", "tamper", T0, T0, true);
+    feed_event(e, "c02", "tamper", T0 + MINUTE, T0 + MINUTE, false);
+    cr_assert_eq(env.n_alerts, 4);
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].p.match = fx_kv(&next, "type", "tamper");
+    next.rules[0].p.auto_resolve_ms = 10 * MINUTE;
+    next.rules[0].p.severity = IW_SEV_CRITICAL;
+    strcpy(next.rules[0].hash, "0000000000000001");
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + 2 * MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 7, "two episodes end, the ongoing tamper fires again");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_str_eq(fx_last(&env)->device, "c01");
+    cr_assert_str_eq(fx_last(&env)->metric, "tamper");
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    cr_assert_eq(fx_last(&env)->ts, T0 + 2 * MINUTE);
+    cr_assert_str_neq(fx_last(&env)->id, env.alerts[0]->id, "a new episode");
+    iw_rules_tick(e, T0 + 12 * MINUTE);
+    cr_assert_eq(env.n_alerts, 8, "the new rule's auto_resolve runs from the reload");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, restart_with_a_changed_event_rule_raises_an_ongoing_event_again)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+
+    r->p.match = fx_kv(&cfg, "type", "tamper");
+    r->p.n_match = 1;
+    e = engine(T0);
+    feed_event(e, "c01", "tamper", T0, T0, true);
+    cr_assert_eq(env.n_alerts, 1);
+    r->p.severity = IW_SEV_MAJOR;
+    strcpy(r->hash, "0000000000000001");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 3, "the old episode ends, the ongoing tamper fires again");
+    cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_MAJOR);
+    feed_event(e, "c01", "tamper", T0 + HOUR + MINUTE, T0 + HOUR + MINUTE, false);
+    cr_assert_eq(env.n_alerts, 4);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[2]->id);
     iw_rules_engine_free(e);
 }
 
