@@ -376,6 +376,11 @@ void iw__sched(struct iw_rules_engine *e, struct inst *in)
  * Emission
  * ======================================================================== */
 
+/*
+ * (rule, instance, start, rule text): the rule's hash makes an episode that a
+ * changed rule starts from the same moment (an absence carried over from the
+ * device's last message) an episode of its own, with an id of its own.
+ */
 static void episode_id(const struct inst *in, char out[17])
 {
     char when[24];
@@ -383,6 +388,7 @@ static void episode_id(const struct inst *in, char out[17])
 
     snprintf(when, sizeof(when), "%" PRId64, in->pending_since);
     h = iw__hash(in->rr->r->name, strlen(in->rr->r->name) + 1, h);
+    h = iw__hash(in->rr->r->hash, strlen(in->rr->r->hash) + 1, h);
     h = iw__hash(in->key, strlen(in->key) + 1, h);
     h = iw__hash(when, strlen(when), h);
     snprintf(out, 17, "%016" PRIx64, h);

@@ -1795,8 +1795,11 @@ Test(rules, reload_of_a_changed_absence_rule_keeps_watching_silent_devices)
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
     iw_rules_tick(e, T0 + HOUR);
     cr_assert_eq(env.n_alerts, 4, "both silent cameras are absent under the changed rule");
-    for (size_t i = 2; i < 4; i++)
+    for (size_t i = 2; i < 4; i++) {
         cr_assert_eq(env.alerts[i]->status, IW_ALERT_FIRING);
+        cr_assert_str_neq(env.alerts[i]->id, env.alerts[0]->id,
+                          "a new episode, under the changed rule, has an id of its own");
+    }
     fx_feed(e, "camera", "s1", "c01", "online", T0 + 2 * HOUR, 1);
     cr_assert_eq(env.n_alerts, 5);
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
@@ -1824,6 +1827,7 @@ Test(rules, restart_with_a_changed_absence_rule_keeps_watching_silent_devices)
     cr_assert_eq(env.n_alerts, 3, "the silent camera is absent under the changed rule");
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
     cr_assert_str_eq(fx_last(&env)->device, "c01");
+    cr_assert_str_neq(fx_last(&env)->id, env.alerts[0]->id, "a new episode has an id of its own");
     iw_rules_engine_free(e);
 }
 
