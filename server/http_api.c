@@ -46,7 +46,7 @@
 #define SSE_REPLAY_CHUNK (512 * 1024)  /* bytes of history replayed per refill */
 
 static const char time_help[] = "RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, \"now\" or "
-                                "relative (-1h)";
+                                "relative (-1h), within the years 0000..9999";
 
 /* ======================================================================== */
 /* Reading endpoints                                                         */

@@ -539,6 +539,35 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
     }
 }
 
+/* Times at the ends of int64 (epoch ms no calendar can show): a 400, never a crash. */
+Test(http, query_times_beyond_any_calendar_are_400_not_a_crash)
+{
+    static const char *const cases[] = {
+        "from=-9223372036854775808&to=now&step=1y",
+        "from=0&to=9223372036854775807&step=1y",
+        "from=9223372036854775000&to=9223372036854775807&step=1h",
+        "from=-9223372036854775808&to=-9223372036854775000&step=1h",
+        "from=-9223372036854775808&to=9223372036854775807",
+    };
+    char path[256];
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7.0}", wall_ms());
+    cJSON_Delete(wait_array("/api/v1/series?match=water/dongtan/w01/ph", 1, 10000));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        snprintf(path, sizeof(path), "/api/v1/query?series=water/*/*/ph&%s", cases[i]);
+        char *body = http("GET", path, NULL, NULL, &status);
+        cr_expect_eq(status, 400, "%s -> %d %s", path, status, body);
+        cr_expect(strstr(body, "is not a time") != NULL, "%s -> %s", path, body);
+        free(body);
+    }
+    int status = 0;
+    char *body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200, "the daemon is still up");
+    free(body);
+}
+
 Test(http, unknown_paths_and_wrong_methods)
 {
     int status = 0;
