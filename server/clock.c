@@ -56,7 +56,8 @@ int iw_duration_parse(const char *s, int64_t *out_ms)
         else if (*p == 'w') { unit = 7 * IW_MS_PER_DAY; p++; }
         else if (*p == 'y') { unit = 365 * IW_MS_PER_DAY; p++; }
         else return IW_E_INVAL;
-        if (v > INT64_MAX / unit / 4)
+        /* The sum too stays far from overflow, for callers that add it to a time. */
+        if (v > INT64_MAX / unit / 4 || total > INT64_MAX / 4 - v * unit)
             return IW_E_INVAL;
         total += v * unit;
     }

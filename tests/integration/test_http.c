@@ -568,6 +568,31 @@ Test(http, query_times_beyond_any_calendar_are_400_not_a_crash)
     free(body);
 }
 
+/* A duration of many groups whose sum no int64 holds: a 400, never a crash. */
+Test(http, durations_too_long_to_count_are_400_not_a_crash)
+{
+    static const struct { const char *args, *says; } cases[] = {
+        { "from=-70000000y70000000y70000000y70000000y70000000y", "is not a time" },
+        { "from=-1h&step=70000000y70000000y70000000y70000000y70000000y",
+          "is not a positive duration" },
+    };
+    char path[256];
+
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        snprintf(path, sizeof(path), "/api/v1/query?series=water/*/*/ph&%s", cases[i].args);
+        char *body = http("GET", path, NULL, NULL, &status);
+        cr_expect_eq(status, 400, "%s -> %d %s", path, status, body);
+        cr_expect(strstr(body, cases[i].says) != NULL, "%s -> %s", path, body);
+        free(body);
+    }
+    int status = 0;
+    char *body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200, "the daemon is still up");
+    free(body);
+}
+
 Test(http, unknown_paths_and_wrong_methods)
 {
     int status = 0;
