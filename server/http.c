@@ -103,7 +103,13 @@ enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const 
 
 const char *iw__http_arg(struct MHD_Connection *c, const char *name)
 {
-    return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    const char *v = NULL;
+
+    /* libmicrohttpd gives a bare "?active" a NULL value, like an absent one. */
+    if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+                                      NULL) != MHD_YES)
+        return NULL;
+    return v != NULL ? v : "";
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *ctype,

@@ -593,6 +593,31 @@ Test(http, durations_too_long_to_count_are_400_not_a_crash)
     free(body);
 }
 
+/* ?active with no value means active=1, as the CLI's --active flag does. */
+Test(http, a_bare_active_flag_lists_only_firing_alerts)
+{
+    long long t0 = wall_ms() - 5000;
+    cJSON *doc;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);        /* fires */
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":1.0}", t0 + 1000); /* resolves */
+    publish("sensors/water/xisha/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);          /* fires */
+    cJSON_Delete(wait_array("/api/v1/alerts", 3, 10000));
+    static const char *const paths[] = { "/api/v1/alerts?active", "/api/v1/alerts?active=",
+                                         "/api/v1/alerts?active=1", "/api/v1/alerts?active=true" };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        doc = get_json(paths[i]);
+        cr_expect_eq(cJSON_GetArraySize(doc), 1, "GET %s: %d alerts, want the firing one",
+                     paths[i], cJSON_GetArraySize(doc));
+        cr_expect_str_eq(str(cJSON_GetArrayItem(doc, 0), "site"), "xisha", "GET %s", paths[i]);
+        cJSON_Delete(doc);
+    }
+    doc = get_json("/api/v1/alerts?active=0");
+    cr_expect_eq(cJSON_GetArraySize(doc), 3, "active=0 is the history");
+    cJSON_Delete(doc);
+}
+
 Test(http, unknown_paths_and_wrong_methods)
 {
     int status = 0;
