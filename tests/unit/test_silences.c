@@ -105,6 +105,9 @@ ParameterizedTestParameters(silences, rejects_bad_bodies)
         { "{\"match\":{\"site\":\"a\"},\"from\":\"+2h\",\"to\":\"+1h\"}", "must be after" },
         { "{\"match\":{\"site\":\"a\"},\"from\":\"-2h\",\"to\":\"-1h\"}", "in the past" },
         { "{\"match\":{\"site\":\"a\"},\"duration\":\"1h\",\"reason\":7}", "\"reason\": expected" },
+        /* A misspelt key would otherwise leave an open-ended silence. */
+        { "{\"match\":{\"site\":\"a\"},\"duraton\":\"1h\"}", "unknown key \"duraton\"" },
+        { "{\"match\":{\"site\":\"a\"},\"to\":\"+2h\",\"duration\":\"1h\"}", "either" },
     };
     return cr_make_param_array(struct bad_body, cases, sizeof(cases) / sizeof(cases[0]));
 }
