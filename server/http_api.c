@@ -60,13 +60,32 @@ static enum MHD_Result store_failed(struct MHD_Connection *c, int rc, const char
                           "log)", what, iw_strerror(rc));
 }
 
+/*
+ * A time from the query string. A '+' typed in a URL arrives as a space, so
+ * "...T10:00:00+08:00" reads "...T10:00:00 08:00"; no RFC 3339 time has a
+ * space before its offset, so that space is taken for the '+' it was.
+ */
+static int time_value(const char *v, int64_t now, int64_t *out)
+{
+    char buf[64];
+    size_t n = strlen(v);
+
+    if (iw_time_arg_parse(v, now, out) == IW_OK)
+        return IW_OK;
+    if (n < 7 || n >= sizeof(buf) || v[n - 6] != ' ' || v[n - 3] != ':')
+        return IW_E_INVAL;
+    memcpy(buf, v, n + 1);
+    buf[n - 6] = '+';
+    return iw_time_arg_parse(buf, now, out);
+}
+
 static bool parse_time_arg(struct MHD_Connection *c, const char *name, const char *def,
                            int64_t now, int64_t *out, enum MHD_Result *ret)
 {
     const char *v = iw__http_arg(c, name);
     if (v == NULL || v[0] == '\0')
         v = def;
-    if (iw_time_arg_parse(v, now, out) == IW_OK)
+    if (time_value(v, now, out) == IW_OK)
         return true;
     *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "%s=\"%s\" is not a time; use %s", name, v,
                           time_help);
@@ -163,7 +182,7 @@ enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c)
                                   "active=0", active_s);
     }
     if (since_s != NULL && since_s[0] != '\0' &&
-        iw_time_arg_parse(since_s, iw_now_ms(), &since) != IW_OK)
+        time_value(since_s, iw_now_ms(), &since) != IW_OK)
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "since=\"%s\" is not a time; use %s",
                               since_s, time_help);
     if (limit_s != NULL && limit_s[0] != '\0') {

@@ -593,6 +593,48 @@ Test(http, durations_too_long_to_count_are_400_not_a_crash)
     free(body);
 }
 
+/*
+ * An RFC 3339 offset typed as is in a URL: "+08:00" arrives as " 08:00" (a
+ * '+' in a query string is a space). The time is still meant, and no RFC 3339
+ * time has a space there.
+ */
+Test(http, an_unencoded_plus_in_a_time_offset_is_the_offset)
+{
+    long long t = (wall_ms() / 3600000 - 2) * 3600000;      /* a whole hour, 2 h ago */
+    char path[256], from[32], to[32];
+    time_t local = (time_t)(t / 1000 + 8 * 3600);           /* its wall clock at +08:00 */
+    struct tm tm;
+    cJSON *doc;
+
+    gmtime_r(&local, &tm);
+    strftime(to, sizeof(to), "%Y-%m-%dT%H:%M:00+08:00", &tm);
+    local -= 60;
+    gmtime_r(&local, &tm);
+    strftime(from, sizeof(from), "%Y-%m-%dT%H:%M:00+08:00", &tm);
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7.0}", t);
+    cJSON_Delete(wait_array("/api/v1/series?match=water/dongtan/w01/ph", 1, 10000));
+    snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w01/ph&from=%s&to=%s",
+             from, to);
+    doc = get_json(path);
+    char *text = cJSON_PrintUnformatted(doc);
+    char want[128];
+    snprintf(want, sizeof(want), "[{\"series\":\"water/dongtan/w01/ph\",\"points\":[[%lld,7]]}]", t);
+    cr_expect_str_eq(text, want, "GET %s", path);
+    free(text);
+    cJSON_Delete(doc);
+    snprintf(path, sizeof(path), "/api/v1/alerts?since=%s", to);
+    doc = get_json(path);
+    cr_expect_eq(cJSON_GetArraySize(doc), 0);
+    cJSON_Delete(doc);
+    /* Still an error when it is not an offset. */
+    int status = 0;
+    char *body = http("GET", "/api/v1/query?series=*/*/*/*&from=2026-12-06T03:59:00+8", NULL,
+                      NULL, &status);
+    cr_expect_eq(status, 400, "%s", body);
+    free(body);
+}
+
 /* ?active with no value means active=1, as the CLI's --active flag does. */
 Test(http, a_bare_active_flag_lists_only_firing_alerts)
 {
