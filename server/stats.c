@@ -27,7 +27,6 @@ void iw_stats_write(uint64_t ns, uint64_t points)
 {
     size_t b = bucket_of((double)ns / 1e9, iw_stats_write_bounds, IW_STATS_WRITE_BUCKETS);
     iw_stat_add(&iw_stats.write_bucket[b], 1);
-    iw_stat_add(&iw_stats.write_count, 1);
     iw_stat_add(&iw_stats.write_ns_sum, ns);
     iw_stat_add(&iw_stats.batch_points_sum, points);
 }
@@ -58,7 +57,6 @@ void iw_stats_ingest_delay(int64_t ts_ms)
                  (ts_ms % 1000) * 1000000LL;
     size_t b = bucket_of((double)ns / 1e9, iw_stats_delay_bounds, IW_STATS_DELAY_BUCKETS);
     iw_stat_add(&iw_stats.delay_bucket[b], 1);
-    iw_stat_add(&iw_stats.delay_count, 1);
     iw_stat_add(&iw_stats.delay_us_sum, (uint64_t)(ns / 1000));
 }
 
@@ -192,9 +190,13 @@ static void blabel(struct buf *b, const char *v)
 
 static uint64_t ld(_Atomic uint64_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
 
-/* A Prometheus histogram: n buckets, the last one +Inf (bounds has n - 1). */
+/*
+ * A Prometheus histogram: n buckets, the last one +Inf (bounds has n - 1).
+ * _count is the +Inf bucket as read here, not the separate counter: an
+ * observation between the two reads would make them differ in one scrape.
+ */
 static void histogram(struct buf *b, const char *name, const char *help, _Atomic uint64_t *bucket,
-                      const double *bounds, size_t n, double sum, uint64_t count)
+                      const double *bounds, size_t n, double sum)
 {
     uint64_t cum = 0;
     bprintf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
@@ -205,7 +207,7 @@ static void histogram(struct buf *b, const char *name, const char *help, _Atomic
         else
             bprintf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
     }
-    bprintf(b, "%s_sum %.9f\n%s_count %llu\n", name, sum, name, (unsigned long long)count);
+    bprintf(b, "%s_sum %.9f\n%s_count %llu\n", name, sum, name, (unsigned long long)cum);
 }
 
 char *iw_stats_render(void)
@@ -272,7 +274,7 @@ char *iw_stats_render(void)
 
     histogram(&b, "islewatch_store_write_seconds", "Latency of RocksDB batch writes (WAL).",
               iw_stats.write_bucket, iw_stats_write_bounds, IW_STATS_WRITE_BUCKETS,
-              (double)ld(&iw_stats.write_ns_sum) / 1e9, ld(&iw_stats.write_count));
+              (double)ld(&iw_stats.write_ns_sum) / 1e9);
     bprintf(&b, "# HELP islewatch_store_batch_points_total Points written, summed over batches (divide by the write count for the mean batch size).\n"
                 "# TYPE islewatch_store_batch_points_total counter\n"
                 "islewatch_store_batch_points_total %llu\n",
@@ -282,7 +284,7 @@ char *iw_stats_render(void)
               "durable when the device stamps ts at publish. Only 0 <= delay < 1h; messages "
               "without a ts are not observed.",
               iw_stats.delay_bucket, iw_stats_delay_bounds, IW_STATS_DELAY_BUCKETS,
-              (double)ld(&iw_stats.delay_us_sum) / 1e6, ld(&iw_stats.delay_count));
+              (double)ld(&iw_stats.delay_us_sum) / 1e6);
     bprintf(&b, "# HELP islewatch_ingest_delay_unobserved_total Messages left out of "
                 "islewatch_ingest_delay_seconds: ts ahead of the clock (future) or 1h or more old "
                 "(over_1h: buffered uploads, backfill).\n"

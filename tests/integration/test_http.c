@@ -318,6 +318,54 @@ Test(http, ingest_delay_histogram_observes_fresh_timestamps_only)
     cr_expect_eq(metric_now(DELAY_FUTURE), 1);
 }
 
+/* The value of `sample` in a /metrics text; -1 if absent. */
+static double metric_in(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *p = text; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+/*
+ * A Prometheus histogram's +Inf bucket is its _count, in every scrape, also
+ * while samples are being observed (clients and recording rules divide one
+ * by the other).
+ */
+Test(http, histogram_count_is_its_inf_bucket_while_messages_flow)
+{
+    static const char *const fams[] = { "islewatch_store_write_seconds",
+                                        "islewatch_ingest_delay_seconds" };
+    int mismatches = 0;
+
+    start(EXTRA);
+    for (int round = 0; round < 60; round++) {
+        for (int i = 0; i < 40; i++) {
+            char payload[96];
+            snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":%d}", wall_ms(), i);
+            cr_assert_eq(it_publish_async(pub, "sensors/water/dongtan/w01", payload, 0), 0);
+        }
+        for (int k = 0; k < 5; k++) {
+            int status = 0;
+            char *body = http("GET", "/metrics", NULL, NULL, &status);
+            cr_assert_eq(status, 200);
+            for (size_t f = 0; f < 2; f++) {
+                char inf[128], count[128];
+                snprintf(inf, sizeof(inf), "%s_bucket{le=\"+Inf\"}", fams[f]);
+                snprintf(count, sizeof(count), "%s_count", fams[f]);
+                double a = metric_in(body, inf), b = metric_in(body, count);
+                cr_assert(a >= 0 && b >= 0, "%s or %s missing", inf, count);
+                if (a != b && mismatches++ < 5)
+                    cr_expect_eq(a, b, "%s %g but %s %g in the same scrape", inf, a, count, b);
+            }
+            free(body);
+        }
+    }
+    cr_assert_eq(it_flush(pub, 10000), 0);
+    cr_expect_eq(mismatches, 0, "%d scrapes had a _count other than the +Inf bucket", mismatches);
+}
+
 /* Poll GET path until it answers `want` (a deadline, not a fixed sleep); returns the body. */
 static char *wait_status(const char *path, int want, int timeout_ms)
 {
