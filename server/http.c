@@ -41,6 +41,7 @@
 #include "islewatch/log.h"
 #include "islewatch/silences.h"
 #include "islewatch/stats.h"
+#include "islewatch/topic.h"
 #include "http_int.h"
 
 #define TOKEN_MAX 4096
@@ -402,6 +403,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->too_big)
         return iw__http_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %d bytes",
                               IW_HTTP_MAX_BODY);
+    /* Bodies end up in alerts (an ack's by and comment) and silences: UTF-8 only (SPEC §5). */
+    if (r->len > 0 && !iw_utf8_valid(r->body, r->len))
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the request body is not valid UTF-8; "
+                              "send JSON encoded as UTF-8");
     IW_LOG_DEBUG("http", "%s %s", method, url);
     return route(h, c, url, method, r);
 }

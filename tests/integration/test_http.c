@@ -1025,6 +1025,42 @@ Test(http, ack_a_firing_alert)
     free(body);
 }
 
+/*
+ * SPEC §5: alert payloads are UTF-8 JSON. An ack whose body is not UTF-8
+ * would put its bytes into the republished alert: it is a 400, and nothing
+ * is recorded or republished. The same holds for a silence's reason.
+ */
+Test(http, a_body_that_is_not_utf8_is_400_and_changes_nothing)
+{
+    long long t0 = wall_ms() - 5000;
+    int status = 0;
+    char path[128], *body;
+    cJSON *doc;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    doc = wait_array("/api/v1/alerts?active=1", 1, 10000);
+    snprintf(path, sizeof(path), "/api/v1/alerts/%s/ack", str(cJSON_GetArrayItem(doc, 0), "id"));
+    cJSON_Delete(doc);
+
+    body = http("POST", path, TOKEN, "{\"by\":\"ops\xff\xfe\",\"comment\":\"x\"}", &status);
+    cr_expect_eq(status, 400, "%s", body);
+    cr_expect(strstr(body, "UTF-8") != NULL, "%s", body);
+    free(body);
+    body = http("POST", "/api/v1/silences", TOKEN,
+                "{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\",\"reason\":\"\xc3\"}",
+                &status);
+    cr_expect_eq(status, 400, "%s", body);
+    free(body);
+    doc = get_json("/api/v1/alerts");
+    cr_expect_eq(cJSON_GetArraySize(doc), 1, "the ack was neither recorded nor republished");
+    cr_expect_null(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "ack"));
+    cJSON_Delete(doc);
+    doc = get_json("/api/v1/silences");
+    cr_expect_eq(cJSON_GetArraySize(doc), 0, "no silence was created");
+    cJSON_Delete(doc);
+}
+
 /* ---- silences ---- */
 
 Test(http, silences_are_created_listed_deleted_and_survive_restart)
