@@ -70,14 +70,16 @@ static pthread_mutex_t alert_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct alert_row *alert_rows;
 static size_t n_alert_rows, cap_alert_rows;
 
-void iw_stats_alert_published(const char *rule, const char *severity, const char *status)
+/* Add `add` to the row (rule, severity, status), made at 0 when missing. */
+static void alert_row_add(const char *rule, const char *severity, const char *status,
+                          uint64_t add)
 {
     pthread_mutex_lock(&alert_lock);
     for (size_t i = 0; i < n_alert_rows; i++) {
         struct alert_row *r = &alert_rows[i];
         if (strcmp(r->rule, rule) == 0 && strcmp(r->severity, severity) == 0 &&
             strcmp(r->status, status) == 0) {
-            r->n++;
+            r->n += add;
             pthread_mutex_unlock(&alert_lock);
             return;
         }
@@ -93,8 +95,45 @@ void iw_stats_alert_published(const char *rule, const char *severity, const char
         cap_alert_rows = cap;
     }
     alert_rows[n_alert_rows++] = (struct alert_row){ strdup(rule), strdup(severity),
-                                                     strdup(status), 1 };
+                                                     strdup(status), add };
     pthread_mutex_unlock(&alert_lock);
+}
+
+void iw_stats_alert_published(const char *rule, const char *severity, const char *status)
+{
+    alert_row_add(rule, severity, status, 1);
+}
+
+/* The severities one rule's parameters can publish with. */
+static void declare_params(const char *rule, enum iw_rule_kind kind,
+                           const struct iw_rule_params *p)
+{
+    bool sev[IW_SEV_COUNT] = { false };
+
+    if (kind == IW_RULE_WATER_QUALITY) {
+        sev[p->sev_below_target] = sev[p->sev_worse_than_v] = true;
+    } else if (kind == IW_RULE_AIR_QUALITY) {
+        for (int l = p->min_level >= 1 ? p->min_level : 1; l <= 6; l++)
+            sev[p->sev_by_level[l]] = true;
+    } else {
+        sev[p->severity] = true;
+    }
+    for (int s = 0; s < IW_SEV_COUNT; s++) {
+        if (!sev[s])
+            continue;
+        alert_row_add(rule, iw_severity_name((enum iw_severity)s), "firing", 0);
+        alert_row_add(rule, iw_severity_name((enum iw_severity)s), "resolved", 0);
+    }
+}
+
+void iw_stats_alert_declare(const struct iw_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const struct iw_rule *r = &cfg->rules[i];
+        declare_params(r->name, r->kind, &r->p);
+        for (size_t k = 0; k < r->n_sites; k++)
+            declare_params(r->name, r->kind, &r->sites[k].p);
+    }
 }
 
 /* ---- queue gauges ---- */

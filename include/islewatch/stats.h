@@ -76,6 +76,12 @@ void iw_stats_ingest_delay(int64_t ts_ms);
 
 /* Alerts published, by (rule, severity, status): a small table (not per message). */
 void iw_stats_alert_published(const char *rule, const char *severity, const char *status);
+/*
+ * Give every rule of cfg its rows at 0 (each severity it can publish with,
+ * firing and resolved), so the metric shows them before the first alert.
+ * At start and after each reload; rows already there keep their counts.
+ */
+void iw_stats_alert_declare(const struct iw_config *cfg);
 
 /* Queue depth gauges, registered by the pipeline. */
 typedef size_t (*iw_depth_fn)(const void *q);

@@ -318,6 +318,41 @@ Test(http, ingest_delay_histogram_observes_fresh_timestamps_only)
     cr_expect_eq(metric_now(DELAY_FUTURE), 1);
 }
 
+/*
+ * SPEC §7 lists islewatch_alerts_published_total{rule,severity,status}: each
+ * configured rule's series are there from the start, at 0, so that a fresh
+ * daemon shows the metric and rate() sees the first alert; a rule a reload
+ * adds gets them too.
+ */
+Test(http, alerts_published_total_has_every_rule_at_zero_from_the_start)
+{
+    start(EXTRA "  - {name: wq, kind: water_quality, select: \"water/*/*\", target: III}\n");
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"hot\",severity=\"major\","
+                            "status=\"firing\"}"), 0);
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"hot\",severity=\"major\","
+                            "status=\"resolved\"}"), 0);
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"wq\",severity=\"major\","
+                            "status=\"firing\"}"), 0, "below target: major");
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"wq\",severity=\"critical\","
+                            "status=\"firing\"}"), 0, "worse than V: critical");
+
+    FILE *f = fopen(daemon_.cfg, "a");
+    cr_assert_not_null(f);
+    fputs("  - {name: cold, kind: threshold, select: \"water/*/*/temp\", below: 1, "
+          "severity: info}\n", f);
+    fclose(f);
+    int status = 0;
+    char *body = http("POST", "/api/v1/reload", TOKEN, NULL, &status);
+    cr_assert_eq(status, 200, "%s", body);
+    free(body);
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"cold\",severity=\"info\","
+                            "status=\"firing\"}"), 0);
+
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", wall_ms() - 5000);
+    wait_metric("islewatch_alerts_published_total{rule=\"hot\",severity=\"major\","
+                "status=\"firing\"}", 1, 10000);
+}
+
 /* The value of `sample` in a /metrics text; -1 if absent. */
 static double metric_in(const char *text, const char *sample)
 {
