@@ -304,6 +304,30 @@ static void list_clear(void)
 
 static void key_of(const char *id, char *buf, size_t len) { snprintf(buf, len, "silence/%s", id); }
 
+/*
+ * Forget the silences that ended by now_ms, from the store too (one that
+ * cannot be deleted there stays). Caller holds g.lock. Only when the list is
+ * full: until then, ended silences stay listed ("active": false).
+ */
+static void drop_expired(struct iw_store *st, int64_t now_ms)
+{
+    char key[64];
+    size_t kept = 0;
+
+    for (size_t i = 0; i < g.n; i++) {
+        struct rt_silence *r = g.v[i];
+        if (r->s.to_ms <= now_ms) {
+            key_of(r->id, key, sizeof(key));
+            if (st == NULL || iw_store_meta_delete(st, key) == IW_OK) {
+                rt_free(r);
+                continue;
+            }
+        }
+        g.v[kept++] = r;
+    }
+    g.n = kept;
+}
+
 struct load_ctx {
     struct iw_diag *diag;
     size_t loaded;
@@ -392,10 +416,12 @@ int iw_silences_create(struct iw_store *st, const char *json, size_t len, const 
         goto done;
     }
     pthread_mutex_lock(&g.lock);
+    if (g.n >= IW_SILENCES_MAX)
+        drop_expired(st, now_ms);
     if (g.n >= IW_SILENCES_MAX) {
         rc = IW_E_FULL;
-        iw_diag_set(diag, NULL, 0, 0, "there are already %d run-time silences; delete expired "
-                    "ones (DELETE /api/v1/silences/ID) first", IW_SILENCES_MAX);
+        iw_diag_set(diag, NULL, 0, 0, "there are already %d run-time silences, none of them "
+                    "ended; delete some (DELETE /api/v1/silences/ID) first", IW_SILENCES_MAX);
     } else {
         key_of(r->id, key, sizeof(key));
         /* Persist first: a silence the API confirmed must survive a restart. */
