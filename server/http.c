@@ -96,6 +96,11 @@ enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* It may quote the request (or be cut inside a character): keep the answer UTF-8. */
+    if (!iw_utf8_valid(msg, strlen(msg)))
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
     if (o != NULL && cJSON_AddStringToObject(o, "error", msg) != NULL)
         text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

@@ -22,6 +22,7 @@
 #include <criterion/criterion.h>
 
 #include "islewatch/http_client.h"
+#include "islewatch/topic.h"
 #include "it.h"
 
 #define TOKEN "secret-token"
@@ -716,6 +717,29 @@ Test(http, an_unencoded_plus_in_a_time_offset_is_the_offset)
                       NULL, &status);
     cr_expect_eq(status, 400, "%s", body);
     free(body);
+}
+
+/* An error that quotes bad input is still a UTF-8 JSON document. */
+Test(http, errors_quoting_bytes_that_are_not_utf8_are_utf8_json)
+{
+    static const struct { const char *path; int status; } cases[] = {
+        { "/api/v1/query?series=*/*/*/*&from=%FF%FE", 400 },
+        { "/api/v1/alerts?since=%C3", 400 },
+        { "/api/v1/alerts/stream?since=%E4%B8", 400 },
+        { "/%FF", 404 },
+    };
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        char *body = http("GET", cases[i].path, NULL, NULL, &status);
+        cr_expect_eq(status, cases[i].status, "%s -> %d", cases[i].path, status);
+        cr_expect(iw_utf8_valid(body, strlen(body)), "%s: the answer is not UTF-8", cases[i].path);
+        cJSON *doc = cJSON_Parse(body);
+        cr_expect(cJSON_IsString(cJSON_GetObjectItem(doc, "error")), "%s -> %s", cases[i].path,
+                  body);
+        cJSON_Delete(doc);
+        free(body);
+    }
 }
 
 /* ?active with no value means active=1, as the CLI's --active flag does. */
