@@ -742,6 +742,38 @@ Test(http, errors_quoting_bytes_that_are_not_utf8_are_utf8_json)
     }
 }
 
+/*
+ * The firing alerts come in seq order, like the history, and limit=N keeps
+ * the N newest of them (as it does for the history), whatever their ids.
+ */
+Test(http, active_alerts_are_in_seq_order_and_limit_keeps_the_newest)
+{
+    long long t0 = wall_ms() - 5000;
+    char topic[64];
+    cJSON *doc, *a;
+
+    start(EXTRA);
+    for (int i = 0; i < 8; i++) {
+        snprintf(topic, sizeof(topic), "sensors/water/site%d/w01", i);
+        publish(topic, "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+        cJSON_Delete(wait_array("/api/v1/alerts", i + 1, 10000));   /* one at a time: seq i+1 */
+    }
+    doc = get_json("/api/v1/alerts?active=1");
+    cr_assert_eq(cJSON_GetArraySize(doc), 8);
+    int want = 1;
+    cJSON_ArrayForEach(a, doc) {
+        cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq")), want,
+                     "item %d has seq %g", want, cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq")));
+        want++;
+    }
+    cJSON_Delete(doc);
+    doc = get_json("/api/v1/alerts?active=1&limit=2");
+    cr_assert_eq(cJSON_GetArraySize(doc), 2);
+    cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "seq")), 7);
+    cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 1), "seq")), 8);
+    cJSON_Delete(doc);
+}
+
 /* ?active with no value means active=1, as the CLI's --active flag does. */
 Test(http, a_bare_active_flag_lists_only_firing_alerts)
 {
