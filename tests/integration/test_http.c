@@ -774,6 +774,23 @@ Test(http, active_alerts_are_in_seq_order_and_limit_keeps_the_newest)
     cJSON_Delete(doc);
 }
 
+/* A report whose site glob selects no device is an empty report, not a crash. */
+Test(http, a_report_of_no_device_is_answered)
+{
+    static const char *const kinds[] = { "water", "air", "cameras" };
+    char path[160];
+
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        int status = 0;
+        snprintf(path, sizeof(path), "/api/v1/report/%s?from=-1d&to=now&format=csv&site=nowhere",
+                 kinds[i]);
+        char *body = http("GET", path, NULL, NULL, &status);
+        cr_expect_eq(status, 200, "%s -> %d %s", path, status, body);
+        free(body);
+    }
+}
+
 /* ?active with no value means active=1, as the CLI's --active flag does. */
 Test(http, a_bare_active_flag_lists_only_firing_alerts)
 {
