@@ -791,6 +791,33 @@ Test(http, a_report_of_no_device_is_answered)
     }
 }
 
+/*
+ * An empty report argument (a form left blank: site=&tz=) is an absent one,
+ * as everywhere else in the API: all sites, the default zone.
+ */
+Test(http, empty_report_arguments_are_absent_ones)
+{
+    static const char *const blanks[] = { "site=", "tz=", "standard=", "interval=", "source=",
+                                          "site=&tz=&standard=&interval=&source=" };
+    int status = 0;
+    char path[256];
+
+    start(EXTRA "devices:\n  - {source: water, site: dongtan, device: w01}\n");
+    char *want = http("GET", "/api/v1/report/water?from=-1d&to=now&format=csv", NULL, NULL,
+                      &status);
+    cr_assert_eq(status, 200, "%s", want);
+    cr_assert(strstr(want, "dongtan") != NULL, "%s", want);
+    for (size_t i = 0; i < sizeof(blanks) / sizeof(blanks[0]); i++) {
+        snprintf(path, sizeof(path), "/api/v1/report/water?from=-1d&to=now&format=csv&%s",
+                 blanks[i]);
+        char *body = http("GET", path, NULL, NULL, &status);
+        cr_expect_eq(status, 200, "%s -> %d %s", path, status, body);
+        cr_expect_str_eq(body, want, "%s", path);
+        free(body);
+    }
+    free(want);
+}
+
 /* ?active with no value means active=1, as the CLI's --active flag does. */
 Test(http, a_bare_active_flag_lists_only_firing_alerts)
 {
