@@ -92,13 +92,14 @@ static bool parse_time_arg(struct MHD_Connection *c, const char *name, const cha
     return false;
 }
 
-/* The series glob: ?match= (series) or ?series= (query), either accepted on both. */
+/* The series glob: ?match= (series) or ?series= (query), either accepted on both;
+ * an empty one is none. */
 static const char *glob_arg(struct MHD_Connection *c)
 {
     static const char *const names[] = { "match", "series", "glob" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         const char *v = iw__http_arg(c, names[i]);
-        if (v != NULL)
+        if (v != NULL && v[0] != '\0')
             return v;
     }
     return NULL;

@@ -818,6 +818,28 @@ Test(http, empty_report_arguments_are_absent_ones)
     free(want);
 }
 
+/* An empty or bare match= does not hide the series= beside it (a blank form field). */
+Test(http, an_empty_match_does_not_hide_the_series_glob)
+{
+    cJSON *doc;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7.0,\"do\":6.0}", wall_ms());
+    cJSON_Delete(wait_array("/api/v1/series", 2, 10000));
+    static const char *const paths[] = {
+        "/api/v1/query?match=&series=water/*/*/ph", "/api/v1/query?match&series=water/*/*/ph",
+        "/api/v1/series?match=&series=water/*/*/ph", "/api/v1/series?match&series=water/*/*/ph",
+    };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        doc = get_json(paths[i]);
+        cr_expect_eq(cJSON_GetArraySize(doc), 1, "GET %s: %d series", paths[i],
+                     cJSON_GetArraySize(doc));
+        cr_expect_str_eq(str(cJSON_GetArrayItem(doc, 0), "series"), "water/dongtan/w01/ph", "%s",
+                         paths[i]);
+        cJSON_Delete(doc);
+    }
+}
+
 /* ?active with no value means active=1, as the CLI's --active flag does. */
 Test(http, a_bare_active_flag_lists_only_firing_alerts)
 {
