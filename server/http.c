@@ -352,10 +352,12 @@ static enum MHD_Result route(struct iw_http *h, struct MHD_Connection *c, const 
         return del ? iw__api_silences_delete(h, c, id, r) : not_allowed(c, url, "DELETE");
     if (strncmp(url, "/api/v1/report/", 15) == 0)
         return get ? iw__api_report(h, c, url + 15) : not_allowed(c, url, "GET, HEAD");
-    return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %s; the API has /healthz, /readyz, "
-                          "/metrics, /api/v1/series, /api/v1/query, /api/v1/alerts, "
+    /* At most 200 bytes of the path, so that what exists always fits in the message. */
+    return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %.200s%s; the API has /healthz, "
+                          "/readyz, /metrics, /api/v1/series, /api/v1/query, /api/v1/alerts, "
                           "/api/v1/alerts/stream, /api/v1/alerts/ID/ack, /api/v1/silences, "
-                          "/api/v1/reload, /api/v1/report/KIND", url);
+                          "/api/v1/reload, /api/v1/report/KIND", url,
+                          strlen(url) > 200 ? "..." : "");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -818,6 +818,23 @@ Test(http, empty_report_arguments_are_absent_ones)
     free(want);
 }
 
+/* A very long unknown path still gets the whole 404: what exists, not just an echo. */
+Test(http, a_very_long_unknown_path_still_lists_the_endpoints)
+{
+    char path[6000];
+    int status = 0;
+
+    path[0] = '/';
+    memset(path + 1, 'a', sizeof(path) - 2);
+    path[sizeof(path) - 1] = '\0';
+    start(EXTRA);
+    char *body = http("GET", path, NULL, NULL, &status);
+    cr_expect_eq(status, 404);
+    cr_expect(strstr(body, "/api/v1/alerts/stream") != NULL && strlen(body) < 1024,
+              "%zu bytes: %.80s...%s", strlen(body), body, body + (strlen(body) > 80 ? strlen(body) - 80 : 0));
+    free(body);
+}
+
 /* An empty or bare match= does not hide the series= beside it (a blank form field). */
 Test(http, an_empty_match_does_not_hide_the_series_glob)
 {
