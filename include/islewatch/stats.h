@@ -32,7 +32,8 @@ struct iw_stats {
     _Atomic uint64_t stored_messages[IW_STATS_MAX_SOURCES];
     _Atomic int64_t  last_stored_ms[IW_STATS_MAX_SOURCES]; /* wall clock at receipt of the last stored message */
     _Atomic uint64_t rejected[IW_REJ_COUNT];               /* messages, once per reason each */
-    _Atomic uint64_t write_bucket[IW_STATS_WRITE_BUCKETS]; /* store write latency histogram; its count is the buckets' sum */
+    _Atomic uint64_t write_bucket[IW_STATS_WRITE_BUCKETS]; /* store write latency histogram
+                                                            * (its count: the buckets' sum) */
     _Atomic uint64_t write_ns_sum;
     _Atomic uint64_t batch_points_sum;                     /* points per write batch */
     _Atomic uint64_t delay_bucket[IW_STATS_DELAY_BUCKETS]; /* ts -> durable, one per message */
