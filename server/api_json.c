@@ -204,10 +204,46 @@ static int active_item(void *ctx, const char *json, size_t len)
     return alert_item(ctx, json, len);
 }
 
+static double seq_of(const cJSON *o)
+{
+    return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "seq"));
+}
+
+static int seq_cmp(const void *x, const void *y)
+{
+    double a = seq_of(*(cJSON *const *)x), b = seq_of(*(cJSON *const *)y);
+    return (a > b) - (a < b);
+}
+
+/*
+ * The firing alerts are stored by id: put them in seq order, as the history
+ * is, then keep the newest `limit`. Silenced ones share the seq of the last
+ * published alert; their order among equals does not matter.
+ */
+static int sort_by_seq(cJSON *arr, size_t limit)
+{
+    size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+    cJSON **v = malloc((n ? n : 1) * sizeof(*v)), *it;
+
+    if (v == NULL)
+        return IW_E_NOMEM;
+    while ((it = cJSON_DetachItemFromArray(arr, 0)) != NULL)
+        v[i++] = it;
+    qsort(v, n, sizeof(*v), seq_cmp);
+    for (i = 0; i < n; i++) {
+        if (limit > 0 && i < n - limit)
+            cJSON_Delete(v[i]);
+        else
+            cJSON_AddItemToArray(arr, v[i]);
+    }
+    free(v);
+    return IW_OK;
+}
+
 int iw_api_alerts_json(struct iw_store *st, bool active, int64_t since, const char *rule,
                        size_t limit, char **out)
 {
-    struct alerts_ctx a = { cJSON_CreateArray(), since, rule, limit };
+    struct alerts_ctx a = { cJSON_CreateArray(), since, rule, active ? 0 : limit };
     int rc;
 
     *out = NULL;
@@ -215,6 +251,8 @@ int iw_api_alerts_json(struct iw_store *st, bool active, int64_t since, const ch
         return IW_E_NOMEM;
     rc = active ? iw_alert_active_scan(st, active_item, &a)
                 : iw_alert_history_scan(st, 0, true, hist_item, &a);
+    if (rc == IW_OK && active)
+        rc = sort_by_seq(a.arr, limit);
     if (rc != IW_OK) {
         cJSON_Delete(a.arr);
         return rc;

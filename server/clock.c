@@ -56,7 +56,8 @@ int iw_duration_parse(const char *s, int64_t *out_ms)
         else if (*p == 'w') { unit = 7 * IW_MS_PER_DAY; p++; }
         else if (*p == 'y') { unit = 365 * IW_MS_PER_DAY; p++; }
         else return IW_E_INVAL;
-        if (v > INT64_MAX / unit / 4)
+        /* The sum too stays far from overflow, for callers that add it to a time. */
+        if (v > INT64_MAX / unit / 4 || total > INT64_MAX / 4 - v * unit)
             return IW_E_INVAL;
         total += v * unit;
     }
@@ -138,7 +139,12 @@ int iw_rfc3339_parse(const char *s, size_t len, int64_t *out_ms)
     return IW_OK;
 }
 
-int iw_time_arg_parse(const char *s, int64_t now_ms, int64_t *out_ms)
+/* Years 0000..9999, what RFC 3339 can write: epoch ms outside are no time a user
+ * means, and arithmetic on them (range widths, bucket edges) would overflow. */
+#define TIME_ARG_MIN_MS (-62167219200000LL)    /* 0000-01-01T00:00:00Z */
+#define TIME_ARG_MAX_MS 253402300799999LL      /* 9999-12-31T23:59:59.999Z */
+
+static int time_arg(const char *s, int64_t now_ms, int64_t *out_ms)
 {
     int64_t d;
     char *end;
@@ -165,6 +171,16 @@ int iw_time_arg_parse(const char *s, int64_t now_ms, int64_t *out_ms)
         return IW_OK;
     }
     return iw_rfc3339_parse(s, strlen(s), out_ms);
+}
+
+int iw_time_arg_parse(const char *s, int64_t now_ms, int64_t *out_ms)
+{
+    int64_t t;
+
+    if (time_arg(s, now_ms, &t) != IW_OK || t < TIME_ARG_MIN_MS || t > TIME_ARG_MAX_MS)
+        return IW_E_INVAL;
+    *out_ms = t;
+    return IW_OK;
 }
 
 char *iw_rfc3339_format(int64_t ms, char *buf, size_t len)

@@ -105,6 +105,7 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
     iw_ingest_view_free(oview);
     if (d->http != NULL)
         iw_http_reload(d->http, ncfg);
+    iw_stats_alert_declare(ncfg);
     atomic_store_explicit(&iw_stats.reload_ok, 1, memory_order_relaxed);
     IW_LOG_INFO("config", "reloaded %s: %zu sources, %zu rules", d->cfg_path, ncfg->n_sources,
                 ncfg->n_rules);
@@ -282,6 +283,7 @@ int iw_daemon_run(const char *path)
         IW_LOG_ERROR("http", "%s", iw_diag_first(&diag));
         goto out;
     }
+    iw_stats_alert_declare(cfg);
     atomic_store(&iw_stats.reload_ok, 1);
     IW_LOG_INFO("daemon", "islewatchd started: config %s, %zu sources, %zu rules, storage %s, "
                 "broker %s, http %s", path, cfg->n_sources, cfg->n_rules, cfg->storage.path,

@@ -41,6 +41,7 @@
 #include "islewatch/log.h"
 #include "islewatch/silences.h"
 #include "islewatch/stats.h"
+#include "islewatch/topic.h"
 #include "http_int.h"
 
 #define TOKEN_MAX 4096
@@ -95,6 +96,11 @@ enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* It may quote the request (or be cut inside a character): keep the answer UTF-8. */
+    if (!iw_utf8_valid(msg, strlen(msg)))
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
     if (o != NULL && cJSON_AddStringToObject(o, "error", msg) != NULL)
         text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -103,7 +109,13 @@ enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const 
 
 const char *iw__http_arg(struct MHD_Connection *c, const char *name)
 {
-    return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    const char *v = NULL;
+
+    /* libmicrohttpd gives a bare "?active" a NULL value, like an absent one. */
+    if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+                                      NULL) != MHD_YES)
+        return NULL;
+    return v != NULL ? v : "";
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *ctype,
@@ -340,10 +352,12 @@ static enum MHD_Result route(struct iw_http *h, struct MHD_Connection *c, const 
         return del ? iw__api_silences_delete(h, c, id, r) : not_allowed(c, url, "DELETE");
     if (strncmp(url, "/api/v1/report/", 15) == 0)
         return get ? iw__api_report(h, c, url + 15) : not_allowed(c, url, "GET, HEAD");
-    return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %s; the API has /healthz, /readyz, "
-                          "/metrics, /api/v1/series, /api/v1/query, /api/v1/alerts, "
+    /* At most 200 bytes of the path, so that what exists always fits in the message. */
+    return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %.200s%s; the API has /healthz, "
+                          "/readyz, /metrics, /api/v1/series, /api/v1/query, /api/v1/alerts, "
                           "/api/v1/alerts/stream, /api/v1/alerts/ID/ack, /api/v1/silences, "
-                          "/api/v1/reload, /api/v1/report/KIND", url);
+                          "/api/v1/reload, /api/v1/report/KIND", url,
+                          strlen(url) > 200 ? "..." : "");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -396,6 +410,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->too_big)
         return iw__http_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %d bytes",
                               IW_HTTP_MAX_BODY);
+    /* Bodies end up in alerts (an ack's by and comment) and silences: UTF-8 only (SPEC §5). */
+    if (r->len > 0 && !iw_utf8_valid(r->body, r->len))
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the request body is not valid UTF-8; "
+                              "send JSON encoded as UTF-8");
     IW_LOG_DEBUG("http", "%s %s", method, url);
     return route(h, c, url, method, r);
 }

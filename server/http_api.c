@@ -46,7 +46,7 @@
 #define SSE_REPLAY_CHUNK (512 * 1024)  /* bytes of history replayed per refill */
 
 static const char time_help[] = "RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, \"now\" or "
-                                "relative (-1h)";
+                                "relative (-1h), within the years 0000..9999";
 
 /* ======================================================================== */
 /* Reading endpoints                                                         */
@@ -60,26 +60,46 @@ static enum MHD_Result store_failed(struct MHD_Connection *c, int rc, const char
                           "log)", what, iw_strerror(rc));
 }
 
+/*
+ * A time from the query string. A '+' typed in a URL arrives as a space, so
+ * "...T10:00:00+08:00" reads "...T10:00:00 08:00"; no RFC 3339 time has a
+ * space before its offset, so that space is taken for the '+' it was.
+ */
+static int time_value(const char *v, int64_t now, int64_t *out)
+{
+    char buf[64];
+    size_t n = strlen(v);
+
+    if (iw_time_arg_parse(v, now, out) == IW_OK)
+        return IW_OK;
+    if (n < 7 || n >= sizeof(buf) || v[n - 6] != ' ' || v[n - 3] != ':')
+        return IW_E_INVAL;
+    memcpy(buf, v, n + 1);
+    buf[n - 6] = '+';
+    return iw_time_arg_parse(buf, now, out);
+}
+
 static bool parse_time_arg(struct MHD_Connection *c, const char *name, const char *def,
                            int64_t now, int64_t *out, enum MHD_Result *ret)
 {
     const char *v = iw__http_arg(c, name);
     if (v == NULL || v[0] == '\0')
         v = def;
-    if (iw_time_arg_parse(v, now, out) == IW_OK)
+    if (time_value(v, now, out) == IW_OK)
         return true;
     *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "%s=\"%s\" is not a time; use %s", name, v,
                           time_help);
     return false;
 }
 
-/* The series glob: ?match= (series) or ?series= (query), either accepted on both. */
+/* The series glob: ?match= (series) or ?series= (query), either accepted on both;
+ * an empty one is none. */
 static const char *glob_arg(struct MHD_Connection *c)
 {
     static const char *const names[] = { "match", "series", "glob" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         const char *v = iw__http_arg(c, names[i]);
-        if (v != NULL)
+        if (v != NULL && v[0] != '\0')
             return v;
     }
     return NULL;
@@ -163,7 +183,7 @@ enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c)
                                   "active=0", active_s);
     }
     if (since_s != NULL && since_s[0] != '\0' &&
-        iw_time_arg_parse(since_s, iw_now_ms(), &since) != IW_OK)
+        time_value(since_s, iw_now_ms(), &since) != IW_OK)
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "since=\"%s\" is not a time; use %s",
                               since_s, time_help);
     if (limit_s != NULL && limit_s[0] != '\0') {

@@ -47,7 +47,7 @@ enum MHD_Result iw__http_json(struct MHD_Connection *c, unsigned status, char *j
 /* {"error": "<formatted>"} */
 enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
     IW_PRINTF(3, 4);
-/* A query argument, or NULL (already percent-decoded). */
+/* A query argument, or NULL (already percent-decoded); "" for a bare "?name". */
 const char *iw__http_arg(struct MHD_Connection *c, const char *name);
 
 /* ---- endpoints (http_api.c) ---- */

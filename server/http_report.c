@@ -19,15 +19,21 @@
 #include "islewatch/report.h"
 #include "http_int.h"
 
+/* An argument left empty (a blank form field) is an absent one, as elsewhere in the API. */
+static const char *arg(struct MHD_Connection *c, const char *name)
+{
+    const char *v = iw__http_arg(c, name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
 enum MHD_Result iw__api_report(struct iw_http *h, struct MHD_Connection *c, const char *kind_s)
 {
     static const char *const ctypes[] = { "text/plain; charset=utf-8", "text/csv; charset=utf-8",
                                           "text/html; charset=utf-8" };
     struct iw_report_args a = {
-        .from = iw__http_arg(c, "from"), .to = iw__http_arg(c, "to"),
-        .site = iw__http_arg(c, "site"), .tz = iw__http_arg(c, "tz"),
-        .standard = iw__http_arg(c, "standard"), .interval = iw__http_arg(c, "interval"),
-        .source = iw__http_arg(c, "source"),
+        .from = arg(c, "from"), .to = arg(c, "to"), .site = arg(c, "site"), .tz = arg(c, "tz"),
+        .standard = arg(c, "standard"), .interval = arg(c, "interval"),
+        .source = arg(c, "source"),
     };
     const char *fmt_s = iw__http_arg(c, "format");
     enum iw_report_kind kind;

@@ -35,6 +35,8 @@ static struct {
 
 static const char *const match_keys[] = { "rule", "site", "device", "source", "severity",
                                           "metric", NULL };
+static const char *const request_keys[] = { "match", "from", "to", "duration", "reason",
+                                            "created_by", NULL };
 
 static void rt_free(struct rt_silence *r)
 {
@@ -137,6 +139,35 @@ static int opt_string(const cJSON *o, const char *name, char **out, struct iw_di
 }
 
 /*
+ * An API request names only keys we use, and not both ends of the same
+ * thing: a misspelt "duraton" or a "to" that silently beats "duration"
+ * would leave a silence other than the one the operator asked for.
+ */
+static int check_request_keys(const cJSON *o, struct iw_diag *diag)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, o) {
+        bool known = false;
+        for (size_t i = 0; request_keys[i] != NULL; i++)
+            known |= strcmp(it->string, request_keys[i]) == 0;
+        if (!known) {
+            iw_diag_set(diag, NULL, 0, 0, "unknown key \"%s\"; a silence has match, from, to "
+                        "or duration, reason and created_by", it->string);
+            return IW_E_INVAL;
+        }
+    }
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(o, "to");
+    const cJSON *dur = cJSON_GetObjectItemCaseSensitive(o, "duration");
+    if (to != NULL && !cJSON_IsNull(to) && dur != NULL && !cJSON_IsNull(dur)) {
+        iw_diag_set(diag, NULL, 0, 0, "\"to\" and \"duration\" both given: send either the end "
+                    "time or the duration");
+        return IW_E_INVAL;
+    }
+    return IW_OK;
+}
+
+/*
  * Fill r from an object. `stored`: an entry read back from the store, where
  * id, from and to are always present (null meaning unbounded); otherwise an
  * API request, where from defaults to now and to (or duration) to never.
@@ -155,6 +186,8 @@ static int parse_silence(const cJSON *o, bool stored, int64_t now_ms, struct rt_
                     "\"dongtan\"},\"duration\":\"2h\",\"reason\":\"maintenance\"}");
         return IW_E_INVAL;
     }
+    if (!stored && (rc = check_request_keys(o, diag)) != IW_OK)
+        return rc;
     if ((rc = parse_match(cJSON_GetObjectItemCaseSensitive(o, "match"), &r->s, diag)) != IW_OK)
         return rc;
     r->s.from_ms = stored ? INT64_MIN : now_ms;
@@ -271,6 +304,30 @@ static void list_clear(void)
 
 static void key_of(const char *id, char *buf, size_t len) { snprintf(buf, len, "silence/%s", id); }
 
+/*
+ * Forget the silences that ended by now_ms, from the store too (one that
+ * cannot be deleted there stays). Caller holds g.lock. Only when the list is
+ * full: until then, ended silences stay listed ("active": false).
+ */
+static void drop_expired(struct iw_store *st, int64_t now_ms)
+{
+    char key[64];
+    size_t kept = 0;
+
+    for (size_t i = 0; i < g.n; i++) {
+        struct rt_silence *r = g.v[i];
+        if (r->s.to_ms <= now_ms) {
+            key_of(r->id, key, sizeof(key));
+            if (st == NULL || iw_store_meta_delete(st, key) == IW_OK) {
+                rt_free(r);
+                continue;
+            }
+        }
+        g.v[kept++] = r;
+    }
+    g.n = kept;
+}
+
 struct load_ctx {
     struct iw_diag *diag;
     size_t loaded;
@@ -359,10 +416,12 @@ int iw_silences_create(struct iw_store *st, const char *json, size_t len, const 
         goto done;
     }
     pthread_mutex_lock(&g.lock);
+    if (g.n >= IW_SILENCES_MAX)
+        drop_expired(st, now_ms);
     if (g.n >= IW_SILENCES_MAX) {
         rc = IW_E_FULL;
-        iw_diag_set(diag, NULL, 0, 0, "there are already %d run-time silences; delete expired "
-                    "ones (DELETE /api/v1/silences/ID) first", IW_SILENCES_MAX);
+        iw_diag_set(diag, NULL, 0, 0, "there are already %d run-time silences, none of them "
+                    "ended; delete some (DELETE /api/v1/silences/ID) first", IW_SILENCES_MAX);
     } else {
         key_of(r->id, key, sizeof(key));
         /* Persist first: a silence the API confirmed must survive a restart. */

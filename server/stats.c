@@ -27,7 +27,6 @@ void iw_stats_write(uint64_t ns, uint64_t points)
 {
     size_t b = bucket_of((double)ns / 1e9, iw_stats_write_bounds, IW_STATS_WRITE_BUCKETS);
     iw_stat_add(&iw_stats.write_bucket[b], 1);
-    iw_stat_add(&iw_stats.write_count, 1);
     iw_stat_add(&iw_stats.write_ns_sum, ns);
     iw_stat_add(&iw_stats.batch_points_sum, points);
 }
@@ -58,7 +57,6 @@ void iw_stats_ingest_delay(int64_t ts_ms)
                  (ts_ms % 1000) * 1000000LL;
     size_t b = bucket_of((double)ns / 1e9, iw_stats_delay_bounds, IW_STATS_DELAY_BUCKETS);
     iw_stat_add(&iw_stats.delay_bucket[b], 1);
-    iw_stat_add(&iw_stats.delay_count, 1);
     iw_stat_add(&iw_stats.delay_us_sum, (uint64_t)(ns / 1000));
 }
 
@@ -72,14 +70,16 @@ static pthread_mutex_t alert_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct alert_row *alert_rows;
 static size_t n_alert_rows, cap_alert_rows;
 
-void iw_stats_alert_published(const char *rule, const char *severity, const char *status)
+/* Add `add` to the row (rule, severity, status), made at 0 when missing. */
+static void alert_row_add(const char *rule, const char *severity, const char *status,
+                          uint64_t add)
 {
     pthread_mutex_lock(&alert_lock);
     for (size_t i = 0; i < n_alert_rows; i++) {
         struct alert_row *r = &alert_rows[i];
         if (strcmp(r->rule, rule) == 0 && strcmp(r->severity, severity) == 0 &&
             strcmp(r->status, status) == 0) {
-            r->n++;
+            r->n += add;
             pthread_mutex_unlock(&alert_lock);
             return;
         }
@@ -95,8 +95,45 @@ void iw_stats_alert_published(const char *rule, const char *severity, const char
         cap_alert_rows = cap;
     }
     alert_rows[n_alert_rows++] = (struct alert_row){ strdup(rule), strdup(severity),
-                                                     strdup(status), 1 };
+                                                     strdup(status), add };
     pthread_mutex_unlock(&alert_lock);
+}
+
+void iw_stats_alert_published(const char *rule, const char *severity, const char *status)
+{
+    alert_row_add(rule, severity, status, 1);
+}
+
+/* The severities one rule's parameters can publish with. */
+static void declare_params(const char *rule, enum iw_rule_kind kind,
+                           const struct iw_rule_params *p)
+{
+    bool sev[IW_SEV_COUNT] = { false };
+
+    if (kind == IW_RULE_WATER_QUALITY) {
+        sev[p->sev_below_target] = sev[p->sev_worse_than_v] = true;
+    } else if (kind == IW_RULE_AIR_QUALITY) {
+        for (int l = p->min_level >= 1 ? p->min_level : 1; l <= 6; l++)
+            sev[p->sev_by_level[l]] = true;
+    } else {
+        sev[p->severity] = true;
+    }
+    for (int s = 0; s < IW_SEV_COUNT; s++) {
+        if (!sev[s])
+            continue;
+        alert_row_add(rule, iw_severity_name((enum iw_severity)s), "firing", 0);
+        alert_row_add(rule, iw_severity_name((enum iw_severity)s), "resolved", 0);
+    }
+}
+
+void iw_stats_alert_declare(const struct iw_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const struct iw_rule *r = &cfg->rules[i];
+        declare_params(r->name, r->kind, &r->p);
+        for (size_t k = 0; k < r->n_sites; k++)
+            declare_params(r->name, r->kind, &r->sites[k].p);
+    }
 }
 
 /* ---- queue gauges ---- */
@@ -192,9 +229,13 @@ static void blabel(struct buf *b, const char *v)
 
 static uint64_t ld(_Atomic uint64_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
 
-/* A Prometheus histogram: n buckets, the last one +Inf (bounds has n - 1). */
+/*
+ * A Prometheus histogram: n buckets, the last one +Inf (bounds has n - 1).
+ * _count is the +Inf bucket as read here, not the separate counter: an
+ * observation between the two reads would make them differ in one scrape.
+ */
 static void histogram(struct buf *b, const char *name, const char *help, _Atomic uint64_t *bucket,
-                      const double *bounds, size_t n, double sum, uint64_t count)
+                      const double *bounds, size_t n, double sum)
 {
     uint64_t cum = 0;
     bprintf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
@@ -205,7 +246,7 @@ static void histogram(struct buf *b, const char *name, const char *help, _Atomic
         else
             bprintf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
     }
-    bprintf(b, "%s_sum %.9f\n%s_count %llu\n", name, sum, name, (unsigned long long)count);
+    bprintf(b, "%s_sum %.9f\n%s_count %llu\n", name, sum, name, (unsigned long long)cum);
 }
 
 char *iw_stats_render(void)
@@ -272,7 +313,7 @@ char *iw_stats_render(void)
 
     histogram(&b, "islewatch_store_write_seconds", "Latency of RocksDB batch writes (WAL).",
               iw_stats.write_bucket, iw_stats_write_bounds, IW_STATS_WRITE_BUCKETS,
-              (double)ld(&iw_stats.write_ns_sum) / 1e9, ld(&iw_stats.write_count));
+              (double)ld(&iw_stats.write_ns_sum) / 1e9);
     bprintf(&b, "# HELP islewatch_store_batch_points_total Points written, summed over batches (divide by the write count for the mean batch size).\n"
                 "# TYPE islewatch_store_batch_points_total counter\n"
                 "islewatch_store_batch_points_total %llu\n",
@@ -282,7 +323,7 @@ char *iw_stats_render(void)
               "durable when the device stamps ts at publish. Only 0 <= delay < 1h; messages "
               "without a ts are not observed.",
               iw_stats.delay_bucket, iw_stats_delay_bounds, IW_STATS_DELAY_BUCKETS,
-              (double)ld(&iw_stats.delay_us_sum) / 1e6, ld(&iw_stats.delay_count));
+              (double)ld(&iw_stats.delay_us_sum) / 1e6);
     bprintf(&b, "# HELP islewatch_ingest_delay_unobserved_total Messages left out of "
                 "islewatch_ingest_delay_seconds: ts ahead of the clock (future) or 1h or more old "
                 "(over_1h: buffered uploads, backfill).\n"

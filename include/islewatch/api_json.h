@@ -34,8 +34,8 @@ IW_NODISCARD int iw_api_query_json(struct iw_store *st, const char *glob, int64_
                                    int64_t step, enum iw_agg agg, char **out);
 
 /*
- * Alert objects (SPEC §5) as an array: active ones (the latest message of
- * each firing episode) or the history in seq order with ts >= since (ms),
+ * Alert objects (SPEC §5) as an array, in seq order: active ones (the latest
+ * message of each firing episode) or the history, with ts >= since (ms),
  * optionally only of rules matching the glob `rule` (NULL: all), at most
  * `limit` (0: no limit; the newest ones are kept).
  */

@@ -30,7 +30,8 @@ IW_NODISCARD int iw_rfc3339_parse(const char *s, size_t len, int64_t *out_ms);
 
 /*
  * A user's time argument: RFC 3339, epoch milliseconds, "now", or relative
- * to now_ms ("-1h", "-30m", "+5m"). Returns IW_OK or IW_E_INVAL.
+ * to now_ms ("-1h", "-30m", "+5m"), within the years 0000..9999. Returns
+ * IW_OK or IW_E_INVAL.
  */
 IW_NODISCARD int iw_time_arg_parse(const char *s, int64_t now_ms, int64_t *out_ms);
 

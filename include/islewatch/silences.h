@@ -48,7 +48,8 @@ IW_NODISCARD int iw_silences_load(struct iw_store *st, struct iw_diag *diag);
  *    "reason": "...", "created_by": "..."}                    optional
  * T is RFC 3339, epoch milliseconds (number or string), "now" or relative to
  * now_ms ("+2h"); from defaults to now_ms. `default_by` (borrowed, may be
- * NULL) is used when the body has no created_by.
+ * NULL) is used when the body has no created_by. Any other key, or both
+ * "to" and "duration", is IW_E_INVAL.
  * On IW_OK id_out (IW_SILENCE_ID_LEN + 1 bytes) holds the new id and the
  * silence is stored. IW_E_INVAL with one diag line saying which member is
  * wrong and what is expected; IW_E_FULL past IW_SILENCES_MAX; IW_E_STORE.

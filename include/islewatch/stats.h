@@ -32,12 +32,11 @@ struct iw_stats {
     _Atomic uint64_t stored_messages[IW_STATS_MAX_SOURCES];
     _Atomic int64_t  last_stored_ms[IW_STATS_MAX_SOURCES]; /* wall clock at receipt of the last stored message */
     _Atomic uint64_t rejected[IW_REJ_COUNT];               /* messages, once per reason each */
-    _Atomic uint64_t write_bucket[IW_STATS_WRITE_BUCKETS]; /* store write latency histogram */
-    _Atomic uint64_t write_count;
+    _Atomic uint64_t write_bucket[IW_STATS_WRITE_BUCKETS]; /* store write latency histogram
+                                                            * (its count: the buckets' sum) */
     _Atomic uint64_t write_ns_sum;
     _Atomic uint64_t batch_points_sum;                     /* points per write batch */
     _Atomic uint64_t delay_bucket[IW_STATS_DELAY_BUCKETS]; /* ts -> durable, one per message */
-    _Atomic uint64_t delay_count;
     _Atomic uint64_t delay_us_sum;                         /* microseconds: no wrap in practice */
     _Atomic uint64_t delay_skipped[IW_DELAY_SKIP_COUNT];   /* not observed, by reason */
     _Atomic uint64_t backpressure_waits;                   /* a shard queue was full */
@@ -78,6 +77,12 @@ void iw_stats_ingest_delay(int64_t ts_ms);
 
 /* Alerts published, by (rule, severity, status): a small table (not per message). */
 void iw_stats_alert_published(const char *rule, const char *severity, const char *status);
+/*
+ * Give every rule of cfg its rows at 0 (each severity it can publish with,
+ * firing and resolved), so the metric shows them before the first alert.
+ * At start and after each reload; rows already there keep their counts.
+ */
+void iw_stats_alert_declare(const struct iw_config *cfg);
 
 /* Queue depth gauges, registered by the pipeline. */
 typedef size_t (*iw_depth_fn)(const void *q);

@@ -22,6 +22,7 @@
 #include <criterion/criterion.h>
 
 #include "islewatch/http_client.h"
+#include "islewatch/topic.h"
 #include "it.h"
 
 #define TOKEN "secret-token"
@@ -318,6 +319,89 @@ Test(http, ingest_delay_histogram_observes_fresh_timestamps_only)
     cr_expect_eq(metric_now(DELAY_FUTURE), 1);
 }
 
+/*
+ * SPEC §7 lists islewatch_alerts_published_total{rule,severity,status}: each
+ * configured rule's series are there from the start, at 0, so that a fresh
+ * daemon shows the metric and rate() sees the first alert; a rule a reload
+ * adds gets them too.
+ */
+Test(http, alerts_published_total_has_every_rule_at_zero_from_the_start)
+{
+    start(EXTRA "  - {name: wq, kind: water_quality, select: \"water/*/*\", target: III}\n");
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"hot\",severity=\"major\","
+                            "status=\"firing\"}"), 0);
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"hot\",severity=\"major\","
+                            "status=\"resolved\"}"), 0);
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"wq\",severity=\"major\","
+                            "status=\"firing\"}"), 0, "below target: major");
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"wq\",severity=\"critical\","
+                            "status=\"firing\"}"), 0, "worse than V: critical");
+
+    FILE *f = fopen(daemon_.cfg, "a");
+    cr_assert_not_null(f);
+    fputs("  - {name: cold, kind: threshold, select: \"water/*/*/temp\", below: 1, "
+          "severity: info}\n", f);
+    fclose(f);
+    int status = 0;
+    char *body = http("POST", "/api/v1/reload", TOKEN, NULL, &status);
+    cr_assert_eq(status, 200, "%s", body);
+    free(body);
+    cr_expect_eq(metric_now("islewatch_alerts_published_total{rule=\"cold\",severity=\"info\","
+                            "status=\"firing\"}"), 0);
+
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", wall_ms() - 5000);
+    wait_metric("islewatch_alerts_published_total{rule=\"hot\",severity=\"major\","
+                "status=\"firing\"}", 1, 10000);
+}
+
+/* The value of `sample` in a /metrics text; -1 if absent. */
+static double metric_in(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *p = text; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+/*
+ * A Prometheus histogram's +Inf bucket is its _count, in every scrape, also
+ * while samples are being observed (clients and recording rules divide one
+ * by the other).
+ */
+Test(http, histogram_count_is_its_inf_bucket_while_messages_flow)
+{
+    static const char *const fams[] = { "islewatch_store_write_seconds",
+                                        "islewatch_ingest_delay_seconds" };
+    int mismatches = 0;
+
+    start(EXTRA);
+    for (int round = 0; round < 60; round++) {
+        for (int i = 0; i < 40; i++) {
+            char payload[96];
+            snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":%d}", wall_ms(), i);
+            cr_assert_eq(it_publish_async(pub, "sensors/water/dongtan/w01", payload, 0), 0);
+        }
+        for (int k = 0; k < 5; k++) {
+            int status = 0;
+            char *body = http("GET", "/metrics", NULL, NULL, &status);
+            cr_assert_eq(status, 200);
+            for (size_t f = 0; f < 2; f++) {
+                char inf[128], count[128];
+                snprintf(inf, sizeof(inf), "%s_bucket{le=\"+Inf\"}", fams[f]);
+                snprintf(count, sizeof(count), "%s_count", fams[f]);
+                double a = metric_in(body, inf), b = metric_in(body, count);
+                cr_assert(a >= 0 && b >= 0, "%s or %s missing", inf, count);
+                if (a != b && mismatches++ < 5)
+                    cr_expect_eq(a, b, "%s %g but %s %g in the same scrape", inf, a, count, b);
+            }
+            free(body);
+        }
+    }
+    cr_assert_eq(it_flush(pub, 10000), 0);
+    cr_expect_eq(mismatches, 0, "%d scrapes had a _count other than the +Inf bucket", mismatches);
+}
+
 /* Poll GET path until it answers `want` (a deadline, not a fixed sleep); returns the body. */
 static char *wait_status(const char *path, int want, int timeout_ms)
 {
@@ -537,6 +621,268 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         cJSON_Delete(doc);
         free(body);
     }
+}
+
+/* Times at the ends of int64 (epoch ms no calendar can show): a 400, never a crash. */
+Test(http, query_times_beyond_any_calendar_are_400_not_a_crash)
+{
+    static const char *const cases[] = {
+        "from=-9223372036854775808&to=now&step=1y",
+        "from=0&to=9223372036854775807&step=1y",
+        "from=9223372036854775000&to=9223372036854775807&step=1h",
+        "from=-9223372036854775808&to=-9223372036854775000&step=1h",
+        "from=-9223372036854775808&to=9223372036854775807",
+    };
+    char path[256];
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7.0}", wall_ms());
+    cJSON_Delete(wait_array("/api/v1/series?match=water/dongtan/w01/ph", 1, 10000));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        snprintf(path, sizeof(path), "/api/v1/query?series=water/*/*/ph&%s", cases[i]);
+        char *body = http("GET", path, NULL, NULL, &status);
+        cr_expect_eq(status, 400, "%s -> %d %s", path, status, body);
+        cr_expect(strstr(body, "is not a time") != NULL, "%s -> %s", path, body);
+        free(body);
+    }
+    int status = 0;
+    char *body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200, "the daemon is still up");
+    free(body);
+}
+
+/* A duration of many groups whose sum no int64 holds: a 400, never a crash. */
+Test(http, durations_too_long_to_count_are_400_not_a_crash)
+{
+    static const struct { const char *args, *says; } cases[] = {
+        { "from=-70000000y70000000y70000000y70000000y70000000y", "is not a time" },
+        { "from=-1h&step=70000000y70000000y70000000y70000000y70000000y",
+          "is not a positive duration" },
+    };
+    char path[256];
+
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        snprintf(path, sizeof(path), "/api/v1/query?series=water/*/*/ph&%s", cases[i].args);
+        char *body = http("GET", path, NULL, NULL, &status);
+        cr_expect_eq(status, 400, "%s -> %d %s", path, status, body);
+        cr_expect(strstr(body, cases[i].says) != NULL, "%s -> %s", path, body);
+        free(body);
+    }
+    int status = 0;
+    char *body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200, "the daemon is still up");
+    free(body);
+}
+
+/*
+ * An RFC 3339 offset typed as is in a URL: "+08:00" arrives as " 08:00" (a
+ * '+' in a query string is a space). The time is still meant, and no RFC 3339
+ * time has a space there.
+ */
+Test(http, an_unencoded_plus_in_a_time_offset_is_the_offset)
+{
+    long long t = (wall_ms() / 3600000 - 2) * 3600000;      /* a whole hour, 2 h ago */
+    char path[256], from[32], to[32];
+    time_t local = (time_t)(t / 1000 + 8 * 3600);           /* its wall clock at +08:00 */
+    struct tm tm;
+    cJSON *doc;
+
+    gmtime_r(&local, &tm);
+    strftime(to, sizeof(to), "%Y-%m-%dT%H:%M:00+08:00", &tm);
+    local -= 60;
+    gmtime_r(&local, &tm);
+    strftime(from, sizeof(from), "%Y-%m-%dT%H:%M:00+08:00", &tm);
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7.0}", t);
+    cJSON_Delete(wait_array("/api/v1/series?match=water/dongtan/w01/ph", 1, 10000));
+    snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w01/ph&from=%s&to=%s",
+             from, to);
+    doc = get_json(path);
+    char *text = cJSON_PrintUnformatted(doc);
+    char want[128];
+    snprintf(want, sizeof(want), "[{\"series\":\"water/dongtan/w01/ph\",\"points\":"
+             "[[%lld,7]]}]", t);
+    cr_expect_str_eq(text, want, "GET %s", path);
+    free(text);
+    cJSON_Delete(doc);
+    snprintf(path, sizeof(path), "/api/v1/alerts?since=%s", to);
+    doc = get_json(path);
+    cr_expect_eq(cJSON_GetArraySize(doc), 0);
+    cJSON_Delete(doc);
+    /* Still an error when it is not an offset. */
+    int status = 0;
+    char *body = http("GET", "/api/v1/query?series=*/*/*/*&from=2026-12-06T03:59:00+8", NULL,
+                      NULL, &status);
+    cr_expect_eq(status, 400, "%s", body);
+    free(body);
+}
+
+/* An error that quotes bad input is still a UTF-8 JSON document. */
+Test(http, errors_quoting_bytes_that_are_not_utf8_are_utf8_json)
+{
+    static const struct { const char *path; int status; } cases[] = {
+        { "/api/v1/query?series=*/*/*/*&from=%FF%FE", 400 },
+        { "/api/v1/alerts?since=%C3", 400 },
+        { "/api/v1/alerts/stream?since=%E4%B8", 400 },
+        { "/%FF", 404 },
+    };
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        char *body = http("GET", cases[i].path, NULL, NULL, &status);
+        cr_expect_eq(status, cases[i].status, "%s -> %d", cases[i].path, status);
+        cr_expect(iw_utf8_valid(body, strlen(body)), "%s: the answer is not UTF-8", cases[i].path);
+        cJSON *doc = cJSON_Parse(body);
+        cr_expect(cJSON_IsString(cJSON_GetObjectItem(doc, "error")), "%s -> %s", cases[i].path,
+                  body);
+        cJSON_Delete(doc);
+        free(body);
+    }
+}
+
+/*
+ * The firing alerts come in seq order, like the history, and limit=N keeps
+ * the N newest of them (as it does for the history), whatever their ids.
+ */
+Test(http, active_alerts_are_in_seq_order_and_limit_keeps_the_newest)
+{
+    long long t0 = wall_ms() - 5000;
+    char topic[64];
+    cJSON *doc, *a;
+
+    start(EXTRA);
+    for (int i = 0; i < 8; i++) {
+        snprintf(topic, sizeof(topic), "sensors/water/site%d/w01", i);
+        publish(topic, "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+        cJSON_Delete(wait_array("/api/v1/alerts", i + 1, 10000));   /* one at a time: seq i+1 */
+    }
+    doc = get_json("/api/v1/alerts?active=1");
+    cr_assert_eq(cJSON_GetArraySize(doc), 8);
+    int want = 1;
+    cJSON_ArrayForEach(a, doc) {
+        double seq = cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq"));
+        cr_expect_eq((int)seq, want, "item %d has seq %g", want, seq);
+        want++;
+    }
+    cJSON_Delete(doc);
+    doc = get_json("/api/v1/alerts?active=1&limit=2");
+    cr_assert_eq(cJSON_GetArraySize(doc), 2);
+    for (int i = 0; i < 2; i++)
+        cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, i),
+                                                                   "seq")), 7 + i);
+    cJSON_Delete(doc);
+}
+
+/* A report whose site glob selects no device is an empty report, not a crash. */
+Test(http, a_report_of_no_device_is_answered)
+{
+    static const char *const kinds[] = { "water", "air", "cameras" };
+    char path[160];
+
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        int status = 0;
+        snprintf(path, sizeof(path), "/api/v1/report/%s?from=-1d&to=now&format=csv&site=nowhere",
+                 kinds[i]);
+        char *body = http("GET", path, NULL, NULL, &status);
+        cr_expect_eq(status, 200, "%s -> %d %s", path, status, body);
+        free(body);
+    }
+}
+
+/*
+ * An empty report argument (a form left blank: site=&tz=) is an absent one,
+ * as everywhere else in the API: all sites, the default zone.
+ */
+Test(http, empty_report_arguments_are_absent_ones)
+{
+    static const char *const blanks[] = { "site=", "tz=", "standard=", "interval=", "source=",
+                                          "site=&tz=&standard=&interval=&source=" };
+    int status = 0;
+    char path[256];
+
+    start(EXTRA "devices:\n  - {source: water, site: dongtan, device: w01}\n");
+    char *want = http("GET", "/api/v1/report/water?from=-1d&to=now&format=csv", NULL, NULL,
+                      &status);
+    cr_assert_eq(status, 200, "%s", want);
+    cr_assert(strstr(want, "dongtan") != NULL, "%s", want);
+    for (size_t i = 0; i < sizeof(blanks) / sizeof(blanks[0]); i++) {
+        snprintf(path, sizeof(path), "/api/v1/report/water?from=-1d&to=now&format=csv&%s",
+                 blanks[i]);
+        char *body = http("GET", path, NULL, NULL, &status);
+        cr_expect_eq(status, 200, "%s -> %d %s", path, status, body);
+        cr_expect_str_eq(body, want, "%s", path);
+        free(body);
+    }
+    free(want);
+}
+
+/* A very long unknown path still gets the whole 404: what exists, not just an echo. */
+Test(http, a_very_long_unknown_path_still_lists_the_endpoints)
+{
+    char path[6000];
+    int status = 0;
+
+    path[0] = '/';
+    memset(path + 1, 'a', sizeof(path) - 2);
+    path[sizeof(path) - 1] = '\0';
+    start(EXTRA);
+    char *body = http("GET", path, NULL, NULL, &status);
+    cr_expect_eq(status, 404);
+    size_t n = strlen(body);
+    cr_expect(strstr(body, "/api/v1/alerts/stream") != NULL && n < 1024, "%zu bytes: %.80s...%s",
+              n, body, body + (n > 80 ? n - 80 : 0));
+    free(body);
+}
+
+/* An empty or bare match= does not hide the series= beside it (a blank form field). */
+Test(http, an_empty_match_does_not_hide_the_series_glob)
+{
+    cJSON *doc;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7.0,\"do\":6.0}", wall_ms());
+    cJSON_Delete(wait_array("/api/v1/series", 2, 10000));
+    static const char *const paths[] = {
+        "/api/v1/query?match=&series=water/*/*/ph", "/api/v1/query?match&series=water/*/*/ph",
+        "/api/v1/series?match=&series=water/*/*/ph", "/api/v1/series?match&series=water/*/*/ph",
+    };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        doc = get_json(paths[i]);
+        cr_expect_eq(cJSON_GetArraySize(doc), 1, "GET %s: %d series", paths[i],
+                     cJSON_GetArraySize(doc));
+        cr_expect_str_eq(str(cJSON_GetArrayItem(doc, 0), "series"), "water/dongtan/w01/ph", "%s",
+                         paths[i]);
+        cJSON_Delete(doc);
+    }
+}
+
+/* ?active with no value means active=1, as the CLI's --active flag does. */
+Test(http, a_bare_active_flag_lists_only_firing_alerts)
+{
+    long long t0 = wall_ms() - 5000;
+    cJSON *doc;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);        /* fires */
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":1.0}", t0 + 1000); /* resolves */
+    publish("sensors/water/xisha/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);          /* fires */
+    cJSON_Delete(wait_array("/api/v1/alerts", 3, 10000));
+    static const char *const paths[] = { "/api/v1/alerts?active", "/api/v1/alerts?active=",
+                                         "/api/v1/alerts?active=1", "/api/v1/alerts?active=true" };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        doc = get_json(paths[i]);
+        cr_expect_eq(cJSON_GetArraySize(doc), 1, "GET %s: %d alerts, want the firing one",
+                     paths[i], cJSON_GetArraySize(doc));
+        cr_expect_str_eq(str(cJSON_GetArrayItem(doc, 0), "site"), "xisha", "GET %s", paths[i]);
+        cJSON_Delete(doc);
+    }
+    doc = get_json("/api/v1/alerts?active=0");
+    cr_expect_eq(cJSON_GetArraySize(doc), 3, "active=0 is the history");
+    cJSON_Delete(doc);
 }
 
 Test(http, unknown_paths_and_wrong_methods)
@@ -854,6 +1200,42 @@ Test(http, ack_a_firing_alert)
     body = http("POST", "/api/v1/alerts/not-an-id/ack", TOKEN, NULL, &status);
     cr_expect_eq(status, 404, "%s", body);
     free(body);
+}
+
+/*
+ * SPEC §5: alert payloads are UTF-8 JSON. An ack whose body is not UTF-8
+ * would put its bytes into the republished alert: it is a 400, and nothing
+ * is recorded or republished. The same holds for a silence's reason.
+ */
+Test(http, a_body_that_is_not_utf8_is_400_and_changes_nothing)
+{
+    long long t0 = wall_ms() - 5000;
+    int status = 0;
+    char path[128], *body;
+    cJSON *doc;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    doc = wait_array("/api/v1/alerts?active=1", 1, 10000);
+    snprintf(path, sizeof(path), "/api/v1/alerts/%s/ack", str(cJSON_GetArrayItem(doc, 0), "id"));
+    cJSON_Delete(doc);
+
+    body = http("POST", path, TOKEN, "{\"by\":\"ops\xff\xfe\",\"comment\":\"x\"}", &status);
+    cr_expect_eq(status, 400, "%s", body);
+    cr_expect(strstr(body, "UTF-8") != NULL, "%s", body);
+    free(body);
+    body = http("POST", "/api/v1/silences", TOKEN,
+                "{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\",\"reason\":\"\xc3\"}",
+                &status);
+    cr_expect_eq(status, 400, "%s", body);
+    free(body);
+    doc = get_json("/api/v1/alerts");
+    cr_expect_eq(cJSON_GetArraySize(doc), 1, "the ack was neither recorded nor republished");
+    cr_expect_null(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "ack"));
+    cJSON_Delete(doc);
+    doc = get_json("/api/v1/silences");
+    cr_expect_eq(cJSON_GetArraySize(doc), 0, "no silence was created");
+    cJSON_Delete(doc);
 }
 
 /* ---- silences ---- */

@@ -105,6 +105,9 @@ ParameterizedTestParameters(silences, rejects_bad_bodies)
         { "{\"match\":{\"site\":\"a\"},\"from\":\"+2h\",\"to\":\"+1h\"}", "must be after" },
         { "{\"match\":{\"site\":\"a\"},\"from\":\"-2h\",\"to\":\"-1h\"}", "in the past" },
         { "{\"match\":{\"site\":\"a\"},\"duration\":\"1h\",\"reason\":7}", "\"reason\": expected" },
+        /* A misspelt key would otherwise leave an open-ended silence. */
+        { "{\"match\":{\"site\":\"a\"},\"duraton\":\"1h\"}", "unknown key \"duraton\"" },
+        { "{\"match\":{\"site\":\"a\"},\"to\":\"+2h\",\"duration\":\"1h\"}", "either" },
     };
     return cr_make_param_array(struct bad_body, cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -199,4 +202,39 @@ Test(silences, severity_glob_matches_by_name)
                  IW_OK);
     cr_expect(iw_silences_match(&crit, NOW));
     cr_expect_not(iw_silences_match(&info, NOW));
+}
+
+/*
+ * Expired silences do not count against IW_SILENCES_MAX: a site silenced
+ * for every maintenance window would otherwise be refused (409) after a
+ * thousand of them, until someone deleted the old ones by hand. When the
+ * list is full, the expired ones go; silences still running stay.
+ */
+Test(silences, expired_silences_make_room_for_new_ones)
+{
+    char id[IW_SILENCE_ID_LEN + 1], keep[IW_SILENCE_ID_LEN + 1];
+    struct iw_diag diag = {0};
+    struct iw_alert hit = alert("camera-offline", "dongtan", IW_SEV_MAJOR);
+    const char *hour = "{\"match\":{\"site\":\"xisha\"},\"duration\":\"1h\"}";
+    const char *day = "{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1d\"}";
+
+    cr_assert_eq(create(day, keep, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    for (int i = 1; i < IW_SILENCES_MAX; i++)
+        cr_assert_eq(create(hour, id, &diag), IW_OK, "silence %d: %s", i, iw_diag_first(&diag));
+    cr_expect_eq(create(hour, id, &diag), IW_E_FULL, "all %d still running", IW_SILENCES_MAX);
+    iw_diag_fini(&diag);
+
+    /* Two hours later the one-hour ones are over. */
+    int64_t later = NOW + 2 * 3600000LL;
+    cr_expect_eq(iw_silences_create(NULL, hour, strlen(hour), "tester", later, id, &diag), IW_OK,
+                 "%s", iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+    char *list = NULL;
+    cr_assert_eq(iw_silences_list_json(NULL, later, &list), IW_OK);
+    cJSON *doc = cJSON_Parse(list);
+    cr_expect_eq(cJSON_GetArraySize(doc), 2, "the running day-long one and the new one");
+    cr_expect(strstr(list, keep) != NULL, "the day-long silence stays");
+    cJSON_Delete(doc);
+    free(list);
+    cr_expect(iw_silences_match(&hit, later));
 }
