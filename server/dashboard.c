@@ -177,7 +177,7 @@ static const char page[] =
     "  const es = new EventSource('/api/v1/alerts/stream');\n"
     "  es.onopen = () => { $('conn').textContent = 'live'; $('conn').className = 'pill ok'; };\n"
     "  es.onerror = () => { $('conn').textContent = 'reconnecting'; $('conn').className = 'pill bad'; };\n"
-    "  es.addEventListener('alert', ev => {\n"
+    "  es.addEventListener('message', ev => {\n"
     "    let a;\n"
     "    try { a = JSON.parse(ev.data); } catch (e) { return; }\n"
     "    addFeed(a, true);\n"

@@ -18,7 +18,7 @@
  *   GET|POST /api/v1/silences, DELETE /api/v1/silences/ID
  *   POST /api/v1/reload           200 {"ok":true} | 400 {"ok":false,"errors":[...]}
  *
- * The SSE stream: each alert is "id: SEQ\nevent: alert\ndata: JSON\n\n". A
+ * The SSE stream: each alert is "id: SEQ\ndata: JSON\n\n" (a message event). A
  * client that sends Last-Event-ID (browsers do on reconnect) or ?since=SEQ
  * first gets every alert with a greater seq from the store, then the live
  * feed; a new client starts at the current seq. A ": keep-alive" comment goes
@@ -241,7 +241,9 @@ static void sse_put(struct sse *s, const char *p, size_t n)
 static void sse_event(struct sse *s, uint64_t seq, const char *json, size_t len)
 {
     char head[64];
-    int n = snprintf(head, sizeof(head), "id: %" PRIu64 "\nevent: alert\n", seq);
+    /* No "event:" line: a plain message event, which EventSource.onmessage
+     * and generic SSE clients receive without knowing an event name. */
+    int n = snprintf(head, sizeof(head), "id: %" PRIu64 "\n", seq);
     sse_put(s, head, (size_t)n);
     while (len > 0) {
         const char *nl = memchr(json, '\n', len);

@@ -982,6 +982,7 @@ struct sse_reader {
     bool hello, done;
     int rc;                     /* of iw_http_stream_lines */
     int want, n;
+    int named;                  /* events with an "event:" other than message */
     unsigned long long ids[32];
     cJSON *alerts[32];
     char cur_id[32];
@@ -1008,6 +1009,9 @@ static int sse_line(void *ctx, const char *line, size_t len)
         snprintf(r->cur_data, sizeof(r->cur_data), "%.*s", (int)len - 6, line + 6);
     } else if (len > 4 && strncmp(line, "id: ", 4) == 0) {
         snprintf(r->cur_id, sizeof(r->cur_id), "%.*s", (int)len - 4, line + 4);
+    } else if (len >= 6 && strncmp(line, "event:", 6) == 0
+               && !(len == 14 && strncmp(line, "event: message", 14) == 0)) {
+        r->named++;
     }
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
@@ -1115,6 +1119,8 @@ Test(http, sse_stream_live_then_resume_with_last_event_id)
     cr_expect_str_eq(str(live->alerts[0], "site"), "dongtan");
     cr_expect_str_eq(str(live->alerts[1], "status"), "resolved");
     cr_expect_str_eq(str(live->alerts[2], "status"), "firing");
+    /* Plain "message" events: EventSource.onmessage and generic SSE clients get them. */
+    cr_expect_eq(live->named, 0, "alerts went out as named events");
     sse_close(live);
 
     /* Resume after 1: exactly 2 and 3, from history. */
