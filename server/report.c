@@ -232,6 +232,8 @@ static int merge_duplicates(struct iw__rp_devs *d)
 {
     size_t w = 0;
 
+    if (d->n == 0)
+        return IW_OK;               /* no device: d->v is NULL, which qsort must not get */
     qsort(d->v, d->n, sizeof(*d->v), dev_cmp);
     for (size_t r = 0; r < d->n; r++) {
         if (w > 0 && dev_cmp(&d->v[w - 1], &d->v[r]) == 0) {
