@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -325,4 +327,31 @@ Test(cli_args, alerts_limit_must_be_a_count)
     rc = it_run(&out, "'%s' alerts --limit -3 --db /nonexistent-iw-db 2>&1", it_bin("islewatch"));
     cr_expect_eq(rc, 2, "--limit -3: exit %d", rc);
     free(out);
+}
+
+/* `--db` naming a directory that does not exist: every reading command says
+ * so (exit 3) and leaves no directory (nor database) behind there. */
+Test(cli_args, db_on_a_missing_directory_creates_nothing)
+{
+    static const char *const cmds[] = {
+        "series", "query 'water/*/*/*'", "alerts", "report water --from -1d --to now",
+        "report cameras --from -1d --to now", "backtest '%s/config/islewatch.yaml' --from -1h",
+    };
+    char parent[] = "/tmp/iw-cli-missing-XXXXXX", missing[64], cmd[512];
+    struct stat sb;
+
+    cr_assert_not_null(mkdtemp(parent));
+    snprintf(missing, sizeof(missing), "%s/nope", parent);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char *out = NULL;
+        snprintf(cmd, sizeof(cmd), cmds[i], getenv("IW_SOURCE_DIR") ? getenv("IW_SOURCE_DIR") : "../..");
+        int rc = it_run(&out, "'%s' %s --db '%s' 2>&1", it_bin("islewatch"), cmd, missing);
+        cr_expect_eq(rc, 3, "%s: exit %d: %s", cmd, rc, out ? out : "");
+        cr_expect(out != NULL && strstr(out, missing) != NULL && strstr(out, "no such directory"),
+                  "%s: the message names the path and says it is missing: %s", cmd, out ? out : "");
+        cr_expect_neq(stat(missing, &sb), 0, "%s created %s", cmd, missing);
+        rmdir(missing);
+        free(out);
+    }
+    cr_assert_eq(rmdir(parent), 0);
 }
