@@ -628,6 +628,12 @@ int iw_store_read_agg(struct iw_store *st, uint32_t id, int64_t from, int64_t to
 
     if (step <= 0 || from >= to)
         return IW_E_INVAL;
+    /* The segment edges round from and to to whole minutes and hours: keep
+     * them an hour inside int64 so that cannot overflow (no point lives there). */
+    if (from < INT64_MIN + IW_MS_PER_HOUR)
+        from = INT64_MIN + IW_MS_PER_HOUR;
+    if (to > INT64_MAX - IW_MS_PER_HOUR)
+        to = INT64_MAX - IW_MS_PER_HOUR;
     rollup_reset(&a.bucket, INT64_MIN);
     wm = iw_store_rollup_watermark(st, id);
     if (step % IW_MS_PER_HOUR == 0)
