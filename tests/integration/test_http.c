@@ -521,6 +521,9 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         { "/api/v1/query?series=*/*/*/*&step=fast", "step=\"fast\" is not a positive duration" },
         { "/api/v1/query?series=*/*/*/*&agg=max", "needs step" },
         { "/api/v1/query?series=*/*/*/*&step=1m&agg=median", "is not one of avg" },
+        /* all of time: the bucket count must not overflow (it crashed the daemon) */
+        { "/api/v1/query?series=*/*/*/*&from=-9223372036854775808&to=9223372036854775807&step=1d",
+          "more than 1000000 buckets" },
         { "/api/v1/alerts?since=soon", "since=\"soon\" is not a time" },
         { "/api/v1/alerts?limit=-3", "is not a count" },
         { "/api/v1/alerts?active=maybe", "use active=1" },
