@@ -618,6 +618,11 @@ struct bt_args {
     int format;
 };
 
+/* The times a backtest can run over and print: years 0000..9999 (RFC 3339).
+ * Beyond them the simulated clock's arithmetic would overflow int64. */
+#define BT_TIME_MIN (-62167219200000LL)         /* 0000-01-01T00:00:00.000Z */
+#define BT_TIME_MAX 253402300799999LL           /* 9999-12-31T23:59:59.999Z */
+
 static int parse_args(int argc, char **argv, struct bt_args *a)
 {
     int64_t now = iw_now_ms();
@@ -628,14 +633,21 @@ static int parse_args(int argc, char **argv, struct bt_args *a)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", bt_opts, NULL)) != -1) {
         switch (c) {
-        case 'F': case 'T':
-            if (iw_time_arg_parse(optarg, now, c == 'F' ? &a->from : &a->to) != IW_OK) {
+        case 'F': case 'T': {
+            int64_t *t = c == 'F' ? &a->from : &a->to;
+            if (iw_time_arg_parse(optarg, now, t) != IW_OK) {
                 fprintf(stderr, "islewatch backtest: --%s %s: use RFC 3339 (2026-11-01T00:00:00Z), "
                         "epoch ms, or relative (-7d, now)\n", c == 'F' ? "from" : "to", optarg);
                 return 2;
             }
+            if (*t < BT_TIME_MIN || *t > BT_TIME_MAX) {
+                fprintf(stderr, "islewatch backtest: --%s %s: out of range; use a time between "
+                        "0000-01-01 and 9999-12-31\n", c == 'F' ? "from" : "to", optarg);
+                return 2;
+            }
             a->has_from = a->has_from || c == 'F';
             break;
+        }
         case 'd': a->db = optarg; break;
         case 'u': a->url = optarg; break;
         case 'R': a->rule = optarg; break;

@@ -339,6 +339,24 @@ Test(cli_backtest, bad_arguments_exit_2_and_a_missing_store_exits_3)
     free(out);
 }
 
+/* Epoch-ms bounds far outside any calendar: a clear usage error, not an overflow. */
+Test(cli_backtest, times_beyond_the_calendar_exit_2)
+{
+    char *out = NULL, args[1024];
+
+    snprintf(args, sizeof(args), "backtest '%s' --from -9223372036854775808 --to "
+             "9223372036854775807 --db '%s'", bt_cfg, bt_db);
+    cr_expect_eq(run_cli(&out, args), 2, "%s", out);
+    expect_contains(out, "--from -9223372036854775808");
+    free(out);
+    out = NULL;
+    snprintf(args, sizeof(args), "backtest '%s' --from 0 --to 9223372036854775807 --db '%s'",
+             bt_cfg, bt_db);
+    cr_expect_eq(run_cli(&out, args), 2, "%s", out);
+    expect_contains(out, "--to 9223372036854775807");
+    free(out);
+}
+
 /* ==========================================================================
  * backtest on data the daemon recorded: the same alerts as the daemon raised
  * ======================================================================== */
