@@ -175,16 +175,21 @@ static int append_cb(void *ctx, int64_t ts, double value, char flag)
     return 0;
 }
 
-/* The next window of the cursor's series that holds points; false when none is left. */
+/* The next window of the cursor's series that holds points; false when none is left.
+ * Windows cover only [first, last] of the series: the range around it has no
+ * points, and windows sized for the series' density would cross it in
+ * thousands of empty requests. */
 static bool refill_url(struct merge *m, struct cursor *c)
 {
+    int64_t to = c->last < m->to ? c->last : m->to;
+
     while (c->n == 0 && !c->done && m->rc == IW_OK) {
-        int64_t end = m->to - c->next_from < c->win ? m->to : c->next_from + c->win - 1;
+        int64_t end = to - c->next_from < c->win ? to : c->next_from + c->win - 1;
         if (fetch_points(m->url, c->name, c->next_from, end, append_cb, c) != IW_OK)
             m->rc = IW_E_IO;
         else if (c->oom)
             m->rc = IW_E_NOMEM;
-        if (end == m->to)
+        if (end == to)
             c->done = true;
         else
             c->next_from = end + 1;
@@ -289,7 +294,7 @@ static int add_series(struct merge *m, const char *name, uint32_t id, int64_t fi
         return 0;
     }
     c->s.is_event = iw_replay_is_event_source(m->cfg, c->s.source);
-    c->next_from = m->from;
+    c->next_from = first > m->from ? first : m->from;
     m->n_cur++;
     /* Expected points in range, assuming an even spread over the series' life. */
     if (last > first) {
