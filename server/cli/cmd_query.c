@@ -164,7 +164,8 @@ int iw_cmd_series(int argc, char **argv)
                 cli_csv_field(name);
                 printf(",%" PRId64 ",%" PRId64 ",%" PRIu64 "\n", first, last, count);
             } else {
-                printf("%-44s %-24s %-24s %10" PRIu64 "\n", name, cli_time(first, t1, sizeof(t1)),
+                cli_col(name, 44);
+                printf("%-24s %-24s %10" PRIu64 "\n", cli_time(first, t1, sizeof(t1)),
                        cli_time(last, t2, sizeof(t2)), count);
             }
         }
@@ -231,7 +232,8 @@ int iw_cmd_query(int argc, char **argv)
                        flag ? flag : "");
             } else {
                 char nb[40];
-                printf("%-44s %-24s %14s %s\n", name, cli_time(t, tb, sizeof(tb)),
+                cli_col(name, 44);
+                printf("%-24s %14s %s\n", cli_time(t, tb, sizeof(tb)),
                        cli_num(cJSON_GetNumberValue(v), nb, sizeof(nb)), flag ? flag : "");
             }
         }

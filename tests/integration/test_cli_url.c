@@ -355,3 +355,57 @@ Test(cli_args, db_on_a_missing_directory_creates_nothing)
     }
     cr_assert_eq(rmdir(parent), 0);
 }
+
+/* The display column (CJK characters are two wide) where needle starts in line. */
+static size_t display_col(const char *line, const char *needle)
+{
+    const char *end = strstr(line, needle);
+    size_t col = 0;
+    cr_assert_not_null(end, "\"%s\" not in \"%s\"", needle, line);
+    for (const unsigned char *p = (const unsigned char *)line; p < (const unsigned char *)end; p++) {
+        if ((*p & 0xC0) == 0x80)
+            continue;                   /* a continuation byte */
+        col += *p >= 0xE3 && *p <= 0xE9 ? 2 : 1;   /* U+3000..U+9FFF: CJK, two columns */
+    }
+    return col;
+}
+
+/* Series named in Chinese (sites and devices are often named so) line up in
+ * the tables of `series` and `query` like any other. */
+Test(cli_args, tables_align_series_named_in_chinese)
+{
+    char dir[] = "/tmp/iw-cli-cjk-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    const struct iw_series *s;
+    static const char *const names[] = { "water/dongtan/w01/ph", "water/东滩/水站1/ph" };
+    int64_t t0 = 1764417600000LL;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    struct iw_wbatch *b = iw_wbatch_new();
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(iw_store_series_intern(st, names[i], strlen(names[i]), &s), IW_OK);
+        iw_wbatch_put_point(b, s->id, t0, 7.5, 0);
+    }
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+    iw_store_close(st);
+
+    static const char *const cmds[] = { "series", "query 'water/*/*/ph' --from 0 --to now" };
+    for (size_t k = 0; k < 2; k++) {
+        char *out = NULL;
+        cr_assert_eq(it_run(&out, "'%s' %s --db '%s'", it_bin("islewatch"), cmds[k], db), 0);
+        char *l1 = strstr(out, "\nwater/dongtan/"), *l2 = strstr(out, "\nwater/东滩/");
+        cr_assert(l1 != NULL && l2 != NULL, "%s", out);
+        *strchr(l1 + 1, '\n') = '\0';
+        *strchr(l2 + 1, '\n') = '\0';
+        cr_expect_eq(display_col(l1 + 1, "2025-11-29T12:00:00.000Z"),
+                     display_col(l2 + 1, "2025-11-29T12:00:00.000Z"), "%s:\n%s\n%s", cmds[k],
+                     l1 + 1, l2 + 1);
+        free(out);
+    }
+    it_run(NULL, "rm -rf '%s'", dir);
+}
