@@ -91,6 +91,8 @@ int iw_cmd_alerts(int argc, char **argv)
         }
     }
     if (optind < argc) {
+        fprintf(stderr, "islewatch alerts: unexpected argument \"%s\" (a rule goes after "
+                "--rule)\n", argv[optind]);
         usage(stderr);
         return 2;
     }

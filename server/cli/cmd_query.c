@@ -110,6 +110,12 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
     if (optind < argc)
         a->glob = argv[optind++];
     if (optind < argc || (query && a->glob == NULL)) {
+        if (optind < argc)
+            fprintf(stderr, "islewatch %s: unexpected argument \"%s\" (one GLOB; quote it: "
+                    "'water/*/*/ph')\n", query ? "query" : "series", argv[optind]);
+        else
+            fprintf(stderr, "islewatch query: missing GLOB, the series to read (e.g. "
+                    "'water/*/*/ph')\n");
         usage(stderr);
         return 2;
     }

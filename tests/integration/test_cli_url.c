@@ -409,3 +409,25 @@ Test(cli_args, tables_align_series_named_in_chinese)
     }
     it_run(NULL, "rm -rf '%s'", dir);
 }
+
+/* A missing or extra argument is named on the first line (then the usage), exit 2. */
+Test(cli_args, missing_and_extra_arguments_say_which)
+{
+    static const struct { const char *args, *first_line; } cases[] = {
+        { "query", "islewatch query: missing GLOB" },
+        { "query --from -1h", "islewatch query: missing GLOB" },
+        { "query a b", "islewatch query: unexpected argument \"b\"" },
+        { "series a b", "islewatch series: unexpected argument \"b\"" },
+        { "alerts extra", "islewatch alerts: unexpected argument \"extra\"" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' %s --db /nonexistent-iw-db 2>&1 >/dev/null", it_bin("islewatch"),
+                        cases[i].args);
+        cr_expect_eq(rc, 2, "%s: exit %d", cases[i].args, rc);
+        cr_expect(out != NULL && strncmp(out, cases[i].first_line, strlen(cases[i].first_line)) == 0,
+                  "%s: the first line should start \"%s\":\n%s", cases[i].args, cases[i].first_line,
+                  out ? out : "");
+        free(out);
+    }
+}
