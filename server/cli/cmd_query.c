@@ -125,7 +125,9 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
         return 2;
     }
     if (query && a->from > a->to) {
-        fprintf(stderr, "islewatch: --from is after --to\n");
+        char t1[40], t2[40];
+        fprintf(stderr, "islewatch query: --from %s is after --to %s: swap them (-2h is before "
+                "-1h)\n", cli_time(a->from, t1, sizeof(t1)), cli_time(a->to, t2, sizeof(t2)));
         return 2;
     }
     return -1;

@@ -431,3 +431,27 @@ Test(cli_args, missing_and_extra_arguments_say_which)
         free(out);
     }
 }
+
+/* A range that ends before it starts: exit 2, and the message shows both
+ * times as understood (relative times and dates are easy to get backwards). */
+Test(cli_args, a_reversed_range_shows_both_times)
+{
+    static const struct { const char *args, *needle; } cases[] = {
+        { "query 'water/*/*/ph' --from 1764417600000 --to 1764414000000",
+          "--from 2025-11-29T12:00:00.000Z is after --to 2025-11-29T11:00:00.000Z" },
+        { "backtest '%s/config/islewatch.yaml' --from 1764417600000 --to 1764414000000",
+          "--from 2025-11-29T12:00:00.000Z is after --to 2025-11-29T11:00:00.000Z" },
+        { "report water --from 2025-11-29 --to 2025-11-29 --tz UTC",
+          "from must be before to (from 2025-11-29T00:00:00.000Z, to 2025-11-29T00:00:00.000Z)" },
+    };
+    const char *src = getenv("IW_SOURCE_DIR") ? getenv("IW_SOURCE_DIR") : "../..";
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char args[512], *out = NULL;
+        snprintf(args, sizeof(args), cases[i].args, src);
+        int rc = it_run(&out, "'%s' %s --db /nonexistent-iw-db 2>&1", it_bin("islewatch"), args);
+        cr_expect_eq(rc, 2, "%s: exit %d", args, rc);
+        cr_expect(out != NULL && strstr(out, cases[i].needle) != NULL, "%s: lacks \"%s\":\n%s",
+                  args, cases[i].needle, out ? out : "");
+        free(out);
+    }
+}
