@@ -98,6 +98,22 @@ Test(cli_test, errors_in_the_tests_file_are_file_line_column_and_exit_2)
     free(out);
 }
 
+/* 1e999 reads as infinity: the daemon rejects such a sample (SPEC §1), so a test may not feed it. */
+Test(cli_test, non_finite_values_are_errors_in_the_tests_file)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "non_finite.yaml");
+    static const char *want =
+        FIX "non_finite.yaml:4:28: error: series \"water/lake/w1/ph\": \"1e999\": not a finite "
+            "number (the daemon rejects such a sample as non_finite)\n"
+        FIX "non_finite.yaml:7:49: error: input sample: value \"-1e400\" is not a finite number "
+            "(the daemon rejects such a sample as non_finite)\n"
+        "islewatch test: " FIX "non_finite.yaml has errors; no test was run\n";
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect_str_eq(out, want);
+    free(out);
+}
+
 Test(cli_test, an_invalid_rule_file_prints_its_diagnostics_and_exits_2)
 {
     char *out = NULL;
