@@ -662,8 +662,9 @@ static size_t levels(const char *glob)
     return n;
 }
 
-int iw_store_series_list(struct iw_store *st, const char *glob,
-                         int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
+/* The series matching glob, sorted by name, into *out (malloc'd; *n of them). */
+static int match_sorted(struct iw_store *st, const char *glob, const struct iw_series ***out,
+                        uint32_t *n_out)
 {
     uint32_t n = iw_store_series_count(st), m = 0;
     const struct iw_series **v = malloc((n ? n : 1) * sizeof(*v));
@@ -684,6 +685,36 @@ int iw_store_series_list(struct iw_store *st, const char *glob,
             v[m++] = s;
     }
     qsort(v, m, sizeof(*v), name_cmp);
+    *out = v;
+    *n_out = m;
+    return IW_OK;
+}
+
+int iw_store_series_match(struct iw_store *st, const char *glob,
+                          int (*cb)(void *ctx, const struct iw_series *), void *ctx)
+{
+    const struct iw_series **v;
+    uint32_t m;
+    int rc = match_sorted(st, glob, &v, &m);
+
+    if (rc != IW_OK)
+        return rc;
+    for (uint32_t i = 0; i < m; i++)
+        if (cb(ctx, v[i]) != 0)
+            break;
+    free(v);
+    return IW_OK;
+}
+
+int iw_store_series_list(struct iw_store *st, const char *glob,
+                         int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
+{
+    const struct iw_series **v;
+    uint32_t m;
+    int rc = match_sorted(st, glob, &v, &m);
+
+    if (rc != IW_OK)
+        return rc;
     for (uint32_t i = 0; i < m; i++) {
         struct iw_series_info info = { .series = v[i], .first = 0, .last = 0, .count = 0 };
         struct range_it r;

@@ -455,3 +455,43 @@ Test(cli_args, a_reversed_range_shows_both_times)
         free(out);
     }
 }
+
+/* A device that stopped reporting longer ago than raw retention (90d) keeps its
+ * minute and hour rollups (1y, 10y: SPEC §2, "for fast long-range queries"):
+ * `query --step` still answers from them. */
+Test(cli_args, query_steps_read_rollups_after_the_raw_points_expired)
+{
+    char dir[] = "/tmp/iw-cli-expired-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    const struct iw_series *s;
+    int64_t now = iw_now_ms();
+    int64_t t0 = (now - 100 * IW_MS_PER_DAY) / IW_MS_PER_HOUR * IW_MS_PER_HOUR;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    struct iw_wbatch *b = iw_wbatch_new();
+    cr_assert_eq(iw_store_series_intern(st, "water/old/w1/ph", 15, &s), IW_OK);
+    for (int i = 0; i < 120; i++)                    /* two hours, one sample a minute */
+        iw_wbatch_put_point(b, s->id, t0 + i * IW_MS_PER_MIN, 7.0 + (i % 2), 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, t0, t0 + 2 * IW_MS_PER_HOUR, true), IW_OK);
+    cr_assert_eq(iw_store_retention(st, now, 90 * IW_MS_PER_DAY, 365 * IW_MS_PER_DAY,
+                                    3650 * IW_MS_PER_DAY), IW_OK);
+    iw_store_close(st);
+
+    char *out = NULL;
+    int rc = it_run(&out, "'%s' query 'water/old/w1/ph' --from %lld --to %lld --step 1h --agg count "
+                    "--format json --db '%s'", it_bin("islewatch"), (long long)t0,
+                    (long long)(t0 + 2 * IW_MS_PER_HOUR - 1), db);
+    cr_expect_eq(rc, 0);
+    char want[256];
+    snprintf(want, sizeof(want), "[{\"series\":\"water/old/w1/ph\",\"points\":[[%lld,60],[%lld,60]]}]\n",
+             (long long)t0, (long long)(t0 + IW_MS_PER_HOUR));
+    cr_expect_str_eq(out ? out : "", want);
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
+}
