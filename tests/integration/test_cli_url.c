@@ -495,3 +495,23 @@ Test(cli_args, query_steps_read_rollups_after_the_raw_points_expired)
     free(out);
     it_run(NULL, "rm -rf '%s'", dir);
 }
+
+/* Option errors found by getopt name the command as the user typed it. */
+Test(cli_args, option_errors_name_the_command)
+{
+    static const struct { const char *args, *first_line; } cases[] = {
+        { "query x --bogus", "islewatch query: unrecognized option '--bogus'" },
+        { "alerts --since", "islewatch alerts: option '--since' requires an argument" },
+        { "report water --from", "islewatch report: option '--from' requires an argument" },
+        { "ack --nope x", "islewatch ack: unrecognized option '--nope'" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' %s 2>&1 >/dev/null", it_bin("islewatch"), cases[i].args);
+        cr_expect_eq(rc, 2, "%s: exit %d", cases[i].args, rc);
+        cr_expect(out != NULL && strncmp(out, cases[i].first_line, strlen(cases[i].first_line)) == 0,
+                  "%s: the first line should start \"%s\":\n%s", cases[i].args, cases[i].first_line,
+                  out ? out : "");
+        free(out);
+    }
+}
