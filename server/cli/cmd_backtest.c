@@ -682,7 +682,8 @@ static int parse_args(int argc, char **argv, struct bt_args *a)
     if (a->from > a->to) {
         char t1[40], t2[40];
         fprintf(stderr, "islewatch backtest: --from %s is after --to %s: swap them (-2h is "
-                "before -1h)\n", cli_time(a->from, t1, sizeof(t1)), cli_time(a->to, t2, sizeof(t2)));
+                "before -1h)\n", cli_time(a->from, t1, sizeof(t1)),
+                cli_time(a->to, t2, sizeof(t2)));
         return 2;
     }
     if (a->db != NULL && a->url != NULL) {
