@@ -205,6 +205,34 @@ static int active_item(void *ctx, const char *json, size_t len)
     return alert_item(ctx, json, len);
 }
 
+static int seq_cmp(const void *x, const void *y)
+{
+    double a = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)x, "seq"));
+    double b = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(*(cJSON *const *)y, "seq"));
+    return (a > b) - (a < b);
+}
+
+/* Put arr in seq (publish) order and keep its newest `limit` items (0: all). */
+static int sort_by_seq(cJSON *arr, size_t limit)
+{
+    size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+    cJSON **v = malloc((n ? n : 1) * sizeof(*v));
+
+    if (v == NULL)
+        return IW_E_NOMEM;
+    while (arr->child != NULL)
+        v[i++] = cJSON_DetachItemViaPointer(arr, arr->child);
+    qsort(v, n, sizeof(*v), seq_cmp);
+    for (i = 0; i < n; i++) {
+        if (limit > 0 && n - i > limit)
+            cJSON_Delete(v[i]);
+        else
+            cJSON_AddItemToArray(arr, v[i]);
+    }
+    free(v);
+    return IW_OK;
+}
+
 int iw_api_alerts_json(struct iw_store *st, bool active, int64_t since, const char *rule,
                        size_t limit, char **out)
 {
@@ -214,8 +242,16 @@ int iw_api_alerts_json(struct iw_store *st, bool active, int64_t since, const ch
     *out = NULL;
     if (a.arr == NULL)
         return IW_E_NOMEM;
-    rc = active ? iw_alert_active_scan(st, active_item, &a)
-                : iw_alert_history_scan(st, 0, true, hist_item, &a);
+    if (active) {
+        /* Stored by id (random): put them in publish order like the history,
+         * and only then keep the newest `limit`. */
+        a.limit = 0;
+        rc = iw_alert_active_scan(st, active_item, &a);
+        if (rc == IW_OK)
+            rc = sort_by_seq(a.arr, limit);
+    } else {
+        rc = iw_alert_history_scan(st, 0, true, hist_item, &a);
+    }
     if (rc != IW_OK) {
         cJSON_Delete(a.arr);
         return rc;

@@ -515,3 +515,46 @@ Test(cli_args, option_errors_name_the_command)
         free(out);
     }
 }
+
+/* `alerts --active` lists the firing alerts in the order they were published
+ * (seq), like the history, not in the order of their random ids. */
+Test(cli_args, active_alerts_are_in_publish_order)
+{
+    char dir[] = "/tmp/iw-cli-active-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    static const struct { const char *id; int seq; } rows[] = {
+        { "0aaaaaaaaaaaaaaa", 3 }, { "5bbbbbbbbbbbbbbb", 1 }, { "fccccccccccccccc", 2 },
+    };
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    for (size_t i = 0; i < 3; i++) {
+        char key[64], json[256];
+        snprintf(key, sizeof(key), "active/%s", rows[i].id);
+        snprintf(json, sizeof(json), "{\"id\":\"%s\",\"seq\":%d,\"rule\":\"r\",\"status\":\"firing\","
+                 "\"ts\":\"2026-01-01T00:00:00.000Z\"}", rows[i].id, rows[i].seq);
+        cr_assert_eq(iw_store_meta_put(st, key, json, strlen(json)), IW_OK);
+    }
+    iw_store_close(st);
+
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --format json --db '%s'", it_bin("islewatch"),
+                        db), 0);
+    cJSON *doc = cJSON_Parse(out), *a;
+    int want = 1;
+    cr_assert(cJSON_IsArray(doc) && cJSON_GetArraySize(doc) == 3, "%s", out);
+    cJSON_ArrayForEach(a, doc)
+        cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq")), want++, "%s", out);
+    cJSON_Delete(doc);
+    free(out);
+    /* --limit keeps the newest, as for the history */
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --limit 2 --format csv --db '%s'",
+                        it_bin("islewatch"), db), 0);
+    cr_expect(out != NULL && strncmp(strchr(out, '\n') + 1, "2,", 2) == 0 &&
+              strstr(out, "\n3,") != NULL && strstr(out, "\n1,") == NULL, "%s", out);
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
+}
