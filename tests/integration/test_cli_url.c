@@ -558,3 +558,25 @@ Test(cli_args, active_alerts_are_in_publish_order)
     free(out);
     it_run(NULL, "rm -rf '%s'", dir);
 }
+
+/* `ack --config FILE` whose http section names no token_file: the daemon
+ * refuses every change (SPEC §7), and the message says what to set. */
+Test(cli_args, ack_with_a_config_without_token_file_says_to_set_one)
+{
+    char dir[] = "/tmp/iw-cli-ack-XXXXXX", cfg[64], *out = NULL;
+    FILE *f;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cfg, sizeof(cfg), "%s/islewatch.yaml", dir);
+    f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fputs("http:\n  listen: 127.0.0.1:1\n", f);
+    fclose(f);
+    int rc = it_run(&out, "env -u ISLEWATCH_TOKEN '%s' ack 0123456789abcdef --config '%s' 2>&1",
+                    it_bin("islewatch"), cfg);
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect(out != NULL && strstr(out, cfg) != NULL && strstr(out, "sets no http.token_file"),
+              "%s", out ? out : "");
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
+}
