@@ -105,10 +105,10 @@ static int agg_cb(void *ctx, const struct iw_rollup *r)
     return 0;
 }
 
-static int name_cb(void *ctx, const struct iw_series_info *si)
+static int name_cb(void *ctx, const struct iw_series *s)
 {
     cJSON *names = ctx;
-    cJSON_AddItemToArray(names, cJSON_CreateNumber(si->series->id));
+    cJSON_AddItemToArray(names, cJSON_CreateNumber(s->id));
     return 0;
 }
 
@@ -132,7 +132,8 @@ int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64
         cJSON_Delete(ids);
         return IW_E_INVAL;
     }
-    rc = iw_store_series_list(st, glob, name_cb, ids);
+    /* Not iw_store_series_list: a series whose raw points expired still has rollups. */
+    rc = iw_store_series_match(st, glob, name_cb, ids);
     cJSON_ArrayForEach(id, ids) {
         if (rc != IW_OK)
             break;

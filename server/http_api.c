@@ -145,7 +145,8 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
         if (step <= 0)
             return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "step=\"%s\" is not a positive "
                                   "duration; use e.g. 30s, 5m, 1h, 1d", step_s);
-        if ((to - from) / step > 1000000)
+        /* to >= from: the unsigned difference is exact, to - from may not fit int64 */
+        if (((uint64_t)to - (uint64_t)from) / (uint64_t)step > 1000000)
             return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "step=%s gives more than 1000000 "
                                   "buckets over this range; use a larger step", step_s);
         agg = IW_Q_AVG;

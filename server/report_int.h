@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Shared by server/report*.c only: the devices a report covers. */
+/* Shared by server/report*.c only (and the CLI's tables: iw__rp_display_width):
+ * the devices a report covers. */
 #ifndef ISLEWATCH_REPORT_INT_H
 #define ISLEWATCH_REPORT_INT_H
 

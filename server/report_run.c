@@ -68,7 +68,11 @@ int iw_report_opts_parse(const struct iw_report_args *a, const struct iw_config 
         return IW_E_INVAL;
     }
     if (o->from >= o->to) {
-        iw_diag_set(diag, NULL, 0, 0, "from must be before to");
+        char t1[40], t2[40];
+        iw_diag_set(diag, NULL, 0, 0, "from must be before to (from %s, to %s): the period is "
+                    "[from, to), so one day is --from 2026-01-01 --to 2026-01-02",
+                    iw_rfc3339_format(o->from, t1, sizeof(t1)),
+                    iw_rfc3339_format(o->to, t2, sizeof(t2)));
         return IW_E_INVAL;
     }
     if (a->standard && strcmp(a->standard, "auto") == 0)

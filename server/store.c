@@ -2,10 +2,12 @@
  * RocksDB storage: open/close, the series dictionary, batches, metadata.
  * Reading (points, aggregates), rollups and retention are in store_query.c.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <rocksdb/c.h>
@@ -187,6 +189,18 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     *out = NULL;
     if (opts == NULL || opts->path == NULL)
         return IW_E_INVAL;
+    /* A reader must not leave a directory where there was none (RocksDB
+     * creates one for its info log even when opening read-only). */
+    if (opts->read_only) {
+        struct stat sb;
+        int e = stat(opts->path, &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? 0 : ENOTDIR;
+        if (e != 0) {
+            iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: %s (is the path "
+                        "right? it must be a storage.path the daemon has written)", opts->path,
+                        e == ENOENT ? "no such directory" : strerror(e));
+            return IW_E_STORE;
+        }
+    }
     st = calloc(1, sizeof(*st));
     if (st == NULL)
         return IW_E_NOMEM;
@@ -207,7 +221,7 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     }
 
     st->opts = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(st->opts, 1);
+    rocksdb_options_set_create_if_missing(st->opts, !st->read_only);
     rocksdb_options_increase_parallelism(st->opts, 2);
     rocksdb_options_set_compression(st->opts, rocksdb_lz4_compression);
     rocksdb_options_set_bottommost_compression(st->opts, rocksdb_zstd_compression);

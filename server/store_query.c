@@ -628,6 +628,12 @@ int iw_store_read_agg(struct iw_store *st, uint32_t id, int64_t from, int64_t to
 
     if (step <= 0 || from >= to)
         return IW_E_INVAL;
+    /* The segment edges round from and to to whole minutes and hours: keep
+     * them an hour inside int64 so that cannot overflow (no point lives there). */
+    if (from < INT64_MIN + IW_MS_PER_HOUR)
+        from = INT64_MIN + IW_MS_PER_HOUR;
+    if (to > INT64_MAX - IW_MS_PER_HOUR)
+        to = INT64_MAX - IW_MS_PER_HOUR;
     rollup_reset(&a.bucket, INT64_MIN);
     wm = iw_store_rollup_watermark(st, id);
     if (step % IW_MS_PER_HOUR == 0)
@@ -656,8 +662,9 @@ static size_t levels(const char *glob)
     return n;
 }
 
-int iw_store_series_list(struct iw_store *st, const char *glob,
-                         int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
+/* The series matching glob, sorted by name, into *out (malloc'd; *n of them). */
+static int match_sorted(struct iw_store *st, const char *glob, const struct iw_series ***out,
+                        uint32_t *n_out)
 {
     uint32_t n = iw_store_series_count(st), m = 0;
     const struct iw_series **v = malloc((n ? n : 1) * sizeof(*v));
@@ -678,6 +685,36 @@ int iw_store_series_list(struct iw_store *st, const char *glob,
             v[m++] = s;
     }
     qsort(v, m, sizeof(*v), name_cmp);
+    *out = v;
+    *n_out = m;
+    return IW_OK;
+}
+
+int iw_store_series_match(struct iw_store *st, const char *glob,
+                          int (*cb)(void *ctx, const struct iw_series *), void *ctx)
+{
+    const struct iw_series **v;
+    uint32_t m;
+    int rc = match_sorted(st, glob, &v, &m);
+
+    if (rc != IW_OK)
+        return rc;
+    for (uint32_t i = 0; i < m; i++)
+        if (cb(ctx, v[i]) != 0)
+            break;
+    free(v);
+    return IW_OK;
+}
+
+int iw_store_series_list(struct iw_store *st, const char *glob,
+                         int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
+{
+    const struct iw_series **v;
+    uint32_t m;
+    int rc = match_sorted(st, glob, &v, &m);
+
+    if (rc != IW_OK)
+        return rc;
     for (uint32_t i = 0; i < m; i++) {
         struct iw_series_info info = { .series = v[i], .first = 0, .last = 0, .count = 0 };
         struct range_it r;

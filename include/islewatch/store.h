@@ -103,6 +103,10 @@ struct iw_series_info {
  * metric of the device), in name order, with its raw range. */
 IW_NODISCARD int iw_store_series_list(struct iw_store *st, const char *glob,
                                       int (*cb)(void *ctx, const struct iw_series_info *), void *ctx);
+/* The same names without the raw range, including series whose raw points have all
+ * expired (their minute and hour rollups outlive them): what a query reads. */
+IW_NODISCARD int iw_store_series_match(struct iw_store *st, const char *glob,
+                                       int (*cb)(void *ctx, const struct iw_series *), void *ctx);
 
 /* ---- writing ---- */
 

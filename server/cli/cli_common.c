@@ -7,6 +7,7 @@
 #include "islewatch/err.h"
 #include "islewatch/http_client.h"
 #include "islewatch/store.h"
+#include "../report_int.h"
 #include "cli_int.h"
 
 int cli_format_parse(const char *s)
@@ -83,6 +84,15 @@ void cli_print_json(const cJSON *doc)
 const char *cli_time(int64_t ms, char *buf, size_t len)
 {
     return iw_rfc3339_format(ms, buf, len);
+}
+
+void cli_col(const char *s, size_t width)
+{
+    size_t w = iw__rp_display_width(s);
+    fputs(s, stdout);
+    for (; w < width; w++)
+        fputc(' ', stdout);
+    fputc(' ', stdout);
 }
 
 void cli_csv_field(const char *s)

@@ -3,6 +3,7 @@
 #define ISLEWATCH_CLI_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
@@ -42,6 +43,10 @@ const char *cli_num(double v, char *buf, size_t len);
  * time order), or NULL. *cur walks the list: start it at NULL and ask for
  * the points in time order. */
 const char *cli_point_flag(const cJSON *series, int64_t t, const cJSON **cur);
+
+/* s, left-aligned in a table column `width` terminal columns wide (East Asian
+ * wide characters count two, so Chinese site names line up), then a space. */
+void cli_col(const char *s, size_t width);
 
 /* A CSV field, quoted when it needs to be. */
 void cli_csv_field(const char *s);

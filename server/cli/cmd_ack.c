@@ -134,8 +134,16 @@ int iw_cmd_ack(int argc, char **argv)
 
     if (token == NULL && token_file == NULL && getenv("ISLEWATCH_TOKEN") != NULL)
         token = strdup(getenv("ISLEWATCH_TOKEN"));
-    if (token == NULL && token_file == NULL && cfg != NULL)
+    if (token == NULL && token_file == NULL && cfg != NULL) {
+        if (cfg->http.token_file == NULL) {
+            fprintf(stderr, "islewatch ack: %s sets no http.token_file, so that daemon refuses "
+                    "every change (401): set http.token_file there, reload or restart it, and "
+                    "run this again\n", cfg_file);
+            rc = 2;
+            goto out;
+        }
         token_file = cfg->http.token_file;
+    }
     if (token == NULL && token_file != NULL && (token = read_token(token_file)) == NULL) {
         fprintf(stderr, "islewatch ack: cannot read the token from %s: %s (the file the daemon's "
                 "http.token_file names; run as a user that may read it)\n", token_file,

@@ -91,6 +91,8 @@ int iw_cmd_alerts(int argc, char **argv)
         }
     }
     if (optind < argc) {
+        fprintf(stderr, "islewatch alerts: unexpected argument \"%s\" (a rule goes after "
+                "--rule)\n", argv[optind]);
         usage(stderr);
         return 2;
     }
@@ -143,9 +145,11 @@ int iw_cmd_alerts(int argc, char **argv)
             if (ack != NULL)
                 snprintf(note + strlen(note), sizeof(note) - strlen(note), "[acked%s%s] ",
                          *str(ack, "by") ? " by " : "", str(ack, "by"));
-            printf("%-6" PRIu64 " %-24s %-8s %-8s %-18s %-22s %-10s %s%s\n", seq, str(it, "ts"),
-                   str(it, "severity"), str(it, "status"), str(it, "rule"), sd, vb, note,
-                   str(it, "message"));
+            printf("%-6" PRIu64 " %-24s %-8s %-8s ", seq, str(it, "ts"), str(it, "severity"),
+                   str(it, "status"));
+            cli_col(str(it, "rule"), 18);
+            cli_col(sd, 22);
+            printf("%-10s %s%s\n", vb, note, str(it, "message"));
         }
     }
     cJSON_Delete(doc);

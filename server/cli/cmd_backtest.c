@@ -175,16 +175,21 @@ static int append_cb(void *ctx, int64_t ts, double value, char flag)
     return 0;
 }
 
-/* The next window of the cursor's series that holds points; false when none is left. */
+/* The next window of the cursor's series that holds points; false when none is left.
+ * Windows cover only [first, last] of the series: the range around it has no
+ * points, and windows sized for the series' density would cross it in
+ * thousands of empty requests. */
 static bool refill_url(struct merge *m, struct cursor *c)
 {
+    int64_t to = c->last < m->to ? c->last : m->to;
+
     while (c->n == 0 && !c->done && m->rc == IW_OK) {
-        int64_t end = m->to - c->next_from < c->win ? m->to : c->next_from + c->win - 1;
+        int64_t end = to - c->next_from < c->win ? to : c->next_from + c->win - 1;
         if (fetch_points(m->url, c->name, c->next_from, end, append_cb, c) != IW_OK)
             m->rc = IW_E_IO;
         else if (c->oom)
             m->rc = IW_E_NOMEM;
-        if (end == m->to)
+        if (end == to)
             c->done = true;
         else
             c->next_from = end + 1;
@@ -289,7 +294,7 @@ static int add_series(struct merge *m, const char *name, uint32_t id, int64_t fi
         return 0;
     }
     c->s.is_event = iw_replay_is_event_source(m->cfg, c->s.source);
-    c->next_from = m->from;
+    c->next_from = first > m->from ? first : m->from;
     m->n_cur++;
     /* Expected points in range, assuming an even spread over the series' life. */
     if (last > first) {
@@ -628,14 +633,16 @@ static int parse_args(int argc, char **argv, struct bt_args *a)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", bt_opts, NULL)) != -1) {
         switch (c) {
-        case 'F': case 'T':
-            if (iw_time_arg_parse(optarg, now, c == 'F' ? &a->from : &a->to) != IW_OK) {
+        case 'F': case 'T': {
+            int64_t *t = c == 'F' ? &a->from : &a->to;
+            if (iw_time_arg_parse(optarg, now, t) != IW_OK) {
                 fprintf(stderr, "islewatch backtest: --%s %s: use RFC 3339 (2026-11-01T00:00:00Z), "
                         "epoch ms, or relative (-7d, now)\n", c == 'F' ? "from" : "to", optarg);
                 return 2;
             }
             a->has_from = a->has_from || c == 'F';
             break;
+        }
         case 'd': a->db = optarg; break;
         case 'u': a->url = optarg; break;
         case 'R': a->rule = optarg; break;
@@ -663,7 +670,10 @@ static int parse_args(int argc, char **argv, struct bt_args *a)
         return 2;
     }
     if (a->from > a->to) {
-        fprintf(stderr, "islewatch backtest: --from is after --to\n");
+        char t1[40], t2[40];
+        fprintf(stderr, "islewatch backtest: --from %s is after --to %s: swap them (-2h is "
+                "before -1h)\n", cli_time(a->from, t1, sizeof(t1)),
+                cli_time(a->to, t2, sizeof(t2)));
         return 2;
     }
     if (a->db != NULL && a->url != NULL) {

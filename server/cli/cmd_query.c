@@ -110,6 +110,12 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
     if (optind < argc)
         a->glob = argv[optind++];
     if (optind < argc || (query && a->glob == NULL)) {
+        if (optind < argc)
+            fprintf(stderr, "islewatch %s: unexpected argument \"%s\" (one GLOB; quote it: "
+                    "'water/*/*/ph')\n", query ? "query" : "series", argv[optind]);
+        else
+            fprintf(stderr, "islewatch query: missing GLOB, the series to read (e.g. "
+                    "'water/*/*/ph')\n");
         usage(stderr);
         return 2;
     }
@@ -119,7 +125,9 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
         return 2;
     }
     if (query && a->from > a->to) {
-        fprintf(stderr, "islewatch: --from is after --to\n");
+        char t1[40], t2[40];
+        fprintf(stderr, "islewatch query: --from %s is after --to %s: swap them (-2h is before "
+                "-1h)\n", cli_time(a->from, t1, sizeof(t1)), cli_time(a->to, t2, sizeof(t2)));
         return 2;
     }
     return -1;
@@ -164,7 +172,8 @@ int iw_cmd_series(int argc, char **argv)
                 cli_csv_field(name);
                 printf(",%" PRId64 ",%" PRId64 ",%" PRIu64 "\n", first, last, count);
             } else {
-                printf("%-44s %-24s %-24s %10" PRIu64 "\n", name, cli_time(first, t1, sizeof(t1)),
+                cli_col(name, 44);
+                printf("%-24s %-24s %10" PRIu64 "\n", cli_time(first, t1, sizeof(t1)),
                        cli_time(last, t2, sizeof(t2)), count);
             }
         }
@@ -231,7 +240,8 @@ int iw_cmd_query(int argc, char **argv)
                        flag ? flag : "");
             } else {
                 char nb[40];
-                printf("%-44s %-24s %14s %s\n", name, cli_time(t, tb, sizeof(tb)),
+                cli_col(name, 44);
+                printf("%-24s %14s %s\n", cli_time(t, tb, sizeof(tb)),
                        cli_num(cJSON_GetNumberValue(v), nb, sizeof(nb)), flag ? flag : "");
             }
         }

@@ -247,8 +247,7 @@ static int report_db(const struct args *a)
     }
     so.path = a->db ? a->db : cfg->storage.path;
     if (iw_store_open(&so, &st, &diag) != IW_OK) {
-        fprintf(stderr, "islewatch report: cannot open the database %s: %s (check --db)\n",
-                so.path, iw_diag_first(&diag));
+        fprintf(stderr, "islewatch report: %s (check --db)\n", iw_diag_first(&diag));
         rc = 3;
         goto done;
     }

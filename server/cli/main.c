@@ -50,8 +50,13 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-        if (strcmp(argv[1], cmds[i].name) == 0)
+        if (strcmp(argv[1], cmds[i].name) == 0) {
+            /* getopt names the program argv[0] in its errors: "islewatch query: ..." */
+            char prog[32];
+            snprintf(prog, sizeof(prog), "islewatch %s", cmds[i].name);
+            argv[1] = prog;
             return cmds[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "islewatch: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;

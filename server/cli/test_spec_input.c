@@ -6,6 +6,7 @@
  * runner only sorts and feeds them.
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,11 @@ static void parse_values(struct ts_cx *cx, yaml_node_t *n, const char *series, b
                                      .flag = flag, .is_event = is_event };
             if (missing)
                 continue;
+            if (!isfinite(smp.value)) {
+                tok_err(cx, n, series, s, tok, tl, "not a finite number (the daemon rejects such "
+                        "a sample as non_finite)");
+                return;
+            }
             smp.ts = smp.recv = at0 + slot * interval;
             if (!add_sample(cx, tc, cap, &smp)) {
                 if (!cx->nomem)
@@ -245,6 +251,10 @@ static void parse_explicit(struct ts_cx *cx, yaml_node_t *n, struct ts_case *tc,
         smp.value = strcmp(st, "start") == 0;
     } else if (!ts_parse_num(vs, &smp.value)) {
         TS_ERR(cx, ts_get(cx, n, "value"), "input sample: value \"%s\" is not a number", vs);
+        return;
+    } else if (!isfinite(smp.value)) {
+        TS_ERR(cx, ts_get(cx, n, "value"), "input sample: value \"%s\" is not a finite number "
+               "(the daemon rejects such a sample as non_finite)", vs);
         return;
     }
     if (fl != NULL) {

@@ -12,6 +12,7 @@
  */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,22 @@ Test(cli_test, errors_in_the_tests_file_are_file_line_column_and_exit_2)
         FIX "bad.yaml:8:23: error: expect: no rule \"ph-hgih\" in " FIX "rules.yaml "
             "(did you mean \"ph-high\"?)\n"
         "islewatch test: " FIX "bad.yaml has errors; no test was run\n";
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect_str_eq(out, want);
+    free(out);
+}
+
+/* 1e999 reads as infinity: the daemon rejects such a sample (SPEC §1), so a test may not feed it. */
+Test(cli_test, non_finite_values_are_errors_in_the_tests_file)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "non_finite.yaml");
+    static const char *want =
+        FIX "non_finite.yaml:4:28: error: series \"water/lake/w1/ph\": \"1e999\": not a finite "
+            "number (the daemon rejects such a sample as non_finite)\n"
+        FIX "non_finite.yaml:7:49: error: input sample: value \"-1e400\" is not a finite number "
+            "(the daemon rejects such a sample as non_finite)\n"
+        "islewatch test: " FIX "non_finite.yaml has errors; no test was run\n";
     cr_expect_eq(rc, 2, "exit %d", rc);
     cr_expect_str_eq(out, want);
     free(out);
@@ -339,6 +356,24 @@ Test(cli_backtest, bad_arguments_exit_2_and_a_missing_store_exits_3)
     free(out);
 }
 
+/* Epoch-ms bounds far outside any calendar: a clear usage error, not an overflow. */
+Test(cli_backtest, times_beyond_the_calendar_exit_2)
+{
+    char *out = NULL, args[1024];
+
+    snprintf(args, sizeof(args), "backtest '%s' --from -9223372036854775808 --to "
+             "9223372036854775807 --db '%s'", bt_cfg, bt_db);
+    cr_expect_eq(run_cli(&out, args), 2, "%s", out);
+    expect_contains(out, "--from -9223372036854775808");
+    free(out);
+    out = NULL;
+    snprintf(args, sizeof(args), "backtest '%s' --from 0 --to 9223372036854775807 --db '%s'",
+             bt_cfg, bt_db);
+    cr_expect_eq(run_cli(&out, args), 2, "%s", out);
+    expect_contains(out, "--to 9223372036854775807");
+    free(out);
+}
+
 /* ==========================================================================
  * backtest on data the daemon recorded: the same alerts as the daemon raised
  * ======================================================================== */
@@ -454,4 +489,64 @@ Test(cli_backtest_recorded, reproduces_the_alerts_the_daemon_raised, .timeout = 
         cr_expect_str_eq(live[i].rule, want[i].rule, "alert %zu", i);
         cr_expect_str_eq(live[i].status, want[i].status, "alert %zu", i);
     }
+}
+
+/* ==========================================================================
+ * backtest --url: requests only where the series have points
+ * ======================================================================== */
+
+/* Occurrences of needle in the file at path. */
+static int count_in_file(const char *path, const char *needle)
+{
+    char *text = NULL;
+    int n = 0;
+    cr_assert_eq(it_run(&text, "cat '%s'", path), 0);
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+/*
+ * A backtest over a year (--from -1y, as for "all history") of a series that
+ * holds one hour must not walk the empty year in windows sized for that
+ * hour: the daemon's debug log counts the query requests it got.
+ */
+Test(cli_backtest_recorded, url_mode_asks_only_where_the_series_has_points, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    struct iw_store *st = NULL;
+    struct iw_diag diag = { 0 };
+    const struct iw_series *s = NULL;
+    long long base = (iw_now_ms() - 2 * IW_MS_PER_HOUR) / MINUTE * MINUTE;
+    char *out = NULL;
+
+    cr_assert_eq(it_broker_start(&b), 0, "cannot start mosquitto");
+    cr_assert_eq(it_daemon_start(&d, &b, RECORD_RULES), 0, "cannot start islewatchd");
+    it_daemon_stop(&d);
+    struct iw_store_opts o = { .path = d.data };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    struct iw_wbatch *wb = iw_wbatch_new();
+    cr_assert_eq(iw_store_series_intern(st, "water/lake/w1/ph", 16, &s), IW_OK);
+    for (int i = 0; i <= 60; i++)
+        iw_wbatch_put_point(wb, s->id, base + i * MINUTE, i >= 10 && i < 20 ? 9.5 : 7, 0);
+    cr_assert_eq(iw_store_write(st, wb, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(wb);
+    iw_store_close(st);
+    cr_assert_eq(it_daemon_restart(&d), 0, "cannot restart islewatchd");
+    /* Debug logging shows each HTTP request. */
+    cr_assert_eq(it_run(NULL, "sed -i 's/^log_level: info/log_level: debug/' '%s'", d.cfg), 0);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 20000), "no reload");
+
+    int rc = it_run(&out, "'%s' backtest '%s' --url http://127.0.0.1:%d --from -1y --format json",
+                    it_bin("islewatch"), d.cfg, d.http_port);
+    cr_expect_eq(rc, 0, "%s", out);
+    cr_expect(out != NULL && strstr(out, "\"ph-high\"") != NULL, "%s", out);
+    int n = count_in_file(d.log, "GET /api/v1/query");
+    cr_expect_leq(n, 10, "%d query requests for one hour of one series", n);
+    free(out);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
 }

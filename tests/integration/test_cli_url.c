@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -325,4 +327,256 @@ Test(cli_args, alerts_limit_must_be_a_count)
     rc = it_run(&out, "'%s' alerts --limit -3 --db /nonexistent-iw-db 2>&1", it_bin("islewatch"));
     cr_expect_eq(rc, 2, "--limit -3: exit %d", rc);
     free(out);
+}
+
+/* `--db` naming a directory that does not exist: every reading command says
+ * so (exit 3) and leaves no directory (nor database) behind there. */
+Test(cli_args, db_on_a_missing_directory_creates_nothing)
+{
+    static const char *const cmds[] = {
+        "series", "query 'water/*/*/*'", "alerts", "report water --from -1d --to now",
+        "report cameras --from -1d --to now", "backtest '%s/config/islewatch.yaml' --from -1h",
+    };
+    char parent[] = "/tmp/iw-cli-missing-XXXXXX", missing[64], cmd[512];
+    struct stat sb;
+
+    cr_assert_not_null(mkdtemp(parent));
+    snprintf(missing, sizeof(missing), "%s/nope", parent);
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char *out = NULL;
+        snprintf(cmd, sizeof(cmd), cmds[i], getenv("IW_SOURCE_DIR") ? getenv("IW_SOURCE_DIR") : "../..");
+        int rc = it_run(&out, "'%s' %s --db '%s' 2>&1", it_bin("islewatch"), cmd, missing);
+        cr_expect_eq(rc, 3, "%s: exit %d: %s", cmd, rc, out ? out : "");
+        cr_expect(out != NULL && strstr(out, missing) != NULL && strstr(out, "no such directory"),
+                  "%s: the message names the path and says it is missing: %s", cmd, out ? out : "");
+        cr_expect_neq(stat(missing, &sb), 0, "%s created %s", cmd, missing);
+        rmdir(missing);
+        free(out);
+    }
+    cr_assert_eq(rmdir(parent), 0);
+}
+
+/* The display column (CJK characters are two wide) where needle starts in line. */
+static size_t display_col(const char *line, const char *needle)
+{
+    const char *end = strstr(line, needle);
+    size_t col = 0;
+    cr_assert_not_null(end, "\"%s\" not in \"%s\"", needle, line);
+    for (const unsigned char *p = (const unsigned char *)line; p < (const unsigned char *)end; p++) {
+        if ((*p & 0xC0) == 0x80)
+            continue;                   /* a continuation byte */
+        col += *p >= 0xE3 && *p <= 0xE9 ? 2 : 1;   /* U+3000..U+9FFF: CJK, two columns */
+    }
+    return col;
+}
+
+/* Series named in Chinese (sites and devices are often named so) line up in
+ * the tables of `series` and `query` like any other. */
+Test(cli_args, tables_align_series_named_in_chinese)
+{
+    char dir[] = "/tmp/iw-cli-cjk-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    const struct iw_series *s;
+    static const char *const names[] = { "water/dongtan/w01/ph", "water/东滩/水站1/ph" };
+    int64_t t0 = 1764417600000LL;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    struct iw_wbatch *b = iw_wbatch_new();
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(iw_store_series_intern(st, names[i], strlen(names[i]), &s), IW_OK);
+        iw_wbatch_put_point(b, s->id, t0, 7.5, 0);
+    }
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+    iw_store_close(st);
+
+    static const char *const cmds[] = { "series", "query 'water/*/*/ph' --from 0 --to now" };
+    for (size_t k = 0; k < 2; k++) {
+        char *out = NULL;
+        cr_assert_eq(it_run(&out, "'%s' %s --db '%s'", it_bin("islewatch"), cmds[k], db), 0);
+        char *l1 = strstr(out, "\nwater/dongtan/"), *l2 = strstr(out, "\nwater/东滩/");
+        cr_assert(l1 != NULL && l2 != NULL, "%s", out);
+        *strchr(l1 + 1, '\n') = '\0';
+        *strchr(l2 + 1, '\n') = '\0';
+        cr_expect_eq(display_col(l1 + 1, "2025-11-29T12:00:00.000Z"),
+                     display_col(l2 + 1, "2025-11-29T12:00:00.000Z"), "%s:\n%s\n%s", cmds[k],
+                     l1 + 1, l2 + 1);
+        free(out);
+    }
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
+/* A missing or extra argument is named on the first line (then the usage), exit 2. */
+Test(cli_args, missing_and_extra_arguments_say_which)
+{
+    static const struct { const char *args, *first_line; } cases[] = {
+        { "query", "islewatch query: missing GLOB" },
+        { "query --from -1h", "islewatch query: missing GLOB" },
+        { "query a b", "islewatch query: unexpected argument \"b\"" },
+        { "series a b", "islewatch series: unexpected argument \"b\"" },
+        { "alerts extra", "islewatch alerts: unexpected argument \"extra\"" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' %s --db /nonexistent-iw-db 2>&1 >/dev/null", it_bin("islewatch"),
+                        cases[i].args);
+        cr_expect_eq(rc, 2, "%s: exit %d", cases[i].args, rc);
+        cr_expect(out != NULL && strncmp(out, cases[i].first_line, strlen(cases[i].first_line)) == 0,
+                  "%s: the first line should start \"%s\":\n%s", cases[i].args, cases[i].first_line,
+                  out ? out : "");
+        free(out);
+    }
+}
+
+/* A range that ends before it starts: exit 2, and the message shows both
+ * times as understood (relative times and dates are easy to get backwards). */
+Test(cli_args, a_reversed_range_shows_both_times)
+{
+    static const struct { const char *args, *needle; } cases[] = {
+        { "query 'water/*/*/ph' --from 1764417600000 --to 1764414000000",
+          "--from 2025-11-29T12:00:00.000Z is after --to 2025-11-29T11:00:00.000Z" },
+        { "backtest '%s/config/islewatch.yaml' --from 1764417600000 --to 1764414000000",
+          "--from 2025-11-29T12:00:00.000Z is after --to 2025-11-29T11:00:00.000Z" },
+        { "report water --from 2025-11-29 --to 2025-11-29 --tz UTC",
+          "from must be before to (from 2025-11-29T00:00:00.000Z, to 2025-11-29T00:00:00.000Z)" },
+    };
+    const char *src = getenv("IW_SOURCE_DIR") ? getenv("IW_SOURCE_DIR") : "../..";
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char args[512], *out = NULL;
+        snprintf(args, sizeof(args), cases[i].args, src);
+        int rc = it_run(&out, "'%s' %s --db /nonexistent-iw-db 2>&1", it_bin("islewatch"), args);
+        cr_expect_eq(rc, 2, "%s: exit %d", args, rc);
+        cr_expect(out != NULL && strstr(out, cases[i].needle) != NULL, "%s: lacks \"%s\":\n%s",
+                  args, cases[i].needle, out ? out : "");
+        free(out);
+    }
+}
+
+/* A device that stopped reporting longer ago than raw retention (90d) keeps its
+ * minute and hour rollups (1y, 10y: SPEC §2, "for fast long-range queries"):
+ * `query --step` still answers from them. */
+Test(cli_args, query_steps_read_rollups_after_the_raw_points_expired)
+{
+    char dir[] = "/tmp/iw-cli-expired-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    const struct iw_series *s;
+    int64_t now = iw_now_ms();
+    int64_t t0 = (now - 100 * IW_MS_PER_DAY) / IW_MS_PER_HOUR * IW_MS_PER_HOUR;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    struct iw_wbatch *b = iw_wbatch_new();
+    cr_assert_eq(iw_store_series_intern(st, "water/old/w1/ph", 15, &s), IW_OK);
+    for (int i = 0; i < 120; i++)                    /* two hours, one sample a minute */
+        iw_wbatch_put_point(b, s->id, t0 + i * IW_MS_PER_MIN, 7.0 + (i % 2), 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, t0, t0 + 2 * IW_MS_PER_HOUR, true), IW_OK);
+    cr_assert_eq(iw_store_retention(st, now, 90 * IW_MS_PER_DAY, 365 * IW_MS_PER_DAY,
+                                    3650 * IW_MS_PER_DAY), IW_OK);
+    iw_store_close(st);
+
+    char *out = NULL;
+    int rc = it_run(&out, "'%s' query 'water/old/w1/ph' --from %lld --to %lld --step 1h --agg count "
+                    "--format json --db '%s'", it_bin("islewatch"), (long long)t0,
+                    (long long)(t0 + 2 * IW_MS_PER_HOUR - 1), db);
+    cr_expect_eq(rc, 0);
+    char want[256];
+    snprintf(want, sizeof(want), "[{\"series\":\"water/old/w1/ph\",\"points\":[[%lld,60],[%lld,60]]}]\n",
+             (long long)t0, (long long)(t0 + IW_MS_PER_HOUR));
+    cr_expect_str_eq(out ? out : "", want);
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
+/* Option errors found by getopt name the command as the user typed it. */
+Test(cli_args, option_errors_name_the_command)
+{
+    static const struct { const char *args, *first_line; } cases[] = {
+        { "query x --bogus", "islewatch query: unrecognized option '--bogus'" },
+        { "alerts --since", "islewatch alerts: option '--since' requires an argument" },
+        { "report water --from", "islewatch report: option '--from' requires an argument" },
+        { "ack --nope x", "islewatch ack: unrecognized option '--nope'" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' %s 2>&1 >/dev/null", it_bin("islewatch"), cases[i].args);
+        cr_expect_eq(rc, 2, "%s: exit %d", cases[i].args, rc);
+        cr_expect(out != NULL && strncmp(out, cases[i].first_line, strlen(cases[i].first_line)) == 0,
+                  "%s: the first line should start \"%s\":\n%s", cases[i].args, cases[i].first_line,
+                  out ? out : "");
+        free(out);
+    }
+}
+
+/* `alerts --active` lists the firing alerts in the order they were published
+ * (seq), like the history, not in the order of their random ids. */
+Test(cli_args, active_alerts_are_in_publish_order)
+{
+    char dir[] = "/tmp/iw-cli-active-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    static const struct { const char *id; int seq; } rows[] = {
+        { "0aaaaaaaaaaaaaaa", 3 }, { "5bbbbbbbbbbbbbbb", 1 }, { "fccccccccccccccc", 2 },
+    };
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    for (size_t i = 0; i < 3; i++) {
+        char key[64], json[256];
+        snprintf(key, sizeof(key), "active/%s", rows[i].id);
+        snprintf(json, sizeof(json), "{\"id\":\"%s\",\"seq\":%d,\"rule\":\"r\",\"status\":\"firing\","
+                 "\"ts\":\"2026-01-01T00:00:00.000Z\"}", rows[i].id, rows[i].seq);
+        cr_assert_eq(iw_store_meta_put(st, key, json, strlen(json)), IW_OK);
+    }
+    iw_store_close(st);
+
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --format json --db '%s'", it_bin("islewatch"),
+                        db), 0);
+    cJSON *doc = cJSON_Parse(out), *a;
+    int want = 1;
+    cr_assert(cJSON_IsArray(doc) && cJSON_GetArraySize(doc) == 3, "%s", out);
+    cJSON_ArrayForEach(a, doc)
+        cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(a, "seq")), want++, "%s", out);
+    cJSON_Delete(doc);
+    free(out);
+    /* --limit keeps the newest, as for the history */
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --limit 2 --format csv --db '%s'",
+                        it_bin("islewatch"), db), 0);
+    cr_expect(out != NULL && strncmp(strchr(out, '\n') + 1, "2,", 2) == 0 &&
+              strstr(out, "\n3,") != NULL && strstr(out, "\n1,") == NULL, "%s", out);
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
+/* `ack --config FILE` whose http section names no token_file: the daemon
+ * refuses every change (SPEC §7), and the message says what to set. */
+Test(cli_args, ack_with_a_config_without_token_file_says_to_set_one)
+{
+    char dir[] = "/tmp/iw-cli-ack-XXXXXX", cfg[64], *out = NULL;
+    FILE *f;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cfg, sizeof(cfg), "%s/islewatch.yaml", dir);
+    f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fputs("http:\n  listen: 127.0.0.1:1\n", f);
+    fclose(f);
+    int rc = it_run(&out, "env -u ISLEWATCH_TOKEN '%s' ack 0123456789abcdef --config '%s' 2>&1",
+                    it_bin("islewatch"), cfg);
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect(out != NULL && strstr(out, cfg) != NULL && strstr(out, "sets no http.token_file"),
+              "%s", out ? out : "");
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
 }

@@ -605,6 +605,9 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         { "/api/v1/query?series=*/*/*/*&step=fast", "step=\"fast\" is not a positive duration" },
         { "/api/v1/query?series=*/*/*/*&agg=max", "needs step" },
         { "/api/v1/query?series=*/*/*/*&step=1m&agg=median", "is not one of avg" },
+        /* all the calendar: too many buckets (times beyond it: the test after this one) */
+        { "/api/v1/query?series=*/*/*/*&from=-62167219200000&to=253402300799999&step=1d",
+          "more than 1000000 buckets" },
         { "/api/v1/alerts?since=soon", "since=\"soon\" is not a time" },
         { "/api/v1/alerts?limit=-3", "is not a count" },
         { "/api/v1/alerts?active=maybe", "use active=1" },

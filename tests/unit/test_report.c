@@ -778,3 +778,31 @@ Test(report, camera_heartbeats_in_one_interval_count_once)
     cr_assert_eq(iw_report_cameras(st, &o, &r, NULL), IW_E_INVAL);
     cr_assert_null(r);
 }
+
+/* ==========================================================================
+ * Nothing to report
+ * ======================================================================== */
+
+/* A store with no series of the report's source, and no inventory, gives an
+ * empty report (not an error, and no undefined behaviour on the empty list). */
+Test(report, a_store_without_the_source_gives_an_empty_report)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00Z", "2026-05-02T00:00:00Z");
+    struct iw_water_report *w = NULL;
+    struct iw_air_report *a = NULL;
+    struct iw_camera_report *c = NULL;
+
+    put("other/x/y/z", o.from + 1000, 1, 0);
+    flush();
+    cr_assert_eq(iw_report_water(st, &o, &w, NULL), IW_OK);
+    cr_assert_eq(w->n_sites, 0);
+    cr_assert_eq(iw_report_air(st, &o, &a, NULL), IW_OK);
+    cr_assert_eq(a->n_sites, 0);
+    cr_assert_eq(iw_report_cameras(st, &o, &c, NULL), IW_OK);
+    cr_assert_eq(c->n_cams, 0);
+    char *csv = render(air_write, a, IW_REPORT_CSV);
+    free(csv);
+    iw_report_water_free(w);
+    iw_report_air_free(a);
+    iw_report_cameras_free(c);
+}

@@ -198,6 +198,33 @@ Test(store, aggregates_equal_raw_whatever_the_rollup_progress)
     cr_assert_eq(ten.r[1].count, 20);
 }
 
+/* A query may ask for all of time (--from -9223372036854775808 --to 9223372036854775807):
+ * the bucket and rollup edges computed from such bounds must not overflow. */
+Test(store, aggregates_over_the_whole_int64_range)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    int64_t base = 1764417600000LL;
+    cr_assert_eq(iw_store_series_intern(st, "water/x/y/ph", 12, &s), IW_OK);
+    struct iw_wbatch *b = iw_wbatch_new();
+    for (int i = 0; i < 60; i++)                          /* two hours, every 2 minutes */
+        iw_wbatch_put_point(b, s->id, base + i * 2 * IW_MS_PER_MIN, 7.0, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, base, base + IW_MS_PER_HOUR, true), IW_OK);
+
+    static const int64_t steps[] = { 7000, IW_MS_PER_MIN, IW_MS_PER_HOUR, IW_MS_PER_DAY };
+    for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+        struct aggs a = {0};
+        cr_assert_eq(iw_store_read_agg(st, s->id, INT64_MIN, INT64_MAX, steps[k], agg_cb, &a),
+                     IW_OK);
+        uint64_t n = 0;
+        for (size_t i = 0; i < a.n; i++)
+            n += a.r[i].count;
+        cr_expect_eq(n, 60, "step %lld: %llu points", (long long)steps[k], (unsigned long long)n);
+    }
+}
+
 Test(store, retention_removes_old_points_only)
 {
     const struct iw_series *s;
