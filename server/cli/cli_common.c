@@ -110,7 +110,7 @@ void cli_csv_field(const char *s)
     fputc('"', stdout);
 }
 
-void cli_urlenc(char *out, size_t cap, const char *s)
+bool cli_urlenc(char *out, size_t cap, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
@@ -126,6 +126,7 @@ void cli_urlenc(char *out, size_t cap, const char *s)
         }
     }
     out[o] = '\0';
+    return *s == '\0';
 }
 
 const char *cli_point_flag(const cJSON *series, int64_t t, const cJSON **cur)

@@ -51,7 +51,7 @@ void cli_col(const char *s, size_t width);
 /* A CSV field, quoted when it needs to be. */
 void cli_csv_field(const char *s);
 
-/* Percent-encode a query-string value. */
-void cli_urlenc(char *out, size_t cap, const char *s);
+/* Percent-encode a query-string value; false (out cut short) when it does not fit. */
+bool cli_urlenc(char *out, size_t cap, const char *s);
 
 #endif

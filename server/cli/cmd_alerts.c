@@ -53,7 +53,7 @@ int iw_cmd_alerts(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct aargs a = { .src = { .url = "http://127.0.0.1:8080" }, .since = INT64_MIN };
-    char path[1024], rb[300];
+    char path[4096], rb[3072];
     int c, rc;
 
     optind = 1;
@@ -96,7 +96,11 @@ int iw_cmd_alerts(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    cli_urlenc(rb, sizeof(rb), a.rule ? a.rule : "");
+    if (!cli_urlenc(rb, sizeof(rb), a.rule ? a.rule : "") && a.src.db == NULL) {
+        fprintf(stderr, "islewatch alerts: --rule is %zu bytes, too long for a request to the "
+                "daemon; shorten it or read the database with --db PATH\n", strlen(a.rule));
+        return 2;
+    }
     snprintf(path, sizeof(path), "/api/v1/alerts?active=%d&since=%" PRId64 "%s%s&limit=%ld",
              a.active ? 1 : 0, a.since == INT64_MIN ? 0 : a.since, a.rule ? "&rule=" : "",
              a.rule ? rb : "", a.limit);

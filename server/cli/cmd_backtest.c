@@ -133,9 +133,8 @@ static int fetch_points(const char *url, const char *name, int64_t from, int64_t
     cJSON *doc;
     int exit_code;
 
-    if (strlen(name) * 3 >= sizeof(enc))
+    if (!cli_urlenc(enc, sizeof(enc), name))
         return IW_E_INVAL;
-    cli_urlenc(enc, sizeof(enc), name);
     snprintf(path, sizeof(path), "/api/v1/query?series=%s&from=%" PRId64 "&to=%" PRId64, enc,
              from, to);
     if ((doc = cli_fetch(&src, path, NULL, NULL, &exit_code)) == NULL)

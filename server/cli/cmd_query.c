@@ -141,14 +141,23 @@ static int build_series(struct iw_store *st, void *ctx, char **out)
     return iw_api_series_json(st, a->glob, out);
 }
 
+/* Through --url the glob travels in the request line, which has a bound. */
+static int glob_too_long(const char *cmd, const char *glob)
+{
+    fprintf(stderr, "islewatch %s: GLOB is %zu bytes, too long for a request to the daemon; "
+            "shorten it or read the database with --db PATH\n", cmd, strlen(glob));
+    return 2;
+}
+
 int iw_cmd_series(int argc, char **argv)
 {
     struct args a;
-    char path[1024], g[512];
+    char path[4096], g[3072];
     int rc = parse(argc, argv, &a, false, series_usage);
     if (rc >= 0)
         return rc;
-    cli_urlenc(g, sizeof(g), a.glob ? a.glob : "");
+    if (!cli_urlenc(g, sizeof(g), a.glob ? a.glob : "") && a.src.db == NULL)
+        return glob_too_long("series", a.glob);
     snprintf(path, sizeof(path), "/api/v1/series%s%s", a.glob ? "?match=" : "", a.glob ? g : "");
     cJSON *doc = cli_fetch(&a.src, path, build_series, &a, &rc), *it;
     if (doc == NULL)
@@ -199,11 +208,12 @@ static const char *agg_name(int agg)
 int iw_cmd_query(int argc, char **argv)
 {
     struct args a;
-    char path[1024], g[512];
+    char path[4096], g[3072];
     int rc = parse(argc, argv, &a, true, query_usage);
     if (rc >= 0)
         return rc;
-    cli_urlenc(g, sizeof(g), a.glob);
+    if (!cli_urlenc(g, sizeof(g), a.glob) && a.src.db == NULL)
+        return glob_too_long("query", a.glob);
     if (a.step > 0)
         snprintf(path, sizeof(path), "/api/v1/query?series=%s&from=%" PRId64 "&to=%" PRId64
                  "&step=%" PRId64 "ms&agg=%s", g, a.from, a.to, a.step, agg_name(a.agg));

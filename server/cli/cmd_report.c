@@ -279,9 +279,8 @@ static bool add_arg(char *path, size_t cap, const char *name, const char *value)
 
     if (value == NULL)
         return true;
-    if (strlen(value) * 3 >= sizeof(enc))
+    if (!cli_urlenc(enc, sizeof(enc), value))
         return false;
-    cli_urlenc(enc, sizeof(enc), value);
     return (size_t)snprintf(path + used, cap - used, "%s%s=%s", strchr(path, '?') ? "&" : "?",
                             name, enc) < cap - used;
 }

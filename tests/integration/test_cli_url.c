@@ -432,6 +432,27 @@ Test(cli_args, missing_and_extra_arguments_say_which)
     }
 }
 
+/* A glob too long for the request line is refused with what to do, not cut
+ * short (a cut glob matches other series, or none, without a word). */
+Test(cli_args, a_glob_too_long_for_url_is_refused_not_cut)
+{
+    static const char *const cmds[] = { "query '%s' --from -1h", "series '%s'",
+                                        "alerts --rule '%s'" };
+    char glob[1301];
+    memset(glob, '?', sizeof(glob) - 1);         /* each one is %3F in the URL */
+    glob[sizeof(glob) - 1] = '\0';
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        char args[2048], *out = NULL;
+        snprintf(args, sizeof(args), cmds[i], glob);
+        int rc = it_run(&out, "'%s' %s --url http://127.0.0.1:9 2>&1 >/dev/null",
+                        it_bin("islewatch"), args);
+        cr_expect_eq(rc, 2, "%.20s...: exit %d: %s", cmds[i], rc, out ? out : "");
+        cr_expect(out != NULL && strstr(out, "too long for a request to the daemon") != NULL,
+                  "%.20s...: %s", cmds[i], out ? out : "");
+        free(out);
+    }
+}
+
 /* A range that ends before it starts: exit 2, and the message shows both
  * times as understood (relative times and dates are easy to get backwards). */
 Test(cli_args, a_reversed_range_shows_both_times)
