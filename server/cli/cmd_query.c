@@ -109,6 +109,8 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
     }
     if (optind < argc)
         a->glob = argv[optind++];
+    if (a->glob != NULL && a->glob[0] == '\0')
+        a->glob = NULL;                 /* '' is no glob, through --url and --db alike */
     if (optind < argc || (query && a->glob == NULL)) {
         if (optind < argc)
             fprintf(stderr, "islewatch %s: unexpected argument \"%s\" (one GLOB; quote it: "

@@ -416,6 +416,7 @@ Test(cli_args, missing_and_extra_arguments_say_which)
     static const struct { const char *args, *first_line; } cases[] = {
         { "query", "islewatch query: missing GLOB" },
         { "query --from -1h", "islewatch query: missing GLOB" },
+        { "query ''", "islewatch query: missing GLOB" },
         { "query a b", "islewatch query: unexpected argument \"b\"" },
         { "series a b", "islewatch series: unexpected argument \"b\"" },
         { "alerts extra", "islewatch alerts: unexpected argument \"extra\"" },
