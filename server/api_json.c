@@ -1,5 +1,6 @@
 /* JSON answers of the reading API, from the store (see api_json.h). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,17 @@ struct q_ctx {
     cJSON *points;
     enum iw_agg agg;
     cJSON *flags;                       /* [[T,"F"],...] of the flagged points; NULL: none */
+    size_t *left;                       /* points the query may still add (all series) */
 };
+
+/* One more point, if the query's bound allows it (callbacks stop at false). */
+static bool take_point(struct q_ctx *q)
+{
+    if (*q->left == 0)
+        return false;
+    (*q->left)--;
+    return true;
+}
 
 /* A number that JSON can carry (non-finite values are never stored, but be safe). */
 static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
@@ -69,6 +80,8 @@ static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON
 static int raw_cb(void *ctx, const struct iw_point *p)
 {
     struct q_ctx *q = ctx;
+    if (!take_point(q))
+        return 1;
     cJSON *pt = cJSON_CreateArray();
     cJSON_AddItemToArray(pt, cJSON_CreateNumber((double)p->ts));
     cJSON_AddItemToArray(pt, num(p->value));
@@ -98,6 +111,8 @@ static int agg_cb(void *ctx, const struct iw_rollup *r)
     case IW_Q_LAST:  v = r->last; break;
     default:         v = r->sum / (double)r->count; break;
     }
+    if (!take_point(q))
+        return 1;
     cJSON *pt = cJSON_CreateArray();
     cJSON_AddItemToArray(pt, cJSON_CreateNumber((double)r->ts));
     cJSON_AddItemToArray(pt, num(v));
@@ -113,9 +128,10 @@ static int name_cb(void *ctx, const struct iw_series *s)
 }
 
 int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,
-                      int64_t step, enum iw_agg agg, char **out)
+                      int64_t step, enum iw_agg agg, size_t max_points, char **out)
 {
     cJSON *arr = cJSON_CreateArray(), *ids = cJSON_CreateArray(), *id;
+    size_t left = max_points > 0 ? max_points + 1 : SIZE_MAX;   /* one more: over the bound */
     int rc = IW_OK;
 
     *out = NULL;
@@ -138,13 +154,15 @@ int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64
         if (rc != IW_OK)
             break;
         const struct iw_series *s = iw_store_series_by_id(st, (uint32_t)id->valuedouble);
-        struct q_ctx q = { cJSON_CreateArray(), agg, NULL };
+        struct q_ctx q = { cJSON_CreateArray(), agg, NULL, &left };
         if (s == NULL || q.points == NULL)
             continue;
         if (step > 0)
             rc = iw_store_read_agg(st, s->id, from, to, step, agg_cb, &q);
         else
             rc = iw_store_read_points(st, s->id, from, to, raw_cb, &q);
+        if (rc == IW_OK && left == 0)
+            rc = IW_E_FULL;
         if (cJSON_GetArraySize(q.points) == 0) {
             cJSON_Delete(q.points);
             cJSON_Delete(q.flags);

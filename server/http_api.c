@@ -44,6 +44,9 @@
 #define SSE_KEEPALIVE_NS (15LL * 1000000000LL)
 #define SSE_WAIT_MS 250
 #define SSE_REPLAY_CHUNK (512 * 1024)  /* bytes of history replayed per refill */
+/* Points one /api/v1/query answer may hold (~200 MB of JSON tree at most): a
+ * query must not take the memory the daemon needs to ingest. */
+#define QUERY_MAX_POINTS 1000000
 
 static const char time_help[] = "RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, \"now\" or "
                                 "relative (-1h), within the years 0000..9999";
@@ -160,7 +163,13 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
             return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "agg=%s needs step=D (the bucket "
                                   "width, e.g. step=5m)", agg_s);
     }
-    rc = iw_api_query_json(iw_daemon_store(h->d), glob, from, to, step, (enum iw_agg)agg, &out);
+    rc = iw_api_query_json(iw_daemon_store(h->d), glob, from, to, step, (enum iw_agg)agg,
+                           QUERY_MAX_POINTS, &out);
+    if (rc == IW_E_FULL)
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the query selects more than %d points; "
+                              "narrow the glob or the range, use step=D (e.g. step=1h), or read "
+                              "the database directly (islewatch query --db PATH)",
+                              QUERY_MAX_POINTS);
     if (rc != IW_OK)
         return store_failed(c, rc, "the query");
     return iw__http_json(c, MHD_HTTP_OK, out);

@@ -28,10 +28,12 @@ IW_NODISCARD int iw_api_series_json(struct iw_store *st, const char *glob, char 
  * when some are flagged, "flags":[[T,"D"],...] beside "points" (in time
  * order; points stay [T,V] pairs as SPEC §6 gives them); step > 0: one
  * [bucket_start, agg] per non-empty bucket. Series with no point in the
- * range are left out.
+ * range are left out. max_points > 0 bounds the points (raw or buckets) of
+ * all series together, so that one query cannot take the daemon's memory:
+ * IW_E_FULL past it. 0: no bound.
  */
 IW_NODISCARD int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,
-                                   int64_t step, enum iw_agg agg, char **out);
+                                   int64_t step, enum iw_agg agg, size_t max_points, char **out);
 
 /*
  * Alert objects (SPEC §5) as an array, in seq order: active ones (the latest

@@ -198,7 +198,7 @@ int iw_cmd_series(int argc, char **argv)
 static int build_query(struct iw_store *st, void *ctx, char **out)
 {
     const struct args *a = ctx;
-    return iw_api_query_json(st, a->glob, a->from, a->to, a->step, (enum iw_agg)a->agg, out);
+    return iw_api_query_json(st, a->glob, a->from, a->to, a->step, (enum iw_agg)a->agg, 0, out);
 }
 
 static const char *agg_name(int agg)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "islewatch/api_json.h"
 #include "islewatch/clock.h"
 #include "islewatch/store.h"
 #include "../../server/store_int.h"
@@ -611,4 +612,38 @@ Test(store, a_device_glob_lists_every_metric_of_the_device)
     n = 0;
     cr_assert_eq(iw_store_series_list(st, "water/dongtan/w01/ph", count_cb, &n), IW_OK);
     cr_assert_eq(n, 1);
+}
+
+/* The bound of a query's answer counts the points of every series together,
+ * raw and buckets alike; exactly the bound is answered, one more is not. */
+Test(store, a_query_answer_is_bounded_across_series)
+{
+    static const char *const names[] = { "water/s1/w01/ph", "water/s1/w02/ph" };
+    struct iw_diag diag = {0};
+    struct iw_wbatch *b = iw_wbatch_new();
+    char *out = NULL;
+
+    for (size_t k = 0; k < 2; k++) {
+        const struct iw_series *s;
+        cr_assert_eq(iw_store_series_intern(st, names[k], strlen(names[k]), &s), IW_OK);
+        for (int i = 0; i < 3; i++)
+            iw_wbatch_put_point(b, s->id, 1764417600000LL + i * 3600000LL, 7 + i, 0);
+    }
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+
+    const int64_t from = 1764417600000LL, to = from + 3 * 3600000LL;
+    cr_assert_eq(iw_api_query_json(st, "water/*/*/ph", from, to, 0, IW_Q_RAW, 6, &out), IW_OK);
+    cr_assert(strstr(out, "w02") != NULL, "%s", out);
+    free(out);
+    out = NULL;
+    cr_assert_eq(iw_api_query_json(st, "water/*/*/ph", from, to, 0, IW_Q_RAW, 5, &out),
+                 IW_E_FULL, "6 raw points over 2 series pass a bound of 5");
+    cr_assert_null(out);
+    cr_assert_eq(iw_api_query_json(st, "water/*/*/ph", from, to, 3600000, IW_Q_MAX, 5, &out),
+                 IW_E_FULL, "6 hourly buckets pass a bound of 5");
+    cr_assert_null(out);
+    cr_assert_eq(iw_api_query_json(st, "water/*/*/ph", from, to, 0, IW_Q_RAW, 0, &out), IW_OK,
+                 "0: no bound");
+    free(out);
 }
