@@ -211,6 +211,37 @@ Test(std, water_target_and_body_from_the_inventory)
     iw_rules_engine_free(e);
 }
 
+/*
+ * SPEC §5's example: NH3-N 2.31 mg/L at a target III station is 劣V,
+ * critical, with "threshold": 2.0, the class V limit the value is past (the
+ * one that made it critical). It used to carry the target's limit, 1.0.
+ * Below the target but V or better, the threshold stays the target's limit.
+ */
+Test(std, water_worse_than_v_threshold_is_the_class_v_limit)
+{
+    struct iw_rules_engine *e;
+    static const char *const m[] = { "nh3_n" };
+    double v2 = 2.31, v1 = 1.2;
+
+    water_rule();
+    e = engine(T0);
+    feed_msg(e, "water", "dongtan", "w01", m, &v2, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    cr_assert_str_eq(fx_last(&env)->metric, "nh3_n");
+    cr_assert_eq(fx_last(&env)->value, 2.31);
+    cr_assert_eq(fx_last(&env)->threshold, 2.0, "threshold %g", fx_last(&env)->threshold);
+    cr_assert_str_eq(fx_last(&env)->message, "dongtan/w01 is Class 劣V (target III): NH3-N 2.31 mg/L");
+    cr_assert_not_null(strstr(fx_last(&env)->details, "\"multiple\":1.31"), "%s",
+                       fx_last(&env)->details);
+
+    feed_msg(e, "water", "chongming", "w01", m, &v1, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_MAJOR);
+    cr_assert_eq(fx_last(&env)->threshold, 1.0, "class IV: the target's limit");
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * air_quality
  * ======================================================================== */
