@@ -425,6 +425,37 @@ Test(std, air_hourly_values_reported_on_the_hour)
     iw_rules_engine_free(e);
 }
 
+/*
+ * Minute samples that start exactly on the hour: the first one, at 00:00, is
+ * the only sample of the hour (23:00, 00:00], one minute of data, so that hour
+ * is invalid (SPEC §4: < 45 minutes) and raises nothing. It used to be taken
+ * for an hourly reporter's value (a lone sample at the hour's end) and fired
+ * at 00:00 on one minute of PM2.5. A lone first value that no minute samples
+ * follow is still an hourly value, closed by close_after.
+ */
+Test(std, air_minute_samples_from_the_hour_make_no_one_minute_hour)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 0; m <= 60; m++)
+        feed_air_minute(e, "a08", d0 + m * MINUTE, 100);
+    cr_assert_not_null(point_at("air/s1/a08/aqi", d0));
+    cr_assert_not(point_at("air/s1/a08/aqi", d0)->valid, "one minute of data is not an hour");
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(env.alerts[0]->ts, d0 + HOUR, "the first valid hour is (00:00, 01:00]");
+
+    feed_air_minute(e, "a09", d0 + 2 * HOUR, 100);      /* a new station's first hourly value */
+    iw_rules_tick(e, d0 + 2 * HOUR + 5 * MINUTE);
+    cr_assert(point_at("air/s1/a09/aqi", d0 + 2 * HOUR)->valid);
+    cr_assert_eq(point_at("air/s1/a09/aqi", d0 + 2 * HOUR)->v, 137);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 2 * HOUR);
+    iw_rules_engine_free(e);
+}
+
 Test(std, air_daily_mode_natural_days)
 {
     int64_t d0 = day0();
@@ -545,6 +576,7 @@ Test(std, air_incomplete_hour_neither_clears_nor_lowers)
     r->p.clear_level = 4;
     e = engine(d0);
     feed_hour_flagged(e, d0 + 1 * HOUR, 140, 0, 240);      /* PM2.5 IAQI 186: level 4 */
+    iw_rules_tick(e, d0 + 1 * HOUR + 5 * MINUTE);         /* a first lone value: close_after */
     cr_assert_eq(env.n_alerts, 1);
     feed_hour_flagged(e, d0 + 2 * HOUR, 140, 'D', 240);    /* O3 alone: 120, incomplete */
     cr_assert_eq(point_at("air/s1/a05/aqi", d0 + 2 * HOUR)->v, 120);
@@ -572,6 +604,7 @@ Test(std, air_subset_station_resolves_below_clear_level)
     air_rule();
     e = engine(d0);
     feed_pm_hour(e, "a03", d0 + 1 * HOUR, 30);          /* 43 */
+    iw_rules_tick(e, d0 + 1 * HOUR + 5 * MINUTE);       /* a first lone value: close_after */
     cr_assert(point_at("air/s1/a03/aqi", d0 + 1 * HOUR)->valid, "PM-only AQI 43 is valid");
     feed_pm_hour(e, "a03", d0 + 2 * HOUR, 100);         /* 137: level 3 fires */
     cr_assert_eq(env.n_alerts, 1);
