@@ -256,10 +256,11 @@ static struct iw_avg hour_mean(const struct hour_acc *acc, int64_t end, bool hou
 /*
  * next_ts: the sample of a later hour that closes this one, RT_NONE when its
  * own last sample or close_after does. A lone sample at the hour's end is an
- * hourly value when the device reports hourly (x->hourly), or when no sample
- * follows it within the hour after: minute samples that start exactly on the
- * hour make a first hour of one minute, invalid (SPEC §4: < 45 minutes).
- * Only an hour taken as an hourly value makes the device an hourly reporter.
+ * hourly value only in an hour whose every sample is stamped at its end, and
+ * when the device reports hourly (x->hourly) or no sample follows it within
+ * the hour after: minute samples that start exactly on the hour make a first
+ * hour of one minute, invalid (SPEC §4: < 45 minutes), and so does a minute
+ * station's pollutant with one valid minute, at the end.
  */
 static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, int64_t wall,
                        int64_t next_ts)
@@ -271,10 +272,11 @@ static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, in
 
     if (end == RT_NONE)
         return;
-    bool hourly = x->hourly || next_ts == RT_NONE || next_ts >= end + IW_MS_PER_HOUR;
+    bool hourly = x->only_end
+                  && (x->hourly || next_ts == RT_NONE || next_ts >= end + IW_MS_PER_HOUR);
     for (int pol = 0; pol < NPOL; pol++)
         x->hours[pol][k] = hour_mean(&x->acc[pol], end, hourly);
-    x->hourly = hourly && x->only_end;
+    x->hourly = hourly;
     x->label[k] = end;
     memset(x->acc, 0, sizeof(x->acc));
     x->cur_end = RT_NONE;

@@ -456,6 +456,35 @@ Test(std, air_minute_samples_from_the_hour_make_no_one_minute_hour)
     iw_rules_engine_free(e);
 }
 
+/*
+ * A minute station whose PM2.5 analyser is flagged all hour but its last
+ * minute: PM2.5 has one minute of data, an invalid hour (SPEC §4), though it
+ * is a lone valid sample stamped at the hour's end. It used to count as an
+ * hourly value and fire on one minute of PM2.5 200.
+ */
+Test(std, air_one_valid_minute_at_the_end_of_a_minute_hour_is_invalid)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 60; m++) {
+        double v[] = { 5, 10, 0.3, 20, 20, 200 };
+        struct iw_rsample s[6];
+        for (size_t i = 0; i < 6; i++) {
+            s[i] = fx_sample("air", "s1", "a10", pols[i], d0 + m * MINUTE, v[i]);
+            s[i].flag = i == 5 && m < 60 ? 'D' : 0;
+        }
+        iw_rules_on_samples(e, s, 6);
+    }
+    cr_assert_not_null(point_at("air/s1/a10/aqi", d0 + HOUR), "closed by its 01:00 sample");
+    cr_assert_not(point_at("air/s1/a10/aqi", d0 + HOUR)->valid, "PM2.5 missing, AQI <= 100: NA");
+    cr_assert_eq(env.n_alerts, 0, "fired on one minute of PM2.5: %s",
+                 env.n_alerts ? fx_last(&env)->message : "");
+    iw_rules_engine_free(e);
+}
+
 Test(std, air_daily_mode_natural_days)
 {
     int64_t d0 = day0();
