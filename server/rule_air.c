@@ -38,6 +38,9 @@ struct air_x {
     bool    close_now;              /* a sample stamped at cur_end arrived: close at message end */
     unsigned at_end;                /* 1 << pollutant of the samples stamped at cur_end */
     int64_t last_recv;              /* receipt of the open hour's last sample */
+    bool    only_end;               /* every sample of the open hour is stamped at its end */
+    bool    hourly;                 /* the last closed hour was an hourly value: the device
+                                     * reports hourly, a lone value at the end closes at once */
     struct hour_acc acc[NPOL];
     int64_t last_closed;            /* end of the last closed hour; RT_NONE */
     struct iw_avg hours[NPOL][24];  /* ring of hourly means, slot = hour label % 24 */
@@ -232,14 +235,14 @@ static void close_day(struct iw_rules_engine *e, struct inst *in, int64_t day, b
  * Hours
  * ======================================================================== */
 
-static struct iw_avg hour_mean(const struct hour_acc *acc, int64_t end)
+static struct iw_avg hour_mean(const struct hour_acc *acc, int64_t end, bool hourly)
 {
     struct iw_avg_sample s[60];
     struct iw_avg a = { NAN, 0, false };
     size_t n = 0;
 
     /* A device that reports hourly averages stamps them at the hour's end. */
-    if (acc->count == 1 && acc->first_ts == end)
+    if (hourly && acc->count == 1 && acc->first_ts == end)
         return (struct iw_avg){ acc->first_v, 1, true };
     for (int m = 0; m < 60; m++)
         if (acc->n[m] > 0)
@@ -250,7 +253,17 @@ static struct iw_avg hour_mean(const struct hour_acc *acc, int64_t end)
     return a;
 }
 
-static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, int64_t wall)
+/*
+ * next_ts: the sample of a later hour that closes this one, RT_NONE when its
+ * own last sample or close_after does. A lone sample at the hour's end is an
+ * hourly value only in an hour whose every sample is stamped at its end, and
+ * when the device reports hourly (x->hourly) or no sample follows it within
+ * the hour after: minute samples that start exactly on the hour make a first
+ * hour of one minute, invalid (SPEC §4: < 45 minutes), and so does a minute
+ * station's pollutant with one valid minute, at the end.
+ */
+static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, int64_t wall,
+                       int64_t next_ts)
 {
     struct air_x *x = in->x;
     int64_t end = x->cur_end;
@@ -259,8 +272,11 @@ static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, in
 
     if (end == RT_NONE)
         return;
+    bool hourly = x->only_end
+                  && (x->hourly || next_ts == RT_NONE || next_ts >= end + IW_MS_PER_HOUR);
     for (int pol = 0; pol < NPOL; pol++)
-        x->hours[pol][k] = hour_mean(&x->acc[pol], end);
+        x->hours[pol][k] = hour_mean(&x->acc[pol], end, hourly);
+    x->hourly = hourly;
     x->label[k] = end;
     memset(x->acc, 0, sizeof(x->acc));
     x->cur_end = RT_NONE;
@@ -294,13 +310,17 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
         return;
     }
     if (x->cur_end != RT_NONE && end > x->cur_end)
-        close_hour(e, in, late, recv);
+        close_hour(e, in, late, recv, ts);
     if (in->p->mode == IW_AQI_DAILY && iw_local_hour_index(end, tz, &day) >= 0) {
         if (x->day_open != RT_NONE && day > x->day_open)
             close_day(e, in, x->day_open, late, recv);
         if (x->last_day == RT_NONE || day > x->last_day)
             x->day_open = day;
     }
+    if (x->cur_end != end)              /* the hour's first sample */
+        x->only_end = true;
+    if (ts != end)
+        x->only_end = false;
     x->cur_end = end;
     x->last_recv = recv;
     x->measured |= 1u << pol;           /* after closing the periods before this sample */
@@ -318,7 +338,8 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
         acc->first_ts = ts;
         acc->first_v = v;
     }
-    if (ts == end)
+    /* Its last minute, or an hourly value; a lone first value waits for what follows. */
+    if (ts == end && (acc->count > 1 || x->hourly))
         x->close_now = true;
 }
 
@@ -412,7 +433,7 @@ static void air_message_end(struct iw_rules_engine *e, struct inst *in, const st
      * send a message per pollutant, all stamped at the end); otherwise the
      * next hour's sample or close_after closes it. */
     if (x->close_now && (x->measured & ~x->at_end) == 0)
-        close_hour(e, in, iw__late(e, last), last->recv_ms);
+        close_hour(e, in, iw__late(e, last), last->recv_ms, RT_NONE);
     iw__sched(e, in);
 }
 
@@ -449,7 +470,7 @@ static void air_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
     /* The period's own time decides lateness (SPEC §1): a backlog's last hour
      * closed here, long after its end, is as late as the samples in it. */
     if (x->cur_end != RT_NONE && later(x->cur_end, x->last_recv) + ca <= now)
-        close_hour(e, in, now - x->cur_end > live, now);
+        close_hour(e, in, now - x->cur_end > live, now, RT_NONE);
     if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE
         && later(x->day_open + IW_MS_PER_DAY, x->last_recv) + ca <= now)
         close_day(e, in, x->day_open, now - (x->day_open + IW_MS_PER_DAY) > live, now);

@@ -231,7 +231,9 @@ static void water_evidence(const struct iw_rules_engine *e, const struct inst *i
         ev->unit = pi->unit[0] ? pi->unit : NULL;
         ev->has_value = true;
         ev->value = iw__round_sig(x->mean[w], 10);
-        ev->has_threshold = iw_water_limit((enum iw_water_param)w, x->body, x->target,
+        /* The limit the value is past: class V's when 劣V (SPEC §5's example), else the target's. */
+        ev->has_threshold = iw_water_limit((enum iw_water_param)w, x->body,
+                                           x->res.cls == IW_WATER_CLASS_WORSE_THAN_V ? 5 : x->target,
                                            &ev->threshold) == IW_OK;
     }
     cJSON_AddNumberToObject(ev->details, "window_ms", (double)window_of(in));

@@ -211,6 +211,37 @@ Test(std, water_target_and_body_from_the_inventory)
     iw_rules_engine_free(e);
 }
 
+/*
+ * SPEC §5's example: NH3-N 2.31 mg/L at a target III station is 劣V,
+ * critical, with "threshold": 2.0, the class V limit the value is past (the
+ * one that made it critical). It used to carry the target's limit, 1.0.
+ * Below the target but V or better, the threshold stays the target's limit.
+ */
+Test(std, water_worse_than_v_threshold_is_the_class_v_limit)
+{
+    struct iw_rules_engine *e;
+    static const char *const m[] = { "nh3_n" };
+    double v2 = 2.31, v1 = 1.2;
+
+    water_rule();
+    e = engine(T0);
+    feed_msg(e, "water", "dongtan", "w01", m, &v2, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    cr_assert_str_eq(fx_last(&env)->metric, "nh3_n");
+    cr_assert_eq(fx_last(&env)->value, 2.31);
+    cr_assert_eq(fx_last(&env)->threshold, 2.0, "threshold %g", fx_last(&env)->threshold);
+    cr_assert_str_eq(fx_last(&env)->message, "dongtan/w01 is Class 劣V (target III): NH3-N 2.31 mg/L");
+    cr_assert_not_null(strstr(fx_last(&env)->details, "\"multiple\":1.31"), "%s",
+                       fx_last(&env)->details);
+
+    feed_msg(e, "water", "chongming", "w01", m, &v1, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->severity, IW_SEV_MAJOR);
+    cr_assert_eq(fx_last(&env)->threshold, 1.0, "class IV: the target's limit");
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * air_quality
  * ======================================================================== */
@@ -394,6 +425,66 @@ Test(std, air_hourly_values_reported_on_the_hour)
     iw_rules_engine_free(e);
 }
 
+/*
+ * Minute samples that start exactly on the hour: the first one, at 00:00, is
+ * the only sample of the hour (23:00, 00:00], one minute of data, so that hour
+ * is invalid (SPEC §4: < 45 minutes) and raises nothing. It used to be taken
+ * for an hourly reporter's value (a lone sample at the hour's end) and fired
+ * at 00:00 on one minute of PM2.5. A lone first value that no minute samples
+ * follow is still an hourly value, closed by close_after.
+ */
+Test(std, air_minute_samples_from_the_hour_make_no_one_minute_hour)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 0; m <= 60; m++)
+        feed_air_minute(e, "a08", d0 + m * MINUTE, 100);
+    cr_assert_not_null(point_at("air/s1/a08/aqi", d0));
+    cr_assert_not(point_at("air/s1/a08/aqi", d0)->valid, "one minute of data is not an hour");
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(env.alerts[0]->ts, d0 + HOUR, "the first valid hour is (00:00, 01:00]");
+
+    feed_air_minute(e, "a09", d0 + 2 * HOUR, 100);      /* a new station's first hourly value */
+    iw_rules_tick(e, d0 + 2 * HOUR + 5 * MINUTE);
+    cr_assert(point_at("air/s1/a09/aqi", d0 + 2 * HOUR)->valid);
+    cr_assert_eq(point_at("air/s1/a09/aqi", d0 + 2 * HOUR)->v, 137);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 2 * HOUR);
+    iw_rules_engine_free(e);
+}
+
+/*
+ * A minute station whose PM2.5 analyser is flagged all hour but its last
+ * minute: PM2.5 has one minute of data, an invalid hour (SPEC §4), though it
+ * is a lone valid sample stamped at the hour's end. It used to count as an
+ * hourly value and fire on one minute of PM2.5 200.
+ */
+Test(std, air_one_valid_minute_at_the_end_of_a_minute_hour_is_invalid)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 60; m++) {
+        double v[] = { 5, 10, 0.3, 20, 20, 200 };
+        struct iw_rsample s[6];
+        for (size_t i = 0; i < 6; i++) {
+            s[i] = fx_sample("air", "s1", "a10", pols[i], d0 + m * MINUTE, v[i]);
+            s[i].flag = i == 5 && m < 60 ? 'D' : 0;
+        }
+        iw_rules_on_samples(e, s, 6);
+    }
+    cr_assert_not_null(point_at("air/s1/a10/aqi", d0 + HOUR), "closed by its 01:00 sample");
+    cr_assert_not(point_at("air/s1/a10/aqi", d0 + HOUR)->valid, "PM2.5 missing, AQI <= 100: NA");
+    cr_assert_eq(env.n_alerts, 0, "fired on one minute of PM2.5: %s",
+                 env.n_alerts ? fx_last(&env)->message : "");
+    iw_rules_engine_free(e);
+}
+
 Test(std, air_daily_mode_natural_days)
 {
     int64_t d0 = day0();
@@ -514,6 +605,7 @@ Test(std, air_incomplete_hour_neither_clears_nor_lowers)
     r->p.clear_level = 4;
     e = engine(d0);
     feed_hour_flagged(e, d0 + 1 * HOUR, 140, 0, 240);      /* PM2.5 IAQI 186: level 4 */
+    iw_rules_tick(e, d0 + 1 * HOUR + 5 * MINUTE);         /* a first lone value: close_after */
     cr_assert_eq(env.n_alerts, 1);
     feed_hour_flagged(e, d0 + 2 * HOUR, 140, 'D', 240);    /* O3 alone: 120, incomplete */
     cr_assert_eq(point_at("air/s1/a05/aqi", d0 + 2 * HOUR)->v, 120);
@@ -541,6 +633,7 @@ Test(std, air_subset_station_resolves_below_clear_level)
     air_rule();
     e = engine(d0);
     feed_pm_hour(e, "a03", d0 + 1 * HOUR, 30);          /* 43 */
+    iw_rules_tick(e, d0 + 1 * HOUR + 5 * MINUTE);       /* a first lone value: close_after */
     cr_assert(point_at("air/s1/a03/aqi", d0 + 1 * HOUR)->valid, "PM-only AQI 43 is valid");
     feed_pm_hour(e, "a03", d0 + 2 * HOUR, 100);         /* 137: level 3 fires */
     cr_assert_eq(env.n_alerts, 1);
