@@ -630,3 +630,42 @@ Test(ingest, per_source_counters_keep_their_names_across_a_reload)
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+/*
+ * A retained message is delivered again with the retain flag at every
+ * subscribe (each restart and reconnect). One without a timestamp would be
+ * stored again each time at its new "time of receipt" (SPEC §1), a sample
+ * the device never sent, and a retained camera heartbeat would hide an
+ * absence. It is stored when it arrives live (retain flag clear) only.
+ */
+Test(ingest, a_retained_message_without_ts_is_not_stored_again_at_each_restart, .timeout = 180)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long t = base_ts();
+    char p[128];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-retained");
+    cr_assert_eq(it_publish(pub, "sensors/water/ret/w1", "{\"ph\":7}", 1, true), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":8}", t);
+    cr_assert_eq(it_publish(pub, "sensors/water/ret/w2", p, 1, true), 0);
+    cr_assert(wait_points(&d, "water/ret/*/ph", 2, 20000));
+
+    for (int i = 0; i < 2; i++) {
+        it_daemon_stop(&d);
+        cr_assert_eq(it_daemon_restart(&d), 0);
+        /* The retained copies come right after the subscribe, before this one. */
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":%d}", t, i);
+        cr_assert_eq(it_publish(pub, "sensors/water/mark/w1", p, 1, false), 0);
+        cr_assert(wait_points(&d, "water/mark/w1/ph", 1, 20000));
+    }
+    cr_expect_eq(total_points(&d, "water/ret/w1/ph"), 1,
+                 "a retained message without ts was stored again at a restart");
+    cr_expect_eq(total_points(&d, "water/ret/w2/ph"), 1);
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
