@@ -454,6 +454,8 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                         ev_bad = true;
                     }
                 }
+            } else if (o->event) {
+                /* Not labels in an event source (SPEC §1): the event's own text. */
             } else if (!vf || !label_value_valid(val, vlen) || !iw_label_valid(name, nlen)) {
                 drop_member(out, IW_REJ_BAD_LABEL);
             }

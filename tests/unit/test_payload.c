@@ -235,3 +235,17 @@ Test(payload, a_real_ts_too_large_for_seconds_is_milliseconds)
     cr_assert_eq(decode("{\"ts\":1764417600.25,\"ph\":7}"), -1);
     cr_assert_eq(d.ts, 1764417600250LL, "seconds with a fraction stay seconds");
 }
+
+Test(payload, other_strings_of_an_event_are_not_labels)
+{
+    /* SPEC §1: string members are labels, except in event sources. An event's
+     * own text (a zone, a description) is not held to the label rules. */
+    cr_assert_eq(decode_opts("{\"ts\":1764417600000,\"type\":\"motion\",\"state\":\"start\","
+                             "\"zone\":\"gate/north #2\",\"note\":\"a+b\"}", true, 0), -1);
+    cr_assert_eq(d.n, 1);
+    cr_assert_str_eq(d.s[0].metric, "motion");
+    cr_assert_eq(d.n_member_reasons, 0, "an event's text was rejected as a bad label");
+    /* In a json source the same member is a bad label. */
+    cr_assert_eq(decode("{\"ph\":7,\"zone\":\"gate/north\"}"), -1);
+    cr_assert_eq(d.member_rejects[IW_REJ_BAD_LABEL], 1);
+}
