@@ -762,3 +762,42 @@ Test(ingest, a_late_overwrite_reaches_the_hour_rollup_while_other_devices_stream
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+/*
+ * SPEC §2: points past their resolution's retention disappear. A reload
+ * that shortens storage.retention applies it then, not at the next hourly
+ * pass.
+ */
+Test(ingest, a_reload_that_shortens_retention_drops_the_expired_points_at_once, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long now = (long long)time(NULL) * 1000;
+    char p[128], tail[600];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "storage:\n  path: @DATA@\n  retention: {raw: 90d, 1m: 1y, 1h: 10y}\n"), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-retention");
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7}", now - 3 * 3600000LL);
+    cr_assert_eq(it_publish(pub, "sensors/water/ret/w1", p, 1, false), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":8}", now);
+    cr_assert_eq(it_publish(pub, "sensors/water/ret/w1", p, 1, false), 0);
+    cr_assert(wait_points(&d, "water/ret/w1/ph", 2, 20000));
+
+    snprintf(tail, sizeof(tail), "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", "
+             "qos: 1}\nstorage:\n  path: %s\n  retention: {raw: 2h, 1m: 1y, 1h: 10y}\n", d.data);
+    rewrite_tail(&d, tail);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 20000));
+    long long end = it_now_ms() + 20000, n = -1;
+    while (it_now_ms() < end && (n = total_points(&d, "water/ret/w1/ph")) != 1) {
+        struct timespec ts = { 0, 200 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_expect_eq(n, 1, "the point 3 h old is still there after retention became 2 h");
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
