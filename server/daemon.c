@@ -173,7 +173,7 @@ static void fail_pending_reloads(void)
 static int main_loop(struct iw_daemon *d, int sfd)
 {
     uint64_t wd_usec = 0;
-    int64_t next_wd = 0, next_retention = 0;
+    int64_t next_wd = 0, next_retention = 0, kept[3] = { 0, 0, 0 };
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
 
     for (;;) {
@@ -199,12 +199,17 @@ static int main_loop(struct iw_daemon *d, int sfd)
         if (n > 0 && (p[1].revents & POLLIN))
             serve_reload_requests(d);
         iw_mqtt_tick(d->mqtt, now);
-        if (now >= next_retention) {
-            const struct iw_storage_cfg *s = &d->cfg->storage;
+        const struct iw_storage_cfg *s = &d->cfg->storage;
+        if (now >= next_retention || s->retention_raw_ms != kept[0] ||
+            s->retention_1m_ms != kept[1] || s->retention_1h_ms != kept[2]) {
+            /* hourly, and at once when a reload changed the retention */
             if (iw_store_retention(d->store, now, s->retention_raw_ms, s->retention_1m_ms,
                                    s->retention_1h_ms) != IW_OK)
                 IW_LOG_WARN("store", "retention pass failed; will retry in an hour");
             next_retention = now + IW_MS_PER_HOUR;
+            kept[0] = s->retention_raw_ms;
+            kept[1] = s->retention_1m_ms;
+            kept[2] = s->retention_1h_ms;
         }
         if (watchdog && now >= next_wd) {
             sd_notify(0, "WATCHDOG=1");

@@ -161,9 +161,13 @@ struct iw_conn_ingest {
     /* Quiescence for reload: odd while a message is being handled. */
     _Atomic uint64_t epoch;
 };
-/* Handle one message. Returns 1 when handled (stored or rejected), 0 to have Paho retry. */
+/*
+ * Handle one message. Returns 1 when handled (stored, rejected or skipped), 0
+ * to have Paho retry. retained: the broker's retain flag (a stored copy sent
+ * on subscribe, not a live message).
+ */
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
-                      const char *payload, size_t plen);
+                      const char *payload, size_t plen, bool retained);
 /*
  * Republish rejected input when rejected_topic is set (mqtt_client.c provides
  * the sender): why[0..n_why) are the reasons, the first one is "reason";

@@ -16,6 +16,7 @@
 
 static struct iw_complaint complaints[IW_REJ_COUNT];
 static struct iw_complaint store_complaint;
+static struct iw_complaint retained_complaint;
 
 int iw_ingest_view_build(const struct iw_config *cfg, struct iw_ingest_view **out,
                          struct iw_diag *diag)
@@ -147,7 +148,7 @@ static int mark_raced(struct iw_conn_ingest *c, size_t n_items, struct iw_diag *
 }
 
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
-                      const char *payload, size_t plen)
+                      const char *payload, size_t plen, bool retained)
 {
     /* acquire: pairs with the release store of a new view on reload, so the
      * view's patterns and config are fully visible here. */
@@ -185,6 +186,17 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     r = iw_payload_decode(payload, plen, &po, &c->dec);
     if (r >= 0) {
         reject(c, v, (int)src, (enum iw_reject)r, topic, tlen, payload, plen);
+        return 1;
+    }
+    /* A retained copy comes again at every subscribe (restart, reconnect): without
+     * its own ts, "the time of receipt" would store it anew each time, a sample
+     * the device never sent. Live, with the retain flag clear, it was stored. */
+    if (retained && !c->dec.has_ts) {
+        iw_complain(&retained_complaint, IW_LOG_LEVEL_INFO, "ingest",
+                    "skipped the retained message on \"%.*s\": it has no \"%s\", so its time is "
+                    "unknown (it was stored when it arrived live); add \"%s\" to store it on "
+                    "subscribe too", (int)(tlen > 200 ? 200 : tlen), topic, po.ts_field,
+                    po.ts_field);
         return 1;
     }
 

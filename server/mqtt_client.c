@@ -68,7 +68,8 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
      * view on its next message (see iw_mqtt_quiesce). */
     atomic_fetch_add(&c->ing->epoch, 1);
     iw_stat_add(&iw_stats.in_callback, 1);
-    handled = iw_ingest_message(c->ing, topic, tlen, msg->payload, (size_t)msg->payloadlen);
+    handled = iw_ingest_message(c->ing, topic, tlen, msg->payload, (size_t)msg->payloadlen,
+                                msg->retained != 0);
     atomic_fetch_sub_explicit(&iw_stats.in_callback, 1, memory_order_relaxed);
     atomic_fetch_add(&c->ing->epoch, 1);
     if (handled) {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,51 @@ static int scan_string(struct scan *sc, char *out, size_t cap, size_t *len, bool
 
 enum num_kind { NUM_BAD = 0, NUM_INT, NUM_REAL, NUM_NONFINITE };
 
+/*
+ * A JSON number [s, s + len) too long for scan_number's buffer: its first 40
+ * significant digits (more than a double can tell apart), the others carried
+ * in the exponent, converted by strtod.
+ */
+static double long_number(const char *s, size_t len)
+{
+    char buf[64];
+    size_t n = 0, kept = 0;
+    long long exp10 = 0, e = 0;
+    bool frac = false, eneg = false;
+    const char *p = s, *end = s + len;
+
+    if (*p == '-')
+        buf[n++] = *p++;
+    for (; p < end && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '.') {
+            frac = true;
+        } else if (kept == 0 && *p == '0') {
+            if (frac)                      /* a leading zero of the fraction */
+                exp10--;
+        } else if (kept < 40) {
+            buf[n++] = *p;
+            kept++;
+            if (frac)
+                exp10--;
+        } else if (!frac) {
+            exp10++;                       /* a dropped digit of the integer part */
+        }
+    }
+    if (p < end) {
+        p++;
+        if (*p == '+' || *p == '-')
+            eneg = *p++ == '-';
+        for (; p < end; p++)
+            if (e < 100000000)             /* beyond that it is 0 or infinite anyway */
+                e = e * 10 + (*p - '0');
+        exp10 += eneg ? -e : e;
+    }
+    if (kept == 0)
+        buf[n++] = '0';
+    snprintf(buf + n, sizeof(buf) - n, "e%lld", exp10);
+    return strtod(buf, NULL);
+}
+
 /* Number at sc->p: strict JSON grammar; NaN/Infinity/-Infinity are accepted as non-finite. */
 static enum num_kind scan_number(struct scan *sc, double *v, long long *iv)
 {
@@ -196,10 +242,9 @@ static enum num_kind scan_number(struct scan *sc, double *v, long long *iv)
     char tmp[64];
     size_t l = (size_t)(sc->p - s);
     if (l >= sizeof(tmp)) {
-        /* Absurdly long: still a valid JSON number; convert from a heap-free
-         * prefix is wrong, so treat it as non-finite if it cannot be a double. */
-        *v = NAN;
-        return NUM_NONFINITE;
+        /* Long (many digits): still a valid JSON number, often a finite one. */
+        *v = long_number(s, l);
+        return isfinite(*v) ? NUM_REAL : NUM_NONFINITE;
     }
     memcpy(tmp, s, l);
     tmp[l] = '\0';
@@ -454,6 +499,8 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                         ev_bad = true;
                     }
                 }
+            } else if (o->event) {
+                /* Not labels in an event source (SPEC §1): the event's own text. */
             } else if (!vf || !label_value_valid(val, vlen) || !iw_label_valid(name, nlen)) {
                 drop_member(out, IW_REJ_BAD_LABEL);
             }

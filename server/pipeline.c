@@ -19,6 +19,7 @@
 #include "daemon_int.h"
 
 #define SHARD_BATCH 64
+#define LATE_FLUSH_MS 1000      /* a busy shard still redoes late hours this often */
 
 static void late_mark(struct iw_shard *sh, uint32_t id, int64_t hour, bool marked);
 
@@ -152,8 +153,9 @@ static void rollup_warn(uint32_t id, int rc)
  * a start-up recomputes the hours still marked (iw_store_rollup_recover).
  * Recomputing per sample would cost a scan and a write each; instead each
  * series keeps one pending late hour, recomputed when a late sample of
- * another hour arrives or when the shard goes idle: an ordered backlog costs
- * one recompute per hour.
+ * another hour arrives, when the shard goes idle, or at the latest
+ * LATE_FLUSH_MS later (a shard other devices keep busy may never be idle):
+ * an ordered backlog costs one recompute per hour, or per second if longer.
  */
 static void late_flush_one(struct iw_shard *sh, uint32_t id)
 {
@@ -355,7 +357,7 @@ static void *shard_main(void *arg)
 {
     struct iw_shard *sh = arg;
     struct iw_shard_item items[SHARD_BATCH];
-    int64_t next_tick = 0;
+    int64_t next_tick = 0, next_late = 0;
     char tname[16];
 
     snprintf(tname, sizeof(tname), "iw-shard-%d", sh->index);
@@ -375,6 +377,10 @@ static void *shard_main(void *arg)
         for (size_t i = 0; i < n; i++)
             gather(sh, &items[i]);
         int64_t now = iw_now_ms();
+        if (now >= next_late) {                  /* busy: late rollups do not wait for idle */
+            late_flush_all(sh);
+            next_late = now + LATE_FLUSH_MS;
+        }
         if (sh->rules != NULL && now >= next_tick) {
             iw_rules_set_link(sh->rules, iw_mqtt_any_connected(sh->d->mqtt), now);
             iw_rules_tick(sh->rules, now);

@@ -619,6 +619,30 @@ static void agg_segment(struct iw_store *st, struct agg_ctx *a, uint32_t id, int
     agg_segment(st, a, id, hi, to, finer, wm);
 }
 
+/*
+ * The first hour in [from, to) whose late mark is above zero, or INT64_MAX.
+ * Its late samples are stored (the mark was in their write) but its rollups
+ * are not yet redone (pipeline.c): readers take raw points from there on.
+ */
+static int64_t first_marked_hour(struct iw_store *st, uint32_t id, int64_t from, int64_t to)
+{
+    struct range_it r;
+    int64_t ts, first = INT64_MAX;
+    const char *v;
+    size_t vl;
+
+    range_open(st, &r, 'R', id, iw_floor_to(from, IW_MS_PER_HOUR), to);
+    while (range_next(&r, &ts, &v, &vl)) {
+        if (fixed64_le(v, vl) > 0) {
+            first = ts;
+            break;
+        }
+        rocksdb_iter_next(r.it);
+    }
+    range_close(&r);
+    return first;
+}
+
 int iw_store_read_agg(struct iw_store *st, uint32_t id, int64_t from, int64_t to, int64_t step,
                       int (*cb)(void *ctx, const struct iw_rollup *), void *ctx)
 {
@@ -636,6 +660,11 @@ int iw_store_read_agg(struct iw_store *st, uint32_t id, int64_t from, int64_t to
         to = INT64_MAX - IW_MS_PER_HOUR;
     rollup_reset(&a.bucket, INT64_MIN);
     wm = iw_store_rollup_watermark(st, id);
+    if (wm > from) {                  /* a late hour's rollups are stale until redone */
+        int64_t late = first_marked_hour(st, id, from, wm < to ? wm : to);
+        if (late < wm)
+            wm = late;
+    }
     if (step % IW_MS_PER_HOUR == 0)
         res = IW_RES_1H;
     else if (step % IW_MS_PER_MIN == 0)

@@ -630,3 +630,174 @@ Test(ingest, per_source_counters_keep_their_names_across_a_reload)
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+/*
+ * A retained message is delivered again with the retain flag at every
+ * subscribe (each restart and reconnect). One without a timestamp would be
+ * stored again each time at its new "time of receipt" (SPEC §1), a sample
+ * the device never sent, and a retained camera heartbeat would hide an
+ * absence. It is stored when it arrives live (retain flag clear) only.
+ */
+Test(ingest, a_retained_message_without_ts_is_not_stored_again_at_each_restart, .timeout = 180)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long t = base_ts();
+    char p[128];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-retained");
+    cr_assert_eq(it_publish(pub, "sensors/water/ret/w1", "{\"ph\":7}", 1, true), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":8}", t);
+    cr_assert_eq(it_publish(pub, "sensors/water/ret/w2", p, 1, true), 0);
+    cr_assert(wait_points(&d, "water/ret/*/ph", 2, 20000));
+
+    for (int i = 0; i < 2; i++) {
+        it_daemon_stop(&d);
+        cr_assert_eq(it_daemon_restart(&d), 0);
+        /* The retained copies come right after the subscribe, before this one. */
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":%d}", t, i);
+        cr_assert_eq(it_publish(pub, "sensors/water/mark/w1", p, 1, false), 0);
+        cr_assert(wait_points(&d, "water/mark/w1/ph", 1, 20000));
+    }
+    cr_expect_eq(total_points(&d, "water/ret/w1/ph"), 1,
+                 "a retained message without ts was stored again at a restart");
+    cr_expect_eq(total_points(&d, "water/ret/w2/ph"), 1);
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+struct busy_stream {
+    struct it_client *c;
+    atomic_bool stop;
+};
+
+/* Live samples from another device every 20 ms, so its shard is never idle. */
+static void *busy_stream_main(void *arg)
+{
+    struct busy_stream *bs = arg;
+    char p[96];
+    while (!atomic_load(&bs->stop)) {
+        snprintf(p, sizeof(p), "{\"ts\":%lld000,\"ph\":7}", (long long)time(NULL));
+        it_publish_async(bs->c, "sensors/water/busy/b1", p, 0);
+        struct timespec ts = { 0, 20 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static double hour_sum(const struct it_daemon *d, const char *series, long long hour)
+{
+    char args[600];
+    double v = -1;
+    snprintf(args, sizeof(args), "query '%s' --db %s --from %lld --to %lld --step 1h --agg sum "
+             "--format json", series, d->data, hour, hour + 3599999);
+    cJSON *doc = cli_json(args);
+    cJSON *pts = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points");
+    if (cJSON_GetArraySize(pts) == 1)
+        v = cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetArrayItem(pts, 0), 1));
+    cJSON_Delete(doc);
+    return v;
+}
+
+static bool wait_hour_sum(const struct it_daemon *d, const char *series, long long hour,
+                          double want, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    double v = -1;
+    while (it_now_ms() < end) {
+        if ((v = hour_sum(d, series, hour)) == want)
+            return true;
+        struct timespec ts = { 0, 200 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_log_error("%s: hour sum %g, want %g", series, v, want);
+    return false;
+}
+
+/*
+ * A late sample (or a redelivered ts with a new value) in an hour already
+ * rolled up must reach the hour's rollup while other devices keep streaming:
+ * `query --step` answers as raw data would (SPEC §2), not only once the
+ * daemon's shard happens to be idle.
+ */
+Test(ingest, a_late_overwrite_reaches_the_hour_rollup_while_other_devices_stream, .timeout = 180)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long h0 = (long long)time(NULL) / 3600 * 3600000 - 3 * 3600000LL;
+    const char *topic = "sensors/water/late/w1";
+    char p[128];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "storage:\n  path: @DATA@\n  shards: 1\n"
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-late");
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":1}", h0 + i * 60000LL);
+        cr_assert_eq(it_publish(pub, topic, p, 1, false), 0);
+    }
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":1}", h0 + 3600000LL);   /* rolls hour h0 up */
+    cr_assert_eq(it_publish(pub, topic, p, 1, false), 0);
+    cr_assert(wait_hour_sum(&d, "water/late/w1/ph", h0, 2, 20000));
+
+    struct busy_stream bs = { .c = it_client_new(&b, "it-pub-busy") };
+    atomic_init(&bs.stop, false);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, busy_stream_main, &bs), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":10}", h0 + 60000LL);    /* replaces 1 */
+    cr_assert_eq(it_publish(pub, topic, p, 1, false), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":5}", h0 + 30 * 60000LL); /* late, new */
+    cr_assert_eq(it_publish(pub, topic, p, 1, false), 0);
+    bool ok = wait_hour_sum(&d, "water/late/w1/ph", h0, 16, 15000);
+    atomic_store(&bs.stop, true);
+    pthread_join(th, NULL);
+    cr_expect(ok, "the hour's rollup missed the late samples while another device streamed");
+    it_client_free(bs.c);
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
+ * SPEC §2: points past their resolution's retention disappear. A reload
+ * that shortens storage.retention applies it then, not at the next hourly
+ * pass.
+ */
+Test(ingest, a_reload_that_shortens_retention_drops_the_expired_points_at_once, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long now = (long long)time(NULL) * 1000;
+    char p[128], tail[600];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "storage:\n  path: @DATA@\n  retention: {raw: 90d, 1m: 1y, 1h: 10y}\n"), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-retention");
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7}", now - 3 * 3600000LL);
+    cr_assert_eq(it_publish(pub, "sensors/water/ret/w1", p, 1, false), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":8}", now);
+    cr_assert_eq(it_publish(pub, "sensors/water/ret/w1", p, 1, false), 0);
+    cr_assert(wait_points(&d, "water/ret/w1/ph", 2, 20000));
+
+    snprintf(tail, sizeof(tail), "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", "
+             "qos: 1}\nstorage:\n  path: %s\n  retention: {raw: 2h, 1m: 1y, 1h: 10y}\n", d.data);
+    rewrite_tail(&d, tail);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 20000));
+    long long end = it_now_ms() + 20000, n = -1;
+    while (it_now_ms() < end && (n = total_points(&d, "water/ret/w1/ph")) != 1) {
+        struct timespec ts = { 0, 200 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_expect_eq(n, 1, "the point 3 h old is still there after retention became 2 h");
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}

@@ -235,3 +235,40 @@ Test(payload, a_real_ts_too_large_for_seconds_is_milliseconds)
     cr_assert_eq(decode("{\"ts\":1764417600.25,\"ph\":7}"), -1);
     cr_assert_eq(d.ts, 1764417600250LL, "seconds with a fraction stay seconds");
 }
+
+Test(payload, other_strings_of_an_event_are_not_labels)
+{
+    /* SPEC §1: string members are labels, except in event sources. An event's
+     * own text (a zone, a description) is not held to the label rules. */
+    cr_assert_eq(decode_opts("{\"ts\":1764417600000,\"type\":\"motion\",\"state\":\"start\","
+                             "\"zone\":\"gate/north #2\",\"note\":\"a+b\"}", true, 0), -1);
+    cr_assert_eq(d.n, 1);
+    cr_assert_str_eq(d.s[0].metric, "motion");
+    cr_assert_eq(d.n_member_reasons, 0, "an event's text was rejected as a bad label");
+    /* In a json source the same member is a bad label. */
+    cr_assert_eq(decode("{\"ph\":7,\"zone\":\"gate/north\"}"), -1);
+    cr_assert_eq(d.member_rejects[IW_REJ_BAD_LABEL], 1);
+}
+
+Test(payload, a_long_but_finite_number_is_a_sample_not_non_finite)
+{
+    /* Printed with many digits (a %.70f, a decimal library): still a finite
+     * number, stored as the nearest double. */
+    cr_assert_eq(decode("{\"pi\":3.1415926535897932384626433832795028841971693993751058209749445923"
+                        "0781640628,\"tiny\":0.00000000000000000000000000000000000000000000000000000"
+                        "000000001234,\"big\":123456789012345678901234567890123456789012345678901234"
+                        "567890123456789}"), -1);
+    cr_assert_eq(d.n_member_reasons, 0, "a finite number was rejected");
+    cr_assert_eq(d.n, 3);
+    cr_expect_eq(value_of("pi"), 3.141592653589793);
+    cr_expect_eq(value_of("tiny"), 1.234e-62);
+    cr_expect_eq(value_of("big"), 1.2345678901234568e68);
+    /* Too large for a double whatever its length: non-finite. */
+    char p[600] = "{\"x\":1";
+    for (int i = 0; i < 400; i++)
+        strcat(p, "0");
+    strcat(p, ",\"ok\":1}");
+    cr_assert_eq(decode(p), -1);
+    cr_expect_eq(d.member_rejects[IW_REJ_NON_FINITE], 1);
+    cr_expect_eq(value_of("ok"), 1.0);
+}

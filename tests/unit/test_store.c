@@ -563,10 +563,11 @@ Test(store, late_marks_count_and_recovery_recomputes_only_what_is_still_marked)
     cr_assert_eq(iw_store_rollup_late(st, s->id, h, h + IW_MS_PER_HOUR, 1), IW_OK);
     cr_assert_eq(hour_count(s->id, h), 62, "the late recompute counts both points");
     put_late(s->id, h + 50 * IW_MS_PER_MIN + 10000, false);   /* unmarked: a crash lost it */
-    cr_assert_eq(hour_count(s->id, h), 62);
+    /* The hour still holds a mark, so readers answer from its raw points. */
+    cr_assert_eq(hour_count(s->id, h), 63);
     cr_assert_eq(iw_store_rollup_recover(st, &hours), IW_OK);
     cr_assert_eq(hours, 1, "the hour still holds one mark");
-    cr_assert_eq(hour_count(s->id, h), 63, "recomputed at recovery");
+    cr_assert_eq(hour_count(s->id, h), 63, "recomputed at recovery (read from the rollup now)");
 
     /* Marks dropped: a second recovery does nothing. Balanced marks: nothing either. */
     cr_assert_eq(iw_store_rollup_recover(st, &hours), IW_OK);
@@ -646,4 +647,46 @@ Test(store, a_query_answer_is_bounded_across_series)
     cr_assert_eq(iw_api_query_json(st, "water/*/*/ph", from, to, 0, IW_Q_RAW, 0, &out), IW_OK,
                  "0: no bound");
     free(out);
+}
+
+/*
+ * Between a late sample's write (marked, ingest.c) and the shard's recompute
+ * of its hour (pipeline.c), a step query must already answer as the raw
+ * points do (SPEC §2): a replaced value counted once with its new value, a
+ * new late point counted.
+ */
+Test(store, a_marked_late_hour_reads_as_its_raw_points_before_its_recompute)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    const int64_t h = 1764417600000LL;       /* an hour boundary */
+
+    cr_assert_eq(iw_store_series_intern(st, "water/k/late2/ph", 16, &s), IW_OK);
+    for (int i = 0; i < 3; i++)
+        put_late(s->id, h + i * IW_MS_PER_MIN, false);
+    put_late(s->id, h + IW_MS_PER_HOUR, false);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, h, h + IW_MS_PER_HOUR, true), IW_OK);
+    cr_assert_eq(hour_count(s->id, h), 3);
+
+    struct iw_wbatch *b = iw_wbatch_new();
+    iw_wbatch_put_point(b, s->id, h + IW_MS_PER_MIN, 10.0, 0);       /* replaces 1.0 */
+    iw_wbatch_mark_late(b, s->id, h + IW_MS_PER_MIN, 1);
+    iw_wbatch_put_point(b, s->id, h + 30 * IW_MS_PER_MIN, 5.0, 0);   /* a new late point */
+    iw_wbatch_mark_late(b, s->id, h + 30 * IW_MS_PER_MIN, 1);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+
+    int64_t steps[] = { IW_MS_PER_HOUR, IW_MS_PER_MIN, 2 * IW_MS_PER_HOUR };
+    for (size_t k = 0; k < 3; k++) {
+        struct aggs a = {0};
+        double sum = 0;
+        uint64_t count = 0;
+        cr_assert_eq(iw_store_read_agg(st, s->id, h, h + IW_MS_PER_HOUR, steps[k], agg_cb, &a),
+                     IW_OK);
+        for (size_t i = 0; i < a.n; i++)
+            sum += a.r[i].sum, count += a.r[i].count;
+        cr_expect_eq(count, 4, "step %lld: count %llu", (long long)steps[k],
+                     (unsigned long long)count);
+        cr_expect_eq(sum, 17.0, "step %lld: sum %g", (long long)steps[k], sum);
+    }
 }
