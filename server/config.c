@@ -29,6 +29,7 @@
 #include "islewatch/clock.h"
 #include "islewatch/err.h"
 #include "islewatch/log.h"
+#include "islewatch/store.h"
 
 #define MAX_FILE_SIZE (16u << 20)    /* a config larger than this is a mistake */
 
@@ -398,6 +399,8 @@ static const struct cfg_key storage_keys[] = {
       .doc = "fsync the write-ahead log for every batch" },
     { "test_slow_write", CFG_DURATION, ST(slow_write_ms), .min = 0, .max = MIN(1), .def.i = 0,
       .doc = "test only: delay added to every write batch" },
+    { "test_max_series", CFG_COUNT, ST(max_series), .min = 0, .max = IW_STORE_DEFAULT_MAX_SERIES,
+      .def.i = 0, .doc = "test only: a smaller series dictionary (0: the default size)" },
     { 0 }
 };
 

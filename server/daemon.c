@@ -267,7 +267,8 @@ int iw_daemon_run(const char *path)
         fcntl(reload_req.pipe[i], F_SETFL, fcntl(reload_req.pipe[i], F_GETFL) | O_NONBLOCK);
 
     struct iw_store_opts so = { .path = cfg->storage.path, .sync_writes = cfg->storage.sync_writes,
-                                .slow_write_ms = cfg->storage.slow_write_ms };
+                                .slow_write_ms = cfg->storage.slow_write_ms,
+                                .max_series = (uint32_t)cfg->storage.max_series };
     if ((rc = iw_store_open(&so, &d->store, &diag)) != IW_OK) {
         IW_LOG_ERROR("store", "%s", iw_diag_first(&diag));
         goto out;

@@ -75,8 +75,9 @@ static void reject(struct iw_conn_ingest *c, const struct iw_ingest_view *v, int
 }
 
 /*
- * A handled message some of whose members were dropped, by the decoder or
- * (long_names of them) because the series name would not fit. SPEC §1 treats
+ * A handled message some of whose members were dropped, by the decoder, because
+ * the series name would not fit (long_names of them) or because they needed a
+ * new series in a full dictionary (full_names). SPEC §1 treats
  * it as rejected too, so it is counted once per reason (the counter counts
  * messages, SPEC §7), logged per reason (rate-limited), and republished once
  * with every reason; its good samples, `kept` of them, are already durable.
@@ -85,7 +86,7 @@ static void reject(struct iw_conn_ingest *c, const struct iw_ingest_view *v, int
  */
 static void reject_members(struct iw_conn_ingest *c, const struct iw_ingest_view *v, size_t src,
                            const char *topic, size_t tlen, const char *payload, size_t plen,
-                           size_t kept, uint32_t long_names)
+                           size_t kept, uint32_t long_names, uint32_t full_names)
 {
     const struct iw_decoded *dec = &c->dec;
     uint8_t why[IW_REJ_COUNT];
@@ -94,10 +95,14 @@ static void reject_members(struct iw_conn_ingest *c, const struct iw_ingest_view
     memcpy(why, dec->member_reasons, n);
     if (long_names > 0 && dec->member_rejects[IW_REJ_BAD_LABEL] == 0)
         why[n++] = IW_REJ_BAD_LABEL;
+    if (full_names > 0)
+        why[n++] = IW_REJ_SERIES_LIMIT;
     for (size_t i = 0; i < n; i++) {
         uint32_t dropped = dec->member_rejects[why[i]];
         if (why[i] == IW_REJ_BAD_LABEL)
             dropped += long_names;
+        else if (why[i] == IW_REJ_SERIES_LIMIT)
+            dropped = full_names;
         iw_stat_add(&iw_stats.rejected[why[i]], 1);
         if (kept > 0)
             iw_complain(&complaints[why[i]], IW_LOG_LEVEL_WARN, "ingest",
@@ -158,7 +163,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     struct iw_payload_opts po;
     struct iw_diag diag = {0};
     size_t src, n_items = 0, prefix;
-    uint32_t long_names = 0;
+    uint32_t long_names = 0, full_names = 0;
     int64_t now = iw_now_ms();
     int r;
 
@@ -238,11 +243,21 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             if (rc == IW_OK && i < IW_DEV_CACHE_METRICS)
                 dc->se[i] = se;
         }
+        if (rc == IW_E_FULL) {
+            /* Bad input, not a store failure: retrying would block the
+             * connection for good. Drop the member, keep the rest (SPEC §1). */
+            iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest",
+                        "cannot create series %.*s: the series dictionary is full (%u "
+                        "series); its sample is dropped. A device naming a new member in every "
+                        "message fills it: find it with 'islewatch series'", (int)len, c->name,
+                        iw_store_series_count(c->d->store));
+            full_names++;
+            continue;
+        }
         if (rc != IW_OK) {
             iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest",
-                        "cannot create series %.*s: %s (the store holds at most %u series; "
-                        "check the disk)", (int)len, c->name, iw_strerror(rc),
-                        IW_STORE_DEFAULT_MAX_SERIES);
+                        "cannot create series %.*s: %s; the message will be retried (check "
+                        "the disk)", (int)len, c->name, iw_strerror(rc));
             iw_stat_add(&iw_stats.store_errors, 1);
             return 0;                         /* keep the message: Paho delivers it again */
         }
@@ -299,7 +314,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     }
     /* Last, after the store: a retried message (return 0 above) is not
      * counted twice, and the counters are final when the republish is seen. */
-    if (c->dec.n_member_reasons > 0 || long_names > 0)
-        reject_members(c, v, src, topic, tlen, payload, plen, n_items, long_names);
+    if (c->dec.n_member_reasons > 0 || long_names > 0 || full_names > 0)
+        reject_members(c, v, src, topic, tlen, payload, plen, n_items, long_names, full_names);
     return 1;
 }

@@ -21,6 +21,7 @@ static const char *const reject_names[IW_REJ_COUNT] = {
     [IW_REJ_BAD_LABEL] = "bad_label",     [IW_REJ_BAD_FLAG] = "bad_flag",
     [IW_REJ_BAD_EVENT] = "bad_event",     [IW_REJ_BAD_MEMBER] = "bad_member",
     [IW_REJ_TOO_MANY] = "too_many_members",
+    [IW_REJ_SERIES_LIMIT] = "series_limit",
 };
 
 const char *iw_reject_name(enum iw_reject r)

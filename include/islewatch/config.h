@@ -55,6 +55,7 @@ struct iw_storage_cfg {
     size_t  queue_size;        /* queue_size: slots per shard queue, power of two, default 65536 */
     bool    sync_writes;       /* sync_writes: fsync the WAL per batch, default false */
     int64_t slow_write_ms;     /* test_slow_write: test-only delay per write batch, default 0 */
+    size_t  max_series;        /* test_max_series: test-only dictionary size; 0: the store's default */
 };
 
 /* ---- ingest limits (top level keys) ------------------------------------ */

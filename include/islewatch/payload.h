@@ -30,6 +30,7 @@ enum iw_reject {
     IW_REJ_BAD_EVENT,        /* event payload without a valid type/state */
     IW_REJ_BAD_MEMBER,       /* nested object/array or null: not a sample */
     IW_REJ_TOO_MANY,         /* more members than one message may carry */
+    IW_REJ_SERIES_LIMIT,     /* a new series, and the series dictionary is full (ingest.c) */
     IW_REJ_COUNT
 };
 const char *iw_reject_name(enum iw_reject r);

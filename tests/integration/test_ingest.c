@@ -373,6 +373,51 @@ Test(ingest, member_rejections_are_republished_and_counted_once_per_message, .ti
     it_broker_stop(&b);
 }
 
+/*
+ * A full series dictionary is bad input, not a store failure: the member that
+ * needs a new series is dropped (series_limit) and the rest of the message,
+ * and every message after it, stored. It used to be retried for ever, which
+ * blocked the connection.
+ */
+Test(ingest, a_full_series_dictionary_drops_the_new_member_and_ingestion_goes_on, .timeout = 180)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    const char *topic = "sensors/water/full/d01";
+    long long t0 = base_ts();
+    char p[256];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "rules: []\n"
+        "rejected_topic: \"islewatch/rejected/{source}\"\n"
+        "storage:\n  path: @DATA@\n  test_max_series: 3\n"), 0);
+    struct it_client *rej = it_client_new(&b, "it-rej-full");
+    cr_assert_eq(it_subscribe(rej, "islewatch/rejected/#", 1), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-full");
+    cr_assert_not_null(pub);
+
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7,\"do\":6}", t0);
+    cr_assert_eq(it_publish(pub, topic, p, 1, false), 0);
+    /* tp is the third series; nh3_n would be the fourth */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.25,\"tp\":0.1,\"nh3_n\":0.5}", t0 + 1000);
+    expect_rejection(pub, rej, topic, p, "series_limit", "series_limit", 2);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.5}", t0 + 2000);
+    cr_assert_eq(it_publish(pub, topic, p, 1, false), 0);
+
+    cr_expect(wait_points(&d, "water/full/d01/ph", 3, 30000), "every ph stored, the last too");
+    cr_expect_eq(total_points(&d, "water/full/d01/tp"), 1);
+    cr_expect_eq(total_points(&d, "water/full/d01/nh3_n"), 0);
+    cr_expect_eq(metric_now(&d, "islewatch_messages_rejected_total{reason=\"series_limit\"}"), 1);
+    cr_expect(it_daemon_wait_log(&d, "the series dictionary is full", 1, 5000));
+
+    it_client_free(pub);
+    it_client_free(rej);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 Test(ingest, two_connections_share_one_subscription_and_store_everything_once, .timeout = 300)
 {
     struct it_broker b;
