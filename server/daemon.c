@@ -53,6 +53,16 @@ char *iw_daemon_metrics(struct iw_daemon *d)
     return iw_stats_render();
 }
 
+/* --log-level wins over the file, so an operator can turn debug on without editing it. */
+static void apply_log_level(const struct iw_daemon *d, const struct iw_config *cfg)
+{
+    int lvl = d->cli_log_level;
+    if (lvl < 0 && cfg->log_level != NULL)
+        lvl = iw_log_level_parse(cfg->log_level);
+    if (lvl >= 0)
+        iw_log_set_level((enum iw_log_level)lvl);
+}
+
 static void print_diag(const struct iw_diag *diag)
 {
     for (size_t i = 0; i < diag->n; i++)
@@ -86,8 +96,7 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
         ncfg->storage.shards != old->storage.shards)
         IW_LOG_WARN("config", "storage.path, broker.url, broker.connections and storage.shards "
                     "take effect at the next restart");
-    if (ncfg->log_level && iw_log_level_parse(ncfg->log_level) > 0)
-        iw_log_set_level((enum iw_log_level)iw_log_level_parse(ncfg->log_level));
+    apply_log_level(d, ncfg);
 
     /* Rules first (each shard switches on its own thread), then the ingest view. */
     iw_pipeline_reload(d, ncfg);
@@ -213,7 +222,7 @@ static int main_loop(struct iw_daemon *d, int sfd)
     }
 }
 
-int iw_daemon_run(const char *path)
+int iw_daemon_run(const char *path, int log_level)
 {
     struct iw_daemon *d = calloc(1, sizeof(*d));
     struct iw_diag diag = {0};
@@ -225,6 +234,7 @@ int iw_daemon_run(const char *path)
     if (d == NULL)
         return IW_E_NOMEM;
     d->cfg_path = path;
+    d->cli_log_level = log_level;
     d->start_ms = iw_now_ms();
     rc = iw_config_load(path, &cfg, &diag);
     if (rc == IW_OK)
@@ -240,8 +250,7 @@ int iw_daemon_run(const char *path)
     }
     d->cfg = cfg;
     atomic_store(&d->view, view);
-    if (cfg->log_level && iw_log_level_parse(cfg->log_level) > 0)
-        iw_log_set_level((enum iw_log_level)iw_log_level_parse(cfg->log_level));
+    apply_log_level(d, cfg);
     if (getenv("JOURNAL_STREAM") != NULL)
         iw_log_set_journal(1);
 
