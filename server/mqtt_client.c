@@ -278,11 +278,31 @@ static void on_connected(void *ctx, MQTTAsync_successData *r)
     subscribe_all(c);
 }
 
+/* A broker's refusal (MQTT 3.1.1 CONNACK return codes 1..5) in words, with what to check. */
+static const char *connack_refusal(int code)
+{
+    switch (code) {
+    case 1: return "it does not accept MQTT 3.1.1; use a broker that does";
+    case 2: return "it rejected the client id; check broker.client_id";
+    case 3: return "server unavailable; check the broker's own log";
+    case 4: return "bad user name or password; check broker.username and broker.password_file";
+    case 5: return "not authorized; check broker.username and broker.password_file, and the "
+                   "broker's ACL";
+    default: return NULL;
+    }
+}
+
 static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
 {
     struct iw_mconn *c = ctx;
-    IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s); will retry", c->idx, c->m->uri,
-                r ? r->code : 0, r && r->message ? r->message : "no message");
+    /* Paho reports a CONNACK refusal with its return code (> 0); its own failures are < 0. */
+    const char *refusal = r != NULL ? connack_refusal(r->code) : NULL;
+    if (refusal != NULL)
+        IW_LOG_ERROR("mqtt", "connection %d: the broker at %s refused the connection (CONNACK "
+                     "code %d): %s; will retry", c->idx, c->m->uri, r->code, refusal);
+    else
+        IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s); will retry", c->idx,
+                    c->m->uri, r ? r->code : 0, r && r->message ? r->message : "no message");
     atomic_store(&c->state, CONN_DOWN);
 }
 

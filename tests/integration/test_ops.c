@@ -62,3 +62,44 @@ Test(ops, the_log_level_option_wins_over_the_config_file, .init = setup, .fini =
               out ? out : "");
     free(out);
 }
+
+Test(ops, a_broker_refusing_the_credentials_is_named_with_what_to_fix, .init = setup,
+     .fini = teardown)
+{
+    struct it_broker b;
+    char conf[300], broker[1024], *out = NULL;
+    FILE *f;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    it_broker_stop_keep(&b);
+    /* The same broker, now with a password file and no anonymous access. */
+    cr_assert_eq(it_run(NULL, "mosquitto_passwd -c -b '%s/pw' ops right >/dev/null 2>&1", b.dir), 0);
+    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b.dir);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous false\npassword_file %s/pw\n"
+               "log_dest stderr\nlog_type error\n", b.port, b.dir);
+    fclose(f);
+    cr_assert_eq(it_broker_restart(&b), 0);
+
+    snprintf(conf, sizeof(conf), "%s/broker.pass", dir);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fputs("wrong\n", f);
+    fclose(f);
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n  username: ops\n"
+             "  password_file: %s\n  reconnect_min: 100ms\n  reconnect_max: 500ms\n",
+             b.port, conf);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 6 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    it_broker_stop(&b);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "not authorized") != NULL,
+              "the broker's refusal must be said in words: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "broker.username and broker.password_file") != NULL,
+              "the line must say what to check: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "wrong") == NULL, "the password is never logged: %s",
+              out ? out : "");
+    free(out);
+}
