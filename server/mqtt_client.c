@@ -441,6 +441,24 @@ static int read_password(const char *file, char **out, struct iw_diag *diag)
     return *out ? IW_OK : IW_E_NOMEM;
 }
 
+/* Paho opens the TLS files only when it connects, and then fails without naming
+ * them ("TCP/TLS connect failure", retried forever): check them at start. */
+static int check_tls_file(const char *key, const char *file, struct iw_diag *diag)
+{
+    FILE *f;
+
+    if (file == NULL)
+        return IW_OK;
+    f = fopen(file, "r");
+    if (f == NULL) {
+        iw_diag_set(diag, NULL, 0, 0, "broker.tls.%s %s: %s (give a PEM file readable by the "
+                    "daemon)", key, file, strerror(errno));
+        return IW_E_IO;
+    }
+    fclose(f);
+    return IW_OK;
+}
+
 static int make_uri(const char *url, char *out, size_t cap, struct iw_diag *diag)
 {
     const char *rest;
@@ -475,6 +493,11 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
     if ((rc = make_uri(cfg->broker.url, m->uri, sizeof(m->uri), diag)) != IW_OK)
         goto fail;
     if (cfg->broker.password_file && (rc = read_password(cfg->broker.password_file, &m->password, diag)) != IW_OK)
+        goto fail;
+    if (strncmp(m->uri, "ssl://", 6) == 0 &&
+        ((rc = check_tls_file("ca_file", cfg->broker.tls_ca_file, diag)) != IW_OK ||
+         (rc = check_tls_file("cert_file", cfg->broker.tls_cert_file, diag)) != IW_OK ||
+         (rc = check_tls_file("key_file", cfg->broker.tls_key_file, diag)) != IW_OK))
         goto fail;
     iw_mqtt_persistence_init(&m->persist, d->store);
     m->n = cfg->broker.connections;

@@ -103,3 +103,19 @@ Test(ops, a_broker_refusing_the_credentials_is_named_with_what_to_fix, .init = s
               out ? out : "");
     free(out);
 }
+
+Test(ops, a_missing_tls_file_stops_the_start_with_its_name, .init = setup, .fini = teardown)
+{
+    char broker[512], *out = NULL;
+
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtts://127.0.0.1:%d\n"
+             "  tls: { ca_file: %s/no-such-ca.pem }\n", dead_port(), dir);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 10 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    cr_expect(st != 0, "a CA file that does not exist must stop the start: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "broker.tls.ca_file") != NULL &&
+              strstr(out, "no-such-ca.pem: No such file or directory") != NULL,
+              "the error names the key, the file and why: %s", out ? out : "");
+    free(out);
+}
