@@ -69,6 +69,52 @@ static void print_diag(const struct iw_diag *diag)
         fprintf(stderr, "%s\n", diag->lines[i]);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static void add_key(char *list, size_t cap, bool changed, const char *key)
+{
+    size_t len = strlen(list);
+    if (changed)
+        snprintf(list + len, cap - len, "%s%s", len > 0 ? ", " : "", key);
+}
+
+/*
+ * Settings read once at start: the store's options, the shards, the MQTT
+ * clients and their connection options. A reload applies everything else and
+ * names these, so the operator knows a restart is still needed.
+ * (http.listen is named by iw_http_reload.)
+ */
+static void warn_restart_only(const struct iw_config *o, const struct iw_config *n)
+{
+    const struct iw_broker_cfg *ob = &o->broker, *nb = &n->broker;
+    const struct iw_storage_cfg *os = &o->storage, *ns = &n->storage;
+    char keys[512] = "";
+
+    add_key(keys, sizeof(keys), !same_str(os->path, ns->path), "storage.path");
+    add_key(keys, sizeof(keys), os->shards != ns->shards, "storage.shards");
+    add_key(keys, sizeof(keys), os->queue_size != ns->queue_size, "storage.queue_size");
+    add_key(keys, sizeof(keys), os->sync_writes != ns->sync_writes, "storage.sync_writes");
+    add_key(keys, sizeof(keys), os->slow_write_ms != ns->slow_write_ms, "storage.test_slow_write");
+    add_key(keys, sizeof(keys), !same_str(ob->url, nb->url), "broker.url");
+    add_key(keys, sizeof(keys), !same_str(ob->client_id, nb->client_id), "broker.client_id");
+    add_key(keys, sizeof(keys), !same_str(ob->username, nb->username), "broker.username");
+    add_key(keys, sizeof(keys), !same_str(ob->password_file, nb->password_file),
+            "broker.password_file");
+    add_key(keys, sizeof(keys), !same_str(ob->tls_ca_file, nb->tls_ca_file) ||
+            !same_str(ob->tls_cert_file, nb->tls_cert_file) ||
+            !same_str(ob->tls_key_file, nb->tls_key_file), "broker.tls");
+    add_key(keys, sizeof(keys), ob->keepalive_ms != nb->keepalive_ms, "broker.keepalive");
+    add_key(keys, sizeof(keys), ob->clean_session != nb->clean_session, "broker.clean_session");
+    add_key(keys, sizeof(keys), ob->connections != nb->connections, "broker.connections");
+    add_key(keys, sizeof(keys), o->alerts.outbox_max != n->alerts.outbox_max, "alerts.outbox_max");
+    if (keys[0] != '\0')
+        IW_LOG_WARN("config", "%s changed: they take effect at the next restart (everything "
+                    "else is applied now)", keys);
+}
+
 /* Apply a newly loaded config. Main thread only. */
 static int reload(struct iw_daemon *d, struct iw_diag *diag)
 {
@@ -90,12 +136,7 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
         sd_notify(0, "READY=1");
         return IW_E_CONFIG;
     }
-    if (strcmp(ncfg->storage.path, old->storage.path) != 0 ||
-        strcmp(ncfg->broker.url, old->broker.url) != 0 ||
-        ncfg->broker.connections != old->broker.connections ||
-        ncfg->storage.shards != old->storage.shards)
-        IW_LOG_WARN("config", "storage.path, broker.url, broker.connections and storage.shards "
-                    "take effect at the next restart");
+    warn_restart_only(old, ncfg);
     apply_log_level(d, ncfg);
 
     /* Rules first (each shard switches on its own thread), then the ingest view. */

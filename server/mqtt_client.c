@@ -47,6 +47,10 @@ struct iw_mconn {
 
 struct iw_mqtt {
     struct iw_daemon *d;
+    /* The config at start: a reload changes no connection setting (client id,
+     * credentials, TLS, keep-alive, ...) until a restart, so a reconnect never
+     * mixes the old password with a new user name. Kept until exit (daemon.c). */
+    const struct iw_config *cfg;
     int n;
     struct iw_mconn *c;
     char uri[512];
@@ -207,7 +211,7 @@ static void subscribe_all(struct iw_mconn *c)
 
     for (size_t i = 0; i < v->n && n < 64; i++) {
         char buf[600];
-        if (cfg->broker.connections > 1)
+        if (c->m->n > 1)                  /* the connections open, not a reloaded count */
             snprintf(buf, sizeof(buf), "$share/%s/%s", cfg->broker.share_group, v->pat[i].filter);
         else
             snprintf(buf, sizeof(buf), "%s", v->pat[i].filter);
@@ -271,8 +275,7 @@ static void on_connected(void *ctx, MQTTAsync_successData *r)
     set_broker_gauge(c->m);
     /* release/acquire with the publisher's exchange: only a flag, no data
      * travels with it (the publisher re-reads its own active states). */
-    const struct iw_ingest_view *v = atomic_load_explicit(&c->m->d->view, memory_order_acquire);
-    if (c->idx == 0 && !present && !v->cfg->broker.clean_session)
+    if (c->idx == 0 && !present && !c->m->cfg->broker.clean_session)
         atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
     subscribe_all(c);
@@ -308,7 +311,7 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
 
 static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
 {
-    const struct iw_config *cfg = m->d->cfg;
+    const struct iw_config *cfg = m->cfg;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 
@@ -489,6 +492,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
     if (m == NULL)
         return IW_E_NOMEM;
     m->d = d;
+    m->cfg = cfg;
     m->rng = (unsigned)iw_mono_ns();
     if ((rc = make_uri(cfg->broker.url, m->uri, sizeof(m->uri), diag)) != IW_OK)
         goto fail;

@@ -3,6 +3,7 @@
  * broker credentials and TLS files, and the one-line errors that tell what to
  * do when the daemon cannot start or cannot connect.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,4 +119,39 @@ Test(ops, a_missing_tls_file_stops_the_start_with_its_name, .init = setup, .fini
               strstr(out, "no-such-ca.pem: No such file or directory") != NULL,
               "the error names the key, the file and why: %s", out ? out : "");
     free(out);
+}
+
+Test(ops, a_reload_names_every_setting_that_waits_for_a_restart, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    FILE *f;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, NULL), 0);
+    /* The same file with settings read only at start changed: the store's
+     * sync_writes and queue_size, the MQTT client id and keep-alive. */
+    f = fopen(d.cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "broker:\n  url: mqtt://127.0.0.1:%d\n  client_id: islewatchd-renamed-%d\n"
+               "  keepalive: 20s\n  reconnect_min: 100ms\n  reconnect_max: 1s\n"
+               "http:\n  listen: 127.0.0.1:%d\n  token_file: %s/http.token\nlog_level: info\n"
+               "storage:\n  path: %s\n  sync_writes: true\n  queue_size: 1024\n",
+            b.port, (int)getpid(), d.http_port, d.dir, d.data);
+    fclose(f);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "the file is valid");
+    char *line = NULL;
+    int st = it_run(&line, "grep 'WARN' '%s' | grep 'next restart'", d.log);
+    cr_expect_eq(st, 0, "no warning that some settings wait for a restart");
+    static const char *const keys[] = { "storage.sync_writes", "storage.queue_size",
+                                        "broker.client_id", "broker.keepalive" };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        cr_expect(line != NULL && strstr(line, keys[i]) != NULL,
+                  "the warning does not name %s: %s", keys[i], line ? line : "");
+    cr_expect(line != NULL && strstr(line, "storage.path") == NULL,
+              "an unchanged key is named: %s", line ? line : "");
+    free(line);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
 }
