@@ -304,8 +304,11 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
         IW_LOG_ERROR("mqtt", "connection %d: the broker at %s refused the connection (CONNACK "
                      "code %d): %s; will retry", c->idx, c->m->uri, r->code, refusal);
     else
-        IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s); will retry", c->idx,
-                    c->m->uri, r ? r->code : 0, r && r->message ? r->message : "no message");
+        IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s)%s; will retry", c->idx,
+                    c->m->uri, r ? r->code : 0, r && r->message ? r->message : "no message",
+                    strncmp(c->m->uri, "ssl://", 6) == 0
+                        ? " (is the broker up, and its certificate signed by broker.tls.ca_file "
+                          "or a system CA and issued for the host in broker.url?)" : "");
     atomic_store(&c->state, CONN_DOWN);
 }
 
@@ -333,6 +336,7 @@ static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
         ssl.keyStore = cfg->broker.tls_cert_file;
         ssl.privateKey = cfg->broker.tls_key_file;
         ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;                 /* the certificate must be for the host in broker.url */
         co.ssl = &ssl;
     }
     atomic_store(&c->state, CONN_CONNECTING);

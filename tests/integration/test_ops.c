@@ -155,3 +155,28 @@ Test(ops, a_reload_names_every_setting_that_waits_for_a_restart, .timeout = 120)
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+Test(ops, a_tls_broker_whose_certificate_names_another_host_is_refused, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    struct it_broker b;
+    char broker[768], *out = NULL;
+
+    cr_assert_eq(it_broker_start_tls(&b), 0, "mosquitto with a TLS listener");
+    /* The broker's certificate is for 127.0.0.1 only, signed by the CA we trust;
+     * "localhost" reaches the same listener under a name it does not carry. */
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtts://localhost:%d\n"
+             "  tls: { ca_file: %s }\n  reconnect_min: 100ms\n  reconnect_max: 500ms\n",
+             b.tls_port, b.ca_file);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 6 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    it_broker_stop(&b);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "failed") != NULL, "no connect attempt: %s",
+              out ? out : "");
+    cr_expect(out != NULL && strstr(out, "up to ssl://") == NULL,
+              "connected to a broker whose certificate is not for the host in broker.url: %s",
+              out ? out : "");
+    free(out);
+}
