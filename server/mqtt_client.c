@@ -502,6 +502,11 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
         goto fail;
     if (cfg->broker.password_file && (rc = read_password(cfg->broker.password_file, &m->password, diag)) != IW_OK)
         goto fail;
+    if (strncmp(m->uri, "ssl://", 6) != 0 &&
+        (cfg->broker.tls_ca_file || cfg->broker.tls_cert_file || cfg->broker.tls_key_file))
+        IW_LOG_WARN("mqtt", "broker.tls is set but broker.url %s is plain: the TLS files are "
+                    "not used and the connection (with its password) is not encrypted; use "
+                    "mqtts://HOST:PORT", cfg->broker.url);
     if (strncmp(m->uri, "ssl://", 6) == 0 &&
         ((rc = check_tls_file("ca_file", cfg->broker.tls_ca_file, diag)) != IW_OK ||
          (rc = check_tls_file("cert_file", cfg->broker.tls_cert_file, diag)) != IW_OK ||

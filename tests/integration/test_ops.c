@@ -180,3 +180,23 @@ Test(ops, a_tls_broker_whose_certificate_names_another_host_is_refused, .init = 
               out ? out : "");
     free(out);
 }
+
+Test(ops, tls_files_with_a_plain_url_are_said_to_be_unused, .init = setup, .fini = teardown)
+{
+    char broker[512], ca[128], *out = NULL;
+
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    FILE *f = fopen(ca, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n  tls: { ca_file: %s }\n"
+             "  reconnect_min: 100ms\n  reconnect_max: 500ms\n", dead_port(), ca);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 4 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "WARN  mqtt: broker.tls is set but broker.url") != NULL &&
+              strstr(out, "not encrypted") != NULL,
+              "the operator must learn that the TLS files are not used: %s", out ? out : "");
+    free(out);
+}
