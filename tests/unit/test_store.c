@@ -612,3 +612,32 @@ Test(store, a_device_glob_lists_every_metric_of_the_device)
     cr_assert_eq(iw_store_series_list(st, "water/dongtan/w01/ph", count_cb, &n), IW_OK);
     cr_assert_eq(n, 1);
 }
+
+/* A second writer on the same path is told it is one; a path that cannot be a
+ * database directory is told what to fix, not that another daemon holds it. */
+Test(store, open_failures_say_what_to_fix)
+{
+    struct iw_diag diag = {0};
+    struct iw_store *second = NULL;
+    char path[300];
+
+    struct iw_store_opts o = { .path = dir, .max_series = 4096 };
+    cr_assert_eq(iw_store_open(&o, &second, &diag), IW_E_STORE);
+    cr_assert_null(second);
+    cr_expect_not_null(strstr(iw_diag_first(&diag), "another islewatchd is using it"), "%s",
+                       iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+
+    snprintf(path, sizeof(path), "%s/plain-file", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/plain-file/data", dir);
+    o.path = path;
+    cr_assert_eq(iw_store_open(&o, &second, &diag), IW_E_STORE);
+    cr_assert_null(second);
+    cr_expect_null(strstr(iw_diag_first(&diag), "another islewatchd"), "%s", iw_diag_first(&diag));
+    cr_expect_not_null(strstr(iw_diag_first(&diag), "make storage.path a directory"), "%s",
+                       iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+}
