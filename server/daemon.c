@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -61,6 +62,23 @@ static void apply_log_level(const struct iw_daemon *d, const struct iw_config *c
         lvl = iw_log_level_parse(cfg->log_level);
     if (lvl >= 0)
         iw_log_set_level((enum iw_log_level)lvl);
+}
+
+/*
+ * systemd sets JOURNAL_STREAM=DEV:INODE for a service whose stderr is the
+ * journal, and every process the service starts (a shell, tmux) inherits it:
+ * only a stderr that is that very stream gets journald's "<N>" prefixes
+ * (sd_journal_stream_fd(3)).
+ */
+static bool stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat sb;
+
+    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &sb) != 0)
+        return false;
+    return (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
 }
 
 static void print_diag(const struct iw_diag *diag)
@@ -292,7 +310,7 @@ int iw_daemon_run(const char *path, int log_level)
     d->cfg = cfg;
     atomic_store(&d->view, view);
     apply_log_level(d, cfg);
-    if (getenv("JOURNAL_STREAM") != NULL)
+    if (stderr_is_journal())
         iw_log_set_journal(1);
 
     /* Signals go to the main loop only: block them before any thread starts. */

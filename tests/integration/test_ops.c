@@ -200,3 +200,21 @@ Test(ops, tls_files_with_a_plain_url_are_said_to_be_unused, .init = setup, .fini
               "the operator must learn that the TLS files are not used: %s", out ? out : "");
     free(out);
 }
+
+/* JOURNAL_STREAM is inherited by whatever a service starts (a shell, tmux):
+ * only a stderr that is that very stream gets journald's "<N>" prefixes. */
+Test(ops, log_lines_keep_their_level_words_when_stderr_is_not_the_journal, .init = setup,
+     .fini = teardown)
+{
+    char broker[256], *out = NULL;
+
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n", dead_port());
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "JOURNAL_STREAM=8:12345 timeout --preserve-status -s TERM 3 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "INFO  daemon: islewatchd started") != NULL &&
+              strstr(out, "<6>") == NULL,
+              "a terminal or file gets timestamps and level words: %s", out ? out : "");
+    free(out);
+}
