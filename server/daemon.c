@@ -84,7 +84,7 @@ static bool stderr_is_journal(void)
 static void print_diag(const struct iw_diag *diag)
 {
     for (size_t i = 0; i < diag->n; i++)
-        fprintf(stderr, "%s\n", diag->lines[i]);
+        fprintf(stderr, "%s%s\n", iw_log_journal_prefix(IW_LOG_LEVEL_ERROR), diag->lines[i]);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -292,6 +292,8 @@ int iw_daemon_run(const char *path, int log_level)
 
     if (d == NULL)
         return IW_E_NOMEM;
+    if (stderr_is_journal())            /* before the config: its errors go there too */
+        iw_log_set_journal(1);
     d->cfg_path = path;
     d->cli_log_level = log_level;
     d->start_ms = iw_now_ms();
@@ -300,8 +302,8 @@ int iw_daemon_run(const char *path, int log_level)
         rc = iw_ingest_view_build(cfg, &view, &diag);
     if (rc != IW_OK) {
         print_diag(&diag);
-        fprintf(stderr, "islewatchd: %zu configuration error%s; not starting\n", diag.n,
-                diag.n == 1 ? "" : "s");
+        fprintf(stderr, "%sislewatchd: %zu configuration error%s; not starting\n",
+                iw_log_journal_prefix(IW_LOG_LEVEL_ERROR), diag.n, diag.n == 1 ? "" : "s");
         iw_diag_fini(&diag);
         iw_config_free(cfg);
         free(d);
@@ -310,8 +312,6 @@ int iw_daemon_run(const char *path, int log_level)
     d->cfg = cfg;
     atomic_store(&d->view, view);
     apply_log_level(d, cfg);
-    if (stderr_is_journal())
-        iw_log_set_journal(1);
 
     /* Signals go to the main loop only: block them before any thread starts. */
     sigemptyset(&mask);

@@ -218,3 +218,27 @@ Test(ops, log_lines_keep_their_level_words_when_stderr_is_not_the_journal, .init
               "a terminal or file gets timestamps and level words: %s", out ? out : "");
     free(out);
 }
+
+/* Under systemd, `journalctl -p err` must show why the daemon did not start. */
+Test(ops, config_errors_reach_the_journal_as_errors, .init = setup, .fini = teardown)
+{
+    char path[128], *out = NULL;
+
+    snprintf(path, sizeof(path), "%s/bad.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("broker:\n  keepalive: 10x\n", f);
+    fclose(f);
+    /* The output file plays the journal stream: JOURNAL_STREAM names it. */
+    int st = it_run(&out, "cd '%s' && : > out && JOURNAL_STREAM=$(stat -c %%d:%%i out) "
+                    "%s -c '%s' 2>>out; echo \"rc=$?\" >> out; cat out", dir,
+                    it_bin("islewatchd"), path);
+    cr_expect_eq(st, 0);
+    char want[200];
+    snprintf(want, sizeof(want), "<3>%s:2:14: error: broker.keepalive", path);
+    cr_expect(out != NULL && strstr(out, want) != NULL, "no %s in: %s", want, out ? out : "");
+    cr_expect(out != NULL && strstr(out, "<3>islewatchd: 1 configuration error; not starting") != NULL,
+              "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "rc=1") != NULL, "%s", out ? out : "");
+    free(out);
+}
