@@ -78,6 +78,8 @@ struct iw_alert_pub {
     bool unsent_main_sent;             /* its alerts.topic message went, its retained
                                         * state did not */
     struct iw_complaint refused;
+    const char *active_tmpl;           /* publisher thread only: the alerts.active_topic the
+                                        * retained states are on (its config is kept until exit) */
     struct active_row *active;
     size_t n_active, cap_active;
 };
@@ -559,15 +561,15 @@ static int retained_cmp(const void *x, const void *y)
  * is taken: no alert is re-sent (SPEC §2). A broker that kept the session
  * kept its retained messages, and gets nothing.
  */
-static void retained_resend(struct iw_alert_pub *p)
+static size_t retained_resend(struct iw_alert_pub *p)
 {
     struct retained_ent *e = calloc(p->n_active ? p->n_active : 1, sizeof(*e));
     size_t n = 0, sent = 0;
 
     if (e == NULL) {
-        IW_LOG_ERROR("alerts", "out of memory: the retained states the broker lost are not set "
-                     "again (each is at its episode's next message)");
-        return;
+        IW_LOG_ERROR("alerts", "out of memory: the retained states of the firing alerts are not "
+                     "set again (each is at its episode's next message)");
+        return 0;
     }
     for (size_t i = 0; i < p->n_active; i++) {
         const struct iw_alert *a = p->active[i].last;
@@ -588,10 +590,28 @@ static void retained_resend(struct iw_alert_pub *p)
             sent++;
         free(json);
     }
-    if (n > 0)
-        IW_LOG_INFO("alerts", "the broker had no session for us (restarted without persistence?): "
-                    "set the retained state of %zu firing alert topic(s) again", sent);
     free(e);
+    return sent;
+}
+
+/*
+ * A reload changed alerts.active_topic: the firing episodes' retained states
+ * are on topics of the old template, where no resolve would ever clear them,
+ * and a late subscriber would see them fire forever. Clear those and set the
+ * states on the new topics (retained only: no alert message, no seq).
+ */
+static void retained_move(struct iw_alert_pub *p, const char *old_tmpl)
+{
+    char t[1024];
+
+    for (size_t i = 0; i < p->n_active; i++) {
+        const struct iw_alert *a = p->active[i].last;
+        if (a != NULL && !a->silenced && iw_alert_topic(old_tmpl, a, t, sizeof(t)) == IW_OK)
+            (void)send_one(p, a->seq, t, "", 0, true);
+    }
+    size_t sent = retained_resend(p);
+    IW_LOG_INFO("alerts", "alerts.active_topic changed from \"%s\" to \"%s\": moved the retained "
+                "state of %zu firing alert topic(s)", old_tmpl, p->d->cfg->alerts.active_topic, sent);
 }
 
 static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
@@ -632,8 +652,17 @@ static void *pub_main(void *arg)
         if (p->unsent != 0)
             backlog_flush(p);
         /* acquire: pairs with on_connected's release (a flag only). */
-        if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire))
-            retained_resend(p);
+        if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire)) {
+            size_t sent = retained_resend(p);
+            if (sent > 0)
+                IW_LOG_INFO("alerts", "the broker had no session for us (restarted without "
+                            "persistence?): set the retained state of %zu firing alert topic(s) "
+                            "again", sent);
+        }
+        if (strcmp(p->d->cfg->alerts.active_topic, p->active_tmpl) != 0) {
+            retained_move(p, p->active_tmpl);
+            p->active_tmpl = p->d->cfg->alerts.active_topic;
+        }
         unsilence_due(p, &unsilence_next);
         if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
             if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)
@@ -742,6 +771,7 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     if (p == NULL)
         return IW_E_NOMEM;
     p->d = d;
+    p->active_tmpl = d->cfg->alerts.active_topic;
     if (iw_mpmc_init(&p->q, 4096, sizeof(struct pub_item *)) != IW_OK) {
         free(p);
         return IW_E_NOMEM;

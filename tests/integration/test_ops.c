@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -241,4 +242,61 @@ Test(ops, config_errors_reach_the_journal_as_errors, .init = setup, .fini = tear
               "%s", out ? out : "");
     cr_expect(out != NULL && strstr(out, "rc=1") != NULL, "%s", out ? out : "");
     free(out);
+}
+
+/* Wait for a message on c whose topic starts with prefix; NULL at the deadline. */
+static struct it_msg *next_on(struct it_client *c, const char *prefix, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    while (it_now_ms() < end) {
+        struct it_msg *m = it_next(c, (int)(end - it_now_ms()));
+        if (m == NULL)
+            return NULL;
+        if (strncmp(m->topic, prefix, strlen(prefix)) == 0)
+            return m;
+        it_msg_free(m);
+    }
+    return NULL;
+}
+
+Test(ops, a_reload_that_moves_active_topic_moves_the_retained_states, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char payload[128];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 2.0,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *dev = it_client_new(&b, "ops-dev"), *sub = it_client_new(&b, "ops-sub");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"nh3_n\":2.5}", (long long)time(NULL) * 1000);
+    cr_assert_eq(it_publish(dev, "sensors/water/r/w1", payload, 1, false), 0);
+    struct it_msg *m = next_on(sub, "alerts/active/nh3/r/w1", 10000);
+    cr_assert_not_null(m, "the firing state is retained on alerts/active/...");
+    it_msg_free(m);
+
+    cr_assert_eq(it_run(NULL, "printf 'alerts:\\n  active_topic: \"alerts/firing/{rule}/{site}/{device}\"\\n' >> '%s'",
+                        d.cfg), 0);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000));
+    m = next_on(sub, "alerts/firing/nh3/r/w1", 10000);
+    cr_expect_not_null(m, "the firing alert's retained state is not on the new active_topic");
+    cr_expect(m == NULL || m->len > 0, "an empty state on the new topic");
+    it_msg_free(m);
+
+    /* A subscriber that connects now must not be told nh3 fires on the old topic too. */
+    struct it_client *late = it_client_new(&b, "ops-late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    m = it_next(late, 2000);
+    cr_expect(m == NULL || m->len == 0, "a stale retained state stays on the old topic %s: %s",
+              m ? m->topic : "", m ? m->payload : "");
+    it_msg_free(m);
+    it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
 }
