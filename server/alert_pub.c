@@ -16,6 +16,10 @@
  * on hands messages over only by re-reading "alert/<seq>" in seq order, on
  * every turn of its loop (at least every 200 ms), until it has caught up.
  *
+ * The retained states follow alerts.active_topic: when a reload or a restart
+ * changes it (the one in use is kept as "active_topic"), the old topics are
+ * cleared and the firing states set on the new ones.
+ *
  * An ack is recorded and republished as the episode's next message; the
  * episode's later messages carry it too (merged here from the episode's
  * latest state, which mirrors "active/<id>").
@@ -79,7 +83,10 @@ struct iw_alert_pub {
                                         * state did not */
     struct iw_complaint refused;
     const char *active_tmpl;           /* publisher thread only: the alerts.active_topic the
-                                        * retained states are on (its config is kept until exit) */
+                                        * retained states are on (its config is kept until
+                                        * exit, or saved_tmpl) */
+    char *saved_tmpl;                  /* the one stored by an earlier start, when the
+                                        * config's differs (owned) */
     struct active_row *active;
     size_t n_active, cap_active;
 };
@@ -614,6 +621,16 @@ static void retained_move(struct iw_alert_pub *p, const char *old_tmpl)
                 "state of %zu firing alert topic(s)", old_tmpl, p->d->cfg->alerts.active_topic, sent);
 }
 
+/* Remember the active_topic the retained states are on, so that a restart
+ * with another one can move them too (meta "active_topic"). */
+static void active_tmpl_save(struct iw_alert_pub *p)
+{
+    if (iw_store_meta_put(p->d->store, "active_topic", p->active_tmpl,
+                          strlen(p->active_tmpl)) != IW_OK)
+        IW_LOG_WARN("alerts", "cannot record alerts.active_topic in the store; a restart with "
+                    "another one leaves the retained states on \"%s\"", p->active_tmpl);
+}
+
 static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
 {
     char akey[64];
@@ -662,6 +679,7 @@ static void *pub_main(void *arg)
         if (strcmp(p->d->cfg->alerts.active_topic, p->active_tmpl) != 0) {
             retained_move(p, p->active_tmpl);
             p->active_tmpl = p->d->cfg->alerts.active_topic;
+            active_tmpl_save(p);
         }
         unsilence_due(p, &unsilence_next);
         if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
@@ -798,8 +816,19 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     }
     if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)
         IW_LOG_WARN("alerts", "could not read the active alerts");
+    /* The retained states are under the active_topic of the last start or
+     * reload; when the config now has another one, pub_main moves them. */
+    v = NULL;
+    if (iw_store_meta_get(d->store, "active_topic", &v, &l) == IW_OK &&
+        strcmp(v, p->active_tmpl) != 0) {
+        p->active_tmpl = p->saved_tmpl = v;
+    } else {
+        free(v);
+        active_tmpl_save(p);
+    }
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
         iw_diag_set(diag, NULL, 0, 0, "cannot start the alert publisher thread");
+        free(p->saved_tmpl);
         sem_destroy(&p->ready);
         iw_mpmc_fini(&p->q);
         free(p);
@@ -823,6 +852,7 @@ void iw_alert_pub_stop(struct iw_alert_pub *p)
         iw_alert_free(p->active[i].last);
     }
     free(p->active);
+    free(p->saved_tmpl);
     sem_destroy(&p->ready);
     iw_mpmc_fini(&p->q);
     free(p);

@@ -259,7 +259,7 @@ static struct it_msg *next_on(struct it_client *c, const char *prefix, int timeo
     return NULL;
 }
 
-Test(ops, a_reload_that_moves_active_topic_moves_the_retained_states, .timeout = 120)
+static void move_active_topic(bool restart)
 {
     struct it_broker b;
     struct it_daemon d;
@@ -280,8 +280,13 @@ Test(ops, a_reload_that_moves_active_topic_moves_the_retained_states, .timeout =
 
     cr_assert_eq(it_run(NULL, "printf 'alerts:\\n  active_topic: \"alerts/firing/{rule}/{site}/{device}\"\\n' >> '%s'",
                         d.cfg), 0);
-    it_daemon_signal(&d, SIGHUP);
-    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000));
+    if (restart) {
+        it_daemon_stop(&d);
+        cr_assert_eq(it_daemon_restart(&d), 0);
+    } else {
+        it_daemon_signal(&d, SIGHUP);
+        cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000));
+    }
     m = next_on(sub, "alerts/firing/nh3/r/w1", 10000);
     cr_expect_not_null(m, "the firing alert's retained state is not on the new active_topic");
     cr_expect(m == NULL || m->len > 0, "an empty state on the new topic");
@@ -299,4 +304,14 @@ Test(ops, a_reload_that_moves_active_topic_moves_the_retained_states, .timeout =
     it_client_free(sub);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
+}
+
+Test(ops, a_reload_that_moves_active_topic_moves_the_retained_states, .timeout = 120)
+{
+    move_active_topic(false);
+}
+
+Test(ops, a_restart_that_moves_active_topic_moves_the_retained_states, .timeout = 120)
+{
+    move_active_topic(true);
 }
