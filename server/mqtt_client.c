@@ -308,7 +308,8 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
                     c->m->uri, r ? r->code : 0, r && r->message ? r->message : "no message",
                     strncmp(c->m->uri, "ssl://", 6) == 0
                         ? " (is the broker up, and its certificate signed by broker.tls.ca_file "
-                          "or a system CA and issued for the host in broker.url?)" : "");
+                          "or a system CA and issued for the host in broker.url?)"
+                        : " (is the broker running and reachable there? check broker.url)");
     atomic_store(&c->state, CONN_DOWN);
 }
 

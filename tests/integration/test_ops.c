@@ -59,6 +59,9 @@ Test(ops, the_log_level_option_wins_over_the_config_file, .init = setup, .fini =
     cr_expect_eq(st, 0, "SIGTERM must end the daemon with 0: %s", out ? out : "");
     cr_expect(out != NULL && strstr(out, " WARN ") != NULL,
               "the failed connects are WARN lines and must show: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "is the broker running and reachable there? check "
+                                          "broker.url") != NULL,
+              "a broker that is down is named as the likely cause: %s", out ? out : "");
     cr_expect(out != NULL && strstr(out, " INFO ") == NULL,
               "--log-level warn must hide INFO lines although the file says info: %s",
               out ? out : "");
