@@ -41,7 +41,7 @@ struct iw_mconn {
      * Written by whichever thread subscribes (Paho's on connect, the main
      * thread on reload); sub_lock keeps them apart (not the message path). */
     pthread_mutex_t sub_lock;
-    char *filters[64];
+    char *filters[IW_MAX_SOURCES];
     int n_filters;
 };
 
@@ -205,11 +205,11 @@ static void subscribe_all(struct iw_mconn *c)
 {
     const struct iw_ingest_view *v = atomic_load_explicit(&c->m->d->view, memory_order_acquire);
     const struct iw_config *cfg = v->cfg;
-    char *filters[64], *gone[64];
-    int qos[64];
+    char *filters[IW_MAX_SOURCES], *gone[IW_MAX_SOURCES];
+    int qos[IW_MAX_SOURCES];
     int n = 0, n_gone = 0;
 
-    for (size_t i = 0; i < v->n && n < 64; i++) {
+    for (size_t i = 0; i < v->n && n < IW_MAX_SOURCES; i++) {
         char buf[600];
         if (c->m->n > 1)                  /* the connections open, not a reloaded count */
             snprintf(buf, sizeof(buf), "$share/%s/%s", cfg->broker.share_group, v->pat[i].filter);
