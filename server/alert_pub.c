@@ -16,6 +16,10 @@
  * on hands messages over only by re-reading "alert/<seq>" in seq order, on
  * every turn of its loop (at least every 200 ms), until it has caught up.
  *
+ * The retained states follow alerts.active_topic: when a reload or a restart
+ * changes it (the one in use is kept as "active_topic"), the old topics are
+ * cleared and the firing states set on the new ones.
+ *
  * An ack is recorded and republished as the episode's next message; the
  * episode's later messages carry it too (merged here from the episode's
  * latest state, which mirrors "active/<id>").
@@ -78,6 +82,11 @@ struct iw_alert_pub {
     bool unsent_main_sent;             /* its alerts.topic message went, its retained
                                         * state did not */
     struct iw_complaint refused;
+    const char *active_tmpl;           /* publisher thread only: the alerts.active_topic the
+                                        * retained states are on (its config is kept until
+                                        * exit, or saved_tmpl) */
+    char *saved_tmpl;                  /* the one stored by an earlier start, when the
+                                        * config's differs (owned) */
     struct active_row *active;
     size_t n_active, cap_active;
 };
@@ -559,15 +568,15 @@ static int retained_cmp(const void *x, const void *y)
  * is taken: no alert is re-sent (SPEC §2). A broker that kept the session
  * kept its retained messages, and gets nothing.
  */
-static void retained_resend(struct iw_alert_pub *p)
+static size_t retained_resend(struct iw_alert_pub *p)
 {
     struct retained_ent *e = calloc(p->n_active ? p->n_active : 1, sizeof(*e));
     size_t n = 0, sent = 0;
 
     if (e == NULL) {
-        IW_LOG_ERROR("alerts", "out of memory: the retained states the broker lost are not set "
-                     "again (each is at its episode's next message)");
-        return;
+        IW_LOG_ERROR("alerts", "out of memory: the retained states of the firing alerts are not "
+                     "set again (each is at its episode's next message)");
+        return 0;
     }
     for (size_t i = 0; i < p->n_active; i++) {
         const struct iw_alert *a = p->active[i].last;
@@ -588,10 +597,38 @@ static void retained_resend(struct iw_alert_pub *p)
             sent++;
         free(json);
     }
-    if (n > 0)
-        IW_LOG_INFO("alerts", "the broker had no session for us (restarted without persistence?): "
-                    "set the retained state of %zu firing alert topic(s) again", sent);
     free(e);
+    return sent;
+}
+
+/*
+ * A reload changed alerts.active_topic: the firing episodes' retained states
+ * are on topics of the old template, where no resolve would ever clear them,
+ * and a late subscriber would see them fire forever. Clear those and set the
+ * states on the new topics (retained only: no alert message, no seq).
+ */
+static void retained_move(struct iw_alert_pub *p, const char *old_tmpl)
+{
+    char t[1024];
+
+    for (size_t i = 0; i < p->n_active; i++) {
+        const struct iw_alert *a = p->active[i].last;
+        if (a != NULL && !a->silenced && iw_alert_topic(old_tmpl, a, t, sizeof(t)) == IW_OK)
+            (void)send_one(p, a->seq, t, "", 0, true);
+    }
+    size_t sent = retained_resend(p);
+    IW_LOG_INFO("alerts", "alerts.active_topic changed from \"%s\" to \"%s\": moved the retained "
+                "state of %zu firing alert topic(s)", old_tmpl, p->d->cfg->alerts.active_topic, sent);
+}
+
+/* Remember the active_topic the retained states are on, so that a restart
+ * with another one can move them too (meta "active_topic"). */
+static void active_tmpl_save(struct iw_alert_pub *p)
+{
+    if (iw_store_meta_put(p->d->store, "active_topic", p->active_tmpl,
+                          strlen(p->active_tmpl)) != IW_OK)
+        IW_LOG_WARN("alerts", "cannot record alerts.active_topic in the store; a restart with "
+                    "another one leaves the retained states on \"%s\"", p->active_tmpl);
 }
 
 static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
@@ -632,8 +669,18 @@ static void *pub_main(void *arg)
         if (p->unsent != 0)
             backlog_flush(p);
         /* acquire: pairs with on_connected's release (a flag only). */
-        if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire))
-            retained_resend(p);
+        if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire)) {
+            size_t sent = retained_resend(p);
+            if (sent > 0)
+                IW_LOG_INFO("alerts", "the broker had no session for us (restarted without "
+                            "persistence?): set the retained state of %zu firing alert topic(s) "
+                            "again", sent);
+        }
+        if (strcmp(p->d->cfg->alerts.active_topic, p->active_tmpl) != 0) {
+            retained_move(p, p->active_tmpl);
+            p->active_tmpl = p->d->cfg->alerts.active_topic;
+            active_tmpl_save(p);
+        }
         unsilence_due(p, &unsilence_next);
         if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
             if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)
@@ -742,6 +789,7 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     if (p == NULL)
         return IW_E_NOMEM;
     p->d = d;
+    p->active_tmpl = d->cfg->alerts.active_topic;
     if (iw_mpmc_init(&p->q, 4096, sizeof(struct pub_item *)) != IW_OK) {
         free(p);
         return IW_E_NOMEM;
@@ -768,8 +816,19 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     }
     if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)
         IW_LOG_WARN("alerts", "could not read the active alerts");
+    /* The retained states are under the active_topic of the last start or
+     * reload; when the config now has another one, pub_main moves them. */
+    v = NULL;
+    if (iw_store_meta_get(d->store, "active_topic", &v, &l) == IW_OK &&
+        strcmp(v, p->active_tmpl) != 0) {
+        p->active_tmpl = p->saved_tmpl = v;
+    } else {
+        free(v);
+        active_tmpl_save(p);
+    }
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
         iw_diag_set(diag, NULL, 0, 0, "cannot start the alert publisher thread");
+        free(p->saved_tmpl);
         sem_destroy(&p->ready);
         iw_mpmc_fini(&p->q);
         free(p);
@@ -793,6 +852,7 @@ void iw_alert_pub_stop(struct iw_alert_pub *p)
         iw_alert_free(p->active[i].last);
     }
     free(p->active);
+    free(p->saved_tmpl);
     sem_destroy(&p->ready);
     iw_mpmc_fini(&p->q);
     free(p);

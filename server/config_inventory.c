@@ -181,6 +181,12 @@ int iw__cfg_parse_sources(struct cfg_ctx *cx, const struct cfg_map *m,
     }
     if (cfg->sources == NULL)
         return IW_E_NOMEM;
+    if (n > IW_MAX_SOURCES) {
+        /* The daemon would subscribe to the first ones only, and say nothing. */
+        iw__cfg_error(cx, v, "sources: %zu sources, at most %d can be subscribed to; merge "
+                      "some (a {x} level matches any value)", n, IW_MAX_SOURCES);
+        return IW_E_CONFIG;
+    }
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
          it++, i++) {
         yaml_node_t *e = iw__cfg_node(cx, *it);

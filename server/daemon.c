@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
@@ -53,10 +54,84 @@ char *iw_daemon_metrics(struct iw_daemon *d)
     return iw_stats_render();
 }
 
+/* --log-level wins over the file, so an operator can turn debug on without editing it. */
+static void apply_log_level(const struct iw_daemon *d, const struct iw_config *cfg)
+{
+    int lvl = d->cli_log_level;
+    if (lvl < 0 && cfg->log_level != NULL)
+        lvl = iw_log_level_parse(cfg->log_level);
+    if (lvl >= 0)
+        iw_log_set_level((enum iw_log_level)lvl);
+}
+
+/*
+ * systemd sets JOURNAL_STREAM=DEV:INODE for a service whose stderr is the
+ * journal, and every process the service starts (a shell, tmux) inherits it:
+ * only a stderr that is that very stream gets journald's "<N>" prefixes
+ * (sd_journal_stream_fd(3)).
+ */
+static bool stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat sb;
+
+    if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &sb) != 0)
+        return false;
+    return (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
+}
+
 static void print_diag(const struct iw_diag *diag)
 {
     for (size_t i = 0; i < diag->n; i++)
-        fprintf(stderr, "%s\n", diag->lines[i]);
+        fprintf(stderr, "%s%s\n", iw_log_journal_prefix(IW_LOG_LEVEL_ERROR), diag->lines[i]);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static void add_key(char *list, size_t cap, bool changed, const char *key)
+{
+    size_t len = strlen(list);
+    if (changed)
+        snprintf(list + len, cap - len, "%s%s", len > 0 ? ", " : "", key);
+}
+
+/*
+ * Settings read once at start: the store's options, the shards, the MQTT
+ * clients and their connection options. A reload applies everything else and
+ * names these, so the operator knows a restart is still needed.
+ * (http.listen is named by iw_http_reload.)
+ */
+static void warn_restart_only(const struct iw_config *o, const struct iw_config *n)
+{
+    const struct iw_broker_cfg *ob = &o->broker, *nb = &n->broker;
+    const struct iw_storage_cfg *os = &o->storage, *ns = &n->storage;
+    char keys[512] = "";
+
+    add_key(keys, sizeof(keys), !same_str(os->path, ns->path), "storage.path");
+    add_key(keys, sizeof(keys), os->shards != ns->shards, "storage.shards");
+    add_key(keys, sizeof(keys), os->queue_size != ns->queue_size, "storage.queue_size");
+    add_key(keys, sizeof(keys), os->sync_writes != ns->sync_writes, "storage.sync_writes");
+    add_key(keys, sizeof(keys), os->slow_write_ms != ns->slow_write_ms, "storage.test_slow_write");
+    add_key(keys, sizeof(keys), os->max_series != ns->max_series, "storage.test_max_series");
+    add_key(keys, sizeof(keys), !same_str(ob->url, nb->url), "broker.url");
+    add_key(keys, sizeof(keys), !same_str(ob->client_id, nb->client_id), "broker.client_id");
+    add_key(keys, sizeof(keys), !same_str(ob->username, nb->username), "broker.username");
+    add_key(keys, sizeof(keys), !same_str(ob->password_file, nb->password_file),
+            "broker.password_file");
+    add_key(keys, sizeof(keys), !same_str(ob->tls_ca_file, nb->tls_ca_file) ||
+            !same_str(ob->tls_cert_file, nb->tls_cert_file) ||
+            !same_str(ob->tls_key_file, nb->tls_key_file), "broker.tls");
+    add_key(keys, sizeof(keys), ob->keepalive_ms != nb->keepalive_ms, "broker.keepalive");
+    add_key(keys, sizeof(keys), ob->clean_session != nb->clean_session, "broker.clean_session");
+    add_key(keys, sizeof(keys), ob->connections != nb->connections, "broker.connections");
+    add_key(keys, sizeof(keys), o->alerts.outbox_max != n->alerts.outbox_max, "alerts.outbox_max");
+    if (keys[0] != '\0')
+        IW_LOG_WARN("config", "%s changed: they take effect at the next restart (everything "
+                    "else is applied now)", keys);
 }
 
 /* Apply a newly loaded config. Main thread only. */
@@ -80,14 +155,8 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
         sd_notify(0, "READY=1");
         return IW_E_CONFIG;
     }
-    if (strcmp(ncfg->storage.path, old->storage.path) != 0 ||
-        strcmp(ncfg->broker.url, old->broker.url) != 0 ||
-        ncfg->broker.connections != old->broker.connections ||
-        ncfg->storage.shards != old->storage.shards)
-        IW_LOG_WARN("config", "storage.path, broker.url, broker.connections and storage.shards "
-                    "take effect at the next restart");
-    if (ncfg->log_level && iw_log_level_parse(ncfg->log_level) > 0)
-        iw_log_set_level((enum iw_log_level)iw_log_level_parse(ncfg->log_level));
+    warn_restart_only(old, ncfg);
+    apply_log_level(d, ncfg);
 
     /* Rules first (each shard switches on its own thread), then the ingest view. */
     iw_pipeline_reload(d, ncfg);
@@ -218,7 +287,7 @@ static int main_loop(struct iw_daemon *d, int sfd)
     }
 }
 
-int iw_daemon_run(const char *path)
+int iw_daemon_run(const char *path, int log_level)
 {
     struct iw_daemon *d = calloc(1, sizeof(*d));
     struct iw_diag diag = {0};
@@ -229,15 +298,18 @@ int iw_daemon_run(const char *path)
 
     if (d == NULL)
         return IW_E_NOMEM;
+    if (stderr_is_journal())            /* before the config: its errors go there too */
+        iw_log_set_journal(1);
     d->cfg_path = path;
+    d->cli_log_level = log_level;
     d->start_ms = iw_now_ms();
     rc = iw_config_load(path, &cfg, &diag);
     if (rc == IW_OK)
         rc = iw_ingest_view_build(cfg, &view, &diag);
     if (rc != IW_OK) {
         print_diag(&diag);
-        fprintf(stderr, "islewatchd: %zu configuration error%s; not starting\n", diag.n,
-                diag.n == 1 ? "" : "s");
+        fprintf(stderr, "%sislewatchd: %zu configuration error%s; not starting\n",
+                iw_log_journal_prefix(IW_LOG_LEVEL_ERROR), diag.n, diag.n == 1 ? "" : "s");
         iw_diag_fini(&diag);
         iw_config_free(cfg);
         free(d);
@@ -245,10 +317,7 @@ int iw_daemon_run(const char *path)
     }
     d->cfg = cfg;
     atomic_store(&d->view, view);
-    if (cfg->log_level && iw_log_level_parse(cfg->log_level) > 0)
-        iw_log_set_level((enum iw_log_level)iw_log_level_parse(cfg->log_level));
-    if (getenv("JOURNAL_STREAM") != NULL)
-        iw_log_set_journal(1);
+    apply_log_level(d, cfg);
 
     /* Signals go to the main loop only: block them before any thread starts. */
     sigemptyset(&mask);

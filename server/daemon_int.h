@@ -93,6 +93,7 @@ struct iw_daemon {
     struct iw_config **old_cfgs;
     size_t n_old_cfgs;
     const char *cfg_path;
+    int cli_log_level;                   /* --log-level, or -1: the config's log_level */
     _Atomic(struct iw_ingest_view *) view;
     struct iw_store *store;
     struct iw_shard *shards;

@@ -13,6 +13,12 @@ static int log_journal;
 void iw_log_set_level(enum iw_log_level lvl) { iw_log_threshold = (int)lvl; }
 void iw_log_set_journal(int on) { log_journal = on; }
 
+const char *iw_log_journal_prefix(enum iw_log_level lvl)
+{
+    static const char *const prefix[] = { "<0>", "<1>", "<2>", "<3>", "<4>", "<5>", "<6>", "<7>" };
+    return log_journal && (unsigned)lvl < 8 ? prefix[lvl] : "";
+}
+
 int iw_log_level_parse(const char *s)
 {
     if (strcmp(s, "error") == 0) return IW_LOG_LEVEL_ERROR;

@@ -18,7 +18,7 @@ static void usage(FILE *f)
             "MQTT telemetry aggregation server: subscribes to the device topics of FILE,\n"
             "stores every sample in RocksDB, evaluates the rules and publishes alerts.\n\n"
             "  -c, --config FILE     configuration (default config/islewatch.yaml)\n"
-            "      --log-level LVL   error, warn, info (default) or debug\n"
+            "      --log-level LVL   error, warn, info or debug (default: the config's log_level)\n"
             "  -h, --help            this help\n"
             "  -V, --version         version\n\n"
             "Signals: SIGHUP reloads FILE (an invalid file is refused and the running\n"
@@ -54,6 +54,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *cfg = "config/islewatch.yaml";
+    int log_level = -1;                  /* the config's log_level */
     int c;
 
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
@@ -62,12 +63,12 @@ int main(int argc, char **argv)
             cfg = optarg;
             break;
         case 'l': {
-            int lvl = iw_log_level_parse(optarg);
-            if (lvl < 0) {
+            log_level = iw_log_level_parse(optarg);
+            if (log_level < 0) {
                 fprintf(stderr, "islewatchd: --log-level %s: use error, warn, info or debug\n", optarg);
                 return 2;
             }
-            iw_log_set_level((enum iw_log_level)lvl);
+            iw_log_set_level((enum iw_log_level)log_level);
             break;
         }
         case 'h':
@@ -87,6 +88,6 @@ int main(int argc, char **argv)
         return 2;
     }
     limit_malloc_arenas();
-    int rc = iw_daemon_run(cfg);
+    int rc = iw_daemon_run(cfg, log_level);
     return rc == IW_OK ? 0 : rc == IW_E_CONFIG ? 1 : 3;
 }

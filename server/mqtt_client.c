@@ -41,12 +41,16 @@ struct iw_mconn {
      * Written by whichever thread subscribes (Paho's on connect, the main
      * thread on reload); sub_lock keeps them apart (not the message path). */
     pthread_mutex_t sub_lock;
-    char *filters[64];
+    char *filters[IW_MAX_SOURCES];
     int n_filters;
 };
 
 struct iw_mqtt {
     struct iw_daemon *d;
+    /* The config at start: a reload changes no connection setting (client id,
+     * credentials, TLS, keep-alive, ...) until a restart, so a reconnect never
+     * mixes the old password with a new user name. Kept until exit (daemon.c). */
+    const struct iw_config *cfg;
     int n;
     struct iw_mconn *c;
     char uri[512];
@@ -202,13 +206,13 @@ static void subscribe_all(struct iw_mconn *c)
 {
     const struct iw_ingest_view *v = atomic_load_explicit(&c->m->d->view, memory_order_acquire);
     const struct iw_config *cfg = v->cfg;
-    char *filters[64], *gone[64];
-    int qos[64];
+    char *filters[IW_MAX_SOURCES], *gone[IW_MAX_SOURCES];
+    int qos[IW_MAX_SOURCES];
     int n = 0, n_gone = 0;
 
-    for (size_t i = 0; i < v->n && n < 64; i++) {
+    for (size_t i = 0; i < v->n && n < IW_MAX_SOURCES; i++) {
         char buf[600];
-        if (cfg->broker.connections > 1)
+        if (c->m->n > 1)                  /* the connections open, not a reloaded count */
             snprintf(buf, sizeof(buf), "$share/%s/%s", cfg->broker.share_group, v->pat[i].filter);
         else
             snprintf(buf, sizeof(buf), "%s", v->pat[i].filter);
@@ -272,24 +276,47 @@ static void on_connected(void *ctx, MQTTAsync_successData *r)
     set_broker_gauge(c->m);
     /* release/acquire with the publisher's exchange: only a flag, no data
      * travels with it (the publisher re-reads its own active states). */
-    const struct iw_ingest_view *v = atomic_load_explicit(&c->m->d->view, memory_order_acquire);
-    if (c->idx == 0 && !present && !v->cfg->broker.clean_session)
+    if (c->idx == 0 && !present && !c->m->cfg->broker.clean_session)
         atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
     subscribe_all(c);
 }
 
+/* A broker's refusal (MQTT 3.1.1 CONNACK return codes 1..5) in words, with what to check. */
+static const char *connack_refusal(int code)
+{
+    switch (code) {
+    case 1: return "it does not accept MQTT 3.1.1; use a broker that does";
+    case 2: return "it rejected the client id; check broker.client_id";
+    case 3: return "server unavailable; check the broker's own log";
+    case 4: return "bad user name or password; check broker.username and broker.password_file";
+    case 5: return "not authorized; check broker.username and broker.password_file, and the "
+                   "broker's ACL";
+    default: return NULL;
+    }
+}
+
 static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
 {
     struct iw_mconn *c = ctx;
-    IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s); will retry", c->idx, c->m->uri,
-                r ? r->code : 0, r && r->message ? r->message : "no message");
+    /* Paho reports a CONNACK refusal with its return code (> 0); its own failures are < 0. */
+    const char *refusal = r != NULL ? connack_refusal(r->code) : NULL;
+    if (refusal != NULL)
+        IW_LOG_ERROR("mqtt", "connection %d: the broker at %s refused the connection (CONNACK "
+                     "code %d): %s; will retry", c->idx, c->m->uri, r->code, refusal);
+    else
+        IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s)%s; will retry", c->idx,
+                    c->m->uri, r ? r->code : 0, r && r->message ? r->message : "no message",
+                    strncmp(c->m->uri, "ssl://", 6) == 0
+                        ? " (is the broker up, and its certificate signed by broker.tls.ca_file "
+                          "or a system CA and issued for the host in broker.url?)"
+                        : " (is the broker running and reachable there? check broker.url)");
     atomic_store(&c->state, CONN_DOWN);
 }
 
 static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
 {
-    const struct iw_config *cfg = m->d->cfg;
+    const struct iw_config *cfg = m->cfg;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 
@@ -311,6 +338,7 @@ static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
         ssl.keyStore = cfg->broker.tls_cert_file;
         ssl.privateKey = cfg->broker.tls_key_file;
         ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;                 /* the certificate must be for the host in broker.url */
         co.ssl = &ssl;
     }
     atomic_store(&c->state, CONN_CONNECTING);
@@ -422,6 +450,24 @@ static int read_password(const char *file, char **out, struct iw_diag *diag)
     return *out ? IW_OK : IW_E_NOMEM;
 }
 
+/* Paho opens the TLS files only when it connects, and then fails without naming
+ * them ("TCP/TLS connect failure", retried forever): check them at start. */
+static int check_tls_file(const char *key, const char *file, struct iw_diag *diag)
+{
+    FILE *f;
+
+    if (file == NULL)
+        return IW_OK;
+    f = fopen(file, "r");
+    if (f == NULL) {
+        iw_diag_set(diag, NULL, 0, 0, "broker.tls.%s %s: %s (give a PEM file readable by the "
+                    "daemon)", key, file, strerror(errno));
+        return IW_E_IO;
+    }
+    fclose(f);
+    return IW_OK;
+}
+
 static int make_uri(const char *url, char *out, size_t cap, struct iw_diag *diag)
 {
     const char *rest;
@@ -452,10 +498,21 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
     if (m == NULL)
         return IW_E_NOMEM;
     m->d = d;
+    m->cfg = cfg;
     m->rng = (unsigned)iw_mono_ns();
     if ((rc = make_uri(cfg->broker.url, m->uri, sizeof(m->uri), diag)) != IW_OK)
         goto fail;
     if (cfg->broker.password_file && (rc = read_password(cfg->broker.password_file, &m->password, diag)) != IW_OK)
+        goto fail;
+    if (strncmp(m->uri, "ssl://", 6) != 0 &&
+        (cfg->broker.tls_ca_file || cfg->broker.tls_cert_file || cfg->broker.tls_key_file))
+        IW_LOG_WARN("mqtt", "broker.tls is set but broker.url %s is plain: the TLS files are "
+                    "not used and the connection (with its password) is not encrypted; use "
+                    "mqtts://HOST:PORT", cfg->broker.url);
+    if (strncmp(m->uri, "ssl://", 6) == 0 &&
+        ((rc = check_tls_file("ca_file", cfg->broker.tls_ca_file, diag)) != IW_OK ||
+         (rc = check_tls_file("cert_file", cfg->broker.tls_cert_file, diag)) != IW_OK ||
+         (rc = check_tls_file("key_file", cfg->broker.tls_key_file, diag)) != IW_OK))
         goto fail;
     iw_mqtt_persistence_init(&m->persist, d->store);
     m->n = cfg->broker.connections;

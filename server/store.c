@@ -241,11 +241,14 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     else
         st->db = rocksdb_open(st->opts, st->path, &err);
     if (err != NULL) {
-        iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: %s%s", st->path, err,
-                    st->read_only ? " (is the path right? it must be a storage.path the daemon "
-                                    "has written)"
-                                  : " (is another islewatchd using it? check storage.path and "
-                                    "its permissions)");
+        /* RocksDB names its LOCK file when another process (or this one) holds it. */
+        const char *hint = st->read_only
+            ? " (is the path right? it must be a storage.path the daemon has written)"
+            : strstr(err, "/LOCK") != NULL
+            ? " (another islewatchd is using it: stop that one, or give this one its own "
+              "storage.path)"
+            : " (make storage.path a directory the daemon's user can create or write)";
+        iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: %s%s", st->path, err, hint);
         rocksdb_free(err);
         iw_store_close(st);
         return IW_E_STORE;

@@ -73,6 +73,7 @@ struct iw_http_cfg {
 
 /* ---- sources ------------------------------------------------------------ */
 enum iw_source_format { IW_FMT_JSON = 0, IW_FMT_EVENT = 1 };
+#define IW_MAX_SOURCES 64                 /* one subscription each, in one SUBSCRIBE */
 
 struct iw_source_cfg {
     char *name;                 /* "water" */

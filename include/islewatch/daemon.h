@@ -18,8 +18,10 @@ struct iw_store;
 /*
  * Run the daemon with the config file `path` until SIGTERM/SIGINT. Invalid
  * config: every error line goes to stderr and IW_E_CONFIG is returned.
+ * log_level (an enum iw_log_level, from --log-level) wins over the file's
+ * log_level, also across reloads; -1 takes the file's.
  */
-IW_NODISCARD int iw_daemon_run(const char *path);
+IW_NODISCARD int iw_daemon_run(const char *path, int log_level);
 
 /* ---- for the HTTP server (thread-safe) ---- */
 

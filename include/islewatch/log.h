@@ -23,6 +23,9 @@ void iw_log_set_level(enum iw_log_level lvl);
 int iw_log_level_parse(const char *s);
 /* journald style "<N>" prefixes instead of "LEVEL" words. */
 void iw_log_set_journal(int on);
+/* The "<N>" prefix of a line written outside iw_log_write at level lvl: "" unless
+ * iw_log_set_journal is on. */
+const char *iw_log_journal_prefix(enum iw_log_level lvl);
 void iw_log_write(enum iw_log_level lvl, const char *mod, const char *fmt, ...)
     IW_PRINTF(3, 4);
 

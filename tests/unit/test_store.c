@@ -690,3 +690,32 @@ Test(store, a_marked_late_hour_reads_as_its_raw_points_before_its_recompute)
         cr_expect_eq(sum, 17.0, "step %lld: sum %g", (long long)steps[k], sum);
     }
 }
+
+/* A second writer on the same path is told it is one; a path that cannot be a
+ * database directory is told what to fix, not that another daemon holds it. */
+Test(store, open_failures_say_what_to_fix)
+{
+    struct iw_diag diag = {0};
+    struct iw_store *second = NULL;
+    char path[300];
+
+    struct iw_store_opts o = { .path = dir, .max_series = 4096 };
+    cr_assert_eq(iw_store_open(&o, &second, &diag), IW_E_STORE);
+    cr_assert_null(second);
+    cr_expect_not_null(strstr(iw_diag_first(&diag), "another islewatchd is using it"), "%s",
+                       iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+
+    snprintf(path, sizeof(path), "%s/plain-file", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/plain-file/data", dir);
+    o.path = path;
+    cr_assert_eq(iw_store_open(&o, &second, &diag), IW_E_STORE);
+    cr_assert_null(second);
+    cr_expect_null(strstr(iw_diag_first(&diag), "another islewatchd"), "%s", iw_diag_first(&diag));
+    cr_expect_not_null(strstr(iw_diag_first(&diag), "make storage.path a directory"), "%s",
+                       iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+}

@@ -1,0 +1,320 @@
+/*
+ * Running islewatchd as an operator does (SPEC §2, §3): command-line options,
+ * broker credentials and TLS files, and the one-line errors that tell what to
+ * do when the daemon cannot start or cannot connect.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "integration/it.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/iw-ops-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
+/* Write dir/islewatch.yaml: `broker` is the whole broker: section. Returns its path. */
+static const char *write_config(const char *broker)
+{
+    static char path[128];
+    snprintf(path, sizeof(path), "%s/islewatch.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%sstorage:\n  path: %s/data\nhttp:\n  listen: \"off\"\nlog_level: info\n",
+            broker, dir);
+    fclose(f);
+    return path;
+}
+
+/* A loopback port where nothing listens (the broker is down). */
+static int dead_port(void)
+{
+    return it_free_port();
+}
+
+Test(ops, the_log_level_option_wins_over_the_config_file, .init = setup, .fini = teardown)
+{
+    char broker[256], *out = NULL;
+
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n"
+             "  reconnect_min: 100ms\n  reconnect_max: 500ms\n", dead_port());
+    const char *cfg = write_config(broker);
+    /* The file says info; --log-level warn must keep the INFO lines out. */
+    int st = it_run(&out, "timeout --preserve-status -s TERM 6 %s --log-level warn -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    cr_expect_eq(st, 0, "SIGTERM must end the daemon with 0: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, " WARN ") != NULL,
+              "the failed connects are WARN lines and must show: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "is the broker running and reachable there? check "
+                                          "broker.url") != NULL,
+              "a broker that is down is named as the likely cause: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, " INFO ") == NULL,
+              "--log-level warn must hide INFO lines although the file says info: %s",
+              out ? out : "");
+    free(out);
+}
+
+Test(ops, a_broker_refusing_the_credentials_is_named_with_what_to_fix, .init = setup,
+     .fini = teardown)
+{
+    struct it_broker b;
+    char conf[300], broker[1024], *out = NULL;
+    FILE *f;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    it_broker_stop_keep(&b);
+    /* The same broker, now with a password file and no anonymous access. */
+    cr_assert_eq(it_run(NULL, "mosquitto_passwd -c -b '%s/pw' ops right >/dev/null 2>&1", b.dir), 0);
+    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b.dir);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous false\npassword_file %s/pw\n"
+               "log_dest stderr\nlog_type error\n", b.port, b.dir);
+    fclose(f);
+    cr_assert_eq(it_broker_restart(&b), 0);
+
+    snprintf(conf, sizeof(conf), "%s/broker.pass", dir);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fputs("wrong\n", f);
+    fclose(f);
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n  username: ops\n"
+             "  password_file: %s\n  reconnect_min: 100ms\n  reconnect_max: 500ms\n",
+             b.port, conf);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 6 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    it_broker_stop(&b);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "not authorized") != NULL,
+              "the broker's refusal must be said in words: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "broker.username and broker.password_file") != NULL,
+              "the line must say what to check: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "wrong") == NULL, "the password is never logged: %s",
+              out ? out : "");
+    free(out);
+}
+
+Test(ops, a_missing_tls_file_stops_the_start_with_its_name, .init = setup, .fini = teardown)
+{
+    char broker[512], *out = NULL;
+
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtts://127.0.0.1:%d\n"
+             "  tls: { ca_file: %s/no-such-ca.pem }\n", dead_port(), dir);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 10 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    cr_expect(st != 0, "a CA file that does not exist must stop the start: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "broker.tls.ca_file") != NULL &&
+              strstr(out, "no-such-ca.pem: No such file or directory") != NULL,
+              "the error names the key, the file and why: %s", out ? out : "");
+    free(out);
+}
+
+Test(ops, a_reload_names_every_setting_that_waits_for_a_restart, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    FILE *f;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, NULL), 0);
+    /* The same file with settings read only at start changed: the store's
+     * sync_writes and queue_size, the MQTT client id and keep-alive. */
+    f = fopen(d.cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "broker:\n  url: mqtt://127.0.0.1:%d\n  client_id: islewatchd-renamed-%d\n"
+               "  keepalive: 20s\n  reconnect_min: 100ms\n  reconnect_max: 1s\n"
+               "http:\n  listen: 127.0.0.1:%d\n  token_file: %s/http.token\nlog_level: info\n"
+               "storage:\n  path: %s\n  sync_writes: true\n  queue_size: 1024\n",
+            b.port, (int)getpid(), d.http_port, d.dir, d.data);
+    fclose(f);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "the file is valid");
+    char *line = NULL;
+    int st = it_run(&line, "grep 'WARN' '%s' | grep 'next restart'", d.log);
+    cr_expect_eq(st, 0, "no warning that some settings wait for a restart");
+    static const char *const keys[] = { "storage.sync_writes", "storage.queue_size",
+                                        "broker.client_id", "broker.keepalive" };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        cr_expect(line != NULL && strstr(line, keys[i]) != NULL,
+                  "the warning does not name %s: %s", keys[i], line ? line : "");
+    cr_expect(line != NULL && strstr(line, "storage.path") == NULL,
+              "an unchanged key is named: %s", line ? line : "");
+    free(line);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(ops, a_tls_broker_whose_certificate_names_another_host_is_refused, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    struct it_broker b;
+    char broker[768], *out = NULL;
+
+    cr_assert_eq(it_broker_start_tls(&b), 0, "mosquitto with a TLS listener");
+    /* The broker's certificate is for 127.0.0.1 only, signed by the CA we trust;
+     * "localhost" reaches the same listener under a name it does not carry. */
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtts://localhost:%d\n"
+             "  tls: { ca_file: %s }\n  reconnect_min: 100ms\n  reconnect_max: 500ms\n",
+             b.tls_port, b.ca_file);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 6 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    it_broker_stop(&b);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "failed") != NULL, "no connect attempt: %s",
+              out ? out : "");
+    cr_expect(out != NULL && strstr(out, "up to ssl://") == NULL,
+              "connected to a broker whose certificate is not for the host in broker.url: %s",
+              out ? out : "");
+    free(out);
+}
+
+Test(ops, tls_files_with_a_plain_url_are_said_to_be_unused, .init = setup, .fini = teardown)
+{
+    char broker[512], ca[128], *out = NULL;
+
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    FILE *f = fopen(ca, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n  tls: { ca_file: %s }\n"
+             "  reconnect_min: 100ms\n  reconnect_max: 500ms\n", dead_port(), ca);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 4 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "WARN  mqtt: broker.tls is set but broker.url") != NULL &&
+              strstr(out, "not encrypted") != NULL,
+              "the operator must learn that the TLS files are not used: %s", out ? out : "");
+    free(out);
+}
+
+/* JOURNAL_STREAM is inherited by whatever a service starts (a shell, tmux):
+ * only a stderr that is that very stream gets journald's "<N>" prefixes. */
+Test(ops, log_lines_keep_their_level_words_when_stderr_is_not_the_journal, .init = setup,
+     .fini = teardown)
+{
+    char broker[256], *out = NULL;
+
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n", dead_port());
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "JOURNAL_STREAM=8:12345 timeout --preserve-status -s TERM 3 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "INFO  daemon: islewatchd started") != NULL &&
+              strstr(out, "<6>") == NULL,
+              "a terminal or file gets timestamps and level words: %s", out ? out : "");
+    free(out);
+}
+
+/* Under systemd, `journalctl -p err` must show why the daemon did not start. */
+Test(ops, config_errors_reach_the_journal_as_errors, .init = setup, .fini = teardown)
+{
+    char path[128], *out = NULL;
+
+    snprintf(path, sizeof(path), "%s/bad.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("broker:\n  keepalive: 10x\n", f);
+    fclose(f);
+    /* The output file plays the journal stream: JOURNAL_STREAM names it. */
+    int st = it_run(&out, "cd '%s' && : > out && JOURNAL_STREAM=$(stat -c %%d:%%i out) "
+                    "%s -c '%s' 2>>out; echo \"rc=$?\" >> out; cat out", dir,
+                    it_bin("islewatchd"), path);
+    cr_expect_eq(st, 0);
+    char want[200];
+    snprintf(want, sizeof(want), "<3>%s:2:14: error: broker.keepalive", path);
+    cr_expect(out != NULL && strstr(out, want) != NULL, "no %s in: %s", want, out ? out : "");
+    cr_expect(out != NULL && strstr(out, "<3>islewatchd: 1 configuration error; not starting") != NULL,
+              "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "rc=1") != NULL, "%s", out ? out : "");
+    free(out);
+}
+
+/* Wait for a message on c whose topic starts with prefix; NULL at the deadline. */
+static struct it_msg *next_on(struct it_client *c, const char *prefix, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    while (it_now_ms() < end) {
+        struct it_msg *m = it_next(c, (int)(end - it_now_ms()));
+        if (m == NULL)
+            return NULL;
+        if (strncmp(m->topic, prefix, strlen(prefix)) == 0)
+            return m;
+        it_msg_free(m);
+    }
+    return NULL;
+}
+
+static void move_active_topic(bool restart)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char payload[128];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 2.0,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *dev = it_client_new(&b, "ops-dev"), *sub = it_client_new(&b, "ops-sub");
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"nh3_n\":2.5}", (long long)time(NULL) * 1000);
+    cr_assert_eq(it_publish(dev, "sensors/water/r/w1", payload, 1, false), 0);
+    struct it_msg *m = next_on(sub, "alerts/active/nh3/r/w1", 10000);
+    cr_assert_not_null(m, "the firing state is retained on alerts/active/...");
+    it_msg_free(m);
+
+    cr_assert_eq(it_run(NULL, "printf 'alerts:\\n  active_topic: \"alerts/firing/{rule}/{site}/{device}\"\\n' >> '%s'",
+                        d.cfg), 0);
+    if (restart) {
+        it_daemon_stop(&d);
+        cr_assert_eq(it_daemon_restart(&d), 0);
+    } else {
+        it_daemon_signal(&d, SIGHUP);
+        cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000));
+    }
+    m = next_on(sub, "alerts/firing/nh3/r/w1", 10000);
+    cr_expect_not_null(m, "the firing alert's retained state is not on the new active_topic");
+    cr_expect(m == NULL || m->len > 0, "an empty state on the new topic");
+    it_msg_free(m);
+
+    /* A subscriber that connects now must not be told nh3 fires on the old topic too. */
+    struct it_client *late = it_client_new(&b, "ops-late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    m = it_next(late, 2000);
+    cr_expect(m == NULL || m->len == 0, "a stale retained state stays on the old topic %s: %s",
+              m ? m->topic : "", m ? m->payload : "");
+    it_msg_free(m);
+    it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(ops, a_reload_that_moves_active_topic_moves_the_retained_states, .timeout = 120)
+{
+    move_active_topic(false);
+}
+
+Test(ops, a_restart_that_moves_active_topic_moves_the_retained_states, .timeout = 120)
+{
+    move_active_topic(true);
+}
