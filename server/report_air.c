@@ -62,14 +62,20 @@ struct reader {
     struct hour_acc acc;
 };
 
-static struct iw_avg hour_value(const struct hour_acc *a)
+/*
+ * next_ts: the pollutant's next sample after this hour (INT64_MAX: none). An
+ * instrument that reports hourly values stamps each at its hour's end; a
+ * lone sample there is such a value unless a sample follows within the next
+ * hour: minute data that starts exactly on the hour makes a first hour of
+ * one minute, invalid (< 45 minutes), as the rule engine has it (rule_air.c).
+ */
+static struct iw_avg hour_value(const struct hour_acc *a, int64_t next_ts)
 {
     struct iw_avg_sample s[60];
     struct iw_avg v = { NAN, 0, false };
     size_t n = 0;
 
-    /* An instrument that reports hourly values stamps each at its hour's end. */
-    if (a->count == 1 && a->first_ts == a->end)
+    if (a->count == 1 && a->first_ts == a->end && next_ts >= a->end + IW_MS_PER_HOUR)
         return (struct iw_avg){ a->first_v, 1, true };
     for (int m = 0; m < 60; m++)
         if (a->n[m] > 0)
@@ -80,13 +86,13 @@ static struct iw_avg hour_value(const struct hour_acc *a)
     return v;
 }
 
-static void close_hour(struct reader *r)
+static void close_hour(struct reader *r, int64_t next_ts)
 {
     struct hour_acc *a = &r->acc;
 
     if (a->end != INT64_MIN && a->count > 0) {
         size_t idx = (size_t)((a->end - r->first_day) / IW_MS_PER_HOUR - 1);
-        r->hours[idx] = hour_value(a);
+        r->hours[idx] = hour_value(a, next_ts);
     }
     memset(a, 0, sizeof(*a));
     a->end = INT64_MIN;
@@ -112,7 +118,7 @@ static int on_point(void *ctx, const struct iw_point *p)
     if (!isfinite(p->value))
         return 0;
     if (end != a->end) {
-        close_hour(r);
+        close_hour(r, p->ts);
         a->end = end;
     }
     int m = (int)((p->ts - (end - IW_MS_PER_HOUR) - 1) / IW_MS_PER_MIN);
@@ -245,7 +251,7 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
             continue;               /* not an AQI pollutant (e.g. the derived "aqi") */
         /* Hours are (H − 1 h, H]: the day's last sample may be stamped at its 24:00. */
         rc = iw_store_read_points(st, rd->ser[i].id, first_day + 1, end + 1, on_point, &r);
-        close_hour(&r);
+        close_hour(&r, INT64_MAX);
         if (r.any)
             dev->measured |= 1u << p;
     }

@@ -546,6 +546,34 @@ Test(report, air_hour_needs_45_minutes_of_minute_data)
     iw_report_air_free(r);
 }
 
+/*
+ * Minute data that starts exactly on an hour puts one sample at the end of
+ * the hour before: one minute of data, not an hourly value (SPEC §4: < 45
+ * minutes is invalid), as the rule engine has it. Day 1: 19 full hours, then
+ * minute data from 21:00 to 21:30; the sample at 21:00 must not make a 20th
+ * valid hour. Day 2: hourly values, each stamped at its hour's end, still count.
+ */
+Test(report, air_minute_data_from_the_hour_makes_no_one_minute_hour)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+    int64_t d1 = T("2026-05-01T00:00:00+08:00");
+
+    for (int h = 0; h < 19; h++)
+        for (int m = 1; m <= 60; m++)
+            put("air/a/a01/pm25", d1 + h * IW_MS_PER_HOUR + m * IW_MS_PER_MIN, 30, 0);
+    for (int m = 0; m <= 30; m++)
+        put("air/a/a01/pm25", d1 + 21 * IW_MS_PER_HOUR + m * IW_MS_PER_MIN, 30, 0);
+    put_hours("air/a/a01/pm25", "2026-05-02T00:00:00+08:00", 20, 30);
+    flush();
+    struct iw_air_report *r = air(&o);
+    cr_assert_eq(r->dev[0].n_days, 2);
+    cr_expect_eq(r->dev[0].days[0].item[IW_AQI_PM25_24H].n, 19, "the one-minute hour is not valid");
+    cr_expect_not(r->dev[0].days[0].valid);
+    cr_expect_eq(r->dev[0].days[1].item[IW_AQI_PM25_24H].n, 20, "hourly values are");
+    cr_expect(r->dev[0].days[1].valid);
+    iw_report_air_free(r);
+}
+
 Test(report, air_aqi_exactly_100_is_good)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
