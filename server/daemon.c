@@ -146,6 +146,11 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
     rc = iw_config_load(d->cfg_path, &ncfg, diag);
     if (rc == IW_OK)
         rc = iw_ingest_view_build(ncfg, &nview, diag);
+    /* A token file the start would refuse: keep the running token, not none. */
+    if (rc == IW_OK && d->http != NULL && (rc = iw_http_token_check(ncfg, diag)) != IW_OK) {
+        iw_ingest_view_free(nview);
+        nview = NULL;
+    }
     if (rc != IW_OK) {
         print_diag(diag);               /* bare FILE:LINE:COLUMN lines, as at start (SPEC §3) */
         IW_LOG_ERROR("config", "reload of %s refused (%zu error(s)); the running config stays",

@@ -177,6 +177,20 @@ static int load_token(struct iw_http *h, const struct iw_config *cfg, struct iw_
     return rc;
 }
 
+int iw_http_token_check(const struct iw_config *cfg, struct iw_diag *diag)
+{
+    char why[512] = "", *tok = NULL;
+    int rc;
+
+    if (cfg->http.token_file == NULL || cfg->http.token_file[0] == '\0')
+        return IW_OK;
+    rc = read_token(cfg->http.token_file, &tok, why, sizeof(why));
+    if (rc != IW_OK)
+        iw_diag_set(diag, NULL, 0, 0, "%s", why);
+    free(tok);
+    return rc;
+}
+
 /* Time depends on the expected token's length only, never on where `got` differs. */
 static bool token_equal(const char *want, const char *got)
 {

@@ -19,6 +19,12 @@ struct iw_http;
  */
 IW_NODISCARD int iw_http_start(struct iw_daemon *d, const struct iw_config *cfg,
                                struct iw_http **out, struct iw_diag *diag);
+/*
+ * Before a reload: can cfg's http.token_file be read (IW_OK also when it sets
+ * none)? Otherwise diag says why and the reload is refused, as an invalid file
+ * is: the start would refuse it too.
+ */
+IW_NODISCARD int iw_http_token_check(const struct iw_config *cfg, struct iw_diag *diag);
 /* Re-read the token file after a config reload. */
 void iw_http_reload(struct iw_http *h, const struct iw_config *cfg);
 void iw_http_stop(struct iw_http *h);   /* accepts NULL */

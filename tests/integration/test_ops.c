@@ -13,6 +13,8 @@
 #include <criterion/criterion.h>
 
 #include "integration/it.h"
+#include "islewatch/err.h"
+#include "islewatch/http_client.h"
 
 static char dir[64];
 
@@ -317,4 +319,77 @@ Test(ops, a_reload_that_moves_active_topic_moves_the_retained_states, .timeout =
 Test(ops, a_restart_that_moves_active_topic_moves_the_retained_states, .timeout = 120)
 {
     move_active_topic(true);
+}
+
+/* GET /metrics line `sample`'s value; -1 when absent. */
+static double ops_metric(const struct it_daemon *d, const char *sample)
+{
+    struct iw_diag diag = {0};
+    char base[64], *body = NULL;
+    size_t len = 0, n = strlen(sample);
+    int status = 0;
+    double v = -1;
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", d->http_port);
+    cr_assert_eq(iw_http_request(base, "GET", "/metrics", NULL, NULL, &body, &len, &status, &diag),
+                 IW_OK, "%s", iw_diag_first(&diag));
+    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+    free(body);
+    iw_diag_fini(&diag);
+    return v;
+}
+
+/*
+ * SPEC §3: a reload the start would refuse is refused, and the running config
+ * stays. A token_file that cannot be read stops a start; on a reload it used
+ * to count as a successful reload that left every state change refused (401).
+ */
+Test(ops, a_reload_with_an_unreadable_token_file_is_refused_and_the_token_stays, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char base[64], path[600], token[256], *body = NULL;
+    size_t len = 0;
+    int status = 0;
+    struct iw_diag diag = {0};
+    FILE *f;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, NULL), 0);
+    snprintf(path, sizeof(path), "%s/http.token", d.dir);
+    f = fopen(path, "r");
+    cr_assert_not_null(f, "the harness writes %s", path);
+    cr_assert_not_null(fgets(token, sizeof(token), f));
+    fclose(f);
+    token[strcspn(token, "\r\n")] = '\0';
+    cr_assert_eq(ops_metric(&d, "islewatch_config_last_reload_successful"), 1);
+
+    f = fopen(d.cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "broker:\n  url: mqtt://127.0.0.1:%d\n  reconnect_min: 100ms\n"
+               "  reconnect_max: 1s\nhttp:\n  listen: 127.0.0.1:%d\n"
+               "  token_file: %s/no-such.token\nstorage:\n  path: %s\n",
+            b.port, d.http_port, d.dir, d.data);
+    fclose(f);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "the running config stays", 1, 10000), "not refused");
+    cr_expect(it_daemon_wait_log(&d, "no-such.token cannot be read", 1, 1000),
+              "the refusal does not name the file");
+    cr_expect_eq(ops_metric(&d, "islewatch_config_last_reload_successful"), 0);
+
+    /* The running token still opens state changes. */
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", d.http_port);
+    cr_assert_eq(iw_http_request(base, "POST", "/api/v1/silences", token,
+                                 "{\"match\":{\"site\":\"nowhere\"},\"duration\":\"1h\"}", &body,
+                                 &len, &status, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_expect(status == 200 || status == 201, "POST with the running token: %d %s", status,
+              body ? body : "");
+    free(body);
+    iw_diag_fini(&diag);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
 }
