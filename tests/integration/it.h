@@ -56,6 +56,8 @@ void it_daemon_kill9(struct it_daemon *d);
 void it_daemon_cleanup(struct it_daemon *d);     /* stop as above if running, remove dir */
 /* Wait until the daemon's log contains `needle` (count-th occurrence). */
 bool it_daemon_wait_log(const struct it_daemon *d, const char *needle, int count, int timeout_ms);
+/* The value of the line `sample` ("name{labels}") of the daemon's GET /metrics; -1 if absent. */
+double it_metric(const struct it_daemon *d, const char *sample);
 /* Send a signal to the daemon. */
 void it_daemon_signal(const struct it_daemon *d, int sig);
 

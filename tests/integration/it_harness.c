@@ -19,6 +19,8 @@
 #include <criterion/criterion.h>
 #include <mosquitto.h>
 
+#include "islewatch/err.h"
+#include "islewatch/http_client.h"
 #include "it.h"
 
 long long it_now_ms(void)
@@ -577,4 +579,26 @@ int it_publish(struct it_client *c, const char *topic, const char *payload, int 
     if (mosquitto_publish(c->m, NULL, topic, (int)strlen(payload), payload, qos, retain) != MOSQ_ERR_SUCCESS)
         return -1;
     return qos > 0 ? it_flush(c, 10000) : 0;
+}
+
+double it_metric(const struct it_daemon *d, const char *sample)
+{
+    struct iw_diag diag = {0};
+    char base[64], *body = NULL;
+    size_t len = 0, n = strlen(sample);
+    int status = 0;
+    double v = -1;
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", d->http_port);
+    cr_assert_eq(iw_http_request(base, "GET", "/metrics", NULL, NULL, &body, &len, &status, &diag),
+                 IW_OK, "GET /metrics: %s", iw_diag_first(&diag));
+    cr_assert_eq(status, 200, "GET /metrics: %d", status);
+    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+    free(body);
+    iw_diag_fini(&diag);
+    return v;
 }

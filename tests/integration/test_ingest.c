@@ -62,29 +62,6 @@ static bool wait_points(const struct it_daemon *d, const char *glob, long long w
     return false;
 }
 
-/* The value of the line `sample` ("name{labels}") in the daemon's GET /metrics; -1 if absent. */
-static long long metric_now(const struct it_daemon *d, const char *sample)
-{
-    struct iw_diag diag = {0};
-    char base[64], *body = NULL;
-    size_t len = 0, n = strlen(sample);
-    int status = 0;
-    long long v = -1;
-
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", d->http_port);
-    cr_assert_eq(iw_http_request(base, "GET", "/metrics", NULL, NULL, &body, &len, &status, &diag),
-                 IW_OK, "GET /metrics: %s", iw_diag_first(&diag));
-    cr_assert_eq(status, 200, "GET /metrics: %d", status);
-    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
-            v = (long long)strtod(p + n + 1, NULL);
-            break;
-        }
-    }
-    free(body);
-    return v;
-}
-
 /* The next message on the rejected topic, parsed; fails the test if none comes. */
 static cJSON *next_rejection(struct it_client *rej, int timeout_ms)
 {
@@ -313,14 +290,14 @@ Test(ingest, member_rejections_are_republished_and_counted_once_per_message, .ti
     cr_assert_eq(it_subscribe(rej, "islewatch/rejected/#", 1), 0);
     struct it_client *pub = it_client_new(&b, "it-pub-members");
     cr_assert_not_null(pub);
-    cr_assert_eq(metric_now(&d, NON_FINITE), 0);
-    cr_assert_eq(metric_now(&d, STORED), 0);
+    cr_assert_eq(it_metric(&d, NON_FINITE), 0);
+    cr_assert_eq(it_metric(&d, STORED), 0);
 
     /* Nothing of it survives: republished, counted, not stored, logged as such. */
     snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":1e999}", t0);
     expect_rejection(pub, rej, topic, p, "non_finite", "non_finite", 0);
-    cr_expect_eq(metric_now(&d, NON_FINITE), 1);
-    cr_expect_eq(metric_now(&d, STORED), 0, "a message with no sample stored is not stored");
+    cr_expect_eq(it_metric(&d, NON_FINITE), 1);
+    cr_expect_eq(it_metric(&d, STORED), 0, "a message with no sample stored is not stored");
     cr_expect(it_daemon_wait_log(&d, "non_finite; no sample of it was stored", 1, 5000));
     cr_expect_neq(it_run(NULL, "grep -q 'kept the rest' '%s'", d.log), 0,
                   "the log does not claim the message kept anything");
@@ -328,29 +305,29 @@ Test(ingest, member_rejections_are_republished_and_counted_once_per_message, .ti
     /* A good member beside a non-finite one: republished, and the good one stored. */
     snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.25,\"do\":1e999}", t0 + 1000);
     expect_rejection(pub, rej, topic, p, "non_finite", "non_finite", 1);
-    cr_expect_eq(metric_now(&d, NON_FINITE), 2);
-    cr_expect_eq(metric_now(&d, STORED), 1);
+    cr_expect_eq(it_metric(&d, NON_FINITE), 2);
+    cr_expect_eq(it_metric(&d, STORED), 1);
 
     /* Label values with + or / are bad labels; the message's sample is kept. */
     snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.5,\"lbl\":\"a+b\"}", t0 + 2000);
     expect_rejection(pub, rej, topic, p, "bad_label", "bad_label", 1);
     snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7.75,\"site\":\"a/b\"}", t0 + 3000);
     expect_rejection(pub, rej, topic, p, "bad_label", "bad_label", 1);
-    cr_expect_eq(metric_now(&d, BAD_LABEL), 2);
-    cr_expect_eq(metric_now(&d, STORED), 3);
+    cr_expect_eq(it_metric(&d, BAD_LABEL), 2);
+    cr_expect_eq(it_metric(&d, STORED), 3);
 
     /* Two non-finite members: one message, so the counter moves by one. */
     snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":1e999,\"do\":-1e999,\"tp\":1}", t0 + 4000);
     expect_rejection(pub, rej, topic, p, "non_finite", "non_finite", 1);
-    cr_expect_eq(metric_now(&d, NON_FINITE), 3, "counted once for two non-finite members");
-    cr_expect_eq(metric_now(&d, STORED), 4);
+    cr_expect_eq(it_metric(&d, NON_FINITE), 3, "counted once for two non-finite members");
+    cr_expect_eq(it_metric(&d, STORED), 4);
 
     /* Several reasons: the first met is "reason", all are listed, each counted once. */
     snprintf(p, sizeof(p), "{\"ts\":%lld,\"x#\":5,\"ph\":NaN,\"y+\":6,\"tp\":2}", t0 + 5000);
     expect_rejection(pub, rej, topic, p, "bad_label", "bad_label,non_finite", 1);
-    cr_expect_eq(metric_now(&d, BAD_LABEL), 3);
-    cr_expect_eq(metric_now(&d, NON_FINITE), 4);
-    cr_expect_eq(metric_now(&d, STORED), 5);
+    cr_expect_eq(it_metric(&d, BAD_LABEL), 3);
+    cr_expect_eq(it_metric(&d, NON_FINITE), 4);
+    cr_expect_eq(it_metric(&d, STORED), 5);
 
     /* A good message, valid labels included, is not republished: the next rejection is
      * the bad message published after it. */
@@ -359,8 +336,8 @@ Test(ingest, member_rejections_are_republished_and_counted_once_per_message, .ti
     cr_assert_eq(it_publish(pub, topic, p, 1, false), 0);
     snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":Infinity}", t0 + 7000);
     expect_rejection(pub, rej, topic, p, "non_finite", "non_finite", 0);
-    cr_expect_eq(metric_now(&d, STORED), 6, "the good message is stored, the last one not");
-    cr_expect_eq(metric_now(&d, NON_FINITE), 5);
+    cr_expect_eq(it_metric(&d, STORED), 6, "the good message is stored, the last one not");
+    cr_expect_eq(it_metric(&d, NON_FINITE), 5);
 
     /* ph 7.25, 7.5, 7.75 and 8; tp 1 and 2; no do. */
     cr_expect(wait_points(&d, "water/rj/d01/ph", 4, 30000), "every good ph stored");
@@ -409,7 +386,7 @@ Test(ingest, a_full_series_dictionary_drops_the_new_member_and_ingestion_goes_on
     cr_expect(wait_points(&d, "water/full/d01/ph", 3, 30000), "every ph stored, the last too");
     cr_expect_eq(total_points(&d, "water/full/d01/tp"), 1);
     cr_expect_eq(total_points(&d, "water/full/d01/nh3_n"), 0);
-    cr_expect_eq(metric_now(&d, "islewatch_messages_rejected_total{reason=\"series_limit\"}"), 1);
+    cr_expect_eq(it_metric(&d, "islewatch_messages_rejected_total{reason=\"series_limit\"}"), 1);
     cr_expect(it_daemon_wait_log(&d, "the series dictionary is full", 1, 5000));
 
     it_client_free(pub);
@@ -620,10 +597,10 @@ Test(ingest, sighup_reloads_during_a_stream_drop_no_message, .timeout = 300)
     }
     cJSON_Delete(doc);
 
-    cr_expect_geq(metric_now(&d, "islewatch_messages_received_total{source=\"water\"}"),
+    cr_expect_geq(it_metric(&d, "islewatch_messages_received_total{source=\"water\"}"),
                   RL_MESSAGES);
-    cr_expect_geq(metric_now(&d, STORED), RL_MESSAGES);
-    cr_expect_eq(metric_now(&d, "islewatch_config_last_reload_successful"), 1);
+    cr_expect_geq(it_metric(&d, STORED), RL_MESSAGES);
+    cr_expect_eq(it_metric(&d, "islewatch_config_last_reload_successful"), 1);
     char *out = NULL;
     /* "unsubscribed from 1 filter(s) the config dropped" is the reload doing its job. */
     it_run(&out, "grep -Ei 'drop|lost|reject|retried|no_source|error' '%s' | grep -v unsubscribed",
@@ -667,10 +644,10 @@ Test(ingest, per_source_counters_keep_their_names_across_a_reload)
     cr_assert_eq(it_publish(pub, "sensors/air/s/a1", p, 1, false), 0);
     cr_assert(wait_points(&d, "*/*/*/*", 5, 20000));
 
-    cr_expect_eq(metric_now(&d, "islewatch_messages_received_total{source=\"water\"}"), 3);
-    cr_expect_eq(metric_now(&d, "islewatch_messages_received_total{source=\"air\"}"), 2);
-    cr_expect_eq(metric_now(&d, "islewatch_points_stored_total{source=\"water\"}"), 3);
-    cr_expect_eq(metric_now(&d, "islewatch_points_stored_total{source=\"air\"}"), 2);
+    cr_expect_eq(it_metric(&d, "islewatch_messages_received_total{source=\"water\"}"), 3);
+    cr_expect_eq(it_metric(&d, "islewatch_messages_received_total{source=\"air\"}"), 2);
+    cr_expect_eq(it_metric(&d, "islewatch_points_stored_total{source=\"water\"}"), 3);
+    cr_expect_eq(it_metric(&d, "islewatch_points_stored_total{source=\"air\"}"), 2);
     it_client_free(pub);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);

@@ -321,28 +321,6 @@ Test(ops, a_restart_that_moves_active_topic_moves_the_retained_states, .timeout 
     move_active_topic(true);
 }
 
-/* GET /metrics line `sample`'s value; -1 when absent. */
-static double ops_metric(const struct it_daemon *d, const char *sample)
-{
-    struct iw_diag diag = {0};
-    char base[64], *body = NULL;
-    size_t len = 0, n = strlen(sample);
-    int status = 0;
-    double v = -1;
-
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", d->http_port);
-    cr_assert_eq(iw_http_request(base, "GET", "/metrics", NULL, NULL, &body, &len, &status, &diag),
-                 IW_OK, "%s", iw_diag_first(&diag));
-    for (const char *p = body; p != NULL && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
-            v = strtod(p + n + 1, NULL);
-            break;
-        }
-    free(body);
-    iw_diag_fini(&diag);
-    return v;
-}
-
 /*
  * SPEC §3: a reload the start would refuse is refused, and the running config
  * stays. A token_file that cannot be read stops a start; on a reload it used
@@ -366,7 +344,7 @@ Test(ops, a_reload_with_an_unreadable_token_file_is_refused_and_the_token_stays,
     cr_assert_not_null(fgets(token, sizeof(token), f));
     fclose(f);
     token[strcspn(token, "\r\n")] = '\0';
-    cr_assert_eq(ops_metric(&d, "islewatch_config_last_reload_successful"), 1);
+    cr_assert_eq(it_metric(&d, "islewatch_config_last_reload_successful"), 1);
 
     f = fopen(d.cfg, "w");
     cr_assert_not_null(f);
@@ -379,7 +357,7 @@ Test(ops, a_reload_with_an_unreadable_token_file_is_refused_and_the_token_stays,
     cr_assert(it_daemon_wait_log(&d, "the running config stays", 1, 10000), "not refused");
     cr_expect(it_daemon_wait_log(&d, "no-such.token cannot be read", 1, 1000),
               "the refusal does not name the file");
-    cr_expect_eq(ops_metric(&d, "islewatch_config_last_reload_successful"), 0);
+    cr_expect_eq(it_metric(&d, "islewatch_config_last_reload_successful"), 0);
 
     /* The running token still opens state changes. */
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", d.http_port);
