@@ -562,6 +562,15 @@ const struct iw_rule_params *iw_rule_params_for(const struct iw_rule *r, const c
     return &r->p;
 }
 
+int iw_water_target(const struct iw_rule_params *p, const struct iw_device_cfg *d)
+{
+    if (p->site_target && p->target >= 1 && p->target <= 5)
+        return p->target;
+    if (d != NULL && d->target >= 1 && d->target <= 5)
+        return d->target;
+    return p->target >= 1 && p->target <= 5 ? p->target : 3;
+}
+
 static int load_text(const char *name, const char *text, size_t len, struct iw_config **out,
                      struct iw_diag *diag)
 {

@@ -502,6 +502,7 @@ static void parse_sites(struct cfg_ctx *cx, struct iw_rule *r, const struct iw_r
                               .kind_name = cx->kind >= 0 ? kind_names[cx->kind] : "",
                               .site = true, .seen = seen };
         (void)iw__cfg_walk(cx, vn, &sm);
+        rs->p.site_target = seen[iw__cfg_key_index(rule_keys, "target")] != NULL;
         if (base_ok && cx->n_errs == before)
             params_finish(cx, cx->kind, &rs->p, vn, seen, swhere, true);
     }

@@ -340,7 +340,8 @@ const char *const iw_report_notes_water[] = {
     "evaluation method (环办〔2011〕22号); water temperature, fecal coliform and, in rivers, TN "
     "are reported but do not decide. Limits are inclusive. Lake/reservoir TP limits for "
     "body: lake.",
-    "Target: the inventory's target of the device, else III. 达标率 (compliance rate) = the "
+    "Target: as the config's water_quality rule sets it (its sites: override's, else the "
+    "inventory's target of the device, else the rule's own), else III. 达标率 (compliance rate) = the "
     "share of samples meeting the target: samples whose class is at or better than the target / "
     "samples with a class. A sample is one message of a station (its parameters at one time); "
     "its class is the single-factor class of its unflagged deciding items, and a sample without "

@@ -135,12 +135,13 @@ static int on_point(void *ctx, const struct iw_point *p)
 
 /*
  * The target and body a water_quality rule gives the device, as the rule
- * itself resolves them (rule_water.c): the rule's own (per-site override
- * included) before the inventory's. The first such rule that covers the
- * device decides, so the report and the alerts judge a sample alike.
+ * itself resolves them (rule_water.c): target by iw_water_target, body the
+ * rule's (per-site override included) before the inventory's. The first
+ * such rule that covers the device decides, so the report and the alerts
+ * judge a sample alike.
  */
 static void rule_target(const struct iw_report_opts *o, const char *source,
-                        struct iw_water_device *dev)
+                        const struct iw_device_cfg *inv, struct iw_water_device *dev)
 {
     for (size_t i = 0; i < o->n_rules; i++) {
         const struct iw_rule *r = &o->rules[i];
@@ -148,8 +149,7 @@ static void rule_target(const struct iw_report_opts *o, const char *source,
             || !iw_select_match(r->select, source, dev->site, dev->device, NULL))
             continue;
         const struct iw_rule_params *p = iw_rule_params_for(r, dev->site);
-        if (p->target >= 1 && p->target <= 5)
-            dev->target = p->target;
+        dev->target = iw_water_target(p, inv);
         if (p->has_body)
             dev->body = p->body;
         return;
@@ -375,7 +375,7 @@ int iw_report_water(struct iw_store *st, const struct iw_report_opts *opts,
         }
         dev->target = t >= 1 && t <= 5 ? t : 3;
         dev->body = rd->inv ? rd->inv->body : IW_BODY_RIVER;
-        rule_target(opts, opts->source ? opts->source : "water", dev);
+        rule_target(opts, opts->source ? opts->source : "water", rd->inv, dev);
         rc = device_days(st, rd, r->first_day, r->n_days, r->tz_offset_min, opts->from, opts->to,
                          dev, r->param_seen);
         if (rc != IW_OK) {

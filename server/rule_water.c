@@ -150,7 +150,7 @@ static void water_sample(struct iw_rules_engine *e, struct inst *in, const struc
     x->recv = s->recv_ms;
 }
 
-/* Target and body: the rule's (site override included), else the inventory's. */
+/* Target as iw_water_target says; body: the rule's (site override included), else the inventory's. */
 static void resolve_target(const struct iw_rules_engine *e, const struct inst *in, struct water_x *x)
 {
     const struct iw_device_cfg *d;
@@ -160,8 +160,7 @@ static void resolve_target(const struct iw_rules_engine *e, const struct inst *i
         x->inv_gen = e->cfg_gen;
     }
     d = x->inv;
-    x->target = in->p->target >= 1 && in->p->target <= 5 ? in->p->target
-                : d != NULL && d->target >= 1 && d->target <= 5 ? d->target : 3;
+    x->target = iw_water_target(in->p, d);
     x->body = in->p->has_body ? in->p->body : d != NULL ? d->body : IW_BODY_RIVER;
 }
 

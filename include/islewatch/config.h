@@ -165,7 +165,8 @@ struct iw_rule_params {
     size_t  n_match;
     int64_t auto_resolve_ms;            /* 0: only a stop resolves */
     /* water_quality */
-    int     target;                     /* 1..5; 0: from the device inventory, else III */
+    int     target;                     /* 1..5; 0: none given (see iw_water_target) */
+    bool    site_target;                /* a sites: override names target itself */
     enum iw_water_body body;            /* default river; inventory overrides */
     bool    has_body;
     enum iw_severity sev_below_target;  /* default major */
@@ -234,5 +235,14 @@ void iw_config_free(struct iw_config *cfg);
 
 /* Rule parameters for a site: the site override when there is one, else r->p. */
 const struct iw_rule_params *iw_rule_params_for(const struct iw_rule *r, const char *site);
+
+/*
+ * The water class a device must meet under a water_quality rule's params p
+ * (from iw_rule_params_for) and its inventory entry d (may be NULL): a
+ * target the rule's sites: override names, else the inventory's, else the
+ * rule's own, else III. The rule's own target is its default for stations
+ * the inventory gives none; a per-site override is an explicit decision.
+ */
+int iw_water_target(const struct iw_rule_params *p, const struct iw_device_cfg *d);
 
 #endif /* ISLEWATCH_CONFIG_H */

@@ -355,6 +355,9 @@ Test(config, per_site_overrides)
     r = rule_named(cfg, "class");
     p = iw_rule_params_for(r, "chongming");
     cr_expect_eq(p->target, 2);
+    cr_expect(p->site_target, "the override names target: it beats the inventory's");
+    cr_expect_not(r->p.site_target, "the rule's own target is only a default");
+    cr_expect_not(iw_rule_params_for(rule_named(cfg, "nh3n"), "dongtan")->site_target);
     cr_expect(p->has_body && p->body == IW_BODY_LAKE);
     cr_expect_eq(p->sev_below_target, IW_SEV_WARNING);
     cr_expect_eq(p->sev_worse_than_v, IW_SEV_CRITICAL, "inherited from the scalar");

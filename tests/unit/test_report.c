@@ -352,9 +352,9 @@ Test(report, water_lake_body_and_target_come_from_the_inventory)
     iw_report_water_free(r);
 }
 
-/* The report judges a sample as the water_quality rule does: the rule's
- * target and body, a per-site override included, win over the inventory's
- * (the report used the inventory's or III for every device). */
+/* The report judges a sample as the water_quality rule does: a per-site
+ * override's target and the rule's body win over the inventory's (the
+ * report used the inventory's or III for every device). */
 Test(report, water_target_and_body_come_from_the_rule_first)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
@@ -364,6 +364,7 @@ Test(report, water_target_and_body_come_from_the_rule_first)
                             .sites = sites, .n_sites = 2 };
 
     sites[0].p.target = 1;                  /* river: Class I */
+    sites[0].p.site_target = true;
     sites[1].p.has_body = true;             /* xihu: a lake, target III */
     sites[1].p.body = IW_BODY_LAKE;
     put("water/river/r01/tp", T("2026-05-01T08:00:00+08:00"), 0.03, 0);     /* II */
@@ -382,6 +383,33 @@ Test(report, water_target_and_body_come_from_the_rule_first)
     cr_assert_eq(lake->days[0].cls, 4, "lake TP 0.1 is IV");
     cr_assert_not(lake->days[0].meets);
     cr_assert_float_eq(r->total.rate, 0.0, 1e-12);
+    iw_report_water_free(r);
+}
+
+/* A rule's own target is its default: the inventory's target beats it, as
+ * in the rule engine (iw_water_target). */
+Test(report, water_inventory_target_beats_the_rules_default)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+    struct iw_water_report *r;
+    struct iw_rule rule = { .name = "wq", .kind = IW_RULE_WATER_QUALITY, .select = "water/*/*",
+                            .p = { .target = 4 } };
+
+    put("water/xihu/l01/tp", T("2026-05-01T08:00:00+08:00"), 0.03, 0);    /* lake: III */
+    put("water/river/r01/tp", T("2026-05-01T08:00:00+08:00"), 0.15, 0);   /* river: III */
+    flush();
+    o.devices = water_inv;
+    o.n_devices = 3;
+    o.rules = &rule;
+    o.n_rules = 1;
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    const struct iw_water_device *river = &r->dev[2], *lake = &r->dev[3];
+    cr_assert_str_eq(lake->site, "xihu");
+    cr_assert_eq(lake->target, 2, "the inventory's II, not the rule's IV");
+    cr_assert_not(lake->days[0].meets);
+    cr_assert_str_eq(river->site, "river");
+    cr_assert_eq(river->target, 4, "not declared: the rule's IV");
+    cr_assert(river->days[0].meets);
     iw_report_water_free(r);
 }
 

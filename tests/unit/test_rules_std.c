@@ -212,6 +212,38 @@ Test(std, water_target_and_body_from_the_inventory)
 }
 
 /*
+ * SPEC §1: the inventory's target "feeds" water_quality rules. A rule's own
+ * target is its default for stations the inventory gives none (the default
+ * config's rule says III, and an inventory target of II used to be ignored);
+ * a sites: override that names a target is explicit and beats both.
+ */
+Test(std, inventory_target_beats_the_rules_default_but_not_a_site_override)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "water-class", IW_RULE_WATER_QUALITY, "water/*/*");
+    static struct iw_rule_site site = { .site = "s9" };
+    static const char *const m[] = { "nh3_n" };
+    double v[] = { 0.8 };                           /* Class III */
+
+    r->p.target = 3;
+    site.p = r->p;
+    site.p.target = 4;
+    site.p.site_target = true;
+    r->sites = &site;
+    r->n_sites = 1;
+    fx_device(&cfg, "water", "s1", "w01")->target = 2;   /* inventory: II */
+    fx_device(&cfg, "water", "s9", "w01")->target = 2;   /* inventory II, site override IV */
+    e = engine(T0);
+    feed_msg(e, "water", "s1", "w01", m, v, 1, T0, 0);
+    feed_msg(e, "water", "s2", "w01", m, v, 1, T0, 0);  /* not declared: the rule's III */
+    feed_msg(e, "water", "s9", "w01", m, v, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 1, "only s1/w01 misses its target");
+    cr_assert_str_eq(fx_last(&env)->site, "s1");
+    cr_assert_str_eq(fx_last(&env)->message, "s1/w01 is Class III (target II): NH3-N 0.8 mg/L");
+    iw_rules_engine_free(e);
+}
+
+/*
  * SPEC §5's example: NH3-N 2.31 mg/L at a target III station is 劣V,
  * critical, with "threshold": 2.0, the class V limit the value is past (the
  * one that made it critical). It used to carry the target's limit, 1.0.
