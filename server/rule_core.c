@@ -108,8 +108,7 @@ double iw__round_sig(double v, int digits)
 
 char *iw__fmt_num(double v, char *buf, size_t len)
 {
-    snprintf(buf, len, "%.6g", v);
-    return buf;
+    return iw_template_num(v, buf, len);
 }
 
 char *iw__fmt_dur(int64_t ms, char *buf, size_t len)

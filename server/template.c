@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Alert message templates: "{name}" substitution, see islewatch/template.h. */
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "islewatch/template.h"
@@ -105,4 +107,29 @@ bool iw_template_check(const char *tmpl, const char **bad)
         p = end;
     }
     return true;
+}
+
+char *iw_template_num(double v, char *buf, size_t len)
+{
+    double a = fabs(v);
+
+    if (len == 0)
+        return buf;
+    if (!isfinite(v) || a == 0 || a >= 1e15 || a < 1e-12 || (a >= 1e-4 && a < 1e6)) {
+        snprintf(buf, len, "%.6g", v);                /* %g has no exponent here */
+        return buf;
+    }
+    if (a >= 1e6) {
+        snprintf(buf, len, "%.0f", v);                /* 2400000, not 2.4e+06 */
+        return buf;
+    }
+    /* Below 1e-4: six significant digits as a plain fraction, zeros trimmed. */
+    int dec = 5 - (int)floor(log10(a));
+    snprintf(buf, len, "%.*f", dec, v);
+    char *e = buf + strlen(buf);
+    while (e > buf && e[-1] == '0')
+        *--e = '\0';
+    if (e > buf && e[-1] == '.')
+        e[-1] = '\0';
+    return buf;
 }

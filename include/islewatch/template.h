@@ -42,4 +42,13 @@ size_t iw_template_render(const char *tmpl, const struct iw_tmpl_var *vars, size
  */
 bool iw_template_check(const char *tmpl, const char **bad);
 
+/*
+ * A number as messages show it ({value}, {threshold}): 6 significant digits,
+ * trailing zeros dropped, and never an exponent, since limits such as Hg
+ * 0.00005 mg/L and counts such as 2400000 per litre must read as written.
+ * Values of 1e15 and above or below 1e-12 (no reading is) keep %g's form.
+ * Returns buf.
+ */
+char *iw_template_num(double v, char *buf, size_t len);
+
 #endif /* ISLEWATCH_TEMPLATE_H */

@@ -30,6 +30,7 @@
 #include "islewatch/cli.h"
 #include "islewatch/config.h"
 #include "islewatch/http_client.h"
+#include "islewatch/template.h"
 #include "islewatch/topic.h"
 
 #define DEFAULT_BROKER "mqtt://127.0.0.1:1883"
@@ -114,7 +115,7 @@ static bool print_alert(struct tail *t, const char *json, size_t len, bool activ
     cJSON *a = cJSON_ParseWithLength(json, len);
     const char *sev, *status, *rule, *reset = t->color ? "\033[0m" : "";
     const cJSON *v, *ack;
-    char val[128] = "";
+    char val[128] = "", num[32];
     bool shown = false;
 
     if (!cJSON_IsObject(a) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(a, "rule"))) {
@@ -135,8 +136,9 @@ static bool print_alert(struct tail *t, const char *json, size_t len, bool activ
     }
     v = cJSON_GetObjectItemCaseSensitive(a, "value");
     if (cJSON_IsNumber(v))
-        snprintf(val, sizeof(val), "%s%s%.6g%s%s", str(a, "metric"), *str(a, "metric") ? "=" : "",
-                 v->valuedouble, *str(a, "unit") ? " " : "", str(a, "unit"));
+        snprintf(val, sizeof(val), "%s%s%s%s%s", str(a, "metric"), *str(a, "metric") ? "=" : "",
+                 iw_template_num(v->valuedouble, num, sizeof(num)), *str(a, "unit") ? " " : "",
+                 str(a, "unit"));
     else
         snprintf(val, sizeof(val), "%s", str(a, "metric"));
     ack = cJSON_GetObjectItemCaseSensitive(a, "ack");

@@ -200,6 +200,30 @@ Test(rules, default_message_describes_the_condition)
 
 /* A repeat while the value is back inside (hysteresis band, clear_for
  * running) must not claim it is still beyond the threshold. */
+/*
+ * Mercury limits are 0.00005 mg/L and fecal coliform counts run to millions
+ * per litre: a message shows them as written, never as 5e-05 or 2.4e+06.
+ */
+Test(rules, message_numbers_have_no_exponent)
+{
+    struct iw_rule *hg = fx_rule(&cfg, "hg", IW_RULE_THRESHOLD, "water/*/*/hg");
+    struct iw_rule *fc = fx_rule(&cfg, "fc", IW_RULE_THRESHOLD, "water/*/*/fecal_coliform");
+    struct iw_rules_engine *e;
+
+    hg->p.has_above = true;
+    hg->p.above = 0.00005;
+    fc->p.has_above = true;
+    fc->p.above = 40000;
+    fc->message_en = "{metric_name} {value} > {threshold}";
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w01", "hg", T0, 0.0000812345);
+    fx_feed(e, "water", "dongtan", "w01", "fecal_coliform", T0, 2400000);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_str_eq(env.alerts[0]->message, "dongtan/w01 Hg 0.0000812345 mg/L above 0.00005");
+    cr_assert_str_eq(env.alerts[1]->message, "Fecal coliform 2400000 > 40000");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, default_message_of_a_repeat_while_clearing_does_not_claim_the_breach)
 {
     struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
