@@ -9,9 +9,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -28,7 +30,7 @@ static void usage(FILE *f)
             "                        [--token-file FILE | --token TOKEN] [--config FILE]\n"
             "Acknowledges the firing alert ID (its \"id\", 16 hex digits, as `islewatch alerts\n"
             "--active` and `islewatch tail` show it); the ack is recorded and republished.\n\n"
-            "  --by NAME        who acknowledges (default $USER)\n"
+            "  --by NAME        who acknowledges (default $USER, else the login name)\n"
             "  --comment TEXT   a note kept with the ack\n"
             "  --url URL        the daemon (default: http.listen of --config, $ISLEWATCH_URL,\n"
             "                   else %s)\n"
@@ -61,6 +63,23 @@ static char *read_token(const char *path)
     return strdup(buf);
 }
 
+/*
+ * Who acknowledges when --by is not given: $USER, else $LOGNAME, else the
+ * name of the user running the command (cron, su and containers often set
+ * neither). NULL only when none is known. The result is not owned.
+ */
+static const char *default_by(void)
+{
+    const char *by = getenv("USER");
+    if (by == NULL || *by == '\0')
+        by = getenv("LOGNAME");
+    if (by == NULL || *by == '\0') {
+        const struct passwd *pw = getpwuid(getuid());
+        by = pw != NULL ? pw->pw_name : NULL;
+    }
+    return by != NULL && *by != '\0' ? by : NULL;
+}
+
 static char *json_body(const char *by, const char *comment)
 {
     cJSON *o = cJSON_CreateObject();
@@ -84,7 +103,7 @@ int iw_cmd_ack(int argc, char **argv)
         { "token", required_argument, NULL, 't' }, { "config", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
-    const char *by = getenv("USER"), *comment = NULL, *url = NULL, *token_file = NULL;
+    const char *by = default_by(), *comment = NULL, *url = NULL, *token_file = NULL;
     const char *cfg_file = NULL, *id;
     char *token = NULL, *body = NULL, *resp = NULL, urlbuf[300], path[300], msg[2048];
     struct iw_config *cfg = NULL;

@@ -12,6 +12,7 @@
  * against config/alert.schema.json.
  */
 #include <criterion/criterion.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -935,6 +936,46 @@ Test(alerts, resolving_one_metric_keeps_the_other_firing_metric_as_retained_stat
     m = it_next(late, 1500);
     cr_assert_null(m, "retained state still there: %s", m ? m->payload : "");
     it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* `islewatch ack ID` without --by names who acknowledged: $USER, else the
+ * login name of the user running it (cron, su, containers set no $USER). */
+Test(alerts, an_ack_without_by_names_the_user_running_it)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char *out = NULL, url[64], id[32];
+    const struct passwd *pw = getpwuid(getuid());
+    cr_assert_not_null(pw);
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/r/w1", now_ms() - 60000, "nh3_n", 2.5);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+
+    cr_assert_eq(it_run(&out, "env -u USER -u LOGNAME '%s' ack %s --config '%s'",
+                        it_bin("islewatch"), id, d.cfg), 0, "ack failed: %s", out ? out : "");
+    cr_expect_not_null(strstr(out, pw->pw_name), "ack said: %s", out);
+    free(out);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", d.http_port);
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --format json --url %s", it_bin("islewatch"),
+                        url), 0);
+    cJSON *arr = cJSON_Parse(out);
+    const cJSON *ack = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "ack");
+    cr_assert(cJSON_IsObject(ack), "no ack: %s", out);
+    cr_expect_str_eq(s(ack, "by"), pw->pw_name, "alerts --active: %s", out);
+    cJSON_Delete(arr);
+    free(out);
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);
