@@ -62,7 +62,9 @@ int iw_cmd_alerts(int argc, char **argv)
         case 'A': a.active = true; break;
         case 's':
             if (iw_time_arg_parse(optarg, iw_now_ms(), &a.since) != 0) {
-                fprintf(stderr, "islewatch: --since %s: use RFC 3339, epoch ms or -24h\n", optarg);
+                fprintf(stderr, "islewatch: --since %s: use RFC 3339 with its zone "
+                        "(2026-11-29T10:00:00Z, 2026-11-29T18:00:00+08:00), epoch ms, or "
+                        "relative (-24h)\n", optarg);
                 return 2;
             }
             break;

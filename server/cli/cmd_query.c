@@ -80,8 +80,9 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
         case 'F': case 'T': {
             int64_t *t = c == 'F' ? &a->from : &a->to;
             if (!query || iw_time_arg_parse(optarg, now, t) != 0) {
-                fprintf(stderr, "islewatch: --%s %s: use RFC 3339, epoch ms, or -1h / now\n",
-                        c == 'F' ? "from" : "to", optarg);
+                fprintf(stderr, "islewatch: --%s %s: use RFC 3339 with its zone "
+                        "(2026-11-29T10:00:00Z, 2026-11-29T18:00:00+08:00), epoch ms, or "
+                        "relative (-1h, now)\n", c == 'F' ? "from" : "to", optarg);
                 return 2;
             }
             break;

@@ -518,6 +518,26 @@ Test(cli_args, query_steps_read_rollups_after_the_raw_points_expired)
     it_run(NULL, "rm -rf '%s'", dir);
 }
 
+/* A time without its zone is not RFC 3339; the message shows one that is, so
+ * the user sees what is missing rather than being told a format by name. */
+Test(cli_args, a_time_without_zone_is_refused_with_an_example)
+{
+    static const char *const cases[] = {
+        "query 'water/*/*/ph' --from 2026-11-29T10:00:00 --to now",
+        "query 'water/*/*/ph' --from -1h --to 2026-11-29",
+        "alerts --since 2026-11-29T10:00:00",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' %s --db /nonexistent-iw-db 2>&1", it_bin("islewatch"), cases[i]);
+        cr_expect_eq(rc, 2, "%s: exit %d", cases[i], rc);
+        cr_expect(out != NULL && strstr(out, "2026-11-29T10:00:00Z") != NULL &&
+                  strstr(out, "+08:00") != NULL, "%s: no example of a valid time:\n%s", cases[i],
+                  out ? out : "");
+        free(out);
+    }
+}
+
 /* Option errors found by getopt name the command as the user typed it. */
 Test(cli_args, option_errors_name_the_command)
 {
