@@ -196,8 +196,9 @@ int iw_cmd_ack(int argc, char **argv)
         printf("acknowledged %s%s%s\n", id, by ? " by " : "", by ? by : "");
         rc = 0;
         break;
-    case 404:
-        fprintf(stderr, "islewatch ack: %s\n", iw_http_error_text(resp, msg, sizeof(msg)));
+    case 404:                      /* the daemon's hint names its API; name the command too */
+        fprintf(stderr, "islewatch ack: %s\n  `islewatch alerts --active --url %s` lists the "
+                "firing alerts and their ids\n", iw_http_error_text(resp, msg, sizeof(msg)), url);
         rc = 1;
         break;
     case 401:

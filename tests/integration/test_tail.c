@@ -364,6 +364,7 @@ Test(ack, says_what_is_wrong)
                     it_bin("islewatch"), base, token_file);
     cr_expect_eq(st, 1, "%s", out);
     cr_expect(strstr(out, "no firing alert has id 0123456789abcdef") != NULL, "%s", out);
+    cr_expect(strstr(out, "islewatch alerts --active") != NULL, "no command to list them: %s", out);
     free(out);
     /* A wrong token: exit 2, and the daemon's reason. */
     st = it_run(&out, "%s ack 0123456789abcdef --url %s --token nope 2>&1", it_bin("islewatch"),
