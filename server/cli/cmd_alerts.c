@@ -115,7 +115,7 @@ int iw_cmd_alerts(int argc, char **argv)
         return 0;
     }
     if (a.src.format == FMT_CSV)
-        printf("seq,ts,severity,status,rule,site,device,metric,value,id,message,silenced,"
+        printf("seq,ts,severity,status,rule,site,device,metric,value,id,message,late,silenced,"
                "acked_at,acked_by\n");
     else
         printf("%-6s %-24s %-8s %-8s %-18s %-22s %-10s %s\n", "SEQ", "TIME", "SEVERITY", "STATUS",
@@ -126,7 +126,9 @@ int iw_cmd_alerts(int argc, char **argv)
         if (cJSON_IsNumber(v))
             cli_num(v->valuedouble, vb, sizeof(vb));
         uint64_t seq = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(it, "seq"));
-        /* Recorded, not published (a silence matched); acknowledged by an operator. */
+        /* Raised or resolved by an old sample (ts is the sample's time, not when it was
+         * published); recorded, not published (a silence matched); acknowledged. */
+        bool late = cJSON_IsTrue(cJSON_GetObjectItem(it, "late"));
         bool silenced = cJSON_IsTrue(cJSON_GetObjectItem(it, "silenced"));
         const cJSON *ack = cJSON_GetObjectItem(it, "ack");
         if (a.src.format == FMT_CSV) {
@@ -140,14 +142,17 @@ int iw_cmd_alerts(int argc, char **argv)
             cli_csv_field(str(it, "metric"));
             printf(",%s,%s,", vb, str(it, "id"));
             cli_csv_field(str(it, "message"));
-            printf(",%s,%s,", silenced ? "true" : "false", ack ? str(ack, "ts") : "");
+            printf(",%s,%s,%s,", late ? "true" : "false", silenced ? "true" : "false",
+                   ack ? str(ack, "ts") : "");
             cli_csv_field(ack ? str(ack, "by") : "");
             putchar('\n');
         } else {
             char sd[256], note[160] = "";
             snprintf(sd, sizeof(sd), "%s/%s", str(it, "site"), str(it, "device"));
+            if (late)
+                snprintf(note, sizeof(note), "[late] ");
             if (silenced)
-                snprintf(note, sizeof(note), "[silenced] ");
+                snprintf(note + strlen(note), sizeof(note) - strlen(note), "[silenced] ");
             if (ack != NULL)
                 snprintf(note + strlen(note), sizeof(note) - strlen(note), "[acked%s%s] ",
                          *str(ack, "by") ? " by " : "", str(ack, "by"));

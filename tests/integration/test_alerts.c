@@ -258,6 +258,17 @@ Test(alerts, a_late_sample_raises_and_resolves_a_late_episode)
     cr_assert_str_eq(s(a, "ts"), want, "resolved by the stored live sample");
     cJSON_Delete(a);
     cr_assert_null(it_next(sub, 1000), "more than one late episode");
+    /* The history shows them as late too: the time column is the sample's,
+     * not when they were published, and a reader must be able to tell. */
+    char url[64], *out = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", d.http_port);
+    cr_assert_eq(it_run(&out, "'%s' alerts --url %s", it_bin("islewatch"), url), 0);
+    cr_expect_not_null(strstr(out, "[late] "), "alerts table: %s", out);
+    free(out);
+    cr_assert_eq(it_run(&out, "'%s' alerts --format csv --url %s", it_bin("islewatch"), url), 0);
+    cr_expect_not_null(strstr(out, ",message,late,silenced,acked_at,acked_by\n"), "csv: %s", out);
+    cr_expect_not_null(strstr(out, ",true,false,,\n"), "csv rows not late: %s", out);
+    free(out);
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);
