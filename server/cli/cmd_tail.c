@@ -54,6 +54,7 @@ struct tail {
     bool show_active, color, json;
     bool subscribe_active;      /* active_filter needs its own subscription */
     int sub_mid;                /* of the alert-topic SUBSCRIBE */
+    int refused;                /* CONNACK code that ends tail (credentials, id): 0 none */
     long count;                 /* 0: forever */
     /* from --config */
     const char *username;
@@ -84,6 +85,9 @@ static void usage(FILE *f)
             "  --active        first print what is firing now, marked \"active\"\n"
             "  --count N       exit after N lines\n"
             "  --json          print each alert's JSON instead of a line\n\n"
+            "A lost connection is retried; a broker that refuses the credentials is not.\n"
+            "Exit status: 0 stopped (Ctrl-C, --count), 2 usage error, 3 the broker or the\n"
+            "daemon cannot be reached, or refused the connection.\n\n"
             "Example:\n  islewatch tail --severity major --config /etc/islewatch/islewatch.yaml\n",
             DEFAULT_BROKER);
 }
@@ -169,6 +173,13 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
 {
     struct tail *t = obj;
     if (rc != 0) {
+        /* "Server unavailable" (3) may pass; a refused protocol, client id,
+         * password or authorisation is refused the same way at every retry. */
+        if (rc != 3) {
+            t->refused = rc;
+            stop_flag = 1;
+            return;
+        }
         fprintf(stderr, "islewatch tail: the broker refused the connection: %s\n",
                 mosquitto_connack_string(rc));
         return;
@@ -326,6 +337,12 @@ static int tail_broker(struct tail *t)
         } while (!stop_flag && mosquitto_reconnect(m) != MOSQ_ERR_SUCCESS);
     }
     rc = 0;
+    if (t->refused != 0) {
+        fprintf(stderr, "islewatch tail: the broker %s refused the connection: %s (pass --config "
+                "FILE to use islewatchd's broker.username and password_file, or check the "
+                "broker's password file and ACL)\n", t->broker, mosquitto_connack_string(t->refused));
+        rc = 3;
+    }
     mosquitto_disconnect(m);
 out:
     mosquitto_destroy(m);

@@ -289,6 +289,27 @@ Test(tail, unreachable_broker_exits_3_with_advice)
     free(out);
 }
 
+/* A broker that refuses the credentials will refuse them again: exit 3 at
+ * once and say where credentials come from, rather than retry forever. */
+Test(tail, refused_credentials_exit_3_with_advice)
+{
+    struct it_broker b;
+    char url[64], *out = NULL;
+    cr_assert_eq(it_broker_start(&b), 0);
+    it_broker_kill(&b);
+    cr_assert_eq(it_run(NULL, "touch '%s/pw' && mosquitto_passwd -b '%s/pw' ops right && "
+                        "chmod 644 '%s/pw' && printf 'allow_anonymous false\\npassword_file "
+                        "%s/pw\\n' >> '%s/mosquitto.conf'", b.dir, b.dir, b.dir, b.dir, b.dir), 0);
+    cr_assert_eq(it_broker_restart(&b), 0);
+    snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", b.port);
+    int st = it_run(&out, "timeout 20 %s tail --broker %s 2>&1", it_bin("islewatch"), url);
+    cr_expect_eq(st, 3, "exit %d: %s", st, out);
+    cr_expect(strstr(out, "not authorised") != NULL, "%s", out);
+    cr_expect(strstr(out, "--config") != NULL, "%s", out);
+    free(out);
+    it_broker_stop(&b);
+}
+
 Test(tail, bad_options_exit_2)
 {
     char *out = NULL;
