@@ -40,6 +40,20 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* `islewatch help COMMAND` is `islewatch COMMAND --help`. */
+    if (strcmp(argv[1], "help") == 0 && argc >= 3) {
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+            if (strcmp(argv[2], cmds[i].name) == 0) {
+                static char help_opt[] = "--help";
+                char prog[32];
+                snprintf(prog, sizeof(prog), "islewatch %s", cmds[i].name);
+                char *hv[] = { prog, help_opt, NULL };
+                return cmds[i].fn(2, hv);
+            }
+        fprintf(stderr, "islewatch: unknown command \"%s\"\n\n", argv[2]);
+        usage(stderr);
+        return 2;
+    }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return 0;
@@ -57,6 +71,16 @@ int main(int argc, char **argv)
             argv[1] = prog;
             return cmds[i].fn(argc - 1, argv + 1);
         }
+    /* "islewatch --db PATH series": the options of a command go after it. */
+    if (argv[1][0] == '-') {
+        for (int a = argc - 1; a >= 2; a--)          /* the command is after the options */
+            for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+                if (strcmp(argv[a], cmds[i].name) == 0) {
+                    fprintf(stderr, "islewatch: %s goes after the command: islewatch %s %s ...\n",
+                            argv[1], cmds[i].name, argv[1]);
+                    return 2;
+                }
+    }
     fprintf(stderr, "islewatch: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -538,6 +538,25 @@ Test(cli_args, a_time_without_zone_is_refused_with_an_example)
     }
 }
 
+/* `islewatch help query` is `islewatch query --help`; an option written before
+ * the command is not taken for a command name but placed where it goes. */
+Test(cli_args, help_command_and_options_before_the_command)
+{
+    char *out = NULL;
+    int rc = it_run(&out, "'%s' help query", it_bin("islewatch"));
+    cr_expect_eq(rc, 0, "exit %d", rc);
+    cr_expect(out != NULL && strncmp(out, "Usage: islewatch query GLOB", 27) == 0, "%s", out);
+    free(out);
+    rc = it_run(&out, "'%s' help nosuch 2>&1", it_bin("islewatch"));
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect(out != NULL && strstr(out, "unknown command \"nosuch\"") != NULL, "%s", out);
+    free(out);
+    rc = it_run(&out, "'%s' --db /nonexistent-iw-db series 2>&1", it_bin("islewatch"));
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect(out != NULL && strstr(out, "islewatch series --db") != NULL, "%s", out);
+    free(out);
+}
+
 /* Option errors found by getopt name the command as the user typed it. */
 Test(cli_args, option_errors_name_the_command)
 {
