@@ -159,9 +159,19 @@ static int parse_args(int argc, char **argv, struct args *a)
     }
     if (optind < argc)
         a->kind_s = argv[optind++];
-    if (optind < argc || iw_report_kind_parse(a->kind_s, &a->kind) != IW_OK) {
+    if (a->kind_s == NULL) {
         fprintf(stderr, "islewatch report: say which report: water, air or cameras\n");
         usage(stderr, false);
+        return 2;
+    }
+    if (iw_report_kind_parse(a->kind_s, &a->kind) != IW_OK) {
+        fprintf(stderr, "islewatch report: there is no report \"%s\": use water, air or "
+                "cameras\n", a->kind_s);
+        return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "islewatch report: unexpected argument \"%s\" after %s (options start "
+                "with --, e.g. --site GLOB)\n", argv[optind], a->kind_s);
         return 2;
     }
     if (a->r.from == NULL || a->r.to == NULL) {

@@ -557,6 +557,26 @@ Test(cli_args, help_command_and_options_before_the_command)
     free(out);
 }
 
+/* A report name the CLI does not know, or a word too many, is named in the
+ * error, not answered with the list as if nothing had been given. */
+Test(cli_args, report_names_the_word_it_does_not_know)
+{
+    static const struct { const char *args, *needle; } cases[] = {
+        { "report soil --from -1d --to now", "\"soil\"" },
+        { "report water extra --from -1d --to now", "\"extra\"" },
+        { "report --from -1d --to now", "water, air or cameras" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' %s --db /nonexistent-iw-db 2>&1 | head -1",
+                        it_bin("islewatch"), cases[i].args);
+        cr_expect_eq(rc, 0);
+        cr_expect(out != NULL && strstr(out, cases[i].needle) != NULL, "%s: lacks %s:\n%s",
+                  cases[i].args, cases[i].needle, out ? out : "");
+        free(out);
+    }
+}
+
 /* Option errors found by getopt name the command as the user typed it. */
 Test(cli_args, option_errors_name_the_command)
 {
