@@ -151,3 +151,9 @@ const char *cli_num(double v, char *buf, size_t len)
     }
     return buf;
 }
+
+const char *cli_default_url(void)
+{
+    const char *u = getenv("ISLEWATCH_URL");
+    return u != NULL && *u != '\0' ? u : IW_HTTP_DEFAULT_URL;
+}

@@ -51,6 +51,9 @@ void cli_col(const char *s, size_t width);
 /* A CSV field, quoted when it needs to be. */
 void cli_csv_field(const char *s);
 
+/* The daemon's URL when --url is not given: $ISLEWATCH_URL, else http://127.0.0.1:8080. */
+const char *cli_default_url(void);
+
 /* Percent-encode a query-string value; false (out cut short) when it does not fit. */
 bool cli_urlenc(char *out, size_t cap, const char *s);
 

@@ -52,7 +52,7 @@ int iw_cmd_alerts(int argc, char **argv)
         { "format", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct aargs a = { .src = { .url = "http://127.0.0.1:8080" }, .since = INT64_MIN };
+    struct aargs a = { .src = { .url = cli_default_url() }, .since = INT64_MIN };
     char path[4096], rb[3072];
     int c, rc;
 

@@ -31,7 +31,7 @@ static void series_usage(FILE *f)
             "List stored series with their first and last timestamp and point count.\n"
             "GLOB matches <source>/<site>/<device>/<metric>, '*' within one level.\n\n"
             "  --db PATH     read the database directory directly (works beside a running daemon)\n"
-            "  --url URL     the daemon's HTTP API (default " DEFAULT_URL ")\n"
+            "  --url URL     the daemon's HTTP API (default $ISLEWATCH_URL, else " DEFAULT_URL ")\n"
             "  --format F    table (default), csv or json\n\n"
             "Example:\n  islewatch series 'water/dongtan/*/*' --db ./data\n");
 }
@@ -62,7 +62,7 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
     int64_t now = iw_now_ms();
 
     memset(a, 0, sizeof(*a));
-    a->src.url = DEFAULT_URL;
+    a->src.url = cli_default_url();
     a->from = now - IW_MS_PER_HOUR;
     a->to = now;
     a->agg = IW_Q_AVG;

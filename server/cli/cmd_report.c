@@ -85,7 +85,8 @@ static void usage(FILE *f, bool full)
             "  cameras  在线率 (online rate) per camera and site\n\n"
             "  --from T, --to T  the period [from, to): RFC 3339, epoch ms, relative (-30d, now),\n"
             "                    or a local date (2026-01-01 = that day's midnight at --tz)\n"
-            "  --url URL         the running daemon's HTTP API (default " IW_HTTP_DEFAULT_URL "):\n"
+            "  --url URL         the running daemon's HTTP API (default $ISLEWATCH_URL, else\n"
+            "                    " IW_HTTP_DEFAULT_URL "):\n"
             "                    it computes the report on its database with its own config\n"
             "  --db PATH         read the database directory directly, read-only (works beside\n"
             "                    a running daemon)\n"
@@ -297,7 +298,7 @@ static bool add_arg(char *path, size_t cap, const char *name, const char *value)
 
 static int report_url(const struct args *a)
 {
-    const char *url = a->url ? a->url : IW_HTTP_DEFAULT_URL;
+    const char *url = a->url ? a->url : cli_default_url();
     char path[8192], *body = NULL, err[2048];
     struct iw_diag diag = { 0 };
     size_t len = 0;

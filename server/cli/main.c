@@ -29,9 +29,9 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
     fprintf(f, "\n`islewatch COMMAND --help` shows a command's options and an example.\n"
-               "Reading commands talk to a running daemon (--url http://127.0.0.1:8080, the\n"
-               "default) or read a database directory directly (--db PATH), also while the\n"
-               "daemon has it open.\n");
+               "Reading commands talk to a running daemon (--url URL; default $ISLEWATCH_URL,\n"
+               "else http://127.0.0.1:8080) or read a database directory directly (--db PATH),\n"
+               "also while the daemon has it open.\n");
 }
 
 int main(int argc, char **argv)

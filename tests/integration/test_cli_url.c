@@ -217,6 +217,32 @@ Test(cli_url, report_through_the_daemon_equals_the_database)
     free(out);
 }
 
+/* $ISLEWATCH_URL, which ack already honours, is the default --url of the
+ * reading commands too: the daemon an operator lists alerts from is the one
+ * they acknowledge them on. */
+Test(cli_url, islewatch_url_is_the_default_of_the_reading_commands)
+{
+    char cmds[4][256];
+    snprintf(cmds[0], sizeof(cmds[0]), "series --format json");
+    snprintf(cmds[1], sizeof(cmds[1]), "alerts --format json");
+    snprintf(cmds[2], sizeof(cmds[2]), "query 'water/*/*/nh3_n' --from %lld --to %lld --format json",
+             (long long)day0, (long long)(day0 + 3 * IW_MS_PER_DAY));
+    snprintf(cmds[3], sizeof(cmds[3]), "report water --from %lld --to %lld --format csv",
+             (long long)day0, (long long)(day0 + 3 * IW_MS_PER_DAY));
+    for (size_t i = 0; i < 4; i++) {
+        int rc_url, rc_env;
+        char *via_url = cli(&rc_url, "%s --url '%s'", cmds[i], base), *via_env = NULL;
+        rc_env = it_run(&via_env, "ISLEWATCH_URL='%s' '%s' %s 2>&1", base, it_bin("islewatch"),
+                        cmds[i]);
+        cr_expect_eq(rc_url, 0, "%s: exit %d", cmds[i], rc_url);
+        cr_expect_eq(rc_env, 0, "%s with ISLEWATCH_URL: exit %d\n%s", cmds[i], rc_env,
+                     via_env ? via_env : "");
+        cr_expect_str_eq(via_env ? via_env : "", via_url, "%s", cmds[i]);
+        free(via_url);
+        free(via_env);
+    }
+}
+
 Test(cli_url, report_errors_say_what_to_do)
 {
     int rc;
