@@ -1,4 +1,5 @@
 /* Helpers shared by the CLI's reading commands. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,10 +145,25 @@ const char *cli_point_flag(const cJSON *series, int64_t t, const cJSON **cur)
 
 const char *cli_num(double v, char *buf, size_t len)
 {
+    double a = fabs(v);
+
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
             break;
+    }
+    /* People read these: an Hg limit is 0.00005, not 5e-05. Write the fewest
+     * decimals that read back as v, for the range readings live in. */
+    if (strchr(buf, 'e') != NULL && a >= 1e-12 && a < 1e21) {
+        char plain[64];
+        for (int dec = 0; dec <= 30; dec++) {
+            snprintf(plain, sizeof(plain), "%.*f", dec, v);
+            if (strtod(plain, NULL) == v) {
+                if (strlen(plain) < len)
+                    memcpy(buf, plain, strlen(plain) + 1);
+                break;
+            }
+        }
     }
     return buf;
 }

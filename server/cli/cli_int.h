@@ -36,7 +36,7 @@ void cli_print_json(const cJSON *doc);
 /* ms -> "2026-11-29T10:00:00.000Z" (static buffer per call site). */
 const char *cli_time(int64_t ms, char *buf, size_t len);
 
-/* Shortest text that reads back as the same double. */
+/* Shortest text that reads back as the same double; no exponent from 1e-12 to 1e21. */
 const char *cli_num(double v, char *buf, size_t len);
 
 /* The flag of the point at t in a query series object's "flags" ([[T,"F"],...],

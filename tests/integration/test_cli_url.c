@@ -603,6 +603,47 @@ Test(cli_args, report_names_the_word_it_does_not_know)
     }
 }
 
+/* Tables and CSV are read by people: a mercury reading of 0.00008 mg/L and
+ * a coliform count of 2400000 per litre print as written, not as 8e-05 and
+ * 2.4e+06, and still read back as the same number. */
+Test(cli_args, query_prints_small_and_large_values_without_exponents)
+{
+    char dir[] = "/tmp/iw-cli-digits-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    const struct iw_series *s;
+    int64_t t0 = (iw_now_ms() - IW_MS_PER_DAY) / IW_MS_PER_MIN * IW_MS_PER_MIN;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    struct iw_wbatch *b = iw_wbatch_new();
+    cr_assert_eq(iw_store_series_intern(st, "water/s/w1/hg", 13, &s), IW_OK);
+    iw_wbatch_put_point(b, s->id, t0, 0.00008, 0);
+    iw_wbatch_put_point(b, s->id, t0 + IW_MS_PER_MIN, 0.0000123456789, 0);
+    iw_wbatch_put_point(b, s->id, t0 + 2 * IW_MS_PER_MIN, 2400000, 0);
+    iw_wbatch_put_point(b, s->id, t0 + 3 * IW_MS_PER_MIN, 1e16, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+    iw_store_close(st);
+
+    static const char *const fmts[] = { "table", "csv" };
+    for (size_t f = 0; f < 2; f++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' query 'water/s/w1/hg' --from %lld --to %lld --format %s "
+                        "--db '%s'", it_bin("islewatch"), (long long)t0,
+                        (long long)(t0 + 3 * IW_MS_PER_MIN), fmts[f], db);
+        cr_expect_eq(rc, 0);
+        cr_expect(out != NULL && strstr(out, "0.00008") && strstr(out, "0.0000123456789") &&
+                  strstr(out, "2400000") && strstr(out, "10000000000000000") &&
+                  !strstr(out, "e-") && !strstr(out, "e+"),
+                  "%s:\n%s", fmts[f], out ? out : "");
+        free(out);
+    }
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
 /* Option errors found by getopt name the command as the user typed it. */
 Test(cli_args, option_errors_name_the_command)
 {
