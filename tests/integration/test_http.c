@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1176,6 +1177,77 @@ Test(http, stream_ends_and_daemon_exits_cleanly_on_sigterm)
     cr_expect(sse_wait_done(r, 5000), "the stream stayed open after the daemon stopped");
     cr_expect_eq(r->rc, IW_OK, "the stream did not end with a proper end of response");
     sse_close(r);
+}
+
+/* An alert stream on a raw socket, once its opening comment is in; -1 when it does not open. */
+static int stream_open(int i)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)daemon_.http_port) };
+    struct timeval tv = { 10, 0 };  /* below the 15 s keep-alive, which would also notice */
+    static const char req[] = "GET /api/v1/alerts/stream HTTP/1.1\r\nHost: x\r\n"
+                              "Connection: close\r\n\r\n";
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        send(fd, req, sizeof(req) - 1, 0) != (ssize_t)(sizeof(req) - 1)) {
+        cr_log_error("stream %d: cannot connect or send", i);
+        close(fd);
+        return -1;
+    }
+    while (n < sizeof(buf) - 1 && (r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0)) > 0) {
+        n += (size_t)r;
+        buf[n] = '\0';
+        if (strstr(buf, "islewatch alerts after seq") != NULL)
+            return fd;
+    }
+    cr_log_error("stream %d: no opening comment (%zu bytes: %.200s)", i, n, n ? buf : "");
+    close(fd);
+    return -1;
+}
+
+/*
+ * Hang up our side of a stream (shutdown for writing: the daemon sees the same
+ * end of file as for a closed browser tab) and read until the daemon ends the
+ * response. False when it kept the stream after the client left.
+ */
+static bool stream_leave(int fd, int i)
+{
+    char buf[4096];
+    ssize_t r;
+
+    shutdown(fd, SHUT_WR);
+    while ((r = recv(fd, buf, sizeof(buf), 0)) > 0)
+        ;
+    close(fd);
+    if (r < 0)
+        cr_log_error("stream %d: still open 10 s after the client hung up", i);
+    return r == 0;
+}
+
+Test(http, a_client_that_leaves_the_stream_frees_its_connection)
+{
+    int status = 0;
+    char *body;
+
+    start(EXTRA);
+    /* More than the daemon's 128 connections, 10 at a time: dashboards reloaded again and again. */
+    for (int i = 0; i < 150; i += 10) {
+        int fds[10];
+        for (int k = 0; k < 10; k++)
+            cr_assert((fds[k] = stream_open(i + k)) >= 0, "stream %d of 150 was not served",
+                      i + k);
+        for (int k = 0; k < 10; k++)
+            cr_assert(stream_leave(fds[k], i + k), "stream %d of 150 was not ended", i + k);
+    }
+    body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200, "%s", body);
+    free(body);
 }
 
 Test(http, ack_a_firing_alert)
