@@ -90,7 +90,7 @@ static const char page[] =
     "  {name: 'Ⅰ类', bg: '#1e6fd9', fg: '#fff'}, {name: 'Ⅱ类', bg: '#1e6fd9', fg: '#fff'},\n"
     "  {name: 'Ⅲ类', bg: '#2e9e44', fg: '#fff'}, {name: 'Ⅳ类', bg: '#ffeb3b', fg: '#000'},\n"
     "  {name: 'Ⅴ类', bg: '#ff8c00', fg: '#000'}, {name: '劣Ⅴ类', bg: '#e01e1e', fg: '#fff'}];\n"
-    "const AQI = [[50, '优', 'Good', '#00E400', '#000'], [100, '良', 'Moderate', '#FFFF00', '#000'],\n"
+    "const AQI = [[50, '优', 'Excellent', '#00E400', '#000'], [100, '良', 'Good', '#FFFF00', '#000'],\n"
     "  [150, '轻度污染', 'Lightly polluted', '#FF7E00', '#000'],\n"
     "  [200, '中度污染', 'Moderately polluted', '#FF0000', '#fff'],\n"
     "  [300, '重度污染', 'Heavily polluted', '#99004C', '#fff'],\n"

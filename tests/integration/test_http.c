@@ -23,6 +23,7 @@
 #include <criterion/criterion.h>
 
 #include "islewatch/http_client.h"
+#include "islewatch/standards.h"
 #include "islewatch/topic.h"
 #include "it.h"
 
@@ -1560,6 +1561,13 @@ Test(http, dashboard_is_one_self_contained_page)
     };
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
         cr_expect(strstr(resp, must[i]) != NULL, "the page lacks %s", must[i]);
+    /* The AQI tiles name and colour each level as the standards' table does (and the alerts). */
+    for (int level = 1; level <= 6; level++) {
+        const struct iw_aqi_level_info *l = iw_aqi_level_info(level);
+        char want[160];
+        snprintf(want, sizeof(want), "'%s', '%s', '%s'", l->category_zh, l->category_en, l->hex);
+        cr_expect(strstr(resp, want) != NULL, "the AQI tiles lack level %d as %s", level, want);
+    }
     static const char *const never[] = {
         "src=\"http", "href=\"http", "<link", "<script src", "@import", "url(http",
     };
