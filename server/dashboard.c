@@ -6,7 +6,8 @@
  *     resumes with Last-Event-ID after a disconnect), seeded with the last 50
  *     alerts from /api/v1/alerts?limit=50;
  *   - active alerts by severity: /api/v1/alerts?active=1, refreshed on every
- *     streamed alert and every 30 s;
+ *     streamed alert and every 30 s; silenced and acknowledged ones say so
+ *     (here and in the stream, which the history seeds with silenced ones);
  *   - per-site tiles: the last point of water/<site>/<device>/class (GB 3838
  *     class; I-II blue, III green, IV yellow, V orange, 劣V red) and of
  *     air/<site>/<device>/aqi (HJ 633 level colours #00E400 #FFFF00 #FF7E00
@@ -148,6 +149,7 @@ static const char page[] =
     "  body.replaceChildren();\n"
     "  for (const a of alerts) {\n"
     "    const msg = el('span', null, a.message_zh || a.message);\n"
+    "    if (a.silenced) msg.append(el('div', 'muted', 'silenced: not published on MQTT'));\n"
     "    if (a.ack) msg.append(el('div', 'muted', 'acknowledged' + (a.ack.by ? ' by ' + a.ack.by : '')));\n"
     "    body.append(row([sevBadge(a.severity), a.rule, where(a), valueText(a), fmtTime(a.started_at), msg]));\n"
     "  }\n"
@@ -161,7 +163,8 @@ static const char page[] =
     "/* ---- live stream ---- */\n"
     "const FEED_MAX = 300;\n"
     "function feedRow(a) {\n"
-    "  const st = el('span', a.status, a.status + (a.late ? ' (late)' : '') + (a.ack ? ' (acked)' : ''));\n"
+    "  const st = el('span', a.status, a.status + (a.late ? ' (late)' : '') + (a.ack ? ' (acked)' : '') +\n"
+    "                    (a.silenced ? ' (silenced)' : ''));\n"
     "  return row([fmtTime(a.ts), sevBadge(a.severity), st, a.rule, where(a), a.message_zh || a.message]);\n"
     "}\n"
     "function addFeed(a, top) {\n"

@@ -1601,6 +1601,7 @@ Test(http, dashboard_is_one_self_contained_page)
         "<!doctype html>", "new EventSource('/api/v1/alerts/stream')", "/api/v1/alerts?active=1",
         "water/*/*/class", "air/*/*/aqi", "/api/v1/series", "#00E400", "#FFFF00", "#FF7E00",
         "#FF0000", "#99004C", "#7E0023", "劣Ⅴ类", "</html>",
+        "if (a.silenced)", "(a.silenced ?",  /* silenced alerts are marked as such */
     };
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
         cr_expect(strstr(resp, must[i]) != NULL, "the page lacks %s", must[i]);
