@@ -4,7 +4,8 @@
  * no external resources, plain JavaScript. It reads only the public API:
  *   - live alert stream: EventSource on /api/v1/alerts/stream (the browser
  *     resumes with Last-Event-ID after a disconnect), seeded with the last 50
- *     alerts from /api/v1/alerts?limit=50;
+ *     alerts from /api/v1/alerts?limit=50 and started after the newest of
+ *     them (?since=SEQ), so nothing published in between is missed;
  *   - active alerts by severity: /api/v1/alerts?active=1, refreshed on every
  *     streamed alert and every 30 s; silenced and acknowledged ones say so
  *     (here and in the stream, which the history seeds with silenced ones);
@@ -173,11 +174,13 @@ static const char page[] =
     "  while (body.children.length > FEED_MAX) body.lastChild.remove();\n"
     "}\n"
     "async function startStream() {\n"
+    "  let last = 0;\n"
     "  try {\n"
     "    const recent = await getJSON('/api/v1/alerts?limit=50');\n"
-    "    for (const a of recent.reverse()) addFeed(a, false);\n"
+    "    for (const a of recent.reverse()) { addFeed(a, false); last = Math.max(last, a.seq || 0); }\n"
     "  } catch (e) { console.warn(e); }\n"
-    "  const es = new EventSource('/api/v1/alerts/stream');\n"
+    "  /* Go on from the newest alert shown, so none published meanwhile is lost. */\n"
+    "  const es = new EventSource('/api/v1/alerts/stream' + (last ? '?since=' + last : ''));\n"
     "  es.onopen = () => { $('conn').textContent = 'live'; $('conn').className = 'pill ok'; };\n"
     "  es.onerror = () => { $('conn').textContent = 'reconnecting'; $('conn').className = 'pill bad'; };\n"
     "  es.addEventListener('message', ev => {\n"
