@@ -14,8 +14,9 @@
  *     air/<site>/<device>/aqi (HJ 633 level colours #00E400 #FFFF00 #FF7E00
  *     #FF0000 #99004C #7E0023) over the last 2 days; tiles older than 3 h are
  *     dimmed;
- *   - a chart (inline SVG) of any series from /api/v1/series, aggregated in
- *     at most ~400 buckets.
+ *   - a chart (inline SVG) of any series from /api/v1/series (the list is
+ *     read again every 5 min, every minute while empty), aggregated in at
+ *     most ~400 buckets.
  * Every value from the API is inserted with textContent, never as HTML.
  * The page is kept as C string literals so the binary needs no data files.
  */
@@ -311,7 +312,10 @@ static const char page[] =
     "setInterval(loadReady, 10000);\n"
     "setInterval(loadActive, 30000);\n"
     "setInterval(loadTiles, 60000);\n"
-    "setInterval(() => { if ($('series').value) drawChart(); }, 60000);\n"
+    "/* The series list counts every stored point: read it again every 5 min, or each\n"
+    "   minute while it is empty (a page opened before any data arrived). */\n"
+    "setInterval(() => { if ($('series').value) drawChart(); else loadSeries(); }, 60000);\n"
+    "setInterval(loadSeries, 300000);\n"
     "</script>\n"
     "</body>\n"
     "</html>\n"
