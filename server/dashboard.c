@@ -4,16 +4,19 @@
  * no external resources, plain JavaScript. It reads only the public API:
  *   - live alert stream: EventSource on /api/v1/alerts/stream (the browser
  *     resumes with Last-Event-ID after a disconnect), seeded with the last 50
- *     alerts from /api/v1/alerts?limit=50;
+ *     alerts from /api/v1/alerts?limit=50 and started after the newest of
+ *     them (?since=SEQ), so nothing published in between is missed;
  *   - active alerts by severity: /api/v1/alerts?active=1, refreshed on every
- *     streamed alert and every 30 s;
+ *     streamed alert and every 30 s; silenced and acknowledged ones say so
+ *     (here and in the stream, which the history seeds with silenced ones);
  *   - per-site tiles: the last point of water/<site>/<device>/class (GB 3838
  *     class; I-II blue, III green, IV yellow, V orange, 劣V red) and of
  *     air/<site>/<device>/aqi (HJ 633 level colours #00E400 #FFFF00 #FF7E00
  *     #FF0000 #99004C #7E0023) over the last 2 days; tiles older than 3 h are
  *     dimmed;
- *   - a chart (inline SVG) of any series from /api/v1/series, aggregated in
- *     at most ~400 buckets.
+ *   - a chart (inline SVG) of any series from /api/v1/series (the list is
+ *     read again every 5 min, every minute while empty), aggregated in at
+ *     most ~400 buckets.
  * Every value from the API is inserted with textContent, never as HTML.
  * The page is kept as C string literals so the binary needs no data files.
  */
@@ -90,7 +93,7 @@ static const char page[] =
     "  {name: 'Ⅰ类', bg: '#1e6fd9', fg: '#fff'}, {name: 'Ⅱ类', bg: '#1e6fd9', fg: '#fff'},\n"
     "  {name: 'Ⅲ类', bg: '#2e9e44', fg: '#fff'}, {name: 'Ⅳ类', bg: '#ffeb3b', fg: '#000'},\n"
     "  {name: 'Ⅴ类', bg: '#ff8c00', fg: '#000'}, {name: '劣Ⅴ类', bg: '#e01e1e', fg: '#fff'}];\n"
-    "const AQI = [[50, '优', 'Good', '#00E400', '#000'], [100, '良', 'Moderate', '#FFFF00', '#000'],\n"
+    "const AQI = [[50, '优', 'Excellent', '#00E400', '#000'], [100, '良', 'Good', '#FFFF00', '#000'],\n"
     "  [150, '轻度污染', 'Lightly polluted', '#FF7E00', '#000'],\n"
     "  [200, '中度污染', 'Moderately polluted', '#FF0000', '#fff'],\n"
     "  [300, '重度污染', 'Heavily polluted', '#99004C', '#fff'],\n"
@@ -148,6 +151,7 @@ static const char page[] =
     "  body.replaceChildren();\n"
     "  for (const a of alerts) {\n"
     "    const msg = el('span', null, a.message_zh || a.message);\n"
+    "    if (a.silenced) msg.append(el('div', 'muted', 'silenced: not published on MQTT'));\n"
     "    if (a.ack) msg.append(el('div', 'muted', 'acknowledged' + (a.ack.by ? ' by ' + a.ack.by : '')));\n"
     "    body.append(row([sevBadge(a.severity), a.rule, where(a), valueText(a), fmtTime(a.started_at), msg]));\n"
     "  }\n"
@@ -161,7 +165,8 @@ static const char page[] =
     "/* ---- live stream ---- */\n"
     "const FEED_MAX = 300;\n"
     "function feedRow(a) {\n"
-    "  const st = el('span', a.status, a.status + (a.late ? ' (late)' : '') + (a.ack ? ' (acked)' : ''));\n"
+    "  const st = el('span', a.status, a.status + (a.late ? ' (late)' : '') + (a.ack ? ' (acked)' : '') +\n"
+    "                    (a.silenced ? ' (silenced)' : ''));\n"
     "  return row([fmtTime(a.ts), sevBadge(a.severity), st, a.rule, where(a), a.message_zh || a.message]);\n"
     "}\n"
     "function addFeed(a, top) {\n"
@@ -170,11 +175,13 @@ static const char page[] =
     "  while (body.children.length > FEED_MAX) body.lastChild.remove();\n"
     "}\n"
     "async function startStream() {\n"
+    "  let last = 0;\n"
     "  try {\n"
     "    const recent = await getJSON('/api/v1/alerts?limit=50');\n"
-    "    for (const a of recent.reverse()) addFeed(a, false);\n"
+    "    for (const a of recent.reverse()) { addFeed(a, false); last = Math.max(last, a.seq || 0); }\n"
     "  } catch (e) { console.warn(e); }\n"
-    "  const es = new EventSource('/api/v1/alerts/stream');\n"
+    "  /* Go on from the newest alert shown, so none published meanwhile is lost. */\n"
+    "  const es = new EventSource('/api/v1/alerts/stream' + (last ? '?since=' + last : ''));\n"
     "  es.onopen = () => { $('conn').textContent = 'live'; $('conn').className = 'pill ok'; };\n"
     "  es.onerror = () => { $('conn').textContent = 'reconnecting'; $('conn').className = 'pill bad'; };\n"
     "  es.addEventListener('message', ev => {\n"
@@ -305,7 +312,10 @@ static const char page[] =
     "setInterval(loadReady, 10000);\n"
     "setInterval(loadActive, 30000);\n"
     "setInterval(loadTiles, 60000);\n"
-    "setInterval(() => { if ($('series').value) drawChart(); }, 60000);\n"
+    "/* The series list counts every stored point: read it again every 5 min, or each\n"
+    "   minute while it is empty (a page opened before any data arrived). */\n"
+    "setInterval(() => { if ($('series').value) drawChart(); else loadSeries(); }, 60000);\n"
+    "setInterval(loadSeries, 300000);\n"
     "</script>\n"
     "</body>\n"
     "</html>\n"

@@ -18,8 +18,11 @@
  *
  * Decisions where SPEC §7 is silent:
  * - HEAD is answered like GET (libmicrohttpd drops the body).
- * - POST and DELETE always need the token, even on unknown paths: nothing
- *   about the API is revealed to an unauthorised writer.
+ * - Only a request that could change state needs the token: a POST or
+ *   DELETE (PUT, PATCH) to a path that takes that method. Anything else
+ *   changes nothing and gets the answer it would get with a token: 404 for
+ *   an unknown path, 405 with Allow for a method the path does not take (a
+ *   GET already tells anyone which endpoints exist).
  * - A token file that becomes unreadable on reload refuses every state
  *   change until fixed (fail closed), and says why in each 401.
  */
@@ -318,6 +321,44 @@ static bool match_id(const char *url, const char *prefix, const char *suffix, ch
     return true;
 }
 
+/* The methods `url` takes, as its Allow header says; NULL for no such endpoint. */
+static const char *allowed_methods(const char *url)
+{
+    static const char *const reads[] = {
+        "/", "/healthz", "/readyz", "/metrics", "/api/v1/series", "/api/v1/query",
+        "/api/v1/alerts", "/api/v1/alerts/stream",
+    };
+    char id[128];
+
+    for (size_t i = 0; i < IW_ARRAY_LEN(reads); i++)
+        if (strcmp(url, reads[i]) == 0)
+            return "GET, HEAD";
+    if (strcmp(url, "/api/v1/silences") == 0)
+        return "GET, HEAD, POST, DELETE";
+    if (strcmp(url, "/api/v1/reload") == 0 || match_id(url, "/api/v1/alerts/", "/ack", id,
+                                                       sizeof(id)))
+        return "POST";
+    if (match_id(url, "/api/v1/silences/", "", id, sizeof(id)))
+        return "DELETE";
+    if (strncmp(url, "/api/v1/report/", 15) == 0)
+        return "GET, HEAD";
+    return NULL;
+}
+
+/* True when `method` is one of the comma-separated `allow`. */
+static bool method_in(const char *method, const char *allow)
+{
+    size_t n = strlen(method);
+
+    for (const char *p = allow; *p != '\0'; p += strspn(p, ", ")) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, method, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
 static enum MHD_Result route(struct iw_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, const struct iw_http_req *r)
 {
@@ -384,13 +425,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     (void)version;
     if (r == NULL) {
-        /* First call: headers only. Refuse unauthorised writes before reading a body. */
+        /* First call: headers only. Refuse unauthorised writes before reading a
+         * body; a method the path does not take changes nothing (route() says 404/405). */
+        const char *allow = allowed_methods(url);
         if ((r = calloc(1, sizeof(*r))) == NULL)
             return MHD_NO;
         *con_cls = r;
         if ((strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0 ||
              strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) &&
-            !authorize(h, c, &ret))
+            allow != NULL && method_in(method, allow) && !authorize(h, c, &ret))
             r->answered = true;
         return ret;
     }

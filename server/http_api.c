@@ -23,13 +23,17 @@
  * first gets every alert with a greater seq from the store, then the live
  * feed; a new client starts at the current seq. A ": keep-alive" comment goes
  * out after 15 s without an alert. The content reader blocks on the feed in
- * 250 ms slices, so it notices iw_http_stop() within that time.
+ * 250 ms slices, so it notices iw_http_stop() within that time, and a client
+ * that hung up: libmicrohttpd cannot see that while the reader blocks, and a
+ * stream of a closed tab would hold a thread and one of the 128 connections
+ * until the next keep-alive failed to go out.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
@@ -218,6 +222,7 @@ enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c)
 struct sse {
     struct iw_http *h;
     struct iw_store *st;
+    int fd;                     /* the client's socket (-1: unknown), only peeked at */
     uint64_t last;              /* highest seq sent (or skipped as past) */
     bool replay;                /* still reading history from the store */
     bool gap;                   /* the live feed no longer holds last + 1 */
@@ -290,11 +295,27 @@ static void live_cb(void *ctx, uint64_t seq, const char *json, size_t len)
     sse_event(s, seq, json, len);
 }
 
+/*
+ * True when the client closed its side. An SSE client sends nothing after its
+ * request, so end of file (or a reset) on the socket means it has gone. Peeked,
+ * never read: libmicrohttpd owns the socket.
+ */
+static bool client_gone(int fd)
+{
+    char b;
+    ssize_t n;
+
+    if (fd < 0)
+        return false;
+    n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* Refill s->buf; returns false when the stream must end. */
 static bool sse_fill(struct sse *s)
 {
     for (;;) {
-        if (atomic_load(&s->h->stopping) || s->oom)
+        if (atomic_load(&s->h->stopping) || s->oom || client_gone(s->fd))
             return false;
         if (s->replay) {
             if (iw_alert_history_scan(s->st, s->last, false, replay_cb, s) != IW_OK)
@@ -382,6 +403,9 @@ enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
         return MHD_NO;
     s->h = h;
     s->st = iw_daemon_store(h->d);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->fd = ci != NULL ? ci->connect_fd : -1;
     if (from != NULL && from[0] != '\0') {
         char *end;
         errno = 0;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include <criterion/criterion.h>
 
 #include "islewatch/http_client.h"
+#include "islewatch/standards.h"
 #include "islewatch/topic.h"
 #include "it.h"
 
@@ -905,6 +907,51 @@ Test(http, unknown_paths_and_wrong_methods)
     free(resp);
 }
 
+/*
+ * A method a path does not take is 405 with Allow, and an unknown path 404,
+ * token or not: such a request changes nothing, so it is not refused as an
+ * unauthorised change (401).
+ */
+Test(http, wrong_methods_are_405_with_allow_with_or_without_a_token)
+{
+    static const struct {
+        const char *method, *path, *allow;   /* allow NULL: 404 */
+    } cases[] = {
+        { "POST", "/healthz", "GET, HEAD" },
+        { "DELETE", "/metrics", "GET, HEAD" },
+        { "PUT", "/", "GET, HEAD" },
+        { "POST", "/api/v1/query", "GET, HEAD" },
+        { "DELETE", "/api/v1/alerts", "GET, HEAD" },
+        { "POST", "/api/v1/alerts/stream", "GET, HEAD" },
+        { "PUT", "/api/v1/silences", "GET, HEAD, POST, DELETE" },
+        { "PATCH", "/api/v1/silences", "GET, HEAD, POST, DELETE" },
+        { "DELETE", "/api/v1/alerts/0123456789abcdef/ack", "POST" },
+        { "PUT", "/api/v1/reload", "POST" },
+        { "POST", "/api/v1/silences/0123456789abcdef", "DELETE" },
+        { "POST", "/api/v1/nothing", NULL },
+        { "DELETE", "/nothing", NULL },
+    };
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int with_token = 0; with_token < 2; with_token++) {
+            char req[512], allow[64];
+            snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n", cases[i].method, cases[i].path,
+                     with_token ? "Authorization: Bearer " TOKEN "\r\n" : "");
+            char *resp = raw(req);
+            const char *want = cases[i].allow ? "HTTP/1.1 405" : "HTTP/1.1 404";
+            cr_expect(strncmp(resp, want, 12) == 0, "%s %s %s token: %.200s", cases[i].method,
+                      cases[i].path, with_token ? "with" : "without", resp);
+            if (cases[i].allow != NULL) {
+                snprintf(allow, sizeof(allow), "\r\nAllow: %s\r\n", cases[i].allow);
+                cr_expect(strstr(resp, allow) != NULL, "%s %s: want Allow: %s in %.300s",
+                          cases[i].method, cases[i].path, cases[i].allow, resp);
+            }
+            free(resp);
+        }
+    }
+}
+
 /* ---- authorisation ---- */
 
 Test(http, state_changes_need_the_bearer_token)
@@ -917,12 +964,10 @@ Test(http, state_changes_need_the_bearer_token)
         { "POST", "/api/v1/alerts/0123456789abcdef/ack", "{\"by\":\"x\"}", 404 },
         { "POST", "/api/v1/silences", "{\"match\":{\"site\":\"nowhere\"},\"duration\":\"1h\"}", 200 },
         { "DELETE", "/api/v1/silences/0123456789abcdef", NULL, 404 },
-        /* 401 before any 400/404/405 decision on these paths */
+        /* 401 before any 400/404 decision on what these paths accept */
         { "DELETE", "/api/v1/silences?id=0123456789abcdef", NULL, 404 },
         { "DELETE", "/api/v1/silences", "{\"id\":\"0123456789abcdef\"}", 404 },
         { "DELETE", "/api/v1/silences", NULL, 400 },
-        { "PUT", "/api/v1/silences", NULL, 405 },
-        { "DELETE", "/api/v1/alerts/0123456789abcdef/ack", NULL, 405 },
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1176,6 +1221,77 @@ Test(http, stream_ends_and_daemon_exits_cleanly_on_sigterm)
     cr_expect(sse_wait_done(r, 5000), "the stream stayed open after the daemon stopped");
     cr_expect_eq(r->rc, IW_OK, "the stream did not end with a proper end of response");
     sse_close(r);
+}
+
+/* An alert stream on a raw socket, once its opening comment is in; -1 when it does not open. */
+static int stream_open(int i)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)daemon_.http_port) };
+    struct timeval tv = { 10, 0 };  /* below the 15 s keep-alive, which would also notice */
+    static const char req[] = "GET /api/v1/alerts/stream HTTP/1.1\r\nHost: x\r\n"
+                              "Connection: close\r\n\r\n";
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        send(fd, req, sizeof(req) - 1, 0) != (ssize_t)(sizeof(req) - 1)) {
+        cr_log_error("stream %d: cannot connect or send", i);
+        close(fd);
+        return -1;
+    }
+    while (n < sizeof(buf) - 1 && (r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0)) > 0) {
+        n += (size_t)r;
+        buf[n] = '\0';
+        if (strstr(buf, "islewatch alerts after seq") != NULL)
+            return fd;
+    }
+    cr_log_error("stream %d: no opening comment (%zu bytes: %.200s)", i, n, n ? buf : "");
+    close(fd);
+    return -1;
+}
+
+/*
+ * Hang up our side of a stream (shutdown for writing: the daemon sees the same
+ * end of file as for a closed browser tab) and read until the daemon ends the
+ * response. False when it kept the stream after the client left.
+ */
+static bool stream_leave(int fd, int i)
+{
+    char buf[4096];
+    ssize_t r;
+
+    shutdown(fd, SHUT_WR);
+    while ((r = recv(fd, buf, sizeof(buf), 0)) > 0)
+        ;
+    close(fd);
+    if (r < 0)
+        cr_log_error("stream %d: still open 10 s after the client hung up", i);
+    return r == 0;
+}
+
+Test(http, a_client_that_leaves_the_stream_frees_its_connection)
+{
+    int status = 0;
+    char *body;
+
+    start(EXTRA);
+    /* More than the daemon's 128 connections, 10 at a time: dashboards reloaded again and again. */
+    for (int i = 0; i < 150; i += 10) {
+        int fds[10];
+        for (int k = 0; k < 10; k++)
+            cr_assert((fds[k] = stream_open(i + k)) >= 0, "stream %d of 150 was not served",
+                      i + k);
+        for (int k = 0; k < 10; k++)
+            cr_assert(stream_leave(fds[k], i + k), "stream %d of 150 was not ended", i + k);
+    }
+    body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200, "%s", body);
+    free(body);
 }
 
 Test(http, ack_a_firing_alert)
@@ -1482,12 +1598,24 @@ Test(http, dashboard_is_one_self_contained_page)
     cr_expect(strncmp(resp, "HTTP/1.1 200", 12) == 0, "%.100s", resp);
     cr_expect(strcasestr(resp, "\r\nContent-Type: text/html; charset=utf-8\r\n") != NULL);
     static const char *const must[] = {
-        "<!doctype html>", "new EventSource('/api/v1/alerts/stream')", "/api/v1/alerts?active=1",
+        "<!doctype html>",
+        /* the stream goes on from the newest alert of the seeded history: none lost between */
+        "new EventSource('/api/v1/alerts/stream' + (last ? '?since=' + last : ''))", "/api/v1/alerts?active=1",
         "water/*/*/class", "air/*/*/aqi", "/api/v1/series", "#00E400", "#FFFF00", "#FF7E00",
         "#FF0000", "#99004C", "#7E0023", "劣Ⅴ类", "</html>",
+        "if (a.silenced)", "(a.silenced ?",  /* silenced alerts are marked as such */
+        /* the chart's series list is read again, so a page opened before any data fills up */
+        "setInterval(loadSeries,",
     };
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
         cr_expect(strstr(resp, must[i]) != NULL, "the page lacks %s", must[i]);
+    /* The AQI tiles name and colour each level as the standards' table does (and the alerts). */
+    for (int level = 1; level <= 6; level++) {
+        const struct iw_aqi_level_info *l = iw_aqi_level_info(level);
+        char want[160];
+        snprintf(want, sizeof(want), "'%s', '%s', '%s'", l->category_zh, l->category_en, l->hex);
+        cr_expect(strstr(resp, want) != NULL, "the AQI tiles lack level %d as %s", level, want);
+    }
     static const char *const never[] = {
         "src=\"http", "href=\"http", "<link", "<script src", "@import", "url(http",
     };
