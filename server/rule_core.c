@@ -108,7 +108,26 @@ double iw__round_sig(double v, int digits)
 
 char *iw__fmt_num(double v, char *buf, size_t len)
 {
-    snprintf(buf, len, "%.6g", v);
+    double mag = fabs(v);
+    int decimals;
+    char *end;
+
+    /* Six significant digits like %g, but written out in the range of real
+     * readings: Hg at 0.00005 mg/L and fecal coliform at 2500000 per L read
+     * as an operator writes them, not as 5e-05 and 2.5e+06. */
+    if (!isfinite(v) || mag == 0 || mag < 1e-9 || mag >= 1e15) {
+        snprintf(buf, len, "%.6g", v);
+        return buf;
+    }
+    decimals = 5 - (int)floor(log10(mag));
+    snprintf(buf, len, "%.*f", decimals > 0 ? decimals : 0, v);
+    if (strchr(buf, '.') != NULL) {
+        end = buf + strlen(buf) - 1;
+        while (*end == '0')
+            *end-- = '\0';
+        if (*end == '.')
+            *end = '\0';
+    }
     return buf;
 }
 

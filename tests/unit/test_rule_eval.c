@@ -182,6 +182,27 @@ Test(rules, firing_alert_carries_evidence_and_template)
     iw_rules_engine_free(e);
 }
 
+/* Trace metals sit at 0.00005 mg/L and fecal coliform in the millions per
+ * litre: a message shows them as an operator writes them, not as 5e-05. */
+Test(rules, message_numbers_are_plain_decimals)
+{
+    struct iw_rule *hg = fx_rule(&cfg, "hg", IW_RULE_THRESHOLD, "water/*/*/hg");
+    struct iw_rule *fc = fx_rule(&cfg, "fc", IW_RULE_THRESHOLD, "water/*/*/fecal_coliform");
+    struct iw_rules_engine *e;
+
+    hg->p.has_above = true;
+    hg->p.above = 0.00005;
+    fc->p.has_above = true;
+    fc->p.above = 40000;
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w01", "hg", T0, 0.000081);
+    fx_feed(e, "water", "dongtan", "w01", "fecal_coliform", T0, 2500000);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_expect_str_eq(env.alerts[0]->message, "dongtan/w01 Hg 0.000081 mg/L above 0.00005");
+    cr_expect_str_eq(env.alerts[1]->message, "dongtan/w01 Fecal coliform 2500000 个/L above 40000");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, default_message_describes_the_condition)
 {
     struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
