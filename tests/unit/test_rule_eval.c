@@ -767,6 +767,34 @@ Test(rules, repeat_while_firing_on_wall_clock)
     iw_rules_engine_free(e);
 }
 
+/* SPEC §2: no alert storm after a reconnect. Reminders of a condition that
+ * did not change are not queued while no broker link is up (they would all
+ * go out at once when it is back); they resume on their schedule after. */
+Test(rules, no_repeats_pile_up_while_the_broker_link_is_down)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 10;
+    r->p.repeat_ms = 10 * MINUTE;
+    e = engine(T0);
+    iw_rules_set_link(e, true, T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_set_link(e, false, T0 + MINUTE);
+    for (int64_t m = 2; m <= 60; m++)
+        iw_rules_tick(e, T0 + m * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "%zu repeats queued while the broker was down", env.n_alerts - 1);
+    iw_rules_set_link(e, true, T0 + 61 * MINUTE);
+    iw_rules_tick(e, T0 + 61 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "a repeat went out as the link came back");
+    iw_rules_tick(e, T0 + 70 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "the repeats resume on their schedule");
+    cr_assert_eq(fx_last(&env)->reason, IW_ALERT_REPEAT);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, silence_marks_but_still_emits)
 {
     struct iw_rule *r = fx_rule(&cfg, "camera-offline", IW_RULE_THRESHOLD, "camera/*/*/online");
