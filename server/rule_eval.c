@@ -545,12 +545,15 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
     /* The limit of the episode's breach, so that its resolve names the same
      * threshold as its firing even when the rate has turned the other way. */
     bool rising = x->bound_set ? x->bound_rise : x->has_rate ? x->rate >= 0 : p->has_rise;
+    /* Shown as a person computes it (1.8, not 1.8000000000000014); the
+     * decision used the exact rate. */
+    double rate = iw__round_sig(x->rate, 10);
     char val[64], lim[32], dur[32], text[256];
     cJSON *o;
     (void)e;
 
     ev->has_value = x->has_rate;
-    ev->value = x->rate;
+    ev->value = rate;
     ev->has_threshold = rising ? p->has_rise : p->has_fall;
     ev->threshold = rising ? p->rise : -p->fall;
     if (x->has_rate) {
@@ -561,14 +564,14 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
         cJSON_AddItemToObject(o, "ts", iw__json_time(x->cur_ts));
         cJSON_AddNumberToObject(o, "value", x->cur_v);
     }
-    add_num(ev->details, "rate", x->has_rate, x->rate);
+    add_num(ev->details, "rate", x->has_rate, rate);
     cJSON_AddNumberToObject(ev->details, "per_ms", (double)per);
     add_num(ev->details, "rise", p->has_rise, p->rise);
     add_num(ev->details, "fall", p->has_fall, p->fall);
     iw__fmt_num(rising ? p->rise : p->fall, lim, sizeof(lim));
     iw__fmt_dur(per, dur, sizeof(dur));
     if (x->has_rate)
-        value_text(ev, fabs(x->rate), val, sizeof(val));
+        value_text(ev, fabs(rate), val, sizeof(val));
     if (!x->has_rate)               /* unknown (an old record, nothing stored): no number */
         snprintf(text, sizeof(text), ev->status == IW_ALERT_FIRING
                  ? "%s changes faster than the limit (%s per %s)"

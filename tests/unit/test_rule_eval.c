@@ -823,6 +823,26 @@ Test(rules, silence_marks_but_still_emits)
  * rate
  * ======================================================================== */
 
+/* An alert's value is what a person computes from the samples: TN 1.0 then
+ * 1.03 a minute later rises 1.8 per hour, not 1.8000000000000014 (the
+ * binary noise of the division). Decisions still use the exact rate. */
+Test(rules, rate_value_is_free_of_binary_noise)
+{
+    struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/tn");
+    struct iw_rules_engine *e;
+
+    r->p.has_rise = true;
+    r->p.rise = 1;
+    r->p.per_ms = 60 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "tn", T0, 1.0);
+    fx_feed(e, "water", "s1", "w01", "tn", T0 + MINUTE, 1.03);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_expect_eq(fx_last(&env)->value, 1.8, "value %.17g", fx_last(&env)->value);
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"rate\":1.8,"), "%s", fx_last(&env)->details);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, rate_rise_and_fall)
 {
     struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/turbidity");
