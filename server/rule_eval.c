@@ -237,17 +237,20 @@ static void thr_evidence(const struct iw_rules_engine *e, const struct inst *in,
     const struct thr_x *x = in->x;
     const struct iw_rule_params *p = in->p;
     bool use_above = p->has_above && (!p->has_below || !x->has_cur || x->cur >= p->below);
+    /* A window average is shown as a person computes it (0.15, not
+     * 0.15000000000000002); the decision used the exact value. */
+    double cur = p->window_agg == IW_AGG_AVG ? iw__round_sig(x->cur, 10) : x->cur;
     char val[64] = "", thr[32], text[256], dur[32];
     (void)e;
 
     ev->has_value = x->has_cur;
-    ev->value = x->cur;
+    ev->value = cur;
     ev->has_threshold = p->has_above || p->has_below;
     ev->threshold = use_above ? p->above : p->below;
     if (x->has_cur)                 /* an unknown value is never shown as a number */
-        value_text(ev, x->cur, val, sizeof(val));
+        value_text(ev, cur, val, sizeof(val));
     iw__fmt_num(ev->threshold, thr, sizeof(thr));
-    add_num(ev->details, "value", x->has_cur, x->cur);
+    add_num(ev->details, "value", x->has_cur, cur);
     if (x->has_cur && x->cur_ts != RT_NONE)
         cJSON_AddItemToObject(ev->details, "value_ts", iw__json_time(x->cur_ts));
     add_num(ev->details, "above", p->has_above, p->above);

@@ -843,6 +843,25 @@ Test(rules, rate_value_is_free_of_binary_noise)
     iw_rules_engine_free(e);
 }
 
+/* The same for a windowed average: 0.1 and 0.2 average to 0.15. */
+Test(rules, window_average_value_is_free_of_binary_noise)
+{
+    struct iw_rule *r = fx_rule(&cfg, "w", IW_RULE_THRESHOLD, "water/*/*/tp");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 0.14;
+    r->p.window_agg = IW_AGG_AVG;
+    r->p.window_ms = 60 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "tp", T0, 0.1);
+    fx_feed(e, "water", "s1", "w01", "tp", T0 + MINUTE, 0.2);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_expect_eq(fx_last(&env)->value, 0.15, "value %.17g", fx_last(&env)->value);
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"value\":0.15,"), "%s", fx_last(&env)->details);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, rate_rise_and_fall)
 {
     struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/turbidity");
