@@ -521,8 +521,8 @@ static void air_evidence(const struct iw_rules_engine *e, const struct inst *in,
         }
         if (x->in_avg[i].n > 0) {
             cJSON *a = cJSON_AddObjectToObject(avgs, ii->name);
-            if (isfinite(x->in_avg[i].value))
-                cJSON_AddNumberToObject(a, "value", x->in_avg[i].value);
+            if (isfinite(x->in_avg[i].value))     /* 0.3, not 0.30000000000000038 */
+                cJSON_AddNumberToObject(a, "value", iw__round_sig(x->in_avg[i].value, 10));
             cJSON_AddNumberToObject(a, "n", x->in_avg[i].n);
             cJSON_AddBoolToObject(a, "valid", x->in_avg[i].valid);
         }

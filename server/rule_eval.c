@@ -237,17 +237,20 @@ static void thr_evidence(const struct iw_rules_engine *e, const struct inst *in,
     const struct thr_x *x = in->x;
     const struct iw_rule_params *p = in->p;
     bool use_above = p->has_above && (!p->has_below || !x->has_cur || x->cur >= p->below);
+    /* A window average is shown as a person computes it (0.15, not
+     * 0.15000000000000002); the decision used the exact value. */
+    double cur = p->window_agg == IW_AGG_AVG ? iw__round_sig(x->cur, 10) : x->cur;
     char val[64] = "", thr[32], text[256], dur[32];
     (void)e;
 
     ev->has_value = x->has_cur;
-    ev->value = x->cur;
+    ev->value = cur;
     ev->has_threshold = p->has_above || p->has_below;
     ev->threshold = use_above ? p->above : p->below;
     if (x->has_cur)                 /* an unknown value is never shown as a number */
-        value_text(ev, x->cur, val, sizeof(val));
+        value_text(ev, cur, val, sizeof(val));
     iw__fmt_num(ev->threshold, thr, sizeof(thr));
-    add_num(ev->details, "value", x->has_cur, x->cur);
+    add_num(ev->details, "value", x->has_cur, cur);
     if (x->has_cur && x->cur_ts != RT_NONE)
         cJSON_AddItemToObject(ev->details, "value_ts", iw__json_time(x->cur_ts));
     add_num(ev->details, "above", p->has_above, p->above);
@@ -545,12 +548,15 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
     /* The limit of the episode's breach, so that its resolve names the same
      * threshold as its firing even when the rate has turned the other way. */
     bool rising = x->bound_set ? x->bound_rise : x->has_rate ? x->rate >= 0 : p->has_rise;
+    /* Shown as a person computes it (1.8, not 1.8000000000000014); the
+     * decision used the exact rate. */
+    double rate = iw__round_sig(x->rate, 10);
     char val[64], lim[32], dur[32], text[256];
     cJSON *o;
     (void)e;
 
     ev->has_value = x->has_rate;
-    ev->value = x->rate;
+    ev->value = rate;
     ev->has_threshold = rising ? p->has_rise : p->has_fall;
     ev->threshold = rising ? p->rise : -p->fall;
     if (x->has_rate) {
@@ -561,14 +567,14 @@ static void rate_evidence(const struct iw_rules_engine *e, const struct inst *in
         cJSON_AddItemToObject(o, "ts", iw__json_time(x->cur_ts));
         cJSON_AddNumberToObject(o, "value", x->cur_v);
     }
-    add_num(ev->details, "rate", x->has_rate, x->rate);
+    add_num(ev->details, "rate", x->has_rate, rate);
     cJSON_AddNumberToObject(ev->details, "per_ms", (double)per);
     add_num(ev->details, "rise", p->has_rise, p->rise);
     add_num(ev->details, "fall", p->has_fall, p->fall);
     iw__fmt_num(rising ? p->rise : p->fall, lim, sizeof(lim));
     iw__fmt_dur(per, dur, sizeof(dur));
     if (x->has_rate)
-        value_text(ev, fabs(x->rate), val, sizeof(val));
+        value_text(ev, fabs(rate), val, sizeof(val));
     if (!x->has_rate)               /* unknown (an old record, nothing stored): no number */
         snprintf(text, sizeof(text), ev->status == IW_ALERT_FIRING
                  ? "%s changes faster than the limit (%s per %s)"

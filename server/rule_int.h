@@ -223,7 +223,8 @@ char *iw__fmt_dur(int64_t ms, char *buf, size_t len);
 /* v rounded to `digits` significant digits: a mean of decimal inputs shows as
  * 1.00375, not 1.0037499999999995 (evidence only; decisions use v itself). */
 double iw__round_sig(double v, int digits);
-/* "%.6g" without trailing noise; returns buf. */
+/* Six significant digits without trailing zeros, and without an exponent
+ * between 1e-9 and 1e15 (0.00005, 2500000); returns buf. */
 char *iw__fmt_num(double v, char *buf, size_t len);
 cJSON *iw__json_time(int64_t ms);
 

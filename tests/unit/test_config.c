@@ -96,7 +96,7 @@ Test(config, default_config_file_loads_with_the_quickstart_rules)
     cr_expect(r->p.has_above && r->p.above == 1.5 && !r->p.has_below);
     cr_expect_eq(r->p.for_ms, M(5));
     cr_expect(r->p.has_clear_below && r->p.clear_below == 1.2);
-    cr_expect_str_eq(r->message_en, "{site}/{device} NH3-N {value} {unit} is above {threshold}");
+    cr_expect_str_eq(r->message_en, "{site}/{device} {summary}");
     r = rule_named(cfg, "do-low");
     cr_expect(r->p.has_below && r->p.below == 3 && r->p.clear_above == 3.5);
     r = rule_named(cfg, "water-class");

@@ -182,6 +182,27 @@ Test(rules, firing_alert_carries_evidence_and_template)
     iw_rules_engine_free(e);
 }
 
+/* Trace metals sit at 0.00005 mg/L and fecal coliform in the millions per
+ * litre: a message shows them as an operator writes them, not as 5e-05. */
+Test(rules, message_numbers_are_plain_decimals)
+{
+    struct iw_rule *hg = fx_rule(&cfg, "hg", IW_RULE_THRESHOLD, "water/*/*/hg");
+    struct iw_rule *fc = fx_rule(&cfg, "fc", IW_RULE_THRESHOLD, "water/*/*/fecal_coliform");
+    struct iw_rules_engine *e;
+
+    hg->p.has_above = true;
+    hg->p.above = 0.00005;
+    fc->p.has_above = true;
+    fc->p.above = 40000;
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w01", "hg", T0, 0.000081);
+    fx_feed(e, "water", "dongtan", "w01", "fecal_coliform", T0, 2500000);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_expect_str_eq(env.alerts[0]->message, "dongtan/w01 Hg 0.000081 mg/L above 0.00005");
+    cr_expect_str_eq(env.alerts[1]->message, "dongtan/w01 Fecal coliform 2500000 个/L above 40000");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, default_message_describes_the_condition)
 {
     struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
@@ -770,6 +791,34 @@ Test(rules, repeat_while_firing_on_wall_clock)
     iw_rules_engine_free(e);
 }
 
+/* SPEC §2: no alert storm after a reconnect. Reminders of a condition that
+ * did not change are not queued while no broker link is up (they would all
+ * go out at once when it is back); they resume on their schedule after. */
+Test(rules, no_repeats_pile_up_while_the_broker_link_is_down)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 10;
+    r->p.repeat_ms = 10 * MINUTE;
+    e = engine(T0);
+    iw_rules_set_link(e, true, T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_set_link(e, false, T0 + MINUTE);
+    for (int64_t m = 2; m <= 60; m++)
+        iw_rules_tick(e, T0 + m * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "%zu repeats queued while the broker was down", env.n_alerts - 1);
+    iw_rules_set_link(e, true, T0 + 61 * MINUTE);
+    iw_rules_tick(e, T0 + 61 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "a repeat went out as the link came back");
+    iw_rules_tick(e, T0 + 70 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "the repeats resume on their schedule");
+    cr_assert_eq(fx_last(&env)->reason, IW_ALERT_REPEAT);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, silence_marks_but_still_emits)
 {
     struct iw_rule *r = fx_rule(&cfg, "camera-offline", IW_RULE_THRESHOLD, "camera/*/*/online");
@@ -797,6 +846,45 @@ Test(rules, silence_marks_but_still_emits)
 /* ==========================================================================
  * rate
  * ======================================================================== */
+
+/* An alert's value is what a person computes from the samples: TN 1.0 then
+ * 1.03 a minute later rises 1.8 per hour, not 1.8000000000000014 (the
+ * binary noise of the division). Decisions still use the exact rate. */
+Test(rules, rate_value_is_free_of_binary_noise)
+{
+    struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/tn");
+    struct iw_rules_engine *e;
+
+    r->p.has_rise = true;
+    r->p.rise = 1;
+    r->p.per_ms = 60 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "tn", T0, 1.0);
+    fx_feed(e, "water", "s1", "w01", "tn", T0 + MINUTE, 1.03);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_expect_eq(fx_last(&env)->value, 1.8, "value %.17g", fx_last(&env)->value);
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"rate\":1.8,"), "%s", fx_last(&env)->details);
+    iw_rules_engine_free(e);
+}
+
+/* The same for a windowed average: 0.1 and 0.2 average to 0.15. */
+Test(rules, window_average_value_is_free_of_binary_noise)
+{
+    struct iw_rule *r = fx_rule(&cfg, "w", IW_RULE_THRESHOLD, "water/*/*/tp");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 0.14;
+    r->p.window_agg = IW_AGG_AVG;
+    r->p.window_ms = 60 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "tp", T0, 0.1);
+    fx_feed(e, "water", "s1", "w01", "tp", T0 + MINUTE, 0.2);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_expect_eq(fx_last(&env)->value, 0.15, "value %.17g", fx_last(&env)->value);
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"value\":0.15,"), "%s", fx_last(&env)->details);
+    iw_rules_engine_free(e);
+}
 
 Test(rules, rate_rise_and_fall)
 {

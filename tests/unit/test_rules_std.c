@@ -361,6 +361,23 @@ Test(std, air_hourly_day_of_minute_samples)
     iw_rules_engine_free(e);
 }
 
+/* The evidence's hourly averages read as computed by hand: sixty minutes
+ * of CO at 0.3 mg/m3 average 0.3, not 0.3000000000000004. */
+Test(std, air_evidence_averages_are_free_of_binary_noise)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 60; m++)
+        feed_air_minute(e, "a01", d0 + m * MINUTE, 100);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_expect_not_null(strstr(env.alerts[0]->details, "\"CO_1h\":{\"value\":0.3,"), "%s",
+                       env.alerts[0]->details);
+    iw_rules_engine_free(e);
+}
+
 Test(std, air_restart_mid_hour_refills_from_history)
 {
     int64_t d0 = day0();
