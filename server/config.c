@@ -207,6 +207,31 @@ static void offset_to_pos(const char *text, size_t len, size_t off, size_t *line
     }
 }
 
+/*
+ * libyaml's loader stops after the first document, so whatever follows a
+ * "---" would be dropped without a word (and its syntax errors never seen).
+ * A config is one document: a second one with content is an error at its
+ * start, recorded here; the first document is still checked, so the caller
+ * gets IW_OK and the recorded error fails the load. An empty trailing
+ * document ("---" and nothing, or "...") is fine. Returns IW_E_CONFIG, with
+ * parser->error set, when the rest is not valid YAML.
+ */
+static int check_single_document(struct cfg_ctx *cx, yaml_parser_t *parser)
+{
+    yaml_document_t next;
+    yaml_node_t *root;
+
+    if (!yaml_parser_load(parser, &next))
+        return IW_E_CONFIG;
+    root = yaml_document_get_root_node(&next);
+    if (root != NULL && !iw__cfg_is_null(root))
+        iw__cfg_error_at(cx, next.start_mark.line + 1, next.start_mark.column + 1,
+                         "a second YAML document starts here; a config file is one document "
+                         "(remove the \"---\" and merge the two)");
+    yaml_document_delete(&next);
+    return IW_OK;
+}
+
 int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_document_t *doc)
 {
     yaml_parser_t parser;
@@ -218,8 +243,11 @@ int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_docu
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (yaml_parser_load(&parser, doc)) {
-        yaml_parser_delete(&parser);
-        return IW_OK;
+        if (check_single_document(cx, &parser) == IW_OK) {
+            yaml_parser_delete(&parser);
+            return IW_OK;
+        }
+        yaml_document_delete(doc);   /* the rest is not YAML: a syntax error, below */
     }
     if (parser.error == YAML_READER_ERROR) {
         offset_to_pos(text, len, parser.problem_offset, &line, &col);
