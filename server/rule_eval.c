@@ -712,6 +712,11 @@ static void abs_sample(struct iw_rules_engine *e, struct inst *in, const struct 
     struct abs_x *x = in->x;
     bool first = !x->seen;
 
+    /* A retained copy sent again at a SUBSCRIBE is the device's old message:
+     * it makes an unknown device known, but it is no sign of life (a restart
+     * or reload would otherwise resolve a silent camera's absence). */
+    if (s->retained && (x->seen || in->st == ST_FIRING))
+        return;
     if (x->last_seen == RT_NONE || s->recv_ms > x->last_seen)
         x->last_seen = s->recv_ms;
     x->seen = true;
