@@ -63,12 +63,44 @@ const char *iw_rule_kind_name(enum iw_rule_kind k)
 /* Error collection                                                          */
 /* ======================================================================== */
 
+/*
+ * Copy src to dst (of len bytes, len > 0) with control characters written as
+ * C escapes (\n, \t, \x1b): a value quoted in a message may hold a newline
+ * (a block scalar) or a terminal escape, and every error must stay one line.
+ */
+static void escape_controls(const char *src, char *dst, size_t len)
+{
+    size_t o = 0;
+
+    for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+        char esc[8];
+        size_t n;
+
+        if (*p >= 0x20 && *p != 0x7f) {
+            esc[0] = (char)*p;
+            n = 1;
+        } else if (*p == '\n' || *p == '\t' || *p == '\r') {
+            esc[0] = '\\';
+            esc[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+            n = 2;
+        } else {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        }
+        if (o + n >= len)
+            break;
+        memcpy(dst + o, esc, n);
+        o += n;
+    }
+    dst[o] = '\0';
+}
+
 static void error_vadd(struct cfg_ctx *cx, size_t line, size_t col, const char *fmt, va_list ap)
 {
-    char msg[1024];
+    char raw[1024], msg[2048];
     char *text = NULL;
 
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    escape_controls(raw, msg, sizeof(msg));
     if (asprintf(&text, "%s:%zu:%zu: error: %s", cx->file, line, col, msg) < 0) {
         cx->nomem = true;
         return;
