@@ -1048,6 +1048,11 @@ static void event_sample(struct iw_rules_engine *e, struct inst *in, const struc
         e->st.out_of_order++;
         return;
     }
+    /* A retained copy the broker sends again at a SUBSCRIBE (restart,
+     * reconnect) of the event last handled: raising it again, or pushing its
+     * auto_resolve, would report an event that did not happen again. */
+    if (s->retained && in->last_ts != RT_NONE && s->ts == in->last_ts)
+        return;
     in->last_ts = s->ts;
     x->event_ts = s->ts;
     if (s->value != 0) {
@@ -1160,6 +1165,13 @@ static void event_load(struct iw_rules_engine *e, struct inst *in, const cJSON *
     x->event_ts = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
 }
 
+/* Remember the last event handled after it resolved, so that its retained
+ * copy, sent again at the next start's SUBSCRIBE, is known (event_sample). */
+static bool event_keep(const struct inst *in)
+{
+    return in->last_ts != RT_NONE;
+}
+
 const struct kind_ops iw__event_ops = {
     .x_size = sizeof(struct event_x),
     .per_metric = yes,
@@ -1170,5 +1182,6 @@ const struct kind_ops iw__event_ops = {
     .evidence = event_evidence,
     .save = event_save,
     .load = event_load,
+    .keep = event_keep,
     .init = event_init,
 };

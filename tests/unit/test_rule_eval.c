@@ -1012,6 +1012,47 @@ Test(rules, event_start_stop_and_auto_resolve)
     iw_rules_engine_free(e);
 }
 
+/*
+ * A camera that publishes its event messages retained: the broker sends the
+ * last one again at every SUBSCRIBE (restart, reconnect). That copy is the
+ * event already handled: it neither raises an auto-resolved episode again
+ * (also after a restart) nor pushes auto_resolve. A retained start not seen
+ * before (it began while the daemon was away) still raises.
+ */
+Test(rules, a_retained_copy_of_a_handled_start_raises_nothing_again)
+{
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+    struct iw_rules_engine *e;
+    struct iw_rsample s = fx_sample("camera_event", "s1", "c01", "tamper", T0, 1);
+
+    r->p.match = fx_kv(&cfg, "type", "tamper");
+    r->p.n_match = 1;
+    r->p.auto_resolve_ms = 10 * MINUTE;
+    e = engine(T0);
+    s.is_event = true;
+    s.retained = true;                  /* began while the daemon was away */
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 1, "an unseen retained start raises");
+    s.recv_ms = T0 + 5 * MINUTE;        /* sent again at a reconnect */
+    iw_rules_on_sample(e, &s);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "the retained copy pushed auto_resolve");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    s.recv_ms = T0 + HOUR;              /* and again at a reconnect */
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 2, "the retained copy raised the auto-resolved event again");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    s.recv_ms = T0 + HOUR + 1;          /* and at a restart: the event handled is remembered */
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 2, "after a restart the retained copy raised the event again");
+    s.retained = false;                 /* a new start from the camera */
+    s.ts = s.recv_ms = T0 + 2 * HOUR;
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * flag
  * ======================================================================== */
