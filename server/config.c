@@ -63,12 +63,44 @@ const char *iw_rule_kind_name(enum iw_rule_kind k)
 /* Error collection                                                          */
 /* ======================================================================== */
 
+/*
+ * Copy src to dst (of len bytes, len > 0) with control characters written as
+ * C escapes (\n, \t, \x1b): a value quoted in a message may hold a newline
+ * (a block scalar) or a terminal escape, and every error must stay one line.
+ */
+static void escape_controls(const char *src, char *dst, size_t len)
+{
+    size_t o = 0;
+
+    for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; p++) {
+        char esc[8];
+        size_t n;
+
+        if (*p >= 0x20 && *p != 0x7f) {
+            esc[0] = (char)*p;
+            n = 1;
+        } else if (*p == '\n' || *p == '\t' || *p == '\r') {
+            esc[0] = '\\';
+            esc[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+            n = 2;
+        } else {
+            n = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
+        }
+        if (o + n >= len)
+            break;
+        memcpy(dst + o, esc, n);
+        o += n;
+    }
+    dst[o] = '\0';
+}
+
 static void error_vadd(struct cfg_ctx *cx, size_t line, size_t col, const char *fmt, va_list ap)
 {
-    char msg[1024];
+    char raw[1024], msg[2048];
     char *text = NULL;
 
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    escape_controls(raw, msg, sizeof(msg));
     if (asprintf(&text, "%s:%zu:%zu: error: %s", cx->file, line, col, msg) < 0) {
         cx->nomem = true;
         return;
@@ -207,6 +239,31 @@ static void offset_to_pos(const char *text, size_t len, size_t off, size_t *line
     }
 }
 
+/*
+ * libyaml's loader stops after the first document, so whatever follows a
+ * "---" would be dropped without a word (and its syntax errors never seen).
+ * A config is one document: a second one with content is an error at its
+ * start, recorded here; the first document is still checked, so the caller
+ * gets IW_OK and the recorded error fails the load. An empty trailing
+ * document ("---" and nothing, or "...") is fine. Returns IW_E_CONFIG, with
+ * parser->error set, when the rest is not valid YAML.
+ */
+static int check_single_document(struct cfg_ctx *cx, yaml_parser_t *parser)
+{
+    yaml_document_t next;
+    yaml_node_t *root;
+
+    if (!yaml_parser_load(parser, &next))
+        return IW_E_CONFIG;
+    root = yaml_document_get_root_node(&next);
+    if (root != NULL && !iw__cfg_is_null(root))
+        iw__cfg_error_at(cx, next.start_mark.line + 1, next.start_mark.column + 1,
+                         "a second YAML document starts here; a config file is one document "
+                         "(remove the \"---\" and merge the two)");
+    yaml_document_delete(&next);
+    return IW_OK;
+}
+
 int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_document_t *doc)
 {
     yaml_parser_t parser;
@@ -218,8 +275,11 @@ int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_docu
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (yaml_parser_load(&parser, doc)) {
-        yaml_parser_delete(&parser);
-        return IW_OK;
+        if (check_single_document(cx, &parser) == IW_OK) {
+            yaml_parser_delete(&parser);
+            return IW_OK;
+        }
+        yaml_document_delete(doc);   /* the rest is not YAML: a syntax error, below */
     }
     if (parser.error == YAML_READER_ERROR) {
         offset_to_pos(text, len, parser.problem_offset, &line, &col);

@@ -26,6 +26,7 @@
 #include "config_int.h"
 #include "islewatch/clock.h"
 #include "islewatch/err.h"
+#include "islewatch/topic.h"
 
 #define KB(k)  (1u << (k))
 #define K_THR  KB(IW_RULE_THRESHOLD)
@@ -111,6 +112,43 @@ static int parse_kind(struct cfg_ctx *cx, const struct cfg_map *m, const struct 
     return IW_OK;
 }
 
+/*
+ * A glob source level (e.g. "w*") must match a source too, and for an event
+ * rule an event source: otherwise the rule matches nothing, which is always
+ * a mistake (a misspelt prefix). Reports the error at v.
+ */
+static int check_source_glob(struct cfg_ctx *cx, yaml_node_t *v, const char *where,
+                             const char *glob)
+{
+    const struct iw_config *cfg = cx->cfg;
+    char names[256] = "";
+    size_t matched = 0, events = 0, used = 0;
+
+    for (size_t i = 0; i < cfg->n_sources; i++) {
+        const struct iw_source_cfg *src = &cfg->sources[i];
+
+        if (src->name == NULL)
+            continue;
+        if (used < sizeof(names))
+            used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+                                     used ? ", " : "", src->name);
+        if (!iw_glob_match(glob, src->name))
+            continue;
+        matched++;
+        events += src->format == IW_FMT_EVENT;
+    }
+    if (matched == 0) {
+        iw__cfg_error(cx, v, "%s: \"%s\" matches no source (sources: %s)", where, glob, names);
+        return IW_E_CONFIG;
+    }
+    if (cx->kind == IW_RULE_EVENT && events == 0) {
+        iw__cfg_error(cx, v, "%s: \"%s\" matches no event source (format: event); "
+                      "an event rule needs one", where, glob);
+        return IW_E_CONFIG;
+    }
+    return IW_OK;
+}
+
 static int parse_select(struct cfg_ctx *cx, const struct cfg_map *m, const struct cfg_key *k,
                         yaml_node_t *v)
 {
@@ -152,6 +190,8 @@ static int parse_select(struct cfg_ctx *cx, const struct cfg_map *m, const struc
                               "use kind: event", where, first);
                 return IW_E_CONFIG;
             }
+        } else if (check_source_glob(cx, v, where, first) != IW_OK) {
+            return IW_E_CONFIG;
         }
     }
     return iw__cfg_get_str(cx, v, where, &cx->rule->select);

@@ -48,6 +48,7 @@ struct iw_shard_item {
     uint8_t  conn;                       /* index of the connection that stored it */
     uint8_t  last : 1;                   /* 1 on the message's last sample */
     uint8_t  marked : 1;                 /* its store write added a late mark (ingest.c) */
+    uint8_t  retained : 1;               /* from a retained copy sent at a SUBSCRIBE */
     int64_t  ts;
     double   value;
     int64_t  recv_ms;

@@ -267,7 +267,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             iw_wbatch_mark_late(c->wb, se->id, c->dec.ts, 1);
         c->items[n_items] = (struct iw_shard_item){
             .series_id = se->id, .flag = s->flag, .is_event = po.event, .conn = c->idx,
-            .marked = late, .ts = c->dec.ts, .value = s->value, .recv_ms = now,
+            .marked = late, .retained = retained, .ts = c->dec.ts, .value = s->value,
+            .recv_ms = now,
         };
         c->series[n_items] = se;
         n_items++;

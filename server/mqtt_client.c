@@ -42,7 +42,9 @@ struct iw_mconn {
      * thread on reload); sub_lock keeps them apart (not the message path). */
     pthread_mutex_t sub_lock;
     char *filters[IW_MAX_SOURCES];
+    int filter_qos[IW_MAX_SOURCES];
     int n_filters;
+    bool sub_failed;                      /* a SUBSCRIBE failed: the next one sends all */
 };
 
 struct iw_mqtt {
@@ -197,18 +199,29 @@ static void on_subscribed(void *ctx, MQTTAsync_successData *r)
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
 {
     struct iw_mconn *c = ctx;
+    pthread_mutex_lock(&c->sub_lock);
+    c->sub_failed = true;                 /* a reload (after an ACL fix) tries them all again */
+    pthread_mutex_unlock(&c->sub_lock);
     IW_LOG_ERROR("mqtt", "connection %d: subscribe failed (code %d: %s); check the broker's ACL "
                  "for the source topics", c->idx, r ? r->code : 0,
                  r && r->message ? r->message : "no message");
 }
 
-static void subscribe_all(struct iw_mconn *c)
+/*
+ * SUBSCRIBE to the sources of the current view and UNSUBSCRIBE the filters of
+ * the previous one that it dropped. `all` (on connect) subscribes to every
+ * filter; otherwise (on reload) only to the new ones and those whose QoS
+ * changed: a broker sends its retained messages again to every SUBSCRIBE, and
+ * a retained heartbeat replayed by a reload would be a message the device did
+ * not send (an absence alert resolved, SPEC §3).
+ */
+static void subscribe_all(struct iw_mconn *c, bool all)
 {
     const struct iw_ingest_view *v = atomic_load_explicit(&c->m->d->view, memory_order_acquire);
     const struct iw_config *cfg = v->cfg;
-    char *filters[IW_MAX_SOURCES], *gone[IW_MAX_SOURCES];
-    int qos[IW_MAX_SOURCES];
-    int n = 0, n_gone = 0;
+    char *filters[IW_MAX_SOURCES], *gone[IW_MAX_SOURCES], *fresh[IW_MAX_SOURCES];
+    int qos[IW_MAX_SOURCES], fresh_qos[IW_MAX_SOURCES];
+    int n = 0, n_gone = 0, n_fresh = 0;
 
     for (size_t i = 0; i < v->n && n < IW_MAX_SOURCES; i++) {
         char buf[600];
@@ -221,6 +234,19 @@ static void subscribe_all(struct iw_mconn *c)
         n++;
     }
     pthread_mutex_lock(&c->sub_lock);
+    all = all || c->sub_failed;
+    c->sub_failed = false;
+    /* Filters to subscribe to: all, or those the previous SUBSCRIBE lacked. */
+    for (int k = 0; k < n; k++) {
+        bool had = false;
+        for (int i = 0; i < c->n_filters && !all && !had; i++)
+            had = filters[k] != NULL && strcmp(filters[k], c->filters[i]) == 0 &&
+                  qos[k] == c->filter_qos[i];
+        if (!had && filters[k] != NULL) {
+            fresh[n_fresh] = filters[k];
+            fresh_qos[n_fresh++] = qos[k];
+        }
+    }
     /* Filters of the previous config that the new one no longer has. */
     for (int i = 0; i < c->n_filters; i++) {
         bool kept = false;
@@ -231,18 +257,22 @@ static void subscribe_all(struct iw_mconn *c)
         else
             gone[n_gone++] = c->filters[i];
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         c->filters[i] = filters[i] ? strdup(filters[i]) : NULL;
+        c->filter_qos[i] = qos[i];
+    }
     c->n_filters = n;
     pthread_mutex_unlock(&c->sub_lock);
 
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_subscribed;
-    ro.onFailure = on_subscribe_failed;
-    ro.context = c;
-    int rc = MQTTAsync_subscribeMany(c->client, n, filters, qos, &ro);
-    if (rc != MQTTASYNC_SUCCESS)
-        IW_LOG_ERROR("mqtt", "connection %d: cannot send SUBSCRIBE (code %d)", c->idx, rc);
+    if (n_fresh > 0) {
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        ro.onSuccess = on_subscribed;
+        ro.onFailure = on_subscribe_failed;
+        ro.context = c;
+        int rc = MQTTAsync_subscribeMany(c->client, n_fresh, fresh, fresh_qos, &ro);
+        if (rc != MQTTASYNC_SUCCESS)
+            IW_LOG_ERROR("mqtt", "connection %d: cannot send SUBSCRIBE (code %d)", c->idx, rc);
+    }
     /* Only then UNSUBSCRIBE (Paho sends in order): a message the broker
      * handled between the two would match neither the old filter nor a new
      * one that covers it (a widened topic) and be lost (SPEC §3: a reload
@@ -279,7 +309,7 @@ static void on_connected(void *ctx, MQTTAsync_successData *r)
     if (c->idx == 0 && !present && !c->m->cfg->broker.clean_session)
         atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
-    subscribe_all(c);
+    subscribe_all(c, true);
 }
 
 /* A broker's refusal (MQTT 3.1.1 CONNACK return codes 1..5) in words, with what to check. */
@@ -427,7 +457,7 @@ void iw_mqtt_resubscribe(struct iw_mqtt *m)
 {
     for (int i = 0; i < m->n; i++)
         if (atomic_load(&m->c[i].state) == CONN_UP)
-            subscribe_all(&m->c[i]);
+            subscribe_all(&m->c[i], false);
 }
 
 /* ---- start / stop ---- */

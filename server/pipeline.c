@@ -319,7 +319,7 @@ static void handle_message(struct iw_shard *sh, const struct iw_shard_item *item
             .source = sh->sp[k].source, .site = sh->sp[k].site, .device = sh->sp[k].device,
             .metric = sh->sp[k].metric, .ts = items[i].ts, .value = items[i].value,
             .flag = items[i].flag, .recv_ms = items[i].recv_ms, .is_event = items[i].is_event,
-            .series_id = s->id + 1,
+            .retained = items[i].retained, .series_id = s->id + 1,
         };
         k++;
     }

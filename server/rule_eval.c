@@ -718,6 +718,11 @@ static void abs_sample(struct iw_rules_engine *e, struct inst *in, const struct 
     struct abs_x *x = in->x;
     bool first = !x->seen;
 
+    /* A retained copy sent again at a SUBSCRIBE is the device's old message:
+     * it makes an unknown device known, but it is no sign of life (a restart
+     * or reload would otherwise resolve a silent camera's absence). */
+    if (s->retained && (x->seen || in->st == ST_FIRING))
+        return;
     if (x->last_seen == RT_NONE || s->recv_ms > x->last_seen)
         x->last_seen = s->recv_ms;
     x->seen = true;
@@ -1049,6 +1054,11 @@ static void event_sample(struct iw_rules_engine *e, struct inst *in, const struc
         e->st.out_of_order++;
         return;
     }
+    /* A retained copy the broker sends again at a SUBSCRIBE (restart,
+     * reconnect) of the event last handled: raising it again, or pushing its
+     * auto_resolve, would report an event that did not happen again. */
+    if (s->retained && in->last_ts != RT_NONE && s->ts == in->last_ts)
+        return;
     in->last_ts = s->ts;
     x->event_ts = s->ts;
     if (s->value != 0) {
@@ -1161,6 +1171,13 @@ static void event_load(struct iw_rules_engine *e, struct inst *in, const cJSON *
     x->event_ts = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
 }
 
+/* Remember the last event handled after it resolved, so that its retained
+ * copy, sent again at the next start's SUBSCRIBE, is known (event_sample). */
+static bool event_keep(const struct inst *in)
+{
+    return in->last_ts != RT_NONE;
+}
+
 const struct kind_ops iw__event_ops = {
     .x_size = sizeof(struct event_x),
     .per_metric = yes,
@@ -1171,5 +1188,6 @@ const struct kind_ops iw__event_ops = {
     .evidence = event_evidence,
     .save = event_save,
     .load = event_load,
+    .keep = event_keep,
     .init = event_init,
 };

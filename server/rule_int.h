@@ -114,7 +114,8 @@ struct kind_ops {
     void (*init)(struct iw_rules_engine *e, struct inst *in);
     /* Optional: free what x points to (x itself is freed by the core). */
     void (*fini)(struct inst *in);
-    /* Optional: keep the stored record while inactive (absence: known device). */
+    /* Optional: keep the stored record while inactive (absence: known device;
+     * event: the last event handled). */
     bool (*keep)(const struct inst *in);
     /* Optional, device-level instances: the i-th metric its state refers to
      * (flag: the metrics flagged now, restored from the record), NULL past the

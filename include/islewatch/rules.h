@@ -204,6 +204,8 @@ struct iw_rsample {
     char    flag;           /* 0 or 'N' = normal; else the HJ 212 flag letter */
     int64_t recv_ms;        /* wall clock at receipt */
     bool    is_event;
+    bool    retained;       /* a retained copy the broker sent at a SUBSCRIBE (restart,
+                             * reconnect, reload): an old message, not the device reporting */
     uint32_t series_id;     /* the store's series id + 1, a cache key for the engine;
                              * 0 = none (the engine then looks the names up) */
 };

@@ -645,6 +645,47 @@ Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed
     it_broker_stop(&b);
 }
 
+/*
+ * SPEC §3: a reload keeps the alerts of unchanged rules as they are. A camera
+ * that publishes its heartbeat retained and then goes silent is absent; a
+ * reload that adds an unrelated rule must not resolve that (the broker sends
+ * retained messages again to every SUBSCRIBE, so the reload must not
+ * subscribe again to topics it already has).
+ */
+Test(alerts, reload_does_not_replay_retained_device_messages_into_unchanged_rules)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char hb[128];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+        "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    snprintf(hb, sizeof(hb), "{\"ts\":%lld,\"online\":true}", now_ms());
+    cr_assert_eq(it_publish(dev, "cameras/dongtan/c01/status", hb, 1, true), 0);
+    cJSON *a = next_alert(sub, 15000, NULL, 0);
+    cr_assert_not_null(a, "the silent camera raised no absence alert");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cJSON_Delete(a);
+
+    rewrite_rules(&d, "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
+                      "     severity: major}\n"
+                      "  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n");
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
+    struct it_msg *m = it_next(sub, 3000);
+    cr_assert_null(m, "the reload changed the unchanged absence alert: %s", m ? m->payload : "");
+    cr_expect_eq(it_metric(&d, "islewatch_messages_received_total{source=\"camera\"}"), 1,
+                 "the retained heartbeat was received again on reload");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 /* An alert message raised while the broker is down: an operator's ack,
  * which goes through HTTP (absence no longer fires while the broker is away). */
 static void ack_while_down(struct it_broker *b, struct it_daemon *d)

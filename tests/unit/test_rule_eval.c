@@ -979,6 +979,42 @@ Test(rules, absence_of_a_silent_device)
     iw_rules_engine_free(e);
 }
 
+/*
+ * A retained heartbeat comes again at every SUBSCRIBE (restart, reconnect,
+ * reload): it is the device's old message, not the device reporting, so it
+ * neither resolves a firing absence nor pushes the deadline of a known device.
+ * It still makes an unknown device known.
+ */
+Test(rules, a_retained_copy_of_an_old_message_does_not_resolve_an_absence)
+{
+    struct iw_rule *r = fx_rule(&cfg, "cam-gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rules_engine *e;
+    struct iw_rsample s = fx_sample("camera", "s1", "c01", "online", T0, 1);
+
+    r->p.after_ms = 3 * MINUTE;
+    e = engine(T0);
+    s.retained = true;                  /* the first sight of c01 is its retained copy */
+    iw_rules_on_sample(e, &s);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "a device known from its retained message can be absent");
+    s.recv_ms = T0 + 10 * MINUTE;       /* the same message, sent again at a resubscribe */
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 1, "a retained copy resolved the absence: %s",
+                 env.n_alerts > 1 ? fx_last(&env)->message : "");
+    s.retained = false;                 /* the device itself reports */
+    s.ts = s.recv_ms = T0 + 11 * MINUTE;
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    s.retained = true;                  /* a known device: its retained copy is no heartbeat */
+    s.recv_ms = T0 + 13 * MINUTE;
+    iw_rules_on_sample(e, &s);
+    iw_rules_tick(e, T0 + 14 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3, "the retained copy pushed the deadline of a silent device");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    iw_rules_engine_free(e);
+}
+
 /* While the broker link is down no absence fires; once back, a full `after`. */
 Test(rules, absence_waits_for_the_broker_link)
 {
@@ -1085,6 +1121,47 @@ Test(rules, event_start_stop_and_auto_resolve)
     cr_assert_not_null(strstr(fx_last(&env)->details, "\"state\":\"auto_resolve\""));
     feed_event(e, "c02", "tamper", T0 + HOUR + 16 * MINUTE, T0 + HOUR + 16 * MINUTE, false);
     cr_assert_eq(env.n_alerts, 4, "a stop after auto_resolve changes nothing");
+    iw_rules_engine_free(e);
+}
+
+/*
+ * A camera that publishes its event messages retained: the broker sends the
+ * last one again at every SUBSCRIBE (restart, reconnect). That copy is the
+ * event already handled: it neither raises an auto-resolved episode again
+ * (also after a restart) nor pushes auto_resolve. A retained start not seen
+ * before (it began while the daemon was away) still raises.
+ */
+Test(rules, a_retained_copy_of_a_handled_start_raises_nothing_again)
+{
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+    struct iw_rules_engine *e;
+    struct iw_rsample s = fx_sample("camera_event", "s1", "c01", "tamper", T0, 1);
+
+    r->p.match = fx_kv(&cfg, "type", "tamper");
+    r->p.n_match = 1;
+    r->p.auto_resolve_ms = 10 * MINUTE;
+    e = engine(T0);
+    s.is_event = true;
+    s.retained = true;                  /* began while the daemon was away */
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 1, "an unseen retained start raises");
+    s.recv_ms = T0 + 5 * MINUTE;        /* sent again at a reconnect */
+    iw_rules_on_sample(e, &s);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "the retained copy pushed auto_resolve");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    s.recv_ms = T0 + HOUR;              /* and again at a reconnect */
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 2, "the retained copy raised the auto-resolved event again");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    s.recv_ms = T0 + HOUR + 1;          /* and at a restart: the event handled is remembered */
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 2, "after a restart the retained copy raised the event again");
+    s.retained = false;                 /* a new start from the camera */
+    s.ts = s.recv_ms = T0 + 2 * HOUR;
+    iw_rules_on_sample(e, &s);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
     iw_rules_engine_free(e);
 }
 
