@@ -147,6 +147,7 @@ void iw_ingest_view_free(struct iw_ingest_view *v);
 #define IW_DEV_CACHE_METRICS 16           /* series remembered per device */
 struct iw_dev_cache_ent {
     uint32_t prefix_hash;
+    int64_t last_recv_ts;                 /* the last receipt time given a message without ts */
     const struct iw_series *se[IW_DEV_CACHE_METRICS];
 };
 

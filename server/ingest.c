@@ -222,7 +222,17 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     struct iw_dev_cache_ent *dc = &c->dev_cache[prefix_hash & (IW_DEV_CACHE - 1)];
     if (dc->prefix_hash != prefix_hash) {
         dc->prefix_hash = prefix_hash;
+        dc->last_recv_ts = INT64_MIN;
         memset(dc->se, 0, sizeof(dc->se));
+    }
+    /* Without ts a message takes its time of receipt. A backlog delivered at
+     * reconnect comes many per millisecond, and one point per (series, ts)
+     * would keep only the last of each millisecond: each message of a device
+     * gets a millisecond of its own, the next one free after the last. */
+    if (!c->dec.has_ts) {
+        if (c->dec.ts <= dc->last_recv_ts)
+            c->dec.ts = dc->last_recv_ts + 1;
+        dc->last_recv_ts = c->dec.ts;
     }
     iw_wbatch_clear(c->wb);
     for (size_t i = 0; i < c->dec.n; i++) {
