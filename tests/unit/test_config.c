@@ -411,7 +411,7 @@ static const struct bad_cfg bad_cases[] = {
     { "threshold_clear" }, { "kind_requirements" }, { "key_wrong_kind" }, { "rate_values" },
     { "flag_letters" }, { "event_match" }, { "water_quality_keys" }, { "air_quality_keys" },
     { "silences" }, { "devices" }, { "devices_file_bad" }, { "devices_file_missing" },
-    { "misc_values" }, { "multi_error" }, { "too_many_sources" },
+    { "misc_values" }, { "multi_error" }, { "too_many_sources" }, { "rejected_topic_loop" },
 };
 
 ParameterizedTestParameters(config, rejects_invalid)
