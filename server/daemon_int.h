@@ -85,6 +85,8 @@ struct iw_shard {
     _Atomic uint64_t reload_done;
 };
 
+#define IW_RECV_TS_SLOTS 4096            /* a power of two */
+
 struct iw_daemon {
     /* Current config. Atomic: the main thread swaps it on reload while other
      * threads read it; replaced configs are kept until exit (a few KB per
@@ -116,6 +118,12 @@ struct iw_daemon {
      * the retained alert states are gone too; the publisher re-sends them. */
     _Atomic bool retained_lost;
     int64_t start_ms;
+    /*
+     * The last receipt time given a message without ts, per slot of device
+     * hashes (ingest.c): shared by the connections, since a shared
+     * subscription spreads one device's messages over them.
+     */
+    _Atomic int64_t recv_ts[IW_RECV_TS_SLOTS];
 };
 
 /*
@@ -147,7 +155,6 @@ void iw_ingest_view_free(struct iw_ingest_view *v);
 #define IW_DEV_CACHE_METRICS 16           /* series remembered per device */
 struct iw_dev_cache_ent {
     uint32_t prefix_hash;
-    int64_t last_recv_ts;                 /* the last receipt time given a message without ts */
     const struct iw_series *se[IW_DEV_CACHE_METRICS];
 };
 
