@@ -30,6 +30,7 @@
 #include "islewatch/err.h"
 #include "islewatch/log.h"
 #include "islewatch/store.h"
+#include "islewatch/topic.h"
 
 #define MAX_FILE_SIZE (16u << 20)    /* a config larger than this is a mistake */
 
@@ -537,6 +538,51 @@ static void check_cross_keys(struct cfg_ctx *cx, yaml_node_t *root)
         iw__cfg_error(cx, tls, "broker.tls: cert_file and key_file go together; give both or neither");
 }
 
+/*
+ * A rejected_topic that a source's pattern matches brings every republished
+ * rejection back as input, where it is rejected again (its "payload" holds
+ * the bad text, '/' and all) and republished again, without end: one bad
+ * message becomes thousands a second. Checked with the topic as republished
+ * for each source, and for "unknown" (a topic that matched no source).
+ */
+static void check_rejected_topic_loop(struct cfg_ctx *cx, yaml_node_t *root)
+{
+    const struct iw_config *cfg = cx->cfg;
+    const char *tmpl = cfg->ingest.rejected_topic;
+    const char *brace = tmpl != NULL ? strstr(tmpl, "{source}") : NULL;
+    yaml_node_t *at;
+
+    if (tmpl == NULL)
+        return;
+    (void)iw__cfg_lookup(cx, root, "rejected_topic", &at);
+    for (size_t i = 0; i <= cfg->n_sources; i++) {
+        const char *sname = i < cfg->n_sources ? cfg->sources[i].name : "unknown";
+        char topic[512];
+        if (brace != NULL)        /* as mqtt_client.c expands it */
+            snprintf(topic, sizeof(topic), "%.*s%s%s", (int)(brace - tmpl), tmpl, sname, brace + 8);
+        else
+            snprintf(topic, sizeof(topic), "%s", tmpl);
+        for (size_t k = 0; k < cfg->n_sources; k++) {
+            struct iw_topic_pattern pat;
+            struct iw_topic_match m;
+            const char *why;
+            bool hit;
+            if (iw_topic_compile(cfg->sources[k].topic, &pat, &why) != IW_OK)
+                continue;                /* reported with the source */
+            hit = iw_topic_match(&pat, topic, strlen(topic), &m);
+            iw_topic_pattern_fini(&pat);
+            if (hit) {
+                iw__cfg_error(cx, at, "rejected_topic: \"%s\" is a topic of source \"%s\" (%s): "
+                              "the daemon would take its own rejections as input and republish "
+                              "them without end; use a topic no source matches, e.g. "
+                              "\"islewatch/rejected/{source}\"", topic, cfg->sources[k].name,
+                              cfg->sources[k].topic);
+                return;
+            }
+        }
+    }
+}
+
 /* ======================================================================== */
 /* Freeing                                                                   */
 /* ======================================================================== */
@@ -660,6 +706,8 @@ static int load_text(const char *name, const char *text, size_t len, struct iw_c
         if (root != NULL && !iw__cfg_is_null(root)) {
             (void)iw__cfg_walk(&cx, root, &top);
             check_cross_keys(&cx, root);
+            if (cx.n_errs == 0)          /* sources and rejected_topic are each valid */
+                check_rejected_topic_loop(&cx, root);
         }
         yaml_document_delete(&doc);
     }

@@ -86,6 +86,8 @@ struct iw_shard {
     _Atomic uint64_t reload_done;
 };
 
+#define IW_RECV_TS_SLOTS 4096            /* a power of two */
+
 struct iw_daemon {
     /* Current config. Atomic: the main thread swaps it on reload while other
      * threads read it; replaced configs are kept until exit (a few KB per
@@ -117,6 +119,12 @@ struct iw_daemon {
      * the retained alert states are gone too; the publisher re-sends them. */
     _Atomic bool retained_lost;
     int64_t start_ms;
+    /*
+     * The last receipt time given a message without ts, per slot of device
+     * hashes (ingest.c): shared by the connections, since a shared
+     * subscription spreads one device's messages over them.
+     */
+    _Atomic int64_t recv_ts[IW_RECV_TS_SLOTS];
 };
 
 /*

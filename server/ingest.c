@@ -152,6 +152,26 @@ static int mark_raced(struct iw_conn_ingest *c, size_t n_items, struct iw_diag *
     return raced > 0 ? iw_store_write(c->d->store, c->wb, diag) : IW_OK;
 }
 
+/*
+ * The time given a message without ts: its time of receipt, `now`. A backlog
+ * delivered at reconnect comes many per millisecond, and one point per
+ * (series, ts) would keep only the last of each millisecond: each message of
+ * a device gets a millisecond of its own, the next one free after the last
+ * (devices that share a slot may push each other's times a little later).
+ * relaxed: no other data is published through the slot.
+ */
+static int64_t receipt_ts(struct iw_daemon *d, uint32_t device_hash, int64_t now)
+{
+    _Atomic int64_t *last = &d->recv_ts[device_hash & (IW_RECV_TS_SLOTS - 1)];
+    int64_t prev = atomic_load_explicit(last, memory_order_relaxed), ts;
+
+    do {
+        ts = now > prev ? now : prev + 1;
+    } while (!atomic_compare_exchange_weak_explicit(last, &prev, ts, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return ts;
+}
+
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                       const char *payload, size_t plen, bool retained)
 {
@@ -224,6 +244,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         dc->prefix_hash = prefix_hash;
         memset(dc->se, 0, sizeof(dc->se));
     }
+    if (!c->dec.has_ts)
+        c->dec.ts = receipt_ts(c->d, prefix_hash, c->dec.ts);
     iw_wbatch_clear(c->wb);
     for (size_t i = 0; i < c->dec.n; i++) {
         const struct iw_psample *s = &c->dec.s[i];

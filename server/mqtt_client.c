@@ -100,10 +100,15 @@ void iw_mqtt_quiesce(struct iw_mqtt *m)
 
 /* ---- rejected messages ---- */
 
+/*
+ * s[0..len) as the text of a JSON string into out (cap bytes, NUL-terminated).
+ * Returns how many bytes of s it holds: fewer than len when out is full (a
+ * control byte takes six characters).
+ */
 static size_t json_escape(char *out, size_t cap, const char *s, size_t len)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 8 < cap; i++) {
+    size_t o = 0, i;
+    for (i = 0; i < len && o + 8 < cap; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch == '"' || ch == '\\') {
             out[o++] = '\\';
@@ -126,7 +131,7 @@ static size_t json_escape(char *out, size_t cap, const char *s, size_t len)
         }
     }
     out[o] = '\0';
-    return o;
+    return i;
 }
 
 void iw_ingest_reject(struct iw_conn_ingest *ing, const struct iw_ingest_view *v, int src,
@@ -153,15 +158,16 @@ void iw_ingest_reject(struct iw_conn_ingest *ing, const struct iw_ingest_view *v
         snprintf(rtopic, sizeof(rtopic), "%.*s%s%s", (int)(brace - tmpl), tmpl, sname, brace + 8);
     else
         snprintf(rtopic, sizeof(rtopic), "%s", tmpl);
-    json_escape(etopic, sizeof(etopic), topic, tlen);
-    json_escape(epayload, sizeof(epayload), payload, plen > 4096 ? 4096 : plen);
+    (void)json_escape(etopic, sizeof(etopic), topic, tlen);
+    /* Truncated: past 4096 bytes, or cut short by its escapes. */
+    bool cut = json_escape(epayload, sizeof(epayload), payload, plen > 4096 ? 4096 : plen) < plen;
     char ts[40];
     n = snprintf(msg, sizeof(msg), "{\"reason\":\"%s\",\"reasons\":[%s],\"source\":\"%s\","
                  "\"topic\":\"%s\",\"ts\":\"%s\",\"payload\":\"%s\",\"payload_bytes\":%zu,"
                  "\"truncated\":%s,\"samples_stored\":%zu}",
                  iw_reject_name((enum iw_reject)why[0]), reasons, sname, etopic,
                  iw_rfc3339_format(iw_now_ms(), ts, sizeof(ts)), epayload, plen,
-                 plen > 4096 ? "true" : "false", stored);
+                 cut ? "true" : "false", stored);
     if (n > 0 && (size_t)n < sizeof(msg))
         (void)iw_mqtt_publish(m, rtopic, msg, (size_t)n, 0, false);
 }

@@ -357,6 +357,35 @@ static bool label_value_valid(const char *s, size_t len)
     return iw_utf8_valid(s, len);
 }
 
+/*
+ * label_value_valid for a value too long for the name space, from its JSON
+ * text [s, e) between the quotes (scan_string has checked its escapes). The
+ * text is valid UTF-8 exactly when the value is (an escape is ASCII and
+ * stands for whole characters), and the value has a '/', '+' or '#' exactly
+ * when the text has one: as itself, as "\/", or as a "\u002F"-style escape.
+ */
+static bool label_text_valid(const char *s, const char *e)
+{
+    if (!iw_utf8_valid(s, (size_t)(e - s)))
+        return false;
+    for (const char *p = s; p < e; p++) {
+        if (*p == '/' || *p == '+' || *p == '#')
+            return false;
+        if (*p == '\\' && p[1] == 'u') {
+            struct scan hex = { p + 2, e };
+            unsigned cp = 0;
+            if (read_hex4(&hex, &cp) == 0 && (cp == '/' || cp == '+' || cp == '#'))
+                return false;
+            p += 5;
+        } else if (*p == '\\') {
+            p++;                               /* the escaped character: "\/" is a '/' */
+            if (*p == '/')
+                return false;
+        }
+    }
+    return true;
+}
+
 int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_opts *o,
                       struct iw_decoded *out)
 {
@@ -458,6 +487,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
             /* String members: flags, event fields, otherwise labels. */
             char *val = name_ok ? name + nlen + 1 : NULL;
             size_t cap = name_ok ? sizeof(out->names) - out->names_used - nlen - 1 : 0;
+            const char *text = sc.p + 1;       /* the value's JSON text, after the quote */
             size_t vlen;
             bool vf;
             if (scan_string(&sc, val, cap, &vlen, &vf) < 0)
@@ -502,7 +532,10 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                 }
             } else if (o->event) {
                 /* Not labels in an event source (SPEC §1): the event's own text. */
-            } else if (!vf || !label_value_valid(val, vlen) || !iw_label_valid(name, nlen)) {
+            } else if (!iw_label_valid(name, nlen) ||
+                       !(vf ? label_value_valid(val, vlen) : label_text_valid(text, sc.p - 1))) {
+                /* A value too long for the name space is checked on its text:
+                 * its length alone does not make it a bad label. */
                 drop_member(out, IW_REJ_BAD_LABEL);
             }
             /* Good labels are accepted; they are not stored as series. */

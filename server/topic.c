@@ -155,18 +155,22 @@ bool iw_label_valid(const char *s, size_t len)
     return true;
 }
 
-/* Match one level [g, gend) against [s, send): '*' any run, '?' one char. */
+/*
+ * Match one level [g, gend) against [s, send): '*' any run, '?' one char.
+ * The glob's '*' is tested first: it is a wildcard even where the name has a
+ * '*' of its own (a topic level may hold one).
+ */
 static bool level_match(const char *g, const char *gend, const char *s, const char *send)
 {
     const char *star_g = NULL, *star_s = NULL;
 
     while (s < send) {
-        if (g < gend && (*g == '?' || *g == *s)) {
-            g++;
-            s++;
-        } else if (g < gend && *g == '*') {
+        if (g < gend && *g == '*') {
             star_g = g++;
             star_s = s;
+        } else if (g < gend && (*g == '?' || *g == *s)) {
+            g++;
+            s++;
         } else if (star_g != NULL) {
             g = star_g + 1;
             s = ++star_s;

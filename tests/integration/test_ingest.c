@@ -692,6 +692,96 @@ Test(ingest, a_retained_message_without_ts_is_not_stored_again_at_each_restart, 
     it_broker_stop(&b);
 }
 
+/*
+ * A republished rejection says "truncated": true whenever its "payload" is
+ * not the whole message: past 4096 bytes, and also when escaping (six
+ * characters for a control byte) leaves no room for all of it.
+ */
+Test(ingest, a_republished_payload_cut_by_escaping_says_truncated, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    static char ctl[3001];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "rejected_topic: \"islewatch/rejected/{source}\"\n"), 0);
+    struct it_client *rej = it_client_new(&b, "it-rej-escape");
+    cr_assert_eq(it_subscribe(rej, "islewatch/rejected/#", 1), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-escape");
+    memset(ctl, '\x01', sizeof(ctl) - 1);
+    const char *cases[] = { "\x01\x01 not json", ctl };
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(it_publish(pub, "sensors/water/esc/w1", cases[i], 1, false), 0);
+        cJSON *doc = next_rejection(rej, 20000);
+        const char *payload = jstr(doc, "payload");
+        bool whole = strcmp(payload, cases[i]) == 0;
+        cr_expect_str_eq(jstr(doc, "reason"), "not_json");
+        cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(doc, "payload_bytes")),
+                     (double)strlen(cases[i]));
+        cr_expect_eq(cJSON_IsTrue(cJSON_GetObjectItem(doc, "truncated")), !whole,
+                     "case %zu: \"payload\" has %zu of %zu bytes, truncated says otherwise", i,
+                     strlen(payload), strlen(cases[i]));
+        cr_expect(i == 0 ? whole : !whole, "case %zu", i);
+        cJSON_Delete(doc);
+    }
+    it_client_free(pub);
+    it_client_free(rej);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
+ * Messages without ts take their time of receipt. A backlog delivered at
+ * reconnect (the persistent session of SPEC §2) arrives many per
+ * millisecond: each message must still be a point of its own, not replace
+ * the one received in the same millisecond.
+ */
+Test(ingest, a_backlog_without_ts_keeps_every_message, .timeout = 180)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    enum { N = 300 };
+    char p[128];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"), 0);
+    it_daemon_stop(&d);
+    struct it_client *pub = it_client_new(&b, "it-pub-backlog");
+    for (int i = 0; i < N; i++) {
+        snprintf(p, sizeof(p), "{\"v\":%d}", i);
+        cr_assert_eq(it_publish_async(pub, "sensors/water/backlog/w1", p, 1), 0);
+    }
+    cr_assert_eq(it_flush(pub, 60000), 0);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    /* Published after the backlog: once it is stored, so is the backlog. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"ph\":7}", base_ts());
+    cr_assert_eq(it_publish(pub, "sensors/water/mark/w1", p, 1, false), 0);
+    cr_assert(wait_points(&d, "water/mark/w1/ph", 1, 60000));
+    cr_expect_eq(total_points(&d, "water/backlog/w1/v"), N,
+                 "messages received in the same millisecond replaced each other");
+
+    char args[600];
+    /* --to +1h: a backlog's times may run a little ahead of the clock. */
+    snprintf(args, sizeof(args), "query 'water/backlog/w1/v' --from -1h --to +1h --db %s "
+             "--format json", d.data);
+    cJSON *doc = cli_json(args), *pt;
+    bool seen[N] = { false };
+    cJSON_ArrayForEach(pt, cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")) {
+        int v = (int)cJSON_GetNumberValue(cJSON_GetArrayItem(pt, 1));
+        if (v >= 0 && v < N)
+            seen[v] = true;
+    }
+    cJSON_Delete(doc);
+    for (int i = 0; i < N; i++)
+        cr_expect(seen[i], "message %d is not stored", i);
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 struct busy_stream {
     struct it_client *c;
     atomic_bool stop;

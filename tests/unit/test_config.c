@@ -412,7 +412,7 @@ static const struct bad_cfg bad_cases[] = {
     { "flag_letters" }, { "event_match" }, { "water_quality_keys" }, { "air_quality_keys" },
     { "silences" }, { "devices" }, { "devices_file_bad" }, { "devices_file_missing" },
     { "misc_values" }, { "multi_error" }, { "too_many_sources" }, { "second_document" },
-    { "control_chars" },
+    { "control_chars" }, { "rejected_topic_loop" },
 };
 
 ParameterizedTestParameters(config, rejects_invalid)

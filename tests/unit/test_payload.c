@@ -1,6 +1,7 @@
 /* SPEC §1 payload rules and rejection reasons. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "islewatch/payload.h"
@@ -271,4 +272,30 @@ Test(payload, a_long_but_finite_number_is_a_sample_not_non_finite)
     cr_assert_eq(decode(p), -1);
     cr_expect_eq(d.member_rejects[IW_REJ_NON_FINITE], 1);
     cr_expect_eq(value_of("ok"), 1.0);
+}
+
+/* A label longer than the decoder's name space: still checked as a label,
+ * on its JSON text, and kept when good (SPEC §1 rejects a label only for
+ * bad UTF-8 or a '/', '+', '#'). */
+Test(payload, a_label_longer_than_the_name_space_is_checked_not_rejected)
+{
+    static char p[3 * IW_PAYLOAD_NAME_SPACE];
+    static const struct { const char *tail; bool good; } cases[] = {
+        { "", true },              { "\xe4\xb8\x9c\\u00e9\\n", true },
+        { "\\\\u002f", true },     { "a/b", false },
+        { "\\/", false },          { "\\u002F", false },
+        { "\\u002b", false },      { "\\u0023", false },
+        { "#", false },            { "\xff", false },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = (size_t)snprintf(p, sizeof(p), "{\"ph\":7,\"note\":\"");
+        memset(p + n, 'x', 2 * IW_PAYLOAD_NAME_SPACE);
+        n += 2 * IW_PAYLOAD_NAME_SPACE;
+        snprintf(p + n, sizeof(p) - n, "%s\",\"do\":6}", cases[i].tail);
+        cr_assert_eq(decode(p), -1, "tail %s", cases[i].tail);
+        cr_expect_eq(d.n, 2, "tail %s: ph and do are kept", cases[i].tail);
+        cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], cases[i].good ? 0 : 1,
+                     "tail %s", cases[i].tail);
+    }
 }

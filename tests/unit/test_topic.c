@@ -83,6 +83,16 @@ Test(topic, globs)
     cr_assert(iw_glob_match("*", "water"));
 }
 
+/* A '*' in the glob is a wildcard even where the name has a '*' of its own
+ * (MQTT allows it in a topic level, so in a site or device name). */
+Test(topic, a_star_in_the_glob_is_a_wildcard_facing_a_star_in_the_name)
+{
+    cr_expect(iw_glob_match("water/a*/*/ph", "water/a*b/w01/ph"));
+    cr_expect(iw_glob_match("water/*b/*/ph", "water/a*b/w01/ph"));
+    cr_expect(iw_glob_match("cam*", "cam*1"));
+    cr_expect(iw_glob_match("a*b", "a*b"));
+}
+
 Test(topic, select_match_covers_series_and_devices)
 {
     cr_expect(iw_select_match("water/*/*", "water", "s1", "w1", "nh3_n"), "3 levels: every metric");
