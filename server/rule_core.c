@@ -761,7 +761,12 @@ static void run_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
 {
     if (in->st == ST_FIRING && in->next_repeat != RT_NONE && in->next_repeat <= now) {
         int64_t due = in->next_repeat;
-        emit(e, in, IW_ALERT_FIRING, IW_ALERT_REPEAT, due, false, now);
+        /* SPEC §2, no alert storm after a reconnect: a reminder due while no
+         * broker link is up would wait in the outbox with the others and all
+         * would go out at once when it is back. Skip it; the next one keeps
+         * the schedule. */
+        if (!e->link_down)
+            emit(e, in, IW_ALERT_FIRING, IW_ALERT_REPEAT, due, false, now);
         in->next_repeat = due + in->p->repeat_ms;
         if (in->next_repeat <= now)          /* ticks stopped for a while: no burst */
             in->next_repeat = now + in->p->repeat_ms;
