@@ -308,6 +308,9 @@ int iw_daemon_run(const char *path, int log_level)
     d->cfg_path = path;
     d->cli_log_level = log_level;
     d->start_ms = iw_now_ms();
+    const char *kill_after = getenv("ISLEWATCH_TEST_KILL_AFTER_WRITES");
+    if (kill_after != NULL)
+        d->test_kill_after = strtoll(kill_after, NULL, 10);
     rc = iw_config_load(path, &cfg, &diag);
     if (rc == IW_OK)
         rc = iw_ingest_view_build(cfg, &view, &diag);

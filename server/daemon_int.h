@@ -125,6 +125,14 @@ struct iw_daemon {
      * subscription spreads one device's messages over them.
      */
     _Atomic int64_t recv_ts[IW_RECV_TS_SLOTS];
+    /*
+     * Test-only (ISLEWATCH_TEST_KILL_AFTER_WRITES=N in the environment): the
+     * daemon kills itself with SIGKILL right after its Nth message write,
+     * before Paho is told the message was handled: the kill -9 window that
+     * SPEC §2's guarantees are about, hit on purpose. 0: off.
+     */
+    int64_t test_kill_after;
+    _Atomic int64_t test_writes;
 };
 
 /*
@@ -162,6 +170,7 @@ struct iw_dev_cache_ent {
 struct iw_conn_ingest {
     struct iw_daemon *d;
     uint8_t idx;                         /* the connection's index, < IW_MAX_CONNECTIONS */
+    const char *client_id;               /* its MQTT client id (receipt times of QoS 2) */
     struct iw_wbatch *wb;
     struct iw_decoded dec;
     char name[1024];
@@ -174,10 +183,12 @@ struct iw_conn_ingest {
 /*
  * Handle one message. Returns 1 when handled (stored, rejected or skipped), 0
  * to have Paho retry. retained: the broker's retain flag (a stored copy sent
- * on subscribe, not a live message).
+ * on subscribe, not a live message). qos2_id: the message id of a QoS 2
+ * delivery, else 0 (a message without ts keeps its time of receipt across a
+ * redelivery of the same exchange).
  */
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
-                      const char *payload, size_t plen, bool retained);
+                      const char *payload, size_t plen, bool retained, int qos2_id);
 /*
  * Republish rejected input when rejected_topic is set (mqtt_client.c provides
  * the sender): why[0..n_why) are the reasons, the first one is "reason";

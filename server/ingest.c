@@ -4,6 +4,7 @@
  * samples to their shard, and only then return to Paho (SPEC §2: durable
  * before handled). No lock and no allocation once a device's series exist.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "islewatch/log.h"
 #include "islewatch/stats.h"
 #include "daemon_int.h"
+#include "mqtt_persist.h"
 
 static struct iw_complaint complaints[IW_REJ_COUNT];
 static struct iw_complaint store_complaint;
@@ -172,8 +174,41 @@ static int64_t receipt_ts(struct iw_daemon *d, uint32_t device_hash, int64_t now
     return ts;
 }
 
+/*
+ * A QoS 2 message without ts delivered again after a kill -9 (Paho restores
+ * it; the broker resends PUBREL) must land on the point it was stored at, not
+ * on a new time of receipt (SPEC §2: none stored twice). Its time is kept
+ * under a receipt key written with its samples (mqtt_persist.h); a new
+ * PUBLISH on the id deletes it. true with *ts when the message had one.
+ * Only messages without ts pay this read (and the store's copy of the value).
+ */
+static bool kept_receipt_ts(struct iw_conn_ingest *c, const char *key, int64_t *ts)
+{
+    void *v = NULL;
+    size_t len = 0;
+    bool found = false;
+
+    if (iw_store_meta_get(c->d->store, key, &v, &len) == IW_OK && len == 8) {
+        uint64_t u = 0;
+        for (int i = 0; i < 8; i++)
+            u = u << 8 | ((const unsigned char *)v)[i];
+        *ts = (int64_t)u;
+        found = true;
+    }
+    free(v);
+    return found;
+}
+
+static void put_receipt_ts(struct iw_wbatch *wb, const char *key, int64_t ts)
+{
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)ts >> (56 - 8 * i));
+    iw_wbatch_put_meta(wb, key, b, sizeof(b));
+}
+
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
-                      const char *payload, size_t plen, bool retained)
+                      const char *payload, size_t plen, bool retained, int qos2_id)
 {
     /* acquire: pairs with the release store of a new view on reload, so the
      * view's patterns and config are fully visible here. */
@@ -244,9 +279,14 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         dc->prefix_hash = prefix_hash;
         memset(dc->se, 0, sizeof(dc->se));
     }
-    if (!c->dec.has_ts)
+    char rkey[IW_RECEIPT_KEY_MAX];
+    bool keep_receipt = !c->dec.has_ts && qos2_id > 0
+                        && iw_mqtt_receipt_key(c->client_id, qos2_id, rkey, sizeof(rkey)) == 0;
+    if (!c->dec.has_ts && !(keep_receipt && kept_receipt_ts(c, rkey, &c->dec.ts)))
         c->dec.ts = receipt_ts(c->d, prefix_hash, c->dec.ts);
     iw_wbatch_clear(c->wb);
+    if (keep_receipt)                     /* rewritten with the same time on a redelivery */
+        put_receipt_ts(c->wb, rkey, c->dec.ts);
     for (size_t i = 0; i < c->dec.n; i++) {
         const struct iw_psample *s = &c->dec.s[i];
         size_t mlen = strlen(s->metric);
@@ -310,6 +350,14 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             struct timespec ts = { 0, 100 * 1000000 };
             nanosleep(&ts, NULL);             /* do not spin on a failing disk */
             return 0;                         /* stored again if it was (same value): idempotent */
+        }
+        /* relaxed: a count of writes; the kill needs no other data. */
+        if (IW_UNLIKELY(c->d->test_kill_after > 0)
+            && atomic_fetch_add_explicit(&c->d->test_writes, 1, memory_order_relaxed) + 1
+                   == c->d->test_kill_after) {
+            IW_LOG_WARN("ingest", "ISLEWATCH_TEST_KILL_AFTER_WRITES: killing myself (SIGKILL) "
+                        "after write %lld", (long long)c->d->test_kill_after);
+            raise(SIGKILL);
         }
         /* Durable now: how late against the message's own ts (islewatch_ingest_delay_seconds). */
         if (c->dec.has_ts)

@@ -75,7 +75,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     atomic_fetch_add(&c->ing->epoch, 1);
     iw_stat_add(&iw_stats.in_callback, 1);
     handled = iw_ingest_message(c->ing, topic, tlen, msg->payload, (size_t)msg->payloadlen,
-                                msg->retained != 0);
+                                msg->retained != 0, msg->qos == 2 ? msg->msgid : 0);
     atomic_fetch_sub_explicit(&iw_stats.in_callback, 1, memory_order_relaxed);
     atomic_fetch_add(&c->ing->epoch, 1);
     if (handled) {
@@ -574,6 +574,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
             goto fail;
         }
         c->ing->d = d;
+        c->ing->client_id = c->client_id;
         c->ing->idx = (uint8_t)i;             /* i < broker.connections <= IW_MAX_CONNECTIONS */
         cro.MQTTVersion = MQTTVERSION_3_1_1;
         /* Alerts published while the broker is away wait in Paho's persisted

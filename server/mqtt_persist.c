@@ -31,6 +31,11 @@
  *    later put of the same key (same batch, earlier), so it never deletes a
  *    newer message. At most PEND_MAX are deferred; reads and close flush.
  *
+ * The same "r-" put deletes the id's receipt-time key (iw_mqtt_receipt_key):
+ * a message without ts that was stored under a time of receipt keeps that
+ * time for a redelivery of the same exchange, and a new PUBLISH on the id is
+ * a new message, stamped anew.
+ *
  * Threads: Paho calls these from its own threads. RocksDB is thread-safe.
  * `pend`, `vbuf` and `wb` are touched only for "r-" keys and by pkeys, pclear
  * and pclose; Paho (1.3, MQTTAsync) makes all of those calls with its global
@@ -63,6 +68,7 @@ struct handle {
     struct iw_store *st;
     char prefix[320];                 /* "paho/<client id>/" */
     size_t plen;
+    char client_id[256];
     /* Set once an MQTT 5 key exists (put, or found at open); until then a
      * remove of one has nothing to delete. release in p_put and p_open pairs
      * with the acquire in p_remove, so a remove that follows a put on another
@@ -170,6 +176,7 @@ static int p_open(void **handle, const char *client_id, const char *server_uri, 
     }
     h->st = context;
     snprintf(h->prefix, sizeof(h->prefix), "paho/%s/", client_id);
+    snprintf(h->client_id, sizeof(h->client_id), "%s", client_id);
     h->plen = strlen(h->prefix);
     atomic_init(&h->v5_keys, false);
     if (iw_store_meta_scan(h->st, h->prefix, find_v5, h) != IW_OK) {
@@ -237,11 +244,15 @@ static int p_put(void *handle, char *key, int bufcount, char *buffers[], int buf
         memcpy(h->vbuf + at, buffers[i], (size_t)buflens[i]);
         at += (size_t)buflens[i];
     }
+    char rk[IW_RECEIPT_KEY_MAX];
+    if (iw_mqtt_receipt_key(h->client_id, atoi(key + 2), rk, sizeof(rk)) != 0)
+        return MQTTCLIENT_PERSISTENCE_ERROR;
     iw_wbatch_clear(h->wb);
     if (pend_to_batch(h) != 0)
         return MQTTCLIENT_PERSISTENCE_ERROR;
+    iw_wbatch_delete_meta(h->wb, rk);                     /* a new message on this id */
     iw_wbatch_put_meta(h->wb, k, h->vbuf, total);         /* after the removes: it wins */
-    if (iw_wbatch_count(h->wb) != (size_t)h->n_pend + 1) {
+    if (iw_wbatch_count(h->wb) != (size_t)h->n_pend + 2) {
         IW_LOG_ERROR("mqtt", "cannot persist the QoS 2 message %s: out of memory; Paho will "
                      "not acknowledge it", k);
         return MQTTCLIENT_PERSISTENCE_ERROR;
@@ -254,6 +265,12 @@ static int p_put(void *handle, char *key, int bufcount, char *buffers[], int buf
     }
     h->n_pend = 0;
     return 0;
+}
+
+int iw_mqtt_receipt_key(const char *client_id, int msgid, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "paho-receipt/%s/%d", client_id, msgid);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
 static int p_get(void *handle, char *key, char **buffer, int *buflen)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -194,6 +195,62 @@ Test(faults, qos2_two_kill9s_three_connections_rollups_count_every_point, .timeo
     cr_assert_eq(stored, 20000, "stored %lld of 20000 QoS 2 messages", stored);
 }
 
+/*
+ * A QoS 2 message without ts gets its time of receipt (SPEC §1). Killed
+ * after its samples are written but before Paho is told (the daemon's
+ * test-only ISLEWATCH_TEST_KILL_AFTER_WRITES), the daemon gets it again at
+ * restart (the broker resends PUBREL): it must land on the same point, not
+ * on a second one stamped with the new time of receipt (SPEC §2: none twice).
+ */
+Test(faults, qos2_message_without_ts_redelivered_after_kill9_is_stored_once, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    int st = 0;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    setenv("ISLEWATCH_TEST_KILL_AFTER_WRITES", "3", 1);
+    int started = it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 2}\n");
+    unsetenv("ISLEWATCH_TEST_KILL_AFTER_WRITES");
+    cr_assert_eq(started, 0);
+    struct it_client *pub = it_client_new(&b, "it-fault-nots");
+    cr_assert_not_null(pub);
+    for (int i = 0; i < 6; i++) {
+        char payload[64];
+        snprintf(payload, sizeof(payload), "{\"ph\":%d}", i);
+        publish_retrying(pub, "sensors/water/k/d01", payload, 2);
+    }
+    cr_assert_eq(it_flush(pub, 60000), 0);
+    /* The daemon kills itself after the third message's write. */
+    for (int i = 0; i < 6000 && waitpid(d.pid, &st, WNOHANG) != d.pid; i++) {
+        struct timespec ts = { 0, 10 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the daemon killed itself (status %d)", st);
+    d.pid = 0;
+    cr_assert_eq(it_daemon_restart(&d), 0);
+
+    long long stored = settle(&d, "water/k/d01/ph", 6, 60000);
+    cr_expect_eq(stored, 6, "stored %lld points for 6 messages", stored);
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "%s query 'water/k/d01/ph' --from 0 --to now --db %s --format json",
+                        it_bin("islewatch"), d.data), 0);
+    cJSON *doc = cJSON_Parse(out), *p;
+    free(out);
+    int seen[6] = {0};
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")) {
+        int v = (int)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1));
+        cr_assert(v >= 0 && v < 6, "value %d", v);
+        seen[v]++;
+    }
+    cJSON_Delete(doc);
+    for (int v = 0; v < 6; v++)
+        cr_expect_eq(seen[v], 1, "message %d stored %d times", v, seen[v]);
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
 Test(faults, qos1_kill9_loses_at_most_one_message_per_connection, .timeout = 600)
 {
     long long stored;
