@@ -22,6 +22,7 @@
 #define LATE_FLUSH_MS 1000      /* a busy shard still redoes late hours this often */
 
 static void late_mark(struct iw_shard *sh, uint32_t id, int64_t hour, bool marked);
+static void split_name(const struct iw_series *s, struct iw_name_split *o);
 
 /* ---- rule engine environment ---- */
 
@@ -112,6 +113,26 @@ static bool env_owns_device(void *ctx, const char *source, const char *site, con
     if (n < 0 || (size_t)n >= sizeof(name))
         return sh->index == 0;
     return iw_hash(name, (size_t)n) % (uint32_t)sh->d->n_shards == (uint32_t)sh->index;
+}
+
+/* Every series of the store's dictionary, split into its levels (rules take effect). */
+static int env_each_series(void *ctx, int (*cb)(void *cbctx, const char *source, const char *site,
+                                                const char *device, const char *metric),
+                           void *cbctx)
+{
+    struct iw_shard *sh = ctx;
+    struct iw_name_split sp;
+    uint32_t n = iw_store_series_count(sh->d->store);
+
+    for (uint32_t id = 0; id < n; id++) {
+        const struct iw_series *s = iw_store_series_by_id(sh->d->store, id);
+        if (s == NULL || s->metric_off >= s->len)     /* not <source>/<site>/<device>/<metric> */
+            continue;
+        split_name(s, &sp);
+        if (cb(cbctx, sp.source, sp.site, sp.device, sp.metric) != 0)
+            break;
+    }
+    return IW_OK;
 }
 
 static int restore_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
@@ -428,6 +449,7 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
         .emit = env_emit, .state_put = env_state_put, .state_del = env_state_del,
         .write_point = env_write_point, .read_points = env_read_points,
         .owns_device = env_owns_device, .is_silenced = env_is_silenced,
+        .each_series = env_each_series,
     };
 
     d->n_shards = cfg->storage.shards;
