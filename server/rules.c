@@ -142,7 +142,7 @@ static char *series_key(const struct iw_rsample *s, char *buf, size_t len)
     char *k = n <= len ? buf : malloc(n);
     if (k != NULL)
         snprintf(k, n, "%s\x1f%s\x1f%s\x1f%s\x1f%c", s->source, s->site, s->device, s->metric,
-                 s->is_event ? 'E' : 'S');
+                 s->alive ? 'A' : s->is_event ? 'E' : 'S');
     return k;
 }
 
@@ -182,6 +182,7 @@ static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_
         struct inst *in;
 
         if (!iw__select_device(rr, s->source, s->site, s->device)
+            || (s->alive && (rr->r->kind != IW_RULE_ABSENCE || rr->n_sel != 3))
             || (rr->n_sel == 4 && !iw_glob_match(rr->sel[3], s->metric))
             || !rr->ops->accepts(rr, s))
             continue;
@@ -218,7 +219,7 @@ void iw__inst_series(const struct iw_rules_engine *e, const struct inst *in,
         for (size_t k = 0; k < se->n; k++) {
             if (se->inst[k] != in)
                 continue;
-            m = se->key;                /* source \x1f site \x1f device \x1f metric \x1f S|E */
+            m = se->key;                /* source \x1f site \x1f device \x1f metric \x1f S|E|A */
             for (int sep = 0; sep < 3 && m != NULL; sep++) {
                 m = strchr(m, '\x1f');
                 if (m != NULL)
@@ -268,7 +269,7 @@ static int stored_series_cb(void *ctx, const char *source, const char *site, con
     for (size_t i = 0; i < w->e->n_rules; i++) {
         struct rule_rt *rr = &w->e->rules[i];
         if (rr->r->kind != IW_RULE_ABSENCE || !iw__select_device(rr, source, site, device)
-            || (rr->n_sel == 4 && !iw_glob_match(rr->sel[3], metric))
+            || (rr->n_sel == 4 && (metric[0] == '\0' || !iw_glob_match(rr->sel[3], metric)))
             || !owns(w->e, source, site, device))
             continue;
         expect_device(w->e, rr, source, site, device, true, w->now);

@@ -104,6 +104,9 @@
  *   when it is in the inventory, or when the store holds a series of it
  *   matching the select (env.each_series: it reported before the rule took
  *   effect, e.g. a rule added by a reload or while the daemon was stopped).
+ *   With a 3-level select, a message of the device that carries no sample
+ *   (only labels: iw_rsample.alive) is a message from it too: it counts as
+ *   such a sample here, and nowhere else.
  *   It fires when no such sample arrived for
  *   `after` of wall clock (receipt time); the alert ts is last_seen + after.
  *   It resolves on the next such sample, ts = its receipt time (the device is
@@ -212,6 +215,9 @@ struct iw_rsample {
     bool    is_event;
     bool    retained;       /* a retained copy the broker sent at a SUBSCRIBE (restart,
                              * reconnect, reload): an old message, not the device reporting */
+    bool    alive;          /* no sample: a message of the device that stored none (only
+                             * labels); metric "", value unused. Only absence rules with a
+                             * 3-level select take it (a sign of life) */
     uint32_t series_id;     /* the store's series id + 1, a cache key for the engine;
                              * 0 = none (the engine then looks the names up) */
 };

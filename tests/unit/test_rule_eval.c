@@ -1075,6 +1075,38 @@ Test(rules, absence_with_a_metric_select_only_counts_that_metric)
 }
 
 /*
+ * A message that stored no sample (only labels) is a message from the device:
+ * it resolves an absence and makes a device known, for 3-level selects only,
+ * and no other rule sees it.
+ */
+Test(rules, a_message_without_samples_is_a_sign_of_life_for_absence_only)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rule *r4 = fx_rule(&cfg, "gone-online", IW_RULE_ABSENCE, "camera/*/*/*");
+    struct iw_rule *t = fx_rule(&cfg, "anything-low", IW_RULE_THRESHOLD, "camera/*/*");
+    struct iw_rsample alive = { .source = "camera", .site = "s1", .device = "c01", .metric = "",
+                                .ts = T0, .recv_ms = T0, .alive = true };
+    struct iw_rules_stats st;
+
+    r->p.after_ms = r4->p.after_ms = 3 * MINUTE;
+    t->p.below = 5;
+    t->p.has_below = true;
+    e = engine(T0);
+    iw_rules_on_sample(e, &alive);
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.instances, 1, "only the 3-level absence rule takes it");
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "the device became known");
+    cr_assert_str_eq(fx_last(&env)->rule, "gone");
+    alive.ts = alive.recv_ms = T0 + 5 * MINUTE;
+    iw_rules_on_sample(e, &alive);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED, "the next message resolves it");
+    iw_rules_engine_free(e);
+}
+
+/*
  * A device that reported before an absence rule existed is known to it (the
  * store holds its series), from the moment the rule takes effect: its `after`
  * counts from then, so a new rule raises no burst of alerts for devices that
