@@ -450,7 +450,7 @@ static const struct cfg_key retention_keys[] = {
 
 static const struct cfg_key storage_keys[] = {
     { "path", CFG_STR, ST(path), .def.s = "./data", .check = check_nonempty,
-      .doc = "RocksDB directory (created when missing)" },
+      .doc = "RocksDB directory (created when missing, with its parents)" },
     { "retention", CFG_SECTION, 0, .sub = retention_keys, .doc = "per resolution: raw, 1m, 1h" },
     { "shards", CFG_INT, ST(shards), .min = 1, .max = 64, .def.i = 2,
       .doc = "worker threads for rollups and rules" },

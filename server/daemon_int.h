@@ -165,6 +165,7 @@ void iw_ingest_view_free(struct iw_ingest_view *v);
 struct iw_dev_cache_ent {
     uint32_t prefix_hash;
     const struct iw_series *se[IW_DEV_CACHE_METRICS];
+    const struct iw_series *dev;         /* the device's entry "<source>/<site>/<device>" (ingest.c) */
 };
 
 struct iw_conn_ingest {

@@ -155,6 +155,44 @@ static int mark_raced(struct iw_conn_ingest *c, size_t n_items, struct iw_diag *
 }
 
 /*
+ * A message that stored no sample (only labels, or every member dropped) is
+ * still a message from the device: a sign of life for the absence rules
+ * (SPEC §4 "the next message from it"). It goes to the device's shard as one
+ * item under the device's own dictionary entry "<source>/<site>/<device>"
+ * (c->name up to prefix, without the last '/'), under which no point is ever
+ * stored; the entry is made once per device (the dictionary's creation lock,
+ * as for a new series), then found in the device cache.
+ */
+static void push_alive(struct iw_conn_ingest *c, struct iw_dev_cache_ent *dc, size_t prefix,
+                       bool retained, int64_t ts, int64_t now)
+{
+    size_t len = prefix - 1;
+    const struct iw_series *se = dc->dev;
+
+    if (se == NULL || se->len != len || memcmp(se->name, c->name, len) != 0) {
+        int rc = iw_store_series_intern(c->d->store, c->name, len, &se);
+        if (rc != IW_OK) {
+            iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest",
+                        "cannot create the dictionary entry of device %.*s: %s; its messages "
+                        "without samples do not reach the absence rules (check the disk, or "
+                        "'islewatch series' for a full dictionary)", (int)len, c->name,
+                        iw_strerror(rc));
+            return;
+        }
+        dc->dev = se;
+    }
+    struct iw_shard_item it = {
+        .series_id = se->id, .conn = c->idx, .last = 1, .retained = retained, .ts = ts,
+        .recv_ms = now,
+    };
+    struct iw_shard *sh = &c->d->shards[se->device_hash % (uint32_t)c->d->n_shards];
+    if (iw_mpmc_push(&sh->q, &it) != IW_OK) {
+        iw_stat_add(&iw_stats.backpressure_waits, 1);
+        iw_mpmc_push_wait(&sh->q, &it);
+    }
+}
+
+/*
  * The time given a message without ts: its time of receipt, `now`. A backlog
  * delivered at reconnect comes many per millisecond, and one point per
  * (series, ts) would keep only the last of each millisecond: each message of
@@ -278,6 +316,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     if (dc->prefix_hash != prefix_hash) {
         dc->prefix_hash = prefix_hash;
         memset(dc->se, 0, sizeof(dc->se));
+        dc->dev = NULL;
     }
     char rkey[IW_RECEIPT_KEY_MAX];
     bool keep_receipt = !c->dec.has_ts && qos2_id > 0
@@ -375,6 +414,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             iw_mpmc_push_wait(&sh->q, &c->items[i]);
         }
     }
+    if (n_items == 0)
+        push_alive(c, dc, prefix, retained, c->dec.ts, now);
     /* A message none of whose samples survived (all dropped, or only labels)
      * stored nothing: it must not count as stored (SPEC §7). */
     if (n_items > 0) {

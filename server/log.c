@@ -72,35 +72,47 @@ void iw_log_write(enum iw_log_level lvl, const char *mod, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * A token bucket kept as one atomic time (GCRA): tat_ns is when the bucket
+ * would be full again. A line spends one interval of it; a line may go out
+ * while tat_ns lies at most BURST - 1 intervals ahead of now. So a new
+ * condition logs at once, a flood gets BURST lines and then one per
+ * interval, and quiet refills the bucket: the limiter forgets old floods.
+ */
+#define COMPLAIN_INTERVAL_NS (60 * 1000000000LL)
+#define COMPLAIN_BURST 5
+
+bool iw_complaint_admit(struct iw_complaint *c, int64_t now, uint64_t *suppressed)
+{
+    /* relaxed: the limiter only needs each field to be atomic; the CAS makes
+     * each line spend its own token when threads race. */
+    int64_t tat = atomic_load_explicit(&c->tat_ns, memory_order_relaxed);
+    for (;;) {
+        int64_t from = tat > now ? tat : now;
+        if (from - now > (COMPLAIN_BURST - 1) * COMPLAIN_INTERVAL_NS) {
+            atomic_fetch_add_explicit(&c->suppressed, 1, memory_order_relaxed);
+            return false;
+        }
+        if (atomic_compare_exchange_weak_explicit(&c->tat_ns, &tat, from + COMPLAIN_INTERVAL_NS,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            break;
+    }
+    *suppressed = atomic_exchange_explicit(&c->suppressed, 0, memory_order_relaxed);
+    return true;
+}
+
 void iw_complain(struct iw_complaint *c, enum iw_log_level lvl, const char *mod,
                  const char *fmt, ...)
 {
     struct timespec ts;
-    int64_t now, next, interval;
     uint64_t suppressed;
     va_list ap;
 
     if ((int)lvl > iw_log_threshold)
         return;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-    /* relaxed: the limiter only needs each field to be atomic; an occasional
-     * extra or missing line when two threads race is acceptable. */
-    next = atomic_load_explicit(&c->next_ns, memory_order_relaxed);
-    if (now < next) {
-        atomic_fetch_add_explicit(&c->suppressed, 1, memory_order_relaxed);
+    if (!iw_complaint_admit(c, (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec, &suppressed))
         return;
-    }
-    interval = atomic_load_explicit(&c->interval_ns, memory_order_relaxed);
-    interval = interval == 0 ? 1000000000LL : interval * 2;
-    if (interval > 3600LL * 1000000000LL)
-        interval = 3600LL * 1000000000LL;
-    /* Only the thread that wins the CAS reports this interval. */
-    if (!atomic_compare_exchange_strong_explicit(&c->next_ns, &next, now + interval,
-                                                 memory_order_relaxed, memory_order_relaxed))
-        return;
-    atomic_store_explicit(&c->interval_ns, interval, memory_order_relaxed);
-    suppressed = atomic_exchange_explicit(&c->suppressed, 0, memory_order_relaxed);
 
     char msg[1536];
     va_start(ap, fmt);

@@ -22,6 +22,7 @@
 #define LATE_FLUSH_MS 1000      /* a busy shard still redoes late hours this often */
 
 static void late_mark(struct iw_shard *sh, uint32_t id, int64_t hour, bool marked);
+static void split_name(const struct iw_series *s, struct iw_name_split *o);
 
 /* ---- rule engine environment ---- */
 
@@ -112,6 +113,28 @@ static bool env_owns_device(void *ctx, const char *source, const char *site, con
     if (n < 0 || (size_t)n >= sizeof(name))
         return sh->index == 0;
     return iw_hash(name, (size_t)n) % (uint32_t)sh->d->n_shards == (uint32_t)sh->index;
+}
+
+/* Every series of the store's dictionary and every device's entry (metric ""),
+ * split into its levels (rules take effect). */
+static int env_each_series(void *ctx, int (*cb)(void *cbctx, const char *source, const char *site,
+                                                const char *device, const char *metric),
+                           void *cbctx)
+{
+    struct iw_shard *sh = ctx;
+    struct iw_name_split sp;
+    uint32_t n = iw_store_series_count(sh->d->store);
+
+    for (uint32_t id = 0; id < n; id++) {
+        const struct iw_series *s = iw_store_series_by_id(sh->d->store, id);
+        /* <source>/<site>/<device>/<metric>, or a device's entry (metric "") */
+        if (s == NULL || (s->metric_off >= s->len && !iw_series_is_device(s)))
+            continue;
+        split_name(s, &sp);
+        if (cb(cbctx, sp.source, sp.site, sp.device, sp.metric) != 0)
+            break;
+    }
+    return IW_OK;
 }
 
 static int restore_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
@@ -249,13 +272,15 @@ static void copy_level(char *dst, size_t cap, const char *src, size_t len)
     dst[len] = '\0';
 }
 
+/* The levels of a series name; a device's entry (iw_series_is_device) gets metric "". */
 static void split_name(const struct iw_series *s, struct iw_name_split *o)
 {
+    size_t device_end = iw_series_is_device(s) ? s->len : (size_t)s->metric_off - 1;
     copy_level(o->source, sizeof(o->source), s->name, (size_t)(s->site_off - 1));
     copy_level(o->site, sizeof(o->site), s->name + s->site_off,
                (size_t)(s->device_off - s->site_off - 1));
     copy_level(o->device, sizeof(o->device), s->name + s->device_off,
-               (size_t)(s->metric_off - s->device_off - 1));
+               device_end - s->device_off);
     copy_level(o->metric, sizeof(o->metric), s->name + s->metric_off,
                (size_t)(s->len - s->metric_off));
 }
@@ -311,15 +336,17 @@ static void handle_message(struct iw_shard *sh, const struct iw_shard_item *item
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const struct iw_series *s = iw_store_series_by_id(sh->d->store, items[i].series_id);
+        bool alive = s != NULL && iw_series_is_device(s);   /* a message without samples */
         if (s == NULL)
             continue;
-        rollup_sample(sh, s->id, items[i].ts, items[i].marked);
+        if (!alive)
+            rollup_sample(sh, s->id, items[i].ts, items[i].marked);
         split_name(s, &sh->sp[k]);
         sh->rs[k] = (struct iw_rsample){
             .source = sh->sp[k].source, .site = sh->sp[k].site, .device = sh->sp[k].device,
             .metric = sh->sp[k].metric, .ts = items[i].ts, .value = items[i].value,
             .flag = items[i].flag, .recv_ms = items[i].recv_ms, .is_event = items[i].is_event,
-            .retained = items[i].retained, .series_id = s->id + 1,
+            .retained = items[i].retained, .series_id = s->id + 1, .alive = alive,
         };
         k++;
     }
@@ -428,6 +455,7 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
         .emit = env_emit, .state_put = env_state_put, .state_del = env_state_del,
         .write_point = env_write_point, .read_points = env_read_points,
         .owns_device = env_owns_device, .is_silenced = env_is_silenced,
+        .each_series = env_each_series,
     };
 
     d->n_shards = cfg->storage.shards;

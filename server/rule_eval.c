@@ -679,6 +679,8 @@ const struct kind_ops iw__rate_ops = {
 struct abs_x {
     bool    seen;                   /* a matching sample arrived (ever, persisted) */
     bool    inv;                    /* the device is in the inventory */
+    bool    in_store;               /* the store holds a series of it (reported before) */
+    int64_t since;                  /* not seen: when the rule took effect for it; RT_NONE */
     int64_t last_seen;              /* receipt time of the last matching sample */
     int64_t saved_seen;             /* last_seen as last stored */
 };
@@ -694,7 +696,7 @@ static void abs_init(struct iw_rules_engine *e, struct inst *in)
 {
     struct abs_x *x = in->x;
     x->inv = iw__inventory(e->cfg, in->source, in->site, in->device) != NULL;
-    x->last_seen = x->saved_seen = RT_NONE;
+    x->last_seen = x->saved_seen = x->since = RT_NONE;
 }
 
 static int64_t abs_base(const struct iw_rules_engine *e, const struct abs_x *x)
@@ -702,13 +704,20 @@ static int64_t abs_base(const struct iw_rules_engine *e, const struct abs_x *x)
     /* After a restart, or the broker link's return, a known device gets a
      * full `after` from then. */
     int64_t base = e->link_up_ms > e->start_ms ? e->link_up_ms : e->start_ms;
-    return x->seen && x->last_seen > base ? x->last_seen : base;
+    int64_t from = x->seen ? x->last_seen : x->since;   /* a device not seen: from the rule */
+    return from > base ? from : base;
+}
+
+/* When the silence of a device the rule has not seen report began. */
+static int64_t abs_unseen_since(const struct iw_rules_engine *e, const struct abs_x *x)
+{
+    return x->since != RT_NONE ? x->since : e->start_ms;
 }
 
 static int64_t abs_deadline(const struct iw_rules_engine *e, const struct inst *in)
 {
     const struct abs_x *x = in->x;
-    if (in->st == ST_FIRING || (!x->seen && !x->inv) || e->link_down)
+    if (in->st == ST_FIRING || (!x->seen && !x->inv && !x->in_store) || e->link_down)
         return RT_NO_DEADLINE;
     return abs_base(e, x) + in->p->after_ms;
 }
@@ -743,14 +752,14 @@ static void abs_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
 
     if (due == RT_NO_DEADLINE || due > now)
         return;
-    iw__fire(e, in, in->p->severity, x->seen ? x->last_seen : e->start_ms, due, false, now);
+    iw__fire(e, in, in->p->severity, x->seen ? x->last_seen : abs_unseen_since(e, x), due, false,
+             now);
 }
 
 static void abs_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
 {
     const struct abs_x *x = in->x;
     char dur[32], when[40], text[256];
-    (void)e;
 
     ev->metric = NULL;
     ev->unit = NULL;
@@ -764,6 +773,9 @@ static void abs_evidence(const struct iw_rules_engine *e, const struct inst *in,
     else if (x->seen)
         snprintf(text, sizeof(text), "silent for more than %s (last message %s)", dur,
                  iw_rfc3339_format(x->last_seen, when, sizeof(when)));
+    else if (abs_unseen_since(e, x) > e->start_ms)
+        snprintf(text, sizeof(text), "has not reported since this rule took effect (%s ago or more)",
+                 dur);
     else
         snprintf(text, sizeof(text), "has not reported since islewatch started (%s ago or more)", dur);
     iw__ev_var(ev, "summary", text);
@@ -793,11 +805,20 @@ static bool abs_keep(const struct inst *in)
     return ((const struct abs_x *)in->x)->seen;
 }
 
+void iw__absence_expect(struct iw_rules_engine *e, struct inst *in, bool in_store, int64_t now)
+{
+    struct abs_x *x = in->x;
+    x->in_store = x->in_store || in_store;
+    if (!x->seen && x->since == RT_NONE)
+        x->since = now;
+    iw__sched(e, in);
+}
+
 void iw__absence_refresh(struct iw_rules_engine *e, struct inst *in, int64_t now)
 {
     struct abs_x *x = in->x;
     x->inv = iw__inventory(e->cfg, in->source, in->site, in->device) != NULL;
-    if (x->seen || x->inv)
+    if (x->seen || x->inv || x->in_store)
         return;
     iw__resolve(e, in, now, false, now);
     iw__save(e, in);

@@ -217,6 +217,10 @@ const struct iw_device_cfg *iw__inventory(const struct iw_config *cfg, const cha
 void iw__event_refire(struct iw_rules_engine *e, struct rule_rt *rr, const char *source,
                       const char *site, const char *device, const char *type, int64_t event_ts,
                       int64_t now);
+/* Absence: a device the rule watches before any message of it reached the rule
+ * (in the inventory; in_store: it has stored series). A device the rule has not
+ * seen counts from now, when the rule took effect for it. Schedules it. */
+void iw__absence_expect(struct iw_rules_engine *e, struct inst *in, bool in_store, int64_t now);
 /* Reload: the inventory changed; drop a never-seen device no longer listed. */
 void iw__absence_refresh(struct iw_rules_engine *e, struct inst *in, int64_t now);
 /* "1m", "30s", "1h30m", "500ms" into buf; returns buf. */

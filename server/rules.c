@@ -142,7 +142,7 @@ static char *series_key(const struct iw_rsample *s, char *buf, size_t len)
     char *k = n <= len ? buf : malloc(n);
     if (k != NULL)
         snprintf(k, n, "%s\x1f%s\x1f%s\x1f%s\x1f%c", s->source, s->site, s->device, s->metric,
-                 s->is_event ? 'E' : 'S');
+                 s->alive ? 'A' : s->is_event ? 'E' : 'S');
     return k;
 }
 
@@ -182,6 +182,7 @@ static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_
         struct inst *in;
 
         if (!iw__select_device(rr, s->source, s->site, s->device)
+            || (s->alive && (rr->r->kind != IW_RULE_ABSENCE || rr->n_sel != 3))
             || (rr->n_sel == 4 && !iw_glob_match(rr->sel[3], s->metric))
             || !rr->ops->accepts(rr, s))
             continue;
@@ -218,7 +219,7 @@ void iw__inst_series(const struct iw_rules_engine *e, const struct inst *in,
         for (size_t k = 0; k < se->n; k++) {
             if (se->inst[k] != in)
                 continue;
-            m = se->key;                /* source \x1f site \x1f device \x1f metric \x1f S|E */
+            m = se->key;                /* source \x1f site \x1f device \x1f metric \x1f S|E|A */
             for (int sep = 0; sep < 3 && m != NULL; sep++) {
                 m = strchr(m, '\x1f');
                 if (m != NULL)
@@ -233,7 +234,7 @@ void iw__inst_series(const struct iw_rules_engine *e, const struct inst *in,
 }
 
 /* ==========================================================================
- * Inventory absence instances
+ * Devices known before they report (absence)
  * ======================================================================== */
 
 static bool owns(const struct iw_rules_engine *e, const char *source, const char *site,
@@ -242,26 +243,64 @@ static bool owns(const struct iw_rules_engine *e, const char *source, const char
     return e->env.owns_device == NULL || e->env.owns_device(e->env.ctx, source, site, device);
 }
 
-static void inventory_instances(struct iw_rules_engine *e)
+/* The absence instance of rule rr for a device it must watch before any
+ * message of it reaches the rule (in the inventory, or in the store). */
+static void expect_device(struct iw_rules_engine *e, struct rule_rt *rr, const char *source,
+                          const char *site, const char *device, bool in_store, int64_t now)
 {
+    struct inst *in = iw__inst_get(e, rr, source, site, device, NULL);
+    if (in == NULL) {
+        IW_LOG_ERROR("rules", "out of memory creating the absence instance of %s/%s/%s",
+                     source, site, device);
+        return;
+    }
+    iw__absence_expect(e, in, in_store, now);
+}
+
+struct stored_walk {
+    struct iw_rules_engine *e;
+    int64_t now;
+};
+
+static int stored_series_cb(void *ctx, const char *source, const char *site, const char *device,
+                            const char *metric)
+{
+    struct stored_walk *w = ctx;
+    for (size_t i = 0; i < w->e->n_rules; i++) {
+        struct rule_rt *rr = &w->e->rules[i];
+        if (rr->r->kind != IW_RULE_ABSENCE || !iw__select_device(rr, source, site, device)
+            || (rr->n_sel == 4 && (metric[0] == '\0' || !iw_glob_match(rr->sel[3], metric)))
+            || !owns(w->e, source, site, device))
+            continue;
+        expect_device(w->e, rr, source, site, device, true, w->now);
+    }
+    return 0;
+}
+
+/*
+ * The devices every absence rule knows before a message reaches it: the
+ * inventory's, and those with stored series (they reported before the rule
+ * took effect). Called when rules take effect (start, reload) at now.
+ */
+static void known_instances(struct iw_rules_engine *e, int64_t now)
+{
+    bool any = false;
     for (size_t i = 0; i < e->n_rules; i++) {
         struct rule_rt *rr = &e->rules[i];
         if (rr->r->kind != IW_RULE_ABSENCE)
             continue;
+        any = true;
         for (size_t d = 0; d < e->cfg->n_devices; d++) {
             const struct iw_device_cfg *dev = &e->cfg->devices[d];
-            struct inst *in;
-            if (!iw__select_device(rr, dev->source, dev->site, dev->device)
-                || !owns(e, dev->source, dev->site, dev->device))
-                continue;
-            in = iw__inst_get(e, rr, dev->source, dev->site, dev->device, NULL);
-            if (in == NULL)
-                IW_LOG_ERROR("rules", "out of memory creating the absence instance of %s/%s/%s",
-                             dev->source, dev->site, dev->device);
-            else
-                iw__sched(e, in);
+            if (iw__select_device(rr, dev->source, dev->site, dev->device)
+                && owns(e, dev->source, dev->site, dev->device))
+                expect_device(e, rr, dev->source, dev->site, dev->device, false, now);
         }
     }
+    if (any && e->env.each_series != NULL
+        && e->env.each_series(e->env.ctx, stored_series_cb, &(struct stored_walk){ e, now }) != IW_OK)
+        IW_LOG_WARN("rules", "could not read the stored series: the absence rules watch only the "
+                    "devices of the inventory and those that report from now on");
 }
 
 /* ==========================================================================
@@ -291,7 +330,7 @@ int iw_rules_engine_new(const struct iw_config *cfg, const struct iw_rules_env *
         return rc;
     }
     e->n_rules = cfg->n_rules;
-    inventory_instances(e);
+    known_instances(e, now_ms);
     *out = e;
     return IW_OK;
 }
@@ -578,7 +617,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
         iw__inst_free(e, in);
     }
     rules_fini(old_rules, old_n);
-    inventory_instances(e);
+    known_instances(e, now_ms);
 
     /* Never-seen devices that left the inventory are no longer expected. */
     for (size_t i = 0; i < e->insts.cap; i++) {

@@ -181,6 +181,40 @@ static int check_format(struct iw_store *st, struct iw_diag *diag)
     return iw_store_meta_put(st, "store_format", IW_STORE_FORMAT, strlen(IW_STORE_FORMAT));
 }
 
+/*
+ * Create the missing parent directories of path (mkdir -p; RocksDB creates
+ * only the last level). IW_OK, or IW_E_STORE with diag naming the directory
+ * that could not be made.
+ */
+static int make_parents(const char *path, struct iw_diag *diag)
+{
+    char dirbuf[4096];
+    size_t len = strlen(path);
+
+    if (len >= sizeof(dirbuf))
+        return IW_OK;                   /* RocksDB reports the path itself */
+    memcpy(dirbuf, path, len + 1);
+    for (char *p = strchr(dirbuf + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+        struct stat sb;
+        int e = 0;
+        *p = '\0';
+        if (mkdir(dirbuf, 0755) != 0 && errno != EEXIST)
+            e = errno;
+        else if (stat(dirbuf, &sb) != 0)
+            e = errno;
+        else if (!S_ISDIR(sb.st_mode))
+            e = ENOTDIR;
+        if (e != 0) {
+            iw_diag_set(diag, NULL, 0, 0, "cannot create the directory %s for the database at %s: "
+                        "%s (make storage.path a directory the daemon's user can create or write)",
+                        dirbuf, path, strerror(e));
+            return IW_E_STORE;
+        }
+        *p = '/';
+    }
+    return IW_OK;
+}
+
 int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struct iw_diag *diag)
 {
     struct iw_store *st;
@@ -200,6 +234,8 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
                         e == ENOENT ? "no such directory" : strerror(e));
             return IW_E_STORE;
         }
+    } else if (make_parents(opts->path, diag) != IW_OK) {
+        return IW_E_STORE;
     }
     st = calloc(1, sizeof(*st));
     if (st == NULL)

@@ -709,8 +709,9 @@ static int match_sorted(struct iw_store *st, const char *glob, const struct iw_s
     }
     for (uint32_t i = 0; i < n; i++) {
         const struct iw_series *s = iw_store_series_by_id(st, i);
-        if (s != NULL && (glob == NULL || iw_glob_match(glob, s->name) ||
-                          (dev_glob[0] != '\0' && iw_glob_match(dev_glob, s->name))))
+        if (s != NULL && !iw_series_is_device(s)
+            && (glob == NULL || iw_glob_match(glob, s->name)
+                || (dev_glob[0] != '\0' && iw_glob_match(dev_glob, s->name))))
             v[m++] = s;
     }
     qsort(v, m, sizeof(*v), name_cmp);

@@ -6,6 +6,7 @@
 #ifndef ISLEWATCH_LOG_H
 #define ISLEWATCH_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "islewatch/compiler.h"
 
@@ -41,16 +42,22 @@ void iw_log_write(enum iw_log_level lvl, const char *mod, const char *fmt, ...)
 #define IW_LOG_DEBUG(mod, ...) IW_LOG(IW_LOG_LEVEL_DEBUG, (mod), __VA_ARGS__)
 
 /*
- * Rate limiter for repeating conditions: the first report goes out at once,
- * then at most one per interval (1 s doubling to 1 h) with the count of the
- * suppressed ones. Thread-safe (atomics only): any thread may complain.
+ * Rate limiter for repeating conditions (zero-initialised): a token bucket of
+ * 5 lines refilled by one a minute. The first reports go out at once, a flood
+ * then gets one line a minute with the count of the suppressed ones, and a
+ * quiet spell refills the bucket, so a new report after a few quiet minutes
+ * is logged however long the earlier floods were. Thread-safe (atomics
+ * only): any thread may complain.
  */
 struct iw_complaint {
-    _Atomic int64_t next_ns;
-    _Atomic int64_t interval_ns;
-    _Atomic uint64_t suppressed;
+    _Atomic int64_t tat_ns;         /* monotonic time at which the bucket is full again */
+    _Atomic uint64_t suppressed;    /* reports held back since the last line */
 };
 void iw_complain(struct iw_complaint *c, enum iw_log_level lvl, const char *mod,
                  const char *fmt, ...) IW_PRINTF(4, 5);
+/* The limiter's decision at monotonic time now_ns (iw_complain's clock; a seam
+ * for tests): true when a line may go out, with *suppressed the reports held
+ * back since the previous line. */
+bool iw_complaint_admit(struct iw_complaint *c, int64_t now_ns, uint64_t *suppressed);
 
 #endif /* ISLEWATCH_LOG_H */

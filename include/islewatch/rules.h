@@ -101,11 +101,20 @@
  *   too. Wall-clock transitions are never late.
  * - absence: a device is known once any sample of it matching the select
  *   (first three levels; with a 4-level select that metric only) arrives,
- *   or when it is in the inventory. It fires when no such sample arrived for
+ *   when it is in the inventory, or when the store holds a series of it
+ *   matching the select (env.each_series: it reported before the rule took
+ *   effect, e.g. a rule added by a reload or while the daemon was stopped).
+ *   With a 3-level select, a message of the device that carries no sample
+ *   (only labels: iw_rsample.alive) is a message from it too: it counts as
+ *   such a sample here, and nowhere else.
+ *   It fires when no such sample arrived for
  *   `after` of wall clock (receipt time); the alert ts is last_seen + after.
  *   It resolves on the next such sample, ts = its receipt time (the device is
- *   back now, even if its first message carries buffered data). Inventory
- *   devices never seen count from the engine start. After a restart every
+ *   back now, even if its first message carries buffered data). A known
+ *   device the rule has not seen report counts from when the rule took effect
+ *   for it (the engine start, or the reload that added the rule or the
+ *   inventory entry), not from its last stored sample: adding a rule never
+ *   raises a burst of alerts at once. After a restart every
  *   known device gets a full `after` from the engine start before a new
  *   absence is raised (the broker's queue is still being drained); an
  *   absence already firing stays firing.
@@ -206,6 +215,9 @@ struct iw_rsample {
     bool    is_event;
     bool    retained;       /* a retained copy the broker sent at a SUBSCRIBE (restart,
                              * reconnect, reload): an old message, not the device reporting */
+    bool    alive;          /* no sample: a message of the device that stored none (only
+                             * labels); metric "", value unused. Only absence rules with a
+                             * 3-level select take it (a sign of life) */
     uint32_t series_id;     /* the store's series id + 1, a cache key for the engine;
                              * 0 = none (the engine then looks the names up) */
 };
@@ -230,6 +242,13 @@ struct iw_rules_env {
     bool (*owns_device)(void *ctx, const char *source, const char *site, const char *device);
     /* Optional: silences created at run time (HTTP API); cfg->silences are checked too. */
     bool (*is_silenced)(void *ctx, const struct iw_alert *a, int64_t now_ms);
+    /* Optional. Every series the store holds (its series dictionary), with the
+     * four levels of its name; cb returns non-zero to stop. Called when rules
+     * take effect (engine start, reload): the devices with stored series are
+     * known to the absence rules (see SEMANTICS). */
+    int (*each_series)(void *ctx, int (*cb)(void *cbctx, const char *source, const char *site,
+                                            const char *device, const char *metric),
+                       void *cbctx);
 };
 
 struct iw_rules_engine;
@@ -247,8 +266,9 @@ struct iw_rules_stats {
 
 /*
  * Build an engine for cfg (borrowed, see above) at wall-clock time now_ms
- * (the "engine start" of absence). env is copied. Inventory absence
- * instances of owned devices are created here. Then call
+ * (the "engine start" of absence). env is copied. The absence instances of
+ * owned devices in the inventory or in the store (env.each_series) are
+ * created here. Then call
  * iw_rules_engine_restore() for every stored state record before the first
  * sample. On IW_OK *out is OWNED by the caller (iw_rules_engine_free).
  * IW_E_INVAL (env.emit NULL), IW_E_NOMEM.
@@ -303,7 +323,8 @@ int64_t iw_rules_next_deadline(const struct iw_rules_engine *e);
  * each firing one, ts now_ms) and their state deleted; new rules start empty,
  * except that a changed absence or event rule carries over, as at restore,
  * the devices it knew and the events still going on (fired again at now_ms).
- * Inventory changes add or drop never-seen inventory absence instances.
+ * Inventory changes add or drop never-seen inventory absence instances; a
+ * new absence rule knows the inventory's and the store's devices from now_ms.
  * The old config must stay valid until this returns. IW_OK or IW_E_NOMEM
  * (then the engine keeps running on the old config).
  */

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "islewatch/compiler.h"
 #include "islewatch/err.h"
@@ -54,6 +55,18 @@ struct iw_series {
     uint16_t site_off, device_off, metric_off;   /* offsets of the levels in name */
     char     name[];                   /* "water/dongtan/w01/nh3_n" */
 };
+
+/*
+ * A device's own entry "<source>/<site>/<device>" (no metric level): the
+ * ingest path makes one for a device whose message stored no sample (only
+ * labels), so that its shard can tell the absence rules. No point is ever
+ * stored under it, and series listings and queries leave it out.
+ */
+static inline bool iw_series_is_device(const struct iw_series *s)
+{
+    return s->device_off < s->len
+           && memchr(s->name + s->device_off, '/', (size_t)(s->len - s->device_off)) == NULL;
+}
 
 struct iw_point {
     int64_t ts;

@@ -2,7 +2,9 @@
  * Alerts through a real broker (SPEC §4, §5): a full firing -> resolved
  * episode with the retained state seen by late subscribers, restarts during
  * a firing and a pending alert, a broker restart without duplicate alerts,
- * absence of a silent camera and of a never-seen inventory camera, reloads
+ * absence of a silent camera and of a never-seen inventory camera, an
+ * absence rule added later watching the cameras already known, a message
+ * with only labels as a sign of life for absence, reloads
  * while an alert is firing, a resolve raised at start before the first
  * connect, a message the full outbox refused, per-metric instances sharing
  * one retained topic, an ack kept by the later messages of its episode,
@@ -680,6 +682,140 @@ Test(alerts, reload_does_not_replay_retained_device_messages_into_unchanged_rule
     cr_assert_null(m, "the reload changed the unchanged absence alert: %s", m ? m->payload : "");
     cr_expect_eq(it_metric(&d, "islewatch_messages_received_total{source=\"camera\"}"), 1,
                  "the retained heartbeat was received again on reload");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* Poll the daemon's /metrics until `sample` reaches want. */
+static void wait_metric_at_least(const struct it_daemon *d, const char *sample, double want)
+{
+    long long end = it_now_ms() + 10000;
+    while (it_metric(d, sample) < want && it_now_ms() < end) {
+        struct timespec ts = { 0, 100 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_geq(it_metric(d, sample), want, "%s never reached %g", sample, want);
+}
+
+/* The next firing alert of `rule` for `device` on sub within timeout_ms, or false. */
+static bool absence_fires(struct it_client *sub, const char *rule, const char *device, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    while (it_now_ms() < end) {
+        cJSON *a = next_alert(sub, (int)(end - it_now_ms()), NULL, 0);
+        if (a == NULL)
+            return false;
+        bool hit = strcmp(s(a, "status"), "firing") == 0 && strcmp(s(a, "rule"), rule) == 0
+                   && strcmp(s(a, "device"), device) == 0;
+        cJSON_Delete(a);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * SPEC §4: absence fires on "no message from a KNOWN device". A camera that
+ * reported before its absence rule existed is known (the store holds its
+ * series): an absence rule added by a reload, or to the file while the
+ * daemon was stopped, watches it too.
+ */
+Test(alerts, an_absence_rule_added_later_watches_the_devices_already_known)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+        "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    cr_assert_eq(it_publish(dev, "cameras/dongtan/c01/status", "{\"online\":true,\"fps\":25}", 1, false), 0);
+    wait_metric_at_least(&d, "islewatch_points_stored_total{source=\"camera\"}", 2);
+
+    rewrite_rules(&d, "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"
+                      "  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
+                      "     severity: major}\n");
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
+    cr_assert(absence_fires(sub, "cam-offline", "c01", 15000),
+              "an absence rule added by a reload ignored camera c01, which reported before it");
+
+    /* Added to the file while the daemon was stopped. */
+    it_daemon_stop(&d);
+    rewrite_rules(&d, "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"
+                      "  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
+                      "     severity: major}\n"
+                      "  - {name: cam-offline-2, kind: absence, select: \"camera/dongtan/*\", after: 2s,\n"
+                      "     severity: major}\n");
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    cr_assert(absence_fires(sub, "cam-offline-2", "c01", 15000),
+              "an absence rule added while the daemon was stopped ignored camera c01");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* The next alert of `rule` for `device` with `status` on sub within timeout_ms, or false. */
+static bool alert_seen(struct it_client *sub, const char *rule, const char *device,
+                       const char *status, int timeout_ms)
+{
+    long long end = it_now_ms() + timeout_ms;
+    while (it_now_ms() < end) {
+        cJSON *a = next_alert(sub, (int)(end - it_now_ms()), NULL, 0);
+        if (a == NULL)
+            return false;
+        bool hit = strcmp(s(a, "status"), status) == 0 && strcmp(s(a, "rule"), rule) == 0
+                   && strcmp(s(a, "device"), device) == 0;
+        cJSON_Delete(a);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * SPEC §4: absence resolves on "the next message from it". A camera status
+ * message that carries only labels ({"status":"ok"}) is a message from the
+ * camera: it resolves the absence, and makes a camera that sends nothing
+ * else known. Nothing is stored for it.
+ */
+Test(alerts, a_message_with_only_labels_is_a_sign_of_life_for_absence)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char hb[128];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+        "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
+        "     severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    cr_assert_eq(it_publish(dev, "cameras/dongtan/c01/status", "{\"online\":true}", 1, false), 0);
+    cr_assert(alert_seen(sub, "cam-offline", "c01", "firing", 15000), "c01 raised no absence alert");
+
+    snprintf(hb, sizeof(hb), "{\"ts\":%lld,\"status\":\"ok\"}", now_ms());
+    cr_assert_eq(it_publish(dev, "cameras/dongtan/c01/status", hb, 1, false), 0);
+    cr_assert(alert_seen(sub, "cam-offline", "c01", "resolved", 5000),
+              "a message with only labels did not resolve the absence");
+
+    cr_assert_eq(it_publish(dev, "cameras/dongtan/c02/status", hb, 1, false), 0);
+    cr_assert(alert_seen(sub, "cam-offline", "c02", "firing", 15000),
+              "a camera that sends only labels never became known");
+    cr_expect_eq(it_metric(&d, "islewatch_points_stored_total{source=\"camera\"}"), 1,
+                 "a message with only labels stored points");
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "'%s' series --db '%s' --format json", it_bin("islewatch"), d.data), 0);
+    cr_expect_null(strstr(out, "c02"), "a camera that sent only labels has a series: %s", out);
+    free(out);
+    cr_assert_eq(it_run(&out, "'%s' query 'camera/*/*' --from 0 --to now --db '%s' --format json",
+                        it_bin("islewatch"), d.data), 0);
+    cr_expect_null(strstr(out, "c02"), "a camera that sent only labels has a series: %s", out);
+    free(out);
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);

@@ -44,6 +44,8 @@ struct fx_env {
     size_t n_history, cap_history;
     size_t served;                  /* points handed to read_points callbacks */
     const char *owned_device;       /* NULL: own everything */
+    const char *stored[8];          /* series names served by each_series */
+    size_t n_stored;
 };
 
 static inline void fx_emit(void *ctx, const struct iw_alert *a)
@@ -167,11 +169,27 @@ static inline bool fx_owns(void *ctx, const char *source, const char *site, cons
     return f->owned_device == NULL || strcmp(f->owned_device, device) == 0;
 }
 
+static inline int fx_each_series(void *ctx, int (*cb)(void *cbctx, const char *source,
+                                                      const char *site, const char *device,
+                                                      const char *metric),
+                                 void *cbctx)
+{
+    struct fx_env *f = ctx;
+    for (size_t i = 0; i < f->n_stored; i++) {
+        char lv[4][64];
+        cr_assert_eq(sscanf(f->stored[i], "%63[^/]/%63[^/]/%63[^/]/%63s", lv[0], lv[1], lv[2], lv[3]), 4);
+        if (cb(cbctx, lv[0], lv[1], lv[2], lv[3]) != 0)
+            break;
+    }
+    return IW_OK;
+}
+
 static inline struct iw_rules_env fx_env_of(struct fx_env *f)
 {
     return (struct iw_rules_env){
         .ctx = f, .emit = fx_emit, .state_put = fx_state_put, .state_del = fx_state_del,
         .write_point = fx_write_point, .read_points = fx_read_points, .owns_device = fx_owns,
+        .each_series = fx_each_series,
     };
 }
 

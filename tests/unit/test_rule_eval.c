@@ -1074,6 +1074,108 @@ Test(rules, absence_with_a_metric_select_only_counts_that_metric)
     iw_rules_engine_free(e);
 }
 
+/*
+ * A message that stored no sample (only labels) is a message from the device:
+ * it resolves an absence and makes a device known, for 3-level selects only,
+ * and no other rule sees it.
+ */
+Test(rules, a_message_without_samples_is_a_sign_of_life_for_absence_only)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rule *r4 = fx_rule(&cfg, "gone-online", IW_RULE_ABSENCE, "camera/*/*/*");
+    struct iw_rule *t = fx_rule(&cfg, "anything-low", IW_RULE_THRESHOLD, "camera/*/*");
+    struct iw_rsample alive = { .source = "camera", .site = "s1", .device = "c01", .metric = "",
+                                .ts = T0, .recv_ms = T0, .alive = true };
+    struct iw_rules_stats st;
+
+    r->p.after_ms = r4->p.after_ms = 3 * MINUTE;
+    t->p.below = 5;
+    t->p.has_below = true;
+    e = engine(T0);
+    iw_rules_on_sample(e, &alive);
+    iw_rules_engine_stats(e, &st);
+    cr_assert_eq(st.instances, 1, "only the 3-level absence rule takes it");
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "the device became known");
+    cr_assert_str_eq(fx_last(&env)->rule, "gone");
+    alive.ts = alive.recv_ms = T0 + 5 * MINUTE;
+    iw_rules_on_sample(e, &alive);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED, "the next message resolves it");
+    iw_rules_engine_free(e);
+}
+
+/*
+ * A device that reported before an absence rule existed is known to it (the
+ * store holds its series), from the moment the rule takes effect: its `after`
+ * counts from then, so a new rule raises no burst of alerts for devices that
+ * went quiet long ago, and an unchanged rule's devices keep their deadlines.
+ */
+Test(rules, absence_knows_the_devices_in_the_store_from_when_the_rule_takes_effect)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+
+    r->p.after_ms = 3 * MINUTE;
+    env.stored[env.n_stored++] = "camera/s1/c01/online";
+    env.stored[env.n_stored++] = "camera/s1/c01/fps";
+    env.stored[env.n_stored++] = "water/s1/w01/ph";          /* not selected */
+    e = engine(T0);
+    cr_assert_eq(iw_rules_next_deadline(e), T0 + 3 * MINUTE, "counted from the engine start");
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "the stored camera is absent, once");
+    cr_assert_str_eq(fx_last(&env)->device, "c01");
+    cr_assert_eq(fx_last(&env)->started_at, T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0 + HOUR - MINUTE, 1);   /* resolves */
+    cr_assert_eq(env.n_alerts, 2);
+
+    /* A reload adds a rule: c01 is known to it from the reload; the unchanged
+     * rule keeps c01's deadline (its last message + after). */
+    fx_cfg_copy(&next, &cfg);
+    struct iw_rule *r2 = fx_rule(&next, "gone-too", IW_RULE_ABSENCE, "camera/s1/*/online");
+    r2->p.after_ms = 5 * MINUTE;
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + HOUR), IW_OK);
+    iw_rules_tick(e, T0 + HOUR + 2 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 2);
+    iw_rules_tick(e, T0 + HOUR + 2 * MINUTE);
+    cr_assert_eq(env.n_alerts, 3, "the unchanged rule kept c01's deadline");
+    cr_assert_str_eq(fx_last(&env)->rule, "gone");
+    iw_rules_tick(e, T0 + HOUR + 5 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 3, "a new rule counts from when it took effect: %s",
+                 fx_last(&env)->message);
+    iw_rules_tick(e, T0 + HOUR + 5 * MINUTE);
+    cr_assert_eq(env.n_alerts, 4, "the new rule watches the stored camera");
+    cr_assert_str_eq(fx_last(&env)->rule, "gone-too");
+    cr_assert_str_eq(fx_last(&env)->device, "c01");
+    cr_assert_eq(fx_last(&env)->started_at, T0 + HOUR);
+    cr_assert_not_null(strstr(fx_last(&env)->message, "since this rule took effect"),
+                       "%s", fx_last(&env)->message);
+    iw_rules_engine_free(e);
+}
+
+/* An inventory device added by a reload (with its rule or to an existing
+ * rule) counts from the reload, not from the engine start. */
+Test(rules, absence_of_an_inventory_device_added_by_reload_counts_from_the_reload)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+
+    e = engine(T0);
+    fx_cfg_copy(&next, &cfg);
+    struct iw_rule *r = fx_rule(&next, "gone", IW_RULE_ABSENCE, "camera/*/*");
+    r->p.after_ms = 3 * MINUTE;
+    fx_device(&next, "camera", "s1", "c09");
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + HOUR), IW_OK);
+    iw_rules_tick(e, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 0, "fired at once for a device the rule had just been told of");
+    iw_rules_tick(e, T0 + HOUR + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->started_at, T0 + HOUR);
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * event
  * ======================================================================== */
@@ -2092,7 +2194,9 @@ Test(rules, reload_follows_inventory_changes)
     next.cfg.n_devices = 0;
     fx_device(&next, "camera", "s1", "c02");
     cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
-    iw_rules_tick(e, T0 + 3 * MINUTE);
+    iw_rules_tick(e, T0 + 4 * MINUTE - 1);
+    cr_assert_eq(env.n_alerts, 0, "a device added to the inventory counts from the reload");
+    iw_rules_tick(e, T0 + 4 * MINUTE);
     cr_assert_eq(env.n_alerts, 1, "only the device still in the inventory is expected");
     cr_assert_str_eq(fx_last(&env)->device, "c02");
     iw_rules_engine_free(e);

@@ -719,3 +719,31 @@ Test(store, open_failures_say_what_to_fix)
                        iw_diag_first(&diag));
     iw_diag_fini(&diag);
 }
+
+/* The config says storage.path is "created when missing": its missing parent
+ * directories too (mkdir -p); a parent that cannot be made is named. */
+Test(store, open_creates_the_missing_parents_of_the_path)
+{
+    struct iw_diag diag = {0};
+    struct iw_store *deep = NULL;
+    char path[300];
+
+    snprintf(path, sizeof(path), "%s/new/parents/data", dir);
+    struct iw_store_opts o = { .path = path, .max_series = 4096 };
+    cr_assert_eq(iw_store_open(&o, &deep, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_store_close(deep);
+    iw_diag_fini(&diag);
+
+    snprintf(path, sizeof(path), "%s/file", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/file/below/data", dir);
+    cr_assert_eq(iw_store_open(&o, &deep, &diag), IW_E_STORE);
+    cr_assert_null(deep);
+    snprintf(path, sizeof(path), "%s/file", dir);
+    cr_expect_not_null(strstr(iw_diag_first(&diag), path), "%s", iw_diag_first(&diag));
+    cr_expect_not_null(strstr(iw_diag_first(&diag), "make storage.path a directory"), "%s",
+                       iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+}
