@@ -406,6 +406,9 @@ char *iw__rp_num(double v, int sig, char *buf, size_t len)
             *--e = '\0';
         if (e > buf && e[-1] == '.')
             e[-1] = '\0';
+    } else if (a >= pow(10.0, sig) && a < 1e15) {
+        /* %g would write 5e+04 (fecal coliform, per litre): the whole number instead. */
+        snprintf(buf, len, "%.0f", v);
     } else {
         snprintf(buf, len, "%.*g", sig, v);
     }

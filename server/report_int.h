@@ -54,7 +54,8 @@ double iw__rp_ratio(uint64_t a, uint64_t b);
 
 /* "I".."V", "劣V" (ASCII numerals), "-" for 0 or out of range. */
 const char *iw__rp_class_name(int cls);
-/* A number with up to `sig` significant digits, no exponent for ordinary values; "" for NaN. */
+/* A number with up to `sig` significant digits (a whole number at or above 10^sig, all of
+ * its digits), no exponent for ordinary values; "" for NaN. */
 char *iw__rp_num(double v, int sig, char *buf, size_t len);
 /* "93.55%" or "n/a" (NaN). */
 char *iw__rp_pct(double rate, char *buf, size_t len);

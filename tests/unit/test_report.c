@@ -515,6 +515,37 @@ Test(report, water_outputs)
     iw_report_water_free(r);
 }
 
+/* Fecal coliform runs to tens of thousands per litre (Class V: 40000): the
+ * table and the HTML print such a mean as a whole number, like the CSV, not
+ * as "5e+04" or a rounded "1.234e+04". */
+Test(report, water_large_means_are_whole_numbers_in_every_format)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+    struct iw_water_report *r;
+    char buf[64];
+
+    put("water/dongtan/w01/fecal_coliform", T("2026-05-01T08:00:00+08:00"), 12345, 0);
+    put("water/dongtan/w01/nh3_n", T("2026-05-01T08:00:00+08:00"), 0.5, 0);
+    flush();
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    char *tbl = render(water_write, r, IW_REPORT_TABLE);
+    char *csv = render(water_write, r, IW_REPORT_CSV);
+    char *html = render(water_write, r, IW_REPORT_HTML);
+    cr_expect_not_null(strstr(tbl, " 12345 "), "%s", tbl);
+    cr_expect_not_null(strstr(csv, ",12345,"), "%s", csv);
+    cr_expect_not_null(strstr(html, ">12345<"), "%s", html);
+    cr_expect_null(strstr(tbl, "e+0"), "%s", tbl);
+    cr_expect_null(strstr(html, "e+0"), "%s", html);
+    free(tbl);
+    free(csv);
+    free(html);
+    iw_report_water_free(r);
+    cr_expect_str_eq(iw__rp_num(50000, 4, buf, sizeof(buf)), "50000");
+    cr_expect_str_eq(iw__rp_num(1234567.4, 6, buf, sizeof(buf)), "1234567");
+    cr_expect_str_eq(iw__rp_num(-12345, 4, buf, sizeof(buf)), "-12345");
+    cr_expect_str_eq(iw__rp_num(1234.56, 4, buf, sizeof(buf)), "1235", "below 10^sig: as before");
+}
+
 /* ==========================================================================
  * Air
  * ======================================================================== */
