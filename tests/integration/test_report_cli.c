@@ -243,3 +243,21 @@ Test(report_cli, table_and_errors)
     cr_assert_eq(it_run(NULL, "'%s' report air --config '%s/nope.yaml' --from 2026-05-01 "
                         "--to 2026-05-02 2>/dev/null", it_bin("islewatch"), dir), 2, "no config");
 }
+
+/* A bad time names the argument that is wrong (not both), so the user knows which to fix. */
+Test(report_cli, a_bad_time_names_the_bad_argument)
+{
+    char *out = NULL;
+    int rc = it_run(&out, "'%s' report water --db '%s' --from 2026-13-01 --to 2026-05-02 2>&1",
+                    it_bin("islewatch"), db);
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_expect_not_null(strstr(out, "from 2026-13-01: "), "%s", out);
+    cr_expect_null(strstr(out, "2026-05-02"), "the good --to is not blamed: %s", out);
+    free(out);
+    rc = it_run(&out, "'%s' report air --db '%s' --from 2026-05-01 --to 2026-05-32 2>&1",
+                it_bin("islewatch"), db);
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_expect_not_null(strstr(out, "to 2026-05-32: "), "%s", out);
+    cr_expect_null(strstr(out, "from 2026-05-01"), "the good --from is not blamed: %s", out);
+    free(out);
+}
