@@ -261,3 +261,19 @@ Test(report_cli, a_bad_time_names_the_bad_argument)
     cr_expect_null(strstr(out, "from 2026-05-01"), "the good --from is not blamed: %s", out);
     free(out);
 }
+
+/* A --site that matches nothing: the table says so and what to check, as the HTML does. */
+Test(report_cli, a_table_without_any_station_says_why)
+{
+    static const char *const kinds[] = { "water", "air", "cameras" };
+    for (size_t i = 0; i < 3; i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' report %s --config '%s' --from 2026-05-01 --to 2026-05-05 "
+                        "--site nosuchsite", it_bin("islewatch"), kinds[i], cfg);
+        cr_assert_eq(rc, 0, "%s: %s", kinds[i], out);
+        cr_expect_not_null(strstr(out, "in the store or the inventory matches"), "%s:\n%s",
+                           kinds[i], out);
+        cr_expect_not_null(strstr(out, "--site"), "%s: says what to check:\n%s", kinds[i], out);
+        free(out);
+    }
+}
