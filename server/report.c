@@ -521,7 +521,7 @@ char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len)
             done |= IW_AQI_BIT(j);
         }
         if (d->n_devices > 0)       /* a site's mean: the devices' own days say why */
-            snprintf(clause, sizeof(clause), "no device with a valid daily value of %s", names);
+            snprintf(clause, sizeof(clause), "%s: no device with a valid daily value", names);
         else if (it == IW_AQI_O3_8H)
             snprintf(clause, sizeof(clause), "%s: %d valid 8-h means < %d", names,
                      d->item[it].n, IW_AVG_MIN_8H_PER_DAY);

@@ -729,6 +729,25 @@ Test(report, air_missing_pollutant_invalidates_unless_above_100)
     iw_report_air_free(r);
 }
 
+/* A site's note reads like a device's: "<items>: why", also on a partial (AQI > 100) day. */
+Test(report, air_site_note_names_the_missing_item_then_why)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+
+    put_hours("air/b/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 150);   /* IAQI 200 */
+    put_hours("air/b/a01/co", "2026-05-01T00:00:00+08:00", 10, 0.5);
+    put_hours("air/b/a02/pm25", "2026-05-01T00:00:00+08:00", 24, 150);
+    flush();
+    struct iw_air_report *r = air(&o);
+    cr_assert_eq(r->n_sites, 1);
+    const struct iw_air_day *d = &r->sites[0].days[0];
+    cr_assert(d->valid && d->partial);
+    char note[400];
+    cr_expect_str_eq(iw__rp_air_note(d, note, sizeof(note)),
+                     "valid at AQI > 100 without CO: no device with a valid daily value");
+    iw_report_air_free(r);
+}
+
 Test(report, air_o3_daily_max_8h_and_site_of_two_devices)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
