@@ -29,6 +29,13 @@ void iw_report_opts_init(struct iw_report_opts *o)
     o->generated_ms = iw_now_ms();
 }
 
+int64_t iw_report_kept_from(const struct iw_report_opts *o)
+{
+    if (o->raw_retention_ms <= 0 || o->generated_ms - o->raw_retention_ms <= o->from)
+        return INT64_MIN;
+    return o->generated_ms - o->raw_retention_ms;
+}
+
 int iw_report_days(const struct iw_report_opts *o, int64_t *first_day, size_t *n_days,
                    struct iw_diag *diag)
 {
@@ -532,6 +539,18 @@ char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len)
     }
     /* A partial day is valid: its AQI above 100 cannot fall with the missing values. */
     snprintf(buf, len, "%s%s", d->partial ? "valid at AQI > 100 without " : "", body);
+    return buf;
+}
+
+char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len)
+{
+    char t[32];
+
+    buf[0] = '\0';
+    if (kept_from != INT64_MIN)
+        snprintf(buf, len, "raw samples before %s are past storage.retention.raw and no longer "
+                 "kept, so the period has no data before then; keep raw: 400d for yearly "
+                 "reports", iw__rp_local_time(kept_from, tz, t, sizeof(t)));
     return buf;
 }
 

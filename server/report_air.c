@@ -373,6 +373,7 @@ int iw_report_air(struct iw_store *st, const struct iw_report_opts *opts,
     r->tz_offset_min = opts->tz_offset_min;
     r->standard = opts->standard;
     r->generated_ms = opts->generated_ms;
+    r->kept_from = iw_report_kept_from(opts);
     r->total.max_aqi = -1;
     if ((rc = iw_report_days(opts, &r->first_day, &r->n_days, diag)) != IW_OK)
         goto fail;

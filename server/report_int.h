@@ -69,6 +69,8 @@ char *iw__rp_water_worst(const struct iw_water_tally *t, bool csv, char *buf, si
 char *iw__rp_primary(unsigned mask, char *buf, size_t len);
 /* Why an air day is invalid or partial: "PM2.5 19 h < 20; O3 8 h: 10 windows < 14"; "". */
 char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len);
+/* Why days before kept_from (iw_report_kept_from) have no data, and what to do; "" for INT64_MIN. */
+char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len);
 /* Local date and time "2026-03-01 08:00" of ts; "-" for INT64_MIN. */
 char *iw__rp_local_time(int64_t ts, int tz, char *buf, size_t len);
 /* Terminal columns of a UTF-8 string: East Asian wide characters count two. */

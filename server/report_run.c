@@ -52,6 +52,7 @@ int iw_report_opts_parse(const struct iw_report_args *a, const struct iw_config 
         o->n_devices = cfg->n_devices;
         o->rules = cfg->rules;
         o->n_rules = cfg->n_rules;
+        o->raw_retention_ms = cfg->storage.retention_raw_ms;
         for (size_t i = 0; i < cfg->n_rules; i++)
             if (cfg->rules[i].kind == IW_RULE_AIR_QUALITY) {
                 o->tz_offset_min = cfg->rules[i].p.tz_offset_min;

@@ -171,6 +171,15 @@ static const char *not_declared(bool inventory, bool declared)
     return inventory && !declared ? " [not in the inventory]" : "";
 }
 
+/* The retention note under the title, when the period reaches back past it. */
+static void retention_note(FILE *out, int64_t kept_from, int tz)
+{
+    char note[300];
+
+    if (*iw__rp_retention_note(kept_from, tz, note, sizeof(note)) != '\0')
+        fprintf(out, "Note: %s.\n", note);
+}
+
 /*
  * A report without any device: say so, and what to check, instead of an
  * empty table (the HTML writers say the same). Returns true when it did.
@@ -243,6 +252,7 @@ static void water_table(const struct iw_water_report *rep, FILE *out)
 
     header(out, "水质达标 Water quality report: GB 3838-2002 daily class, single-factor "
            "(2011 method)", rep->first_day, rep->n_days, rep->tz_offset_min);
+    retention_note(out, rep->kept_from, rep->tz_offset_min);
     if (no_station(out, rep->n_dev, "water station"))
         return;
     for (size_t i = 0; i < rep->n_dev; i++) {
@@ -550,6 +560,7 @@ static void air_table(const struct iw_air_report *rep, FILE *out)
 
     header(out, "空气质量日报 Daily AQI report: HJ 633-2012 before 2026-03-01, HJ 633-2026 from "
            "then", rep->first_day, rep->n_days, rep->tz_offset_min);
+    retention_note(out, rep->kept_from, rep->tz_offset_min);
     if (rep->standard != IW_REPORT_STD_AUTO)
         fprintf(out, "Standard forced: %s\n", iw_aqi_standard_name(rep->standard));
     fprintf(out, "Daily values: 24-h means (O3: daily max 8-h mean%s); * = below the validity "
@@ -728,6 +739,7 @@ static void cameras_table(const struct iw_camera_report *rep, FILE *out)
             a, sizeof(a)), iw__rp_local_time(rep->to, rep->tz_offset_min, b, sizeof(b)),
             iw_report_tz_format(rep->tz_offset_min, z, sizeof(z)),
             (unsigned long long)rep->n_intervals);
+    retention_note(out, rep->kept_from, rep->tz_offset_min);
     if (no_station(out, rep->n_cams, "camera"))
         return;
     tbl_init(&t, IW_ARRAY_LEN(head), 0x78ULL);

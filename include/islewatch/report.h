@@ -85,6 +85,7 @@ struct iw_report_opts {
     int standard;                           /* IW_REPORT_STD_AUTO or enum iw_aqi_standard */
     int64_t interval_ms;                    /* cameras; default 60 s */
     int64_t generated_ms;                   /* shown in the HTML; default iw_now_ms() at init */
+    int64_t raw_retention_ms;               /* storage.retention.raw; 0: not known */
 };
 
 /* Defaults as documented above; from/to are left 0 (the caller sets them). */
@@ -99,6 +100,14 @@ void iw_report_opts_init(struct iw_report_opts *o);
  */
 IW_NODISCARD int iw_report_days(const struct iw_report_opts *o, int64_t *first_day,
                                 size_t *n_days, struct iw_diag *diag);
+
+/*
+ * The time before which raw samples are past storage.retention.raw (now −
+ * the retention) when o's period starts before it: the reports read raw
+ * samples, so they have no data there and say so. INT64_MIN when the period
+ * is inside the retention or the retention is not known.
+ */
+int64_t iw_report_kept_from(const struct iw_report_opts *o);
 
 /* "2026-03-01": the local date of ts at tz_offset_min into buf (>= 11 bytes). Returns buf. */
 char *iw_report_date(int64_t ts, int tz_offset_min, char *buf, size_t len);
@@ -187,6 +196,7 @@ struct iw_water_site {
 
 struct iw_water_report {
     int64_t from, to, first_day, generated_ms;
+    int64_t kept_from;                      /* iw_report_kept_from */
     size_t  n_days;                         /* natural days in the period */
     int     tz_offset_min;
     bool    inventory;                      /* the inventory declares devices of the source */
@@ -275,6 +285,7 @@ struct iw_air_site {
 
 struct iw_air_report {
     int64_t from, to, first_day, generated_ms;
+    int64_t kept_from;                      /* iw_report_kept_from */
     size_t  n_days;
     int     tz_offset_min;
     int     standard;                       /* as requested: IW_REPORT_STD_AUTO or a standard */
@@ -329,6 +340,7 @@ struct iw_camera_site {
 
 struct iw_camera_report {
     int64_t from, to, interval_ms, generated_ms;
+    int64_t kept_from;                      /* iw_report_kept_from */
     int     tz_offset_min;
     uint64_t n_intervals;                   /* per camera */
     bool    inventory;                      /* the inventory declares devices of the source */
