@@ -542,6 +542,22 @@ char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len)
     return buf;
 }
 
+char *iw__rp_water_cut_note(const struct iw_water_report *r, char *buf, size_t len)
+{
+    bool first = r->from != r->first_day;
+    bool last = r->to != r->first_day + (int64_t)r->n_days * IW_MS_PER_DAY;
+    char a[32], b[32];
+
+    buf[0] = '\0';
+    if (first || last)
+        snprintf(buf, len, "samples of %s .. %s only: %s", iw__rp_local_time(r->from,
+                 r->tz_offset_min, a, sizeof(a)), iw__rp_local_time(r->to, r->tz_offset_min, b,
+                 sizeof(b)), r->n_days == 1 ? "the day is partial" : first && last ?
+                 "the first and the last day are partial" : first ? "the first day is partial" :
+                 "the last day is partial");
+    return buf;
+}
+
 char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len)
 {
     char t[32];

@@ -335,6 +335,11 @@ int iw__rp_water_html(const struct iw_water_report *r, FILE *out)
                 "GB 3838-2002 地表水环境质量标准, single-factor daily class (2011 evaluation method)",
                 r->first_day, iw__rp_last_day(r->first_day, r->n_days), r->n_days,
                 r->tz_offset_min, r->generated_ms, r->kept_from);
+    if (*iw__rp_water_cut_note(r, buf, sizeof(buf)) != '\0') {
+        fputs("<p class=\"meta\"><strong>注意 Note:</strong> ", out);
+        esc(out, buf);
+        fputs(".</p>\n", out);
+    }
     fputs("<h2>汇总 Summary</h2>\n", out);
     water_sum_thead(out);
     for (size_t k = 0; k < r->n_sites; k++) {

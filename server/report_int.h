@@ -69,6 +69,12 @@ char *iw__rp_water_worst(const struct iw_water_tally *t, bool csv, char *buf, si
 char *iw__rp_primary(unsigned mask, char *buf, size_t len);
 /* Why an air day is invalid or partial: "PM2.5 19 h < 20; O3 8 h: 10 windows < 14"; "". */
 char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len);
+/*
+ * The water report's period when it cuts a day (it counts the samples of
+ * [from, to) only): "samples of 2026-05-01 12:00:00 .. 2026-05-03 00:00:00
+ * only: the first day is partial"; "" when it covers whole days.
+ */
+char *iw__rp_water_cut_note(const struct iw_water_report *r, char *buf, size_t len);
 /* Why days before kept_from (iw_report_kept_from) have no data, and what to do; "" for INT64_MIN. */
 char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len);
 /* Local date and time "2026-03-01 08:00" of ts; "-" for INT64_MIN. */

@@ -249,9 +249,12 @@ static void water_table(const struct iw_water_report *rep, FILE *out)
 {
     struct tbl t;
     struct row r;
+    char note[200];
 
     header(out, "水质达标 Water quality report: GB 3838-2002 daily class, single-factor "
            "(2011 method)", rep->first_day, rep->n_days, rep->tz_offset_min);
+    if (*iw__rp_water_cut_note(rep, note, sizeof(note)) != '\0')
+        fprintf(out, "Note: %s.\n", note);
     retention_note(out, rep->kept_from, rep->tz_offset_min);
     if (no_station(out, rep->n_dev, "water station"))
         return;

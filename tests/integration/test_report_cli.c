@@ -306,3 +306,29 @@ Test(report_cli, a_period_older_than_the_raw_retention_is_flagged)
         free(out);
     }
 }
+
+/*
+ * The water report counts the samples of [from, to) only, so a --from or
+ * --to inside a day makes that day's row a part of the day: the table and
+ * the HTML say which part, not just the dates. Whole days get no such note.
+ */
+Test(report_cli, water_period_that_cuts_a_day_shows_its_times)
+{
+    char *out = NULL;
+    int rc = it_run(&out, "'%s' report water --config '%s' --from 2026-05-01T12:00:00+08:00 "
+                    "--to 2026-05-03", it_bin("islewatch"), cfg);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect_not_null(strstr(out, "2026-05-01 12:00"), "%s", out);
+    cr_expect_not_null(strstr(out, "partial"), "%s", out);
+    free(out);
+    rc = it_run(&out, "'%s' report water --config '%s' --from 2026-05-01T12:00:00+08:00 "
+                "--to 2026-05-03 --format html", it_bin("islewatch"), cfg);
+    cr_assert_eq(rc, 0);
+    cr_expect_not_null(strstr(out, "2026-05-01 12:00"), "html");
+    free(out);
+    rc = it_run(&out, "'%s' report water --config '%s' --from 2026-05-01 --to 2026-05-03",
+                it_bin("islewatch"), cfg);
+    cr_assert_eq(rc, 0);
+    cr_expect_null(strstr(out, "partial"), "%s", out);
+    free(out);
+}
