@@ -560,13 +560,14 @@ char *iw__rp_water_cut_note(const struct iw_water_report *r, char *buf, size_t l
 
 char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len)
 {
-    char t[32];
+    char d[16];
 
+    /* A date, not the time: the text stays the same all day (--url and --db agree). */
     buf[0] = '\0';
     if (kept_from != INT64_MIN)
-        snprintf(buf, len, "raw samples before %s are past storage.retention.raw and no longer "
-                 "kept, so the period has no data before then; keep raw: 400d for yearly "
-                 "reports", iw__rp_local_time(kept_from, tz, t, sizeof(t)));
+        snprintf(buf, len, "the days up to %s are past storage.retention.raw: the raw samples "
+                 "the report reads are gone there, in whole or in part; keep raw: 400d for "
+                 "yearly reports", iw_report_date(kept_from, tz, d, sizeof(d)));
     return buf;
 }
 

@@ -75,7 +75,7 @@ char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len);
  * only: the first day is partial"; "" when it covers whole days.
  */
 char *iw__rp_water_cut_note(const struct iw_water_report *r, char *buf, size_t len);
-/* Why days before kept_from (iw_report_kept_from) have no data, and what to do; "" for INT64_MIN. */
+/* Why the days up to kept_from (iw_report_kept_from) lack data, and what to do; "" for INT64_MIN. */
 char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len);
 /* Local date and time "2026-03-01 08:00" of ts; "-" for INT64_MIN. */
 char *iw__rp_local_time(int64_t ts, int tz, char *buf, size_t len);
