@@ -240,6 +240,8 @@ struct iw_air_day {
     int     aqi;                            /* -1: none could be computed */
     int     level;                          /* 1..6; 0 when aqi is -1 */
     unsigned primary;                       /* IW_AQI_BIT mask of the primary items; 0 if aqi <= 50 */
+    unsigned measured;                      /* 1 << pollutant: the station measured it that day
+                                             * (see iw_report_air) */
     unsigned missing;                       /* 1 << pollutant: measured, no valid daily value */
     struct iw_avg item[IW_AQI_NITEMS];      /* the daily values (24H, O3_8H, 2012: O3_1H);
                                              * n = hours, 8 h means, or devices for a site */
@@ -305,8 +307,12 @@ struct iw_air_report {
  * sample stamped exactly at H is a device's hourly value and is valid (as in
  * the rule engine). Daily: 24 h means valid with >= 20 valid hours; O3 daily
  * max 8 h with >= 6 hours per window (iw_avg_o3_max8h); 2012 also O3 daily
- * max 1 h. A day is valid when every measured pollutant has its valid daily
- * value, or when AQI > 100 already on the ones present.
+ * max 1 h. A pollutant is measured on a day from its first stored sample on
+ * (in the period or before it, as the air_quality rules have it, so a day's
+ * value does not depend on how far back the period reaches), unless it has
+ * no sample in the period nor after it (an analyser removed before). A day
+ * is valid when every measured pollutant has its valid daily value, or when
+ * AQI > 100 already on the ones present.
  */
 IW_NODISCARD int iw_report_air(struct iw_store *st, const struct iw_report_opts *opts,
                                struct iw_air_report **out, struct iw_diag *diag);

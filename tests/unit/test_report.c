@@ -729,6 +729,50 @@ Test(report, air_missing_pollutant_invalidates_unless_above_100)
     iw_report_air_free(r);
 }
 
+/*
+ * A day's validity does not depend on the period asked for. A CO analyser
+ * installed on 05-03: 05-01 (PM2.5 only, AQI 100) is a valid good day
+ * whether the report ends before 05-03 or after it, as the air_quality rule
+ * had it live. An outage (no CO on 05-02 between CO days) and an analyser
+ * silent since 05-01 leave CO measured and missing: those days are not
+ * valid at AQI <= 100 (HJ 633-2026 §5.3.1).
+ */
+Test(report, air_day_validity_does_not_depend_on_the_period)
+{
+    struct iw_report_opts all = opts_for("2026-05-01T00:00:00+08:00", "2026-05-04T00:00:00+08:00");
+    struct iw_report_opts first = opts_for("2026-05-01T00:00:00+08:00",
+                                           "2026-05-02T00:00:00+08:00");
+
+    for (int d = 1; d <= 3; d++) {
+        char day[40];
+        snprintf(day, sizeof(day), "2026-05-0%dT00:00:00+08:00", d);
+        put_hours("air/new/a01/pm25", day, 24, 60);     /* IAQI 100 */
+        put_hours("air/gone/a01/pm25", day, 24, 60);
+        put_hours("air/gap/a01/pm25", day, 24, 60);
+    }
+    put_hours("air/new/a01/co", "2026-05-03T00:00:00+08:00", 24, 0.5);
+    put_hours("air/gone/a01/co", "2026-05-01T00:00:00+08:00", 24, 0.5);
+    put_hours("air/gap/a01/co", "2026-05-01T00:00:00+08:00", 24, 0.5);
+    put_hours("air/gap/a01/co", "2026-05-03T00:00:00+08:00", 24, 0.5);
+    flush();
+
+    struct iw_air_report *r1 = air(&first), *r3 = air(&all);
+    cr_assert_eq(r3->n_dev, 3);
+    const struct iw_air_device *gap = &r3->dev[0], *gone = &r3->dev[1], *nw = &r3->dev[2];
+    cr_assert_str_eq(nw->site, "new");
+    cr_assert(r1->dev[2].days[0].valid, "05-01 alone: valid");
+    cr_expect(nw->days[0].valid, "05-01 in 05-01..05-03: valid too (CO came on 05-03)");
+    cr_expect_eq(nw->days[0].aqi, 100);
+    cr_expect_eq(nw->tally.good_days, 3);
+    cr_expect(gone->days[0].valid, "05-01 with CO");
+    cr_expect_not(gone->days[1].valid || gone->days[2].valid, "CO silent since 05-01");
+    cr_expect(gap->days[0].valid && gap->days[2].valid);
+    cr_expect_not(gap->days[1].valid, "05-02: CO measured before and after, missing that day");
+    cr_expect_eq(gap->days[1].missing, 1u << IW_AQI_P_CO);
+    iw_report_air_free(r1);
+    iw_report_air_free(r3);
+}
+
 /* A site's note reads like a device's: "<items>: why", also on a partial (AQI > 100) day. */
 Test(report, air_site_note_names_the_missing_item_then_why)
 {
