@@ -29,6 +29,13 @@ void iw_report_opts_init(struct iw_report_opts *o)
     o->generated_ms = iw_now_ms();
 }
 
+int64_t iw_report_kept_from(const struct iw_report_opts *o)
+{
+    if (o->raw_retention_ms <= 0 || o->generated_ms - o->raw_retention_ms <= o->from)
+        return INT64_MIN;
+    return o->generated_ms - o->raw_retention_ms;
+}
+
 int iw_report_days(const struct iw_report_opts *o, int64_t *first_day, size_t *n_days,
                    struct iw_diag *diag)
 {
@@ -362,8 +369,9 @@ const char *const iw_report_notes_air[] = {
     "HJ 633-2012 also uses the O3 daily maximum 1 h (>= 20 valid hours).",
     "AQI: HJ 633-2012 for days before 2026-03-01, HJ 633-2026 from then (or --standard); "
     "IAQI rounded up exactly; primary pollutant(s) only when AQI > 50.",
-    "A day is valid when every pollutant the station measured in the period has its valid "
-    "daily value, or when the AQI of those present is already above 100 (HJ 633-2026 §5.3.1); "
+    "A day is valid when every pollutant the station measures by then (from its first stored "
+    "sample on, unless none is in the period or after it) has its valid daily value, or when "
+    "the AQI of those present is already above 100 (HJ 633-2026 §5.3.1); "
     "other days are listed as invalid and left out of the ratio.",
     "优良天数比例 (good-day ratio) = valid days with AQI <= 100 / valid days. A site with several "
     "devices averages their valid daily values, as a city averages its stations.",
@@ -406,6 +414,9 @@ char *iw__rp_num(double v, int sig, char *buf, size_t len)
             *--e = '\0';
         if (e > buf && e[-1] == '.')
             e[-1] = '\0';
+    } else if (a >= pow(10.0, sig) && a < 1e15) {
+        /* %g would write 5e+04 (fecal coliform, per litre): the whole number instead. */
+        snprintf(buf, len, "%.0f", v);
     } else {
         snprintf(buf, len, "%.*g", sig, v);
     }
@@ -518,7 +529,7 @@ char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len)
             done |= IW_AQI_BIT(j);
         }
         if (d->n_devices > 0)       /* a site's mean: the devices' own days say why */
-            snprintf(clause, sizeof(clause), "no device with a valid daily value of %s", names);
+            snprintf(clause, sizeof(clause), "%s: no device with a valid daily value", names);
         else if (it == IW_AQI_O3_8H)
             snprintf(clause, sizeof(clause), "%s: %d valid 8-h means < %d", names,
                      d->item[it].n, IW_AVG_MIN_8H_PER_DAY);
@@ -529,6 +540,35 @@ char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len)
     }
     /* A partial day is valid: its AQI above 100 cannot fall with the missing values. */
     snprintf(buf, len, "%s%s", d->partial ? "valid at AQI > 100 without " : "", body);
+    return buf;
+}
+
+char *iw__rp_water_cut_note(const struct iw_water_report *r, char *buf, size_t len)
+{
+    bool first = r->from != r->first_day;
+    bool last = r->to != r->first_day + (int64_t)r->n_days * IW_MS_PER_DAY;
+    char a[32], b[32];
+
+    buf[0] = '\0';
+    if (first || last)
+        snprintf(buf, len, "samples of %s .. %s only: %s", iw__rp_local_time(r->from,
+                 r->tz_offset_min, a, sizeof(a)), iw__rp_local_time(r->to, r->tz_offset_min, b,
+                 sizeof(b)), r->n_days == 1 ? "the day is partial" : first && last ?
+                 "the first and the last day are partial" : first ? "the first day is partial" :
+                 "the last day is partial");
+    return buf;
+}
+
+char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len)
+{
+    char d[16];
+
+    /* A date, not the time: the text stays the same all day (--url and --db agree). */
+    buf[0] = '\0';
+    if (kept_from != INT64_MIN)
+        snprintf(buf, len, "the days up to %s are past storage.retention.raw: the raw samples "
+                 "the report reads are gone there, in whole or in part; keep raw: 400d for "
+                 "yearly reports", iw_report_date(kept_from, tz, d, sizeof(d)));
     return buf;
 }
 

@@ -131,6 +131,35 @@ static int on_point(void *ctx, const struct iw_point *p)
     return 0;
 }
 
+/* The first stored sample's time (read stops there). */
+static int first_point(void *ctx, const struct iw_point *p)
+{
+    *(int64_t *)ctx = p->ts;
+    return 1;
+}
+
+/*
+ * Since when the station measures one pollutant, from its series as stored
+ * rather than the period's samples alone, as the air_quality rules have it
+ * (rule_air.c: measured once seen): *since is its first sample, INT64_MAX
+ * when it has none in the period (in_period false) nor after it (which ends
+ * at end): an analyser that stopped before the period is not measured there.
+ */
+static int measured_since(struct iw_store *st, uint32_t id, int64_t end, bool in_period,
+                          int64_t *since)
+{
+    int64_t after = INT64_MIN;
+    int rc;
+
+    *since = INT64_MAX;
+    if (!in_period &&
+        (rc = iw_store_read_points(st, id, end + 1, INT64_MAX, first_point, &after)) != IW_OK)
+        return rc;
+    if (!in_period && after == INT64_MIN)
+        return IW_OK;
+    return iw_store_read_points(st, id, INT64_MIN, INT64_MAX, first_point, since);
+}
+
 /* ---- days ---------------------------------------------------------------- */
 
 /*
@@ -232,10 +261,13 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
     bool *has_data = calloc(n_days, sizeof(*has_data));
     uint32_t *flagged = calloc(n_days, sizeof(*flagged));
     int64_t end = first_day + (int64_t)n_days * IW_MS_PER_DAY;
+    int64_t since[NPOL];
     int rc = IW_OK;
 
     if (has_data == NULL || flagged == NULL)
         rc = IW_E_NOMEM;
+    for (int p = 0; p < NPOL; p++)
+        since[p] = INT64_MAX;
     for (int p = 0; p < NPOL && rc == IW_OK; p++) {
         if ((hours[p] = malloc(n_days * 24 * sizeof(*hours[p]))) == NULL)
             rc = IW_E_NOMEM;
@@ -247,6 +279,7 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
         struct reader r = { .hours = hours[p < 0 ? 0 : p], .has_data = has_data,
                             .flagged = flagged, .first_day = first_day, .n_days = n_days,
                             .tz = o->tz_offset_min, .acc = { .end = INT64_MIN } };
+        int64_t first;
         if (p < 0)
             continue;               /* not an AQI pollutant (e.g. the derived "aqi") */
         /* Hours are (H − 1 h, H]: the day's last sample may be stamped at its 24:00. */
@@ -254,6 +287,9 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
         close_hour(&r, INT64_MAX);
         if (r.any)
             dev->measured |= 1u << p;
+        if (rc == IW_OK && (rc = measured_since(st, rd->ser[i].id, end, r.any, &first)) == IW_OK
+            && first < since[p])
+            since[p] = first;
     }
     if (rc == IW_OK && (dev->days = calloc(n_days, sizeof(*dev->days))) == NULL)
         rc = IW_E_NOMEM;
@@ -264,8 +300,12 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
         d->day = first_day + (int64_t)k * IW_MS_PER_DAY;
         d->std = iw_report_air_standard(o->standard, d->day, o->tz_offset_min);
         d->n_flagged = flagged[k];
-        device_day_items(d, hours, k, dev->measured);
-        eval_day(d, dev->measured);
+        /* The day is (day, day + 24 h]: measured from the hour of the first sample on. */
+        for (int p = 0; p < NPOL; p++)
+            if (since[p] <= d->day + IW_MS_PER_DAY)
+                d->measured |= 1u << p;
+        device_day_items(d, hours, k, d->measured);
+        eval_day(d, d->measured);
         tally_day(&dev->tally, d);
         dev->n_days++;
     }
@@ -311,6 +351,7 @@ static int site_days(struct iw_air_site *s, const struct iw_air_device *dev, siz
                 continue;
             dd = &dev[i].days[cur[i]++];
             d->n_devices++;
+            d->measured |= dd->measured;
             d->std = dd->std;
             d->n_flagged += dd->n_flagged;
             for (int it = 0; it < IW_AQI_NITEMS; it++)
@@ -323,7 +364,7 @@ static int site_days(struct iw_air_site *s, const struct iw_air_device *dev, siz
         for (int it = 0; it < IW_AQI_NITEMS; it++)
             if (cnt[it] > 0)
                 d->item[it] = (struct iw_avg){ sum[it] / cnt[it], cnt[it], true };
-        eval_day(d, s->measured);
+        eval_day(d, d->measured);
         tally_day(&s->tally, d);
     }
     free(cur);
@@ -373,6 +414,7 @@ int iw_report_air(struct iw_store *st, const struct iw_report_opts *opts,
     r->tz_offset_min = opts->tz_offset_min;
     r->standard = opts->standard;
     r->generated_ms = opts->generated_ms;
+    r->kept_from = iw_report_kept_from(opts);
     r->total.max_aqi = -1;
     if ((rc = iw_report_days(opts, &r->first_day, &r->n_days, diag)) != IW_OK)
         goto fail;

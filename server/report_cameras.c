@@ -90,6 +90,7 @@ int iw_report_cameras(struct iw_store *st, const struct iw_report_opts *opts,
     r->interval_ms = opts->interval_ms;
     r->tz_offset_min = opts->tz_offset_min;
     r->generated_ms = opts->generated_ms;
+    r->kept_from = iw_report_kept_from(opts);
     r->n_intervals = (uint64_t)((opts->to - opts->from + opts->interval_ms - 1) / opts->interval_ms);
     if ((rc = iw__rp_collect(st, opts, opts->source ? opts->source : "camera", &devs)) != IW_OK)
         goto fail;

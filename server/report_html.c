@@ -68,9 +68,10 @@ static void head(FILE *out, const char *title)
 }
 
 static void title_block(FILE *out, const char *title, const char *sub, int64_t from_day,
-                        int64_t to_day, size_t n_days, int tz, int64_t generated)
+                        int64_t to_day, size_t n_days, int tz, int64_t generated,
+                        int64_t kept_from)
 {
-    char a[16], b[16], z[8], g[32];
+    char a[16], b[16], z[8], g[32], note[300];
 
     fputs("<h1>", out);
     esc(out, title);
@@ -82,6 +83,11 @@ static void title_block(FILE *out, const char *title, const char *sub, int64_t f
         fprintf(out, " (%zu day%s)", n_days, n_days == 1 ? "" : "s");
     fprintf(out, ", UTC%s · 生成 Generated %s</p>\n", iw_report_tz_format(tz, z, sizeof(z)),
             iw__rp_local_time(generated, tz, g, sizeof(g)));
+    if (*iw__rp_retention_note(kept_from, tz, note, sizeof(note)) != '\0') {
+        fputs("<p class=\"meta\"><strong>注意 Note:</strong> ", out);
+        esc(out, note);
+        fputs(".</p>\n", out);
+    }
 }
 
 static void footnote(FILE *out, const char *const *notes, const char *extra)
@@ -328,7 +334,12 @@ int iw__rp_water_html(const struct iw_water_report *r, FILE *out)
     title_block(out, "水质达标报告 Water quality compliance report",
                 "GB 3838-2002 地表水环境质量标准, single-factor daily class (2011 evaluation method)",
                 r->first_day, iw__rp_last_day(r->first_day, r->n_days), r->n_days,
-                r->tz_offset_min, r->generated_ms);
+                r->tz_offset_min, r->generated_ms, r->kept_from);
+    if (*iw__rp_water_cut_note(r, buf, sizeof(buf)) != '\0') {
+        fputs("<p class=\"meta\"><strong>注意 Note:</strong> ", out);
+        esc(out, buf);
+        fputs(".</p>\n", out);
+    }
     fputs("<h2>汇总 Summary</h2>\n", out);
     water_sum_thead(out);
     for (size_t k = 0; k < r->n_sites; k++) {
@@ -594,7 +605,7 @@ int iw__rp_air_html(const struct iw_air_report *r, FILE *out)
              iw_aqi_standard_name(r->standard));
     title_block(out, "环境空气质量日报统计 Daily AQI report", title, r->first_day,
                 iw__rp_last_day(r->first_day, r->n_days), r->n_days, r->tz_offset_min,
-                r->generated_ms);
+                r->generated_ms, r->kept_from);
     fputs("<h2>汇总 Summary</h2>\n", out);
     air_sum_thead(out);
     for (size_t k = 0; k < r->n_sites; k++) {
@@ -700,7 +711,7 @@ int iw__rp_cameras_html(const struct iw_camera_report *r, FILE *out)
              iw__rp_local_time(r->from, r->tz_offset_min, a, sizeof(a)),
              iw__rp_local_time(r->to, r->tz_offset_min, b, sizeof(b)));
     title_block(out, "雪亮工程 摄像机在线率 Camera online rate", sub, r->from, r->to - 1, 0,
-                r->tz_offset_min, r->generated_ms);
+                r->tz_offset_min, r->generated_ms, r->kept_from);
     fputs("<h2>汇总 Summary</h2>\n<table>\n<thead><tr><th>站点 Site</th><th>设备 Camera</th>"
           "<th>名称 Name</th><th>区间 Intervals</th><th>在线区间 Online</th>"
           "<th>在线率 Online rate</th><th>心跳 Heartbeats</th><th>首次 First seen</th>"

@@ -54,7 +54,8 @@ double iw__rp_ratio(uint64_t a, uint64_t b);
 
 /* "I".."V", "劣V" (ASCII numerals), "-" for 0 or out of range. */
 const char *iw__rp_class_name(int cls);
-/* A number with up to `sig` significant digits, no exponent for ordinary values; "" for NaN. */
+/* A number with up to `sig` significant digits (a whole number at or above 10^sig, all of
+ * its digits), no exponent for ordinary values; "" for NaN. */
 char *iw__rp_num(double v, int sig, char *buf, size_t len);
 /* "93.55%" or "n/a" (NaN). */
 char *iw__rp_pct(double rate, char *buf, size_t len);
@@ -68,6 +69,14 @@ char *iw__rp_water_worst(const struct iw_water_tally *t, bool csv, char *buf, si
 char *iw__rp_primary(unsigned mask, char *buf, size_t len);
 /* Why an air day is invalid or partial: "PM2.5 19 h < 20; O3 8 h: 10 windows < 14"; "". */
 char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len);
+/*
+ * The water report's period when it cuts a day (it counts the samples of
+ * [from, to) only): "samples of 2026-05-01 12:00:00 .. 2026-05-03 00:00:00
+ * only: the first day is partial"; "" when it covers whole days.
+ */
+char *iw__rp_water_cut_note(const struct iw_water_report *r, char *buf, size_t len);
+/* Why the days up to kept_from (iw_report_kept_from) lack data, and what to do; "" for INT64_MIN. */
+char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len);
 /* Local date and time "2026-03-01 08:00" of ts; "-" for INT64_MIN. */
 char *iw__rp_local_time(int64_t ts, int tz, char *buf, size_t len);
 /* Terminal columns of a UTF-8 string: East Asian wide characters count two. */

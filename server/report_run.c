@@ -34,6 +34,13 @@ int iw_report_format_parse(const char *s, enum iw_report_format *out)
     return IW_E_INVAL;
 }
 
+/* The one time argument that is wrong, by name, and what to write instead. */
+static void bad_time(struct iw_diag *diag, const char *name, const char *value)
+{
+    iw_diag_set(diag, NULL, 0, 0, "%s %s: use RFC 3339 (2026-01-01T00:00:00+08:00), a date "
+                "(2026-01-01), epoch ms, or -30d / now", name, value);
+}
+
 int iw_report_opts_parse(const struct iw_report_args *a, const struct iw_config *cfg,
                          int64_t now_ms, struct iw_report_opts *o, struct iw_diag *diag)
 {
@@ -45,6 +52,7 @@ int iw_report_opts_parse(const struct iw_report_args *a, const struct iw_config 
         o->n_devices = cfg->n_devices;
         o->rules = cfg->rules;
         o->n_rules = cfg->n_rules;
+        o->raw_retention_ms = cfg->storage.retention_raw_ms;
         for (size_t i = 0; i < cfg->n_rules; i++)
             if (cfg->rules[i].kind == IW_RULE_AIR_QUALITY) {
                 o->tz_offset_min = cfg->rules[i].p.tz_offset_min;
@@ -61,10 +69,12 @@ int iw_report_opts_parse(const struct iw_report_args *a, const struct iw_config 
                     "Asia/Shanghai", a->tz);
         return IW_E_INVAL;
     }
-    if (iw_report_time_parse(a->from, now_ms, o->tz_offset_min, &o->from) != IW_OK ||
-        iw_report_time_parse(a->to, now_ms, o->tz_offset_min, &o->to) != IW_OK) {
-        iw_diag_set(diag, NULL, 0, 0, "from %s / to %s: use RFC 3339 (2026-01-01T00:00:00+08:00), "
-                    "a date (2026-01-01), epoch ms, or -30d / now", a->from, a->to);
+    if (iw_report_time_parse(a->from, now_ms, o->tz_offset_min, &o->from) != IW_OK) {
+        bad_time(diag, "from", a->from);
+        return IW_E_INVAL;
+    }
+    if (iw_report_time_parse(a->to, now_ms, o->tz_offset_min, &o->to) != IW_OK) {
+        bad_time(diag, "to", a->to);
         return IW_E_INVAL;
     }
     if (o->from >= o->to) {

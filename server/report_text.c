@@ -171,6 +171,28 @@ static const char *not_declared(bool inventory, bool declared)
     return inventory && !declared ? " [not in the inventory]" : "";
 }
 
+/* The retention note under the title, when the period reaches back past it. */
+static void retention_note(FILE *out, int64_t kept_from, int tz)
+{
+    char note[300];
+
+    if (*iw__rp_retention_note(kept_from, tz, note, sizeof(note)) != '\0')
+        fprintf(out, "Note: %s.\n", note);
+}
+
+/*
+ * A report without any device: say so, and what to check, instead of an
+ * empty table (the HTML writers say the same). Returns true when it did.
+ */
+static bool no_station(FILE *out, size_t n, const char *what)
+{
+    if (n > 0)
+        return false;
+    fprintf(out, "\nNo %s in the store or the inventory matches: check --site and --source, and "
+            "that --db or --url is the database you mean.\n", what);
+    return true;
+}
+
 static int finish(FILE *out)
 {
     return fflush(out) != 0 || ferror(out) ? IW_E_IO : IW_OK;
@@ -227,9 +249,15 @@ static void water_table(const struct iw_water_report *rep, FILE *out)
 {
     struct tbl t;
     struct row r;
+    char note[200];
 
     header(out, "水质达标 Water quality report: GB 3838-2002 daily class, single-factor "
            "(2011 method)", rep->first_day, rep->n_days, rep->tz_offset_min);
+    if (*iw__rp_water_cut_note(rep, note, sizeof(note)) != '\0')
+        fprintf(out, "Note: %s.\n", note);
+    retention_note(out, rep->kept_from, rep->tz_offset_min);
+    if (no_station(out, rep->n_dev, "water station"))
+        return;
     for (size_t i = 0; i < rep->n_dev; i++) {
         const struct iw_water_device *d = &rep->dev[i];
         int cols[IW_WATER_NPARAM], nc = 0;
@@ -535,11 +563,14 @@ static void air_table(const struct iw_air_report *rep, FILE *out)
 
     header(out, "空气质量日报 Daily AQI report: HJ 633-2012 before 2026-03-01, HJ 633-2026 from "
            "then", rep->first_day, rep->n_days, rep->tz_offset_min);
+    retention_note(out, rep->kept_from, rep->tz_offset_min);
     if (rep->standard != IW_REPORT_STD_AUTO)
         fprintf(out, "Standard forced: %s\n", iw_aqi_standard_name(rep->standard));
     fprintf(out, "Daily values: 24-h means (O3: daily max 8-h mean%s); * = below the validity "
             "minimum; (AQI) = not valid\n", rep->std_used[IW_AQI_HJ633_2012]
             ? "; 2012 also O3_1h, the daily max 1-h value" : "");
+    if (no_station(out, rep->n_dev, "air station"))
+        return;
     for (size_t k = 0; k < rep->n_sites; k++) {
         const struct iw_air_site *s = &rep->sites[k];
         if (s->n == 1) {
@@ -711,6 +742,9 @@ static void cameras_table(const struct iw_camera_report *rep, FILE *out)
             a, sizeof(a)), iw__rp_local_time(rep->to, rep->tz_offset_min, b, sizeof(b)),
             iw_report_tz_format(rep->tz_offset_min, z, sizeof(z)),
             (unsigned long long)rep->n_intervals);
+    retention_note(out, rep->kept_from, rep->tz_offset_min);
+    if (no_station(out, rep->n_cams, "camera"))
+        return;
     tbl_init(&t, IW_ARRAY_LEN(head), 0x78ULL);
     tbl_row(&t, head);
     for (size_t k = 0; k < rep->n_sites; k++) {

@@ -347,6 +347,7 @@ int iw_report_water(struct iw_store *st, const struct iw_report_opts *opts,
     r->to = opts->to;
     r->tz_offset_min = opts->tz_offset_min;
     r->generated_ms = opts->generated_ms;
+    r->kept_from = iw_report_kept_from(opts);
     if ((rc = iw_report_days(opts, &r->first_day, &r->n_days, diag)) != IW_OK)
         goto fail;
     if ((rc = iw__rp_collect(st, opts, opts->source ? opts->source : "water", &devs)) != IW_OK)

@@ -85,6 +85,7 @@ struct iw_report_opts {
     int standard;                           /* IW_REPORT_STD_AUTO or enum iw_aqi_standard */
     int64_t interval_ms;                    /* cameras; default 60 s */
     int64_t generated_ms;                   /* shown in the HTML; default iw_now_ms() at init */
+    int64_t raw_retention_ms;               /* storage.retention.raw; 0: not known */
 };
 
 /* Defaults as documented above; from/to are left 0 (the caller sets them). */
@@ -99,6 +100,14 @@ void iw_report_opts_init(struct iw_report_opts *o);
  */
 IW_NODISCARD int iw_report_days(const struct iw_report_opts *o, int64_t *first_day,
                                 size_t *n_days, struct iw_diag *diag);
+
+/*
+ * The time before which raw samples are past storage.retention.raw (now −
+ * the retention) when o's period starts before it: the reports read raw
+ * samples, so they have no data there and say so. INT64_MIN when the period
+ * is inside the retention or the retention is not known.
+ */
+int64_t iw_report_kept_from(const struct iw_report_opts *o);
 
 /* "2026-03-01": the local date of ts at tz_offset_min into buf (>= 11 bytes). Returns buf. */
 char *iw_report_date(int64_t ts, int tz_offset_min, char *buf, size_t len);
@@ -187,6 +196,7 @@ struct iw_water_site {
 
 struct iw_water_report {
     int64_t from, to, first_day, generated_ms;
+    int64_t kept_from;                      /* iw_report_kept_from */
     size_t  n_days;                         /* natural days in the period */
     int     tz_offset_min;
     bool    inventory;                      /* the inventory declares devices of the source */
@@ -230,6 +240,8 @@ struct iw_air_day {
     int     aqi;                            /* -1: none could be computed */
     int     level;                          /* 1..6; 0 when aqi is -1 */
     unsigned primary;                       /* IW_AQI_BIT mask of the primary items; 0 if aqi <= 50 */
+    unsigned measured;                      /* 1 << pollutant: the station measured it that day
+                                             * (see iw_report_air) */
     unsigned missing;                       /* 1 << pollutant: measured, no valid daily value */
     struct iw_avg item[IW_AQI_NITEMS];      /* the daily values (24H, O3_8H, 2012: O3_1H);
                                              * n = hours, 8 h means, or devices for a site */
@@ -275,6 +287,7 @@ struct iw_air_site {
 
 struct iw_air_report {
     int64_t from, to, first_day, generated_ms;
+    int64_t kept_from;                      /* iw_report_kept_from */
     size_t  n_days;
     int     tz_offset_min;
     int     standard;                       /* as requested: IW_REPORT_STD_AUTO or a standard */
@@ -294,8 +307,12 @@ struct iw_air_report {
  * sample stamped exactly at H is a device's hourly value and is valid (as in
  * the rule engine). Daily: 24 h means valid with >= 20 valid hours; O3 daily
  * max 8 h with >= 6 hours per window (iw_avg_o3_max8h); 2012 also O3 daily
- * max 1 h. A day is valid when every measured pollutant has its valid daily
- * value, or when AQI > 100 already on the ones present.
+ * max 1 h. A pollutant is measured on a day from its first stored sample on
+ * (in the period or before it, as the air_quality rules have it, so a day's
+ * value does not depend on how far back the period reaches), unless it has
+ * no sample in the period nor after it (an analyser removed before). A day
+ * is valid when every measured pollutant has its valid daily value, or when
+ * AQI > 100 already on the ones present.
  */
 IW_NODISCARD int iw_report_air(struct iw_store *st, const struct iw_report_opts *opts,
                                struct iw_air_report **out, struct iw_diag *diag);
@@ -329,6 +346,7 @@ struct iw_camera_site {
 
 struct iw_camera_report {
     int64_t from, to, interval_ms, generated_ms;
+    int64_t kept_from;                      /* iw_report_kept_from */
     int     tz_offset_min;
     uint64_t n_intervals;                   /* per camera */
     bool    inventory;                      /* the inventory declares devices of the source */

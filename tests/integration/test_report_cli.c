@@ -243,3 +243,92 @@ Test(report_cli, table_and_errors)
     cr_assert_eq(it_run(NULL, "'%s' report air --config '%s/nope.yaml' --from 2026-05-01 "
                         "--to 2026-05-02 2>/dev/null", it_bin("islewatch"), dir), 2, "no config");
 }
+
+/* A bad time names the argument that is wrong (not both), so the user knows which to fix. */
+Test(report_cli, a_bad_time_names_the_bad_argument)
+{
+    char *out = NULL;
+    int rc = it_run(&out, "'%s' report water --db '%s' --from 2026-13-01 --to 2026-05-02 2>&1",
+                    it_bin("islewatch"), db);
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_expect_not_null(strstr(out, "from 2026-13-01: "), "%s", out);
+    cr_expect_null(strstr(out, "2026-05-02"), "the good --to is not blamed: %s", out);
+    free(out);
+    rc = it_run(&out, "'%s' report air --db '%s' --from 2026-05-01 --to 2026-05-32 2>&1",
+                it_bin("islewatch"), db);
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_expect_not_null(strstr(out, "to 2026-05-32: "), "%s", out);
+    cr_expect_null(strstr(out, "from 2026-05-01"), "the good --from is not blamed: %s", out);
+    free(out);
+}
+
+/* A --site that matches nothing: the table says so and what to check, as the HTML does. */
+Test(report_cli, a_table_without_any_station_says_why)
+{
+    static const char *const kinds[] = { "water", "air", "cameras" };
+    for (size_t i = 0; i < 3; i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' report %s --config '%s' --from 2026-05-01 --to 2026-05-05 "
+                        "--site nosuchsite", it_bin("islewatch"), kinds[i], cfg);
+        cr_assert_eq(rc, 0, "%s: %s", kinds[i], out);
+        cr_expect_not_null(strstr(out, "in the store or the inventory matches"), "%s:\n%s",
+                           kinds[i], out);
+        cr_expect_not_null(strstr(out, "--site"), "%s: says what to check:\n%s", kinds[i], out);
+        free(out);
+    }
+}
+
+/*
+ * A period reaching back past storage.retention.raw (default 90d): the raw
+ * samples the reports read are gone there, so a yearly report on the
+ * default config would silently cover only its last 90 days. The table and
+ * the HTML say so; a period inside the retention has no such note.
+ */
+Test(report_cli, a_period_older_than_the_raw_retention_is_flagged)
+{
+    static const char *const kinds[] = { "water", "air", "cameras" };
+    for (size_t i = 0; i < 3; i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' report %s --config '%s' --from -200d --to -199d",
+                        it_bin("islewatch"), kinds[i], cfg);
+        cr_assert_eq(rc, 0, "%s: %s", kinds[i], out);
+        cr_expect_not_null(strstr(out, "storage.retention.raw"), "%s:\n%s", kinds[i], out);
+        free(out);
+        rc = it_run(&out, "'%s' report %s --config '%s' --from -200d --to -199d --format html",
+                    it_bin("islewatch"), kinds[i], cfg);
+        cr_assert_eq(rc, 0, "%s: %s", kinds[i], out);
+        cr_expect_not_null(strstr(out, "storage.retention.raw"), "%s html", kinds[i]);
+        free(out);
+        rc = it_run(&out, "'%s' report %s --config '%s' --from -1d --to now", it_bin("islewatch"),
+                    kinds[i], cfg);
+        cr_assert_eq(rc, 0, "%s: %s", kinds[i], out);
+        cr_expect_null(strstr(out, "storage.retention.raw"), "%s:\n%s", kinds[i], out);
+        free(out);
+    }
+}
+
+/*
+ * The water report counts the samples of [from, to) only, so a --from or
+ * --to inside a day makes that day's row a part of the day: the table and
+ * the HTML say which part, not just the dates. Whole days get no such note.
+ */
+Test(report_cli, water_period_that_cuts_a_day_shows_its_times)
+{
+    char *out = NULL;
+    int rc = it_run(&out, "'%s' report water --config '%s' --from 2026-05-01T12:00:00+08:00 "
+                    "--to 2026-05-03", it_bin("islewatch"), cfg);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect_not_null(strstr(out, "2026-05-01 12:00"), "%s", out);
+    cr_expect_not_null(strstr(out, "partial"), "%s", out);
+    free(out);
+    rc = it_run(&out, "'%s' report water --config '%s' --from 2026-05-01T12:00:00+08:00 "
+                "--to 2026-05-03 --format html", it_bin("islewatch"), cfg);
+    cr_assert_eq(rc, 0);
+    cr_expect_not_null(strstr(out, "2026-05-01 12:00"), "html");
+    free(out);
+    rc = it_run(&out, "'%s' report water --config '%s' --from 2026-05-01 --to 2026-05-03",
+                it_bin("islewatch"), cfg);
+    cr_assert_eq(rc, 0);
+    cr_expect_null(strstr(out, "partial"), "%s", out);
+    free(out);
+}

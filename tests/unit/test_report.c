@@ -515,6 +515,37 @@ Test(report, water_outputs)
     iw_report_water_free(r);
 }
 
+/* Fecal coliform runs to tens of thousands per litre (Class V: 40000): the
+ * table and the HTML print such a mean as a whole number, like the CSV, not
+ * as "5e+04" or a rounded "1.234e+04". */
+Test(report, water_large_means_are_whole_numbers_in_every_format)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+    struct iw_water_report *r;
+    char buf[64];
+
+    put("water/dongtan/w01/fecal_coliform", T("2026-05-01T08:00:00+08:00"), 12345, 0);
+    put("water/dongtan/w01/nh3_n", T("2026-05-01T08:00:00+08:00"), 0.5, 0);
+    flush();
+    cr_assert_eq(iw_report_water(st, &o, &r, NULL), IW_OK);
+    char *tbl = render(water_write, r, IW_REPORT_TABLE);
+    char *csv = render(water_write, r, IW_REPORT_CSV);
+    char *html = render(water_write, r, IW_REPORT_HTML);
+    cr_expect_not_null(strstr(tbl, " 12345 "), "%s", tbl);
+    cr_expect_not_null(strstr(csv, ",12345,"), "%s", csv);
+    cr_expect_not_null(strstr(html, ">12345<"), "%s", html);
+    cr_expect_null(strstr(tbl, "e+0"), "%s", tbl);
+    cr_expect_null(strstr(html, "e+0"), "%s", html);
+    free(tbl);
+    free(csv);
+    free(html);
+    iw_report_water_free(r);
+    cr_expect_str_eq(iw__rp_num(50000, 4, buf, sizeof(buf)), "50000");
+    cr_expect_str_eq(iw__rp_num(1234567.4, 6, buf, sizeof(buf)), "1234567");
+    cr_expect_str_eq(iw__rp_num(-12345, 4, buf, sizeof(buf)), "-12345");
+    cr_expect_str_eq(iw__rp_num(1234.56, 4, buf, sizeof(buf)), "1235", "below 10^sig: as before");
+}
+
 /* ==========================================================================
  * Air
  * ======================================================================== */
@@ -695,6 +726,69 @@ Test(report, air_missing_pollutant_invalidates_unless_above_100)
     cr_assert_str_eq(iw__rp_air_note(&d[1], note, sizeof(note)), "CO: 10 valid hours < 20");
     cr_assert_eq(r->sites[0].tally.valid_days, 1);
     cr_assert_float_eq(r->sites[0].tally.good_rate, 0.0, 1e-12);
+    iw_report_air_free(r);
+}
+
+/*
+ * A day's validity does not depend on the period asked for. A CO analyser
+ * installed on 05-03: 05-01 (PM2.5 only, AQI 100) is a valid good day
+ * whether the report ends before 05-03 or after it, as the air_quality rule
+ * had it live. An outage (no CO on 05-02 between CO days) and an analyser
+ * silent since 05-01 leave CO measured and missing: those days are not
+ * valid at AQI <= 100 (HJ 633-2026 §5.3.1).
+ */
+Test(report, air_day_validity_does_not_depend_on_the_period)
+{
+    struct iw_report_opts all = opts_for("2026-05-01T00:00:00+08:00", "2026-05-04T00:00:00+08:00");
+    struct iw_report_opts first = opts_for("2026-05-01T00:00:00+08:00",
+                                           "2026-05-02T00:00:00+08:00");
+
+    for (int d = 1; d <= 3; d++) {
+        char day[40];
+        snprintf(day, sizeof(day), "2026-05-0%dT00:00:00+08:00", d);
+        put_hours("air/new/a01/pm25", day, 24, 60);     /* IAQI 100 */
+        put_hours("air/gone/a01/pm25", day, 24, 60);
+        put_hours("air/gap/a01/pm25", day, 24, 60);
+    }
+    put_hours("air/new/a01/co", "2026-05-03T00:00:00+08:00", 24, 0.5);
+    put_hours("air/gone/a01/co", "2026-05-01T00:00:00+08:00", 24, 0.5);
+    put_hours("air/gap/a01/co", "2026-05-01T00:00:00+08:00", 24, 0.5);
+    put_hours("air/gap/a01/co", "2026-05-03T00:00:00+08:00", 24, 0.5);
+    flush();
+
+    struct iw_air_report *r1 = air(&first), *r3 = air(&all);
+    cr_assert_eq(r3->n_dev, 3);
+    const struct iw_air_device *gap = &r3->dev[0], *gone = &r3->dev[1], *nw = &r3->dev[2];
+    cr_assert_str_eq(nw->site, "new");
+    cr_assert(r1->dev[2].days[0].valid, "05-01 alone: valid");
+    cr_expect(nw->days[0].valid, "05-01 in 05-01..05-03: valid too (CO came on 05-03)");
+    cr_expect_eq(nw->days[0].aqi, 100);
+    cr_expect_eq(nw->tally.good_days, 3);
+    cr_expect(gone->days[0].valid, "05-01 with CO");
+    cr_expect_not(gone->days[1].valid || gone->days[2].valid, "CO silent since 05-01");
+    cr_expect(gap->days[0].valid && gap->days[2].valid);
+    cr_expect_not(gap->days[1].valid, "05-02: CO measured before and after, missing that day");
+    cr_expect_eq(gap->days[1].missing, 1u << IW_AQI_P_CO);
+    iw_report_air_free(r1);
+    iw_report_air_free(r3);
+}
+
+/* A site's note reads like a device's: "<items>: why", also on a partial (AQI > 100) day. */
+Test(report, air_site_note_names_the_missing_item_then_why)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+
+    put_hours("air/b/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 150);   /* IAQI 200 */
+    put_hours("air/b/a01/co", "2026-05-01T00:00:00+08:00", 10, 0.5);
+    put_hours("air/b/a02/pm25", "2026-05-01T00:00:00+08:00", 24, 150);
+    flush();
+    struct iw_air_report *r = air(&o);
+    cr_assert_eq(r->n_sites, 1);
+    const struct iw_air_day *d = &r->sites[0].days[0];
+    cr_assert(d->valid && d->partial);
+    char note[400];
+    cr_expect_str_eq(iw__rp_air_note(d, note, sizeof(note)),
+                     "valid at AQI > 100 without CO: no device with a valid daily value");
     iw_report_air_free(r);
 }
 
