@@ -535,8 +535,10 @@ static void air_evidence(const struct iw_rules_engine *e, const struct inst *in,
     iw__ev_var(ev, "level_zh", li->category_zh);
     iw__ev_var(ev, "level_en", li->category_en);
     iw__ev_var(ev, "colour", li->hex);
-    iw__ev_var(ev, "primary", prim);
-    snprintf(buf, sizeof(buf), "%s%s", prim[0] ? "首要污染物 " : "", prim);
+    /* AQI <= 50 has no primary pollutant (HJ 633): the templates say so, so
+     * that "primary pollutant {primary}" does not end in nothing. */
+    iw__ev_var(ev, "primary", prim[0] ? prim : "none");
+    snprintf(buf, sizeof(buf), "%s%s", prim[0] ? "首要污染物 " : "无首要污染物", prim);
     iw__ev_var(ev, "primary_zh", buf);
     snprintf(text, sizeof(text), "%s AQI %d (level %d, %s)%s%s", in->p->mode == IW_AQI_DAILY ? "daily" : "hourly",
              x->res.aqi, li->level, li->category_en, prim[0] ? ", primary pollutant " : "", prim);

@@ -351,6 +351,12 @@ Test(std, air_hourly_day_of_minute_samples)
     cr_assert_not_null(strstr(a->details, "\"colour\":\"#FF7E00\""), "%s", a->details);
     cr_assert_not_null(strstr(a->details, "\"period_start\":\"2026-06-01T00:00:00.000Z\""), "%s",
                        a->details);
+    /* The resolve at AQI 43: no primary pollutant at AQI <= 50 (HJ 633), and
+     * the message says so instead of ending in a dangling label. */
+    a = fx_last(&env);
+    cr_assert_eq(a->status, IW_ALERT_RESOLVED);
+    cr_assert_str_eq(a->message, "s1/a01 AQI 43 优 无首要污染物");
+    cr_assert_not_null(strstr(a->details, "\"primary\":[]"), "%s", a->details);
 
     cr_assert_eq(count_points("air/s1/a01/aqi"), 24, "every hour, the invalid one marked so");
     cr_assert_eq(point_at("air/s1/a01/aqi", d0 + 1 * HOUR)->v, 43);
