@@ -15,6 +15,9 @@
  * remembers the first seq not handed over ("unsent", persisted) and from then
  * on hands messages over only by re-reading "alert/<seq>" in seq order, on
  * every turn of its loop (at least every 200 ms), until it has caught up.
+ * The same mark covers a kill -9 between the record and the hand-over: each
+ * record carries "unsent" = its seq in its batch, taken away once Paho took
+ * the message and its retained state, so a restart sends it then.
  *
  * The retained states follow alerts.active_topic: when a reload or a restart
  * changes it (the one in use is kept as "active_topic"), the old topics are
@@ -37,6 +40,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +234,15 @@ int iw_alert_active_scan(struct iw_store *st, int (*cb)(void *ctx, const char *j
 
 /* ---- the publisher thread ---- */
 
+/* Test-only (daemon_int.h): SIGKILL at the Nth passage of a crash window. */
+static void test_kill(const char *hook, int64_t *count, int64_t at)
+{
+    if (IW_LIKELY(at <= 0) || ++*count != at)
+        return;
+    IW_LOG_WARN("alerts", "%s: killing myself (SIGKILL) at %lld", hook, (long long)at);
+    raise(SIGKILL);
+}
+
 static struct active_row *active_find(struct iw_alert_pub *p, const char *id)
 {
     for (size_t i = 0; i < p->n_active; i++)
@@ -313,6 +326,9 @@ static int send_one(struct iw_alert_pub *p, uint64_t seq, const char *topic, con
                     size_t len, bool retained)
 {
     int rc = iw_mqtt_publish(p->d->mqtt, topic, payload, len, p->d->cfg->alerts.qos, retained);
+    if (rc == IW_OK)
+        test_kill("ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES", &p->d->test_alert_publishes,
+                  p->d->test_kill_after_alert_publishes);
     if (rc == IW_E_INVAL) {
         IW_LOG_ERROR("alerts", "seq=%" PRIu64 ": the MQTT client cannot publish on \"%s\": %s; "
                      "check alerts.topic and alerts.active_topic", seq, topic,
@@ -470,6 +486,14 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
      * late subscriber would see it firing for ever. The clear is no alert
      * message, so it takes no seq. */
     bool clear_shown = a->silenced && a->status != IW_ALERT_FIRING && row != NULL && row->shown;
+    /* A kill -9 after this record and before Paho took the message (and its
+     * retained state) would leave it recorded and never sent: it is marked
+     * unsent in the same batch, and the mark goes once Paho took it all. A
+     * restart in between sends it again from the record (same id and seq;
+     * at least once, never lost). */
+    bool mark_unsent = !a->silenced && p->unsent == 0;
+    if (mark_unsent)
+        iw_wbatch_put_meta(b, "unsent", seqbuf, strlen(seqbuf));
     snprintf(akey, sizeof(akey), "active/%s", a->id);
     iw_wbatch_put_meta(b, key, json, len);
     if (a->status == IW_ALERT_FIRING)
@@ -481,6 +505,8 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
         iw_diag_fini(&diag);
     }
     iw_wbatch_free(b);
+    test_kill("ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS", &p->d->test_alert_records,
+              p->d->test_kill_after_alert_records);
     active_update(p, a);
 
     if (!a->silenced) {
@@ -490,6 +516,8 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
             bool main_sent = false;
             if (send_record(p, a, json, len, false, &main_sent) != IW_OK)
                 backlog_start(p, a->seq, main_sent);
+            else if (mark_unsent)
+                unsent_save(p);         /* p->unsent is 0: takes the mark away */
         }
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));
@@ -700,8 +728,17 @@ static void *pub_main(void *arg)
             continue;
         }
         if (it->kind == PUB_ALERT) {
+            if (IW_UNLIKELY(p->d->test_kill_before_alert_records > 0)
+                && p->d->test_alerts_taken + 1 == p->d->test_kill_before_alert_records) {
+                struct timespec pause = { 1, 0 };   /* the emitting shard saves its state */
+                nanosleep(&pause, NULL);
+            }
+            test_kill("ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", &p->d->test_alerts_taken,
+                      p->d->test_kill_before_alert_records);
             publish(p, it->a);
             iw_alert_free(it->a);
+            /* release: pairs with the acquire of a shard's handoff hook (test-only). */
+            atomic_fetch_add_explicit(&p->d->test_alerts_done, 1, memory_order_release);
         } else {
             int rc = do_ack(p, it);
             pthread_mutex_lock(it->done_lock);

@@ -133,6 +133,28 @@ struct iw_daemon {
      */
     int64_t test_kill_after;
     _Atomic int64_t test_writes;
+    /*
+     * Test-only, the same for the alert path (0: off); each kills the daemon
+     * with SIGKILL at one crash window of an alert (ARCHITECTURE.md):
+     * ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS=N: the publisher, right after
+     *   its Nth record write ("alert/<seq>"...), before handing it to Paho;
+     * ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES=N: the publisher, right after
+     *   the Nth message Paho took (a firing is two: alerts.topic, then its
+     *   retained state), before anything else;
+     * ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS=N: the publisher, taking its
+     *   Nth alert, before recording it (after a second's pause that lets the
+     *   shard that emitted it go on);
+     * ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS=N: a shard, right after it
+     *   handed the shards' Nth alert to the publisher and the publisher dealt
+     *   with it (recorded, given to Paho), before the shard goes on.
+     * Publisher counters: publisher thread only.
+     */
+    int64_t test_kill_after_alert_records, test_alert_records;
+    int64_t test_kill_after_alert_publishes, test_alert_publishes;
+    int64_t test_kill_before_alert_records, test_alerts_taken;
+    int64_t test_kill_after_alert_handoffs;
+    _Atomic int64_t test_alert_handoffs;
+    _Atomic int64_t test_alerts_done;    /* alerts the publisher dealt with */
 };
 
 /*

@@ -6,6 +6,7 @@
  * rollups (store_query.c recomputes a closed minute from the raw points),
  * feeds the rule engine, and ticks it for wall-clock rules.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,35 @@ static void split_name(const struct iw_series *s, struct iw_name_split *o);
 
 /* ---- rule engine environment ---- */
 
+/*
+ * Test-only (ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS, daemon_int.h): after
+ * the shards' Nth alert went to the publisher (done: how many alerts the
+ * publisher had dealt with before), wait until the publisher dealt with it
+ * too (at most 10 s), then SIGKILL: nothing the shard does after the
+ * hand-off happens.
+ */
+static void test_kill_handoff(struct iw_daemon *d, int64_t done)
+{
+    const struct timespec ms = { 0, 1000000 };
+    if (IW_LIKELY(d->test_kill_after_alert_handoffs <= 0)
+        || atomic_fetch_add_explicit(&d->test_alert_handoffs, 1, memory_order_relaxed) + 1
+               != d->test_kill_after_alert_handoffs)
+        return;
+    /* acquire: pairs with the publisher's release after it dealt with an alert. */
+    for (int i = 0; i < 10000 && atomic_load_explicit(&d->test_alerts_done, memory_order_acquire)
+                                     <= done; i++)
+        nanosleep(&ms, NULL);
+    IW_LOG_WARN("pipeline", "ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS: killing myself (SIGKILL) "
+                "after hand-off %lld", (long long)d->test_kill_after_alert_handoffs);
+    raise(SIGKILL);
+}
+
 static void env_emit(void *ctx, const struct iw_alert *a)
 {
     struct iw_shard *sh = ctx;
+    int64_t done = atomic_load_explicit(&sh->d->test_alerts_done, memory_order_acquire);
     iw_alert_pub_submit(sh->d->pub, a);
+    test_kill_handoff(sh->d, done);
 }
 
 static int env_state_put(void *ctx, const char *key, const void *val, size_t len)
