@@ -59,6 +59,7 @@ enum pub_kind { PUB_ALERT = 0, PUB_ACK = 1 };
 struct pub_item {
     enum pub_kind kind;
     struct iw_alert *a;                /* PUB_ALERT: owned copy */
+    char outbox[32];                   /* PUB_ALERT: its "outbox/<n>" key, or "" */
     char id[17];                       /* PUB_ACK */
     char *by, *comment;
     pthread_mutex_t *done_lock;        /* PUB_ACK: the caller waits for the result */
@@ -93,6 +94,9 @@ struct iw_alert_pub {
                                         * config's differs (owned) */
     struct active_row *active;
     size_t n_active, cap_active;
+    struct pub_item **leftover;        /* outbox entries of an earlier run, in key order:
+                                        * published first */
+    size_t n_leftover;
 };
 
 /* ---- the live feed (SSE) ---- */
@@ -441,7 +445,9 @@ static void backlog_flush(struct iw_alert_pub *p)
         unsent_save(p);
 }
 
-static void publish(struct iw_alert_pub *p, struct iw_alert *a)
+/* Record and publish alert a; outbox: the "outbox/<n>" key it came in
+ * under (the record's batch removes it), or NULL. */
+static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outbox)
 {
     struct iw_wbatch *b = iw_wbatch_new();
     struct iw_diag diag = {0};
@@ -495,6 +501,8 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
     if (mark_unsent)
         iw_wbatch_put_meta(b, "unsent", seqbuf, strlen(seqbuf));
     snprintf(akey, sizeof(akey), "active/%s", a->id);
+    if (outbox != NULL && outbox[0] != '\0')
+        iw_wbatch_delete_meta(b, outbox);
     iw_wbatch_put_meta(b, key, json, len);
     if (a->status == IW_ALERT_FIRING)
         iw_wbatch_put_meta(b, akey, json, len);
@@ -567,7 +575,7 @@ static void unsilence_due(struct iw_alert_pub *p, int64_t *next_ms)
             continue;
         }
         a->silenced = false;
-        publish(p, a);                  /* still firing: its row stays at index i */
+        publish(p, a, NULL);            /* still firing: its row stays at index i */
         iw_alert_free(a);
     }
 }
@@ -681,7 +689,7 @@ static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
     free((char *)a->ack_comment);
     a->ack_by = it->by ? strdup(it->by) : NULL;
     a->ack_comment = it->comment ? strdup(it->comment) : NULL;
-    publish(p, a);
+    publish(p, a, NULL);
     iw_alert_free(a);
     return IW_OK;
 }
@@ -693,6 +701,16 @@ static void *pub_main(void *arg)
     int64_t unsilence_next = 0;
 
     pthread_setname_np(pthread_self(), "iw-alert-pub");
+    /* Alerts the shards emitted before the last stop and that were not
+     * recorded yet go first, before anything the shards emit now. */
+    for (size_t i = 0; i < p->n_leftover; i++) {
+        publish(p, p->leftover[i]->a, p->leftover[i]->outbox);
+        iw_alert_free(p->leftover[i]->a);
+        free(p->leftover[i]);
+    }
+    free(p->leftover);
+    p->leftover = NULL;
+    p->n_leftover = 0;
     for (;;) {
         if (p->unsent != 0)
             backlog_flush(p);
@@ -735,7 +753,7 @@ static void *pub_main(void *arg)
             }
             test_kill("ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", &p->d->test_alerts_taken,
                       p->d->test_kill_before_alert_records);
-            publish(p, it->a);
+            publish(p, it->a, it->outbox);
             iw_alert_free(it->a);
             /* release: pairs with the acquire of a shard's handoff hook (test-only). */
             atomic_fetch_add_explicit(&p->d->test_alerts_done, 1, memory_order_release);
@@ -755,15 +773,17 @@ static void *pub_main(void *arg)
     return NULL;
 }
 
-void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a)
+void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a, const char *outbox)
 {
     struct pub_item *it = calloc(1, sizeof(*it));
     if (it == NULL || iw_alert_dup(a, &it->a) != IW_OK) {
-        IW_LOG_ERROR("alerts", "out of memory: alert of rule %s dropped", a->rule);
+        IW_LOG_ERROR("alerts", "out of memory: alert of rule %s not published now%s", a->rule,
+                     outbox != NULL ? " (it is at the next start)" : "");
         free(it);
         return;
     }
     it->kind = PUB_ALERT;
+    snprintf(it->outbox, sizeof(it->outbox), "%s", outbox != NULL ? outbox : "");
     iw_mpmc_push_wait(&p->q, &it);
     sem_post(&p->ready);
 }
@@ -814,6 +834,40 @@ static int active_load_cb(void *ctx, const char *json, size_t len)
     return 0;
 }
 
+/* An outbox entry of an earlier run ("outbox/<n, 20 digits>" -> alert JSON). */
+static int leftover_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct iw_alert_pub *p = ctx;
+    struct pub_item *it, **grown;
+    struct iw_diag diag = {0};
+    uint64_t n;
+
+    if (klen < 8 || klen - 7 > 20)
+        return 0;
+    char num[24];
+    memcpy(num, key + 7, klen - 7);
+    num[klen - 7] = '\0';
+    n = strtoull(num, NULL, 10);
+    if (n >= atomic_load_explicit(&p->d->outbox_next, memory_order_relaxed))
+        atomic_store_explicit(&p->d->outbox_next, n + 1, memory_order_relaxed);
+    it = calloc(1, sizeof(*it));
+    grown = realloc(p->leftover, (p->n_leftover + 1) * sizeof(*grown));
+    if (grown != NULL)
+        p->leftover = grown;
+    if (it == NULL || grown == NULL || iw_alert_from_json(val, vlen, &it->a, &diag) != IW_OK) {
+        IW_LOG_ERROR("alerts", "%.*s: the alert emitted before the last stop cannot be read (%s); "
+                     "it is not published", (int)klen, key,
+                     it == NULL || grown == NULL ? "out of memory" : iw_diag_first(&diag));
+        iw_diag_fini(&diag);
+        free(it);
+        return 0;
+    }
+    it->kind = PUB_ALERT;
+    snprintf(it->outbox, sizeof(it->outbox), "%.*s", (int)klen, key);
+    p->leftover[p->n_leftover++] = it;
+    return 0;
+}
+
 static size_t queue_depth(const void *q) { return iw_mpmc_depth(q); }
 
 int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw_diag *diag)
@@ -853,6 +907,14 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     }
     if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)
         IW_LOG_WARN("alerts", "could not read the active alerts");
+    /* Before the shards start: their outbox keys continue after these. */
+    atomic_store_explicit(&d->outbox_next, 1, memory_order_relaxed);
+    if (iw_store_meta_scan(d->store, "outbox/", leftover_cb, p) != IW_OK)
+        IW_LOG_WARN("alerts", "could not read the alerts emitted before the last stop; those not "
+                    "published then are not now");
+    if (p->n_leftover > 0)
+        IW_LOG_INFO("alerts", "%zu alert(s) emitted before the last stop were not recorded; "
+                    "publishing them first", p->n_leftover);
     /* The retained states are under the active_topic of the last start or
      * reload; when the config now has another one, pub_main moves them. */
     v = NULL;
@@ -865,6 +927,11 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     }
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
         iw_diag_set(diag, NULL, 0, 0, "cannot start the alert publisher thread");
+        for (size_t i = 0; i < p->n_leftover; i++) {
+            iw_alert_free(p->leftover[i]->a);
+            free(p->leftover[i]);
+        }
+        free(p->leftover);
         free(p->saved_tmpl);
         sem_destroy(&p->ready);
         iw_mpmc_fini(&p->q);

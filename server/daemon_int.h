@@ -84,6 +84,10 @@ struct iw_shard {
      * on its own thread and bumps reload_done. */
     _Atomic(struct iw_config *) pending_cfg;
     _Atomic uint64_t reload_done;
+    /* Alerts the rule engine emitted that wait for the shard's next state
+     * write (pipeline.c): owned copies. */
+    struct iw_alert **held;
+    size_t n_held, cap_held;
 };
 
 #define IW_RECV_TS_SLOTS 4096            /* a power of two */
@@ -118,6 +122,10 @@ struct iw_daemon {
      * false: the broker lost its state (restarted without persistence), so
      * the retained alert states are gone too; the publisher re-sends them. */
     _Atomic bool retained_lost;
+    /* The next "outbox/<n>" key of an emitted alert (pipeline.c): set by the
+     * publisher's start past those of an earlier run, then taken by the
+     * shards (fetch_add, relaxed: a counter only). */
+    _Atomic uint64_t outbox_next;
     int64_t start_ms;
     /*
      * The last receipt time given a message without ts, per slot of device
@@ -259,7 +267,11 @@ struct iw_alert_pub;
 IW_NODISCARD int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out,
                                     struct iw_diag *diag);
 void iw_alert_pub_stop(struct iw_alert_pub *p);
-/* Called on a shard thread: take a copy of the alert and queue it for publishing. */
-void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a);
+/*
+ * Called on a shard thread: take a copy of the alert and queue it for
+ * publishing. outbox: the "outbox/<n>" key under which the shard stored it
+ * (the publisher removes it in the batch that records the alert), or NULL.
+ */
+void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a, const char *outbox);
 
 #endif

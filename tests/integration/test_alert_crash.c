@@ -242,3 +242,108 @@ Test(alert_crash, a_firing_whose_retained_state_was_not_yet_published_gets_it_af
     resolve_after_restart(&c, id);
     finish(&c);
 }
+
+/* (b) Published, the rule state not yet saved: the same condition goes on,
+ * so the same episode goes on (no second firing, no ghost). */
+Test(alert_crash, a_firing_published_before_its_rule_state_was_saved_does_not_fire_twice)
+{
+    struct crash c;
+    start(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS", "1");
+    sample(&c, 0, 2.31);
+    killed_then_restart(&c);
+    int f = wait_main(&c, 0, "firing", NULL, 15000);
+    cr_assert_geq(f, 0, "the firing was never published");
+    char id[20];
+    strcpy(id, c.seen.m[f].id);
+    sample(&c, 1000, 2.2);                    /* still above: the same episode */
+    drain(&c, 2000);
+    for (int i = 0; i < c.seen.n; i++)
+        cr_expect(strcmp(c.seen.m[i].status, "firing") != 0 || strcmp(c.seen.m[i].id, id) == 0,
+                  "a second firing episode %s (seq %g) for a condition that never cleared",
+                  c.seen.m[i].id, c.seen.m[i].seq);
+    sample(&c, 2000, 0.5);
+    resolve_after_restart(&c, id);
+    finish(&c);
+}
+
+/* (c) Emitted and its rule state saved, not yet recorded: not lost. */
+Test(alert_crash, a_firing_emitted_but_not_yet_recorded_is_published_after_restart)
+{
+    struct crash c;
+    char st[16], rid[20];
+    start(&c, "ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", "1");
+    sample(&c, 0, 2.31);
+    killed_then_restart(&c);
+    int f = wait_main(&c, 0, "firing", NULL, 15000);
+    cr_assert_geq(f, 0, "the firing emitted before the kill was never published");
+    char id[20];
+    strcpy(id, c.seen.m[f].id);
+    retained_now(&c, st, rid);
+    cr_expect_str_eq(st, "firing", "no retained firing state");
+    sample(&c, 2000, 0.5);
+    resolve_after_restart(&c, id);
+    finish(&c);
+}
+
+/* (d) A resolve published before its rule state was saved: the condition
+ * coming back is a new episode, and it is published. */
+Test(alert_crash, a_resolve_published_before_its_rule_state_was_saved_lets_the_next_episode_fire)
+{
+    struct crash c;
+    char st[16], rid[20];
+    start(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS", "2");
+    sample(&c, 0, 2.31);
+    int f = wait_main(&c, 0, "firing", NULL, 15000);
+    cr_assert_geq(f, 0);
+    char id[20];
+    strcpy(id, c.seen.m[f].id);
+    sample(&c, 1000, 0.5);
+    killed_then_restart(&c);
+    cr_assert_geq(wait_main(&c, 0, "resolved", id, 15000), 0, "the resolve was never published");
+    sample(&c, 3000, 2.5);                    /* above again: a new episode */
+    int g;
+    for (g = -1; (g = wait_main(&c, g + 1, "firing", NULL, 15000)) >= 0;)
+        if (strcmp(c.seen.m[g].id, id) != 0)
+            break;
+    cr_assert_geq(g, 0, "the condition came back after the restart and no new episode fired");
+    drain(&c, 1500);
+    check_seqs(&c, 3);
+    retained_now(&c, st, rid);
+    cr_expect_str_eq(st, "firing", "no retained firing state for the new episode");
+    cr_expect_eq(active_count(&c), 1);
+    finish(&c);
+}
+
+/* (d') A resolve emitted and its rule state saved, not yet recorded: the
+ * retained state must not stay "firing" for a condition that cleared. */
+Test(alert_crash, a_resolve_emitted_but_not_yet_recorded_is_published_after_restart)
+{
+    struct crash c;
+    start(&c, "ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", "2");
+    sample(&c, 0, 2.31);
+    int f = wait_main(&c, 0, "firing", NULL, 15000);
+    cr_assert_geq(f, 0);
+    char id[20];
+    strcpy(id, c.seen.m[f].id);
+    sample(&c, 1000, 0.5);
+    killed_then_restart(&c);
+    resolve_after_restart(&c, id);
+    finish(&c);
+}
+
+/* (a) for a resolve: recorded, not yet given to Paho: the retained state is
+ * still cleared. */
+Test(alert_crash, a_resolve_recorded_but_not_yet_published_clears_the_retained_state_after_restart)
+{
+    struct crash c;
+    start(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS", "2");
+    sample(&c, 0, 2.31);
+    int f = wait_main(&c, 0, "firing", NULL, 15000);
+    cr_assert_geq(f, 0);
+    char id[20];
+    strcpy(id, c.seen.m[f].id);
+    sample(&c, 1000, 0.5);
+    killed_then_restart(&c);
+    resolve_after_restart(&c, id);
+    finish(&c);
+}
