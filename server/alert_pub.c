@@ -17,7 +17,9 @@
  * every turn of its loop (at least every 200 ms), until it has caught up.
  * The same mark covers a kill -9 between the record and the hand-over: each
  * record carries "unsent" = its seq in its batch, taken away once Paho took
- * the message and its retained state, so a restart sends it then.
+ * the message and its retained state, so a restart sends it then; the
+ * retained clear of a silenced resolve, which has no seq, is kept as
+ * "rclear/<id>" in the same way.
  *
  * The retained states follow alerts.active_topic: when a reload or a restart
  * changes it (the one in use is kept as "active_topic"), the old topics are
@@ -500,6 +502,13 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
     bool mark_unsent = !a->silenced && p->unsent == 0;
     if (mark_unsent)
         iw_wbatch_put_meta(b, "unsent", seqbuf, strlen(seqbuf));
+    /* The same for the retained clear of a silenced resolve, which has no
+     * seq: "rclear/<id>" holds it until Paho took the clear (rclear_cb). */
+    bool mark_clear = clear_shown && p->unsent == 0;
+    char ckey[64];
+    snprintf(ckey, sizeof(ckey), "rclear/%s", a->id);
+    if (mark_clear)
+        iw_wbatch_put_meta(b, ckey, json, len);
     snprintf(akey, sizeof(akey), "active/%s", a->id);
     if (outbox != NULL && outbox[0] != '\0')
         iw_wbatch_delete_meta(b, outbox);
@@ -529,11 +538,14 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
         }
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));
-    } else if (clear_shown && p->unsent == 0) {
+    } else if (mark_clear) {
         /* (Behind on earlier messages, the held firing would be sent after
          * this clear and set the state again: rare, left as it is.) */
         bool main_sent = false;
-        (void)send_record(p, a, json, len, true, &main_sent);
+        if (send_record(p, a, json, len, true, &main_sent) == IW_OK
+            && iw_store_meta_delete(p->d->store, ckey) != IW_OK)
+            IW_LOG_WARN("alerts", "cannot remove %s from the store; its retained clear is sent "
+                        "again at the next start (harmless)", ckey);
     }
     IW_LOG_INFO("alerts", "%s%s %s %s/%s/%s %sseq=%" PRIu64 " id=%s%s", a->silenced ? "silenced " : "",
                 iw_alert_status_name(a->status), a->rule, a->source, a->site, a->device,
@@ -694,6 +706,33 @@ static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
     return IW_OK;
 }
 
+/*
+ * The retained clear of a silenced resolve that a stop (kill -9) came
+ * between its record and Paho: send it now, from the recorded resolve
+ * ("rclear/<id>" -> its JSON), and forget it once Paho took it.
+ */
+static int rclear_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct iw_alert_pub *p = ctx;
+    struct iw_alert *a = NULL;
+    struct iw_diag diag = {0};
+    bool main_sent = false;
+    char k[64];
+
+    snprintf(k, sizeof(k), "%.*s", (int)klen, key);
+    if (iw_alert_from_json(val, vlen, &a, &diag) != IW_OK)
+        IW_LOG_WARN("alerts", "%s in the store is unreadable (%s); the retained state of its "
+                    "episode is not cleared", k, iw_diag_first(&diag));
+    else if (send_record(p, a, val, vlen, true, &main_sent) != IW_OK)
+        k[0] = '\0';                    /* Paho refused: kept for the next start */
+    if (k[0] != '\0' && iw_store_meta_delete(p->d->store, k) != IW_OK)
+        IW_LOG_WARN("alerts", "cannot remove %s from the store; its retained clear is sent again "
+                    "at the next start (harmless)", k);
+    iw_alert_free(a);
+    iw_diag_fini(&diag);
+    return 0;
+}
+
 static void *pub_main(void *arg)
 {
     struct iw_alert_pub *p = arg;
@@ -701,6 +740,9 @@ static void *pub_main(void *arg)
     int64_t unsilence_next = 0;
 
     pthread_setname_np(pthread_self(), "iw-alert-pub");
+    if (iw_store_meta_scan(p->d->store, "rclear/", rclear_cb, p) != IW_OK)
+        IW_LOG_WARN("alerts", "could not read the retained clears left to send; the retained "
+                    "state of an episode resolved while silenced may show it firing");
     /* Alerts the shards emitted before the last stop and that were not
      * recorded yet go first, before anything the shards emit now. */
     for (size_t i = 0; i < p->n_leftover; i++) {

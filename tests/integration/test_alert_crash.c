@@ -347,3 +347,28 @@ Test(alert_crash, a_resolve_recorded_but_not_yet_published_clears_the_retained_s
     resolve_after_restart(&c, id);
     finish(&c);
 }
+
+/* (d) for a silenced resolve of an episode published before the silence:
+ * its retained clear (no message, no seq) was recorded, not yet given to
+ * Paho. A late subscriber must not see the episode firing for ever. */
+Test(alert_crash, a_silenced_resolve_recorded_but_not_yet_sent_still_clears_the_retained_state)
+{
+    struct crash c;
+    char st[16], rid[20], *out = NULL;
+    start(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS", "2");
+    sample(&c, 0, 2.31);
+    int f = wait_main(&c, 0, "firing", NULL, 15000);
+    cr_assert_geq(f, 0);
+    cr_assert_eq(it_run(&out, "curl -fsS -X POST -H 'Authorization: Bearer secret-token' "
+                        "-d '{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}' "
+                        "http://127.0.0.1:%d/api/v1/silences", c.d.http_port), 0,
+                 "POST /api/v1/silences: %s", out ? out : "");
+    free(out);
+    sample(&c, 1000, 0.5);                    /* a silenced resolve: record 2 */
+    killed_then_restart(&c);
+    drain(&c, 1500);
+    retained_now(&c, st, rid);
+    cr_expect_str_eq(st, "", "retained state still %s (%s) after the silenced resolve", st, rid);
+    cr_expect_eq(active_count(&c), 0, "a resolved episode is still listed as active");
+    finish(&c);
+}
