@@ -15,6 +15,11 @@
  * remembers the first seq not handed over ("unsent", persisted) and from then
  * on hands messages over only by re-reading "alert/<seq>" in seq order, on
  * every turn of its loop (at least every 200 ms), until it has caught up.
+ * The same mark covers a kill -9 between the record and the hand-over: each
+ * record carries "unsent" = its seq in its batch, taken away once Paho took
+ * the message and its retained state, so a restart sends it then; the
+ * retained clear of a silenced resolve, which has no seq, is kept as
+ * "rclear/<id>" in the same way.
  *
  * The retained states follow alerts.active_topic: when a reload or a restart
  * changes it (the one in use is kept as "active_topic"), the old topics are
@@ -37,6 +42,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +61,7 @@ enum pub_kind { PUB_ALERT = 0, PUB_ACK = 1 };
 struct pub_item {
     enum pub_kind kind;
     struct iw_alert *a;                /* PUB_ALERT: owned copy */
+    char outbox[32];                   /* PUB_ALERT: its "outbox/<n>" key, or "" */
     char id[17];                       /* PUB_ACK */
     char *by, *comment;
     pthread_mutex_t *done_lock;        /* PUB_ACK: the caller waits for the result */
@@ -89,6 +96,9 @@ struct iw_alert_pub {
                                         * config's differs (owned) */
     struct active_row *active;
     size_t n_active, cap_active;
+    struct pub_item **leftover;        /* outbox entries of an earlier run, in key order:
+                                        * published first */
+    size_t n_leftover;
 };
 
 /* ---- the live feed (SSE) ---- */
@@ -230,6 +240,15 @@ int iw_alert_active_scan(struct iw_store *st, int (*cb)(void *ctx, const char *j
 
 /* ---- the publisher thread ---- */
 
+/* Test-only (daemon_int.h): SIGKILL at the Nth passage of a crash window. */
+static void test_kill(const char *hook, int64_t *count, int64_t at)
+{
+    if (IW_LIKELY(at <= 0) || ++*count != at)
+        return;
+    IW_LOG_WARN("alerts", "%s: killing myself (SIGKILL) at %lld", hook, (long long)at);
+    raise(SIGKILL);
+}
+
 static struct active_row *active_find(struct iw_alert_pub *p, const char *id)
 {
     for (size_t i = 0; i < p->n_active; i++)
@@ -313,6 +332,9 @@ static int send_one(struct iw_alert_pub *p, uint64_t seq, const char *topic, con
                     size_t len, bool retained)
 {
     int rc = iw_mqtt_publish(p->d->mqtt, topic, payload, len, p->d->cfg->alerts.qos, retained);
+    if (rc == IW_OK)
+        test_kill("ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES", &p->d->test_alert_publishes,
+                  p->d->test_kill_after_alert_publishes);
     if (rc == IW_E_INVAL) {
         IW_LOG_ERROR("alerts", "seq=%" PRIu64 ": the MQTT client cannot publish on \"%s\": %s; "
                      "check alerts.topic and alerts.active_topic", seq, topic,
@@ -425,7 +447,9 @@ static void backlog_flush(struct iw_alert_pub *p)
         unsent_save(p);
 }
 
-static void publish(struct iw_alert_pub *p, struct iw_alert *a)
+/* Record and publish alert a; outbox: the "outbox/<n>" key it came in
+ * under (the record's batch removes it), or NULL. */
+static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outbox)
 {
     struct iw_wbatch *b = iw_wbatch_new();
     struct iw_diag diag = {0};
@@ -470,7 +494,24 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
      * late subscriber would see it firing for ever. The clear is no alert
      * message, so it takes no seq. */
     bool clear_shown = a->silenced && a->status != IW_ALERT_FIRING && row != NULL && row->shown;
+    /* A kill -9 after this record and before Paho took the message (and its
+     * retained state) would leave it recorded and never sent: it is marked
+     * unsent in the same batch, and the mark goes once Paho took it all. A
+     * restart in between sends it again from the record (same id and seq;
+     * at least once, never lost). */
+    bool mark_unsent = !a->silenced && p->unsent == 0;
+    if (mark_unsent)
+        iw_wbatch_put_meta(b, "unsent", seqbuf, strlen(seqbuf));
+    /* The same for the retained clear of a silenced resolve, which has no
+     * seq: "rclear/<id>" holds it until Paho took the clear (rclear_cb). */
+    bool mark_clear = clear_shown && p->unsent == 0;
+    char ckey[64];
+    snprintf(ckey, sizeof(ckey), "rclear/%s", a->id);
+    if (mark_clear)
+        iw_wbatch_put_meta(b, ckey, json, len);
     snprintf(akey, sizeof(akey), "active/%s", a->id);
+    if (outbox != NULL && outbox[0] != '\0')
+        iw_wbatch_delete_meta(b, outbox);
     iw_wbatch_put_meta(b, key, json, len);
     if (a->status == IW_ALERT_FIRING)
         iw_wbatch_put_meta(b, akey, json, len);
@@ -481,6 +522,8 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
         iw_diag_fini(&diag);
     }
     iw_wbatch_free(b);
+    test_kill("ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS", &p->d->test_alert_records,
+              p->d->test_kill_after_alert_records);
     active_update(p, a);
 
     if (!a->silenced) {
@@ -490,14 +533,19 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a)
             bool main_sent = false;
             if (send_record(p, a, json, len, false, &main_sent) != IW_OK)
                 backlog_start(p, a->seq, main_sent);
+            else if (mark_unsent)
+                unsent_save(p);         /* p->unsent is 0: takes the mark away */
         }
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));
-    } else if (clear_shown && p->unsent == 0) {
+    } else if (mark_clear) {
         /* (Behind on earlier messages, the held firing would be sent after
          * this clear and set the state again: rare, left as it is.) */
         bool main_sent = false;
-        (void)send_record(p, a, json, len, true, &main_sent);
+        if (send_record(p, a, json, len, true, &main_sent) == IW_OK
+            && iw_store_meta_delete(p->d->store, ckey) != IW_OK)
+            IW_LOG_WARN("alerts", "cannot remove %s from the store; its retained clear is sent "
+                        "again at the next start (harmless)", ckey);
     }
     IW_LOG_INFO("alerts", "%s%s %s %s/%s/%s %sseq=%" PRIu64 " id=%s%s", a->silenced ? "silenced " : "",
                 iw_alert_status_name(a->status), a->rule, a->source, a->site, a->device,
@@ -539,7 +587,7 @@ static void unsilence_due(struct iw_alert_pub *p, int64_t *next_ms)
             continue;
         }
         a->silenced = false;
-        publish(p, a);                  /* still firing: its row stays at index i */
+        publish(p, a, NULL);            /* still firing: its row stays at index i */
         iw_alert_free(a);
     }
 }
@@ -653,9 +701,36 @@ static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
     free((char *)a->ack_comment);
     a->ack_by = it->by ? strdup(it->by) : NULL;
     a->ack_comment = it->comment ? strdup(it->comment) : NULL;
-    publish(p, a);
+    publish(p, a, NULL);
     iw_alert_free(a);
     return IW_OK;
+}
+
+/*
+ * The retained clear of a silenced resolve that a stop (kill -9) came
+ * between its record and Paho: send it now, from the recorded resolve
+ * ("rclear/<id>" -> its JSON), and forget it once Paho took it.
+ */
+static int rclear_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct iw_alert_pub *p = ctx;
+    struct iw_alert *a = NULL;
+    struct iw_diag diag = {0};
+    bool main_sent = false;
+    char k[64];
+
+    snprintf(k, sizeof(k), "%.*s", (int)klen, key);
+    if (iw_alert_from_json(val, vlen, &a, &diag) != IW_OK)
+        IW_LOG_WARN("alerts", "%s in the store is unreadable (%s); the retained state of its "
+                    "episode is not cleared", k, iw_diag_first(&diag));
+    else if (send_record(p, a, val, vlen, true, &main_sent) != IW_OK)
+        k[0] = '\0';                    /* Paho refused: kept for the next start */
+    if (k[0] != '\0' && iw_store_meta_delete(p->d->store, k) != IW_OK)
+        IW_LOG_WARN("alerts", "cannot remove %s from the store; its retained clear is sent again "
+                    "at the next start (harmless)", k);
+    iw_alert_free(a);
+    iw_diag_fini(&diag);
+    return 0;
 }
 
 static void *pub_main(void *arg)
@@ -665,6 +740,19 @@ static void *pub_main(void *arg)
     int64_t unsilence_next = 0;
 
     pthread_setname_np(pthread_self(), "iw-alert-pub");
+    if (iw_store_meta_scan(p->d->store, "rclear/", rclear_cb, p) != IW_OK)
+        IW_LOG_WARN("alerts", "could not read the retained clears left to send; the retained "
+                    "state of an episode resolved while silenced may show it firing");
+    /* Alerts the shards emitted before the last stop and that were not
+     * recorded yet go first, before anything the shards emit now. */
+    for (size_t i = 0; i < p->n_leftover; i++) {
+        publish(p, p->leftover[i]->a, p->leftover[i]->outbox);
+        iw_alert_free(p->leftover[i]->a);
+        free(p->leftover[i]);
+    }
+    free(p->leftover);
+    p->leftover = NULL;
+    p->n_leftover = 0;
     for (;;) {
         if (p->unsent != 0)
             backlog_flush(p);
@@ -700,8 +788,17 @@ static void *pub_main(void *arg)
             continue;
         }
         if (it->kind == PUB_ALERT) {
-            publish(p, it->a);
+            if (IW_UNLIKELY(p->d->test_kill_before_alert_records > 0)
+                && p->d->test_alerts_taken + 1 == p->d->test_kill_before_alert_records) {
+                struct timespec pause = { 1, 0 };   /* the emitting shard saves its state */
+                nanosleep(&pause, NULL);
+            }
+            test_kill("ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", &p->d->test_alerts_taken,
+                      p->d->test_kill_before_alert_records);
+            publish(p, it->a, it->outbox);
             iw_alert_free(it->a);
+            /* release: pairs with the acquire of a shard's handoff hook (test-only). */
+            atomic_fetch_add_explicit(&p->d->test_alerts_done, 1, memory_order_release);
         } else {
             int rc = do_ack(p, it);
             pthread_mutex_lock(it->done_lock);
@@ -718,15 +815,17 @@ static void *pub_main(void *arg)
     return NULL;
 }
 
-void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a)
+void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a, const char *outbox)
 {
     struct pub_item *it = calloc(1, sizeof(*it));
     if (it == NULL || iw_alert_dup(a, &it->a) != IW_OK) {
-        IW_LOG_ERROR("alerts", "out of memory: alert of rule %s dropped", a->rule);
+        IW_LOG_ERROR("alerts", "out of memory: alert of rule %s not published now%s", a->rule,
+                     outbox != NULL ? " (it is at the next start)" : "");
         free(it);
         return;
     }
     it->kind = PUB_ALERT;
+    snprintf(it->outbox, sizeof(it->outbox), "%s", outbox != NULL ? outbox : "");
     iw_mpmc_push_wait(&p->q, &it);
     sem_post(&p->ready);
 }
@@ -777,6 +876,40 @@ static int active_load_cb(void *ctx, const char *json, size_t len)
     return 0;
 }
 
+/* An outbox entry of an earlier run ("outbox/<n, 20 digits>" -> alert JSON). */
+static int leftover_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct iw_alert_pub *p = ctx;
+    struct pub_item *it, **grown;
+    struct iw_diag diag = {0};
+    uint64_t n;
+
+    if (klen < 8 || klen - 7 > 20)
+        return 0;
+    char num[24];
+    memcpy(num, key + 7, klen - 7);
+    num[klen - 7] = '\0';
+    n = strtoull(num, NULL, 10);
+    if (n >= atomic_load_explicit(&p->d->outbox_next, memory_order_relaxed))
+        atomic_store_explicit(&p->d->outbox_next, n + 1, memory_order_relaxed);
+    it = calloc(1, sizeof(*it));
+    grown = realloc(p->leftover, (p->n_leftover + 1) * sizeof(*grown));
+    if (grown != NULL)
+        p->leftover = grown;
+    if (it == NULL || grown == NULL || iw_alert_from_json(val, vlen, &it->a, &diag) != IW_OK) {
+        IW_LOG_ERROR("alerts", "%.*s: the alert emitted before the last stop cannot be read (%s); "
+                     "it is not published", (int)klen, key,
+                     it == NULL || grown == NULL ? "out of memory" : iw_diag_first(&diag));
+        iw_diag_fini(&diag);
+        free(it);
+        return 0;
+    }
+    it->kind = PUB_ALERT;
+    snprintf(it->outbox, sizeof(it->outbox), "%.*s", (int)klen, key);
+    p->leftover[p->n_leftover++] = it;
+    return 0;
+}
+
 static size_t queue_depth(const void *q) { return iw_mpmc_depth(q); }
 
 int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw_diag *diag)
@@ -816,6 +949,14 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     }
     if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)
         IW_LOG_WARN("alerts", "could not read the active alerts");
+    /* Before the shards start: their outbox keys continue after these. */
+    atomic_store_explicit(&d->outbox_next, 1, memory_order_relaxed);
+    if (iw_store_meta_scan(d->store, "outbox/", leftover_cb, p) != IW_OK)
+        IW_LOG_WARN("alerts", "could not read the alerts emitted before the last stop; those not "
+                    "published then are not now");
+    if (p->n_leftover > 0)
+        IW_LOG_INFO("alerts", "%zu alert(s) emitted before the last stop were not recorded; "
+                    "publishing them first", p->n_leftover);
     /* The retained states are under the active_topic of the last start or
      * reload; when the config now has another one, pub_main moves them. */
     v = NULL;
@@ -828,6 +969,11 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     }
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
         iw_diag_set(diag, NULL, 0, 0, "cannot start the alert publisher thread");
+        for (size_t i = 0; i < p->n_leftover; i++) {
+            iw_alert_free(p->leftover[i]->a);
+            free(p->leftover[i]);
+        }
+        free(p->leftover);
         free(p->saved_tmpl);
         sem_destroy(&p->ready);
         iw_mpmc_fini(&p->q);

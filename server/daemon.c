@@ -292,6 +292,14 @@ static int main_loop(struct iw_daemon *d, int sfd)
     }
 }
 
+/* Test-only kill hooks (daemon_int.h): read once at start; unset or not a number: off. */
+static void test_env(const char *name, int64_t *out)
+{
+    const char *v = getenv(name);
+    if (v != NULL)
+        *out = strtoll(v, NULL, 10);
+}
+
 int iw_daemon_run(const char *path, int log_level)
 {
     struct iw_daemon *d = calloc(1, sizeof(*d));
@@ -311,6 +319,10 @@ int iw_daemon_run(const char *path, int log_level)
     const char *kill_after = getenv("ISLEWATCH_TEST_KILL_AFTER_WRITES");
     if (kill_after != NULL)
         d->test_kill_after = strtoll(kill_after, NULL, 10);
+    test_env("ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS", &d->test_kill_after_alert_records);
+    test_env("ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES", &d->test_kill_after_alert_publishes);
+    test_env("ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", &d->test_kill_before_alert_records);
+    test_env("ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS", &d->test_kill_after_alert_handoffs);
     rc = iw_config_load(path, &cfg, &diag);
     if (rc == IW_OK)
         rc = iw_ingest_view_build(cfg, &view, &diag);

@@ -84,6 +84,10 @@ struct iw_shard {
      * on its own thread and bumps reload_done. */
     _Atomic(struct iw_config *) pending_cfg;
     _Atomic uint64_t reload_done;
+    /* Alerts the rule engine emitted that wait for the shard's next state
+     * write (pipeline.c): owned copies. */
+    struct iw_alert **held;
+    size_t n_held, cap_held;
 };
 
 #define IW_RECV_TS_SLOTS 4096            /* a power of two */
@@ -118,6 +122,10 @@ struct iw_daemon {
      * false: the broker lost its state (restarted without persistence), so
      * the retained alert states are gone too; the publisher re-sends them. */
     _Atomic bool retained_lost;
+    /* The next "outbox/<n>" key of an emitted alert (pipeline.c): set by the
+     * publisher's start past those of an earlier run, then taken by the
+     * shards (fetch_add, relaxed: a counter only). */
+    _Atomic uint64_t outbox_next;
     int64_t start_ms;
     /*
      * The last receipt time given a message without ts, per slot of device
@@ -133,6 +141,28 @@ struct iw_daemon {
      */
     int64_t test_kill_after;
     _Atomic int64_t test_writes;
+    /*
+     * Test-only, the same for the alert path (0: off); each kills the daemon
+     * with SIGKILL at one crash window of an alert (ARCHITECTURE.md):
+     * ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS=N: the publisher, right after
+     *   its Nth record write ("alert/<seq>"...), before handing it to Paho;
+     * ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES=N: the publisher, right after
+     *   the Nth message Paho took (a firing is two: alerts.topic, then its
+     *   retained state), before anything else;
+     * ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS=N: the publisher, taking its
+     *   Nth alert, before recording it (after a second's pause that lets the
+     *   shard that emitted it go on);
+     * ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS=N: a shard, right after it
+     *   handed the shards' Nth alert to the publisher and the publisher dealt
+     *   with it (recorded, given to Paho), before the shard goes on.
+     * Publisher counters: publisher thread only.
+     */
+    int64_t test_kill_after_alert_records, test_alert_records;
+    int64_t test_kill_after_alert_publishes, test_alert_publishes;
+    int64_t test_kill_before_alert_records, test_alerts_taken;
+    int64_t test_kill_after_alert_handoffs;
+    _Atomic int64_t test_alert_handoffs;
+    _Atomic int64_t test_alerts_done;    /* alerts the publisher dealt with */
 };
 
 /*
@@ -237,7 +267,11 @@ struct iw_alert_pub;
 IW_NODISCARD int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out,
                                     struct iw_diag *diag);
 void iw_alert_pub_stop(struct iw_alert_pub *p);
-/* Called on a shard thread: take a copy of the alert and queue it for publishing. */
-void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a);
+/*
+ * Called on a shard thread: take a copy of the alert and queue it for
+ * publishing. outbox: the "outbox/<n>" key under which the shard stored it
+ * (the publisher removes it in the batch that records the alert), or NULL.
+ */
+void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a, const char *outbox);
 
 #endif

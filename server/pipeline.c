@@ -6,6 +6,8 @@
  * rollups (store_query.c recomputes a closed minute from the raw points),
  * feeds the rule engine, and ticks it for wall-clock rules.
  */
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +28,129 @@ static void split_name(const struct iw_series *s, struct iw_name_split *o);
 
 /* ---- rule engine environment ---- */
 
+/*
+ * Test-only (ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS, daemon_int.h): after
+ * the shards' Nth alert went to the publisher (done: how many alerts the
+ * publisher had dealt with before), wait until the publisher dealt with it
+ * too (at most 10 s), then SIGKILL: nothing the shard does after the
+ * hand-off happens.
+ */
+static void test_kill_handoff(struct iw_daemon *d, int64_t done)
+{
+    const struct timespec ms = { 0, 1000000 };
+    if (IW_LIKELY(d->test_kill_after_alert_handoffs <= 0)
+        || atomic_fetch_add_explicit(&d->test_alert_handoffs, 1, memory_order_relaxed) + 1
+               != d->test_kill_after_alert_handoffs)
+        return;
+    /* acquire: pairs with the publisher's release after it dealt with an alert. */
+    for (int i = 0; i < 10000 && atomic_load_explicit(&d->test_alerts_done, memory_order_acquire)
+                                     <= done; i++)
+        nanosleep(&ms, NULL);
+    IW_LOG_WARN("pipeline", "ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS: killing myself (SIGKILL) "
+                "after hand-off %lld", (long long)d->test_kill_after_alert_handoffs);
+    raise(SIGKILL);
+}
+
+/*
+ * Alerts across kill -9 (ARCHITECTURE.md): an alert the engine emits is held
+ * until the shard's next state write, which comes at once when the
+ * instance's state changes with it (fire, resolve, escalate, repeat), and
+ * goes into that write's batch as "outbox/<n>" beside the state: the new
+ * state and its alert are durable together or not at all. Only then is it
+ * handed to the publisher, which removes the outbox entry in the batch that
+ * records the alert; a start publishes the entries left. An alert that no
+ * state write follows (a late episode of the past) is written alone at the
+ * end of the shard's step (held_flush). Alerts are rare: the hot path only
+ * tests n_held.
+ */
 static void env_emit(void *ctx, const struct iw_alert *a)
 {
     struct iw_shard *sh = ctx;
-    iw_alert_pub_submit(sh->d->pub, a);
+    struct iw_alert *copy = NULL;
+
+    if (sh->n_held == sh->cap_held) {
+        size_t cap = sh->cap_held ? sh->cap_held * 2 : 8;
+        struct iw_alert **h = realloc(sh->held, cap * sizeof(*h));
+        if (h != NULL) {
+            sh->held = h;
+            sh->cap_held = cap;
+        }
+    }
+    if (sh->n_held == sh->cap_held || iw_alert_dup(a, &copy) != IW_OK) {
+        IW_LOG_ERROR("pipeline", "shard %d: out of memory holding alert %s of rule %s; it is "
+                     "published now, without its outbox entry (a kill -9 before it is recorded "
+                     "loses it)", sh->index, a->id, a->rule);
+        iw_alert_pub_submit(sh->d->pub, a, NULL);
+        return;
+    }
+    sh->held[sh->n_held++] = copy;
+}
+
+/* Hand the held alerts to the publisher; first: the outbox number of the
+ * first (0: they have no outbox entry). */
+static void held_submit(struct iw_shard *sh, uint64_t first)
+{
+    char key[32];
+
+    for (size_t i = 0; i < sh->n_held; i++) {
+        int64_t done = atomic_load_explicit(&sh->d->test_alerts_done, memory_order_acquire);
+        snprintf(key, sizeof(key), "outbox/%020" PRIu64, first + i);
+        iw_alert_pub_submit(sh->d->pub, sh->held[i], first != 0 ? key : NULL);
+        iw_alert_free(sh->held[i]);
+        test_kill_handoff(sh->d, done);
+    }
+    sh->n_held = 0;
+}
+
+/*
+ * Write the rule state record k (val, or a removal when val is NULL; none
+ * when k is NULL) together with the held alerts' outbox entries, then hand
+ * those to the publisher. The state's result.
+ */
+static int state_write(struct iw_shard *sh, const char *k, const void *val, size_t len)
+{
+    struct iw_wbatch *b = sh->n_held > 0 ? iw_wbatch_new() : NULL;
+    struct iw_diag diag = {0};
+    char key[32];
+    int rc;
+
+    if (b == NULL) {                     /* nothing held, or out of memory */
+        rc = k == NULL ? IW_OK : val == NULL ? iw_store_meta_delete(sh->d->store, k)
+                                             : iw_store_meta_put(sh->d->store, k, val, len);
+        held_submit(sh, 0);
+        return rc;
+    }
+    uint64_t first = atomic_fetch_add_explicit(&sh->d->outbox_next, sh->n_held,
+                                               memory_order_relaxed);
+    for (size_t i = 0; i < sh->n_held; i++) {
+        char *json = NULL;
+        size_t jlen = 0;
+        snprintf(key, sizeof(key), "outbox/%020" PRIu64, first + i);
+        if (iw_alert_to_json(sh->held[i], &json, &jlen) == IW_OK)
+            iw_wbatch_put_meta(b, key, json, jlen);
+        free(json);
+    }
+    if (k != NULL && val != NULL)
+        iw_wbatch_put_meta(b, k, val, len);
+    else if (k != NULL)
+        iw_wbatch_delete_meta(b, k);
+    rc = iw_store_write(sh->d->store, b, &diag);
+    if (rc != IW_OK) {
+        IW_LOG_ERROR("pipeline", "shard %d: cannot record %zu emitted alert(s) (%s); they are "
+                     "published now, but a kill -9 before they are recorded loses them",
+                     sh->index, sh->n_held, iw_diag_first(&diag));
+        iw_diag_fini(&diag);
+    }
+    iw_wbatch_free(b);
+    held_submit(sh, rc == IW_OK ? first : 0);
+    return rc;
+}
+
+/* The end of a step: alerts no state write took along go on their own. */
+static void held_flush(struct iw_shard *sh)
+{
+    if (IW_UNLIKELY(sh->n_held > 0))
+        (void)state_write(sh, NULL, NULL, 0);
 }
 
 static int env_state_put(void *ctx, const char *key, const void *val, size_t len)
@@ -37,7 +158,7 @@ static int env_state_put(void *ctx, const char *key, const void *val, size_t len
     struct iw_shard *sh = ctx;
     char k[1024];
     snprintf(k, sizeof(k), "rstate/%s", key);
-    return iw_store_meta_put(sh->d->store, k, val, len);
+    return state_write(sh, k, val, len);
 }
 
 static int env_state_del(void *ctx, const char *key)
@@ -45,7 +166,7 @@ static int env_state_del(void *ctx, const char *key)
     struct iw_shard *sh = ctx;
     char k[1024];
     snprintf(k, sizeof(k), "rstate/%s", key);
-    return iw_store_meta_delete(sh->d->store, k);
+    return state_write(sh, k, NULL, 0);
 }
 
 static int env_write_point(void *ctx, const char *series, int64_t ts, double value, bool valid)
@@ -403,6 +524,7 @@ static void *shard_main(void *arg)
         apply_reload(sh);
         for (size_t i = 0; i < n; i++)
             gather(sh, &items[i]);
+        held_flush(sh);
         int64_t now = iw_now_ms();
         if (now >= next_late) {                  /* busy: late rollups do not wait for idle */
             late_flush_all(sh);
@@ -411,6 +533,7 @@ static void *shard_main(void *arg)
         if (sh->rules != NULL && now >= next_tick) {
             iw_rules_set_link(sh->rules, iw_mqtt_any_connected(sh->d->mqtt), now);
             iw_rules_tick(sh->rules, now);
+            held_flush(sh);
             next_tick = now + 250;
         }
     }
@@ -484,6 +607,7 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
         }
         if (iw_store_meta_scan(d->store, "rstate/", restore_cb, sh) != IW_OK)
             IW_LOG_WARN("rules", "shard %d: could not read the stored rule state", i);
+        held_flush(sh);
         snprintf(sh->qname, sizeof(sh->qname), "shard%d", i);
         iw_stats_register_queue(sh->qname, shard_depth, &sh->q);
     }
@@ -523,6 +647,8 @@ void iw_pipeline_stop(struct iw_daemon *d)
             pthread_join(d->shards[i].thread, NULL);
     iw_stats_unregister_queues();
     for (int i = 0; i < d->n_shards; i++) {
+        held_flush(&d->shards[i]);          /* none: each step flushed its own */
+        free(d->shards[i].held);
         iw_rules_engine_free(d->shards[i].rules);
         iw_mpmc_fini(&d->shards[i].q);
         free(d->shards[i].late_ids);
