@@ -561,7 +561,7 @@ char *iw__rp_water_cut_note(const struct iw_water_report *r, char *buf, size_t l
 
 char *iw__rp_retention_note(int64_t kept_from, int tz, char *buf, size_t len)
 {
-    char d[16];
+    char d[40];                 /* "%04d-%02d-%02d" of any int fields */
 
     /* A date, not the time: the text stays the same all day (--url and --db agree). */
     buf[0] = '\0';
