@@ -314,12 +314,13 @@ Test(alert_crash, a_resolve_published_before_its_rule_state_was_saved_lets_the_n
     finish(&c);
 }
 
-/* (d') A resolve emitted and its rule state saved, not yet recorded: the
- * retained state must not stay "firing" for a condition that cleared. */
-Test(alert_crash, a_resolve_emitted_but_not_yet_recorded_is_published_after_restart)
+/* A firing, then its resolve with the daemon killed at `hook`'s second
+ * passage: after the restart the resolve is published and the retained
+ * state cleared. */
+static void resolve_killed_at(const char *hook)
 {
     struct crash c;
-    start(&c, "ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", "2");
+    start(&c, hook, "2");
     sample(&c, 0, 2.31);
     int f = wait_main(&c, 0, "firing", NULL, 15000);
     cr_assert_geq(f, 0);
@@ -331,21 +332,18 @@ Test(alert_crash, a_resolve_emitted_but_not_yet_recorded_is_published_after_rest
     finish(&c);
 }
 
+/* (d') A resolve emitted and its rule state saved, not yet recorded: the
+ * retained state must not stay "firing" for a condition that cleared. */
+Test(alert_crash, a_resolve_emitted_but_not_yet_recorded_is_published_after_restart)
+{
+    resolve_killed_at("ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS");
+}
+
 /* (a) for a resolve: recorded, not yet given to Paho: the retained state is
  * still cleared. */
 Test(alert_crash, a_resolve_recorded_but_not_yet_published_clears_the_retained_state_after_restart)
 {
-    struct crash c;
-    start(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS", "2");
-    sample(&c, 0, 2.31);
-    int f = wait_main(&c, 0, "firing", NULL, 15000);
-    cr_assert_geq(f, 0);
-    char id[20];
-    strcpy(id, c.seen.m[f].id);
-    sample(&c, 1000, 0.5);
-    killed_then_restart(&c);
-    resolve_after_restart(&c, id);
-    finish(&c);
+    resolve_killed_at("ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS");
 }
 
 /* (d) for a silenced resolve of an episode published before the silence:
