@@ -64,7 +64,8 @@ struct iw_series {
  */
 static inline bool iw_series_is_device(const struct iw_series *s)
 {
-    return s->device_off < s->len
+    /* metric_off == len first: a 4-level series (every sample) stops there. */
+    return s->metric_off >= s->len && s->device_off < s->len
            && memchr(s->name + s->device_off, '/', (size_t)(s->len - s->device_off)) == NULL;
 }
 
