@@ -912,6 +912,26 @@ static int leftover_cb(void *ctx, const char *key, size_t klen, const void *val,
 
 static size_t queue_depth(const void *q) { return iw_mpmc_depth(q); }
 
+static int found_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    (void)key;
+    (void)klen;
+    (void)val;
+    (void)vlen;
+    *(bool *)ctx = true;
+    return 1;
+}
+
+/* A silenced record ("alert/<seq>.<silno>") came after published message
+ * seq: sent again, seq's retained state would undo the later one's. */
+static bool silenced_after(struct iw_store *st, uint64_t seq)
+{
+    char prefix[64];
+    bool found = false;
+    snprintf(prefix, sizeof(prefix), "alert/%020" PRIu64 ".", seq);
+    return iw_store_meta_scan(st, prefix, found_cb, &found) != IW_OK || found;
+}
+
 int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw_diag *diag)
 {
     struct iw_alert_pub *p = calloc(1, sizeof(*p));
@@ -947,6 +967,21 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
             IW_LOG_INFO("alerts", "alert messages from seq=%" PRIu64 " to %" PRIu64 " are still "
                         "to be sent; sending them first", p->unsent, p->seq);
     }
+    /* No "clean_stop" left by the last stop: it was a kill -9 or a crash,
+     * which may have come while the MQTT client held the last message it had
+     * taken without having sent it (seen in test_alert_crash: a resolve taken
+     * by Paho just before the kill never reached the broker). That message
+     * goes again, with the same id and seq: at least once, never lost. */
+    if (iw_store_meta_get(d->store, "clean_stop", &v, &l) == IW_OK) {
+        free(v);
+    } else if (p->seq > 0 && p->unsent == 0 && !silenced_after(d->store, p->seq)) {
+        p->unsent = p->seq;
+        IW_LOG_INFO("alerts", "the last stop was not clean: sending the last alert message "
+                    "(seq=%" PRIu64 ") again", p->seq);
+    }
+    if (iw_store_meta_delete(d->store, "clean_stop") != IW_OK)
+        IW_LOG_WARN("alerts", "cannot clear the clean-stop mark; a crash before the next stop "
+                    "would not send the last alert message again");
     if (iw_alert_active_scan(d->store, active_load_cb, p) != IW_OK)
         IW_LOG_WARN("alerts", "could not read the active alerts");
     /* Before the shards start: their outbox keys continue after these. */
@@ -993,6 +1028,11 @@ void iw_alert_pub_stop(struct iw_alert_pub *p)
     atomic_store_explicit(&p->d->stop, 2, memory_order_release);
     sem_post(&p->ready);
     pthread_join(p->thread, NULL);
+    /* Everything went to the MQTT client, which keeps what it has not sent
+     * in its persisted store: the next start need not send anything again. */
+    if (iw_store_meta_put(p->d->store, "clean_stop", "1", 1) != IW_OK)
+        IW_LOG_WARN("alerts", "cannot record the clean stop; the next start sends the last "
+                    "alert message again");
     for (size_t i = 0; i < p->n_active; i++) {
         atomic_fetch_sub_explicit(&iw_stats.alerts_active[p->active[i].sev], 1, memory_order_relaxed);
         iw_alert_free(p->active[i].last);
