@@ -202,18 +202,27 @@ static void resolve_after_restart(struct crash *c, const char *id)
     cr_expect_eq(active_count(c), 0, "a resolved episode is still listed as active");
 }
 
+/* A firing with the daemon killed at `hook`'s first passage, then the
+ * restart: the firing must be published (`lost` says what it was). Its id
+ * goes to id; the index of its message in c->seen is returned. */
+static int fire_across_kill(struct crash *c, const char *hook, const char *lost, char id[20])
+{
+    start(c, hook, "1");
+    sample(c, 0, 2.31);
+    killed_then_restart(c);
+    int f = wait_main(c, 0, "firing", NULL, 15000);
+    cr_assert_geq(f, 0, "%s", lost);
+    strcpy(id, c->seen.m[f].id);
+    return f;
+}
+
 /* (a) Recorded, not yet given to Paho: it still goes out, with its seq. */
 Test(alert_crash, a_firing_recorded_but_not_yet_published_is_published_after_restart)
 {
     struct crash c;
-    char st[16], rid[20];
-    start(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS", "1");
-    sample(&c, 0, 2.31);
-    killed_then_restart(&c);
-    int f = wait_main(&c, 0, "firing", NULL, 15000);
-    cr_assert_geq(f, 0, "the firing recorded before the kill was never published");
-    char id[20];
-    strcpy(id, c.seen.m[f].id);
+    char st[16], rid[20], id[20];
+    int f = fire_across_kill(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS",
+                             "the firing recorded before the kill was never published", id);
     cr_expect_eq(c.seen.m[f].seq, 1);
     retained_now(&c, st, rid);
     cr_expect_str_eq(st, "firing", "no retained firing state");
@@ -226,14 +235,9 @@ Test(alert_crash, a_firing_recorded_but_not_yet_published_is_published_after_res
 Test(alert_crash, a_firing_whose_retained_state_was_not_yet_published_gets_it_after_restart)
 {
     struct crash c;
-    char st[16], rid[20];
-    start(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES", "1");
-    sample(&c, 0, 2.31);
-    killed_then_restart(&c);
-    int f = wait_main(&c, 0, "firing", NULL, 15000);
-    cr_assert_geq(f, 0, "the firing given to Paho before the kill was never published");
-    char id[20];
-    strcpy(id, c.seen.m[f].id);
+    char st[16], rid[20], id[20];
+    fire_across_kill(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES",
+                     "the firing given to Paho before the kill was never published", id);
     drain(&c, 1500);
     retained_now(&c, st, rid);
     cr_expect_str_eq(st, "firing", "no retained firing state");
@@ -248,13 +252,9 @@ Test(alert_crash, a_firing_whose_retained_state_was_not_yet_published_gets_it_af
 Test(alert_crash, a_firing_published_before_its_rule_state_was_saved_does_not_fire_twice)
 {
     struct crash c;
-    start(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS", "1");
-    sample(&c, 0, 2.31);
-    killed_then_restart(&c);
-    int f = wait_main(&c, 0, "firing", NULL, 15000);
-    cr_assert_geq(f, 0, "the firing was never published");
     char id[20];
-    strcpy(id, c.seen.m[f].id);
+    fire_across_kill(&c, "ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS",
+                     "the firing was never published", id);
     sample(&c, 1000, 2.2);                    /* still above: the same episode */
     drain(&c, 2000);
     for (int i = 0; i < c.seen.n; i++)
@@ -270,14 +270,9 @@ Test(alert_crash, a_firing_published_before_its_rule_state_was_saved_does_not_fi
 Test(alert_crash, a_firing_emitted_but_not_yet_recorded_is_published_after_restart)
 {
     struct crash c;
-    char st[16], rid[20];
-    start(&c, "ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", "1");
-    sample(&c, 0, 2.31);
-    killed_then_restart(&c);
-    int f = wait_main(&c, 0, "firing", NULL, 15000);
-    cr_assert_geq(f, 0, "the firing emitted before the kill was never published");
-    char id[20];
-    strcpy(id, c.seen.m[f].id);
+    char st[16], rid[20], id[20];
+    fire_across_kill(&c, "ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS",
+                     "the firing emitted before the kill was never published", id);
     retained_now(&c, st, rid);
     cr_expect_str_eq(st, "firing", "no retained firing state");
     sample(&c, 2000, 0.5);
