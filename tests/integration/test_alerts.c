@@ -699,15 +699,16 @@ static void wait_metric_at_least(const struct it_daemon *d, const char *sample, 
     cr_assert_geq(it_metric(d, sample), want, "%s never reached %g", sample, want);
 }
 
-/* The next firing alert of `rule` for `device` on sub within timeout_ms, or false. */
-static bool absence_fires(struct it_client *sub, const char *rule, const char *device, int timeout_ms)
+/* The next alert of `rule` for `device` with `status` on sub within timeout_ms, or false. */
+static bool alert_seen(struct it_client *sub, const char *rule, const char *device,
+                       const char *status, int timeout_ms)
 {
     long long end = it_now_ms() + timeout_ms;
     while (it_now_ms() < end) {
         cJSON *a = next_alert(sub, (int)(end - it_now_ms()), NULL, 0);
         if (a == NULL)
             return false;
-        bool hit = strcmp(s(a, "status"), "firing") == 0 && strcmp(s(a, "rule"), rule) == 0
+        bool hit = strcmp(s(a, "status"), status) == 0 && strcmp(s(a, "rule"), rule) == 0
                    && strcmp(s(a, "device"), device) == 0;
         cJSON_Delete(a);
         if (hit)
@@ -740,7 +741,7 @@ Test(alerts, an_absence_rule_added_later_watches_the_devices_already_known)
                       "     severity: major}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
-    cr_assert(absence_fires(sub, "cam-offline", "c01", 15000),
+    cr_assert(alert_seen(sub, "cam-offline", "c01", "firing", 15000),
               "an absence rule added by a reload ignored camera c01, which reported before it");
 
     /* Added to the file while the daemon was stopped. */
@@ -751,30 +752,12 @@ Test(alerts, an_absence_rule_added_later_watches_the_devices_already_known)
                       "  - {name: cam-offline-2, kind: absence, select: \"camera/dongtan/*\", after: 2s,\n"
                       "     severity: major}\n");
     cr_assert_eq(it_daemon_restart(&d), 0);
-    cr_assert(absence_fires(sub, "cam-offline-2", "c01", 15000),
+    cr_assert(alert_seen(sub, "cam-offline-2", "c01", "firing", 15000),
               "an absence rule added while the daemon was stopped ignored camera c01");
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
-}
-
-/* The next alert of `rule` for `device` with `status` on sub within timeout_ms, or false. */
-static bool alert_seen(struct it_client *sub, const char *rule, const char *device,
-                       const char *status, int timeout_ms)
-{
-    long long end = it_now_ms() + timeout_ms;
-    while (it_now_ms() < end) {
-        cJSON *a = next_alert(sub, (int)(end - it_now_ms()), NULL, 0);
-        if (a == NULL)
-            return false;
-        bool hit = strcmp(s(a, "status"), status) == 0 && strcmp(s(a, "rule"), rule) == 0
-                   && strcmp(s(a, "device"), device) == 0;
-        cJSON_Delete(a);
-        if (hit)
-            return true;
-    }
-    return false;
 }
 
 /*
