@@ -414,6 +414,8 @@ static const struct cfg_key tls_keys[] = {
     { 0 }
 };
 
+static const char *const protocol_names[] = { "3.1.1", "5", NULL };
+
 static const struct cfg_key broker_keys[] = {
     { "url", CFG_STR, BR(url), .def.s = "mqtt://127.0.0.1:1883", .check = check_broker_url,
       .doc = "broker address: mqtt://, tcp:// plain; mqtts://, ssl:// TLS" },
@@ -434,6 +436,8 @@ static const struct cfg_key broker_keys[] = {
       .def.i = SEC(1), .doc = "first reconnect back-off" },
     { "reconnect_max", CFG_DURATION, BR(reconnect_max_ms), .min = 10, .max = DAY(1),
       .def.i = SEC(60), .doc = "longest reconnect back-off" },
+    { "protocol", CFG_ENUM, BR(protocol), .names = protocol_names, .def.i = IW_MQTT_311,
+      .doc = "MQTT version: \"3.1.1\" or \"5\" (5 bounds QoS 2 bursts in memory)" },
     { 0 }
 };
 

@@ -43,7 +43,11 @@ struct iw_broker_cfg {
     char   *share_group;      /* default "islewatch" */
     int64_t reconnect_min_ms; /* reconnect_min, default 1s */
     int64_t reconnect_max_ms; /* reconnect_max, default 60s */
+    int     protocol;         /* enum iw_mqtt_protocol, default IW_MQTT_311 */
 };
+
+/* broker.protocol: the MQTT version islewatchd speaks to the broker. */
+enum iw_mqtt_protocol { IW_MQTT_311 = 0, IW_MQTT_5 = 1 };
 
 /* ---- storage ----------------------------------------------------------- */
 struct iw_storage_cfg {

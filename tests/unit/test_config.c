@@ -149,6 +149,7 @@ Test(config, empty_file_gets_every_documented_default)
     cr_expect_str_eq(cfg->broker.share_group, "islewatch");
     cr_expect_eq(cfg->broker.reconnect_min_ms, S(1));
     cr_expect_eq(cfg->broker.reconnect_max_ms, S(60));
+    cr_expect_eq(cfg->broker.protocol, IW_MQTT_311);
     cr_expect_str_eq(cfg->storage.path, "./data");
     cr_expect_eq(cfg->storage.retention_raw_ms, D(90));
     cr_expect_eq(cfg->storage.retention_1m_ms, D(365));
@@ -201,6 +202,7 @@ Test(config, full_fixture_values)
     cr_expect_eq(cfg->broker.connections, 4);
     cr_expect_eq(cfg->broker.reconnect_min_ms, 500);
     cr_expect_eq(cfg->broker.reconnect_max_ms, M(2));
+    cr_expect_eq(cfg->broker.protocol, IW_MQTT_5);
     cr_expect_eq(cfg->storage.retention_raw_ms, D(30));
     cr_expect_eq(cfg->storage.retention_1m_ms, D(180));
     cr_expect_eq(cfg->storage.retention_1h_ms, D(5 * 365));
@@ -215,7 +217,7 @@ Test(config, full_fixture_values)
     cr_assert_eq(cfg->n_sources, 2);
     cr_expect_str_eq(cfg->sources[0].ts_field, "time");
     cr_expect_eq(cfg->sources[0].qos, 2);
-    cr_expect_eq(cfg->sources[0].line, 35);
+    cr_expect_eq(cfg->sources[0].line, 36);
     cr_expect_eq(cfg->sources[0].column, 5);
     cr_expect_eq(cfg->sources[1].format, IW_FMT_EVENT);
     cr_expect_eq(cfg->sources[1].qos, 0);
@@ -250,7 +252,7 @@ Test(config, full_fixture_values)
     cr_assert_eq(r->n_labels, 2);
     cr_expect_str_eq(r->labels[1].key, "pager");
     cr_expect_str_eq(r->labels[1].value, "yes");
-    cr_expect_eq(r->line, 50);
+    cr_expect_eq(r->line, 51);
     cr_expect_eq(r->column, 5);
     r = rule_named(cfg, "do-low");
     cr_expect_eq(r->p.severity, IW_SEV_WARNING, "severity defaults to warning");
@@ -412,7 +414,7 @@ static const struct bad_cfg bad_cases[] = {
     { "flag_letters" }, { "event_match" }, { "water_quality_keys" }, { "air_quality_keys" },
     { "silences" }, { "devices" }, { "devices_file_bad" }, { "devices_file_missing" },
     { "misc_values" }, { "multi_error" }, { "too_many_sources" }, { "second_document" },
-    { "control_chars" }, { "rejected_topic_loop" },
+    { "control_chars" }, { "rejected_topic_loop" }, { "protocol_unknown" },
 };
 
 ParameterizedTestParameters(config, rejects_invalid)
