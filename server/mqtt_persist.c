@@ -13,28 +13,35 @@
  * Per QoS 2 message Paho 1.3 calls pput("r-<id>") when the PUBLISH arrives
  * (before it sends PUBREC), then, once on_message has stored the samples,
  * premove("r5-<id>") and premove("r-<id>") (it removes the MQTT 5 key of the
- * same id too, just in case). Written one by one that is three RocksDB writes
- * beside the sample write. Two things make it one:
+ * same id too, just in case). Over MQTT 5 (broker.protocol) the key is
+ * "r5-<id>", Paho calls on_message right after PUBREC, and the removes come
+ * with PUBREL. Written one by one that is three RocksDB writes beside the
+ * sample write. Two things make it one:
  *
  *  - MQTT 5 keys ("r5-", "s5-", "c5-", ...) are never written by a 3.1.1
  *    client; a remove of one is skipped unless such a key was put or found
  *    at open (v5_keys).
- *  - The remove of "r-<id>" is deferred: kept in `pend` and written in the
- *    same batch as the next "r-" put, which comes with the next PUBLISH. Losing
- *    a deferred remove to kill -9 leaves the record of a message that is
- *    stored and whose PUBCOMP went out: Paho restores it as "awaiting PUBREL",
- *    and the broker never sends that PUBREL (the exchange is complete) or
- *    reuses the id with a new PUBLISH, which replaces it. Nothing is lost or
- *    stored twice (a PUBREL resent because PUBCOMP did not get out redelivers
- *    the message, which rewrites the same points: SPEC §2's idempotent
- *    redelivery, as before). A deferred remove is always written before any
+ *  - The remove of "r-<id>" or "r5-<id>" is deferred: kept in `pend` and
+ *    written in the same batch as the next such put, which comes with the next
+ *    PUBLISH. Losing a deferred remove to kill -9 leaves the record of a
+ *    message that is stored and whose exchange is complete: Paho restores it
+ *    as "awaiting PUBREL", and the broker never sends that PUBREL (the exchange
+ *    is complete) or reuses the id with a new PUBLISH, which replaces it.
+ *    Nothing is lost or stored twice (a PUBREL resent because PUBCOMP did not
+ *    get out redelivers a 3.1.1 message, which rewrites the same points: SPEC
+ *    §2's idempotent redelivery, as before; iw_mqtt_replay skips an MQTT 5
+ *    one by its receipt key). A deferred remove is always written before any
  *    later put of the same key (same batch, earlier), so it never deletes a
  *    newer message. At most PEND_MAX are deferred; reads and close flush.
  *
- * The same "r-" put deletes the id's receipt-time key (iw_mqtt_receipt_key):
- * a message without ts that was stored under a time of receipt keeps that
- * time for a redelivery of the same exchange, and a new PUBLISH on the id is
- * a new message, stamped anew.
+ * Receipt keys (iw_mqtt_receipt_key): a message without ts that was stored
+ * under a time of receipt keeps that time for a redelivery of the same
+ * exchange; over MQTT 5 every handled QoS 2 message leaves one, the mark
+ * iw_mqtt_replay reads. So the key must live exactly as long as its exchange:
+ * a put deletes the id's key in its batch (a new message on the id) unless
+ * the PUBLISH has DUP set (the broker resending this exchange's PUBLISH, which
+ * may have been handled: over MQTT 5 it is handled on arrival), and each
+ * deferred remove deletes it too (the exchange is over).
  *
  * Threads: Paho calls these from its own threads. RocksDB is thread-safe.
  * `pend`, `vbuf` and `wb` are touched only for "r-" keys and by pkeys, pclear
@@ -93,10 +100,17 @@ static int key_of(const struct handle *h, const char *key, char *out, size_t cap
     return 0;
 }
 
-/* "r-123": a received QoS 2 PUBLISH (MQTT 3.1.1), the key whose remove is deferred. */
+/* "r-123" or "r5-123": a received QoS 2 PUBLISH (MQTT 3.1.1 or 5), the keys
+ * whose remove is deferred. */
 static bool is_received(const char *key)
 {
-    return key[0] == 'r' && key[1] == '-';
+    return key[0] == 'r' && (key[1] == '-' || (key[1] == '5' && key[2] == '-'));
+}
+
+/* The message id of a received key ("r5-123": 123). */
+static int received_id(const char *key)
+{
+    return atoi(strchr(key, '-') + 1);
 }
 
 /* Paho's MQTT 5 keys are its 3.1.1 prefixes with a '5' before the dash: "r5-", "sc5-". */
@@ -106,14 +120,17 @@ static bool is_v5(const char *key)
     return n > 0 && key[n] == '5' && key[n + 1] == '-';
 }
 
-/* Add the deferred removes to h->wb (which the caller then writes). */
+/* Add the deferred removes to h->wb (which the caller then writes), each with
+ * its id's receipt key: the exchange is over. */
 static int pend_to_batch(struct handle *h)
 {
-    char k[KEY_MAX];
+    char k[KEY_MAX], rk[IW_RECEIPT_KEY_MAX];
     for (int i = 0; i < h->n_pend; i++) {
-        if (key_of(h, h->pend[i], k, sizeof(k)) != 0)
+        if (key_of(h, h->pend[i], k, sizeof(k)) != 0 ||
+            iw_mqtt_receipt_key(h->client_id, received_id(h->pend[i]), rk, sizeof(rk)) != 0)
             return MQTTCLIENT_PERSISTENCE_ERROR;
         iw_wbatch_delete_meta(h->wb, k);
+        iw_wbatch_delete_meta(h->wb, rk);
     }
     return 0;
 }
@@ -245,14 +262,19 @@ static int p_put(void *handle, char *key, int bufcount, char *buffers[], int buf
         at += (size_t)buflens[i];
     }
     char rk[IW_RECEIPT_KEY_MAX];
-    if (iw_mqtt_receipt_key(h->client_id, atoi(key + 2), rk, sizeof(rk)) != 0)
+    if (iw_mqtt_receipt_key(h->client_id, received_id(key), rk, sizeof(rk)) != 0)
         return MQTTCLIENT_PERSISTENCE_ERROR;
+    /* The first buffer starts with the PUBLISH's fixed header: DUP (0x08) set
+     * is the broker resending the PUBLISH of this exchange, whose receipt key
+     * (written if it was handled) must stay. */
+    bool dup = bufcount > 0 && buflens[0] > 0 && (buffers[0][0] & 0x08) != 0;
     iw_wbatch_clear(h->wb);
     if (pend_to_batch(h) != 0)
         return MQTTCLIENT_PERSISTENCE_ERROR;
-    iw_wbatch_delete_meta(h->wb, rk);                     /* a new message on this id */
+    if (!dup)
+        iw_wbatch_delete_meta(h->wb, rk);                 /* a new message on this id */
     iw_wbatch_put_meta(h->wb, k, h->vbuf, total);         /* after the removes: it wins */
-    if (iw_wbatch_count(h->wb) != (size_t)h->n_pend + 2) {
+    if (iw_wbatch_count(h->wb) != (size_t)h->n_pend * 2 + (dup ? 1 : 2)) {
         IW_LOG_ERROR("mqtt", "cannot persist the QoS 2 message %s: out of memory; Paho will "
                      "not acknowledge it", k);
         return MQTTCLIENT_PERSISTENCE_ERROR;
@@ -271,6 +293,76 @@ int iw_mqtt_receipt_key(const char *client_id, int msgid, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "paho-receipt/%s/%d", client_id, msgid);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* MQTT's variable byte integer at b[*at..n) (at most 4 bytes). */
+static int varint(const unsigned char *b, size_t n, size_t *at, size_t *out)
+{
+    size_t v = 0;
+    for (int i = 0; i < 4 && *at < n; i++) {
+        unsigned char x = b[(*at)++];
+        v |= (size_t)(x & 0x7F) << (7 * i);
+        if ((x & 0x80) == 0) {
+            *out = v;
+            return IW_OK;
+        }
+    }
+    return IW_E_INVAL;
+}
+
+int iw_mqtt_publish_decode(const unsigned char *b, size_t n, bool v5, struct iw_mqtt_publish *out)
+{
+    size_t at = 1, rem, tl, props;
+
+    if (n < 1 || (b[0] >> 4) != 3 || ((b[0] >> 1) & 3) != 2 || varint(b, n, &at, &rem) != IW_OK
+        || rem != n - at || n - at < 2)
+        return IW_E_INVAL;
+    tl = (size_t)b[at] << 8 | b[at + 1];
+    at += 2;
+    if (n - at < tl + 2)
+        return IW_E_INVAL;
+    out->topic = (const char *)b + at;
+    out->tlen = tl;
+    at += tl;
+    out->msgid = b[at] << 8 | b[at + 1];
+    at += 2;
+    if (v5) {
+        if (varint(b, n, &at, &props) != IW_OK || n - at < props)
+            return IW_E_INVAL;
+        at += props;
+    }
+    out->retained = (b[0] & 1) != 0;
+    out->payload = (const char *)b + at;
+    out->plen = n - at;
+    return out->msgid > 0 ? IW_OK : IW_E_INVAL;
+}
+
+struct scan_v5 {
+    int (*fn)(void *ctx, const struct iw_mqtt_publish *p);
+    void *ctx;
+};
+
+static int scan_v5_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct scan_v5 *sv = ctx;
+    struct iw_mqtt_publish p;
+    if (iw_mqtt_publish_decode(val, vlen, true, &p) != IW_OK) {
+        IW_LOG_WARN("mqtt", "the persisted QoS 2 message %.*s does not decode as an MQTT 5 "
+                    "PUBLISH (%zu bytes); left to Paho", (int)klen, key, vlen);
+        return 0;
+    }
+    return sv->fn(sv->ctx, &p);
+}
+
+int iw_mqtt_received_v5_scan(struct iw_store *st, const char *client_id,
+                             int (*fn)(void *ctx, const struct iw_mqtt_publish *p), void *ctx)
+{
+    char prefix[320];
+    struct scan_v5 sv = { fn, ctx };
+    int n = snprintf(prefix, sizeof(prefix), "paho/%s/r5-", client_id);
+    if (n < 0 || (size_t)n >= sizeof(prefix))
+        return IW_E_INVAL;
+    return iw_store_meta_scan(st, prefix, scan_v5_cb, &sv);
 }
 
 static int p_get(void *handle, char *key, char **buffer, int *buflen)

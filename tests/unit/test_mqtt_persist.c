@@ -4,7 +4,8 @@
  * arrival, remove "r5-<id>" and "r-<id>" after the callback. The remove of an
  * "r-" record is deferred into the next put's batch; these tests check that it
  * is never lost for good, never deletes a newer record, and that what a restart
- * reads back is right.
+ * reads back is right; that receipt keys live exactly as long as their
+ * exchange; and the decoding of the MQTT 5 records iw_mqtt_replay reads.
  */
 #include <criterion/criterion.h>
 #include <MQTTAsync.h>
@@ -160,4 +161,123 @@ Test(persist, more_than_the_deferral_limit_all_get_removed)
         cr_assert_eq(per.premove(h, k), 0);
     }
     cr_assert_eq(nkeys(), 0);
+}
+
+/* ---- receipt keys (the time given a QoS 2 message without ts, and over
+ * MQTT 5 the mark of a handled message) ---- */
+
+static void set_receipt(int id)
+{
+    char rk[IW_RECEIPT_KEY_MAX];
+    cr_assert_eq(iw_mqtt_receipt_key("iw-test", id, rk, sizeof(rk)), 0);
+    cr_assert_eq(iw_store_meta_put(st, rk, "12345678", 8), IW_OK);
+}
+
+static bool has_receipt(int id)
+{
+    char rk[IW_RECEIPT_KEY_MAX];
+    void *v = NULL;
+    size_t len;
+    cr_assert_eq(iw_mqtt_receipt_key("iw-test", id, rk, sizeof(rk)), 0);
+    bool found = iw_store_meta_get(st, rk, &v, &len) == IW_OK;
+    free(v);
+    return found;
+}
+
+/* A PUBLISH's fixed header as Paho's first buffer: QoS 2 (0x34), DUP (0x08). */
+#define PUB_QOS2 "\x34\x05"
+#define PUB_QOS2_DUP "\x3c\x05"
+
+Test(persist, a_new_publish_on_an_id_drops_its_receipt_key_a_dup_resend_keeps_it)
+{
+    set_receipt(4);
+    put("r5-4", PUB_QOS2_DUP, "rest");               /* the broker resends the same exchange */
+    cr_assert(has_receipt(4), "a DUP resend is the message that was handled: keep its mark");
+    put("r5-4", PUB_QOS2, "rest");                   /* a new exchange on the id */
+    cr_assert_not(has_receipt(4), "a new message on the id must not inherit the old mark");
+    set_receipt(5);
+    put("r-5", PUB_QOS2, "rest");
+    cr_assert_not(has_receipt(5), "the same for MQTT 3.1.1 keys");
+}
+
+Test(persist, the_end_of_an_exchange_drops_its_receipt_key)
+{
+    put("r5-6", PUB_QOS2, "rest");
+    set_receipt(6);                                  /* written with the samples */
+    cr_assert_eq(per.premove(h, "r5-6"), 0);         /* PUBREL: deferred */
+    cr_assert_eq(per.premove(h, "r-6"), 0);
+    cr_assert(has_receipt(6), "deferred with its record");
+    put("r5-7", PUB_QOS2, "rest");                   /* the next put writes the removes */
+    cr_assert_not(has("r5-6"));
+    cr_assert_not(has_receipt(6), "a DUP of a later exchange on id 6 must not find it");
+}
+
+/* ---- decoding the PUBLISH Paho persisted, and finding the MQTT 5 ones ---- */
+
+/* PUBLISH QoS 2, topic "a/b", id 0x0102, [properties], payload "hi". */
+static const unsigned char pub5[] = { 0x34, 12, 0, 3, 'a', '/', 'b', 1, 2, 2, 0x01, 0x01, 'h', 'i' };
+static const unsigned char pub3[] = { 0x35, 9, 0, 3, 'a', '/', 'b', 1, 2, 'h', 'i' };
+
+Test(persist, an_mqtt5_publish_decodes_past_its_properties)
+{
+    struct iw_mqtt_publish p;
+    cr_assert_eq(iw_mqtt_publish_decode(pub5, sizeof(pub5), true, &p), IW_OK);
+    cr_expect_eq(p.msgid, 0x0102);
+    cr_expect_eq(p.tlen, 3);
+    cr_expect_eq(memcmp(p.topic, "a/b", 3), 0);
+    cr_expect_eq(p.plen, 2);
+    cr_expect_eq(memcmp(p.payload, "hi", 2), 0);
+    cr_expect_not(p.retained);
+}
+
+Test(persist, an_mqtt311_publish_decodes_with_its_retain_flag)
+{
+    struct iw_mqtt_publish p;
+    cr_assert_eq(iw_mqtt_publish_decode(pub3, sizeof(pub3), false, &p), IW_OK);
+    cr_expect_eq(p.msgid, 0x0102);
+    cr_expect_eq(p.plen, 2);
+    cr_expect_eq(memcmp(p.payload, "hi", 2), 0);
+    cr_expect(p.retained);
+}
+
+Test(persist, a_cut_short_or_foreign_packet_does_not_decode)
+{
+    struct iw_mqtt_publish p;
+    unsigned char b[sizeof(pub5)];
+    for (size_t n = 0; n < sizeof(pub5); n++)
+        cr_expect_eq(iw_mqtt_publish_decode(pub5, n, true, &p), IW_E_INVAL, "cut at %zu", n);
+    memcpy(b, pub5, sizeof(b));
+    b[0] = 0x32;                                     /* QoS 1: never persisted on arrival */
+    cr_expect_eq(iw_mqtt_publish_decode(b, sizeof(b), true, &p), IW_E_INVAL);
+    memcpy(b, pub5, sizeof(b));
+    b[9] = 9;                                        /* properties longer than the packet */
+    cr_expect_eq(iw_mqtt_publish_decode(b, sizeof(b), true, &p), IW_E_INVAL);
+    memcpy(b, pub5, sizeof(b));
+    b[7] = b[8] = 0;                                 /* message id 0 */
+    cr_expect_eq(iw_mqtt_publish_decode(b, sizeof(b), true, &p), IW_E_INVAL);
+}
+
+static int collect(void *ctx, const struct iw_mqtt_publish *p)
+{
+    int *ids = ctx;
+    ids[ids[0]++ + 1] = p->msgid;
+    return 0;
+}
+
+Test(persist, the_scan_finds_the_mqtt5_records_still_kept_and_skips_bad_ones)
+{
+    char *bufs[2] = { (char *)pub5, (char *)pub5 + 2 };
+    int lens[2] = { 2, (int)sizeof(pub5) - 2 };
+    int ids[8] = {0};
+    cr_assert_eq(per.pput(h, "r5-258", 2, bufs, lens), 0);
+    put("r5-9", "garbage", "");                      /* logged and skipped */
+    put("r-11", PUB_QOS2, "rest");                   /* 3.1.1: Paho redelivers those itself */
+    cr_assert_eq(iw_mqtt_received_v5_scan(st, "iw-test", collect, ids), IW_OK);
+    cr_assert_eq(ids[0], 1);
+    cr_expect_eq(ids[1], 258);
+    cr_assert_eq(per.premove(h, "r5-258"), 0);
+    put("r5-10", PUB_QOS2, "rest");                  /* flushes the remove */
+    ids[0] = 0;
+    cr_assert_eq(iw_mqtt_received_v5_scan(st, "iw-test", collect, ids), IW_OK);
+    cr_expect_eq(ids[0], 0, "a released message is not replayed");
 }
