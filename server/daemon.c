@@ -128,6 +128,7 @@ static void warn_restart_only(const struct iw_config *o, const struct iw_config 
     add_key(keys, sizeof(keys), ob->keepalive_ms != nb->keepalive_ms, "broker.keepalive");
     add_key(keys, sizeof(keys), ob->clean_session != nb->clean_session, "broker.clean_session");
     add_key(keys, sizeof(keys), ob->connections != nb->connections, "broker.connections");
+    add_key(keys, sizeof(keys), ob->protocol != nb->protocol, "broker.protocol");
     add_key(keys, sizeof(keys), o->alerts.outbox_max != n->alerts.outbox_max, "alerts.outbox_max");
     if (keys[0] != '\0')
         IW_LOG_WARN("config", "%s changed: they take effect at the next restart (everything "
@@ -319,6 +320,7 @@ int iw_daemon_run(const char *path, int log_level)
     const char *kill_after = getenv("ISLEWATCH_TEST_KILL_AFTER_WRITES");
     if (kill_after != NULL)
         d->test_kill_after = strtoll(kill_after, NULL, 10);
+    test_env("ISLEWATCH_TEST_KILL_BEFORE_WRITES", &d->test_kill_before);
     test_env("ISLEWATCH_TEST_KILL_AFTER_ALERT_RECORDS", &d->test_kill_after_alert_records);
     test_env("ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES", &d->test_kill_after_alert_publishes);
     test_env("ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", &d->test_kill_before_alert_records);
@@ -374,6 +376,8 @@ int iw_daemon_run(const char *path, int log_level)
         IW_LOG_ERROR("daemon", "%s", iw_diag_first(&diag));
         goto out;
     }
+    if ((rc = iw_mqtt_replay(d->mqtt)) != IW_OK)
+        goto out;
     if ((rc = iw_http_start(d, cfg, &d->http, &diag)) != IW_OK) {
         IW_LOG_ERROR("http", "%s", iw_diag_first(&diag));
         goto out;

@@ -141,6 +141,10 @@ struct iw_daemon {
      */
     int64_t test_kill_after;
     _Atomic int64_t test_writes;
+    /* The same (ISLEWATCH_TEST_KILL_BEFORE_WRITES=N) just before the Nth
+     * message write: the message is in no batch yet. */
+    int64_t test_kill_before;
+    _Atomic int64_t test_writes_before;
     /*
      * Test-only, the same for the alert path (0: off); each kills the daemon
      * with SIGKILL at one crash window of an alert (ARCHITECTURE.md):
@@ -202,6 +206,10 @@ struct iw_conn_ingest {
     struct iw_daemon *d;
     uint8_t idx;                         /* the connection's index, < IW_MAX_CONNECTIONS */
     const char *client_id;               /* its MQTT client id (receipt times of QoS 2) */
+    /* MQTT 5 (broker.protocol): every QoS 2 message leaves its receipt key, the
+     * mark iw_mqtt_replay reads to tell a handled message from one a kill -9
+     * interrupted. Over 3.1.1 only messages without ts need it. */
+    bool qos2_marks;
     struct iw_wbatch *wb;
     struct iw_decoded dec;
     char name[1024];
@@ -241,6 +249,10 @@ IW_NODISCARD int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag);
 /* Disconnect every connection (no more deliveries); publishing is buffered from then on. */
 void iw_mqtt_stop(struct iw_mqtt *m);
 void iw_mqtt_free(struct iw_mqtt *m);
+/* Before the first tick, with the pipeline running: hand the pipeline the
+ * QoS 2 messages received over MQTT 5 that a kill -9 cut short (mqtt_client.c).
+ * IW_OK, or an error (logged) when one could not be stored. */
+IW_NODISCARD int iw_mqtt_replay(struct iw_mqtt *m);
 void iw_mqtt_tick(struct iw_mqtt *m, int64_t now_ms);        /* reconnects; main thread */
 bool iw_mqtt_connected(const struct iw_mqtt *m);
 /* At least one connection is up, so devices' messages can reach the daemon.

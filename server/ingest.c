@@ -319,7 +319,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         dc->dev = NULL;
     }
     char rkey[IW_RECEIPT_KEY_MAX];
-    bool keep_receipt = !c->dec.has_ts && qos2_id > 0
+    bool keep_receipt = (!c->dec.has_ts || c->qos2_marks) && qos2_id > 0
                         && iw_mqtt_receipt_key(c->client_id, qos2_id, rkey, sizeof(rkey)) == 0;
     if (!c->dec.has_ts && !(keep_receipt && kept_receipt_ts(c, rkey, &c->dec.ts)))
         c->dec.ts = receipt_ts(c->d, prefix_hash, c->dec.ts);
@@ -375,6 +375,14 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         n_items++;
     }
     if (n_items > 0) {
+        /* relaxed: a count of writes; the kill needs no other data. */
+        if (IW_UNLIKELY(c->d->test_kill_before > 0)
+            && atomic_fetch_add_explicit(&c->d->test_writes_before, 1, memory_order_relaxed) + 1
+                   == c->d->test_kill_before) {
+            IW_LOG_WARN("ingest", "ISLEWATCH_TEST_KILL_BEFORE_WRITES: killing myself (SIGKILL) "
+                        "before write %lld", (long long)c->d->test_kill_before);
+            raise(SIGKILL);
+        }
         int64_t t0 = iw_mono_ns();
         int rc = iw_store_write(c->d->store, c->wb, &diag);
         if (rc == IW_OK) {

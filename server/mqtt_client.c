@@ -1,9 +1,21 @@
 /*
  * The broker session (Paho C, MQTTAsync). One client per broker.connections,
- * MQTT 3.1.1, persistent session and fixed client id, Paho persistence kept
- * in our RocksDB (mqtt_persist.c: QoS 2 messages received but not yet handled
- * survive kill -9, SPEC §2), and our own reconnect loop with capped
- * exponential backoff and jitter that always resubscribes.
+ * MQTT 3.1.1 (or 5 with broker.protocol), persistent session and fixed client
+ * id, Paho persistence kept in our RocksDB (mqtt_persist.c: QoS 2 messages
+ * received but not yet handled survive kill -9, SPEC §2), and our own
+ * reconnect loop with capped exponential backoff and jitter that always
+ * resubscribes.
+ *
+ * Why MQTT 5 is offered (bench/RESULTS.md, "QoS 2 under a burst"): over
+ * 3.1.1 Paho acknowledges a QoS 2 PUBLISH with PUBREC as it arrives and calls
+ * us only at PUBREL, so a blocking callback does not stop it reading, and a
+ * broker that runs ahead of its own in-flight limit (mosquitto 2.0.11 does)
+ * fills Paho's memory with its backlog. Over MQTT 5 Paho calls us as the
+ * PUBLISH arrives, so our callback blocks the reading as with QoS 0 and 1,
+ * and the CONNECT's Receive Maximum bounds what the broker may send ahead.
+ * The price is in iw_mqtt_replay: Paho sends that PUBREC before it calls us
+ * and never delivers the message again, so a kill -9 inside the callback is
+ * repaired from the PUBLISH Paho persisted.
  *
  * Threads: Paho calls on_message on its receive thread (ingest path);
  * connect/subscribe results arrive on Paho's threads too; iw_mqtt_tick runs on
@@ -27,6 +39,11 @@
 
 enum { CONN_DOWN = 0, CONN_CONNECTING = 1, CONN_UP = 2 };
 
+/* MQTT 5: how many QoS 1 and 2 messages the broker may have in flight to one
+ * connection (Receive Maximum). Our callback takes one at a time; a few more
+ * keep the pipe full while it writes. */
+enum { RECEIVE_MAXIMUM = 32 };
+
 struct iw_mconn {
     struct iw_mqtt *m;
     int idx;
@@ -45,6 +62,7 @@ struct iw_mconn {
     int filter_qos[IW_MAX_SOURCES];
     int n_filters;
     bool sub_failed;                      /* a SUBSCRIBE failed: the next one sends all */
+    MQTTProperties props;                 /* MQTT 5 CONNECT properties (main thread only) */
 };
 
 struct iw_mqtt {
@@ -59,6 +77,7 @@ struct iw_mqtt {
     char *password;
     MQTTClient_persistence persist;       /* Paho's store, in our RocksDB */
     unsigned rng;
+    bool v5;                              /* broker.protocol: "5" */
 };
 
 /* ---- message path ---- */
@@ -194,6 +213,15 @@ static void on_connlost(void *ctx, char *cause)
         MQTTAsync_free(cause);
 }
 
+static void subscribe_failed(struct iw_mconn *c, int code, const char *message)
+{
+    pthread_mutex_lock(&c->sub_lock);
+    c->sub_failed = true;                 /* a reload (after an ACL fix) tries them all again */
+    pthread_mutex_unlock(&c->sub_lock);
+    IW_LOG_ERROR("mqtt", "connection %d: subscribe failed (code %d: %s); check the broker's ACL "
+                 "for the source topics", c->idx, code, message ? message : "no message");
+}
+
 static void on_subscribed(void *ctx, MQTTAsync_successData *r)
 {
     struct iw_mconn *c = ctx;
@@ -204,13 +232,32 @@ static void on_subscribed(void *ctx, MQTTAsync_successData *r)
 
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
 {
-    struct iw_mconn *c = ctx;
-    pthread_mutex_lock(&c->sub_lock);
-    c->sub_failed = true;                 /* a reload (after an ACL fix) tries them all again */
-    pthread_mutex_unlock(&c->sub_lock);
-    IW_LOG_ERROR("mqtt", "connection %d: subscribe failed (code %d: %s); check the broker's ACL "
-                 "for the source topics", c->idx, r ? r->code : 0,
-                 r && r->message ? r->message : "no message");
+    subscribe_failed(ctx, r ? r->code : 0, r ? r->message : NULL);
+}
+
+/* MQTT 5: a SUBACK can succeed as a packet and refuse filters (reason >= 0x80).
+ * Paho 1.3 fills alt.sub.reasonCodes only for more than one filter; for one
+ * there is reasonCode (and a refusal goes to on_subscribe_failed5). */
+static void on_subscribed5(void *ctx, MQTTAsync_successData5 *r)
+{
+    int refused = 0;
+    if (r != NULL && r->alt.sub.reasonCodeCount > 1 && r->alt.sub.reasonCodes != NULL) {
+        for (int i = 0; i < r->alt.sub.reasonCodeCount; i++)
+            if (r->alt.sub.reasonCodes[i] >= 0x80)
+                refused = r->alt.sub.reasonCodes[i];
+    } else if (r != NULL && r->reasonCode >= 0x80) {
+        refused = r->reasonCode;
+    }
+    if (refused)
+        subscribe_failed(ctx, refused, MQTTReasonCode_toString((enum MQTTReasonCodes)refused));
+    else
+        on_subscribed(ctx, NULL);
+}
+
+static void on_subscribe_failed5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    subscribe_failed(ctx, r ? (r->reasonCode ? (int)r->reasonCode : r->code) : 0,
+                     r ? r->message : NULL);
 }
 
 /*
@@ -272,8 +319,13 @@ static void subscribe_all(struct iw_mconn *c, bool all)
 
     if (n_fresh > 0) {
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        ro.onSuccess = on_subscribed;
-        ro.onFailure = on_subscribe_failed;
+        if (c->m->v5) {
+            ro.onSuccess5 = on_subscribed5;
+            ro.onFailure5 = on_subscribe_failed5;
+        } else {
+            ro.onSuccess = on_subscribed;
+            ro.onFailure = on_subscribe_failed;
+        }
         ro.context = c;
         int rc = MQTTAsync_subscribeMany(c->client, n_fresh, fresh, fresh_qos, &ro);
         if (rc != MQTTASYNC_SUCCESS)
@@ -299,10 +351,8 @@ static void subscribe_all(struct iw_mconn *c, bool all)
         free(filters[i]);
 }
 
-static void on_connected(void *ctx, MQTTAsync_successData *r)
+static void connected(struct iw_mconn *c, bool present)
 {
-    struct iw_mconn *c = ctx;
-    bool present = r != NULL && r->alt.connect.sessionPresent;
     if (c->ever_connected)
         iw_stat_add(&iw_stats.broker_reconnects, 1);
     c->ever_connected = true;
@@ -316,6 +366,16 @@ static void on_connected(void *ctx, MQTTAsync_successData *r)
         atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
     subscribe_all(c, true);
+}
+
+static void on_connected(void *ctx, MQTTAsync_successData *r)
+{
+    connected(ctx, r != NULL && r->alt.connect.sessionPresent);
+}
+
+static void on_connected5(void *ctx, MQTTAsync_successData5 *r)
+{
+    connected(ctx, r != NULL && r->alt.connect.sessionPresent);
 }
 
 /* A broker's refusal (MQTT 3.1.1 CONNACK return codes 1..5) in words, with what to check. */
@@ -332,17 +392,29 @@ static const char *connack_refusal(int code)
     }
 }
 
-static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
+/* The same for an MQTT 5 CONNACK's reason code (0x80 and above). */
+static const char *connack_refusal5(int reason)
 {
-    struct iw_mconn *c = ctx;
-    /* Paho reports a CONNACK refusal with its return code (> 0); its own failures are < 0. */
-    const char *refusal = r != NULL ? connack_refusal(r->code) : NULL;
+    switch (reason) {
+    case 0x84: return "it does not accept MQTT 5; set broker.protocol: \"3.1.1\"";
+    case 0x85: return "it rejected the client id; check broker.client_id";
+    case 0x86: return "bad user name or password; check broker.username and broker.password_file";
+    case 0x87: return "not authorized; check broker.username and broker.password_file, and the "
+                      "broker's ACL";
+    case 0x88: case 0x89: return "server unavailable or busy; check the broker's own log";
+    case 0x8A: return "this client is banned; check the broker's configuration";
+    default: return reason >= 0x80 ? "see the broker's own log" : NULL;
+    }
+}
+
+static void connect_failed(struct iw_mconn *c, int code, const char *refusal, const char *message)
+{
     if (refusal != NULL)
         IW_LOG_ERROR("mqtt", "connection %d: the broker at %s refused the connection (CONNACK "
-                     "code %d): %s; will retry", c->idx, c->m->uri, r->code, refusal);
+                     "code %d): %s; will retry", c->idx, c->m->uri, code, refusal);
     else
         IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s)%s; will retry", c->idx,
-                    c->m->uri, r ? r->code : 0, r && r->message ? r->message : "no message",
+                    c->m->uri, code, message ? message : "no message",
                     strncmp(c->m->uri, "ssl://", 6) == 0
                         ? " (is the broker up, and its certificate signed by broker.tls.ca_file "
                           "or a system CA and issued for the host in broker.url?)"
@@ -350,18 +422,50 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
     atomic_store(&c->state, CONN_DOWN);
 }
 
+static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
+{
+    /* Paho reports a CONNACK refusal with its return code (> 0); its own failures are < 0. */
+    connect_failed(ctx, r ? r->code : 0, r ? connack_refusal(r->code) : NULL,
+                   r ? r->message : NULL);
+}
+
+static void on_connect_failed5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    int reason = r != NULL ? (int)r->reasonCode : 0;
+    connect_failed(ctx, reason >= 0x80 ? reason : r ? r->code : 0, connack_refusal5(reason),
+                   r ? r->message : NULL);
+}
+
 static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
 {
     const struct iw_config *cfg = m->cfg;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 
+    if (m->v5) {
+        /* A persistent session is one that never expires (3.1.1's clean
+         * session false); Receive Maximum bounds the broker's sending ahead. */
+        MQTTProperty p = { .identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL };
+        co = co5;
+        co.cleanstart = cfg->broker.clean_session;
+        MQTTProperties_free(&c->props);
+        p.value.integer4 = cfg->broker.clean_session ? 0 : 0xFFFFFFFFu;
+        MQTTProperties_add(&c->props, &p);
+        p.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM;
+        p.value.integer2 = RECEIVE_MAXIMUM;
+        MQTTProperties_add(&c->props, &p);
+        co.connectProperties = &c->props;
+        co.onSuccess5 = on_connected5;
+        co.onFailure5 = on_connect_failed5;
+    } else {
+        co.cleansession = cfg->broker.clean_session;
+        co.MQTTVersion = MQTTVERSION_3_1_1;
+        co.onSuccess = on_connected;
+        co.onFailure = on_connect_failed;
+    }
     co.keepAliveInterval = (int)(cfg->broker.keepalive_ms / 1000);
-    co.cleansession = cfg->broker.clean_session;
-    co.MQTTVersion = MQTTVERSION_3_1_1;
     co.connectTimeout = 10;
-    co.onSuccess = on_connected;
-    co.onFailure = on_connect_failed;
     co.context = c;
     co.automaticReconnect = 0;          /* ours: backoff with jitter, always resubscribe */
     co.maxInflight = 65535;
@@ -466,6 +570,81 @@ void iw_mqtt_resubscribe(struct iw_mqtt *m)
             subscribe_all(&m->c[i], false);
 }
 
+/* ---- MQTT 5: QoS 2 messages a kill -9 interrupted ---- */
+
+struct replay_ctx {
+    struct iw_mconn *c;
+    int handled, skipped, failed;
+};
+
+static int replay_one(void *ctx, const struct iw_mqtt_publish *p)
+{
+    struct replay_ctx *rc = ctx;
+    struct iw_conn_ingest *ing = rc->c->ing;
+    char rk[IW_RECEIPT_KEY_MAX];
+    void *v = NULL;
+    size_t len;
+
+    /* Its receipt key went in with its samples: handled before the stop. */
+    if (iw_mqtt_receipt_key(ing->client_id, p->msgid, rk, sizeof(rk)) == 0 &&
+        iw_store_meta_get(ing->d->store, rk, &v, &len) == IW_OK) {
+        free(v);
+        rc->skipped++;
+        return 0;
+    }
+    /* As on_message would have: 0 is a failed write, retried a few times
+     * (iw_ingest_message waits 100 ms each). */
+    for (int tries = 0; tries < 50; tries++) {
+        if (iw_ingest_message(ing, p->topic, p->tlen, p->payload, p->plen, p->retained,
+                              p->msgid)) {
+            rc->handled++;
+            return 0;
+        }
+    }
+    rc->failed++;
+    return 0;
+}
+
+/*
+ * Over MQTT 5 Paho persists a QoS 2 PUBLISH, sends PUBREC and then calls
+ * on_message; after a kill -9 it restores the record as "received" and
+ * neither the broker's PUBREL nor its DUP resend makes it call us again
+ * (MQTTProtocol_handlePublishes / handlePubrels in Paho 1.3). A message whose
+ * callback the kill cut short would be lost: hand every such record to the
+ * pipeline before connecting. Those handled before the kill carry their
+ * receipt key (qos2_marks) and are skipped, so nothing is stored or alerted
+ * twice. Records are read whatever broker.protocol says now: a switch back
+ * to 3.1.1 after a kill -9 loses nothing either.
+ */
+int iw_mqtt_replay(struct iw_mqtt *m)
+{
+    for (int i = 0; m != NULL && i < m->n; i++) {
+        struct replay_ctx rc = { .c = &m->c[i] };
+        bool marks = m->c[i].ing->qos2_marks;
+        m->c[i].ing->qos2_marks = true;       /* a replayed message leaves its mark too */
+        int r = iw_mqtt_received_v5_scan(m->d->store, m->c[i].client_id, replay_one, &rc);
+        m->c[i].ing->qos2_marks = marks;
+        if (r != IW_OK) {
+            IW_LOG_ERROR("mqtt", "cannot read the QoS 2 messages connection %d kept before the "
+                         "last stop (%s); check the database", i, iw_strerror(r));
+            return r;
+        }
+        if (rc.handled + rc.skipped + rc.failed > 0)
+            IW_LOG_INFO("mqtt", "connection %d: %d QoS 2 message(s) received over MQTT 5 before "
+                        "the last stop were not handled then and are now; %d were", i,
+                        rc.handled, rc.skipped);
+        if (rc.failed > 0) {
+            /* Connecting would let the broker complete their exchanges and
+             * Paho drop the records: stop with them kept instead. */
+            IW_LOG_ERROR("mqtt", "connection %d: %d kept QoS 2 message(s) could not be stored "
+                         "(see the errors above); not connecting, so that they are kept: fix "
+                         "the store and start again", i, rc.failed);
+            return IW_E_IO;
+        }
+    }
+    return IW_OK;
+}
+
 /* ---- start / stop ---- */
 
 static int read_password(const char *file, char **out, struct iw_diag *diag)
@@ -536,6 +715,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
     m->d = d;
     m->cfg = cfg;
     m->rng = (unsigned)iw_mono_ns();
+    m->v5 = cfg->broker.protocol == IW_MQTT_5;
     if ((rc = make_uri(cfg->broker.url, m->uri, sizeof(m->uri), diag)) != IW_OK)
         goto fail;
     if (cfg->broker.password_file && (rc = read_password(cfg->broker.password_file, &m->password, diag)) != IW_OK)
@@ -576,7 +756,8 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
         c->ing->d = d;
         c->ing->client_id = c->client_id;
         c->ing->idx = (uint8_t)i;             /* i < broker.connections <= IW_MAX_CONNECTIONS */
-        cro.MQTTVersion = MQTTVERSION_3_1_1;
+        cro.MQTTVersion = m->v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+        c->ing->qos2_marks = m->v5;
         /* Alerts published while the broker is away wait in Paho's persisted
          * buffer and go out in order on reconnect (bounded by outbox_max).
          * sendWhileDisconnected alone is not enough: Paho refuses sends until
@@ -640,6 +821,7 @@ void iw_mqtt_free(struct iw_mqtt *m)
         for (int k = 0; k < c->n_filters; k++)
             free(c->filters[k]);
         pthread_mutex_destroy(&c->sub_lock);
+        MQTTProperties_free(&c->props);
         if (c->ing != NULL) {
             iw_wbatch_free(c->ing->wb);
             free(c->ing);

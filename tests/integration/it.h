@@ -51,6 +51,9 @@ struct it_daemon {
 int it_daemon_start(struct it_daemon *d, const struct it_broker *b, const char *extra);
 /* Start again with the same directory and config. */
 int it_daemon_restart(struct it_daemon *d);
+/* Add `line` (e.g. "connections: 3") to the config's broker section, stop
+ * the daemon (SIGTERM) and start it again with it. 0 when it started. */
+int it_daemon_set_broker(struct it_daemon *d, const char *line);
 void it_daemon_stop(struct it_daemon *d);        /* SIGTERM, wait, expect exit 0 (keeps dir) */
 void it_daemon_kill9(struct it_daemon *d);
 void it_daemon_cleanup(struct it_daemon *d);     /* stop as above if running, remove dir */

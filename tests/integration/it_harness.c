@@ -322,6 +322,19 @@ int it_daemon_restart(struct it_daemon *d)
     return daemon_spawn(d);
 }
 
+int it_daemon_set_broker(struct it_daemon *d, const char *line)
+{
+    char *out = NULL;
+    /* it_daemon_start wrote the broker section first, ending in reconnect_min. */
+    int rc = it_run(&out, "sed -i 's|^  reconnect_min: 100ms|  %s\\n  reconnect_min: 100ms|' '%s'",
+                    line, d->cfg);
+    free(out);
+    if (rc != 0)
+        return -1;
+    it_daemon_stop(d);
+    return it_daemon_restart(d);
+}
+
 /*
  * A SIGTERM'd daemon must exit 0. Under the sanitizer builds this is also
  * where a leak or a late memory error shows: LeakSanitizer reports at exit

@@ -72,13 +72,16 @@ static void pub(struct it_client *c, const char *topic, long long ts, const char
     "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n" \
     "     clear_below: 1.2, severity: major}\n"
 
-Test(alerts, episode_with_retained_state_for_late_subscribers)
+/* broker_line: NULL, or a line for the daemon's broker section. */
+static void episode_with_retained_state(const char *broker_line)
 {
     struct it_broker b;
     struct it_daemon d;
     char topic[256];
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    if (broker_line != NULL)
+        cr_assert_eq(it_daemon_set_broker(&d, broker_line), 0);
     struct it_client *sub = it_client_new(&b, "sub-all"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
     long long t = now_ms() - 60000;
@@ -129,6 +132,18 @@ Test(alerts, episode_with_retained_state_for_late_subscribers)
     it_client_free(sub);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
+}
+
+Test(alerts, episode_with_retained_state_for_late_subscribers)
+{
+    episode_with_retained_state(NULL);
+}
+
+/* The same with the daemon on MQTT 5: its samples arrive and its alerts and
+ * retained states go out as over 3.1.1. */
+Test(alerts, over_mqtt5_an_episode_and_its_retained_state_go_out_as_over_311)
+{
+    episode_with_retained_state("protocol: \"5\"");
 }
 
 static void restart_during_firing(bool kill9)

@@ -92,15 +92,9 @@ static long long agg_count(const struct it_daemon *d, const char *glob, long lon
     return n;
 }
 
-/* Switch broker.connections on in the daemon's config (the harness wrote broker: first). */
-static void set_connections(struct it_daemon *d, int n)
+static void set_broker(struct it_daemon *d, const char *line)
 {
-    char *out = NULL;
-    cr_assert_eq(it_run(&out, "sed -i 's|^  reconnect_min: 100ms|  connections: %d\\n  reconnect_min: 100ms|' '%s'",
-                        n, d->cfg), 0);
-    free(out);
-    it_daemon_stop(d);
-    cr_assert_eq(it_daemon_restart(d), 0);
+    cr_assert_eq(it_daemon_set_broker(d, line), 0, "restart with broker %s", line);
 }
 
 /*
@@ -110,7 +104,7 @@ static void set_connections(struct it_daemon *d, int n)
  * rollups count every stored point.
  */
 static void stream_with_kill(int qos, int conns, int total, int kills, long long t0,
-                             long long step_ms, long long *stored)
+                             long long step_ms, const char *protocol, long long *stored)
 {
     struct it_broker b;
     struct it_daemon d;
@@ -120,8 +114,16 @@ static void stream_with_kill(int qos, int conns, int total, int kills, long long
              "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: %d}\n", qos);
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b, extra), 0);
-    if (conns > 1)
-        set_connections(&d, conns);
+    if (conns > 1) {
+        char line[64];
+        snprintf(line, sizeof(line), "connections: %d", conns);
+        set_broker(&d, line);
+    }
+    if (protocol != NULL) {
+        char line[64];
+        snprintf(line, sizeof(line), "protocol: \"%s\"", protocol);
+        set_broker(&d, line);
+    }
     struct it_client *pub = it_client_new(&b, "it-fault-pub");
     cr_assert_not_null(pub);
     for (int i = 0; i < total; i++) {
@@ -176,7 +178,7 @@ static void stream_with_kill(int qos, int conns, int total, int kills, long long
 Test(faults, qos2_kill9_mid_stream_loses_nothing_stores_nothing_twice, .timeout = 600)
 {
     long long stored;
-    stream_with_kill(2, 1, 20000, 1, recent_ts(), 1000, &stored);
+    stream_with_kill(2, 1, 20000, 1, recent_ts(), 1000, NULL, &stored);
     /* One point per (series, ts): a duplicate cannot raise the count, so equality
      * means every message exactly once. */
     cr_assert_eq(stored, 20000, "stored %lld of 20000 QoS 2 messages", stored);
@@ -191,38 +193,44 @@ Test(faults, qos2_kill9_mid_stream_loses_nothing_stores_nothing_twice, .timeout 
 Test(faults, qos2_two_kill9s_three_connections_rollups_count_every_point, .timeout = 600)
 {
     long long stored;
-    stream_with_kill(2, 3, 20000, 2, (long long)time(NULL) * 1000 - 20 * 3600000LL, 60000, &stored);
+    stream_with_kill(2, 3, 20000, 2, (long long)time(NULL) * 1000 - 20 * 3600000LL, 60000, NULL,
+                     &stored);
     cr_assert_eq(stored, 20000, "stored %lld of 20000 QoS 2 messages", stored);
 }
 
 /*
- * A QoS 2 message without ts gets its time of receipt (SPEC §1). Killed
- * after its samples are written but before Paho is told (the daemon's
- * test-only ISLEWATCH_TEST_KILL_AFTER_WRITES), the daemon gets it again at
- * restart (the broker resends PUBREL): it must land on the same point, not
- * on a second one stamped with the new time of receipt (SPEC §2: none twice).
+ * Six QoS 2 messages to one device over `protocol` ("3.1.1" or "5"); the
+ * daemon kills itself (SIGKILL) at its third message write, before or after
+ * it (kill_env: ISLEWATCH_TEST_KILL_BEFORE_WRITES or _AFTER_WRITES, test-only),
+ * then restarts. Each message must be stored exactly once: with_ts false
+ * means no ts, so a second handling would land on a new time of receipt.
  */
-Test(faults, qos2_message_without_ts_redelivered_after_kill9_is_stored_once, .timeout = 300)
+static void kill_at_third_write(const char *protocol, const char *kill_env, bool with_ts)
 {
     struct it_broker b;
     struct it_daemon d;
+    char line[64];
     int st = 0;
+    long long t0 = recent_ts();
 
     cr_assert_eq(it_broker_start(&b), 0);
-    setenv("ISLEWATCH_TEST_KILL_AFTER_WRITES", "3", 1);
-    int started = it_daemon_start(&d, &b,
-        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 2}\n");
-    unsetenv("ISLEWATCH_TEST_KILL_AFTER_WRITES");
-    cr_assert_eq(started, 0);
-    struct it_client *pub = it_client_new(&b, "it-fault-nots");
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 2}\n"), 0);
+    snprintf(line, sizeof(line), "protocol: \"%s\"", protocol);
+    setenv(kill_env, "3", 1);
+    set_broker(&d, line);                         /* restarts it with the kill armed */
+    unsetenv(kill_env);
+    struct it_client *pub = it_client_new(&b, "it-fault-third");
     cr_assert_not_null(pub);
     for (int i = 0; i < 6; i++) {
-        char payload[64];
-        snprintf(payload, sizeof(payload), "{\"ph\":%d}", i);
+        char payload[96];
+        if (with_ts)
+            snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":%d}", t0 + i * 1000LL, i);
+        else
+            snprintf(payload, sizeof(payload), "{\"ph\":%d}", i);
         publish_retrying(pub, "sensors/water/k/d01", payload, 2);
     }
     cr_assert_eq(it_flush(pub, 60000), 0);
-    /* The daemon kills itself after the third message's write. */
     for (int i = 0; i < 6000 && waitpid(d.pid, &st, WNOHANG) != d.pid; i++) {
         struct timespec ts = { 0, 10 * 1000000 };
         nanosleep(&ts, NULL);
@@ -251,10 +259,51 @@ Test(faults, qos2_message_without_ts_redelivered_after_kill9_is_stored_once, .ti
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+/*
+ * A QoS 2 message without ts gets its time of receipt (SPEC §1). Killed
+ * after its samples are written but before Paho is told, the daemon gets it
+ * again at restart (the broker resends PUBREL): it must land on the same
+ * point, not on a second one stamped with the new time of receipt (SPEC §2:
+ * none twice).
+ */
+Test(faults, qos2_message_without_ts_redelivered_after_kill9_is_stored_once, .timeout = 300)
+{
+    kill_at_third_write("3.1.1", "ISLEWATCH_TEST_KILL_AFTER_WRITES", false);
+}
+
+Test(faults, qos2_message_cut_short_by_kill9_is_stored_after_restart, .timeout = 300)
+{
+    kill_at_third_write("3.1.1", "ISLEWATCH_TEST_KILL_BEFORE_WRITES", true);
+}
+
+/*
+ * broker.protocol "5": Paho sends PUBREC before it calls the daemon and never
+ * delivers the message again after a restart; the daemon replays what Paho
+ * persisted (iw_mqtt_replay). A message cut short is stored at restart ...
+ */
+Test(faults, mqtt5_qos2_message_cut_short_by_kill9_is_stored_after_restart, .timeout = 300)
+{
+    kill_at_third_write("5", "ISLEWATCH_TEST_KILL_BEFORE_WRITES", true);
+}
+
+/* ... and one handled just before the kill is not stored a second time. */
+Test(faults, mqtt5_qos2_message_without_ts_handled_before_kill9_is_stored_once, .timeout = 300)
+{
+    kill_at_third_write("5", "ISLEWATCH_TEST_KILL_AFTER_WRITES", false);
+}
+
+Test(faults, mqtt5_qos2_kill9_mid_stream_loses_nothing_stores_nothing_twice, .timeout = 600)
+{
+    long long stored;
+    stream_with_kill(2, 1, 20000, 1, recent_ts(), 1000, "5", &stored);
+    cr_assert_eq(stored, 20000, "stored %lld of 20000 QoS 2 messages over MQTT 5", stored);
+}
+
 Test(faults, qos1_kill9_loses_at_most_one_message_per_connection, .timeout = 600)
 {
     long long stored;
-    stream_with_kill(1, 1, 10000, 1, recent_ts(), 1000, &stored);
+    stream_with_kill(1, 1, 10000, 1, recent_ts(), 1000, NULL, &stored);
     cr_assert_leq(stored, 10000);
     cr_assert_geq(stored, 10000 - 1, "stored %lld of 10000 QoS 1 messages (1 connection, 1 kill)",
                   stored);
@@ -333,21 +382,30 @@ Test(faults, a_late_samples_rollup_correction_survives_kill9, .timeout = 300)
     it_broker_stop(&b);
 }
 
-Test(faults, broker_restart_mid_stream_loses_nothing, .timeout = 600)
+/* 6,000 messages at `qos`, the broker stopped and restarted after 2,000;
+ * protocol NULL is the default (3.1.1). */
+static void broker_restart_mid_stream(const char *protocol, int qos)
 {
     struct it_broker b;
     struct it_daemon d;
     long long t0 = recent_ts();
+    char extra[128];
 
+    snprintf(extra, sizeof(extra),
+             "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: %d}\n", qos);
     cr_assert_eq(it_broker_start(&b), 0);
-    cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, extra), 0);
+    if (protocol != NULL) {
+        char line[64];
+        snprintf(line, sizeof(line), "protocol: \"%s\"", protocol);
+        set_broker(&d, line);
+    }
     struct it_client *pub = it_client_new(&b, "it-br-pub");
     for (int i = 0; i < 6000; i++) {
         char topic[96], payload[128];
         snprintf(topic, sizeof(topic), "sensors/water/br/d%02d", i % 10);
         snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"do\":%d}", t0 + (long long)(i / 10) * 1000, i);
-        publish_retrying(pub, topic, payload, 1);
+        publish_retrying(pub, topic, payload, qos);
         if (i == 2000) {
             cr_assert_eq(it_flush(pub, 60000), 0);
             /* SIGTERM: mosquitto writes its persistence file, as a service restart does. */
@@ -358,11 +416,24 @@ Test(faults, broker_restart_mid_stream_loses_nothing, .timeout = 600)
     cr_assert_eq(it_flush(pub, 120000), 0);
     long long n = settle(&d, "water/br/*/do", 6000, 180000);
     cr_assert_eq(n, 6000, "stored %lld of 6000 across a broker restart", n);
-    cr_assert(it_daemon_wait_log(&d, "session present", 1, 1000) ||
-              it_daemon_wait_log(&d, "subscribed to", 2, 1000), "the daemon reconnected and resubscribed");
+    int before = protocol != NULL ? 1 : 0;           /* set_broker's restart logged one of each */
+    cr_assert(it_daemon_wait_log(&d, "session present", 1 + before, 1000) ||
+              it_daemon_wait_log(&d, "subscribed to", 2 + before, 1000),
+              "the daemon reconnected and resubscribed");
     it_client_free(pub);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
+}
+
+Test(faults, broker_restart_mid_stream_loses_nothing, .timeout = 600)
+{
+    broker_restart_mid_stream(NULL, 1);
+}
+
+/* Over MQTT 5 the session is kept by its expiry interval, not clean_session. */
+Test(faults, mqtt5_qos2_broker_restart_mid_stream_loses_nothing, .timeout = 600)
+{
+    broker_restart_mid_stream("5", 2);
 }
 
 static long vm_hwm_kb(pid_t pid)
@@ -410,6 +481,61 @@ Test(faults, slow_store_backpressure_bounded_memory_nothing_lost, .timeout = 600
     cr_expect_gt(before, 0);
     cr_expect_lt(after - before, 64 * 1024, "peak RSS grew %ld kB (before %ld, mid %ld, after %ld)",
                  after - before, before, mid, after);
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
+ * A QoS 2 burst over broker.protocol "5" while the store is slow: 4,000
+ * messages of 16 KB (64 MB), which the harness's broker (no in-flight limit
+ * of its own) would all send at once. Over 3.1.1 Paho reads them all into
+ * memory (PUBREC on arrival, the daemon called only at PUBREL: the daemon's
+ * peak grew by 80 MB in a Release build); over 5 the daemon's callback runs
+ * as each arrives and stops the reading, and Receive Maximum bounds what the
+ * broker sends ahead. ASan's quarantine is made small for the daemon, or the
+ * payload buffers Paho frees would count.
+ */
+Test(faults, mqtt5_qos2_burst_into_a_slow_store_keeps_memory_bounded, .timeout = 600)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long t0 = recent_ts();
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? strdup(asan) : NULL, opts[1024];
+
+    snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=1", asan ? asan : "", asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 2}\n"
+        "storage:\n  path: @DATA@\n  test_slow_write: 3ms\n  queue_size: 1024\n"), 0);
+    set_broker(&d, "protocol: \"5\"");
+    if (saved) {
+        setenv("ASAN_OPTIONS", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("ASAN_OPTIONS");
+    }
+    struct it_client *pub = it_client_new(&b, "it-burst-pub");
+    cr_assert_not_null(pub);
+    char *payload = malloc(16500), *pad = malloc(16001);
+    memset(pad, 'x', 16000);
+    pad[16000] = '\0';
+    long before = vm_hwm_kb(d.pid);
+    for (int i = 0; i < 4000; i++) {
+        snprintf(payload, 16500, "{\"ts\":%lld,\"tp\":%d,\"pad\":\"%s\"}", t0 + i * 100LL, i, pad);
+        publish_retrying(pub, "sensors/water/burst/d01", payload, 2);
+    }
+    cr_assert_eq(it_flush(pub, 120000), 0, "the broker took every message (it queues for the daemon)");
+    long long n = settle(&d, "water/burst/d01/tp", 4000, 300000);
+    long after = vm_hwm_kb(d.pid);
+    cr_assert_eq(n, 4000, "stored %lld of 4000 through a slow store", n);
+    cr_expect_gt(before, 0);
+    cr_expect_lt(after - before, 48 * 1024, "peak RSS grew %ld kB (before %ld, after %ld) for a "
+                 "64 MB burst", after - before, before, after);
+    free(payload);
+    free(pad);
     it_client_free(pub);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
