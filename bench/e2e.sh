@@ -29,14 +29,18 @@
 # throughput phases (default 1000; 60000 is one sample per minute per device,
 # where each message closes a minute of each of its series).
 #
+# --protocol 5 has islewatchd connect over MQTT 5 (broker.protocol; default
+# 3.1.1). The raw subscriber stays on 3.1.1.
+#
 #   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S]
 #                [--ts-step MS] [--rss-series N] [--rss-slow-write MS] [--no-write]
+#                [--protocol 3.1.1|5]
 #
 # IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 RSS_SLOW=0 TS_STEP=1000
+COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 RSS_SLOW=0 TS_STEP=1000 PROTOCOL=3.1.1
 CMDLINE="bench/e2e.sh"
 for a in "$@"; do case "$a" in ''|*' '*) CMDLINE+=" \"$a\"" ;; *) CMDLINE+=" $a" ;; esac; done
 while [ $# -gt 0 ]; do
@@ -48,8 +52,9 @@ while [ $# -gt 0 ]; do
     --rss-series) RSS_SERIES=$2; shift 2 ;;
     --ts-step) TS_STEP=$2; shift 2 ;;
     --rss-slow-write) RSS_SLOW=$2; shift 2 ;;
+    --protocol) PROTOCOL=$2; shift 2 ;;
     --no-write) WRITE=0; shift ;;
-    -h|--help) sed -n 2,34p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,38p "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -109,7 +114,7 @@ wait_stored() {
 start_daemon() {
   HP=$(pick_port)
   cat > "$W/cfg$2.yaml" <<CONF
-broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-$2", clean_session: true }
+broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-$2", clean_session: true, protocol: "$PROTOCOL" }
 storage: { path: "$W/data$2"$( [ "${3:-0}" != 0 ] && echo ", test_slow_write: ${3}ms" ) }
 http: { listen: "127.0.0.1:$HP" }
 sources: [ { name: water, topic: "sensors/water/{site}/{device}", qos: $1 } ]
