@@ -39,9 +39,10 @@
  * exchange; over MQTT 5 every handled QoS 2 message leaves one, the mark
  * iw_mqtt_replay reads. So the key must live exactly as long as its exchange:
  * a put deletes the id's key in its batch (a new message on the id) unless
- * the PUBLISH has DUP set (the broker resending this exchange's PUBLISH, which
- * may have been handled: over MQTT 5 it is handled on arrival), and each
- * deferred remove deletes it too (the exchange is over).
+ * the PUBLISH is the broker resending this exchange's PUBLISH (DUP set and the
+ * same bytes as the record: same_exchange), which may have been handled (over
+ * MQTT 5 it is handled on arrival), and each deferred remove deletes it too
+ * (the exchange is over).
  *
  * Threads: Paho calls these from its own threads. RocksDB is thread-safe.
  * `pend`, `vbuf` and `wb` are touched only for "r-" keys and by pkeys, pclear
@@ -214,6 +215,36 @@ static int p_close(void *handle)
     return rc;
 }
 
+/*
+ * Whether the received PUBLISH just joined in h->vbuf (total bytes) for key
+ * ("r-<id>", full key k) is the broker resending the one this id's record
+ * already holds: DUP (0x08 in the fixed header) set, a record not released
+ * (no remove of it pending) and the same bytes but for DUP. Its receipt key,
+ * written if that message was handled (over MQTT 5 on arrival), must then
+ * stay. A DUP alone is not enough: after a kill -9 that lost the deferred
+ * remove of a finished exchange, a broker that reuses the id at once may
+ * resend a *new* message with DUP set, which must not take the old one's
+ * time. Only DUP puts (after a reconnect) pay the read.
+ */
+static bool same_exchange(struct handle *h, const char *key, const char *k, size_t total)
+{
+    void *v = NULL;
+    size_t len = 0;
+    bool same;
+
+    if (total == 0 || (h->vbuf[0] & 0x08) == 0)
+        return false;
+    for (int i = 0; i < h->n_pend; i++)
+        if (strcmp(h->pend[i], key) == 0)
+            return false;
+    if (iw_store_meta_get(h->st, k, &v, &len) != IW_OK)
+        return false;
+    same = len == total && ((((unsigned char *)v)[0] ^ (unsigned char)h->vbuf[0]) & ~0x08) == 0
+           && memcmp((char *)v + 1, h->vbuf + 1, total - 1) == 0;
+    free(v);
+    return same;
+}
+
 static int p_put(void *handle, char *key, int bufcount, char *buffers[], int buflens[])
 {
     struct handle *h = handle;
@@ -264,10 +295,7 @@ static int p_put(void *handle, char *key, int bufcount, char *buffers[], int buf
     char rk[IW_RECEIPT_KEY_MAX];
     if (iw_mqtt_receipt_key(h->client_id, received_id(key), rk, sizeof(rk)) != 0)
         return MQTTCLIENT_PERSISTENCE_ERROR;
-    /* The first buffer starts with the PUBLISH's fixed header: DUP (0x08) set
-     * is the broker resending the PUBLISH of this exchange, whose receipt key
-     * (written if it was handled) must stay. */
-    bool dup = bufcount > 0 && buflens[0] > 0 && (buffers[0][0] & 0x08) != 0;
+    bool dup = same_exchange(h, key, k, total);
     iw_wbatch_clear(h->wb);
     if (pend_to_batch(h) != 0)
         return MQTTCLIENT_PERSISTENCE_ERROR;

@@ -190,14 +190,29 @@ static bool has_receipt(int id)
 
 Test(persist, a_new_publish_on_an_id_drops_its_receipt_key_a_dup_resend_keeps_it)
 {
-    set_receipt(4);
+    put("r5-4", PUB_QOS2, "rest");
+    set_receipt(4);                                  /* handled on arrival (MQTT 5) */
     put("r5-4", PUB_QOS2_DUP, "rest");               /* the broker resends the same exchange */
     cr_assert(has_receipt(4), "a DUP resend is the message that was handled: keep its mark");
-    put("r5-4", PUB_QOS2, "rest");                   /* a new exchange on the id */
+    put("r5-4", PUB_QOS2_DUP, "other");              /* DUP, but not this record's message */
+    cr_assert_not(has_receipt(4), "another message with DUP set must not inherit the mark");
+    set_receipt(4);
+    put("r5-4", PUB_QOS2, "other");                  /* a new exchange on the id */
     cr_assert_not(has_receipt(4), "a new message on the id must not inherit the old mark");
     set_receipt(5);
     put("r-5", PUB_QOS2, "rest");
     cr_assert_not(has_receipt(5), "the same for MQTT 3.1.1 keys");
+}
+
+/* A broker that reuses an id at once can resend a new message with DUP set
+ * after the old exchange's remove: it is a new message even if the bytes match. */
+Test(persist, a_dup_after_its_ids_exchange_ended_is_a_new_message)
+{
+    put("r-8", PUB_QOS2, "same");
+    set_receipt(8);
+    cr_assert_eq(per.premove(h, "r-8"), 0);          /* deferred: the exchange is over */
+    put("r-8", PUB_QOS2_DUP, "same");
+    cr_assert_not(has_receipt(8));
 }
 
 Test(persist, the_end_of_an_exchange_drops_its_receipt_key)
