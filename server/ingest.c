@@ -245,6 +245,18 @@ static void put_receipt_ts(struct iw_wbatch *wb, const char *key, int64_t ts)
     iw_wbatch_put_meta(wb, key, b, sizeof(b));
 }
 
+/* Test-only kill points (daemon_int.h): SIGKILL when *n reaches at (0: off).
+ * relaxed: a count of writes; the kill needs no other data. */
+static inline void test_kill_at(const char *hook, const char *when, _Atomic int64_t *n,
+                                int64_t at)
+{
+    if (IW_LIKELY(at <= 0)
+        || atomic_fetch_add_explicit(n, 1, memory_order_relaxed) + 1 != at)
+        return;
+    IW_LOG_WARN("ingest", "%s: killing myself (SIGKILL) %s write %lld", hook, when, (long long)at);
+    raise(SIGKILL);
+}
+
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                       const char *payload, size_t plen, bool retained, int qos2_id)
 {
@@ -375,14 +387,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         n_items++;
     }
     if (n_items > 0) {
-        /* relaxed: a count of writes; the kill needs no other data. */
-        if (IW_UNLIKELY(c->d->test_kill_before > 0)
-            && atomic_fetch_add_explicit(&c->d->test_writes_before, 1, memory_order_relaxed) + 1
-                   == c->d->test_kill_before) {
-            IW_LOG_WARN("ingest", "ISLEWATCH_TEST_KILL_BEFORE_WRITES: killing myself (SIGKILL) "
-                        "before write %lld", (long long)c->d->test_kill_before);
-            raise(SIGKILL);
-        }
+        test_kill_at("ISLEWATCH_TEST_KILL_BEFORE_WRITES", "before", &c->d->test_writes_before,
+                     c->d->test_kill_before);
         int64_t t0 = iw_mono_ns();
         int rc = iw_store_write(c->d->store, c->wb, &diag);
         if (rc == IW_OK) {
@@ -398,14 +404,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             nanosleep(&ts, NULL);             /* do not spin on a failing disk */
             return 0;                         /* stored again if it was (same value): idempotent */
         }
-        /* relaxed: a count of writes; the kill needs no other data. */
-        if (IW_UNLIKELY(c->d->test_kill_after > 0)
-            && atomic_fetch_add_explicit(&c->d->test_writes, 1, memory_order_relaxed) + 1
-                   == c->d->test_kill_after) {
-            IW_LOG_WARN("ingest", "ISLEWATCH_TEST_KILL_AFTER_WRITES: killing myself (SIGKILL) "
-                        "after write %lld", (long long)c->d->test_kill_after);
-            raise(SIGKILL);
-        }
+        test_kill_at("ISLEWATCH_TEST_KILL_AFTER_WRITES", "after", &c->d->test_writes,
+                     c->d->test_kill_after);
         /* Durable now: how late against the message's own ts (islewatch_ingest_delay_seconds). */
         if (c->dec.has_ts)
             iw_stats_ingest_delay(c->dec.ts);
