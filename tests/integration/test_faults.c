@@ -300,6 +300,15 @@ Test(faults, mqtt5_qos2_kill9_mid_stream_loses_nothing_stores_nothing_twice, .ti
     cr_assert_eq(stored, 20000, "stored %lld of 20000 QoS 2 messages over MQTT 5", stored);
 }
 
+/* Each connection replays its own client id's records; one round per minute. */
+Test(faults, mqtt5_qos2_two_kill9s_three_connections_rollups_count_every_point, .timeout = 600)
+{
+    long long stored;
+    stream_with_kill(2, 3, 20000, 2, (long long)time(NULL) * 1000 - 20 * 3600000LL, 60000, "5",
+                     &stored);
+    cr_assert_eq(stored, 20000, "stored %lld of 20000 QoS 2 messages over MQTT 5", stored);
+}
+
 Test(faults, qos1_kill9_loses_at_most_one_message_per_connection, .timeout = 600)
 {
     long long stored;
