@@ -35,6 +35,10 @@ TestSuite(alerts, .init = setup, .fini = teardown, .timeout = 180);
 static long long now_ms(void) { return (long long)time(NULL) * 1000; }
 
 #define WATER_SRC "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+#define CAM_SRC "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+/* A rules: item: cameras silent for 2 s raise a major absence alert. */
+#define CAM_OFFLINE \
+    "  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s, severity: major}\n"
 
 /* Next alert payload on c (skipping empty retained clears unless want_empty), parsed and
  * validated against the schema. */
@@ -329,7 +333,7 @@ Test(alerts, absence_of_a_silent_camera_and_of_a_never_seen_inventory_camera)
     struct it_daemon d;
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+        CAM_SRC
         "devices:\n  - {source: camera, site: dongtan, device: c09}\n"
         "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 3s,\n"
         "     severity: major}\n"), 0);
@@ -676,9 +680,8 @@ Test(alerts, reload_does_not_replay_retained_device_messages_into_unchanged_rule
     char hb[128];
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
-        "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
-        "     severity: major}\n"), 0);
+        CAM_SRC
+        "rules:\n" CAM_OFFLINE), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
     snprintf(hb, sizeof(hb), "{\"ts\":%lld,\"online\":true}", now_ms());
@@ -688,8 +691,7 @@ Test(alerts, reload_does_not_replay_retained_device_messages_into_unchanged_rule
     cr_assert_str_eq(s(a, "status"), "firing");
     cJSON_Delete(a);
 
-    rewrite_rules(&d, "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
-                      "     severity: major}\n"
+    rewrite_rules(&d, "rules:\n" CAM_OFFLINE
                       "  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
@@ -744,7 +746,7 @@ Test(alerts, an_absence_rule_added_later_watches_the_devices_already_known)
     struct it_daemon d;
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
+        CAM_SRC
         "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
@@ -752,8 +754,7 @@ Test(alerts, an_absence_rule_added_later_watches_the_devices_already_known)
     wait_metric_at_least(&d, "islewatch_points_stored_total{source=\"camera\"}", 2);
 
     rewrite_rules(&d, "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"
-                      "  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
-                      "     severity: major}\n");
+                      CAM_OFFLINE);
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
     cr_assert(alert_seen(sub, "cam-offline", "c01", "firing", 15000),
@@ -762,8 +763,7 @@ Test(alerts, an_absence_rule_added_later_watches_the_devices_already_known)
     /* Added to the file while the daemon was stopped. */
     it_daemon_stop(&d);
     rewrite_rules(&d, "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"
-                      "  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
-                      "     severity: major}\n"
+                      CAM_OFFLINE
                       "  - {name: cam-offline-2, kind: absence, select: \"camera/dongtan/*\", after: 2s,\n"
                       "     severity: major}\n");
     cr_assert_eq(it_daemon_restart(&d), 0);
@@ -788,9 +788,8 @@ Test(alerts, a_message_with_only_labels_is_a_sign_of_life_for_absence)
     char hb[128];
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
-        "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
-        "     severity: major}\n"), 0);
+        CAM_SRC
+        "rules:\n" CAM_OFFLINE), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
     cr_assert_eq(it_publish(dev, "cameras/dongtan/c01/status", "{\"online\":true}", 1, false), 0);
@@ -933,9 +932,8 @@ Test(alerts, absence_does_not_fire_while_the_broker_is_down)
     struct it_daemon d;
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: camera, topic: \"cameras/{site}/{device}/status\", qos: 1}\n"
-        "rules:\n  - {name: cam-offline, kind: absence, select: \"camera/*/*\", after: 2s,\n"
-        "     severity: major}\n"), 0);
+        CAM_SRC
+        "rules:\n" CAM_OFFLINE), 0);
     struct it_client *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_publish(dev, "cameras/x/c01/status", "{\"online\":true}", 1, false), 0);
     it_client_free(dev);
