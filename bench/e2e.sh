@@ -45,6 +45,7 @@
 # IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 RSS_SLOW=0 TS_STEP=1000 PROTOCOL=3.1.1 LAT_TICK=1000
 CMDLINE="bench/e2e.sh"
@@ -78,29 +79,10 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-pick_port() { local p; for _ in $(seq 50); do p=$((20000 + RANDOM % 30000)); port_free $p && { echo $p; return; }; done; echo "no free port" >&2; exit 1; }
+start_broker "$W"
 
-MP=$(pick_port)
-cat > "$W/mosquitto.conf" <<CONF
-listener $MP 127.0.0.1
-allow_anonymous true
-max_queued_messages 0
-max_inflight_messages 20
-CONF
-mosquitto -c "$W/mosquitto.conf" > "$W/mosquitto.log" 2>&1 & PIDS+=($!); MOSQ=$!
-for _ in $(seq 100); do port_free $MP || break; sleep 0.05; done
-
-result() { sed -n 's/.*RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
-hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }   # all cores, not idle or iowait
 stored() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^islewatch_messages_stored_total\{source="water"\}/ {print $2}'; }
-quantile() { # $1 metrics text file, $2 q, [$3 histogram, default the store write one]: the bucket bound where the cumulative count reaches q
-  awk -v q="$2" -v h="^${3:-islewatch_store_write_seconds}_bucket" '$0 ~ h { match($0, /le="[^"]+"/); le=substr($0, RSTART+4, RLENGTH-5); n[++k]=$2; b[k]=le }
-                 END { tot=n[k]; if (tot == 0) { print "n/a"; exit } for (i=1;i<=k;i++) if (n[i] >= q*tot) { print b[i]; exit } }' "$1"; }
-metric() { awk -v m="$2" '$1 == m { print $2 }' "$1"; }   # $1 metrics text file, $2 sample name with labels
-ms() { case "$1" in +Inf|n/a) echo "$1" ;; *) awk -v s="$1" 'BEGIN { printf "%g", s * 1000 }' ;; esac; }
 
 # Poll the daemon at $HP every $2 s until it has stored $1 messages; after $3
 # polls without progress say so (naming the phase, $4) and return 1. Sets n.

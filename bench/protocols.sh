@@ -18,6 +18,7 @@
 # IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 ROUNDS=3 COUNT=40000 SLOW_COUNT=3000 WRITE=1
 CMDLINE="bench/protocols.sh $*"
@@ -41,10 +42,6 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-pick_port() { local p; for _ in $(seq 50); do p=$((20000 + RANDOM % 30000)); port_free $p && { echo $p; return; }; done; echo "no free port" >&2; exit 1; }
-hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
-cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 stored() { curl -s "http://127.0.0.1:$HP/metrics" | awk '/^islewatch_messages_stored_total\{source="water"\}/ {print $2}'; }
 HZ=$(getconf CLK_TCK)
 
