@@ -704,6 +704,19 @@ static int make_uri(const char *url, char *out, size_t cap, struct iw_diag *diag
     return IW_OK;
 }
 
+/*
+ * Paho C keeps an in-memory ring of trace entries that nothing reads unless its
+ * trace is switched on (MQTT_C_CLIENT_TRACE). At its default level it still
+ * formats a line (vsnprintf, under a process-wide mutex) for every packet:
+ * 11-14 % of islewatchd's CPU per message at QoS 0 and 1 (bench/RESULTS.md,
+ * 2026-12-06T20Z). Errors only, then, unless someone asked Paho for a trace.
+ */
+static void paho_trace_errors_only(void)
+{
+    if (getenv("MQTT_C_CLIENT_TRACE") == NULL)
+        MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
+}
+
 int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
 {
     const struct iw_config *cfg = d->cfg;
@@ -731,6 +744,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
          (rc = check_tls_file("key_file", cfg->broker.tls_key_file, diag)) != IW_OK))
         goto fail;
     iw_mqtt_persistence_init(&m->persist, d->store);
+    paho_trace_errors_only();
     m->n = cfg->broker.connections;
     m->c = calloc((size_t)m->n, sizeof(*m->c));
     if (m->c == NULL) {
