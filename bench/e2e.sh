@@ -38,16 +38,20 @@
 # --protocol 5 has islewatchd connect over MQTT 5 (broker.protocol; default
 # 3.1.1). The raw subscriber stays on 3.1.1.
 #
+# --raw-paho-trace-errors sets the raw subscriber's Paho trace level to
+# errors only, as islewatchd sets its own (server/mqtt_client.c); by default
+# the raw subscriber keeps Paho's default level, as the issue's reference did.
+#
 #   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S]
 #                [--ts-step MS] [--rss-series N] [--rss-slow-write MS] [--no-write]
-#                [--protocol 3.1.1|5] [--lat-tick-us T]
+#                [--protocol 3.1.1|5] [--lat-tick-us T] [--raw-paho-trace-errors]
 #
 # IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 RSS_SLOW=0 TS_STEP=1000 PROTOCOL=3.1.1 LAT_TICK=1000
+COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 RSS_SLOW=0 TS_STEP=1000 PROTOCOL=3.1.1 LAT_TICK=1000 RAW_OPTS=""
 CMDLINE="bench/e2e.sh"
 for a in "$@"; do case "$a" in ''|*' '*) CMDLINE+=" \"$a\"" ;; *) CMDLINE+=" $a" ;; esac; done
 while [ $# -gt 0 ]; do
@@ -61,8 +65,9 @@ while [ $# -gt 0 ]; do
     --rss-slow-write) RSS_SLOW=$2; shift 2 ;;
     --protocol) PROTOCOL=$2; shift 2 ;;
     --lat-tick-us) LAT_TICK=$2; shift 2 ;;
+    --raw-paho-trace-errors) RAW_OPTS="--paho-trace-errors"; shift ;;
     --no-write) WRITE=0; shift ;;
-    -h|--help) sed -n 2,45p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,49p "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -119,7 +124,7 @@ declare -A ROW RAWRATE
 for Q in $QOSES; do
   echo "e2e: QoS $Q: raw subscriber ..." >&2
   # (a) raw subscriber
-  $B/bench/iw_raw_sub --port $MP --qos $Q --count $COUNT --topic 'sensors/#' --idle 20 > "$W/raw$Q.out" 2>&1 & RAW=$!; PIDS+=($RAW)
+  $B/bench/iw_raw_sub --port $MP --qos $Q --count $COUNT --topic 'sensors/#' --idle 20 $RAW_OPTS > "$W/raw$Q.out" 2>&1 & RAW=$!; PIDS+=($RAW)
   for _ in $(seq 200); do grep -q ready "$W/raw$Q.out" && break; sleep 0.05; done
   BR0=$(cpu_ticks $MOSQ); M0=$(busy_ticks); TS=$(date +%s.%N)
   $B/bench/iw_loadgen --port $MP --qos $Q --count $COUNT --devices $DEVICES --ts-step $TS_STEP --client-id lg-a$Q > "$W/lga$Q.out" 2>&1 || true
@@ -203,7 +208,7 @@ for Q in $QOSES; do
   echo "e2e: QoS $Q: latency, raw subscriber, $LAT_COUNT messages at $LAT_RATE msg/s ..." >&2
   # The raw subscriber first, same load generator settings: publish -> receive
   # without islewatch (its histogram has the daemon's buckets).
-  $B/bench/iw_raw_sub --port $MP --qos $Q --count $LAT_COUNT --topic 'sensors/#' --idle 20 > "$W/rawlat$Q.out" 2>&1 & RAW=$!; PIDS+=($RAW)
+  $B/bench/iw_raw_sub --port $MP --qos $Q --count $LAT_COUNT --topic 'sensors/#' --idle 20 $RAW_OPTS > "$W/rawlat$Q.out" 2>&1 & RAW=$!; PIDS+=($RAW)
   for _ in $(seq 200); do grep -q ready "$W/rawlat$Q.out" && break; sleep 0.05; done
   $B/bench/iw_loadgen --port $MP --qos $Q --count $LAT_COUNT --devices $DEVICES --rate $LAT_RATE \
     --ts-now --tick-us $LAT_TICK --client-id lg-r$Q > "$W/lgr$Q.out" 2>&1 || echo "e2e.sh: the load generator failed at QoS $Q (raw subscriber): $(tail -2 "$W/lgr$Q.out")" >&2

@@ -49,6 +49,7 @@ struct rs_opts {
     double idle_s;
     const char *client_id;
     bool clean;
+    bool trace_errors;        /* --paho-trace-errors */
 };
 
 /* Upper bounds in ms of the delay buckets, the last one +Inf: a copy of
@@ -112,6 +113,8 @@ static void usage(FILE *f)
         "  --client-id ID     client id (default iw-raw-sub-<pid>)\n"
         "  --clean            clean session (the default)\n"
         "  --no-clean         persistent session (give a fixed --client-id)\n"
+        "  --paho-trace-errors  set Paho's trace level to errors only, as islewatchd does\n"
+        "                     (default: Paho's own level, the issue's reference subscriber)\n"
         "  --help             print this help\n"
         "\n"
         "Prints 'iw_raw_sub: ready' on stdout once subscribed: start publishers after it.\n"
@@ -138,7 +141,7 @@ static bool parse_ll(const char *s, long long lo, long long hi, long long *out)
 
 static int parse_args(int argc, char **argv, struct rs_opts *o)
 {
-    enum { O_HOST = 256, O_PORT, O_TOPIC, O_QOS, O_COUNT, O_IDLE, O_CLIENT, O_CLEAN, O_NOCLEAN, O_HELP };
+    enum { O_HOST = 256, O_PORT, O_TOPIC, O_QOS, O_COUNT, O_IDLE, O_CLIENT, O_CLEAN, O_NOCLEAN, O_TRACE_ERR, O_HELP };
     static const struct option longopts[] = {
         { "host", required_argument, NULL, O_HOST },
         { "port", required_argument, NULL, O_PORT },
@@ -149,6 +152,7 @@ static int parse_args(int argc, char **argv, struct rs_opts *o)
         { "client-id", required_argument, NULL, O_CLIENT },
         { "clean", no_argument, NULL, O_CLEAN },
         { "no-clean", no_argument, NULL, O_NOCLEAN },
+        { "paho-trace-errors", no_argument, NULL, O_TRACE_ERR },
         { "help", no_argument, NULL, O_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -185,6 +189,7 @@ static int parse_args(int argc, char **argv, struct rs_opts *o)
         case O_CLIENT: o->client_id = optarg; break;
         case O_CLEAN: o->clean = true; break;
         case O_NOCLEAN: o->clean = false; break;
+        case O_TRACE_ERR: o->trace_errors = true; break;
         case O_HELP: usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -361,6 +366,8 @@ int main(int argc, char **argv)
         o.client_id = id;
     }
     snprintf(uri, sizeof(uri), "tcp://%s:%d", o.host, o.port);
+    if (o.trace_errors)
+        MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
     rc = MQTTAsync_create(&client, uri, o.client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     if (rc != MQTTASYNC_SUCCESS) {
         fprintf(stderr, "iw_raw_sub: MQTTAsync_create(%s): %s\n", uri, MQTTAsync_strerror(rc));
