@@ -709,7 +709,7 @@ static int make_uri(const char *url, char *out, size_t cap, struct iw_diag *diag
  * trace is switched on (MQTT_C_CLIENT_TRACE). At its default level it still
  * formats a line (vsnprintf, under a process-wide mutex) for every packet:
  * 11-14 % of islewatchd's CPU per message at QoS 0 and 1 (bench/RESULTS.md,
- * 2026-12-06T20Z). Errors only, then, unless someone asked Paho for a trace.
+ * "Paho's trace level"). Errors only, then, unless someone asked Paho for a trace.
  */
 static void paho_trace_errors_only(void)
 {
