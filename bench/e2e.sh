@@ -78,11 +78,8 @@ if [ ! -x $B/islewatchd ] || [ ! -x $B/bench/iw_loadgen ] || [ ! -x $B/bench/iw_
   cmake --build $B -j"$(nproc)" >/dev/null
 fi
 
-W=$(mktemp -d /tmp/iw-e2e-XXXXXX)
+bench_init e2e.sh islewatchd bench/iw_loadgen bench/iw_raw_sub
 chmod 777 "$W"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
 
 start_broker "$W"
 

@@ -48,15 +48,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ "$RATE" -gt 0 ] && [ "$SECONDS_" -gt 0 ] || { echo "latency.sh: --rate and --seconds must be above 0" >&2; exit 2; }
-B=${IW_BUILD_DIR:-build/release}
-for x in islewatchd bench/iw_loadgen bench/iw_raw_sub; do
-  [ -x "$B/$x" ] || { echo "latency.sh: $B/$x missing; build it (bench/README.md)" >&2; exit 1; }
-done
-
-W=$(mktemp -d /tmp/iw-latency-XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
+bench_init latency.sh islewatchd bench/iw_loadgen bench/iw_raw_sub
 start_broker "$W"
 HZ=$(getconf CLK_TCK)
 COUNT=$((RATE * SECONDS_))

@@ -1,6 +1,21 @@
 # Helpers shared by the benchmark scripts (sourced, not run). Every address is
 # loopback; every process started here is recorded in the caller's PIDS array
-# so that its cleanup ends exactly those.
+# so that bench_cleanup ends exactly those.
+
+# bench_init NAME BINARY...: B, the build directory (IW_BUILD_DIR, default
+# build/release), must hold every BINARY; makes the work directory W and the
+# PIDS array, and on exit ends those processes and removes W.
+bench_init() {
+  local name=$1 x; shift
+  B=${IW_BUILD_DIR:-build/release}
+  for x in "$@"; do
+    [ -x "$B/$x" ] || { echo "$name: $B/$x missing; build it (bench/README.md)" >&2; exit 1; }
+  done
+  W=$(mktemp -d "/tmp/iw-${name%.sh}-XXXXXX")
+  PIDS=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 
 port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 pick_port() { local p; for _ in $(seq 50); do p=$((20000 + RANDOM % 30000)); port_free $p && { echo $p; return; }; done; echo "no free port" >&2; exit 1; }

@@ -32,15 +32,7 @@ while [ $# -gt 0 ]; do
     *) echo "protocols.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-B=${IW_BUILD_DIR:-build/release}
-for x in islewatchd bench/iw_loadgen; do
-  [ -x "$B/$x" ] || { echo "protocols.sh: $B/$x missing; build it (bench/README.md)" >&2; exit 1; }
-done
-
-W=$(mktemp -d /tmp/iw-protocols-XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
+bench_init protocols.sh islewatchd bench/iw_loadgen
 
 stored() { curl -s "http://127.0.0.1:$HP/metrics" | awk '/^islewatch_messages_stored_total\{source="water"\}/ {print $2}'; }
 HZ=$(getconf CLK_TCK)
