@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
     --rounds) num "$1" "${2:-}"; ROUNDS=$2; shift 2 ;;
     --tick-us) num "$1" "${2:-}"; TICK=$2; shift 2 ;;
     --no-write) WRITE=0; shift ;;
-    -h|--help) sed -n 2,28p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,29p "$0"; exit 0 ;;
     *) echo "latency.sh: unknown option $1 (--help lists them)" >&2; exit 2 ;;
   esac
 done
