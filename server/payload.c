@@ -4,7 +4,9 @@
  * the scanner still validates the whole document.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,30 +196,60 @@ static double long_number(const char *s, size_t len)
     return strtod(buf, NULL);
 }
 
-/* Number at sc->p: strict JSON grammar; NaN/Infinity/-Infinity are accepted as non-finite. */
+/* Exact powers of ten: every one up to 1e22 is a double without rounding. */
+static const double pow10_exact[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/*
+ * Number at sc->p: strict JSON grammar; NaN/Infinity/-Infinity are accepted as
+ * non-finite.
+ *
+ * Fast path (a sensor's "7.4", "0.82", "1764417600000"): the digits are
+ * gathered into an integer m and a power of ten e while they are scanned. When
+ * m <= 2^53 and |e| <= 22 both are exact doubles, so the one IEEE multiply or
+ * divide m * 10^e rounds the exact decimal value once, correctly: the same
+ * double strtod gives (Clinger's fast path; tests/unit/test_payload.c checks it
+ * against strtod). Anything else (more digits, larger exponents) goes to
+ * strtod. This needs double arithmetic without excess precision
+ * (FLT_EVAL_METHOD 0, as on x86-64 and aarch64); elsewhere strtod does it all.
+ */
 static enum num_kind scan_number(struct scan *sc, double *v, long long *iv)
 {
     const char *s = sc->p;
-    bool real = false;
-    static const char *const specials[] = { "NaN", "Infinity", "-Infinity" };
+    bool real = false, neg = false, fast = FLT_EVAL_METHOD == 0;
+    uint64_t m = 0;
+    int sig = 0, frac = 0, e = 0;                     /* significant digits kept in m */
 
-    for (size_t k = 0; k < 3; k++) {
-        size_t l = strlen(specials[k]);
-        if ((size_t)(sc->end - s) >= l && memcmp(s, specials[k], l) == 0) {
-            sc->p += l;
-            *v = NAN;
-            return NUM_NONFINITE;
+    if (sc->p < sc->end && (*sc->p == 'N' || *sc->p == 'I' || *sc->p == '-')) {
+        static const char *const specials[] = { "NaN", "Infinity", "-Infinity" };
+        for (size_t k = 0; k < 3; k++) {
+            size_t l = strlen(specials[k]);
+            if ((size_t)(sc->end - s) >= l && memcmp(s, specials[k], l) == 0) {
+                sc->p += l;
+                *v = NAN;
+                return NUM_NONFINITE;
+            }
         }
     }
-    if (sc->p < sc->end && *sc->p == '-')
+    if (sc->p < sc->end && *sc->p == '-') {
+        neg = true;
         sc->p++;
+    }
     if (sc->p >= sc->end)
         return NUM_BAD;
     if (*sc->p == '0') {
         sc->p++;
     } else if (*sc->p >= '1' && *sc->p <= '9') {
-        while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
-            sc->p++;
+        for (; sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9'; sc->p++) {
+            if (sig < 19) {                           /* 19 digits always fit in 64 bits */
+                m = m * 10 + (uint64_t)(*sc->p - '0');
+                sig++;
+            } else {
+                fast = false;
+            }
+        }
     } else {
         return NUM_BAD;
     }
@@ -226,18 +258,42 @@ static enum num_kind scan_number(struct scan *sc, double *v, long long *iv)
         sc->p++;
         if (sc->p >= sc->end || *sc->p < '0' || *sc->p > '9')
             return NUM_BAD;
-        while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
-            sc->p++;
+        for (; sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9'; sc->p++) {
+            if (m == 0 && *sc->p == '0') {
+                frac++;                               /* a leading zero: scale only */
+            } else if (sig < 19) {
+                m = m * 10 + (uint64_t)(*sc->p - '0');
+                sig++;
+                frac++;
+            } else {
+                fast = false;
+            }
+        }
     }
     if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E')) {
+        bool eneg = false;
         real = true;
         sc->p++;
         if (sc->p < sc->end && (*sc->p == '+' || *sc->p == '-'))
-            sc->p++;
+            eneg = *sc->p++ == '-';
         if (sc->p >= sc->end || *sc->p < '0' || *sc->p > '9')
             return NUM_BAD;
-        while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
-            sc->p++;
+        for (; sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9'; sc->p++)
+            if (e < 10000)                            /* past that only strtod can say */
+                e = e * 10 + (*sc->p - '0');
+        if (e >= 10000)
+            fast = false;
+        if (eneg)
+            e = -e;
+    }
+    e -= frac;
+    if (fast && m <= (1ULL << 53) && e >= -22 && e <= 22) {
+        double d = (double)m;
+        d = e < 0 ? d / pow10_exact[-e] : d * pow10_exact[e];
+        *v = neg ? -d : d;
+        if (!real)                                    /* e == 0 here, and m < 2^63 */
+            *iv = neg ? -(long long)m : (long long)m;
+        return real ? NUM_REAL : NUM_INT;
     }
 
     char tmp[64];

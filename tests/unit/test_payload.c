@@ -299,3 +299,89 @@ Test(payload, a_label_longer_than_the_name_space_is_checked_not_rejected)
                      "tail %s", cases[i].tail);
     }
 }
+
+/*
+ * Numbers take a fast path when their digits fit in 2^53 and their power of
+ * ten in 10^±22 (server/payload.c, scan_number); every value must still be
+ * the double strtod gives, bit for bit, on either side of those limits.
+ */
+static size_t random_number(char *buf, unsigned *seed)
+{
+    size_t n = 0;
+    int shape = rand_r(seed) % 8;
+
+    if (rand_r(seed) % 2)
+        buf[n++] = '-';
+    int ilen = shape == 0 ? 1 : 1 + rand_r(seed) % (shape < 4 ? 6 : 22);
+    if (shape == 0 || rand_r(seed) % 5 == 0) {
+        buf[n++] = '0';
+    } else {
+        buf[n++] = (char)('1' + rand_r(seed) % 9);
+        for (int i = 1; i < ilen; i++)
+            buf[n++] = (char)('0' + rand_r(seed) % 10);
+    }
+    if (rand_r(seed) % 4 != 0) {
+        int flen = 1 + rand_r(seed) % (shape < 6 ? 4 : 24);
+        buf[n++] = '.';
+        for (int i = 0; i < flen; i++)               /* zeros often: leading and trailing */
+            buf[n++] = (char)('0' + (rand_r(seed) % 3 == 0 ? 0 : rand_r(seed) % 10));
+    }
+    if (rand_r(seed) % 4 == 0) {
+        buf[n++] = rand_r(seed) % 2 ? 'e' : 'E';
+        int r = rand_r(seed) % 3;
+        if (r == 1)
+            buf[n++] = '-';
+        else if (r == 2)
+            buf[n++] = '+';
+        n += (size_t)sprintf(buf + n, "%d", rand_r(seed) % (rand_r(seed) % 4 == 0 ? 400 : 30));
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+Test(payload, every_number_decodes_to_the_double_strtod_gives)
+{
+    static const char *const edges[] = {
+        "9007199254740992", "9007199254740993", "9007199254740991.5", "-0", "-0.0", "0e400",
+        "1e22", "1e23", "9007199254740992e22", "9007199254740993e-22", "1e-22", "4.9e-324",
+        "2.2250738585072014e-308", "1.7976931348623157e308", "0.1", "0.30000000000000004",
+        "123456789012345678", "1234567890123456789", "12345678901234567890", "7.4", "0.82",
+        "0.000000000000000000000000001", "100000000000000000000000", "1.5e-5", "3E+2",
+    };
+    char num[96], msg[160];
+    unsigned seed = 20261206;
+
+    for (size_t i = 0; i < 300000 + sizeof(edges) / sizeof(edges[0]); i++) {
+        if (i < sizeof(edges) / sizeof(edges[0]))
+            strcpy(num, edges[i]);
+        else
+            random_number(num, &seed);
+        double want = strtod(num, NULL);
+        snprintf(msg, sizeof(msg), "{\"ts\":1764417600000,\"x\":%s}", num);
+        cr_assert_eq(decode(msg), -1, "%s", num);
+        if (!isfinite(want)) {
+            cr_assert_eq(d.n, 0, "%s is not finite: no sample", num);
+            continue;
+        }
+        cr_assert_eq(d.n, 1, "%s", num);
+        cr_assert(memcmp(&d.s[0].value, &want, sizeof(want)) == 0, "%s: %.17g, strtod %.17g",
+                  num, d.s[0].value, want);
+    }
+}
+
+Test(payload, integer_timestamps_are_exact_near_the_fast_path_limits)
+{
+    static const long long ts[] = { NOW, NOW - 1, NOW + 299999, NOW - 86400000LL * 89 };
+    char msg[96];
+
+    for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+        snprintf(msg, sizeof(msg), "{\"ts\":%lld,\"x\":1}", ts[i]);
+        cr_assert_eq(decode(msg), -1, "%s", msg);
+        cr_assert_eq(d.ts, ts[i], "%s gave %lld", msg, (long long)d.ts);
+    }
+    snprintf(msg, sizeof(msg), "{\"ts\":%lld.0,\"x\":1}", NOW);
+    cr_assert_eq(decode(msg), -1);
+    cr_assert_eq(d.ts, NOW, "a real in ms stays exact");
+    cr_assert_eq(decode("{\"ts\":1764417600.123,\"x\":1}"), -1);
+    cr_assert_eq(d.ts, NOW + 123, "seconds with a fraction");
+}
