@@ -14,6 +14,7 @@
 #include "islewatch/clock.h"
 #include "islewatch/standards.h"
 #include "islewatch/topic.h"
+#include "islewatch/json_print.h"
 
 const char *iw_alert_status_name(enum iw_alert_status s)
 {
@@ -137,7 +138,7 @@ int iw_alert_to_json(const struct iw_alert *a, char **out, size_t *out_len)
         }
         add(o, "ack", ack, &ok);
     }
-    text = ok ? cJSON_PrintUnformatted(o) : NULL;
+    text = ok ? iw_json_print(o) : NULL;
     cJSON_Delete(o);
     if (text == NULL)
         return IW_E_NOMEM;
@@ -426,7 +427,8 @@ int iw_alert_from_json(const char *json, size_t len, struct iw_alert **out, stru
     m = member(&r, "details", true);
     if (m != NULL && !cJSON_IsObject(m))
         type_error(&r, "details", "an object");
-    else if (m != NULL && (a->details = cJSON_PrintUnformatted(m)) == NULL)
+    /* iw_json_print changes number nodes for the print and restores them. */
+    else if (m != NULL && (a->details = iw_json_print((cJSON *)m)) == NULL)
         r.ok = false;
     m = member(&r, "ack", false);
     if (m != NULL && cJSON_IsObject(m)) {

@@ -12,6 +12,7 @@
 #include "islewatch/daemon.h"
 #include "islewatch/store.h"
 #include "islewatch/topic.h"
+#include "islewatch/json_print.h"
 
 int iw_agg_parse(const char *s)
 {
@@ -39,7 +40,7 @@ static int series_cb(void *ctx, const struct iw_series_info *si)
 
 static int finish(cJSON *root, char **out)
 {
-    *out = cJSON_PrintUnformatted(root);
+    *out = iw_json_print(root);
     cJSON_Delete(root);
     return *out ? IW_OK : IW_E_NOMEM;
 }

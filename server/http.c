@@ -45,6 +45,7 @@
 #include "islewatch/silences.h"
 #include "islewatch/stats.h"
 #include "islewatch/topic.h"
+#include "islewatch/json_print.h"
 #include "http_int.h"
 
 #define TOKEN_MAX 4096
@@ -105,7 +106,7 @@ enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const 
             if ((unsigned char)*p >= 0x80)
                 *p = '?';
     if (o != NULL && cJSON_AddStringToObject(o, "error", msg) != NULL)
-        text = cJSON_PrintUnformatted(o);
+        text = iw_json_print(o);
     cJSON_Delete(o);
     return iw__http_json(c, status, text);
 }
@@ -290,7 +291,7 @@ static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *url, co
 
     snprintf(msg, sizeof(msg), "%s accepts %s only", url, allow);
     if (o != NULL && cJSON_AddStringToObject(o, "error", msg) != NULL)
-        text = cJSON_PrintUnformatted(o);
+        text = iw_json_print(o);
     cJSON_Delete(o);
     if (text == NULL)
         return MHD_NO;

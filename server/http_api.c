@@ -43,6 +43,7 @@
 #include "islewatch/log.h"
 #include "islewatch/silences.h"
 #include "islewatch/store.h"
+#include "islewatch/json_print.h"
 #include "http_int.h"
 
 #define SSE_KEEPALIVE_NS (15LL * 1000000000LL)
@@ -454,7 +455,7 @@ static enum MHD_Result ok_json(struct MHD_Connection *c, const char *id)
         cJSON_AddBoolToObject(o, "ok", 1);
         if (id != NULL)
             cJSON_AddStringToObject(o, "id", id);
-        text = cJSON_PrintUnformatted(o);
+        text = iw_json_print(o);
     }
     cJSON_Delete(o);
     return iw__http_json(c, MHD_HTTP_OK, text);
@@ -616,7 +617,7 @@ enum MHD_Result iw__api_reload(struct iw_http *h, struct MHD_Connection *c)
             cJSON_AddItemToArray(errs, cJSON_CreateString(iw_strerror(rc)));
         cJSON_AddItemToObject(o, "errors", errs);
         errs = NULL;
-        text = cJSON_PrintUnformatted(o);
+        text = iw_json_print(o);
     }
     cJSON_Delete(o);
     cJSON_Delete(errs);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "islewatch/clock.h"
+#include "islewatch/json_print.h"
 #include "rule_int.h"
 
 /* ==========================================================================
@@ -451,7 +452,7 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
     iw_template_render(tmpl, vars, n, msg, sizeof(msg));
     if (r->message_zh != NULL)
         iw_template_render(r->message_zh, vars, n, msg_zh, sizeof(msg_zh));
-    details = ev.details ? cJSON_PrintUnformatted(ev.details) : NULL;
+    details = ev.details ? iw_json_print(ev.details) : NULL;
     cJSON_Delete(ev.details);
 
     memcpy(a.id, in->id, sizeof(a.id));
@@ -599,7 +600,7 @@ void iw__save(struct iw_rules_engine *e, struct inst *in)
     put_time(o, "nr", in->next_repeat);
     if (ops->save != NULL)
         ops->save(in, o);
-    text = cJSON_PrintUnformatted(o);
+    text = iw_json_print(o);
     cJSON_Delete(o);
     if (text == NULL)
         goto nomem;

@@ -19,6 +19,7 @@
 #include "islewatch/clock.h"
 #include "islewatch/silences.h"
 #include "islewatch/store.h"
+#include "islewatch/json_print.h"
 
 struct rt_silence {
     char id[IW_SILENCE_ID_LEN + 1];
@@ -411,7 +412,7 @@ int iw_silences_create(struct iw_store *st, const char *json, size_t len, const 
         goto done;
     }
     out = silence_obj(r->id, &r->s, r->created_by, r->created_at, NULL, now_ms);
-    if (out == NULL || (text = cJSON_PrintUnformatted(out)) == NULL) {
+    if (out == NULL || (text = iw_json_print(out)) == NULL) {
         rc = IW_E_NOMEM;
         goto done;
     }
@@ -485,7 +486,7 @@ int iw_silences_list_json(const struct iw_config *cfg, int64_t now_ms, char **ou
     }
     pthread_mutex_unlock(&g.lock);
     if (ok)
-        *out = cJSON_PrintUnformatted(arr);
+        *out = iw_json_print(arr);
     cJSON_Delete(arr);
     return *out != NULL ? IW_OK : IW_E_NOMEM;
 }

@@ -8,6 +8,7 @@
 #include "islewatch/err.h"
 #include "islewatch/http_client.h"
 #include "islewatch/store.h"
+#include "islewatch/json_print.h"
 #include "../report_int.h"
 #include "cli_int.h"
 
@@ -72,9 +73,9 @@ cJSON *cli_fetch(const struct cli_source *src, const char *path,
     return doc;
 }
 
-void cli_print_json(const cJSON *doc)
+void cli_print_json(cJSON *doc)
 {
-    char *s = cJSON_PrintUnformatted(doc);
+    char *s = iw_json_print(doc);
     if (s != NULL) {
         fputs(s, stdout);
         fputc('\n', stdout);

@@ -31,7 +31,7 @@ cJSON *cli_fetch(const struct cli_source *src, const char *path,
                  int *exit_code);
 
 /* Print a JSON document to stdout (compact, one line). */
-void cli_print_json(const cJSON *doc);
+void cli_print_json(cJSON *doc);
 
 /* ms -> "2026-11-29T10:00:00.000Z" (static buffer per call site). */
 const char *cli_time(int64_t ms, char *buf, size_t len);

@@ -20,6 +20,7 @@
 #include "islewatch/cli.h"
 #include "islewatch/config.h"
 #include "islewatch/http_client.h"
+#include "islewatch/json_print.h"
 
 #define DEFAULT_TOKEN_FILE "/etc/islewatch/http.token"
 
@@ -90,7 +91,7 @@ static char *json_body(const char *by, const char *comment)
         cJSON_AddStringToObject(o, "by", by);
     if (comment != NULL)
         cJSON_AddStringToObject(o, "comment", comment);
-    s = cJSON_PrintUnformatted(o);
+    s = iw_json_print(o);
     cJSON_Delete(o);
     return s;
 }

@@ -32,6 +32,7 @@
 #include "islewatch/http_client.h"
 #include "islewatch/template.h"
 #include "islewatch/topic.h"
+#include "islewatch/json_print.h"
 
 #define DEFAULT_BROKER "mqtt://127.0.0.1:1883"
 
@@ -428,7 +429,7 @@ static int print_active_from_daemon(struct tail *t)
     }
     arr = cJSON_ParseWithLength(body, len);
     cJSON_ArrayForEach(a, arr) {
-        char *one = cJSON_PrintUnformatted(a);
+        char *one = iw_json_print(a);
         if (one != NULL && !stop_flag)
             (void)print_alert(t, one, strlen(one), true);
         free(one);

@@ -644,6 +644,56 @@ Test(cli_args, query_prints_small_and_large_values_without_exponents)
     it_run(NULL, "rm -rf '%s'", dir);
 }
 
+/* A stored value reads back as itself in every format: cJSON's own printing
+ * rounds 0.30000000000000004 to 0.3 and 9007199254740992 to 15 digits. */
+Test(cli_args, query_values_read_back_exactly_in_every_format)
+{
+    char dir[] = "/tmp/iw-cli-exact-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    const struct iw_series *s;
+    int64_t t0 = (iw_now_ms() - IW_MS_PER_DAY) / IW_MS_PER_MIN * IW_MS_PER_MIN;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    struct iw_wbatch *b = iw_wbatch_new();
+    cr_assert_eq(iw_store_series_intern(st, "water/s/w1/tp", 13, &s), IW_OK);
+    iw_wbatch_put_point(b, s->id, t0, 0.30000000000000004, 0);
+    iw_wbatch_put_point(b, s->id, t0 + IW_MS_PER_MIN, 9007199254740992.0, 0);
+    iw_wbatch_put_point(b, s->id, t0 + 2 * IW_MS_PER_MIN, -9007199254740990.0, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+    iw_store_close(st);
+
+    static const char *const fmts[] = { "json", "table", "csv" };
+    for (size_t f = 0; f < 3; f++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' query 'water/s/w1/tp' --from %lld --to %lld --format %s "
+                        "--db '%s'", it_bin("islewatch"), (long long)t0,
+                        (long long)(t0 + 2 * IW_MS_PER_MIN), fmts[f], db);
+        cr_expect_eq(rc, 0);
+        if (f == 0) {                              /* JSON: any text that reads back */
+            static const double want[] = { 0.30000000000000004, 9007199254740992.0,
+                                           -9007199254740990.0 };
+            cJSON *doc = out ? cJSON_Parse(out) : NULL;
+            cJSON *pts = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points");
+            cr_expect_eq(cJSON_GetArraySize(pts), 3, "%s", out ? out : "");
+            for (int i = 0; i < 3 && i < cJSON_GetArraySize(pts); i++)
+                cr_expect(cJSON_GetNumberValue(cJSON_GetArrayItem(cJSON_GetArrayItem(pts, i), 1))
+                          == want[i], "point %d of %s", i, out);
+            cJSON_Delete(doc);
+        } else {                                   /* people read these: digits as stored */
+            cr_expect(out != NULL && strstr(out, "0.30000000000000004") &&
+                      strstr(out, "9007199254740992") && strstr(out, "-9007199254740990"),
+                      "%s:\n%s", fmts[f], out ? out : "");
+        }
+        free(out);
+    }
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
 /* Option errors found by getopt name the command as the user typed it. */
 Test(cli_args, option_errors_name_the_command)
 {

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * json_print — cJSON_PrintUnformatted with numbers that read back exactly.
+ *
+ * cJSON prints a number with "%1.15g" unless that text reads back outside a
+ * relative epsilon of it; the test lets a value one unit in the last place
+ * away pass, so 0.30000000000000004 came out as 0.3 and 9007199254740993-like
+ * magnitudes lost their last digit: a stored value did not read back as
+ * itself. iw_json_print writes each number as the shortest of %.15g, %.16g
+ * and %.17g that strtod turns back into the same double; the tree is left
+ * as it was. Returns malloc'd text (free()), or NULL when out of memory.
+ */
+#ifndef ISLEWATCH_JSON_PRINT_H
+#define ISLEWATCH_JSON_PRINT_H
+
+#include <cjson/cJSON.h>
+
+char *iw_json_print(cJSON *doc);
+
+#endif
