@@ -121,16 +121,20 @@ static int scan_string(struct scan *sc, char *out, size_t cap, size_t *len, bool
                 unsigned cp, lo;
                 if (read_hex4(sc, &cp) < 0)
                     return -1;
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    if (sc->end - sc->p < 6 || sc->p[0] != '\\' || sc->p[1] != 'u')
-                        return -1;
+                if (cp >= 0xD800 && cp <= 0xDBFF && sc->end - sc->p >= 6 && sc->p[0] == '\\'
+                    && sc->p[1] == 'u') {
+                    const char *at = sc->p;
                     sc->p += 2;
-                    if (read_hex4(sc, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
-                        return -1;
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                    return -1;
+                    if (read_hex4(sc, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF)
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    else
+                        sc->p = at;            /* not its pair: read as an escape of its own */
                 }
+                /* A lone surrogate is valid JSON grammar (RFC 8259 section 8.2)
+                 * but no character. Its three bytes (ED A0..BF ..) are invalid
+                 * UTF-8, so the string is judged as raw invalid bytes are: a
+                 * label or member name holding one is dropped, the rest of the
+                 * message kept (SPEC section 1). */
                 tl = put_utf8(tmp, cp);
                 break;
             }

@@ -122,6 +122,29 @@ Test(payload, invalid_utf8_label_is_dropped)
     cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 2);
 }
 
+/* An escaped lone surrogate is valid JSON but not a character: the label or
+ * member name holding it is dropped like raw invalid UTF-8, the rest kept. */
+Test(payload, a_lone_surrogate_escape_drops_its_member_not_the_message)
+{
+    cr_assert_eq(decode("{\"model\":\"\\udc00\",\"v\":1}"), -1);
+    cr_assert_eq(d.n, 1);
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 1);
+    cr_assert_eq(decode("{\"model\":\"a\\ud800\",\"\\ud800x\":2,\"v\":1}"), -1);
+    cr_assert_eq(d.n, 1);
+    cr_expect(strcmp(d.s[0].metric, "v") == 0);
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 2);
+    /* A high surrogate followed by an escape that is not its pair: both read. */
+    cr_assert_eq(decode("{\"m\":\"\\ud800\\u0041\",\"v\":1}"), -1);
+    cr_assert_eq(d.n, 1);
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 1);
+    /* A proper pair is one character and a good label. */
+    cr_assert_eq(decode("{\"m\":\"\\ud83d\\ude00\",\"v\":1}"), -1);
+    cr_assert_eq(d.n, 1);
+    cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 0);
+    cr_expect_eq(decode("{\"m\":\"\\ud800\\u12\",\"v\":1}"), IW_REJ_NOT_JSON,
+                 "a short escape is still not JSON");
+}
+
 Test(payload, a_message_whose_only_sample_is_non_finite_keeps_nothing_and_says_why)
 {
     cr_assert_eq(decode("{\"ph\":1e999}"), -1, "member-level: the message is not rejected whole");
