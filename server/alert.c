@@ -12,9 +12,9 @@
 
 #include "islewatch/alert.h"
 #include "islewatch/clock.h"
+#include "islewatch/json_print.h"
 #include "islewatch/standards.h"
 #include "islewatch/topic.h"
-#include "islewatch/json_print.h"
 
 const char *iw_alert_status_name(enum iw_alert_status s)
 {

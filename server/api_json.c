@@ -10,9 +10,9 @@
 #include "islewatch/api_json.h"
 #include "islewatch/clock.h"
 #include "islewatch/daemon.h"
+#include "islewatch/json_print.h"
 #include "islewatch/store.h"
 #include "islewatch/topic.h"
-#include "islewatch/json_print.h"
 
 int iw_agg_parse(const char *s)
 {

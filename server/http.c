@@ -41,11 +41,11 @@
 #include <cjson/cJSON.h>
 
 #include "islewatch/daemon.h"
+#include "islewatch/json_print.h"
 #include "islewatch/log.h"
 #include "islewatch/silences.h"
 #include "islewatch/stats.h"
 #include "islewatch/topic.h"
-#include "islewatch/json_print.h"
 #include "http_int.h"
 
 #define TOKEN_MAX 4096

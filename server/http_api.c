@@ -40,10 +40,10 @@
 #include "islewatch/api_json.h"
 #include "islewatch/clock.h"
 #include "islewatch/daemon.h"
+#include "islewatch/json_print.h"
 #include "islewatch/log.h"
 #include "islewatch/silences.h"
 #include "islewatch/store.h"
-#include "islewatch/json_print.h"
 #include "http_int.h"
 
 #define SSE_KEEPALIVE_NS (15LL * 1000000000LL)

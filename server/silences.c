@@ -17,9 +17,9 @@
 
 #include "islewatch/alert.h"
 #include "islewatch/clock.h"
+#include "islewatch/json_print.h"
 #include "islewatch/silences.h"
 #include "islewatch/store.h"
-#include "islewatch/json_print.h"
 
 struct rt_silence {
     char id[IW_SILENCE_ID_LEN + 1];

@@ -7,8 +7,8 @@
 #include "islewatch/clock.h"
 #include "islewatch/err.h"
 #include "islewatch/http_client.h"
-#include "islewatch/store.h"
 #include "islewatch/json_print.h"
+#include "islewatch/store.h"
 #include "../report_int.h"
 #include "cli_int.h"
 

@@ -30,9 +30,9 @@
 #include "islewatch/cli.h"
 #include "islewatch/config.h"
 #include "islewatch/http_client.h"
+#include "islewatch/json_print.h"
 #include "islewatch/template.h"
 #include "islewatch/topic.h"
-#include "islewatch/json_print.h"
 
 #define DEFAULT_BROKER "mqtt://127.0.0.1:1883"
 
