@@ -701,6 +701,10 @@ static int do_ack(struct iw_alert_pub *p, struct pub_item *it)
     free((char *)a->ack_comment);
     a->ack_by = it->by ? strdup(it->by) : NULL;
     a->ack_comment = it->comment ? strdup(it->comment) : NULL;
+    /* Silenced or not now, whatever it was when it fired: an ack under a
+     * silence is recorded, not published (SPEC section 4), and goes out with
+     * the episode when the silence ends (unsilence_due). */
+    a->silenced = silence_holds(p->d->cfg, a, a->ack_ts);
     publish(p, a, NULL);
     iw_alert_free(a);
     return IW_OK;

@@ -1539,6 +1539,56 @@ Test(http, runtime_silence_records_but_does_not_publish)
     it_client_free(sub);
 }
 
+/* An ack under a silence is recorded, not published, even when the episode
+ * was published before the silence began (SPEC section 4). */
+Test(http, an_ack_under_a_silence_that_began_after_the_firing_is_not_published)
+{
+    long long t0 = wall_ms() - 5000;
+    struct it_client *sub;
+    struct it_msg *m;
+    int status = 0;
+    char path[128], *body;
+    cJSON *doc, *a;
+
+    start(EXTRA);
+    sub = it_client_new(&broker, "it-http-ack-sub");
+    cr_assert_not_null(sub);
+    cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    doc = wait_array("/api/v1/alerts?active=1", 1, 10000);
+    snprintf(path, sizeof(path), "/api/v1/alerts/%s/ack", str(cJSON_GetArrayItem(doc, 0), "id"));
+    cJSON_Delete(doc);
+
+    body = http("POST", "/api/v1/silences", TOKEN,
+                "{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}", &status);
+    cr_assert_eq(status, 200, "%s", body);
+    free(body);
+    body = http("POST", path, TOKEN, "{\"by\":\"ops1\"}", &status);
+    cr_expect_eq(status, 200, "%s", body);
+    free(body);
+    doc = wait_array("/api/v1/alerts", 2, 10000);
+    a = cJSON_GetArrayItem(doc, 1);
+    cr_expect_not_null(cJSON_GetObjectItem(a, "ack"), "the ack is recorded");
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(a, "silenced")), "and marked silenced");
+    cJSON_Delete(doc);
+    /* A later alert elsewhere is published; the ack never was, before it. */
+    publish("sensors/water/xisha/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    int dongtan = 0;
+    for (;;) {
+        m = it_next(sub, 10000);
+        cr_assert_not_null(m, "the xisha alert was not published");
+        bool xisha = strstr(m->payload, "\"site\":\"xisha\"") != NULL;
+        cr_expect(strstr(m->payload, "\"ack\"") == NULL, "the ack was published on %s: %s",
+                  m->topic, m->payload);
+        dongtan += !xisha;
+        it_msg_free(m);
+        if (xisha)
+            break;
+    }
+    cr_expect_eq(dongtan, 2, "the firing went out on alerts.topic and active_topic, once");
+    it_client_free(sub);
+}
+
 /* ---- reload ---- */
 
 Test(http, reload_with_a_broken_file_is_400_with_the_error_lines)
