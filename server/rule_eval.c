@@ -1029,8 +1029,20 @@ const struct kind_ops iw__flag_ops = {
  * event
  * ======================================================================== */
 
+/*
+ * auto_resolve of a live start runs on the wall clock from its receipt, so a
+ * camera whose clock is a little off still gets its whole auto_resolve. A
+ * late start (older than alerts.live_window: a backlog after an outage) is
+ * judged on its own time, as rules are (SPEC section 1): it resolves at
+ * ts + auto_resolve (auto_at), published late, once EVENT_LATE_GRACE of wall
+ * clock has let the rest of the backlog (its stop, perhaps) arrive; a later
+ * sample of the backlog at or after auto_at ends the episode there first.
+ */
+enum { EVENT_LATE_GRACE_MS = 5000 };
+
 struct event_x {
     int64_t auto_due;               /* wall clock; RT_NONE */
+    int64_t auto_at;                /* a late start's auto_resolve in sample time; RT_NONE */
     int64_t event_ts;               /* sample time of the last start/stop */
     enum { EV_START, EV_STOP, EV_AUTO } how;
 };
@@ -1063,7 +1075,18 @@ static void event_init(struct iw_rules_engine *e, struct inst *in)
 {
     struct event_x *x = in->x;
     (void)e;
-    x->auto_due = x->event_ts = RT_NONE;
+    x->auto_due = x->auto_at = x->event_ts = RT_NONE;
+}
+
+/* Resolve by auto_resolve: at auto_at for a late start, else when it was due. */
+static void event_auto_resolve(struct iw_rules_engine *e, struct inst *in, int64_t now)
+{
+    struct event_x *x = in->x;
+    int64_t ts = x->auto_at != RT_NONE ? x->auto_at : x->auto_due;
+
+    x->how = EV_AUTO;
+    x->auto_due = x->auto_at = RT_NONE;
+    iw__resolve(e, in, ts, now - ts > e->cfg->alerts.live_window_ms, now);
 }
 
 static void event_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
@@ -1080,11 +1103,23 @@ static void event_sample(struct iw_rules_engine *e, struct inst *in, const struc
      * auto_resolve, would report an event that did not happen again. */
     if (s->retained && in->last_ts != RT_NONE && s->ts == in->last_ts)
         return;
+    /* In a backlog, the episode of a late start ended at its auto_at if this
+     * sample comes at or after it. */
+    if (in->st == ST_FIRING && x->auto_at != RT_NONE && s->ts >= x->auto_at)
+        event_auto_resolve(e, in, s->recv_ms);
     in->last_ts = s->ts;
     x->event_ts = s->ts;
     if (s->value != 0) {
         x->how = EV_START;
-        x->auto_due = ar > 0 ? s->recv_ms + ar : RT_NONE;
+        x->auto_due = x->auto_at = RT_NONE;
+        if (ar > 0 && !iw__late(e, s)) {
+            x->auto_due = s->recv_ms + ar;
+        } else if (ar > 0) {
+            x->auto_at = s->ts + ar;
+            x->auto_due = s->recv_ms + (ar < EVENT_LATE_GRACE_MS ? ar : EVENT_LATE_GRACE_MS);
+            if (x->auto_due < x->auto_at)       /* auto_resolve not over yet */
+                x->auto_due = x->auto_at;
+        }
         if (in->st != ST_FIRING) {
             iw__fire(e, in, in->p->severity, s->ts, s->ts, iw__late(e, s), s->recv_ms);
         } else {
@@ -1095,7 +1130,7 @@ static void event_sample(struct iw_rules_engine *e, struct inst *in, const struc
     }
     if (in->st == ST_FIRING && s->ts >= in->pending_since) {
         x->how = EV_STOP;
-        x->auto_due = RT_NONE;
+        x->auto_due = x->auto_at = RT_NONE;
         iw__resolve(e, in, s->ts, iw__late(e, s), s->recv_ms);
     }
 }
@@ -1125,6 +1160,7 @@ void iw__event_refire(struct iw_rules_engine *e, struct rule_rt *rr, const char 
     x->how = EV_START;
     x->event_ts = event_ts;
     x->auto_due = in->p->auto_resolve_ms > 0 ? now + in->p->auto_resolve_ms : RT_NONE;
+    x->auto_at = RT_NONE;
     if (in->last_ts == RT_NONE || event_ts > in->last_ts)
         in->last_ts = event_ts;
     /* The new rule's episode: it starts now, with an id of its own. */
@@ -1145,9 +1181,7 @@ static void event_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
 
     if (in->st != ST_FIRING || due == RT_NONE || due > now)
         return;
-    x->how = EV_AUTO;
-    x->auto_due = RT_NONE;
-    iw__resolve(e, in, due, false, now);
+    event_auto_resolve(e, in, now);
 }
 
 static void event_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)
@@ -1178,6 +1212,8 @@ static void event_save(const struct inst *in, cJSON *o)
     const struct event_x *x = in->x;
     if (x->auto_due != RT_NONE)
         cJSON_AddNumberToObject(o, "ad", (double)x->auto_due);
+    if (x->auto_at != RT_NONE)
+        cJSON_AddNumberToObject(o, "aa", (double)x->auto_at);
     if (x->event_ts != RT_NONE)
         cJSON_AddNumberToObject(o, "et", (double)x->event_ts);
 }
@@ -1188,6 +1224,8 @@ static void event_load(struct iw_rules_engine *e, struct inst *in, const cJSON *
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "ad");
     (void)e;
     x->auto_due = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
+    j = cJSON_GetObjectItemCaseSensitive(o, "aa");            /* absent before 2026-12-06 */
+    x->auto_at = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
     j = cJSON_GetObjectItemCaseSensitive(o, "et");
     x->event_ts = cJSON_IsNumber(j) ? (int64_t)j->valuedouble : RT_NONE;
 }

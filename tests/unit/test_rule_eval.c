@@ -1227,6 +1227,66 @@ Test(rules, event_start_stop_and_auto_resolve)
 }
 
 /*
+ * A backlog after an outage: a start 20 minutes old is judged on its own
+ * time. Its auto_resolve ends at ts + auto_resolve, published late, a few
+ * seconds of wall clock after it arrived (time for the rest of the backlog);
+ * a stop in the backlog before that still resolves it; a later start of the
+ * backlog ends the first episode at its auto_resolve and raises a new one.
+ * A live start keeps its auto_resolve on the wall clock from its receipt.
+ */
+Test(rules, the_auto_resolve_of_a_late_event_runs_on_its_own_time)
+{
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+    struct iw_rules_engine *e;
+    int64_t now = T0 + HOUR, old = now - 20 * MINUTE;
+
+    r->p.match = fx_kv(&cfg, "type", "tamper");
+    r->p.n_match = 1;
+    r->p.auto_resolve_ms = 30 * 1000;
+    e = engine(now);
+    feed_event(e, "c01", "tamper", old, now, true);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_expect(fx_last(&env)->late);
+    iw_rules_tick(e, now + 4000);
+    cr_assert_eq(env.n_alerts, 1, "the backlog gets a few seconds to bring the stop");
+    iw_rules_tick(e, now + 5000);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_expect_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_expect_eq(fx_last(&env)->ts, old + 30 * 1000, "resolved at ts + auto_resolve");
+    cr_expect(fx_last(&env)->late, "and published as late");
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"state\":\"auto_resolve\""));
+
+    feed_event(e, "c02", "tamper", old, now, true);
+    feed_event(e, "c02", "tamper", old + 10 * 1000, now + 10, false);
+    cr_assert_eq(env.n_alerts, 4);
+    cr_expect_eq(fx_last(&env)->ts, old + 10 * 1000, "a stop in the backlog resolves it");
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"state\":\"stop\""));
+    iw_rules_tick(e, now + MINUTE);
+    cr_assert_eq(env.n_alerts, 4, "and no auto_resolve follows");
+
+    feed_event(e, "c03", "tamper", old, now, true);
+    feed_event(e, "c03", "tamper", old + MINUTE, now + 10, true);
+    cr_assert_eq(env.n_alerts, 7, "the first episode ended at its auto_resolve, a second began");
+    cr_expect_eq(env.alerts[5]->status, IW_ALERT_RESOLVED);
+    cr_expect_eq(env.alerts[5]->ts, old + 30 * 1000);
+    cr_expect_eq(env.alerts[6]->status, IW_ALERT_FIRING);
+    cr_expect_eq(env.alerts[6]->ts, old + MINUTE);
+
+    iw_rules_tick(e, now + 10 + 5000);
+    cr_assert_eq(env.n_alerts, 8);
+    cr_expect_eq(fx_last(&env)->ts, old + MINUTE + 30 * 1000);
+
+    feed_event(e, "c04", "tamper", now + MINUTE, now + MINUTE + 2000, true);
+    iw_rules_tick(e, now + MINUTE + 31 * 1000);
+    cr_assert_eq(env.n_alerts, 9, "a live start: auto_resolve from its receipt");
+    iw_rules_tick(e, now + MINUTE + 32 * 1000);
+    cr_assert_eq(env.n_alerts, 10);
+    cr_expect_eq(fx_last(&env)->ts, now + MINUTE + 32 * 1000);
+    cr_expect(!fx_last(&env)->late);
+    iw_rules_engine_free(e);
+}
+
+/*
  * A camera that publishes its event messages retained: the broker sends the
  * last one again at every SUBSCRIBE (restart, reconnect). That copy is the
  * event already handled: it neither raises an auto-resolved episode again
