@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "islewatch/clock.h"
@@ -622,6 +623,13 @@ int ts_file_load(const char *file, const struct iw_config *cfg, struct ts_file *
     in = fopen(file, "rb");
     if (in == NULL) {
         iw_diag_add(diag, NULL, 0, 0, "%s: cannot open: %m (check the path)", file);
+        return IW_E_IO;
+    }
+    struct stat st;
+    if (fstat(fileno(in), &st) == 0 && S_ISDIR(st.st_mode)) {   /* libyaml: "input error" */
+        iw_diag_add(diag, NULL, 0, 0, "%s: cannot read: is a directory; name the tests file "
+                    "(check the path)", file);
+        fclose(in);
         return IW_E_IO;
     }
     f = calloc(1, sizeof(*f));

@@ -123,6 +123,16 @@ Test(cli_test, an_invalid_rule_file_prints_its_diagnostics_and_exits_2)
     free(out);
 }
 
+Test(cli_test, a_directory_for_the_tests_file_says_so)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX);
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    expect_contains(out, "cannot read: is a directory; name the tests file");
+    cr_expect(strstr(out, "YAML: input error") == NULL, "%s", out);
+    free(out);
+}
+
 Test(cli_test, usage_errors_exit_2_and_help_exits_0)
 {
     char *out = NULL;
