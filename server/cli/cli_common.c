@@ -97,6 +97,15 @@ void cli_col(const char *s, size_t width)
     fputc(' ', stdout);
 }
 
+bool cli_db_and_url(const char *cmd, const char *db, bool url_given)
+{
+    if (db == NULL || !url_given)
+        return false;
+    fprintf(stderr, "islewatch %s: --db and --url both given; give one: --db PATH reads the "
+            "database directly, --url URL asks the daemon\n", cmd);
+    return true;
+}
+
 void cli_csv_field(const char *s)
 {
     if (strpbrk(s, ",\"\n\r") == NULL) {

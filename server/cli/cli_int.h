@@ -54,6 +54,9 @@ void cli_csv_field(const char *s);
 /* The daemon's URL when --url is not given: $ISLEWATCH_URL, else http://127.0.0.1:8080. */
 const char *cli_default_url(void);
 
+/* --db and --url both given to a reading command: says to give one; true then (exit 2). */
+bool cli_db_and_url(const char *cmd, const char *db, bool url_given);
+
 /* Percent-encode a query-string value; false (out cut short) when it does not fit. */
 bool cli_urlenc(char *out, size_t cap, const char *s);
 

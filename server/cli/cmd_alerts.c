@@ -55,6 +55,7 @@ int iw_cmd_alerts(int argc, char **argv)
     struct aargs a = { .src = { .url = cli_default_url() }, .since = INT64_MIN };
     char path[4096], rb[3072];
     int c, rc;
+    bool url_given = false;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -81,7 +82,7 @@ int iw_cmd_alerts(int argc, char **argv)
             break;
         }
         case 'd': a.src.db = optarg; break;
-        case 'u': a.src.url = optarg; break;
+        case 'u': a.src.url = optarg; url_given = true; break;
         case 'f':
             if ((int)(a.src.format = (enum cli_format)cli_format_parse(optarg)) < 0) {
                 fprintf(stderr, "islewatch: --format %s: use table, csv or json\n", optarg);
@@ -92,6 +93,8 @@ int iw_cmd_alerts(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (cli_db_and_url("alerts", a.src.db, url_given))
+        return 2;
     if (optind < argc) {
         fprintf(stderr, "islewatch alerts: unexpected argument \"%s\" (a rule goes after "
                 "--rule)\n", argv[optind]);

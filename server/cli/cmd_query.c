@@ -60,6 +60,7 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
 {
     int c;
     int64_t now = iw_now_ms();
+    bool url_given = false;
 
     memset(a, 0, sizeof(*a));
     a->src.url = cli_default_url();
@@ -70,7 +71,7 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
     while ((c = getopt_long(argc, argv, "h", common_opts, NULL)) != -1) {
         switch (c) {
         case 'd': a->src.db = optarg; break;
-        case 'u': a->src.url = optarg; break;
+        case 'u': a->src.url = optarg; url_given = true; break;
         case 'f':
             if ((int)(a->src.format = (enum cli_format)cli_format_parse(optarg)) < 0) {
                 fprintf(stderr, "islewatch: --format %s: use table, csv or json\n", optarg);
@@ -108,6 +109,8 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
             return 2;
         }
     }
+    if (cli_db_and_url(query ? "query" : "series", a->src.db, url_given))
+        return 2;
     if (optind < argc)
         a->glob = argv[optind++];
     if (a->glob != NULL && a->glob[0] == '\0')

@@ -446,6 +446,10 @@ Test(cli_args, missing_and_extra_arguments_say_which)
         { "query a b", "islewatch query: unexpected argument \"b\"" },
         { "series a b", "islewatch series: unexpected argument \"b\"" },
         { "alerts extra", "islewatch alerts: unexpected argument \"extra\"" },
+        /* two places to read from: say so, as report and backtest do */
+        { "series --url http://127.0.0.1:1", "islewatch series: --db and --url both given" },
+        { "query 'a/*/*/*' --url http://127.0.0.1:1", "islewatch query: --db and --url both given" },
+        { "alerts --url http://127.0.0.1:1", "islewatch alerts: --db and --url both given" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *out = NULL;
