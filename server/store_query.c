@@ -556,23 +556,6 @@ static int agg_point_cb(void *ctx, const struct iw_point *p)
     return a->stop;
 }
 
-static void agg_hours(struct iw_store *st, struct agg_ctx *a, uint32_t id, int64_t from, int64_t to)
-{
-    struct range_it r;
-    int64_t ts;
-    const char *v;
-    size_t vl;
-
-    range_open(st, &r, 'H', id, from, to);
-    while (!a->stop && range_next(&r, &ts, &v, &vl)) {
-        struct iw_rollup ru;
-        if (rollup_decode(ts, v, vl, &ru))
-            agg_add(a, &ru);
-        rocksdb_iter_next(r.it);
-    }
-    range_close(&r);
-}
-
 static void agg_minutes(struct iw_store *st, struct agg_ctx *a, uint32_t id, int64_t from,
                         int64_t to)
 {
@@ -583,6 +566,34 @@ static void agg_minutes(struct iw_store *st, struct agg_ctx *a, uint32_t id, int
     while (!a->stop && minute_next(&mi, &ru))
         agg_add(a, &ru);
     minute_close(&mi);
+}
+
+/*
+ * Whole hours [from, to), from their rollups. An hour without one (no data,
+ * or storage.retention's 1h shorter than its 1m or raw: the hour's rollup
+ * expired, its minutes or points did not) is read from the finer data, so a
+ * step of hours answers what a step of minutes does. A gap costs one seek.
+ */
+static void agg_hours(struct iw_store *st, struct agg_ctx *a, uint32_t id, int64_t from, int64_t to)
+{
+    struct range_it r;
+    int64_t ts, next = from;
+    const char *v;
+    size_t vl;
+
+    range_open(st, &r, 'H', id, from, to);
+    while (!a->stop && range_next(&r, &ts, &v, &vl)) {
+        struct iw_rollup ru;
+        if (ts > next)
+            agg_minutes(st, a, id, next, ts);
+        if (!a->stop && rollup_decode(ts, v, vl, &ru))
+            agg_add(a, &ru);
+        next = ts + IW_MS_PER_HOUR;
+        rocksdb_iter_next(r.it);
+    }
+    range_close(&r);
+    if (!a->stop && next < to)
+        agg_minutes(st, a, id, next, to);
 }
 
 static int64_t ceil_to(int64_t t, int64_t step)

@@ -548,6 +548,55 @@ Test(cli_args, query_steps_read_rollups_after_the_raw_points_expired)
     it_run(NULL, "rm -rf '%s'", dir);
 }
 
+/* The other way round: storage.retention's 1h (and 1m) shorter than raw. The
+ * hours' rollups expired, their points did not: a step of hours still counts
+ * every point, as a step of minutes does. */
+Test(cli_args, query_steps_read_points_after_the_hour_rollups_expired)
+{
+    char dir[] = "/tmp/iw-cli-hexpired-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    const struct iw_series *s;
+    int64_t now = iw_now_ms();
+    int64_t t0 = iw_floor_to(now - 6 * IW_MS_PER_HOUR, 2 * IW_MS_PER_HOUR);   /* a 2h bucket */
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    struct iw_wbatch *b = iw_wbatch_new();
+    cr_assert_eq(iw_store_series_intern(st, "water/old/w1/ph", 15, &s), IW_OK);
+    for (int i = 0; i < 120; i++)                    /* two hours, one sample a minute */
+        iw_wbatch_put_point(b, s->id, t0 + i * IW_MS_PER_MIN, 7.0 + (i % 2), 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_store_rollup_range(st, s->id, t0, t0 + 2 * IW_MS_PER_HOUR, true), IW_OK);
+    /* raw 90d, 1m 1h, 1h 1h: both rollups of those hours go, the points stay */
+    cr_assert_eq(iw_store_retention(st, now, 90 * IW_MS_PER_DAY, IW_MS_PER_HOUR, IW_MS_PER_HOUR),
+                 IW_OK);
+    iw_store_close(st);
+
+    static const char *const steps[] = { "1h", "2h", "1m" };
+    for (size_t i = 0; i < 3; i++) {
+        char *out = NULL, want[256];
+        int rc = it_run(&out, "'%s' query 'water/old/w1/ph' --from %lld --to %lld --step %s "
+                        "--agg count --format json --db '%s'", it_bin("islewatch"), (long long)t0,
+                        (long long)(t0 + 2 * IW_MS_PER_HOUR - 1), steps[i], db);
+        cr_expect_eq(rc, 0);
+        if (i == 0)
+            snprintf(want, sizeof(want), "[[%lld,60],[%lld,60]]", (long long)t0,
+                     (long long)(t0 + IW_MS_PER_HOUR));
+        else if (i == 1)
+            snprintf(want, sizeof(want), "[[%lld,120]]", (long long)t0);
+        else
+            snprintf(want, sizeof(want), "[%lld,1]", (long long)(t0 + 119 * IW_MS_PER_MIN));
+        cr_expect(out != NULL && strstr(out, want) != NULL, "--step %s: want %s in %s", steps[i],
+                  want, out ? out : "");
+        free(out);
+    }
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
 /* A time without its zone is not RFC 3339; the message shows one that is, so
  * the user sees what is missing rather than being told a format by name. */
 Test(cli_args, a_time_without_zone_is_refused_with_an_example)
