@@ -331,7 +331,8 @@ static const struct iw_alert *active_sibling(struct iw_alert_pub *p, const struc
 static int send_one(struct iw_alert_pub *p, uint64_t seq, const char *topic, const char *payload,
                     size_t len, bool retained)
 {
-    int rc = iw_mqtt_publish(p->d->mqtt, topic, payload, len, p->d->cfg->alerts.qos, retained);
+    int rc = iw_mqtt_publish(p->d->mqtt, topic, payload, len, p->d->cfg->alerts.qos, retained,
+                             seq);
     if (rc == IW_OK)
         test_kill("ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES", &p->d->test_alert_publishes,
                   p->d->test_kill_after_alert_publishes);
@@ -975,9 +976,21 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
      * which may have come while the MQTT client held the last message it had
      * taken without having sent it (seen in test_alert_crash: a resolve taken
      * by Paho just before the kill never reached the broker). That message
-     * goes again, with the same id and seq: at least once, never lost. */
+     * goes again, with the same id and seq: at least once, never lost.
+     * Unless the broker acknowledged it ("alert_acked", written when its
+     * PUBACK came: mqtt_client.c, on_delivered): then subscribers have it,
+     * and a copy would only page them twice. */
+    uint64_t acked = 0;
+    if (iw_store_meta_get(d->store, "alert_acked", &v, &l) == IW_OK) {
+        acked = strtoull(v, NULL, 10);
+        free(v);
+    }
+    atomic_store_explicit(&iw_stats.alert_acked_seq, acked, memory_order_relaxed);
     if (iw_store_meta_get(d->store, "clean_stop", &v, &l) == IW_OK) {
         free(v);
+    } else if (p->seq > 0 && p->unsent == 0 && acked >= p->seq) {
+        IW_LOG_INFO("alerts", "the last stop was not clean; the broker had acknowledged the "
+                    "last alert message (seq=%" PRIu64 "): nothing to send again", p->seq);
     } else if (p->seq > 0 && p->unsent == 0 && !silenced_after(d->store, p->seq)) {
         p->unsent = p->seq;
         IW_LOG_INFO("alerts", "the last stop was not clean: sending the last alert message "

@@ -263,10 +263,13 @@ bool iw_mqtt_any_connected(const struct iw_mqtt *m);
  * alerts.outbox_max messages) while disconnected, also before the first
  * connect and after iw_mqtt_stop. IW_OK when Paho took the message,
  * IW_E_MQTT when it refused it for now (buffer full, no message id free:
- * retry later), IW_E_INVAL when it can never take it (bad topic).
+ * retry later), IW_E_INVAL when it can never take it (bad topic). seq > 0
+ * (an alert message's, QoS > 0): when the broker acknowledges this message,
+ * and it is still the last one so marked, seq is recorded as acknowledged
+ * ("alert_acked" in the store, islewatch_alert_acked_seq).
  */
 int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, size_t len,
-                    int qos, bool retained);
+                    int qos, bool retained, uint64_t seq);
 /* Why iw_mqtt_publish returned rc (not IW_OK), for a log line. */
 const char *iw_mqtt_publish_error(int rc);
 /* Subscribe to the sources of the current view, unsubscribe from filters no longer there. */

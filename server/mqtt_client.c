@@ -78,6 +78,10 @@ struct iw_mqtt {
     MQTTClient_persistence persist;       /* Paho's store, in our RocksDB */
     unsigned rng;
     bool v5;                              /* broker.protocol: "5" */
+    /* The last alert message handed to Paho whose PUBACK/PUBCOMP is awaited:
+     * its seq << 16 | its token (for QoS > 0 Paho's token is the MQTT packet
+     * id, 1..65535). 0: none. See iw_mqtt_publish and on_delivered. */
+    _Atomic uint64_t watch;
 };
 
 /* ---- message path ---- */
@@ -188,7 +192,7 @@ void iw_ingest_reject(struct iw_conn_ingest *ing, const struct iw_ingest_view *v
                  iw_rfc3339_format(iw_now_ms(), ts, sizeof(ts)), epayload, plen,
                  cut ? "true" : "false", stored);
     if (n > 0 && (size_t)n < sizeof(msg))
-        (void)iw_mqtt_publish(m, rtopic, msg, (size_t)n, 0, false);
+        (void)iw_mqtt_publish(m, rtopic, msg, (size_t)n, 0, false, 0);
 }
 
 /* ---- connection management ---- */
@@ -200,6 +204,36 @@ static void set_broker_gauge(struct iw_mqtt *m)
         if (atomic_load_explicit(&m->c[i].state, memory_order_relaxed) != CONN_UP)
             up = 0;
     atomic_store_explicit(&iw_stats.broker_connected, up, memory_order_relaxed);
+}
+
+/*
+ * Paho calls this (on the receive thread of connection 0) when the broker
+ * acknowledged a QoS 1 or 2 message we published. If it is the alert message
+ * watched, its seq is the broker's now: recorded in the store ("alert_acked")
+ * so that a start after a kill -9 sends it again only when it was not
+ * acknowledged (alert_pub.c), and shown in /metrics. One store write per
+ * alert message, none per device message.
+ */
+static void on_delivered(void *ctx, MQTTAsync_token token)
+{
+    struct iw_mconn *c = ctx;
+    struct iw_mqtt *m = c->m;
+    /* acquire: pairs with the release store in iw_mqtt_publish, so seq and
+     * token are one publish's (both in one word, so never mixed). */
+    uint64_t w = atomic_load_explicit(&m->watch, memory_order_acquire);
+    uint64_t seq = w >> 16;
+    char buf[24];
+
+    if (w == 0 || (w & 0xffff) != ((uint64_t)token & 0xffff))
+        return;
+    /* relaxed: a gauge; the only writer is this thread (connection 0's). */
+    if (seq <= atomic_load_explicit(&iw_stats.alert_acked_seq, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&iw_stats.alert_acked_seq, seq, memory_order_relaxed);
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)seq);
+    if (iw_store_meta_put(m->d->store, "alert_acked", buf, strlen(buf)) != IW_OK)
+        IW_LOG_WARN("alerts", "cannot record that the broker acknowledged seq=%s; after a "
+                    "kill -9 it is sent again (harmless: same id and seq)", buf);
 }
 
 static void on_connlost(void *ctx, char *cause)
@@ -532,7 +566,7 @@ bool iw_mqtt_any_connected(const struct iw_mqtt *m)
 }
 
 int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, size_t len,
-                    int qos, bool retained)
+                    int qos, bool retained, uint64_t seq)
 {
     MQTTAsync_message msg = MQTTAsync_message_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -544,6 +578,14 @@ int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, s
     int rc = MQTTAsync_sendMessage(m->c[0].client, topic, &msg, &ro);
     switch (rc) {
     case MQTTASYNC_SUCCESS:
+        /* release: pairs with the acquire in on_delivered. Written before
+         * the PUBLISH can be acknowledged? Paho may send it, and take its
+         * PUBACK, before this store: then that PUBACK is not matched and the
+         * message counts as unacknowledged (sent again after a kill -9, the
+         * safe side). Packet ids of 16 bits, seq in the other 48. */
+        if (seq > 0 && qos > 0 && ro.token > 0)
+            atomic_store_explicit(&m->watch, seq << 16 | ((uint64_t)ro.token & 0xffff),
+                                  memory_order_release);
         return IW_OK;
     case MQTTASYNC_BAD_UTF8_STRING:
     case MQTTASYNC_NULL_PARAMETER:
@@ -793,7 +835,8 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
             rc = IW_E_MQTT;
             goto fail;
         }
-        MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message, NULL);
+        MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message,
+                               i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
     }
     d->mqtt = m;
     return IW_OK;                           /* the main loop's first tick connects */

@@ -357,6 +357,11 @@ char *iw_stats_render(void)
                 "# TYPE islewatch_broker_connected gauge\n"
                 "islewatch_broker_connected %d\n",
             atomic_load_explicit(&iw_stats.broker_connected, memory_order_relaxed));
+    bprintf(&b, "# HELP islewatch_alert_acked_seq seq of the last alert message the broker "
+                "acknowledged (alerts.qos 1 or 2; 0: none yet).\n"
+                "# TYPE islewatch_alert_acked_seq gauge\n"
+                "islewatch_alert_acked_seq %llu\n",
+            (unsigned long long)ld(&iw_stats.alert_acked_seq));
     bprintf(&b, "# HELP islewatch_broker_reconnects_total Reconnections to the broker.\n"
                 "# TYPE islewatch_broker_reconnects_total counter\n"
                 "islewatch_broker_reconnects_total %llu\n",

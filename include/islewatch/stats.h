@@ -48,6 +48,8 @@ struct iw_stats {
     _Atomic uint64_t reloads_total;
     _Atomic int      db_open;
     _Atomic uint64_t in_callback;                          /* messages being handled now */
+    _Atomic uint64_t alert_acked_seq;                      /* last alert message the broker
+                                                            * acknowledged (mqtt_client.c) */
 };
 
 extern struct iw_stats iw_stats;
