@@ -852,6 +852,13 @@ struct flag_x {
     struct flagged *f;              /* metrics currently flagged with a watched flag */
     size_t n, cap;
     char *ep_metric;                /* device-level: the metric the episode began on; owned */
+    /* A live message's samples update the flags one by one; the machine is
+     * driven once, at the message's end (flag_message_end), so an alert
+     * lists every metric the message flagged, not the first one only. */
+    bool pending, pending_changed, pending_ep;
+    enum inst_state pending_was;
+    int64_t pending_ts, pending_recv;
+    bool pending_late;
 };
 
 static bool flag_per_metric(const struct rule_rt *rr)
@@ -924,16 +931,44 @@ static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct
         return;
     in->last_ts = s->ts;
     changed = flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
-    was = in->st;
     /* A device-level instance names one metric for its whole episode (its
      * firing and its resolve alike): the first one flagged. */
-    if (in->metric == NULL && in->st == ST_INACTIVE && x->n > 0)
+    if (in->metric == NULL && in->st == ST_INACTIVE && x->n > 0 && !x->pending_ep) {
         flag_ep_metric(x, x->f[0].metric);
+        x->pending_ep = e->in_message;  /* chosen for this message's episode */
+    }
+    if (e->in_message) {                /* driven at the message's end, once */
+        if (!x->pending)
+            x->pending_was = in->st;
+        x->pending = true;
+        x->pending_changed |= changed;
+        x->pending_ts = s->ts;
+        x->pending_late = iw__late(e, s);
+        x->pending_recv = s->recv_ms;
+        return;
+    }
+    was = in->st;
     iw__drive(e, in, x->n > 0, x->n == 0, in->p->severity, s->ts, iw__late(e, s), s->recv_ms);
     /* The record lists the flags (the evidence, and what resolves it after a
      * restart): rewrite it when they change and the machine did not. */
     if (changed && in->st != ST_INACTIVE && in->st == was)
         iw__save(e, in);
+}
+
+static void flag_message_end(struct iw_rules_engine *e, struct inst *in,
+                             const struct iw_rsample *last)
+{
+    struct flag_x *x = in->x;
+    (void)last;
+
+    if (!x->pending)
+        return;
+    x->pending = x->pending_ep = false;
+    iw__drive(e, in, x->n > 0, x->n == 0, in->p->severity, x->pending_ts, x->pending_late,
+              x->pending_recv);
+    if (x->pending_changed && in->st != ST_INACTIVE && in->st == x->pending_was)
+        iw__save(e, in);
+    x->pending_changed = false;
 }
 
 static const char *flag_meaning(char f)
@@ -1018,6 +1053,7 @@ const struct kind_ops iw__flag_ops = {
     .per_metric = flag_per_metric,
     .accepts = not_event,
     .sample = flag_sample,
+    .message_end = flag_message_end,
     .evidence = flag_evidence,
     .save = flag_save,
     .load = flag_load,

@@ -145,6 +145,7 @@ struct iw_rules_engine {
     size_t heap_n, heap_cap;
     struct inst *dirty;
     struct late_work *late;         /* instances with out-of-order samples in this message */
+    bool in_message;                /* in iw_rules_on_samples' loop over a message's samples */
     struct iw_rules_stats st;
     struct iw_complaint complaint;
 };

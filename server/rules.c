@@ -369,6 +369,7 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
 {
     struct inst *dirty = NULL;
 
+    e->in_message = true;
     for (size_t i = 0; i < n; i++) {
         struct series_ent *se;
 
@@ -389,6 +390,7 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
             }
         }
     }
+    e->in_message = false;
     /* Late samples: the store holds the whole message now, so each is
      * evaluated on its own time with what came before and after it. */
     if (e->late != NULL)

@@ -1360,6 +1360,39 @@ Test(rules, device_level_flag_episode_keeps_its_metric)
     iw_rules_engine_free(e);
 }
 
+/* One message flagging several metrics: the alert lists them all (its
+ * evidence), named after the first flagged; a message of normal data resolves. */
+Test(rules, a_message_flagging_several_metrics_lists_them_all)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+    struct iw_rsample m[3] = {
+        fx_sample("water", "s1", "w01", "temp", T0, 14),
+        fx_sample("water", "s1", "w01", "ph", T0, 7),
+        fx_sample("water", "s1", "w01", "do", T0, 1),
+    };
+
+    r->p.flags = (1u << ('D' - 'A')) | (1u << ('B' - 'A'));
+    e = engine(T0);
+    m[1].flag = 'B';
+    m[2].flag = 'B';
+    iw_rules_on_samples(e, m, 3);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_expect_str_eq(fx_last(&env)->metric, "ph");
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"ph\":\"B\""), "%s", fx_last(&env)->details);
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"do\":\"B\""), "%s", fx_last(&env)->details);
+    cr_expect_not_null(strstr(fx_last(&env)->message, "and more"), "%s", fx_last(&env)->message);
+    for (int i = 0; i < 3; i++) {
+        m[i].ts = m[i].recv_ms = T0 + MINUTE;
+        m[i].flag = 'N';
+    }
+    iw_rules_on_samples(e, m, 3);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_expect_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_expect_str_eq(fx_last(&env)->metric, "ph", "the resolve keeps the episode's metric");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, flag_for_and_back_to_normal)
 {
     struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
