@@ -511,26 +511,51 @@ Test(cli_args, a_reversed_range_shows_both_times)
 /* A device that stopped reporting longer ago than raw retention (90d) keeps its
  * minute and hour rollups (1y, 10y: SPEC §2, "for fast long-range queries"):
  * `query --step` still answers from them. */
-Test(cli_args, query_steps_read_rollups_after_the_raw_points_expired)
+/*
+ * A database in a new directory dir (a mkdtemp template) holding series
+ * `name` with n points, one a minute from t0 (values v, or 7 and 8 in turn
+ * when v is NULL); db gets its path. Returns the store open, for what the
+ * test does next (rollups, retention); the caller closes it.
+ */
+static struct iw_store *db_with_points(char *dir, char *db, size_t dblen, const char *name,
+                                       int64_t t0, const double *v, int n, uint32_t *id)
 {
-    char dir[] = "/tmp/iw-cli-expired-XXXXXX", db[64];
     struct iw_diag diag = { 0 };
     struct iw_store *st;
     const struct iw_series *s;
-    int64_t now = iw_now_ms();
-    int64_t t0 = (now - 100 * IW_MS_PER_DAY) / IW_MS_PER_HOUR * IW_MS_PER_HOUR;
 
     cr_assert_not_null(mkdtemp(dir));
-    snprintf(db, sizeof(db), "%s/data", dir);
+    snprintf(db, dblen, "%s/data", dir);
     struct iw_store_opts o = { .path = db };
     cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
     struct iw_wbatch *b = iw_wbatch_new();
-    cr_assert_eq(iw_store_series_intern(st, "water/old/w1/ph", 15, &s), IW_OK);
-    for (int i = 0; i < 120; i++)                    /* two hours, one sample a minute */
-        iw_wbatch_put_point(b, s->id, t0 + i * IW_MS_PER_MIN, 7.0 + (i % 2), 0);
+    cr_assert_eq(iw_store_series_intern(st, name, strlen(name), &s), IW_OK);
+    for (int i = 0; i < n; i++)
+        iw_wbatch_put_point(b, s->id, t0 + i * IW_MS_PER_MIN, v ? v[i] : 7.0 + (i % 2), 0);
     cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
     iw_wbatch_free(b);
-    cr_assert_eq(iw_store_rollup_range(st, s->id, t0, t0 + 2 * IW_MS_PER_HOUR, true), IW_OK);
+    *id = s->id;
+    return st;
+}
+
+/* islewatch query SERIES over [from, to] in format fmt, read from db. */
+static int query_db(char **out, const char *series, int64_t from, int64_t to, const char *fmt,
+                    const char *db)
+{
+    return it_run(out, "'%s' query '%s' --from %lld --to %lld --format %s --db '%s'",
+                  it_bin("islewatch"), series, (long long)from, (long long)to, fmt, db);
+}
+
+Test(cli_args, query_steps_read_rollups_after_the_raw_points_expired)
+{
+    char dir[] = "/tmp/iw-cli-expired-XXXXXX", db[64];
+    int64_t now = iw_now_ms();
+    int64_t t0 = (now - 100 * IW_MS_PER_DAY) / IW_MS_PER_HOUR * IW_MS_PER_HOUR;
+    uint32_t id;
+    /* two hours, one sample a minute */
+    struct iw_store *st = db_with_points(dir, db, sizeof(db), "water/old/w1/ph", t0, NULL, 120, &id);
+
+    cr_assert_eq(iw_store_rollup_range(st, id, t0, t0 + 2 * IW_MS_PER_HOUR, true), IW_OK);
     cr_assert_eq(iw_store_retention(st, now, 90 * IW_MS_PER_DAY, 365 * IW_MS_PER_DAY,
                                     3650 * IW_MS_PER_DAY), IW_OK);
     iw_store_close(st);
@@ -554,23 +579,13 @@ Test(cli_args, query_steps_read_rollups_after_the_raw_points_expired)
 Test(cli_args, query_steps_read_points_after_the_hour_rollups_expired)
 {
     char dir[] = "/tmp/iw-cli-hexpired-XXXXXX", db[64];
-    struct iw_diag diag = { 0 };
-    struct iw_store *st;
-    const struct iw_series *s;
     int64_t now = iw_now_ms();
     int64_t t0 = iw_floor_to(now - 6 * IW_MS_PER_HOUR, 2 * IW_MS_PER_HOUR);   /* a 2h bucket */
+    uint32_t id;
+    /* two hours, one sample a minute */
+    struct iw_store *st = db_with_points(dir, db, sizeof(db), "water/old/w1/ph", t0, NULL, 120, &id);
 
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(db, sizeof(db), "%s/data", dir);
-    struct iw_store_opts o = { .path = db };
-    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
-    struct iw_wbatch *b = iw_wbatch_new();
-    cr_assert_eq(iw_store_series_intern(st, "water/old/w1/ph", 15, &s), IW_OK);
-    for (int i = 0; i < 120; i++)                    /* two hours, one sample a minute */
-        iw_wbatch_put_point(b, s->id, t0 + i * IW_MS_PER_MIN, 7.0 + (i % 2), 0);
-    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
-    iw_wbatch_free(b);
-    cr_assert_eq(iw_store_rollup_range(st, s->id, t0, t0 + 2 * IW_MS_PER_HOUR, true), IW_OK);
+    cr_assert_eq(iw_store_rollup_range(st, id, t0, t0 + 2 * IW_MS_PER_HOUR, true), IW_OK);
     /* raw 90d, 1m 1h, 1h 1h: both rollups of those hours go, the points stay */
     cr_assert_eq(iw_store_retention(st, now, 90 * IW_MS_PER_DAY, IW_MS_PER_HOUR, IW_MS_PER_HOUR),
                  IW_OK);
@@ -662,31 +677,16 @@ Test(cli_args, report_names_the_word_it_does_not_know)
 Test(cli_args, query_prints_small_and_large_values_without_exponents)
 {
     char dir[] = "/tmp/iw-cli-digits-XXXXXX", db[64];
-    struct iw_diag diag = { 0 };
-    struct iw_store *st;
-    const struct iw_series *s;
     int64_t t0 = (iw_now_ms() - IW_MS_PER_DAY) / IW_MS_PER_MIN * IW_MS_PER_MIN;
+    static const double v[] = { 0.00008, 0.0000123456789, 2400000, 1e16 };
+    uint32_t id;
 
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(db, sizeof(db), "%s/data", dir);
-    struct iw_store_opts o = { .path = db };
-    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
-    struct iw_wbatch *b = iw_wbatch_new();
-    cr_assert_eq(iw_store_series_intern(st, "water/s/w1/hg", 13, &s), IW_OK);
-    iw_wbatch_put_point(b, s->id, t0, 0.00008, 0);
-    iw_wbatch_put_point(b, s->id, t0 + IW_MS_PER_MIN, 0.0000123456789, 0);
-    iw_wbatch_put_point(b, s->id, t0 + 2 * IW_MS_PER_MIN, 2400000, 0);
-    iw_wbatch_put_point(b, s->id, t0 + 3 * IW_MS_PER_MIN, 1e16, 0);
-    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
-    iw_wbatch_free(b);
-    iw_store_close(st);
+    iw_store_close(db_with_points(dir, db, sizeof(db), "water/s/w1/hg", t0, v, 4, &id));
 
     static const char *const fmts[] = { "table", "csv" };
     for (size_t f = 0; f < 2; f++) {
         char *out = NULL;
-        int rc = it_run(&out, "'%s' query 'water/s/w1/hg' --from %lld --to %lld --format %s "
-                        "--db '%s'", it_bin("islewatch"), (long long)t0,
-                        (long long)(t0 + 3 * IW_MS_PER_MIN), fmts[f], db);
+        int rc = query_db(&out, "water/s/w1/hg", t0, t0 + 3 * IW_MS_PER_MIN, fmts[f], db);
         cr_expect_eq(rc, 0);
         cr_expect(out != NULL && strstr(out, "0.00008") && strstr(out, "0.0000123456789") &&
                   strstr(out, "2400000") && strstr(out, "10000000000000000") &&
@@ -702,34 +702,19 @@ Test(cli_args, query_prints_small_and_large_values_without_exponents)
 Test(cli_args, query_values_read_back_exactly_in_every_format)
 {
     char dir[] = "/tmp/iw-cli-exact-XXXXXX", db[64];
-    struct iw_diag diag = { 0 };
-    struct iw_store *st;
-    const struct iw_series *s;
     int64_t t0 = (iw_now_ms() - IW_MS_PER_DAY) / IW_MS_PER_MIN * IW_MS_PER_MIN;
+    static const double v[] = { 0.30000000000000004, 9007199254740992.0, -9007199254740990.0 };
+    uint32_t id;
 
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(db, sizeof(db), "%s/data", dir);
-    struct iw_store_opts o = { .path = db };
-    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
-    struct iw_wbatch *b = iw_wbatch_new();
-    cr_assert_eq(iw_store_series_intern(st, "water/s/w1/tp", 13, &s), IW_OK);
-    iw_wbatch_put_point(b, s->id, t0, 0.30000000000000004, 0);
-    iw_wbatch_put_point(b, s->id, t0 + IW_MS_PER_MIN, 9007199254740992.0, 0);
-    iw_wbatch_put_point(b, s->id, t0 + 2 * IW_MS_PER_MIN, -9007199254740990.0, 0);
-    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK, "%s", iw_diag_first(&diag));
-    iw_wbatch_free(b);
-    iw_store_close(st);
+    iw_store_close(db_with_points(dir, db, sizeof(db), "water/s/w1/tp", t0, v, 3, &id));
 
     static const char *const fmts[] = { "json", "table", "csv" };
     for (size_t f = 0; f < 3; f++) {
         char *out = NULL;
-        int rc = it_run(&out, "'%s' query 'water/s/w1/tp' --from %lld --to %lld --format %s "
-                        "--db '%s'", it_bin("islewatch"), (long long)t0,
-                        (long long)(t0 + 2 * IW_MS_PER_MIN), fmts[f], db);
+        int rc = query_db(&out, "water/s/w1/tp", t0, t0 + 2 * IW_MS_PER_MIN, fmts[f], db);
         cr_expect_eq(rc, 0);
         if (f == 0) {                              /* JSON: any text that reads back */
-            static const double want[] = { 0.30000000000000004, 9007199254740992.0,
-                                           -9007199254740990.0 };
+            const double *want = v;
             cJSON *doc = out ? cJSON_Parse(out) : NULL;
             cJSON *pts = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points");
             cr_expect_eq(cJSON_GetArraySize(pts), 3, "%s", out ? out : "");
