@@ -529,11 +529,17 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                 } else if (k == NUM_REAL && fabs(d) >= 1e11 && fabs(d) < 9.2e18) {
                     /* Written as a real but milliseconds (1.7644176e12,
                      * 1764417600000.0): as seconds it would be past the
-                     * year 5000, which no device means. */
-                    out->ts = (int64_t)llround(d);
+                     * year 5000, which no device means. A fraction of a
+                     * millisecond is cut, as in an RFC 3339 time, so one
+                     * instant written either way is one key (SPEC section 2). */
+                    out->ts = (int64_t)floor(d);
                     out->has_ts = true;
                 } else if (k == NUM_REAL && fabs(d) < 1e11) {
-                    out->ts = (int64_t)llround(d * 1000.0);
+                    /* Seconds: to whole microseconds first (1764417600.123
+                     * is 1764417600122.99998 ms as a double), then cut to
+                     * the millisecond as above. */
+                    long long us = llround(d * 1e6);
+                    out->ts = (int64_t)(us >= 0 ? us / 1000 : -((-us + 999) / 1000));
                     out->has_ts = true;
                 } else {
                     reject_ts = IW_REJ_BAD_TS;

@@ -260,6 +260,24 @@ Test(payload, a_real_ts_too_large_for_seconds_is_milliseconds)
     cr_assert_eq(d.ts, 1764417600250LL, "seconds with a fraction stay seconds");
 }
 
+/* Below the millisecond, every form cuts (as RFC 3339 times always did), so
+ * one instant sent as a number or as a string is one key: redelivery in
+ * another form replaces, not duplicates (SPEC section 2). */
+Test(payload, a_fraction_of_a_millisecond_is_cut_in_every_ts_form)
+{
+    static const struct ts_case cases[] = {
+        { "{\"ts\":1764417600.9999,\"x\":1}", 1764417600999LL },
+        { "{\"ts\":\"2025-11-29T12:00:00.9999Z\",\"x\":1}", 1764417600999LL },
+        { "{\"ts\":1764417600999.7,\"x\":1}", 1764417600999LL },
+        { "{\"ts\":1764417600.123,\"x\":1}", 1764417600123LL },
+        { "{\"ts\":1764417600.0015,\"x\":1}", 1764417600001LL },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_assert_eq(decode(cases[i].payload), -1, "%s", cases[i].payload);
+        cr_expect_eq(d.ts, cases[i].want, "%s: got %lld", cases[i].payload, (long long)d.ts);
+    }
+}
+
 Test(payload, other_strings_of_an_event_are_not_labels)
 {
     /* SPEC §1: string members are labels, except in event sources. An event's
