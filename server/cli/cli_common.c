@@ -48,11 +48,12 @@ cJSON *cli_fetch(const struct cli_source *src, const char *path,
     } else {
         size_t len = 0;
         int status = 0;
-        if (iw_http_request(src->url, "GET", path, NULL, NULL, &text, &len, &status, &diag) != IW_OK) {
+        int rc = iw_http_request(src->url, "GET", path, NULL, NULL, &text, &len, &status, &diag);
+        if (rc != IW_OK) {
             fprintf(stderr, "islewatch: %s; or read a database directly with --db PATH\n",
                     iw_diag_first(&diag));
             iw_diag_fini(&diag);
-            *exit_code = 3;
+            *exit_code = rc == IW_E_INVAL ? 2 : 3;    /* a bad --url is a usage error */
             return NULL;
         }
         if (status != 200) {

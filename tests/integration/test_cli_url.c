@@ -463,6 +463,21 @@ Test(cli_args, missing_and_extra_arguments_say_which)
     }
 }
 
+/* A --url that is no http:// URL is a usage error (2), not an unreachable
+ * daemon (3), and says how to write one. */
+Test(cli_args, a_url_that_is_not_http_is_a_usage_error)
+{
+    static const char *const cmds[] = { "series", "alerts", "query 'a/*/*/*'" };
+    for (size_t i = 0; i < 3; i++) {
+        char *out = NULL;
+        int rc = it_run(&out, "'%s' %s --url notaurl 2>&1", it_bin("islewatch"), cmds[i]);
+        cr_expect_eq(rc, 2, "%s: exit %d", cmds[i], rc);
+        cr_expect(out != NULL && strstr(out, "notaurl is not an http:// URL") != NULL, "%s: %s",
+                  cmds[i], out ? out : "");
+        free(out);
+    }
+}
+
 /* A glob too long for the request line is refused with what to do, not cut
  * short (a cut glob matches other series, or none, without a word). */
 Test(cli_args, a_glob_too_long_for_url_is_refused_not_cut)
