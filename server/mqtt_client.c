@@ -226,7 +226,8 @@ static void on_delivered(void *ctx, MQTTAsync_token token)
 
     if (w == 0 || (w & 0xffff) != ((uint64_t)token & 0xffff))
         return;
-    /* relaxed: a gauge; the only writer is this thread (connection 0's). */
+    /* relaxed: a gauge. Written only here (connection 0's receive thread)
+     * and once at start, before any connection (alert_pub.c). */
     if (seq <= atomic_load_explicit(&iw_stats.alert_acked_seq, memory_order_relaxed))
         return;
     atomic_store_explicit(&iw_stats.alert_acked_seq, seq, memory_order_relaxed);
@@ -578,11 +579,12 @@ int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, s
     int rc = MQTTAsync_sendMessage(m->c[0].client, topic, &msg, &ro);
     switch (rc) {
     case MQTTASYNC_SUCCESS:
-        /* release: pairs with the acquire in on_delivered. Written before
-         * the PUBLISH can be acknowledged? Paho may send it, and take its
-         * PUBACK, before this store: then that PUBACK is not matched and the
-         * message counts as unacknowledged (sent again after a kill -9, the
-         * safe side). Packet ids of 16 bits, seq in the other 48. */
+        /* release: pairs with the acquire in on_delivered. Paho may send
+         * the PUBLISH, and take its PUBACK, before this store: that PUBACK
+         * then finds the previous watch (another packet id, or the same id
+         * of an earlier message, already acknowledged) and this message
+         * counts as unacknowledged: sent again after a kill -9, the safe
+         * side. Packet ids take 16 bits, seq the other 48. */
         if (seq > 0 && qos > 0 && ro.token > 0)
             atomic_store_explicit(&m->watch, seq << 16 | ((uint64_t)ro.token & 0xffff),
                                   memory_order_release);
