@@ -58,6 +58,15 @@ Test(payload, booleans_are_one_and_zero_strings_are_labels)
 
 struct ts_case { const char *payload; long long want; };
 
+/* Each payload decodes, with the ts it gives. */
+static void expect_ts(const struct ts_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(decode(cases[i].payload), -1, "%s", cases[i].payload);
+        cr_expect_eq(d.ts, cases[i].want, "%s: got %lld", cases[i].payload, (long long)d.ts);
+    }
+}
+
 Test(payload, three_timestamp_forms)
 {
     static const struct ts_case cases[] = {
@@ -68,10 +77,7 @@ Test(payload, three_timestamp_forms)
         { "{\"ts\":\"2025-11-29T12:00:00Z\",\"x\":1}", 1764417600000LL },
         { "{\"ts\":\"2025-11-29T20:00:00.250+08:00\",\"x\":1}", 1764417600250LL },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        cr_assert_eq(decode(cases[i].payload), -1, "%s", cases[i].payload);
-        cr_expect_eq(d.ts, cases[i].want, "%s: got %lld", cases[i].payload, (long long)d.ts);
-    }
+    expect_ts(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 struct rej_case { const char *payload; int reason; };
@@ -272,10 +278,7 @@ Test(payload, a_fraction_of_a_millisecond_is_cut_in_every_ts_form)
         { "{\"ts\":1764417600.123,\"x\":1}", 1764417600123LL },
         { "{\"ts\":1764417600.0015,\"x\":1}", 1764417600001LL },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        cr_assert_eq(decode(cases[i].payload), -1, "%s", cases[i].payload);
-        cr_expect_eq(d.ts, cases[i].want, "%s: got %lld", cases[i].payload, (long long)d.ts);
-    }
+    expect_ts(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 Test(payload, other_strings_of_an_event_are_not_labels)
