@@ -627,7 +627,7 @@ int iw_http_start(struct iw_daemon *d, const struct iw_config *cfg, struct iw_ht
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                               MHD_OPTION_LISTEN_SOCKET, fd,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)128,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)IW_HTTP_MAX_CONNECTIONS,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                               MHD_OPTION_END);
     if (h->mhd == NULL) {

@@ -25,7 +25,7 @@
  * out after 15 s without an alert. The content reader blocks on the feed in
  * 250 ms slices, so it notices iw_http_stop() within that time, and a client
  * that hung up: libmicrohttpd cannot see that while the reader blocks, and a
- * stream of a closed tab would hold a thread and one of the 128 connections
+ * stream of a closed tab would hold a thread, a connection and a stream slot
  * until the next keep-alive failed to go out.
  */
 #include <errno.h>
@@ -400,8 +400,19 @@ enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
 
     if (from == NULL || from[0] == '\0')
         from = iw__http_arg(c, "since");
-    if ((s = calloc(1, sizeof(*s))) == NULL)
+    /* Taken here, given back by sse_free (or below when the stream does not
+     * start). seq_cst: a plain counter, not on the per-message path. */
+    if (atomic_fetch_add(&h->streams, 1) >= IW_HTTP_MAX_STREAMS) {
+        atomic_fetch_sub(&h->streams, 1);
+        return iw__http_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "%d alert streams are open, the "
+                              "most islewatchd serves at once: close a dashboard tab or an "
+                              "'islewatch tail --url'; GET /api/v1/alerts answers without a "
+                              "stream", IW_HTTP_MAX_STREAMS);
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        atomic_fetch_sub(&h->streams, 1);
         return MHD_NO;
+    }
     s->h = h;
     s->st = iw_daemon_store(h->d);
     const union MHD_ConnectionInfo *ci =
@@ -413,6 +424,7 @@ enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
         s->last = strtoull(from, &end, 10);
         if (*end != '\0' || errno != 0 || from[0] == '-') {
             free(s);
+            atomic_fetch_sub(&h->streams, 1);
             return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "Last-Event-ID / since=\"%s\" is not "
                                   "an alert seq (a non-negative integer)", from);
         }
@@ -429,7 +441,6 @@ enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
                      "\n\n", s->last);
     sse_put(s, hello, (size_t)n);
     s->next_keepalive_ns = iw_mono_ns() + SSE_KEEPALIVE_NS;
-    atomic_fetch_add(&h->streams, 1);
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, s, sse_free);
     if (resp == NULL) {
         sse_free(s);

@@ -18,6 +18,15 @@
 
 #define IW_HTTP_MAX_BODY (64 * 1024)    /* request bodies: acks, silences */
 
+/*
+ * Connections libmicrohttpd serves at once (a thread each), and how many of
+ * them may be alert streams (SSE: a dashboard tab, `islewatch tail --url`).
+ * Streams stay open; the cap keeps them from taking every connection, so
+ * /healthz, /readyz and /metrics still answer with IW_HTTP_MAX_STREAMS
+ * streams open. Past it a new stream gets 503 with what to do.
+ */
+enum { IW_HTTP_MAX_CONNECTIONS = 512, IW_HTTP_MAX_STREAMS = 128 };
+
 struct iw_http {
     struct iw_daemon *d;
     struct MHD_Daemon *mhd;
@@ -26,7 +35,7 @@ struct iw_http {
     char *token;                        /* NULL: state changes refused */
     char token_why[512];                /* why there is no token */
     _Atomic int stopping;               /* SSE readers end their streams */
-    _Atomic int streams;                /* open SSE streams, for the log at stop */
+    _Atomic int streams;                /* open SSE streams: the cap, and the log at stop */
 };
 
 /* One request's state between libmicrohttpd's calls (its con_cls). */

@@ -1280,7 +1280,7 @@ Test(http, a_client_that_leaves_the_stream_frees_its_connection)
     char *body;
 
     start(EXTRA);
-    /* More than the daemon's 128 connections, 10 at a time: dashboards reloaded again and again. */
+    /* More than the daemon's 128 streams, 10 at a time: dashboards reloaded again and again. */
     for (int i = 0; i < 150; i += 10) {
         int fds[10];
         for (int k = 0; k < 10; k++)
@@ -1587,6 +1587,42 @@ Test(http, an_ack_under_a_silence_that_began_after_the_firing_is_not_published)
     }
     cr_expect_eq(dongtan, 2, "the firing went out on alerts.topic and active_topic, once");
     it_client_free(sub);
+}
+
+/* Alert streams stay open; past their cap a new one is refused with 503 and
+ * what to do, and the health, readiness and metrics endpoints still answer.
+ * A stream that ends frees its place. */
+Test(http, alert_streams_past_their_cap_get_503_and_health_still_answers, .timeout = 120)
+{
+    static int fds[128];
+    int status = 0, fd = -1;
+    char *body;
+
+    start(EXTRA);
+    for (int i = 0; i < 128; i++)
+        cr_assert((fds[i] = stream_open(i)) >= 0, "stream %d of 128 was not served", i);
+    body = http("GET", "/api/v1/alerts/stream", NULL, NULL, &status);
+    cr_expect_eq(status, 503, "the 129th stream: %d %s", status, body);
+    cr_expect(strstr(body, "alert streams are open") != NULL, "%s", body);
+    free(body);
+    static const char *const paths[] = { "/healthz", "/readyz", "/metrics" };
+    for (int i = 0; i < 3; i++) {
+        body = http("GET", paths[i], NULL, NULL, &status);
+        cr_expect_eq(status, 200, "%s with 128 streams open: %d", paths[i], status);
+        free(body);
+    }
+    cr_assert(stream_leave(fds[0], 0), "stream 0 was not ended");
+    for (int i = 0; i < 50 && fd < 0; i++) {       /* its place is given back as it is freed */
+        body = http("GET", "/healthz", NULL, NULL, &status);
+        free(body);
+        if ((fd = stream_open(128 + i)) < 0)
+            nap_ms(100);
+    }
+    cr_expect_geq(fd, 0, "an ended stream did not free its place");
+    if (fd >= 0)
+        close(fd);
+    for (int i = 1; i < 128; i++)
+        close(fds[i]);
 }
 
 /* ---- reload ---- */
