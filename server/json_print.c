@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Exact numbers in printed JSON (see islewatch/json_print.h). A number whose
- * 15-digit text is not exact becomes, for the time of the print, a cJSON_Raw
+ * 15-digit text is not exact (cJSON prints that one itself) becomes, for the time of the print, a cJSON_Raw
  * node holding the exact text; cJSON prints raw text as it is. The nodes are
  * turned back into numbers afterwards (valuedouble is never touched), so a
  * caller may go on reading the tree.
@@ -19,16 +19,15 @@ struct changed {
     size_t n, cap;
 };
 
-/* The shortest %.15g .. %.17g text of v that reads back as v; false when the
- * 15-digit one does (cJSON then prints that same text itself). */
-static bool exact_text(double v, char *buf, size_t len)
+int iw_num_shortest(double v, char *buf, size_t len)
 {
-    for (int prec = 15; prec <= 17; prec++) {
+    for (int prec = 15; prec < 17; prec++) {
         snprintf(buf, len, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)
-            return prec > 15;
+            return prec;
     }
-    return true;                               /* %.17g always reads back; kept as is */
+    snprintf(buf, len, "%.17g", v);            /* always reads back */
+    return 17;
 }
 
 static void make_exact(cJSON *n, struct changed *c)
@@ -37,7 +36,7 @@ static void make_exact(cJSON *n, struct changed *c)
 
     for (; n != NULL; n = n->next) {
         if (cJSON_IsNumber(n) && isfinite(n->valuedouble)
-            && exact_text(n->valuedouble, buf, sizeof(buf))) {
+            && iw_num_shortest(n->valuedouble, buf, sizeof(buf)) > 15) {
             if (c->n == c->cap) {
                 size_t cap = c->cap ? c->cap * 2 : 16;
                 cJSON **g = realloc(c->node, cap * sizeof(*g));

@@ -13,8 +13,14 @@
 #ifndef ISLEWATCH_JSON_PRINT_H
 #define ISLEWATCH_JSON_PRINT_H
 
+#include <stddef.h>
+
 #include <cjson/cJSON.h>
 
 char *iw_json_print(cJSON *doc);
+
+/* The shortest of v's %.15g, %.16g and %.17g texts that strtod reads back as
+ * v, into buf (32 bytes suffice); returns the precision used. */
+int iw_num_shortest(double v, char *buf, size_t len);
 
 #endif

@@ -158,11 +158,7 @@ const char *cli_num(double v, char *buf, size_t len)
 {
     double a = fabs(v);
 
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
+    (void)iw_num_shortest(v, buf, len);
     /* People read these: an Hg limit is 0.00005, not 5e-05. Write the fewest
      * decimals that read back as v, for the range readings live in. */
     if (strchr(buf, 'e') != NULL && a >= 1e-12 && a < 1e21) {
