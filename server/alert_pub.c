@@ -27,7 +27,9 @@
  *
  * An ack is recorded and republished as the episode's next message; the
  * episode's later messages carry it too (merged here from the episode's
- * latest state, which mirrors "active/<id>").
+ * latest state, which mirrors "active/<id>"), and its reminders (`repeat:`)
+ * stop. No reminder follows the episode's last published message sooner
+ * than `repeat`.
  *
  * Silenced alerts are recorded, not published, and take no seq (SPEC §5: seq
  * counts published messages): their "seq" is the seq of the last published
@@ -74,6 +76,8 @@ struct active_row {
     char id[17];
     enum iw_severity sev;
     bool shown;                        /* a published message set its retained state */
+    int64_t published_at;              /* wall ms of its latest published message in this
+                                        * run, 0: none */
     struct iw_alert *last;             /* owned */
 };
 
@@ -288,9 +292,12 @@ static void active_update(struct iw_alert_pub *p, const struct iw_alert *a)
         row = &p->active[p->n_active++];
         snprintf(row->id, sizeof(row->id), "%s", a->id);
         row->shown = false;
+        row->published_at = 0;
         row->last = NULL;
     }
     row->shown = row->shown || !a->silenced;
+    if (!a->silenced)
+        row->published_at = iw_now_ms();
     if (iw_alert_dup(a, &copy) != IW_OK)
         IW_LOG_ERROR("alerts", "out of memory: the latest state of episode %s of rule %s is not "
                      "kept (its ack may be lost)", a->id, a->rule);
@@ -470,6 +477,23 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
         free((char *)a->ack_comment);
         a->ack_by = row->last->ack_by ? strdup(row->last->ack_by) : NULL;
         a->ack_comment = row->last->ack_comment ? strdup(row->last->ack_comment) : NULL;
+    }
+
+    /* A reminder (`repeat:`) only reminds. None once an operator has
+     * acknowledged the episode: someone owns it. And none sooner than
+     * `repeat` after the episode's last published message: the engine keeps
+     * its own schedule, which does not see the message that goes out when a
+     * silence ends (unsilence_due). The reminder's outbox entry goes. */
+    if (a->reason == IW_ALERT_REPEAT && row != NULL
+        && (a->acked || (!a->silenced && row->published_at != 0
+                         && iw_now_ms() - row->published_at < a->repeat_ms))) {
+        if (outbox != NULL && outbox[0] != '\0' && iw_store_meta_delete(p->d->store, outbox) != IW_OK)
+            IW_LOG_WARN("alerts", "cannot remove %s from the store; the reminder of episode %s is "
+                        "looked at again at the next start (harmless)", outbox, a->id);
+        IW_LOG_DEBUG("alerts", "reminder of %s %s/%s/%s id=%s held back: %s", a->rule, a->source,
+                     a->site, a->device, a->id, a->acked ? "acknowledged" : "published within repeat");
+        iw_wbatch_free(b);
+        return;
     }
 
     /* Only a published message takes a seq; a silenced one shows the last. */

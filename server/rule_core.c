@@ -480,6 +480,7 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
     a.n_labels = r->n_labels;
     a.details = details;          /* NULL (out of memory) is sent as {} */
     a.silenced = silenced(e, &a, wall);
+    a.repeat_ms = in->p->repeat_ms;
     if (in->sx != NULL) {
         iw__shadow_hold(e, in, &a);     /* published, or not, when the message ends */
     } else {

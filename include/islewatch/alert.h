@@ -78,6 +78,10 @@ struct iw_alert {
     int64_t  ack_ts;
     const char *ack_by;       /* may be NULL */
     const char *ack_comment;  /* may be NULL */
+    /* The rule's `repeat:` for this instance (0: none); not serialised. The
+     * publisher holds back a reminder that would follow the episode's last
+     * published message sooner than this. */
+    int64_t  repeat_ms;
 };
 
 /*

@@ -595,6 +595,52 @@ Test(alerts, an_episode_still_firing_when_its_silence_ends_is_published_then)
     it_broker_stop(&b);
 }
 
+/* SPEC §4: again only after `repeat:`. The message that goes out when a
+ * silence ends counts: the rule's own reminder schedule, which ran on during
+ * the silence, does not follow it sooner than `repeat`. Here the silence ends
+ * about 3 s into a 4 s schedule, so without the hold-back a reminder comes
+ * about 1 s after the unsilenced message. */
+Test(alerts, no_reminder_sooner_than_repeat_after_a_silence_ends)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char *out = NULL;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n"
+        "     severity: major, repeat: 4s}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    cJSON *sil = silence_dongtan(&d);
+    const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(sil, "id"));
+    cr_assert_not_null(sid, "no silence id in the answer");
+    pub(dev, "sensors/water/dongtan/w01", now_ms() - 60000, "nh3_n", 2.0);   /* silenced firing */
+    cJSON_Delete(history(&d, 1));
+    struct timespec pause = { 3, 0 };
+    nanosleep(&pause, NULL);
+    cr_assert_eq(it_run(&out, "curl -fsS -X DELETE -H 'Authorization: Bearer secret-token' "
+                        "http://127.0.0.1:%d/api/v1/silences/%s", d.http_port, sid), 0,
+                 "DELETE /api/v1/silences/%s: %s", sid, out ? out : "");
+    free(out);
+    cJSON_Delete(sil);
+
+    cJSON *a = next_alert(sub, 5000, NULL, 0);
+    cr_assert_not_null(a, "the episode still firing was not published when its silence ended");
+    cJSON_Delete(a);
+    /* It was recorded before it reached us: 3 s here are under 4 s there. */
+    a = next_alert(sub, 3000, NULL, 0);
+    cr_assert_null(a, "a reminder sooner than repeat: after the unsilenced message: %s",
+                   a ? cJSON_PrintUnformatted(a) : "");
+    a = next_alert(sub, 8000, NULL, 0);
+    cr_assert_not_null(a, "no reminder at all after the silence ended");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "status")), "firing");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 static void rewrite_rules(const struct it_daemon *d, const char *rules)
 {
     /* The harness config ends with the test's extra YAML: replace it. */
@@ -1176,7 +1222,7 @@ static void expect_ack(const cJSON *a, const char *what)
 
 /* SPEC §4: the ack is recorded and republished; the schema: `ack` is present
  * once an operator acknowledged the episode. Later messages of the episode
- * (a repeat, the resolve) keep it, and so does `alerts --active`. */
+ * (the resolve) keep it, and so does `alerts --active`; reminders stop. */
 Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
 {
     struct it_broker b;
@@ -1201,18 +1247,15 @@ Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
     free(out);
     out = NULL;
     /* Repeats published before the ack have none; the ack's own message has
-     * it, and so must the repeat after it. */
+     * it. An acknowledged episode is owned: no more reminders (three
+     * `repeat:` intervals pass without one). */
     while ((a = next_alert(sub, 10000, NULL, 0)) != NULL && !cJSON_GetObjectItem(a, "ack"))
         cJSON_Delete(a);
     cr_assert_not_null(a, "the ack was not republished");
     expect_ack(a, "the ack's message");
     cJSON_Delete(a);
-    a = next_alert(sub, 10000, NULL, 0);
-    cr_assert_not_null(a, "no repeat after the ack");
-    cr_assert_str_eq(s(a, "id"), id);
-    cr_assert_str_eq(s(a, "status"), "firing");
-    expect_ack(a, "the repeat after the ack");
-    cJSON_Delete(a);
+    a = next_alert(sub, 6000, NULL, 0);
+    cr_assert_null(a, "a reminder after the ack: %s", a ? cJSON_PrintUnformatted(a) : "");
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", d.http_port);
     cr_assert_eq(it_run(&out, "'%s' alerts --active --format json --url %s", it_bin("islewatch"), url), 0);
@@ -1233,9 +1276,9 @@ Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
     free(out);
 
     pub(dev, "sensors/water/r/w1", t + 1000, "nh3_n", 0.5);
-    while ((a = next_alert(sub, 10000, NULL, 0)) != NULL && strcmp(s(a, "status"), "firing") == 0)
-        cJSON_Delete(a);                                  /* a repeat may come before the resolve */
+    a = next_alert(sub, 10000, NULL, 0);
     cr_assert_not_null(a, "no resolve");
+    cr_assert_str_eq(s(a, "status"), "resolved");
     cr_assert_str_eq(s(a, "id"), id);
     expect_ack(a, "the resolve");
     cJSON_Delete(a);
