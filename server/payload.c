@@ -605,10 +605,14 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                 drop_member(out, IW_REJ_BAD_LABEL);
             }
             /* Good labels are accepted; they are not stored as series. */
-        } else if (c == '{' || c == '[' || c == 'n') {
+        } else if (c == '{' || c == '[' || c == 'n' || o->event) {
+            /* An event is its type and state (SPEC section 1): any other
+             * member of an event source (a channel number, a confidence) is
+             * the event's own detail, neither a sample nor an event. */
             if (skip_value(&sc, 0) < 0)
                 return IW_REJ_NOT_JSON;
-            drop_member(out, IW_REJ_BAD_MEMBER);
+            if (!o->event)
+                drop_member(out, IW_REJ_BAD_MEMBER);
         } else {
             double d = 0;
             long long iv;

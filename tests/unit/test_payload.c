@@ -295,6 +295,20 @@ Test(payload, other_strings_of_an_event_are_not_labels)
     cr_assert_eq(d.member_rejects[IW_REJ_BAD_LABEL], 1);
 }
 
+Test(payload, other_numbers_of_an_event_are_neither_samples_nor_events)
+{
+    /* SPEC section 1: an event source message is an event of its `type` and
+     * `state`. A numeric member named like an event type ("tamper": 2) must
+     * not start that event, in a motion stop least of all. */
+    cr_assert_eq(decode_opts("{\"ts\":1764417600000,\"type\":\"motion\",\"state\":\"stop\","
+                             "\"channel\":1,\"tamper\":2,\"confidence\":0.9,\"ok\":true,"
+                             "\"meta\":{\"a\":[1]},\"x\":null,\"big\":1e999}", true, 0), -1);
+    cr_assert_eq(d.n, 1, "%zu samples from one event message", d.n);
+    cr_assert_str_eq(d.s[0].metric, "motion");
+    cr_assert_eq(d.s[0].value, 0.0);
+    cr_assert_eq(d.n_member_reasons, 0, "an event's own detail was rejected");
+}
+
 Test(payload, a_long_but_finite_number_is_a_sample_not_non_finite)
 {
     /* Printed with many digits (a %.70f, a decimal library): still a finite
