@@ -1130,8 +1130,12 @@ static void event_sample(struct iw_rules_engine *e, struct inst *in, const struc
     struct event_x *x = in->x;
     int64_t ar = in->p->auto_resolve_ms;
 
+    /* A start or stop older than the last one handled (a buffered upload, a
+     * start delivered after its stop) is judged on its own time with the
+     * stored events around it (rule_late.c): an episode nobody published
+     * goes out late. */
     if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
-        e->st.out_of_order++;
+        iw__out_of_order(e, in, s, in->last_ts);
         return;
     }
     /* A retained copy the broker sends again at a SUBSCRIBE (restart,

@@ -3,8 +3,8 @@
  * Late and out-of-order samples (SPEC §1): "rules evaluate on the sample's own
  * time", without disturbing what the live timeline already published.
  *
- * A threshold, rate or flag instance evaluates its samples in time order (the
- * live timeline). A sample older than what it evaluated does not drive it:
+ * A threshold, rate, flag or event instance evaluates its samples in time
+ * order (the live timeline). A sample older than what it evaluated does not drive it:
  * the kind hands it to iw__out_of_order(), which keeps it until the end of
  * the message. Then, per instance, two shadows (instances of the same rule,
  * params and key with their own state, freed before the message returns)
@@ -263,14 +263,15 @@ static void feed(struct iw_rules_engine *e, struct inst *sh, const struct lpt *p
  * How far before the oldest late sample the replay starts, so that the state
  * there is rebuilt: twice what `for:`, `clear_for:` and the window span; at
  * least 3 hours when a state can outlast every parameter (a firing threshold
- * held in its hysteresis band, a flag that only normal data clears). A guess
+ * held in its hysteresis band, a flag that only normal data clears, an event
+ * that only its stop or auto_resolve ends). A guess
  * either way: nothing before the replay is known.
  */
 static int64_t lookback(const struct inst *live)
 {
     const struct iw_rule_params *p = live->p;
-    int64_t l = 2 * (p->for_ms + p->clear_for_ms + p->window_ms);
-    bool sticky = live->rr->r->kind == IW_RULE_FLAG
+    int64_t l = 2 * (p->for_ms + p->clear_for_ms + p->window_ms + p->auto_resolve_ms);
+    bool sticky = live->rr->r->kind == IW_RULE_FLAG || live->rr->r->kind == IW_RULE_EVENT
                   || (p->has_above && p->has_clear_below && p->clear_below != p->above)
                   || (p->has_below && p->has_clear_above && p->clear_above != p->below);
 

@@ -1286,6 +1286,51 @@ Test(rules, the_auto_resolve_of_a_late_event_runs_on_its_own_time)
     iw_rules_engine_free(e);
 }
 
+static void feed_event_stored(struct iw_rules_engine *e, const char *dev, const char *type,
+                              int64_t ts, int64_t recv, bool start)
+{
+    struct iw_rsample s = fx_sample("camera_event", "s1", dev, type, ts, start ? 1 : 0);
+    s.is_event = true;
+    s.recv_ms = recv;
+    fx_feed_stored(e, &env, &s, 1);
+}
+
+/*
+ * SPEC section 1: late and out-of-order samples are evaluated on their own
+ * time. A start delivered after its stop (two buffered messages in the wrong
+ * order) is an episode from the start to the stop, published late; a start
+ * inside an episode already published, or redelivered, raises nothing more.
+ */
+Test(rules, an_event_start_delivered_after_its_stop_is_a_late_episode)
+{
+    struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
+    struct iw_rules_engine *e;
+    int64_t now = T0 + 2 * HOUR, t = now - 30 * MINUTE;
+
+    r->p.match = fx_kv(&cfg, "type", "tamper");
+    r->p.n_match = 1;
+    e = engine(now);
+    feed_event_stored(e, "c01", "tamper", t + 3 * MINUTE, now, false);
+    cr_assert_eq(env.n_alerts, 0, "a stop alone");
+    feed_event_stored(e, "c01", "tamper", t, now + 10, true);
+    cr_assert_eq(env.n_alerts, 2, "the start before the stop raised %zu alerts", env.n_alerts);
+    assert_alert(0, IW_ALERT_FIRING, t, t, true);
+    assert_alert(1, IW_ALERT_RESOLVED, t + 3 * MINUTE, t, true);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    cr_expect_not_null(strstr(env.alerts[1]->details, "\"state\":\"stop\""), "%s",
+                       env.alerts[1]->details);
+
+    /* A live episode, then a late start inside it: nothing new happened. */
+    feed_event_stored(e, "c01", "tamper", now, now, true);
+    cr_assert_eq(env.n_alerts, 3);
+    feed_event_stored(e, "c01", "tamper", now + MINUTE, now + MINUTE, false);
+    cr_assert_eq(env.n_alerts, 4);
+    feed_event_stored(e, "c01", "tamper", now + 30 * 1000, now + 2 * MINUTE, true);
+    cr_assert_eq(env.n_alerts, 4, "a start inside a published episode raised %zu more",
+                 env.n_alerts - 4);
+    iw_rules_engine_free(e);
+}
+
 /*
  * A camera that publishes its event messages retained: the broker sends the
  * last one again at every SUBSCRIBE (restart, reconnect). That copy is the
