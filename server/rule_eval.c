@@ -136,8 +136,11 @@ static double win_agg(const struct thr_x *x, enum iw_window_agg agg)
         if ((agg == IW_AGG_MIN && v < r) || (agg == IW_AGG_MAX && v > r))
             r = v;
     }
+    /* To 15 significant digits, as the samples were written: a window of
+     * 0.1 x 5 and 0.5 x 5 averages 0.3, not 0.30000000000000004, and a
+     * strict `above: 0.3` does not fire on it. */
     if (agg == IW_AGG_AVG)
-        return sum / (double)x->n;
+        return iw__round_sig(sum / (double)x->n, 15);
     if (agg == IW_AGG_LAST)
         return x->w[x->n - 1].v;
     return r;
@@ -482,7 +485,9 @@ static int64_t rate_per(const struct iw_rule_params *p)
 /* The rate from the last sample to (ts, v); the pair becomes the evidence. */
 static void rate_step(struct rate_x *x, const struct iw_rule_params *p, int64_t ts, double v)
 {
-    x->rate = (v - x->prev_v) / (double)(ts - x->prev_ts) * (double)rate_per(p);
+    /* 15 significant digits, as for a window's average: 0.3 - 0.1 per
+     * minute is a change of 0.2, not 0.19999999999999998. */
+    x->rate = iw__round_sig((v - x->prev_v) / (double)(ts - x->prev_ts) * (double)rate_per(p), 15);
     x->has_rate = true;
     x->from_ts = x->prev_ts;
     x->from_v = x->prev_v;

@@ -886,6 +886,37 @@ Test(rules, window_average_value_is_free_of_binary_noise)
     iw_rules_engine_free(e);
 }
 
+/* `above` is strict, and a window average or a rate equal to the bound in
+ * decimal is equal in the comparison too: two samples of 0.1, five of 0.5
+ * and three of 0.1 average 0.3 (summed in binary, 0.30000000000000004); 0.7 to 0.9 in a
+ * minute is a rise of 0.2 (in binary, 0.20000000000000007). Neither fires. */
+Test(rules, a_window_average_or_rate_equal_to_its_bound_does_not_fire)
+{
+    struct iw_rule *r = fx_rule(&cfg, "w", IW_RULE_THRESHOLD, "water/*/*/tp");
+    struct iw_rule *q = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+    static const double tp[] = { 0.1, 0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5, 0.5, 0.5,
+                                 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1 };
+
+    r->p.has_above = true;
+    r->p.above = 0.3;
+    r->p.window_agg = IW_AGG_AVG;
+    r->p.window_ms = 10 * MINUTE;
+    q->p.has_rise = true;
+    q->p.rise = 0.2;
+    e = engine(T0);
+    for (int i = 0; i < 20; i++)       /* the windows ending at 12-14 min */
+        fx_feed(e, "water", "s1", "w01", "tp", T0 + i * MINUTE, tp[i]);
+    cr_assert_eq(env.n_alerts, 0, "an average of 0.3 is not above 0.3: %s",
+                 env.n_alerts ? fx_last(&env)->message : "");
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 0.7);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + MINUTE, 0.9);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 2 * MINUTE, 1.1);
+    cr_assert_eq(env.n_alerts, 0, "a rise of 0.2 a minute is not beyond 0.2: %s",
+                 env.n_alerts ? fx_last(&env)->message : "");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, rate_rise_and_fall)
 {
     struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/turbidity");
