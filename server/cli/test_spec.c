@@ -117,6 +117,18 @@ bool ts_check_keys(struct ts_cx *cx, yaml_node_t *n, const char *what, const cha
             TS_ERR(cx, k, "%s: unknown key \"%s\"%s", what, ks ? ks : "?",
                 ks ? hint(ks, allowed, na, h, sizeof(h)) : "");
             ok = false;
+            continue;
+        }
+        /* As in a config: a second `name:` would silently win over the first. */
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
+            yaml_node_t *k0 = ts_node(cx, q->key);
+            const char *k0s = ts_scalar(k0);
+            if (k0s != NULL && strcmp(k0s, ks) == 0) {
+                TS_ERR(cx, k, "%s: duplicate key \"%s\" (first at line %zu)", what, ks,
+                       (size_t)k0->start_mark.line + 1);
+                ok = false;
+                break;
+            }
         }
     }
     return ok;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "islewatch/clock.h"
+#include "islewatch/payload.h"
 #include "test_spec_int.h"
 
 /* ---- numbers -------------------------------------------------------------------- */
@@ -174,6 +175,11 @@ static void parse_values(struct ts_cx *cx, yaml_node_t *n, const char *series, b
                 }
                 i = (size_t)(end - tok);
             } else if (tok[i] == ':' && flag == 0 && !missing && isupper((unsigned char)tok[i + 1])) {
+                if (!iw_flag_valid(tok[i + 1])) {
+                    tok_err(cx, n, series, s, tok, tl, "flag %c is not an HJ 212 flag (N M C D F "
+                            "T B S); the daemon rejects it as bad_flag", tok[i + 1]);
+                    return;
+                }
                 flag = tok[i + 1];
                 i += 2;
             } else {
@@ -258,7 +264,7 @@ static void parse_explicit(struct ts_cx *cx, yaml_node_t *n, struct ts_case *tc,
         return;
     }
     if (fl != NULL) {
-        if (strlen(fl) != 1 || !isupper((unsigned char)fl[0])) {
+        if (strlen(fl) != 1 || !iw_flag_valid(fl[0])) {
             TS_ERR(cx, ts_get(cx, n, "flag"), "input sample: flag \"%s\": one HJ 212 letter "
                 "(N M C D F T B S)", fl);
             return;

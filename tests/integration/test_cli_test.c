@@ -114,6 +114,26 @@ Test(cli_test, non_finite_values_are_errors_in_the_tests_file)
     free(out);
 }
 
+/* A letter that is no HJ 212 flag: the daemon rejects such a message as
+ * bad_flag (SPEC §1). A key given twice: the second would silently win, as a
+ * config's duplicate would (which `check` reports). */
+Test(cli_test, bad_flags_and_duplicate_keys_are_errors_in_the_tests_file)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "bad_flag_dup.yaml");
+    static const char *want =
+        FIX "bad_flag_dup.yaml:5:28: error: series \"water/lake/w1/ph\": \"7:Q\": flag Q is not "
+            "an HJ 212 flag (N M C D F T B S); the daemon rejects it as bad_flag\n"
+        FIX "bad_flag_dup.yaml:8:58: error: input sample: flag \"Q\": one HJ 212 letter "
+            "(N M C D F T B S)\n"
+        FIX "bad_flag_dup.yaml:10:3: error: test: duplicate key \"name\" (first at line 9)\n"
+        FIX "bad_flag_dup.yaml:12:52: error: input sample: duplicate key \"at\" (first at line 12)\n"
+        "islewatch test: " FIX "bad_flag_dup.yaml has errors; no test was run\n";
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect_str_eq(out, want);
+    free(out);
+}
+
 Test(cli_test, an_invalid_rule_file_prints_its_diagnostics_and_exits_2)
 {
     char *out = NULL;
