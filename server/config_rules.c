@@ -65,8 +65,11 @@ static const struct { const char *name; unsigned kinds; } template_fields[] = {
     { "rule", 0 }, { "severity", 0 }, { "status", 0 }, { "source", 0 }, { "site", 0 },
     { "device", 0 }, { "metric", 0 }, { "metric_name", 0 }, { "value", 0 },
     { "threshold", 0 }, { "unit", 0 }, { "summary", 0 },
-    { "class", K_WQ }, { "class_zh", K_WQ }, { "target", K_WQ }, { "target_zh", K_WQ },
-    { "aqi", K_AQ }, { "level", K_AQ }, { "level_zh", K_AQ }, { "level_en", K_AQ },
+    /* SPEC section 4 lists {class}, {aqi} and {level} among every rule's
+     * fields: in another kind's rule they are empty. The other standards'
+     * fields are their kind's only (an error elsewhere says where they are). */
+    { "class", 0 }, { "class_zh", K_WQ }, { "target", K_WQ }, { "target_zh", K_WQ },
+    { "aqi", 0 }, { "level", 0 }, { "level_zh", K_AQ }, { "level_en", K_AQ },
     { "colour", K_AQ }, { "primary", K_AQ }, { "primary_zh", K_AQ },
 };
 

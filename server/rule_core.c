@@ -407,7 +407,7 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
 {
     const struct iw_rule *r = in->rr->r;
     struct evidence ev = { .status = status, .metric = in->metric };
-    struct iw_tmpl_var vars[IW_ARRAY_LEN(ev.vars) + 12];
+    struct iw_tmpl_var vars[IW_ARRAY_LEN(ev.vars) + 15];
     char vbuf[32] = "", tbuf[32] = "", msg[1024], msg_zh[1024], ending[64];
     const char *tmpl;
     struct iw_alert a = { 0 };
@@ -436,6 +436,11 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
     vars[n++] = (struct iw_tmpl_var){ "status", iw_alert_status_name(status) };
     for (size_t i = 0; i < ev.n_vars; i++)
         vars[n++] = ev.vars[i];
+    /* Every rule may name SPEC's {class}, {aqi} and {level}: empty where its
+     * kind has none (the first of a name wins, so the kind's come first). */
+    vars[n++] = (struct iw_tmpl_var){ "class", "" };
+    vars[n++] = (struct iw_tmpl_var){ "aqi", "" };
+    vars[n++] = (struct iw_tmpl_var){ "level", "" };
     /* A reload ends the episode, not the condition: the kind's summary
      * ("back within ...") would not be true. */
     if (e->ending != NULL) {

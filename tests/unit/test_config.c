@@ -584,6 +584,30 @@ Test(config, template_fields_agree_with_the_renderer)
     }
 }
 
+/* SPEC section 4 lists {class}, {aqi} and {level} for every rule's message;
+ * a standards field SPEC does not list (level_zh) stays its kind's only. */
+Test(config, every_rule_may_name_the_spec_placeholders)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    static const char ok[] = "rules:\n  - {name: t, kind: threshold, select: \"water/*/*/ph\", "
+        "above: 9,\n     message: \"{rule} {site} {device} {metric} {value} {threshold} {unit} "
+        "{class} {aqi} {level}\"}\n";
+    static const char bad[] = "rules:\n  - {name: t, kind: threshold, select: \"water/*/*/ph\", "
+        "above: 9,\n     message: \"{level_zh}\"}\n";
+
+    cr_expect_eq(iw_config_load_string("t.yaml", ok, strlen(ok), &cfg, &diag), IW_OK, "%s",
+                 iw_diag_first(&diag));
+    iw_config_free(cfg);
+    iw_diag_fini(&diag);
+    cfg = NULL;
+    cr_expect_eq(iw_config_load_string("t.yaml", bad, strlen(bad), &cfg, &diag), IW_E_CONFIG);
+    cr_expect_str_eq(iw_diag_first(&diag), "t.yaml:3:15: error: rule \"t\": message: {level_zh} "
+                     "is only available in air_quality rules");
+    iw_config_free(cfg);
+    iw_diag_fini(&diag);
+}
+
 /* ======================================================================== */
 /* Rule hash                                                                */
 /* ======================================================================== */

@@ -141,6 +141,23 @@ Test(rules, threshold_table)
     }
 }
 
+/* SPEC section 4 lists {class}, {aqi} and {level} among every rule's
+ * placeholders: in a threshold rule they are empty, not left as text. */
+Test(rules, the_standard_placeholders_are_empty_in_other_kinds)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+
+    r->p.has_above = true;
+    r->p.above = 2.0;
+    r->message = "{rule} {value} [{class}|{aqi}|{level}]";
+    e = engine(T0);
+    fx_feed(e, "water", "dongtan", "w01", "nh3_n", T0, 2.5);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_str_eq(fx_last(&env)->message, "t 2.5 [||]");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, firing_alert_carries_evidence_and_template)
 {
     struct iw_rule *r = fx_rule(&cfg, "nh3n-high", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
