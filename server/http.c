@@ -327,7 +327,7 @@ static const char *allowed_methods(const char *url)
 {
     static const char *const reads[] = {
         "/", "/healthz", "/readyz", "/metrics", "/api/v1/series", "/api/v1/query",
-        "/api/v1/alerts", "/api/v1/alerts/stream",
+        "/api/v1/alerts", "/api/v1/alerts/stream", "/api/v1/devices",
     };
     char id[128];
 
@@ -373,7 +373,7 @@ static enum MHD_Result route(struct iw_http *h, struct MHD_Connection *c, const 
     } gets[] = {
         { "/", 0 }, { "/healthz", 1 }, { "/readyz", 2 }, { "/metrics", 3 },
         { "/api/v1/series", 4 }, { "/api/v1/query", 5 }, { "/api/v1/alerts", 6 },
-        { "/api/v1/alerts/stream", 7 },
+        { "/api/v1/alerts/stream", 7 }, { "/api/v1/devices", 8 },
     };
     for (size_t i = 0; i < IW_ARRAY_LEN(gets); i++) {
         if (strcmp(url, gets[i].path) != 0)
@@ -388,6 +388,7 @@ static enum MHD_Result route(struct iw_http *h, struct MHD_Connection *c, const 
         case 4: return iw__api_series(h, c);
         case 5: return iw__api_query(h, c);
         case 6: return iw__api_alerts(h, c);
+        case 8: return iw__api_devices(h, c);
         default: return iw__api_stream(h, c);
         }
     }
@@ -411,8 +412,8 @@ static enum MHD_Result route(struct iw_http *h, struct MHD_Connection *c, const 
     /* At most 200 bytes of the path, so that what exists always fits in the message. */
     return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no endpoint %.200s%s; the API has /healthz, "
                           "/readyz, /metrics, /api/v1/series, /api/v1/query, /api/v1/alerts, "
-                          "/api/v1/alerts/stream, /api/v1/alerts/ID/ack, /api/v1/silences, "
-                          "/api/v1/reload, /api/v1/report/KIND", url,
+                          "/api/v1/alerts/stream, /api/v1/alerts/ID/ack, /api/v1/devices, "
+                          "/api/v1/silences, /api/v1/reload, /api/v1/report/KIND", url,
                           strlen(url) > 200 ? "..." : "");
 }
 

@@ -12,6 +12,10 @@
  *       defaults to -1h, to to now; agg to avg.
  *   GET /api/v1/alerts[?active=1&since=T&rule=R&limit=N]
  *   GET /api/v1/alerts/stream     Server-Sent Events (below)
+ *   GET /api/v1/devices           the device inventory (SPEC section 1):
+ *       [{"source":"water","site":"dongtan","device":"w01","name":"东滩 1号站",
+ *         "body":"river","target":"III","lat":31.5,"lon":121.9}]; name,
+ *       target, lat and lon null when not declared (body: water only)
  *
  * State changes (the caller, http.c, has checked the token):
  *   POST /api/v1/alerts/ID/ack    body {"by":"...","comment":"..."} optional
@@ -634,4 +638,50 @@ enum MHD_Result iw__api_reload(struct iw_http *h, struct MHD_Connection *c)
     cJSON_Delete(errs);
     iw_diag_fini(&diag);
     return iw__http_json(c, MHD_HTTP_BAD_REQUEST, text);
+}
+
+enum MHD_Result iw__api_devices(struct iw_http *h, struct MHD_Connection *c)
+{
+    static const char *const roman[] = { NULL, "I", "II", "III", "IV", "V" };
+    const struct iw_config *cfg = iw_daemon_config(h->d);
+    cJSON *arr = cJSON_CreateArray();
+    char *text = NULL;
+    bool ok = arr != NULL;
+
+    for (size_t i = 0; ok && i < cfg->n_devices; i++) {
+        const struct iw_device_cfg *dv = &cfg->devices[i];
+        cJSON *o = cJSON_CreateObject();
+        ok = o != NULL && cJSON_AddItemToArray(arr, o);
+        if (!ok) {
+            cJSON_Delete(o);
+            break;
+        }
+        cJSON_AddStringToObject(o, "source", dv->source);
+        cJSON_AddStringToObject(o, "site", dv->site);
+        cJSON_AddStringToObject(o, "device", dv->device);
+        if (dv->name != NULL)
+            cJSON_AddStringToObject(o, "name", dv->name);
+        else
+            cJSON_AddNullToObject(o, "name");
+        if (strcmp(dv->source, "water") == 0)
+            cJSON_AddStringToObject(o, "body", dv->body == IW_BODY_LAKE ? "lake" : "river");
+        if (dv->target >= 1 && dv->target <= 5)
+            cJSON_AddStringToObject(o, "target", roman[dv->target]);
+        else
+            cJSON_AddNullToObject(o, "target");
+        if (dv->has_pos) {
+            cJSON_AddNumberToObject(o, "lat", dv->lat);
+            cJSON_AddNumberToObject(o, "lon", dv->lon);
+        } else {
+            cJSON_AddNullToObject(o, "lat");
+            cJSON_AddNullToObject(o, "lon");
+        }
+    }
+    if (ok)
+        text = iw_json_print(arr);
+    cJSON_Delete(arr);
+    if (text == NULL)
+        return iw__http_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "listing the devices failed: out "
+                              "of memory");
+    return iw__http_json(c, MHD_HTTP_OK, text);
 }

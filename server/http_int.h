@@ -64,6 +64,7 @@ const char *iw__http_arg(struct MHD_Connection *c, const char *name);
 enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c);
 enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c);
 enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c);
+enum MHD_Result iw__api_devices(struct iw_http *h, struct MHD_Connection *c);
 enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c);
 enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const char *id,
                             const struct iw_http_req *r);

@@ -1673,6 +1673,34 @@ Test(http, reload_with_a_broken_file_is_400_with_the_error_lines)
     free(body);
 }
 
+/* ---- device inventory ---- */
+
+/* SPEC section 1: the inventory's lat/lon feed the dashboard, which reads them here. */
+Test(http, devices_lists_the_inventory_with_names_and_positions)
+{
+    start(EXTRA "devices:\n"
+          "  - {source: water, site: dongtan, device: w01, name: \"东滩 1号站\", body: river, "
+          "target: III, lat: 31.5, lon: 121.9}\n"
+          "  - {source: water, site: hengsha, device: w02, body: lake}\n");
+    cJSON *doc = get_json("/api/v1/devices");
+    cr_assert(cJSON_IsArray(doc) && cJSON_GetArraySize(doc) == 2, "%s", cJSON_PrintUnformatted(doc));
+    const cJSON *a = cJSON_GetArrayItem(doc, 0), *b = cJSON_GetArrayItem(doc, 1);
+    cr_expect_str_eq(str(a, "source"), "water");
+    cr_expect_str_eq(str(a, "site"), "dongtan");
+    cr_expect_str_eq(str(a, "device"), "w01");
+    cr_expect_str_eq(str(a, "name"), "东滩 1号站");
+    cr_expect_str_eq(str(a, "body"), "river");
+    cr_expect_str_eq(str(a, "target"), "III");
+    cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "lat")), 31.5);
+    cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "lon")), 121.9);
+    cr_expect_str_eq(str(b, "device"), "w02");
+    cr_expect_str_eq(str(b, "body"), "lake");
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(b, "name")));
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(b, "target")));
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(b, "lat")) && cJSON_IsNull(cJSON_GetObjectItem(b, "lon")));
+    cJSON_Delete(doc);
+}
+
 /* ---- dashboard ---- */
 
 Test(http, dashboard_is_one_self_contained_page)
@@ -1690,6 +1718,8 @@ Test(http, dashboard_is_one_self_contained_page)
         "water/*/*/class", "air/*/*/aqi", "/api/v1/series", "#00E400", "#FFFF00", "#FF7E00",
         "#FF0000", "#99004C", "#7E0023", "劣Ⅴ类", "</html>",
         "if (a.silenced)", "(a.silenced ?",  /* silenced alerts are marked as such */
+        /* SPEC section 1: lat/lon of the inventory feed the dashboard */
+        "getJSON('/api/v1/devices')", "d.lat", "d.lon", "d.name",
         /* the chart's series list is read again, so a page opened before any data fills up */
         "setInterval(loadSeries,",
     };
