@@ -589,8 +589,10 @@ static int pair_cmp(const void *a, const void *b)
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-/* Called only on a validated rule, whose shape (and depth) the schema bounds. */
-static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth)
+/* Called only on a validated rule, whose shape (and depth) the schema bounds.
+ * skip: a top-level key left out (NULL-terminated), or NULL. */
+static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth,
+                      const char *const *skip)
 {
     if (depth > 8)
         return;
@@ -599,7 +601,7 @@ static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth
     } else if (n->type == YAML_SEQUENCE_NODE) {
         fnv(h, "[", 1);
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
-            hash_node(cx, h, iw__cfg_node(cx, *it), depth + 1);
+            hash_node(cx, h, iw__cfg_node(cx, *it), depth + 1, NULL);
         fnv(h, "]", 1);
     } else if (n->type == YAML_MAPPING_NODE) {
         size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start), i = 0;
@@ -618,8 +620,14 @@ static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth
         qsort(sp, cnt, sizeof(*sp), pair_cmp);
         fnv(h, "{", 1);
         for (i = 0; i < cnt; i++) {
+            bool skipped = false;
+            for (size_t j = 0; depth == 0 && skip != NULL && skip[j] != NULL; j++)
+                skipped = skipped || (strlen(skip[j]) == sp[i].key_len
+                                      && memcmp(skip[j], sp[i].key, sp[i].key_len) == 0);
+            if (skipped)
+                continue;
             fnv_str(h, 'k', sp[i].key, sp[i].key_len);
-            hash_node(cx, h, sp[i].value, depth + 1);
+            hash_node(cx, h, sp[i].value, depth + 1, NULL);
         }
         fnv(h, "}", 1);
         free(sp);
@@ -680,8 +688,12 @@ static void parse_rule(struct cfg_ctx *cx, yaml_node_t *e, size_t idx)
         }
     }
     if (cx->n_errs == before) {
-        hash_node(cx, &h, e, 0);
+        static const char *const presentation[] = { "message", "labels", NULL };
+        hash_node(cx, &h, e, 0, NULL);
         snprintf(r->hash, sizeof(r->hash), "%016" PRIx64, h);
+        h = FNV_OFFSET;
+        hash_node(cx, &h, e, 0, presentation);
+        snprintf(r->cond_hash, sizeof(r->cond_hash), "%016" PRIx64, h);
     }
     cx->rule = NULL;
     cx->kind = -1;

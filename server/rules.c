@@ -476,7 +476,7 @@ static void event_adopt(struct iw_rules_engine *e, struct rule_rt *rr, const cJS
 int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const void *val, size_t len)
 {
     cJSON *o = cJSON_ParseWithLength(val, len);
-    const char *rule, *rh, *kind, *src, *site, *dev, *met;
+    const char *rule, *rh, *ch, *kind, *src, *site, *dev, *met;
     const cJSON *st;
     struct rule_rt *rr;
     struct inst *in;
@@ -500,7 +500,12 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
         return IW_OK;
     }
     rr = rule_by_name(e, rule);
-    if (rr == NULL || strcmp(rr->r->hash, rh) != 0 || strcmp(iw_rule_kind_name(rr->r->kind), kind) != 0) {
+    /* Changed is a changed condition: a record of a rule whose message or
+     * labels alone changed keeps its state ("ch"; older records have only
+     * the whole text's hash). */
+    ch = rec_str(o, "ch");
+    if (rr == NULL || (ch != NULL ? strcmp(rr->r->cond_hash, ch) : strcmp(rr->r->hash, rh)) != 0
+        || strcmp(iw_rule_kind_name(rr->r->kind), kind) != 0) {
         st = cJSON_GetObjectItemCaseSensitive(o, "st");
         if (cJSON_IsNumber(st) && st->valueint == ST_FIRING)
             iw__emit_orphan_resolve(e, o, rr == NULL ? "removed" : "changed", e->start_ms);
@@ -537,9 +542,12 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
  * Reload
  * ======================================================================== */
 
+/* The same condition: a change of only its message or labels keeps its alerts
+ * (their later messages carry the new text, labels and rule_hash). */
 static bool same_rule(const struct iw_rule *a, const struct iw_rule *b)
 {
-    return strcmp(a->name, b->name) == 0 && a->kind == b->kind && strcmp(a->hash, b->hash) == 0;
+    return strcmp(a->name, b->name) == 0 && a->kind == b->kind
+           && strcmp(a->cond_hash, b->cond_hash) == 0;
 }
 
 int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *newcfg, int64_t now_ms)

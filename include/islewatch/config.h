@@ -203,6 +203,8 @@ struct iw_rule {
     struct iw_rule_site *sites;
     size_t n_sites;
     char   hash[17];            /* hex FNV-1a 64 of the rule's YAML text (canonical form), for rule_hash */
+    char   cond_hash[17];       /* the same without `message` and `labels`: a reload that
+                                 * changes only those keeps the rule's alert state */
     size_t line, column;
 };
 

@@ -258,6 +258,7 @@ static inline struct iw_rule *fx_rule(struct fx_cfg *c, const char *name, enum i
     r->kind = kind;
     r->select = (char *)select;
     snprintf(r->hash, sizeof(r->hash), "%016llx", (unsigned long long)(strlen(name) * 7919 + kind));
+    memcpy(r->cond_hash, r->hash, sizeof(r->hash));
     p->severity = IW_SEV_WARNING;
     p->per_ms = MINUTE;
     p->window_ms = kind == IW_RULE_WATER_QUALITY ? 4 * HOUR : 0;

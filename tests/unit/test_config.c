@@ -623,6 +623,37 @@ static void hash_of(const char *text, char out[17])
     iw_config_free(cfg);
 }
 
+static void cond_hash_of(const char *text, char out[17])
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    memcpy(out, cfg->rules[0].cond_hash, 17);
+    iw_config_free(cfg);
+}
+
+/* A reload keeps the alerts of a rule whose condition is unchanged: the
+ * condition hash leaves out message and labels, and nothing else. */
+Test(config, the_condition_hash_leaves_out_message_and_labels_only)
+{
+    static const char base[] = "rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+                               "    above: 9\n";
+    char a[17], b[17], c[17], h1[17], h2[17];
+
+    cond_hash_of(base, a);
+    cond_hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+                 "    above: 9\n    message: \"pH {value}\"\n    labels: {team: a}\n", b);
+    cond_hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+                 "    above: 9.5\n    message: \"pH {value}\"\n", c);
+    cr_expect_str_eq(a, b, "a message or labels changed the condition");
+    cr_expect_str_neq(a, c, "a changed threshold kept the condition");
+    hash_of(base, h1);
+    hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+            "    above: 9\n    message: \"pH {value}\"\n", h2);
+    cr_expect_str_neq(h1, h2, "rule_hash still tells the versions apart");
+}
+
 Test(config, rule_hash_ignores_layout_and_changes_with_content)
 {
     char a[17], b[17], c[17], d[17], e[17];

@@ -1662,6 +1662,7 @@ Test(rules, restore_of_a_changed_rule_resolves)
     fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
     cr_assert_eq(env.n_alerts, 1);
     strcpy(r->hash, "00000000deadbeef");
+    strcpy(r->cond_hash, "00000000deadbeef");
     e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
     cr_assert_eq(env.n_alerts, 2);
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
@@ -1685,6 +1686,7 @@ Test(rules, restore_resolve_of_a_changed_or_removed_rule_keeps_its_labels)
     fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
     cr_assert_eq(env.n_alerts, 2);
     strcpy(r->hash, "00000000deadbeef");
+    strcpy(r->cond_hash, "00000000deadbeef");
     r->labels = NULL;               /* the new version has none */
     r->n_labels = 0;
     cfg.cfg.n_rules = 1;            /* "removed" is gone */
@@ -2218,6 +2220,32 @@ Test(rules, reload_with_unchanged_rule_keeps_state)
     iw_rules_engine_free(e);
 }
 
+/* A reload that changes only a rule's message (or labels) keeps its alerts:
+ * no resolve "because the rule was changed" while the value still breaches;
+ * the episode's later messages carry the new text and rule_hash. */
+Test(rules, reload_of_only_a_message_keeps_the_episode)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+
+    thr_rule("t", 0);
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].message = "{site}/{device} NH3-N {value}, the new text";
+    strcpy(next.rules[0].hash, "0000000000000002");     /* the text changed, the condition not */
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 1, "resolved by a message edit: %s", fx_last(&env)->message);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 2 * MINUTE, 1);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id, "not the same episode");
+    cr_assert_str_eq(fx_last(&env)->message, "s1/w01 NH3-N 1, the new text");
+    cr_assert_str_eq(fx_last(&env)->rule_hash, "0000000000000002");
+    iw_rules_engine_free(e);
+}
+
 Test(rules, reload_resolves_changed_and_removed_rules)
 {
     struct fx_cfg next;
@@ -2233,6 +2261,7 @@ Test(rules, reload_resolves_changed_and_removed_rules)
     fx_cfg_copy(&next, &cfg);
     next.rules[0].p.above = 20;
     strcpy(next.rules[0].hash, "0000000000000001");
+    strcpy(next.rules[0].cond_hash, "0000000000000001");
     next.rules[1] = next.rules[2];
     next.cfg.n_rules = 2;
     cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
@@ -2267,6 +2296,7 @@ Test(rules, reload_of_a_changed_absence_rule_keeps_watching_silent_devices)
     fx_cfg_copy(&next, &cfg);
     next.rules[0].p.after_ms = 4 * MINUTE;
     strcpy(next.rules[0].hash, "0000000000000001");
+    strcpy(next.rules[0].cond_hash, "0000000000000001");
     cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + 4 * MINUTE), IW_OK);
     cr_assert_eq(env.n_alerts, 2, "the old rule's episode ends");
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
@@ -2295,6 +2325,7 @@ Test(rules, restart_with_a_changed_absence_rule_keeps_watching_silent_devices)
     cr_assert_eq(env.n_alerts, 1);
     r->p.after_ms = 4 * MINUTE;
     strcpy(r->hash, "0000000000000001");
+    strcpy(r->cond_hash, "0000000000000001");
     e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
     cr_assert_eq(env.n_alerts, 2, "the old rule's episode ends");
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
@@ -2329,6 +2360,7 @@ Test(rules, reload_of_a_changed_event_rule_raises_an_ongoing_event_again)
     next.rules[0].p.auto_resolve_ms = 10 * MINUTE;
     next.rules[0].p.severity = IW_SEV_CRITICAL;
     strcpy(next.rules[0].hash, "0000000000000001");
+    strcpy(next.rules[0].cond_hash, "0000000000000001");
     cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + 2 * MINUTE), IW_OK);
     cr_assert_eq(env.n_alerts, 7, "two episodes end, the ongoing tamper fires again");
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
@@ -2355,6 +2387,7 @@ Test(rules, restart_with_a_changed_event_rule_raises_an_ongoing_event_again)
     cr_assert_eq(env.n_alerts, 1);
     r->p.severity = IW_SEV_MAJOR;
     strcpy(r->hash, "0000000000000001");
+    strcpy(r->cond_hash, "0000000000000001");
     e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
     cr_assert_eq(env.n_alerts, 3, "the old episode ends, the ongoing tamper fires again");
     cr_assert_eq(env.alerts[1]->status, IW_ALERT_RESOLVED);
