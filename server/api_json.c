@@ -100,6 +100,17 @@ static int raw_cb(void *ctx, const struct iw_point *p)
     return 0;
 }
 
+/* A sum or mean of decimal samples to the 15 significant digits they were
+ * written in: 6.4, not the binary sum's 6.3999999999999995. */
+static double sig15(double v)
+{
+    char buf[40];
+    if (!isfinite(v))
+        return v;
+    snprintf(buf, sizeof(buf), "%.15g", v);
+    return strtod(buf, NULL);
+}
+
 static int agg_cb(void *ctx, const struct iw_rollup *r)
 {
     struct q_ctx *q = ctx;
@@ -107,10 +118,10 @@ static int agg_cb(void *ctx, const struct iw_rollup *r)
     switch (q->agg) {
     case IW_Q_MIN:   v = r->min; break;
     case IW_Q_MAX:   v = r->max; break;
-    case IW_Q_SUM:   v = r->sum; break;
+    case IW_Q_SUM:   v = sig15(r->sum); break;
     case IW_Q_COUNT: v = (double)r->count; break;
     case IW_Q_LAST:  v = r->last; break;
-    default:         v = r->sum / (double)r->count; break;
+    default:         v = sig15(r->sum / (double)r->count); break;
     }
     if (!take_point(q))
         return 1;

@@ -649,6 +649,34 @@ Test(store, a_query_answer_is_bounded_across_series)
     free(out);
 }
 
+/* A step's sum and mean read as the decimal samples were written: 0.1, 0.2
+ * and 0.4 sum to 0.7 and average 0.233333333333333 (15 digits), not the
+ * binary 0.7000000000000001. */
+Test(store, step_sums_and_means_have_no_binary_noise)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    struct iw_wbatch *b = iw_wbatch_new();
+    static const double v[] = { 0.1, 0.2, 0.4 };
+    char *out = NULL;
+    const int64_t t0 = 1764417600000LL;
+
+    cr_assert_eq(iw_store_series_intern(st, "water/s1/w01/tp", 15, &s), IW_OK);
+    for (int i = 0; i < 3; i++)
+        iw_wbatch_put_point(b, s->id, t0 + i * 60000LL, v[i], 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_api_query_json(st, "water/s1/w01/tp", t0, t0 + 3600000LL, 3600000, IW_Q_SUM,
+                                   0, &out), IW_OK);
+    cr_expect_str_eq(out, "[{\"series\":\"water/s1/w01/tp\",\"points\":[[1764417600000,0.7]]}]");
+    free(out);
+    cr_assert_eq(iw_api_query_json(st, "water/s1/w01/tp", t0, t0 + 3600000LL, 3600000, IW_Q_AVG,
+                                   0, &out), IW_OK);
+    cr_expect_str_eq(out, "[{\"series\":\"water/s1/w01/tp\",\"points\":[[1764417600000,"
+                     "0.233333333333333]]}]");
+    free(out);
+}
+
 /*
  * Between a late sample's write (marked, ingest.c) and the shard's recompute
  * of its hour (pipeline.c), a step query must already answer as the raw
