@@ -137,9 +137,24 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
     bool apart = daily && hourly_rule_covers(e, in);
     if (rc != IW_OK) {
         /* No valid average at all: the period is still reported, as invalid
-         * (SPEC §4: marked invalid), and decides nothing. */
-        iw__write_point(e, in, apart ? "aqi_daily" : "aqi", end, 0, false);
-        iw__write_point(e, in, apart ? "aqi_daily_level" : "aqi_level", end, 0, false);
+         * (SPEC §4: marked invalid, flag I), and decides nothing. Its value
+         * is the AQI its invalid averages give, an indication (an AQI of 0
+         * would read as 优); 0 only when it has none at all. */
+        struct iw_aqi_input ind = { .not_measured = m.not_measured };
+        struct iw_aqi_result r;
+        double aqi = 0, lvl = 0;
+        for (int i = 0; i < IW_AQI_NITEMS; i++) {
+            if (isfinite(x->in_avg[i].value)) {
+                ind.v[i] = x->in_avg[i].value;
+                ind.present[i] = true;
+            }
+        }
+        if (iw_aqi_compute(p->standard, p->mode, &ind, &r) == IW_OK && r.aqi >= 0) {
+            aqi = r.aqi;
+            lvl = r.level;
+        }
+        iw__write_point(e, in, apart ? "aqi_daily" : "aqi", end, aqi, false);
+        iw__write_point(e, in, apart ? "aqi_daily_level" : "aqi_level", end, lvl, false);
         return;
     }
     x->has_res = true;

@@ -44,7 +44,10 @@ static void query_usage(FILE *f)
             "Points (or aggregates per step) of every series matching GLOB, from <= t <= to.\n"
             "T is RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, or relative (-1h, now);\n"
             "default --from -1h --to now. D is a duration (1m, 1h, 1d); A is avg, min, max,\n"
-            "sum, count or last (default avg). With --step, times are bucket starts.\n\n"
+            "sum, count or last (default avg). With --step, times are bucket starts.\n"
+            "FLAG (raw points): an HJ 212 flag the instrument sent (M C D F T B S: left out of\n"
+            "rules and compliance figures), or I on a computed class or AQI of a period with\n"
+            "too little valid data (an indication, decides nothing).\n\n"
             "Example:\n  islewatch query 'water/*/w01/nh3_n' --from -24h --step 1h --agg max --db ./data\n");
 }
 

@@ -499,6 +499,9 @@ Test(std, air_minute_samples_from_the_hour_make_no_one_minute_hour)
         feed_air_minute(e, "a08", d0 + m * MINUTE, 100);
     cr_assert_not_null(point_at("air/s1/a08/aqi", d0));
     cr_assert_not(point_at("air/s1/a08/aqi", d0)->valid, "one minute of data is not an hour");
+    /* Its value is what that minute indicates (flagged invalid), not 0 (优). */
+    cr_assert_eq(point_at("air/s1/a08/aqi", d0)->v, 137, "%g", point_at("air/s1/a08/aqi", d0)->v);
+    cr_assert_eq(point_at("air/s1/a08/aqi_level", d0)->v, 3);
     cr_assert_eq(env.n_alerts, 1);
     cr_assert_eq(env.alerts[0]->ts, d0 + HOUR, "the first valid hour is (00:00, 01:00]");
 
