@@ -46,7 +46,7 @@ static void query_usage(FILE *f)
             "default --from -1h --to now. D is a duration (1m, 1h, 1d); A is avg, min, max,\n"
             "sum, count or last (default avg). With --step, times are bucket starts.\n"
             "FLAG (raw points): an HJ 212 flag the instrument sent (M C D F T B S: left out of\n"
-            "rules and compliance figures), or I on a computed class or AQI of a period with\n"
+            "rules and compliance figures), or I on a computed AQI of a period with\n"
             "too little valid data (an indication, decides nothing).\n\n"
             "Example:\n  islewatch query 'water/*/w01/nh3_n' --from -24h --step 1h --agg max --db ./data\n");
 }
