@@ -12,8 +12,9 @@
  *   - per-site tiles: the last point of water/<site>/<device>/class (GB 3838
  *     class; I-II blue, III green, IV yellow, V orange, 劣V red) and of
  *     air/<site>/<device>/aqi (HJ 633 level colours #00E400 #FFFF00 #FF7E00
- *     #FF0000 #99004C #7E0023) over the last 2 days; tiles older than 3 h are
- *     dimmed;
+ *     #FF0000 #99004C #7E0023) over the last 2 days (the class, written with
+ *     every water message, as the last of each hour: its time is the hour's
+ *     start); tiles older than 3 h are dimmed;
  *   - the stations of the device inventory (/api/v1/devices, SPEC section 1:
  *     lat/lon feed the dashboard) on a plain map (inline SVG, equirectangular,
  *     fitted to them), each dot in its latest water class or AQI colour, named
@@ -281,8 +282,9 @@ static const char page[] =
     "}\n"
     "async function loadTiles() {\n"
     "  try {\n"
+    "    /* The class is written with every water message: the last of each hour is enough. */\n"
     "    const w = latest(await getJSON('/api/v1/query?series=' +\n"
-    "                     encodeURIComponent('water/*/*/class') + '&from=-2d'));\n"
+    "                     encodeURIComponent('water/*/*/class') + '&from=-2d&step=1h&agg=last'));\n"
     "    if (w.length) $('water').replaceChildren(...w.map(x => {\n"
     "      const c = WATER[Math.round(x.v)] || {name: String(x.v), bg: '#ccc', fg: '#000'};\n"
     "      x.label = label('water', x);\n"
