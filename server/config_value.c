@@ -326,6 +326,11 @@ const char *iw__cfg_tz_hint(const char *word, char *buf, size_t len)
     return iw__cfg_hint_text(&h, buf, len);
 }
 
+const char *iw_did_you_mean(const char *word, const char *const *names, char *buf, size_t len)
+{
+    return iw__cfg_hint_names(word, names, buf, len);
+}
+
 const char *iw__cfg_hint_names(const char *word, const char *const *names, char *buf, size_t len)
 {
     struct cfg_hint h;

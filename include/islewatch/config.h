@@ -228,6 +228,14 @@ struct iw_config {
 };
 
 /*
+ * " (did you mean \"x\"?)" when one of names (NULL-terminated) is a likely
+ * typo of word (the config's rule: one edit for words of up to 3 letters, two
+ * otherwise, never more than half the name; a transposition is one), else "".
+ * Written into buf (len bytes), which is returned.
+ */
+const char *iw_did_you_mean(const char *word, const char *const *names, char *buf, size_t len);
+
+/*
  * Load and validate FILE. On IW_OK *out is owned by the caller (iw_config_free).
  * On IW_E_CONFIG *out is NULL and diag holds every error, one line each,
  * "FILE:LINE:COLUMN: error: MESSAGE" with 1-based positions of the offending

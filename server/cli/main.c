@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "islewatch/cli.h"
+#include "islewatch/config.h"
 #include "islewatch/version.h"
 
 struct cmd {
@@ -22,6 +23,20 @@ static const struct cmd cmds[] = {
     { "backtest", iw_cmd_backtest, "run a rule file over stored history" },
     { "report", iw_cmd_report, "compliance reports: water, air, cameras" },
 };
+
+/* "unknown command" with a did-you-mean when one is close. */
+static int unknown(const char *word)
+{
+    const char *names[sizeof(cmds) / sizeof(cmds[0]) + 1];
+    char hint[96];
+
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        names[i] = cmds[i].name;
+    names[sizeof(cmds) / sizeof(cmds[0])] = NULL;
+    fprintf(stderr, "islewatch: unknown command \"%s\"%s\n\n", word,
+            iw_did_you_mean(word, names, hint, sizeof(hint)));
+    return 2;
+}
 
 static void usage(FILE *f)
 {
@@ -50,7 +65,7 @@ int main(int argc, char **argv)
                 char *hv[] = { prog, help_opt, NULL };
                 return cmds[i].fn(2, hv);
             }
-        fprintf(stderr, "islewatch: unknown command \"%s\"\n\n", argv[2]);
+        unknown(argv[2]);
         usage(stderr);
         return 2;
     }
@@ -81,7 +96,7 @@ int main(int argc, char **argv)
                     return 2;
                 }
     }
-    fprintf(stderr, "islewatch: unknown command \"%s\"\n\n", argv[1]);
+    unknown(argv[1]);
     usage(stderr);
     return 2;
 }

@@ -54,49 +54,6 @@ char *ts_dup(struct ts_cx *cx, const char *s)
 
 /* ---- keys ------------------------------------------------------------------ */
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[64];
-
-    if (la >= 63 || lb >= 63)
-        return 99;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[lb];
-}
-
-/* " (did you mean "x"?)" when one candidate is close, else "". */
-static const char *hint(const char *word, const char *const *cands, size_t n, char *buf, size_t len)
-{
-    size_t best = 3;
-    const char *pick = NULL;
-
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(word, cands[i]);
-        if (d < best) {
-            best = d;
-            pick = cands[i];
-        }
-    }
-    if (pick == NULL)
-        return "";
-    snprintf(buf, len, " (did you mean \"%s\"?)", pick);
-    return buf;
-}
-
 /* Report keys of map n that are not in allowed (NULL-terminated). */
 bool ts_check_keys(struct ts_cx *cx, yaml_node_t *n, const char *what, const char *const *allowed)
 {
@@ -115,7 +72,7 @@ bool ts_check_keys(struct ts_cx *cx, yaml_node_t *n, const char *what, const cha
             known = known || strcmp(ks, allowed[i]) == 0;
         if (!known) {
             TS_ERR(cx, k, "%s: unknown key \"%s\"%s", what, ks ? ks : "?",
-                ks ? hint(ks, allowed, na, h, sizeof(h)) : "");
+                ks ? iw_did_you_mean(ks, allowed, h, sizeof(h)) : "");
             ok = false;
             continue;
         }
@@ -259,7 +216,7 @@ static bool rule_runs(const struct ts_case *tc, const char *name)
 /* The rule must exist in the config and run in this test. */
 static bool check_rule(struct ts_cx *cx, yaml_node_t *n, const struct ts_case *tc, const char *rule)
 {
-    const char *names[256];
+    const char *names[257];
     size_t nn = 0;
     char h[96];
 
@@ -274,8 +231,9 @@ static bool check_rule(struct ts_cx *cx, yaml_node_t *n, const struct ts_case *t
         if (nn < 256)
             names[nn++] = cx->cfg->rules[i].name;
     }
+    names[nn] = NULL;
     TS_ERR(cx, n, "expect: no rule \"%s\" in %s%s", rule, cx->cfg->file ? cx->cfg->file : "the rule file",
-        hint(rule, names, nn, h, sizeof(h)));
+        iw_did_you_mean(rule, names, h, sizeof(h)));
     return false;
 }
 

@@ -658,7 +658,12 @@ Test(cli_args, help_command_and_options_before_the_command)
     free(out);
     rc = it_run(&out, "'%s' help nosuch 2>&1", it_bin("islewatch"));
     cr_expect_eq(rc, 2, "exit %d", rc);
-    cr_expect(out != NULL && strstr(out, "unknown command \"nosuch\"") != NULL, "%s", out);
+    cr_expect(out != NULL && strstr(out, "unknown command \"nosuch\"\n") != NULL, "%s", out);
+    free(out);
+    rc = it_run(&out, "'%s' qurey 2>&1", it_bin("islewatch"));
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect(out != NULL && strstr(out, "unknown command \"qurey\" (did you mean \"query\"?)")
+              != NULL, "%s", out);
     free(out);
     rc = it_run(&out, "'%s' --db /nonexistent-iw-db series 2>&1", it_bin("islewatch"));
     cr_expect_eq(rc, 2, "exit %d", rc);
