@@ -195,6 +195,11 @@ int iw_cmd_series(int argc, char **argv)
                        cli_time(last, t2, sizeof(t2)), count);
             }
         }
+        /* On stderr: the table or CSV on stdout stays what it is. */
+        if (cJSON_GetArraySize(doc) == 0)
+            fprintf(stderr, "islewatch series: no stored series%s%s%s\n", a.glob ? " matches \"" : "",
+                    a.glob ? a.glob : "", a.glob ? "\" (source/site/device/metric, * within one level)"
+                                                 : " yet");
     }
     cJSON_Delete(doc);
     return 0;
@@ -242,9 +247,11 @@ int iw_cmd_query(int argc, char **argv)
     else
         printf("%-44s %-24s %14s %s\n", "SERIES", a.step ? "BUCKET" : "TIME",
                a.step ? agg_name(a.agg) : "VALUE", "FLAG");
+    size_t shown = 0;
     cJSON_ArrayForEach(s, doc) {
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(s, "series"));
         const cJSON *fcur = NULL;
+        shown += (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(s, "points"));
         cJSON_ArrayForEach(p, cJSON_GetObjectItem(s, "points")) {
             int64_t t = (int64_t)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0));
             const cJSON *v = cJSON_GetArrayItem(p, 1);
@@ -264,6 +271,13 @@ int iw_cmd_query(int argc, char **argv)
                        cli_num(cJSON_GetNumberValue(v), nb, sizeof(nb)), flag ? flag : "");
             }
         }
+    }
+    /* On stderr: the table or CSV on stdout stays what it is. */
+    if (shown == 0) {
+        char f[40], t[40];
+        fprintf(stderr, "islewatch query: no points of \"%s\" from %s to %s (islewatch series "
+                "lists the stored series with their first and last points)\n", a.glob,
+                cli_time(a.from, f, sizeof(f)), cli_time(a.to, t, sizeof(t)));
     }
     cJSON_Delete(doc);
     return 0;

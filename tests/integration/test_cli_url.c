@@ -433,6 +433,21 @@ Test(cli_args, tables_align_series_named_in_chinese)
                      l1 + 1, l2 + 1);
         free(out);
     }
+    /* An empty answer says why on stderr (stdout keeps just the header), exit 0. */
+    static const struct { const char *cmd, *says; } empty[] = {
+        { "series 'air/*/*/*'", "islewatch series: no stored series matches \"air/*/*/*\"" },
+        { "query 'water/*/*/ph' --from 0 --to 1000",
+          "islewatch query: no points of \"water/*/*/ph\" from 1970-01-01T00:00:00.000Z to "
+          "1970-01-01T00:00:01.000Z" },
+    };
+    for (size_t k = 0; k < sizeof(empty) / sizeof(empty[0]); k++) {
+        char *out = NULL;
+        cr_assert_eq(it_run(&out, "'%s' %s --db '%s' 2>&1 >/dev/null", it_bin("islewatch"),
+                            empty[k].cmd, db), 0, "%s", empty[k].cmd);
+        cr_expect(out != NULL && strncmp(out, empty[k].says, strlen(empty[k].says)) == 0,
+                  "%s: %s", empty[k].cmd, out ? out : "");
+        free(out);
+    }
     it_run(NULL, "rm -rf '%s'", dir);
 }
 
