@@ -384,6 +384,8 @@ const char *const iw_report_notes_cameras[] = {
     "intervals; intervals start at --from and last --interval (default 60 s, the GB/T 28181 "
     "keepalive); a shorter last interval counts as one.",
     "A camera of the inventory that never sent a heartbeat is offline for the whole period. "
+    "A camera first heard inside the period counts from the interval of its first heartbeat "
+    "(the oldest kept), one first heard after it not at all (n/a). "
     "A site's rate adds up its cameras' intervals.",
     NULL,
 };

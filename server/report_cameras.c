@@ -48,8 +48,14 @@ static void site_add(struct iw_camera_site *s, const struct iw_camera *c)
 {
     s->intervals += c->intervals;
     s->online += c->online;
-    if (c->heartbeats == 0)
+    if (c->heartbeats == 0 && c->intervals > 0)
         s->never_seen++;
+}
+
+static int first_cb(void *ctx, const struct iw_point *p)
+{
+    *(int64_t *)ctx = p->ts;
+    return 1;
 }
 
 static void free_camera(struct iw_camera *c)
@@ -118,9 +124,22 @@ int iw_report_cameras(struct iw_store *st, const struct iw_report_opts *opts,
             rc = IW_E_NOMEM;
             goto fail;
         }
-        for (size_t k = 0; k < rd->n_ser && rc == IW_OK; k++)
-            if (strcmp(rd->ser[k].metric, "online") == 0)
+        c->in_service = INT64_MIN;
+        for (size_t k = 0; k < rd->n_ser && rc == IW_OK; k++) {
+            if (strcmp(rd->ser[k].metric, "online") != 0)
+                continue;
+            /* A camera first heard inside the period was installed then: its
+             * intervals before that are no downtime. */
+            int64_t heard = INT64_MIN;
+            rc = iw_store_read_points(st, rd->ser[k].id, INT64_MIN, INT64_MAX, first_cb, &heard);
+            if (rc == IW_OK && heard != INT64_MIN && heard > opts->from) {
+                c->in_service = heard;
+                c->intervals = heard >= opts->to ? 0
+                               : r->n_intervals - (uint64_t)((heard - opts->from) / opts->interval_ms);
+            }
+            if (rc == IW_OK)
                 rc = iw_store_read_points(st, rd->ser[k].id, opts->from, opts->to, on_point, &rdr);
+        }
         if (rc != IW_OK) {
             iw_diag_set(diag, NULL, 0, 0, "reading camera/%s/%s/online: %s", c->site, c->device,
                         iw_strerror(rc));

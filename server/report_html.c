@@ -724,7 +724,9 @@ int iw__rp_cameras_html(const struct iw_camera_report *r, FILE *out)
             snprintf(hb, sizeof(hb), "%llu", (unsigned long long)c->heartbeats);
             iw__rp_local_time(c->first_seen, r->tz_offset_min, a, sizeof(a));
             iw__rp_local_time(c->last_seen, r->tz_offset_min, b, sizeof(b));
-            if (c->heartbeats == 0)
+            if (c->heartbeats == 0 && c->intervals == 0)
+                snprintf(b, sizeof(b), "期后启用 later");
+            else if (c->heartbeats == 0)
                 snprintf(b, sizeof(b), "从未上报 never reported");
             cam_tr(out, c->site, c->device, c->name, c->intervals, c->online, c->rate, extra,
                    false);

@@ -752,8 +752,16 @@ static void cameras_table(const struct iw_camera_report *rep, FILE *out)
         for (size_t i = s->first; i < s->first + s->n; i++) {
             const struct iw_camera *c = &rep->cams[i];
             snprintf(hb, sizeof(hb), "%llu", (unsigned long long)c->heartbeats);
-            snprintf(note, sizeof(note), "%s%s%s", c->heartbeats == 0 ? "never reported" : "",
-                     c->heartbeats == 0 && !c->declared && rep->inventory ? "; " : "",
+            char since[64] = "";
+            if (c->in_service != INT64_MIN) {
+                char heard[40];
+                snprintf(since, sizeof(since), "%s %s", c->intervals == 0 ? "first heard after "
+                         "the period," : "counted from its first heartbeat,",
+                         iw__rp_local_time(c->in_service, rep->tz_offset_min, heard, sizeof(heard)));
+            }
+            snprintf(note, sizeof(note), "%s%s%s",
+                     since[0] ? since : c->heartbeats == 0 ? "never reported" : "",
+                     (since[0] || c->heartbeats == 0) && !c->declared && rep->inventory ? "; " : "",
                      c->declared || !rep->inventory ? "" : "not in the inventory");
             cam_sum_row(&t, c->site, c->device, c->name, c->intervals, c->online, c->rate, hb,
                         iw__rp_local_time(c->first_seen, rep->tz_offset_min, a, sizeof(a)),

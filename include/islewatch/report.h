@@ -16,7 +16,9 @@
  *            days with a valid AQI) and the days per level.
  *   cameras  在线率: the share of heartbeat intervals of [from, to) in which
  *            a camera sent at least one heartbeat with online = 1, per
- *            camera and per site.
+ *            camera and per site; a camera whose first heartbeat came after
+ *            `from` counts from the interval of that heartbeat (it was not
+ *            installed before), one first heard after `to` not at all.
  *
  * Computation (iw_report_water/air/cameras) reads raw points from a store
  * and fills a result struct; output (iw_report_*_write) turns a result into
@@ -333,7 +335,11 @@ struct iw_camera {
     uint64_t heartbeats;                    /* unflagged "online" samples in the period */
     uint64_t flagged;
     int64_t  first_seen, last_seen;         /* of those heartbeats; INT64_MIN when none */
-    double   rate;                          /* 在线率 = online / intervals */
+    int64_t  in_service;                    /* its first heartbeat in the store when that is
+                                             * after `from` (intervals count from its
+                                             * interval; none when at or after `to`),
+                                             * INT64_MIN otherwise */
+    double   rate;                          /* 在线率 = online / intervals; NAN when none */
 };
 
 struct iw_camera_site {

@@ -911,6 +911,44 @@ Test(report, camera_online_rate_with_a_gap_and_a_never_seen_camera)
     iw_report_cameras_free(r);
 }
 
+/* A camera installed during the period was not down before it: it counts
+ * from the interval of its first heartbeat. One first heard after the period
+ * has no intervals in it (n/a), and is not "never reported". */
+Test(report, a_camera_first_heard_inside_or_after_the_period_counts_from_then)
+{
+    static const struct iw_device_cfg inv[] = {
+        { .source = "camera", .site = "s", .device = "new" },
+        { .source = "camera", .site = "s", .device = "later" },
+    };
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00Z", "2026-05-01T00:10:00Z");
+    struct iw_camera_report *r;
+
+    for (int m = 4; m < 10; m++)
+        put("camera/s/new/online", o.from + m * 60000 + 30000, 1, 0);
+    put("camera/s/later/online", o.to + 60000, 1, 0);
+    flush();
+    o.devices = inv;
+    o.n_devices = 2;
+    cr_assert_eq(iw_report_cameras(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->n_cams, 2);
+    const struct iw_camera *later = &r->cams[0], *fresh = &r->cams[1];
+    cr_assert_str_eq(fresh->device, "new");
+    cr_assert_eq(fresh->intervals, 6, "from minute 4: %llu", (unsigned long long)fresh->intervals);
+    cr_assert_eq(fresh->online, 6);
+    cr_assert_float_eq(fresh->rate, 1.0, 1e-12);
+    cr_assert_eq(fresh->in_service, o.from + 4 * 60000 + 30000);
+    cr_assert_str_eq(later->device, "later");
+    cr_assert_eq(later->intervals, 0);
+    cr_assert(isnan(later->rate));
+    cr_assert_eq(r->sites[0].never_seen, 0, "first heard after the period is not never");
+    cr_assert_float_eq(r->total.rate, 1.0, 1e-12);
+    char *tbl = render(cameras_write, r, IW_REPORT_TABLE);
+    cr_assert_not_null(strstr(tbl, "counted from its first heartbeat,"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "first heard after the period,"), "%s", tbl);
+    free(tbl);
+    iw_report_cameras_free(r);
+}
+
 Test(report, camera_heartbeats_in_one_interval_count_once)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00Z", "2026-05-01T00:05:00Z");
