@@ -608,6 +608,38 @@ Test(config, every_rule_may_name_the_spec_placeholders)
     iw_diag_fini(&diag);
 }
 
+/* libyaml takes time quadratic in the nesting of [ and {: a file nested
+ * absurdly deep is refused before it is parsed (80,000 levels took 17 s),
+ * at the bracket past 64. Brackets in quoted scalars and comments are text. */
+Test(config, flow_collections_nested_too_deep_are_refused_at_once)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    size_t n = 200000;
+    char *deep = malloc(2 * n + 16);
+
+    cr_assert_not_null(deep);
+    memcpy(deep, "rules: ", 7);
+    memset(deep + 7, '[', n);
+    memset(deep + 7 + n, ']', n);
+    cr_expect_eq(iw_config_load_string("deep.yaml", deep, 7 + 2 * n, &cfg, &diag), IW_E_CONFIG);
+    cr_expect_str_eq(iw_diag_first(&diag), "deep.yaml:1:72: error: syntax error: [ and { nested "
+                     "more than 64 levels deep (a config needs a few; is this the right file?)");
+    iw_diag_fini(&diag);
+    free(deep);
+
+    char text[1024], br[101];
+    memset(br, '[', 100);
+    br[100] = '\0';
+    snprintf(text, sizeof(text), "# %s\nrules:\n  - {name: t, kind: threshold, select: "
+             "\"water/*/*/ph\", above: 9,\n     message: \"%s it's\", labels: {a: '%s'}}\n",
+             br, br, br);
+    cr_expect_eq(iw_config_load_string("t.yaml", text, strlen(text), &cfg, &diag), IW_OK, "%s",
+                 iw_diag_first(&diag));
+    iw_config_free(cfg);
+    iw_diag_fini(&diag);
+}
+
 /* ======================================================================== */
 /* Rule hash                                                                */
 /* ======================================================================== */
