@@ -390,8 +390,15 @@ static bool check_broker_url(const char *s, char *why, size_t len)
         return false;
     }
     colon = strrchr(host, ':');
-    if (host[0] == '\0' || host[0] == ':' || strchr(host, '/') != NULL) {
-        snprintf(why, len, "\"%s\" needs a host and an optional port, e.g. mqtt://127.0.0.1:1883", s);
+    /* A name or IPv4 address, or an IPv6 one in brackets: no space, no lone bracket. */
+    bool v6 = host[0] == '[';
+    size_t hl = v6 ? strcspn(host, "]") : strcspn(host, ":");
+    if (host[0] == '\0' || host[0] == ':' || strchr(host, '/') != NULL
+        || (v6 && (host[hl] != ']' || (host[hl + 1] != '\0' && host[hl + 1] != ':')))
+        || strspn(host + v6, v6 ? "0123456789abcdefABCDEF:." : "0123456789abcdefghijklmnopqrstuvwxyz"
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-_") != hl - v6) {
+        snprintf(why, len, "\"%s\" needs a host and an optional port, e.g. mqtt://127.0.0.1:1883 "
+                 "or mqtt://[::1]:1883", s);
         return false;
     }
     /* "[::1]:1883": only a colon after the bracket starts the port. */
@@ -400,17 +407,55 @@ static bool check_broker_url(const char *s, char *why, size_t len)
     return true;
 }
 
+/* "127.0.0.1:8080", "[::1]:8080", "localhost:8080" -> host, port. */
+bool iw_listen_split(const char *s, char *host, size_t hlen, char *port, size_t plen)
+{
+    const char *colon;
+    size_t n;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return false;
+        n = (size_t)(close - s - 1);
+        if (n >= hlen)
+            return false;
+        memcpy(host, s + 1, n);
+        host[n] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL || strchr(s, ':') != colon)
+            return false;
+        n = (size_t)(colon - s);
+        if (n >= hlen)
+            return false;
+        memcpy(host, s, n);
+        host[n] = '\0';
+    }
+    if (strlen(colon + 1) == 0 || strlen(colon + 1) >= plen ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return false;
+    snprintf(port, plen, "%s", colon + 1);
+    return true;
+}
+
+
+/* What the daemon's listener takes (iw_listen_split), so check and start agree. */
 static bool check_listen(const char *s, char *why, size_t len)
 {
-    const char *colon = strrchr(s, ':');
+    char host[128], port[16];
 
     if (s[0] == '\0' || strcmp(s, "off") == 0)
         return true;
-    if (colon == NULL || colon == s) {
-        snprintf(why, len, "\"%s\" must be HOST:PORT, e.g. 127.0.0.1:8080 (or \"off\")", s);
+    if (!iw_listen_split(s, host, sizeof(host), port, sizeof(port)) || host[0] == '\0'
+        || strspn(host, s[0] == '[' ? "0123456789abcdefABCDEF:." : "0123456789abcdefghijklmnopqrstuvwxyz"
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-") != strlen(host)) {
+        snprintf(why, len, "\"%s\" must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080 (or "
+                 "\"off\")", s);
         return false;
     }
-    return check_port(colon + 1, why, len, s);
+    return check_port(port, why, len, s);
 }
 
 static bool check_log_level(const char *s, char *why, size_t len)

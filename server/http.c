@@ -504,39 +504,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 /* Listening                                                                 */
 /* ======================================================================== */
 
-/* "127.0.0.1:8080", "[::1]:8080", "localhost:8080" -> host, port. */
-static bool split_listen(const char *s, char *host, size_t hlen, char *port, size_t plen)
-{
-    const char *colon;
-    size_t n;
-
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL || close[1] != ':')
-            return false;
-        n = (size_t)(close - s - 1);
-        if (n >= hlen)
-            return false;
-        memcpy(host, s + 1, n);
-        host[n] = '\0';
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || strchr(s, ':') != colon)
-            return false;
-        n = (size_t)(colon - s);
-        if (n >= hlen)
-            return false;
-        memcpy(host, s, n);
-        host[n] = '\0';
-    }
-    if (strlen(colon + 1) == 0 || strlen(colon + 1) >= plen ||
-        strspn(colon + 1, "0123456789") != strlen(colon + 1))
-        return false;
-    snprintf(port, plen, "%s", colon + 1);
-    return true;
-}
-
 static int open_listener(const char *listen_s, int *fd_out, bool *v6, struct iw_diag *diag)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -545,7 +512,7 @@ static int open_listener(const char *listen_s, int *fd_out, bool *v6, struct iw_
     char host[128], port[16];
     int fd = -1, one = 1, e, gai;
 
-    if (!split_listen(listen_s, host, sizeof(host), port, sizeof(port)) || atoi(port) < 1 ||
+    if (!iw_listen_split(listen_s, host, sizeof(host), port, sizeof(port)) || atoi(port) < 1 ||
         atoi(port) > 65535) {
         iw_diag_set(diag, NULL, 0, 0, "http.listen \"%s\" is not HOST:PORT; write e.g. "
                     "127.0.0.1:8080 or [::1]:8080 (or \"off\" to disable HTTP)", listen_s);

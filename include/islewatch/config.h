@@ -235,6 +235,10 @@ struct iw_config {
  */
 const char *iw_did_you_mean(const char *word, const char *const *names, char *buf, size_t len);
 
+/* http.listen "127.0.0.1:8080", "[::1]:8080", "localhost:8080" -> host
+ * ("::1" without brackets), port digits. False when not of that shape. */
+bool iw_listen_split(const char *s, char *host, size_t hlen, char *port, size_t plen);
+
 /*
  * Load and validate FILE. On IW_OK *out is owned by the caller (iw_config_free).
  * On IW_E_CONFIG *out is NULL and diag holds every error, one line each,

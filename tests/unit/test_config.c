@@ -608,6 +608,44 @@ Test(config, every_rule_may_name_the_spec_placeholders)
     iw_diag_fini(&diag);
 }
 
+/* check accepts exactly the http.listen values the daemon's listener takes:
+ * "::1:21450" passed check and then stopped the daemon at start. */
+Test(config, http_listen_is_checked_as_the_listener_reads_it)
+{
+    static const char *const bad[] = { "\"::1:21450\"", "\"[::1\"", "\" :1\"", "\"[::1]8080\"",
+                                       "\"a b:80\"", "\":8080\"" };
+    static const char *const good[] = { "\"[::1]:8080\"", "localhost:8080", "127.0.0.1:8080",
+                                        "off", "\"\"" };
+    char text[128];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + sizeof(good) / sizeof(good[0]); i++) {
+        bool ok = i >= sizeof(bad) / sizeof(bad[0]);
+        const char *v = ok ? good[i - sizeof(bad) / sizeof(bad[0])] : bad[i];
+        struct iw_config *cfg = NULL;
+        struct iw_diag diag = { 0 };
+        snprintf(text, sizeof(text), "http:\n  listen: %s\n", v);
+        cr_expect_eq(iw_config_load_string("t.yaml", text, strlen(text), &cfg, &diag),
+                     ok ? IW_OK : IW_E_CONFIG, "listen: %s: %s", v, iw_diag_first(&diag));
+        iw_config_free(cfg);
+        iw_diag_fini(&diag);
+    }
+    /* The same for broker.url's host: no space, no lone bracket. */
+    static const struct { const char *url; bool ok; } urls[] = {
+        { "mqtt://[::1", false }, { "mqtt://a b:1", false }, { "mqtt://[::1]x", false },
+        { "mqtt://[::1]:1883", true }, { "mqtt://localhost", true }, { "mqtts://b.example:8883", true },
+    };
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        struct iw_config *cfg = NULL;
+        struct iw_diag diag = { 0 };
+        snprintf(text, sizeof(text), "broker:\n  url: \"%s\"\n", urls[i].url);
+        cr_expect_eq(iw_config_load_string("t.yaml", text, strlen(text), &cfg, &diag),
+                     urls[i].ok ? IW_OK : IW_E_CONFIG, "url: %s: %s", urls[i].url,
+                     iw_diag_first(&diag));
+        iw_config_free(cfg);
+        iw_diag_fini(&diag);
+    }
+}
+
 /* libyaml takes time quadratic in the nesting of [ and {: a file nested
  * absurdly deep is refused before it is parsed (80,000 levels took 17 s),
  * at the bracket past 64. Brackets in quoted scalars and comments are text. */
