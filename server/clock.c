@@ -160,8 +160,9 @@ static int time_arg(const char *s, int64_t now_ms, int64_t *out_ms)
         *out_ms = s[0] == '-' ? now_ms - d : now_ms + d;
         return IW_OK;
     }
-    if (strncmp(s, "now-", 4) == 0 && iw_duration_parse(s + 4, &d) == IW_OK) {
-        *out_ms = now_ms - d;
+    if ((strncmp(s, "now-", 4) == 0 || strncmp(s, "now+", 4) == 0)
+        && iw_duration_parse(s + 4, &d) == IW_OK) {
+        *out_ms = s[3] == '-' ? now_ms - d : now_ms + d;
         return IW_OK;
     }
     errno = 0;

@@ -848,3 +848,24 @@ Test(check_cmd, help_shows_an_example, .init = redirect_all)
     cr_expect(strstr(buf, "Usage: islewatch check FILE") != NULL, "%s", buf);
     cr_expect(strstr(buf, "Example:") != NULL, "%s", buf);
 }
+
+/* The CLI's and the API's times (SPEC §6): RFC 3339, epoch ms, or relative to
+ * now, before or after it, written either way. */
+Test(config, time_arguments_relative_to_now_go_both_ways)
+{
+    const int64_t now = 1764417600000LL;
+    static const struct { const char *s; int64_t want; } ok[] = {
+        { "now", 0 }, { "-1h", -3600000 }, { "+1h", 3600000 }, { "now-1h", -3600000 },
+        { "now+1h", 3600000 }, { "now+30m", 1800000 },
+    };
+    int64_t t;
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        cr_expect_eq(iw_time_arg_parse(ok[i].s, now, &t), IW_OK, "%s", ok[i].s);
+        cr_expect_eq(t, now + ok[i].want, "%s", ok[i].s);
+    }
+    cr_expect_eq(iw_time_arg_parse("now+", now, &t), IW_E_INVAL);
+    cr_expect_eq(iw_time_arg_parse("now*1h", now, &t), IW_E_INVAL);
+    cr_expect_eq(iw_time_arg_parse("2025-11-29T12:00:00Z", now, &t), IW_OK);
+    cr_expect_eq(t, now);
+}
