@@ -464,6 +464,10 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
     memset(out->member_rejects, 0, sizeof(out->member_rejects));
     out->n_member_reasons = 0;
 
+    /* A UTF-8 byte order mark, which some device firmware writes: RFC 8259
+     * section 8.1 lets a parser ignore it. */
+    if (len >= 3 && memcmp(payload, "\xEF\xBB\xBF", 3) == 0)
+        sc.p += 3;
     skip_ws(&sc);
     if (sc.p >= sc.end)
         return IW_REJ_NOT_JSON;
@@ -629,7 +633,21 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                     goto next;
                 }
             }
-            if (!name_ok || out->n == IW_PAYLOAD_MAX_SAMPLES) {
+            if (name_ok && (strcmp(name, "flag") == 0 || is_flag_suffix(name, nlen))) {
+                /* A flag is an HJ 212 letter: a number or boolean is a bad
+                 * flag, as "Q" is, not a metric named "flag" (and ph_flag: 7
+                 * must not leave ph unflagged). */
+                if (strcmp(name, "flag") == 0)
+                    return IW_REJ_BAD_FLAG;
+                if (n_flags < IW_PAYLOAD_MAX_SAMPLES) {
+                    flags[n_flags].metric = name;
+                    flags[n_flags].len = nlen - 5;
+                    flags[n_flags].flag = '?';
+                    n_flags++;
+                    out->names_used += nlen + 1;
+                }
+                drop_member(out, IW_REJ_BAD_FLAG);
+            } else if (!name_ok || out->n == IW_PAYLOAD_MAX_SAMPLES) {
                 drop_member(out, IW_REJ_TOO_MANY);
             } else if (!iw_label_valid(name, nlen)) {
                 drop_member(out, IW_REJ_BAD_LABEL);

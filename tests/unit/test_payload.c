@@ -239,6 +239,30 @@ Test(payload, event_sources)
     cr_expect_eq(decode_opts("{\"type\":\"a/b\",\"state\":\"start\"}", true, 0), IW_REJ_BAD_EVENT);
 }
 
+/* A flag is an HJ 212 letter (SPEC section 1). A number or boolean in its
+ * place is a bad flag, as "Q" is: not a metric named "flag" or "ph_flag",
+ * and never a flagged metric left unflagged. */
+Test(payload, a_flag_that_is_not_a_letter_is_a_bad_flag)
+{
+    cr_expect_eq(decode("{\"flag\":7,\"do\":5}"), IW_REJ_BAD_FLAG);
+    cr_expect_eq(decode("{\"flag\":true,\"do\":5}"), IW_REJ_BAD_FLAG);
+    cr_assert_eq(decode("{\"ph\":5,\"ph_flag\":7,\"do\":6}"), -1);
+    cr_assert_eq(d.n, 1, "ph with a numeric flag is dropped, do kept: %zu samples", d.n);
+    cr_assert_str_eq(d.s[0].metric, "do");
+    cr_assert_eq(d.member_rejects[IW_REJ_BAD_FLAG], 1);
+    cr_assert_eq(decode("{\"ph_flag\":false,\"ph\":5}"), -1);
+    cr_assert_eq(d.n, 0);
+}
+
+/* RFC 8259 section 8.1: a parser may ignore a UTF-8 byte order mark, and
+ * some device firmware writes one. Only at the start. */
+Test(payload, a_leading_byte_order_mark_is_ignored)
+{
+    cr_assert_eq(decode("\xEF\xBB\xBF{\"ph\":7}"), -1);
+    cr_assert_eq(d.n, 1);
+    cr_expect_eq(decode("{\"ph\":7}\xEF\xBB\xBF"), IW_REJ_NOT_JSON);
+}
+
 Test(payload, every_reason_has_a_name)
 {
     for (int r = 0; r < IW_REJ_COUNT; r++)
