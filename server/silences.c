@@ -401,6 +401,14 @@ int iw_silences_create(struct iw_store *st, const char *json, size_t len, const 
         rc = IW_E_INVAL;
         goto done;
     }
+    /* cJSON ends a string at an escaped NUL: "a\u0000b" would silently
+     * become a silence of "a". */
+    if (memmem(json, len, "\\u0000", 6) != NULL) {
+        iw_diag_set(diag, NULL, 0, 0, "the body has a NUL character (\\u0000) in a string; "
+                    "names and reasons cannot hold one");
+        rc = IW_E_INVAL;
+        goto done;
+    }
     if ((rc = parse_silence(o, false, now_ms, r, diag)) != IW_OK)
         goto done;
     if (r->created_by == NULL && default_by != NULL && (r->created_by = strdup(default_by)) == NULL) {

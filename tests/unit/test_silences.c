@@ -108,6 +108,8 @@ ParameterizedTestParameters(silences, rejects_bad_bodies)
         /* A misspelt key would otherwise leave an open-ended silence. */
         { "{\"match\":{\"site\":\"a\"},\"duraton\":\"1h\"}", "unknown key \"duraton\"" },
         { "{\"match\":{\"site\":\"a\"},\"to\":\"+2h\",\"duration\":\"1h\"}", "either" },
+        /* cJSON would cut the name at the NUL: a silence of another site. */
+        { "{\"match\":{\"site\":\"a\\u0000b\"},\"duration\":\"1h\"}", "NUL character" },
     };
     return cr_make_param_array(struct bad_body, cases, sizeof(cases) / sizeof(cases[0]));
 }
