@@ -465,7 +465,7 @@ static int cmp_episode(const void *pa, const void *pb)
 }
 
 struct rule_sum {
-    uint64_t fired, resolved, escalated, open;
+    uint64_t fired, resolved, escalated, open;      /* escalated: severity changes, up or down */
     int64_t firing_ms;
 };
 
@@ -536,7 +536,7 @@ static void print_table(const char *file, struct iw_replay *r, const struct merg
            cli_time(m->from, t1, sizeof(t1)), cli_time(m->to, t2, sizeof(t2)));
     printf("Replayed %zu series, %" PRIu64 " points; %zu alert message%s.\n\n", m->n_cur,
            m->done_points, n, n == 1 ? "" : "s");
-    printf("%-28s %7s %9s %10s %13s %13s\n", "RULE", "FIRED", "RESOLVED", "ESCALATED", "FIRING TIME",
+    printf("%-28s %7s %9s %10s %13s %13s\n", "RULE", "FIRED", "RESOLVED", "SEV CHANGE", "FIRING TIME",
            "OPEN AT END");
     for (size_t k = 0; k < nr; k++)
         printf("%-28s %7" PRIu64 " %9" PRIu64 " %10" PRIu64 " %13s %13" PRIu64 "\n",
