@@ -72,6 +72,11 @@ static void pub(struct it_client *c, const char *topic, long long ts, const char
     cr_assert_eq(it_publish(c, topic, p, 1, false), 0);
 }
 
+/* The nh3 rule with a `repeat:` (a string literal such as "4s"). */
+#define NH3_REPEAT_RULE(every) \
+    "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n" \
+    "     severity: major, repeat: " every "}\n"
+
 #define NH3_RULE \
     "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n" \
     "     clear_below: 1.2, severity: major}\n"
@@ -501,6 +506,19 @@ static cJSON *silence_dongtan(const struct it_daemon *d)
     return sil;
 }
 
+/* DELETE the silence sil (silence_dongtan's answer), and free it. */
+static void end_silence(const struct it_daemon *d, cJSON *sil)
+{
+    char *out = NULL;
+    const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(sil, "id"));
+    cr_assert_not_null(sid, "no silence id in the answer");
+    cr_assert_eq(it_run(&out, "curl -fsS -X DELETE -H 'Authorization: Bearer secret-token' "
+                        "http://127.0.0.1:%d/api/v1/silences/%s", d->http_port, sid), 0,
+                 "DELETE /api/v1/silences/%s: %s", sid, out ? out : "");
+    free(out);
+    cJSON_Delete(sil);
+}
+
 Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_published_before)
 {
     struct it_broker b;
@@ -554,11 +572,7 @@ Test(alerts, an_episode_still_firing_when_its_silence_ends_is_published_then)
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
 
-    char *out = NULL;
     cJSON *sil = silence_dongtan(&d);
-    const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(sil, "id"));
-    cr_assert_not_null(sid, "no silence id in the answer");
-
     pub(dev, "sensors/water/dongtan/w01", now_ms() - 60000, "nh3_n", 2.0);   /* silenced firing */
     cJSON *h = history(&d, 1);
     cJSON *first = cJSON_GetArrayItem(h, 0);
@@ -569,11 +583,7 @@ Test(alerts, an_episode_still_firing_when_its_silence_ends_is_published_then)
     struct it_msg *m = it_next(sub, 1000);
     cr_assert_null(m, "published while silenced: %s %s", m ? m->topic : "", m ? m->payload : "");
 
-    cr_assert_eq(it_run(&out, "curl -fsS -X DELETE -H 'Authorization: Bearer secret-token' "
-                        "http://127.0.0.1:%d/api/v1/silences/%s", d.http_port, sid), 0,
-                 "DELETE /api/v1/silences/%s: %s", sid, out ? out : "");
-    free(out);
-    cJSON_Delete(sil);
+    end_silence(&d, sil);
 
     cJSON *a = next_alert(sub, 5000, topic, sizeof(topic));
     cr_assert_not_null(a, "the episode still firing was not published when its silence ended");
@@ -604,25 +614,16 @@ Test(alerts, no_reminder_sooner_than_repeat_after_a_silence_ends)
 {
     struct it_broker b;
     struct it_daemon d;
-    char *out = NULL;
     cr_assert_eq(it_broker_start(&b), 0);
-    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
-        "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n"
-        "     severity: major, repeat: 4s}\n"), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_REPEAT_RULE("4s")), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
     cJSON *sil = silence_dongtan(&d);
-    const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(sil, "id"));
-    cr_assert_not_null(sid, "no silence id in the answer");
     pub(dev, "sensors/water/dongtan/w01", now_ms() - 60000, "nh3_n", 2.0);   /* silenced firing */
     cJSON_Delete(history(&d, 1));
     struct timespec pause = { 3, 0 };
     nanosleep(&pause, NULL);
-    cr_assert_eq(it_run(&out, "curl -fsS -X DELETE -H 'Authorization: Bearer secret-token' "
-                        "http://127.0.0.1:%d/api/v1/silences/%s", d.http_port, sid), 0,
-                 "DELETE /api/v1/silences/%s: %s", sid, out ? out : "");
-    free(out);
-    cJSON_Delete(sil);
+    end_silence(&d, sil);
 
     cJSON *a = next_alert(sub, 5000, NULL, 0);
     cr_assert_not_null(a, "the episode still firing was not published when its silence ended");
@@ -1229,9 +1230,7 @@ Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
     struct it_daemon d;
     char *out = NULL;
     cr_assert_eq(it_broker_start(&b), 0);
-    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
-        "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n"
-        "     severity: major, repeat: 2s}\n"), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_REPEAT_RULE("2s")), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
     long long t = now_ms() - 60000;

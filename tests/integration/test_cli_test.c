@@ -35,6 +35,18 @@ static void expect_contains(const char *out, const char *needle)
               out ? out : "(none)");
 }
 
+/* `islewatch test rules.yaml FILE` refuses FILE with exactly the lines want, exit 2. */
+static void expect_tests_file_errors(const char *file, const char *want)
+{
+    char *out = NULL;
+    char args[256];
+    snprintf(args, sizeof(args), "test " FIX "rules.yaml " FIX "%s", file);
+    int rc = run_cli(&out, args);
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect_str_eq(out, want);
+    free(out);
+}
+
 TestSuite(cli_test, .timeout = 60);
 
 Test(cli_test, passing_tests_print_the_count_and_exit_0)
@@ -82,8 +94,6 @@ Test(cli_test, verbose_names_passing_tests_and_run_selects)
 
 Test(cli_test, errors_in_the_tests_file_are_file_line_column_and_exit_2)
 {
-    char *out = NULL;
-    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "bad.yaml");
     static const char *want =
         FIX "bad.yaml:2:3: error: test: unknown key \"inptu\" (did you mean \"input\"?)\n"
         FIX "bad.yaml:5:28: error: series \"water/lake/w1/ph\": \"9.5q\": unexpected \"q\" "
@@ -93,25 +103,19 @@ Test(cli_test, errors_in_the_tests_file_are_file_line_column_and_exit_2)
         FIX "bad.yaml:8:23: error: expect: no rule \"ph-hgih\" in " FIX "rules.yaml "
             "(did you mean \"ph-high\"?)\n"
         "islewatch test: " FIX "bad.yaml has errors; no test was run\n";
-    cr_expect_eq(rc, 2, "exit %d", rc);
-    cr_expect_str_eq(out, want);
-    free(out);
+    expect_tests_file_errors("bad.yaml", want);
 }
 
 /* 1e999 reads as infinity: the daemon rejects such a sample (SPEC §1), so a test may not feed it. */
 Test(cli_test, non_finite_values_are_errors_in_the_tests_file)
 {
-    char *out = NULL;
-    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "non_finite.yaml");
     static const char *want =
         FIX "non_finite.yaml:4:28: error: series \"water/lake/w1/ph\": \"1e999\": not a finite "
             "number (the daemon rejects such a sample as non_finite)\n"
         FIX "non_finite.yaml:7:49: error: input sample: value \"-1e400\" is not a finite number "
             "(the daemon rejects such a sample as non_finite)\n"
         "islewatch test: " FIX "non_finite.yaml has errors; no test was run\n";
-    cr_expect_eq(rc, 2, "exit %d", rc);
-    cr_expect_str_eq(out, want);
-    free(out);
+    expect_tests_file_errors("non_finite.yaml", want);
 }
 
 /* A letter that is no HJ 212 flag: the daemon rejects such a message as
@@ -119,8 +123,6 @@ Test(cli_test, non_finite_values_are_errors_in_the_tests_file)
  * config's duplicate would (which `check` reports). */
 Test(cli_test, bad_flags_and_duplicate_keys_are_errors_in_the_tests_file)
 {
-    char *out = NULL;
-    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "bad_flag_dup.yaml");
     static const char *want =
         FIX "bad_flag_dup.yaml:5:28: error: series \"water/lake/w1/ph\": \"7:Q\": flag Q is not "
             "an HJ 212 flag (N M C D F T B S); the daemon rejects it as bad_flag\n"
@@ -129,9 +131,7 @@ Test(cli_test, bad_flags_and_duplicate_keys_are_errors_in_the_tests_file)
         FIX "bad_flag_dup.yaml:10:3: error: test: duplicate key \"name\" (first at line 9)\n"
         FIX "bad_flag_dup.yaml:12:52: error: input sample: duplicate key \"at\" (first at line 12)\n"
         "islewatch test: " FIX "bad_flag_dup.yaml has errors; no test was run\n";
-    cr_expect_eq(rc, 2, "exit %d", rc);
-    cr_expect_str_eq(out, want);
-    free(out);
+    expect_tests_file_errors("bad_flag_dup.yaml", want);
 }
 
 Test(cli_test, an_invalid_rule_file_prints_its_diagnostics_and_exits_2)
