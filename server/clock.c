@@ -136,6 +136,12 @@ int iw_rfc3339_parse(const char *s, size_t len, int64_t *out_ms)
     tm.tm_sec = sec;
     time_t t = timegm(&tm);
     *out_ms = (int64_t)t * 1000 + frac_ms - (int64_t)off * IW_MS_PER_MIN;
+    /* RFC 3339 5.7: second 60 is a leap second, which is inserted only at
+     * 23:59:60 UTC (07:59:60+08:00); it is taken as the next second, as
+     * POSIX time has no leap second. At any other minute it is no time. */
+    if (sec == 60 && iw_floor_to(*out_ms - 1000, IW_MS_PER_DAY) + IW_MS_PER_DAY - 1000
+                     != iw_floor_to(*out_ms - 1000, 1000))
+        return IW_E_INVAL;
     return IW_OK;
 }
 

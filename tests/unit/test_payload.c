@@ -276,6 +276,12 @@ Test(payload, rfc3339_ts_with_a_day_the_month_does_not_have_is_bad_ts)
     cr_assert_eq(decode("{\"ts\":\"2025-02-29T10:00:00Z\",\"x\":1}"), IW_REJ_BAD_TS);
     cr_assert_eq(decode("{\"ts\":\"2025-10-31T10:00:00Z\",\"x\":1}"), -1);
     cr_assert_eq(d.ts, 1761904800000LL);
+    /* Second 60 only as a leap second (23:59:60 UTC), read as the next second. */
+    cr_assert_eq(decode("{\"ts\":\"2025-10-31T10:00:60Z\",\"x\":1}"), IW_REJ_BAD_TS);
+    cr_assert_eq(decode("{\"ts\":\"2025-11-28T23:59:60.5Z\",\"x\":1}"), -1);
+    cr_assert_eq(d.ts, 1764374400500LL);
+    cr_assert_eq(decode("{\"ts\":\"2025-11-29T07:59:60+08:00\",\"x\":1}"), -1);
+    cr_assert_eq(d.ts, 1764374400000LL);
 }
 
 Test(payload, a_real_ts_too_large_for_seconds_is_milliseconds)
