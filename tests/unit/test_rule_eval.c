@@ -1672,6 +1672,27 @@ Test(rules, restore_of_a_changed_rule_resolves)
     iw_rules_engine_free(e);
 }
 
+/* A restart with only the rule's message or labels changed keeps the episode
+ * (its record's "ch", the condition hash, still matches). */
+Test(rules, restore_of_a_rule_whose_message_alone_changed_keeps_the_episode)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = thr_rule("t", 0);
+
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    strcpy(r->hash, "00000000deadbeef");            /* the text changed, not the condition */
+    r->message = "{site}/{device} still high";
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 1, "a message edit resolved the episode at restart");
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + HOUR, 1);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id);
+    cr_assert_str_eq(fx_last(&env)->message, "s1/w01 still high");
+    iw_rules_engine_free(e);
+}
+
 /* The resolve a restart emits for a changed or removed rule carries the labels
  * its firing carried: a subscriber routing on them gets the resolve too. */
 Test(rules, restore_resolve_of_a_changed_or_removed_rule_keeps_its_labels)
