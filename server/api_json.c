@@ -104,11 +104,7 @@ static int raw_cb(void *ctx, const struct iw_point *p)
  * written in: 6.4, not the binary sum's 6.3999999999999995. */
 static double sig15(double v)
 {
-    char buf[40];
-    if (!isfinite(v))
-        return v;
-    snprintf(buf, sizeof(buf), "%.15g", v);
-    return strtod(buf, NULL);
+    return iw_num_round_sig(v, 15);
 }
 
 static int agg_cb(void *ctx, const struct iw_rollup *r)

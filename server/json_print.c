@@ -19,6 +19,15 @@ struct changed {
     size_t n, cap;
 };
 
+double iw_num_round_sig(double v, int digits)
+{
+    char buf[40];
+    if (!isfinite(v))
+        return v;
+    snprintf(buf, sizeof(buf), "%.*g", digits, v);
+    return strtod(buf, NULL);
+}
+
 int iw_num_shortest(double v, char *buf, size_t len)
 {
     for (int prec = 15; prec < 17; prec++) {

@@ -100,11 +100,7 @@ bool iw__late(const struct iw_rules_engine *e, const struct iw_rsample *s)
 
 double iw__round_sig(double v, int digits)
 {
-    char buf[40];
-    if (!isfinite(v))
-        return v;
-    snprintf(buf, sizeof(buf), "%.*g", digits, v);
-    return strtod(buf, NULL);
+    return iw_num_round_sig(v, digits);
 }
 
 char *iw__fmt_num(double v, char *buf, size_t len)

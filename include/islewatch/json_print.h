@@ -23,4 +23,9 @@ char *iw_json_print(cJSON *doc);
  * v, into buf (32 bytes suffice); returns the precision used. */
 int iw_num_shortest(double v, char *buf, size_t len);
 
+/* v rounded to `digits` significant decimal digits (non-finite v as it is):
+ * a sum or mean of decimal samples read as the decimals they were written in,
+ * 0.3 rather than 0.30000000000000004 at 15 digits. */
+double iw_num_round_sig(double v, int digits);
+
 #endif
