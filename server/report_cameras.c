@@ -83,10 +83,16 @@ int iw_report_cameras(struct iw_store *st, const struct iw_report_opts *opts,
         iw_diag_set(diag, NULL, 0, 0, "the period is empty: --from must be before --to");
         return IW_E_INVAL;
     }
-    if (opts->interval_ms <= 0 ||
-        (opts->to - opts->from) / opts->interval_ms >= IW_REPORT_MAX_INTERVALS) {
-        iw_diag_set(diag, NULL, 0, 0, "--interval must be positive and give at most %lld "
-                    "intervals in the period", (long long)IW_REPORT_MAX_INTERVALS);
+    if (opts->interval_ms <= 0) {
+        iw_diag_set(diag, NULL, 0, 0, "the heartbeat interval (--interval, or interval= over "
+                    "HTTP) must be positive, e.g. 60s");
+        return IW_E_INVAL;
+    }
+    if ((opts->to - opts->from) / opts->interval_ms >= IW_REPORT_MAX_INTERVALS) {
+        iw_diag_set(diag, NULL, 0, 0, "the period holds more than %lld heartbeat intervals of "
+                    "%lld s: choose a shorter period or a longer interval (--interval, or "
+                    "interval= over HTTP)", (long long)IW_REPORT_MAX_INTERVALS,
+                    (long long)(opts->interval_ms / 1000));
         return IW_E_INVAL;
     }
     if ((r = calloc(1, sizeof(*r))) == NULL)

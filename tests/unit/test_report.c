@@ -965,6 +965,15 @@ Test(report, camera_heartbeats_in_one_interval_count_once)
     o.interval_ms = 0;
     cr_assert_eq(iw_report_cameras(st, &o, &r, NULL), IW_E_INVAL);
     cr_assert_null(r);
+    /* Too long a period for the interval: said in words that fit the CLI and HTTP alike. */
+    struct iw_diag diag = { 0 };
+    o.interval_ms = 1000;
+    o.from = o.to - 100LL * 365 * IW_MS_PER_DAY;
+    cr_assert_eq(iw_report_cameras(st, &o, &r, &diag), IW_E_INVAL);
+    cr_assert_str_eq(iw_diag_first(&diag), "the period holds more than 40000000 heartbeat "
+                     "intervals of 1 s: choose a shorter period or a longer interval (--interval, "
+                     "or interval= over HTTP)");
+    iw_diag_fini(&diag);
 }
 
 /* ==========================================================================
