@@ -548,9 +548,11 @@ static void print_table(const char *file, struct iw_replay *r, const struct merg
     for (size_t i = 0; i < n; i++) {
         const struct iw_alert *a = refs[i].a;
         print_instance(a, inst, sizeof(inst));
-        printf("%s  %-8s %-8s %-20s %-36s %10s  %s\n", cli_time(a->ts, t1, sizeof(t1)),
+        /* As `islewatch alerts` marks them: the daemon would have recorded these so. */
+        printf("%s  %-8s %-8s %-20s %-36s %10s  %s%s%s\n", cli_time(a->ts, t1, sizeof(t1)),
                iw_alert_status_name(a->status), iw_severity_name(a->severity), a->rule, inst,
-               a->has_value ? cli_num(a->value, num, sizeof(num)) : "-", a->message ? a->message : "");
+               a->has_value ? cli_num(a->value, num, sizeof(num)) : "-", a->late ? "[late] " : "",
+               a->silenced ? "[silenced] " : "", a->message ? a->message : "");
     }
 }
 
@@ -558,7 +560,7 @@ static void print_csv(const struct aref *refs, size_t n)
 {
     char t[40], num[40];
 
-    printf("ts,status,severity,rule,source,site,device,metric,value,message\n");
+    printf("ts,status,severity,rule,source,site,device,metric,value,message,late,silenced\n");
     for (size_t i = 0; i < n; i++) {
         const struct iw_alert *a = refs[i].a;
         printf("%s,%s,%s,", cli_time(a->ts, t, sizeof(t)), iw_alert_status_name(a->status),
@@ -574,7 +576,7 @@ static void print_csv(const struct aref *refs, size_t n)
         cli_csv_field(a->metric ? a->metric : "");
         printf(",%s,", a->has_value ? cli_num(a->value, num, sizeof(num)) : "");
         cli_csv_field(a->message ? a->message : "");
-        putchar('\n');
+        printf(",%s,%s\n", a->late ? "true" : "false", a->silenced ? "true" : "false");
     }
 }
 

@@ -306,6 +306,28 @@ Test(cli_backtest, the_table_sums_up_each_rule_and_lists_a_timeline)
     free(out);
 }
 
+/* The timeline marks what the daemon would have recorded silenced (and late),
+ * as `islewatch alerts` does; the CSV has both as columns. */
+Test(cli_backtest, the_timeline_marks_silenced_alerts)
+{
+    char *out = NULL, args[1024], cfg[400];
+
+    snprintf(cfg, sizeof(cfg), "%s/silenced.yaml", bt_dir);
+    cr_assert_eq(it_run(NULL, "cp '%s' '%s' && printf 'silences:\\n  - {match: {rule: tamper}, "
+                        "reason: drill}\\n' >> '%s'", bt_cfg, cfg, cfg), 0);
+    snprintf(args, sizeof(args), "backtest '%s' --db '%s' --from %lld --to %lld --rule tamper", cfg,
+             bt_db, (long long)T0, (long long)(T0 + 60 * MINUTE));
+    int rc = run_cli(&out, args);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    expect_contains(out, "  [silenced] ");
+    free(out);
+    snprintf(args + strlen(args), sizeof(args) - strlen(args), " --format csv");
+    rc = run_cli(&out, args);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    expect_contains(out, ",false,true\n");
+    free(out);
+}
+
 Test(cli_backtest, csv_is_the_timeline_and_rule_filters)
 {
     char *out = NULL, args[1024];
@@ -315,11 +337,11 @@ Test(cli_backtest, csv_is_the_timeline_and_rule_filters)
     int rc = run_cli(&out, args);
     cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
     cr_expect_str_eq(out,
-                     "ts,status,severity,rule,source,site,device,metric,value,message\n"
-                     "2026-01-01T00:12:00.000Z,firing,major,ph-high,water,lake,w1,ph,9.5,\"lake/w1 pH 9.5, limit 9\"\n"
-                     "2026-01-01T00:20:00.000Z,resolved,major,ph-high,water,lake,w1,ph,7,\"lake/w1 pH 7, limit 9\"\n"
-                     "2026-01-01T00:42:00.000Z,firing,major,ph-high,water,lake,w1,ph,9.5,\"lake/w1 pH 9.5, limit 9\"\n"
-                     "2026-01-01T00:45:00.000Z,resolved,major,ph-high,water,lake,w1,ph,7,\"lake/w1 pH 7, limit 9\"\n");
+                     "ts,status,severity,rule,source,site,device,metric,value,message,late,silenced\n"
+                     "2026-01-01T00:12:00.000Z,firing,major,ph-high,water,lake,w1,ph,9.5,\"lake/w1 pH 9.5, limit 9\",false,false\n"
+                     "2026-01-01T00:20:00.000Z,resolved,major,ph-high,water,lake,w1,ph,7,\"lake/w1 pH 7, limit 9\",false,false\n"
+                     "2026-01-01T00:42:00.000Z,firing,major,ph-high,water,lake,w1,ph,9.5,\"lake/w1 pH 9.5, limit 9\",false,false\n"
+                     "2026-01-01T00:45:00.000Z,resolved,major,ph-high,water,lake,w1,ph,7,\"lake/w1 pH 7, limit 9\",false,false\n");
     free(out);
 }
 
