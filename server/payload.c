@@ -446,6 +446,20 @@ static bool label_text_valid(const char *s, const char *e)
     return true;
 }
 
+/* "<metric>_flag" = f ('?': malformed, the metric is dropped). The name stays
+ * in out's name space: flags[] points at it. */
+static void add_flag(struct pending_flag *flags, size_t *n_flags, struct iw_decoded *out,
+                     const char *name, size_t nlen, char f)
+{
+    if (*n_flags == IW_PAYLOAD_MAX_SAMPLES)
+        return;
+    flags[*n_flags].metric = name;
+    flags[*n_flags].len = nlen - 5;
+    flags[*n_flags].flag = f;
+    (*n_flags)++;
+    out->names_used += nlen + 1;
+}
+
 int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_opts *o,
                       struct iw_decoded *out)
 {
@@ -577,12 +591,8 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                 }
                 if (strcmp(name, "flag") == 0) {
                     out->msg_flag = f == 'N' ? 0 : f;
-                } else if (n_flags < IW_PAYLOAD_MAX_SAMPLES) {
-                    flags[n_flags].metric = name;
-                    flags[n_flags].len = nlen - 5;
-                    flags[n_flags].flag = f;
-                    n_flags++;
-                    out->names_used += nlen + 1;   /* keep the name: flags[] points at it */
+                } else {
+                    add_flag(flags, &n_flags, out, name, nlen, f);
                 }
             } else if (o->event && (strcmp(name, "type") == 0 || strcmp(name, "state") == 0)) {
                 if (!vf || !iw_label_valid(val, vlen)) {
@@ -639,13 +649,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                  * must not leave ph unflagged). */
                 if (strcmp(name, "flag") == 0)
                     return IW_REJ_BAD_FLAG;
-                if (n_flags < IW_PAYLOAD_MAX_SAMPLES) {
-                    flags[n_flags].metric = name;
-                    flags[n_flags].len = nlen - 5;
-                    flags[n_flags].flag = '?';
-                    n_flags++;
-                    out->names_used += nlen + 1;
-                }
+                add_flag(flags, &n_flags, out, name, nlen, '?');
                 drop_member(out, IW_REJ_BAD_FLAG);
             } else if (!name_ok || out->n == IW_PAYLOAD_MAX_SAMPLES) {
                 drop_member(out, IW_REJ_TOO_MANY);
