@@ -38,20 +38,25 @@
 # --protocol 5 has islewatchd connect over MQTT 5 (broker.protocol; default
 # 3.1.1). The raw subscriber stays on 3.1.1.
 #
+# --connections N has islewatchd open N broker connections on one shared
+# subscription (broker.connections; default 1): N receive threads. The raw
+# subscriber keeps one connection.
+#
 # --raw-paho-trace-errors sets the raw subscriber's Paho trace level to
 # errors only, as islewatchd sets its own (server/mqtt_client.c); by default
 # the raw subscriber keeps Paho's default level, as the issue's reference did.
 #
 #   bench/e2e.sh [--count N] [--devices N] [--qos "0 1 2"] [--lat-seconds S]
 #                [--ts-step MS] [--rss-series N] [--rss-slow-write MS] [--no-write]
-#                [--protocol 3.1.1|5] [--lat-tick-us T] [--raw-paho-trace-errors]
+#                [--protocol 3.1.1|5] [--lat-tick-us T] [--connections N]
+#                [--raw-paho-trace-errors]
 #
 # IW_BUILD_DIR=dir (default build/release) takes the binaries from another build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 RSS_SLOW=0 TS_STEP=1000 PROTOCOL=3.1.1 LAT_TICK=1000 RAW_OPTS=""
+COUNT=100000 DEVICES=100 QOSES="0 1 2" WRITE=1 LAT_SECONDS=10 RSS_SERIES=0 RSS_SLOW=0 TS_STEP=1000 PROTOCOL=3.1.1 LAT_TICK=1000 RAW_OPTS="" CONNS=1
 CMDLINE="bench/e2e.sh"
 for a in "$@"; do case "$a" in ''|*' '*) CMDLINE+=" \"$a\"" ;; *) CMDLINE+=" $a" ;; esac; done
 while [ $# -gt 0 ]; do
@@ -65,9 +70,10 @@ while [ $# -gt 0 ]; do
     --rss-slow-write) RSS_SLOW=$2; shift 2 ;;
     --protocol) PROTOCOL=$2; shift 2 ;;
     --lat-tick-us) LAT_TICK=$2; shift 2 ;;
+    --connections) CONNS=$2; shift 2 ;;
     --raw-paho-trace-errors) RAW_OPTS="--paho-trace-errors"; shift ;;
     --no-write) WRITE=0; shift ;;
-    -h|--help) sed -n 2,49p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,54p "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -105,7 +111,7 @@ wait_stored() {
 start_daemon() {
   HP=$(pick_port)
   cat > "$W/cfg$2.yaml" <<CONF
-broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-$2", clean_session: true, protocol: "$PROTOCOL" }
+broker: { url: "mqtt://127.0.0.1:$MP", client_id: "iw-bench-$2", clean_session: true, protocol: "$PROTOCOL", connections: $CONNS }
 storage: { path: "$W/data$2"$( [ "${3:-0}" != 0 ] && echo ", test_slow_write: ${3}ms" ) }
 http: { listen: "127.0.0.1:$HP" }
 sources: [ { name: water, topic: "sensors/water/{site}/{device}", qos: $1 } ]
@@ -286,7 +292,7 @@ if [ "$WRITE" = 1 ]; then
     echo
     echo "mosquitto $(mosquitto -h 2>/dev/null | sed -n 's/mosquitto version //p' | head -1) on 127.0.0.1, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
     if [ -n "$ROWS" ]; then
-      echo "$COUNT messages (water payloads, 8 metrics each) from $DEVICES devices per throughput phase, a device's timestamps $TS_STEP ms apart."
+      echo "$COUNT messages (water payloads, 8 metrics each) from $DEVICES devices per throughput phase, a device's timestamps $TS_STEP ms apart$( [ "$CONNS" != 1 ] && echo "; islewatchd on $CONNS broker connections (a shared subscription), the raw subscriber on one")."
       echo
       echo "$TABLE"
       echo "$NOTE"
