@@ -274,6 +274,32 @@ Test(std, water_worse_than_v_threshold_is_the_class_v_limit)
     iw_rules_engine_free(e);
 }
 
+/* pH has a 6-9 range: a 劣V alert for it names the end of the range its mean is past. */
+Test(std, water_ph_out_of_range_threshold_is_the_range_end)
+{
+    struct iw_rules_engine *e;
+    static const char *const m[] = { "ph" };
+    double hi = 9.5, lo = 5.5;
+
+    water_rule()->message = "{metric_name} {value} {threshold}";
+    e = engine(T0);
+    feed_msg(e, "water", "dongtan", "w01", m, &hi, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_str_eq(fx_last(&env)->metric, "ph");
+    cr_assert(fx_last(&env)->has_threshold, "a pH alert has a threshold");
+    cr_assert_eq(fx_last(&env)->threshold, 9.0, "threshold %g", fx_last(&env)->threshold);
+    cr_assert_str_eq(fx_last(&env)->message, "pH 9.5 9");
+    cr_assert_not_null(strstr(fx_last(&env)->details, "{\"metric\":\"ph\",\"mean\":9.5,\"limit\":9}"),
+                       "%s", fx_last(&env)->details);
+
+    feed_msg(e, "water", "chongming", "w01", m, &lo, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert(fx_last(&env)->has_threshold);
+    cr_assert_eq(fx_last(&env)->threshold, 6.0, "threshold %g", fx_last(&env)->threshold);
+    cr_assert_str_eq(fx_last(&env)->message, "pH 5.5 6");
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * air_quality
  * ======================================================================== */
