@@ -807,6 +807,37 @@ Test(std, air_measured_pollutant_without_valid_hour_is_na)
     iw_rules_engine_free(e);
 }
 
+/*
+ * An NA hour's point (HJ 633-2026 §5.3.1) holds what all its data indicate:
+ * PM2.5 at 200 for 44 minutes beside clean SO2 is not stored as SO2's AQI 4
+ * (优), though it stays invalid and decides nothing.
+ */
+Test(std, air_na_hour_point_indicates_the_missing_pollutant)
+{
+    static const char *const m2[] = { "so2", "pm25" }, *const m1[] = { "so2" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 120; m++) {
+        double v[] = { 10, m <= 44 ? 200 : 10 };
+        if (m <= 44 || m > 60)
+            feed_msg(e, "air", "s1", "a10", m2, v, 2, d0 + m * MINUTE, 0);
+        else
+            feed_msg(e, "air", "s1", "a10", m1, v, 1, d0 + m * MINUTE, 0);
+    }
+    const struct fx_point *pt = point_at("air/s1/a10/aqi", d0 + HOUR);
+    cr_assert_not_null(pt);
+    cr_assert_not(pt->valid, "PM2.5 has 44 minutes: NA");
+    cr_assert_eq(pt->v, 250, "the AQI its data indicate, not SO2's alone: %g", pt->v);
+    cr_assert_eq(point_at("air/s1/a10/aqi_level", d0 + HOUR)->v, 5);
+    cr_assert_eq(env.n_alerts, 0, "an NA hour raises nothing");
+    cr_assert(point_at("air/s1/a10/aqi", d0 + 2 * HOUR)->valid);
+    cr_assert_eq(point_at("air/s1/a10/aqi", d0 + 2 * HOUR)->v, 15);
+    iw_rules_engine_free(e);
+}
+
 /* What a station measures survives a restart longer ago than the history refill. */
 Test(std, air_measured_pollutants_survive_restart)
 {
