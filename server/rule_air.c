@@ -135,9 +135,13 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
     rc = iw_aqi_compute(p->standard, p->mode, &m, &x->res);
 
     bool apart = daily && hourly_rule_covers(e, in);
-    if (rc != IW_OK || x->res.aqi_na) {
-        /* No valid average at all, or HJ 633-2026 §5.3.1's NA (a measured
-         * pollutant missing, the others <= 100): the period is still
+    /* HJ 633-2026 §5.3.1's NA (a measured pollutant missing, the others
+     * <= 100), which the air report applies to HJ 633-2012 days too: the
+     * others' AQI is only a lower bound, too low to tell anything. */
+    bool na = rc == IW_OK
+              && (x->res.aqi_na || (daily && !x->res.complete && x->res.aqi <= 100));
+    if (rc != IW_OK || na) {
+        /* No valid average at all, or NA: the period is still
          * reported, as invalid (SPEC §4: marked invalid, flag I), and decides
          * nothing. Its value is the AQI all its averages give, invalid ones
          * included, an indication (an AQI of 0, or the AQI of the clean

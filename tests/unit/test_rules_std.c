@@ -838,6 +838,43 @@ Test(std, air_na_hour_point_indicates_the_missing_pollutant)
     iw_rules_engine_free(e);
 }
 
+/*
+ * HJ 633-2012 has no NA rule, but the air report treats its days as HJ
+ * 633-2026 §5.3.1 does: a measured pollutant without a valid daily value and
+ * the others <= 100 is not a valid AQI. A daily rule's series agrees: PM2.5
+ * with 19 valid hours at 200 beside clean SO2 is stored invalid (not SO2's
+ * AQI 4, 优), and it clears nothing.
+ */
+Test(std, air_hj633_2012_incomplete_day_is_invalid)
+{
+    static const char *const m2[] = { "so2", "pm25" }, *const m1[] = { "so2" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.standard = IW_AQI_HJ633_2012;
+    r->p.mode = IW_AQI_DAILY;
+    e = engine(d0);
+    for (int h = 1; h <= 72; h++) {
+        double v[] = { 10, h <= 24 ? 200 : h <= 48 ? 200 : 10 };
+        if (h > 24 + 19 && h <= 48)
+            feed_msg(e, "air", "s1", "a11", m1, v, 1, d0 + h * HOUR, 0);
+        else
+            feed_msg(e, "air", "s1", "a11", m2, v, 2, d0 + h * HOUR, 0);
+    }
+    cr_assert(point_at("air/s1/a11/aqi", d0 + 24 * HOUR)->valid);
+    cr_assert_eq(point_at("air/s1/a11/aqi", d0 + 24 * HOUR)->v, 250);
+    const struct fx_point *pt = point_at("air/s1/a11/aqi", d0 + 48 * HOUR);
+    cr_assert_not_null(pt);
+    cr_assert_not(pt->valid, "PM2.5 has 19 valid hours: not a valid AQI");
+    cr_assert_eq(pt->v, 250, "what the day's data indicate: %g", pt->v);
+    cr_assert(point_at("air/s1/a11/aqi", d0 + 72 * HOUR)->valid);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 72 * HOUR, "resolved by day 3, not the incomplete day 2");
+    iw_rules_engine_free(e);
+}
+
 /* What a station measures survives a restart longer ago than the history refill. */
 Test(std, air_measured_pollutants_survive_restart)
 {
