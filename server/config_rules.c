@@ -488,6 +488,10 @@ static void params_finish(struct cfg_ctx *cx, int kind, struct iw_rule_params *p
         else if (p->clear_level > p->min_level)
             iw__cfg_error(cx, seen_node(seen, "clear_level", at), "%s: clear_level (%d) must not "
                           "be above min_level (%d)", where, p->clear_level, p->min_level);
+        else if (p->clear_level == 1 && p->min_level > 1)
+            iw__cfg_error(cx, seen_node(seen, "clear_level", at), "%s: clear_level 1 would never "
+                          "resolve (no AQI is below level 1); use 2..%d, or leave it out to "
+                          "resolve below min_level", where, p->min_level);
         p->severity = p->sev_by_level[p->min_level];
         break;
     default:

@@ -85,12 +85,11 @@ int iw_report_opts_parse(const struct iw_report_args *a, const struct iw_config 
                     iw_rfc3339_format(o->to, t2, sizeof(t2)));
         return IW_E_INVAL;
     }
+    enum iw_aqi_standard std;
     if (a->standard && strcmp(a->standard, "auto") == 0)
         o->standard = IW_REPORT_STD_AUTO;
-    else if (a->standard && strcmp(a->standard, "HJ633-2026") == 0)
-        o->standard = IW_AQI_HJ633_2026;
-    else if (a->standard && strcmp(a->standard, "HJ633-2012") == 0)
-        o->standard = IW_AQI_HJ633_2012;
+    else if (a->standard && iw_aqi_standard_parse(a->standard, &std) == IW_OK)
+        o->standard = std;          /* as a rule's standard: "HJ 633-2012", "hj633-2012" */
     else if (a->standard) {
         iw_diag_set(diag, NULL, 0, 0, "standard %s: use auto, HJ633-2026 or HJ633-2012",
                     a->standard);

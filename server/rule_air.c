@@ -135,11 +135,18 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
     rc = iw_aqi_compute(p->standard, p->mode, &m, &x->res);
 
     bool apart = daily && hourly_rule_covers(e, in);
-    if (rc != IW_OK) {
-        /* No valid average at all: the period is still reported, as invalid
-         * (SPEC §4: marked invalid, flag I), and decides nothing. Its value
-         * is the AQI its invalid averages give, an indication (an AQI of 0
-         * would read as 优); 0 only when it has none at all. */
+    /* HJ 633-2026 §5.3.1's NA (a measured pollutant missing, the others
+     * <= 100), which the air report applies to HJ 633-2012 days too: the
+     * others' AQI is only a lower bound, too low to tell anything. */
+    bool na = rc == IW_OK
+              && (x->res.aqi_na || (daily && !x->res.complete && x->res.aqi <= 100));
+    if (rc != IW_OK || na) {
+        /* No valid average at all, or NA: the period is still
+         * reported, as invalid (SPEC §4: marked invalid, flag I), and decides
+         * nothing. Its value is the AQI all its averages give, invalid ones
+         * included, an indication (an AQI of 0, or the AQI of the clean
+         * pollutants alone, would read as 优 when the missing one is high);
+         * 0 only when it has none at all. */
         struct iw_aqi_input ind = { .not_measured = m.not_measured };
         struct iw_aqi_result r;
         double aqi = 0, lvl = 0;
@@ -153,17 +160,23 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
             aqi = r.aqi;
             lvl = r.level;
         }
+        if (rc == IW_OK) {
+            /* NA: the period has a result (details, state); never below it. */
+            x->has_res = true;
+            x->period_end = end;
+            if (x->res.aqi > aqi) {
+                aqi = x->res.aqi;
+                lvl = x->res.level;
+            }
+        }
         iw__write_point(e, in, apart ? "aqi_daily" : "aqi", end, aqi, false);
         iw__write_point(e, in, apart ? "aqi_daily_level" : "aqi_level", end, lvl, false);
         return;
     }
     x->has_res = true;
     x->period_end = end;
-    iw__write_point(e, in, apart ? "aqi_daily" : "aqi", end, x->res.aqi, !x->res.aqi_na);
-    iw__write_point(e, in, apart ? "aqi_daily_level" : "aqi_level", end, x->res.level,
-                    !x->res.aqi_na);
-    if (x->res.aqi_na)
-        return;                         /* HJ 633-2026 §5.3.1: reported as NA, decides nothing */
+    iw__write_point(e, in, apart ? "aqi_daily" : "aqi", end, x->res.aqi, true);
+    iw__write_point(e, in, apart ? "aqi_daily_level" : "aqi_level", end, x->res.level, true);
     level = x->res.level;
     /* A clear_level above min_level must not clear a level that still breaches. */
     bool breach = level >= p->min_level, clear = level < p->clear_level && level < p->min_level;

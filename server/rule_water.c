@@ -234,6 +234,11 @@ static void water_evidence(const struct iw_rules_engine *e, const struct inst *i
         ev->has_threshold = iw_water_limit((enum iw_water_param)w, x->body,
                                            x->res.cls == IW_WATER_CLASS_WORSE_THAN_V ? 5 : x->target,
                                            &ev->threshold) == IW_OK;
+        /* pH has a range, not a limit: the end of 6-9 its mean is past. */
+        if (w == IW_WATER_PH && x->res.param_class[w] == IW_WATER_CLASS_WORSE_THAN_V) {
+            ev->has_threshold = true;
+            ev->threshold = x->mean[w] > IW_WATER_PH_MAX ? IW_WATER_PH_MAX : IW_WATER_PH_MIN;
+        }
     }
     cJSON_AddNumberToObject(ev->details, "window_ms", (double)window_of(in));
     cJSON_AddItemToObject(ev->details, "from", iw__json_time(x->t - window_of(in)));
@@ -273,6 +278,9 @@ static void water_evidence(const struct iw_rules_engine *e, const struct inst *i
         cJSON_AddNumberToObject(o, "mean", iw__round_sig(x->mean[p], 10));
         if (iw_water_limit(p, x->body, x->target, &limit) == IW_OK)
             cJSON_AddNumberToObject(o, "limit", limit);
+        else if (p == IW_WATER_PH)
+            cJSON_AddNumberToObject(o, "limit", x->mean[p] > IW_WATER_PH_MAX ? IW_WATER_PH_MAX
+                                                                             : IW_WATER_PH_MIN);
         if (p != IW_WATER_PH)           /* no exceedance multiple for pH */
             cJSON_AddNumberToObject(o, "multiple", iw__round_sig(x->res.exceed[p], IW_WATER_SIG_DIGITS));
         cJSON_AddItemToArray(worse, o);

@@ -17,6 +17,7 @@
  *
  * Pure functions over constant tables; thread-safe.
  */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -227,6 +228,35 @@ const char *iw_aqi_standard_name(enum iw_aqi_standard std)
     case IW_AQI_HJ633_2012: return "HJ633-2012";
     }
     return "?";
+}
+
+int iw_aqi_standard_parse(const char *s, enum iw_aqi_standard *out)
+{
+    char norm[32];
+    size_t n = 0;
+
+    if (s == NULL || out == NULL)
+        return IW_E_INVAL;
+    for (const char *c = s; *c != '\0'; c++) {
+        if (*c == ' ')
+            continue;
+        if (n + 1 >= sizeof(norm))
+            return IW_E_INVAL;
+        if (strncmp(c, "\u2014", 3) == 0 || strncmp(c, "\u2013", 3) == 0) {
+            norm[n++] = '-';
+            c += 2;
+            continue;
+        }
+        norm[n++] = (char)toupper((unsigned char)*c);
+    }
+    norm[n] = '\0';
+    if (strcmp(norm, "HJ633-2026") == 0)
+        *out = IW_AQI_HJ633_2026;
+    else if (strcmp(norm, "HJ633-2012") == 0)
+        *out = IW_AQI_HJ633_2012;
+    else
+        return IW_E_INVAL;
+    return IW_OK;
 }
 
 int iw_aqi_level(int aqi)

@@ -254,6 +254,9 @@ const struct iw_aqi_item_info *iw_aqi_item_info(enum iw_aqi_item item);
 const struct iw_aqi_level_info *iw_aqi_level_info(int level);
 /* "HJ633-2026" / "HJ633-2012"; "?" when out of range. */
 const char *iw_aqi_standard_name(enum iw_aqi_standard std);
+/* A standard's name as people type it: "HJ633-2026", "HJ 633-2012", "hj633—2026" (spaces,
+ * case and en/em dashes ignored). IW_E_INVAL when it names neither. */
+int iw_aqi_standard_parse(const char *s, enum iw_aqi_standard *out);
 
 /* Level 1..6 of an AQI value (0-50 -> 1, 51-100 -> 2, ..., >300 -> 6); IW_E_INVAL if aqi < 0. */
 int iw_aqi_level(int aqi);

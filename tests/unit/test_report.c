@@ -1003,3 +1003,27 @@ Test(report, a_store_without_the_source_gives_an_empty_report)
     iw_report_air_free(a);
     iw_report_cameras_free(c);
 }
+
+/* --standard takes a standard as a rule's standard: does ("HJ 633-2012", "hj633-2012"). */
+Test(report, standard_option_is_read_as_the_config_reads_it)
+{
+    static const struct { const char *s; int want; } cases[] = {
+        { "auto", IW_REPORT_STD_AUTO },      { "HJ633-2012", IW_AQI_HJ633_2012 },
+        { "hj633-2012", IW_AQI_HJ633_2012 }, { "HJ 633-2026", IW_AQI_HJ633_2026 },
+        { "HJ633\u20142026", IW_AQI_HJ633_2026 }, { "HJ633-2020", -99 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct iw_report_args a = { .from = "2026-05-01", .to = "2026-05-02",
+                                    .standard = cases[i].s };
+        struct iw_report_opts o;
+        struct iw_diag diag = { 0 };
+        int rc = iw_report_opts_parse(&a, NULL, 0, &o, &diag);
+        if (cases[i].want == -99) {
+            cr_expect_neq(rc, IW_OK, "%s", cases[i].s);
+        } else {
+            cr_expect_eq(rc, IW_OK, "%s: %s", cases[i].s, iw_diag_first(&diag));
+            cr_expect_eq((int)o.standard, cases[i].want, "%s", cases[i].s);
+        }
+        iw_diag_fini(&diag);
+    }
+}

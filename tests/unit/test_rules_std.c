@@ -274,6 +274,32 @@ Test(std, water_worse_than_v_threshold_is_the_class_v_limit)
     iw_rules_engine_free(e);
 }
 
+/* pH has a 6-9 range: a 劣V alert for it names the end of the range its mean is past. */
+Test(std, water_ph_out_of_range_threshold_is_the_range_end)
+{
+    struct iw_rules_engine *e;
+    static const char *const m[] = { "ph" };
+    double hi = 9.5, lo = 5.5;
+
+    water_rule()->message = "{metric_name} {value} {threshold}";
+    e = engine(T0);
+    feed_msg(e, "water", "dongtan", "w01", m, &hi, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_str_eq(fx_last(&env)->metric, "ph");
+    cr_assert(fx_last(&env)->has_threshold, "a pH alert has a threshold");
+    cr_assert_eq(fx_last(&env)->threshold, 9.0, "threshold %g", fx_last(&env)->threshold);
+    cr_assert_str_eq(fx_last(&env)->message, "pH 9.5 9");
+    cr_assert_not_null(strstr(fx_last(&env)->details, "{\"metric\":\"ph\",\"mean\":9.5,\"limit\":9}"),
+                       "%s", fx_last(&env)->details);
+
+    feed_msg(e, "water", "chongming", "w01", m, &lo, 1, T0, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert(fx_last(&env)->has_threshold);
+    cr_assert_eq(fx_last(&env)->threshold, 6.0, "threshold %g", fx_last(&env)->threshold);
+    cr_assert_str_eq(fx_last(&env)->message, "pH 5.5 6");
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * air_quality
  * ======================================================================== */
@@ -778,6 +804,74 @@ Test(std, air_measured_pollutant_without_valid_hour_is_na)
     cr_assert_eq(env.n_alerts, 2, "the NA hours do not clear");
     cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
     cr_assert_eq(fx_last(&env)->ts, d0 + 5 * HOUR);
+    iw_rules_engine_free(e);
+}
+
+/*
+ * An NA hour's point (HJ 633-2026 §5.3.1) holds what all its data indicate:
+ * PM2.5 at 200 for 44 minutes beside clean SO2 is not stored as SO2's AQI 4
+ * (优), though it stays invalid and decides nothing.
+ */
+Test(std, air_na_hour_point_indicates_the_missing_pollutant)
+{
+    static const char *const m2[] = { "so2", "pm25" }, *const m1[] = { "so2" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 120; m++) {
+        double v[] = { 10, m <= 44 ? 200 : 10 };
+        if (m <= 44 || m > 60)
+            feed_msg(e, "air", "s1", "a10", m2, v, 2, d0 + m * MINUTE, 0);
+        else
+            feed_msg(e, "air", "s1", "a10", m1, v, 1, d0 + m * MINUTE, 0);
+    }
+    const struct fx_point *pt = point_at("air/s1/a10/aqi", d0 + HOUR);
+    cr_assert_not_null(pt);
+    cr_assert_not(pt->valid, "PM2.5 has 44 minutes: NA");
+    cr_assert_eq(pt->v, 250, "the AQI its data indicate, not SO2's alone: %g", pt->v);
+    cr_assert_eq(point_at("air/s1/a10/aqi_level", d0 + HOUR)->v, 5);
+    cr_assert_eq(env.n_alerts, 0, "an NA hour raises nothing");
+    cr_assert(point_at("air/s1/a10/aqi", d0 + 2 * HOUR)->valid);
+    cr_assert_eq(point_at("air/s1/a10/aqi", d0 + 2 * HOUR)->v, 15);
+    iw_rules_engine_free(e);
+}
+
+/*
+ * HJ 633-2012 has no NA rule, but the air report treats its days as HJ
+ * 633-2026 §5.3.1 does: a measured pollutant without a valid daily value and
+ * the others <= 100 is not a valid AQI. A daily rule's series agrees: PM2.5
+ * with 19 valid hours at 200 beside clean SO2 is stored invalid (not SO2's
+ * AQI 4, 优), and it clears nothing.
+ */
+Test(std, air_hj633_2012_incomplete_day_is_invalid)
+{
+    static const char *const m2[] = { "so2", "pm25" }, *const m1[] = { "so2" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.standard = IW_AQI_HJ633_2012;
+    r->p.mode = IW_AQI_DAILY;
+    e = engine(d0);
+    for (int h = 1; h <= 72; h++) {
+        double v[] = { 10, h <= 24 ? 200 : h <= 48 ? 200 : 10 };
+        if (h > 24 + 19 && h <= 48)
+            feed_msg(e, "air", "s1", "a11", m1, v, 1, d0 + h * HOUR, 0);
+        else
+            feed_msg(e, "air", "s1", "a11", m2, v, 2, d0 + h * HOUR, 0);
+    }
+    cr_assert(point_at("air/s1/a11/aqi", d0 + 24 * HOUR)->valid);
+    cr_assert_eq(point_at("air/s1/a11/aqi", d0 + 24 * HOUR)->v, 250);
+    const struct fx_point *pt = point_at("air/s1/a11/aqi", d0 + 48 * HOUR);
+    cr_assert_not_null(pt);
+    cr_assert_not(pt->valid, "PM2.5 has 19 valid hours: not a valid AQI");
+    cr_assert_eq(pt->v, 250, "what the day's data indicate: %g", pt->v);
+    cr_assert(point_at("air/s1/a11/aqi", d0 + 72 * HOUR)->valid);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 72 * HOUR, "resolved by day 3, not the incomplete day 2");
     iw_rules_engine_free(e);
 }
 
