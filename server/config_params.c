@@ -13,6 +13,7 @@
 #include "config_int.h"
 #include "islewatch/clock.h"
 #include "islewatch/err.h"
+#include "islewatch/standards.h"
 
 #define SEC(n) ((long long)(n) * 1000)
 #define MIN(n) ((long long)(n) * IW_MS_PER_MIN)
@@ -278,28 +279,16 @@ int iw__cfg_rule_standard(struct cfg_ctx *cx, const struct cfg_map *m,
 {
     char where[256], norm[64], hint[96];
     const char *s = iw__cfg_scalar(cx, v, where_key(m, k, where, sizeof(where)), "a standard");
-    size_t n = 0;
+    enum iw_aqi_standard std;
 
     if (s == NULL)
         return IW_E_CONFIG;
     /* "HJ 633-2026", "hj633—2026": spaces, case and dashes as people type them. */
-    for (const char *c = s; *c != '\0' && n + 1 < sizeof(norm); c++) {
-        if (*c == ' ')
-            continue;
-        if (strncmp(c, "\u2014", 3) == 0 || strncmp(c, "\u2013", 3) == 0) {
-            norm[n++] = '-';
-            c += 2;
-            continue;
-        }
-        norm[n++] = (char)toupper((unsigned char)*c);
+    if (iw_aqi_standard_parse(s, &std) == IW_OK) {
+        PARAMS(m)->standard = std;
+        return IW_OK;
     }
-    norm[n] = '\0';
-    for (int i = 0; standard_names[i] != NULL; i++) {
-        if (strcmp(norm, standard_names[i]) == 0) {
-            PARAMS(m)->standard = (enum iw_aqi_standard)i;
-            return IW_OK;
-        }
-    }
+    iw_aqi_standard_norm(s, norm, sizeof(norm));
     iw__cfg_error(cx, v, "%s: \"%s\" is not one of HJ633-2026, HJ633-2012%s", where, s,
                   iw__cfg_hint_names(norm, standard_names, hint, sizeof(hint)));
     return IW_E_CONFIG;

@@ -230,26 +230,30 @@ const char *iw_aqi_standard_name(enum iw_aqi_standard std)
     return "?";
 }
 
-int iw_aqi_standard_parse(const char *s, enum iw_aqi_standard *out)
+size_t iw_aqi_standard_norm(const char *s, char *out, size_t size)
 {
-    char norm[32];
     size_t n = 0;
 
-    if (s == NULL || out == NULL)
-        return IW_E_INVAL;
-    for (const char *c = s; *c != '\0'; c++) {
+    for (const char *c = s; *c != '\0' && n + 1 < size; c++) {
         if (*c == ' ')
             continue;
-        if (n + 1 >= sizeof(norm))
-            return IW_E_INVAL;
         if (strncmp(c, "\u2014", 3) == 0 || strncmp(c, "\u2013", 3) == 0) {
-            norm[n++] = '-';
+            out[n++] = '-';
             c += 2;
             continue;
         }
-        norm[n++] = (char)toupper((unsigned char)*c);
+        out[n++] = (char)toupper((unsigned char)*c);
     }
-    norm[n] = '\0';
+    out[n] = '\0';
+    return n;
+}
+
+int iw_aqi_standard_parse(const char *s, enum iw_aqi_standard *out)
+{
+    char norm[32];
+
+    if (s == NULL || out == NULL || iw_aqi_standard_norm(s, norm, sizeof(norm)) + 1 >= sizeof(norm))
+        return IW_E_INVAL;
     if (strcmp(norm, "HJ633-2026") == 0)
         *out = IW_AQI_HJ633_2026;
     else if (strcmp(norm, "HJ633-2012") == 0)

@@ -257,6 +257,9 @@ const char *iw_aqi_standard_name(enum iw_aqi_standard std);
 /* A standard's name as people type it: "HJ633-2026", "HJ 633-2012", "hj633—2026" (spaces,
  * case and en/em dashes ignored). IW_E_INVAL when it names neither. */
 int iw_aqi_standard_parse(const char *s, enum iw_aqi_standard *out);
+/* That normalisation alone (upper case, no spaces, dashes as '-'), cut to fit
+ * out[size]; returns its length. For a did-you-mean over the names. */
+size_t iw_aqi_standard_norm(const char *s, char *out, size_t size);
 
 /* Level 1..6 of an AQI value (0-50 -> 1, 51-100 -> 2, ..., >300 -> 6); IW_E_INVAL if aqi < 0. */
 int iw_aqi_level(int aqi);
