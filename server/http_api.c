@@ -32,6 +32,7 @@
  * stream of a closed tab would hold a thread, a connection and a stream slot
  * until the next keep-alive failed to go out.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -476,21 +477,29 @@ static enum MHD_Result ok_json(struct MHD_Connection *c, const char *id)
     return iw__http_json(c, MHD_HTTP_OK, text);
 }
 
-static bool hex16(const char *s)
+/* An alert id in lower case (ids are printed so; 3F09A1... names the same alert);
+ * false when s is not 16 hex digits. */
+static bool hex16_lower(const char *s, char out[17])
 {
-    return strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16;
+    if (strlen(s) != 16 || strspn(s, "0123456789abcdefABCDEF") != 16)
+        return false;
+    for (int i = 0; i <= 16; i++)
+        out[i] = (char)tolower((unsigned char)s[i]);
+    return true;
 }
 
-enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const char *id,
+enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const char *raw_id,
                             const struct iw_http_req *r)
 {
     const char *by = NULL, *comment = NULL;
+    char id[17];
     cJSON *o = NULL;
+    const cJSON *m;
     int rc;
 
-    if (!hex16(id))
+    if (!hex16_lower(raw_id, id))
         return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no firing alert has id \"%s\" (an alert id "
-                              "is 16 hex digits; GET /api/v1/alerts?active=1 lists them)", id);
+                              "is 16 hex digits; GET /api/v1/alerts?active=1 lists them)", raw_id);
     if (r->len > 0) {
         o = cJSON_ParseWithLength(r->body, r->len);
         if (!cJSON_IsObject(o)) {
@@ -498,6 +507,15 @@ enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const c
             return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object "
                                   "{\"by\":\"NAME\",\"comment\":\"TEXT\"} (both optional) or "
                                   "empty");
+        }
+        cJSON_ArrayForEach(m, o) {
+            if (strcmp(m->string, "by") != 0 && strcmp(m->string, "comment") != 0) {
+                enum MHD_Result ret = iw__http_error(
+                    c, MHD_HTTP_BAD_REQUEST, "unknown key \"%s\"; the body is {\"by\":\"NAME\","
+                    "\"comment\":\"TEXT\"} (both optional) or empty", m->string);
+                cJSON_Delete(o);
+                return ret;
+            }
         }
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "by");
         const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "comment");

@@ -1327,6 +1327,42 @@ Test(http, ack_a_firing_alert)
     free(body);
 }
 
+/* An id in capitals names the same alert (hex is hex), and a misspelt body key
+ * ("byy") is a 400 naming it, as for silences, not an ack recorded without its
+ * name or comment. */
+Test(http, ack_takes_an_id_in_capitals_and_refuses_an_unknown_key)
+{
+    long long t0 = wall_ms() - 5000;
+    int status = 0;
+    char path[128], up[17], *body;
+    cJSON *doc, *a;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    doc = wait_array("/api/v1/alerts?active=1", 1, 10000);
+    a = cJSON_GetArrayItem(doc, 0);
+    for (int i = 0; i <= 16; i++)
+        up[i] = (char)toupper((unsigned char)str(a, "id")[i]);
+    cJSON_Delete(doc);
+    snprintf(path, sizeof(path), "/api/v1/alerts/%s/ack", up);
+
+    body = http("POST", path, TOKEN, "{\"byy\":\"ops1\"}", &status);
+    cr_expect_eq(status, 400, "%s", body);
+    cr_expect(strstr(body, "byy") != NULL, "the answer names the key: %s", body);
+    free(body);
+    doc = get_json("/api/v1/alerts?active=1");
+    cr_expect_null(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "ack"), "acked by a bad body");
+    cJSON_Delete(doc);
+
+    body = http("POST", path, TOKEN, "{\"by\":\"ops1\"}", &status);
+    cr_expect_eq(status, 200, "%s", body);
+    free(body);
+    doc = get_json("/api/v1/alerts?active=1");
+    a = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "ack");
+    cr_expect_str_eq(str(a, "by"), "ops1");
+    cJSON_Delete(doc);
+}
+
 /*
  * SPEC §5: alert payloads are UTF-8 JSON. An ack whose body is not UTF-8
  * would put its bytes into the republished alert: it is a 400, and nothing
