@@ -237,12 +237,11 @@ static enum MHD_Result readyz(struct iw_http *h, struct MHD_Connection *c)
     if (iw_daemon_ready(h->d))
         return reply_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n");
     char why[256];
-    snprintf(why, sizeof(why), "not ready:%s%s%s\n",
-             atomic_load(&iw_stats.db_open) ? "" : " the database is not open;",
-             atomic_load(&iw_stats.broker_connected) ? "" : " the broker is not connected "
-             "(see the log for the connection error; islewatchd keeps retrying);",
-             atomic_load(&iw_stats.db_open) && atomic_load(&iw_stats.broker_connected)
-                 ? " starting up" : "");
+    bool db = atomic_load(&iw_stats.db_open), broker = atomic_load(&iw_stats.broker_connected);
+    snprintf(why, sizeof(why), "not ready: %s%s%s\n", db ? "" : "the database is not open",
+             !db && !broker ? "; " : "",
+             broker ? (db ? "starting up" : "") : "the broker is not connected (see the log for "
+             "the connection error; islewatchd keeps retrying)");
     return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", why);
 }
 

@@ -430,6 +430,8 @@ Test(http, readyz_follows_the_broker_connection)
     it_broker_kill(&broker);
     body = wait_status("/readyz", 503, 15000);
     cr_expect(strstr(body, "broker is not connected") != NULL, "%s", body);
+    cr_expect(strstr(body, ");") == NULL && body[strlen(body) - 2] == ')',
+              "one sentence, no dangling ';': %s", body);
     free(body);
     body = http("GET", "/healthz", NULL, NULL, &(int){0});
     cr_expect_str_eq(body, "ok\n", "alive while not ready");
