@@ -120,8 +120,13 @@ static const char *glob_arg(struct MHD_Connection *c)
 
 enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c)
 {
+    static const char *const known[] = { "match", "series", "glob", NULL };
     const char *glob = glob_arg(c);
     char *out = NULL;
+    enum MHD_Result ret;
+
+    if (!iw__http_args_known(c, "/api/v1/series", known, &ret))
+        return ret;
     int rc = iw_api_series_json(iw_daemon_store(h->d), glob && glob[0] ? glob : NULL, &out);
 
     if (rc != IW_OK)
@@ -137,7 +142,11 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
     enum MHD_Result ret;
     int agg = IW_Q_RAW, rc;
     char *out = NULL;
+    static const char *const known[] = { "series", "match", "glob", "from", "to", "step", "agg",
+                                         NULL };
 
+    if (!iw__http_args_known(c, "/api/v1/query", known, &ret))
+        return ret;
     if (glob == NULL || glob[0] == '\0')
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "series=GLOB is required, e.g. "
                               "/api/v1/query?series=water/*/*/nh3_n&from=-1h");
@@ -194,7 +203,11 @@ enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c)
     unsigned long long limit = 0;
     char *out = NULL;
     int rc;
+    static const char *const known[] = { "active", "since", "rule", "limit", NULL };
+    enum MHD_Result ret;
 
+    if (!iw__http_args_known(c, "/api/v1/alerts", known, &ret))
+        return ret;
     if (active_s != NULL) {
         if (strcmp(active_s, "1") == 0 || strcmp(active_s, "true") == 0 || active_s[0] == '\0')
             active = true;
@@ -402,7 +415,10 @@ enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
     enum MHD_Result ret;
     struct sse *s;
     char hello[128];
+    static const char *const known[] = { "since", NULL };
 
+    if (!iw__http_args_known(c, "/api/v1/alerts/stream", known, &ret))
+        return ret;
     if (from == NULL || from[0] == '\0')
         from = iw__http_arg(c, "since");
     /* Taken here, given back by sse_free (or below when the stream does not

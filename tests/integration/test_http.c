@@ -616,6 +616,13 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         { "/api/v1/alerts?limit=-3", "is not a count" },
         { "/api/v1/alerts?active=maybe", "use active=1" },
         { "/api/v1/alerts/stream?since=abc", "is not an alert seq" },
+        /* A misspelt parameter is not ignored: it would answer another question
+         * (actve=1: the whole history, not the firing alerts). */
+        { "/api/v1/alerts?actve=1", "unknown parameter \"actve\" for /api/v1/alerts; it takes "
+          "active, since, rule, limit" },
+        { "/api/v1/query?series=*/*/*/*&form=-1d", "unknown parameter \"form\"" },
+        { "/api/v1/series?serie=water/*/*/*", "unknown parameter \"serie\"" },
+        { "/api/v1/alerts/stream?severity=major", "it takes since" },
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
