@@ -122,6 +122,41 @@ const char *iw__http_arg(struct MHD_Connection *c, const char *name)
     return v != NULL ? v : "";
 }
 
+struct args_check {
+    const char *const *names;
+    const char *unknown;
+};
+
+static enum MHD_Result arg_known(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct args_check *a = cls;
+    (void)kind;
+    (void)value;
+    for (size_t i = 0; a->names[i] != NULL; i++)
+        if (strcmp(key, a->names[i]) == 0)
+            return MHD_YES;
+    a->unknown = key;
+    return MHD_NO;                      /* stop at the first unknown one */
+}
+
+bool iw__http_args_known(struct MHD_Connection *c, const char *path,
+                         const char *const *names, enum MHD_Result *ret)
+{
+    struct args_check a = { names, NULL };
+    char list[256] = "";
+
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_known, &a);
+    if (a.unknown == NULL)
+        return true;
+    for (size_t i = 0; names[i] != NULL; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+                 names[i]);
+    *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "unknown parameter \"%.100s\" for %s; it "
+                          "takes %s", a.unknown, path, names[0] ? list : "none");
+    return false;
+}
+
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *ctype,
                                   const char *text)
 {
@@ -237,12 +272,11 @@ static enum MHD_Result readyz(struct iw_http *h, struct MHD_Connection *c)
     if (iw_daemon_ready(h->d))
         return reply_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n");
     char why[256];
-    snprintf(why, sizeof(why), "not ready:%s%s%s\n",
-             atomic_load(&iw_stats.db_open) ? "" : " the database is not open;",
-             atomic_load(&iw_stats.broker_connected) ? "" : " the broker is not connected "
-             "(see the log for the connection error; islewatchd keeps retrying);",
-             atomic_load(&iw_stats.db_open) && atomic_load(&iw_stats.broker_connected)
-                 ? " starting up" : "");
+    bool db = atomic_load(&iw_stats.db_open), broker = atomic_load(&iw_stats.broker_connected);
+    snprintf(why, sizeof(why), "not ready: %s%s%s\n", db ? "" : "the database is not open",
+             !db && !broker ? "; " : "",
+             broker ? (db ? "starting up" : "") : "the broker is not connected (see the log for "
+             "the connection error; islewatchd keeps retrying)");
     return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", why);
 }
 

@@ -32,6 +32,7 @@
  * stream of a closed tab would hold a thread, a connection and a stream slot
  * until the next keep-alive failed to go out.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -119,8 +120,13 @@ static const char *glob_arg(struct MHD_Connection *c)
 
 enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c)
 {
+    static const char *const known[] = { "match", "series", "glob", NULL };
     const char *glob = glob_arg(c);
     char *out = NULL;
+    enum MHD_Result ret;
+
+    if (!iw__http_args_known(c, "/api/v1/series", known, &ret))
+        return ret;
     int rc = iw_api_series_json(iw_daemon_store(h->d), glob && glob[0] ? glob : NULL, &out);
 
     if (rc != IW_OK)
@@ -136,7 +142,11 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
     enum MHD_Result ret;
     int agg = IW_Q_RAW, rc;
     char *out = NULL;
+    static const char *const known[] = { "series", "match", "glob", "from", "to", "step", "agg",
+                                         NULL };
 
+    if (!iw__http_args_known(c, "/api/v1/query", known, &ret))
+        return ret;
     if (glob == NULL || glob[0] == '\0')
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "series=GLOB is required, e.g. "
                               "/api/v1/query?series=water/*/*/nh3_n&from=-1h");
@@ -193,7 +203,11 @@ enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c)
     unsigned long long limit = 0;
     char *out = NULL;
     int rc;
+    static const char *const known[] = { "active", "since", "rule", "limit", NULL };
+    enum MHD_Result ret;
 
+    if (!iw__http_args_known(c, "/api/v1/alerts", known, &ret))
+        return ret;
     if (active_s != NULL) {
         if (strcmp(active_s, "1") == 0 || strcmp(active_s, "true") == 0 || active_s[0] == '\0')
             active = true;
@@ -401,7 +415,10 @@ enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
     enum MHD_Result ret;
     struct sse *s;
     char hello[128];
+    static const char *const known[] = { "since", NULL };
 
+    if (!iw__http_args_known(c, "/api/v1/alerts/stream", known, &ret))
+        return ret;
     if (from == NULL || from[0] == '\0')
         from = iw__http_arg(c, "since");
     /* Taken here, given back by sse_free (or below when the stream does not
@@ -476,21 +493,29 @@ static enum MHD_Result ok_json(struct MHD_Connection *c, const char *id)
     return iw__http_json(c, MHD_HTTP_OK, text);
 }
 
-static bool hex16(const char *s)
+/* An alert id in lower case (ids are printed so; 3F09A1... names the same alert);
+ * false when s is not 16 hex digits. */
+static bool hex16_lower(const char *s, char out[17])
 {
-    return strlen(s) == 16 && strspn(s, "0123456789abcdef") == 16;
+    if (strlen(s) != 16 || strspn(s, "0123456789abcdefABCDEF") != 16)
+        return false;
+    for (int i = 0; i <= 16; i++)
+        out[i] = (char)tolower((unsigned char)s[i]);
+    return true;
 }
 
-enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const char *id,
+enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const char *raw_id,
                             const struct iw_http_req *r)
 {
     const char *by = NULL, *comment = NULL;
+    char id[17];
     cJSON *o = NULL;
+    const cJSON *m;
     int rc;
 
-    if (!hex16(id))
+    if (!hex16_lower(raw_id, id))
         return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no firing alert has id \"%s\" (an alert id "
-                              "is 16 hex digits; GET /api/v1/alerts?active=1 lists them)", id);
+                              "is 16 hex digits; GET /api/v1/alerts?active=1 lists them)", raw_id);
     if (r->len > 0) {
         o = cJSON_ParseWithLength(r->body, r->len);
         if (!cJSON_IsObject(o)) {
@@ -498,6 +523,15 @@ enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const c
             return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object "
                                   "{\"by\":\"NAME\",\"comment\":\"TEXT\"} (both optional) or "
                                   "empty");
+        }
+        cJSON_ArrayForEach(m, o) {
+            if (strcmp(m->string, "by") != 0 && strcmp(m->string, "comment") != 0) {
+                enum MHD_Result ret = iw__http_error(
+                    c, MHD_HTTP_BAD_REQUEST, "unknown key \"%s\"; the body is {\"by\":\"NAME\","
+                    "\"comment\":\"TEXT\"} (both optional) or empty", m->string);
+                cJSON_Delete(o);
+                return ret;
+            }
         }
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "by");
         const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "comment");

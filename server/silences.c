@@ -20,6 +20,7 @@
 #include "islewatch/json_print.h"
 #include "islewatch/silences.h"
 #include "islewatch/store.h"
+#include "config_int.h"
 
 struct rt_silence {
     char id[IW_SILENCE_ID_LEN + 1];
@@ -109,6 +110,13 @@ static int parse_match(const cJSON *m, struct iw_silence_cfg *s, struct iw_diag 
         if (!cJSON_IsString(it) || it->valuestring[0] == '\0') {
             iw_diag_set(diag, NULL, 0, 0, "\"match.%s\": expected a non-empty string (a glob)",
                         it->string);
+            return IW_E_INVAL;
+        }
+        /* As a silence of the config file is checked: one topic level, no '/',
+         * '+' or '#' (no alert's site, rule, ... has them: it would match nothing). */
+        char why[256];
+        if (!iw__cfg_check_glob(it->valuestring, 1, 1, why, sizeof(why))) {
+            iw_diag_set(diag, NULL, 0, 0, "\"match.%s\": %s", it->string, why);
             return IW_E_INVAL;
         }
         if (strcmp(it->string, "severity") == 0 && !has_glob(it->valuestring) &&

@@ -121,8 +121,8 @@ int iw_cmd_alerts(int argc, char **argv)
         printf("seq,ts,severity,status,rule,site,device,metric,value,id,message,late,silenced,"
                "acked_at,acked_by\n");
     else
-        printf("%-6s %-24s %-8s %-8s %-18s %-22s %-10s %s\n", "SEQ", "TIME", "SEVERITY", "STATUS",
-               "RULE", "SITE/DEVICE", "VALUE", "MESSAGE");
+        printf("%-6s %-16s %-24s %-8s %-8s %-18s %-22s %-10s %s\n", "SEQ", "ID", "TIME",
+               "SEVERITY", "STATUS", "RULE", "SITE/DEVICE", "VALUE", "MESSAGE");
     cJSON_ArrayForEach(it, doc) {
         const cJSON *v = cJSON_GetObjectItem(it, "value");
         char vb[40] = "";
@@ -159,8 +159,9 @@ int iw_cmd_alerts(int argc, char **argv)
             if (ack != NULL)
                 snprintf(note + strlen(note), sizeof(note) - strlen(note), "[acked%s%s] ",
                          *str(ack, "by") ? " by " : "", str(ack, "by"));
-            printf("%-6" PRIu64 " %-24s %-8s %-8s ", seq, str(it, "ts"), str(it, "severity"),
-                   str(it, "status"));
+            /* The id is what `islewatch ack ID` takes. */
+            printf("%-6" PRIu64 " %-16s %-24s %-8s %-8s ", seq, str(it, "id"), str(it, "ts"),
+                   str(it, "severity"), str(it, "status"));
             cli_col(str(it, "rule"), 18);
             cli_col(sd, 22);
             printf("%-10s %s%s\n", vb, note, str(it, "message"));

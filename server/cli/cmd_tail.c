@@ -6,8 +6,8 @@
  *
  * From the broker (libmosquitto; the default), or with --url from the
  * daemon's Server-Sent Events stream (resuming with Last-Event-ID after a
- * disconnect). Colour only when stdout is a terminal, unless --color or
- * --no-color says otherwise.
+ * disconnect). Colour only when stdout is a terminal and NO_COLOR is unset or
+ * empty (no-color.org), unless --color or --no-color says otherwise.
  *
  * Retained current-state messages (alerts.active_topic) are not alerts of
  * their own: they are skipped, except that --active prints the ones the
@@ -85,7 +85,9 @@ static void usage(FILE *f)
             "                  instead of the broker\n"
             "  --active        first print what is firing now, marked \"active\"\n"
             "  --count N       exit after N lines\n"
-            "  --json          print each alert's JSON instead of a line\n\n"
+            "  --json          print each alert's JSON instead of a line\n"
+            "  --color, --no-color  colour always or never (default: on a terminal, unless\n"
+            "                  NO_COLOR is set to a non-empty value)\n\n"
             "A lost connection is retried; a broker that refuses the credentials is not.\n"
             "Exit status: 0 stopped (Ctrl-C, --count), 2 usage error, 3 the broker or the\n"
             "daemon cannot be reached, or refused the connection.\n\n"
@@ -614,7 +616,10 @@ int iw_cmd_tail(int argc, char **argv)
     if (topic != NULL)
         snprintf(t.topic, sizeof(t.topic), "%s", topic);
     t.subscribe_active = t.show_active && !covers(t.topic, t.active_filter);
-    t.color = colour >= 0 ? colour == 1 : (isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL);
+    /* no-color.org: NO_COLOR set to a non-empty value turns colour off; empty is unset. */
+    const char *no_color = getenv("NO_COLOR");
+    t.color = colour >= 0 ? colour == 1
+                          : (isatty(STDOUT_FILENO) && (no_color == NULL || no_color[0] == '\0'));
 
     /* No SA_RESTART: Ctrl-C must interrupt a blocking wait at once. */
     memset(&sa, 0, sizeof(sa));

@@ -830,6 +830,34 @@ Test(cli_args, active_alerts_are_in_publish_order)
     it_run(NULL, "rm -rf '%s'", dir);
 }
 
+/* The alerts table shows each alert's id: `islewatch ack ID` needs it, and
+ * ack's help and its "no firing alert" hint send the operator to
+ * `islewatch alerts --active` to find it. */
+Test(cli_args, alerts_table_shows_the_id_ack_takes)
+{
+    char dir[] = "/tmp/iw-cli-alertid-XXXXXX", db[64];
+    struct iw_diag diag = { 0 };
+    struct iw_store *st;
+    static const char json[] = "{\"id\":\"3f09a1c2b4d5e6f7\",\"seq\":1,\"rule\":\"r\","
+                               "\"status\":\"firing\",\"site\":\"s\",\"device\":\"d\","
+                               "\"ts\":\"2026-01-01T00:00:00.000Z\"}";
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/data", dir);
+    struct iw_store_opts o = { .path = db };
+    cr_assert_eq(iw_store_open(&o, &st, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_assert_eq(iw_store_meta_put(st, "active/3f09a1c2b4d5e6f7", json, strlen(json)), IW_OK);
+    iw_store_close(st);
+
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "'%s' alerts --active --db '%s'", it_bin("islewatch"), db), 0);
+    cr_expect(out != NULL && strstr(out, " ID ") != NULL, "no ID column: %s", out);
+    cr_expect(out != NULL && strstr(out, "\n1      3f09a1c2b4d5e6f7 2026-01-01T00:00:00.000Z ") != NULL,
+              "the row does not show the id: %s", out);
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
 /* `ack --config FILE` whose http section names no token_file: the daemon
  * refuses every change (SPEC §7), and the message says what to set. */
 Test(cli_args, ack_with_a_config_without_token_file_says_to_set_one)

@@ -430,6 +430,8 @@ Test(http, readyz_follows_the_broker_connection)
     it_broker_kill(&broker);
     body = wait_status("/readyz", 503, 15000);
     cr_expect(strstr(body, "broker is not connected") != NULL, "%s", body);
+    cr_expect(strstr(body, ");") == NULL && body[strlen(body) - 2] == ')',
+              "one sentence, no dangling ';': %s", body);
     free(body);
     body = http("GET", "/healthz", NULL, NULL, &(int){0});
     cr_expect_str_eq(body, "ok\n", "alive while not ready");
@@ -614,6 +616,13 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         { "/api/v1/alerts?limit=-3", "is not a count" },
         { "/api/v1/alerts?active=maybe", "use active=1" },
         { "/api/v1/alerts/stream?since=abc", "is not an alert seq" },
+        /* A misspelt parameter is not ignored: it would answer another question
+         * (actve=1: the whole history, not the firing alerts). */
+        { "/api/v1/alerts?actve=1", "unknown parameter \"actve\" for /api/v1/alerts; it takes "
+          "active, since, rule, limit" },
+        { "/api/v1/query?series=*/*/*/*&form=-1d", "unknown parameter \"form\"" },
+        { "/api/v1/series?serie=water/*/*/*", "unknown parameter \"serie\"" },
+        { "/api/v1/alerts/stream?severity=major", "it takes since" },
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1325,6 +1334,42 @@ Test(http, ack_a_firing_alert)
     body = http("POST", "/api/v1/alerts/not-an-id/ack", TOKEN, NULL, &status);
     cr_expect_eq(status, 404, "%s", body);
     free(body);
+}
+
+/* An id in capitals names the same alert (hex is hex), and a misspelt body key
+ * ("byy") is a 400 naming it, as for silences, not an ack recorded without its
+ * name or comment. */
+Test(http, ack_takes_an_id_in_capitals_and_refuses_an_unknown_key)
+{
+    long long t0 = wall_ms() - 5000;
+    int status = 0;
+    char path[128], up[17], *body;
+    cJSON *doc, *a;
+
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    doc = wait_array("/api/v1/alerts?active=1", 1, 10000);
+    a = cJSON_GetArrayItem(doc, 0);
+    for (int i = 0; i <= 16; i++)
+        up[i] = (char)toupper((unsigned char)str(a, "id")[i]);
+    cJSON_Delete(doc);
+    snprintf(path, sizeof(path), "/api/v1/alerts/%s/ack", up);
+
+    body = http("POST", path, TOKEN, "{\"byy\":\"ops1\"}", &status);
+    cr_expect_eq(status, 400, "%s", body);
+    cr_expect(strstr(body, "byy") != NULL, "the answer names the key: %s", body);
+    free(body);
+    doc = get_json("/api/v1/alerts?active=1");
+    cr_expect_null(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "ack"), "acked by a bad body");
+    cJSON_Delete(doc);
+
+    body = http("POST", path, TOKEN, "{\"by\":\"ops1\"}", &status);
+    cr_expect_eq(status, 200, "%s", body);
+    free(body);
+    doc = get_json("/api/v1/alerts?active=1");
+    a = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "ack");
+    cr_expect_str_eq(str(a, "by"), "ops1");
+    cJSON_Delete(doc);
 }
 
 /*

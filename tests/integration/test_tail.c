@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -218,6 +220,69 @@ Test(tail, rule_filter_and_colour_on_request)
     char *out = slurp(out_path);
     cr_expect(strstr(out, "boiling") != NULL && strstr(out, "hot") == NULL, "%s", out);
     cr_expect(strstr(out, "\033[") != NULL, "--color printed no colour: %s", out);
+    free(out);
+}
+
+/*
+ * tail on a terminal, with NO_COLOR set to `no_color` (NULL: unset), until it
+ * has printed one alert of `site` (--count 1); returns what the terminal showed.
+ */
+static char *tail_on_a_terminal(const char *no_color, const char *site)
+{
+    char url[64], buf[4096];
+    size_t n = 0;
+    int master;
+
+    snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", broker.port);
+    child = forkpty(&master, NULL, NULL, NULL);
+    cr_assert(child >= 0);
+    if (child == 0) {
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(e, 2);
+        if (no_color != NULL)
+            setenv("NO_COLOR", no_color, 1);
+        else
+            unsetenv("NO_COLOR");
+        execl(it_bin("islewatch"), it_bin("islewatch"), "tail", "--count", "1", "--broker", url,
+              (char *)NULL);
+        _exit(127);
+    }
+    cr_assert(file_has(err_path, "subscribed to", 10000));
+    fire(site, "temp", 95);             /* a site of its own: a new alert */
+    for (long long end = it_now_ms() + 10000; it_now_ms() < end && n < sizeof(buf) - 1;) {
+        struct pollfd pf = { .fd = master, .events = POLLIN };
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(master, buf + n, sizeof(buf) - 1 - n);
+        if (r <= 0)
+            break;                      /* EIO: tail exited and closed the terminal */
+        n += (size_t)r;
+        buf[n] = '\0';
+        if (strstr(buf, "boiling") != NULL && strchr(strstr(buf, "boiling"), '\n') != NULL)
+            break;
+    }
+    buf[n] = '\0';
+    close(master);
+    wait_child(10000);
+    return strdup(buf);
+}
+
+/* On a terminal tail colours its lines unless NO_COLOR is set to a non-empty
+ * value (no-color.org: an empty NO_COLOR is as if it were not set). */
+Test(tail, colour_on_a_terminal_unless_no_color_is_set)
+{
+    start();
+    char *out = tail_on_a_terminal(NULL, "s1");
+    cr_expect(strstr(out, "boiling") != NULL, "no alert on the terminal: %s", out);
+    cr_expect(strstr(out, "\033[") != NULL, "no colour on a terminal: %s", out);
+    free(out);
+    out = tail_on_a_terminal("1", "s2");
+    cr_expect(strstr(out, "boiling") != NULL, "no alert on the terminal: %s", out);
+    cr_expect(strstr(out, "\033[") == NULL, "colour with NO_COLOR=1: %s", out);
+    free(out);
+    out = tail_on_a_terminal("", "s3");
+    cr_expect(strstr(out, "boiling") != NULL, "no alert on the terminal: %s", out);
+    cr_expect(strstr(out, "\033[") != NULL, "an empty NO_COLOR turned colour off: %s", out);
     free(out);
 }
 

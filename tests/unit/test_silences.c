@@ -108,6 +108,10 @@ ParameterizedTestParameters(silences, rejects_bad_bodies)
         /* A misspelt key would otherwise leave an open-ended silence. */
         { "{\"match\":{\"site\":\"a\"},\"duraton\":\"1h\"}", "unknown key \"duraton\"" },
         { "{\"match\":{\"site\":\"a\"},\"to\":\"+2h\",\"duration\":\"1h\"}", "either" },
+        /* No alert's site or rule has '/', '+' or '#': a silence that matches nothing,
+         * refused in the config file too. */
+        { "{\"match\":{\"site\":\"a/b\"},\"duration\":\"1h\"}", "\"match.site\": \"a/b\" must be a single" },
+        { "{\"match\":{\"rule\":\"camera-#\"},\"duration\":\"1h\"}", "not MQTT's '+' or '#'" },
         /* cJSON would cut the name at the NUL: a silence of another site. */
         { "{\"match\":{\"site\":\"a\\u0000b\"},\"duration\":\"1h\"}", "NUL character" },
     };
