@@ -125,8 +125,12 @@ const char *iw__http_arg(struct MHD_Connection *c, const char *name)
 struct args_check {
     const char *const *names;
     const char *unknown;
+    char hint[96];
 };
 
+/* A parameter the endpoint does not take is ignored (a browser's cache
+ * buster "_", a client's "format=json"), unless it is a likely typo of one it
+ * takes: "actve=1" ignored would answer something else than was asked. */
 static enum MHD_Result arg_known(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
@@ -136,14 +140,16 @@ static enum MHD_Result arg_known(void *cls, enum MHD_ValueKind kind, const char 
     for (size_t i = 0; a->names[i] != NULL; i++)
         if (strcmp(key, a->names[i]) == 0)
             return MHD_YES;
+    if (iw_did_you_mean(key, a->names, a->hint, sizeof(a->hint))[0] == '\0')
+        return MHD_YES;
     a->unknown = key;
-    return MHD_NO;                      /* stop at the first unknown one */
+    return MHD_NO;                      /* stop at the first misspelt one */
 }
 
 bool iw__http_args_known(struct MHD_Connection *c, const char *path,
                          const char *const *names, enum MHD_Result *ret)
 {
-    struct args_check a = { names, NULL };
+    struct args_check a = { names, NULL, "" };
     char list[256] = "";
 
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_known, &a);
@@ -152,8 +158,8 @@ bool iw__http_args_known(struct MHD_Connection *c, const char *path,
     for (size_t i = 0; names[i] != NULL; i++)
         snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
                  names[i]);
-    *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "unknown parameter \"%.100s\" for %s; it "
-                          "takes %s", a.unknown, path, names[0] ? list : "none");
+    *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "unknown parameter \"%.100s\" for %s%s; it "
+                          "takes %s", a.unknown, path, a.hint, names[0] ? list : "none");
     return false;
 }
 

@@ -58,9 +58,10 @@ enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const 
     IW_PRINTF(3, 4);
 /* A query argument, or NULL (already percent-decoded); "" for a bare "?name". */
 const char *iw__http_arg(struct MHD_Connection *c, const char *name);
-/* True when every query argument is one of the NULL-terminated `names`; else
- * *ret is a 400 naming the first other one and what `path` takes (a misspelt
- * "actve=1" would otherwise be ignored and answer something else). */
+/* False, with *ret a 400 naming it, its likely meaning and what `path` takes,
+ * when a query argument is not one of the NULL-terminated `names` but a likely
+ * typo of one (a misspelt "actve=1" would otherwise answer something else than
+ * was asked); other unknown arguments are ignored. */
 bool iw__http_args_known(struct MHD_Connection *c, const char *path,
                          const char *const *names, enum MHD_Result *ret);
 

@@ -618,11 +618,11 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         { "/api/v1/alerts/stream?since=abc", "is not an alert seq" },
         /* A misspelt parameter is not ignored: it would answer another question
          * (actve=1: the whole history, not the firing alerts). */
-        { "/api/v1/alerts?actve=1", "unknown parameter \"actve\" for /api/v1/alerts; it takes "
-          "active, since, rule, limit" },
+        { "/api/v1/alerts?actve=1", "unknown parameter \"actve\" for /api/v1/alerts (did you "
+          "mean \"active\"?); it takes active, since, rule, limit" },
         { "/api/v1/query?series=*/*/*/*&form=-1d", "unknown parameter \"form\"" },
         { "/api/v1/series?serie=water/*/*/*", "unknown parameter \"serie\"" },
-        { "/api/v1/alerts/stream?severity=major", "it takes since" },
+        { "/api/v1/alerts/stream?snice=3", "it takes since" },
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -633,6 +633,24 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         cr_expect(strstr(str(doc, "error"), cases[i].needle) != NULL, "%s -> %s", cases[i].path,
                   body);
         cJSON_Delete(doc);
+        free(body);
+    }
+}
+
+/* A parameter that is no typo of one an endpoint takes is ignored, as HTTP
+ * APIs do: a browser's cache buster, a client's format=json. */
+Test(http, other_unknown_query_arguments_are_ignored)
+{
+    static const char *const paths[] = {
+        "/api/v1/alerts?format=json&_=1764417600000",
+        "/api/v1/series?format=json",
+        "/api/v1/query?series=*/*/*/*&from=-1h&format=json&_=1",
+    };
+    start(EXTRA);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        int status = 0;
+        char *body = http("GET", paths[i], NULL, NULL, &status);
+        cr_expect_eq(status, 200, "%s -> %d %s", paths[i], status, body);
         free(body);
     }
 }
