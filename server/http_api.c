@@ -504,6 +504,23 @@ static bool hex16_lower(const char *s, char out[17])
     return true;
 }
 
+#define ACK_BY_MAX 128
+#define ACK_COMMENT_MAX 1024
+
+/* s is NULL, or at most max bytes without a control character (a newline). */
+static bool one_line(const char *s, int max)
+{
+    if (s == NULL)
+        return true;
+    size_t n = strlen(s);
+    if (n > (size_t)max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const char *raw_id,
                             const struct iw_http_req *r)
 {
@@ -524,11 +541,17 @@ enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const c
                                   "{\"by\":\"NAME\",\"comment\":\"TEXT\"} (both optional) or "
                                   "empty");
         }
+        /* Another key is ignored unless it is a likely typo of one of these
+         * ("byy": the ack would go out without the name that was meant). */
+        static const char *const keys[] = { "by", "comment", NULL };
+        char hint[64];
         cJSON_ArrayForEach(m, o) {
-            if (strcmp(m->string, "by") != 0 && strcmp(m->string, "comment") != 0) {
+            if (strcmp(m->string, "by") != 0 && strcmp(m->string, "comment") != 0
+                && iw_did_you_mean(m->string, keys, hint, sizeof(hint))[0] != '\0') {
                 enum MHD_Result ret = iw__http_error(
-                    c, MHD_HTTP_BAD_REQUEST, "unknown key \"%s\"; the body is {\"by\":\"NAME\","
-                    "\"comment\":\"TEXT\"} (both optional) or empty", m->string);
+                    c, MHD_HTTP_BAD_REQUEST, "unknown key \"%.100s\"%s; the body is "
+                    "{\"by\":\"NAME\",\"comment\":\"TEXT\"} (both optional) or empty",
+                    m->string, hint);
                 cJSON_Delete(o);
                 return ret;
             }
@@ -543,6 +566,16 @@ enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const c
         }
         by = cJSON_IsString(b) ? b->valuestring : NULL;
         comment = cJSON_IsString(k) ? k->valuestring : NULL;
+        /* They go out in every later message of the episode and on tail's one
+         * line per alert: one line, of a sensible length. */
+        const char *bad = !one_line(by, ACK_BY_MAX) ? "by" : !one_line(comment, ACK_COMMENT_MAX)
+                                                               ? "comment" : NULL;
+        if (bad != NULL) {
+            cJSON_Delete(o);
+            return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "\"%s\" must be one line of at most "
+                                  "%d bytes, without control characters", bad,
+                                  bad[0] == 'b' ? ACK_BY_MAX : ACK_COMMENT_MAX);
+        }
     }
     rc = iw_daemon_ack(h->d, id, by, comment);
     if (rc == IW_OK)
