@@ -304,8 +304,14 @@ int iw__cfg_rule_timezone(struct cfg_ctx *cx, const struct cfg_map *m,
         return IW_E_CONFIG;
     if (iw__cfg_parse_tz(s, &PARAMS(m)->tz_offset_min))
         return IW_OK;
-    iw__cfg_error(cx, v, "%s: unknown time zone \"%s\"%s; use a UTC offset such as \"+08:00\" or "
-                  "a zone without daylight saving time such as Asia/Shanghai or UTC", where, s,
-                  iw__cfg_tz_hint(s, hint, sizeof(hint)));
+    /* Not "unknown" to the world: Asia/Manila is real, just not in the list. */
+    char zones[400] = "";
+    for (size_t i = 0; iw_tz_name(i) != NULL; i++)
+        snprintf(zones + strlen(zones), sizeof(zones) - strlen(zones), "%s%s", i ? ", " : "",
+                 iw_tz_name(i));
+    iw__cfg_error(cx, v, "%s: time zone \"%s\" is not one islewatch knows%s; use a UTC offset "
+                  "such as \"+08:00\" (daily values need a fixed offset), or one of its zones "
+                  "without daylight saving time: %s", where, s,
+                  iw__cfg_tz_hint(s, hint, sizeof(hint)), zones);
     return IW_E_CONFIG;
 }
