@@ -532,6 +532,11 @@ static void parse_sites(struct cfg_ctx *cx, struct iw_rule *r, const struct iw_r
             iw__cfg_error(cx, kn, "%s: %s", kwhere, why);
             continue;
         }
+        if (strpbrk(site, "*?[") != NULL) {   /* would silently apply to no site */
+            iw__cfg_error(cx, kn, "%s: \"%s\" looks like a glob, but an override names one site "
+                          "exactly; give each site its own entry", kwhere, site);
+            continue;
+        }
         for (size_t i = 0; i < r->n_sites; i++)
             dup |= strcmp(r->sites[i].site, site) == 0;
         if (dup) {
