@@ -74,6 +74,13 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
     a->agg = IW_Q_AVG;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", common_opts, NULL)) != -1) {
+        if (!query && (c == 'F' || c == 'T' || c == 's' || c == 'a')) {
+            fprintf(stderr, "islewatch series: --%s is an option of query, not of series (series "
+                    "lists every stored series with its first and last point)\n",
+                    c == 'F' ? "from" : c == 'T' ? "to" : c == 's' ? "step" : "agg");
+            usage(stderr);
+            return 2;
+        }
         switch (c) {
         case 'd': a->src.db = optarg; break;
         case 'u': a->src.url = optarg; url_given = true; break;
@@ -86,7 +93,7 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
         case 'F': case 'T': {
             int64_t *t = c == 'F' ? &a->from : &a->to;
             a->from_set |= c == 'F';
-            if (!query || iw_time_arg_parse(optarg, now, t) != 0) {
+            if (iw_time_arg_parse(optarg, now, t) != 0) {
                 fprintf(stderr, "islewatch: --%s %s: use RFC 3339 with its zone "
                         "(2026-11-29T10:00:00Z, 2026-11-29T18:00:00+08:00), epoch ms, or "
                         "relative (-1h, now)\n", c == 'F' ? "from" : "to", optarg);
@@ -95,13 +102,13 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
             break;
         }
         case 's':
-            if (!query || iw_duration_parse(optarg, &a->step) != 0 || a->step <= 0) {
+            if (iw_duration_parse(optarg, &a->step) != 0 || a->step <= 0) {
                 fprintf(stderr, "islewatch: --step %s: use a duration such as 1m, 1h, 1d\n", optarg);
                 return 2;
             }
             break;
         case 'a':
-            if (!query || (a->agg = iw_agg_parse(optarg)) <= 0) {
+            if ((a->agg = iw_agg_parse(optarg)) <= 0) {
                 fprintf(stderr, "islewatch: --agg %s: use avg, min, max, sum, count or last\n", optarg);
                 return 2;
             }

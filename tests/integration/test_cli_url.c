@@ -460,6 +460,9 @@ Test(cli_args, missing_and_extra_arguments_say_which)
         { "query ''", "islewatch query: missing GLOB" },
         { "query a b", "islewatch query: unexpected argument \"b\"" },
         { "series a b", "islewatch series: unexpected argument \"b\"" },
+        /* a query option given to series: not a complaint about the valid time -1h */
+        { "series --from -1h", "islewatch series: --from is an option of query, not of series" },
+        { "series --step 1m", "islewatch series: --step is an option of query, not of series" },
         { "alerts extra", "islewatch alerts: unexpected argument \"extra\"" },
         /* two places to read from: say so, as report and backtest do */
         { "series --url http://127.0.0.1:1", "islewatch series: --db and --url both given" },
