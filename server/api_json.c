@@ -107,6 +107,35 @@ static double sig15(double v)
     return iw_num_round_sig(v, 15);
 }
 
+/* The decimal exponent of a (> 0) as %.15g writes it: 2 for 123.4. */
+static int dec_exp(double a)
+{
+    char buf[40];
+    snprintf(buf, sizeof(buf), "%.14e", a);
+    const char *e = strchr(buf, 'e');
+    return e != NULL ? atoi(e + 1) : 0;
+}
+
+/*
+ * A bucket's sum to the 15 significant digits of its largest sample, not of
+ * itself: a sum that cancels has no digits below those (0.1 + 0.2 - 0.3 is 0,
+ * not the binary 5.55e-17; 15000.12 + 5.3 - 15000.12 is 5.3, not 5.29999999999927).
+ */
+static double bucket_sum(const struct iw_rollup *r)
+{
+    double big = fmax(fabs(r->min), fabs(r->max));
+    if (!isfinite(r->sum) || !isfinite(big) || fabs(r->sum) >= big)
+        return sig15(r->sum);         /* no cancellation (samples of one sign, among others) */
+    int e_big = dec_exp(big), digits = 15 - (e_big - dec_exp(fabs(r->sum)));
+    if (digits > 15)
+        digits = 15;
+    if (digits < 1) {                 /* below the last digit of the largest sample */
+        double unit = pow(10.0, e_big - 14);
+        return fabs(r->sum) < unit / 2 ? 0.0 : copysign(unit, r->sum);
+    }
+    return iw_num_round_sig(r->sum, digits);
+}
+
 static int agg_cb(void *ctx, const struct iw_rollup *r)
 {
     struct q_ctx *q = ctx;
@@ -114,10 +143,10 @@ static int agg_cb(void *ctx, const struct iw_rollup *r)
     switch (q->agg) {
     case IW_Q_MIN:   v = r->min; break;
     case IW_Q_MAX:   v = r->max; break;
-    case IW_Q_SUM:   v = sig15(r->sum); break;
+    case IW_Q_SUM:   v = bucket_sum(r); break;
     case IW_Q_COUNT: v = (double)r->count; break;
     case IW_Q_LAST:  v = r->last; break;
-    default:         v = sig15(r->sum / (double)r->count); break;
+    default:         v = sig15(bucket_sum(r) / (double)r->count); break;
     }
     if (!take_point(q))
         return 1;

@@ -8,8 +8,8 @@
  *   GET /api/v1/query?series=GLOB&from=T&to=T[&step=D&agg=avg|min|max|sum|count|last]
  *       [{"series":"...","points":[[T,V],...]}]; T epoch ms. Without step the
  *       raw points, and the flags (HJ 212) of flagged ones beside them,
- *       "flags":[[T,"D"],...]; with step, [bucket_start, aggregate]. from
- *       defaults to -1h, to to now; agg to avg.
+ *       "flags":[[T,"D"],...]; with step, [bucket_start, aggregate]. to
+ *       defaults to now, from to an hour before to; agg to avg.
  *   GET /api/v1/alerts[?active=1&since=T&rule=R&limit=N]
  *   GET /api/v1/alerts/stream     Server-Sent Events (below)
  *   GET /api/v1/devices           the device inventory (SPEC section 1):
@@ -98,6 +98,8 @@ static bool parse_time_arg(struct MHD_Connection *c, const char *name, const cha
     const char *v = iw__http_arg(c, name);
     if (v == NULL || v[0] == '\0')
         v = def;
+    if (v == NULL)
+        return true;                                /* absent, no default text: *out stays */
     if (time_value(v, now, out) == IW_OK)
         return true;
     *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "%s=\"%s\" is not a time; use %s", name, v,
@@ -150,8 +152,10 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
     if (glob == NULL || glob[0] == '\0')
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "series=GLOB is required, e.g. "
                               "/api/v1/query?series=water/*/*/nh3_n&from=-1h");
-    if (!parse_time_arg(c, "from", "-1h", now, &from, &ret) ||
-        !parse_time_arg(c, "to", "now", now, &to, &ret))
+    if (!parse_time_arg(c, "to", "now", now, &to, &ret))
+        return ret;
+    from = to - IW_MS_PER_HOUR;                     /* default: the hour before to */
+    if (!parse_time_arg(c, "from", NULL, now, &from, &ret))
         return ret;
     if (from > to)          /* both ends are inclusive: from == to asks for one instant */
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "from (%" PRId64 ") must not be after to "

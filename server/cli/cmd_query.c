@@ -43,8 +43,9 @@ static void query_usage(FILE *f)
             "                      [--format table|csv|json]\n"
             "Points (or aggregates per step) of every series matching GLOB, from <= t <= to.\n"
             "T is RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, or relative (-1h, now);\n"
-            "default --from -1h --to now. D is a duration (1m, 1h, 1d); A is avg, min, max,\n"
-            "sum, count or last (default avg). With --step, times are bucket starts.\n"
+            "default --to now, --from an hour before --to. D is a duration (1m, 1h, 1d);\n"
+            "A is avg, min, max, sum, count or last (default avg). With --step, times are\n"
+            "bucket starts.\n"
             "FLAG (raw points): an HJ 212 flag the instrument sent (M C D F T B S: left out of\n"
             "rules and compliance figures), or I on a computed AQI of a period with\n"
             "too little valid data (an indication, decides nothing).\n\n"
@@ -57,6 +58,7 @@ struct args {
     int64_t from, to, step;
     int agg;
     bool agg_set;                       /* --agg given */
+    bool from_set;                      /* --from given */
 };
 
 static int parse(int argc, char **argv, struct args *a, bool query, void (*usage)(FILE *))
@@ -72,6 +74,13 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
     a->agg = IW_Q_AVG;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", common_opts, NULL)) != -1) {
+        if (!query && (c == 'F' || c == 'T' || c == 's' || c == 'a')) {
+            fprintf(stderr, "islewatch series: --%s is an option of query, not of series (series "
+                    "lists every stored series with its first and last point)\n",
+                    c == 'F' ? "from" : c == 'T' ? "to" : c == 's' ? "step" : "agg");
+            usage(stderr);
+            return 2;
+        }
         switch (c) {
         case 'd': a->src.db = optarg; break;
         case 'u': a->src.url = optarg; url_given = true; break;
@@ -83,7 +92,8 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
             break;
         case 'F': case 'T': {
             int64_t *t = c == 'F' ? &a->from : &a->to;
-            if (!query || iw_time_arg_parse(optarg, now, t) != 0) {
+            a->from_set |= c == 'F';
+            if (iw_time_arg_parse(optarg, now, t) != 0) {
                 fprintf(stderr, "islewatch: --%s %s: use RFC 3339 with its zone "
                         "(2026-11-29T10:00:00Z, 2026-11-29T18:00:00+08:00), epoch ms, or "
                         "relative (-1h, now)\n", c == 'F' ? "from" : "to", optarg);
@@ -92,13 +102,13 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
             break;
         }
         case 's':
-            if (!query || iw_duration_parse(optarg, &a->step) != 0 || a->step <= 0) {
+            if (iw_duration_parse(optarg, &a->step) != 0 || a->step <= 0) {
                 fprintf(stderr, "islewatch: --step %s: use a duration such as 1m, 1h, 1d\n", optarg);
                 return 2;
             }
             break;
         case 'a':
-            if (!query || (a->agg = iw_agg_parse(optarg)) <= 0) {
+            if ((a->agg = iw_agg_parse(optarg)) <= 0) {
                 fprintf(stderr, "islewatch: --agg %s: use avg, min, max, sum, count or last\n", optarg);
                 return 2;
             }
@@ -128,6 +138,8 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
         usage(stderr);
         return 2;
     }
+    if (!a->from_set)
+        a->from = a->to - IW_MS_PER_HOUR;   /* the hour before --to: --to -2h alone works */
     if (query && a->agg_set && a->step == 0) {
         fprintf(stderr, "islewatch: --agg needs --step (e.g. --step 1h --agg max): without a step "
                 "query prints the raw points\n");

@@ -460,6 +460,9 @@ Test(cli_args, missing_and_extra_arguments_say_which)
         { "query ''", "islewatch query: missing GLOB" },
         { "query a b", "islewatch query: unexpected argument \"b\"" },
         { "series a b", "islewatch series: unexpected argument \"b\"" },
+        /* a query option given to series: not a complaint about the valid time -1h */
+        { "series --from -1h", "islewatch series: --from is an option of query, not of series" },
+        { "series --step 1m", "islewatch series: --step is an option of query, not of series" },
         { "alerts extra", "islewatch alerts: unexpected argument \"extra\"" },
         /* two places to read from: say so, as report and backtest do */
         { "series --url http://127.0.0.1:1", "islewatch series: --db and --url both given" },
@@ -644,6 +647,28 @@ Test(cli_args, query_steps_read_points_after_the_hour_rollups_expired)
 
 /* A time without its zone is not RFC 3339; the message shows one that is, so
  * the user sees what is missing rather than being told a format by name. */
+/* --to alone reads the hour before it (as --from -1h does before now), not
+ * "--from is after --to" about a --from that was never given. */
+Test(cli_args, query_to_alone_reads_the_hour_before_it)
+{
+    char dir[] = "/tmp/iw-cli-toalone-XXXXXX", db[64];
+    int64_t t0 = iw_floor_to(iw_now_ms() - 5 * IW_MS_PER_HOUR, IW_MS_PER_HOUR);
+    uint32_t id;
+    /* two hours, one sample a minute; --to t0 + 90m reads t0 + 30m .. t0 + 90m */
+    iw_store_close(db_with_points(dir, db, sizeof(db), "water/old/w1/ph", t0, NULL, 120, &id));
+
+    char *out = NULL, want[256];
+    int rc = it_run(&out, "'%s' query 'water/old/w1/ph' --to %lld --step 1h --agg count "
+                    "--format json --db '%s' 2>&1", it_bin("islewatch"),
+                    (long long)(t0 + 90 * IW_MS_PER_MIN), db);
+    cr_expect_eq(rc, 0, "exit %d: %s", rc, out ? out : "");
+    snprintf(want, sizeof(want), "[{\"series\":\"water/old/w1/ph\",\"points\":[[%lld,30],[%lld,31]]}]\n",
+             (long long)t0, (long long)(t0 + IW_MS_PER_HOUR));
+    cr_expect_str_eq(out ? out : "", want);
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
 Test(cli_args, a_time_without_zone_is_refused_with_an_example)
 {
     static const char *const cases[] = {

@@ -500,6 +500,19 @@ Test(http, series_and_query_after_publishing)
         free(text);
         cJSON_Delete(doc);
     }
+    /* to alone: the hour before it, not a 400 about a from that was never given. */
+    long long t0 = hour - 5 * 3600000;
+    publish("sensors/water/dongtan/w02", "{\"ts\":%lld,\"nh3_n\":1.5}", t0);
+    cJSON_Delete(wait_array("/api/v1/series?match=water/dongtan/w02/nh3_n", 1, 10000));
+    snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w02/nh3_n&to=%lld",
+             t0 + 30 * 60000);
+    doc = get_json(path);
+    text = cJSON_PrintUnformatted(doc);
+    snprintf(want, sizeof(want), "[{\"series\":\"water/dongtan/w02/nh3_n\",\"points\":"
+             "[[%lld,1.5]]}]", t0);
+    cr_expect_str_eq(text, want, "to=T alone reads [T - 1h, T]");
+    free(text);
+    cJSON_Delete(doc);
     /* RFC 3339 times are accepted too. */
     doc = get_json("/api/v1/query?series=water/dongtan/w01/ph&from=2000-01-01T00:00:00Z&to=now");
     cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")), 1);

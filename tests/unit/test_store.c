@@ -677,6 +677,43 @@ Test(store, step_sums_and_means_have_no_binary_noise)
     free(out);
 }
 
+/* A sum that cancels is known to the digits of its largest sample, not to
+ * 15 digits of itself: temperatures 0.1, 0.2 and -0.3 in one minute sum and
+ * average to 0 (not the binary 5.55e-17 and 1.85e-17), and 15000.12, 5.3 and
+ * -15000.12 sum to 5.3. */
+Test(store, step_sums_that_cancel_have_no_binary_noise)
+{
+    static const struct { double v[3]; const char *sum, *avg; } c[] = {
+        { { 0.1, 0.2, -0.3 }, "0", "0" },
+        { { 15000.12, 5.3, -15000.12 }, "5.3", "1.76666666666667" },
+        { { -0.1, -0.2, 0.3 }, "0", "0" },
+    };
+    const int64_t t0 = 1764417600000LL;
+
+    for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+        const struct iw_series *s;
+        struct iw_diag diag = {0};
+        struct iw_wbatch *b = iw_wbatch_new();
+        char name[32], want[128], *out = NULL;
+
+        snprintf(name, sizeof(name), "water/s1/w0%zu/temp", k);
+        cr_assert_eq(iw_store_series_intern(st, name, strlen(name), &s), IW_OK);
+        for (int i = 0; i < 3; i++)
+            iw_wbatch_put_point(b, s->id, t0 + i * 1000LL, c[k].v[i], 0);
+        cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+        iw_wbatch_free(b);
+        for (int avg = 0; avg < 2; avg++) {
+            cr_assert_eq(iw_api_query_json(st, name, t0, t0 + 60000LL, 60000,
+                                           avg ? IW_Q_AVG : IW_Q_SUM, 0, &out), IW_OK);
+            snprintf(want, sizeof(want), "[{\"series\":\"%s\",\"points\":[[%lld,%s]]}]", name,
+                     (long long)t0, avg ? c[k].avg : c[k].sum);
+            cr_expect_str_eq(out, want);
+            free(out);
+            out = NULL;
+        }
+    }
+}
+
 /*
  * Between a late sample's write (marked, ingest.c) and the shard's recompute
  * of its hour (pipeline.c), a step query must already answer as the raw
