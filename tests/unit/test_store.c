@@ -812,3 +812,80 @@ Test(store, open_creates_the_missing_parents_of_the_path)
                        iw_diag_first(&diag));
     iw_diag_fini(&diag);
 }
+
+/* What series lists for each: first, last and count as its raw points have them. */
+struct listed { const struct iw_series *s[4]; struct iw_series_info info[4]; size_t n; };
+
+static int listed_cb(void *ctx, const struct iw_series_info *i)
+{
+    struct listed *l = ctx;
+    if (l->n < 4)
+        l->info[l->n++] = *i;
+    return 0;
+}
+
+static int count_points_cb(void *ctx, const struct iw_point *p)
+{
+    (void)p;
+    ++*(uint64_t *)ctx;
+    return 0;
+}
+
+/*
+ * `series` takes a series' count from its rollups where they are whole, not
+ * by reading every point: it must still count exactly the raw points, with
+ * rewrites (one point per ts), a late point whose hour is marked and not yet
+ * recomputed, points past the rollup watermark, and raw points expired while
+ * their rollups stay.
+ */
+Test(store, series_listing_counts_the_raw_points_across_rollups_late_marks_and_expiry)
+{
+    const struct iw_series *a, *old;
+    struct iw_diag diag = {0};
+    const int64_t now = 1764417600000LL, M = IW_MS_PER_MIN, H = IW_MS_PER_HOUR;
+    const int64_t day = IW_MS_PER_DAY, base = now - 2 * day;    /* hour boundaries */
+
+    cr_assert_eq(iw_store_series_intern(st, "water/l/a/ph", 12, &a), IW_OK);
+    cr_assert_eq(iw_store_series_intern(st, "water/l/old/ph", 14, &old), IW_OK);
+    struct iw_wbatch *b = iw_wbatch_new();
+    for (int i = 0; i < 360; i++)                         /* 3 h, a point every 30 s */
+        iw_wbatch_put_point(b, a->id, base + 7000 + i * 30000LL, (double)i, 0);
+    for (int i = 0; i < 240; i++)                         /* 91 days ago and 2 h after */
+        iw_wbatch_put_point(b, old->id, now - 91 * day + 20 * M + i * 30000LL, 1.0, 0);
+    for (int i = 0; i < 10; i++)                          /* and recent points */
+        iw_wbatch_put_point(b, old->id, now - day + i * M, 1.0, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+    cr_assert_eq(iw_store_rollup_range(st, a->id, base, base + 150 * M, true), IW_OK);
+    cr_assert_eq(iw_store_rollup_range(st, old->id, now - 92 * day, now - day, true), IW_OK);
+
+    b = iw_wbatch_new();
+    iw_wbatch_put_point(b, a->id, base + 7000 + 30000, 99.0, 0);      /* a rewrite */
+    iw_wbatch_put_point(b, a->id, base + H + 1, 5.0, 0);               /* a late new point */
+    iw_wbatch_mark_late(b, a->id, base + H + 1, 1);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+    /* raw 90 d: "old" loses the first 40 minutes of its old points, keeps their rollups */
+    cr_assert_eq(iw_store_retention(st, now - 91 * day + 60 * M + 90 * day, 90 * day, 365 * day,
+                                    3650 * day), IW_OK);
+
+    struct listed l = {0};
+    cr_assert_eq(iw_store_series_list(st, "water/l/*/ph", listed_cb, &l), IW_OK);
+    cr_assert_eq(l.n, 2);
+    for (size_t k = 0; k < l.n; k++) {
+        uint64_t n = 0;
+        struct collect first = {0};
+        uint32_t id = l.info[k].series->id;
+        cr_assert_eq(iw_store_read_points(st, id, INT64_MIN, INT64_MAX, count_points_cb, &n), IW_OK);
+        cr_assert_eq(iw_store_read_points(st, id, INT64_MIN, INT64_MAX, collect_cb, &first), IW_OK);
+        cr_expect_eq(l.info[k].count, n, "%s: listed %llu, %llu points", l.info[k].series->name,
+                     (unsigned long long)l.info[k].count, (unsigned long long)n);
+        cr_expect_eq(l.info[k].first, first.p[0].ts, "%s: first", l.info[k].series->name);
+    }
+    cr_expect_eq(l.info[0].series, a);
+    cr_expect_eq(l.info[0].count, 361);
+    cr_expect_eq(l.info[0].last, base + 7000 + 359 * 30000LL);
+    cr_expect_eq(l.info[1].count, 240 - 80 + 10, "old: 40 expired minutes of 2 points each");
+    cr_expect_eq(l.info[1].first, now - 91 * day + 60 * M);
+    cr_expect_eq(l.info[1].last, now - day + 9 * M);
+}
