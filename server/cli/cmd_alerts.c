@@ -112,6 +112,16 @@ int iw_cmd_alerts(int argc, char **argv)
     cJSON *doc = cli_fetch(&a.src, path, build, &a, &rc), *it;
     if (doc == NULL)
         return rc;
+    if (cJSON_GetArraySize(doc) == 0) {
+        /* stdout keeps its shape ([] or the header); stderr says why it is empty. */
+        char since[40] = "";
+        if (a.since != INT64_MIN)
+            iw_rfc3339_format(a.since, since, sizeof(since));
+        fprintf(stderr, "islewatch alerts: no %salert%s%s%s%s%s%s\n", a.active ? "firing " : "",
+                a.rule ? " of a rule matching \"" : "", a.rule ? a.rule : "", a.rule ? "\"" : "",
+                since[0] ? " since " : "", since, a.active || a.rule || since[0] ? ""
+                : " recorded yet");
+    }
     if (a.src.format == FMT_JSON) {
         cli_print_json(doc);
         cJSON_Delete(doc);

@@ -439,6 +439,9 @@ Test(cli_args, tables_align_series_named_in_chinese)
         { "query 'water/*/*/ph' --from 0 --to 1000",
           "islewatch query: no points of \"water/*/*/ph\" from 1970-01-01T00:00:00.000Z to "
           "1970-01-01T00:00:01.000Z" },
+        { "alerts --rule 'nope*' --active", "islewatch alerts: no firing alert of a rule "
+          "matching \"nope*\"" },
+        { "alerts --format json", "islewatch alerts: no alert recorded yet" },
     };
     for (size_t k = 0; k < sizeof(empty) / sizeof(empty[0]); k++) {
         char *out = NULL;
