@@ -150,6 +150,9 @@ int iw_rfc3339_parse(const char *s, size_t len, int64_t *out_ms)
 #define TIME_ARG_MIN_MS (-62167219200000LL)    /* 0000-01-01T00:00:00Z */
 #define TIME_ARG_MAX_MS 253402300799999LL      /* 9999-12-31T23:59:59.999Z */
 
+/* 10^10 ms: about 116 days; no one means 1969-09-07 by a number that short. */
+#define NEG_EPOCH_MIN_MS 10000000000LL
+
 static int time_arg(const char *s, int64_t now_ms, int64_t *out_ms)
 {
     int64_t d;
@@ -174,6 +177,11 @@ static int time_arg(const char *s, int64_t now_ms, int64_t *out_ms)
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno == 0 && end != s && *end == '\0') {
+        /* "-30" is a relative time without its unit, not 30 ms before 1970:
+         * a negative epoch that close to 0 is refused (the caller's message
+         * shows -30m); older times in epoch ms (-62167219200000) still read. */
+        if (s[0] == '-' && v > -NEG_EPOCH_MIN_MS)
+            return IW_E_INVAL;
         *out_ms = v;
         return IW_OK;
     }

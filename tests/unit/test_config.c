@@ -868,4 +868,14 @@ Test(config, time_arguments_relative_to_now_go_both_ways)
     cr_expect_eq(iw_time_arg_parse("now*1h", now, &t), IW_E_INVAL);
     cr_expect_eq(iw_time_arg_parse("2025-11-29T12:00:00Z", now, &t), IW_OK);
     cr_expect_eq(t, now);
+    /* A relative time without its unit is refused, not read as ms before 1970
+     * (which returned everything); epoch ms, early ones too, still read. */
+    cr_expect_eq(iw_time_arg_parse("-30", now, &t), IW_E_INVAL);
+    cr_expect_eq(iw_time_arg_parse("-9999999999", now, &t), IW_E_INVAL);
+    cr_expect_eq(iw_time_arg_parse("-62167219200000", now, &t), IW_OK);
+    cr_expect_eq(t, -62167219200000LL);
+    cr_expect_eq(iw_time_arg_parse("30", now, &t), IW_OK);
+    cr_expect_eq(t, 30);
+    cr_expect_eq(iw_time_arg_parse("-0", now, &t), IW_OK, "-0: zero duration before now");
+    cr_expect_eq(t, now);
 }
