@@ -297,7 +297,7 @@ static void active_update(struct iw_alert_pub *p, const struct iw_alert *a)
     }
     row->shown = row->shown || !a->silenced;
     if (!a->silenced)
-        row->published_at = iw_now_ms();
+        row->published_at = a->decided_at != 0 ? a->decided_at : iw_now_ms();
     if (iw_alert_dup(a, &copy) != IW_OK)
         IW_LOG_ERROR("alerts", "out of memory: the latest state of episode %s of rule %s is not "
                      "kept (its ack may be lost)", a->id, a->rule);
@@ -486,7 +486,8 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
      * silence ends (unsilence_due). The reminder's outbox entry goes. */
     if (a->reason == IW_ALERT_REPEAT && row != NULL
         && (a->acked || (!a->silenced && row->published_at != 0
-                         && iw_now_ms() - row->published_at < a->repeat_ms))) {
+                         && (a->decided_at != 0 ? a->decided_at : iw_now_ms())
+                            - row->published_at < a->repeat_ms))) {
         if (outbox != NULL && outbox[0] != '\0' && iw_store_meta_delete(p->d->store, outbox) != IW_OK)
             IW_LOG_WARN("alerts", "cannot remove %s from the store; the reminder of episode %s is "
                         "looked at again at the next start (harmless)", outbox, a->id);
@@ -612,6 +613,7 @@ static void unsilence_due(struct iw_alert_pub *p, int64_t *next_ms)
             continue;
         }
         a->silenced = false;
+        a->decided_at = now;            /* goes out now: the next reminder waits `repeat` */
         publish(p, a, NULL);            /* still firing: its row stays at index i */
         iw_alert_free(a);
     }

@@ -642,6 +642,60 @@ Test(alerts, no_reminder_sooner_than_repeat_after_a_silence_ends)
     it_broker_stop(&b);
 }
 
+/* SPEC §4: a firing alert is published again every `repeat:`, not every
+ * other time. The publisher's hold-back (above) measured from when the
+ * previous reminder went out, a little after it was due on the rule's 250 ms
+ * tick, so a reminder whose tick came sooner after its due time than the
+ * previous one's was dropped: repeat: 3s gave reminders 3 s, then 6 s apart. */
+Test(alerts, reminders_come_every_repeat)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_REPEAT_RULE("3s")), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/dongtan/w01", now_ms() - 60000, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no alert within 10 s");
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+
+    /* Reminders due 3, 6, 9 and 12 s after the firing; 13 s leave the tick and
+     * the publish their margin. Each is due `repeat` after the one before. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int reminders = 0;
+    double prev_ts = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long left = 13000 - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || (a = next_alert(sub, (int)left, NULL, 0)) == NULL)
+            break;
+        cr_assert_str_eq(s(a, "status"), "firing");
+        cr_assert_str_eq(s(a, "id"), id, "a reminder of another episode");
+        char ts[40];
+        snprintf(ts, sizeof(ts), "%s", s(a, "ts"));
+        struct tm tm = { 0 };
+        int ms = 0;
+        cr_assert_not_null(strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm), "ts %s", ts);
+        cr_assert_eq(sscanf(ts + 20, "%3d", &ms), 1, "ts %s", ts);
+        double t = (double)timegm(&tm) * 1000 + ms;
+        if (reminders > 0)
+            cr_assert_eq(t - prev_ts, 3000, "reminder at %s: %.0f ms after the one before, not repeat: 3s",
+                         ts, t - prev_ts);
+        prev_ts = t;
+        reminders++;
+        cJSON_Delete(a);
+    }
+    cr_assert_geq(reminders, 4, "%d reminder(s) in 13 s with repeat: 3s (expected 4)", reminders);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 static void rewrite_rules(const struct it_daemon *d, const char *rules)
 {
     /* The harness config ends with the test's extra YAML: replace it. */
