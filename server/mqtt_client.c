@@ -69,12 +69,14 @@ struct iw_mqtt {
     struct iw_daemon *d;
     /* The config at start: a reload changes no connection setting (client id,
      * credentials, TLS, keep-alive, ...) until a restart, so a reconnect never
-     * mixes the old password with a new user name. Kept until exit (daemon.c). */
+     * mixes the old password with a new user name; only the content of the
+     * password file is read again (reread_password). Kept until exit (daemon.c). */
     const struct iw_config *cfg;
     int n;
     struct iw_mconn *c;
     char uri[512];
-    char *password;
+    char *password;                       /* main thread only (try_connect) */
+    bool password_unreadable;             /* the last re-read failed: said once */
     MQTTClient_persistence persist;       /* Paho's store, in our RocksDB */
     unsigned rng;
     bool v5;                              /* broker.protocol: "5" */
@@ -471,6 +473,41 @@ static void on_connect_failed5(void *ctx, MQTTAsync_failureData5 *r)
                    r ? r->message : NULL);
 }
 
+static int read_password(const char *file, char **out, struct iw_diag *diag);
+
+/*
+ * broker.password_file is read again before every connect attempt: the
+ * refusal says to check it, and an operator who fixes or rotates the password
+ * there expects the next attempt to use it without a restart (its path, like
+ * every connection setting, is the one read at start). Unreadable now, the
+ * password read before stays.
+ */
+static void reread_password(struct iw_mqtt *m)
+{
+    const char *file = m->cfg->broker.password_file;
+    struct iw_diag diag = {0};
+    char *pw = NULL;
+
+    if (file == NULL)
+        return;
+    if (read_password(file, &pw, &diag) != IW_OK) {
+        if (!m->password_unreadable)
+            IW_LOG_WARN("mqtt", "%s; connecting with the password read before",
+                        iw_diag_first(&diag));
+        iw_diag_fini(&diag);
+        m->password_unreadable = true;
+        return;
+    }
+    m->password_unreadable = false;
+    if (m->password != NULL && strcmp(pw, m->password) == 0) {
+        free(pw);
+        return;
+    }
+    IW_LOG_INFO("mqtt", "broker.password_file %s changed: connecting with its new password", file);
+    free(m->password);                  /* Paho keeps its own copy of what it was given */
+    m->password = pw;
+}
+
 static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
 {
     const struct iw_config *cfg = m->cfg;
@@ -478,6 +515,7 @@ static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
     MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 
+    reread_password(m);
     if (m->v5) {
         /* A persistent session is one that never expires (3.1.1's clean
          * session false); Receive Maximum bounds the broker's sending ahead. */
