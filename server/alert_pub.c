@@ -790,7 +790,11 @@ static void *pub_main(void *arg)
         /* acquire: pairs with on_connected's release (a flag only). */
         if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire)) {
             size_t sent = retained_resend(p);
-            if (sent > 0)
+            if (sent > 0 && p->d->cfg->broker.clean_session)
+                IW_LOG_INFO("alerts", "connected with a clean session (broker.clean_session): "
+                            "set the retained state of %zu firing alert topic(s) again, in "
+                            "case the broker lost them", sent);
+            else if (sent > 0)
                 IW_LOG_INFO("alerts", "the broker had no session for us (restarted without "
                             "persistence?): set the retained state of %zu firing alert topic(s) "
                             "again", sent);

@@ -398,8 +398,12 @@ static void connected(struct iw_mconn *c, bool present)
     atomic_store(&c->state, CONN_UP);
     set_broker_gauge(c->m);
     /* release/acquire with the publisher's exchange: only a flag, no data
-     * travels with it (the publisher re-reads its own active states). */
-    if (c->idx == 0 && !present && !c->m->cfg->broker.clean_session)
+     * travels with it (the publisher re-reads its own active states).
+     * No session: a broker restarted without persistence has lost its
+     * retained messages too. With clean_session true every connect finds
+     * none, so nothing tells a lost store from a kept one: set them again
+     * at every connect (retained only, as published: no alert is re-sent). */
+    if (c->idx == 0 && !present)
         atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
     subscribe_all(c, true);

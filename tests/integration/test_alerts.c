@@ -1024,6 +1024,47 @@ Test(alerts, retained_state_is_set_again_after_the_broker_lost_it)
     it_broker_stop(&b);
 }
 
+/* The same with broker.clean_session true: every connect finds no session,
+ * so that cannot tell a broker that lost its retained messages. They were
+ * never set again: a late subscriber saw nothing firing. */
+Test(alerts, retained_state_is_set_again_after_the_broker_lost_it_with_clean_session)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char path[400];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    cr_assert_eq(it_daemon_set_broker(&d, "clean_session: true"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/x/w01", now_ms() - 60000, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no firing alert");
+    double seq = n(a, "seq");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+
+    it_broker_kill(&b);
+    snprintf(path, sizeof(path), "%s/mosquitto.db", b.dir);
+    unlink(path);                       /* none yet, or one without our state */
+    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 2, 20000));
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    a = next_alert(late, 10000, NULL, 0);
+    cr_assert_not_null(a, "a late subscriber sees nothing firing");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cr_assert_eq(n(a, "seq"), seq, "the retained state is the alert as published, no new seq");
+    cJSON_Delete(a);
+    it_client_free(late);
+    cJSON *h = history(&d, 1);
+    cr_assert_eq(cJSON_GetArraySize(h), 1, "an alert was re-sent");
+    cJSON_Delete(h);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 /* SPEC §2/§4: while the daemon's own link to the broker is down, no device
  * can reach it, so no absence alert fires (thousands of cameras would
  * otherwise "go dark" at once); once back, devices get a full `after`. */
