@@ -298,6 +298,70 @@ static void on_subscribe_failed5(void *ctx, MQTTAsync_failureData5 *r)
 }
 
 /*
+ * The filters of a persistent session (clean_session false) are kept in the
+ * store under "mqtt_filters/<client id>", one "QOS FILTER" line each, so that
+ * the first connect after a restart also UNSUBSCRIBEs those of sources that
+ * were removed while the daemon was stopped: the broker keeps a session's
+ * subscriptions, and would otherwise deliver their topics for ever, each
+ * message rejected as no_source.
+ */
+static void filters_key(const struct iw_mconn *c, char *key, size_t cap)
+{
+    snprintf(key, cap, "mqtt_filters/%s", c->client_id);
+}
+
+/* Under sub_lock: c->filters as they are now. */
+static void filters_save(struct iw_mconn *c)
+{
+    char key[300], *buf;
+    size_t len = 0, cap = 1;
+
+    if (c->m->cfg->broker.clean_session)
+        return;
+    for (int i = 0; i < c->n_filters; i++)
+        cap += c->filters[i] != NULL ? strlen(c->filters[i]) + 4 : 0;
+    if ((buf = malloc(cap)) == NULL)
+        return;
+    for (int i = 0; i < c->n_filters; i++)
+        if (c->filters[i] != NULL)
+            len += (size_t)snprintf(buf + len, cap - len, "%d %s\n", c->filter_qos[i], c->filters[i]);
+    filters_key(c, key, sizeof(key));
+    if (iw_store_meta_put(c->m->d->store, key, buf, len) != IW_OK)
+        IW_LOG_WARN("mqtt", "connection %d: cannot keep its subscriptions in the store; a source "
+                    "removed before the next start may stay subscribed", c->idx);
+    free(buf);
+}
+
+/* At start: the filters the session had, as the previous SUBSCRIBE's. */
+static void filters_load(struct iw_mconn *c)
+{
+    char key[300];
+    void *v = NULL;
+    size_t len = 0;
+
+    if (c->m->cfg->broker.clean_session)
+        return;
+    filters_key(c, key, sizeof(key));
+    if (iw_store_meta_get(c->m->d->store, key, &v, &len) != IW_OK || v == NULL)
+        return;
+    const char *p = v, *end = p + len;
+    while (p < end && c->n_filters < IW_MAX_SOURCES) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            break;
+        if (nl - p > 2 && p[0] >= '0' && p[0] <= '2' && p[1] == ' ') {
+            char *f = strndup(p + 2, (size_t)(nl - p - 2));
+            if (f != NULL) {
+                c->filter_qos[c->n_filters] = p[0] - '0';
+                c->filters[c->n_filters++] = f;
+            }
+        }
+        p = nl + 1;
+    }
+    free(v);
+}
+
+/*
  * SUBSCRIBE to the sources of the current view and UNSUBSCRIBE the filters of
  * the previous one that it dropped. `all` (on connect) subscribes to every
  * filter; otherwise (on reload) only to the new ones and those whose QoS
@@ -352,6 +416,7 @@ static void subscribe_all(struct iw_mconn *c, bool all)
         c->filter_qos[i] = qos[i];
     }
     c->n_filters = n;
+    filters_save(c);
     pthread_mutex_unlock(&c->sub_lock);
 
     if (n_fresh > 0) {
@@ -881,6 +946,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
         }
         MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message,
                                i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
+        filters_load(c);
     }
     d->mqtt = m;
     return IW_OK;                           /* the main loop's first tick connects */

@@ -1091,6 +1091,39 @@ Test(alerts, absence_does_not_fire_while_the_broker_is_down)
     it_broker_stop(&b);
 }
 
+/* The same change made while the daemon is stopped: the broker keeps the
+ * persistent session's subscription to the old topic, and the daemon, which
+ * knew only its new config, never dropped it: every message there was
+ * delivered and rejected as no_source (logged, republished) for good. */
+Test(alerts, restart_with_a_changed_source_topic_drops_the_old_subscription)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    it_daemon_stop(&d);
+    char *cfg = NULL;
+    cr_assert_eq(it_run(&cfg, "sed -i 's|sensors/water/{site}/{device}|river/{site}/{device}/data|' '%s'", d.cfg), 0);
+    free(cfg);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    cr_assert(it_daemon_wait_log(&d, "unsubscribed from 1 filter", 1, 10000),
+              "the old topic's subscription was not dropped");
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+    pub(dev, "sensors/water/dongtan/w09", t, "nh3_n", 2.0);
+    pub(dev, "river/dongtan/w01/data", t, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no alert from the new topic");
+    cr_assert_str_eq(s(a, "device"), "w01");
+    cJSON_Delete(a);
+    cr_assert_not(it_daemon_wait_log(&d, "no_source", 1, 500), "a message on the old topic arrived");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 Test(alerts, reload_with_a_changed_source_topic_resubscribes)
 {
     struct it_broker b;
