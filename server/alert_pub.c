@@ -389,6 +389,21 @@ static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const c
     return send_one(p, a->seq, topic, "", 0, true);
 }
 
+/* The retained topic episode a left (see publish): a sibling's state, or cleared. */
+static void send_moved_from(struct iw_alert_pub *p, const struct iw_alert *a, const char *topic)
+{
+    const struct iw_alert *other = active_sibling(p, a, topic);
+    char *ojson = NULL;
+    size_t olen = 0;
+
+    if (other != NULL && iw_alert_to_json(other, &ojson, &olen) == IW_OK) {
+        (void)send_one(p, a->seq, topic, ojson, olen, true);
+        free(ojson);
+        return;
+    }
+    (void)send_one(p, a->seq, topic, "", 0, true);
+}
+
 static void unsent_save(struct iw_alert_pub *p)
 {
     char buf[32];
@@ -497,6 +512,21 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
         return;
     }
 
+    /* An active_topic with {severity} (or {status}) moves an episode's
+     * retained state when its severity changes: the topic of its previous
+     * state is cleared (or given a sibling's state) once the new one is set,
+     * or a late subscriber would see the episode twice, once at a severity
+     * it no longer has. */
+    char moved_from[1024] = "";
+    if (!a->silenced && row != NULL && row->shown && row->last != NULL && !row->last->silenced) {
+        char now_topic[1024];
+        if (iw_alert_topic(p->d->cfg->alerts.active_topic, row->last, moved_from,
+                           sizeof(moved_from)) != IW_OK
+            || iw_alert_topic(p->d->cfg->alerts.active_topic, a, now_topic, sizeof(now_topic)) != IW_OK
+            || strcmp(moved_from, now_topic) == 0)
+            moved_from[0] = '\0';
+    }
+
     /* Only a published message takes a seq; a silenced one shows the last. */
     a->seq = a->silenced ? p->seq : p->seq + 1;
     if (b == NULL || iw_alert_to_json(a, &json, &len) != IW_OK) {
@@ -561,6 +591,10 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
                 backlog_start(p, a->seq, main_sent);
             else if (mark_unsent)
                 unsent_save(p);         /* p->unsent is 0: takes the mark away */
+            /* (Behind on earlier messages, or not taken now, the old topic
+             * keeps its state until the next start's retained states: rare.) */
+            if (moved_from[0] != '\0' && p->unsent == 0)
+                send_moved_from(p, a, moved_from);
         }
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));

@@ -1065,6 +1065,76 @@ Test(alerts, retained_state_is_set_again_after_the_broker_lost_it_with_clean_ses
     it_broker_stop(&b);
 }
 
+/* A water_quality episode that escalates (Class 劣V, critical) and comes back
+ * (Class V, major), published under an active_topic of the test's choice.
+ */
+static void escalate_and_back(struct it_broker *b, struct it_daemon *d, const char *active_topic,
+                              bool resolve)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg), WATER_SRC "alerts:\n  active_topic: \"%s\"\n"
+             "rules:\n  - {name: wq, kind: water_quality, select: \"water/*/*\", target: III,\n"
+             "     window: 1m, severity: {below_target: major, worse_than_v: critical}}\n",
+             active_topic);
+    cr_assert_eq(it_broker_start(b), 0);
+    cr_assert_eq(it_daemon_start(d, b, cfg), 0);
+    struct it_client *sub = it_client_new(b, "sub"), *dev = it_client_new(b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/+/wq/#", 1), 0);
+    long long t = now_ms() - 600000;
+    const double v[] = { 1.2, 2.5, 1.7, 0.1 };
+    const char *sev[] = { "major", "critical", "major", "major" };
+    for (int i = 0; i < (resolve ? 4 : 3); i++) {
+        pub(dev, "sensors/water/dongtan/w01", t + i * 70000LL, "nh3_n", v[i]);
+        cJSON *a = next_alert(sub, 10000, NULL, 0);
+        cr_assert_not_null(a, "no alert for sample %d", i);
+        cr_assert_str_eq(s(a, "severity"), sev[i]);
+        cJSON_Delete(a);
+    }
+    it_client_free(dev);
+    it_client_free(sub);
+}
+
+/* SPEC §5: a late subscriber sees what is firing now. With {severity} in
+ * active_topic the episode's retained state moved to the critical topic and
+ * back, and the critical one stayed: the late subscriber saw the episode
+ * twice, once at a severity it no longer had. */
+Test(alerts, an_active_topic_with_severity_keeps_one_state_per_episode)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    escalate_and_back(&b, &d, "alerts/active/{severity}/{rule}/{site}/{device}", false);
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    char topic[256];
+    cJSON *a = next_alert(late, 5000, topic, sizeof(topic));
+    cr_assert_not_null(a, "no retained state");
+    cr_assert_str_eq(topic, "alerts/active/major/wq/dongtan/w01");
+    cJSON_Delete(a);
+    struct it_msg *m = it_next(late, 1500);
+    cr_assert_null(m, "a second retained state for one episode: %s %s", m ? m->topic : "",
+                   m ? m->payload : "");
+    it_client_free(late);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* The same with {status}: the resolve went to the .../resolved/... topic and
+ * the firing state stayed retained for good. */
+Test(alerts, an_active_topic_with_status_is_cleared_on_resolve)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    escalate_and_back(&b, &d, "alerts/active/{status}/{rule}/{site}/{device}", true);
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    struct it_msg *m = it_next(late, 1500);
+    cr_assert_null(m, "a resolved episode still retained: %s %s", m ? m->topic : "",
+                   m ? m->payload : "");
+    it_client_free(late);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 /* SPEC §2/§4: while the daemon's own link to the broker is down, no device
  * can reach it, so no absence alert fires (thousands of cameras would
  * otherwise "go dark" at once); once back, devices get a full `after`. */
