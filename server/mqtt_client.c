@@ -362,6 +362,55 @@ static void filters_load(struct iw_mconn *c)
 }
 
 /*
+ * A session kept under another client id (broker.client_id or
+ * broker.connections changed since it was used) stays on the broker with its
+ * subscriptions: it queues every device message for a client that no longer
+ * connects, and holds those sent while the daemon was stopped. Say so once
+ * (its record goes: the broker side is the operator's to clean).
+ */
+struct abandoned_ctx {
+    struct iw_mqtt *m;
+    char keys[8][300];
+    int n;
+};
+
+static int abandoned_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct abandoned_ctx *a = ctx;
+    const size_t plen = strlen("mqtt_filters/");
+    int subs = 0;
+
+    for (int i = 0; i < a->m->n; i++)
+        if (klen - plen == strlen(a->m->c[i].client_id)
+            && memcmp(key + plen, a->m->c[i].client_id, klen - plen) == 0)
+            return 0;
+    for (size_t i = 0; i < vlen; i++)
+        subs += ((const char *)val)[i] == '\n';
+    IW_LOG_WARN("mqtt", "the broker still holds the persistent session of client id \"%.*s\" "
+                "(broker.client_id or broker.connections changed since it was used), with "
+                "%d source topic(s): it queues device messages nobody reads, and those sent "
+                "while islewatchd was stopped wait there; go back to the previous setting to "
+                "receive them, or remove the session on the broker", (int)(klen - plen),
+                key + plen, subs);
+    if (a->n < (int)IW_ARRAY_LEN(a->keys) && klen < sizeof(a->keys[0]))
+        snprintf(a->keys[a->n++], sizeof(a->keys[0]), "%.*s", (int)klen, key);
+    return 0;
+}
+
+static void warn_abandoned_sessions(struct iw_mqtt *m)
+{
+    struct abandoned_ctx a = { .m = m };
+
+    if (m->cfg->broker.clean_session
+        || iw_store_meta_scan(m->d->store, "mqtt_filters/", abandoned_cb, &a) != IW_OK)
+        return;
+    for (int i = 0; i < a.n; i++)
+        if (iw_store_meta_delete(m->d->store, a.keys[i]) != IW_OK)
+            IW_LOG_DEBUG("mqtt", "cannot remove %s from the store; said again at the next start",
+                         a.keys[i]);
+}
+
+/*
  * SUBSCRIBE to the sources of the current view and UNSUBSCRIBE the filters of
  * the previous one that it dropped. `all` (on connect) subscribes to every
  * filter; otherwise (on reload) only to the new ones and those whose QoS
@@ -948,6 +997,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
                                i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
         filters_load(c);
     }
+    warn_abandoned_sessions(m);
     d->mqtt = m;
     return IW_OK;                           /* the main loop's first tick connects */
 fail:

@@ -1194,6 +1194,31 @@ Test(alerts, restart_with_a_changed_source_topic_drops_the_old_subscription)
     it_broker_stop(&b);
 }
 
+/* broker.connections changed between two runs: the daemon connects under
+ * new client ids, and the session of the old one stays on the broker,
+ * subscribed, queueing every device message (those sent while the daemon was
+ * stopped among them) for a client that never comes back. Nothing said so. */
+Test(alerts, a_session_left_behind_by_a_changed_client_id_is_named)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 1, 10000));
+    cr_assert_eq(it_daemon_set_broker(&d, "connections: 2"), 0);
+    cr_assert(it_daemon_wait_log(&d, "still holds the persistent session of client id", 1, 10000),
+              "the session left behind was not named");
+    cr_assert(it_daemon_wait_log(&d, "with 1 source topic(s)", 1, 1000));
+    /* Said once (the log goes on across restarts): a second restart is quiet. */
+    it_daemon_stop(&d);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    cr_assert(it_daemon_wait_log(&d, "connection 1 subscribed to", 2, 10000));
+    cr_assert_not(it_daemon_wait_log(&d, "still holds the persistent session", 2, 500),
+                  "named again at the next start");
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 Test(alerts, reload_with_a_changed_source_topic_resubscribes)
 {
     struct it_broker b;
