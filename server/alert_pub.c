@@ -297,7 +297,7 @@ static void active_update(struct iw_alert_pub *p, const struct iw_alert *a)
     }
     row->shown = row->shown || !a->silenced;
     if (!a->silenced)
-        row->published_at = iw_now_ms();
+        row->published_at = a->decided_at != 0 ? a->decided_at : iw_now_ms();
     if (iw_alert_dup(a, &copy) != IW_OK)
         IW_LOG_ERROR("alerts", "out of memory: the latest state of episode %s of rule %s is not "
                      "kept (its ack may be lost)", a->id, a->rule);
@@ -387,6 +387,21 @@ static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const c
         return rc;
     }
     return send_one(p, a->seq, topic, "", 0, true);
+}
+
+/* The retained topic episode a left (see publish): a sibling's state, or cleared. */
+static void send_moved_from(struct iw_alert_pub *p, const struct iw_alert *a, const char *topic)
+{
+    const struct iw_alert *other = active_sibling(p, a, topic);
+    char *ojson = NULL;
+    size_t olen = 0;
+
+    if (other != NULL && iw_alert_to_json(other, &ojson, &olen) == IW_OK) {
+        (void)send_one(p, a->seq, topic, ojson, olen, true);
+        free(ojson);
+        return;
+    }
+    (void)send_one(p, a->seq, topic, "", 0, true);
 }
 
 static void unsent_save(struct iw_alert_pub *p)
@@ -486,7 +501,8 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
      * silence ends (unsilence_due). The reminder's outbox entry goes. */
     if (a->reason == IW_ALERT_REPEAT && row != NULL
         && (a->acked || (!a->silenced && row->published_at != 0
-                         && iw_now_ms() - row->published_at < a->repeat_ms))) {
+                         && (a->decided_at != 0 ? a->decided_at : iw_now_ms())
+                            - row->published_at < a->repeat_ms))) {
         if (outbox != NULL && outbox[0] != '\0' && iw_store_meta_delete(p->d->store, outbox) != IW_OK)
             IW_LOG_WARN("alerts", "cannot remove %s from the store; the reminder of episode %s is "
                         "looked at again at the next start (harmless)", outbox, a->id);
@@ -494,6 +510,21 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
                      a->site, a->device, a->id, a->acked ? "acknowledged" : "published within repeat");
         iw_wbatch_free(b);
         return;
+    }
+
+    /* An active_topic with {severity} (or {status}) moves an episode's
+     * retained state when its severity changes: the topic of its previous
+     * state is cleared (or given a sibling's state) once the new one is set,
+     * or a late subscriber would see the episode twice, once at a severity
+     * it no longer has. */
+    char moved_from[1024] = "";
+    if (!a->silenced && row != NULL && row->shown && row->last != NULL && !row->last->silenced) {
+        char now_topic[1024];
+        if (iw_alert_topic(p->d->cfg->alerts.active_topic, row->last, moved_from,
+                           sizeof(moved_from)) != IW_OK
+            || iw_alert_topic(p->d->cfg->alerts.active_topic, a, now_topic, sizeof(now_topic)) != IW_OK
+            || strcmp(moved_from, now_topic) == 0)
+            moved_from[0] = '\0';
     }
 
     /* Only a published message takes a seq; a silenced one shows the last. */
@@ -560,6 +591,10 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
                 backlog_start(p, a->seq, main_sent);
             else if (mark_unsent)
                 unsent_save(p);         /* p->unsent is 0: takes the mark away */
+            /* (Behind on earlier messages, or not taken now, the old topic
+             * keeps its state until the next start's retained states: rare.) */
+            if (moved_from[0] != '\0' && p->unsent == 0)
+                send_moved_from(p, a, moved_from);
         }
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));
@@ -612,6 +647,7 @@ static void unsilence_due(struct iw_alert_pub *p, int64_t *next_ms)
             continue;
         }
         a->silenced = false;
+        a->decided_at = now;            /* goes out now: the next reminder waits `repeat` */
         publish(p, a, NULL);            /* still firing: its row stays at index i */
         iw_alert_free(a);
     }
@@ -788,7 +824,11 @@ static void *pub_main(void *arg)
         /* acquire: pairs with on_connected's release (a flag only). */
         if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire)) {
             size_t sent = retained_resend(p);
-            if (sent > 0)
+            if (sent > 0 && p->d->cfg->broker.clean_session)
+                IW_LOG_INFO("alerts", "connected with a clean session (broker.clean_session): "
+                            "set the retained state of %zu firing alert topic(s) again, in "
+                            "case the broker lost them", sent);
+            else if (sent > 0)
                 IW_LOG_INFO("alerts", "the broker had no session for us (restarted without "
                             "persistence?): set the retained state of %zu firing alert topic(s) "
                             "again", sent);

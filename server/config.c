@@ -685,6 +685,93 @@ static void check_rejected_topic_loop(struct cfg_ctx *cx, yaml_node_t *root)
     }
 }
 
+/* Whether a template level with a {field} (len bytes at lv) can expand to
+ * literal: a whole {severity} or {status} level takes only their names. */
+static bool field_level_can_be(const char *lv, size_t len, const char *literal)
+{
+    static const char *const sev[] = { "info", "warning", "major", "critical", NULL };
+    static const char *const status[] = { "firing", "resolved", NULL };
+    const char *const *names = NULL;
+
+    if (len == 10 && memcmp(lv, "{severity}", 10) == 0)
+        names = sev;
+    else if (len == 8 && memcmp(lv, "{status}", 8) == 0)
+        names = status;
+    if (names == NULL)
+        return true;
+    for (; *names != NULL; names++)
+        if (strcmp(*names, literal) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * An alerts.topic or active_topic that a source's pattern can match brings
+ * the daemon's own alerts back as device data: their numbers (seq, value,
+ * threshold) stored as samples of a made-up device, and rules evaluated on
+ * them. A level of the template with a {field} can be any value, so it
+ * meets any level of the source; a literal level must be the source's.
+ */
+static void check_alert_topic_loop(struct cfg_ctx *cx, yaml_node_t *root)
+{
+    const struct iw_config *cfg = cx->cfg;
+    const char *keys[] = { "topic", "active_topic" };
+    const char *tmpls[] = { cfg->alerts.topic, cfg->alerts.active_topic };
+    yaml_node_t *alerts = NULL, *sources = NULL, *at = NULL;
+
+    (void)iw__cfg_lookup(cx, root, "alerts", &alerts);
+    (void)iw__cfg_lookup(cx, root, "sources", &sources);
+    for (size_t t = 0; t < IW_ARRAY_LEN(keys); t++) {
+        const char *tmpl = tmpls[t];
+        if (tmpl == NULL)
+            continue;
+        for (size_t k = 0; k < cfg->n_sources; k++) {
+            struct iw_topic_pattern pat;
+            const char *why, *lv = tmpl;
+            size_t n_levels = 1;
+            bool hit;
+            for (const char *c = tmpl; *c != '\0'; c++)
+                n_levels += *c == '/';
+            if (iw_topic_compile(cfg->sources[k].topic, &pat, &why) != IW_OK)
+                continue;                /* reported with the source */
+            hit = n_levels == pat.n_levels;
+            for (size_t i = 0; hit && i < pat.n_levels; i++) {
+                const char *end = strchr(lv, '/');
+                size_t len = end != NULL ? (size_t)(end - lv) : strlen(lv);
+                hit = pat.capture[i] || (memchr(lv, '{', len) != NULL
+                                         && field_level_can_be(lv, len, pat.levels[i]))
+                      || (strlen(pat.levels[i]) == len && memcmp(pat.levels[i], lv, len) == 0);
+                lv = end != NULL ? end + 1 : lv + len;
+            }
+            iw_topic_pattern_fini(&pat);
+            if (hit) {
+                /* At the key; left out (its default), at the source's topic. */
+                at = NULL;
+                if (alerts != NULL)
+                    (void)iw__cfg_lookup(cx, alerts, keys[t], &at);
+                if (at == NULL && sources != NULL && sources->type == YAML_SEQUENCE_NODE
+                    && (size_t)(sources->data.sequence.items.top
+                                - sources->data.sequence.items.start) > k) {
+                    yaml_node_t *item = iw__cfg_node(cx, sources->data.sequence.items.start[k]);
+                    if (item != NULL)
+                        (void)iw__cfg_lookup(cx, item, "topic", &at);
+                }
+                const char *eg = t == 0 ? "alerts/{severity}/{rule}/{site}/{device}"
+                                        : "alerts/active/{rule}/{site}/{device}";
+                bool deflt = strcmp(tmpl, eg) == 0;
+                iw__cfg_error(cx, at != NULL ? at : root, "alerts.%s: \"%s\" can be a topic "
+                              "of source \"%s\" (%s): the daemon would take its own alerts as "
+                              "device data; %s%s%s", keys[t], tmpl, cfg->sources[k].name,
+                              cfg->sources[k].topic,
+                              deflt ? "give the source another topic, or set alerts." : "use a "
+                              "topic no source matches, e.g. \"", deflt ? keys[t] : eg,
+                              deflt ? " to one no source matches" : "\"");
+                break;
+            }
+        }
+    }
+}
+
 /* ======================================================================== */
 /* Freeing                                                                   */
 /* ======================================================================== */
@@ -808,8 +895,10 @@ static int load_text(const char *name, const char *text, size_t len, struct iw_c
         if (root != NULL && !iw__cfg_is_null(root)) {
             (void)iw__cfg_walk(&cx, root, &top);
             check_cross_keys(&cx, root);
-            if (cx.n_errs == 0)          /* sources and rejected_topic are each valid */
+            if (cx.n_errs == 0) {        /* sources and the topics are each valid */
                 check_rejected_topic_loop(&cx, root);
+                check_alert_topic_loop(&cx, root);
+            }
         }
         yaml_document_delete(&doc);
     }

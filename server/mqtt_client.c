@@ -69,12 +69,14 @@ struct iw_mqtt {
     struct iw_daemon *d;
     /* The config at start: a reload changes no connection setting (client id,
      * credentials, TLS, keep-alive, ...) until a restart, so a reconnect never
-     * mixes the old password with a new user name. Kept until exit (daemon.c). */
+     * mixes the old password with a new user name; only the content of the
+     * password file is read again (reread_password). Kept until exit (daemon.c). */
     const struct iw_config *cfg;
     int n;
     struct iw_mconn *c;
     char uri[512];
-    char *password;
+    char *password;                       /* main thread only (try_connect) */
+    bool password_unreadable;             /* the last re-read failed: said once */
     MQTTClient_persistence persist;       /* Paho's store, in our RocksDB */
     unsigned rng;
     bool v5;                              /* broker.protocol: "5" */
@@ -296,6 +298,119 @@ static void on_subscribe_failed5(void *ctx, MQTTAsync_failureData5 *r)
 }
 
 /*
+ * The filters of a persistent session (clean_session false) are kept in the
+ * store under "mqtt_filters/<client id>", one "QOS FILTER" line each, so that
+ * the first connect after a restart also UNSUBSCRIBEs those of sources that
+ * were removed while the daemon was stopped: the broker keeps a session's
+ * subscriptions, and would otherwise deliver their topics for ever, each
+ * message rejected as no_source.
+ */
+static void filters_key(const struct iw_mconn *c, char *key, size_t cap)
+{
+    snprintf(key, cap, "mqtt_filters/%s", c->client_id);
+}
+
+/* Under sub_lock: c->filters as they are now. */
+static void filters_save(struct iw_mconn *c)
+{
+    char key[300], *buf;
+    size_t len = 0, cap = 1;
+
+    if (c->m->cfg->broker.clean_session)
+        return;
+    for (int i = 0; i < c->n_filters; i++)
+        cap += c->filters[i] != NULL ? strlen(c->filters[i]) + 4 : 0;
+    if ((buf = malloc(cap)) == NULL)
+        return;
+    for (int i = 0; i < c->n_filters; i++)
+        if (c->filters[i] != NULL)
+            len += (size_t)snprintf(buf + len, cap - len, "%d %s\n", c->filter_qos[i], c->filters[i]);
+    filters_key(c, key, sizeof(key));
+    if (iw_store_meta_put(c->m->d->store, key, buf, len) != IW_OK)
+        IW_LOG_WARN("mqtt", "connection %d: cannot keep its subscriptions in the store; a source "
+                    "removed before the next start may stay subscribed", c->idx);
+    free(buf);
+}
+
+/* At start: the filters the session had, as the previous SUBSCRIBE's. */
+static void filters_load(struct iw_mconn *c)
+{
+    char key[300];
+    void *v = NULL;
+    size_t len = 0;
+
+    if (c->m->cfg->broker.clean_session)
+        return;
+    filters_key(c, key, sizeof(key));
+    if (iw_store_meta_get(c->m->d->store, key, &v, &len) != IW_OK || v == NULL)
+        return;
+    const char *p = v, *end = p + len;
+    while (p < end && c->n_filters < IW_MAX_SOURCES) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            break;
+        if (nl - p > 2 && p[0] >= '0' && p[0] <= '2' && p[1] == ' ') {
+            char *f = strndup(p + 2, (size_t)(nl - p - 2));
+            if (f != NULL) {
+                c->filter_qos[c->n_filters] = p[0] - '0';
+                c->filters[c->n_filters++] = f;
+            }
+        }
+        p = nl + 1;
+    }
+    free(v);
+}
+
+/*
+ * A session kept under another client id (broker.client_id or
+ * broker.connections changed since it was used) stays on the broker with its
+ * subscriptions: it queues every device message for a client that no longer
+ * connects, and holds those sent while the daemon was stopped. Say so once
+ * (its record goes: the broker side is the operator's to clean).
+ */
+struct abandoned_ctx {
+    struct iw_mqtt *m;
+    char keys[8][300];
+    int n;
+};
+
+static int abandoned_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    struct abandoned_ctx *a = ctx;
+    const size_t plen = strlen("mqtt_filters/");
+    int subs = 0;
+
+    for (int i = 0; i < a->m->n; i++)
+        if (klen - plen == strlen(a->m->c[i].client_id)
+            && memcmp(key + plen, a->m->c[i].client_id, klen - plen) == 0)
+            return 0;
+    for (size_t i = 0; i < vlen; i++)
+        subs += ((const char *)val)[i] == '\n';
+    IW_LOG_WARN("mqtt", "the broker still holds the persistent session of client id \"%.*s\" "
+                "(broker.client_id or broker.connections changed since it was used), with "
+                "%d source topic(s): it queues device messages nobody reads, and those sent "
+                "while islewatchd was stopped wait there; go back to the previous setting to "
+                "receive them, or remove the session on the broker", (int)(klen - plen),
+                key + plen, subs);
+    if (a->n < (int)IW_ARRAY_LEN(a->keys) && klen < sizeof(a->keys[0]))
+        snprintf(a->keys[a->n++], sizeof(a->keys[0]), "%.*s", (int)klen, key);
+    return 0;
+}
+
+static void warn_abandoned_sessions(struct iw_mqtt *m)
+{
+    struct abandoned_ctx a = { .m = m };
+
+    if (m->cfg->broker.clean_session
+        || iw_store_meta_scan(m->d->store, "mqtt_filters/", abandoned_cb, &a) != IW_OK)
+        return;
+    for (int i = 0; i < a.n; i++)
+        if (iw_store_meta_delete(m->d->store, a.keys[i]) != IW_OK)
+            IW_LOG_DEBUG("mqtt", "cannot remove %s from the store; said again at the next start",
+                         a.keys[i]);
+}
+
+/*
  * SUBSCRIBE to the sources of the current view and UNSUBSCRIBE the filters of
  * the previous one that it dropped. `all` (on connect) subscribes to every
  * filter; otherwise (on reload) only to the new ones and those whose QoS
@@ -350,6 +465,7 @@ static void subscribe_all(struct iw_mconn *c, bool all)
         c->filter_qos[i] = qos[i];
     }
     c->n_filters = n;
+    filters_save(c);
     pthread_mutex_unlock(&c->sub_lock);
 
     if (n_fresh > 0) {
@@ -396,8 +512,12 @@ static void connected(struct iw_mconn *c, bool present)
     atomic_store(&c->state, CONN_UP);
     set_broker_gauge(c->m);
     /* release/acquire with the publisher's exchange: only a flag, no data
-     * travels with it (the publisher re-reads its own active states). */
-    if (c->idx == 0 && !present && !c->m->cfg->broker.clean_session)
+     * travels with it (the publisher re-reads its own active states).
+     * No session: a broker restarted without persistence has lost its
+     * retained messages too. With clean_session true every connect finds
+     * none, so nothing tells a lost store from a kept one: set them again
+     * at every connect (retained only, as published: no alert is re-sent). */
+    if (c->idx == 0 && !present)
         atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
     subscribe_all(c, true);
@@ -471,6 +591,41 @@ static void on_connect_failed5(void *ctx, MQTTAsync_failureData5 *r)
                    r ? r->message : NULL);
 }
 
+static int read_password(const char *file, char **out, struct iw_diag *diag);
+
+/*
+ * broker.password_file is read again before every connect attempt: the
+ * refusal says to check it, and an operator who fixes or rotates the password
+ * there expects the next attempt to use it without a restart (its path, like
+ * every connection setting, is the one read at start). Unreadable now, the
+ * password read before stays.
+ */
+static void reread_password(struct iw_mqtt *m)
+{
+    const char *file = m->cfg->broker.password_file;
+    struct iw_diag diag = {0};
+    char *pw = NULL;
+
+    if (file == NULL)
+        return;
+    if (read_password(file, &pw, &diag) != IW_OK) {
+        if (!m->password_unreadable)
+            IW_LOG_WARN("mqtt", "%s; connecting with the password read before",
+                        iw_diag_first(&diag));
+        iw_diag_fini(&diag);
+        m->password_unreadable = true;
+        return;
+    }
+    m->password_unreadable = false;
+    if (m->password != NULL && strcmp(pw, m->password) == 0) {
+        free(pw);
+        return;
+    }
+    IW_LOG_INFO("mqtt", "broker.password_file %s changed: connecting with its new password", file);
+    free(m->password);                  /* Paho keeps its own copy of what it was given */
+    m->password = pw;
+}
+
 static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
 {
     const struct iw_config *cfg = m->cfg;
@@ -478,6 +633,7 @@ static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
     MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 
+    reread_password(m);
     if (m->v5) {
         /* A persistent session is one that never expires (3.1.1's clean
          * session false); Receive Maximum bounds the broker's sending ahead. */
@@ -839,7 +995,9 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
         }
         MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message,
                                i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
+        filters_load(c);
     }
+    warn_abandoned_sessions(m);
     d->mqtt = m;
     return IW_OK;                           /* the main loop's first tick connects */
 fail:

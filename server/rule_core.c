@@ -482,6 +482,7 @@ static void emit(struct iw_rules_engine *e, struct inst *in, enum iw_alert_statu
     a.details = details;          /* NULL (out of memory) is sent as {} */
     a.silenced = silenced(e, &a, wall);
     a.repeat_ms = in->p->repeat_ms;
+    a.decided_at = reason == IW_ALERT_REPEAT ? ts : wall;   /* a reminder's ts is when it was due */
     if (in->sx != NULL) {
         iw__shadow_hold(e, in, &a);     /* published, or not, when the message ends */
     } else {

@@ -82,6 +82,11 @@ struct iw_alert {
      * publisher holds back a reminder that would follow the episode's last
      * published message sooner than this. */
     int64_t  repeat_ms;
+    /* Wall ms at which the engine decided this message (a reminder: the time
+     * it was due on the rule's schedule), 0 when not known (re-read from the
+     * store); not serialised. The publisher measures `repeat` with it, on the
+     * engine's schedule rather than from when a message happened to go out. */
+    int64_t  decided_at;
 };
 
 /*

@@ -642,6 +642,60 @@ Test(alerts, no_reminder_sooner_than_repeat_after_a_silence_ends)
     it_broker_stop(&b);
 }
 
+/* SPEC §4: a firing alert is published again every `repeat:`, not every
+ * other time. The publisher's hold-back (above) measured from when the
+ * previous reminder went out, a little after it was due on the rule's 250 ms
+ * tick, so a reminder whose tick came sooner after its due time than the
+ * previous one's was dropped: repeat: 3s gave reminders 3 s, then 6 s apart. */
+Test(alerts, reminders_come_every_repeat)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_REPEAT_RULE("3s")), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/dongtan/w01", now_ms() - 60000, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no alert within 10 s");
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+
+    /* Reminders due 3, 6, 9 and 12 s after the firing; 13 s leave the tick and
+     * the publish their margin. Each is due `repeat` after the one before. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int reminders = 0;
+    double prev_ts = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long left = 13000 - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || (a = next_alert(sub, (int)left, NULL, 0)) == NULL)
+            break;
+        cr_assert_str_eq(s(a, "status"), "firing");
+        cr_assert_str_eq(s(a, "id"), id, "a reminder of another episode");
+        char ts[40];
+        snprintf(ts, sizeof(ts), "%s", s(a, "ts"));
+        struct tm tm = { 0 };
+        int ms = 0;
+        cr_assert_not_null(strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm), "ts %s", ts);
+        cr_assert_eq(sscanf(ts + 20, "%3d", &ms), 1, "ts %s", ts);
+        double t = (double)timegm(&tm) * 1000 + ms;
+        if (reminders > 0)
+            cr_assert_eq(t - prev_ts, 3000, "reminder at %s: %.0f ms after the one before, not repeat: 3s",
+                         ts, t - prev_ts);
+        prev_ts = t;
+        reminders++;
+        cJSON_Delete(a);
+    }
+    cr_assert_geq(reminders, 4, "%d reminder(s) in 13 s with repeat: 3s (expected 4)", reminders);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 static void rewrite_rules(const struct it_daemon *d, const char *rules)
 {
     /* The harness config ends with the test's extra YAML: replace it. */
@@ -970,6 +1024,117 @@ Test(alerts, retained_state_is_set_again_after_the_broker_lost_it)
     it_broker_stop(&b);
 }
 
+/* The same with broker.clean_session true: every connect finds no session,
+ * so that cannot tell a broker that lost its retained messages. They were
+ * never set again: a late subscriber saw nothing firing. */
+Test(alerts, retained_state_is_set_again_after_the_broker_lost_it_with_clean_session)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char path[400];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    cr_assert_eq(it_daemon_set_broker(&d, "clean_session: true"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/x/w01", now_ms() - 60000, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no firing alert");
+    double seq = n(a, "seq");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+
+    it_broker_kill(&b);
+    snprintf(path, sizeof(path), "%s/mosquitto.db", b.dir);
+    unlink(path);                       /* none yet, or one without our state */
+    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 2, 20000));
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    a = next_alert(late, 10000, NULL, 0);
+    cr_assert_not_null(a, "a late subscriber sees nothing firing");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cr_assert_eq(n(a, "seq"), seq, "the retained state is the alert as published, no new seq");
+    cJSON_Delete(a);
+    it_client_free(late);
+    cJSON *h = history(&d, 1);
+    cr_assert_eq(cJSON_GetArraySize(h), 1, "an alert was re-sent");
+    cJSON_Delete(h);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* A water_quality episode that escalates (Class 劣V, critical) and comes back
+ * (Class V, major), published under an active_topic of the test's choice.
+ */
+static void escalate_and_back(struct it_broker *b, struct it_daemon *d, const char *active_topic,
+                              bool resolve)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg), WATER_SRC "alerts:\n  active_topic: \"%s\"\n"
+             "rules:\n  - {name: wq, kind: water_quality, select: \"water/*/*\", target: III,\n"
+             "     window: 1m, severity: {below_target: major, worse_than_v: critical}}\n",
+             active_topic);
+    cr_assert_eq(it_broker_start(b), 0);
+    cr_assert_eq(it_daemon_start(d, b, cfg), 0);
+    struct it_client *sub = it_client_new(b, "sub"), *dev = it_client_new(b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/+/wq/#", 1), 0);
+    long long t = now_ms() - 600000;
+    const double v[] = { 1.2, 2.5, 1.7, 0.1 };
+    const char *sev[] = { "major", "critical", "major", "major" };
+    for (int i = 0; i < (resolve ? 4 : 3); i++) {
+        pub(dev, "sensors/water/dongtan/w01", t + i * 70000LL, "nh3_n", v[i]);
+        cJSON *a = next_alert(sub, 10000, NULL, 0);
+        cr_assert_not_null(a, "no alert for sample %d", i);
+        cr_assert_str_eq(s(a, "severity"), sev[i]);
+        cJSON_Delete(a);
+    }
+    it_client_free(dev);
+    it_client_free(sub);
+}
+
+/* SPEC §5: a late subscriber sees what is firing now. With {severity} in
+ * active_topic the episode's retained state moved to the critical topic and
+ * back, and the critical one stayed: the late subscriber saw the episode
+ * twice, once at a severity it no longer had. */
+Test(alerts, an_active_topic_with_severity_keeps_one_state_per_episode)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    escalate_and_back(&b, &d, "alerts/active/{severity}/{rule}/{site}/{device}", false);
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    char topic[256];
+    cJSON *a = next_alert(late, 5000, topic, sizeof(topic));
+    cr_assert_not_null(a, "no retained state");
+    cr_assert_str_eq(topic, "alerts/active/major/wq/dongtan/w01");
+    cJSON_Delete(a);
+    struct it_msg *m = it_next(late, 1500);
+    cr_assert_null(m, "a second retained state for one episode: %s %s", m ? m->topic : "",
+                   m ? m->payload : "");
+    it_client_free(late);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* The same with {status}: the resolve went to the .../resolved/... topic and
+ * the firing state stayed retained for good. */
+Test(alerts, an_active_topic_with_status_is_cleared_on_resolve)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    escalate_and_back(&b, &d, "alerts/active/{status}/{rule}/{site}/{device}", true);
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    struct it_msg *m = it_next(late, 1500);
+    cr_assert_null(m, "a resolved episode still retained: %s %s", m ? m->topic : "",
+                   m ? m->payload : "");
+    it_client_free(late);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 /* SPEC §2/§4: while the daemon's own link to the broker is down, no device
  * can reach it, so no absence alert fires (thousands of cameras would
  * otherwise "go dark" at once); once back, devices get a full `after`. */
@@ -992,6 +1157,64 @@ Test(alerts, absence_does_not_fire_while_the_broker_is_down)
     /* The camera stays silent after the broker is back: then it is absent. */
     cr_assert(it_daemon_wait_log(&d, "firing cam-offline", 1, 15000),
               "no absence once the broker was back and the camera still silent");
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* The same change made while the daemon is stopped: the broker keeps the
+ * persistent session's subscription to the old topic, and the daemon, which
+ * knew only its new config, never dropped it: every message there was
+ * delivered and rejected as no_source (logged, republished) for good. */
+Test(alerts, restart_with_a_changed_source_topic_drops_the_old_subscription)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    it_daemon_stop(&d);
+    char *cfg = NULL;
+    cr_assert_eq(it_run(&cfg, "sed -i 's|sensors/water/{site}/{device}|river/{site}/{device}/data|' '%s'", d.cfg), 0);
+    free(cfg);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    cr_assert(it_daemon_wait_log(&d, "unsubscribed from 1 filter", 1, 10000),
+              "the old topic's subscription was not dropped");
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+    pub(dev, "sensors/water/dongtan/w09", t, "nh3_n", 2.0);
+    pub(dev, "river/dongtan/w01/data", t, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no alert from the new topic");
+    cr_assert_str_eq(s(a, "device"), "w01");
+    cJSON_Delete(a);
+    cr_assert_not(it_daemon_wait_log(&d, "no_source", 1, 500), "a message on the old topic arrived");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* broker.connections changed between two runs: the daemon connects under
+ * new client ids, and the session of the old one stays on the broker,
+ * subscribed, queueing every device message (those sent while the daemon was
+ * stopped among them) for a client that never comes back. Nothing said so. */
+Test(alerts, a_session_left_behind_by_a_changed_client_id_is_named)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    cr_assert(it_daemon_wait_log(&d, "subscribed to", 1, 10000));
+    cr_assert_eq(it_daemon_set_broker(&d, "connections: 2"), 0);
+    cr_assert(it_daemon_wait_log(&d, "still holds the persistent session of client id", 1, 10000),
+              "the session left behind was not named");
+    cr_assert(it_daemon_wait_log(&d, "with 1 source topic(s)", 1, 1000));
+    /* Said once (the log goes on across restarts): a second restart is quiet. */
+    it_daemon_stop(&d);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    cr_assert(it_daemon_wait_log(&d, "connection 1 subscribed to", 2, 10000));
+    cr_assert_not(it_daemon_wait_log(&d, "still holds the persistent session", 2, 500),
+                  "named again at the next start");
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }

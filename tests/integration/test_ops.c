@@ -111,6 +111,53 @@ Test(ops, a_broker_refusing_the_credentials_is_named_with_what_to_fix, .init = s
     free(out);
 }
 
+/* The refusal says to check broker.password_file: once the operator has put
+ * the right password there, the next attempt uses it. The daemon read the
+ * file only at start and kept failing until restarted (a SIGHUP did not help
+ * either: the file's path had not changed). */
+Test(ops, a_password_fixed_in_its_file_is_used_at_the_next_attempt, .init = setup,
+     .fini = teardown)
+{
+    struct it_broker b;
+    char conf[300], broker[1024], *out = NULL;
+    FILE *f;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    it_broker_stop_keep(&b);
+    cr_assert_eq(it_run(NULL, "mosquitto_passwd -c -b '%s/pw' ops right >/dev/null 2>&1", b.dir), 0);
+    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b.dir);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous false\npassword_file %s/pw\n"
+               "log_dest stderr\nlog_type error\n", b.port, b.dir);
+    fclose(f);
+    cr_assert_eq(it_broker_restart(&b), 0);
+
+    snprintf(conf, sizeof(conf), "%s/broker.pass", dir);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fputs("wrong\n", f);
+    fclose(f);
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n  username: ops\n"
+             "  password_file: %s\n  reconnect_min: 100ms\n  reconnect_max: 500ms\n",
+             b.port, conf);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "%s -c '%s' >'%s/log' 2>&1 & p=$!; sleep 2; "
+                    "printf 'right\\n' >'%s.new' && mv '%s.new' '%s'; sleep 3; kill -TERM $p; "
+                    "wait $p; st=$?; cat '%s/log'; exit $st",
+                    it_bin("islewatchd"), cfg, dir, conf, conf, conf, dir);
+    it_broker_stop(&b);
+    cr_expect_eq(st, 0, "%s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "not authorized") != NULL,
+              "the wrong password is refused first: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "changed: connecting with its new password") != NULL,
+              "the new password is said to be used: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "connection 0 up to") != NULL,
+              "the right password in the file must connect without a restart: %s",
+              out ? out : "");
+    free(out);
+}
+
 Test(ops, a_missing_tls_file_stops_the_start_with_its_name, .init = setup, .fini = teardown)
 {
     char broker[512], *out = NULL;
