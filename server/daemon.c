@@ -131,8 +131,8 @@ static void warn_restart_only(const struct iw_config *o, const struct iw_config 
     add_key(keys, sizeof(keys), ob->protocol != nb->protocol, "broker.protocol");
     add_key(keys, sizeof(keys), o->alerts.outbox_max != n->alerts.outbox_max, "alerts.outbox_max");
     if (keys[0] != '\0')
-        IW_LOG_WARN("config", "%s changed: they take effect at the next restart (everything "
-                    "else is applied now)", keys);
+        IW_LOG_WARN("config", "%s changed: %s effect at the next restart (everything "
+                    "else is applied now)", keys, strchr(keys, ',') ? "these take" : "this takes");
 }
 
 /* Apply a newly loaded config. Main thread only. */
@@ -182,8 +182,8 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
         iw_http_reload(d->http, ncfg);
     iw_stats_alert_declare(ncfg);
     atomic_store_explicit(&iw_stats.reload_ok, 1, memory_order_relaxed);
-    IW_LOG_INFO("config", "reloaded %s: %zu sources, %zu rules", d->cfg_path, ncfg->n_sources,
-                ncfg->n_rules);
+    IW_LOG_INFO("config", "reloaded %s: %zu source%s, %zu rule%s", d->cfg_path, ncfg->n_sources,
+                ncfg->n_sources == 1 ? "" : "s", ncfg->n_rules, ncfg->n_rules == 1 ? "" : "s");
     sd_notify(0, "READY=1");
     return IW_OK;
 }
@@ -384,8 +384,9 @@ int iw_daemon_run(const char *path, int log_level)
     }
     iw_stats_alert_declare(cfg);
     atomic_store(&iw_stats.reload_ok, 1);
-    IW_LOG_INFO("daemon", "islewatchd started: config %s, %zu sources, %zu rules, storage %s, "
-                "broker %s, http %s", path, cfg->n_sources, cfg->n_rules, cfg->storage.path,
+    IW_LOG_INFO("daemon", "islewatchd started: config %s, %zu source%s, %zu rule%s, storage %s, "
+                "broker %s, http %s", path, cfg->n_sources, cfg->n_sources == 1 ? "" : "s",
+                cfg->n_rules, cfg->n_rules == 1 ? "" : "s", cfg->storage.path,
                 cfg->broker.url, cfg->http.listen && *cfg->http.listen ? cfg->http.listen : "off");
     sd_notify(0, "READY=1");
     rc = main_loop(d, sfd);

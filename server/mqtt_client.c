@@ -256,7 +256,7 @@ static void subscribe_failed(struct iw_mconn *c, int code, const char *message)
     c->sub_failed = true;                 /* a reload (after an ACL fix) tries them all again */
     pthread_mutex_unlock(&c->sub_lock);
     IW_LOG_ERROR("mqtt", "connection %d: subscribe failed (code %d: %s); check the broker's ACL "
-                 "for the source topics", c->idx, code, message ? message : "no message");
+                 "for the source topics", c->idx, code, message ? message : "no reason given");
 }
 
 static void on_subscribed(void *ctx, MQTTAsync_successData *r)
@@ -569,7 +569,7 @@ static void connect_failed(struct iw_mconn *c, int code, const char *refusal, co
                      "code %d): %s; will retry", c->idx, c->m->uri, code, refusal);
     else
         IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s)%s; will retry", c->idx,
-                    c->m->uri, code, message ? message : "no message",
+                    c->m->uri, code, message ? message : "no reason given",
                     strncmp(c->m->uri, "ssl://", 6) == 0
                         ? " (is the broker up, and its certificate signed by broker.tls.ca_file "
                           "or a system CA and issued for the host in broker.url?)"
