@@ -40,8 +40,13 @@ static int parse_url(const char *base, struct url *u, struct iw_diag *diag)
     size_t n;
 
     memset(u, 0, sizeof(*u));
-    if (base == NULL || base[0] == '\0')
+    if (base == NULL)
         base = IW_HTTP_DEFAULT_URL;
+    if (base[0] == '\0') {             /* --url "" (an unset variable): not the default */
+        iw_diag_set(diag, NULL, 0, 0, "the daemon's URL is empty; write it as "
+                    "http://127.0.0.1:8080 (the daemon's http.listen)");
+        return IW_E_INVAL;
+    }
     if (strncasecmp(base, "https://", 8) == 0) {
         iw_diag_set(diag, NULL, 0, 0, "%s: https is not supported by islewatch's HTTP client; "
                     "islewatchd serves plain HTTP on loopback: use http://HOST:PORT (its "

@@ -422,12 +422,13 @@ static int print_active_from_daemon(struct tail *t)
     int status = 0;
     cJSON *arr, *a;
 
-    if (iw_http_request(t->url, "GET", "/api/v1/alerts?active=1", NULL, NULL, &body, &len,
-                        &status, &diag) != IW_OK || status != 200) {
+    int rc = iw_http_request(t->url, "GET", "/api/v1/alerts?active=1", NULL, NULL, &body, &len,
+                             &status, &diag);
+    if (rc != IW_OK || status != 200) {
         fprintf(stderr, "islewatch tail: %s\n", diag.n ? iw_diag_first(&diag) : body ? body : "");
         iw_diag_fini(&diag);
         free(body);
-        return 3;
+        return rc == IW_E_INVAL ? 2 : 3;        /* a bad --url is a usage error */
     }
     arr = cJSON_ParseWithLength(body, len);
     cJSON_ArrayForEach(a, arr) {
@@ -467,7 +468,7 @@ static int tail_sse(struct tail *t)
                     : "the daemon ended the stream at once");
             iw_diag_fini(&diag);
             free(s.data);
-            return 3;
+            return rc == IW_E_INVAL ? 2 : 3;    /* a bad --url is a usage error */
         }
         fprintf(stderr, "islewatch tail: stream from %s ended%s%s; reconnecting\n", t->url,
                 rc != IW_OK ? ": " : "", rc != IW_OK ? iw_diag_first(&diag) : "");

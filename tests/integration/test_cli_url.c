@@ -488,12 +488,18 @@ Test(cli_args, missing_and_extra_arguments_say_which)
  * daemon (3), and says how to write one. */
 Test(cli_args, a_url_that_is_not_http_is_a_usage_error)
 {
-    static const char *const cmds[] = { "series", "alerts", "query 'a/*/*/*'" };
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const cmds[] = { "series", "alerts", "query 'a/*/*/*'", "tail" };
+    for (size_t i = 0; i < 4; i++) {
         char *out = NULL;
         int rc = it_run(&out, "'%s' %s --url notaurl 2>&1", it_bin("islewatch"), cmds[i]);
         cr_expect_eq(rc, 2, "%s: exit %d", cmds[i], rc);
         cr_expect(out != NULL && strstr(out, "notaurl is not an http:// URL") != NULL, "%s: %s",
+                  cmds[i], out ? out : "");
+        free(out);
+        /* An empty one (an unset variable) is not the default daemon. */
+        rc = it_run(&out, "'%s' %s --url '' 2>&1", it_bin("islewatch"), cmds[i]);
+        cr_expect_eq(rc, 2, "%s --url '': exit %d", cmds[i], rc);
+        cr_expect(out != NULL && strstr(out, "the daemon's URL is empty") != NULL, "%s: %s",
                   cmds[i], out ? out : "");
         free(out);
     }
