@@ -598,19 +598,26 @@ static int pair_cmp(const void *a, const void *b)
     return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
-/* Called only on a validated rule, whose shape (and depth) the schema bounds.
- * skip: a top-level key left out (NULL-terminated), or NULL. */
+/*
+ * Called only on a validated rule, whose shape (and depth) the schema bounds.
+ * skip: keys left out (NULL-terminated) of the mapping at skip_depth, or NULL.
+ * From the top (skip_depth 0) they are left out of each per-site override
+ * too (sites: {<site>: {...}}, depth 2): a site's severity is no more the
+ * condition than the rule's own.
+ */
 static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth,
-                      const char *const *skip)
+                      const char *const *skip, int skip_depth)
 {
     if (depth > 8)
         return;
+    if (depth > skip_depth)
+        skip = NULL;                        /* below the level they name */
     if (n->type == YAML_SCALAR_NODE) {
         fnv_str(h, 's', (const char *)n->data.scalar.value, n->data.scalar.length);
     } else if (n->type == YAML_SEQUENCE_NODE) {
         fnv(h, "[", 1);
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
-            hash_node(cx, h, iw__cfg_node(cx, *it), depth + 1, NULL);
+            hash_node(cx, h, iw__cfg_node(cx, *it), depth + 1, skip, skip_depth);
         fnv(h, "]", 1);
     } else if (n->type == YAML_MAPPING_NODE) {
         size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start), i = 0;
@@ -630,13 +637,18 @@ static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth
         fnv(h, "{", 1);
         for (i = 0; i < cnt; i++) {
             bool skipped = false;
-            for (size_t j = 0; depth == 0 && skip != NULL && skip[j] != NULL; j++)
+            for (size_t j = 0; depth == skip_depth && skip != NULL && skip[j] != NULL; j++)
                 skipped = skipped || (strlen(skip[j]) == sp[i].key_len
                                       && memcmp(skip[j], sp[i].key, sp[i].key_len) == 0);
             if (skipped)
                 continue;
             fnv_str(h, 'k', sp[i].key, sp[i].key_len);
-            hash_node(cx, h, sp[i].value, depth + 1, NULL);
+            bool sites = depth == 0 && skip_depth == 0 && sp[i].key_len == 5
+                         && memcmp(sp[i].key, "sites", 5) == 0;
+            if (depth < skip_depth)         /* on the way down to the level they name */
+                hash_node(cx, h, sp[i].value, depth + 1, skip, skip_depth);
+            else
+                hash_node(cx, h, sp[i].value, depth + 1, sites ? skip : NULL, sites ? 2 : -1);
         }
         fnv(h, "}", 1);
         free(sp);
@@ -697,11 +709,13 @@ static void parse_rule(struct cfg_ctx *cx, yaml_node_t *e, size_t idx)
         }
     }
     if (cx->n_errs == before) {
-        static const char *const presentation[] = { "message", "labels", NULL };
-        hash_node(cx, &h, e, 0, NULL);
+        /* Not the condition: how an alert reads, and how severe it is (a
+         * reload that changes only the severity re-grades firing alerts). */
+        static const char *const presentation[] = { "message", "labels", "severity", NULL };
+        hash_node(cx, &h, e, 0, NULL, -1);
         snprintf(r->hash, sizeof(r->hash), "%016" PRIx64, h);
         h = FNV_OFFSET;
-        hash_node(cx, &h, e, 0, presentation);
+        hash_node(cx, &h, e, 0, presentation, 0);
         snprintf(r->cond_hash, sizeof(r->cond_hash), "%016" PRIx64, h);
     }
     cx->rule = NULL;

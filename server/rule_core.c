@@ -703,8 +703,8 @@ void iw__resolve(struct iw_rules_engine *e, struct inst *in, int64_t ts, bool la
     iw__save(e, in);
 }
 
-static void escalate(struct iw_rules_engine *e, struct inst *in, enum iw_severity sev,
-                     int64_t ts, bool late, int64_t wall)
+void iw__escalate(struct iw_rules_engine *e, struct inst *in, enum iw_severity sev, int64_t ts,
+                  bool late, int64_t wall)
 {
     in->sev = sev;
     emit(e, in, IW_ALERT_FIRING, IW_ALERT_ESCALATE, ts, late, wall);
@@ -740,7 +740,7 @@ void iw__drive(struct iw_rules_engine *e, struct inst *in, bool breach, bool cle
         return;
     case ST_FIRING:
         if (breach && sev != in->sev)
-            escalate(e, in, sev, ts, late, wall);
+            iw__escalate(e, in, sev, ts, late, wall);
         if (!clear) {
             if (in->clear_since != RT_NONE) {
                 in->clear_since = RT_NONE;

@@ -190,6 +190,9 @@ void iw__drive(struct iw_rules_engine *e, struct inst *in, bool breach, bool cle
 void iw__fire(struct iw_rules_engine *e, struct inst *in, enum iw_severity sev,
               int64_t started_at, int64_t ts, bool late, int64_t wall);
 void iw__resolve(struct iw_rules_engine *e, struct inst *in, int64_t ts, bool late, int64_t wall);
+/* A firing instance's severity changes to sev: one message (a severity change). */
+void iw__escalate(struct iw_rules_engine *e, struct inst *in, enum iw_severity sev, int64_t ts,
+                  bool late, int64_t wall);
 
 void iw__save(struct iw_rules_engine *e, struct inst *in);
 void iw__sched(struct iw_rules_engine *e, struct inst *in);

@@ -590,6 +590,12 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
         }
         in->rr = nr;
         in->p = iw_rule_params_for(nr->r, in->site);
+        /* Only its severity changed (cond_hash leaves it out): a firing alert
+         * of a kind with one severity is re-graded now, the same episode. The
+         * standard kinds grade by class or level at their next evaluation. */
+        if (in->st == ST_FIRING && nr->r->kind != IW_RULE_WATER_QUALITY
+            && nr->r->kind != IW_RULE_AIR_QUALITY && in->p->severity != in->sev)
+            iw__escalate(e, in, in->p->severity, now_ms, false, now_ms);
     }
     for (size_t i = 0; i < e->insts.cap; i++) {
         struct inst *in = e->insts.slots[i].val;

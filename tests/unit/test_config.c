@@ -705,8 +705,9 @@ static void cond_hash_of(const char *text, char out[17])
 }
 
 /* A reload keeps the alerts of a rule whose condition is unchanged: the
- * condition hash leaves out message and labels, and nothing else. */
-Test(config, the_condition_hash_leaves_out_message_and_labels_only)
+ * condition hash leaves out message, labels and severity (also a site's), and
+ * nothing else. */
+Test(config, the_condition_hash_leaves_out_message_labels_and_severity_only)
 {
     static const char base[] = "rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
                                "    above: 9\n";
@@ -719,6 +720,24 @@ Test(config, the_condition_hash_leaves_out_message_and_labels_only)
                  "    above: 9.5\n    message: \"pH {value}\"\n", c);
     cr_expect_str_eq(a, b, "a message or labels changed the condition");
     cr_expect_str_neq(a, c, "a changed threshold kept the condition");
+    /* Nor is the severity, the rule's or a site's; a site's threshold is. */
+    static const char site[] = "rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+                               "    above: 9\n    severity: major\n"
+                               "    sites: { s1: { above: 8, severity: critical } }\n";
+    char s1[17], s2[17], s3[17], s4[17];
+    cond_hash_of(site, s1);
+    cond_hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+                 "    above: 9\n    severity: info\n"
+                 "    sites: { s1: { above: 8, severity: warning } }\n", s2);
+    cond_hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+                 "    above: 9\n    severity: major\n"
+                 "    sites: { s1: { above: 7, severity: critical } }\n", s3);
+    cond_hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
+                 "    above: 9\n    severity: major\n"
+                 "    sites: { s2: { above: 8, severity: critical } }\n", s4);
+    cr_expect_str_eq(s1, s2, "a severity, the rule's or a site's, changed the condition");
+    cr_expect_str_neq(s1, s3, "a site's threshold kept the condition");
+    cr_expect_str_neq(s1, s4, "another site kept the condition");
     hash_of(base, h1);
     hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
             "    above: 9\n    message: \"pH {value}\"\n", h2);

@@ -2300,6 +2300,36 @@ Test(rules, reload_resolves_changed_and_removed_rules)
     iw_rules_engine_free(e);
 }
 
+/* A reload that changes only a rule's severity (cond_hash leaves it out) re-grades
+ * its firing alerts at once, in the same episode, instead of resolving them. */
+Test(rules, reload_of_a_severity_alone_regrades_the_firing_alert)
+{
+    struct fx_cfg next;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = thr_rule("sev", 0);
+
+    r->p.severity = IW_SEV_WARNING;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].p.severity = IW_SEV_CRITICAL;
+    strcpy(next.rules[0].hash, "0000000000000001");        /* cond_hash as before */
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 2, "one message: the severity change");
+    cr_expect_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_expect_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    cr_expect_eq(fx_last(&env)->reason, IW_ALERT_ESCALATE);
+    cr_expect_str_eq(fx_last(&env)->id, env.alerts[0]->id, "the same episode");
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 2 * MINUTE, 12);
+    cr_assert_eq(env.n_alerts, 2, "still breaching at the new severity: nothing to send");
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 3 * MINUTE, 5);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_expect_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_expect_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    iw_rules_engine_free(e);
+}
+
 /* A changed absence rule still watches the devices the old one knew: a camera
  * that stopped before the reload (or restart) is not forgotten. */
 Test(rules, reload_of_a_changed_absence_rule_keeps_watching_silent_devices)
