@@ -712,11 +712,15 @@ static void parse_rule(struct cfg_ctx *cx, yaml_node_t *e, size_t idx)
         /* Not the condition: how an alert reads, and how severe it is (a
          * reload that changes only the severity re-grades firing alerts). */
         static const char *const presentation[] = { "message", "labels", "severity", NULL };
+        static const char *const presentation_v1[] = { "message", "labels", NULL };
         hash_node(cx, &h, e, 0, NULL, -1);
         snprintf(r->hash, sizeof(r->hash), "%016" PRIx64, h);
         h = FNV_OFFSET;
         hash_node(cx, &h, e, 0, presentation, 0);
         snprintf(r->cond_hash, sizeof(r->cond_hash), "%016" PRIx64, h);
+        h = FNV_OFFSET;
+        hash_node(cx, &h, e, 0, presentation_v1, 0);
+        snprintf(r->cond_hash_v1, sizeof(r->cond_hash_v1), "%016" PRIx64, h);
     }
     cx->rule = NULL;
     cx->kind = -1;

@@ -581,7 +581,7 @@ void iw__save(struct iw_rules_engine *e, struct inst *in)
     cJSON_AddNumberToObject(o, "v", 1);
     cJSON_AddStringToObject(o, "rule", in->rr->r->name);
     cJSON_AddStringToObject(o, "rh", in->rr->r->hash);
-    cJSON_AddStringToObject(o, "ch", in->rr->r->cond_hash);
+    cJSON_AddStringToObject(o, "c2", in->rr->r->cond_hash);     /* "ch": cond_hash_v1 */
     cJSON_AddStringToObject(o, "kind", iw_rule_kind_name(in->rr->r->kind));
     cJSON_AddStringToObject(o, "src", in->source);
     cJSON_AddStringToObject(o, "site", in->site);

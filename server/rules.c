@@ -500,11 +500,15 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
         return IW_OK;
     }
     rr = rule_by_name(e, rule);
-    /* Changed is a changed condition: a record of a rule whose message or
-     * labels alone changed keeps its state ("ch"; older records have only
-     * the whole text's hash). */
+    /* Changed is a changed condition: a record of a rule whose message,
+     * labels or severity alone changed keeps its state ("c2"; older records
+     * have "ch", the condition with the severity, or only the whole text's
+     * hash, so an upgrade does not resolve what is firing). */
+    const char *c2 = rec_str(o, "c2");
     ch = rec_str(o, "ch");
-    if (rr == NULL || (ch != NULL ? strcmp(rr->r->cond_hash, ch) : strcmp(rr->r->hash, rh)) != 0
+    if (rr == NULL
+        || (c2 != NULL ? strcmp(rr->r->cond_hash, c2)
+            : ch != NULL ? strcmp(rr->r->cond_hash_v1, ch) : strcmp(rr->r->hash, rh)) != 0
         || strcmp(iw_rule_kind_name(rr->r->kind), kind) != 0) {
         st = cJSON_GetObjectItemCaseSensitive(o, "st");
         if (cJSON_IsNumber(st) && st->valueint == ST_FIRING)

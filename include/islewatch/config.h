@@ -203,8 +203,10 @@ struct iw_rule {
     struct iw_rule_site *sites;
     size_t n_sites;
     char   hash[17];            /* hex FNV-1a 64 of the rule's YAML text (canonical form), for rule_hash */
-    char   cond_hash[17];       /* the same without `message` and `labels`: a reload that
-                                 * changes only those keeps the rule's alert state */
+    char   cond_hash[17];       /* the same without `message`, `labels` and `severity`: a
+                                 * reload that changes only those keeps the rule's alert state */
+    char   cond_hash_v1[17];    /* without `message` and `labels` only: what rule state
+                                 * records of earlier versions hold ("ch") */
     size_t line, column;
 };
 

@@ -738,6 +738,16 @@ Test(config, the_condition_hash_leaves_out_message_labels_and_severity_only)
     cr_expect_str_eq(s1, s2, "a severity, the rule's or a site's, changed the condition");
     cr_expect_str_neq(s1, s3, "a site's threshold kept the condition");
     cr_expect_str_neq(s1, s4, "another site kept the condition");
+    /* cond_hash_v1, what older rule state records hold: the same with the
+     * severity, so it equals cond_hash for a rule without one. */
+    struct iw_config *v = NULL;
+    struct iw_diag diag = { 0 };
+    cr_assert_eq(load_str(base, &v, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_expect_str_eq(v->rules[0].cond_hash_v1, v->rules[0].cond_hash);
+    iw_config_free(v);
+    cr_assert_eq(load_str(site, &v, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_expect_str_neq(v->rules[0].cond_hash_v1, v->rules[0].cond_hash);
+    iw_config_free(v);
     hash_of(base, h1);
     hash_of("rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n"
             "    above: 9\n    message: \"pH {value}\"\n", h2);

@@ -1693,6 +1693,43 @@ Test(rules, restore_of_a_rule_whose_message_alone_changed_keeps_the_episode)
     iw_rules_engine_free(e);
 }
 
+/* A record written before severity left the condition hash holds "ch" (the
+ * condition with the severity): matched against that, an upgrade keeps what
+ * is firing; a record whose "ch" does not match is a changed rule. */
+Test(rules, restore_of_an_older_record_compares_its_condition_hash_of_then)
+{
+    for (int changed = 0; changed < 2; changed++) {
+        struct iw_rules_engine *e;
+        struct iw_rule *r;
+
+        fx_env_fini(&env);
+        memset(&env, 0, sizeof(env));
+        fx_cfg_init(&cfg);
+        r = thr_rule("t", 0);
+        e = engine(T0);
+        fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+        cr_assert_eq(env.n_alerts, 1);
+        cr_assert_eq(env.n_state, 1);
+        /* Rewrite the record as an older version wrote it. */
+        char *c2 = strstr(env.vals[0], "\"c2\":\"");
+        cr_assert_not_null(c2, "%s", env.vals[0]);
+        memcpy(c2, "\"ch\":\"1111111111111111", strlen("\"ch\":\"1111111111111111"));
+        strcpy(r->cond_hash_v1, changed ? "2222222222222222" : "1111111111111111");
+        strcpy(r->cond_hash, "3333333333333333");   /* this version's hash is another */
+        e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+        if (changed) {
+            cr_expect_eq(env.n_alerts, 2, "a changed condition resolves");
+            cr_expect_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+        } else {
+            cr_expect_eq(env.n_alerts, 1, "the upgrade resolved a firing alert");
+            fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + HOUR, 1);
+            cr_expect_eq(env.n_alerts, 2);
+            cr_expect_str_eq(fx_last(&env)->id, env.alerts[0]->id, "the same episode");
+        }
+        iw_rules_engine_free(e);
+    }
+}
+
 /* The resolve a restart emits for a changed or removed rule carries the labels
  * its firing carried: a subscriber routing on them gets the resolve too. */
 Test(rules, restore_resolve_of_a_changed_or_removed_rule_keeps_its_labels)
