@@ -70,34 +70,45 @@ Test(ops, the_log_level_option_wins_over_the_config_file, .init = setup, .fini =
     free(out);
 }
 
-Test(ops, a_broker_refusing_the_credentials_is_named_with_what_to_fix, .init = setup,
-     .fini = teardown)
+/*
+ * A broker that takes user "ops" with password "right" only, and a config
+ * whose broker.password_file (its path in pass, cap bytes) says "wrong".
+ * Returns the config's path.
+ */
+static const char *password_broker(struct it_broker *b, char *pass, size_t cap)
 {
-    struct it_broker b;
-    char conf[300], broker[1024], *out = NULL;
+    char conf[300], broker[1024];
     FILE *f;
 
-    cr_assert_eq(it_broker_start(&b), 0);
-    it_broker_stop_keep(&b);
+    cr_assert_eq(it_broker_start(b), 0);
+    it_broker_stop_keep(b);
     /* The same broker, now with a password file and no anonymous access. */
-    cr_assert_eq(it_run(NULL, "mosquitto_passwd -c -b '%s/pw' ops right >/dev/null 2>&1", b.dir), 0);
-    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b.dir);
+    cr_assert_eq(it_run(NULL, "mosquitto_passwd -c -b '%s/pw' ops right >/dev/null 2>&1", b->dir), 0);
+    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b->dir);
     f = fopen(conf, "w");
     cr_assert_not_null(f);
     fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous false\npassword_file %s/pw\n"
-               "log_dest stderr\nlog_type error\n", b.port, b.dir);
+               "log_dest stderr\nlog_type error\n", b->port, b->dir);
     fclose(f);
-    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert_eq(it_broker_restart(b), 0);
 
-    snprintf(conf, sizeof(conf), "%s/broker.pass", dir);
-    f = fopen(conf, "w");
+    snprintf(pass, cap, "%s/broker.pass", dir);
+    f = fopen(pass, "w");
     cr_assert_not_null(f);
     fputs("wrong\n", f);
     fclose(f);
     snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n  username: ops\n"
              "  password_file: %s\n  reconnect_min: 100ms\n  reconnect_max: 500ms\n",
-             b.port, conf);
-    const char *cfg = write_config(broker);
+             b->port, pass);
+    return write_config(broker);
+}
+
+Test(ops, a_broker_refusing_the_credentials_is_named_with_what_to_fix, .init = setup,
+     .fini = teardown)
+{
+    struct it_broker b;
+    char conf[300], *out = NULL;
+    const char *cfg = password_broker(&b, conf, sizeof(conf));
     int st = it_run(&out, "timeout --preserve-status -s TERM 6 %s -c '%s' 2>&1",
                     it_bin("islewatchd"), cfg);
     it_broker_stop(&b);
@@ -119,29 +130,8 @@ Test(ops, a_password_fixed_in_its_file_is_used_at_the_next_attempt, .init = setu
      .fini = teardown)
 {
     struct it_broker b;
-    char conf[300], broker[1024], *out = NULL;
-    FILE *f;
-
-    cr_assert_eq(it_broker_start(&b), 0);
-    it_broker_stop_keep(&b);
-    cr_assert_eq(it_run(NULL, "mosquitto_passwd -c -b '%s/pw' ops right >/dev/null 2>&1", b.dir), 0);
-    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b.dir);
-    f = fopen(conf, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous false\npassword_file %s/pw\n"
-               "log_dest stderr\nlog_type error\n", b.port, b.dir);
-    fclose(f);
-    cr_assert_eq(it_broker_restart(&b), 0);
-
-    snprintf(conf, sizeof(conf), "%s/broker.pass", dir);
-    f = fopen(conf, "w");
-    cr_assert_not_null(f);
-    fputs("wrong\n", f);
-    fclose(f);
-    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n  username: ops\n"
-             "  password_file: %s\n  reconnect_min: 100ms\n  reconnect_max: 500ms\n",
-             b.port, conf);
-    const char *cfg = write_config(broker);
+    char conf[300], *out = NULL;
+    const char *cfg = password_broker(&b, conf, sizeof(conf));
     int st = it_run(&out, "%s -c '%s' >'%s/log' 2>&1 & p=$!; sleep 2; "
                     "printf 'right\\n' >'%s.new' && mv '%s.new' '%s'; sleep 3; kill -TERM $p; "
                     "wait $p; st=$?; cat '%s/log'; exit $st",
