@@ -23,6 +23,8 @@
  *     read again every 5 min, every minute while empty), aggregated in at
  *     most ~400 buckets.
  * Every value from the API is inserted with textContent, never as HTML.
+ * An empty data: icon keeps the browser from asking for /favicon.ico (a 404
+ * in its console on every load).
  * The page is kept as C string literals so the binary needs no data files.
  */
 #include <stddef.h>
@@ -36,6 +38,7 @@ static const char page[] =
     "<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
     "<title>islewatch operations</title>\n"
+    "<link rel=\"icon\" href=\"data:,\">\n"
     "<style>\n"
     "body{font:14px/1.4 system-ui,\"Noto Sans CJK SC\",sans-serif;margin:0;background:#f3f4f6;color:#1f2933}\n"
     "header{background:#1d2b3a;color:#fff;padding:8px 16px;display:flex;gap:14px;align-items:center}\n"
