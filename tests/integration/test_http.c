@@ -839,6 +839,25 @@ Test(http, a_report_of_no_device_is_answered)
 }
 
 /*
+ * An HTML report is served on the dashboard's origin: a policy that runs no
+ * script, so a label that slipped through the escaping could do nothing there.
+ */
+Test(http, an_html_report_runs_no_script)
+{
+    char *resp;
+
+    start(EXTRA);
+    resp = raw("GET /api/v1/report/water?from=-1d&to=now&format=html HTTP/1.1\r\nHost: x\r\n"
+               "Connection: close\r\n\r\n");
+    cr_expect(strncmp(resp, "HTTP/1.1 200", 12) == 0, "%.100s", resp);
+    cr_expect(strcasestr(resp, "\r\nContent-Type: text/html; charset=utf-8\r\n") != NULL, "%.400s",
+              resp);
+    cr_expect(strcasestr(resp, "\r\nContent-Security-Policy: default-src 'none'; "
+                               "style-src 'unsafe-inline'\r\n") != NULL, "%.400s", resp);
+    free(resp);
+}
+
+/*
  * An empty report argument (a form left blank: site=&tz=) is an absent one,
  * as everywhere else in the API: all sites, the default zone.
  */
