@@ -346,7 +346,10 @@ static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *url, co
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    /* The headers of every other JSON answer (iw__http_reply), and Allow. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
     MHD_destroy_response(resp);

@@ -963,6 +963,10 @@ Test(http, unknown_paths_and_wrong_methods)
                "Content-Length: 0\r\nConnection: close\r\n\r\n");
     cr_expect(strncmp(resp, "HTTP/1.1 405", 12) == 0, "%.100s", resp);
     cr_expect(strstr(resp, "\r\nAllow: GET, HEAD\r\n") != NULL, "%.300s", resp);
+    /* its JSON error is labelled as every other one */
+    cr_expect(strcasestr(resp, "\r\nContent-Type: application/json; charset=utf-8\r\n") != NULL,
+              "%.300s", resp);
+    cr_expect(strcasestr(resp, "\r\nX-Content-Type-Options: nosniff\r\n") != NULL, "%.300s", resp);
     free(resp);
 }
 
