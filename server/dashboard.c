@@ -13,8 +13,9 @@
  *     class; I-II blue, III green, IV yellow, V orange, 劣V red) and of
  *     air/<site>/<device>/aqi (HJ 633 level colours #00E400 #FFFF00 #FF7E00
  *     #FF0000 #99004C #7E0023) over the last 2 days (the class, written with
- *     every water message, as the last of each hour: its time is the hour's
- *     start); tiles older than 3 h are dimmed;
+ *     every water message, as the last of each hour; the tile's time is the
+ *     series' last point, from /api/v1/series, when it lies in that hour, not
+ *     the hour's start); tiles older than 3 h are dimmed;
  *   - the stations of the device inventory (/api/v1/devices, SPEC section 1:
  *     lat/lon feed the dashboard) on a plain map (inline SVG, equirectangular,
  *     fitted to them), each dot in its latest water class or AQI colour, named
@@ -295,6 +296,16 @@ static const char page[] =
     "    /* The class is written with every water message: the last of each hour is enough. */\n"
     "    const w = latest(await getJSON('/api/v1/query?series=' +\n"
     "                     encodeURIComponent('water/*/*/class') + '&from=-2d&step=1h&agg=last'));\n"
+    "    /* A bucket's time is its hour's start: show (and age) the class by the time of\n"
+    "       the series' last point instead, when that is in the hour shown. */\n"
+    "    const lastOf = {};\n"
+    "    if (w.length)\n"
+    "      for (const s of await getJSON('/api/v1/series?match=' + encodeURIComponent('water/*/*/class')))\n"
+    "        lastOf[s.series] = s.last;\n"
+    "    for (const x of w) {\n"
+    "      const t = lastOf['water/' + x.site + '/' + x.device + '/class'];\n"
+    "      if (t >= x.ts && t < x.ts + 3600e3) x.ts = t;\n"
+    "    }\n"
     "    if (w.length) $('water').replaceChildren(...w.map(x => {\n"
     "      const c = WATER[Math.round(x.v)] || {name: String(x.v), bg: '#ccc', fg: '#000'};\n"
     "      x.label = label('water', x);\n"
