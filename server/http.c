@@ -315,10 +315,8 @@ static enum MHD_Result dashboard(struct MHD_Connection *c)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    /* The page is self-contained: forbid every other origin. */
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'self'; script-src 'unsafe-inline'; "
-                            "style-src 'unsafe-inline'; img-src 'self' data:");
+    /* The page is self-contained: forbid every other origin, and every script but its own. */
+    MHD_add_response_header(resp, "Content-Security-Policy", iw__dashboard_csp());
     ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 
 #include "islewatch/http_client.h"
 #include "islewatch/standards.h"
@@ -1862,6 +1863,33 @@ Test(http, dashboard_is_one_self_contained_page)
     for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
         cr_expect(strstr(resp, never[i]) == NULL, "the page loads an external resource: %s",
                   never[i]);
+    free(resp);
+}
+
+/*
+ * Only the page's own script runs: the policy names it by its SHA-256, not
+ * 'unsafe-inline', so markup that ever reached the page (a site label, an ack
+ * comment) could run nothing.
+ */
+Test(http, dashboard_runs_its_own_script_only)
+{
+    unsigned char md[EVP_MAX_MD_SIZE], b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+    unsigned int n = 0;
+    char want[160], *resp, *from, *to, *csp, *eol;
+
+    start(EXTRA);
+    resp = raw("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert((csp = strcasestr(resp, "\r\nContent-Security-Policy: ")) != NULL, "%.400s", resp);
+    cr_assert((eol = strstr(csp + 2, "\r\n")) != NULL);
+    *eol = '\0';
+    cr_assert((from = strstr(eol + 1, "<script>")) != NULL);
+    cr_assert((to = strstr(from += 8, "</script>")) != NULL);
+    cr_assert_eq(EVP_Digest(from, (size_t)(to - from), md, &n, EVP_sha256(), NULL), 1);
+    EVP_EncodeBlock(b64, md, (int)n);
+    snprintf(want, sizeof(want), "script-src 'sha256-%s';", (const char *)b64);
+    cr_expect(strstr(csp, want) != NULL, "%s lacks %s", csp, want);
+    cr_expect(strstr(csp, "script-src 'unsafe-inline'") == NULL, "%s", csp);
+    cr_expect(strstr(csp, "frame-ancestors 'none'") != NULL, "%s", csp);
     free(resp);
 }
 
