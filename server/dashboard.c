@@ -8,7 +8,8 @@
  *     them (?since=SEQ), so nothing published in between is missed;
  *   - active alerts by severity: /api/v1/alerts?active=1, refreshed on every
  *     streamed alert and every 30 s; silenced and acknowledged ones say so
- *     (here and in the stream, which the history seeds with silenced ones);
+ *     (here and in the stream, which the history seeds with silenced ones;
+ *     an ack here with who made it and its comment);
  *   - per-site tiles: the last point of water/<site>/<device>/class (GB 3838
  *     class; I-II blue, III green, IV yellow, V orange, 劣V red) and of
  *     air/<site>/<device>/aqi (HJ 633 level colours #00E400 #FFFF00 #FF7E00
@@ -167,7 +168,8 @@ static const char page[] =
     "  for (const a of alerts) {\n"
     "    const msg = el('span', null, a.message_zh || a.message);\n"
     "    if (a.silenced) msg.append(el('div', 'muted', 'silenced: not published on MQTT'));\n"
-    "    if (a.ack) msg.append(el('div', 'muted', 'acknowledged' + (a.ack.by ? ' by ' + a.ack.by : '')));\n"
+    "    if (a.ack) msg.append(el('div', 'muted', 'acknowledged' + (a.ack.by ? ' by ' + a.ack.by : '') +\n"
+    "                             (a.ack.comment ? ': ' + a.ack.comment : '')));\n"
     "    body.append(row([sevBadge(a.severity), a.rule, where(a), valueText(a), fmtTime(a.started_at), msg]));\n"
     "  }\n"
     "  if (!alerts.length) body.append(row([el('span', 'muted', 'nothing firing')]));\n"

@@ -1846,6 +1846,8 @@ Test(http, dashboard_is_one_self_contained_page)
         "<link rel=\"icon\" href=\"data:,\">",
         /* a water tile is timed by its class' last point, not by the start of its hour */
         "getJSON('/api/v1/series?match=' + encodeURIComponent('water/*/*/class'))",
+        /* an acknowledged alert shows the ack's comment ("crew on site"), not only who */
+        "(a.ack.comment ? ': ' + a.ack.comment : '')",
     };
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
         cr_expect(strstr(resp, must[i]) != NULL, "the page lacks %s", must[i]);
