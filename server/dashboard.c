@@ -8,13 +8,15 @@
  *     them (?since=SEQ), so nothing published in between is missed;
  *   - active alerts by severity: /api/v1/alerts?active=1, refreshed on every
  *     streamed alert and every 30 s; silenced and acknowledged ones say so
- *     (here and in the stream, which the history seeds with silenced ones);
+ *     (here and in the stream, which the history seeds with silenced ones;
+ *     an ack here with who made it and its comment);
  *   - per-site tiles: the last point of water/<site>/<device>/class (GB 3838
  *     class; I-II blue, III green, IV yellow, V orange, 劣V red) and of
  *     air/<site>/<device>/aqi (HJ 633 level colours #00E400 #FFFF00 #FF7E00
  *     #FF0000 #99004C #7E0023) over the last 2 days (the class, written with
- *     every water message, as the last of each hour: its time is the hour's
- *     start); tiles older than 3 h are dimmed;
+ *     every water message, as the last of each hour; the tile's time is the
+ *     series' last point, from /api/v1/series, when it lies in that hour, not
+ *     the hour's start); tiles older than 3 h are dimmed;
  *   - the stations of the device inventory (/api/v1/devices, SPEC section 1:
  *     lat/lon feed the dashboard) on a plain map (inline SVG, equirectangular,
  *     fitted to them), each dot in its latest water class or AQI colour, named
@@ -23,9 +25,15 @@
  *     read again every 5 min, every minute while empty), aggregated in at
  *     most ~400 buckets.
  * Every value from the API is inserted with textContent, never as HTML.
+ * An empty data: icon keeps the browser from asking for /favicon.ico (a 404
+ * in its console on every load).
  * The page is kept as C string literals so the binary needs no data files.
  */
-#include <stddef.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
 
 #include "http_int.h"
 
@@ -36,6 +44,7 @@ static const char page[] =
     "<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
     "<title>islewatch operations</title>\n"
+    "<link rel=\"icon\" href=\"data:,\">\n"
     "<style>\n"
     "body{font:14px/1.4 system-ui,\"Noto Sans CJK SC\",sans-serif;margin:0;background:#f3f4f6;color:#1f2933}\n"
     "header{background:#1d2b3a;color:#fff;padding:8px 16px;display:flex;gap:14px;align-items:center}\n"
@@ -159,7 +168,8 @@ static const char page[] =
     "  for (const a of alerts) {\n"
     "    const msg = el('span', null, a.message_zh || a.message);\n"
     "    if (a.silenced) msg.append(el('div', 'muted', 'silenced: not published on MQTT'));\n"
-    "    if (a.ack) msg.append(el('div', 'muted', 'acknowledged' + (a.ack.by ? ' by ' + a.ack.by : '')));\n"
+    "    if (a.ack) msg.append(el('div', 'muted', 'acknowledged' + (a.ack.by ? ' by ' + a.ack.by : '') +\n"
+    "                             (a.ack.comment ? ': ' + a.ack.comment : '')));\n"
     "    body.append(row([sevBadge(a.severity), a.rule, where(a), valueText(a), fmtTime(a.started_at), msg]));\n"
     "  }\n"
     "  if (!alerts.length) body.append(row([el('span', 'muted', 'nothing firing')]));\n"
@@ -292,6 +302,16 @@ static const char page[] =
     "    /* The class is written with every water message: the last of each hour is enough. */\n"
     "    const w = latest(await getJSON('/api/v1/query?series=' +\n"
     "                     encodeURIComponent('water/*/*/class') + '&from=-2d&step=1h&agg=last'));\n"
+    "    /* A bucket's time is its hour's start: show (and age) the class by the time of\n"
+    "       the series' last point instead, when that is in the hour shown. */\n"
+    "    const lastOf = {};\n"
+    "    if (w.length)\n"
+    "      for (const s of await getJSON('/api/v1/series?match=' + encodeURIComponent('water/*/*/class')))\n"
+    "        lastOf[s.series] = s.last;\n"
+    "    for (const x of w) {\n"
+    "      const t = lastOf['water/' + x.site + '/' + x.device + '/class'];\n"
+    "      if (t >= x.ts && t < x.ts + 3600e3) x.ts = t;\n"
+    "    }\n"
     "    if (w.length) $('water').replaceChildren(...w.map(x => {\n"
     "      const c = WATER[Math.round(x.v)] || {name: String(x.v), bg: '#ccc', fg: '#000'};\n"
     "      x.label = label('water', x);\n"
@@ -336,7 +356,10 @@ static const char page[] =
     "    res = await getJSON('/api/v1/query?series=' + encodeURIComponent(name) + '&from=-' + (range / 60000) + 'm' +\n"
     "                        '&to=now&step=' + step + '&agg=' + agg);\n"
     "  } catch (e) { box.textContent = e.message; return; }\n"
-    "  const pts = res.length ? res[0].points.filter(p => typeof p[1] === 'number') : [];\n"
+    "  /* The name is a glob too: a site or device label may hold '*' (SPEC section 1\n"
+    "     refuses only / + #), so keep the series picked, not the first one matched. */\n"
+    "  const s = res.find(s => s.series === name);\n"
+    "  const pts = s ? s.points.filter(p => typeof p[1] === 'number') : [];\n"
     "  if (!pts.length) { box.textContent = 'no data for ' + name + ' in this range'; return; }\n"
     "  const W = 900, H = 260, L = 56, R = 10, T = 10, B = 26;\n"
     "  const t1 = Date.now(), t0 = t1 - range;\n"
@@ -393,4 +416,30 @@ const char *iw__dashboard_html(size_t *len)
 {
     *len = sizeof(page) - 1;
     return page;
+}
+
+static char csp[256];
+static pthread_once_t csp_once = PTHREAD_ONCE_INIT;
+
+/* script-src by the hash of the text between <script> and </script>
+ * (CSP Level 2), so 'unsafe-inline' is not needed for it. */
+static void csp_init(void)
+{
+    const char *from = strstr(page, "<script>"), *to;
+    unsigned char md[EVP_MAX_MD_SIZE], b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+    unsigned int n = 0;
+
+    b64[0] = '\0';
+    if (from != NULL && (to = strstr(from += 8, "</script>")) != NULL &&
+        EVP_Digest(from, (size_t)(to - from), md, &n, EVP_sha256(), NULL) == 1)
+        EVP_EncodeBlock(b64, md, (int)n);
+    snprintf(csp, sizeof(csp), "default-src 'self'; script-src 'sha256-%s'; "
+             "style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
+             "form-action 'none'; frame-ancestors 'none'", (const char *)b64);
+}
+
+const char *iw__dashboard_csp(void)
+{
+    pthread_once(&csp_once, csp_init);
+    return csp;
 }

@@ -88,5 +88,8 @@ enum MHD_Result iw__api_report(struct iw_http *h, struct MHD_Connection *c, cons
 
 /* ---- the dashboard page (dashboard.c): static, NUL-terminated ---- */
 const char *iw__dashboard_html(size_t *len);
+/* Its Content-Security-Policy: only its own inline script runs (by the
+ * script's SHA-256), so markup that ever reached the page could run none. */
+const char *iw__dashboard_csp(void);
 
 #endif /* ISLEWATCH_HTTP_INT_H */

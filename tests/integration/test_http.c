@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
 
 #include "islewatch/http_client.h"
 #include "islewatch/standards.h"
@@ -839,6 +840,25 @@ Test(http, a_report_of_no_device_is_answered)
 }
 
 /*
+ * An HTML report is served on the dashboard's origin: a policy that runs no
+ * script, so a label that slipped through the escaping could do nothing there.
+ */
+Test(http, an_html_report_runs_no_script)
+{
+    char *resp;
+
+    start(EXTRA);
+    resp = raw("GET /api/v1/report/water?from=-1d&to=now&format=html HTTP/1.1\r\nHost: x\r\n"
+               "Connection: close\r\n\r\n");
+    cr_expect(strncmp(resp, "HTTP/1.1 200", 12) == 0, "%.100s", resp);
+    cr_expect(strcasestr(resp, "\r\nContent-Type: text/html; charset=utf-8\r\n") != NULL, "%.400s",
+              resp);
+    cr_expect(strcasestr(resp, "\r\nContent-Security-Policy: default-src 'none'; "
+                               "style-src 'unsafe-inline'\r\n") != NULL, "%.400s", resp);
+    free(resp);
+}
+
+/*
  * An empty report argument (a form left blank: site=&tz=) is an absent one,
  * as everywhere else in the API: all sites, the default zone.
  */
@@ -944,6 +964,10 @@ Test(http, unknown_paths_and_wrong_methods)
                "Content-Length: 0\r\nConnection: close\r\n\r\n");
     cr_expect(strncmp(resp, "HTTP/1.1 405", 12) == 0, "%.100s", resp);
     cr_expect(strstr(resp, "\r\nAllow: GET, HEAD\r\n") != NULL, "%.300s", resp);
+    /* its JSON error is labelled as every other one */
+    cr_expect(strcasestr(resp, "\r\nContent-Type: application/json; charset=utf-8\r\n") != NULL,
+              "%.300s", resp);
+    cr_expect(strcasestr(resp, "\r\nX-Content-Type-Options: nosniff\r\n") != NULL, "%.300s", resp);
     free(resp);
 }
 
@@ -1816,6 +1840,14 @@ Test(http, dashboard_is_one_self_contained_page)
         "getJSON('/api/v1/devices')", "d.lat", "d.lon", "d.name",
         /* the chart's series list is read again, so a page opened before any data fills up */
         "setInterval(loadSeries,",
+        /* the chart's name is also a glob (a label may hold '*'): it draws the series picked */
+        "res.find(s => s.series === name)",
+        /* no request for /favicon.ico, a 404 in the browser's console on every load */
+        "<link rel=\"icon\" href=\"data:,\">",
+        /* a water tile is timed by its class' last point, not by the start of its hour */
+        "getJSON('/api/v1/series?match=' + encodeURIComponent('water/*/*/class'))",
+        /* an acknowledged alert shows the ack's comment ("crew on site"), not only who */
+        "(a.ack.comment ? ': ' + a.ack.comment : '')",
     };
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
         cr_expect(strstr(resp, must[i]) != NULL, "the page lacks %s", must[i]);
@@ -1827,11 +1859,39 @@ Test(http, dashboard_is_one_self_contained_page)
         cr_expect(strstr(resp, want) != NULL, "the AQI tiles lack level %d as %s", level, want);
     }
     static const char *const never[] = {
-        "src=\"http", "href=\"http", "<link", "<script src", "@import", "url(http",
+        "src=\"http", "href=\"http", "<link rel=\"stylesheet", "<script src", "@import",
+        "url(http",
     };
     for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
         cr_expect(strstr(resp, never[i]) == NULL, "the page loads an external resource: %s",
                   never[i]);
+    free(resp);
+}
+
+/*
+ * Only the page's own script runs: the policy names it by its SHA-256, not
+ * 'unsafe-inline', so markup that ever reached the page (a site label, an ack
+ * comment) could run nothing.
+ */
+Test(http, dashboard_runs_its_own_script_only)
+{
+    unsigned char md[EVP_MAX_MD_SIZE], b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+    unsigned int n = 0;
+    char want[160], *resp, *from, *to, *csp, *eol;
+
+    start(EXTRA);
+    resp = raw("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    cr_assert((csp = strcasestr(resp, "\r\nContent-Security-Policy: ")) != NULL, "%.400s", resp);
+    cr_assert((eol = strstr(csp + 2, "\r\n")) != NULL);
+    *eol = '\0';
+    cr_assert((from = strstr(eol + 1, "<script>")) != NULL);
+    cr_assert((to = strstr(from += 8, "</script>")) != NULL);
+    cr_assert_eq(EVP_Digest(from, (size_t)(to - from), md, &n, EVP_sha256(), NULL), 1);
+    EVP_EncodeBlock(b64, md, (int)n);
+    snprintf(want, sizeof(want), "script-src 'sha256-%s';", (const char *)b64);
+    cr_expect(strstr(csp, want) != NULL, "%s lacks %s", csp, want);
+    cr_expect(strstr(csp, "script-src 'unsafe-inline'") == NULL, "%s", csp);
+    cr_expect(strstr(csp, "frame-ancestors 'none'") != NULL, "%s", csp);
     free(resp);
 }
 
