@@ -533,11 +533,11 @@ char *iw__rp_air_note(const struct iw_air_day *d, char *buf, size_t len)
         if (d->n_devices > 0)       /* a site's mean: the devices' own days say why */
             snprintf(clause, sizeof(clause), "%s: no device with a valid daily value", names);
         else if (it == IW_AQI_O3_8H)
-            snprintf(clause, sizeof(clause), "%s: %d valid 8-h means < %d", names,
-                     d->item[it].n, IW_AVG_MIN_8H_PER_DAY);
+            snprintf(clause, sizeof(clause), "%s: %d valid 8-h mean%s < %d", names,
+                     d->item[it].n, d->item[it].n == 1 ? "" : "s", IW_AVG_MIN_8H_PER_DAY);
         else
-            snprintf(clause, sizeof(clause), "%s: %d valid hours < %d", names, d->item[it].n,
-                     IW_AVG_MIN_HOURS_24H);
+            snprintf(clause, sizeof(clause), "%s: %d valid hour%s < %d", names, d->item[it].n,
+                     d->item[it].n == 1 ? "" : "s", IW_AVG_MIN_HOURS_24H);
         append(body, sizeof(body), "; ", clause);
     }
     /* A partial day is valid: its AQI above 100 cannot fall with the missing values. */
