@@ -8,7 +8,8 @@
 # Usage: ./deploy/quickstart.sh [SIMULATOR OPTIONS]   (e.g. --speed 10; see
 #        build/release/islewatch-sim --help)
 # Everything it writes is under run/quickstart/ (logs, data, configs).
-# Ctrl-C stops the three processes it started, by PID, and nothing else.
+# Ctrl-C (or SIGTERM, or closing the terminal) stops the three processes it
+# started, by PID, and nothing else.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,7 +22,8 @@ NAMES=()
 LOGS=()
 
 if [ -t 1 ]; then B=$'\033[1m'; R=$'\033[0m'; else B=; R=; fi
-say() { printf '%squickstart:%s %s\n' "$B" "$R" "$*"; }
+# A closed terminal (or pipe) must not stop the cleanup half-way: never fail.
+say() { printf '%squickstart:%s %s\n' "$B" "$R" "$*" 2>/dev/null || true; }
 die() { printf '%squickstart: error:%s %s\n' "$B" "$R" "$*" >&2; exit 1; }
 
 # True when something accepts TCP connections on 127.0.0.1:$1.
@@ -46,7 +48,8 @@ show_log() {
 # the daemon and the daemon (which drains its queues) before the broker.
 cleanup() {
     local i pid n
-    trap - INT TERM EXIT
+    trap - INT TERM HUP EXIT
+    trap '' PIPE        # the terminal or the pipe we print to may be gone
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[$i]}
         kill -0 "$pid" 2>/dev/null || continue
@@ -65,10 +68,12 @@ cleanup() {
     done
     rm -f "$RUN/pids"
 }
-on_signal() { echo; say "stopping"; cleanup; exit 0; }
+on_signal() { echo 2>/dev/null || true; say "stopping"; cleanup; exit 0; }
 
 # start NAME LOG COMMAND...: runs COMMAND in its own session, so that the
 # terminal's Ctrl-C reaches only this script, which then stops it in order.
+# They inherit fd 9, the run's lock: processes a killed (kill -9) script left
+# behind still hold it, and the next run says so instead of starting beside them.
 start() {
     local name=$1 log=$2
     shift 2
@@ -104,7 +109,8 @@ done
 # ---- 2. the run directory ---------------------------------------------------
 mkdir -p "$RUN/data"
 exec 9>"$RUN/.lock"
-flock -n 9 || die "another quickstart is running on $RUN (it holds $RUN/.lock); stop it first"
+flock -n 9 || die "another quickstart is running on $RUN (it holds $RUN/.lock); stop it first \
+(Ctrl-C in its terminal; if its script was killed, end the processes listed in $RUN/pids)"
 rm -f "$RUN/pids"
 
 [ -f config/islewatch.yaml ] || die "config/islewatch.yaml is missing"
@@ -150,7 +156,8 @@ awk -v url="mqtt://127.0.0.1:$MQTT_PORT" -v path="$RUN/data" -v listen="127.0.0.
 say "config: $CONF (a copy of config/islewatch.yaml)"
 "$BUILD/islewatch" check "$CONF" || die "$CONF is not valid (see above)"
 
-trap on_signal INT TERM
+# HUP: the terminal was closed (or the SSH session dropped).
+trap on_signal INT TERM HUP
 trap cleanup EXIT
 
 # ---- 3. broker, daemon, simulator -------------------------------------------

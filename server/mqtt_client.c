@@ -242,8 +242,14 @@ static void on_delivered(void *ctx, MQTTAsync_token token)
 static void on_connlost(void *ctx, char *cause)
 {
     struct iw_mconn *c = ctx;
-    IW_LOG_WARN("mqtt", "connection %d to %s lost (%s); reconnecting with backoff", c->idx,
-                c->m->uri, cause ? cause : "no reason given");
+    if (cause != NULL)
+        IW_LOG_WARN("mqtt", "connection %d to %s lost (%s); reconnecting with backoff", c->idx,
+                    c->m->uri, cause);
+    else    /* mosquitto closes the older of two connections with one client id, silently */
+        IW_LOG_WARN("mqtt", "connection %d to %s lost (closed without a reason given; if this "
+                    "repeats every few seconds, another client may be connecting with the "
+                    "client id \"%s\": give each islewatchd its own broker.client_id); "
+                    "reconnecting with backoff", c->idx, c->m->uri, c->client_id);
     atomic_store(&c->state, CONN_DOWN);
     set_broker_gauge(c->m);
     if (cause)

@@ -273,7 +273,11 @@ static int p_put(void *handle, char *key, int bufcount, char *buffers[], int buf
         rc = iw_store_meta_put(h->st, k, v, total);
         free(v);
         if (rc != IW_OK) {
-            IW_LOG_ERROR("mqtt", "cannot persist MQTT state %s: %s", k, iw_strerror(rc));
+            /* Paho retries a refused command with a new key several times a
+             * second for as long as the store refuses writes (a full disk). */
+            static struct iw_complaint refused;
+            iw_complain(&refused, IW_LOG_LEVEL_ERROR, "mqtt", "cannot persist MQTT state %s: %s "
+                        "(check disk space and permissions of storage.path)", k, iw_strerror(rc));
             return MQTTCLIENT_PERSISTENCE_ERROR;
         }
         return 0;

@@ -408,3 +408,27 @@ Test(ops, a_reload_with_an_unreadable_token_file_is_refused_and_the_token_stays,
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+/*
+ * Two daemons with one broker.client_id (a copied config, a second instance
+ * started by mistake): the broker closes the older connection each time the
+ * other one connects, without a reason. The log says what to look for.
+ */
+Test(ops, a_connection_taken_over_by_the_same_client_id_names_the_id, .timeout = 60)
+{
+    struct it_broker b;
+    struct it_daemon d1, d2;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d1, &b, NULL), 0);
+    cr_assert_eq(it_daemon_start(&d2, &b, NULL), 0);    /* the harness's id: the same one */
+    bool hint = it_daemon_wait_log(&d1, "another client may be connecting with the client id", 1,
+                                   15000) ||
+                it_daemon_wait_log(&d2, "another client may be connecting with the client id", 1,
+                                   1000);
+    it_daemon_cleanup(&d2);
+    it_daemon_cleanup(&d1);
+    it_broker_stop(&b);
+    cr_assert(hint, "neither log says why the connection keeps dropping (see %s, %s)", d1.log,
+              d2.log);
+}

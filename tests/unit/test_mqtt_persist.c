@@ -8,6 +8,7 @@
  * exchange; and the decoding of the MQTT 5 records iw_mqtt_replay reads.
  */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <MQTTAsync.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,4 +296,43 @@ Test(persist, the_scan_finds_the_mqtt5_records_still_kept_and_skips_bad_ones)
     ids[0] = 0;
     cr_assert_eq(iw_mqtt_received_v5_scan(st, "iw-test", collect, ids), IW_OK);
     cr_expect_eq(ids[0], 0, "a released message is not replayed");
+}
+
+/*
+ * A store that refuses writes (a full or read-only disk): Paho retries its
+ * outgoing commands, each a new key, several times a second. The complaint is
+ * rate-limited like every other repeating condition, not one ERROR line per
+ * attempt for as long as the disk stays full.
+ */
+Test(persist, a_store_that_refuses_writes_is_reported_rate_limited)
+{
+    struct iw_diag diag = {0};
+    struct iw_store_opts o = { .path = dir, .max_series = 64, .read_only = true };
+    struct iw_store *ro = NULL;
+    MQTTClient_persistence rper;
+    void *rh = NULL;
+    char key[32], out[8192] = "";
+    int lines = 0;
+
+    cr_assert_eq(iw_store_open(&o, &ro, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_mqtt_persistence_init(&rper, ro);
+    cr_assert_eq(rper.popen(&rh, "iw-test-ro", "tcp://127.0.0.1:1", rper.context), 0);
+    fflush(stderr);
+    cr_redirect_stderr();
+    for (int i = 1; i <= 50; i++) {
+        char *bufs[1] = { (char *)"cmd" };
+        int lens[1] = { 3 };
+        snprintf(key, sizeof(key), "q-%d", i);
+        cr_assert_neq(rper.pput(rh, key, 1, bufs, lens), 0, "a read-only store took %s", key);
+    }
+    fflush(stderr);
+    FILE *f = cr_get_redirected_stderr();
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    for (char *p = out; *p; p++)
+        lines += *p == '\n';
+    cr_assert(lines >= 1 && lines <= 5, "%d lines for 50 failed writes:\n%s", lines, out);
+    cr_assert(strstr(out, "cannot persist MQTT state") != NULL, "%s", out);
+    rper.pclose(rh);
+    iw_store_close(ro);
 }
