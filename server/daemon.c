@@ -45,7 +45,9 @@ const struct iw_config *iw_daemon_config(struct iw_daemon *d) { return d->cfg; }
 
 bool iw_daemon_ready(struct iw_daemon *d)
 {
-    return d->store != NULL && d->mqtt != NULL && iw_mqtt_connected(d->mqtt);
+    /* relaxed: a status flag (ingest.c), nothing is read through it. */
+    return d->store != NULL && d->mqtt != NULL && iw_mqtt_connected(d->mqtt)
+           && !atomic_load_explicit(&iw_stats.store_failing, memory_order_relaxed);
 }
 
 char *iw_daemon_metrics(struct iw_daemon *d)
@@ -325,6 +327,7 @@ int iw_daemon_run(const char *path, int log_level)
     test_env("ISLEWATCH_TEST_KILL_AFTER_ALERT_PUBLISHES", &d->test_kill_after_alert_publishes);
     test_env("ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", &d->test_kill_before_alert_records);
     test_env("ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS", &d->test_kill_after_alert_handoffs);
+    d->test_fail_writes_if = getenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
     rc = iw_config_load(path, &cfg, &diag);
     if (rc == IW_OK)
         rc = iw_ingest_view_build(cfg, &view, &diag);

@@ -167,6 +167,9 @@ struct iw_daemon {
     int64_t test_kill_after_alert_handoffs;
     _Atomic int64_t test_alert_handoffs;
     _Atomic int64_t test_alerts_done;    /* alerts the publisher dealt with */
+    /* Test-only (ISLEWATCH_TEST_FAIL_WRITES_IF=PATH): while PATH exists, every
+     * message write fails as a full disk's would. NULL: off. */
+    const char *test_fail_writes_if;
 };
 
 /*

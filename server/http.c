@@ -283,12 +283,18 @@ static enum MHD_Result readyz(struct iw_http *h, struct MHD_Connection *c)
 {
     if (iw_daemon_ready(h->d))
         return reply_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n");
-    char why[256];
+    char why[400];
     bool db = atomic_load(&iw_stats.db_open), broker = atomic_load(&iw_stats.broker_connected);
-    snprintf(why, sizeof(why), "not ready: %s%s%s\n", db ? "" : "the database is not open",
+    bool failing = atomic_load_explicit(&iw_stats.store_failing, memory_order_relaxed);
+    snprintf(why, sizeof(why), "not ready: %s%s%s%s%s\n", db ? "" : "the database is not open",
              !db && !broker ? "; " : "",
-             broker ? (db ? "starting up" : "") : "the broker is not connected (see the log for "
-             "the connection error; islewatchd keeps retrying)");
+             broker ? "" : "the broker is not connected (see the log for the connection error; "
+             "islewatchd keeps retrying)",
+             failing && db ? (broker ? "" : "; ") : "",
+             failing && db ? "store writes are failing (see the log; check the disk space and "
+             "permissions of storage.path); messages wait in the broker and are retried. If writes "
+             "still fail once space is freed, restart islewatchd (RocksDB keeps the error)"
+             : db && broker ? "starting up" : "");
     return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", why);
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "islewatch/clock.h"
 #include "islewatch/log.h"
@@ -257,6 +258,14 @@ static inline void test_kill_at(const char *hook, const char *when, _Atomic int6
     raise(SIGKILL);
 }
 
+/* Test-only (ISLEWATCH_TEST_FAIL_WRITES_IF, daemon_int.h): the write a full disk refuses. */
+static int test_failed_write(struct iw_conn_ingest *c, struct iw_diag *diag)
+{
+    iw_diag_set(diag, NULL, 0, 0, "RocksDB write refused (ISLEWATCH_TEST_FAIL_WRITES_IF: %s "
+                "exists)", c->d->test_fail_writes_if);
+    return IW_E_STORE;
+}
+
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                       const char *payload, size_t plen, bool retained, int qos2_id)
 {
@@ -390,7 +399,10 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         test_kill_at("ISLEWATCH_TEST_KILL_BEFORE_WRITES", "before", &c->d->test_writes_before,
                      c->d->test_kill_before);
         int64_t t0 = iw_mono_ns();
-        int rc = iw_store_write(c->d->store, c->wb, &diag);
+        int rc = IW_UNLIKELY(c->d->test_fail_writes_if != NULL)
+                         && access(c->d->test_fail_writes_if, F_OK) == 0
+                     ? test_failed_write(c, &diag)
+                     : iw_store_write(c->d->store, c->wb, &diag);
         if (rc == IW_OK) {
             iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items);
             rc = mark_raced(c, n_items, &diag);
@@ -400,10 +412,15 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                         "be retried", iw_diag_first(&diag));
             iw_diag_fini(&diag);
             iw_stat_add(&iw_stats.store_errors, 1);
+            /* relaxed: a status flag for /readyz, nothing is read through it. */
+            atomic_store_explicit(&iw_stats.store_failing, 1, memory_order_relaxed);
             struct timespec ts = { 0, 100 * 1000000 };
             nanosleep(&ts, NULL);             /* do not spin on a failing disk */
             return 0;                         /* stored again if it was (same value): idempotent */
         }
+        /* Written to only when it changes: a load per message, no shared store. */
+        if (IW_UNLIKELY(atomic_load_explicit(&iw_stats.store_failing, memory_order_relaxed)))
+            atomic_store_explicit(&iw_stats.store_failing, 0, memory_order_relaxed);
         test_kill_at("ISLEWATCH_TEST_KILL_AFTER_WRITES", "after", &c->d->test_writes,
                      c->d->test_kill_after);
         /* Durable now: how late against the message's own ts (islewatch_ingest_delay_seconds). */

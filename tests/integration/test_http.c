@@ -441,6 +441,37 @@ Test(http, readyz_follows_the_broker_connection)
     free(wait_status("/readyz", 200, 15000));
 }
 
+/* A store that refuses writes (a full disk) makes the daemon not ready, with
+ * what to check; the messages wait and are stored once writes work again. */
+Test(http, readyz_says_when_store_writes_fail)
+{
+    char fail[256], path[128], *body;
+    long long t = wall_ms() - 60000;
+
+    snprintf(fail, sizeof(fail), "/tmp/iw-failwrites-%d", (int)getpid());
+    unlink(fail);
+    setenv("ISLEWATCH_TEST_FAIL_WRITES_IF", fail, 1);
+    start(EXTRA);
+    unsetenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
+    free(wait_status("/readyz", 200, 15000));
+    FILE *f = fopen(fail, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":0.5}", t);
+    body = wait_status("/readyz", 503, 15000);
+    cr_expect(strstr(body, "store writes are failing") != NULL, "%s", body);
+    cr_expect(strstr(body, "storage.path") != NULL, "says what to check: %s", body);
+    free(body);
+    unlink(fail);
+    free(wait_status("/readyz", 200, 15000));
+    snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w01/nh3_n&from=%lld&to=%lld",
+             t, t + 1);
+    cJSON *doc = wait_array(path, 1, 10000);
+    cJSON *pts = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points");
+    cr_expect_eq(cJSON_GetArraySize(pts), 1, "the refused message is stored once writes work");
+    cJSON_Delete(doc);
+}
+
 Test(http, series_and_query_after_publishing)
 {
     long long hour = wall_ms() / 3600000 * 3600000;
