@@ -139,11 +139,17 @@ EOF
 # storage and HTTP addresses. Only the keys' first occurrence inside their
 # top-level section (broker:, storage:, http:) is rewritten.
 CONF=$RUN/islewatch.yaml
-awk -v url="mqtt://127.0.0.1:$MQTT_PORT" -v path="$RUN/data" -v listen="127.0.0.1:$HTTP_PORT" '
+# A token of this run's own, so that ack and silences work (config/islewatch.yaml
+# names none, and without one every state change gets 401).
+TOKEN=$RUN/http.token
+(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN" && echo >>"$TOKEN") ||
+    die "cannot write $TOKEN"
+awk -v url="mqtt://127.0.0.1:$MQTT_PORT" -v path="$RUN/data" -v listen="127.0.0.1:$HTTP_PORT" -v token="$TOKEN" '
     /^[^ #][^:]*:/ { section = $0; sub(/:.*/, "", section) }
     section == "broker"  && !u && /^[ ]+url:/    { sub(/url:[ ]*[^ #]+/, "url: " url); u = 1 }
     section == "storage" && !p && /^[ ]+path:/   { sub(/path:[ ]*[^ #]+/, "path: " path); p = 1 }
-    section == "http"    && !l && /^[ ]+listen:/ { sub(/listen:[ ]*[^ #]+/, "listen: " listen); l = 1 }
+    section == "http"    && !l && /^[ ]+listen:/ { sub(/listen:[ ]*[^ #]+/, "listen: " listen); l = 1
+                                                   print; print "  token_file: " token; next }
     { print }
     END { if (!u || !p || !l) exit 3 }
 ' config/islewatch.yaml >"$CONF" ||
@@ -151,7 +157,8 @@ awk -v url="mqtt://127.0.0.1:$MQTT_PORT" -v path="$RUN/data" -v listen="127.0.0.
 {
     grep -q "url: mqtt://127.0.0.1:$MQTT_PORT" "$CONF" &&
     grep -q "path: $RUN/data" "$CONF" &&
-    grep -q "listen: 127.0.0.1:$HTTP_PORT" "$CONF"
+    grep -q "listen: 127.0.0.1:$HTTP_PORT" "$CONF" &&
+    grep -q "token_file: $TOKEN" "$CONF"
 } || die "rewriting the broker url, storage path and HTTP address into $CONF failed"
 say "config: $CONF (a copy of config/islewatch.yaml)"
 "$BUILD/islewatch" check "$CONF" || die "$CONF is not valid (see above)"
@@ -196,6 +203,7 @@ the never-seen camera dongtan/c09). In another terminal:
   $BUILD/islewatch series --db $RUN/data    # stored series
   $BUILD/islewatch query 'water/dongtan/w01/nh3_n' --from -15m --to now --url http://127.0.0.1:$HTTP_PORT
   $BUILD/islewatch alerts --url http://127.0.0.1:$HTTP_PORT                # alert history
+  $BUILD/islewatch ack ID --by me --config $CONF   # acknowledge a firing alert (ID: alerts --active)
   curl http://127.0.0.1:$HTTP_PORT/metrics
   dashboard: http://127.0.0.1:$HTTP_PORT/
   mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t 'sensors/#' -t 'cameras/#' -v   # raw device traffic
