@@ -53,6 +53,7 @@ struct tail {
     char topic[512];            /* subscription filter for alerts */
     char active_filter[512];    /* filter matching alerts.active_topic */
     bool show_active, color, json;
+    bool zh;                    /* message_zh where the rule has one */
     bool subscribe_active;      /* active_filter needs its own subscription */
     int sub_mid;                /* of the alert-topic SUBSCRIBE */
     int refused;                /* CONNACK code that ends tail (credentials, id): 0 none */
@@ -72,7 +73,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: islewatch tail [--severity S] [--rule GLOB] [--count N] [--active]\n"
             "                      [--broker URL] [--topic FILTER] [--config FILE]\n"
-            "                      [--url URL] [--color | --no-color] [--json]\n"
+            "                      [--url URL] [--color | --no-color] [--json] [--lang zh|en]\n"
             "Prints each alert as it is published, one line each:\n"
             "  time  severity  status  rule  site/device  metric=value  message\n\n"
             "  --severity S    only alerts of severity S or higher (info, warning, major, critical)\n"
@@ -86,6 +87,8 @@ static void usage(FILE *f)
             "  --active        first print what is firing now, marked \"active\"\n"
             "  --count N       exit after N lines\n"
             "  --json          print each alert's JSON instead of a line\n"
+            "  --lang zh|en    the message in Chinese or English, where the rule gives both\n"
+            "                  (default: zh when LC_ALL, LC_MESSAGES or LANG starts with zh)\n"
             "  --color, --no-color  colour always or never (default: on a terminal, unless\n"
             "                  NO_COLOR is set to a non-empty value)\n\n"
             "A lost connection is retried; a broker that refuses the credentials is not.\n"
@@ -155,7 +158,8 @@ static bool print_alert(struct tail *t, const char *json, size_t len, bool activ
            t->color ? (strcmp(status, "resolved") == 0 ? "\033[32m" : "\033[31m") : "",
            status, reset,
            t->color ? "\033[1m" : "", rule, reset,
-           str(a, "site"), str(a, "device"), val, str(a, "message"),
+           str(a, "site"), str(a, "device"), val,
+           t->zh && *str(a, "message_zh") ? str(a, "message_zh") : str(a, "message"),
            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "late")) ? "  (late)" : "");
     if (cJSON_IsObject(ack))
         printf("  (acked%s%s)", *str(ack, "by") ? " by " : "", str(ack, "by"));
@@ -532,6 +536,18 @@ static char *read_first_line(const char *path)
     return strdup(buf);
 }
 
+/* The first of LC_ALL, LC_MESSAGES, LANG that is set decides, as for gettext. */
+static bool locale_is_zh(void)
+{
+    static const char *const vars[] = { "LC_ALL", "LC_MESSAGES", "LANG" };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = getenv(vars[i]);
+        if (v != NULL && *v != '\0')
+            return strncmp(v, "zh", 2) == 0;
+    }
+    return false;
+}
+
 int iw_cmd_tail(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -542,9 +558,9 @@ int iw_cmd_tail(int argc, char **argv)
         { "color", no_argument, NULL, 'C' }, { "colour", no_argument, NULL, 'C' },
         { "no-color", no_argument, NULL, 'N' }, { "no-colour", no_argument, NULL, 'N' },
         { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        { "lang", required_argument, NULL, 'L' }, { NULL, 0, NULL, 0 },
     };
-    struct tail t = { .min_sev = -1 };
+    struct tail t = { .min_sev = -1, .zh = locale_is_zh() };
     struct iw_config *cfg = NULL;
     const char *cfg_file = NULL, *topic = NULL;
     int colour = -1, c, rc;
@@ -578,6 +594,13 @@ int iw_cmd_tail(int argc, char **argv)
         case 'C': colour = 1; break;
         case 'N': colour = 0; break;
         case 'j': t.json = true; break;
+        case 'L':
+            if (strcmp(optarg, "zh") != 0 && strcmp(optarg, "en") != 0) {
+                fprintf(stderr, "islewatch tail: --lang %s: use zh or en\n", optarg);
+                return 2;
+            }
+            t.zh = optarg[0] == 'z';
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

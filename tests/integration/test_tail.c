@@ -31,7 +31,7 @@
     "  - {name: hot, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5, "       \
     "severity: major}\n"                                                                \
     "  - {name: boiling, kind: threshold, select: \"water/*/*/temp\", above: 90, "     \
-    "severity: critical}\n"
+    "severity: critical, message: {zh: \"水温过高 {site}\", en: \"scalding at {site}\"}}\n"
 
 static struct it_broker broker;
 static struct it_daemon daemon_;
@@ -221,6 +221,39 @@ Test(tail, rule_filter_and_colour_on_request)
     cr_expect(strstr(out, "boiling") != NULL && strstr(out, "hot") == NULL, "%s", out);
     cr_expect(strstr(out, "\033[") != NULL, "--color printed no colour: %s", out);
     free(out);
+}
+
+/* A rule with message {zh, en}: tail prints the Chinese one under a zh locale
+ * (the operators' own), the English one otherwise or with --lang en. */
+Test(tail, message_language_follows_the_locale_or_lang)
+{
+    static const struct { const char *lc_all, *lang, *site, *want, *not; } cases[] = {
+        { "zh_CN.UTF-8", NULL, "s1", "水温过高 s1", "scalding" },
+        { "zh_CN.UTF-8", "en", "s2", "scalding at s2", "水温过高" },
+        { "C.UTF-8", "zh", "s3", "水温过高 s3", "scalding" },
+        { "C.UTF-8", NULL, "s4", "scalding at s4", "水温过高" },
+    };
+    char url[64];
+
+    start();
+    snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", broker.port);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        setenv("LC_ALL", cases[i].lc_all, 1);
+        if (cases[i].lang != NULL)
+            spawn("tail", "--rule", "boil*", "--count", "1", "--no-color", "--lang",
+                  cases[i].lang, "--broker", url, NULL);
+        else
+            spawn("tail", "--rule", "boil*", "--count", "1", "--no-color", "--broker", url, NULL);
+        unsetenv("LC_ALL");
+        cr_assert(file_has(err_path, "subscribed to", 10000));
+        fire(cases[i].site, "temp", 95);
+        cr_assert_eq(wait_child(10000), 0);
+        char *out = slurp(out_path);
+        cr_expect(strstr(out, cases[i].want) != NULL && strstr(out, cases[i].not) == NULL,
+                  "LC_ALL=%s --lang %s: %s", cases[i].lc_all, cases[i].lang ? cases[i].lang : "-",
+                  out);
+        free(out);
+    }
 }
 
 /*
