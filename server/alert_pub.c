@@ -76,6 +76,8 @@ struct active_row {
     char id[17];
     enum iw_severity sev;
     bool shown;                        /* a published message set its retained state */
+    enum iw_severity shown_sev;        /* the severity of that state (an active_topic with
+                                        * {severity} names it) */
     int64_t published_at;              /* wall ms of its latest published message in this
                                         * run, 0: none */
     struct iw_alert *last;             /* owned */
@@ -292,12 +294,15 @@ static void active_update(struct iw_alert_pub *p, const struct iw_alert *a)
         row = &p->active[p->n_active++];
         snprintf(row->id, sizeof(row->id), "%s", a->id);
         row->shown = false;
+        row->shown_sev = a->severity;
         row->published_at = 0;
         row->last = NULL;
     }
     row->shown = row->shown || !a->silenced;
-    if (!a->silenced)
+    if (!a->silenced) {
+        row->shown_sev = a->severity;
         row->published_at = a->decided_at != 0 ? a->decided_at : iw_now_ms();
+    }
     if (iw_alert_dup(a, &copy) != IW_OK)
         IW_LOG_ERROR("alerts", "out of memory: the latest state of episode %s of rule %s is not "
                      "kept (its ack may be lost)", a->id, a->rule);
@@ -390,18 +395,29 @@ static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const c
 }
 
 /* The retained topic episode a left (see publish): a sibling's state, or cleared. */
-static void send_moved_from(struct iw_alert_pub *p, const struct iw_alert *a, const char *topic)
+static int send_moved_from(struct iw_alert_pub *p, const struct iw_alert *a, const char *topic)
 {
     const struct iw_alert *other = active_sibling(p, a, topic);
     char *ojson = NULL;
     size_t olen = 0;
 
     if (other != NULL && iw_alert_to_json(other, &ojson, &olen) == IW_OK) {
-        (void)send_one(p, a->seq, topic, ojson, olen, true);
+        int rc = send_one(p, a->seq, topic, ojson, olen, true);
         free(ojson);
-        return;
+        return rc;
     }
-    (void)send_one(p, a->seq, topic, "", 0, true);
+    return send_one(p, a->seq, topic, "", 0, true);
+}
+
+/* Episode a as its retained state last showed it: firing, at severity sev.
+ * Its topic is the one a silenced resolve clears, which differs from the
+ * resolve's own when active_topic names {status} or {severity}. */
+static struct iw_alert shown_state(const struct iw_alert *a, enum iw_severity sev)
+{
+    struct iw_alert c = *a;             /* shallow: read only, for its topic and JSON */
+    c.status = IW_ALERT_FIRING;
+    c.severity = sev;
+    return c;
 }
 
 static void unsent_save(struct iw_alert_pub *p)
@@ -561,10 +577,21 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
     /* The same for the retained clear of a silenced resolve, which has no
      * seq: "rclear/<id>" holds it until Paho took the clear (rclear_cb). */
     bool mark_clear = clear_shown && p->unsent == 0;
-    char ckey[64];
+    char ckey[64], ctopic[1024] = "";
     snprintf(ckey, sizeof(ckey), "rclear/%s", a->id);
-    if (mark_clear)
-        iw_wbatch_put_meta(b, ckey, json, len);
+    if (mark_clear) {
+        struct iw_alert shown = shown_state(a, row->shown_sev);
+        char *sjson = NULL;
+        size_t slen = 0;
+        if (iw_alert_topic(p->d->cfg->alerts.active_topic, &shown, ctopic, sizeof(ctopic)) != IW_OK
+            || iw_alert_to_json(&shown, &sjson, &slen) != IW_OK) {
+            mark_clear = false;
+            IW_LOG_WARN("alerts", "cannot form the retained topic of episode %s of rule %s; its "
+                        "retained firing state is not cleared", a->id, a->rule);
+        } else
+            iw_wbatch_put_meta(b, ckey, sjson, slen);
+        free(sjson);
+    }
     snprintf(akey, sizeof(akey), "active/%s", a->id);
     if (outbox != NULL && outbox[0] != '\0')
         iw_wbatch_delete_meta(b, outbox);
@@ -601,8 +628,7 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
     } else if (mark_clear) {
         /* (Behind on earlier messages, the held firing would be sent after
          * this clear and set the state again: rare, left as it is.) */
-        bool main_sent = false;
-        if (send_record(p, a, json, len, true, &main_sent) == IW_OK
+        if (send_moved_from(p, a, ctopic) == IW_OK
             && iw_store_meta_delete(p->d->store, ckey) != IW_OK)
             IW_LOG_WARN("alerts", "cannot remove %s from the store; its retained clear is sent "
                         "again at the next start (harmless)", ckey);
@@ -781,15 +807,24 @@ static int rclear_cb(void *ctx, const char *key, size_t klen, const void *val, s
     struct iw_alert_pub *p = ctx;
     struct iw_alert *a = NULL;
     struct iw_diag diag = {0};
-    bool main_sent = false;
-    char k[64];
+    char k[64], topic[1024];
 
     snprintf(k, sizeof(k), "%.*s", (int)klen, key);
     if (iw_alert_from_json(val, vlen, &a, &diag) != IW_OK)
         IW_LOG_WARN("alerts", "%s in the store is unreadable (%s); the retained state of its "
                     "episode is not cleared", k, iw_diag_first(&diag));
-    else if (send_record(p, a, val, vlen, true, &main_sent) != IW_OK)
-        k[0] = '\0';                    /* Paho refused: kept for the next start */
+    else {
+        /* The episode's last shown state. Records written before
+         * 2026-12-07 hold the resolve itself: taken as firing, it names
+         * the same topic unless active_topic has {severity} and the
+         * severity changed under the silence. */
+        a->status = IW_ALERT_FIRING;
+        if (iw_alert_topic(p->d->cfg->alerts.active_topic, a, topic, sizeof(topic)) != IW_OK)
+            IW_LOG_WARN("alerts", "cannot form the retained topic of %s; its retained state is "
+                        "not cleared", k);
+        else if (send_moved_from(p, a, topic) != IW_OK)
+            k[0] = '\0';                /* Paho refused: kept for the next start */
+    }
     if (k[0] != '\0' && iw_store_meta_delete(p->d->store, k) != IW_OK)
         IW_LOG_WARN("alerts", "cannot remove %s from the store; its retained clear is sent again "
                     "at the next start (harmless)", k);
@@ -939,6 +974,14 @@ static int active_load_cb(void *ctx, const char *json, size_t len)
     if (iw_alert_from_json(json, len, &a, &diag) == IW_OK) {
         a->status = IW_ALERT_FIRING;
         active_update(p, a);
+        /* A silenced latest state does not tell whether an earlier one was
+         * published: taken as shown, so a silenced resolve still clears the
+         * retained state. A clear of a topic that holds nothing only sends
+         * an empty message; a missed one would show the episode firing for
+         * good. */
+        struct active_row *row = a->silenced ? active_find(p, a->id) : NULL;
+        if (row != NULL)
+            row->shown = true;
         iw_alert_free(a);
     }
     iw_diag_fini(&diag);

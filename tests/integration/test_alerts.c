@@ -519,13 +519,15 @@ static void end_silence(const struct it_daemon *d, cJSON *sil)
     cJSON_Delete(sil);
 }
 
-Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_published_before)
+/* An episode published, then silenced, then resolved under the silence:
+ * the retained firing state on `retained` must be cleared. */
+static void silenced_resolve_clears(const char *cfg, const char *retained)
 {
     struct it_broker b;
     struct it_daemon d;
     char topic[256];
     cr_assert_eq(it_broker_start(&b), 0);
-    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, cfg), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/#", 1), 0);
     long long t = now_ms() - 60000;
@@ -537,7 +539,7 @@ Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_publishe
     cJSON_Delete(a);
     a = next_alert(sub, 5000, topic, sizeof(topic));
     cr_assert_not_null(a, "no retained state");
-    cr_assert_str_eq(topic, "alerts/active/nh3/dongtan/w01");
+    cr_assert_str_eq(topic, retained);
     cJSON_Delete(a);
 
     cJSON_Delete(silence_dongtan(&d));
@@ -548,7 +550,7 @@ Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_publishe
     cJSON_Delete(h);
     struct it_msg *m = it_next(sub, 5000);
     cr_assert_not_null(m, "the retained firing state was not cleared");
-    cr_assert_str_eq(m->topic, "alerts/active/nh3/dongtan/w01", "published: %s", m->payload);
+    cr_assert_str_eq(m->topic, retained, "published: %s", m->payload);
     cr_assert_eq(m->len, 0, "retained state after the silenced resolve: %s", m->payload);
     it_msg_free(m);
     struct it_client *late = it_client_new(&b, "late");
@@ -558,6 +560,62 @@ Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_publishe
     it_client_free(late);
     it_client_free(dev);
     it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(alerts, a_silenced_resolve_clears_the_retained_state_of_an_episode_published_before)
+{
+    silenced_resolve_clears(WATER_SRC NH3_RULE, "alerts/active/nh3/dongtan/w01");
+}
+
+/* With {status} in active_topic the clear went to the .../resolved/... topic
+ * and the firing state stayed retained for good. */
+Test(alerts, a_silenced_resolve_clears_the_firing_state_under_an_active_topic_with_status)
+{
+    silenced_resolve_clears(WATER_SRC "alerts:\n  active_topic: \"alerts/active/{status}/{rule}/{site}/{device}\"\n"
+                            NH3_RULE, "alerts/active/firing/nh3/dongtan/w01");
+}
+
+/* The same across a restart: the episode's latest record was silenced (a
+ * severity change under the silence), so the restarted daemon could not
+ * tell its state had been published, and left it retained for good. */
+Test(alerts, a_silenced_resolve_after_a_restart_still_clears_the_retained_state)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: wq, kind: water_quality, select: \"water/*/*\", target: III,\n"
+        "     window: 1m, severity: {below_target: major, worse_than_v: critical}}\n"), 0);
+    struct it_client *dev = it_client_new(&b, "dev");
+    long long t = now_ms() - 600000;
+    pub(dev, "sensors/water/dongtan/w01", t, "nh3_n", 1.2);               /* Class IV: major */
+    cr_assert(it_daemon_wait_log(&d, "firing wq water/dongtan/w01", 1, 10000), "no firing");
+    cJSON_Delete(silence_dongtan(&d));
+    pub(dev, "sensors/water/dongtan/w01", t + 70000, "nh3_n", 2.5);       /* 劣V, silenced */
+    cr_assert(it_daemon_wait_log(&d, "silenced firing wq water/dongtan/w01", 1, 10000),
+              "no silenced severity change");
+    it_daemon_stop(&d);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    struct it_client *watch = it_client_new(&b, "watch");
+    cr_assert_eq(it_subscribe(watch, "alerts/active/#", 1), 0);
+    struct it_msg *m = it_next(watch, 5000);
+    cr_assert_not_null(m, "no retained state before the resolve");
+    cr_assert_gt(m->len, 0, "the retained state was cleared before the resolve");
+    it_msg_free(m);
+    pub(dev, "sensors/water/dongtan/w01", t + 140000, "nh3_n", 0.1);      /* silenced resolve */
+    m = it_next(watch, 10000);
+    cr_assert_not_null(m, "the retained firing state was not cleared");
+    cr_assert_eq(m->len, 0, "retained state after the silenced resolve: %s", m->payload);
+    it_msg_free(m);
+    it_client_free(watch);
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    m = it_next(late, 1500);
+    cr_assert_null(m, "retained state still there: %s %s", m ? m->topic : "", m ? m->payload : "");
+    it_client_free(late);
+    it_client_free(dev);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
