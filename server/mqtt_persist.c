@@ -306,14 +306,18 @@ static int p_put(void *handle, char *key, int bufcount, char *buffers[], int buf
     if (!dup)
         iw_wbatch_delete_meta(h->wb, rk);                 /* a new message on this id */
     iw_wbatch_put_meta(h->wb, k, h->vbuf, total);         /* after the removes: it wins */
+    /* A refused write comes back with every message the broker sends again,
+     * for as long as the store refuses: rate-limited, as above. */
+    static struct iw_complaint refused_q2;
     if (iw_wbatch_count(h->wb) != (size_t)h->n_pend * 2 + (dup ? 1 : 2)) {
-        IW_LOG_ERROR("mqtt", "cannot persist the QoS 2 message %s: out of memory; Paho will "
-                     "not acknowledge it", k);
+        iw_complain(&refused_q2, IW_LOG_LEVEL_ERROR, "mqtt", "cannot persist the QoS 2 message "
+                    "%s: out of memory; Paho will not acknowledge it", k);
         return MQTTCLIENT_PERSISTENCE_ERROR;
     }
     if (iw_store_write(h->st, h->wb, &diag) != IW_OK) {
-        IW_LOG_ERROR("mqtt", "cannot persist the QoS 2 message %s: %s; Paho will not "
-                     "acknowledge it", k, iw_diag_first(&diag));
+        iw_complain(&refused_q2, IW_LOG_LEVEL_ERROR, "mqtt", "cannot persist the QoS 2 message "
+                    "%s: %s; Paho will not acknowledge it (check disk space and permissions of "
+                    "storage.path)", k, iw_diag_first(&diag));
         iw_diag_fini(&diag);
         return MQTTCLIENT_PERSISTENCE_ERROR;
     }
