@@ -702,7 +702,7 @@ static void cam_tr(FILE *out, const char *site, const char *dev, const char *nam
 
 int iw__rp_cameras_html(const struct iw_camera_report *r, FILE *out)
 {
-    char sub[200], a[32], b[32], hb[32], note[96];
+    char sub[200], a[32], b[64], hb[32], note[96];
 
     head(out, "雪亮工程 摄像机在线率 Camera online rate");
     snprintf(sub, sizeof(sub), "在线率 = intervals with a heartbeat online = 1 / all intervals; "
@@ -726,7 +726,11 @@ int iw__rp_cameras_html(const struct iw_camera_report *r, FILE *out)
             iw__rp_local_time(c->last_seen, r->tz_offset_min, b, sizeof(b));
             if (c->heartbeats == 0 && c->intervals == 0)
                 snprintf(b, sizeof(b), "期后启用 later");
-            else if (c->heartbeats == 0)
+            else if (c->heartbeats == 0 && c->last_heard != INT64_MIN) {
+                char t[40];
+                snprintf(b, sizeof(b), "静默自 silent since %s",
+                         iw__rp_local_time(c->last_heard, r->tz_offset_min, t, sizeof(t)));
+            } else if (c->heartbeats == 0)
                 snprintf(b, sizeof(b), "从未上报 never reported");
             cam_tr(out, c->site, c->device, c->name, c->intervals, c->online, c->rate, extra,
                    false);

@@ -758,6 +758,10 @@ static void cameras_table(const struct iw_camera_report *rep, FILE *out)
                 snprintf(since, sizeof(since), "%s %s", c->intervals == 0 ? "first heard after "
                          "the period," : "counted from its first heartbeat,",
                          iw__rp_local_time(c->in_service, rep->tz_offset_min, heard, sizeof(heard)));
+            } else if (c->heartbeats == 0 && c->last_heard != INT64_MIN) {
+                char heard[40];
+                snprintf(since, sizeof(since), "silent since %s",
+                         iw__rp_local_time(c->last_heard, rep->tz_offset_min, heard, sizeof(heard)));
             }
             snprintf(note, sizeof(note), "%s%s%s",
                      since[0] ? since : c->heartbeats == 0 ? "never reported" : "",

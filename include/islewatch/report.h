@@ -31,7 +31,9 @@
  *     left out of every average, class and rate, and counted.
  *   - Devices are the inventory's entries of the report's source plus every
  *     device with samples in the period. A declared device that never
- *     reported is listed with no data (cameras: offline throughout).
+ *     reported is listed with no data (cameras: offline throughout). A
+ *     camera heard before the period and silent in it is listed too,
+ *     offline throughout, declared or not: it is a camera that went dark.
  *   - water and air cover whole natural days in a fixed UTC offset: from the
  *     day holding `from` through the day holding `to` − 1 ms. A water sample
  *     belongs to the day [00:00, 24:00) that holds it; an air hourly value
@@ -339,13 +341,16 @@ struct iw_camera {
                                              * after `from` (intervals count from its
                                              * interval; none when at or after `to`),
                                              * INT64_MIN otherwise */
+    int64_t  last_heard;                    /* no heartbeat in the period: its last one
+                                             * before `from` (silent since then), INT64_MIN
+                                             * when it never sent one */
     double   rate;                          /* 在线率 = online / intervals; NAN when none */
 };
 
 struct iw_camera_site {
     const char *site;
     size_t first, n;
-    size_t never_seen;                      /* cameras without any heartbeat in the period */
+    size_t never_seen;                      /* cameras that never sent a heartbeat */
     uint64_t intervals, online;             /* summed over the site's cameras */
     double rate;                            /* online / intervals; NAN when 0 */
 };
