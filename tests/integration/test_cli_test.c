@@ -345,6 +345,34 @@ Test(cli_backtest, csv_is_the_timeline_and_rule_filters)
     free(out);
 }
 
+/* A device the store knew before --from and that stays silent is absent from
+ * --from + after on, as for a daemon whose rules took effect at --from; a
+ * device first stored after --from is known only once it reports. */
+Test(cli_backtest, a_device_silent_since_before_from_is_absent_from_the_start)
+{
+    char *out = NULL, args[1024];
+
+    snprintf(args, sizeof(args), "backtest '%s' --db '%s' --from %lld --to %lld --format csv "
+             "--rule cam-offline", bt_cfg, bt_db, (long long)(T0 + 40 * MINUTE),
+             (long long)(T0 + 60 * MINUTE));
+    int rc = run_cli(&out, args);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_expect_str_eq(out,
+                     "ts,status,severity,rule,source,site,device,metric,value,message,late,silenced\n"
+                     "2026-01-01T00:42:00.000Z,firing,warning,cam-offline,camera,pier,c1,,,"
+                     "pier/c1 has not reported since islewatch started (2m ago or more),false,false\n");
+    free(out);
+    /* From before its first heartbeat: known once it reports, silent after 30m. */
+    snprintf(args, sizeof(args), "backtest '%s' --db '%s' --from %lld --to %lld --format csv "
+             "--rule cam-offline", bt_cfg, bt_db, (long long)(T0 - 10 * MINUTE),
+             (long long)(T0 + 60 * MINUTE));
+    rc = run_cli(&out, args);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    expect_contains(out, "\n2026-01-01T00:32:00.000Z,firing,warning,cam-offline,camera,pier,c1,");
+    cr_expect_null(strstr(out, "T23:52:00"), "not known before it reported: %s", out);
+    free(out);
+}
+
 Test(cli_backtest, json_is_an_array_of_alert_objects)
 {
     char *out = NULL, args[1024];
