@@ -362,6 +362,17 @@ static void parse_point_one(struct ts_cx *cx, yaml_node_t *m, struct ts_case *tc
     arr[tc->n_points++] = pt;
 }
 
+/* An empty value or YAML's null (`expect:`, `expect: ~`): "left out". */
+static bool is_null(const yaml_node_t *n)
+{
+    const char *v = (const char *)n->data.scalar.value;
+
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return n->type == YAML_SCALAR_NODE && n->data.scalar.length == 0;
+    return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
 /* A list of mappings, each handed to one(). */
 static void parse_list(struct ts_cx *cx, yaml_node_t *n, const char *what, struct ts_case *tc,
                        void (*one)(struct ts_cx *, yaml_node_t *, struct ts_case *))
@@ -475,8 +486,7 @@ static void parse_case(struct ts_cx *cx, yaml_node_t *n, const struct defaults *
     }
     if ((v = ts_get(cx, n, "input")) != NULL)
         ts_parse_input(cx, v, tc);
-    if ((v = ts_get(cx, n, "expect")) != NULL
-        && !(v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0))
+    if ((v = ts_get(cx, n, "expect")) != NULL && !is_null(v))
         parse_list(cx, v, "expect", tc, parse_expect_one);
     if ((v = ts_get(cx, n, "expect_series")) != NULL)
         parse_list(cx, v, "expect_series", tc, parse_point_one);

@@ -92,6 +92,20 @@ Test(cli_test, verbose_names_passing_tests_and_run_selects)
     free(out);
 }
 
+/* "Left out (or []): no alert at all": YAML's null (~, null) is left out too,
+ * not "expect: a list". */
+Test(cli_test, a_null_expect_means_no_alert)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "null_expect.yaml");
+    cr_expect_eq(rc, 1, "exit %d:\n%s", rc, out);
+    expect_contains(out, "FAIL ph-high fires, but expect says none (" FIX "null_expect.yaml:8:3)\n");
+    expect_contains(out, "\n  + 2m       firing   ph-high major water/lake/w1/ph value=9.5");
+    expect_contains(out, "2 tests, 1 passed, 1 failed\n");
+    cr_expect_null(strstr(out, "error"), "%s", out);
+    free(out);
+}
+
 Test(cli_test, errors_in_the_tests_file_are_file_line_column_and_exit_2)
 {
     static const char *want =
