@@ -337,7 +337,8 @@ const char *const iw_report_notes_common[] = {
     "samples in the period; a declared device that never reported is listed without data.",
     "Days are natural days at a fixed UTC offset (--tz; default the first air_quality rule's "
     "timezone, else +08:00 Asia/Shanghai), from the day holding --from through the day holding "
-    "--to minus 1 ms.",
+    "--to minus 1 ms. Without --tz an air station's days are those of its own air_quality "
+    "rule's timezone (a sites: override included), as its daily AQI alerts have them.",
     NULL,
 };
 

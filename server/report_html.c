@@ -594,9 +594,22 @@ static void air_days_block(FILE *out, const struct iw_air_report *r, const char 
     air_day_table(out, r, days, n);
 }
 
+/* " (日界 days at UTC+00:00)" when the station's zone is not the report's. */
+static const char *own_zone(const struct iw_air_report *r, const struct iw_air_device *d,
+                            char *buf, size_t len)
+{
+    char z[8];
+
+    buf[0] = '\0';
+    if (d->tz_offset_min != r->tz_offset_min)
+        snprintf(buf, len, " (日界 days at UTC%s)", iw_report_tz_format(d->tz_offset_min, z,
+                 sizeof(z)));
+    return buf;
+}
+
 int iw__rp_air_html(const struct iw_air_report *r, FILE *out)
 {
-    char title[300];
+    char title[300], zone[48];
 
     head(out, "环境空气质量日报统计 Daily AQI report");
     snprintf(title, sizeof(title), "HJ 633 环境空气质量指数: %s; daily values from GB 3095 "
@@ -628,16 +641,17 @@ int iw__rp_air_html(const struct iw_air_report *r, FILE *out)
         fputs("</h2>\n", out);
         if (s->n == 1) {
             const struct iw_air_device *d = &r->dev[s->first];
-            snprintf(title, sizeof(title), "%s/%s%s%s — 日 AQI daily AQI", d->site, d->device,
-                     d->name ? " " : "", d->name ? d->name : "");
+            snprintf(title, sizeof(title), "%s/%s%s%s — 日 AQI daily AQI%s", d->site, d->device,
+                     d->name ? " " : "", d->name ? d->name : "", own_zone(r, d, zone, sizeof(zone)));
             air_days_block(out, r, title, d->days, d->n_days, s->tally.max_aqi);
         } else {
             snprintf(title, sizeof(title), "%s — 全站 site (mean of %zu devices)", s->site, s->n);
             air_days_block(out, r, title, s->days, s->n_days, s->tally.max_aqi);
             for (size_t i = s->first; i < s->first + s->n; i++) {
                 const struct iw_air_device *d = &r->dev[i];
-                snprintf(title, sizeof(title), "%s/%s%s%s", d->site, d->device,
-                         d->name ? " " : "", d->name ? d->name : "");
+                snprintf(title, sizeof(title), "%s/%s%s%s%s", d->site, d->device,
+                         d->name ? " " : "", d->name ? d->name : "",
+                         own_zone(r, d, zone, sizeof(zone)));
                 air_days_block(out, r, title, d->days, d->n_days, d->tally.max_aqi);
             }
         }

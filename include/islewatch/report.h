@@ -39,7 +39,8 @@
  *     belongs to the day [00:00, 24:00) that holds it; an air hourly value
  *     labelled H covers (H − 1 h, H] and the day is the hours ending
  *     01:00 .. 24:00 (HJ 663), so a sample at exactly 00:00 closes the
- *     previous day.
+ *     previous day. Unless opts.tz_given, an air station's days are those
+ *     of its own air_quality rule's zone, under the same dates.
  *   - cameras cover [from, to) exactly, cut into intervals from `from`; the
  *     last interval may be shorter and counts as one.
  *
@@ -80,6 +81,9 @@ struct iw_report_opts {
     const char *site_glob;                  /* sites to include (iw_glob_match); NULL: all */
     const char *source;                     /* first series level; NULL: "water", "air", "camera" */
     int tz_offset_min;                      /* local time = UTC + this; default +480 */
+    bool tz_given;                          /* tz_offset_min was asked for (--tz): air
+                                             * stations use it too; else each uses its
+                                             * air_quality rule's timezone (iw_air_device) */
     const struct iw_device_cfg *devices;    /* inventory (targets, body, names); may be NULL */
     size_t n_devices;
     int default_target;                     /* 1..5 for devices without one; default 3 (III) */
@@ -269,6 +273,12 @@ struct iw_air_tally {
 struct iw_air_device {
     char *site, *device, *name;
     bool  declared;
+    int   tz_offset_min;                    /* the station's zone: the timezone of the first
+                                             * air_quality rule selecting it (per-site
+                                             * override included), unless opts.tz_given.
+                                             * Its days are its own natural days; a day's
+                                             * `day` is still the report's midnight of the
+                                             * same date, so dates line up */
     unsigned measured;                      /* 1 << pollutant: any sample in the period */
     struct iw_air_day *days;                /* days with any sample, in time order */
     size_t n_days;

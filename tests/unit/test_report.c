@@ -583,6 +583,51 @@ Test(report, air_day_with_19_valid_hours_is_invalid)
     iw_report_air_free(r);
 }
 
+/* SPEC §4: a daily value covers the natural day in the station's time zone.
+ * Without --tz each station's days are its air_quality rule's (a sites:
+ * override included), as its daily AQI alerts have them, under the report's
+ * dates; --tz puts every station on one zone. */
+Test(report, an_air_station_keeps_its_rules_timezone_unless_tz_is_given)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+    struct iw_rule_site sites[1] = { { .site = "u", .p = { .tz_offset_min = 0 } } };
+    struct iw_rule rule = { .name = "aq", .kind = IW_RULE_AIR_QUALITY, .select = "air/*/*",
+                            .p = { .tz_offset_min = 480 }, .sites = sites, .n_sites = 1 };
+
+    put_hours("air/u/a01/pm25", "2026-05-01T00:00:00Z", 24, 30);        /* its UTC day */
+    put_hours("air/e/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 30);   /* a +08:00 day */
+    flush();
+    o.rules = &rule;
+    o.n_rules = 1;
+    struct iw_air_report *r = air(&o);
+    cr_assert_eq(r->n_dev, 2);
+    const struct iw_air_device *e = &r->dev[0], *u = &r->dev[1];
+    cr_assert_str_eq(u->site, "u");
+    cr_assert_eq(u->tz_offset_min, 0, "the site override's timezone");
+    cr_assert_eq(u->n_days, 1);
+    cr_assert(u->days[0].valid, "24 hours of its own day");
+    cr_assert_eq(u->days[0].item[IW_AQI_PM25_24H].n, 24);
+    cr_assert_eq(u->days[0].aqi, 43);
+    cr_assert_eq(u->days[0].day, T("2026-05-01T00:00:00+08:00"), "dated as the report's 05-01");
+    cr_assert_eq(e->tz_offset_min, 480);
+    cr_assert(e->days[0].valid);
+    char *tbl = render(air_write, r, IW_REPORT_TABLE);
+    cr_assert_not_null(strstr(tbl, "u (a01) (its days at UTC+00:00"), "%s", tbl);
+    cr_assert_null(strstr(tbl, "e (a01) (its days"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "2026-05-01  2026   43"), "%s", tbl);
+    free(tbl);
+    iw_report_air_free(r);
+
+    /* --tz +08:00: u's UTC day straddles two local days, 16 hours in 05-01. */
+    o.tz_given = true;
+    r = air(&o);
+    u = &r->dev[1];
+    cr_assert_eq(u->tz_offset_min, 480);
+    cr_assert_not(u->days[0].valid);
+    cr_assert_eq(u->days[0].item[IW_AQI_PM25_24H].n, 16);
+    iw_report_air_free(r);
+}
+
 Test(report, air_hour_needs_45_minutes_of_minute_data)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
