@@ -422,6 +422,31 @@ static void parse_strings(struct ts_cx *cx, yaml_node_t *n, const char *what, ch
     *nout = k;
 }
 
+/*
+ * until is where the clock stops after the last sample: one before a sample's
+ * receipt (or a restart) would be run past without a word, so the alerts of
+ * the samples after it would surprise the reader. Say so instead.
+ */
+static void check_until(struct ts_cx *cx, yaml_node_t *v, const struct ts_case *tc)
+{
+    int64_t last = INT64_MIN;
+    char a[32], b[32];
+
+    if (!tc->has_until)
+        return;
+    for (size_t i = 0; i < tc->n_samples; i++)
+        if (tc->samples[i].recv > last)
+            last = tc->samples[i].recv;
+    for (size_t i = 0; i < tc->n_restarts; i++)
+        if (tc->restarts[i] > last)
+            last = tc->restarts[i];
+    if (last > tc->until)
+        TS_ERR(cx, v, "until %s is before the last sample or restart (at %s): the clock runs on "
+            "to it anyway; drop until, or the input after it",
+            ts_fmt_offset(tc->until - tc->start, a, sizeof(a)),
+            ts_fmt_offset(last - tc->start, b, sizeof(b)));
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -486,6 +511,7 @@ static void parse_case(struct ts_cx *cx, yaml_node_t *n, const struct defaults *
     }
     if ((v = ts_get(cx, n, "input")) != NULL)
         ts_parse_input(cx, v, tc);
+    check_until(cx, ts_get(cx, n, "until"), tc);
     if ((v = ts_get(cx, n, "expect")) != NULL && !is_null(v))
         parse_list(cx, v, "expect", tc, parse_expect_one);
     if ((v = ts_get(cx, n, "expect_series")) != NULL)

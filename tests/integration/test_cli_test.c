@@ -106,6 +106,16 @@ Test(cli_test, a_null_expect_means_no_alert)
     free(out);
 }
 
+/* The clock stops at until: one before the input's end would be run past
+ * silently (the test then sees alerts from after it), so it is an error. */
+Test(cli_test, an_until_before_the_last_sample_is_an_error)
+{
+    expect_tests_file_errors("until_early.yaml",
+        FIX "until_early.yaml:4:10: error: until 2m is before the last sample or restart (at 4m): "
+            "the clock runs on to it anyway; drop until, or the input after it\n"
+        "islewatch test: " FIX "until_early.yaml has errors; no test was run\n");
+}
+
 Test(cli_test, errors_in_the_tests_file_are_file_line_column_and_exit_2)
 {
     static const char *want =
