@@ -441,8 +441,8 @@ static void check_until(struct ts_cx *cx, yaml_node_t *v, const struct ts_case *
         if (tc->restarts[i] > last)
             last = tc->restarts[i];
     if (last > tc->until)
-        TS_ERR(cx, v, "until %s is before the last sample or restart (at %s): the clock runs on "
-            "to it anyway; drop until, or the input after it",
+        TS_ERR(cx, v, "until %s is before the last sample or restart (at %s): the clock cannot stop "
+            "before the input ends; drop until, or the input after it",
             ts_fmt_offset(tc->until - tc->start, a, sizeof(a)),
             ts_fmt_offset(last - tc->start, b, sizeof(b)));
 }

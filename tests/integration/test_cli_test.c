@@ -112,7 +112,7 @@ Test(cli_test, an_until_before_the_last_sample_is_an_error)
 {
     expect_tests_file_errors("until_early.yaml",
         FIX "until_early.yaml:4:10: error: until 2m is before the last sample or restart (at 4m): "
-            "the clock runs on to it anyway; drop until, or the input after it\n"
+            "the clock cannot stop before the input ends; drop until, or the input after it\n"
         "islewatch test: " FIX "until_early.yaml has errors; no test was run\n");
 }
 
