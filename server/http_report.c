@@ -46,9 +46,17 @@ enum MHD_Result iw__api_report(struct iw_http *h, struct MHD_Connection *c, cons
     FILE *out;
     int rc;
 
+    static const char *const known[] = { "from", "to", "format", "site", "tz", "standard",
+                                         "interval", "source", NULL };
+    char path[64];
+
     if (iw_report_kind_parse(kind_s, &kind) != IW_OK)
         return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no report \"%s\": use /api/v1/report/water, "
                               "/api/v1/report/air or /api/v1/report/cameras", kind_s);
+    /* A misspelt argument is not ignored: sit=dongtan would answer for every site. */
+    snprintf(path, sizeof(path), "/api/v1/report/%s", kind_s);
+    if (!iw__http_args_known(c, path, known, &ret))
+        return ret;
     if (fmt_s != NULL && fmt_s[0] != '\0' && iw_report_format_parse(fmt_s, &fmt) != IW_OK)
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "format=\"%s\": use table, csv or html",
                               fmt_s);

@@ -33,6 +33,10 @@ struct iw_replay {
     int (*read_history)(void *ctx, const char *series, int64_t from, int64_t to,
                         iw_rules_point_cb cb, void *cbctx);
     void *history_ctx;
+    int (*each_series)(void *ctx, int (*cb)(void *cbctx, const char *source, const char *site,
+                                            const char *device, const char *metric),
+                       void *cbctx);
+    void *series_ctx;
     bool keep_inputs, drop_derived;
     struct iw_rules_engine *eng;
     int64_t clock;                  /* latest time fed or advanced to */
@@ -264,6 +268,14 @@ int iw_replay_read_points(struct iw_replay *r, const char *series, int64_t from,
     return IW_OK;
 }
 
+static int env_each_series(void *ctx, int (*cb)(void *cbctx, const char *source, const char *site,
+                                                const char *device, const char *metric),
+                           void *cbctx)
+{
+    struct iw_replay *r = ctx;
+    return r->each_series(r->series_ctx, cb, cbctx);
+}
+
 /* ==========================================================================
  * Construction
  * ======================================================================== */
@@ -313,6 +325,7 @@ static int engine_start(struct iw_replay *r, int64_t start_ms)
         .state_del = env_state_del,
         .write_point = env_write_point,
         .read_points = env_read_points,
+        .each_series = r->each_series != NULL ? env_each_series : NULL,
     };
     return iw_rules_engine_new(&r->view, &env, start_ms, &r->eng);
 }
@@ -331,6 +344,8 @@ int iw_replay_new(const struct iw_replay_opts *o, struct iw_replay **out)
     r->store = o->store;
     r->read_history = o->read_history;
     r->history_ctx = o->history_ctx;
+    r->each_series = o->each_series;
+    r->series_ctx = o->series_ctx;
     r->keep_inputs = o->keep_inputs;
     r->drop_derived = o->drop_derived;
     r->clock = o->start_ms;

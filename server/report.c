@@ -337,7 +337,8 @@ const char *const iw_report_notes_common[] = {
     "samples in the period; a declared device that never reported is listed without data.",
     "Days are natural days at a fixed UTC offset (--tz; default the first air_quality rule's "
     "timezone, else +08:00 Asia/Shanghai), from the day holding --from through the day holding "
-    "--to minus 1 ms.",
+    "--to minus 1 ms. Without --tz an air station's days are those of its own air_quality "
+    "rule's timezone (a sites: override included), as its daily AQI alerts have them.",
     NULL,
 };
 
@@ -383,7 +384,9 @@ const char *const iw_report_notes_cameras[] = {
     "one unflagged heartbeat with online = 1 (series camera/<site>/<device>/online) / all "
     "intervals; intervals start at --from and last --interval (default 60 s, the GB/T 28181 "
     "keepalive); a shorter last interval counts as one.",
-    "A camera of the inventory that never sent a heartbeat is offline for the whole period. "
+    "A camera of the inventory that never sent a heartbeat is offline for the whole period, "
+    "and so is any camera heard before the period and silent in it (listed with when it was "
+    "last heard): a camera that went dark still counts against its site. "
     "A camera first heard inside the period counts from the interval of its first heartbeat "
     "(the oldest kept), one first heard after it not at all (n/a). "
     "A site's rate adds up its cameras' intervals.",

@@ -18,6 +18,7 @@
 
 #include "islewatch/clock.h"
 #include "islewatch/store.h"
+#include "islewatch/topic.h"
 #include "report_int.h"
 
 #define NPOL IW_AQI_NPOLLUTANTS
@@ -253,13 +254,39 @@ static void device_day_items(struct iw_air_day *d, struct iw_avg *const hours[NP
     }
 }
 
+/*
+ * The station's time zone: as the air_quality rules judge its days (SPEC §4:
+ * "the natural day in the station's time zone (timezone:)"), the first such
+ * rule that selects it, its per-site override included; --tz decides for all.
+ */
+static int device_tz(const struct iw_report_opts *o, const char *source, const char *site,
+                     const char *device)
+{
+    if (o->tz_given)
+        return o->tz_offset_min;
+    for (size_t i = 0; i < o->n_rules; i++) {
+        const struct iw_rule *r = &o->rules[i];
+        if (r->kind == IW_RULE_AIR_QUALITY && r->select != NULL &&
+            iw_select_match(r->select, source, site, device, NULL))
+            return iw_rule_params_for(r, site)->tz_offset_min;
+    }
+    return o->tz_offset_min;
+}
+
+/*
+ * label_first: the report's midnight of its first date. The device's days
+ * are the same dates in its own zone (dev->tz_offset_min), from first_day
+ * on; each day is labelled with the report's midnight of its date.
+ */
 static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
-                       const struct iw_report_opts *o, int64_t first_day, size_t n_days,
+                       const struct iw_report_opts *o, int64_t label_first, size_t n_days,
                        struct iw_air_device *dev)
 {
     struct iw_avg *hours[NPOL] = { 0 };
     bool *has_data = calloc(n_days, sizeof(*has_data));
     uint32_t *flagged = calloc(n_days, sizeof(*flagged));
+    int64_t first_day = label_first +
+                        (int64_t)(o->tz_offset_min - dev->tz_offset_min) * IW_MS_PER_MIN;
     int64_t end = first_day + (int64_t)n_days * IW_MS_PER_DAY;
     int64_t since[NPOL];
     int rc = IW_OK;
@@ -278,7 +305,7 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
         int p = iw_aqi_pollutant_find(rd->ser[i].metric);
         struct reader r = { .hours = hours[p < 0 ? 0 : p], .has_data = has_data,
                             .flagged = flagged, .first_day = first_day, .n_days = n_days,
-                            .tz = o->tz_offset_min, .acc = { .end = INT64_MIN } };
+                            .tz = dev->tz_offset_min, .acc = { .end = INT64_MIN } };
         int64_t first;
         if (p < 0)
             continue;               /* not an AQI pollutant (e.g. the derived "aqi") */
@@ -295,14 +322,15 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
         rc = IW_E_NOMEM;
     for (size_t k = 0; rc == IW_OK && k < n_days; k++) {
         struct iw_air_day *d = &dev->days[dev->n_days];
+        int64_t own_day = first_day + (int64_t)k * IW_MS_PER_DAY;
         if (!has_data[k])
             continue;
-        d->day = first_day + (int64_t)k * IW_MS_PER_DAY;
+        d->day = label_first + (int64_t)k * IW_MS_PER_DAY;
         d->std = iw_report_air_standard(o->standard, d->day, o->tz_offset_min);
         d->n_flagged = flagged[k];
         /* The day is (day, day + 24 h]: measured from the hour of the first sample on. */
         for (int p = 0; p < NPOL; p++)
-            if (since[p] <= d->day + IW_MS_PER_DAY)
+            if (since[p] <= own_day + IW_MS_PER_DAY)
                 d->measured |= 1u << p;
         device_day_items(d, hours, k, d->measured);
         eval_day(d, d->measured);
@@ -437,6 +465,8 @@ int iw_report_air(struct iw_store *st, const struct iw_report_opts *opts,
         rd->site = rd->device = NULL;
         dev->declared = rd->inv != NULL;
         dev->tally.max_aqi = -1;
+        dev->tz_offset_min = device_tz(opts, opts->source ? opts->source : "air", dev->site,
+                                       dev->device);
         if (rd->inv && rd->inv->name && (dev->name = strdup(rd->inv->name)) == NULL) {
             rc = IW_E_NOMEM;
             goto fail;

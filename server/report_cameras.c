@@ -48,7 +48,7 @@ static void site_add(struct iw_camera_site *s, const struct iw_camera *c)
 {
     s->intervals += c->intervals;
     s->online += c->online;
-    if (c->heartbeats == 0 && c->intervals > 0)
+    if (c->heartbeats == 0 && c->intervals > 0 && c->last_heard == INT64_MIN)
         s->never_seen++;
 }
 
@@ -56,6 +56,13 @@ static int first_cb(void *ctx, const struct iw_point *p)
 {
     *(int64_t *)ctx = p->ts;
     return 1;
+}
+
+static int last_cb(void *ctx, const struct iw_point *p)
+{
+    if (!iw__rp_flagged(p->flag))
+        *(int64_t *)ctx = p->ts;
+    return 0;
 }
 
 static void free_camera(struct iw_camera *c)
@@ -130,7 +137,7 @@ int iw_report_cameras(struct iw_store *st, const struct iw_report_opts *opts,
             rc = IW_E_NOMEM;
             goto fail;
         }
-        c->in_service = INT64_MIN;
+        c->in_service = c->last_heard = INT64_MIN;
         for (size_t k = 0; k < rd->n_ser && rc == IW_OK; k++) {
             if (strcmp(rd->ser[k].metric, "online") != 0)
                 continue;
@@ -145,6 +152,12 @@ int iw_report_cameras(struct iw_store *st, const struct iw_report_opts *opts,
             }
             if (rc == IW_OK)
                 rc = iw_store_read_points(st, rd->ser[k].id, opts->from, opts->to, on_point, &rdr);
+            /* Heard before the period and not in it: a camera that went dark. It
+             * is offline for the whole period, and when it was last heard is
+             * what the operator needs (read only for such cameras). */
+            if (rc == IW_OK && heard != INT64_MIN && heard < opts->from && c->heartbeats == 0)
+                rc = iw_store_read_points(st, rd->ser[k].id, heard, opts->from, last_cb,
+                                          &c->last_heard);
         }
         if (rc != IW_OK) {
             iw_diag_set(diag, NULL, 0, 0, "reading camera/%s/%s/online: %s", c->site, c->device,
@@ -152,8 +165,13 @@ int iw_report_cameras(struct iw_store *st, const struct iw_report_opts *opts,
             goto fail;
         }
         c->rate = iw__rp_ratio(c->online, c->intervals);
-        if (!c->declared && c->heartbeats == 0 && c->flagged == 0) {
-            free_camera(c);                 /* only old data: not part of this period */
+        /* Not declared and nothing in the period: a camera that went dark
+         * before it (last_heard) is still one of the site's cameras, offline
+         * throughout, or its silence would raise the site's rate; only one
+         * with no unflagged heartbeat stored before `to` is left out. */
+        if (!c->declared && c->heartbeats == 0 && c->flagged == 0 &&
+            c->last_heard == INT64_MIN) {
+            free_camera(c);
             r->n_cams--;
         }
     }

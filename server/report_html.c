@@ -594,9 +594,22 @@ static void air_days_block(FILE *out, const struct iw_air_report *r, const char 
     air_day_table(out, r, days, n);
 }
 
+/* " (日界 days at UTC+00:00)" when the station's zone is not the report's. */
+static const char *own_zone(const struct iw_air_report *r, const struct iw_air_device *d,
+                            char *buf, size_t len)
+{
+    char z[8];
+
+    buf[0] = '\0';
+    if (d->tz_offset_min != r->tz_offset_min)
+        snprintf(buf, len, " (日界 days at UTC%s)", iw_report_tz_format(d->tz_offset_min, z,
+                 sizeof(z)));
+    return buf;
+}
+
 int iw__rp_air_html(const struct iw_air_report *r, FILE *out)
 {
-    char title[300];
+    char title[300], zone[48];
 
     head(out, "环境空气质量日报统计 Daily AQI report");
     snprintf(title, sizeof(title), "HJ 633 环境空气质量指数: %s; daily values from GB 3095 "
@@ -628,16 +641,17 @@ int iw__rp_air_html(const struct iw_air_report *r, FILE *out)
         fputs("</h2>\n", out);
         if (s->n == 1) {
             const struct iw_air_device *d = &r->dev[s->first];
-            snprintf(title, sizeof(title), "%s/%s%s%s — 日 AQI daily AQI", d->site, d->device,
-                     d->name ? " " : "", d->name ? d->name : "");
+            snprintf(title, sizeof(title), "%s/%s%s%s — 日 AQI daily AQI%s", d->site, d->device,
+                     d->name ? " " : "", d->name ? d->name : "", own_zone(r, d, zone, sizeof(zone)));
             air_days_block(out, r, title, d->days, d->n_days, s->tally.max_aqi);
         } else {
             snprintf(title, sizeof(title), "%s — 全站 site (mean of %zu devices)", s->site, s->n);
             air_days_block(out, r, title, s->days, s->n_days, s->tally.max_aqi);
             for (size_t i = s->first; i < s->first + s->n; i++) {
                 const struct iw_air_device *d = &r->dev[i];
-                snprintf(title, sizeof(title), "%s/%s%s%s", d->site, d->device,
-                         d->name ? " " : "", d->name ? d->name : "");
+                snprintf(title, sizeof(title), "%s/%s%s%s%s", d->site, d->device,
+                         d->name ? " " : "", d->name ? d->name : "",
+                         own_zone(r, d, zone, sizeof(zone)));
                 air_days_block(out, r, title, d->days, d->n_days, d->tally.max_aqi);
             }
         }
@@ -702,7 +716,7 @@ static void cam_tr(FILE *out, const char *site, const char *dev, const char *nam
 
 int iw__rp_cameras_html(const struct iw_camera_report *r, FILE *out)
 {
-    char sub[200], a[32], b[32], hb[32], note[96];
+    char sub[200], a[32], b[64], hb[32], note[96];
 
     head(out, "雪亮工程 摄像机在线率 Camera online rate");
     snprintf(sub, sizeof(sub), "在线率 = intervals with a heartbeat online = 1 / all intervals; "
@@ -726,7 +740,11 @@ int iw__rp_cameras_html(const struct iw_camera_report *r, FILE *out)
             iw__rp_local_time(c->last_seen, r->tz_offset_min, b, sizeof(b));
             if (c->heartbeats == 0 && c->intervals == 0)
                 snprintf(b, sizeof(b), "期后启用 later");
-            else if (c->heartbeats == 0)
+            else if (c->heartbeats == 0 && c->last_heard != INT64_MIN) {
+                char t[40];
+                snprintf(b, sizeof(b), "静默自 silent since %s",
+                         iw__rp_local_time(c->last_heard, r->tz_offset_min, t, sizeof(t)));
+            } else if (c->heartbeats == 0)
                 snprintf(b, sizeof(b), "从未上报 never reported");
             cam_tr(out, c->site, c->device, c->name, c->intervals, c->online, c->rate, extra,
                    false);

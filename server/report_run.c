@@ -69,6 +69,7 @@ int iw_report_opts_parse(const struct iw_report_args *a, const struct iw_config 
                     "Asia/Shanghai", a->tz);
         return IW_E_INVAL;
     }
+    o->tz_given = a->tz != NULL;
     if (iw_report_time_parse(a->from, now_ms, o->tz_offset_min, &o->from) != IW_OK) {
         bad_time(diag, "from", a->from);
         return IW_E_INVAL;

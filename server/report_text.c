@@ -171,6 +171,19 @@ static const char *not_declared(bool inventory, bool declared)
     return inventory && !declared ? " [not in the inventory]" : "";
 }
 
+/* " (days at UTC+00:00)" when the station's zone is not the report's. */
+static const char *own_zone(const struct iw_air_report *rep, const struct iw_air_device *d,
+                            char *buf, size_t len)
+{
+    char z[8];
+
+    buf[0] = '\0';
+    if (d->tz_offset_min != rep->tz_offset_min)
+        snprintf(buf, len, " (its days at UTC%s, its air_quality rule's timezone)",
+                 iw_report_tz_format(d->tz_offset_min, z, sizeof(z)));
+    return buf;
+}
+
 /* The retention note under the title, when the period reaches back past it. */
 static void retention_note(FILE *out, int64_t kept_from, int tz)
 {
@@ -560,6 +573,7 @@ static void air_table(const struct iw_air_report *rep, FILE *out)
         "L1", "L2", "L3", "L4", "L5", "L6", "MAX AQI", "FLAGGED",
     };
     struct tbl t;
+    char zone[80];
 
     header(out, "空气质量日报 Daily AQI report: HJ 633-2012 before 2026-03-01, HJ 633-2026 from "
            "then", rep->first_day, rep->n_days, rep->tz_offset_min);
@@ -575,8 +589,9 @@ static void air_table(const struct iw_air_report *rep, FILE *out)
         const struct iw_air_site *s = &rep->sites[k];
         if (s->n == 1) {
             const struct iw_air_device *d = &rep->dev[s->first];
-            fprintf(out, "\n%s (%s%s%s)%s\n", s->site, d->device, d->name ? " " : "",
-                    d->name ? d->name : "", not_declared(rep->inventory, d->declared));
+            fprintf(out, "\n%s (%s%s%s)%s%s\n", s->site, d->device, d->name ? " " : "",
+                    d->name ? d->name : "", not_declared(rep->inventory, d->declared),
+                    own_zone(rep, d, zone, sizeof(zone)));
             air_days_table(rep, d->days, d->n_days, out);
             continue;
         }
@@ -584,8 +599,9 @@ static void air_table(const struct iw_air_report *rep, FILE *out)
         air_days_table(rep, s->days, s->n_days, out);
         for (size_t i = s->first; i < s->first + s->n; i++) {
             const struct iw_air_device *d = &rep->dev[i];
-            fprintf(out, "\n%s/%s%s%s%s\n", d->site, d->device, d->name ? " " : "",
-                    d->name ? d->name : "", not_declared(rep->inventory, d->declared));
+            fprintf(out, "\n%s/%s%s%s%s%s\n", d->site, d->device, d->name ? " " : "",
+                    d->name ? d->name : "", not_declared(rep->inventory, d->declared),
+                    own_zone(rep, d, zone, sizeof(zone)));
             air_days_table(rep, d->days, d->n_days, out);
         }
     }
@@ -758,6 +774,10 @@ static void cameras_table(const struct iw_camera_report *rep, FILE *out)
                 snprintf(since, sizeof(since), "%s %s", c->intervals == 0 ? "first heard after "
                          "the period," : "counted from its first heartbeat,",
                          iw__rp_local_time(c->in_service, rep->tz_offset_min, heard, sizeof(heard)));
+            } else if (c->heartbeats == 0 && c->last_heard != INT64_MIN) {
+                char heard[40];
+                snprintf(since, sizeof(since), "silent since %s",
+                         iw__rp_local_time(c->last_heard, rep->tz_offset_min, heard, sizeof(heard)));
             }
             snprintf(note, sizeof(note), "%s%s%s",
                      since[0] ? since : c->heartbeats == 0 ? "never reported" : "",

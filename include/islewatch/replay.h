@@ -65,6 +65,16 @@ struct iw_replay_opts {
     int (*read_history)(void *ctx, const char *series, int64_t from, int64_t to,
                         iw_rules_point_cb cb, void *cbctx);
     void *history_ctx;
+    /*
+     * Optional: the series stored before start_ms, as iw_rules_env.each_series.
+     * Their devices are known to absence rules from the start, as the daemon
+     * knows the devices of its store when its rules take effect, so a device
+     * silent from before start_ms is absent at start_ms + after. ctx is BORROWED.
+     */
+    int (*each_series)(void *ctx, int (*cb)(void *cbctx, const char *source, const char *site,
+                                            const char *device, const char *metric),
+                       void *cbctx);
+    void *series_ctx;
 };
 
 /*

@@ -31,13 +31,16 @@
  *     left out of every average, class and rate, and counted.
  *   - Devices are the inventory's entries of the report's source plus every
  *     device with samples in the period. A declared device that never
- *     reported is listed with no data (cameras: offline throughout).
+ *     reported is listed with no data (cameras: offline throughout). A
+ *     camera heard before the period and silent in it is listed too,
+ *     offline throughout, declared or not: it is a camera that went dark.
  *   - water and air cover whole natural days in a fixed UTC offset: from the
  *     day holding `from` through the day holding `to` − 1 ms. A water sample
  *     belongs to the day [00:00, 24:00) that holds it; an air hourly value
  *     labelled H covers (H − 1 h, H] and the day is the hours ending
  *     01:00 .. 24:00 (HJ 663), so a sample at exactly 00:00 closes the
- *     previous day.
+ *     previous day. Unless opts.tz_given, an air station's days are those
+ *     of its own air_quality rule's zone, under the same dates.
  *   - cameras cover [from, to) exactly, cut into intervals from `from`; the
  *     last interval may be shorter and counts as one.
  *
@@ -78,6 +81,9 @@ struct iw_report_opts {
     const char *site_glob;                  /* sites to include (iw_glob_match); NULL: all */
     const char *source;                     /* first series level; NULL: "water", "air", "camera" */
     int tz_offset_min;                      /* local time = UTC + this; default +480 */
+    bool tz_given;                          /* tz_offset_min was asked for (--tz): air
+                                             * stations use it too; else each uses its
+                                             * air_quality rule's timezone (iw_air_device) */
     const struct iw_device_cfg *devices;    /* inventory (targets, body, names); may be NULL */
     size_t n_devices;
     int default_target;                     /* 1..5 for devices without one; default 3 (III) */
@@ -267,6 +273,12 @@ struct iw_air_tally {
 struct iw_air_device {
     char *site, *device, *name;
     bool  declared;
+    int   tz_offset_min;                    /* the station's zone: the timezone of the first
+                                             * air_quality rule selecting it (per-site
+                                             * override included), unless opts.tz_given.
+                                             * Its days are its own natural days; a day's
+                                             * `day` is still the report's midnight of the
+                                             * same date, so dates line up */
     unsigned measured;                      /* 1 << pollutant: any sample in the period */
     struct iw_air_day *days;                /* days with any sample, in time order */
     size_t n_days;
@@ -339,13 +351,16 @@ struct iw_camera {
                                              * after `from` (intervals count from its
                                              * interval; none when at or after `to`),
                                              * INT64_MIN otherwise */
+    int64_t  last_heard;                    /* no heartbeat in the period: its last one
+                                             * before `from` (silent since then), INT64_MIN
+                                             * when it never sent one */
     double   rate;                          /* 在线率 = online / intervals; NAN when none */
 };
 
 struct iw_camera_site {
     const char *site;
     size_t first, n;
-    size_t never_seen;                      /* cameras without any heartbeat in the period */
+    size_t never_seen;                      /* cameras that never sent a heartbeat */
     uint64_t intervals, online;             /* summed over the site's cameras */
     double rate;                            /* online / intervals; NAN when 0 */
 };

@@ -16,9 +16,11 @@
  * What the daemon would have seen and a backtest cannot know: the receipt
  * time (taken = the sample time, so nothing is late), rule state from before
  * --from (the engine starts empty at --from; windows are primed from the
- * stored history before it, and a device is known to absence rules once it
- * reports in the range or when the inventory declares it), and the derived series (water class, aqi), which
- * the daemon writes but never feeds to its rules: they are not replayed.
+ * stored history before it; absence rules know the devices stored before
+ * --from or declared by the inventory from --from on, as a daemon whose rules
+ * took effect then, and the others once they report in the range), and the
+ * derived series (water class, aqi), which the daemon writes but never feeds
+ * to its rules: they are not replayed.
  *
  * Exit status: 0 done (whatever fired), 2 usage error or invalid FILE,
  * 3 the store cannot be read, or out of memory.
@@ -51,9 +53,10 @@ static void backtest_usage(FILE *f)
             "they would have raised: per rule (fired, resolved, total firing time) and as a\n"
             "timeline. The history is read through a running daemon (--url) or from a\n"
             "database opened read-only (--db, or FILE's storage.path), which works beside a\n"
-            "running daemon. Rule state starts empty at --from; windows are filled from the history\n"
-            "before it; a device is known once it reports in the range (or when it is in\n"
-            "the inventory), so absence only counts from there. The simulated wall clock\n"
+            "running daemon. Rule state starts empty at --from, as for a daemon started\n"
+            "then; windows are filled from the history before it; absence rules know the\n"
+            "devices stored before --from and those of the inventory from --from on, and\n"
+            "the others once they report in the range. The simulated wall clock\n"
             "is the sample time (absence, auto_resolve and close_after run on it), and\n"
             "nothing is late. Derived series (water class, aqi) are not replayed: the\n"
             "daemon writes them but never feeds them to its rules.\n"
@@ -336,6 +339,94 @@ static int list_series(struct merge *m)
     }
     cJSON_Delete(doc);
     return IW_OK;
+}
+
+/* ---- the devices known before --from ------------------------------------------ */
+
+/*
+ * The series with points before --from. The daemon knows the devices of its
+ * store when its rules take effect; so does the replay's engine at --from, so
+ * a device that went silent before the range raises its absence alert at
+ * --from + after, as a daemon started then would, instead of never.
+ */
+struct known {
+    char **names;
+    size_t n, cap;
+    int64_t from;
+    bool oom;
+};
+
+static void known_add(struct known *k, const char *name, int64_t first)
+{
+    if (k->oom || first >= k->from)
+        return;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 64;
+        char **v = realloc(k->names, cap * sizeof(*v));
+        if (v == NULL) {
+            k->oom = true;
+            return;
+        }
+        k->names = v;
+        k->cap = cap;
+    }
+    if ((k->names[k->n] = strdup(name)) == NULL)
+        k->oom = true;
+    else
+        k->n++;
+}
+
+static int known_store_cb(void *ctx, const struct iw_series_info *si)
+{
+    known_add(ctx, si->series->name, si->first);
+    return 0;
+}
+
+/* Fill k from the store, or GET /api/v1/series; IW_OK, IW_E_IO (printed), IW_E_NOMEM. */
+static int known_list(struct known *k, struct iw_store *st, const char *url)
+{
+    struct cli_source src = { .url = url };
+    const cJSON *it;
+    cJSON *doc;
+    int exit_code, rc = IW_OK;
+
+    if (st != NULL) {
+        rc = iw_store_series_list(st, NULL, known_store_cb, k);
+    } else {
+        if ((doc = cli_fetch(&src, "/api/v1/series", NULL, NULL, &exit_code)) == NULL)
+            return IW_E_IO;
+        cJSON_ArrayForEach(it, doc) {
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "series"));
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "first");
+            if (name != NULL && cJSON_IsNumber(f))
+                known_add(k, name, (int64_t)f->valuedouble);
+        }
+        cJSON_Delete(doc);
+    }
+    return rc == IW_OK && k->oom ? IW_E_NOMEM : rc;
+}
+
+/* iw_replay_opts.each_series over the known series (names that are not 4 levels skipped). */
+static int known_each(void *ctx, int (*cb)(void *cbctx, const char *source, const char *site,
+                                           const char *device, const char *metric),
+                      void *cbctx)
+{
+    const struct known *k = ctx;
+    char buf[1024];
+    struct iw_rsample s;
+
+    for (size_t i = 0; i < k->n; i++)
+        if (iw_replay_split(k->names[i], buf, sizeof(buf), &s) == IW_OK &&
+            cb(cbctx, s.source, s.site, s.device, s.metric) != 0)
+            break;
+    return IW_OK;
+}
+
+static void known_fini(struct known *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->names[i]);
+    free(k->names);
 }
 
 /* ---- progress on a terminal --------------------------------------------------- */
@@ -690,10 +781,12 @@ static int replay_store(const struct bt_args *a, const struct iw_config *cfg, st
 {
     const char *globs[1] = { a->rule };
     struct url_history hist = { .url = a->url };
+    struct known known = { .from = a->from };
     struct iw_replay_opts o = { .cfg = cfg, .store = st, .start_ms = a->from,
                                 .rules = a->rule ? globs : NULL, .n_rules = a->rule ? 1 : 0,
                                 .drop_derived = true,
-                                .read_history = st ? NULL : read_history, .history_ctx = &hist };
+                                .read_history = st ? NULL : read_history, .history_ctx = &hist,
+                                .each_series = known_each, .series_ctx = &known };
     struct merge m = { .st = st, .url = a->url, .cfg = cfg, .from = a->from, .to = a->to };
     struct iw_replay *r = NULL;
     struct aref *refs = NULL;
@@ -701,14 +794,23 @@ static int replay_store(const struct bt_args *a, const struct iw_config *cfg, st
     size_t n = 0;
     int rc;
 
+    if ((rc = known_list(&known, st, a->url)) != IW_OK) {
+        if (rc != IW_E_IO)          /* cli_fetch printed what failed */
+            fprintf(stderr, "islewatch backtest: listing the series of %s failed: %s\n",
+                    st == NULL ? a->url : a->db ? a->db : cfg->storage.path, iw_strerror(rc));
+        known_fini(&known);
+        return 3;
+    }
     if (iw_replay_new(&o, &r) != IW_OK) {
         fprintf(stderr, "islewatch backtest: out of memory\n");
+        known_fini(&known);
         return 3;
     }
     if (iw_replay_rule_count(r) == 0) {
         fprintf(stderr, "islewatch backtest: %s has no rule%s%s%s\n", a->file,
                 a->rule ? " matching \"" : "", a->rule ? a->rule : "", a->rule ? "\"" : "");
         iw_replay_free(r);
+        known_fini(&known);
         return 2;
     }
     m.r = r;
@@ -751,6 +853,7 @@ out:
     free(sum);
     merge_fini(&m);
     iw_replay_free(r);
+    known_fini(&known);
     return rc;
 }
 

@@ -362,6 +362,17 @@ static void parse_point_one(struct ts_cx *cx, yaml_node_t *m, struct ts_case *tc
     arr[tc->n_points++] = pt;
 }
 
+/* An empty value or YAML's null (`expect:`, `expect: ~`): "left out". */
+static bool is_null(const yaml_node_t *n)
+{
+    const char *v = (const char *)n->data.scalar.value;
+
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return n->type == YAML_SCALAR_NODE && n->data.scalar.length == 0;
+    return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
 /* A list of mappings, each handed to one(). */
 static void parse_list(struct ts_cx *cx, yaml_node_t *n, const char *what, struct ts_case *tc,
                        void (*one)(struct ts_cx *, yaml_node_t *, struct ts_case *))
@@ -409,6 +420,31 @@ static void parse_strings(struct ts_cx *cx, yaml_node_t *n, const char *what, ch
             (*out)[k++] = ts_dup(cx, ts_scalar(s));
     }
     *nout = k;
+}
+
+/*
+ * until is where the clock stops after the last sample: one before a sample's
+ * receipt (or a restart) would be run past without a word, so the alerts of
+ * the samples after it would surprise the reader. Say so instead.
+ */
+static void check_until(struct ts_cx *cx, yaml_node_t *v, const struct ts_case *tc)
+{
+    int64_t last = INT64_MIN;
+    char a[32], b[32];
+
+    if (!tc->has_until)
+        return;
+    for (size_t i = 0; i < tc->n_samples; i++)
+        if (tc->samples[i].recv > last)
+            last = tc->samples[i].recv;
+    for (size_t i = 0; i < tc->n_restarts; i++)
+        if (tc->restarts[i] > last)
+            last = tc->restarts[i];
+    if (last > tc->until)
+        TS_ERR(cx, v, "until %s is before the last sample or restart (at %s): the clock cannot stop "
+            "before the input ends; drop until, or the input after it",
+            ts_fmt_offset(tc->until - tc->start, a, sizeof(a)),
+            ts_fmt_offset(last - tc->start, b, sizeof(b)));
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -475,8 +511,8 @@ static void parse_case(struct ts_cx *cx, yaml_node_t *n, const struct defaults *
     }
     if ((v = ts_get(cx, n, "input")) != NULL)
         ts_parse_input(cx, v, tc);
-    if ((v = ts_get(cx, n, "expect")) != NULL
-        && !(v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0))
+    check_until(cx, ts_get(cx, n, "until"), tc);
+    if ((v = ts_get(cx, n, "expect")) != NULL && !is_null(v))
         parse_list(cx, v, "expect", tc, parse_expect_one);
     if ((v = ts_get(cx, n, "expect_series")) != NULL)
         parse_list(cx, v, "expect_series", tc, parse_point_one);

@@ -92,6 +92,30 @@ Test(cli_test, verbose_names_passing_tests_and_run_selects)
     free(out);
 }
 
+/* "Left out (or []): no alert at all": YAML's null (~, null) is left out too,
+ * not "expect: a list". */
+Test(cli_test, a_null_expect_means_no_alert)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "null_expect.yaml");
+    cr_expect_eq(rc, 1, "exit %d:\n%s", rc, out);
+    expect_contains(out, "FAIL ph-high fires, but expect says none (" FIX "null_expect.yaml:8:3)\n");
+    expect_contains(out, "\n  + 2m       firing   ph-high major water/lake/w1/ph value=9.5");
+    expect_contains(out, "2 tests, 1 passed, 1 failed\n");
+    cr_expect_null(strstr(out, "error"), "%s", out);
+    free(out);
+}
+
+/* The clock stops at until: one before the input's end would be run past
+ * silently (the test then sees alerts from after it), so it is an error. */
+Test(cli_test, an_until_before_the_last_sample_is_an_error)
+{
+    expect_tests_file_errors("until_early.yaml",
+        FIX "until_early.yaml:4:10: error: until 2m is before the last sample or restart (at 4m): "
+            "the clock cannot stop before the input ends; drop until, or the input after it\n"
+        "islewatch test: " FIX "until_early.yaml has errors; no test was run\n");
+}
+
 Test(cli_test, errors_in_the_tests_file_are_file_line_column_and_exit_2)
 {
     static const char *want =
@@ -342,6 +366,34 @@ Test(cli_backtest, csv_is_the_timeline_and_rule_filters)
                      "2026-01-01T00:20:00.000Z,resolved,major,ph-high,water,lake,w1,ph,7,\"lake/w1 pH 7, limit 9\",false,false\n"
                      "2026-01-01T00:42:00.000Z,firing,major,ph-high,water,lake,w1,ph,9.5,\"lake/w1 pH 9.5, limit 9\",false,false\n"
                      "2026-01-01T00:45:00.000Z,resolved,major,ph-high,water,lake,w1,ph,7,\"lake/w1 pH 7, limit 9\",false,false\n");
+    free(out);
+}
+
+/* A device the store knew before --from and that stays silent is absent from
+ * --from + after on, as for a daemon whose rules took effect at --from; a
+ * device first stored after --from is known only once it reports. */
+Test(cli_backtest, a_device_silent_since_before_from_is_absent_from_the_start)
+{
+    char *out = NULL, args[1024];
+
+    snprintf(args, sizeof(args), "backtest '%s' --db '%s' --from %lld --to %lld --format csv "
+             "--rule cam-offline", bt_cfg, bt_db, (long long)(T0 + 40 * MINUTE),
+             (long long)(T0 + 60 * MINUTE));
+    int rc = run_cli(&out, args);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    cr_expect_str_eq(out,
+                     "ts,status,severity,rule,source,site,device,metric,value,message,late,silenced\n"
+                     "2026-01-01T00:42:00.000Z,firing,warning,cam-offline,camera,pier,c1,,,"
+                     "pier/c1 has not reported since islewatch started (2m ago or more),false,false\n");
+    free(out);
+    /* From before its first heartbeat: known once it reports, silent after 30m. */
+    snprintf(args, sizeof(args), "backtest '%s' --db '%s' --from %lld --to %lld --format csv "
+             "--rule cam-offline", bt_cfg, bt_db, (long long)(T0 - 10 * MINUTE),
+             (long long)(T0 + 60 * MINUTE));
+    rc = run_cli(&out, args);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, out);
+    expect_contains(out, "\n2026-01-01T00:32:00.000Z,firing,warning,cam-offline,camera,pier,c1,");
+    cr_expect_null(strstr(out, "T23:52:00"), "not known before it reported: %s", out);
     free(out);
 }
 

@@ -668,6 +668,12 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         { "/api/v1/query?series=*/*/*/*&form=-1d", "unknown parameter \"form\"" },
         { "/api/v1/series?serie=water/*/*/*", "unknown parameter \"serie\"" },
         { "/api/v1/alerts/stream?snice=3", "it takes since" },
+        /* sit=: the report of every site, not of the one asked for */
+        { "/api/v1/report/water?from=-1d&to=now&sit=dongtan", "unknown parameter \"sit\" for "
+          "/api/v1/report/water (did you mean \"site\"?); it takes from, to, format, site, tz, "
+          "standard, interval, source" },
+        { "/api/v1/report/air?from=-1d&to=now&fromat=csv", "(did you mean \"format\"?)" },
+        { "/api/v1/report/cameras?from=-1h&to=now&intervall=10s", "(did you mean \"interval\"?)" },
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -690,6 +696,7 @@ Test(http, other_unknown_query_arguments_are_ignored)
         "/api/v1/alerts?format=json&_=1764417600000",
         "/api/v1/series?format=json",
         "/api/v1/query?series=*/*/*/*&from=-1h&format=json&_=1",
+        "/api/v1/report/water?from=-1d&to=now&_=1764417600000",
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {

@@ -583,6 +583,51 @@ Test(report, air_day_with_19_valid_hours_is_invalid)
     iw_report_air_free(r);
 }
 
+/* SPEC §4: a daily value covers the natural day in the station's time zone.
+ * Without --tz each station's days are its air_quality rule's (a sites:
+ * override included), as its daily AQI alerts have them, under the report's
+ * dates; --tz puts every station on one zone. */
+Test(report, an_air_station_keeps_its_rules_timezone_unless_tz_is_given)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-02T00:00:00+08:00");
+    struct iw_rule_site sites[1] = { { .site = "u", .p = { .tz_offset_min = 0 } } };
+    struct iw_rule rule = { .name = "aq", .kind = IW_RULE_AIR_QUALITY, .select = "air/*/*",
+                            .p = { .tz_offset_min = 480 }, .sites = sites, .n_sites = 1 };
+
+    put_hours("air/u/a01/pm25", "2026-05-01T00:00:00Z", 24, 30);        /* its UTC day */
+    put_hours("air/e/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 30);   /* a +08:00 day */
+    flush();
+    o.rules = &rule;
+    o.n_rules = 1;
+    struct iw_air_report *r = air(&o);
+    cr_assert_eq(r->n_dev, 2);
+    const struct iw_air_device *e = &r->dev[0], *u = &r->dev[1];
+    cr_assert_str_eq(u->site, "u");
+    cr_assert_eq(u->tz_offset_min, 0, "the site override's timezone");
+    cr_assert_eq(u->n_days, 1);
+    cr_assert(u->days[0].valid, "24 hours of its own day");
+    cr_assert_eq(u->days[0].item[IW_AQI_PM25_24H].n, 24);
+    cr_assert_eq(u->days[0].aqi, 43);
+    cr_assert_eq(u->days[0].day, T("2026-05-01T00:00:00+08:00"), "dated as the report's 05-01");
+    cr_assert_eq(e->tz_offset_min, 480);
+    cr_assert(e->days[0].valid);
+    char *tbl = render(air_write, r, IW_REPORT_TABLE);
+    cr_assert_not_null(strstr(tbl, "u (a01) (its days at UTC+00:00"), "%s", tbl);
+    cr_assert_null(strstr(tbl, "e (a01) (its days"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "2026-05-01  2026   43"), "%s", tbl);
+    free(tbl);
+    iw_report_air_free(r);
+
+    /* --tz +08:00: u's UTC day straddles two local days, 16 hours in 05-01. */
+    o.tz_given = true;
+    r = air(&o);
+    u = &r->dev[1];
+    cr_assert_eq(u->tz_offset_min, 480);
+    cr_assert_not(u->days[0].valid);
+    cr_assert_eq(u->days[0].item[IW_AQI_PM25_24H].n, 16);
+    iw_report_air_free(r);
+}
+
 Test(report, air_hour_needs_45_minutes_of_minute_data)
 {
     struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
@@ -873,13 +918,13 @@ Test(report, camera_online_rate_with_a_gap_and_a_never_seen_camera)
     }
     put("camera/dongtan/c01/online", t0 - 1000, 1, 0);                   /* before the period */
     put("camera/dongtan/c01/fps", t0 + 5000, 25, 0);
-    put("camera/old/c77/online", t0 - IW_MS_PER_DAY, 1, 0);              /* not in this period */
+    put("camera/old/c77/online", t0 - IW_MS_PER_DAY, 1, 0);              /* dark since then */
     flush();
     o.devices = cam_inv;
     o.n_devices = 2;
     cr_assert_eq(iw_report_cameras(st, &o, &r, NULL), IW_OK);
     cr_assert_eq(r->n_intervals, 11, "ten minutes and a 30 s remainder");
-    cr_assert_eq(r->n_cams, 2, "c77 has no data in the period and is not declared");
+    cr_assert_eq(r->n_cams, 3, "c77 went dark before the period: offline throughout");
     const struct iw_camera *c = &r->cams[0];
     cr_assert_str_eq(c->device, "c01");
     cr_assert_eq(c->online, 9, "minutes 0-4, 7-10");
@@ -893,7 +938,9 @@ Test(report, camera_online_rate_with_a_gap_and_a_never_seen_camera)
     cr_assert_eq(r->cams[1].first_seen, INT64_MIN);
     cr_assert_eq(r->sites[0].never_seen, 1);
     cr_assert_float_eq(r->sites[0].rate, 9.0 / 22.0, 1e-12);
-    cr_assert_float_eq(r->total.rate, 9.0 / 22.0, 1e-12);
+    cr_assert_str_eq(r->cams[2].device, "c77");
+    cr_assert_eq(r->cams[2].last_heard, t0 - IW_MS_PER_DAY);
+    cr_assert_float_eq(r->total.rate, 9.0 / 33.0, 1e-12);
 
     char *csv = render(cameras_write, r, IW_REPORT_CSV);
     cr_assert_not_null(strstr(csv, "\ncamera,dongtan,c01,码头,1,11,9,0.8182,19,2,"), "%s", csv);
@@ -908,6 +955,55 @@ Test(report, camera_online_rate_with_a_gap_and_a_never_seen_camera)
     free(csv);
     free(tbl);
     free(html);
+    iw_report_cameras_free(r);
+}
+
+/* A camera heard before the period and silent throughout it went dark: it
+ * is offline for every interval, declared or not, and the table says since
+ * when; leaving it out would report its site as fully online. */
+Test(report, a_camera_that_went_dark_before_the_period_is_offline_throughout)
+{
+    static const struct iw_device_cfg inv[] = {
+        { .source = "camera", .site = "s", .device = "decl" },
+    };
+    struct iw_report_opts o = opts_for("2026-05-01T01:00:00Z", "2026-05-01T01:10:00Z");
+    struct iw_camera_report *r;
+
+    for (int m = -60; m < 10; m++) {
+        put("camera/s/live/online", o.from + m * 60000 + 30000, 1, 0);
+        if (m < -30) {      /* both dark half an hour before the period */
+            put("camera/s/dark/online", o.from + m * 60000 + 30000, 1, 0);
+            put("camera/s/decl/online", o.from + m * 60000 + 30000, 1, 0);
+        }
+    }
+    put("camera/s/dark/online", o.from - 10 * 60000, 1, 'D');   /* flagged: not a heartbeat */
+    flush();
+    o.devices = inv;
+    o.n_devices = 1;
+    cr_assert_eq(iw_report_cameras(st, &o, &r, NULL), IW_OK);
+    cr_assert_eq(r->n_cams, 3, "dark, decl, live");
+    const struct iw_camera *dark = &r->cams[0], *decl = &r->cams[1], *live = &r->cams[2];
+    cr_assert_str_eq(dark->device, "dark");
+    cr_assert_eq(dark->intervals, 10);
+    cr_assert_eq(dark->online, 0);
+    cr_assert_eq(dark->last_heard, o.from - 31 * 60000 + 30000);
+    cr_assert_str_eq(decl->device, "decl");
+    cr_assert_eq(decl->last_heard, o.from - 31 * 60000 + 30000);
+    cr_assert_eq(live->online, 10);
+    cr_assert_eq(live->last_heard, INT64_MIN, "heard in the period");
+    cr_assert_eq(r->sites[0].never_seen, 0, "all three reported once");
+    cr_assert_float_eq(r->sites[0].rate, 10.0 / 30.0, 1e-12);
+    char *tbl = render(cameras_write, r, IW_REPORT_TABLE);
+    cr_assert_not_null(strstr(tbl, "silent since 2026-05-01 08:29:30"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "3 cameras, 0 never reported"), "%s", tbl);
+    cr_assert_null(strstr(tbl, "dark  never"), "%s", tbl);
+    char *html = render(cameras_write, r, IW_REPORT_HTML);
+    cr_assert_not_null(strstr(html, "silent since 2026-05-01 08:29:30"));
+    char *csv = render(cameras_write, r, IW_REPORT_CSV);
+    cr_assert_not_null(strstr(csv, "\nsite,s,,,,30,10,0.3333,,,,,3,0\n"), "%s", csv);
+    free(tbl);
+    free(html);
+    free(csv);
     iw_report_cameras_free(r);
 }
 
