@@ -133,6 +133,8 @@ const char *iw__cfg_scalar(struct cfg_ctx *cx, yaml_node_t *n, const char *where
 /* Type check for a mapping / sequence; reports and returns false when wrong. */
 bool iw__cfg_expect(struct cfg_ctx *cx, yaml_node_t *n, yaml_node_type_t type,
                     const char *where);
+/* The key node before pair p in mapping map with the same name as p's, or NULL. */
+yaml_node_t *iw__cfg_earlier_key(struct cfg_ctx *cx, yaml_node_t *map, const yaml_node_pair_t *p);
 /* Value of key `name` in mapping n when it is a scalar, else NULL; no errors. */
 const char *iw__cfg_lookup(struct cfg_ctx *cx, yaml_node_t *map, const char *name,
                            yaml_node_t **value);

@@ -215,8 +215,9 @@ int iw__cfg_rule_flags(struct cfg_ctx *cx, const struct cfg_map *m,
 int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
                           const struct cfg_key *k, yaml_node_t *v)
 {
+    static const char *const match_keys[] = { "type", "site", "device", "source", NULL };
     struct iw_rule_params *p = PARAMS(m);
-    char where[256], kwhere[320], why[256];
+    char where[256], kwhere[320], why[256], hint[96];
     size_t n;
 
     where_key(m, k, where, sizeof(where));
@@ -236,7 +237,7 @@ int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
         return IW_E_NOMEM;
     }
     for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
-        yaml_node_t *kn = iw__cfg_node(cx, pr->key), *vn = iw__cfg_node(cx, pr->value);
+        yaml_node_t *kn = iw__cfg_node(cx, pr->key), *vn = iw__cfg_node(cx, pr->value), *first;
         const char *key = iw__cfg_scalar(cx, kn, where, "a field name");
         const char *val;
 
@@ -255,8 +256,16 @@ int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
          * members of the message are not kept, so such a key never matches. */
         if (strcmp(key, "type") != 0 && strcmp(key, "site") != 0 && strcmp(key, "device") != 0
             && strcmp(key, "source") != 0) {
-            iw__cfg_error(cx, kn, "%s: \"%s\" cannot be matched; use type, site, device or source",
-                          where, key);
+            iw__cfg_error(cx, kn, "%s: \"%s\" cannot be matched; use type, site, device or "
+                          "source%s", where, key,
+                          iw__cfg_hint_names(key, match_keys, hint, sizeof(hint)));
+            continue;
+        }
+        /* Both would be required of one event: {type: tamper, type: video_loss} meets none. */
+        if ((first = iw__cfg_earlier_key(cx, v, pr)) != NULL) {
+            iw__cfg_error(cx, kn, "%s: duplicate key \"%s\" (first at line %zu); an event has one "
+                          "value of each: give each value its own rule", where, key,
+                          first->start_mark.line + 1);
             continue;
         }
         snprintf(kwhere, sizeof(kwhere), "%s.%s", where, key);

@@ -294,7 +294,7 @@ static int parse_labels(struct cfg_ctx *cx, const struct cfg_map *m, const struc
         return IW_E_NOMEM;
     }
     for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = iw__cfg_node(cx, p->key), *vn = iw__cfg_node(cx, p->value);
+        yaml_node_t *kn = iw__cfg_node(cx, p->key), *vn = iw__cfg_node(cx, p->value), *first;
         const char *key = iw__cfg_scalar(cx, kn, where, "a label name");
         const char *val;
 
@@ -302,6 +302,11 @@ static int parse_labels(struct cfg_ctx *cx, const struct cfg_map *m, const struc
             continue;
         if (key[0] == '\0') {
             iw__cfg_error(cx, kn, "%s: a label name must not be empty", where);
+            continue;
+        }
+        if ((first = iw__cfg_earlier_key(cx, v, p)) != NULL) {
+            iw__cfg_error(cx, kn, "%s: duplicate key \"%s\" (first at line %zu)", where, key,
+                          first->start_mark.line + 1);
             continue;
         }
         snprintf(lwhere, sizeof(lwhere), "%s.%s", where, key);

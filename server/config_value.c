@@ -91,6 +91,27 @@ const char *iw__cfg_lookup(struct cfg_ctx *cx, yaml_node_t *map, const char *nam
     return NULL;
 }
 
+/*
+ * For the mappings read pair by pair rather than by a table (labels, event
+ * match): libyaml keeps both pairs of a duplicate key, and the second would
+ * otherwise be kept silently too (a label given twice in one alert, a match
+ * that no event can meet).
+ */
+yaml_node_t *iw__cfg_earlier_key(struct cfg_ctx *cx, yaml_node_t *map, const yaml_node_pair_t *p)
+{
+    yaml_node_t *k = iw__cfg_node(cx, p->key);
+
+    if (k == NULL || k->type != YAML_SCALAR_NODE)
+        return NULL;
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        yaml_node_t *e = iw__cfg_node(cx, q->key);
+        if (e != NULL && e->type == YAML_SCALAR_NODE
+            && strcmp((const char *)e->data.scalar.value, (const char *)k->data.scalar.value) == 0)
+            return e;
+    }
+    return NULL;
+}
+
 char *iw__cfg_strdup(struct cfg_ctx *cx, const char *s)
 {
     char *d;
