@@ -39,6 +39,10 @@ struct cfg_ctx {
     /* Where each device entry was declared, for "declared twice" messages. */
     struct cfg_pos { const char *file; int file_idx; size_t line; } *dev_pos;
     size_t n_dev_pos;
+    /* `sources:` is there but unusable as a whole (not a list, empty, too
+     * long): no name can be checked against it, so rules, devices and
+     * silences do not each report "no source named" on top of its error. */
+    bool sources_bad;
     /* While a rule is parsed (config_rules.c). */
     struct iw_rule *rule;
     int    kind;                /* enum iw_rule_kind, or -1 when unknown */

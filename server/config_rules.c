@@ -172,7 +172,7 @@ static int parse_select(struct cfg_ctx *cx, const struct cfg_map *m, const struc
     }
     /* A literal source level must name a source; the wrong one would match nothing. */
     n = strcspn(s, "/");
-    if (n < sizeof(first)) {
+    if (n < sizeof(first) && !cx->sources_bad) {
         memcpy(first, s, n);
         first[n] = '\0';
         if (!iw__cfg_has_glob_chars(first)) {
