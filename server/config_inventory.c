@@ -23,9 +23,10 @@
 static void entry_where(struct cfg_ctx *cx, yaml_node_t *entry, const char *list,
                         const char *what, const char *name_key, size_t i, char *buf, size_t len)
 {
-    const char *name = iw__cfg_lookup(cx, entry, name_key, NULL);
+    yaml_node_t *node;
+    const char *name = iw__cfg_lookup(cx, entry, name_key, &node);
 
-    if (name != NULL && name[0] != '\0')
+    if (name != NULL && name[0] != '\0' && !iw__cfg_is_null(node))    /* not "~" or "null" */
         snprintf(buf, len, "%s \"%s\"", what, name);
     else
         snprintf(buf, len, "%s[%zu]", list, i);
