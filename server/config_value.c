@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config_int.h"
 #include "islewatch/clock.h"
@@ -351,9 +352,14 @@ void iw__cfg_hint_init(struct cfg_hint *h)
 
 void iw__cfg_hint_add(struct cfg_hint *h, const char *word, const char *candidate)
 {
-    size_t d = edit_distance(word, candidate);
+    size_t d = edit_distance(word, candidate), lw = strlen(word);
     /* Short words: one edit only, or "qos" would suggest "to". */
-    size_t limit = strlen(word) <= 3 ? 1 : 2;
+    size_t limit = lw <= 3 ? 1 : 2;
+
+    /* An abbreviation is as near as a one-letter typo: "crit" for "critical",
+     * "warn" (the log level) for "warning", "water" for "water_quality". */
+    if (d > 1 && lw >= 3 && lw < strlen(candidate) && strncasecmp(candidate, word, lw) == 0)
+        d = 1;
 
     /* ... and never more edits than half the candidate ("mean" is not a typo of "min"). */
     if (d <= limit && d * 2 <= strlen(candidate) && d < h->dist) {
