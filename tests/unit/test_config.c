@@ -830,14 +830,50 @@ Test(config, merge_keys_share_a_rule_s_keys)
                      "key) takes a mapping or a list of mappings, e.g. <<: *defaults; got a scalar");
     iw_diag_fini(&diag);
 
-    /* An anchor merged into itself loops; lists of aliases of lists grow exponentially. */
-    cr_assert_eq(load_str("rules:\n  - &self\n    name: a\n    kind: absence\n"
-                          "    select: camera/*/*\n    after: 3m\n    <<: *self\n", &cfg, &diag),
-                 IW_E_CONFIG);
-    cr_expect_eq(diag.n, 1);
-    cr_expect_str_eq(iw_diag_first(&diag), "inline.yaml:7:5: error: rule \"a\": \"<<\" merges "
-                     "more than 64 mappings or nests them more than 8 deep (does an anchor merge "
-                     "itself?)");
+    /* Lists of aliases of lists of aliases grow exponentially: refused, not followed. */
+    char bomb[4096] = "rules:\n  - {name: m, kind: absence, select: camera/*/*, after: 3m,\n"
+                      "     labels: &l0 {a: b}}\n";
+    for (int i = 1; i <= 8; i++) {
+        size_t n = strlen(bomb);
+        snprintf(bomb + n, sizeof(bomb) - n, "  - &l%d\n    <<: [*l%d, *l%d, *l%d, *l%d]\n", i,
+                 i - 1, i - 1, i - 1, i - 1);
+    }
+    cr_assert_eq(load_str(bomb, &cfg, &diag), IW_E_CONFIG);
+    bool refused = false;
+    for (size_t i = 0; i < diag.n; i++)
+        refused |= strstr(diag.lines[i], "\"<<\" merges more than 64 mappings or nests them more "
+                                         "than 8 deep") != NULL;
+    cr_expect(refused, "first error: %s", iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+}
+
+/*
+ * SPEC §3: an error is at the line and column of the offending node. Through
+ * an alias that is where the alias is, in the rule that is wrong, not where
+ * the anchor was defined (libyaml's loader makes them one node).
+ */
+Test(config, an_error_through_an_alias_is_at_the_alias)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    const char *text =
+        "rules:\n"
+        "  - {name: a, kind: threshold, select: &ph \"water/*/*/ph\", above: 9,\n"
+        "     labels: &team {team: water}}\n"
+        "  - {name: b, kind: threshold, select: *ph, below: 6, labels: *team}\n"
+        "  - {name: c, kind: threshold, select: *ph, below: *team}\n"
+        "  - {name: d, kind: water_quality, select: *ph}\n";
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_E_CONFIG);
+    cr_assert_eq(diag.n, 2, "%zu errors, first: %s", diag.n, iw_diag_first(&diag));
+    cr_expect_str_eq(diag.lines[0], "inline.yaml:5:52: error: rule \"c\": below: expected a "
+                     "number, got a mapping");
+    cr_expect_str_eq(diag.lines[1], "inline.yaml:6:44: error: rule \"d\": select: "
+                     "\"water/*/*/ph\" has 4 levels; expected 3 (<source>/<site>/<device>)");
+    iw_diag_fini(&diag);
+    cr_assert_eq(load_str("rules: *nothing\n", &cfg, &diag), IW_E_CONFIG);
+    cr_expect_str_eq(iw_diag_first(&diag), "inline.yaml:1:8: error: syntax error: found undefined "
+                     "alias \"*nothing\" (an alias needs its &anchor earlier in the file)");
     iw_diag_fini(&diag);
 }
 
