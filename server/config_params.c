@@ -212,10 +212,20 @@ int iw__cfg_rule_flags(struct cfg_ctx *cx, const struct cfg_map *m,
     return rc;
 }
 
+static bool known_event_type(const char *s, const char *const *types)
+{
+    for (; *types != NULL; types++)
+        if (strcmp(s, *types) == 0)
+            return true;
+    return false;
+}
+
 int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
                           const struct cfg_key *k, yaml_node_t *v)
 {
     static const char *const match_keys[] = { "type", "site", "device", "source", NULL };
+    static const char *const event_types[] = { "video_loss", "tamper", "motion", "disk_fault",
+                                               NULL };
     struct iw_rule_params *p = PARAMS(m);
     char where[256], kwhere[320], why[256], hint[96];
     size_t n;
@@ -274,6 +284,15 @@ int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
             continue;
         if (!iw__cfg_check_glob(val, 1, 1, why, sizeof(why))) {
             iw__cfg_error(cx, vn, "%s: %s", kwhere, why);
+            continue;
+        }
+        /* Devices may send types of their own, but one a letter or two from
+         * SPEC §1's is a typo that would match nothing, without a word. */
+        if (strcmp(key, "type") == 0 && !iw__cfg_has_glob_chars(val)
+            && iw__cfg_hint_names(val, event_types, hint, sizeof(hint))[0] != '\0'
+            && !known_event_type(val, event_types)) {
+            iw__cfg_error(cx, vn, "%s: \"%s\" is not an event type the cameras send (%s)%s",
+                          kwhere, val, "video_loss, tamper, motion, disk_fault", hint);
             continue;
         }
         p->match[p->n_match].key = iw__cfg_strdup(cx, key);
