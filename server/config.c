@@ -311,11 +311,202 @@ static bool nested_too_deep(const char *s, size_t len, int max, size_t *line, si
     return false;
 }
 
+/*
+ * Build the document from libyaml's events, as yaml_parser_load() does, with
+ * one difference: an alias becomes a node of its own, at the alias's line and
+ * column, with the anchored node's value (a scalar's text, a collection's
+ * items, which stay shared). yaml_parser_load() makes an alias the anchored
+ * node itself, so an error about `below: *limits` pointed at the line where
+ * &limits was defined, in another rule. The copies are one level deep, so a
+ * file of aliases of aliases grows linearly; past ALIAS_COPY_MAX copied items
+ * in all, an alias is the anchored node again (the value is the same either
+ * way, only an error's position differs). An anchor given twice takes the
+ * later node, as YAML 1.2 says. Returns IW_OK, or IW_E_CONFIG with the problem
+ * in parser->error (libyaml's) or recorded (an undefined alias).
+ */
+struct compose_open { int id, key; };
+
+static int compose_document(struct cfg_ctx *cx, yaml_parser_t *parser, yaml_document_t *doc)
+{
+    enum { ALIAS_COPY_MAX = 1 << 20 };
+    struct compose_open *stack = NULL;
+    struct { char *name; int id; } *anchors = NULL;
+    size_t depth = 0, cap = 0, n_anchors = 0, cap_anchors = 0, copied = 0;
+    bool started = false, done = false;
+    int rc = IW_OK;
+
+    memset(doc, 0, sizeof(*doc));
+    while (!done && rc == IW_OK) {
+        yaml_event_t ev;
+        int id = 0;
+        const char *anchor = NULL;
+        bool shared = false;            /* an alias that is the anchored node itself */
+
+        if (!yaml_parser_parse(parser, &ev)) {
+            rc = IW_E_CONFIG;               /* libyaml's problem, in parser->error */
+            break;
+        }
+        switch (ev.type) {
+        case YAML_STREAM_START_EVENT:
+            break;
+        case YAML_STREAM_END_EVENT:     /* no document at all: an empty one */
+        case YAML_DOCUMENT_START_EVENT:
+            if (!yaml_document_initialize(doc, NULL, NULL, NULL,
+                                          ev.type == YAML_STREAM_END_EVENT
+                                          || ev.data.document_start.implicit, 1)) {
+                rc = IW_E_NOMEM;
+                break;
+            }
+            started = true;
+            doc->start_mark = ev.start_mark;
+            done = ev.type == YAML_STREAM_END_EVENT;
+            break;
+        case YAML_DOCUMENT_END_EVENT:
+            doc->end_mark = ev.end_mark;
+            done = true;
+            break;
+        case YAML_SCALAR_EVENT:
+            id = yaml_document_add_scalar(doc, ev.data.scalar.tag, ev.data.scalar.value,
+                                          (int)ev.data.scalar.length, ev.data.scalar.style);
+            anchor = (const char *)ev.data.scalar.anchor;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            id = yaml_document_add_sequence(doc, ev.data.sequence_start.tag,
+                                            ev.data.sequence_start.style);
+            anchor = (const char *)ev.data.sequence_start.anchor;
+            break;
+        case YAML_MAPPING_START_EVENT:
+            id = yaml_document_add_mapping(doc, ev.data.mapping_start.tag,
+                                           ev.data.mapping_start.style);
+            anchor = (const char *)ev.data.mapping_start.anchor;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            doc->nodes.start[stack[depth - 1].id - 1].end_mark = ev.end_mark;
+            depth--;
+            break;
+        case YAML_ALIAS_EVENT: {
+            int target = 0;
+            for (size_t i = n_anchors; i-- > 0 && target == 0;)    /* the latest definition */
+                if (strcmp(anchors[i].name, (const char *)ev.data.alias.anchor) == 0)
+                    target = anchors[i].id;
+            if (target == 0) {
+                iw__cfg_error_at(cx, ev.start_mark.line + 1, ev.start_mark.column + 1,
+                                 "syntax error: found undefined alias \"*%s\" (an alias needs "
+                                 "its &anchor earlier in the file)", ev.data.alias.anchor);
+                rc = IW_E_CONFIG;
+                break;
+            }
+            yaml_node_t t = doc->nodes.start[target - 1];   /* a copy: adding moves the array */
+            size_t items = t.type == YAML_SEQUENCE_NODE
+                               ? (size_t)(t.data.sequence.items.top - t.data.sequence.items.start)
+                           : t.type == YAML_MAPPING_NODE
+                               ? (size_t)(t.data.mapping.pairs.top - t.data.mapping.pairs.start) : 1;
+            if (copied + items > ALIAS_COPY_MAX) {
+                id = target;
+                shared = true;
+                break;
+            }
+            copied += items;
+            if (t.type == YAML_SCALAR_NODE)
+                id = yaml_document_add_scalar(doc, t.tag, t.data.scalar.value,
+                                              (int)t.data.scalar.length, t.data.scalar.style);
+            else if (t.type == YAML_SEQUENCE_NODE)
+                id = yaml_document_add_sequence(doc, t.tag, t.data.sequence.style);
+            else
+                id = yaml_document_add_mapping(doc, t.tag, t.data.mapping.style);
+            for (size_t i = 0; id != 0 && i < items && t.type != YAML_SCALAR_NODE; i++) {
+                /* re-read: the target's own item array may grow (an alias inside its anchor) */
+                yaml_node_t *tn = &doc->nodes.start[target - 1];
+                int ok = t.type == YAML_SEQUENCE_NODE
+                    ? yaml_document_append_sequence_item(doc, id, tn->data.sequence.items.start[i])
+                    : yaml_document_append_mapping_pair(doc, id, tn->data.mapping.pairs.start[i].key,
+                                                        tn->data.mapping.pairs.start[i].value);
+                if (!ok)
+                    id = 0;
+            }
+            if (id == 0)
+                rc = IW_E_NOMEM;
+            break;
+        }
+        default:
+            break;
+        }
+        if (rc == IW_OK && (ev.type == YAML_SCALAR_EVENT || ev.type == YAML_SEQUENCE_START_EVENT
+                            || ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_ALIAS_EVENT)) {
+            if (id == 0) {
+                rc = IW_E_NOMEM;
+            } else {
+                if (!shared) {
+                    doc->nodes.start[id - 1].start_mark = ev.start_mark;
+                    doc->nodes.start[id - 1].end_mark = ev.end_mark;
+                }
+                if (anchor != NULL) {
+                    if (n_anchors == cap_anchors) {
+                        size_t nc = cap_anchors ? cap_anchors * 2 : 16;
+                        void *g = realloc(anchors, nc * sizeof(*anchors));
+                        if (g == NULL)
+                            rc = IW_E_NOMEM;
+                        else
+                            anchors = g, cap_anchors = nc;
+                    }
+                    if (rc == IW_OK && (anchors[n_anchors].name = strdup(anchor)) == NULL)
+                        rc = IW_E_NOMEM;
+                    if (rc == IW_OK)
+                        anchors[n_anchors++].id = id;
+                }
+                if (rc == IW_OK && depth > 0) {      /* into the open collection */
+                    struct compose_open *o = &stack[depth - 1];
+                    yaml_node_t *pn = &doc->nodes.start[o->id - 1];
+                    int ok = 1;
+                    if (pn->type == YAML_SEQUENCE_NODE)
+                        ok = yaml_document_append_sequence_item(doc, o->id, id);
+                    else if (o->key == 0)
+                        o->key = id;
+                    else {
+                        ok = yaml_document_append_mapping_pair(doc, o->id, o->key, id);
+                        o->key = 0;
+                    }
+                    if (!ok)
+                        rc = IW_E_NOMEM;
+                }
+                if (rc == IW_OK && (ev.type == YAML_SEQUENCE_START_EVENT
+                                    || ev.type == YAML_MAPPING_START_EVENT)) {
+                    if (depth == cap) {
+                        size_t nc = cap ? cap * 2 : 64;
+                        void *g = realloc(stack, nc * sizeof(*stack));
+                        if (g == NULL)
+                            rc = IW_E_NOMEM;
+                        else
+                            stack = g, cap = nc;
+                    }
+                    if (rc == IW_OK)
+                        stack[depth++] = (struct compose_open){ .id = id, .key = 0 };
+                }
+            }
+        }
+        yaml_event_delete(&ev);
+    }
+    for (size_t i = 0; i < n_anchors; i++)
+        free(anchors[i].name);
+    free(anchors);
+    free(stack);
+    if (rc != IW_OK) {
+        if (started)
+            yaml_document_delete(doc);
+        if (rc == IW_E_NOMEM)
+            cx->nomem = true;
+        return rc == IW_E_NOMEM ? IW_E_NOMEM : IW_E_CONFIG;
+    }
+    return IW_OK;
+}
+
 int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_document_t *doc)
 {
     enum { MAX_FLOW_DEPTH = 64 };
     yaml_parser_t parser;
     size_t line, col;
+    int rc;
 
     if (nested_too_deep(text, len, MAX_FLOW_DEPTH, &line, &col)) {
         iw__cfg_error_at(cx, line, col, "syntax error: [ and { nested more than %d levels deep "
@@ -328,7 +519,12 @@ int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_docu
         return IW_E_NOMEM;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (yaml_parser_load(&parser, doc)) {
+    rc = compose_document(cx, &parser, doc);
+    if (rc == IW_E_NOMEM || (rc == IW_E_CONFIG && parser.error == YAML_NO_ERROR)) {
+        yaml_parser_delete(&parser);          /* recorded by compose_document */
+        return rc;
+    }
+    if (rc == IW_OK) {
         if (check_single_document(cx, &parser) == IW_OK) {
             yaml_parser_delete(&parser);
             return IW_OK;

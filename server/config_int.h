@@ -39,6 +39,10 @@ struct cfg_ctx {
     /* Where each device entry was declared, for "declared twice" messages. */
     struct cfg_pos { const char *file; int file_idx; size_t line; } *dev_pos;
     size_t n_dev_pos;
+    /* `sources:` is there but unusable as a whole (not a list, empty, too
+     * long): no name can be checked against it, so rules, devices and
+     * silences do not each report "no source named" on top of its error. */
+    bool sources_bad;
     /* While a rule is parsed (config_rules.c). */
     struct iw_rule *rule;
     int    kind;                /* enum iw_rule_kind, or -1 when unknown */
@@ -133,7 +137,17 @@ const char *iw__cfg_scalar(struct cfg_ctx *cx, yaml_node_t *n, const char *where
 /* Type check for a mapping / sequence; reports and returns false when wrong. */
 bool iw__cfg_expect(struct cfg_ctx *cx, yaml_node_t *n, yaml_node_type_t type,
                     const char *where);
-/* Value of key `name` in mapping n when it is a scalar, else NULL; no errors. */
+/* The key node before pair p in mapping map with the same name as p's, or NULL. */
+yaml_node_t *iw__cfg_earlier_key(struct cfg_ctx *cx, yaml_node_t *map, const yaml_node_pair_t *p);
+/* A plain "<<": YAML's merge key (`<<: *base`), which the walker and
+ * iw__cfg_lookup follow. Merges can nest (a base that merges another) and,
+ * through an anchor aliased inside itself, loop; lists of aliases of lists
+ * would take exponential time. So a mapping follows them CFG_MERGE_DEPTH
+ * deep and CFG_MERGE_MAX mappings at most. */
+bool iw__cfg_is_merge_key(const yaml_node_t *kn);
+#define CFG_MERGE_DEPTH 8
+#define CFG_MERGE_MAX   64
+/* Value of key `name` in mapping n (or in what its "<<" merges) when it is a scalar, else NULL; no errors. */
 const char *iw__cfg_lookup(struct cfg_ctx *cx, yaml_node_t *map, const char *name,
                            yaml_node_t **value);
 int iw__cfg_get_str(struct cfg_ctx *cx, yaml_node_t *n, const char *where, char **out);

@@ -23,9 +23,10 @@
 static void entry_where(struct cfg_ctx *cx, yaml_node_t *entry, const char *list,
                         const char *what, const char *name_key, size_t i, char *buf, size_t len)
 {
-    const char *name = iw__cfg_lookup(cx, entry, name_key, NULL);
+    yaml_node_t *node;
+    const char *name = iw__cfg_lookup(cx, entry, name_key, &node);
 
-    if (name != NULL && name[0] != '\0')
+    if (name != NULL && name[0] != '\0' && !iw__cfg_is_null(node))    /* not "~" or "null" */
         snprintf(buf, len, "%s \"%s\"", what, name);
     else
         snprintf(buf, len, "%s[%zu]", list, i);
@@ -171,9 +172,13 @@ int iw__cfg_parse_sources(struct cfg_ctx *cx, const struct cfg_map *m,
 
     (void)m;
     (void)k;
-    if (!iw__cfg_expect(cx, v, YAML_SEQUENCE_NODE, "sources"))
+    if (!iw__cfg_expect(cx, v, YAML_SEQUENCE_NODE, "sources")) {
+        cx->sources_bad = true;
         return IW_E_CONFIG;
+    }
     cfg->sources = alloc_items(cx, v, sizeof(*cfg->sources), &n);
+    if (n == 0 || n > IW_MAX_SOURCES)
+        cx->sources_bad = true;
     if (n == 0) {
         iw__cfg_error(cx, v, "sources: is empty; list at least one source, or remove the key "
                       "to use the four default sources");
@@ -268,7 +273,7 @@ static void check_device(struct cfg_ctx *cx, size_t i, yaml_node_t *e, const cha
         iw__cfg_error(cx, seen[lat] ? seen[lat] : seen[lon],
                       "%s: lat and lon go together; give both or neither", where);
     }
-    if (d->source != NULL && iw__cfg_find_source(cfg, d->source) == NULL) {
+    if (d->source != NULL && !cx->sources_bad && iw__cfg_find_source(cfg, d->source) == NULL) {
         iw__cfg_hint_sources(cfg, d->source, hint, sizeof(hint));
         iw__cfg_error(cx, seen[iw__cfg_key_index(device_keys, "source")],
                       "%s: source: no source named \"%s\"%s", where, d->source, hint);
@@ -435,7 +440,8 @@ static void check_match_reference(struct cfg_ctx *cx, const char *where, const c
                 iw__cfg_hint_add(&h, val, cfg->rules[i].name);
         iw__cfg_error(cx, at, "%s.rule: no rule named \"%s\"%s", where, val,
                       iw__cfg_hint_text(&h, hint, sizeof(hint)));
-    } else if (strcmp(key, "source") == 0 && iw__cfg_find_source(cfg, val) == NULL) {
+    } else if (strcmp(key, "source") == 0 && !cx->sources_bad
+               && iw__cfg_find_source(cfg, val) == NULL) {
         iw__cfg_hint_sources(cfg, val, hint, sizeof(hint));
         iw__cfg_error(cx, at, "%s.source: no source named \"%s\"%s", where, val, hint);
     } else if (strcmp(key, "severity") == 0 && iw_severity_parse(val) < 0) {

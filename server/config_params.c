@@ -212,11 +212,22 @@ int iw__cfg_rule_flags(struct cfg_ctx *cx, const struct cfg_map *m,
     return rc;
 }
 
+static bool known_event_type(const char *s, const char *const *types)
+{
+    for (; *types != NULL; types++)
+        if (strcmp(s, *types) == 0)
+            return true;
+    return false;
+}
+
 int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
                           const struct cfg_key *k, yaml_node_t *v)
 {
+    static const char *const match_keys[] = { "type", "site", "device", "source", NULL };
+    static const char *const event_types[] = { "video_loss", "tamper", "motion", "disk_fault",
+                                               NULL };
     struct iw_rule_params *p = PARAMS(m);
-    char where[256], kwhere[320], why[256];
+    char where[256], kwhere[320], why[256], hint[96];
     size_t n;
 
     where_key(m, k, where, sizeof(where));
@@ -236,7 +247,7 @@ int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
         return IW_E_NOMEM;
     }
     for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
-        yaml_node_t *kn = iw__cfg_node(cx, pr->key), *vn = iw__cfg_node(cx, pr->value);
+        yaml_node_t *kn = iw__cfg_node(cx, pr->key), *vn = iw__cfg_node(cx, pr->value), *first;
         const char *key = iw__cfg_scalar(cx, kn, where, "a field name");
         const char *val;
 
@@ -255,8 +266,16 @@ int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
          * members of the message are not kept, so such a key never matches. */
         if (strcmp(key, "type") != 0 && strcmp(key, "site") != 0 && strcmp(key, "device") != 0
             && strcmp(key, "source") != 0) {
-            iw__cfg_error(cx, kn, "%s: \"%s\" cannot be matched; use type, site, device or source",
-                          where, key);
+            iw__cfg_error(cx, kn, "%s: \"%s\" cannot be matched; use type, site, device or "
+                          "source%s", where, key,
+                          iw__cfg_hint_names(key, match_keys, hint, sizeof(hint)));
+            continue;
+        }
+        /* Both would be required of one event: {type: tamper, type: video_loss} meets none. */
+        if ((first = iw__cfg_earlier_key(cx, v, pr)) != NULL) {
+            iw__cfg_error(cx, kn, "%s: duplicate key \"%s\" (first at line %zu); an event has one "
+                          "value of each: give each value its own rule", where, key,
+                          first->start_mark.line + 1);
             continue;
         }
         snprintf(kwhere, sizeof(kwhere), "%s.%s", where, key);
@@ -265,6 +284,15 @@ int iw__cfg_rule_match(struct cfg_ctx *cx, const struct cfg_map *m,
             continue;
         if (!iw__cfg_check_glob(val, 1, 1, why, sizeof(why))) {
             iw__cfg_error(cx, vn, "%s: %s", kwhere, why);
+            continue;
+        }
+        /* Devices may send types of their own, but one a letter or two from
+         * SPEC §1's is a typo that would match nothing, without a word. */
+        if (strcmp(key, "type") == 0 && !iw__cfg_has_glob_chars(val)
+            && iw__cfg_hint_names(val, event_types, hint, sizeof(hint))[0] != '\0'
+            && !known_event_type(val, event_types)) {
+            iw__cfg_error(cx, vn, "%s: \"%s\" is not an event type the cameras send (%s)%s",
+                          kwhere, val, "video_loss, tamper, motion, disk_fault", hint);
             continue;
         }
         p->match[p->n_match].key = iw__cfg_strdup(cx, key);

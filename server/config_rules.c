@@ -172,7 +172,7 @@ static int parse_select(struct cfg_ctx *cx, const struct cfg_map *m, const struc
     }
     /* A literal source level must name a source; the wrong one would match nothing. */
     n = strcspn(s, "/");
-    if (n < sizeof(first)) {
+    if (n < sizeof(first) && !cx->sources_bad) {
         memcpy(first, s, n);
         first[n] = '\0';
         if (!iw__cfg_has_glob_chars(first)) {
@@ -294,7 +294,7 @@ static int parse_labels(struct cfg_ctx *cx, const struct cfg_map *m, const struc
         return IW_E_NOMEM;
     }
     for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = iw__cfg_node(cx, p->key), *vn = iw__cfg_node(cx, p->value);
+        yaml_node_t *kn = iw__cfg_node(cx, p->key), *vn = iw__cfg_node(cx, p->value), *first;
         const char *key = iw__cfg_scalar(cx, kn, where, "a label name");
         const char *val;
 
@@ -302,6 +302,11 @@ static int parse_labels(struct cfg_ctx *cx, const struct cfg_map *m, const struc
             continue;
         if (key[0] == '\0') {
             iw__cfg_error(cx, kn, "%s: a label name must not be empty", where);
+            continue;
+        }
+        if ((first = iw__cfg_earlier_key(cx, v, p)) != NULL) {
+            iw__cfg_error(cx, kn, "%s: duplicate key \"%s\" (first at line %zu)", where, key,
+                          first->start_mark.line + 1);
             continue;
         }
         snprintf(lwhere, sizeof(lwhere), "%s.%s", where, key);
@@ -599,6 +604,58 @@ static int pair_cmp(const void *a, const void *b)
 }
 
 /*
+ * The pairs a mapping means: its own, then those its "<<" merges add (the
+ * first to give a key wins), so `<<: *base` hashes as the keys written out
+ * and a change to a key the rule overrides leaves its hash alone.
+ * `merged`: the pairs come from a merge and may repeat one already there.
+ */
+static int effective_pairs(struct cfg_ctx *cx, yaml_node_t *n, struct sorted_pair **sp,
+                           size_t *cnt, size_t *cap, bool merged, int depth, int *left)
+{
+    if (depth > CFG_MERGE_DEPTH || --*left < 0)
+        return IW_OK;                       /* refused by the walker already */
+    for (int pass = 0; pass < 2; pass++) {
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = iw__cfg_node(cx, p->key), *v = iw__cfg_node(cx, p->value);
+            bool merge = iw__cfg_is_merge_key(k) && v->type != YAML_SCALAR_NODE;
+            bool dup = false;
+
+            if (merge != (pass == 1))
+                continue;
+            if (merge) {                    /* own keys first, then the merges in order */
+                bool seq = v->type == YAML_SEQUENCE_NODE;
+                for (yaml_node_item_t *it = seq ? v->data.sequence.items.start : NULL;
+                     it != NULL && it < v->data.sequence.items.top; it++)
+                    if (effective_pairs(cx, iw__cfg_node(cx, *it), sp, cnt, cap, true,
+                                        depth + 1, left) != IW_OK)
+                        return IW_E_NOMEM;
+                if (!seq && effective_pairs(cx, v, sp, cnt, cap, true, depth + 1, left) != IW_OK)
+                    return IW_E_NOMEM;
+                continue;
+            }
+            for (size_t i = 0; merged && i < *cnt && !dup; i++)
+                dup = (*sp)[i].key_len == k->data.scalar.length
+                      && memcmp((*sp)[i].key, k->data.scalar.value, k->data.scalar.length) == 0;
+            if (dup)
+                continue;
+            if (*cnt == *cap) {
+                size_t ncap = *cap ? *cap * 2 : 16;
+                struct sorted_pair *g = realloc(*sp, ncap * sizeof(*g));
+                if (g == NULL)
+                    return IW_E_NOMEM;
+                *sp = g;
+                *cap = ncap;
+            }
+            (*sp)[*cnt] = (struct sorted_pair){ .key = (const char *)k->data.scalar.value,
+                                                .key_len = k->data.scalar.length, .value = v };
+            (*cnt)++;
+        }
+        merged = true;                      /* the merges' keys never replace the own ones */
+    }
+    return IW_OK;
+}
+
+/*
  * Called only on a validated rule, whose shape (and depth) the schema bounds.
  * skip: keys left out (NULL-terminated) of the mapping at skip_depth, or NULL.
  * From the top (skip_depth 0) they are left out of each per-site override
@@ -620,18 +677,14 @@ static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth
             hash_node(cx, h, iw__cfg_node(cx, *it), depth + 1, skip, skip_depth);
         fnv(h, "]", 1);
     } else if (n->type == YAML_MAPPING_NODE) {
-        size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start), i = 0;
-        struct sorted_pair *sp = calloc(cnt ? cnt : 1, sizeof(*sp));
+        struct sorted_pair *sp = NULL;
+        size_t cnt = 0, cap = 0, i;
+        int left = CFG_MERGE_MAX + 1;
 
-        if (sp == NULL) {
+        if (effective_pairs(cx, n, &sp, &cnt, &cap, false, 0, &left) != IW_OK) {
+            free(sp);
             cx->nomem = true;
             return;
-        }
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-            yaml_node_t *k = iw__cfg_node(cx, p->key);
-            sp[i].key = (const char *)k->data.scalar.value;
-            sp[i].key_len = k->data.scalar.length;
-            sp[i++].value = iw__cfg_node(cx, p->value);
         }
         qsort(sp, cnt, sizeof(*sp), pair_cmp);
         fnv(h, "{", 1);
@@ -674,7 +727,7 @@ static void parse_rule(struct cfg_ctx *cx, yaml_node_t *e, size_t idx)
 
     r->line = e->start_mark.line + 1;
     r->column = e->start_mark.column + 1;
-    if (name != NULL && name[0] != '\0')
+    if (name != NULL && name[0] != '\0' && !iw__cfg_is_null(name_node))   /* not "~" */
         snprintf(where, sizeof(where), "rule \"%s\"", name);
     else
         snprintf(where, sizeof(where), "rules[%zu]", idx);

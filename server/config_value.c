@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config_int.h"
 #include "islewatch/clock.h"
@@ -72,21 +73,76 @@ bool iw__cfg_expect(struct cfg_ctx *cx, yaml_node_t *n, yaml_node_type_t type,
     return false;
 }
 
-const char *iw__cfg_lookup(struct cfg_ctx *cx, yaml_node_t *map, const char *name,
-                           yaml_node_t **value)
+/*
+ * YAML's merge key: `<<: *base` (or `<<: [*a, *b]`) in a mapping takes the
+ * keys of the aliased mapping(s) that the mapping does not give itself, so
+ * rules can share their common keys. libyaml leaves it to the application.
+ * Only a plain "<<" is one; a quoted "<<" is an ordinary (unknown) key.
+ */
+bool iw__cfg_is_merge_key(const yaml_node_t *kn)
 {
-    if (value != NULL)
-        *value = NULL;
-    if (map == NULL || map->type != YAML_MAPPING_NODE)
+    return kn != NULL && kn->type == YAML_SCALAR_NODE
+           && kn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+           && strcmp((const char *)kn->data.scalar.value, "<<") == 0;
+}
+
+static yaml_node_t *lookup_node(struct cfg_ctx *cx, yaml_node_t *map, const char *name, int depth,
+                                int *left)
+{
+    if (map == NULL || map->type != YAML_MAPPING_NODE || depth > CFG_MERGE_DEPTH || --*left < 0)
         return NULL;
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
          p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = iw__cfg_node(cx, p->key), *v = iw__cfg_node(cx, p->value);
-        if (k->type != YAML_SCALAR_NODE || strcmp((const char *)k->data.scalar.value, name))
+        yaml_node_t *k = iw__cfg_node(cx, p->key);
+        if (k->type == YAML_SCALAR_NODE && !iw__cfg_is_merge_key(k)
+            && strcmp((const char *)k->data.scalar.value, name) == 0)
+            return iw__cfg_node(cx, p->value);
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *v = iw__cfg_node(cx, p->value), *hit = NULL;
+        if (!iw__cfg_is_merge_key(iw__cfg_node(cx, p->key)))
             continue;
-        if (value != NULL)
-            *value = v;
-        return v->type == YAML_SCALAR_NODE ? (const char *)v->data.scalar.value : NULL;
+        if (v->type == YAML_MAPPING_NODE)
+            hit = lookup_node(cx, v, name, depth + 1, left);
+        for (yaml_node_item_t *it = v->type == YAML_SEQUENCE_NODE ? v->data.sequence.items.start
+                                                                  : NULL;
+             it != NULL && it < v->data.sequence.items.top && hit == NULL; it++)
+            hit = lookup_node(cx, iw__cfg_node(cx, *it), name, depth + 1, left);
+        if (hit != NULL)
+            return hit;
+    }
+    return NULL;
+}
+
+const char *iw__cfg_lookup(struct cfg_ctx *cx, yaml_node_t *map, const char *name,
+                           yaml_node_t **value)
+{
+    int left = CFG_MERGE_MAX + 1;           /* map itself, and what it merges */
+    yaml_node_t *v = lookup_node(cx, map, name, 0, &left);
+
+    if (value != NULL)
+        *value = v;
+    return v != NULL && v->type == YAML_SCALAR_NODE ? (const char *)v->data.scalar.value : NULL;
+}
+
+/*
+ * For the mappings read pair by pair rather than by a table (labels, event
+ * match): libyaml keeps both pairs of a duplicate key, and the second would
+ * otherwise be kept silently too (a label given twice in one alert, a match
+ * that no event can meet).
+ */
+yaml_node_t *iw__cfg_earlier_key(struct cfg_ctx *cx, yaml_node_t *map, const yaml_node_pair_t *p)
+{
+    yaml_node_t *k = iw__cfg_node(cx, p->key);
+
+    if (k == NULL || k->type != YAML_SCALAR_NODE)
+        return NULL;
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        yaml_node_t *e = iw__cfg_node(cx, q->key);
+        if (e != NULL && e->type == YAML_SCALAR_NODE
+            && strcmp((const char *)e->data.scalar.value, (const char *)k->data.scalar.value) == 0)
+            return e;
     }
     return NULL;
 }
@@ -296,9 +352,14 @@ void iw__cfg_hint_init(struct cfg_hint *h)
 
 void iw__cfg_hint_add(struct cfg_hint *h, const char *word, const char *candidate)
 {
-    size_t d = edit_distance(word, candidate);
+    size_t d = edit_distance(word, candidate), lw = strlen(word);
     /* Short words: one edit only, or "qos" would suggest "to". */
-    size_t limit = strlen(word) <= 3 ? 1 : 2;
+    size_t limit = lw <= 3 ? 1 : 2;
+
+    /* An abbreviation is as near as a one-letter typo: "crit" for "critical",
+     * "warn" (the log level) for "warning", "water" for "water_quality". */
+    if (d > 1 && lw >= 3 && lw < strlen(candidate) && strncasecmp(candidate, word, lw) == 0)
+        d = 1;
 
     /* ... and never more edits than half the candidate ("mean" is not a typo of "min"). */
     if (d <= limit && d * 2 <= strlen(candidate) && d < h->dist) {
@@ -625,6 +686,77 @@ static void unknown_key(struct cfg_ctx *cx, const struct cfg_map *m, yaml_node_t
         iw__cfg_error(cx, kn, "%s: unknown key \"%s\"%s", m->where, name, hint);
 }
 
+static void merge_from(struct cfg_ctx *cx, yaml_node_t *src, const struct cfg_map *m,
+                       yaml_node_t **seen, yaml_node_t **seen_key, int depth, int *left);
+
+/* The `<<` keys of map, in order: each fills only the rows still empty. */
+static void walk_merges(struct cfg_ctx *cx, yaml_node_t *map, const struct cfg_map *m,
+                        yaml_node_t **seen, yaml_node_t **seen_key, int depth, int *left)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = iw__cfg_node(cx, p->key), *vn = iw__cfg_node(cx, p->value);
+        bool ok = vn->type == YAML_MAPPING_NODE;
+
+        if (!iw__cfg_is_merge_key(kn))
+            continue;
+        for (yaml_node_item_t *it = vn->type == YAML_SEQUENCE_NODE ? vn->data.sequence.items.start
+                                                                   : NULL;
+             it != NULL && it < vn->data.sequence.items.top; it++)
+            ok = iw__cfg_node(cx, *it)->type == YAML_MAPPING_NODE;
+        if (!ok || (vn->type == YAML_SEQUENCE_NODE
+                    && vn->data.sequence.items.top == vn->data.sequence.items.start)) {
+            iw__cfg_error(cx, vn, "%s%s\"<<\" (a YAML merge key) takes a mapping or a list of "
+                          "mappings, e.g. <<: *defaults; got %s", m->where,
+                          m->where[0] ? ": " : "", iw__cfg_type_name(vn));
+            continue;
+        }
+        if (*left < 0)
+            return;                         /* reported once, below */
+        if (depth >= CFG_MERGE_DEPTH
+            || (*left -= vn->type == YAML_MAPPING_NODE ? 1 : (int)(vn->data.sequence.items.top
+                                                        - vn->data.sequence.items.start)) < 0) {
+            *left = -1;
+            iw__cfg_error(cx, kn, "%s%s\"<<\" merges more than %d mappings or nests them more "
+                          "than %d deep (does an anchor merge itself?)", m->where,
+                          m->where[0] ? ": " : "", CFG_MERGE_MAX, CFG_MERGE_DEPTH);
+            return;
+        }
+        if (vn->type == YAML_MAPPING_NODE)
+            merge_from(cx, vn, m, seen, seen_key, depth + 1, left);
+        else        /* YAML: the earlier mapping of the list wins */
+            for (yaml_node_item_t *it = vn->data.sequence.items.start;
+                 it < vn->data.sequence.items.top; it++)
+                merge_from(cx, iw__cfg_node(cx, *it), m, seen, seen_key, depth + 1, left);
+    }
+}
+
+/* The keys of a merged mapping that the mapping merging it lacks; its own merges after. */
+static void merge_from(struct cfg_ctx *cx, yaml_node_t *src, const struct cfg_map *m,
+                       yaml_node_t **seen, yaml_node_t **seen_key, int depth, int *left)
+{
+    for (yaml_node_pair_t *p = src->data.mapping.pairs.start;
+         p < src->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = iw__cfg_node(cx, p->key);
+        const char *name;
+        int idx;
+
+        if (kn->type != YAML_SCALAR_NODE || iw__cfg_is_merge_key(kn))
+            continue;           /* reported where the mapping is walked itself, if it is */
+        name = (const char *)kn->data.scalar.value;
+        idx = iw__cfg_key_index(m->keys, name);
+        if (idx < 0 || !key_allowed(m, &m->keys[idx])) {
+            unknown_key(cx, m, kn, name);
+            continue;
+        }
+        if (seen_key[idx] == NULL) {
+            seen_key[idx] = kn;
+            seen[idx] = iw__cfg_node(cx, p->value);
+        }
+    }
+    walk_merges(cx, src, m, seen, seen_key, depth, left);
+}
+
 /*
  * Two passes: first match every key of the mapping to a row (unknown keys,
  * keys that do not apply here and duplicates are reported), then parse the
@@ -659,6 +791,8 @@ int iw__cfg_walk(struct cfg_ctx *cx, yaml_node_t *map, const struct cfg_map *m)
                           m->where[0] ? ": " : "", iw__cfg_type_name(kn));
             continue;
         }
+        if (iw__cfg_is_merge_key(kn))
+            continue;                   /* after the mapping's own keys, below */
         name = (const char *)kn->data.scalar.value;
         idx = iw__cfg_key_index(m->keys, name);
         if (idx < 0 || !key_allowed(m, &m->keys[idx])) {
@@ -673,6 +807,8 @@ int iw__cfg_walk(struct cfg_ctx *cx, yaml_node_t *map, const struct cfg_map *m)
         seen_key[idx] = kn;
         seen[idx] = vn;
     }
+    int merges_left = CFG_MERGE_MAX;
+    walk_merges(cx, map, m, seen, seen_key, 0, &merges_left);
 
     for (int i = 0; i < nkeys; i++) {
         const struct cfg_key *k = &m->keys[i];

@@ -864,6 +864,62 @@ Test(alerts, reload_does_not_replay_retained_device_messages_into_unchanged_rule
     it_broker_stop(&b);
 }
 
+/*
+ * SPEC §3: a reload keeps the state of an unchanged rule, pending included. A
+ * `for:` condition that began before the reload and still holds after it
+ * fires when `for` has passed since it began (sample time), and a windowed
+ * rule keeps the samples of its window.
+ */
+#define NH3_FOR_RULE \
+    "  - {name: nh3-for, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5, for: 2m,\n" \
+    "     severity: major}\n"
+#define TP_AVG_RULE \
+    "  - {name: tp-avg, kind: threshold, select: \"water/*/*/tp\", above: 0.4,\n" \
+    "     window: {agg: avg, over: 1h}, severity: major}\n"
+
+Test(alerts, reload_keeps_pending_and_windowed_state_of_unchanged_rules)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC "rules:\n" NH3_FOR_RULE TP_AVG_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t0 = now_ms() - 30 * 60000;
+    pub(dev, "sensors/water/r/w1", t0, "nh3_n", 2.0);          /* pending: for 2m from t0 */
+    pub(dev, "sensors/water/r/w1", t0, "tp", 0.7);             /* window avg 0.7 > 0.4: firing */
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "tp-avg did not fire");
+    cr_assert_str_eq(s(a, "rule"), "tp-avg");
+    cJSON_Delete(a);
+    pub(dev, "sensors/water/r/w1", t0 + 60000, "tp", 0.3);     /* avg 0.5: still firing */
+    pub(dev, "sensors/water/r/w1", t0 + 60000, "nh3_n", 2.0);  /* pending, 1 min of 2 */
+    struct it_msg *m = it_next(sub, 1500);
+    cr_assert_null(m, "nothing changes yet: %s", m ? m->payload : "");
+
+    rewrite_rules(&d, "rules:\n" NH3_FOR_RULE TP_AVG_RULE
+                      "  - {name: ph, kind: threshold, select: \"water/*/*/ph\", below: 6}\n");
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
+
+    /* The window still holds 0.7 and 0.3: with 0.3 more the average is 0.433, still firing.
+     * A window emptied by the reload would average 0.3 and resolve. */
+    pub(dev, "sensors/water/r/w1", t0 + 120000, "tp", 0.3);
+    m = it_next(sub, 2000);
+    cr_assert_null(m, "the reload emptied tp-avg's window: %s", m ? m->payload : "");
+    /* 2 min after the condition began: nh3-for fires. Pending lost on reload would wait 2 min more. */
+    pub(dev, "sensors/water/r/w1", t0 + 120000, "nh3_n", 2.0);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "nh3-for lost its pending state on reload and did not fire");
+    cr_expect_str_eq(s(a, "rule"), "nh3-for");
+    cr_expect_str_eq(s(a, "status"), "firing");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 /* Poll the daemon's /metrics until `sample` reaches want. */
 static void wait_metric_at_least(const struct it_daemon *d, const char *sample, double want)
 {

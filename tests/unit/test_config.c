@@ -777,6 +777,106 @@ Test(config, rule_hash_ignores_layout_and_changes_with_content)
     cr_expect_str_neq(a, e, "a new name changes the hash");
 }
 
+/*
+ * YAML merge keys: rules share their common keys with `<<: *base`, as in any
+ * YAML config; libyaml leaves merging to the application. A rule's own key
+ * wins over a merged one, the first mapping of `<<: [*a, *b]` over the later
+ * ones, and the hash is that of the keys written out.
+ */
+Test(config, merge_keys_share_a_rule_s_keys)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    char written[17];
+    const char *text =
+        "rules:\n"
+        "  - &nh3 {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n"
+        "          for: 10m, labels: {team: water}}\n"
+        "  - &high\n"
+        "    <<: *nh3\n"
+        "    name: nh3-high\n"
+        "    above: 2.0\n"
+        "    severity: critical\n"
+        "    for: 1m\n"
+        "  - <<: [*nh3, *high]\n"
+        "    name: nh3-both\n";
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_assert_eq(cfg->n_rules, 3);
+    const struct iw_rule *high = rule_named(cfg, "nh3-high"), *both = rule_named(cfg, "nh3-both");
+    cr_expect_eq(high->kind, IW_RULE_THRESHOLD);
+    cr_expect_str_eq(high->select, "water/*/*/nh3_n");
+    cr_expect_eq(high->p.above, 2.0, "its own key wins over the merged one");
+    cr_expect_eq(high->p.for_ms, M(1));
+    cr_expect_eq(high->p.severity, IW_SEV_CRITICAL);
+    cr_assert_eq(high->n_labels, 1);
+    cr_expect_str_eq(high->labels[0].value, "water");
+    cr_expect_eq(both->p.above, 1.5, "the first mapping of the list wins");
+    cr_expect_eq(both->p.for_ms, M(10));
+    cr_expect_eq(both->p.severity, IW_SEV_CRITICAL, "a later mapping adds what the first lacks");
+    hash_of("rules:\n  - {name: nh3-high, kind: threshold, select: \"water/*/*/nh3_n\", "
+            "above: 2.0, for: 1m, labels: {team: water}, severity: critical}\n", written);
+    cr_expect_str_eq(high->hash, written, "merged keys hash as the keys written out");
+    iw_config_free(cfg);
+
+    cr_assert_eq(load_str("rules:\n  - &a {name: a, kind: threshold, select: \"water/*/*/ph\", "
+                          "above: 9}\n  - <<: *a\n    name: b\n    kind: absence\n"
+                          "  - <<: 5\n    name: c\n    kind: absence\n    select: camera/*/*\n"
+                          "    after: 3m\n", &cfg, &diag), IW_E_CONFIG);
+    cr_assert_eq(diag.n, 2, "%s", iw_diag_first(&diag));
+    cr_expect_str_eq(diag.lines[0], "inline.yaml:2:59: error: rule \"b\": \"above\" does not "
+                     "apply to absence rules");
+    cr_expect_str_eq(diag.lines[1], "inline.yaml:6:9: error: rule \"c\": \"<<\" (a YAML merge "
+                     "key) takes a mapping or a list of mappings, e.g. <<: *defaults; got a scalar");
+    iw_diag_fini(&diag);
+
+    /* Lists of aliases of lists of aliases grow exponentially: refused, not followed. */
+    char bomb[4096] = "rules:\n  - {name: m, kind: absence, select: camera/*/*, after: 3m,\n"
+                      "     labels: &l0 {a: b}}\n";
+    for (int i = 1; i <= 8; i++) {
+        size_t n = strlen(bomb);
+        snprintf(bomb + n, sizeof(bomb) - n, "  - &l%d\n    <<: [*l%d, *l%d, *l%d, *l%d]\n", i,
+                 i - 1, i - 1, i - 1, i - 1);
+    }
+    cr_assert_eq(load_str(bomb, &cfg, &diag), IW_E_CONFIG);
+    bool refused = false;
+    for (size_t i = 0; i < diag.n; i++)
+        refused |= strstr(diag.lines[i], "\"<<\" merges more than 64 mappings or nests them more "
+                                         "than 8 deep") != NULL;
+    cr_expect(refused, "first error: %s", iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+}
+
+/*
+ * SPEC §3: an error is at the line and column of the offending node. Through
+ * an alias that is where the alias is, in the rule that is wrong, not where
+ * the anchor was defined (libyaml's loader makes them one node).
+ */
+Test(config, an_error_through_an_alias_is_at_the_alias)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    const char *text =
+        "rules:\n"
+        "  - {name: a, kind: threshold, select: &ph \"water/*/*/ph\", above: 9,\n"
+        "     labels: &team {team: water}}\n"
+        "  - {name: b, kind: threshold, select: *ph, below: 6, labels: *team}\n"
+        "  - {name: c, kind: threshold, select: *ph, below: *team}\n"
+        "  - {name: d, kind: water_quality, select: *ph}\n";
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_E_CONFIG);
+    cr_assert_eq(diag.n, 2, "%zu errors, first: %s", diag.n, iw_diag_first(&diag));
+    cr_expect_str_eq(diag.lines[0], "inline.yaml:5:52: error: rule \"c\": below: expected a "
+                     "number, got a mapping");
+    cr_expect_str_eq(diag.lines[1], "inline.yaml:6:44: error: rule \"d\": select: "
+                     "\"water/*/*/ph\" has 4 levels; expected 3 (<source>/<site>/<device>)");
+    iw_diag_fini(&diag);
+    cr_assert_eq(load_str("rules: *nothing\n", &cfg, &diag), IW_E_CONFIG);
+    cr_expect_str_eq(iw_diag_first(&diag), "inline.yaml:1:8: error: syntax error: found undefined "
+                     "alias \"*nothing\" (an alias needs its &anchor earlier in the file)");
+    iw_diag_fini(&diag);
+}
+
 /* ======================================================================== */
 /* Names                                                                    */
 /* ======================================================================== */
