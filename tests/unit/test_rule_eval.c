@@ -1714,6 +1714,9 @@ Test(rules, restore_of_an_older_record_compares_its_condition_hash_of_then)
         char *c2 = strstr(env.vals[0], "\"c2\":\"");
         cr_assert_not_null(c2, "%s", env.vals[0]);
         memcpy(c2, "\"ch\":\"1111111111111111", strlen("\"ch\":\"1111111111111111"));
+        char *c3 = strstr(env.vals[0], "\"c3\":\"");     /* nor the condition at its site */
+        cr_assert_not_null(c3, "%s", env.vals[0]);
+        memcpy(c3, "\"x3\"", 4);
         strcpy(r->cond_hash_v1, changed ? "2222222222222222" : "1111111111111111");
         strcpy(r->cond_hash, "3333333333333333");   /* this version's hash is another */
         e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
