@@ -675,13 +675,28 @@ static void site_cond_hashes(struct cfg_ctx *cx, struct iw_rule *r, yaml_node_t 
         return;
     for (yaml_node_pair_t *p = sites->data.mapping.pairs.start; p < sites->data.mapping.pairs.top;
          p++) {
-        yaml_node_t *k = iw__cfg_node(cx, p->key);
-        for (size_t i = 0; k->type == YAML_SCALAR_NODE && i < r->n_sites; i++) {
+        yaml_node_t *k = iw__cfg_node(cx, p->key), *v = iw__cfg_node(cx, p->value);
+        bool cond = false;          /* does the override change more than the severity? */
+
+        if (k->type != YAML_SCALAR_NODE || v->type != YAML_MAPPING_NODE)
+            continue;
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+            yaml_node_t *qk = iw__cfg_node(cx, q->key);
+            cond = cond || qk->type != YAML_SCALAR_NODE
+                   || strcmp((const char *)qk->data.scalar.value, "severity") != 0;
+        }
+        for (size_t i = 0; i < r->n_sites; i++) {
             if (strcmp(r->sites[i].site, (const char *)k->data.scalar.value) != 0)
                 continue;
+            /* A severity alone: the site's condition is the others' (adding
+             * or removing it re-grades its alerts, as a rule's severity does). */
+            if (!cond) {
+                memcpy(r->sites[i].cond_hash, r->cond_hash_site, sizeof(r->cond_hash_site));
+                continue;
+            }
             h = FNV_OFFSET;
             fnv_str(&h, 'b', r->cond_hash_site, strlen(r->cond_hash_site));
-            hash_node(cx, &h, iw__cfg_node(cx, p->value), 0, site_not_cond, 0);
+            hash_node(cx, &h, v, 0, site_not_cond, 0);
             snprintf(r->sites[i].cond_hash, sizeof(r->sites[i].cond_hash), "%016" PRIx64, h);
         }
     }
