@@ -532,6 +532,14 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
     iw__load_common(in, o);
     if (rr->ops->load != NULL)
         rr->ops->load(e, in, o);
+    /* The rule's `repeat:` may have changed since the record was written (it
+     * is no part of the condition): none now, none; a shorter one, no later
+     * than that from now. */
+    if (in->st == ST_FIRING && in->p->repeat_ms <= 0)
+        in->next_repeat = RT_NONE;
+    else if (in->st == ST_FIRING
+             && (in->next_repeat == RT_NONE || in->next_repeat > e->start_ms + in->p->repeat_ms))
+        in->next_repeat = e->start_ms + in->p->repeat_ms;
     in->restored = true;
     in->stored = true;
     e->st.restored++;
@@ -595,8 +603,19 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
             in->orphan = true;
             continue;
         }
+        int64_t old_repeat = in->p->repeat_ms;
         in->rr = nr;
         in->p = iw_rule_params_for(nr->r, in->site);
+        /* `repeat:` is no part of the condition: a firing alert's reminders
+         * follow the new one, counted from its last message. */
+        if (in->st == ST_FIRING && in->p->repeat_ms != old_repeat) {
+            in->next_repeat = in->p->repeat_ms <= 0 ? RT_NONE
+                              : in->next_repeat != RT_NONE && old_repeat > 0
+                              ? in->next_repeat - old_repeat + in->p->repeat_ms
+                              : now_ms + in->p->repeat_ms;
+            iw__save(e, in);
+            iw__sched(e, in);
+        }
         /* Only its severity changed (cond_hash leaves it out): a firing alert
          * of a kind with one severity is re-graded now, the same episode. The
          * standard kinds grade by class or level at their next evaluation. */

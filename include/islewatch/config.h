@@ -189,7 +189,8 @@ struct iw_rule_site {
     char *site;
     struct iw_rule_params p;
     char  cond_hash[17];        /* the condition of this site's instances: the rule's
-                                 * cond_hash_site and this override (severity left out) */
+                                 * cond_hash_site and this override (severity and
+                                 * repeat left out) */
 };
 
 struct iw_rule {
@@ -209,8 +210,8 @@ struct iw_rule {
                                  * reload that changes only those keeps the rule's alert state */
     char   cond_hash_v1[17];    /* without `message` and `labels` only: what rule state
                                  * records of earlier versions hold ("ch") */
-    char   cond_hash_site[17];  /* cond_hash without `sites`: the condition of the sites
-                                 * without an override; "" when not computed */
+    char   cond_hash_site[17];  /* cond_hash without `sites` and `repeat`: the condition
+                                 * of the sites without an override; "" when not computed */
     size_t line, column;
 };
 

@@ -889,6 +889,38 @@ static void another_sites_override_edited(bool restart)
     it_broker_stop(&b);
 }
 
+/* Tuning `repeat:` is no change of the condition: a reload keeps the firing
+ * alert (no resolve, no new episode) and its reminders follow the new repeat. */
+Test(alerts, reload_of_a_changed_repeat_keeps_the_alert_and_follows_it)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char id[32];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_REPEAT_RULE("1h")), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+
+    pub(dev, "sensors/water/dongtan/w1", now_ms() - 60000, "nh3_n", 2.5);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no firing");
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+
+    rewrite_rules(&d, NH3_REPEAT_RULE("2s"));
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
+    a = next_alert(sub, 15000, NULL, 0);
+    cr_assert_not_null(a, "no reminder under the new repeat: 2s");
+    cr_assert_str_eq(s(a, "status"), "firing", "%s", s(a, "message"));
+    cr_assert_str_eq(s(a, "id"), id, "a new episode");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 Test(alerts, reload_of_another_sites_override_keeps_this_sites_alert)
 {
     another_sites_override_edited(false);

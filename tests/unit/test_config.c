@@ -788,6 +788,10 @@ Test(config, a_sites_condition_leaves_out_the_other_sites_overrides)
     cr_expect_str_neq(x, b1, "the rule's threshold, which s1 inherits the rest of, kept s1's condition");
     site_cond_of(PH("9", "{ s1: { severity: critical } }"), "s1", x);
     cr_expect_str_eq(x, b2, "an override of the severity alone changed its site's condition");
+    site_cond_of(PH("9", "{ s1: { above: 8, severity: critical, repeat: 1h } }"), "s1", x);
+    cr_expect_str_eq(x, b1, "a site's repeat changed its condition");
+    site_cond_of(PH("9\n    repeat: 2h", "{ s1: { above: 8, severity: critical } }"), "s2", x);
+    cr_expect_str_eq(x, b2, "the rule's repeat changed the condition");
     site_cond_of(PH("9.5", "{ s1: { above: 8, severity: critical } }"), "s2", x);
     cr_expect_str_neq(x, b2, "the rule's threshold kept s2's condition");
 #undef PH

@@ -808,6 +808,39 @@ Test(rules, repeat_while_firing_on_wall_clock)
     iw_rules_engine_free(e);
 }
 
+/* `repeat:` is no part of the condition (a reload or restart that changes it
+ * keeps the episode): the reminders follow the new one, counted from the
+ * episode's last message, and stop when it is gone. */
+Test(rules, a_changed_repeat_is_followed_across_a_reload_and_a_restart)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+    struct fx_cfg next;
+
+    r->p.has_above = true;
+    r->p.above = 10;
+    r->p.repeat_ms = 60 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].p.repeat_ms = 10 * MINUTE;
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "no reminder 10 min after the firing under repeat: 10m");
+    cr_assert_eq(fx_last(&env)->reason, IW_ALERT_REPEAT);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id);
+
+    cfg.rules[0].p.repeat_ms = 0;                   /* restart with the repeat removed */
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 11 * MINUTE);
+    for (int64_t m = 12; m <= 120; m++)
+        iw_rules_tick(e, T0 + m * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "%zu reminder(s) after the repeat was removed",
+                 env.n_alerts - 2);
+    iw_rules_engine_free(e);
+}
+
 /* SPEC §2: no alert storm after a reconnect. Reminders of a condition that
  * did not change are not queued while no broker link is up (they would all
  * go out at once when it is back); they resume on their schedule after. */
