@@ -540,6 +540,13 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
     else if (in->st == ST_FIRING
              && (in->next_repeat == RT_NONE || in->next_repeat > e->start_ms + in->p->repeat_ms))
         in->next_repeat = e->start_ms + in->p->repeat_ms;
+    /* Only the severity changed while the daemon was down: re-grade the
+     * firing alert now, as a reload does (one severity-change message, the
+     * same episode), instead of leaving an absence or event at the old one
+     * until it resolves. The standard kinds grade at their next evaluation. */
+    if (in->st == ST_FIRING && rr->r->kind != IW_RULE_WATER_QUALITY
+        && rr->r->kind != IW_RULE_AIR_QUALITY && in->p->severity != in->sev)
+        iw__escalate(e, in, in->p->severity, e->start_ms, false, e->start_ms);
     in->restored = true;
     in->stored = true;
     e->st.restored++;

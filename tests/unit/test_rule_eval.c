@@ -2403,6 +2403,37 @@ Test(rules, reload_of_a_severity_alone_regrades_the_firing_alert)
     iw_rules_engine_free(e);
 }
 
+/* The same across a restart: a firing alert whose rule's severity alone
+ * changed while the daemon was down is re-graded at start (one message, the
+ * same episode), not left at the old severity until it resolves. */
+Test(rules, restart_with_a_severity_alone_changed_regrades_the_firing_alert)
+{
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.after_ms = 3 * MINUTE;
+    r->p.severity = IW_SEV_WARNING;
+    e = engine(T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0, 1);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "c01 is absent");
+    r->p.severity = IW_SEV_CRITICAL;
+    strcpy(r->hash, "0000000000000001");                /* cond_hash as before */
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 2, "one message: the severity change");
+    cr_expect_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_expect_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    cr_expect_eq(fx_last(&env)->reason, IW_ALERT_ESCALATE);
+    cr_expect_str_eq(fx_last(&env)->id, env.alerts[0]->id, "the same episode");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 2 * HOUR);
+    cr_assert_eq(env.n_alerts, 2, "re-graded again at the next restart");
+    fx_feed(e, "camera", "s1", "c01", "online", T0 + 2 * HOUR, 1);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_expect_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_expect_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    iw_rules_engine_free(e);
+}
+
 /* A changed absence rule still watches the devices the old one knew: a camera
  * that stopped before the reload (or restart) is not forgotten. */
 Test(rules, reload_of_a_changed_absence_rule_keeps_watching_silent_devices)
