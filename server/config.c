@@ -1053,6 +1053,16 @@ const struct iw_rule_params *iw_rule_params_for(const struct iw_rule *r, const c
     return &r->p;
 }
 
+const char *iw_rule_cond_for(const struct iw_rule *r, const char *site)
+{
+    if (r->cond_hash_site[0] == '\0')
+        return r->cond_hash;
+    for (size_t i = 0; site != NULL && i < r->n_sites; i++)
+        if (strcmp(r->sites[i].site, site) == 0)
+            return r->sites[i].cond_hash[0] != '\0' ? r->sites[i].cond_hash : r->cond_hash;
+    return r->cond_hash_site;
+}
+
 int iw_water_target(const struct iw_rule_params *p, const struct iw_device_cfg *d)
 {
     if (p->site_target && p->target >= 1 && p->target <= 5)

@@ -708,6 +708,58 @@ static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth
     }
 }
 
+/*
+ * The condition of each site's instances (iw_rule_cond_for): the rule without
+ * `sites` for a site without an override, and that and its own override for
+ * one with. Editing xisha's override then changes xisha's condition only; a
+ * reload or restart no longer resolves (and re-raises) dongtan's alerts.
+ * `repeat:` is left out as `severity:` is: how often a firing alert is sent
+ * again is no part of whether it fires (the engine follows a new repeat).
+ * Called only on a validated rule, after parse_sites.
+ */
+static void site_cond_hashes(struct cfg_ctx *cx, struct iw_rule *r, yaml_node_t *rule,
+                             yaml_node_t *sites)
+{
+    static const char *const not_cond[] = { "message", "labels", "severity", "repeat", "sites",
+                                             NULL };
+    static const char *const site_not_cond[] = { "severity", "repeat", NULL };
+    uint64_t h = FNV_OFFSET;
+
+    hash_node(cx, &h, rule, 0, not_cond, 0);
+    snprintf(r->cond_hash_site, sizeof(r->cond_hash_site), "%016" PRIx64, h);
+    if (sites == NULL || sites->type != YAML_MAPPING_NODE)
+        return;
+    for (yaml_node_pair_t *p = sites->data.mapping.pairs.start; p < sites->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = iw__cfg_node(cx, p->key), *v = iw__cfg_node(cx, p->value);
+        bool cond = false;          /* does it change more than the severity or repeat? */
+
+        if (k->type != YAML_SCALAR_NODE || v->type != YAML_MAPPING_NODE)
+            continue;
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+            yaml_node_t *qk = iw__cfg_node(cx, q->key);
+            cond = cond || qk->type != YAML_SCALAR_NODE
+                   || (strcmp((const char *)qk->data.scalar.value, "severity") != 0
+                       && strcmp((const char *)qk->data.scalar.value, "repeat") != 0);
+        }
+        for (size_t i = 0; i < r->n_sites; i++) {
+            if (strcmp(r->sites[i].site, (const char *)k->data.scalar.value) != 0)
+                continue;
+            /* A severity (or repeat) alone: the site's condition is the
+             * others' (adding or removing it re-grades its alerts, as a rule's
+             * severity does). */
+            if (!cond) {
+                memcpy(r->sites[i].cond_hash, r->cond_hash_site, sizeof(r->cond_hash_site));
+                continue;
+            }
+            h = FNV_OFFSET;
+            fnv_str(&h, 'b', r->cond_hash_site, strlen(r->cond_hash_site));
+            hash_node(cx, &h, v, 0, site_not_cond, 0);
+            snprintf(r->sites[i].cond_hash, sizeof(r->sites[i].cond_hash), "%016" PRIx64, h);
+        }
+    }
+}
+
 /* ======================================================================== */
 /* The rules list                                                            */
 /* ======================================================================== */
@@ -774,6 +826,7 @@ static void parse_rule(struct cfg_ctx *cx, yaml_node_t *e, size_t idx)
         h = FNV_OFFSET;
         hash_node(cx, &h, e, 0, presentation_v1, 0);
         snprintf(r->cond_hash_v1, sizeof(r->cond_hash_v1), "%016" PRIx64, h);
+        site_cond_hashes(cx, r, e, seen[iw__cfg_key_index(rule_keys, "sites")]);
     }
     cx->rule = NULL;
     cx->kind = -1;

@@ -582,6 +582,7 @@ void iw__save(struct iw_rules_engine *e, struct inst *in)
     cJSON_AddStringToObject(o, "rule", in->rr->r->name);
     cJSON_AddStringToObject(o, "rh", in->rr->r->hash);
     cJSON_AddStringToObject(o, "c2", in->rr->r->cond_hash);     /* "ch": cond_hash_v1 */
+    cJSON_AddStringToObject(o, "c3", iw_rule_cond_for(in->rr->r, in->site));   /* at its site */
     cJSON_AddStringToObject(o, "kind", iw_rule_kind_name(in->rr->r->kind));
     cJSON_AddStringToObject(o, "src", in->source);
     cJSON_AddStringToObject(o, "site", in->site);

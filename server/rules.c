@@ -501,13 +501,15 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
     }
     rr = rule_by_name(e, rule);
     /* Changed is a changed condition: a record of a rule whose message,
-     * labels or severity alone changed keeps its state ("c2"; older records
-     * have "ch", the condition with the severity, or only the whole text's
-     * hash, so an upgrade does not resolve what is firing). */
-    const char *c2 = rec_str(o, "c2");
+     * labels or severity alone changed, or another site's override, keeps
+     * its state ("c3", the condition at its site; older records have "c2",
+     * the whole rule's, "ch", the condition with the severity, or only the
+     * whole text's hash, so an upgrade does not resolve what is firing). */
+    const char *c3 = rec_str(o, "c3"), *c2 = rec_str(o, "c2");
     ch = rec_str(o, "ch");
     if (rr == NULL
-        || (c2 != NULL ? strcmp(rr->r->cond_hash, c2)
+        || (c3 != NULL ? strcmp(iw_rule_cond_for(rr->r, site), c3)
+            : c2 != NULL ? strcmp(rr->r->cond_hash, c2)
             : ch != NULL ? strcmp(rr->r->cond_hash_v1, ch) : strcmp(rr->r->hash, rh)) != 0
         || strcmp(iw_rule_kind_name(rr->r->kind), kind) != 0) {
         st = cJSON_GetObjectItemCaseSensitive(o, "st");
@@ -530,6 +532,21 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
     iw__load_common(in, o);
     if (rr->ops->load != NULL)
         rr->ops->load(e, in, o);
+    /* The rule's `repeat:` may have changed since the record was written (it
+     * is no part of the condition): none now, none; a shorter one, no later
+     * than that from now. */
+    if (in->st == ST_FIRING && in->p->repeat_ms <= 0)
+        in->next_repeat = RT_NONE;
+    else if (in->st == ST_FIRING
+             && (in->next_repeat == RT_NONE || in->next_repeat > e->start_ms + in->p->repeat_ms))
+        in->next_repeat = e->start_ms + in->p->repeat_ms;
+    /* Only the severity changed while the daemon was down: re-grade the
+     * firing alert now, as a reload does (one severity-change message, the
+     * same episode), instead of leaving an absence or event at the old one
+     * until it resolves. The standard kinds grade at their next evaluation. */
+    if (in->st == ST_FIRING && rr->r->kind != IW_RULE_WATER_QUALITY
+        && rr->r->kind != IW_RULE_AIR_QUALITY && in->p->severity != in->sev)
+        iw__escalate(e, in, in->p->severity, e->start_ms, false, e->start_ms);
     in->restored = true;
     in->stored = true;
     e->st.restored++;
@@ -546,12 +563,13 @@ int iw_rules_engine_restore(struct iw_rules_engine *e, const char *key, const vo
  * Reload
  * ======================================================================== */
 
-/* The same condition: a change of only its message or labels keeps its alerts
- * (their later messages carry the new text, labels and rule_hash). */
-static bool same_rule(const struct iw_rule *a, const struct iw_rule *b)
+/* The same condition at this site: a change of only its message or labels,
+ * or of another site's override, keeps its alerts (their later messages
+ * carry the new text, labels and rule_hash). */
+static bool same_rule(const struct iw_rule *a, const struct iw_rule *b, const char *site)
 {
     return strcmp(a->name, b->name) == 0 && a->kind == b->kind
-           && strcmp(a->cond_hash, b->cond_hash) == 0;
+           && strcmp(iw_rule_cond_for(a, site), iw_rule_cond_for(b, site)) == 0;
 }
 
 int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *newcfg, int64_t now_ms)
@@ -575,7 +593,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
         if (e->insts.slots[i].key == NULL)
             continue;
         for (size_t k = 0; k < newcfg->n_rules && nr == NULL; k++)
-            if (same_rule(in->rr->r, &newcfg->rules[k]) && rules[k].n_sel != 0)
+            if (same_rule(in->rr->r, &newcfg->rules[k], in->site) && rules[k].n_sel != 0)
                 nr = &rules[k];
         if (nr == NULL) {
             bool removed = true;
@@ -592,8 +610,19 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
             in->orphan = true;
             continue;
         }
+        int64_t old_repeat = in->p->repeat_ms;
         in->rr = nr;
         in->p = iw_rule_params_for(nr->r, in->site);
+        /* `repeat:` is no part of the condition: a firing alert's reminders
+         * follow the new one, counted from its last message. */
+        if (in->st == ST_FIRING && in->p->repeat_ms != old_repeat) {
+            in->next_repeat = in->p->repeat_ms <= 0 ? RT_NONE
+                              : in->next_repeat != RT_NONE && old_repeat > 0
+                              ? in->next_repeat - old_repeat + in->p->repeat_ms
+                              : now_ms + in->p->repeat_ms;
+            iw__save(e, in);
+            iw__sched(e, in);
+        }
         /* Only its severity changed (cond_hash leaves it out): a firing alert
          * of a kind with one severity is re-graded now, the same episode. The
          * standard kinds grade by class or level at their next evaluation. */

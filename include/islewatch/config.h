@@ -188,6 +188,9 @@ struct iw_rule_params {
 struct iw_rule_site {
     char *site;
     struct iw_rule_params p;
+    char  cond_hash[17];        /* the condition of this site's instances: the rule's
+                                 * cond_hash_site and this override (severity and
+                                 * repeat left out) */
 };
 
 struct iw_rule {
@@ -207,6 +210,8 @@ struct iw_rule {
                                  * reload that changes only those keeps the rule's alert state */
     char   cond_hash_v1[17];    /* without `message` and `labels` only: what rule state
                                  * records of earlier versions hold ("ch") */
+    char   cond_hash_site[17];  /* cond_hash without `sites` and `repeat`: the condition
+                                 * of the sites without an override; "" when not computed */
     size_t line, column;
 };
 
@@ -255,6 +260,13 @@ void iw_config_free(struct iw_config *cfg);
 
 /* Rule parameters for a site: the site override when there is one, else r->p. */
 const struct iw_rule_params *iw_rule_params_for(const struct iw_rule *r, const char *site);
+/*
+ * The condition hash of rule r's instances at `site`: what a reload or a
+ * restart compares to keep their alerts, so that an edit of one site's
+ * override leaves the other sites' alerts alone. r->cond_hash when the
+ * per-site hashes were not computed.
+ */
+const char *iw_rule_cond_for(const struct iw_rule *r, const char *site);
 
 /*
  * The water class a device must meet under a water_quality rule's params p

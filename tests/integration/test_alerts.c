@@ -825,6 +825,112 @@ Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed
     it_broker_stop(&b);
 }
 
+/* nh3 with a per-site override for xisha; `xisha` is its YAML (e.g. "{above: 3}"). */
+#define NH3_SITES_RULE(xisha) \
+    "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.5,\n" \
+    "     severity: major, sites: {xisha: " xisha "}}\n"
+
+/*
+ * SPEC §3/§4: an alert instance is one (rule, site, device[, metric]); editing
+ * one site's override changes nothing for the other sites, so a reload or a
+ * restart must neither resolve nor re-raise their alerts. The edited site's
+ * own alert resolves, as for any changed condition.
+ */
+static void another_sites_override_edited(bool restart)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char id[32], topic[256];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_SITES_RULE("{above: 3}")), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 60000;
+
+    pub(dev, "sensors/water/dongtan/w1", t, "nh3_n", 2.5);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "dongtan did not fire");
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+    pub(dev, "sensors/water/xisha/w2", t, "nh3_n", 3.5);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "xisha did not fire");
+    cr_assert_str_eq(s(a, "site"), "xisha");
+    cJSON_Delete(a);
+
+    rewrite_rules(&d, NH3_SITES_RULE("{above: 3.2}"));
+    if (restart) {
+        it_daemon_stop(&d);
+        cr_assert_eq(it_daemon_restart(&d), 0);
+    } else {
+        it_daemon_signal(&d, SIGHUP);
+        cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
+    }
+    /* xisha's condition changed: its alert resolves; dongtan's stays as it was. */
+    a = next_alert(sub, 10000, topic, sizeof(topic));
+    cr_assert_not_null(a, "the edited site's alert did not resolve");
+    cr_assert_str_eq(topic, "alerts/major/nh3/xisha/w2", "%s: %s", topic, s(a, "message"));
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cJSON_Delete(a);
+    struct it_msg *m = it_next(sub, 2000);
+    cr_assert_null(m, "an alert of a site whose override did not change: %s", m ? m->payload : "");
+    pub(dev, "sensors/water/dongtan/w1", t + 1000, "nh3_n", 2.6);
+    m = it_next(sub, 2000);
+    cr_assert_null(m, "dongtan re-fired: %s", m ? m->payload : "");
+    pub(dev, "sensors/water/dongtan/w1", t + 2000, "nh3_n", 1.0);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "id"), id, "not the episode from before the edit");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* Tuning `repeat:` is no change of the condition: a reload keeps the firing
+ * alert (no resolve, no new episode) and its reminders follow the new repeat. */
+Test(alerts, reload_of_a_changed_repeat_keeps_the_alert_and_follows_it)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char id[32];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_REPEAT_RULE("1h")), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+
+    pub(dev, "sensors/water/dongtan/w1", now_ms() - 60000, "nh3_n", 2.5);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no firing");
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+
+    rewrite_rules(&d, NH3_REPEAT_RULE("2s"));
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
+    a = next_alert(sub, 15000, NULL, 0);
+    cr_assert_not_null(a, "no reminder under the new repeat: 2s");
+    cr_assert_str_eq(s(a, "status"), "firing", "%s", s(a, "message"));
+    cr_assert_str_eq(s(a, "id"), id, "a new episode");
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(alerts, reload_of_another_sites_override_keeps_this_sites_alert)
+{
+    another_sites_override_edited(false);
+}
+
+Test(alerts, restart_with_another_sites_override_edited_keeps_this_sites_alert)
+{
+    another_sites_override_edited(true);
+}
+
 /*
  * SPEC §3: a reload keeps the alerts of unchanged rules as they are. A camera
  * that publishes its heartbeat retained and then goes silent is absent; a

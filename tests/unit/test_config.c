@@ -754,6 +754,49 @@ Test(config, the_condition_hash_leaves_out_message_labels_and_severity_only)
     cr_expect_str_neq(h1, h2, "rule_hash still tells the versions apart");
 }
 
+/* The condition of a site's instances (iw_rule_cond_for): its own override
+ * and the rule without `sites`; another site's override is not part of it. */
+static void site_cond_of(const char *text, const char *site, char out[17])
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    memcpy(out, iw_rule_cond_for(&cfg->rules[0], site), 17);
+    iw_config_free(cfg);
+}
+
+Test(config, a_sites_condition_leaves_out_the_other_sites_overrides)
+{
+#define PH(above, sites) "rules:\n  - name: ph\n    kind: threshold\n    select: water/*/*/ph\n" \
+                         "    above: " above "\n    severity: major\n    sites: " sites "\n"
+    static const char base[] = PH("9", "{ s1: { above: 8, severity: critical } }");
+    char b1[17], b2[17], x[17];
+
+    site_cond_of(base, "s1", b1);
+    site_cond_of(base, "s2", b2);
+    cr_expect_str_neq(b1, b2, "an override is part of its site's condition");
+    site_cond_of(PH("9", "{ s1: { above: 7 } }"), "s2", x);
+    cr_expect_str_eq(x, b2, "s1's override changed s2's condition");
+    site_cond_of(PH("9", "{ s1: { above: 8 }, s3: { above: 5 } }"), "s2", x);
+    cr_expect_str_eq(x, b2, "a new override for s3 changed s2's condition");
+    site_cond_of(PH("9", "{ s1: { above: 8, severity: info } }"), "s1", x);
+    cr_expect_str_eq(x, b1, "a site's severity changed its condition");
+    site_cond_of(PH("9", "{ s1: { above: 7, severity: critical } }"), "s1", x);
+    cr_expect_str_neq(x, b1, "a site's threshold kept its condition");
+    site_cond_of(PH("9.5", "{ s1: { above: 8, severity: critical } }"), "s1", x);
+    cr_expect_str_neq(x, b1, "the rule's threshold, which s1 inherits the rest of, kept s1's condition");
+    site_cond_of(PH("9", "{ s1: { severity: critical } }"), "s1", x);
+    cr_expect_str_eq(x, b2, "an override of the severity alone changed its site's condition");
+    site_cond_of(PH("9", "{ s1: { above: 8, severity: critical, repeat: 1h } }"), "s1", x);
+    cr_expect_str_eq(x, b1, "a site's repeat changed its condition");
+    site_cond_of(PH("9\n    repeat: 2h", "{ s1: { above: 8, severity: critical } }"), "s2", x);
+    cr_expect_str_eq(x, b2, "the rule's repeat changed the condition");
+    site_cond_of(PH("9.5", "{ s1: { above: 8, severity: critical } }"), "s2", x);
+    cr_expect_str_neq(x, b2, "the rule's threshold kept s2's condition");
+#undef PH
+}
+
 Test(config, rule_hash_ignores_layout_and_changes_with_content)
 {
     char a[17], b[17], c[17], d[17], e[17];

@@ -808,6 +808,39 @@ Test(rules, repeat_while_firing_on_wall_clock)
     iw_rules_engine_free(e);
 }
 
+/* `repeat:` is no part of the condition (a reload or restart that changes it
+ * keeps the episode): the reminders follow the new one, counted from the
+ * episode's last message, and stop when it is gone. */
+Test(rules, a_changed_repeat_is_followed_across_a_reload_and_a_restart)
+{
+    struct iw_rule *r = fx_rule(&cfg, "t", IW_RULE_THRESHOLD, "water/*/*/nh3_n");
+    struct iw_rules_engine *e;
+    struct fx_cfg next;
+
+    r->p.has_above = true;
+    r->p.above = 10;
+    r->p.repeat_ms = 60 * MINUTE;
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "nh3_n", T0, 11);
+    cr_assert_eq(env.n_alerts, 1);
+    fx_cfg_copy(&next, &cfg);
+    next.rules[0].p.repeat_ms = 10 * MINUTE;
+    cr_assert_eq(iw_rules_engine_reload(e, &next.cfg, T0 + MINUTE), IW_OK);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_tick(e, T0 + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "no reminder 10 min after the firing under repeat: 10m");
+    cr_assert_eq(fx_last(&env)->reason, IW_ALERT_REPEAT);
+    cr_assert_str_eq(fx_last(&env)->id, env.alerts[0]->id);
+
+    cfg.rules[0].p.repeat_ms = 0;                   /* restart with the repeat removed */
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 11 * MINUTE);
+    for (int64_t m = 12; m <= 120; m++)
+        iw_rules_tick(e, T0 + m * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "%zu reminder(s) after the repeat was removed",
+                 env.n_alerts - 2);
+    iw_rules_engine_free(e);
+}
+
 /* SPEC §2: no alert storm after a reconnect. Reminders of a condition that
  * did not change are not queued while no broker link is up (they would all
  * go out at once when it is back); they resume on their schedule after. */
@@ -1714,6 +1747,9 @@ Test(rules, restore_of_an_older_record_compares_its_condition_hash_of_then)
         char *c2 = strstr(env.vals[0], "\"c2\":\"");
         cr_assert_not_null(c2, "%s", env.vals[0]);
         memcpy(c2, "\"ch\":\"1111111111111111", strlen("\"ch\":\"1111111111111111"));
+        char *c3 = strstr(env.vals[0], "\"c3\":\"");     /* nor the condition at its site */
+        cr_assert_not_null(c3, "%s", env.vals[0]);
+        memcpy(c3, "\"x3\"", 4);
         strcpy(r->cond_hash_v1, changed ? "2222222222222222" : "1111111111111111");
         strcpy(r->cond_hash, "3333333333333333");   /* this version's hash is another */
         e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
@@ -2361,6 +2397,37 @@ Test(rules, reload_of_a_severity_alone_regrades_the_firing_alert)
     fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 2 * MINUTE, 12);
     cr_assert_eq(env.n_alerts, 2, "still breaching at the new severity: nothing to send");
     fx_feed(e, "water", "s1", "w01", "nh3_n", T0 + 3 * MINUTE, 5);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_expect_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_expect_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    iw_rules_engine_free(e);
+}
+
+/* The same across a restart: a firing alert whose rule's severity alone
+ * changed while the daemon was down is re-graded at start (one message, the
+ * same episode), not left at the old severity until it resolves. */
+Test(rules, restart_with_a_severity_alone_changed_regrades_the_firing_alert)
+{
+    struct iw_rule *r = fx_rule(&cfg, "gone", IW_RULE_ABSENCE, "camera/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.after_ms = 3 * MINUTE;
+    r->p.severity = IW_SEV_WARNING;
+    e = engine(T0);
+    fx_feed(e, "camera", "s1", "c01", "online", T0, 1);
+    iw_rules_tick(e, T0 + 3 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1, "c01 is absent");
+    r->p.severity = IW_SEV_CRITICAL;
+    strcpy(r->hash, "0000000000000001");                /* cond_hash as before */
+    e = fx_restart(e, &env, &cfg.cfg, T0 + HOUR);
+    cr_assert_eq(env.n_alerts, 2, "one message: the severity change");
+    cr_expect_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_expect_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
+    cr_expect_eq(fx_last(&env)->reason, IW_ALERT_ESCALATE);
+    cr_expect_str_eq(fx_last(&env)->id, env.alerts[0]->id, "the same episode");
+    e = fx_restart(e, &env, &cfg.cfg, T0 + 2 * HOUR);
+    cr_assert_eq(env.n_alerts, 2, "re-graded again at the next restart");
+    fx_feed(e, "camera", "s1", "c01", "online", T0 + 2 * HOUR, 1);
     cr_assert_eq(env.n_alerts, 3);
     cr_expect_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
     cr_expect_eq(fx_last(&env)->severity, IW_SEV_CRITICAL);
