@@ -174,9 +174,13 @@ static int time_arg(const char *s, int64_t now_ms, int64_t *out_ms)
         *out_ms = s[3] == '-' ? now_ms - d : now_ms + d;
         return IW_OK;
     }
+    /* Epoch ms is digits, after an optional '-'. strtoll alone would also
+     * take "+30" (a relative time without its unit, as "-30" below: 30 ms
+     * after 1970) and leading blanks (" -30"). */
+    bool epoch = isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]));
     errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno == 0 && end != s && *end == '\0') {
+    v = epoch ? strtoll(s, &end, 10) : 0;
+    if (epoch && errno == 0 && end != s && *end == '\0') {
         /* "-30" is a relative time without its unit, not 30 ms before 1970:
          * a negative epoch that close to 0 is refused (the caller's message
          * shows -30m); older times in epoch ms (-62167219200000) still read. */

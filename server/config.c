@@ -501,6 +501,30 @@ static int compose_document(struct cfg_ctx *cx, yaml_parser_t *parser, yaml_docu
     return IW_OK;
 }
 
+/*
+ * A scalar holding a NUL character: libyaml refuses a raw one but decodes
+ * "\0", "\x00" and "\u0000" in a double-quoted string. Every value is read as
+ * a C string, so it would end there without a word ("nh3\0x" would name a
+ * rule "nh3", "mqtt://\0..." be a URL without a host). Each is an error at
+ * its node, and the file is not read further, as after a syntax error: the
+ * cut value's own errors would only mislead. Returns how many there are.
+ */
+static size_t check_no_nul(struct cfg_ctx *cx, yaml_document_t *doc)
+{
+    size_t bad = 0;
+
+    for (yaml_node_t *n = doc->nodes.start; n < doc->nodes.top; n++) {
+        if (n->type == YAML_SCALAR_NODE
+            && strlen((const char *)n->data.scalar.value) != n->data.scalar.length) {
+            iw__cfg_error_at(cx, n->start_mark.line + 1, n->start_mark.column + 1,
+                             "a NUL character (\\0) in \"%s...\": no value can hold one; "
+                             "remove it", (const char *)n->data.scalar.value);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_document_t *doc)
 {
     enum { MAX_FLOW_DEPTH = 64 };
@@ -527,6 +551,10 @@ int iw__cfg_load_doc(struct cfg_ctx *cx, const char *text, size_t len, yaml_docu
     if (rc == IW_OK) {
         if (check_single_document(cx, &parser) == IW_OK) {
             yaml_parser_delete(&parser);
+            if (check_no_nul(cx, doc) > 0) {
+                yaml_document_delete(doc);
+                return IW_E_CONFIG;
+            }
             return IW_OK;
         }
         yaml_document_delete(doc);   /* the rest is not YAML: a syntax error, below */

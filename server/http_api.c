@@ -538,7 +538,7 @@ enum MHD_Result iw__api_ack(struct iw_http *h, struct MHD_Connection *c, const c
         return iw__http_error(c, MHD_HTTP_NOT_FOUND, "no firing alert has id \"%s\" (an alert id "
                               "is 16 hex digits; GET /api/v1/alerts?active=1 lists them)", raw_id);
     if (r->len > 0) {
-        o = cJSON_ParseWithLength(r->body, r->len);
+        o = iw_json_parse_whole(r->body, r->len);
         if (!cJSON_IsObject(o)) {
             cJSON_Delete(o);
             return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object "
@@ -643,7 +643,7 @@ enum MHD_Result iw__api_silences_delete(struct iw_http *h, struct MHD_Connection
     int rc;
 
     if (id == NULL && r->len > 0) {
-        o = cJSON_ParseWithLength(r->body, r->len);
+        o = iw_json_parse_whole(r->body, r->len);
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
         if (!cJSON_IsObject(o) || (v != NULL && !cJSON_IsString(v))) {
             cJSON_Delete(o);

@@ -28,6 +28,22 @@ double iw_num_round_sig(double v, int digits)
     return strtod(buf, NULL);
 }
 
+cJSON *iw_json_parse_whole(const char *text, size_t len)
+{
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, false);
+
+    if (doc == NULL)
+        return NULL;
+    for (; end < text + len; end++) {
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            cJSON_Delete(doc);                 /* a second value, or garbage */
+            return NULL;
+        }
+    }
+    return doc;
+}
+
 int iw_num_shortest(double v, char *buf, size_t len)
 {
     for (int prec = 15; prec < 17; prec++) {

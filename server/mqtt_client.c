@@ -165,7 +165,7 @@ void iw_ingest_reject(struct iw_conn_ingest *ing, const struct iw_ingest_view *v
 {
     const char *tmpl = v->cfg->ingest.rejected_topic;
     struct iw_mqtt *m = ing->d->mqtt;
-    char rtopic[512], etopic[1024], epayload[8192], msg[10240];
+    char rtopic[512], etopic[1024], esource[256], epayload[8192], msg[10240];
     /* Every reason name is under 20 bytes: IW_REJ_COUNT quoted names always fit. */
     char reasons[IW_REJ_COUNT * 24];
     size_t rl = 0;
@@ -184,13 +184,15 @@ void iw_ingest_reject(struct iw_conn_ingest *ing, const struct iw_ingest_view *v
     else
         snprintf(rtopic, sizeof(rtopic), "%s", tmpl);
     (void)json_escape(etopic, sizeof(etopic), topic, tlen);
+    /* A source name is any label: a '"' or '\\' in it is valid there, not in JSON. */
+    (void)json_escape(esource, sizeof(esource), sname, strlen(sname));
     /* Truncated: past 4096 bytes, or cut short by its escapes. */
     bool cut = json_escape(epayload, sizeof(epayload), payload, plen > 4096 ? 4096 : plen) < plen;
     char ts[40];
     n = snprintf(msg, sizeof(msg), "{\"reason\":\"%s\",\"reasons\":[%s],\"source\":\"%s\","
                  "\"topic\":\"%s\",\"ts\":\"%s\",\"payload\":\"%s\",\"payload_bytes\":%zu,"
                  "\"truncated\":%s,\"samples_stored\":%zu}",
-                 iw_reject_name((enum iw_reject)why[0]), reasons, sname, etopic,
+                 iw_reject_name((enum iw_reject)why[0]), reasons, esource, etopic,
                  iw_rfc3339_format(iw_now_ms(), ts, sizeof(ts)), epayload, plen,
                  cut ? "true" : "false", stored);
     if (n > 0 && (size_t)n < sizeof(msg))

@@ -433,9 +433,23 @@ static bool label_text_valid(const char *s, const char *e)
             return false;
         if (*p == '\\' && p[1] == 'u') {
             struct scan hex = { p + 2, e };
-            unsigned cp = 0;
+            unsigned cp = 0, lo = 0;
             if (read_hex4(&hex, &cp) == 0 && (cp == '/' || cp == '+' || cp == '#'))
                 return false;
+            /* A lone surrogate is no character: invalid, as in a short value
+             * (scan_string). A high one followed by its low half is one. */
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return false;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                bool paired = hex.p[0] == '\\' && hex.p[1] == 'u';   /* hex.p <= e, the quote */
+                if (paired) {
+                    hex.p += 2;
+                    paired = read_hex4(&hex, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF;
+                }
+                if (!paired)
+                    return false;
+                p += 6;                        /* the low half */
+            }
             p += 5;
         } else if (*p == '\\') {
             p++;                               /* the escaped character: "\/" is a '/' */

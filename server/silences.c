@@ -393,7 +393,7 @@ static int new_id(char *out)
 int iw_silences_create(struct iw_store *st, const char *json, size_t len, const char *default_by,
                        int64_t now_ms, char id_out[IW_SILENCE_ID_LEN + 1], struct iw_diag *diag)
 {
-    cJSON *o = cJSON_ParseWithLength(json, len), *out = NULL;
+    cJSON *o = iw_json_parse_whole(json, len), *out = NULL;
     struct rt_silence *r = calloc(1, sizeof(*r));
     char key[64], *text = NULL;
     int rc;

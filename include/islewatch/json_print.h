@@ -28,4 +28,10 @@ int iw_num_shortest(double v, char *buf, size_t len);
  * 0.3 rather than 0.30000000000000004 at 15 digits. */
 double iw_num_round_sig(double v, int digits);
 
+/* text[0..len) parsed as one JSON value with nothing after it but whitespace;
+ * NULL when it is not (cJSON_Delete the result). cJSON_ParseWithLength stops
+ * after the first value and ignores the rest, so a request body such as
+ * {"by":"ops"}{"comment":"..."} would read as {"by":"ops"}. */
+cJSON *iw_json_parse_whole(const char *text, size_t len);
+
 #endif

@@ -1461,6 +1461,9 @@ Test(http, ack_takes_an_id_in_capitals_and_refuses_a_misspelt_key_or_a_bad_name)
         { "{\"by\":\"ops\\n1\"}", "must be one line of at most 128 bytes" },
         { "{\"comment\":\"a\\u0007b\"}", "must be one line of at most 1024 bytes" },
         { longbody, "at most 128 bytes" },
+        /* Two objects: read as the first, the comment would be lost without a word. */
+        { "{\"by\":\"ops1\"}{\"comment\":\"x\"}", "must be a JSON object" },
+        { "{\"by\":\"ops1\"} and more", "must be a JSON object" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         body = http("POST", path, TOKEN, bad[i].body, &status);
@@ -1639,6 +1642,7 @@ Test(http, delete_silences_by_path_query_or_body)
         { "/api/v1/silences", "{}", "its id" },
         { "/api/v1/silences", "not json", "JSON object" },
         { "/api/v1/silences", "{\"id\":42}", "JSON object" },
+        { "/api/v1/silences", "{\"id\":\"0123456789abcdef\"},{\"id\":\"x\"}", "JSON object" },
         { "/api/v1/silences?id=0123456789abcdef", "{\"id\":\"fedcba9876543210\"}", "two different" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -732,6 +732,31 @@ Test(ingest, a_republished_payload_cut_by_escaping_says_truncated, .timeout = 12
     it_broker_stop(&b);
 }
 
+/* A source name may hold '"' and '\' (any label may): the republished
+ * rejection is still JSON, with the name as it is. */
+Test(ingest, a_rejection_from_a_source_named_with_quotes_is_json, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: 'wa\"ter\\', topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "rejected_topic: \"islewatch/rejected/{source}\"\n"), 0);
+    struct it_client *rej = it_client_new(&b, "it-rej-quote");
+    cr_assert_eq(it_subscribe(rej, "islewatch/rejected/#", 1), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-quote");
+    cr_assert_eq(it_publish(pub, "sensors/water/q/w1", "not json", 1, false), 0);
+    cJSON *doc = next_rejection(rej, 20000);
+    cr_expect_str_eq(jstr(doc, "source"), "wa\"ter\\");
+    cr_expect_str_eq(jstr(doc, "reason"), "not_json");
+    cJSON_Delete(doc);
+    it_client_free(pub);
+    it_client_free(rej);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 /*
  * Messages without ts take their time of receipt. A backlog delivered at
  * reconnect (the persistent session of SPEC §2) arrives many per

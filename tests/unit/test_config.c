@@ -415,7 +415,7 @@ static const struct bad_cfg bad_cases[] = {
     { "silences" }, { "devices" }, { "devices_file_bad" }, { "devices_file_missing" },
     { "misc_values" }, { "multi_error" }, { "too_many_sources" }, { "second_document" },
     { "control_chars" }, { "rejected_topic_loop" }, { "protocol_unknown" },
-    { "alert_topic_loop" },
+    { "alert_topic_loop" }, { "nul_in_value" },
 };
 
 ParameterizedTestParameters(config, rejects_invalid)
@@ -1044,6 +1044,9 @@ Test(config, time_arguments_relative_to_now_go_both_ways)
     /* A relative time without its unit is refused, not read as ms before 1970
      * (which returned everything); epoch ms, early ones too, still read. */
     cr_expect_eq(iw_time_arg_parse("-30", now, &t), IW_E_INVAL);
+    cr_expect_eq(iw_time_arg_parse("+30", now, &t), IW_E_INVAL, "+30: not 30 ms after 1970");
+    cr_expect_eq(iw_time_arg_parse(" -30", now, &t), IW_E_INVAL);
+    cr_expect_eq(iw_time_arg_parse(" 30", now, &t), IW_E_INVAL);
     cr_expect_eq(iw_time_arg_parse("-9999999999", now, &t), IW_E_INVAL);
     cr_expect_eq(iw_time_arg_parse("-62167219200000", now, &t), IW_OK);
     cr_expect_eq(t, -62167219200000LL);

@@ -374,6 +374,9 @@ Test(payload, a_label_longer_than_the_name_space_is_checked_not_rejected)
         { "\\/", false },          { "\\u002F", false },
         { "\\u002b", false },      { "\\u0023", false },
         { "#", false },            { "\xff", false },
+        /* Escaped surrogates: a pair is one character, a lone half none. */
+        { "\\ud83d\\ude00", true }, { "\\ud800", false },
+        { "\\udc00x", false },      { "\\ud83d\\u0041", false },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -93,6 +93,9 @@ ParameterizedTestParameters(silences, rejects_bad_bodies)
 {
     static struct bad_body cases[] = {
         { "not json", "not valid JSON" },
+        /* cJSON alone reads the first value and ignores the rest. */
+        { "{\"match\":{\"site\":\"a\"},\"duration\":\"1h\"} x", "not valid JSON" },
+        { "{\"match\":{\"site\":\"a\"},\"duration\":\"1h\"}{\"reason\":\"r\"}", "not valid JSON" },
         { "[1,2]", "expected a JSON object" },
         { "{\"duration\":\"1h\"}", "\"match\": expected an object" },
         { "{\"match\":{},\"duration\":\"1h\"}", "an empty match would silence everything" },
