@@ -311,6 +311,17 @@ static bool nested_too_deep(const char *s, size_t len, int max, size_t *line, si
     return false;
 }
 
+/* Array p of *cap elements of size elem, doubled (first: the size of a new
+ * one): the new array, or NULL with p and *cap as they were. */
+static void *grow(void *p, size_t *cap, size_t elem, size_t first)
+{
+    size_t nc = *cap ? *cap * 2 : first;
+    void *g = realloc(p, nc * elem);
+    if (g != NULL)
+        *cap = nc;
+    return g;
+}
+
 /*
  * Build the document from libyaml's events, as yaml_parser_load() does, with
  * one difference: an alias becomes a node of its own, at the alias's line and
@@ -443,12 +454,11 @@ static int compose_document(struct cfg_ctx *cx, yaml_parser_t *parser, yaml_docu
                 }
                 if (anchor != NULL) {
                     if (n_anchors == cap_anchors) {
-                        size_t nc = cap_anchors ? cap_anchors * 2 : 16;
-                        void *g = realloc(anchors, nc * sizeof(*anchors));
+                        void *g = grow(anchors, &cap_anchors, sizeof(*anchors), 16);
                         if (g == NULL)
                             rc = IW_E_NOMEM;
                         else
-                            anchors = g, cap_anchors = nc;
+                            anchors = g;
                     }
                     if (rc == IW_OK && (anchors[n_anchors].name = strdup(anchor)) == NULL)
                         rc = IW_E_NOMEM;
@@ -473,12 +483,11 @@ static int compose_document(struct cfg_ctx *cx, yaml_parser_t *parser, yaml_docu
                 if (rc == IW_OK && (ev.type == YAML_SEQUENCE_START_EVENT
                                     || ev.type == YAML_MAPPING_START_EVENT)) {
                     if (depth == cap) {
-                        size_t nc = cap ? cap * 2 : 64;
-                        void *g = realloc(stack, nc * sizeof(*stack));
+                        void *g = grow(stack, &cap, sizeof(*stack), 64);
                         if (g == NULL)
                             rc = IW_E_NOMEM;
                         else
-                            stack = g, cap = nc;
+                            stack = g;
                     }
                     if (rc == IW_OK)
                         stack[depth++] = (struct compose_open){ .id = id, .key = 0 };
