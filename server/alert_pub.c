@@ -362,6 +362,22 @@ static int send_one(struct iw_alert_pub *p, uint64_t seq, const char *topic, con
     return rc;
 }
 
+/* A retained topic episode a no longer fires on (resolved, or moved: see
+ * publish): a sibling's state, or cleared. */
+static int send_left(struct iw_alert_pub *p, const struct iw_alert *a, const char *topic)
+{
+    const struct iw_alert *other = active_sibling(p, a, topic);
+    char *ojson = NULL;
+    size_t olen = 0;
+
+    if (other != NULL && iw_alert_to_json(other, &ojson, &olen) == IW_OK) {
+        int rc = send_one(p, a->seq, topic, ojson, olen, true);
+        free(ojson);
+        return rc;
+    }
+    return send_one(p, a->seq, topic, "", 0, true);
+}
+
 /*
  * Publish a recorded alert: its message on alerts.topic (unless skip_main: it
  * already went), then its retained state on active_topic. IW_OK when both
@@ -383,30 +399,7 @@ static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const c
         return IW_OK;
     if (a->status == IW_ALERT_FIRING)
         return send_one(p, a->seq, topic, json, len, true);
-    const struct iw_alert *other = active_sibling(p, a, topic);
-    char *ojson = NULL;
-    size_t olen = 0;
-    if (other != NULL && iw_alert_to_json(other, &ojson, &olen) == IW_OK) {
-        int rc = send_one(p, a->seq, topic, ojson, olen, true);
-        free(ojson);
-        return rc;
-    }
-    return send_one(p, a->seq, topic, "", 0, true);
-}
-
-/* The retained topic episode a left (see publish): a sibling's state, or cleared. */
-static int send_moved_from(struct iw_alert_pub *p, const struct iw_alert *a, const char *topic)
-{
-    const struct iw_alert *other = active_sibling(p, a, topic);
-    char *ojson = NULL;
-    size_t olen = 0;
-
-    if (other != NULL && iw_alert_to_json(other, &ojson, &olen) == IW_OK) {
-        int rc = send_one(p, a->seq, topic, ojson, olen, true);
-        free(ojson);
-        return rc;
-    }
-    return send_one(p, a->seq, topic, "", 0, true);
+    return send_left(p, a, topic);
 }
 
 /* Episode a as its retained state last showed it: firing, at severity sev.
@@ -621,14 +614,14 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
             /* (Behind on earlier messages, or not taken now, the old topic
              * keeps its state until the next start's retained states: rare.) */
             if (moved_from[0] != '\0' && p->unsent == 0)
-                send_moved_from(p, a, moved_from);
+                (void)send_left(p, a, moved_from);
         }
         iw_stats_alert_published(a->rule, iw_severity_name(a->severity),
                                  iw_alert_status_name(a->status));
     } else if (mark_clear) {
         /* (Behind on earlier messages, the held firing would be sent after
          * this clear and set the state again: rare, left as it is.) */
-        if (send_moved_from(p, a, ctopic) == IW_OK
+        if (send_left(p, a, ctopic) == IW_OK
             && iw_store_meta_delete(p->d->store, ckey) != IW_OK)
             IW_LOG_WARN("alerts", "cannot remove %s from the store; its retained clear is sent "
                         "again at the next start (harmless)", ckey);
@@ -822,7 +815,7 @@ static int rclear_cb(void *ctx, const char *key, size_t klen, const void *val, s
         if (iw_alert_topic(p->d->cfg->alerts.active_topic, a, topic, sizeof(topic)) != IW_OK)
             IW_LOG_WARN("alerts", "cannot form the retained topic of %s; its retained state is "
                         "not cleared", k);
-        else if (send_moved_from(p, a, topic) != IW_OK)
+        else if (send_left(p, a, topic) != IW_OK)
             k[0] = '\0';                /* Paho refused: kept for the next start */
     }
     if (k[0] != '\0' && iw_store_meta_delete(p->d->store, k) != IW_OK)
