@@ -136,10 +136,10 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
 
     bool apart = daily && hourly_rule_covers(e, in);
     /* HJ 633-2026 §5.3.1's NA (a measured pollutant missing, the others
-     * <= 100), which the air report applies to HJ 633-2012 days too: the
-     * others' AQI is only a lower bound, too low to tell anything. */
-    bool na = rc == IW_OK
-              && (x->res.aqi_na || (daily && !x->res.complete && x->res.aqi <= 100));
+     * <= 100), which the air report applies to HJ 633-2012 days too, and
+     * this to its hours: the others' AQI is only a lower bound, too low to
+     * tell anything. */
+    bool na = rc == IW_OK && (x->res.aqi_na || (!x->res.complete && x->res.aqi <= 100));
     if (rc != IW_OK || na) {
         /* No valid average at all, or NA: the period is still
          * reported, as invalid (SPEC §4: marked invalid, flag I), and decides

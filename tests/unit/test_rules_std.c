@@ -875,6 +875,40 @@ Test(std, air_hj633_2012_incomplete_day_is_invalid)
     iw_rules_engine_free(e);
 }
 
+/*
+ * The same in the real-time report: an hour of HJ 633-2012 whose SO2 is
+ * missing while the station measures it, with PM2.5's 24 h moving mean at
+ * 30 (IAQI 43), is not a valid AQI of 43, 优: the missing one may be high.
+ * It used to be stored valid.
+ */
+Test(std, air_hj633_2012_incomplete_hour_is_invalid)
+{
+    static const char *const m2[] = { "so2", "pm25" }, *const m1[] = { "pm25" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.standard = IW_AQI_HJ633_2012;
+    e = engine(d0);
+    for (int h = 1; h <= 26; h++) {
+        double v[] = { 10, 30 }, v1[] = { 30 };
+        if (h == 25)
+            feed_msg(e, "air", "s1", "a12", m1, v1, 1, d0 + h * HOUR, 0);
+        else
+            feed_msg(e, "air", "s1", "a12", m2, v, 2, d0 + h * HOUR, 0);
+    }
+    const struct fx_point *pt = point_at("air/s1/a12/aqi", d0 + 24 * HOUR);
+    cr_assert_not_null(pt);
+    cr_assert(pt->valid, "SO2 and PM2.5 both there");
+    cr_assert_eq(pt->v, 43);
+    pt = point_at("air/s1/a12/aqi", d0 + 25 * HOUR);
+    cr_assert_not_null(pt);
+    cr_assert_not(pt->valid, "SO2 missing, the others <= 100: not a valid AQI");
+    cr_assert_eq(pt->v, 43, "what the hour's data indicate: %g", pt->v);
+    cr_assert_eq(env.n_alerts, 0);
+    iw_rules_engine_free(e);
+}
+
 /* What a station measures survives a restart longer ago than the history refill. */
 Test(std, air_measured_pollutants_survive_restart)
 {
