@@ -166,7 +166,8 @@ static bool check_take(struct iw_mqtt *m, const char *topic, size_t tlen,
         int expect = RCHK_COLLECTING;
         size_t n = msg->payloadlen > 0 && (size_t)msg->payloadlen < sizeof(buf)
                        ? (size_t)msg->payloadlen : 0;
-        memcpy(buf, msg->payload, n);
+        if (n > 0)
+            memcpy(buf, msg->payload, n);
         buf[n] = '\0';
         /* acq_rel: the states appended before (under lock) are the
          * publisher's once it reads DONE with acquire (iw_mqtt_retained_poll). */
