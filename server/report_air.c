@@ -200,6 +200,24 @@ static void eval_day(struct iw_air_day *d, unsigned measured)
     /* A missing pollutant can only raise the AQI: above 100 the day is decided. */
     d->valid = d->aqi >= 0 && (d->missing == 0 || d->aqi > 100);
     d->partial = d->valid && d->missing != 0;
+    if (d->valid)
+        return;
+    /* Not valid: its (AQI) is what the day's data indicate, as the
+     * air_quality rules store it (rule_air.c): the AQI of every daily value,
+     * those below the validity minimum included; never below the valid ones'. */
+    memset(&in, 0, sizeof(in));
+    for (int it = 0; it < IW_AQI_NITEMS; it++) {
+        const struct iw_aqi_item_info *info = iw_aqi_item_info((enum iw_aqi_item)it);
+        if ((mask & IW_AQI_BIT(it)) && info != NULL && (measured & (1u << info->pollutant))
+            && isfinite(d->item[it].value)) {
+            in.v[it] = d->item[it].value;
+            in.present[it] = true;
+        }
+    }
+    if (iw_aqi_compute(d->std, IW_AQI_DAILY, &in, &res) == IW_OK && res.aqi > d->aqi) {
+        d->aqi = res.aqi;
+        d->level = res.level;
+    }
 }
 
 static void tally_day(struct iw_air_tally *t, const struct iw_air_day *d)

@@ -583,6 +583,31 @@ Test(report, air_day_with_19_valid_hours_is_invalid)
     iw_report_air_free(r);
 }
 
+/*
+ * An invalid day's (AQI) is what the day's data indicate, as the
+ * air_quality rules store it (rule_air.c): the AQI of every daily value, the
+ * one below the validity minimum included. It used to be the valid ones'
+ * alone: SO2's 10 (优) beside PM2.5 at 100 for 19 hours.
+ */
+Test(report, an_invalid_air_day_shows_the_aqi_its_data_indicate)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-03T00:00:00+08:00");
+
+    put_hours("air/a/a01/so2", "2026-05-01T00:00:00+08:00", 48, 10);
+    put_hours("air/a/a01/pm25", "2026-05-01T00:00:00+08:00", 24, 100);
+    put_hours("air/a/a01/pm25", "2026-05-02T00:00:00+08:00", 19, 100);
+    flush();
+    struct iw_air_report *r = air(&o);
+    const struct iw_air_device *d = &r->dev[0];
+    cr_assert_eq(d->n_days, 2);
+    cr_assert(d->days[0].valid);
+    cr_assert_gt(d->days[0].aqi, 100, "PM2.5 100 is above 良");
+    cr_assert_not(d->days[1].valid, "PM2.5 has 19 hours < 20");
+    cr_assert_eq(d->days[1].aqi, d->days[0].aqi, "PM2.5's 19 hours indicate %d, not %d",
+                 d->days[0].aqi, d->days[1].aqi);
+    iw_report_air_free(r);
+}
+
 /* SPEC §4: a daily value covers the natural day in the station's time zone.
  * Without --tz each station's days are its air_quality rule's (a sites:
  * override included), as its daily AQI alerts have them, under the report's
@@ -873,13 +898,15 @@ Test(report, air_outputs)
     cr_assert(strncmp(csv, "row,site,device,name,date,standard,aqi,level,", 45) == 0, "%s", csv);
     cr_assert_not_null(strstr(csv, "\nday,a,a01,,2026-05-01,HJ633-2026,100,2,良,Good,PM2.5,1,0,,"),
                        "%s", csv);
-    cr_assert_not_null(strstr(csv, "\nday,a,a01,,2026-05-02,HJ633-2026,,,,,,0,0,PM2.5: 19 valid "
+    /* Not valid: the AQI its data indicate (as the daemon stores it), valid 0. */
+    cr_assert_not_null(strstr(csv, "\nday,a,a01,,2026-05-02,HJ633-2026,101,,,,,0,0,PM2.5: 19 valid "
                               "hours < 20,,,,,,,61,"), "%s", csv);
     cr_assert_not_null(strstr(csv, "\nsite,a,a01,,,,,,,,,,,,,,,,,,,2,1,1,0,1,1.0000,0,1,0,0,0,0,100,0\n"),
                        "%s", csv);
     char *tbl = render(air_write, r, IW_REPORT_TABLE);
     cr_assert_not_null(strstr(tbl, "优良天数比例"));
     cr_assert_not_null(strstr(tbl, "100.00%"), "%s", tbl);
+    cr_assert_not_null(strstr(tbl, "(101)"), "the invalid day's AQI in parentheses: %s", tbl);
     char *html = render(air_write, r, IW_REPORT_HTML);
     cr_assert_not_null(strstr(html, "fill=\"#FFFF00\""), "AQI 100 bar in the level-2 colour");
     cr_assert_not_null(strstr(html, "#7E0023"), "the legend has all six level colours");
