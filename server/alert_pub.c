@@ -761,9 +761,9 @@ static void retained_move(struct iw_alert_pub *p, const char *old_tmpl)
  * The retained states read back at a connect (mqtt_client.c, struct
  * retained_check) against what they must be (SPEC §5: a late subscriber sees
  * what fires now, and only that). A topic no shown firing episode owns keeps
- * nothing: a state there that is an alert (a resolved episode's, restored by
- * the broker from an old backup, or a rule's removed while the broker kept
- * it) is cleared. A topic one owns shows its newest published state: set
+ * nothing: a state there that is an alert of one of our rules (a resolved
+ * episode's, restored by the broker from an old backup) is cleared; one of
+ * a rule we do not have may be another islewatchd's, and stays. A topic one owns shows its newest published state: set
  * again when missing or another. Retained only, no seq taken: no alert is
  * re-sent (SPEC §2). A topic whose newest state is silenced is left as it
  * is (what it shows is the state published before the silence). Reading
@@ -846,6 +846,17 @@ static int send_state(struct iw_alert_pub *p, const struct iw_alert *a, const ch
     return rc;
 }
 
+/* A rule of the running config: its states are this daemon's to keep right.
+ * Another islewatchd on the broker, with rules of other names, may share the
+ * active topics: its states are left alone. */
+static bool our_rule(const struct iw_config *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->n_rules; i++)
+        if (strcmp(cfg->rules[i].name, name) == 0)
+            return true;
+    return false;
+}
+
 static void retained_check(struct iw_alert_pub *p, const struct iw_retained_state *v, size_t n,
                            bool partial)
 {
@@ -865,8 +876,9 @@ static void retained_check(struct iw_alert_pub *p, const struct iw_retained_stat
         const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(doc, "id"));
         const cJSON *seq = cJSON_GetObjectItem(doc, "seq");
         bool alert = id != NULL && cJSON_IsNumber(seq)
-                     && cJSON_IsString(cJSON_GetObjectItem(doc, "rule"))
-                     && cJSON_IsString(cJSON_GetObjectItem(doc, "status"));
+                     && cJSON_IsString(cJSON_GetObjectItem(doc, "status"))
+                     && our_rule(p->d->cfg,
+                                 cJSON_GetStringValue(cJSON_GetObjectItem(doc, "rule")));
         if (t != NULL) {
             t->seen = true;
             if (t->want != NULL && !(alert && shows(t, id, (uint64_t)cJSON_GetNumberValue(seq)))

@@ -1738,7 +1738,8 @@ Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
  * episode since resolved as firing, and lacks one that fired since. Every
  * connect reads them back and corrects them: the stale alert state is
  * cleared, the missing one set again (as published: no new seq, no alert
- * re-sent), and a retained message there that is no alert is left alone.
+ * re-sent). A retained message there that is no alert, or an alert of a
+ * rule this daemon does not have (another islewatchd's), is left alone.
  */
 static void retained_states_corrected_at_connect(const char *broker_line)
 {
@@ -1760,13 +1761,18 @@ static void retained_states_corrected_at_connect(const char *broker_line)
     cJSON_ReplaceItemInObject(a, "id", cJSON_CreateString("0123456789abcdef"));
     cJSON_ReplaceItemInObject(a, "device", cJSON_CreateString("w09"));
     char *stale = cJSON_PrintUnformatted(a);
+    /* Another islewatchd's, with a rule this one does not have: left alone. */
+    cJSON_ReplaceItemInObject(a, "rule", cJSON_CreateString("elsewhere"));
+    char *foreign = cJSON_PrintUnformatted(a);
     cJSON_Delete(a);
 
     it_daemon_stop(&d);
     cr_assert_eq(it_publish(dev, "alerts/active/nh3/dongtan/w09", stale, 1, true), 0);
     cr_assert_eq(it_publish(dev, "alerts/active/nh3/dongtan/w01", "", 1, true), 0);
     cr_assert_eq(it_publish(dev, "alerts/active/notes/dongtan/readme", "not an alert", 1, true), 0);
+    cr_assert_eq(it_publish(dev, "alerts/active/elsewhere/dongtan/w09", foreign, 1, true), 0);
     free(stale);
+    free(foreign);
     cr_assert_eq(it_daemon_restart(&d), 0);
     cr_expect(it_daemon_wait_log(&d, "set the retained state of 1 firing alert topic(s) again "
                                  "and cleared 1 stale", 1, 20000),
@@ -1774,7 +1780,7 @@ static void retained_states_corrected_at_connect(const char *broker_line)
 
     struct it_client *late = it_client_new(&b, "late");
     cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
-    bool w01 = false, notes = false;
+    bool w01 = false, notes = false, other = false;
     for (struct it_msg *m; (m = it_next(late, 1500)) != NULL; it_msg_free(m)) {
         if (strcmp(m->topic, "alerts/active/nh3/dongtan/w01") == 0) {
             cJSON *r = cJSON_Parse(m->payload);
@@ -1785,12 +1791,15 @@ static void retained_states_corrected_at_connect(const char *broker_line)
             w01 = true;
         } else if (strcmp(m->topic, "alerts/active/notes/dongtan/readme") == 0) {
             notes = true;
+        } else if (strcmp(m->topic, "alerts/active/elsewhere/dongtan/w09") == 0) {
+            other = true;
         } else {
             cr_expect_fail("retained %s on %s: not firing", m->payload, m->topic);
         }
     }
     cr_expect(w01, "the firing state was not set again");
     cr_expect(notes, "a retained message that is no alert was cleared");
+    cr_expect(other, "the state of a rule this daemon does not have was cleared");
     cJSON *h = history(&d, 1);
     cr_expect_eq(cJSON_GetArraySize(h), 1, "an alert was re-sent");
     cJSON_Delete(h);
