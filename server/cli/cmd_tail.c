@@ -163,6 +163,10 @@ static bool print_alert(struct tail *t, const char *json, size_t len, bool activ
            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "late")) ? "  (late)" : "");
     if (cJSON_IsObject(ack))
         printf("  (acked%s%s)", *str(ack, "by") ? " by " : "", str(ack, "by"));
+    /* Only --url --active shows one (the daemon's list holds what a silence keeps off
+     * the broker): say so, as `islewatch alerts` does, or it reads as paged. */
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "silenced")))
+        printf("  (silenced)");
     printf("  [%s]\n", str(a, "id"));
 out:
     fflush(stdout);

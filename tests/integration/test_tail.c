@@ -376,6 +376,36 @@ Test(tail, from_the_daemon_sse_stream)
     free(out);
 }
 
+static char *firing_id(void);   /* below, with the ack tests */
+
+/* --url --active lists the daemon's firing alerts, which include silenced ones (never on
+ * the broker): such a line says "(silenced)", as `islewatch alerts` does. */
+Test(tail, active_from_the_daemon_marks_a_silenced_alert)
+{
+    char *token = NULL, *body = NULL;
+    size_t len;
+    int status;
+    struct iw_diag diag = {0};
+
+    start();
+    token = slurp(token_file);
+    token[strcspn(token, "\r\n")] = '\0';
+    cr_assert_eq(iw_http_request(base, "POST", "/api/v1/silences", token,
+                                 "{\"match\":{\"site\":\"xisha\"},\"duration\":\"1h\"}",
+                                 &body, &len, &status, &diag), IW_OK);
+    cr_assert_eq(status, 200, "%s", body);
+    free(body);
+    free(token);
+    fire("xisha", "nh3_n", 2.0);
+    free(firing_id());
+    spawn("tail", "--url", base, "--active", "--count", "1", "--no-color", NULL);
+    cr_assert_eq(wait_child(10000), 0, "--active did not print the firing alert");
+    char *out = slurp(out_path);
+    cr_expect(strstr(out, "active") != NULL && strstr(out, "xisha/w01") != NULL &&
+              strstr(out, "(silenced)") != NULL, "%s", out);
+    free(out);
+}
+
 Test(tail, unreachable_broker_exits_3_with_advice)
 {
     char url[64], *out = NULL;
