@@ -1172,6 +1172,12 @@ static int active_load_cb(void *ctx, const char *json, size_t len)
     if (iw_alert_from_json(json, len, &a, &diag) == IW_OK) {
         a->status = IW_ALERT_FIRING;
         active_update(p, a);
+        /* Published in an earlier run, not now (published_at is "in this
+         * run"): the engine restored its reminder schedule, and taking the
+         * start as a publish would hold back a reminder due within `repeat`. */
+        struct active_row *loaded = active_find(p, a->id);
+        if (loaded != NULL)
+            loaded->published_at = 0;
         /* A silenced latest state does not tell whether an earlier one was
          * published: taken as shown, so a silenced resolve still clears the
          * retained state. A clear of a topic that holds nothing only sends

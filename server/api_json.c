@@ -287,7 +287,8 @@ static int sort_by_seq(cJSON *arr, size_t limit)
         v[i++] = it;
     qsort(v, n, sizeof(*v), seq_cmp);
     for (i = 0; i < n; i++) {
-        if (limit > 0 && i < n - limit)
+        /* n > limit first: n - limit is unsigned (a limit above n keeps all). */
+        if (limit > 0 && n > limit && i < n - limit)
             cJSON_Delete(v[i]);
         else
             cJSON_AddItemToArray(arr, v[i]);

@@ -66,6 +66,11 @@ struct tail {
     long printed;
     bool subscribed_note;
     char last_id[32];           /* SSE resume point */
+    /* The latest alert messages printed, by (seq, id): after a kill -9 the daemon may
+     * publish its last message again (ARCHITECTURE.md, "Alerts across kill -9"), and
+     * QoS 1 may deliver one twice; a line each would read as two alerts. */
+    struct { double seq; char id[24]; } seen[256];
+    unsigned n_seen;
 };
 
 static void usage(FILE *f)
@@ -119,7 +124,26 @@ static const char *sev_colour(const char *sev)
     }
 }
 
-/* Print one alert (JSON text) if it passes the filters; true when printed. */
+/* True when alert a (seq and id) came before; else it is remembered. */
+static bool already_seen(struct tail *t, const cJSON *a)
+{
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(a, "seq");
+    const char *id = str(a, "id");
+    unsigned n = t->n_seen < IW_ARRAY_LEN(t->seen) ? t->n_seen : (unsigned)IW_ARRAY_LEN(t->seen);
+
+    if (!cJSON_IsNumber(seq) || id[0] == '\0')
+        return false;
+    for (unsigned i = 0; i < n; i++)
+        if (t->seen[i].seq == seq->valuedouble && strcmp(t->seen[i].id, id) == 0)
+            return true;
+    unsigned slot = t->n_seen++ % (unsigned)IW_ARRAY_LEN(t->seen);
+    t->seen[slot].seq = seq->valuedouble;
+    snprintf(t->seen[slot].id, sizeof(t->seen[slot].id), "%s", id);
+    return false;
+}
+
+/* Print one alert (JSON text) if it passes the filters and is no repeat of one
+ * printed; true when printed. */
 static bool print_alert(struct tail *t, const char *json, size_t len, bool active_state)
 {
     cJSON *a = cJSON_ParseWithLength(json, len);
@@ -133,6 +157,8 @@ static bool print_alert(struct tail *t, const char *json, size_t len, bool activ
         cJSON_Delete(a);
         return false;
     }
+    if (!active_state && already_seen(t, a))
+        goto out;
     sev = str(a, "severity");
     status = active_state ? "active" : str(a, "status");
     rule = str(a, "rule");
@@ -163,6 +189,10 @@ static bool print_alert(struct tail *t, const char *json, size_t len, bool activ
            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "late")) ? "  (late)" : "");
     if (cJSON_IsObject(ack))
         printf("  (acked%s%s)", *str(ack, "by") ? " by " : "", str(ack, "by"));
+    /* Only --url --active shows one (the daemon's list holds what a silence keeps off
+     * the broker): say so, as `islewatch alerts` does, or it reads as paged. */
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "silenced")))
+        printf("  (silenced)");
     printf("  [%s]\n", str(a, "id"));
 out:
     fflush(stdout);

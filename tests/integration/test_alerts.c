@@ -754,6 +754,47 @@ Test(alerts, reminders_come_every_repeat)
     it_broker_stop(&b);
 }
 
+/* SPEC §4: a restart keeps a firing alert's reminders on their schedule. The
+ * publisher took each episode it reloaded at start as published then, so the
+ * first reminder due within `repeat` of the restart was held back as "too soon"
+ * and the next came a whole `repeat` late. */
+Test(alerts, a_restart_keeps_the_reminder_schedule)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_REPEAT_RULE("4s")), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/dongtan/w01", now_ms(), "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no alert within 10 s");
+    char id[32], fired[40], ts[40];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    snprintf(fired, sizeof(fired), "%s", s(a, "ts"));
+    cJSON_Delete(a);
+    it_daemon_stop(&d);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+
+    /* A reminder's ts is when it was due: the first one, `repeat` after the
+     * firing was published (within a second of its sample's ts), not the second. */
+    a = next_alert(sub, 15000, NULL, 0);
+    cr_assert_not_null(a, "no reminder after the restart");
+    cr_assert_str_eq(s(a, "id"), id);
+    snprintf(ts, sizeof(ts), "%s", s(a, "ts"));
+    struct tm t0 = { 0 }, t1 = { 0 };
+    cr_assert_not_null(strptime(fired, "%Y-%m-%dT%H:%M:%S", &t0), "ts %s", fired);
+    cr_assert_not_null(strptime(ts, "%Y-%m-%dT%H:%M:%S", &t1), "ts %s", ts);
+    double gap = difftime(timegm(&t1), timegm(&t0));
+    cr_expect(gap < 7, "the first reminder after the restart is due %s, %.0f s after the firing "
+              "at %s: the one due 4 s after it was held back", ts, gap, fired);
+    cJSON_Delete(a);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 static void rewrite_rules(const struct it_daemon *d, const char *rules)
 {
     /* The harness config ends with the test's extra YAML: replace it. */

@@ -858,6 +858,10 @@ Test(http, active_alerts_are_in_seq_order_and_limit_keeps_the_newest)
         cr_expect_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, i),
                                                                    "seq")), 7 + i);
     cJSON_Delete(doc);
+    /* A limit above the number firing keeps them all (it is a bound, not a count). */
+    doc = get_json("/api/v1/alerts?active=1&limit=20");
+    cr_expect_eq(cJSON_GetArraySize(doc), 8);
+    cJSON_Delete(doc);
 }
 
 /* A report whose site glob selects no device is an empty report, not a crash. */

@@ -360,6 +360,36 @@ Test(tail, retained_state_is_not_an_alert_unless_active)
     free(out);
 }
 
+/* A message delivered twice (QoS 1, or the daemon's last message sent again after a
+ * kill -9: same seq, same id) is one alert, one line, as on the SSE stream. The
+ * messages are published here by hand, as the daemon would. */
+Test(tail, an_alert_message_delivered_twice_is_one_line)
+{
+    char url[64];
+    static const char fire_msg[] =
+        "{\"id\":\"00112233aabbccdd\",\"seq\":7,\"rule\":\"hot\",\"status\":\"firing\","
+        "\"severity\":\"major\",\"site\":\"xisha\",\"device\":\"w01\","
+        "\"ts\":\"2026-12-01T00:00:00.000Z\",\"message\":\"hot\"}";
+    static const char resolve_msg[] =
+        "{\"id\":\"00112233aabbccdd\",\"seq\":8,\"rule\":\"hot\",\"status\":\"resolved\","
+        "\"severity\":\"major\",\"site\":\"xisha\",\"device\":\"w01\","
+        "\"ts\":\"2026-12-01T00:01:00.000Z\",\"message\":\"cool\"}";
+
+    start();
+    snprintf(url, sizeof(url), "mqtt://127.0.0.1:%d", broker.port);
+    spawn("tail", "--count", "2", "--no-color", "--broker", url, NULL);
+    cr_assert(file_has(err_path, "subscribed to", 10000));
+    cr_assert_eq(it_publish(pub, "alerts/major/hot/xisha/w01", fire_msg, 1, false), 0);
+    cr_assert_eq(it_publish(pub, "alerts/major/hot/xisha/w01", fire_msg, 1, false), 0);
+    cr_assert_eq(it_publish(pub, "alerts/major/hot/xisha/w01", resolve_msg, 1, false), 0);
+    cr_assert_eq(wait_child(10000), 0);
+    char *out = slurp(out_path);
+    char *second = strchr(out, '\n');
+    cr_expect(second != NULL && strstr(second, "resolved") != NULL, "the firing printed twice:\n%s",
+              out);
+    free(out);
+}
+
 Test(tail, from_the_daemon_sse_stream)
 {
     start();
@@ -373,6 +403,36 @@ Test(tail, from_the_daemon_sse_stream)
     char *second = strchr(out, '\n');
     cr_expect(strstr(out, "firing") != NULL && second && strstr(second, "resolved") != NULL,
               "%s", out);
+    free(out);
+}
+
+static char *firing_id(void);   /* below, with the ack tests */
+
+/* --url --active lists the daemon's firing alerts, which include silenced ones (never on
+ * the broker): such a line says "(silenced)", as `islewatch alerts` does. */
+Test(tail, active_from_the_daemon_marks_a_silenced_alert)
+{
+    char *token = NULL, *body = NULL;
+    size_t len;
+    int status;
+    struct iw_diag diag = {0};
+
+    start();
+    token = slurp(token_file);
+    token[strcspn(token, "\r\n")] = '\0';
+    cr_assert_eq(iw_http_request(base, "POST", "/api/v1/silences", token,
+                                 "{\"match\":{\"site\":\"xisha\"},\"duration\":\"1h\"}",
+                                 &body, &len, &status, &diag), IW_OK);
+    cr_assert_eq(status, 200, "%s", body);
+    free(body);
+    free(token);
+    fire("xisha", "nh3_n", 2.0);
+    free(firing_id());
+    spawn("tail", "--url", base, "--active", "--count", "1", "--no-color", NULL);
+    cr_assert_eq(wait_child(10000), 0, "--active did not print the firing alert");
+    char *out = slurp(out_path);
+    cr_expect(strstr(out, "active") != NULL && strstr(out, "xisha/w01") != NULL &&
+              strstr(out, "(silenced)") != NULL, "%s", out);
     free(out);
 }
 
