@@ -173,6 +173,21 @@ static const struct iw_rule *rule_named(const struct iw_config *c, const char *n
     return NULL;
 }
 
+/* The same condition at every site (SPEC §3: such a rule's alerts keep their
+ * state; only its message, labels, severity or repeat changed). */
+static bool same_condition(const struct iw_rule *a, const struct iw_rule *b)
+{
+    if (a->kind != b->kind || strcmp(iw_rule_cond_for(a, NULL), iw_rule_cond_for(b, NULL)) != 0)
+        return false;
+    for (size_t i = 0; i < a->n_sites; i++)
+        if (strcmp(iw_rule_cond_for(a, a->sites[i].site), iw_rule_cond_for(b, a->sites[i].site)))
+            return false;
+    for (size_t i = 0; i < b->n_sites; i++)
+        if (strcmp(iw_rule_cond_for(a, b->sites[i].site), iw_rule_cond_for(b, b->sites[i].site)))
+            return false;
+    return true;
+}
+
 static const struct iw_device_cfg *device_in(const struct iw_config *c, const struct iw_device_cfg *d)
 {
     for (size_t i = 0; i < c->n_devices; i++)
@@ -214,7 +229,7 @@ static bool same_silences(const struct iw_config *o, const struct iw_config *n)
 static void describe_changes(const struct iw_config *o, const struct iw_config *n, char *out,
                              size_t cap)
 {
-    char radd[256] = "", rchg[256] = "", rdel[256] = "", sadd[256] = "", schg[256] = "",
+    char radd[256] = "", rchg[256] = "", rkept[256] = "", rdel[256] = "", sadd[256] = "", schg[256] = "",
          sdel[256] = "", other[256] = "";
     size_t dadd = 0, dchg = 0, ddel = 0;
 
@@ -222,8 +237,10 @@ static void describe_changes(const struct iw_config *o, const struct iw_config *
         const struct iw_rule *r = rule_named(o, n->rules[i].name);
         if (r == NULL)
             add_name(radd, sizeof(radd), n->rules[i].name);
-        else if (strcmp(r->hash, n->rules[i].hash) != 0)
-            add_name(rchg, sizeof(rchg), n->rules[i].name);
+        else if (strcmp(r->hash, n->rules[i].hash) != 0) {
+            bool kept = same_condition(r, &n->rules[i]);
+            add_name(kept ? rkept : rchg, kept ? sizeof(rkept) : sizeof(rchg), n->rules[i].name);
+        }
     }
     for (size_t i = 0; i < o->n_rules; i++)
         if (rule_named(n, o->rules[i].name) == NULL)
@@ -269,6 +286,8 @@ static void describe_changes(const struct iw_config *o, const struct iw_config *
         append(out, cap, &len, "; rules added: %s", radd);
     if (rchg[0])
         append(out, cap, &len, "; rules changed: %s", rchg);
+    if (rkept[0])
+        append(out, cap, &len, "; rules changed, alerts kept: %s", rkept);
     if (rdel[0])
         append(out, cap, &len, "; rules removed: %s", rdel);
     if (sadd[0])

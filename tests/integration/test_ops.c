@@ -221,9 +221,10 @@ static void rewrite_tail(const struct it_daemon *d, const char *tail)
 
 /*
  * SPEC §3: an engineer edits rules and sends SIGHUP. The reload's one log
- * line says what it changed, by name (a changed rule resolves its firing
- * alerts), and says so when the file changed nothing, e.g. the edit was saved
- * to another file. It used to say only "2 sources, 3 rules" either way.
+ * line says what it changed, by name, telling a changed condition (its firing
+ * alerts resolve) from a changed message or severity (they stay), and says so
+ * when the file changed nothing, e.g. the edit was saved to another file. It
+ * used to say only "2 sources, 3 rules" either way.
  */
 Test(ops, a_reload_says_which_rules_sources_and_settings_it_changed, .timeout = 120)
 {
@@ -237,6 +238,7 @@ Test(ops, a_reload_says_which_rules_sources_and_settings_it_changed, .timeout = 
         "  - {name: keep, kind: threshold, select: \"water/*/*/ph\", above: 9, severity: major}\n"
         "  - {name: edit, kind: threshold, select: \"water/*/*/nh3_n\", above: 2, severity: major}\n"
         "  - {name: drop, kind: threshold, select: \"water/*/*/tp\", above: 1, severity: major}\n"
+        "  - {name: word, kind: threshold, select: \"water/*/*/tn\", above: 2, severity: major}\n"
         CHG_DEVICES), 0);
     rewrite_tail(&d, "max_payload: 1KiB\n" CHG_SOURCES
         "  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 2}\n"
@@ -244,13 +246,16 @@ Test(ops, a_reload_says_which_rules_sources_and_settings_it_changed, .timeout = 
         "  - {name: keep, kind: threshold, select: \"water/*/*/ph\", above: 9, severity: major}\n"
         "  - {name: edit, kind: threshold, select: \"water/*/*/nh3_n\", above: 3, severity: major}\n"
         "  - {name: fresh, kind: threshold, select: \"water/*/*/do\", below: 2, severity: major}\n"
+        "  - {name: word, kind: threshold, select: \"water/*/*/tn\", above: 2, severity: critical,"
+        " message: \"TN {value}\"}\n"
         CHG_DEVICES "  - {source: water, site: s, device: w2}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 20000), "the file is valid");
     char *line = NULL;
     cr_assert_eq(it_run(&line, "grep -m1 'reloaded' '%s'", d.log), 0);
     cr_expect(strstr(line, "INFO") != NULL, "no level: %s", line);
-    cr_expect(strstr(line, "2 sources, 3 rules; rules added: fresh; rules changed: edit; "
+    cr_expect(strstr(line, "2 sources, 4 rules; rules added: fresh; rules changed: edit; "
+                           "rules changed, alerts kept: word; "
                            "rules removed: drop; sources changed: air; devices: 1 added, "
                            "0 changed, 0 removed; also changed: max_payload\n") != NULL,
               "the reload does not say what it changed: %s", line);
@@ -260,7 +265,7 @@ Test(ops, a_reload_says_which_rules_sources_and_settings_it_changed, .timeout = 
     cr_assert(it_daemon_wait_log(&d, "reloaded", 2, 20000));
     line = NULL;
     cr_assert_eq(it_run(&line, "grep 'reloaded' '%s' | tail -n 1", d.log), 0);
-    cr_expect(strstr(line, "3 rules; no setting changed") != NULL,
+    cr_expect(strstr(line, "4 rules; no setting changed") != NULL,
               "a reload of the same file does not say it changed nothing: %s", line);
     free(line);
     it_daemon_cleanup(&d);
