@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,11 +138,178 @@ static void warn_restart_only(const struct iw_config *o, const struct iw_config 
                     "else is applied now)", keys, strchr(keys, ',') ? "these take" : "this takes");
 }
 
+/* printf into out[*len..cap), moving *len; stops quietly once out is full. */
+__attribute__((format(printf, 4, 5)))
+static void append(char *out, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    if (*len >= cap)
+        return;
+    va_start(ap, fmt);
+    int k = vsnprintf(out + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    *len = k < 0 ? cap : *len + (size_t)k;
+}
+
+/* Names, ", "-separated, into one of the summary's lists. */
+static void add_name(char *list, size_t cap, const char *name)
+{
+    add_key(list, cap, true, name);
+}
+
+static const struct iw_source_cfg *source_named(const struct iw_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_sources; i++)
+        if (strcmp(c->sources[i].name, name) == 0)
+            return &c->sources[i];
+    return NULL;
+}
+
+static const struct iw_rule *rule_named(const struct iw_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_rules; i++)
+        if (strcmp(c->rules[i].name, name) == 0)
+            return &c->rules[i];
+    return NULL;
+}
+
+/* The same condition at every site (SPEC §3: such a rule's alerts keep their
+ * state; only its message, labels, severity or repeat changed). */
+static bool same_condition(const struct iw_rule *a, const struct iw_rule *b)
+{
+    if (a->kind != b->kind || strcmp(iw_rule_cond_for(a, NULL), iw_rule_cond_for(b, NULL)) != 0)
+        return false;
+    for (size_t i = 0; i < a->n_sites; i++)
+        if (strcmp(iw_rule_cond_for(a, a->sites[i].site), iw_rule_cond_for(b, a->sites[i].site)))
+            return false;
+    for (size_t i = 0; i < b->n_sites; i++)
+        if (strcmp(iw_rule_cond_for(a, b->sites[i].site), iw_rule_cond_for(b, b->sites[i].site)))
+            return false;
+    return true;
+}
+
+static const struct iw_device_cfg *device_in(const struct iw_config *c, const struct iw_device_cfg *d)
+{
+    for (size_t i = 0; i < c->n_devices; i++)
+        if (strcmp(c->devices[i].source, d->source) == 0 && strcmp(c->devices[i].site, d->site) == 0
+            && strcmp(c->devices[i].device, d->device) == 0)
+            return &c->devices[i];
+    return NULL;
+}
+
+static bool same_device(const struct iw_device_cfg *a, const struct iw_device_cfg *b)
+{
+    return same_str(a->name, b->name) && a->body == b->body && a->target == b->target
+           && a->has_pos == b->has_pos && (!a->has_pos || (a->lat == b->lat && a->lon == b->lon));
+}
+
+static bool same_silences(const struct iw_config *o, const struct iw_config *n)
+{
+    if (o->n_silences != n->n_silences)
+        return false;
+    for (size_t i = 0; i < o->n_silences; i++) {
+        const struct iw_silence_cfg *a = &o->silences[i], *b = &n->silences[i];
+        if (a->from_ms != b->from_ms || a->to_ms != b->to_ms || !same_str(a->reason, b->reason)
+            || a->n_match != b->n_match)
+            return false;
+        for (size_t k = 0; k < a->n_match; k++)
+            if (!same_str(a->match[k].key, b->match[k].key)
+                || !same_str(a->match[k].value, b->match[k].value))
+                return false;
+    }
+    return true;
+}
+
+/*
+ * What a reload changed, for its one log line: the rules and sources added,
+ * changed and removed by name, the inventory's devices, and the other keys
+ * applied at once. The operator who sent SIGHUP reads here whether the edit
+ * they meant took effect (a rule changed resolves its firing alerts).
+ */
+static void describe_changes(const struct iw_config *o, const struct iw_config *n, char *out,
+                             size_t cap)
+{
+    char radd[256] = "", rchg[256] = "", rkept[256] = "", rdel[256] = "", sadd[256] = "", schg[256] = "",
+         sdel[256] = "", other[256] = "";
+    size_t dadd = 0, dchg = 0, ddel = 0;
+
+    for (size_t i = 0; i < n->n_rules; i++) {
+        const struct iw_rule *r = rule_named(o, n->rules[i].name);
+        if (r == NULL)
+            add_name(radd, sizeof(radd), n->rules[i].name);
+        else if (strcmp(r->hash, n->rules[i].hash) != 0) {
+            bool kept = same_condition(r, &n->rules[i]);
+            add_name(kept ? rkept : rchg, kept ? sizeof(rkept) : sizeof(rchg), n->rules[i].name);
+        }
+    }
+    for (size_t i = 0; i < o->n_rules; i++)
+        if (rule_named(n, o->rules[i].name) == NULL)
+            add_name(rdel, sizeof(rdel), o->rules[i].name);
+    for (size_t i = 0; i < n->n_sources; i++) {
+        const struct iw_source_cfg *a = source_named(o, n->sources[i].name), *b = &n->sources[i];
+        if (a == NULL)
+            add_name(sadd, sizeof(sadd), b->name);
+        else if (strcmp(a->topic, b->topic) != 0 || a->format != b->format || a->qos != b->qos
+                 || !same_str(a->ts_field, b->ts_field))
+            add_name(schg, sizeof(schg), b->name);
+    }
+    for (size_t i = 0; i < o->n_sources; i++)
+        if (source_named(n, o->sources[i].name) == NULL)
+            add_name(sdel, sizeof(sdel), o->sources[i].name);
+    for (size_t i = 0; i < n->n_devices; i++) {
+        const struct iw_device_cfg *a = device_in(o, &n->devices[i]);
+        dadd += a == NULL;
+        dchg += a != NULL && !same_device(a, &n->devices[i]);
+    }
+    for (size_t i = 0; i < o->n_devices; i++)
+        ddel += device_in(n, &o->devices[i]) == NULL;
+    add_key(other, sizeof(other), !same_str(o->alerts.topic, n->alerts.topic)
+            || !same_str(o->alerts.active_topic, n->alerts.active_topic)
+            || o->alerts.qos != n->alerts.qos || o->alerts.live_window_ms != n->alerts.live_window_ms,
+            "alerts");
+    add_key(other, sizeof(other), !same_str(o->ingest.rejected_topic, n->ingest.rejected_topic),
+            "rejected_topic");
+    add_key(other, sizeof(other), o->ingest.max_payload != n->ingest.max_payload, "max_payload");
+    add_key(other, sizeof(other), o->ingest.max_future_skew_ms != n->ingest.max_future_skew_ms,
+            "max_future_skew");
+    add_key(other, sizeof(other), o->storage.retention_raw_ms != n->storage.retention_raw_ms
+            || o->storage.retention_1m_ms != n->storage.retention_1m_ms
+            || o->storage.retention_1h_ms != n->storage.retention_1h_ms, "storage.retention");
+    add_key(other, sizeof(other), !same_str(o->http.token_file, n->http.token_file),
+            "http.token_file");
+    add_key(other, sizeof(other), !same_silences(o, n), "silences");
+    add_key(other, sizeof(other), !same_str(o->log_level, n->log_level), "log_level");
+
+    size_t len = 0;
+    out[0] = '\0';
+    if (radd[0])
+        append(out, cap, &len, "; rules added: %s", radd);
+    if (rchg[0])
+        append(out, cap, &len, "; rules changed: %s", rchg);
+    if (rkept[0])
+        append(out, cap, &len, "; rules changed, alerts kept: %s", rkept);
+    if (rdel[0])
+        append(out, cap, &len, "; rules removed: %s", rdel);
+    if (sadd[0])
+        append(out, cap, &len, "; sources added: %s", sadd);
+    if (schg[0])
+        append(out, cap, &len, "; sources changed: %s", schg);
+    if (sdel[0])
+        append(out, cap, &len, "; sources removed: %s", sdel);
+    if (dadd + dchg + ddel > 0)
+        append(out, cap, &len, "; devices: %zu added, %zu changed, %zu removed", dadd, dchg, ddel);
+    if (other[0])
+        append(out, cap, &len, "; also changed: %s", other);
+    if (len == 0)
+        append(out, cap, &len, "; no setting changed");
+}
+
 /* Apply a newly loaded config. Main thread only. */
 static int reload(struct iw_daemon *d, struct iw_diag *diag)
 {
     struct iw_config *ncfg = NULL, *old = d->cfg;
     struct iw_ingest_view *nview = NULL, *oview;
+    char changes[1024];
     int rc;
 
     sd_notify(0, "RELOADING=1");
@@ -164,6 +332,7 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
         return IW_E_CONFIG;
     }
     warn_restart_only(old, ncfg);
+    describe_changes(old, ncfg, changes, sizeof(changes));
     apply_log_level(d, ncfg);
 
     /* Rules first (each shard switches on its own thread), then the ingest view. */
@@ -184,8 +353,9 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
         iw_http_reload(d->http, ncfg);
     iw_stats_alert_declare(ncfg);
     atomic_store_explicit(&iw_stats.reload_ok, 1, memory_order_relaxed);
-    IW_LOG_INFO("config", "reloaded %s: %zu source%s, %zu rule%s", d->cfg_path, ncfg->n_sources,
-                ncfg->n_sources == 1 ? "" : "s", ncfg->n_rules, ncfg->n_rules == 1 ? "" : "s");
+    IW_LOG_INFO("config", "reloaded %s: %zu source%s, %zu rule%s%s", d->cfg_path, ncfg->n_sources,
+                ncfg->n_sources == 1 ? "" : "s", ncfg->n_rules, ncfg->n_rules == 1 ? "" : "s",
+                changes);
     sd_notify(0, "READY=1");
     return IW_OK;
 }

@@ -210,7 +210,9 @@ static int read_token(const char *path, char **out, char *why, size_t wlen)
 }
 
 /* Load the token for cfg; on failure the old token is dropped (fail closed). */
-static int load_token(struct iw_http *h, const struct iw_config *cfg, struct iw_diag *diag)
+/* *changed (may be NULL): the token is not the one held before (or one came or went). */
+static int load_token(struct iw_http *h, const struct iw_config *cfg, struct iw_diag *diag,
+                      bool *changed)
 {
     char why[512] = "", *tok = NULL;
     int rc = IW_OK;
@@ -221,6 +223,9 @@ static int load_token(struct iw_http *h, const struct iw_config *cfg, struct iw_
     else if ((rc = read_token(cfg->http.token_file, &tok, why, sizeof(why))) != IW_OK)
         iw_diag_set(diag, NULL, 0, 0, "%s", why);
     pthread_mutex_lock(&h->lock);
+    if (changed != NULL)
+        *changed = (h->token == NULL) != (tok == NULL)
+                   || (tok != NULL && strcmp(h->token, tok) != 0);
     free(h->token);
     h->token = tok;
     snprintf(h->token_why, sizeof(h->token_why), "%s", why);
@@ -629,7 +634,7 @@ int iw_http_start(struct iw_daemon *d, const struct iw_config *cfg, struct iw_ht
     h->d = d;
     snprintf(h->listen, sizeof(h->listen), "%s", listen_s);
     pthread_mutex_init(&h->lock, NULL);
-    if ((rc = load_token(h, cfg, diag)) != IW_OK)
+    if ((rc = load_token(h, cfg, diag, NULL)) != IW_OK)
         goto fail;
 
     /* Run-time silences live in the store; load them before anything can match. */
@@ -673,12 +678,17 @@ fail:
 void iw_http_reload(struct iw_http *h, const struct iw_config *cfg)
 {
     struct iw_diag diag = {0};
+    bool changed = false;
 
     if (h == NULL)
         return;
-    if (load_token(h, cfg, &diag) != IW_OK)
+    if (load_token(h, cfg, &diag, &changed) != IW_OK)
         IW_LOG_ERROR("http", "%s; until then every state change is refused (401)",
                      iw_diag_first(&diag));
+    else if (changed && cfg->http.token_file != NULL && cfg->http.token_file[0] != '\0')
+        /* A rotated token is no key of the YAML: the reload's summary cannot show it. */
+        IW_LOG_INFO("http", "the token in %s changed: requests that change state need the new "
+                    "one now", cfg->http.token_file);
     if (cfg->http.listen == NULL || strcmp(cfg->http.listen, h->listen) != 0)
         IW_LOG_WARN("http", "http.listen changed to \"%s\": it takes effect at the next restart "
                     "(still listening on %s)", cfg->http.listen ? cfg->http.listen : "",

@@ -199,6 +199,79 @@ Test(ops, a_reload_names_every_setting_that_waits_for_a_restart, .timeout = 120)
     it_broker_stop(&b);
 }
 
+/* Replace everything from "sources:" on in the daemon's config with `tail`. */
+static void rewrite_tail(const struct it_daemon *d, const char *tail)
+{
+    char *cfg = NULL, tmp[320];
+    cr_assert_eq(it_run(&cfg, "cat '%s'", d->cfg), 0);
+    char *at = strstr(cfg, "sources:");
+    cr_assert_not_null(at, "no sources: in %s", d->cfg);
+    *at = '\0';
+    snprintf(tmp, sizeof(tmp), "%s.new", d->cfg);
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s%s", cfg, tail);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(rename(tmp, d->cfg), 0);
+    free(cfg);
+}
+
+#define CHG_SOURCES "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+#define CHG_DEVICES "devices:\n  - {source: water, site: s, device: w1}\n"
+
+/*
+ * SPEC §3: an engineer edits rules and sends SIGHUP. The reload's one log
+ * line says what it changed, by name, telling a changed condition (its firing
+ * alerts resolve) from a changed message or severity (they stay), and says so
+ * when the file changed nothing, e.g. the edit was saved to another file. It
+ * used to say only "2 sources, 3 rules" either way.
+ */
+Test(ops, a_reload_says_which_rules_sources_and_settings_it_changed, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, CHG_SOURCES
+        "  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+        "rules:\n"
+        "  - {name: keep, kind: threshold, select: \"water/*/*/ph\", above: 9, severity: major}\n"
+        "  - {name: edit, kind: threshold, select: \"water/*/*/nh3_n\", above: 2, severity: major}\n"
+        "  - {name: drop, kind: threshold, select: \"water/*/*/tp\", above: 1, severity: major}\n"
+        "  - {name: word, kind: threshold, select: \"water/*/*/tn\", above: 2, severity: major}\n"
+        CHG_DEVICES), 0);
+    rewrite_tail(&d, "max_payload: 1KiB\n" CHG_SOURCES
+        "  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 2}\n"
+        "rules:\n"
+        "  - {name: keep, kind: threshold, select: \"water/*/*/ph\", above: 9, severity: major}\n"
+        "  - {name: edit, kind: threshold, select: \"water/*/*/nh3_n\", above: 3, severity: major}\n"
+        "  - {name: fresh, kind: threshold, select: \"water/*/*/do\", below: 2, severity: major}\n"
+        "  - {name: word, kind: threshold, select: \"water/*/*/tn\", above: 2, severity: critical,"
+        " message: \"TN {value}\"}\n"
+        CHG_DEVICES "  - {source: water, site: s, device: w2}\n");
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 20000), "the file is valid");
+    char *line = NULL;
+    cr_assert_eq(it_run(&line, "grep -m1 'reloaded' '%s'", d.log), 0);
+    cr_expect(strstr(line, "INFO") != NULL, "no level: %s", line);
+    cr_expect(strstr(line, "2 sources, 4 rules; rules added: fresh; rules changed: edit; "
+                           "rules changed, alerts kept: word; "
+                           "rules removed: drop; sources changed: air; devices: 1 added, "
+                           "0 changed, 0 removed; also changed: max_payload\n") != NULL,
+              "the reload does not say what it changed: %s", line);
+    free(line);
+
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 2, 20000));
+    line = NULL;
+    cr_assert_eq(it_run(&line, "grep 'reloaded' '%s' | tail -n 1", d.log), 0);
+    cr_expect(strstr(line, "4 rules; no setting changed") != NULL,
+              "a reload of the same file does not say it changed nothing: %s", line);
+    free(line);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 Test(ops, a_tls_broker_whose_certificate_names_another_host_is_refused, .init = setup,
      .fini = teardown, .timeout = 120)
 {
@@ -405,6 +478,65 @@ Test(ops, a_reload_with_an_unreadable_token_file_is_refused_and_the_token_stays,
               body ? body : "");
     free(body);
     iw_diag_fini(&diag);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/* POST a silence with `token`; the HTTP status. */
+static int post_silence(const struct it_daemon *d, const char *token)
+{
+    char base[64], *body = NULL;
+    size_t len = 0;
+    int status = 0;
+    struct iw_diag diag = {0};
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", d->http_port);
+    cr_assert_eq(iw_http_request(base, "POST", "/api/v1/silences", token,
+                                 "{\"match\":{\"site\":\"nowhere\"},\"duration\":\"1h\"}", &body,
+                                 &len, &status, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    free(body);
+    iw_diag_fini(&diag);
+    return status;
+}
+
+/*
+ * SPEC §7: rotating the token is writing a new one into token_file and
+ * reloading. The new token works at once and the old one no longer does;
+ * the reload's summary (which compares the YAML) said "no setting changed",
+ * so the log now says the token changed.
+ */
+Test(ops, a_reload_takes_a_rotated_token_and_says_so, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char path[600], old[256];
+    FILE *f;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, NULL), 0);
+    snprintf(path, sizeof(path), "%s/http.token", d.dir);
+    f = fopen(path, "r");
+    cr_assert_not_null(f, "the harness writes %s", path);
+    cr_assert_not_null(fgets(old, sizeof(old), f));
+    fclose(f);
+    old[strcspn(old, "\r\n")] = '\0';
+    cr_assert(post_silence(&d, old) / 100 == 2);
+
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "rotated-token-2\n");
+    fclose(f);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000));
+    cr_expect(it_daemon_wait_log(&d, "http.token changed: requests that change state need the "
+                                 "new one", 1, 1000), "the log does not say the token changed");
+    cr_expect_eq(post_silence(&d, old), 401, "the old token still works");
+    cr_expect(post_silence(&d, "rotated-token-2") / 100 == 2, "the new token does not work");
+
+    /* A reload that leaves it alone does not say it changed. */
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 2, 10000));
+    cr_expect_not(it_daemon_wait_log(&d, "http.token changed", 2, 500));
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
