@@ -54,6 +54,10 @@ int it_daemon_restart(struct it_daemon *d);
 /* Add `line` (e.g. "connections: 3") to the config's broker section, stop
  * the daemon (SIGTERM) and start it again with it. 0 when it started. */
 int it_daemon_set_broker(struct it_daemon *d, const char *line);
+/* Replace the daemon's config from the first `key` (e.g. "sources:", the
+ * start of the test's extra YAML) on with `tail`, atomically: a reload never
+ * reads half a file. Asserts on failure. */
+void it_daemon_rewrite_from(const struct it_daemon *d, const char *key, const char *tail);
 void it_daemon_stop(struct it_daemon *d);        /* SIGTERM, wait, expect exit 0 (keeps dir) */
 void it_daemon_kill9(struct it_daemon *d);
 void it_daemon_cleanup(struct it_daemon *d);     /* stop as above if running, remove dir */

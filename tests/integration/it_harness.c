@@ -322,6 +322,22 @@ int it_daemon_restart(struct it_daemon *d)
     return daemon_spawn(d);
 }
 
+void it_daemon_rewrite_from(const struct it_daemon *d, const char *key, const char *tail)
+{
+    char *cfg = NULL, tmp[320];
+    cr_assert_eq(it_run(&cfg, "cat '%s'", d->cfg), 0);
+    char *at = strstr(cfg, key);
+    cr_assert_not_null(at, "no %s in %s", key, d->cfg);
+    *at = '\0';
+    snprintf(tmp, sizeof(tmp), "%s.new", d->cfg);
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s%s", cfg, tail);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(rename(tmp, d->cfg), 0);
+    free(cfg);
+}
+
 int it_daemon_set_broker(struct it_daemon *d, const char *line)
 {
     char *out = NULL;

@@ -795,21 +795,6 @@ Test(alerts, a_restart_keeps_the_reminder_schedule)
     it_broker_stop(&b);
 }
 
-static void rewrite_rules(const struct it_daemon *d, const char *rules)
-{
-    /* The harness config ends with the test's extra YAML: replace it. */
-    char *cfg = NULL;
-    cr_assert_eq(it_run(&cfg, "cat '%s'", d->cfg), 0);
-    char *r = strstr(cfg, "rules:");
-    cr_assert_not_null(r);
-    *r = '\0';
-    FILE *f = fopen(d->cfg, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "%s%s", cfg, rules);
-    fclose(f);
-    free(cfg);
-}
-
 Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed_rules)
 {
     struct it_broker b;
@@ -831,7 +816,7 @@ Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed
 
     /* An invalid file is refused and the running config stays; then a valid
      * one adds a rule and leaves nh3 as it was: no message about nh3. */
-    rewrite_rules(&d, NH3_RULE "  - {name: tp, kind: threshold, select: \"water/*/*/tp\", above: 0.4, severity: minor_typo}\n");
+    it_daemon_rewrite_from(&d, "rules:", NH3_RULE "  - {name: tp, kind: threshold, select: \"water/*/*/tp\", above: 0.4, severity: minor_typo}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reload of", 1, 10000), "invalid file refused");
     cr_assert(it_daemon_wait_log(&d, "error: rule \"tp\"", 1, 1000), "the refusal names the error");
@@ -839,7 +824,7 @@ Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed
     cr_assert_eq(it_run(&bare, "grep '^%s:[0-9]*:[0-9]*: error: rule \"tp\"' '%s'", d.cfg, d.log), 0,
                  "the refusal's lines do not start with %s:LINE:COLUMN:", d.cfg);
     free(bare);
-    rewrite_rules(&d, NH3_RULE "  - {name: tp, kind: threshold, select: \"water/*/*/tp\", above: 0.4, severity: warning}\n");
+    it_daemon_rewrite_from(&d, "rules:", NH3_RULE "  - {name: tp, kind: threshold, select: \"water/*/*/tp\", above: 0.4, severity: warning}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
     struct it_msg *m = it_next(sub, 1500);
@@ -849,7 +834,7 @@ Test(alerts, reload_keeps_unchanged_rules_refuses_invalid_files_resolves_changed
     cr_assert_null(m, "re-fired after reload: %s", m ? m->payload : "");
 
     /* Change nh3's threshold: its alert resolves. */
-    rewrite_rules(&d, "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 2.0,\n"
+    it_daemon_rewrite_from(&d, "rules:", "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 2.0,\n"
                       "     severity: major}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 2, 10000));
@@ -899,7 +884,7 @@ static void another_sites_override_edited(bool restart)
     cr_assert_str_eq(s(a, "site"), "xisha");
     cJSON_Delete(a);
 
-    rewrite_rules(&d, NH3_SITES_RULE("{above: 3.2}"));
+    it_daemon_rewrite_from(&d, "rules:", NH3_SITES_RULE("{above: 3.2}"));
     if (restart) {
         it_daemon_stop(&d);
         cr_assert_eq(it_daemon_restart(&d), 0);
@@ -948,7 +933,7 @@ Test(alerts, reload_of_a_changed_repeat_keeps_the_alert_and_follows_it)
     snprintf(id, sizeof(id), "%s", s(a, "id"));
     cJSON_Delete(a);
 
-    rewrite_rules(&d, NH3_REPEAT_RULE("2s"));
+    it_daemon_rewrite_from(&d, "rules:", NH3_REPEAT_RULE("2s"));
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
     a = next_alert(sub, 15000, NULL, 0);
@@ -997,7 +982,7 @@ Test(alerts, reload_does_not_replay_retained_device_messages_into_unchanged_rule
     cr_assert_str_eq(s(a, "status"), "firing");
     cJSON_Delete(a);
 
-    rewrite_rules(&d, "rules:\n" CAM_OFFLINE
+    it_daemon_rewrite_from(&d, "rules:", "rules:\n" CAM_OFFLINE
                       "  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
@@ -1044,7 +1029,7 @@ Test(alerts, reload_keeps_pending_and_windowed_state_of_unchanged_rules)
     struct it_msg *m = it_next(sub, 1500);
     cr_assert_null(m, "nothing changes yet: %s", m ? m->payload : "");
 
-    rewrite_rules(&d, "rules:\n" NH3_FOR_RULE TP_AVG_RULE
+    it_daemon_rewrite_from(&d, "rules:", "rules:\n" NH3_FOR_RULE TP_AVG_RULE
                       "  - {name: ph, kind: threshold, select: \"water/*/*/ph\", below: 6}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
@@ -1115,7 +1100,7 @@ Test(alerts, an_absence_rule_added_later_watches_the_devices_already_known)
     cr_assert_eq(it_publish(dev, "cameras/dongtan/c01/status", "{\"online\":true,\"fps\":25}", 1, false), 0);
     wait_metric_at_least(&d, "islewatch_points_stored_total{source=\"camera\"}", 2);
 
-    rewrite_rules(&d, "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"
+    it_daemon_rewrite_from(&d, "rules:", "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"
                       CAM_OFFLINE);
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 10000), "valid file applied");
@@ -1124,7 +1109,7 @@ Test(alerts, an_absence_rule_added_later_watches_the_devices_already_known)
 
     /* Added to the file while the daemon was stopped. */
     it_daemon_stop(&d);
-    rewrite_rules(&d, "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"
+    it_daemon_rewrite_from(&d, "rules:", "rules:\n  - {name: fps-low, kind: threshold, select: \"camera/*/*/fps\", below: 5}\n"
                       CAM_OFFLINE
                       "  - {name: cam-offline-2, kind: absence, select: \"camera/dongtan/*\", after: 2s,\n"
                       "     severity: major}\n");
@@ -1539,7 +1524,7 @@ Test(alerts, a_resolve_raised_at_start_before_the_first_connect_is_published)
 
     it_daemon_stop(&d);
     /* A changed condition (labels or message alone keep the episode). */
-    rewrite_rules(&d, "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.6,\n"
+    it_daemon_rewrite_from(&d, "rules:", "rules:\n  - {name: nh3, kind: threshold, select: \"water/*/*/nh3_n\", above: 1.6,\n"
                       "     clear_below: 1.2, severity: major, labels: {team: river}}\n");
     cr_assert_eq(it_daemon_restart(&d), 0);
 

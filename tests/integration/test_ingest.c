@@ -533,23 +533,6 @@ Test(ingest, tls_broker_with_a_ca_file, .timeout = 120)
 #define RELOAD_C "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 2}\n" \
     "  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n" RELOAD_RULE("400")
 
-/* Replace the config's tail from "sources:" on, atomically (a reload never reads half a file). */
-static void rewrite_tail(const struct it_daemon *d, const char *tail)
-{
-    char *cfg = NULL, tmp[320];
-    cr_assert_eq(it_run(&cfg, "cat '%s'", d->cfg), 0);
-    char *at = strstr(cfg, "sources:");
-    cr_assert_not_null(at, "no sources: in %s", d->cfg);
-    *at = '\0';
-    snprintf(tmp, sizeof(tmp), "%s.new", d->cfg);
-    FILE *f = fopen(tmp, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "%s%s", cfg, tail);
-    cr_assert_eq(fclose(f), 0);
-    cr_assert_eq(rename(tmp, d->cfg), 0);
-    free(cfg);
-}
-
 #define RL_DEVICES 6
 #define RL_MESSAGES 3000
 #define RL_RELOADS 5
@@ -616,7 +599,7 @@ Test(ingest, sighup_reloads_during_a_stream_drop_no_message, .timeout = 300)
             struct timespec nap = { 0, 2 * 1000000 };
             nanosleep(&nap, NULL);
         }
-        rewrite_tail(&d, tails[k]);
+        it_daemon_rewrite_from(&d, "sources:", tails[k]);
         it_daemon_signal(&d, SIGHUP);
         if (!it_daemon_wait_log(&d, "reloaded", k + 1, 20000)) {
             pthread_join(thr, NULL);
@@ -697,7 +680,7 @@ Test(ingest, per_source_counters_keep_their_names_across_a_reload)
     cr_assert_eq(it_publish(pub, "sensors/air/s/a1", p, 1, false), 0);
     cr_assert(wait_points(&d, "*/*/*/*", 4, 20000));
 
-    rewrite_tail(&d, "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+    it_daemon_rewrite_from(&d, "sources:", "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
                      "  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n");
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 20000));
@@ -986,7 +969,7 @@ Test(ingest, a_reload_that_shortens_retention_drops_the_expired_points_at_once, 
 
     snprintf(tail, sizeof(tail), "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", "
              "qos: 1}\nstorage:\n  path: %s\n  retention: {raw: 2h, 1m: 1y, 1h: 10y}\n", d.data);
-    rewrite_tail(&d, tail);
+    it_daemon_rewrite_from(&d, "sources:", tail);
     it_daemon_signal(&d, SIGHUP);
     cr_assert(it_daemon_wait_log(&d, "reloaded", 1, 20000));
     long long end = it_now_ms() + 20000, n = -1;

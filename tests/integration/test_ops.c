@@ -199,23 +199,6 @@ Test(ops, a_reload_names_every_setting_that_waits_for_a_restart, .timeout = 120)
     it_broker_stop(&b);
 }
 
-/* Replace everything from "sources:" on in the daemon's config with `tail`. */
-static void rewrite_tail(const struct it_daemon *d, const char *tail)
-{
-    char *cfg = NULL, tmp[320];
-    cr_assert_eq(it_run(&cfg, "cat '%s'", d->cfg), 0);
-    char *at = strstr(cfg, "sources:");
-    cr_assert_not_null(at, "no sources: in %s", d->cfg);
-    *at = '\0';
-    snprintf(tmp, sizeof(tmp), "%s.new", d->cfg);
-    FILE *f = fopen(tmp, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "%s%s", cfg, tail);
-    cr_assert_eq(fclose(f), 0);
-    cr_assert_eq(rename(tmp, d->cfg), 0);
-    free(cfg);
-}
-
 #define CHG_SOURCES "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
 #define CHG_DEVICES "devices:\n  - {source: water, site: s, device: w1}\n"
 
@@ -240,7 +223,7 @@ Test(ops, a_reload_says_which_rules_sources_and_settings_it_changed, .timeout = 
         "  - {name: drop, kind: threshold, select: \"water/*/*/tp\", above: 1, severity: major}\n"
         "  - {name: word, kind: threshold, select: \"water/*/*/tn\", above: 2, severity: major}\n"
         CHG_DEVICES), 0);
-    rewrite_tail(&d, "max_payload: 1KiB\n" CHG_SOURCES
+    it_daemon_rewrite_from(&d, "sources:", "max_payload: 1KiB\n" CHG_SOURCES
         "  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 2}\n"
         "rules:\n"
         "  - {name: keep, kind: threshold, select: \"water/*/*/ph\", above: 9, severity: major}\n"
