@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "islewatch/clock.h"
+#include "islewatch/config.h"
 #include "islewatch/err.h"
 #include "islewatch/http_client.h"
 #include "islewatch/json_print.h"
@@ -173,6 +174,36 @@ const char *cli_num(double v, char *buf, size_t len)
         }
     }
     return buf;
+}
+
+int cli_config_source(const char *cmd, const char *file, bool url_given, struct cli_source *src)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    int rc = 0;
+
+    if (file == NULL || url_given || src->db != NULL)
+        return 0;
+    if (iw_config_load(file, &cfg, &diag) != IW_OK) {
+        for (size_t i = 0; i < diag.n; i++)
+            fprintf(stderr, "%s\n", diag.lines[i]);
+        fprintf(stderr, "islewatch %s: cannot use %s (fix it, or pass --url URL or --db PATH)\n",
+                cmd, file);
+        iw_diag_fini(&diag);
+        return 2;
+    }
+    if (cfg->http.listen == NULL || cfg->http.listen[0] == '\0'
+        || strcmp(cfg->http.listen, "off") == 0) {
+        fprintf(stderr, "islewatch %s: %s turns islewatchd's HTTP API off (http.listen), so "
+                "there is no daemon to ask; read its database with --db %s\n", cmd, file,
+                cfg->storage.path);
+        rc = 2;
+    } else {
+        iw_http_listen_url(cfg->http.listen, src->url_buf, sizeof(src->url_buf));
+        src->url = src->url_buf;
+    }
+    iw_config_free(cfg);
+    return rc;
 }
 
 const char *cli_default_url(void)

@@ -15,6 +15,7 @@ struct cli_source {
     const char *db;             /* NULL: use url */
     const char *url;            /* default http://127.0.0.1:8080 */
     enum cli_format format;
+    char url_buf[512];          /* the url --config gave (cli_config_url) */
 };
 
 /* Parse "table|csv|json"; -1 when unknown. */
@@ -56,6 +57,13 @@ const char *cli_default_url(void);
 
 /* --db and --url both given to a reading command: says to give one; true then (exit 2). */
 bool cli_db_and_url(const char *cmd, const char *db, bool url_given);
+
+/*
+ * --config FILE of a reading command: without --url or --db, ask the daemon
+ * that FILE configures, at its http.listen (as ack and tail do). 0, or 2
+ * after saying on stderr what is wrong with FILE and what to do.
+ */
+int cli_config_source(const char *cmd, const char *file, bool url_given, struct cli_source *src);
 
 /* Percent-encode a query-string value; false (out cut short) when it does not fit. */
 bool cli_urlenc(char *out, size_t cap, const char *s);

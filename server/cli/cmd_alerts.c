@@ -15,10 +15,10 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: islewatch alerts [--active] [--since T] [--rule R] [--limit N]\n"
-            "                        [--db PATH | --url URL] [--format table|csv|json]\n"
+            "                        [--db PATH | --url URL | --config FILE] [--format table|csv|json]\n"
             "Alert history in publish order (seq), or with --active the alerts firing now.\n"
             "T is RFC 3339, epoch milliseconds or relative (-24h); R a rule name or glob\n"
-            "(camera-*).\n\n"
+            "(camera-*). --config FILE asks the daemon that FILE configures (its http.listen).\n\n"
             "Example:\n  islewatch alerts --active --db ./data\n"
             "  islewatch alerts --since -24h --rule water-class --format csv\n");
 }
@@ -50,8 +50,9 @@ int iw_cmd_alerts(int argc, char **argv)
         { "rule", required_argument, NULL, 'r' }, { "limit", required_argument, NULL, 'n' },
         { "db", required_argument, NULL, 'd' }, { "url", required_argument, NULL, 'u' },
         { "format", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        { "config", required_argument, NULL, 'c' }, { NULL, 0, NULL, 0 },
     };
+    const char *cfg_file = NULL;
     struct aargs a = { .src = { .url = cli_default_url() }, .since = INT64_MIN };
     char path[4096], rb[3072];
     int c, rc;
@@ -83,6 +84,7 @@ int iw_cmd_alerts(int argc, char **argv)
         }
         case 'd': a.src.db = optarg; break;
         case 'u': a.src.url = optarg; url_given = true; break;
+        case 'c': cfg_file = optarg; break;
         case 'f':
             if ((int)(a.src.format = (enum cli_format)cli_format_parse(optarg)) < 0) {
                 fprintf(stderr, "islewatch: --format %s: use table, csv or json\n", optarg);
@@ -93,7 +95,8 @@ int iw_cmd_alerts(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (cli_db_and_url("alerts", a.src.db, url_given))
+    if (cli_db_and_url("alerts", a.src.db, url_given)
+        || cli_config_source("alerts", cfg_file, url_given, &a.src) != 0)
         return 2;
     if (optind < argc) {
         fprintf(stderr, "islewatch alerts: unexpected argument \"%s\" (a rule goes after "

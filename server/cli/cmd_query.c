@@ -21,17 +21,20 @@ static const struct option common_opts[] = {
     { "step", required_argument, NULL, 's' },
     { "agg", required_argument, NULL, 'a' },
     { "help", no_argument, NULL, 'h' },
+    { "config", required_argument, NULL, 'c' },
     { NULL, 0, NULL, 0 },
 };
 
 static void series_usage(FILE *f)
 {
     fprintf(f,
-            "Usage: islewatch series [GLOB] [--db PATH | --url URL] [--format table|csv|json]\n"
+            "Usage: islewatch series [GLOB] [--db PATH | --url URL | --config FILE]\n"
+            "                        [--format table|csv|json]\n"
             "List stored series with their first and last timestamp and point count.\n"
             "GLOB matches <source>/<site>/<device>/<metric>, '*' within one level.\n\n"
             "  --db PATH     read the database directory directly (works beside a running daemon)\n"
             "  --url URL     the daemon's HTTP API (default $ISLEWATCH_URL, else " DEFAULT_URL ")\n"
+            "  --config FILE the daemon that islewatchd config FILE sets up (its http.listen)\n"
             "  --format F    table (default), csv or json\n\n"
             "Example:\n  islewatch series 'water/dongtan/*/*' --db ./data\n");
 }
@@ -40,7 +43,7 @@ static void query_usage(FILE *f)
 {
     fprintf(f,
             "Usage: islewatch query GLOB [--from T] [--to T] [--step D --agg A] [--db PATH | --url URL]\n"
-            "                      [--format table|csv|json]\n"
+            "                      [--config FILE] [--format table|csv|json]\n"
             "Points (or aggregates per step) of every series matching GLOB, from <= t <= to.\n"
             "T is RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, or relative (-1h, now);\n"
             "default --to now, --from an hour before --to. D is a duration (1m, 1h, 1d);\n"
@@ -48,7 +51,8 @@ static void query_usage(FILE *f)
             "bucket starts.\n"
             "FLAG (raw points): an HJ 212 flag the instrument sent (M C D F T B S: left out of\n"
             "rules and compliance figures), or I on a computed AQI of a period with\n"
-            "too little valid data (an indication, decides nothing).\n\n"
+            "too little valid data (an indication, decides nothing). Without --db or --url,\n"
+            "--config FILE asks the daemon that FILE configures (its http.listen).\n\n"
             "Example:\n  islewatch query 'water/*/w01/nh3_n' --from -24h --step 1h --agg max --db ./data\n");
 }
 
@@ -66,6 +70,7 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
     int c;
     int64_t now = iw_now_ms();
     bool url_given = false;
+    const char *cfg_file = NULL;
 
     memset(a, 0, sizeof(*a));
     a->src.url = cli_default_url();
@@ -84,6 +89,7 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
         switch (c) {
         case 'd': a->src.db = optarg; break;
         case 'u': a->src.url = optarg; url_given = true; break;
+        case 'c': cfg_file = optarg; break;
         case 'f':
             if ((int)(a->src.format = (enum cli_format)cli_format_parse(optarg)) < 0) {
                 fprintf(stderr, "islewatch: --format %s: use table, csv or json\n", optarg);
@@ -122,7 +128,8 @@ static int parse(int argc, char **argv, struct args *a, bool query, void (*usage
             return 2;
         }
     }
-    if (cli_db_and_url(query ? "query" : "series", a->src.db, url_given))
+    if (cli_db_and_url(query ? "query" : "series", a->src.db, url_given)
+        || cli_config_source(query ? "query" : "series", cfg_file, url_given, &a->src) != 0)
         return 2;
     if (optind < argc)
         a->glob = argv[optind++];

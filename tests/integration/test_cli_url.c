@@ -243,6 +243,28 @@ Test(cli_url, islewatch_url_is_the_default_of_the_reading_commands)
     }
 }
 
+/* --config FILE, as ack and tail take it: the reading commands ask the daemon
+ * that FILE configures, at its http.listen. */
+Test(cli_url, the_reading_commands_take_the_daemon_from_its_config)
+{
+    char cmds[3][256];
+    snprintf(cmds[0], sizeof(cmds[0]), "series --format json");
+    snprintf(cmds[1], sizeof(cmds[1]), "alerts --format json");
+    snprintf(cmds[2], sizeof(cmds[2]), "query 'water/*/*/nh3_n' --from %lld --to %lld --format json",
+             (long long)day0, (long long)(day0 + 3 * IW_MS_PER_DAY));
+    for (size_t i = 0; i < 3; i++) {
+        int rc_url, rc_cfg;
+        char *via_url = cli(&rc_url, "%s --url '%s'", cmds[i], base), *via_cfg = NULL;
+        rc_cfg = it_run(&via_cfg, "env -u ISLEWATCH_URL '%s' %s --config '%s' 2>&1",
+                        it_bin("islewatch"), cmds[i], dmn.cfg);
+        cr_expect_eq(rc_url, 0, "%s: exit %d", cmds[i], rc_url);
+        cr_expect_eq(rc_cfg, 0, "%s --config: exit %d\n%s", cmds[i], rc_cfg, via_cfg ? via_cfg : "");
+        cr_expect_str_eq(via_cfg ? via_cfg : "", via_url, "%s", cmds[i]);
+        free(via_url);
+        free(via_cfg);
+    }
+}
+
 Test(cli_url, report_errors_say_what_to_do)
 {
     int rc;
@@ -894,6 +916,26 @@ Test(cli_args, alerts_table_shows_the_id_ack_takes)
 
 /* `ack --config FILE` whose http section names no token_file: the daemon
  * refuses every change (SPEC §7), and the message says what to set. */
+/* A config whose daemon has no HTTP API: say so, and name its database. */
+Test(cli_args, a_config_without_http_says_to_read_the_database)
+{
+    char dir[] = "/tmp/iw-cli-cfg-XXXXXX", cfg[64], *out = NULL;
+    FILE *f;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cfg, sizeof(cfg), "%s/islewatch.yaml", dir);
+    f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "http:\n  listen: \"off\"\nstorage:\n  path: %s/data\n", dir);
+    fclose(f);
+    int rc = it_run(&out, "'%s' alerts --config '%s' 2>&1", it_bin("islewatch"), cfg);
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    cr_expect(out != NULL && strstr(out, "http.listen") != NULL && strstr(out, "--db") != NULL
+              && strstr(out, "/data") != NULL, "%s", out ? out : "");
+    free(out);
+    it_run(NULL, "rm -rf '%s'", dir);
+}
+
 Test(cli_args, ack_with_a_config_without_token_file_says_to_set_one)
 {
     char dir[] = "/tmp/iw-cli-ack-XXXXXX", cfg[64], *out = NULL;
