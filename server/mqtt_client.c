@@ -65,43 +65,6 @@ struct iw_mconn {
     MQTTProperties props;                 /* MQTT 5 CONNECT properties (main thread only) */
 };
 
-/*
- * SPEC §5: a subscriber that connects late sees what is firing now, so the
- * retained states on alerts.active_topic must be the firing episodes' and no
- * others. A broker can hold others: restored from an older persistence file
- * or backup, or killed before it wrote a clear. So at every connect of
- * connection 0 the states are read back: SUBSCRIBE to the active topics'
- * filter and to a marker topic of our own, and at the SUBACK publish a
- * marker there. mosquitto queues a subscription's retained messages before
- * it answers the SUBSCRIBE, so they all arrive before the marker. (A broker
- * that does otherwise makes the reading incomplete; that costs a state set
- * again, never a firing one cleared: alert_pub.c compares.) The publisher
- * compares and corrects, then ends the check (iw_mqtt_retained_finish:
- * UNSUBSCRIBE).
- *
- * While a check is on (route), connection 0's on_message takes the messages
- * on the filter or the marker topic out of ingest: one acquire load per
- * device message and no lock. A filter string a delivery may be reading is
- * never freed while the daemon runs (a changed active_topic retires it).
- */
-enum { RCHK_OFF = 0, RCHK_READING = 1, RCHK_COLLECTING = 2, RCHK_DONE = 3, RCHK_FAILED = 4 };
-enum { RCHK_MAX_STATES = 100000 };        /* more are not kept: the check is then partial */
-
-struct retained_check {
-    _Atomic(char *) filter;               /* set by the publisher; NULL: no check */
-    char **retired;                       /* publisher thread only; freed at exit */
-    size_t n_retired;
-    char marker[300];                     /* immutable once started */
-    _Atomic bool route;
-    _Atomic int state;                    /* RCHK_* */
-    _Atomic uint64_t round;               /* one per connect; the marker's payload */
-    pthread_mutex_t lock;                 /* the states read (never a device message's path) */
-    struct iw_retained_state *got;
-    size_t n_got, cap_got;
-    bool partial;                         /* some were not kept */
-    const char *round_filter;             /* the filter the round subscribed to */
-};
-
 struct iw_mqtt {
     struct iw_daemon *d;
     /* The config at start: a reload changes no connection setting (client id,
@@ -121,88 +84,9 @@ struct iw_mqtt {
      * its seq << 16 | its token (for QoS > 0 Paho's token is the MQTT packet
      * id, 1..65535). 0: none. See iw_mqtt_publish and on_delivered. */
     _Atomic uint64_t watch;
-    struct retained_check snap;           /* the retained alert states read back */
 };
 
 /* ---- message path ---- */
-
-/* topic[0..len) matches filter, whose wildcards are whole '+' levels only. */
-static bool filter_match(const char *f, const char *t, size_t len)
-{
-    const char *end = t + len;
-    for (;;) {
-        if (*f == '+') {
-            while (t < end && *t != '/')
-                t++;
-            f++;
-        } else {
-            for (; *f != '\0' && *f != '/'; f++, t++)
-                if (t == end || *t != *f)
-                    return false;
-        }
-        if (*f == '\0')
-            return t == end;
-        if (t == end || *t != '/')          /* *f == '/': the next level */
-            return false;
-        f++;
-        t++;
-    }
-}
-
-/*
- * During a check of the retained alert states: is this message one of its
- * own (a state on the active topics' filter, or the marker)? Retained ones
- * that came with the SUBSCRIBE are kept for the publisher; the rest (live
- * copies of our own publishes) are dropped. false: a device message.
- */
-static bool check_take(struct iw_mqtt *m, const char *topic, size_t tlen,
-                       const MQTTAsync_message *msg)
-{
-    struct retained_check *k = &m->snap;
-    const char *f = atomic_load_explicit(&k->filter, memory_order_acquire);
-
-    if (tlen == strlen(k->marker) && memcmp(topic, k->marker, tlen) == 0) {
-        char buf[24];
-        int expect = RCHK_COLLECTING;
-        size_t n = msg->payloadlen > 0 && (size_t)msg->payloadlen < sizeof(buf)
-                       ? (size_t)msg->payloadlen : 0;
-        if (n > 0)
-            memcpy(buf, msg->payload, n);
-        buf[n] = '\0';
-        /* acq_rel: the states appended before (under lock) are the
-         * publisher's once it reads DONE with acquire (iw_mqtt_retained_poll). */
-        if (strtoull(buf, NULL, 10) == atomic_load(&k->round))
-            atomic_compare_exchange_strong_explicit(&k->state, &expect, RCHK_DONE,
-                                                    memory_order_acq_rel, memory_order_relaxed);
-        return true;
-    }
-    if (f == NULL || !filter_match(f, topic, tlen))
-        return false;
-    if (!msg->retained || msg->payloadlen <= 0
-        || atomic_load_explicit(&k->state, memory_order_acquire) != RCHK_COLLECTING)
-        return true;
-    pthread_mutex_lock(&k->lock);
-    if (k->n_got == k->cap_got && k->cap_got < RCHK_MAX_STATES) {
-        size_t cap = k->cap_got ? k->cap_got * 2 : 64;
-        struct iw_retained_state *v = realloc(k->got, cap * sizeof(*v));
-        if (v != NULL) {
-            k->got = v;
-            k->cap_got = cap;
-        }
-    }
-    struct iw_retained_state *e = k->n_got < k->cap_got ? &k->got[k->n_got] : NULL;
-    if (e != NULL && (e->topic = strndup(topic, tlen)) != NULL
-        && (e->payload = strndup(msg->payload, (size_t)msg->payloadlen)) != NULL) {
-        e->len = (size_t)msg->payloadlen;
-        k->n_got++;
-    } else {
-        if (e != NULL)
-            free(e->topic);
-        k->partial = true;
-    }
-    pthread_mutex_unlock(&k->lock);
-    return true;
-}
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 {
@@ -210,14 +94,6 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
     int handled;
 
-    /* acquire: pairs with check_begin's release, which follows the stores
-     * of the filter and the marker read by check_take. */
-    if (IW_UNLIKELY(c->idx == 0 && atomic_load_explicit(&c->m->snap.route, memory_order_acquire))
-        && check_take(c->m, topic, tlen, msg)) {
-        MQTTAsync_freeMessage(&msg);
-        MQTTAsync_free(topic);
-        return 1;
-    }
     /* seq_cst: the reload path swaps the view and then reads this epoch; an
      * even value read after the swap proves this thread will load the new
      * view on its next message (see iw_mqtt_quiesce). */
@@ -634,239 +510,6 @@ static void subscribe_all(struct iw_mconn *c, bool all)
         free(filters[i]);
 }
 
-/* ---- reading back the retained alert states (see struct retained_check) ---- */
-
-static void check_failed(struct iw_mqtt *m, const char *what, int code)
-{
-    int expect = RCHK_READING;
-    if (atomic_compare_exchange_strong(&m->snap.state, &expect, RCHK_FAILED))
-        IW_LOG_WARN("alerts", "cannot read back the retained alert states on %s: %s (code %d); "
-                    "check the broker's ACL for that topic and %s", atomic_load(&m->snap.filter),
-                    what, code, m->snap.marker);
-}
-
-static void on_check_subscribed(void *ctx, MQTTAsync_successData *r)
-{
-    struct iw_mqtt *m = ((struct iw_mconn *)ctx)->m;
-    MQTTAsync_message msg = MQTTAsync_message_initializer;
-    char buf[24];
-    int expect = RCHK_READING, rc;
-
-    if (r != NULL && r->alt.qosList != NULL && (r->alt.qosList[0] >= 0x80 || r->alt.qosList[1] >= 0x80)) {
-        check_failed(m, "the broker refused the SUBSCRIBE", r->alt.qosList[0]);
-        return;
-    }
-    /* Collecting from now: the retained states queued with the SUBACK come
-     * next, then the marker. */
-    if (!atomic_compare_exchange_strong(&m->snap.state, &expect, RCHK_COLLECTING))
-        return;
-    msg.payloadlen = snprintf(buf, sizeof(buf), "%llu",
-                              (unsigned long long)atomic_load(&m->snap.round));
-    msg.payload = buf;
-    msg.qos = 1;
-    rc = MQTTAsync_sendMessage(m->c[0].client, m->snap.marker, &msg, NULL);
-    if (rc != MQTTASYNC_SUCCESS) {
-        expect = RCHK_COLLECTING;
-        atomic_compare_exchange_strong(&m->snap.state, &expect, RCHK_READING);
-        check_failed(m, "cannot publish its marker", rc);
-    }
-}
-
-static void on_check_subscribed5(void *ctx, MQTTAsync_successData5 *r)
-{
-    MQTTAsync_successData d = { .token = 0 };
-    int q[2] = { 0, 0 };
-    if (r != NULL && r->alt.sub.reasonCodeCount > 1 && r->alt.sub.reasonCodes != NULL) {
-        q[0] = r->alt.sub.reasonCodes[0];
-        q[1] = r->alt.sub.reasonCodes[1];
-    }
-    d.alt.qosList = q;
-    on_check_subscribed(ctx, &d);
-}
-
-static void on_check_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
-{
-    check_failed(((struct iw_mconn *)ctx)->m, "the SUBSCRIBE failed", r ? r->code : 0);
-}
-
-static void on_check_subscribe_failed5(void *ctx, MQTTAsync_failureData5 *r)
-{
-    check_failed(((struct iw_mconn *)ctx)->m, "the SUBSCRIBE failed",
-                 r ? (r->reasonCode ? (int)r->reasonCode : r->code) : 0);
-}
-
-static void check_states_free(struct retained_check *k)
-{
-    for (size_t i = 0; i < k->n_got; i++) {
-        free(k->got[i].topic);
-        free(k->got[i].payload);
-    }
-    k->n_got = 0;
-    k->partial = false;
-}
-
-/* Connection 0 is up: read the retained states back (a new round). */
-static void check_begin(struct iw_mconn *c)
-{
-    struct iw_mqtt *m = c->m;
-    struct retained_check *k = &m->snap;
-    char *f = atomic_load_explicit(&k->filter, memory_order_acquire);
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-
-    if (f == NULL)
-        return;
-    pthread_mutex_lock(&k->lock);
-    check_states_free(k);
-    k->round_filter = f;
-    pthread_mutex_unlock(&k->lock);
-    atomic_fetch_add(&k->round, 1);
-    atomic_store(&k->state, RCHK_READING);
-    /* release: pairs with on_message's acquire (the marker was set at start). */
-    atomic_store_explicit(&k->route, true, memory_order_release);
-    if (m->v5) {
-        ro.onSuccess5 = on_check_subscribed5;
-        ro.onFailure5 = on_check_subscribe_failed5;
-    } else {
-        ro.onSuccess = on_check_subscribed;
-        ro.onFailure = on_check_subscribe_failed;
-    }
-    ro.context = c;
-    char *filters[2] = { f, k->marker };
-    int qos[2] = { 1, 1 };
-    int rc = MQTTAsync_subscribeMany(c->client, 2, filters, qos, &ro);
-    if (rc != MQTTASYNC_SUCCESS)
-        check_failed(m, "cannot send the SUBSCRIBE", rc);
-}
-
-int iw_mqtt_retained_watch(struct iw_mqtt *m, const char *tmpl)
-{
-    char buf[1024];
-    size_t o = 0;
-    bool in_var = false, var_level = false;
-
-    if (m == NULL)
-        return IW_OK;
-    /* The template's topics, as a filter: a level with a {placeholder} is '+'. */
-    for (const char *t = tmpl;; t++) {
-        if (*t == '/' || *t == '\0') {
-            if (var_level)
-                buf[o++] = '+';
-            if (*t == '\0')
-                break;
-            buf[o++] = '/';
-            var_level = false;
-            continue;
-        }
-        if (*t == '{')
-            in_var = var_level = true;
-        else if (*t == '}')
-            in_var = false;
-        if (!var_level)
-            buf[o++] = *t;
-        if (o + 2 >= sizeof(buf))
-            return IW_E_INVAL;
-    }
-    (void)in_var;
-    buf[o] = '\0';
-    char *old = atomic_load(&m->snap.filter);
-    if (old != NULL && strcmp(old, buf) == 0)
-        return IW_OK;
-    char *f = strdup(buf);
-    char **r = old != NULL ? realloc(m->snap.retired, (m->snap.n_retired + 1) * sizeof(*r)) : NULL;
-    if (f == NULL || (old != NULL && r == NULL)) {
-        free(f);
-        return IW_E_NOMEM;
-    }
-    if (old != NULL) {
-        m->snap.retired = r;
-        r[m->snap.n_retired++] = old;   /* a delivery may still be reading it */
-    }
-    /* release: pairs with the acquire loads in check_begin and check_take. */
-    atomic_store_explicit(&m->snap.filter, f, memory_order_release);
-    return IW_OK;
-}
-
-enum iw_retained_check iw_mqtt_retained_poll(struct iw_mqtt *m, uint64_t *round)
-{
-    if (m == NULL)
-        return IW_RCHK_NONE;
-    /* acquire: pairs with the marker's acq_rel exchange to DONE. */
-    int st = atomic_load_explicit(&m->snap.state, memory_order_acquire);
-    *round = atomic_load(&m->snap.round);
-    switch (st) {
-    case RCHK_READING: case RCHK_COLLECTING: return IW_RCHK_READING;
-    case RCHK_DONE: return IW_RCHK_DONE;
-    case RCHK_FAILED: return IW_RCHK_FAILED;
-    default: return IW_RCHK_NONE;
-    }
-}
-
-static void on_check_unsubscribed(void *ctx, MQTTAsync_successData *r)
-{
-    struct iw_mqtt *m = ((struct iw_mconn *)ctx)->m;
-    (void)r;
-    /* A new round may have begun meanwhile: it keeps routing. */
-    if (atomic_load(&m->snap.state) == RCHK_OFF)
-        atomic_store_explicit(&m->snap.route, false, memory_order_relaxed);
-}
-
-static void on_check_unsubscribed5(void *ctx, MQTTAsync_successData5 *r)
-{
-    (void)r;
-    on_check_unsubscribed(ctx, NULL);
-}
-
-int iw_mqtt_retained_finish(struct iw_mqtt *m, struct iw_retained_state **v, size_t *n,
-                            bool *partial)
-{
-    struct retained_check *k = &m->snap;
-    MQTTAsync_responseOptions uo = MQTTAsync_responseOptions_initializer;
-    int rc = IW_OK;
-
-    *v = NULL;
-    *n = 0;
-    *partial = false;
-    pthread_mutex_lock(&k->lock);
-    if (atomic_load(&k->state) == RCHK_DONE) {
-        /* The states of a round under a filter since replaced are not the
-         * ones the publisher compares against: none. */
-        if (k->round_filter == atomic_load(&k->filter)) {
-            *v = k->got;
-            *n = k->n_got;
-            *partial = k->partial;
-            k->got = NULL;
-            k->n_got = k->cap_got = 0;
-        } else {
-            rc = IW_E_INVAL;
-        }
-    }
-    check_states_free(k);
-    atomic_store(&k->state, RCHK_OFF);
-    const char *f = k->round_filter;
-    pthread_mutex_unlock(&k->lock);
-    if (f == NULL)
-        return rc;
-    /* Routing stays on until the UNSUBACK: what the broker sent before it is ours. */
-    char *filters[2] = { (char *)f, k->marker };
-    if (m->v5)
-        uo.onSuccess5 = on_check_unsubscribed5;
-    else
-        uo.onSuccess = on_check_unsubscribed;
-    uo.context = &m->c[0];
-    if (MQTTAsync_unsubscribeMany(m->c[0].client, 2, filters, &uo) != MQTTASYNC_SUCCESS)
-        IW_LOG_DEBUG("alerts", "cannot unsubscribe from %s now; the next connect does", f);
-    return rc;
-}
-
-void iw_mqtt_retained_free(struct iw_retained_state *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].topic);
-        free(v[i].payload);
-    }
-    free(v);
-}
-
 static void connected(struct iw_mconn *c, bool present)
 {
     if (c->ever_connected)
@@ -882,8 +525,6 @@ static void connected(struct iw_mconn *c, bool present)
      * retained messages too. With clean_session true every connect finds
      * none, so nothing tells a lost store from a kept one: set them again
      * at every connect (retained only, as published: no alert is re-sent). */
-    if (c->idx == 0)
-        check_begin(c);                   /* before the flag: the publisher waits for it */
     if (c->idx == 0 && !present)
         atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
@@ -1288,7 +929,6 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
 {
     const struct iw_config *cfg = d->cfg;
     struct iw_mqtt *m = calloc(1, sizeof(*m));
-    size_t o;
     int rc;
 
     if (m == NULL)
@@ -1365,13 +1005,6 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
                                i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
         filters_load(c);
     }
-    /* The marker topic of the retained-state check: ours alone (the client
-     * id is unique per broker), with no wildcard in it. */
-    pthread_mutex_init(&m->snap.lock, NULL);
-    o = (size_t)snprintf(m->snap.marker, sizeof(m->snap.marker), "islewatch/retained-check/");
-    for (const char *id = m->c[0].client_id; *id && o + 1 < sizeof(m->snap.marker); id++)
-        m->snap.marker[o++] = (*id == '/' || *id == '+' || *id == '#') ? '_' : *id;
-    m->snap.marker[o] = '\0';
     warn_abandoned_sessions(m);
     d->mqtt = m;
     return IW_OK;                           /* the main loop's first tick connects */
@@ -1421,14 +1054,5 @@ void iw_mqtt_free(struct iw_mqtt *m)
     }
     free(m->c);
     free(m->password);
-    if (m->snap.marker[0] != '\0') {          /* initialised */
-        check_states_free(&m->snap);
-        pthread_mutex_destroy(&m->snap.lock);
-    }
-    free(m->snap.got);
-    free(atomic_load(&m->snap.filter));
-    for (size_t i = 0; i < m->snap.n_retired; i++)
-        free(m->snap.retired[i]);
-    free(m->snap.retired);
     free(m);
 }
