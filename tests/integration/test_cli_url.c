@@ -914,20 +914,24 @@ Test(cli_args, alerts_table_shows_the_id_ack_takes)
     it_run(NULL, "rm -rf '%s'", dir);
 }
 
-/* `ack --config FILE` whose http section names no token_file: the daemon
- * refuses every change (SPEC §7), and the message says what to set. */
+/* A fresh directory made from template dir (mkdtemp) with islewatch.yaml in it
+ * holding text (a printf format whose %s is the directory); its path in cfg. */
+static void temp_config(char *dir, char *cfg, size_t cap, const char *text)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cfg, cap, "%s/islewatch.yaml", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fprintf(f, text, dir);
+    cr_assert_eq(fclose(f), 0);
+}
+
 /* A config whose daemon has no HTTP API: say so, and name its database. */
 Test(cli_args, a_config_without_http_says_to_read_the_database)
 {
     char dir[] = "/tmp/iw-cli-cfg-XXXXXX", cfg[64], *out = NULL;
-    FILE *f;
 
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(cfg, sizeof(cfg), "%s/islewatch.yaml", dir);
-    f = fopen(cfg, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "http:\n  listen: \"off\"\nstorage:\n  path: %s/data\n", dir);
-    fclose(f);
+    temp_config(dir, cfg, sizeof(cfg), "http:\n  listen: \"off\"\nstorage:\n  path: %s/data\n");
     int rc = it_run(&out, "'%s' alerts --config '%s' 2>&1", it_bin("islewatch"), cfg);
     cr_expect_eq(rc, 2, "exit %d", rc);
     cr_expect(out != NULL && strstr(out, "http.listen") != NULL && strstr(out, "--db") != NULL
@@ -936,17 +940,13 @@ Test(cli_args, a_config_without_http_says_to_read_the_database)
     it_run(NULL, "rm -rf '%s'", dir);
 }
 
+/* `ack --config FILE` whose http section names no token_file: the daemon
+ * refuses every change (SPEC §7), and the message says what to set. */
 Test(cli_args, ack_with_a_config_without_token_file_says_to_set_one)
 {
     char dir[] = "/tmp/iw-cli-ack-XXXXXX", cfg[64], *out = NULL;
-    FILE *f;
 
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(cfg, sizeof(cfg), "%s/islewatch.yaml", dir);
-    f = fopen(cfg, "w");
-    cr_assert_not_null(f);
-    fputs("http:\n  listen: 127.0.0.1:1\n", f);
-    fclose(f);
+    temp_config(dir, cfg, sizeof(cfg), "http:\n  listen: 127.0.0.1:1\n# %s\n");
     int rc = it_run(&out, "env -u ISLEWATCH_TOKEN '%s' ack 0123456789abcdef --config '%s' 2>&1",
                     it_bin("islewatch"), cfg);
     cr_expect_eq(rc, 2, "exit %d", rc);

@@ -48,6 +48,19 @@ static int dead_port(void)
     return it_free_port();
 }
 
+
+/* The token the harness wrote to d's http.token, without its newline. */
+static void harness_token(const struct it_daemon *d, char *token, size_t cap)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/http.token", d->dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "the harness writes %s", path);
+    cr_assert_not_null(fgets(token, (int)cap, f));
+    fclose(f);
+    token[strcspn(token, "\r\n")] = '\0';
+}
+
 Test(ops, the_log_level_option_wins_over_the_config_file, .init = setup, .fini = teardown)
 {
     char broker[256], *out = NULL;
@@ -423,7 +436,7 @@ Test(ops, a_reload_with_an_unreadable_token_file_is_refused_and_the_token_stays,
 {
     struct it_broker b;
     struct it_daemon d;
-    char base[64], path[600], token[256], *body = NULL;
+    char base[64], token[256], *body = NULL;
     size_t len = 0;
     int status = 0;
     struct iw_diag diag = {0};
@@ -431,12 +444,7 @@ Test(ops, a_reload_with_an_unreadable_token_file_is_refused_and_the_token_stays,
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b, NULL), 0);
-    snprintf(path, sizeof(path), "%s/http.token", d.dir);
-    f = fopen(path, "r");
-    cr_assert_not_null(f, "the harness writes %s", path);
-    cr_assert_not_null(fgets(token, sizeof(token), f));
-    fclose(f);
-    token[strcspn(token, "\r\n")] = '\0';
+    harness_token(&d, token, sizeof(token));
     cr_assert_eq(it_metric(&d, "islewatch_config_last_reload_successful"), 1);
 
     f = fopen(d.cfg, "w");
@@ -497,12 +505,8 @@ Test(ops, a_reload_takes_a_rotated_token_and_says_so, .timeout = 120)
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b, NULL), 0);
+    harness_token(&d, old, sizeof(old));
     snprintf(path, sizeof(path), "%s/http.token", d.dir);
-    f = fopen(path, "r");
-    cr_assert_not_null(f, "the harness writes %s", path);
-    cr_assert_not_null(fgets(old, sizeof(old), f));
-    fclose(f);
-    old[strcspn(old, "\r\n")] = '\0';
     cr_assert(post_silence(&d, old) / 100 == 2);
 
     f = fopen(path, "w");
