@@ -170,15 +170,20 @@ static int measured_since(struct iw_store *st, uint32_t id, int64_t end, bool in
 static void eval_day(struct iw_air_day *d, unsigned measured)
 {
     unsigned mask = iw_aqi_inputs(d->std, IW_AQI_DAILY);
-    struct iw_aqi_input in;
+    struct iw_aqi_input in, all;          /* the valid daily values; all of them */
     struct iw_aqi_result res;
 
     memset(&in, 0, sizeof(in));
+    memset(&all, 0, sizeof(all));
     d->missing = 0;
     for (int it = 0; it < IW_AQI_NITEMS; it++) {
         const struct iw_aqi_item_info *info = iw_aqi_item_info((enum iw_aqi_item)it);
         if (!(mask & IW_AQI_BIT(it)) || info == NULL || !(measured & (1u << info->pollutant)))
             continue;
+        if (isfinite(d->item[it].value)) {
+            all.v[it] = d->item[it].value;
+            all.present[it] = true;
+        }
         if (d->item[it].valid && isfinite(d->item[it].value)) {
             in.v[it] = d->item[it].value;
             in.present[it] = true;
@@ -205,16 +210,7 @@ static void eval_day(struct iw_air_day *d, unsigned measured)
     /* Not valid: its (AQI) is what the day's data indicate, as the
      * air_quality rules store it (rule_air.c): the AQI of every daily value,
      * those below the validity minimum included; never below the valid ones'. */
-    memset(&in, 0, sizeof(in));
-    for (int it = 0; it < IW_AQI_NITEMS; it++) {
-        const struct iw_aqi_item_info *info = iw_aqi_item_info((enum iw_aqi_item)it);
-        if ((mask & IW_AQI_BIT(it)) && info != NULL && (measured & (1u << info->pollutant))
-            && isfinite(d->item[it].value)) {
-            in.v[it] = d->item[it].value;
-            in.present[it] = true;
-        }
-    }
-    if (iw_aqi_compute(d->std, IW_AQI_DAILY, &in, &res) == IW_OK && res.aqi > d->aqi) {
+    if (iw_aqi_compute(d->std, IW_AQI_DAILY, &all, &res) == IW_OK && res.aqi > d->aqi) {
         d->aqi = res.aqi;
         d->level = res.level;
     }
