@@ -37,7 +37,10 @@
 #include "daemon_int.h"
 #include "mqtt_persist.h"
 
-enum { CONN_DOWN = 0, CONN_CONNECTING = 1, CONN_UP = 2 };
+enum { CONN_DOWN = 0, CONN_CONNECTING = 1, CONN_UP = 2, CONN_DONE = 3 /* a drain, finished */ };
+
+/* A drain (see drain_tick) ends once no message came for this long after its UNSUBSCRIBE. */
+enum { DRAIN_QUIET_MS = 3000 };
 
 /* MQTT 5: how many QoS 1 and 2 messages the broker may have in flight to one
  * connection (Receive Maximum). Our callback takes one at a time; a few more
@@ -63,6 +66,14 @@ struct iw_mconn {
     int n_filters;
     bool sub_failed;                      /* a SUBSCRIBE failed: the next one sends all */
     MQTTProperties props;                 /* MQTT 5 CONNECT properties (main thread only) */
+    _Atomic bool subscribed;              /* the SUBSCRIBE after its last connect succeeded */
+    /* A drain: the persistent session of a client id this daemon used before
+     * (broker.connections or broker.client_id changed), connected once to take
+     * what it queued and to end its subscriptions (drain_tick). */
+    bool drain;
+    _Atomic int64_t up_ms;                /* drains only: when it came up */
+    _Atomic int64_t last_msg_ms;          /* drains only: its last message's arrival */
+    _Atomic uint64_t drained;             /* drains only: messages taken */
 };
 
 struct iw_mqtt {
@@ -73,7 +84,8 @@ struct iw_mqtt {
      * password file is read again (reread_password). Kept until exit (daemon.c). */
     const struct iw_config *cfg;
     int n;
-    struct iw_mconn *c;
+    struct iw_mconn *c;                   /* n connections, then the drains: n_all in all */
+    int n_all;
     char uri[512];
     char *password;                       /* main thread only (try_connect) */
     bool password_unreadable;             /* the last re-read failed: said once */
@@ -103,6 +115,10 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
                                 msg->retained != 0, msg->qos == 2 ? msg->msgid : 0);
     atomic_fetch_sub_explicit(&iw_stats.in_callback, 1, memory_order_relaxed);
     atomic_fetch_add(&c->ing->epoch, 1);
+    if (c->drain) {                       /* relaxed: read by drain_tick as a hint only */
+        atomic_store_explicit(&c->last_msg_ms, iw_now_ms(), memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->drained, (uint64_t)handled, memory_order_relaxed);
+    }
     if (handled) {
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
@@ -112,7 +128,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 
 void iw_mqtt_quiesce(struct iw_mqtt *m)
 {
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < m->n_all; i++) {
         uint64_t e = atomic_load(&m->c[i].ing->epoch);
         if ((e & 1) == 0)
             continue;                         /* not inside a message: next one sees the new view */
@@ -252,6 +268,7 @@ static void on_connlost(void *ctx, char *cause)
                     "repeats every few seconds, another client may be connecting with the "
                     "client id \"%s\": give each islewatchd its own broker.client_id); "
                     "reconnecting with backoff", c->idx, c->m->uri, c->client_id);
+    atomic_store(&c->subscribed, false);
     atomic_store(&c->state, CONN_DOWN);
     set_broker_gauge(c->m);
     if (cause)
@@ -271,8 +288,10 @@ static void on_subscribed(void *ctx, MQTTAsync_successData *r)
 {
     struct iw_mconn *c = ctx;
     (void)r;
-    IW_LOG_INFO("mqtt", "connection %d subscribed to %zu source(s)", c->idx,
-                atomic_load(&c->m->d->view)->n);
+    atomic_store(&c->subscribed, true);
+    if (!c->drain)
+        IW_LOG_INFO("mqtt", "connection %d subscribed to %zu source(s)", c->idx,
+                    atomic_load(&c->m->d->view)->n);
 }
 
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
@@ -372,50 +391,47 @@ static void filters_load(struct iw_mconn *c)
 /*
  * A session kept under another client id (broker.client_id or
  * broker.connections changed since it was used) stays on the broker with its
- * subscriptions: it queues every device message for a client that no longer
- * connects, and holds those sent while the daemon was stopped. Say so once
- * (its record goes: the broker side is the operator's to clean).
+ * subscriptions: it holds the device messages sent while the daemon was
+ * stopped, and queues every new one for a client that no longer connects; as
+ * a member of a shared subscription it even takes its share of the group's
+ * messages away from the connections that read them (3 -> 2 connections lost
+ * a third). Each such session becomes a drain (drain_tick): connected once,
+ * after our own connections are subscribed, it gives up its subscriptions and
+ * hands what it queued to ingest. Its record goes once that is done.
  */
 struct abandoned_ctx {
     struct iw_mqtt *m;
-    char keys[8][300];
-    int n;
+    char ids[IW_MAX_CONNECTIONS][256];
+    int n, room;
 };
 
 static int abandoned_cb(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
 {
     struct abandoned_ctx *a = ctx;
     const size_t plen = strlen("mqtt_filters/");
-    int subs = 0;
+    const char *id = key + plen;
+    int subs = 0, idlen = (int)(klen - plen);
 
     for (int i = 0; i < a->m->n; i++)
         if (klen - plen == strlen(a->m->c[i].client_id)
-            && memcmp(key + plen, a->m->c[i].client_id, klen - plen) == 0)
+            && memcmp(id, a->m->c[i].client_id, klen - plen) == 0)
             return 0;
     for (size_t i = 0; i < vlen; i++)
         subs += ((const char *)val)[i] == '\n';
+    if (a->n >= a->room || klen - plen >= sizeof(a->ids[0])) {
+        IW_LOG_WARN("mqtt", "the broker still holds the persistent session of client id "
+                    "\"%.*s\" (broker.client_id or broker.connections changed since it was "
+                    "used), with %d source topic(s), and no connection is left to take its "
+                    "messages (at most %d in all): remove the session on the broker", idlen, id,
+                    subs, IW_MAX_CONNECTIONS);
+        return 0;
+    }
     IW_LOG_WARN("mqtt", "the broker still holds the persistent session of client id \"%.*s\" "
-                "(broker.client_id or broker.connections changed since it was used), with "
-                "%d source topic(s): it queues device messages nobody reads, and those sent "
-                "while islewatchd was stopped wait there; go back to the previous setting to "
-                "receive them, or remove the session on the broker", (int)(klen - plen),
-                key + plen, subs);
-    if (a->n < (int)IW_ARRAY_LEN(a->keys) && klen < sizeof(a->keys[0]))
-        snprintf(a->keys[a->n++], sizeof(a->keys[0]), "%.*s", (int)klen, key);
+                "(broker.client_id or broker.connections changed since it was used), with %d "
+                "source topic(s): once the connections are subscribed, islewatchd takes the "
+                "messages it queued and ends its subscriptions", idlen, id, subs);
+    snprintf(a->ids[a->n++], sizeof(a->ids[0]), "%.*s", idlen, id);
     return 0;
-}
-
-static void warn_abandoned_sessions(struct iw_mqtt *m)
-{
-    struct abandoned_ctx a = { .m = m };
-
-    if (m->cfg->broker.clean_session
-        || iw_store_meta_scan(m->d->store, "mqtt_filters/", abandoned_cb, &a) != IW_OK)
-        return;
-    for (int i = 0; i < a.n; i++)
-        if (iw_store_meta_delete(m->d->store, a.keys[i]) != IW_OK)
-            IW_LOG_DEBUG("mqtt", "cannot remove %s from the store; said again at the next start",
-                         a.keys[i]);
 }
 
 /*
@@ -434,7 +450,7 @@ static void subscribe_all(struct iw_mconn *c, bool all)
     int qos[IW_MAX_SOURCES], fresh_qos[IW_MAX_SOURCES];
     int n = 0, n_gone = 0, n_fresh = 0;
 
-    for (size_t i = 0; i < v->n && n < IW_MAX_SOURCES; i++) {
+    for (size_t i = 0; i < v->n && n < IW_MAX_SOURCES && !c->drain; i++) {
         char buf[600];
         if (c->m->n > 1)                  /* the connections open, not a reloaded count */
             snprintf(buf, sizeof(buf), "$share/%s/%s", cfg->broker.share_group, v->pat[i].filter);
@@ -512,6 +528,16 @@ static void subscribe_all(struct iw_mconn *c, bool all)
 
 static void connected(struct iw_mconn *c, bool present)
 {
+    if (c->drain) {
+        /* No SUBSCRIBE: every filter of its session is "gone" (subscribe_all),
+         * so the broker stops queueing for it; what it holds still comes. */
+        IW_LOG_INFO("mqtt", "connection %d up as \"%s\" (session %s): taking the messages it "
+                    "held", c->idx, c->client_id, present ? "present" : "new");
+        c->up_ms = iw_now_ms();
+        atomic_store(&c->state, CONN_UP);
+        subscribe_all(c, true);
+        return;
+    }
     if (c->ever_connected)
         iw_stat_add(&iw_stats.broker_reconnects, 1);
     c->ever_connected = true;
@@ -680,6 +706,7 @@ static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
         ssl.verify = 1;                 /* the certificate must be for the host in broker.url */
         co.ssl = &ssl;
     }
+    atomic_store(&c->subscribed, false);
     atomic_store(&c->state, CONN_CONNECTING);
     int rc = MQTTAsync_connect(c->client, &co);
     if (rc != MQTTASYNC_SUCCESS) {
@@ -689,11 +716,54 @@ static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
     }
 }
 
+/*
+ * A drain connects once every connection of ours is subscribed (so a message
+ * its session stops queueing reaches one of them), and ends once nothing came
+ * for DRAIN_QUIET_MS: what it queued is handled, its session is left without
+ * subscriptions, and its record goes. True: leave it alone this tick.
+ */
+static bool drain_tick(struct iw_mqtt *m, struct iw_mconn *c, int64_t now)
+{
+    int st = atomic_load(&c->state);
+
+    if (st == CONN_DONE)
+        return true;
+    if (st == CONN_UP) {
+        /* relaxed: on_message's hints; a message after the check is one more
+         * reason to wait, and a late one only delays the end. */
+        int64_t last = atomic_load_explicit(&c->last_msg_ms, memory_order_relaxed);
+        int64_t up = atomic_load(&c->up_ms);
+        if (now - (last > up ? last : up) < DRAIN_QUIET_MS)
+            return true;
+        MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+        dopt.timeout = 2000;
+        atomic_store(&c->state, CONN_DONE);
+        (void)MQTTAsync_disconnect(c->client, &dopt);
+        char key[300];
+        filters_key(c, key, sizeof(key));
+        if (iw_store_meta_delete(m->d->store, key) != IW_OK)
+            IW_LOG_DEBUG("mqtt", "cannot remove %s from the store; taken again at the next start",
+                         key);
+        IW_LOG_INFO("mqtt", "connection %d: the session of client id \"%s\" has no subscription "
+                    "left; took %llu message(s) it held", c->idx, c->client_id,
+                    (unsigned long long)atomic_load_explicit(&c->drained, memory_order_relaxed));
+        return true;
+    }
+    if (st != CONN_DOWN)
+        return true;
+    for (int i = 0; i < m->n; i++)
+        if (atomic_load(&m->c[i].state) != CONN_UP || !atomic_load(&m->c[i].subscribed))
+            return true;
+    return false;
+}
+
 void iw_mqtt_tick(struct iw_mqtt *m, int64_t now)
 {
     const struct iw_config *cfg = m->d->cfg;
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < m->n_all; i++) {
         struct iw_mconn *c = &m->c[i];
+        if (c->drain && drain_tick(m, c, now))
+            continue;
         if (atomic_load(&c->state) != CONN_DOWN) {
             if (atomic_load(&c->state) == CONN_UP)
                 c->backoff_ms = 0;
@@ -925,6 +995,56 @@ static void paho_trace_errors_only(void)
         MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
 }
 
+/*
+ * Set up m->c[i] under client id `id`: a connection of ours, or a drain of an
+ * earlier one's session (no alerts, see drain_tick). i < IW_MAX_CONNECTIONS.
+ */
+static int conn_init(struct iw_mqtt *m, int i, const char *id, bool drain, struct iw_diag *diag)
+{
+    const struct iw_config *cfg = m->cfg;
+    struct iw_mconn *c = &m->c[i];
+    MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
+    int rc;
+
+    c->m = m;
+    c->idx = i;
+    c->drain = drain;
+    pthread_mutex_init(&c->sub_lock, NULL);
+    snprintf(c->client_id, sizeof(c->client_id), "%s", id);
+    c->ing = calloc(1, sizeof(*c->ing));
+    if (c->ing == NULL || (c->ing->wb = iw_wbatch_new()) == NULL)
+        return IW_E_NOMEM;
+    c->ing->d = m->d;
+    c->ing->client_id = c->client_id;
+    c->ing->idx = (uint8_t)i;             /* i < IW_MAX_CONNECTIONS */
+    cro.MQTTVersion = m->v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    c->ing->qos2_marks = m->v5;
+    /* Alerts published while the broker is away wait in Paho's persisted
+     * buffer and go out in order on reconnect (bounded by outbox_max).
+     * sendWhileDisconnected alone is not enough: Paho refuses sends until
+     * MQTTAsync_connect was called once, and again after MQTTAsync_disconnect
+     * (iw_mqtt_stop), which would lose the resolves a changed rule raises
+     * at start and the alerts the shards flush while stopping. */
+    cro.sendWhileDisconnected = i == 0;
+    cro.allowDisconnectedSendAtAnyTime = i == 0;
+    cro.maxBufferedMessages = (int)cfg->alerts.outbox_max;
+    cro.deleteOldestMessages = 0;
+    cro.restoreMessages = 1;
+    cro.persistQoS0 = 0;
+    rc = MQTTAsync_createWithOptions(&c->client, m->uri, c->client_id,
+                                     MQTTCLIENT_PERSISTENCE_USER, &m->persist, &cro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        iw_diag_set(diag, NULL, 0, 0, "cannot create the MQTT client for %s (Paho code %d)",
+                    m->uri, rc);
+        c->client = NULL;
+        return IW_E_MQTT;
+    }
+    MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message,
+                           i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
+    filters_load(c);
+    return IW_OK;
+}
+
 int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
 {
     const struct iw_config *cfg = d->cfg;
@@ -954,58 +1074,39 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
     iw_mqtt_persistence_init(&m->persist, d->store);
     paho_trace_errors_only();
     m->n = cfg->broker.connections;
-    m->c = calloc((size_t)m->n, sizeof(*m->c));
+    m->c = calloc(IW_MAX_CONNECTIONS, sizeof(*m->c));      /* room for the drains */
     if (m->c == NULL) {
         rc = IW_E_NOMEM;
         goto fail;
     }
     for (int i = 0; i < m->n; i++) {
-        struct iw_mconn *c = &m->c[i];
-        MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
-
-        c->m = m;
-        c->idx = i;
-        pthread_mutex_init(&c->sub_lock, NULL);
+        char id[256];
         if (m->n == 1)
-            snprintf(c->client_id, sizeof(c->client_id), "%s", cfg->broker.client_id);
+            snprintf(id, sizeof(id), "%s", cfg->broker.client_id);
         else
-            snprintf(c->client_id, sizeof(c->client_id), "%s-%d", cfg->broker.client_id, i);
-        c->ing = calloc(1, sizeof(*c->ing));
-        if (c->ing == NULL || (c->ing->wb = iw_wbatch_new()) == NULL) {
+            snprintf(id, sizeof(id), "%s-%d", cfg->broker.client_id, i);
+        if ((rc = conn_init(m, i, id, false, diag)) != IW_OK)
+            goto fail;
+        m->n_all++;
+    }
+    if (!cfg->broker.clean_session) {
+        struct abandoned_ctx *a = calloc(1, sizeof(*a));
+        if (a == NULL) {
             rc = IW_E_NOMEM;
             goto fail;
         }
-        c->ing->d = d;
-        c->ing->client_id = c->client_id;
-        c->ing->idx = (uint8_t)i;             /* i < broker.connections <= IW_MAX_CONNECTIONS */
-        cro.MQTTVersion = m->v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-        c->ing->qos2_marks = m->v5;
-        /* Alerts published while the broker is away wait in Paho's persisted
-         * buffer and go out in order on reconnect (bounded by outbox_max).
-         * sendWhileDisconnected alone is not enough: Paho refuses sends until
-         * MQTTAsync_connect was called once, and again after MQTTAsync_disconnect
-         * (iw_mqtt_stop), which would lose the resolves a changed rule raises
-         * at start and the alerts the shards flush while stopping. */
-        cro.sendWhileDisconnected = i == 0;
-        cro.allowDisconnectedSendAtAnyTime = i == 0;
-        cro.maxBufferedMessages = (int)cfg->alerts.outbox_max;
-        cro.deleteOldestMessages = 0;
-        cro.restoreMessages = 1;
-        cro.persistQoS0 = 0;
-        rc = MQTTAsync_createWithOptions(&c->client, m->uri, c->client_id,
-                                         MQTTCLIENT_PERSISTENCE_USER, &m->persist, &cro);
-        if (rc != MQTTASYNC_SUCCESS) {
-            iw_diag_set(diag, NULL, 0, 0, "cannot create the MQTT client for %s (Paho code %d)",
-                        m->uri, rc);
-            c->client = NULL;
-            rc = IW_E_MQTT;
+        a->m = m;
+        a->room = IW_MAX_CONNECTIONS - m->n;
+        if (iw_store_meta_scan(d->store, "mqtt_filters/", abandoned_cb, a) != IW_OK)
+            IW_LOG_WARN("mqtt", "cannot read the subscriptions kept in the store; a session "
+                        "left by an earlier broker.connections is not taken");
+        for (int k = 0; k < a->n && rc == IW_OK; k++)
+            if ((rc = conn_init(m, m->n + k, a->ids[k], true, diag)) == IW_OK)
+                m->n_all++;
+        free(a);
+        if (rc != IW_OK)
             goto fail;
-        }
-        MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message,
-                               i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
-        filters_load(c);
     }
-    warn_abandoned_sessions(m);
     d->mqtt = m;
     return IW_OK;                           /* the main loop's first tick connects */
 fail:
@@ -1018,7 +1119,7 @@ void iw_mqtt_stop(struct iw_mqtt *m)
 {
     if (m == NULL)
         return;
-    for (int i = 0; m->c != NULL && i < m->n; i++) {
+    for (int i = 0; m->c != NULL && i < m->n_all; i++) {
         struct iw_mconn *c = &m->c[i];
         if (c->client != NULL) {
             MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
@@ -1039,8 +1140,10 @@ void iw_mqtt_free(struct iw_mqtt *m)
 {
     if (m == NULL)
         return;
-    for (int i = 0; m->c != NULL && i < m->n; i++) {
+    for (int i = 0; m->c != NULL && i < IW_MAX_CONNECTIONS; i++) {
         struct iw_mconn *c = &m->c[i];
+        if (c->m == NULL)
+            continue;                     /* never set up */
         if (c->client != NULL)
             MQTTAsync_destroy(&c->client);
         for (int k = 0; k < c->n_filters; k++)

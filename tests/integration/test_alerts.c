@@ -1443,7 +1443,9 @@ Test(alerts, restart_with_a_changed_source_topic_drops_the_old_subscription)
 /* broker.connections changed between two runs: the daemon connects under
  * new client ids, and the session of the old one stays on the broker,
  * subscribed, queueing every device message (those sent while the daemon was
- * stopped among them) for a client that never comes back. Nothing said so. */
+ * stopped among them) for a client that never comes back. Nothing said so.
+ * The daemon now takes that session's messages and ends its subscriptions
+ * (ingest/a_changed_connection_count_strands_no_message), and says so. */
 Test(alerts, a_session_left_behind_by_a_changed_client_id_is_named)
 {
     struct it_broker b;
@@ -1455,6 +1457,8 @@ Test(alerts, a_session_left_behind_by_a_changed_client_id_is_named)
     cr_assert(it_daemon_wait_log(&d, "still holds the persistent session of client id", 1, 10000),
               "the session left behind was not named");
     cr_assert(it_daemon_wait_log(&d, "with 1 source topic(s)", 1, 1000));
+    cr_assert(it_daemon_wait_log(&d, "has no subscription left", 1, 30000),
+              "the session left behind was not taken");
     /* Said once (the log goes on across restarts): a second restart is quiet. */
     it_daemon_stop(&d);
     cr_assert_eq(it_daemon_restart(&d), 0);

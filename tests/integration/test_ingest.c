@@ -427,6 +427,67 @@ Test(ingest, two_connections_share_one_subscription_and_store_everything_once, .
     it_broker_stop(&b);
 }
 
+/* n messages at `qos` on sensors/water/<site>/d<k> (ten devices), points t0 + k s. */
+static void publish_batch(struct it_client *pub, const char *site, int n, long long t0, int qos)
+{
+    for (int i = 0; i < n; i++) {
+        char topic[128], payload[128];
+        snprintf(topic, sizeof(topic), "sensors/water/%s/d%02d", site, i % 10);
+        snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":%d}", t0 + (long long)(i / 10) * 1000, i);
+        cr_assert_eq(it_publish_async(pub, topic, payload, qos), 0);
+    }
+    cr_assert_eq(it_flush(pub, 60000), 0);
+}
+
+/*
+ * broker.connections 1 -> 3 -> 2 across restarts, with messages sent while
+ * the daemon is stopped. Each change gives the connections new client ids;
+ * the old persistent sessions stayed on the broker, subscribed: the messages
+ * sent during the restart waited there for ever, and after 3 -> 2 the
+ * session "-2", still a member of the shared subscription, took a third of
+ * the live messages away. Every message is stored once, at QoS 1 and 2.
+ */
+Test(ingest, a_changed_connection_count_strands_no_message, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long t0 = base_ts();
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 2}\n"), 0);
+    struct it_client *pub = it_client_new(&b, "it-pub-conns");
+    publish_batch(pub, "one", 100, t0, 1);
+    cr_assert(wait_points(&d, "water/one/*/ph", 100, 60000));
+
+    it_daemon_stop(&d);
+    publish_batch(pub, "down1", 200, t0, 2);            /* while stopped */
+    cr_assert_eq(it_daemon_set_broker(&d, "connections: 3"), 0);
+    cr_assert(it_daemon_wait_log(&d, "connection 2 subscribed", 1, 20000));
+    cr_expect(it_daemon_wait_log(&d, "has no subscription left", 1, 30000),
+              "the session of the single connection was not taken");
+    publish_batch(pub, "three", 300, t0, 2);
+    cr_expect(wait_points(&d, "water/down1/*/ph", 200, 60000),
+              "messages sent while the daemon was stopped stayed in the old session");
+    cr_assert(wait_points(&d, "water/three/*/ph", 300, 60000));
+
+    it_daemon_stop(&d);
+    publish_batch(pub, "down2", 300, t0, 1);
+    cr_assert_eq(it_run(NULL, "sed -i 's|^  connections: 3|  connections: 2|' '%s'", d.cfg), 0);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    cr_expect(it_daemon_wait_log(&d, "has no subscription left", 2, 30000),
+              "the session of connection 2 was not taken");
+    publish_batch(pub, "two", 300, t0, 2);
+    cr_expect(wait_points(&d, "water/down2/*/ph", 300, 60000),
+              "messages sent while the daemon was stopped stayed in an old session");
+    cr_expect(wait_points(&d, "water/two/*/ph", 300, 60000),
+              "the old shared-subscription member took live messages away");
+    cr_expect_eq(total_points(&d, "water/*/*/ph"), 1200);
+    it_client_free(pub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 Test(ingest, tls_broker_with_a_ca_file, .timeout = 120)
 {
     struct it_broker b;
