@@ -50,6 +50,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "islewatch/alert.h"
 #include "islewatch/clock.h"
 #include "islewatch/daemon.h"
@@ -105,6 +107,12 @@ struct iw_alert_pub {
     struct pub_item **leftover;        /* outbox entries of an earlier run, in key order:
                                         * published first */
     size_t n_leftover;
+    /* Publisher thread only: the retained states read back at a connect. */
+    bool retained_lost;                /* the broker had no session: set them again, once
+                                        * the check says which (or all, without one) */
+    uint64_t check_round;              /* the check waited for, and since when (mono ms) */
+    int64_t check_since;
+    struct iw_complaint check_slow;
 };
 
 /* ---- the live feed (SSE) ---- */
@@ -749,6 +757,207 @@ static void retained_move(struct iw_alert_pub *p, const char *old_tmpl)
                 "state of %zu firing alert topic(s)", old_tmpl, p->d->cfg->alerts.active_topic, sent);
 }
 
+/*
+ * The retained states read back at a connect (mqtt_client.c, struct
+ * retained_check) against what they must be (SPEC §5: a late subscriber sees
+ * what fires now, and only that). A topic no shown firing episode owns keeps
+ * nothing: a state there that is an alert of one of our rules (a resolved
+ * episode's, restored by the broker from an old backup) is cleared; one of
+ * a rule we do not have may be another islewatchd's, and stays. A topic one owns shows its newest published state: set
+ * again when missing or another. Retained only, no seq taken: no alert is
+ * re-sent (SPEC §2). A topic whose newest state is silenced is left as it
+ * is (what it shows is the state published before the silence). Reading
+ * back can miss a state (a broker's queue limit): then it is set again,
+ * never wrongly cleared, since only what is read is cleared.
+ */
+struct owned_topic {
+    char topic[1024];
+    const struct iw_alert *want;       /* its newest published state; NULL: silenced, leave */
+    const struct active_row *rows[8];  /* the episodes shown on it (the first 8) */
+    size_t n_rows;
+    bool seen;
+};
+
+static int owned_cmp(const void *x, const void *y)
+{
+    return strcmp(((const struct owned_topic *)x)->topic, ((const struct owned_topic *)y)->topic);
+}
+
+/* The owned topics of the firing episodes, sorted by topic; *n of them. NULL: out of memory. */
+static struct owned_topic *owned_topics(struct iw_alert_pub *p, size_t *n)
+{
+    struct owned_topic *o = calloc(p->n_active ? p->n_active : 1, sizeof(*o));
+    size_t k = 0;
+
+    *n = 0;
+    if (o == NULL)
+        return NULL;
+    for (size_t i = 0; i < p->n_active; i++) {
+        const struct active_row *row = &p->active[i];
+        if (row->last == NULL || !row->shown)
+            continue;
+        struct iw_alert st = shown_state(row->last, row->shown_sev);
+        if (iw_alert_topic(p->active_tmpl, &st, o[k].topic, sizeof(o[k].topic)) == IW_OK)
+            o[k++].rows[0] = row;
+    }
+    qsort(o, k, sizeof(*o), owned_cmp);
+    /* One entry per topic: rows and the newest published state merged. */
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++) {
+        const struct active_row *row = o[i].rows[0];
+        if (w == 0 || strcmp(o[w - 1].topic, o[i].topic) != 0) {
+            if (w != i)
+                o[w] = o[i];
+            o[w].n_rows = 1;
+            o[w].want = NULL;
+            w++;
+        } else if (o[w - 1].n_rows < IW_ARRAY_LEN(o[w - 1].rows)) {
+            o[w - 1].rows[o[w - 1].n_rows++] = row;
+        }
+        const struct iw_alert *a = row->last;
+        struct owned_topic *t = &o[w - 1];
+        if (!a->silenced && (t->want == NULL || a->seq > t->want->seq))
+            t->want = a;
+    }
+    *n = w;
+    return o;
+}
+
+/* The retained state s shows the state topic t should: its newest published
+ * one, or (a silenced episode's topic) one of its episodes'. */
+static bool shows(const struct owned_topic *t, const char *id, uint64_t seq)
+{
+    if (t->want != NULL && strcmp(id, t->want->id) == 0 && seq == t->want->seq)
+        return true;
+    for (size_t i = 0; i < t->n_rows; i++)
+        if (t->rows[i]->last->silenced && strcmp(id, t->rows[i]->id) == 0)
+            return true;
+    return false;
+}
+
+static int send_state(struct iw_alert_pub *p, const struct iw_alert *a, const char *topic)
+{
+    char *json = NULL;
+    size_t len = 0;
+    int rc = iw_alert_to_json(a, &json, &len);
+    if (rc == IW_OK)
+        rc = send_one(p, a->seq, topic, json, len, true);
+    free(json);
+    return rc;
+}
+
+/* A rule of the running config: its states are this daemon's to keep right.
+ * Another islewatchd on the broker, with rules of other names, may share the
+ * active topics: its states are left alone. */
+static bool our_rule(const struct iw_config *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->n_rules; i++)
+        if (strcmp(cfg->rules[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static void retained_check(struct iw_alert_pub *p, const struct iw_retained_state *v, size_t n,
+                           bool partial)
+{
+    size_t n_own, set = 0, cleared = 0;
+    struct owned_topic *own = owned_topics(p, &n_own);
+
+    if (own == NULL) {
+        IW_LOG_ERROR("alerts", "out of memory: the retained alert states read back are not "
+                     "checked");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct owned_topic key, *t;
+        snprintf(key.topic, sizeof(key.topic), "%s", v[i].topic);
+        t = bsearch(&key, own, n_own, sizeof(*own), owned_cmp);
+        cJSON *doc = cJSON_ParseWithLength(v[i].payload, v[i].len);
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(doc, "id"));
+        const cJSON *seq = cJSON_GetObjectItem(doc, "seq");
+        bool alert = id != NULL && cJSON_IsNumber(seq)
+                     && cJSON_IsString(cJSON_GetObjectItem(doc, "status"))
+                     && our_rule(p->d->cfg,
+                                 cJSON_GetStringValue(cJSON_GetObjectItem(doc, "rule")));
+        if (t != NULL) {
+            t->seen = true;
+            if (t->want != NULL && !(alert && shows(t, id, (uint64_t)cJSON_GetNumberValue(seq)))
+                && send_state(p, t->want, t->topic) == IW_OK)
+                set++;
+        } else if (alert && send_one(p, 0, v[i].topic, "", 0, true) == IW_OK) {
+            cleared++;                  /* not ours now: a stale alert state */
+        }
+        cJSON_Delete(doc);
+    }
+    for (size_t i = 0; i < n_own; i++)
+        if (!own[i].seen && own[i].want != NULL && send_state(p, own[i].want, own[i].topic) == IW_OK)
+            set++;
+    free(own);
+    if (set > 0 || cleared > 0)
+        IW_LOG_INFO("alerts", "checked the retained alert states on the broker%s: set the retained "
+                    "state of %zu firing alert topic(s) again and cleared %zu stale one(s)%s",
+                    p->retained_lost ? " (it had no session for us: restarted without "
+                                       "persistence, or broker.clean_session)" : "",
+                    set, cleared, partial ? "; some states were not read (more than 100000, or "
+                                            "out of memory): a later connect checks them" : "");
+    else
+        IW_LOG_DEBUG("alerts", "checked the retained alert states on the broker: %zu, all as "
+                     "they should be", n);
+}
+
+/*
+ * A connect of connection 0 reads the retained states back; act on the
+ * result. Until it is there, a broker that lost its session (retained_lost)
+ * waits for it: the check sets again only what is missing. When the check
+ * fails or takes over 10 s (a broker ACL refusing its topics, or one that
+ * sends the retained states after its SUBACK), every firing state is set
+ * again as before there was a check.
+ */
+static void retained_turn(struct iw_alert_pub *p)
+{
+    struct iw_retained_state *v;
+    size_t n;
+    bool partial;
+    uint64_t round;
+    int64_t now = iw_mono_ns() / 1000000;
+
+    switch (iw_mqtt_retained_poll(p->d->mqtt, &round)) {
+    case IW_RCHK_READING:
+        if (round != p->check_round) {
+            p->check_round = round;
+            p->check_since = now;
+        }
+        if (now - p->check_since < 10000)
+            return;
+        iw_complain(&p->check_slow, IW_LOG_LEVEL_WARN, "alerts", "the retained alert states on "
+                    "the broker could not be read back within 10 s (does the broker send them "
+                    "after its SUBACK?); stale ones are not cleared until a later connect");
+        (void)iw_mqtt_retained_finish(p->d->mqtt, &v, &n, &partial);
+        break;
+    case IW_RCHK_DONE:
+        if (iw_mqtt_retained_finish(p->d->mqtt, &v, &n, &partial) == IW_OK) {
+            retained_check(p, v, n, partial);
+            iw_mqtt_retained_free(v, n);
+            p->retained_lost = false;
+            return;
+        }
+        break;                          /* read under an active_topic since replaced */
+    case IW_RCHK_FAILED:
+        (void)iw_mqtt_retained_finish(p->d->mqtt, &v, &n, &partial);
+        break;
+    case IW_RCHK_NONE:
+        break;
+    }
+    if (!p->retained_lost)
+        return;
+    p->retained_lost = false;
+    size_t sent = retained_resend(p);
+    if (sent > 0)
+        IW_LOG_INFO("alerts", "the broker had no session for us (restarted without persistence, "
+                    "or broker.clean_session): set the retained state of %zu firing alert "
+                    "topic(s) again", sent);
+}
+
 /* Remember the active_topic the retained states are on, so that a restart
  * with another one can move them too (meta "active_topic"). */
 static void active_tmpl_save(struct iw_alert_pub *p)
@@ -849,23 +1058,19 @@ static void *pub_main(void *arg)
     for (;;) {
         if (p->unsent != 0)
             backlog_flush(p);
-        /* acquire: pairs with on_connected's release (a flag only). */
-        if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire)) {
-            size_t sent = retained_resend(p);
-            if (sent > 0 && p->d->cfg->broker.clean_session)
-                IW_LOG_INFO("alerts", "connected with a clean session (broker.clean_session): "
-                            "set the retained state of %zu firing alert topic(s) again, in "
-                            "case the broker lost them", sent);
-            else if (sent > 0)
-                IW_LOG_INFO("alerts", "the broker had no session for us (restarted without "
-                            "persistence?): set the retained state of %zu firing alert topic(s) "
-                            "again", sent);
-        }
         if (strcmp(p->d->cfg->alerts.active_topic, p->active_tmpl) != 0) {
             retained_move(p, p->active_tmpl);
             p->active_tmpl = p->d->cfg->alerts.active_topic;
             active_tmpl_save(p);
+            if (iw_mqtt_retained_watch(p->d->mqtt, p->active_tmpl) != IW_OK)
+                IW_LOG_WARN("alerts", "cannot read back the retained states on \"%s\" at a "
+                            "connect (out of memory, or too long)", p->active_tmpl);
         }
+        /* acquire: pairs with connected()'s release (a flag only; it follows
+         * the start of the connect's check, which retained_turn polls). */
+        if (atomic_exchange_explicit(&p->d->retained_lost, false, memory_order_acquire))
+            p->retained_lost = true;
+        retained_turn(p);
         unsilence_due(p, &unsilence_next);
         if (iw_mpmc_pop(&p->q, &it) != IW_OK) {
             if (atomic_load_explicit(&p->d->stop, memory_order_acquire) >= 2)
@@ -1125,6 +1330,10 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
         free(v);
         active_tmpl_save(p);
     }
+    /* Read back at every connect: the first one comes after this (the main loop's). */
+    if (iw_mqtt_retained_watch(d->mqtt, d->cfg->alerts.active_topic) != IW_OK)
+        IW_LOG_WARN("alerts", "cannot read back the retained states on \"%s\" at a connect "
+                    "(out of memory, or too long)", d->cfg->alerts.active_topic);
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
         iw_diag_set(diag, NULL, 0, 0, "cannot start the alert publisher thread");
         for (size_t i = 0; i < p->n_leftover; i++) {

@@ -280,6 +280,29 @@ void iw_mqtt_resubscribe(struct iw_mqtt *m);
 /* Wait until no delivery thread still uses a view older than the current one. */
 void iw_mqtt_quiesce(struct iw_mqtt *m);
 
+/*
+ * Reading back the retained alert states (SPEC §5: they must be the firing
+ * episodes' and no others), at every connect of connection 0. Publisher
+ * thread only; m may be NULL (no check).
+ */
+struct iw_retained_state {
+    char *topic, *payload;                 /* owned, NUL-terminated */
+    size_t len;
+};
+enum iw_retained_check { IW_RCHK_NONE, IW_RCHK_READING, IW_RCHK_DONE, IW_RCHK_FAILED };
+/* Read back the states on the topics of active_topic template tmpl from the
+ * next connect on. IW_OK, IW_E_INVAL (too long), IW_E_NOMEM. */
+int iw_mqtt_retained_watch(struct iw_mqtt *m, const char *tmpl);
+/* Where the check of the latest connect is; *round: which connect. */
+enum iw_retained_check iw_mqtt_retained_poll(struct iw_mqtt *m, uint64_t *round);
+/* End the check (UNSUBSCRIBE). After IW_RCHK_DONE, the states read (the
+ * caller frees them: iw_mqtt_retained_free) and whether some were not kept;
+ * none when it is abandoned or failed, and IW_E_INVAL when they were read
+ * under a template since replaced (iw_mqtt_retained_watch). */
+int iw_mqtt_retained_finish(struct iw_mqtt *m, struct iw_retained_state **v, size_t *n,
+                            bool *partial);
+void iw_mqtt_retained_free(struct iw_retained_state *v, size_t n);
+
 /* alert_pub.c */
 struct iw_alert_pub;
 IW_NODISCARD int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out,

@@ -76,6 +76,61 @@ struct iw_mconn {
     _Atomic uint64_t drained;             /* drains only: messages taken */
 };
 
+/*
+ * SPEC §5: a subscriber that connects late sees what is firing now, so the
+ * retained states on alerts.active_topic must be the firing episodes' and no
+ * others. A broker can hold others: restored from an older persistence file
+ * or backup, or killed before it wrote a clear. So at every connect of
+ * connection 0 the states are read back, on a connection of the check's own
+ * (client id "<connection 0's>-check", clean session, no persistence, MQTT
+ * 3.1.1): it SUBSCRIBEs to the active topics' filter and to a marker topic,
+ * and at the SUBACK publishes a marker there. mosquitto queues a
+ * subscription's retained messages before it answers the SUBSCRIBE, so they
+ * all arrive before the marker. (A broker that does otherwise makes the
+ * reading incomplete; that costs a state set again, never a firing one
+ * cleared: alert_pub.c compares.) The publisher compares and corrects, then
+ * ends the round (iw_mqtt_retained_finish) and the main thread disconnects.
+ *
+ * Its own connection, not connection 0: no device message shares a callback
+ * with it (the message path has no branch for it), and no command of the
+ * check goes through Paho's persisted command queue, which connection 0 has
+ * for its alerts (a first version on connection 0 crashed inside Paho's
+ * MQTTAsync_unpersistCommand, 2026-12-07). The main thread alone connects
+ * and disconnects it (check_tick); Paho's callbacks move `conn` and `state`.
+ */
+enum {
+    RCHK_OFF = 0,
+    RCHK_PENDING = 1,                     /* connection 0 came up: the main thread starts it */
+    RCHK_READING = 2,                     /* connecting, subscribing */
+    RCHK_COLLECTING = 3,                  /* SUBACK seen, marker sent: states are kept */
+    RCHK_DONE = 4,                        /* the marker came back */
+    RCHK_FAILED = 5,
+};
+enum { CHK_IDLE = 0, CHK_CONNECTING = 1, CHK_UP = 2, CHK_CLOSING = 3 };
+enum { RCHK_MAX_STATES = 100000 };        /* more are not kept: the check is then partial */
+enum { CHK_CLOSE_MS = 10000 };            /* a disconnect unanswered this long is taken as done */
+
+struct retained_check {
+    _Atomic(char *) filter;               /* set by the publisher; NULL: no check */
+    char **retired;                       /* publisher thread only; freed at exit */
+    size_t n_retired;
+    char marker[300];                     /* immutable once started */
+    char client_id[300];                  /* immutable once started */
+    MQTTAsync client;                     /* created at start, connected per round; NULL: none */
+    /* CHK_*: set by the main thread before it calls Paho to connect or
+     * disconnect, and by Paho's callbacks after; seq_cst, though only the
+     * value travels (no data is published with it). */
+    _Atomic int conn;
+    int64_t closing_since;                /* main thread only */
+    _Atomic int state;                    /* RCHK_* */
+    _Atomic uint64_t round;               /* one per connect of connection 0; the marker's payload */
+    pthread_mutex_t lock;                 /* the states read (never a device message's path) */
+    struct iw_retained_state *got;
+    size_t n_got, cap_got;
+    bool partial;                         /* some were not kept */
+    const char *round_filter;             /* the filter the round subscribed to */
+};
+
 struct iw_mqtt {
     struct iw_daemon *d;
     /* The config at start: a reload changes no connection setting (client id,
@@ -96,9 +151,93 @@ struct iw_mqtt {
      * its seq << 16 | its token (for QoS > 0 Paho's token is the MQTT packet
      * id, 1..65535). 0: none. See iw_mqtt_publish and on_delivered. */
     _Atomic uint64_t watch;
+    struct retained_check snap;           /* the retained alert states read back */
 };
 
 /* ---- message path ---- */
+
+/* topic[0..len) matches filter, whose wildcards are whole '+' levels only. */
+static bool filter_match(const char *f, const char *t, size_t len)
+{
+    const char *end = t + len;
+    for (;;) {
+        if (*f == '+') {
+            while (t < end && *t != '/')
+                t++;
+            f++;
+        } else {
+            for (; *f != '\0' && *f != '/'; f++, t++)
+                if (t == end || *t != *f)
+                    return false;
+        }
+        if (*f == '\0')
+            return t == end;
+        if (t == end || *t != '/')          /* *f == '/': the next level */
+            return false;
+        f++;
+        t++;
+    }
+}
+
+/*
+ * The check's connection (see struct retained_check): the marker ends a
+ * round; the retained states on the active topics' filter that came with
+ * the SUBSCRIBE are kept for the publisher; the rest (live copies of our own
+ * publishes, a stale round's marker) are dropped.
+ */
+static void check_take(struct iw_mqtt *m, const char *topic, size_t tlen,
+                       const MQTTAsync_message *msg)
+{
+    struct retained_check *k = &m->snap;
+    const char *f = atomic_load_explicit(&k->filter, memory_order_acquire);
+
+    if (tlen == strlen(k->marker) && memcmp(topic, k->marker, tlen) == 0) {
+        char buf[24];
+        int expect = RCHK_COLLECTING;
+        size_t n = msg->payloadlen > 0 && (size_t)msg->payloadlen < sizeof(buf)
+                       ? (size_t)msg->payloadlen : 0;
+        if (n > 0)
+            memcpy(buf, msg->payload, n);
+        buf[n] = '\0';
+        /* acq_rel: the states appended before (under lock) are the
+         * publisher's once it reads DONE with acquire (iw_mqtt_retained_poll). */
+        if (strtoull(buf, NULL, 10) == atomic_load(&k->round))
+            atomic_compare_exchange_strong_explicit(&k->state, &expect, RCHK_DONE,
+                                                    memory_order_acq_rel, memory_order_relaxed);
+        return;
+    }
+    if (f == NULL || !filter_match(f, topic, tlen) || !msg->retained || msg->payloadlen <= 0
+        || atomic_load_explicit(&k->state, memory_order_acquire) != RCHK_COLLECTING)
+        return;
+    pthread_mutex_lock(&k->lock);
+    if (k->n_got == k->cap_got && k->cap_got < RCHK_MAX_STATES) {
+        size_t cap = k->cap_got ? k->cap_got * 2 : 64;
+        struct iw_retained_state *v = realloc(k->got, cap * sizeof(*v));
+        if (v != NULL) {
+            k->got = v;
+            k->cap_got = cap;
+        }
+    }
+    struct iw_retained_state *e = k->n_got < k->cap_got ? &k->got[k->n_got] : NULL;
+    if (e != NULL && (e->topic = strndup(topic, tlen)) != NULL
+        && (e->payload = strndup(msg->payload, (size_t)msg->payloadlen)) != NULL) {
+        e->len = (size_t)msg->payloadlen;
+        k->n_got++;
+    } else {
+        if (e != NULL)
+            free(e->topic);
+        k->partial = true;
+    }
+    pthread_mutex_unlock(&k->lock);
+}
+
+static int on_check_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+    check_take(ctx, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), msg);
+    MQTTAsync_freeMessage(&msg);
+    MQTTAsync_free(topic);
+    return 1;
+}
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 {
@@ -526,6 +665,290 @@ static void subscribe_all(struct iw_mconn *c, bool all)
         free(filters[i]);
 }
 
+/* ---- reading back the retained alert states (see struct retained_check) ---- */
+
+/* A round that has not ended fails; say why once. */
+static void check_failed(struct iw_mqtt *m, const char *what, int code)
+{
+    int st = atomic_load(&m->snap.state);
+    while ((st == RCHK_READING || st == RCHK_COLLECTING)
+           && !atomic_compare_exchange_weak(&m->snap.state, &st, RCHK_FAILED))
+        ;
+    if (st == RCHK_READING || st == RCHK_COLLECTING)
+        IW_LOG_WARN("alerts", "cannot read back the retained alert states on %s: %s (code %d); "
+                    "check that the broker lets client id \"%s\" connect, subscribe to that "
+                    "topic and publish to %s", atomic_load(&m->snap.filter), what, code,
+                    m->snap.client_id, m->snap.marker);
+}
+
+static void on_check_subscribed(void *ctx, MQTTAsync_successData *r)
+{
+    struct iw_mqtt *m = ctx;
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    char buf[24];
+    int expect = RCHK_READING, rc;
+
+    if (r != NULL && r->alt.qosList != NULL && (r->alt.qosList[0] >= 0x80 || r->alt.qosList[1] >= 0x80)) {
+        check_failed(m, "the broker refused the SUBSCRIBE", r->alt.qosList[0]);
+        return;
+    }
+    /* Collecting from now: the retained states queued with the SUBACK come
+     * next, then the marker. */
+    if (!atomic_compare_exchange_strong(&m->snap.state, &expect, RCHK_COLLECTING))
+        return;
+    msg.payloadlen = snprintf(buf, sizeof(buf), "%llu",
+                              (unsigned long long)atomic_load(&m->snap.round));
+    msg.payload = buf;
+    msg.qos = 1;
+    rc = MQTTAsync_sendMessage(m->snap.client, m->snap.marker, &msg, NULL);
+    if (rc != MQTTASYNC_SUCCESS)
+        check_failed(m, "cannot publish its marker", rc);
+}
+
+static void on_check_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
+{
+    check_failed(ctx, "the SUBSCRIBE failed", r ? r->code : 0);
+}
+
+static void on_check_connected(void *ctx, MQTTAsync_successData *r)
+{
+    struct iw_mqtt *m = ctx;
+    struct retained_check *k = &m->snap;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    (void)r;
+
+    atomic_store(&k->conn, CHK_UP);
+    if (atomic_load(&k->state) != RCHK_READING)
+        return;                           /* ended meanwhile: check_tick disconnects */
+    ro.onSuccess = on_check_subscribed;
+    ro.onFailure = on_check_subscribe_failed;
+    ro.context = m;
+    /* round_filter: set by check_tick before the connect, kept until exit. */
+    char *filters[2] = { (char *)k->round_filter, k->marker };
+    int qos[2] = { 1, 1 };
+    int rc = MQTTAsync_subscribeMany(k->client, 2, filters, qos, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+        check_failed(m, "cannot send the SUBSCRIBE", rc);
+}
+
+static void on_check_connect_failed(void *ctx, MQTTAsync_failureData *r)
+{
+    struct iw_mqtt *m = ctx;
+    atomic_store(&m->snap.conn, CHK_IDLE);
+    check_failed(m, "the connect failed", r ? r->code : 0);
+}
+
+static void on_check_connlost(void *ctx, char *cause)
+{
+    struct iw_mqtt *m = ctx;
+    atomic_store(&m->snap.conn, CHK_IDLE);
+    check_failed(m, "the connection was lost", 0);
+    if (cause)
+        MQTTAsync_free(cause);
+}
+
+static void on_check_closed(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    atomic_store(&((struct iw_mqtt *)ctx)->snap.conn, CHK_IDLE);
+}
+
+static void on_check_close_failed(void *ctx, MQTTAsync_failureData *r)
+{
+    (void)r;
+    atomic_store(&((struct iw_mqtt *)ctx)->snap.conn, CHK_IDLE);
+}
+
+static void check_states_free(struct retained_check *k)
+{
+    for (size_t i = 0; i < k->n_got; i++) {
+        free(k->got[i].topic);
+        free(k->got[i].payload);
+    }
+    k->n_got = 0;
+    k->partial = false;
+}
+
+/* Connection 0 is up (a Paho thread): a new round, which check_tick starts. */
+static void check_request(struct iw_mqtt *m)
+{
+    if (m->snap.client == NULL)
+        return;
+    atomic_fetch_add(&m->snap.round, 1);
+    atomic_store(&m->snap.state, RCHK_PENDING);
+}
+
+static void check_close(struct iw_mqtt *m, int64_t now)
+{
+    MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+    dopt.timeout = 1000;
+    dopt.onSuccess = on_check_closed;
+    dopt.onFailure = on_check_close_failed;
+    dopt.context = m;
+    m->snap.closing_since = now;
+    atomic_store(&m->snap.conn, CHK_CLOSING);
+    if (MQTTAsync_disconnect(m->snap.client, &dopt) != MQTTASYNC_SUCCESS)
+        atomic_store(&m->snap.conn, CHK_IDLE);
+}
+
+static void conn_credentials(struct iw_mqtt *m, MQTTAsync_connectOptions *co,
+                             MQTTAsync_SSLOptions *ssl);
+
+/*
+ * Main thread: connect the check's connection for a pending round (after
+ * closing the one of an earlier round), and close it once the round is over.
+ */
+static void check_tick(struct iw_mqtt *m, int64_t now)
+{
+    struct retained_check *k = &m->snap;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    int st = atomic_load(&k->state), cs = atomic_load(&k->conn);
+
+    if (k->client == NULL)
+        return;
+    if (cs == CHK_CLOSING && now - k->closing_since >= CHK_CLOSE_MS) {
+        atomic_store(&k->conn, CHK_IDLE);     /* no answer: Paho's own timeout has passed */
+        cs = CHK_IDLE;
+    }
+    if (cs == CHK_UP && st != RCHK_READING && st != RCHK_COLLECTING) {
+        check_close(m, now);                  /* over, or a newer round waits for it */
+        return;
+    }
+    if (st != RCHK_PENDING || cs != CHK_IDLE)
+        return;
+    char *f = atomic_load_explicit(&k->filter, memory_order_acquire);
+    int expect = RCHK_PENDING;
+    pthread_mutex_lock(&k->lock);
+    check_states_free(k);
+    k->round_filter = f;
+    pthread_mutex_unlock(&k->lock);
+    if (!atomic_compare_exchange_strong(&k->state, &expect, f != NULL ? RCHK_READING : RCHK_OFF)
+        || f == NULL)
+        return;
+    co.cleansession = 1;
+    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.keepAliveInterval = 30;
+    co.connectTimeout = 10;
+    co.onSuccess = on_check_connected;
+    co.onFailure = on_check_connect_failed;
+    co.context = m;
+    conn_credentials(m, &co, &ssl);
+    atomic_store(&k->conn, CHK_CONNECTING);
+    int rc = MQTTAsync_connect(k->client, &co);
+    if (rc != MQTTASYNC_SUCCESS) {
+        atomic_store(&k->conn, CHK_IDLE);
+        check_failed(m, "cannot start the connect", rc);
+    }
+}
+
+int iw_mqtt_retained_watch(struct iw_mqtt *m, const char *tmpl)
+{
+    char buf[1024];
+    size_t o = 0;
+    bool in_var = false, var_level = false;
+
+    if (m == NULL)
+        return IW_OK;
+    /* The template's topics, as a filter: a level with a {placeholder} is '+'. */
+    for (const char *t = tmpl;; t++) {
+        if (*t == '/' || *t == '\0') {
+            if (var_level)
+                buf[o++] = '+';
+            if (*t == '\0')
+                break;
+            buf[o++] = '/';
+            var_level = false;
+            continue;
+        }
+        if (*t == '{')
+            in_var = var_level = true;
+        else if (*t == '}')
+            in_var = false;
+        if (!var_level)
+            buf[o++] = *t;
+        if (o + 2 >= sizeof(buf))
+            return IW_E_INVAL;
+    }
+    (void)in_var;
+    buf[o] = '\0';
+    char *old = atomic_load(&m->snap.filter);
+    if (old != NULL && strcmp(old, buf) == 0)
+        return IW_OK;
+    char *f = strdup(buf);
+    char **r = old != NULL ? realloc(m->snap.retired, (m->snap.n_retired + 1) * sizeof(*r)) : NULL;
+    if (f == NULL || (old != NULL && r == NULL)) {
+        free(f);
+        return IW_E_NOMEM;
+    }
+    if (old != NULL) {
+        m->snap.retired = r;
+        r[m->snap.n_retired++] = old;   /* a delivery may still be reading it */
+    }
+    /* release: pairs with the acquire loads in check_begin and check_take. */
+    atomic_store_explicit(&m->snap.filter, f, memory_order_release);
+    return IW_OK;
+}
+
+enum iw_retained_check iw_mqtt_retained_poll(struct iw_mqtt *m, uint64_t *round)
+{
+    if (m == NULL)
+        return IW_RCHK_NONE;
+    /* acquire: pairs with the marker's acq_rel exchange to DONE. */
+    int st = atomic_load_explicit(&m->snap.state, memory_order_acquire);
+    *round = atomic_load(&m->snap.round);
+    switch (st) {
+    case RCHK_PENDING: case RCHK_READING: case RCHK_COLLECTING: return IW_RCHK_READING;
+    case RCHK_DONE: return IW_RCHK_DONE;
+    case RCHK_FAILED: return IW_RCHK_FAILED;
+    default: return IW_RCHK_NONE;
+    }
+}
+
+int iw_mqtt_retained_finish(struct iw_mqtt *m, struct iw_retained_state **v, size_t *n,
+                            bool *partial)
+{
+    struct retained_check *k = &m->snap;
+    int rc = IW_OK;
+
+    *v = NULL;
+    *n = 0;
+    *partial = false;
+    pthread_mutex_lock(&k->lock);
+    if (atomic_load(&k->state) == RCHK_DONE) {
+        /* The states of a round under a filter since replaced are not the
+         * ones the publisher compares against: none. */
+        if (k->round_filter == atomic_load(&k->filter)) {
+            *v = k->got;
+            *n = k->n_got;
+            *partial = k->partial;
+            k->got = NULL;
+            k->n_got = k->cap_got = 0;
+        } else {
+            rc = IW_E_INVAL;
+        }
+    }
+    check_states_free(k);
+    /* Over, unless connection 0 came up again meanwhile (PENDING: its round
+     * comes next). A marker or SUBACK of this round still on its way finds
+     * the state moved on and does nothing. */
+    int st = atomic_load(&k->state);
+    while (st != RCHK_PENDING && st != RCHK_OFF
+           && !atomic_compare_exchange_weak(&k->state, &st, RCHK_OFF))
+        ;
+    pthread_mutex_unlock(&k->lock);
+    return rc;                            /* check_tick disconnects */
+}
+
+void iw_mqtt_retained_free(struct iw_retained_state *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].topic);
+        free(v[i].payload);
+    }
+    free(v);
+}
+
 static void connected(struct iw_mconn *c, bool present)
 {
     if (c->drain) {
@@ -551,6 +974,8 @@ static void connected(struct iw_mconn *c, bool present)
      * retained messages too. With clean_session true every connect finds
      * none, so nothing tells a lost store from a kept one: set them again
      * at every connect (retained only, as published: no alert is re-sent). */
+    if (c->idx == 0)
+        check_request(c->m);              /* before the flag: the publisher waits for it */
     if (c->idx == 0 && !present)
         atomic_store_explicit(&c->m->d->retained_lost, true, memory_order_release);
     /* Always resubscribe: a broker may keep the session but lose subscriptions. */
@@ -660,6 +1085,25 @@ static void reread_password(struct iw_mqtt *m)
     m->password = pw;
 }
 
+/* The user name, password and TLS settings of every connection to the broker. */
+static void conn_credentials(struct iw_mqtt *m, MQTTAsync_connectOptions *co,
+                             MQTTAsync_SSLOptions *ssl)
+{
+    const struct iw_config *cfg = m->cfg;
+    if (cfg->broker.username)
+        co->username = cfg->broker.username;
+    if (m->password)
+        co->password = m->password;
+    if (strncmp(m->uri, "ssl://", 6) == 0) {
+        ssl->trustStore = cfg->broker.tls_ca_file;
+        ssl->keyStore = cfg->broker.tls_cert_file;
+        ssl->privateKey = cfg->broker.tls_key_file;
+        ssl->enableServerCertAuth = 1;
+        ssl->verify = 1;                /* the certificate must be for the host in broker.url */
+        co->ssl = ssl;
+    }
+}
+
 static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
 {
     const struct iw_config *cfg = m->cfg;
@@ -694,18 +1138,7 @@ static void try_connect(struct iw_mqtt *m, struct iw_mconn *c)
     co.context = c;
     co.automaticReconnect = 0;          /* ours: backoff with jitter, always resubscribe */
     co.maxInflight = 65535;
-    if (cfg->broker.username)
-        co.username = cfg->broker.username;
-    if (m->password)
-        co.password = m->password;
-    if (strncmp(m->uri, "ssl://", 6) == 0) {
-        ssl.trustStore = cfg->broker.tls_ca_file;
-        ssl.keyStore = cfg->broker.tls_cert_file;
-        ssl.privateKey = cfg->broker.tls_key_file;
-        ssl.enableServerCertAuth = 1;
-        ssl.verify = 1;                 /* the certificate must be for the host in broker.url */
-        co.ssl = &ssl;
-    }
+    conn_credentials(m, &co, &ssl);
     atomic_store(&c->subscribed, false);
     atomic_store(&c->state, CONN_CONNECTING);
     int rc = MQTTAsync_connect(c->client, &co);
@@ -760,6 +1193,7 @@ static bool drain_tick(struct iw_mqtt *m, struct iw_mconn *c, int64_t now)
 void iw_mqtt_tick(struct iw_mqtt *m, int64_t now)
 {
     const struct iw_config *cfg = m->d->cfg;
+    check_tick(m, now);
     for (int i = 0; i < m->n_all; i++) {
         struct iw_mconn *c = &m->c[i];
         if (c->drain && drain_tick(m, c, now))
@@ -1049,6 +1483,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
 {
     const struct iw_config *cfg = d->cfg;
     struct iw_mqtt *m = calloc(1, sizeof(*m));
+    size_t o;
     int rc;
 
     if (m == NULL)
@@ -1107,6 +1542,31 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
         if (rc != IW_OK)
             goto fail;
     }
+    /* The marker topic of the retained-state check: ours alone (the client
+     * id is unique per broker), with no wildcard in it. */
+    pthread_mutex_init(&m->snap.lock, NULL);
+    o = (size_t)snprintf(m->snap.marker, sizeof(m->snap.marker), "islewatch/retained-check/");
+    for (const char *id = m->c[0].client_id; *id && o + 1 < sizeof(m->snap.marker); id++)
+        m->snap.marker[o++] = (*id == '/' || *id == '+' || *id == '#') ? '_' : *id;
+    m->snap.marker[o] = '\0';
+    snprintf(m->snap.client_id, sizeof(m->snap.client_id), "%s-check", m->c[0].client_id);
+    {
+        MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
+        cro.MQTTVersion = MQTTVERSION_3_1_1;
+        if (MQTTAsync_createWithOptions(&m->snap.client, m->uri, m->snap.client_id,
+                                        MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro)
+                != MQTTASYNC_SUCCESS
+            || MQTTAsync_setCallbacks(m->snap.client, m, on_check_connlost, on_check_message,
+                                      NULL) != MQTTASYNC_SUCCESS) {
+            IW_LOG_WARN("alerts", "cannot create the MQTT client \"%s\" that reads the retained "
+                        "alert states back at a connect; a broker that lost its session gets "
+                        "every firing state set again, stale ones are not cleared",
+                        m->snap.client_id);
+            if (m->snap.client != NULL)
+                MQTTAsync_destroy(&m->snap.client);
+            m->snap.client = NULL;
+        }
+    }
     d->mqtt = m;
     return IW_OK;                           /* the main loop's first tick connects */
 fail:
@@ -1119,6 +1579,15 @@ void iw_mqtt_stop(struct iw_mqtt *m)
 {
     if (m == NULL)
         return;
+    if (m->snap.client != NULL && atomic_load(&m->snap.conn) != CHK_IDLE) {
+        MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+        dopt.timeout = 500;
+        (void)MQTTAsync_disconnect(m->snap.client, &dopt);
+        for (int k = 0; k < 100 && MQTTAsync_isConnected(m->snap.client); k++) {
+            struct timespec ts = { 0, 10 * 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
     for (int i = 0; m->c != NULL && i < m->n_all; i++) {
         struct iw_mconn *c = &m->c[i];
         if (c->client != NULL) {
@@ -1157,5 +1626,16 @@ void iw_mqtt_free(struct iw_mqtt *m)
     }
     free(m->c);
     free(m->password);
+    if (m->snap.client != NULL)
+        MQTTAsync_destroy(&m->snap.client);
+    if (m->snap.marker[0] != '\0') {          /* initialised */
+        check_states_free(&m->snap);
+        pthread_mutex_destroy(&m->snap.lock);
+    }
+    free(m->snap.got);
+    free(atomic_load(&m->snap.filter));
+    for (size_t i = 0; i < m->snap.n_retired; i++)
+        free(m->snap.retired[i]);
+    free(m->snap.retired);
     free(m);
 }

@@ -1760,3 +1760,94 @@ Test(alerts, an_ack_stays_on_the_later_messages_of_its_episode)
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+/*
+ * SPEC §5: the retained states are what fires now, and only that. A broker
+ * can hold others the daemon never sent as such: restored from an older
+ * persistence file or a backup while the daemon was away, it shows an
+ * episode since resolved as firing, and lacks one that fired since. Every
+ * connect reads them back and corrects them: the stale alert state is
+ * cleared, the missing one set again (as published: no new seq, no alert
+ * re-sent). A retained message there that is no alert, or an alert of a
+ * rule this daemon does not have (another islewatchd's), is left alone.
+ */
+static void retained_states_corrected_at_connect(const char *broker_line)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    if (broker_line != NULL)
+        cr_assert_eq(it_daemon_set_broker(&d, broker_line), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    pub(dev, "sensors/water/dongtan/w01", now_ms() - 60000, "nh3_n", 2.0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "no firing alert");
+    double seq = n(a, "seq");
+    char id[32];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    /* A resolved episode's state, as an old broker backup would hold it. */
+    cJSON_ReplaceItemInObject(a, "id", cJSON_CreateString("0123456789abcdef"));
+    cJSON_ReplaceItemInObject(a, "device", cJSON_CreateString("w09"));
+    char *stale = cJSON_PrintUnformatted(a);
+    /* Another islewatchd's, with a rule this one does not have: left alone. */
+    cJSON_ReplaceItemInObject(a, "rule", cJSON_CreateString("elsewhere"));
+    char *foreign = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+
+    it_daemon_stop(&d);
+    cr_assert_eq(it_publish(dev, "alerts/active/nh3/dongtan/w09", stale, 1, true), 0);
+    cr_assert_eq(it_publish(dev, "alerts/active/nh3/dongtan/w01", "", 1, true), 0);
+    cr_assert_eq(it_publish(dev, "alerts/active/notes/dongtan/readme", "not an alert", 1, true), 0);
+    cr_assert_eq(it_publish(dev, "alerts/active/elsewhere/dongtan/w09", foreign, 1, true), 0);
+    free(stale);
+    free(foreign);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    cr_expect(it_daemon_wait_log(&d, "set the retained state of 1 firing alert topic(s) again "
+                                 "and cleared 1 stale", 1, 20000),
+              "the retained states were not checked at the connect");
+
+    struct it_client *late = it_client_new(&b, "late");
+    cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
+    bool w01 = false, notes = false, other = false;
+    for (struct it_msg *m; (m = it_next(late, 1500)) != NULL; it_msg_free(m)) {
+        if (strcmp(m->topic, "alerts/active/nh3/dongtan/w01") == 0) {
+            cJSON *r = cJSON_Parse(m->payload);
+            cr_assert_not_null(r, "not JSON: %s", m->payload);
+            cr_expect_str_eq(s(r, "id"), id);
+            cr_expect_eq(n(r, "seq"), seq, "the retained state is the alert as published");
+            cJSON_Delete(r);
+            w01 = true;
+        } else if (strcmp(m->topic, "alerts/active/notes/dongtan/readme") == 0) {
+            notes = true;
+        } else if (strcmp(m->topic, "alerts/active/elsewhere/dongtan/w09") == 0) {
+            other = true;
+        } else {
+            cr_expect_fail("retained %s on %s: not firing", m->payload, m->topic);
+        }
+    }
+    cr_expect(w01, "the firing state was not set again");
+    cr_expect(notes, "a retained message that is no alert was cleared");
+    cr_expect(other, "the state of a rule this daemon does not have was cleared");
+    cJSON *h = history(&d, 1);
+    cr_expect_eq(cJSON_GetArraySize(h), 1, "an alert was re-sent");
+    cJSON_Delete(h);
+    /* The check's subscription ended: live alerts are not read back as device data. */
+    cr_expect_eq(it_metric(&d, "islewatch_messages_rejected_total{reason=\"no_source\"}"), 0);
+    it_client_free(late);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(alerts, stale_and_missing_retained_states_are_corrected_at_connect)
+{
+    retained_states_corrected_at_connect(NULL);
+}
+
+Test(alerts, stale_and_missing_retained_states_are_corrected_at_connect_over_mqtt5)
+{
+    retained_states_corrected_at_connect("protocol: \"5\"");
+}
