@@ -929,9 +929,13 @@ static void retained_turn(struct iw_alert_pub *p)
         }
         if (now - p->check_since < 10000)
             return;
+        const char *marker = "", *who = iw_mqtt_retained_who(p->d->mqtt, &marker);
         iw_complain(&p->check_slow, IW_LOG_LEVEL_WARN, "alerts", "the retained alert states on "
-                    "the broker could not be read back within 10 s (does the broker send them "
-                    "after its SUBACK?); stale ones are not cleared until a later connect");
+                    "the broker could not be read back within 10 s: the marker published on %s "
+                    "did not come back to client id \"%s\"; check that the broker's ACL lets that "
+                    "client subscribe to the topics of %s and to the marker topic and publish there (a broker "
+                    "that sends retained messages after its SUBACK does the same); stale states "
+                    "are not cleared until a later connect", marker, who, p->d->cfg->alerts.active_topic);
         (void)iw_mqtt_retained_finish(p->d->mqtt, &v, &n, &partial);
         break;
     case IW_RCHK_DONE:

@@ -302,6 +302,8 @@ enum iw_retained_check iw_mqtt_retained_poll(struct iw_mqtt *m, uint64_t *round)
 int iw_mqtt_retained_finish(struct iw_mqtt *m, struct iw_retained_state **v, size_t *n,
                             bool *partial);
 void iw_mqtt_retained_free(struct iw_retained_state *v, size_t n);
+/* The check's client id, and its marker topic in *marker (both fixed at start). */
+const char *iw_mqtt_retained_who(const struct iw_mqtt *m, const char **marker);
 
 /* alert_pub.c */
 struct iw_alert_pub;

@@ -940,6 +940,12 @@ int iw_mqtt_retained_finish(struct iw_mqtt *m, struct iw_retained_state **v, siz
     return rc;                            /* check_tick disconnects */
 }
 
+const char *iw_mqtt_retained_who(const struct iw_mqtt *m, const char **marker)
+{
+    *marker = m->snap.marker;
+    return m->snap.client_id;
+}
+
 void iw_mqtt_retained_free(struct iw_retained_state *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

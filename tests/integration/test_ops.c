@@ -551,3 +551,52 @@ Test(ops, a_connection_taken_over_by_the_same_client_id_names_the_id, .timeout =
     cr_assert(hint, "neither log says why the connection keeps dropping (see %s, %s)", d1.log,
               d2.log);
 }
+
+/* The retained-state check at connect (ARCHITECTURE.md) reads the active
+ * alert topics on a connection of its own, "<client id>-check", and
+ * publishes a marker on islewatch/retained-check/<client id>. A broker whose
+ * ACL does not allow that is named with what to allow, and the daemon goes
+ * on: its own connection is up and it ends cleanly. (mosquitto 2.0.11
+ * grants a denied SUBSCRIBE and drops a denied PUBLISH: the marker never
+ * comes, and the publisher gives up after 10 s.) */
+Test(ops, a_broker_acl_refusing_the_retained_state_check_is_named_and_harmless, .init = setup,
+     .fini = teardown)
+{
+    struct it_broker b;
+    char conf[300], broker[512], *out = NULL;
+    FILE *f;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    it_broker_stop_keep(&b);
+    snprintf(conf, sizeof(conf), "%s/acl", b.dir);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fputs("topic readwrite sensors/#\ntopic readwrite cameras/#\ntopic readwrite alerts/#\n"
+          "topic readwrite islewatch/rejected/#\n", f);
+    fclose(f);
+    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b.dir);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous true\nacl_file %s/acl\n"
+               "log_dest stderr\nlog_type error\n", b.port, b.dir);
+    fclose(f);
+    cr_assert_eq(it_broker_restart(&b), 0);
+    snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n"
+             "  reconnect_min: 100ms\n  reconnect_max: 500ms\n", b.port);
+    const char *cfg = write_config(broker);
+    int st = it_run(&out, "timeout --preserve-status -s TERM 14 %s -c '%s' 2>&1",
+                    it_bin("islewatchd"), cfg);
+    it_broker_stop(&b);
+    cr_expect_eq(st, 0, "SIGTERM must end the daemon with 0: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "connection 0 up to") != NULL,
+              "the daemon's own connection is not affected: %s", out ? out : "");
+    cr_expect(out != NULL && (strstr(out, "cannot read back the retained alert states") != NULL
+                              || strstr(out, "could not be read back within 10 s") != NULL),
+              "the refused check must be said: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, "client id \"islewatchd-check\"") != NULL
+                  && strstr(out, "islewatch/retained-check/islewatchd") != NULL
+                  && strstr(out, "ACL") != NULL,
+              "the line must name the client id and the topic to allow: %s", out ? out : "");
+    cr_expect(out != NULL && strstr(out, " ERROR ") == NULL, "no error: %s", out ? out : "");
+    free(out);
+}
