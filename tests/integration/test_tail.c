@@ -142,7 +142,9 @@ static bool file_has(const char *path, const char *needle, int timeout_ms)
     }
 }
 
-/* Exit status of the background CLI, or -1 if it is still running at the deadline. */
+/* Exit status of the background CLI, or -1 if it is still running at the
+ * deadline. Then what it printed and the daemon's last log lines go to
+ * stderr, so that a failure in CI says where the alert stopped. */
 static int wait_child(int timeout_ms)
 {
     long long end = it_now_ms() + timeout_ms;
@@ -155,6 +157,12 @@ static int wait_child(int timeout_ms)
         }
         nap_ms(20);
     }
+    char *text = NULL;
+    (void)it_run(&text, "echo '--- tail stdout:'; cat '%s'; echo '--- tail stderr:'; cat '%s'; "
+                 "echo '--- islewatchd log (last 40 lines):'; tail -n 40 '%s'", out_path, err_path,
+                 daemon_.log);
+    fprintf(stderr, "the CLI was still running after %d ms\n%s\n", timeout_ms, text ? text : "");
+    free(text);
     return -1;
 }
 
