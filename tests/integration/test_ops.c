@@ -88,22 +88,38 @@ Test(ops, the_log_level_option_wins_over_the_config_file, .init = setup, .fini =
  * whose broker.password_file (its path in pass, cap bytes) says "wrong".
  * Returns the config's path.
  */
-static const char *password_broker(struct it_broker *b, char *pass, size_t cap)
+/* Start b, then restart it with `lines` (mosquitto.conf lines, one %s for its
+ * directory) added to its listener; make_files(b) first writes the files they name. */
+static void broker_with(struct it_broker *b, const char *lines, void (*make_files)(struct it_broker *))
 {
-    char conf[300], broker[1024];
+    char conf[300];
     FILE *f;
 
     cr_assert_eq(it_broker_start(b), 0);
     it_broker_stop_keep(b);
-    /* The same broker, now with a password file and no anonymous access. */
-    cr_assert_eq(it_run(NULL, "mosquitto_passwd -c -b '%s/pw' ops right >/dev/null 2>&1", b->dir), 0);
+    make_files(b);
     snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b->dir);
     f = fopen(conf, "w");
     cr_assert_not_null(f);
-    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous false\npassword_file %s/pw\n"
-               "log_dest stderr\nlog_type error\n", b->port, b->dir);
+    fprintf(f, "user root\nlistener %d 127.0.0.1\n", b->port);
+    fprintf(f, lines, b->dir);
+    fputs("log_dest stderr\nlog_type error\n", f);
     fclose(f);
     cr_assert_eq(it_broker_restart(b), 0);
+}
+
+static void password_file(struct it_broker *b)
+{
+    cr_assert_eq(it_run(NULL, "mosquitto_passwd -c -b '%s/pw' ops right >/dev/null 2>&1", b->dir), 0);
+}
+
+static const char *password_broker(struct it_broker *b, char *pass, size_t cap)
+{
+    char broker[1024];
+    FILE *f;
+
+    /* No anonymous access: user ops, password right. */
+    broker_with(b, "allow_anonymous false\npassword_file %s/pw\n", password_file);
 
     snprintf(pass, cap, "%s/broker.pass", dir);
     f = fopen(pass, "w");
@@ -552,6 +568,18 @@ Test(ops, a_connection_taken_over_by_the_same_client_id_names_the_id, .timeout =
               d2.log);
 }
 
+/* An ACL for anonymous clients: the device, alert and rejected topics only. */
+static void acl_without_the_check(struct it_broker *b)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/acl", b->dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("topic readwrite sensors/#\ntopic readwrite cameras/#\ntopic readwrite alerts/#\n"
+          "topic readwrite islewatch/rejected/#\n", f);
+    fclose(f);
+}
+
 /* The retained-state check at connect (ARCHITECTURE.md) reads the active
  * alert topics on a connection of its own, "<client id>-check", and
  * publishes a marker on islewatch/retained-check/<client id>. A broker whose
@@ -563,24 +591,9 @@ Test(ops, a_broker_acl_refusing_the_retained_state_check_is_named_and_harmless, 
      .fini = teardown)
 {
     struct it_broker b;
-    char conf[300], broker[512], *out = NULL;
-    FILE *f;
+    char broker[512], *out = NULL;
 
-    cr_assert_eq(it_broker_start(&b), 0);
-    it_broker_stop_keep(&b);
-    snprintf(conf, sizeof(conf), "%s/acl", b.dir);
-    f = fopen(conf, "w");
-    cr_assert_not_null(f);
-    fputs("topic readwrite sensors/#\ntopic readwrite cameras/#\ntopic readwrite alerts/#\n"
-          "topic readwrite islewatch/rejected/#\n", f);
-    fclose(f);
-    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b.dir);
-    f = fopen(conf, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous true\nacl_file %s/acl\n"
-               "log_dest stderr\nlog_type error\n", b.port, b.dir);
-    fclose(f);
-    cr_assert_eq(it_broker_restart(&b), 0);
+    broker_with(&b, "allow_anonymous true\nacl_file %s/acl\n", acl_without_the_check);
     snprintf(broker, sizeof(broker), "broker:\n  url: mqtt://127.0.0.1:%d\n"
              "  reconnect_min: 100ms\n  reconnect_max: 500ms\n", b.port);
     const char *cfg = write_config(broker);
