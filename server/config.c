@@ -171,6 +171,8 @@ static void errors_flush(struct cfg_ctx *cx, struct iw_diag *diag)
 /* Files and documents                                                       */
 /* ======================================================================== */
 
+/* Read a whole config (or devices_file) into *text. Otherwise why says what
+ * failed and what to do (the caller adds the file's name). */
 int iw__cfg_read_file(const char *path, char **text, size_t *len, char *why, size_t wlen)
 {
     struct stat st;
@@ -180,17 +182,19 @@ int iw__cfg_read_file(const char *path, char **text, size_t *len, char *why, siz
 
     *text = NULL;
     if (fd < 0) {
-        snprintf(why, wlen, "cannot open: %s", strerror(errno));
+        snprintf(why, wlen, "cannot open: %s (check the path and its permissions)",
+                 strerror(errno));
         return IW_E_IO;
     }
     if (fstat(fd, &st) != 0) {
-        snprintf(why, wlen, "cannot read: %s", strerror(errno));
+        snprintf(why, wlen, "cannot read: %s (check the path and its permissions)",
+                 strerror(errno));
         close(fd);
         return IW_E_IO;
     }
     if (!S_ISREG(st.st_mode)) {
-        snprintf(why, wlen, "cannot read: %s", S_ISDIR(st.st_mode) ? "is a directory"
-                                                                    : "not a regular file");
+        snprintf(why, wlen, "cannot read: %s (give the path of a YAML file)",
+                 S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
         close(fd);
         return IW_E_IO;
     }
@@ -211,7 +215,8 @@ int iw__cfg_read_file(const char *path, char **text, size_t *len, char *why, siz
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            snprintf(why, wlen, "cannot read: %s", n < 0 ? strerror(errno) : "file shrank");
+            snprintf(why, wlen, "cannot read: %s (is something writing it? try again)",
+                     n < 0 ? strerror(errno) : "the file shrank while it was read");
             free(buf);
             close(fd);
             return IW_E_IO;
@@ -1189,7 +1194,7 @@ int iw_config_load(const char *file, struct iw_config **out, struct iw_diag *dia
     if (rc != IW_OK) {
         /* Line 1, column 1: SPEC §3 makes every error FILE:LINE:COLUMN, and
          * tools that parse the lines (editors, CI annotations) expect it. */
-        iw_diag_add(diag, file, 1, 1, "%s (check the path and its permissions)", why);
+        iw_diag_add(diag, file, 1, 1, "%s", why);
         return rc == IW_E_NOMEM ? rc : IW_E_IO;
     }
     rc = load_text(file, text, len, out, diag);

@@ -545,9 +545,31 @@ Test(config, unreadable_files_are_io_errors)
                      "file or directory (check the path and its permissions)");
     iw_diag_fini(&diag);
     cr_assert_eq(iw_config_load("config", &cfg, &diag), IW_E_IO);
-    cr_expect_str_eq(iw_diag_first(&diag), "config:1:1: error: cannot read: is a directory (check "
-                     "the path and its permissions)");
+    cr_expect_str_eq(iw_diag_first(&diag), "config:1:1: error: cannot read: is a directory (give "
+                     "the path of a YAML file)");
     iw_diag_fini(&diag);
+}
+
+/* A file over 16 MiB is not a config: the error says so, and does not send
+ * the operator to check permissions that are fine. */
+Test(config, a_file_over_16_mib_is_refused_as_the_wrong_file)
+{
+    char path[] = "/tmp/iw-big-config-XXXXXX";
+    int fd = mkstemp(path);
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, (off_t)(17u << 20)), 0);
+    close(fd);
+    cr_expect_eq(iw_config_load(path, &cfg, &diag), IW_E_IO);
+    cr_expect_null(cfg);
+    const char *e = iw_diag_first(&diag);
+    cr_expect(e != NULL && strstr(e, ":1:1: error: cannot read: larger than 16 MiB; is this the "
+                                     "right file?") != NULL, "%s", e ? e : "(none)");
+    cr_expect(e != NULL && strstr(e, "permissions") == NULL, "%s", e ? e : "(none)");
+    iw_diag_fini(&diag);
+    unlink(path);
 }
 
 Test(config, free_accepts_null)
