@@ -8,6 +8,7 @@
  * test_spec_input.c: the input samples.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -628,13 +629,14 @@ int ts_file_load(const char *file, const struct iw_config *cfg, struct ts_file *
     *out = NULL;
     in = fopen(file, "rb");
     if (in == NULL) {
-        iw_diag_add(diag, NULL, 0, 0, "%s: cannot open: %m (check the path)", file);
+        /* FILE:1:1, as every other error about the file (and the config's own). */
+        iw_diag_add(diag, file, 1, 1, "cannot open: %s (check the path and its permissions)",
+                    strerror(errno));
         return IW_E_IO;
     }
     struct stat st;
     if (fstat(fileno(in), &st) == 0 && S_ISDIR(st.st_mode)) {   /* libyaml: "input error" */
-        iw_diag_add(diag, NULL, 0, 0, "%s: cannot read: is a directory; name the tests file "
-                    "(check the path)", file);
+        iw_diag_add(diag, file, 1, 1, "cannot read: is a directory; name the tests file");
         fclose(in);
         return IW_E_IO;
     }

@@ -172,8 +172,20 @@ Test(cli_test, a_directory_for_the_tests_file_says_so)
     char *out = NULL;
     int rc = run_cli(&out, "test " FIX "rules.yaml " FIX);
     cr_expect_eq(rc, 2, "exit %d", rc);
-    expect_contains(out, "cannot read: is a directory; name the tests file");
+    expect_contains(out, FIX ":1:1: error: cannot read: is a directory; name the tests file");
     cr_expect(strstr(out, "YAML: input error") == NULL, "%s", out);
+    free(out);
+}
+
+/* A tests file that is not there is named as FILE:1:1, as a config that is
+ * not there is, with what to check; exit 2 as for a bad config. */
+Test(cli_test, a_missing_tests_file_is_an_error_at_its_first_line)
+{
+    char *out = NULL;
+    int rc = run_cli(&out, "test " FIX "rules.yaml " FIX "no-such-TESTS.yaml");
+    cr_expect_eq(rc, 2, "exit %d", rc);
+    expect_contains(out, FIX "no-such-TESTS.yaml:1:1: error: cannot open: No such file or "
+                         "directory (check the path and its permissions)");
     free(out);
 }
 
