@@ -156,89 +156,6 @@ struct iw_mqtt {
 
 /* ---- message path ---- */
 
-/* topic[0..len) matches filter, whose wildcards are whole '+' levels only. */
-static bool filter_match(const char *f, const char *t, size_t len)
-{
-    const char *end = t + len;
-    for (;;) {
-        if (*f == '+') {
-            while (t < end && *t != '/')
-                t++;
-            f++;
-        } else {
-            for (; *f != '\0' && *f != '/'; f++, t++)
-                if (t == end || *t != *f)
-                    return false;
-        }
-        if (*f == '\0')
-            return t == end;
-        if (t == end || *t != '/')          /* *f == '/': the next level */
-            return false;
-        f++;
-        t++;
-    }
-}
-
-/*
- * The check's connection (see struct retained_check): the marker ends a
- * round; the retained states on the active topics' filter that came with
- * the SUBSCRIBE are kept for the publisher; the rest (live copies of our own
- * publishes, a stale round's marker) are dropped.
- */
-static void check_take(struct iw_mqtt *m, const char *topic, size_t tlen,
-                       const MQTTAsync_message *msg)
-{
-    struct retained_check *k = &m->snap;
-    const char *f = atomic_load_explicit(&k->filter, memory_order_acquire);
-
-    if (tlen == strlen(k->marker) && memcmp(topic, k->marker, tlen) == 0) {
-        char buf[24];
-        int expect = RCHK_COLLECTING;
-        size_t n = msg->payloadlen > 0 && (size_t)msg->payloadlen < sizeof(buf)
-                       ? (size_t)msg->payloadlen : 0;
-        if (n > 0)
-            memcpy(buf, msg->payload, n);
-        buf[n] = '\0';
-        /* acq_rel: the states appended before (under lock) are the
-         * publisher's once it reads DONE with acquire (iw_mqtt_retained_poll). */
-        if (strtoull(buf, NULL, 10) == atomic_load(&k->round))
-            atomic_compare_exchange_strong_explicit(&k->state, &expect, RCHK_DONE,
-                                                    memory_order_acq_rel, memory_order_relaxed);
-        return;
-    }
-    if (f == NULL || !filter_match(f, topic, tlen) || !msg->retained || msg->payloadlen <= 0
-        || atomic_load_explicit(&k->state, memory_order_acquire) != RCHK_COLLECTING)
-        return;
-    pthread_mutex_lock(&k->lock);
-    if (k->n_got == k->cap_got && k->cap_got < RCHK_MAX_STATES) {
-        size_t cap = k->cap_got ? k->cap_got * 2 : 64;
-        struct iw_retained_state *v = realloc(k->got, cap * sizeof(*v));
-        if (v != NULL) {
-            k->got = v;
-            k->cap_got = cap;
-        }
-    }
-    struct iw_retained_state *e = k->n_got < k->cap_got ? &k->got[k->n_got] : NULL;
-    if (e != NULL && (e->topic = strndup(topic, tlen)) != NULL
-        && (e->payload = strndup(msg->payload, (size_t)msg->payloadlen)) != NULL) {
-        e->len = (size_t)msg->payloadlen;
-        k->n_got++;
-    } else {
-        if (e != NULL)
-            free(e->topic);
-        k->partial = true;
-    }
-    pthread_mutex_unlock(&k->lock);
-}
-
-static int on_check_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
-{
-    check_take(ctx, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), msg);
-    MQTTAsync_freeMessage(&msg);
-    MQTTAsync_free(topic);
-    return 1;
-}
-
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 {
     struct iw_mconn *c = ctx;
@@ -667,6 +584,89 @@ static void subscribe_all(struct iw_mconn *c, bool all)
 
 /* ---- reading back the retained alert states (see struct retained_check) ---- */
 
+/* topic[0..len) matches filter, whose wildcards are whole '+' levels only. */
+static bool filter_match(const char *f, const char *t, size_t len)
+{
+    const char *end = t + len;
+    for (;;) {
+        if (*f == '+') {
+            while (t < end && *t != '/')
+                t++;
+            f++;
+        } else {
+            for (; *f != '\0' && *f != '/'; f++, t++)
+                if (t == end || *t != *f)
+                    return false;
+        }
+        if (*f == '\0')
+            return t == end;
+        if (t == end || *t != '/')          /* *f == '/': the next level */
+            return false;
+        f++;
+        t++;
+    }
+}
+
+/*
+ * The check's connection (see struct retained_check): the marker ends a
+ * round; the retained states on the active topics' filter that came with
+ * the SUBSCRIBE are kept for the publisher; the rest (live copies of our own
+ * publishes, a stale round's marker) are dropped.
+ */
+static void check_take(struct iw_mqtt *m, const char *topic, size_t tlen,
+                       const MQTTAsync_message *msg)
+{
+    struct retained_check *k = &m->snap;
+    const char *f = atomic_load_explicit(&k->filter, memory_order_acquire);
+
+    if (tlen == strlen(k->marker) && memcmp(topic, k->marker, tlen) == 0) {
+        char buf[24];
+        int expect = RCHK_COLLECTING;
+        size_t n = msg->payloadlen > 0 && (size_t)msg->payloadlen < sizeof(buf)
+                       ? (size_t)msg->payloadlen : 0;
+        if (n > 0)
+            memcpy(buf, msg->payload, n);
+        buf[n] = '\0';
+        /* acq_rel: the states appended before (under lock) are the
+         * publisher's once it reads DONE with acquire (iw_mqtt_retained_poll). */
+        if (strtoull(buf, NULL, 10) == atomic_load(&k->round))
+            atomic_compare_exchange_strong_explicit(&k->state, &expect, RCHK_DONE,
+                                                    memory_order_acq_rel, memory_order_relaxed);
+        return;
+    }
+    if (f == NULL || !filter_match(f, topic, tlen) || !msg->retained || msg->payloadlen <= 0
+        || atomic_load_explicit(&k->state, memory_order_acquire) != RCHK_COLLECTING)
+        return;
+    pthread_mutex_lock(&k->lock);
+    if (k->n_got == k->cap_got && k->cap_got < RCHK_MAX_STATES) {
+        size_t cap = k->cap_got ? k->cap_got * 2 : 64;
+        struct iw_retained_state *v = realloc(k->got, cap * sizeof(*v));
+        if (v != NULL) {
+            k->got = v;
+            k->cap_got = cap;
+        }
+    }
+    struct iw_retained_state *e = k->n_got < k->cap_got ? &k->got[k->n_got] : NULL;
+    if (e != NULL && (e->topic = strndup(topic, tlen)) != NULL
+        && (e->payload = strndup(msg->payload, (size_t)msg->payloadlen)) != NULL) {
+        e->len = (size_t)msg->payloadlen;
+        k->n_got++;
+    } else {
+        if (e != NULL)
+            free(e->topic);
+        k->partial = true;
+    }
+    pthread_mutex_unlock(&k->lock);
+}
+
+static int on_check_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+    check_take(ctx, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic), msg);
+    MQTTAsync_freeMessage(&msg);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
 /* A round that has not ended fails; say why once. */
 static void check_failed(struct iw_mqtt *m, const char *what, int code)
 {
@@ -846,7 +846,7 @@ int iw_mqtt_retained_watch(struct iw_mqtt *m, const char *tmpl)
 {
     char buf[1024];
     size_t o = 0;
-    bool in_var = false, var_level = false;
+    bool var_level = false;
 
     if (m == NULL)
         return IW_OK;
@@ -862,15 +862,12 @@ int iw_mqtt_retained_watch(struct iw_mqtt *m, const char *tmpl)
             continue;
         }
         if (*t == '{')
-            in_var = var_level = true;
-        else if (*t == '}')
-            in_var = false;
+            var_level = true;
         if (!var_level)
             buf[o++] = *t;
         if (o + 2 >= sizeof(buf))
             return IW_E_INVAL;
     }
-    (void)in_var;
     buf[o] = '\0';
     char *old = atomic_load(&m->snap.filter);
     if (old != NULL && strcmp(old, buf) == 0)

@@ -82,15 +82,22 @@ static void pub(struct it_client *c, const char *topic, long long ts, const char
     "     clear_below: 1.2, severity: major}\n"
 
 /* broker_line: NULL, or a line for the daemon's broker section. */
+/* A broker, and a daemon with the water source and the nh3 rule; broker_line
+ * (NULL: none) is one more line of its broker: section. */
+static void start_nh3(struct it_broker *b, struct it_daemon *d, const char *broker_line)
+{
+    cr_assert_eq(it_broker_start(b), 0);
+    cr_assert_eq(it_daemon_start(d, b, WATER_SRC NH3_RULE), 0);
+    if (broker_line != NULL)
+        cr_assert_eq(it_daemon_set_broker(d, broker_line), 0);
+}
+
 static void episode_with_retained_state(const char *broker_line)
 {
     struct it_broker b;
     struct it_daemon d;
     char topic[256];
-    cr_assert_eq(it_broker_start(&b), 0);
-    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
-    if (broker_line != NULL)
-        cr_assert_eq(it_daemon_set_broker(&d, broker_line), 0);
+    start_nh3(&b, &d, broker_line);
     struct it_client *sub = it_client_new(&b, "sub-all"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
     long long t = now_ms() - 60000;
@@ -1775,10 +1782,7 @@ static void retained_states_corrected_at_connect(const char *broker_line)
 {
     struct it_broker b;
     struct it_daemon d;
-    cr_assert_eq(it_broker_start(&b), 0);
-    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
-    if (broker_line != NULL)
-        cr_assert_eq(it_daemon_set_broker(&d, broker_line), 0);
+    start_nh3(&b, &d, broker_line);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
     pub(dev, "sensors/water/dongtan/w01", now_ms() - 60000, "nh3_n", 2.0);
