@@ -112,6 +112,8 @@ struct iw_alert_pub {
                                         * the check says which (or all, without one) */
     uint64_t check_round;              /* the check waited for, and since when (mono ms) */
     int64_t check_since;
+    uint64_t failed_round;             /* the check seen failed with connection 0 up, and */
+    int64_t failed_since;              /* since when (mono ms) */
     struct iw_complaint check_slow;
 };
 
@@ -911,7 +913,9 @@ static void retained_check(struct iw_alert_pub *p, const struct iw_retained_stat
  * waits for it: the check sets again only what is missing. When the check
  * fails or takes over 10 s (a broker ACL refusing its topics, or one that
  * sends the retained states after its SUBACK), every firing state is set
- * again as before there was a check.
+ * again as before there was a check. Unless connection 0 is down: then the
+ * check failed because the broker went away, and the next connect's check
+ * does what this one could not (sending now would only queue copies).
  */
 static void retained_turn(struct iw_alert_pub *p)
 {
@@ -947,6 +951,18 @@ static void retained_turn(struct iw_alert_pub *p)
         }
         break;                          /* read under an active_topic since replaced */
     case IW_RCHK_FAILED:
+        /* Left failed while connection 0 is down: its next connect starts
+         * another round. The broker closing both connections is seen on
+         * each in either order, so a failure with connection 0 still up
+         * waits 1 s for its loss (or its next round) before it counts. */
+        if (!iw_mqtt_alerts_up(p->d->mqtt))
+            return;
+        if (round != p->failed_round) {
+            p->failed_round = round;
+            p->failed_since = now;
+        }
+        if (now - p->failed_since < 1000)
+            return;
         (void)iw_mqtt_retained_finish(p->d->mqtt, &v, &n, &partial);
         break;
     case IW_RCHK_NONE:

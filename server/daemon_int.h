@@ -295,12 +295,16 @@ enum iw_retained_check { IW_RCHK_NONE, IW_RCHK_READING, IW_RCHK_DONE, IW_RCHK_FA
 int iw_mqtt_retained_watch(struct iw_mqtt *m, const char *tmpl);
 /* Where the check of the latest connect is; *round: which connect. */
 enum iw_retained_check iw_mqtt_retained_poll(struct iw_mqtt *m, uint64_t *round);
-/* End the check (UNSUBSCRIBE). After IW_RCHK_DONE, the states read (the
- * caller frees them: iw_mqtt_retained_free) and whether some were not kept;
- * none when it is abandoned or failed, and IW_E_INVAL when they were read
- * under a template since replaced (iw_mqtt_retained_watch). */
+/* End the check (the main thread then closes its connection). After
+ * IW_RCHK_DONE, the states read (the caller frees them:
+ * iw_mqtt_retained_free) and whether some were not kept; none when it is
+ * abandoned or failed, and IW_E_INVAL when they were read under a template
+ * since replaced (iw_mqtt_retained_watch). */
 int iw_mqtt_retained_finish(struct iw_mqtt *m, struct iw_retained_state **v, size_t *n,
                             bool *partial);
+/* Connection 0, the alerts' connection, is up and not closing (iw_mqtt_stop).
+ * Any thread; m may be NULL (false). */
+bool iw_mqtt_alerts_up(const struct iw_mqtt *m);
 void iw_mqtt_retained_free(struct iw_retained_state *v, size_t n);
 /* The check's client id, and its marker topic in *marker (both fixed at start). */
 const char *iw_mqtt_retained_who(const struct iw_mqtt *m, const char **marker);

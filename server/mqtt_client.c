@@ -152,6 +152,7 @@ struct iw_mqtt {
      * id, 1..65535). 0: none. See iw_mqtt_publish and on_delivered. */
     _Atomic uint64_t watch;
     struct retained_check snap;           /* the retained alert states read back */
+    _Atomic bool stopping;                /* iw_mqtt_stop began: connections close */
 };
 
 /* ---- message path ---- */
@@ -667,14 +668,14 @@ static int on_check_message(void *ctx, char *topic, int topic_len, MQTTAsync_mes
     return 1;
 }
 
-/* A round that has not ended fails; say why once. */
+/* A round that has not ended fails; say why once (not when the daemon is stopping). */
 static void check_failed(struct iw_mqtt *m, const char *what, int code)
 {
     int st = atomic_load(&m->snap.state);
     while ((st == RCHK_READING || st == RCHK_COLLECTING)
            && !atomic_compare_exchange_weak(&m->snap.state, &st, RCHK_FAILED))
         ;
-    if (st == RCHK_READING || st == RCHK_COLLECTING)
+    if ((st == RCHK_READING || st == RCHK_COLLECTING) && !atomic_load(&m->stopping))
         IW_LOG_WARN("alerts", "cannot read back the retained alert states on %s: %s (code %d); "
                     "check that the broker lets client id \"%s\" connect, subscribe to that "
                     "topic and publish to %s", atomic_load(&m->snap.filter), what, code,
@@ -1226,6 +1227,12 @@ bool iw_mqtt_connected(const struct iw_mqtt *m)
     return m->n > 0;
 }
 
+bool iw_mqtt_alerts_up(const struct iw_mqtt *m)
+{
+    return m != NULL && m->n > 0 && !atomic_load(&m->stopping)
+           && atomic_load(&m->c[0].state) == CONN_UP;
+}
+
 bool iw_mqtt_any_connected(const struct iw_mqtt *m)
 {
     if (m == NULL)
@@ -1582,6 +1589,7 @@ void iw_mqtt_stop(struct iw_mqtt *m)
 {
     if (m == NULL)
         return;
+    atomic_store(&m->stopping, true);     /* a check cut short now is not a broker's failure */
     if (m->snap.client != NULL && atomic_load(&m->snap.conn) != CHK_IDLE) {
         MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
         dopt.timeout = 500;

@@ -61,7 +61,8 @@ void it_daemon_rewrite_from(const struct it_daemon *d, const char *key, const ch
 void it_daemon_stop(struct it_daemon *d);        /* SIGTERM, wait, expect exit 0 (keeps dir) */
 void it_daemon_kill9(struct it_daemon *d);
 void it_daemon_cleanup(struct it_daemon *d);     /* stop as above if running, remove dir */
-/* Wait until the daemon's log contains `needle` (count-th occurrence). */
+/* Wait until the daemon's log contains `needle` (count-th occurrence); it looks at least
+ * once, so timeout 0 asks whether it is there now. */
 bool it_daemon_wait_log(const struct it_daemon *d, const char *needle, int count, int timeout_ms);
 /* The value of the line `sample` ("name{labels}") of the daemon's GET /metrics; -1 if absent. */
 double it_metric(const struct it_daemon *d, const char *sample);

@@ -248,12 +248,13 @@ static bool file_contains(const char *path, const char *needle, int count)
 bool it_daemon_wait_log(const struct it_daemon *d, const char *needle, int count, int timeout_ms)
 {
     long long end_ms = it_now_ms() + timeout_ms;
-    while (it_now_ms() < end_ms) {
+    for (;;) {                          /* looks at least once: timeout 0 is "already there?" */
         if (file_contains(d->log, needle, count))
             return true;
+        if (it_now_ms() >= end_ms)
+            return false;
         nap_ms(20);
     }
-    return false;
 }
 
 static int daemon_spawn(struct it_daemon *d)
