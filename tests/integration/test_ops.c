@@ -90,14 +90,12 @@ Test(ops, the_log_level_option_wins_over_the_config_file, .init = setup, .fini =
  */
 /* Start b, then restart it with `lines` (mosquitto.conf lines, one %s for its
  * directory) added to its listener; make_files(b) first writes the files they name. */
-static void broker_with(struct it_broker *b, const char *lines, void (*make_files)(struct it_broker *))
+/* Replace the stopped broker b's config with `lines` (a format: %s is its directory). */
+static void broker_conf(struct it_broker *b, const char *lines)
 {
     char conf[300];
     FILE *f;
 
-    cr_assert_eq(it_broker_start(b), 0);
-    it_broker_stop_keep(b);
-    make_files(b);
     snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b->dir);
     f = fopen(conf, "w");
     cr_assert_not_null(f);
@@ -105,6 +103,14 @@ static void broker_with(struct it_broker *b, const char *lines, void (*make_file
     fprintf(f, lines, b->dir);
     fputs("log_dest stderr\nlog_type error\n", f);
     fclose(f);
+}
+
+static void broker_with(struct it_broker *b, const char *lines, void (*make_files)(struct it_broker *))
+{
+    cr_assert_eq(it_broker_start(b), 0);
+    it_broker_stop_keep(b);
+    make_files(b);
+    broker_conf(b, lines);
     cr_assert_eq(it_broker_restart(b), 0);
 }
 
@@ -614,30 +620,6 @@ Test(ops, a_broker_acl_refusing_the_retained_state_check_is_named_and_harmless, 
     free(out);
 }
 
-/* A broker whose ACL drops the check's marker (acl_without_the_check), a
- * daemon with an nh3 rule, and one alert fired: the check of the daemon's
- * first connect (a new session) is still reading when this returns, until
- * it gives up 10 s after the connect. */
-static void fire_while_the_check_reads(struct it_broker *b, struct it_daemon *d)
-{
-    char sample[128];
-
-    broker_with(b, "allow_anonymous true\nacl_file %s/acl\n", acl_without_the_check);
-    cr_assert_eq(it_daemon_start(d, b,
-                                 "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\","
-                                 " qos: 1}\nrules:\n  - {name: nh3, kind: threshold, select: "
-                                 "\"water/*/*/nh3_n\", above: 1.5, severity: major}\n"), 0);
-    struct it_client *sub = it_client_new(b, "sub"), *dev = it_client_new(b, "dev");
-    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
-    snprintf(sample, sizeof(sample), "{\"ts\":%lld,\"nh3_n\":2.0}", (long long)time(NULL) * 1000 - 60000);
-    cr_assert_eq(it_publish(dev, "sensors/water/x/w01", sample, 1, false), 0);
-    struct it_msg *a = it_next(sub, 10000);
-    cr_assert_not_null(a, "no firing alert (see %s)", d->log);
-    it_msg_free(a);
-    it_client_free(dev);
-    it_client_free(sub);
-}
-
 /* The check of a connect that the broker cut short (it went away while the
  * check was reading) is done by the next connect's check. Before, the
  * publisher took the failure as "no check" and set every firing state again
@@ -648,9 +630,23 @@ Test(ops, a_check_cut_short_by_the_broker_going_away_is_done_at_the_next_connect
 {
     struct it_broker b;
     struct it_daemon d;
-    char conf[300];
+    char sample[128];
 
-    fire_while_the_check_reads(&b, &d);
+    /* The marker is refused: the first connect's check reads (for 10 s) when the broker goes. */
+    broker_with(&b, "allow_anonymous true\nacl_file %s/acl\n", acl_without_the_check);
+    cr_assert_eq(it_daemon_start(&d, &b,
+                                 "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\","
+                                 " qos: 1}\nrules:\n  - {name: nh3, kind: threshold, select: "
+                                 "\"water/*/*/nh3_n\", above: 1.5, severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    snprintf(sample, sizeof(sample), "{\"ts\":%lld,\"nh3_n\":2.0}", (long long)time(NULL) * 1000 - 60000);
+    cr_assert_eq(it_publish(dev, "sensors/water/x/w01", sample, 1, false), 0);
+    struct it_msg *a = it_next(sub, 10000);
+    cr_assert_not_null(a, "no firing alert (see %s)", d.log);
+    it_msg_free(a);
+    it_client_free(dev);
+    it_client_free(sub);
     it_broker_stop_keep(&b);
     cr_assert(it_daemon_wait_log(&d, "cannot read back the retained alert states", 1, 5000),
               "the check was not cut short (see %s)", d.log);
@@ -658,19 +654,14 @@ Test(ops, a_check_cut_short_by_the_broker_going_away_is_done_at_the_next_connect
                   "firing states set again into a closed connection (see %s)", d.log);
 
     /* Back without the ACL and without the retained state (no persistence). */
-    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", b.dir);
-    FILE *f = fopen(conf, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "user root\nlistener %d 127.0.0.1\nallow_anonymous true\nlog_dest stderr\n"
-            "log_type error\n", b.port);
-    fclose(f);
+    broker_conf(&b, "allow_anonymous true\n");
     cr_assert_eq(it_broker_restart(&b), 0);
     cr_assert(it_daemon_wait_log(&d, "checked the retained alert states on the broker", 1, 20000),
               "the next connect's check did not set the firing state (see %s)", d.log);
     cr_assert(it_daemon_wait_log(&d, "set the retained state of 1 firing", 1, 0), "see %s", d.log);
     struct it_client *late = it_client_new(&b, "late");
     cr_assert_eq(it_subscribe(late, "alerts/active/#", 1), 0);
-    struct it_msg *a = it_next(late, 10000);
+    a = it_next(late, 10000);
     cr_assert(a != NULL && a->retained && strstr(a->payload, "\"status\":\"firing\"") != NULL,
               "a late subscriber sees nothing firing");
     it_msg_free(a);
