@@ -105,7 +105,9 @@ static void add_key(char *list, size_t cap, bool changed, const char *key)
 /*
  * Settings read once at start: the store's options, the shards, the MQTT
  * clients and their connection options. A reload applies everything else and
- * names these, so the operator knows a restart is still needed.
+ * names these, so the operator knows a restart is still needed. `o` is the
+ * config the daemon started with, whose values are the ones running: a file
+ * changed back to them needs no restart, however many reloads came between.
  * (http.listen is named by iw_http_reload.)
  */
 static void warn_restart_only(const struct iw_config *o, const struct iw_config *n)
@@ -279,6 +281,10 @@ static void describe_changes(const struct iw_config *o, const struct iw_config *
             "http.token_file");
     add_key(other, sizeof(other), !same_silences(o, n), "silences");
     add_key(other, sizeof(other), !same_str(o->log_level, n->log_level), "log_level");
+    add_key(other, sizeof(other), o->broker.reconnect_min_ms != n->broker.reconnect_min_ms
+            || o->broker.reconnect_max_ms != n->broker.reconnect_max_ms, "broker.reconnect");
+    add_key(other, sizeof(other), !same_str(o->broker.share_group, n->broker.share_group),
+            "broker.share_group");
 
     size_t len = 0;
     out[0] = '\0';
@@ -331,7 +337,7 @@ static int reload(struct iw_daemon *d, struct iw_diag *diag)
         sd_notify(0, "READY=1");
         return IW_E_CONFIG;
     }
-    warn_restart_only(old, ncfg);
+    warn_restart_only(d->boot_cfg, ncfg);
     describe_changes(old, ncfg, changes, sizeof(changes));
     apply_log_level(d, ncfg);
 
@@ -511,6 +517,7 @@ int iw_daemon_run(const char *path, int log_level)
         return IW_E_CONFIG;
     }
     d->cfg = cfg;
+    d->boot_cfg = cfg;
     atomic_store(&d->view, view);
     apply_log_level(d, cfg);
 

@@ -99,6 +99,9 @@ struct iw_daemon {
     _Atomic(struct iw_config *) cfg;
     struct iw_config **old_cfgs;
     size_t n_old_cfgs;
+    /* The config the daemon started with: the running value of every setting
+     * read only at start (a reload compares with it, not with the last file). */
+    const struct iw_config *boot_cfg;
     const char *cfg_path;
     int cli_log_level;                   /* --log-level, or -1: the config's log_level */
     _Atomic(struct iw_ingest_view *) view;

@@ -207,12 +207,14 @@ Test(ops, a_reload_names_every_setting_that_waits_for_a_restart, .timeout = 120)
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b, NULL), 0);
+    char *started = NULL;               /* the file the daemon started with */
+    cr_assert_eq(it_run(&started, "cat '%s'", d.cfg), 0);
     /* The same file with settings read only at start changed: the store's
      * sync_writes and queue_size, the MQTT client id and keep-alive. */
     f = fopen(d.cfg, "w");
     cr_assert_not_null(f);
     fprintf(f, "broker:\n  url: mqtt://127.0.0.1:%d\n  client_id: islewatchd-renamed-%d\n"
-               "  keepalive: 20s\n  reconnect_min: 100ms\n  reconnect_max: 1s\n"
+               "  keepalive: 20s\n  reconnect_min: 200ms\n  reconnect_max: 2s\n"
                "http:\n  listen: 127.0.0.1:%d\n  token_file: %s/http.token\nlog_level: info\n"
                "storage:\n  path: %s\n  sync_writes: true\n  queue_size: 1024\n",
             b.port, (int)getpid(), d.http_port, d.dir, d.data);
@@ -229,6 +231,27 @@ Test(ops, a_reload_names_every_setting_that_waits_for_a_restart, .timeout = 120)
                   "the warning does not name %s: %s", keys[i], line ? line : "");
     cr_expect(line != NULL && strstr(line, "storage.path") == NULL,
               "an unchanged key is named: %s", line ? line : "");
+    free(line);
+    /* The reconnect backoff is applied at once: the summary names it. */
+    line = NULL;
+    cr_assert_eq(it_run(&line, "grep -m1 'reloaded' '%s'", d.log), 0);
+    cr_expect(strstr(line, "also changed: ") != NULL && strstr(line, "broker.reconnect") != NULL,
+              "the reload does not say the backoff changed: %s", line);
+    free(line);
+
+    /* Back to the file it started with: nothing waits for a restart any more,
+     * though the last file loaded differed. */
+    f = fopen(d.cfg, "w");
+    cr_assert_not_null(f);
+    fputs(started, f);
+    fclose(f);
+    free(started);
+    it_daemon_signal(&d, SIGHUP);
+    cr_assert(it_daemon_wait_log(&d, "reloaded", 2, 10000), "the file is valid");
+    line = NULL;
+    cr_assert_eq(it_run(&line, "grep -c 'next restart' '%s'", d.log), 0);
+    cr_expect(strcmp(line, "1\n") == 0, "the running settings wait for a restart: %s warnings",
+              line);
     free(line);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
