@@ -125,6 +125,9 @@ void iw__cfg_defaults(struct cfg_ctx *cx, const struct cfg_key *keys, void *base
 int  iw__cfg_walk(struct cfg_ctx *cx, yaml_node_t *map, const struct cfg_map *m);
 /* "broker.url" or "rule \"x\": above" into buf. */
 const char *iw__cfg_key_where(const struct cfg_map *m, const char *key, char *buf, size_t len);
+/* `what "name"` into buf, a name over 48 bytes cut at a character and marked
+ * with "…": the prefix of every error about that entry stays short. */
+void iw__cfg_named(char *buf, size_t len, const char *what, const char *name);
 int  iw__cfg_key_index(const struct cfg_key *keys, const char *name);
 
 /* ---- nodes and typed values ---------------------------------------------------- */

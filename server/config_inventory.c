@@ -27,7 +27,7 @@ static void entry_where(struct cfg_ctx *cx, yaml_node_t *entry, const char *list
     const char *name = iw__cfg_lookup(cx, entry, name_key, &node);
 
     if (name != NULL && name[0] != '\0' && !iw__cfg_is_null(node))    /* not "~" or "null" */
-        snprintf(buf, len, "%s \"%s\"", what, name);
+        iw__cfg_named(buf, len, what, name);
     else
         snprintf(buf, len, "%s[%zu]", list, i);
 }

@@ -780,7 +780,7 @@ static void parse_rule(struct cfg_ctx *cx, yaml_node_t *e, size_t idx)
     r->line = e->start_mark.line + 1;
     r->column = e->start_mark.column + 1;
     if (name != NULL && name[0] != '\0' && !iw__cfg_is_null(name_node))   /* not "~" */
-        snprintf(where, sizeof(where), "rule \"%s\"", name);
+        iw__cfg_named(where, sizeof(where), "rule", name);
     else
         snprintf(where, sizeof(where), "rules[%zu]", idx);
     cx->rule = r;

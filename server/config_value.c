@@ -835,12 +835,27 @@ int iw__cfg_walk(struct cfg_ctx *cx, yaml_node_t *map, const struct cfg_map *m)
 /* Value checks                                                              */
 /* ======================================================================== */
 
+void iw__cfg_named(char *buf, size_t len, const char *what, const char *name)
+{
+    size_t n = strlen(name);
+    if (n <= 48) {
+        snprintf(buf, len, "%s \"%s\"", what, name);
+        return;
+    }
+    n = 48;
+    while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)   /* not inside a character */
+        n--;
+    snprintf(buf, len, "%s \"%.*s\u2026\"", what, (int)n, name);
+}
+
 bool iw__cfg_check_label(const char *s, char *why, size_t len)
 {
     if (iw_label_valid(s, strlen(s)))
         return true;
     if (s[0] == '\0')
         snprintf(why, len, "must not be empty");
+    else if (strlen(s) > IW_LABEL_MAX)
+        snprintf(why, len, "a name of %zu bytes is too long (at most %d)", strlen(s), IW_LABEL_MAX);
     else
         snprintf(why, len, "\"%s\" is not a valid name (no '/', '+', '#' or control characters)", s);
     return false;

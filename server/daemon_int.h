@@ -58,8 +58,9 @@ _Static_assert(sizeof(struct iw_shard_item) == 32, "a queue item is half a cache
 #define IW_MAX_CONNECTIONS 64             /* broker.connections' maximum */
 
 /* A series name cut into its levels, for the rule engine. */
-struct iw_name_split {
-    char source[128], site[256], device[256], metric[256];
+struct iw_name_split {     /* each level passed iw_label_valid: it fits whole */
+    char source[IW_LABEL_MAX + 1], site[IW_LABEL_MAX + 1], device[IW_LABEL_MAX + 1],
+         metric[IW_LABEL_MAX + 1];
 };
 
 /* A message being put back together by its shard (see iw_shard_item). */

@@ -145,7 +145,7 @@ bool iw_utf8_valid(const char *str, size_t len)
 
 bool iw_label_valid(const char *s, size_t len)
 {
-    if (len == 0 || !iw_utf8_valid(s, len))
+    if (len == 0 || len > IW_LABEL_MAX || !iw_utf8_valid(s, len))
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];

@@ -50,7 +50,13 @@ void iw_topic_pattern_fini(struct iw_topic_pattern *p);
 bool iw_topic_match(const struct iw_topic_pattern *p, const char *topic, size_t len,
                     struct iw_topic_match *m);
 
-/* A label or metric name: non-empty, valid UTF-8, no '/', '+', '#', no NUL/control chars. */
+/*
+ * A label or metric name: non-empty, at most IW_LABEL_MAX bytes, valid UTF-8,
+ * no '/', '+', '#', no NUL/control chars. The bound is what the rule engine
+ * and the alerts carry of each level of a series name (iw_name_split): a
+ * longer name would be stored whole but cut in its alerts.
+ */
+#define IW_LABEL_MAX 255
 bool iw_label_valid(const char *s, size_t len);
 bool iw_utf8_valid(const char *s, size_t len);
 

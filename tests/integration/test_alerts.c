@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "islewatch/topic.h"
 #include "it.h"
 #include "schema_check.h"
 
@@ -1854,4 +1855,62 @@ Test(alerts, stale_and_missing_retained_states_are_corrected_at_connect)
 Test(alerts, stale_and_missing_retained_states_are_corrected_at_connect_over_mqtt5)
 {
     retained_states_corrected_at_connect("protocol: \"5\"");
+}
+
+/*
+ * SPEC §1, §5: a site, device or metric name is carried whole into its
+ * alert. The rule engine holds each level in IW_LABEL_MAX bytes: a longer
+ * one was stored whole but cut in the alert, inside a character when the
+ * name was not ASCII, which made the alert's topic invalid UTF-8 so that it
+ * was never published. Names up to that length reach the alert whole; a
+ * longer one is refused at ingest as a bad label, like a name with a '/'.
+ */
+Test(alerts, names_of_255_bytes_reach_the_alert_whole_and_longer_ones_are_refused)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char site[IW_LABEL_MAX + 4] = "", device[IW_LABEL_MAX + 1], metric[IW_LABEL_MAX + 1];
+    char topic[1024], payload[512];
+
+    for (int i = 0; i < IW_LABEL_MAX / 3; i++)
+        strcat(site, "\xe4\xb8\x9c");                /* 东, 3 bytes: 255 in all */
+    memset(device, 'd', IW_LABEL_MAX);
+    device[IW_LABEL_MAX] = '\0';
+    memset(metric, 'm', IW_LABEL_MAX);
+    metric[IW_LABEL_MAX] = '\0';
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: high, kind: threshold, select: \"water/*/*/*\", above: 1, "
+        "severity: major}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+
+    /* One character more on the site: refused, before the good message on the same connection. */
+    snprintf(topic, sizeof(topic), "sensors/water/%s\xe4\xb8\x9c/%s", site, device);
+    snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"nh3_n\":2}", now_ms() - 60000);
+    cr_assert_eq(it_publish(dev, topic, payload, 1, false), 0);
+    snprintf(topic, sizeof(topic), "sensors/water/%s/%s", site, device);
+    snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"%s\":2}", now_ms() - 60000, metric);
+    cr_assert_eq(it_publish(dev, topic, payload, 1, false), 0);
+
+    char atopic[1024];
+    cJSON *a = next_alert(sub, 10000, atopic, sizeof(atopic));
+    cr_assert_not_null(a, "no alert for the names of %d bytes", IW_LABEL_MAX);
+    cr_expect_str_eq(s(a, "site"), site);
+    cr_expect_str_eq(s(a, "device"), device);
+    cr_expect_str_eq(s(a, "metric"), metric);
+    char want[1024];
+    snprintf(want, sizeof(want), "alerts/major/high/%s/%s", site, device);
+    cr_expect_str_eq(atopic, want);
+    cJSON_Delete(a);
+    cr_expect_eq(it_metric(&d, "islewatch_messages_rejected_total{reason=\"bad_label\"}"), 1,
+                 "a site of %d bytes was not refused", IW_LABEL_MAX + 3);
+    char *out = NULL;
+    cr_assert_eq(it_run(&out, "'%s' series --db '%s' --format json", it_bin("islewatch"), d.data), 0);
+    cr_expect_null(strstr(out, "nh3_n"), "the long site was stored: %.300s", out);
+    free(out);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
 }

@@ -69,6 +69,10 @@ Test(topic, labels)
     cr_assert_not(iw_label_valid("\xed\xa0\x80", 3), "a UTF-16 surrogate is not UTF-8");
     cr_assert_not(iw_label_valid("\xc0\xaf", 2), "overlong form");
     cr_assert_not(iw_label_valid("\xe4\xb8", 2), "truncated sequence");
+    char lng[IW_LABEL_MAX + 2];
+    memset(lng, 'a', sizeof(lng));
+    cr_assert(iw_label_valid(lng, IW_LABEL_MAX), "%d bytes are allowed", IW_LABEL_MAX);
+    cr_assert_not(iw_label_valid(lng, IW_LABEL_MAX + 1), "a longer name would be cut in alerts");
 }
 
 Test(topic, globs)
