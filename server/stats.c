@@ -14,6 +14,10 @@ const double iw_stats_write_bounds[IW_STATS_WRITE_BUCKETS - 1] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
 };
 
+const double iw_stats_batch_bounds[IW_STATS_BATCH_BUCKETS - 1] = {
+    1, 2, 4, 8, 16, 32, 64, 128, 256,
+};
+
 /* The histogram bucket of s seconds: the first bound >= s, else the last (+Inf). */
 static size_t bucket_of(double s, const double *bounds, size_t n_buckets)
 {
@@ -28,6 +32,8 @@ void iw_stats_write(uint64_t ns, uint64_t points)
     size_t b = bucket_of((double)ns / 1e9, iw_stats_write_bounds, IW_STATS_WRITE_BUCKETS);
     iw_stat_add(&iw_stats.write_bucket[b], 1);
     iw_stat_add(&iw_stats.write_ns_sum, ns);
+    iw_stat_add(&iw_stats.batch_bucket[bucket_of((double)points, iw_stats_batch_bounds,
+                                                 IW_STATS_BATCH_BUCKETS)], 1);
     iw_stat_add(&iw_stats.batch_points_sum, points);
 }
 
@@ -314,10 +320,9 @@ char *iw_stats_render(void)
     histogram(&b, "islewatch_store_write_seconds", "Latency of RocksDB batch writes (WAL).",
               iw_stats.write_bucket, iw_stats_write_bounds, IW_STATS_WRITE_BUCKETS,
               (double)ld(&iw_stats.write_ns_sum) / 1e9);
-    bprintf(&b, "# HELP islewatch_store_batch_points_total Points written, summed over batches (divide by the write count for the mean batch size).\n"
-                "# TYPE islewatch_store_batch_points_total counter\n"
-                "islewatch_store_batch_points_total %llu\n",
-            (unsigned long long)ld(&iw_stats.batch_points_sum));
+    histogram(&b, "islewatch_store_batch_points", "Points per RocksDB write of a message's "
+              "samples (its WAL write batch).", iw_stats.batch_bucket, iw_stats_batch_bounds,
+              IW_STATS_BATCH_BUCKETS, (double)ld(&iw_stats.batch_points_sum));
     histogram(&b, "islewatch_ingest_delay_seconds", "Per message, the wall clock when its "
               "samples were durable (WAL write returned) minus the message's own ts: publish to "
               "durable when the device stamps ts at publish. Only 0 <= delay < 1h; messages "

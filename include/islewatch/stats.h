@@ -15,6 +15,7 @@
 
 #define IW_STATS_MAX_SOURCES 32
 #define IW_STATS_WRITE_BUCKETS 12     /* 50us .. 1s and +Inf */
+#define IW_STATS_BATCH_BUCKETS 10     /* points per write: 1 .. 256 and +Inf */
 #define IW_STATS_MAX_QUEUES 66        /* shard queues + the alert queue */
 #define IW_STATS_DELAY_BUCKETS 19     /* 0.5ms .. 60s and +Inf */
 #define IW_STATS_DELAY_MAX_MS 3600000 /* older than this: backfill, not observed */
@@ -35,7 +36,8 @@ struct iw_stats {
     _Atomic uint64_t write_bucket[IW_STATS_WRITE_BUCKETS]; /* store write latency histogram
                                                             * (its count: the buckets' sum) */
     _Atomic uint64_t write_ns_sum;
-    _Atomic uint64_t batch_points_sum;                     /* points per write batch */
+    _Atomic uint64_t batch_bucket[IW_STATS_BATCH_BUCKETS]; /* points per write batch histogram */
+    _Atomic uint64_t batch_points_sum;
     _Atomic uint64_t delay_bucket[IW_STATS_DELAY_BUCKETS]; /* ts -> durable, one per message */
     _Atomic uint64_t delay_us_sum;                         /* microseconds: no wrap in practice */
     _Atomic uint64_t delay_skipped[IW_DELAY_SKIP_COUNT];   /* not observed, by reason */
@@ -55,6 +57,7 @@ struct iw_stats {
 
 extern struct iw_stats iw_stats;
 extern const double iw_stats_write_bounds[IW_STATS_WRITE_BUCKETS - 1];   /* seconds */
+extern const double iw_stats_batch_bounds[IW_STATS_BATCH_BUCKETS - 1];   /* points */
 extern const double iw_stats_delay_bounds[IW_STATS_DELAY_BUCKETS - 1];   /* seconds */
 
 static inline void iw_stat_add(_Atomic uint64_t *c, uint64_t n)

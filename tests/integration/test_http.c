@@ -375,7 +375,8 @@ static double metric_in(const char *text, const char *sample)
 Test(http, histogram_count_is_its_inf_bucket_while_messages_flow)
 {
     static const char *const fams[] = { "islewatch_store_write_seconds",
-                                        "islewatch_ingest_delay_seconds" };
+                                        "islewatch_ingest_delay_seconds",
+                                        "islewatch_store_batch_points" };
     int mismatches = 0;
 
     start(EXTRA);
@@ -389,7 +390,7 @@ Test(http, histogram_count_is_its_inf_bucket_while_messages_flow)
             int status = 0;
             char *body = http("GET", "/metrics", NULL, NULL, &status);
             cr_assert_eq(status, 200);
-            for (size_t f = 0; f < 2; f++) {
+            for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
                 char inf[128], count[128];
                 snprintf(inf, sizeof(inf), "%s_bucket{le=\"+Inf\"}", fams[f]);
                 snprintf(count, sizeof(count), "%s_count", fams[f]);
@@ -403,6 +404,22 @@ Test(http, histogram_count_is_its_inf_bucket_while_messages_flow)
     }
     cr_assert_eq(it_flush(pub, 10000), 0);
     cr_expect_eq(mismatches, 0, "%d scrapes had a _count other than the +Inf bucket", mismatches);
+}
+
+/* SPEC §7 "write batch sizes": a histogram of the points in each message's write. */
+Test(http, write_batch_sizes_are_a_histogram_of_points_per_write)
+{
+    start(EXTRA);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7}", wall_ms() - 120000);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7,\"do\":6,\"tp\":0.1}",
+            wall_ms() - 60000);
+    wait_metric("islewatch_messages_stored_total{source=\"water\"}", 2, 15000);
+    cr_expect_eq(metric_now("islewatch_store_batch_points_bucket{le=\"1\"}"), 1);
+    cr_expect_eq(metric_now("islewatch_store_batch_points_bucket{le=\"2\"}"), 1);
+    cr_expect_eq(metric_now("islewatch_store_batch_points_bucket{le=\"4\"}"), 2);
+    cr_expect_eq(metric_now("islewatch_store_batch_points_bucket{le=\"+Inf\"}"), 2);
+    cr_expect_eq(metric_now("islewatch_store_batch_points_sum"), 4);
+    cr_expect_eq(metric_now("islewatch_store_batch_points_count"), 2);
 }
 
 /* Poll GET path until it answers `want` (a deadline, not a fixed sleep); returns the body. */
