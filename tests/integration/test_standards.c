@@ -285,3 +285,46 @@ Test(standards, water_crossing_the_target_class_raises_and_resolves, .timeout = 
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+/*
+ * SPEC §4: an hour closes when the device reports a sample at or after its
+ * end. One message of hourly values stamped at the end of a past hour (the
+ * first from this station) is that sample: its alert comes within seconds,
+ * not close_after (5 min) after it arrived.
+ */
+Test(standards, one_hourly_air_value_for_a_past_hour_raises_its_alert_within_seconds,
+     .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long hour = (long long)time(NULL) * 1000 / H * H - H;
+    cJSON *schema = load_schema();
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+        "rules:\n"
+        "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", mode: hourly,\n"
+        "     min_level: 3, severity: {3: warning, 4: major, 5: critical}}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/+/aqi-hourly/#", 1), 0);
+    char p[256];
+    /* PM2.5 80 on the 24-h breakpoints (2026 real-time): ceil(100 + 50/55*20) = 119, level 3. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"pm25\":80,\"pm10\":20,\"so2\":5,\"no2\":10,\"co\":0.5,"
+             "\"o3\":20}", hour);
+    cr_assert_eq(it_publish(dev, "sensors/air/dongtan/a01", p, 1, false), 0);
+    struct it_msg *m = it_next(sub, 20000);
+    cr_assert_not_null(m, "no alert within 20 s of the hour's one hourly value");
+    cJSON *a = cJSON_Parse(m->payload);
+    cr_assert_null(validate(schema, schema, a, "alert"), "%s", m->payload);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "status")), "firing");
+    cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "value")), 119.0, "%s", m->payload);
+    cr_assert_eq(count_points(&d, "air/dongtan/a01/aqi", hour, hour), 1, "the AQI point at the hour's end");
+    cJSON_Delete(a);
+    it_msg_free(m);
+    cJSON_Delete(schema);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}

@@ -540,6 +540,62 @@ Test(std, air_minute_samples_from_the_hour_make_no_one_minute_hour)
     iw_rules_engine_free(e);
 }
 
+/* feed_air_minute's message, received at recv (an upload, or a test, of past hours). */
+static void feed_air_recv(struct iw_rules_engine *e, const char *dev, int64_t ts, int64_t recv,
+                          double pm25)
+{
+    double v[] = { 5, 10, 0.3, 20, 20, pm25 };
+    struct iw_rsample s[6];
+    char series[64];
+    for (size_t i = 0; i < 6; i++) {
+        s[i] = fx_sample("air", "s1", dev, pols[i], ts, v[i]);
+        s[i].recv_ms = recv;
+        snprintf(series, sizeof(series), "air/s1/%s/%s", dev, pols[i]);
+        fx_history_add(&env, series, ts, v[i], 0);
+    }
+    iw_rules_on_samples(e, s, 6);
+}
+
+/*
+ * SPEC §4: an hour closes when the device reports a sample at or after its
+ * end. A new station's first value, alone at an hour's end, waited close_after
+ * (5 min) after it arrived, in case minute samples followed (the test above):
+ * one hourly value published for a past hour raised its alert only 5 minutes
+ * later. Received 2 minutes or more after its hour, it now waits only for the
+ * minute samples that would come right behind it; live, it still waits.
+ */
+Test(std, air_a_first_hourly_value_of_a_past_hour_closes_it_within_seconds)
+{
+    int64_t d0 = day0(), got = d0 + 2 * HOUR + 10 * MINUTE;
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(got);
+    feed_air_recv(e, "a10", d0 + 2 * HOUR, got, 100);
+    iw_rules_tick(e, got + 2000);
+    cr_assert_null(point_at("air/s1/a10/aqi", d0 + 2 * HOUR), "closed before minute samples could come");
+    iw_rules_tick(e, got + 3000);
+    cr_assert_not_null(point_at("air/s1/a10/aqi", d0 + 2 * HOUR), "still open 3 s after it came");
+    cr_assert(point_at("air/s1/a10/aqi", d0 + 2 * HOUR)->valid);
+    cr_assert_eq(point_at("air/s1/a10/aqi", d0 + 2 * HOUR)->v, 137);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->ts, d0 + 2 * HOUR);
+
+    /* A minute backlog that starts on the hour: its next sample comes at once. */
+    feed_air_recv(e, "a11", d0 + 2 * HOUR, got, 100);
+    feed_air_recv(e, "a11", d0 + 2 * HOUR + MINUTE, got + 10, 100);
+    cr_assert_not(point_at("air/s1/a11/aqi", d0 + 2 * HOUR)->valid, "one minute of data is not an hour");
+
+    /* Live: a minute station's next sample is a minute away. */
+    int64_t live = d0 + 3 * HOUR + 5000;
+    feed_air_recv(e, "a12", d0 + 3 * HOUR, live, 100);
+    iw_rules_tick(e, live + 3000);
+    cr_assert_null(point_at("air/s1/a12/aqi", d0 + 3 * HOUR), "a live first value did not wait");
+    iw_rules_tick(e, live + 5 * MINUTE);
+    cr_assert(point_at("air/s1/a12/aqi", d0 + 3 * HOUR)->valid);
+    iw_rules_engine_free(e);
+}
+
 /*
  * A minute station whose PM2.5 analyser is flagged all hour but its last
  * minute: PM2.5 has one minute of data, an invalid hour (SPEC §4), though it
