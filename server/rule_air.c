@@ -470,27 +470,23 @@ static int64_t later(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
-/* How long a lone value of a past hour waits for a minute station's next sample. */
-#define LONE_GRACE_MS 3000
+/* How long after a period's last sample arrived an upload may pause (at most close_after). */
+#define UPLOAD_PAUSE_MS 10000
 
 /*
- * When close_after closes the open hour. A backlog being uploaded is not cut
- * short: close_after after its last sample arrived too. Except a device's
- * first value, alone and stamped at its hour's end, that arrived 2 minutes or
- * more after that end (an upload of past hours, or a test's): a minute
- * station's next samples would come right behind it, so LONE_GRACE_MS
- * without them tell an hourly value, which SPEC §4 closes as it arrives ("a
- * sample at or after its end"). The value is the one close_after would give;
- * only the wait is shorter. (A live first value still waits: the next minute
- * sample of a minute station is a minute away.)
+ * When close_after closes a period (an hour, or a day) that ended at `end`:
+ * SPEC §4 says close_after of wall-clock time after its end. A backlog being
+ * uploaded is not cut short: it also waits UPLOAD_PAUSE_MS after the
+ * period's last sample arrived, for the rest of the upload. So a past hour
+ * published without its end sample closes seconds after its last sample,
+ * and so does a station's first value, alone at the end of a past hour:
+ * minute samples of a backlog would come right behind it (a live one still
+ * waits close_after after its end, as a minute station's next sample is a
+ * minute away).
  */
-static int64_t hour_close_at(const struct air_x *x, int64_t ca)
+static int64_t close_at(int64_t end, int64_t last_recv, int64_t ca)
 {
-    int64_t at = later(x->cur_end, x->last_recv) + ca;
-    if (x->only_end && (x->measured & ~x->at_end) == 0
-        && x->last_recv >= x->cur_end + 2 * IW_MS_PER_MIN && x->last_recv + LONE_GRACE_MS < at)
-        at = x->last_recv + LONE_GRACE_MS;
-    return at;
+    return later(end + ca, last_recv + (ca < UPLOAD_PAUSE_MS ? ca : UPLOAD_PAUSE_MS));
 }
 
 static int64_t air_deadline(const struct iw_rules_engine *e, const struct inst *in)
@@ -500,9 +496,9 @@ static int64_t air_deadline(const struct iw_rules_engine *e, const struct inst *
     (void)e;
 
     if (x->cur_end != RT_NONE)
-        d = hour_close_at(x, ca);
+        d = close_at(x->cur_end, x->last_recv, ca);
     if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE) {
-        int64_t dd = later(x->day_open + IW_MS_PER_DAY, x->last_recv) + ca;
+        int64_t dd = close_at(x->day_open + IW_MS_PER_DAY, x->last_recv, ca);
         if (dd < d)
             d = dd;
     }
@@ -518,10 +514,10 @@ static void air_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
 
     /* The period's own time decides lateness (SPEC §1): a backlog's last hour
      * closed here, long after its end, is as late as the samples in it. */
-    if (x->cur_end != RT_NONE && hour_close_at(x, ca) <= now)
+    if (x->cur_end != RT_NONE && close_at(x->cur_end, x->last_recv, ca) <= now)
         close_hour(e, in, now - x->cur_end > live, now, RT_NONE);
     if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE
-        && later(x->day_open + IW_MS_PER_DAY, x->last_recv) + ca <= now)
+        && close_at(x->day_open + IW_MS_PER_DAY, x->last_recv, ca) <= now)
         close_day(e, in, x->day_open, now - (x->day_open + IW_MS_PER_DAY) > live, now);
 }
 

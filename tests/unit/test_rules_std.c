@@ -558,13 +558,14 @@ static void feed_air_recv(struct iw_rules_engine *e, const char *dev, int64_t ts
 
 /*
  * SPEC §4: an hour closes when the device reports a sample at or after its
- * end. A new station's first value, alone at an hour's end, waited close_after
- * (5 min) after it arrived, in case minute samples followed (the test above):
- * one hourly value published for a past hour raised its alert only 5 minutes
- * later. Received 2 minutes or more after its hour, it now waits only for the
- * minute samples that would come right behind it; live, it still waits.
+ * end, or close_after (5 min) after its end. A past hour's last sample waited
+ * close_after after it arrived, too, so that an upload is not cut short: one
+ * hourly value published for a past hour, a new station's first (which waits
+ * in case minute samples follow it: the test above), or a past hour without
+ * its end sample, closed 5 minutes after it came. It now waits 10 s for the
+ * rest of an upload; a live hour still closes close_after after its end.
  */
-Test(std, air_a_first_hourly_value_of_a_past_hour_closes_it_within_seconds)
+Test(std, air_a_past_hour_closes_seconds_after_its_last_sample_came)
 {
     int64_t d0 = day0(), got = d0 + 2 * HOUR + 10 * MINUTE;
     struct iw_rules_engine *e;
@@ -572,10 +573,10 @@ Test(std, air_a_first_hourly_value_of_a_past_hour_closes_it_within_seconds)
     air_rule();
     e = engine(got);
     feed_air_recv(e, "a10", d0 + 2 * HOUR, got, 100);
-    iw_rules_tick(e, got + 2000);
-    cr_assert_null(point_at("air/s1/a10/aqi", d0 + 2 * HOUR), "closed before minute samples could come");
-    iw_rules_tick(e, got + 3000);
-    cr_assert_not_null(point_at("air/s1/a10/aqi", d0 + 2 * HOUR), "still open 3 s after it came");
+    iw_rules_tick(e, got + 9000);
+    cr_assert_null(point_at("air/s1/a10/aqi", d0 + 2 * HOUR), "closed while an upload may go on");
+    iw_rules_tick(e, got + 10000);
+    cr_assert_not_null(point_at("air/s1/a10/aqi", d0 + 2 * HOUR), "still open 10 s after it came");
     cr_assert(point_at("air/s1/a10/aqi", d0 + 2 * HOUR)->valid);
     cr_assert_eq(point_at("air/s1/a10/aqi", d0 + 2 * HOUR)->v, 137);
     cr_assert_eq(env.n_alerts, 1);
@@ -586,12 +587,20 @@ Test(std, air_a_first_hourly_value_of_a_past_hour_closes_it_within_seconds)
     feed_air_recv(e, "a11", d0 + 2 * HOUR + MINUTE, got + 10, 100);
     cr_assert_not(point_at("air/s1/a11/aqi", d0 + 2 * HOUR)->valid, "one minute of data is not an hour");
 
-    /* Live: a minute station's next sample is a minute away. */
+    /* A past hour of minute samples without its end one: 10 s after the last. */
+    for (int m = 1; m <= 50; m++)
+        feed_air_recv(e, "a13", d0 + HOUR + m * MINUTE, got + m * 10, 100);
+    iw_rules_tick(e, got + 500 + 9000);
+    cr_assert_null(point_at("air/s1/a13/aqi", d0 + 2 * HOUR), "closed while an upload may go on");
+    iw_rules_tick(e, got + 500 + 10000);
+    cr_assert(point_at("air/s1/a13/aqi", d0 + 2 * HOUR)->valid, "50 minutes make an hour");
+
+    /* Live: close_after after the hour's end. */
     int64_t live = d0 + 3 * HOUR + 5000;
     feed_air_recv(e, "a12", d0 + 3 * HOUR, live, 100);
-    iw_rules_tick(e, live + 3000);
+    iw_rules_tick(e, live + 10000);
     cr_assert_null(point_at("air/s1/a12/aqi", d0 + 3 * HOUR), "a live first value did not wait");
-    iw_rules_tick(e, live + 5 * MINUTE);
+    iw_rules_tick(e, d0 + 3 * HOUR + 5 * MINUTE);
     cr_assert(point_at("air/s1/a12/aqi", d0 + 3 * HOUR)->valid);
     iw_rules_engine_free(e);
 }
