@@ -310,6 +310,11 @@ static int parse_labels(struct cfg_ctx *cx, const struct cfg_map *m, const struc
             continue;
         }
         snprintf(lwhere, sizeof(lwhere), "%s.%s", where, key);
+        if (iw__cfg_is_null(vn)) {      /* it would go out as the text "null" */
+            iw__cfg_error(cx, vn, "%s: null is not a label value; give a string (\"\" for an "
+                          "empty one) or leave the label out", lwhere);
+            continue;
+        }
         val = iw__cfg_scalar(cx, vn, lwhere, "a string");
         if (val == NULL)
             continue;

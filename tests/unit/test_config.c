@@ -415,7 +415,7 @@ static const struct bad_cfg bad_cases[] = {
     { "silences" }, { "devices" }, { "devices_file_bad" }, { "devices_file_missing" },
     { "misc_values" }, { "multi_error" }, { "too_many_sources" }, { "second_document" },
     { "control_chars" }, { "rejected_topic_loop" }, { "protocol_unknown" },
-    { "alert_topic_loop" }, { "nul_in_value" }, { "long_name" },
+    { "alert_topic_loop" }, { "nul_in_value" }, { "long_name" }, { "label_null" },
 };
 
 ParameterizedTestParameters(config, rejects_invalid)
