@@ -18,7 +18,7 @@ const double iw_stats_batch_bounds[IW_STATS_BATCH_BUCKETS - 1] = {
     1, 2, 4, 8, 16, 32, 64, 128, 256,
 };
 
-/* The histogram bucket of s seconds: the first bound >= s, else the last (+Inf). */
+/* The histogram bucket of s (seconds, points): the first bound >= s, else the last (+Inf). */
 static size_t bucket_of(double s, const double *bounds, size_t n_buckets)
 {
     size_t b = 0;
