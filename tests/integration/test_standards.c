@@ -17,6 +17,7 @@
 #include "schema_check.h"
 
 #define H 3600000LL
+#define AIR_SRC "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
 
 /* Local midnight (Asia/Shanghai, +08:00) three days ago, in ms. */
 static long long day_start(void)
@@ -70,7 +71,7 @@ Test(standards, a_day_of_minute_air_samples_gives_hourly_and_daily_aqi, .timeout
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+        AIR_SRC
         "rules:\n"
         "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", standard: HJ633-2026,\n"
         "     mode: hourly, min_level: 3, severity: {3: warning, 4: major, 5: critical}}\n"
@@ -184,7 +185,7 @@ Test(standards, hourly_air_messages_reach_the_rules_whole, .timeout = 300)
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+        AIR_SRC
         "storage:\n  path: @DATA@\n  shards: 1\n"
         "rules:\n"
         "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", standard: HJ633-2026,\n"
@@ -303,7 +304,7 @@ Test(standards, one_hourly_air_value_for_a_past_hour_raises_its_alert_within_sec
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+        AIR_SRC
         "rules:\n"
         "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", mode: hourly,\n"
         "     min_level: 3, severity: {3: warning, 4: major, 5: critical}}\n"), 0);

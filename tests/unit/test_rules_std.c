@@ -34,10 +34,10 @@ static struct iw_rules_engine *engine(int64_t now)
     return eng;
 }
 
-/* One message: every metric at ts; also kept as stored history for read_points. */
-static void feed_msg(struct iw_rules_engine *e, const char *src, const char *site, const char *dev,
-                     const char *const *metrics, const double *values, size_t n, int64_t ts,
-                     char flag)
+/* One message: every metric at ts, received at recv; kept as history for read_points. */
+static void feed_msg_recv(struct iw_rules_engine *e, const char *src, const char *site,
+                          const char *dev, const char *const *metrics, const double *values,
+                          size_t n, int64_t ts, char flag, int64_t recv)
 {
     struct iw_rsample s[32];
     char series[128];
@@ -45,10 +45,19 @@ static void feed_msg(struct iw_rules_engine *e, const char *src, const char *sit
     for (size_t i = 0; i < n; i++) {
         s[i] = fx_sample(src, site, dev, metrics[i], ts, values[i]);
         s[i].flag = flag;
+        s[i].recv_ms = recv;
         snprintf(series, sizeof(series), "%s/%s/%s/%s", src, site, dev, metrics[i]);
         fx_history_add(&env, series, ts, values[i], flag);
     }
     iw_rules_on_samples(e, s, n);
+}
+
+/* Received as stamped: live. */
+static void feed_msg(struct iw_rules_engine *e, const char *src, const char *site, const char *dev,
+                     const char *const *metrics, const double *values, size_t n, int64_t ts,
+                     char flag)
+{
+    feed_msg_recv(e, src, site, dev, metrics, values, n, ts, flag, ts);
 }
 
 static const struct fx_point *point_at(const char *series, int64_t ts)
@@ -545,15 +554,7 @@ static void feed_air_recv(struct iw_rules_engine *e, const char *dev, int64_t ts
                           double pm25)
 {
     double v[] = { 5, 10, 0.3, 20, 20, pm25 };
-    struct iw_rsample s[6];
-    char series[64];
-    for (size_t i = 0; i < 6; i++) {
-        s[i] = fx_sample("air", "s1", dev, pols[i], ts, v[i]);
-        s[i].recv_ms = recv;
-        snprintf(series, sizeof(series), "air/s1/%s/%s", dev, pols[i]);
-        fx_history_add(&env, series, ts, v[i], 0);
-    }
-    iw_rules_on_samples(e, s, 6);
+    feed_msg_recv(e, "air", "s1", dev, pols, v, 6, ts, 0, recv);
 }
 
 /*
