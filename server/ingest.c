@@ -158,14 +158,17 @@ static int mark_raced(struct iw_conn_ingest *c, size_t n_items, struct iw_diag *
 /*
  * A message that stored no sample (only labels, or every member dropped) is
  * still a message from the device: a sign of life for the absence rules
- * (SPEC §4 "the next message from it"). It goes to the device's shard as one
- * item under the device's own dictionary entry "<source>/<site>/<device>"
- * (c->name up to prefix, without the last '/'), under which no point is ever
- * stored; the entry is made once per device (the dictionary's creation lock,
- * as for a new series), then found in the device cache.
+ * (SPEC §4 "the next message from it"), and, when it carries a message-level
+ * flag (`{"flag":"D"}` from an instrument that sends nothing else while it is
+ * faulty; 'N' when it is back), news for the device-level flag rules. It
+ * goes to the device's shard as one item under the device's own dictionary
+ * entry "<source>/<site>/<device>" (c->name up to prefix, without the last
+ * '/'), under which no point is ever stored; the entry is made once per
+ * device (the dictionary's creation lock, as for a new series), then found in
+ * the device cache.
  */
 static void push_alive(struct iw_conn_ingest *c, struct iw_dev_cache_ent *dc, size_t prefix,
-                       bool retained, int64_t ts, int64_t now)
+                       bool retained, int64_t ts, char flag, int64_t now)
 {
     size_t len = prefix - 1;
     const struct iw_series *se = dc->dev;
@@ -175,16 +178,16 @@ static void push_alive(struct iw_conn_ingest *c, struct iw_dev_cache_ent *dc, si
         if (rc != IW_OK) {
             iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest",
                         "cannot create the dictionary entry of device %.*s: %s; its messages "
-                        "without samples do not reach the absence rules (check the disk, or "
-                        "'islewatch series' for a full dictionary)", (int)len, c->name,
+                        "without samples do not reach the absence and flag rules (check the "
+                        "disk, or 'islewatch series' for a full dictionary)", (int)len, c->name,
                         iw_strerror(rc));
             return;
         }
         dc->dev = se;
     }
     struct iw_shard_item it = {
-        .series_id = se->id, .conn = c->idx, .last = 1, .retained = retained, .ts = ts,
-        .recv_ms = now,
+        .series_id = se->id, .flag = flag, .conn = c->idx, .last = 1, .retained = retained,
+        .ts = ts, .recv_ms = now,
     };
     struct iw_shard *sh = &c->d->shards[se->device_hash % (uint32_t)c->d->n_shards];
     if (iw_mpmc_push(&sh->q, &it) != IW_OK) {
@@ -440,7 +443,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         }
     }
     if (n_items == 0)
-        push_alive(c, dc, prefix, retained, c->dec.ts, now);
+        push_alive(c, dc, prefix, retained, c->dec.ts, c->dec.msg_flag, now);
     /* A message none of whose samples survived (all dropped, or only labels)
      * stored nothing: it must not count as stored (SPEC §7). */
     if (n_items > 0) {

@@ -604,7 +604,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                     drop_member(out, IW_REJ_BAD_FLAG);
                 }
                 if (strcmp(name, "flag") == 0) {
-                    out->msg_flag = f == 'N' ? 0 : f;
+                    out->msg_flag = f;     /* 'N' kept: a message of no sample saying normal */
                 } else {
                     add_flag(flags, &n_flags, out, name, nlen, f);
                 }
@@ -717,7 +717,7 @@ done:
 
     /* Apply flags: per-metric first, else the message's. */
     for (size_t i = 0; i < out->n; i++) {
-        out->s[i].flag = out->msg_flag;
+        out->s[i].flag = out->msg_flag == 'N' ? 0 : out->msg_flag;
         for (size_t k = 0; k < n_flags; k++) {
             if (strlen(out->s[i].metric) == flags[k].len &&
                 memcmp(out->s[i].metric, flags[k].metric, flags[k].len) == 0)

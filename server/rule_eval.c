@@ -910,6 +910,16 @@ static bool flag_set(struct flag_x *x, const char *metric, char flag)
     return true;
 }
 
+/* Clear every metric's flag (a message-level 'N'); true if any was set. */
+static bool flag_clear_all(struct flag_x *x)
+{
+    bool changed = x->n > 0;
+    for (size_t i = 0; i < x->n; i++)
+        free(x->f[i].metric);
+    x->n = 0;
+    return changed;
+}
+
 static void flag_ep_metric(struct flag_x *x, const char *metric)
 {
     char *m = strdup(metric);
@@ -925,6 +935,13 @@ static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct
     enum inst_state was;
     bool changed;
 
+    /* A message of a flag and no sample (alive, device-level instances only):
+     * its flag is the device's, kept under the metric "". Without a flag it
+     * says nothing of the data. Older than what the instance has seen, it is
+     * stale news: a late sample is replayed from the store (below), and this
+     * one stored nothing to replay. */
+    if (s->alive && (s->flag == 0 || (in->last_ts != RT_NONE && s->ts < in->last_ts)))
+        return;
     if (in->last_ts != RT_NONE && s->ts < in->last_ts) {
         iw__out_of_order(e, in, s, in->last_ts);   /* evaluated on its own time (rule_late.c) */
         return;
@@ -935,7 +952,14 @@ static void flag_sample(struct iw_rules_engine *e, struct inst *in, const struct
     if (iw__flagged(s->flag) && !flag_watched(in->p, s->flag))
         return;
     in->last_ts = s->ts;
-    changed = flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
+    if (s->alive && s->flag == 'N') {
+        changed = flag_clear_all(x);        /* the device says all its data is normal */
+    } else {
+        changed = flag_set(x, s->metric, iw__flagged(s->flag) ? s->flag : 0);
+        /* Normal data of any metric ends a flag the device gave without one. */
+        if (!s->alive && !iw__flagged(s->flag) && in->metric == NULL)
+            changed |= flag_set(x, "", 0);
+    }
     /* A device-level instance names one metric for its whole episode (its
      * firing and its resolve alike): the first one flagged. */
     if (in->metric == NULL && in->st == ST_INACTIVE && x->n > 0 && !x->pending_ep) {
@@ -998,8 +1022,15 @@ static void flag_evidence(const struct iw_rules_engine *e, const struct inst *in
     size_t w = 0;
     (void)e;
 
-    for (size_t i = 0; i < x->n; i++)
-        cJSON_AddItemToObject(fl, x->f[i].metric, cJSON_CreateString((char[]){ x->f[i].flag, 0 }));
+    /* details.flags maps each flagged metric to its flag; a flag the device
+     * gave in a message of no sample is details.device_flag. */
+    for (size_t i = 0; i < x->n; i++) {
+        cJSON *f = cJSON_CreateString((char[]){ x->f[i].flag, 0 });
+        if (x->f[i].metric[0] != '\0')
+            cJSON_AddItemToObject(fl, x->f[i].metric, f);
+        else
+            cJSON_AddItemToObject(ev->details, "device_flag", f);
+    }
     for (char c = 'A'; c <= 'Z'; c++)
         if (flag_watched(in->p, c))
             watch[w++] = c;
@@ -1007,10 +1038,13 @@ static void flag_evidence(const struct iw_rules_engine *e, const struct inst *in
     cJSON_AddNumberToObject(ev->details, "for_ms", (double)in->p->for_ms);
     ev->metric = in->metric ? in->metric : x->ep_metric ? x->ep_metric
                                           : x->n > 0 ? x->f[0].metric : NULL;
+    if (ev->metric != NULL && ev->metric[0] == '\0')
+        ev->metric = NULL;              /* the device's own flag: no metric */
     ev->unit = NULL;
     if (ev->status == IW_ALERT_FIRING && x->n > 0)
-        snprintf(text, sizeof(text), "reports flag %c (%s) on %s%s", x->f[0].flag,
-                 flag_meaning(x->f[0].flag), x->f[0].metric, x->n > 1 ? " and more" : "");
+        snprintf(text, sizeof(text), "reports flag %c (%s)%s%s%s", x->f[0].flag,
+                 flag_meaning(x->f[0].flag), x->f[0].metric[0] != '\0' ? " on " : "",
+                 x->f[0].metric, x->n > 1 ? " and more" : "");
     else
         snprintf(text, sizeof(text), "reports normal data again");
     iw__ev_var(ev, "summary", text);
@@ -1034,7 +1068,7 @@ static void flag_load(struct iw_rules_engine *e, struct inst *in, const cJSON *o
     cJSON_ArrayForEach(it, fl)
         if (cJSON_IsString(it) && it->valuestring[0] != '\0')
             flag_set(in->x, it->string, it->valuestring[0]);
-    if (cJSON_IsString(em) && em->valuestring[0] != '\0')
+    if (cJSON_IsString(em))             /* "": the device's own flag */
         flag_ep_metric(in->x, em->valuestring);
 }
 

@@ -321,6 +321,8 @@ static void names_add(void *ctx, const char *name, size_t len)
     struct names *nm = ctx;
     char **v;
 
+    if (len == 0)
+        return;             /* a flag the device gave with no sample: nothing stored */
     for (size_t i = 0; i < nm->n; i++)
         if (strlen(nm->v[i]) == len && memcmp(nm->v[i], name, len) == 0)
             return;

@@ -182,7 +182,8 @@ static struct series_ent *series_get(struct iw_rules_engine *e, const struct iw_
         struct inst *in;
 
         if (!iw__select_device(rr, s->source, s->site, s->device)
-            || (s->alive && (rr->r->kind != IW_RULE_ABSENCE || rr->n_sel != 3))
+            || (s->alive && ((rr->r->kind != IW_RULE_ABSENCE && rr->r->kind != IW_RULE_FLAG)
+                             || rr->n_sel != 3))
             || (rr->n_sel == 4 && !iw_glob_match(rr->sel[3], s->metric))
             || !rr->ops->accepts(rr, s))
             continue;

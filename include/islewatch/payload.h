@@ -55,7 +55,8 @@ struct iw_payload_opts {
 struct iw_decoded {
     int64_t ts;              /* sample time (receipt time when absent) */
     bool    has_ts;
-    char    msg_flag;        /* message-level flag, 0 when none */
+    char    msg_flag;        /* message-level flag, 0 when none ('N' when normal; the
+                              * samples carry 0 for it) */
     size_t  n;
     struct iw_psample s[IW_PAYLOAD_MAX_SAMPLES];
     uint32_t member_rejects[IW_REJ_COUNT];  /* members dropped, by reason */

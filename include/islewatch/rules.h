@@ -216,8 +216,9 @@ struct iw_rsample {
     bool    retained;       /* a retained copy the broker sent at a SUBSCRIBE (restart,
                              * reconnect, reload): an old message, not the device reporting */
     bool    alive;          /* no sample: a message of the device that stored none (only
-                             * labels); metric "", value unused. Only absence rules with a
-                             * 3-level select take it (a sign of life) */
+                             * labels, or only a flag); metric "", value unused, flag the
+                             * message's ('N' kept). Only absence and flag rules with a
+                             * 3-level select take it (a sign of life; a device's flag) */
     uint32_t series_id;     /* the store's series id + 1, a cache key for the engine;
                              * 0 = none (the engine then looks the names up) */
 };

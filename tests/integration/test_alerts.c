@@ -4,7 +4,8 @@
  * a firing and a pending alert, a broker restart without duplicate alerts,
  * absence of a silent camera and of a never-seen inventory camera, an
  * absence rule added later watching the cameras already known, a message
- * with only labels as a sign of life for absence, reloads
+ * with only labels as a sign of life for absence, a message with only a flag
+ * raising and resolving a flag alert, reloads
  * while an alert is firing, a resolve raised at start before the first
  * connect, a message the full outbox refused, per-metric instances sharing
  * one retained topic, an ack kept by the later messages of its episode,
@@ -1168,6 +1169,82 @@ Test(alerts, a_message_with_only_labels_is_a_sign_of_life_for_absence)
                         it_bin("islewatch"), d.data), 0);
     cr_expect_null(strstr(out, "c02"), "a camera that sent only labels has a series: %s", out);
     free(out);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
+ * SPEC §1: an instrument may flag a message as a whole ("flag"), and a faulty
+ * one may send nothing else: `{"ts":..,"flag":"D"}` stores no sample, but it
+ * is the device reporting flag D, and "it reports N again" ends the alert.
+ * Before, such a message reached the absence rules only.
+ */
+Test(alerts, a_message_with_only_a_flag_raises_and_resolves_a_flag_alert)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char topic[256], p[128];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
+        "rules:\n  - {name: fault, kind: flag, select: \"water/*/*\", flags: [D, B], for: 1m,\n"
+        "     severity: major, message: \"{site}/{device} {summary}\"}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 120000;
+
+    /* M is not watched, and a message without a flag says nothing of one. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"M\"}", t - 60000);
+    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"d\"}", t);
+    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"status\":\"ok\"}", t + 30000);
+    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"D\"}", t + 59000);
+    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    struct it_msg *m = it_next(sub, 1500);
+    cr_assert_null(m, "fired before for: 1m of flag D: %s", m ? m->payload : "");
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"D\"}", t + 60000);
+    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+
+    cJSON *a = next_alert(sub, 10000, topic, sizeof(topic));
+    cr_assert_not_null(a, "a message with only flag D raised no flag alert");
+    cr_assert_str_eq(topic, "alerts/major/fault/dongtan/w01");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(a, "metric")), "the device's flag names no metric");
+    cr_expect_str_eq(s(a, "message"), "dongtan/w01 reports flag D (instrument fault)");
+    cr_expect_str_eq(s(cJSON_GetObjectItem(a, "details"), "device_flag"), "D");
+    char id[64];
+    snprintf(id, sizeof(id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+
+    /* The device reports N again, in a message of no sample too. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"N\"}", t + 90000);
+    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "flag N did not resolve the flag alert");
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert_str_eq(s(a, "id"), id);
+    cr_expect(cJSON_IsNull(cJSON_GetObjectItem(a, "metric")));
+    cJSON_Delete(a);
+
+    /* Flag B alone, then normal data (no flag at all) ends it as well. */
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"B\"}", t + 100000);
+    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"B\"}", t + 160000);
+    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "flag B raised no alert");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cJSON_Delete(a);
+    pub(dev, "sensors/water/dongtan/w01", t + 170000, "ph", 7.1);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "normal data did not resolve a device's flag B");
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    cJSON_Delete(a);
+    cr_expect_eq(it_metric(&d, "islewatch_points_stored_total{source=\"water\"}"), 1,
+                 "a message with only a flag stored points");
     it_client_free(dev);
     it_client_free(sub);
     it_daemon_cleanup(&d);

@@ -221,6 +221,14 @@ Test(payload, hj212_flags)
     cr_assert_eq(decode("{\"nh3_n_flag\":\"C\",\"nh3_n\":0.5,\"tp\":0.1}"), -1);
     cr_assert_eq(flag_of("nh3_n"), 'C', "a flag member before its metric applies");
     cr_assert_eq(flag_of("tp"), 0);
+    /* The message's own N is kept (a message of no sample may say it), its
+     * samples carry 0 for it; a flag alone is a message without samples. */
+    cr_assert_eq(decode("{\"flag\":\"N\",\"ph\":7}"), -1);
+    cr_assert_eq(d.msg_flag, 'N');
+    cr_assert_eq(flag_of("ph"), 0);
+    cr_assert_eq(decode("{\"ts\":1764417600000,\"flag\":\"d\"}"), -1);
+    cr_assert_eq(d.n, 0);
+    cr_assert_eq(d.msg_flag, 'D');
     cr_assert_eq(decode("{\"tp_flag\":\"bad\",\"tp\":0.1,\"ph\":7}"), -1);
     cr_assert_eq(d.n, 1, "a metric with a malformed flag is dropped");
     cr_assert_eq(d.member_rejects[IW_REJ_BAD_FLAG], 1);

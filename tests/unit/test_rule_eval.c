@@ -1548,6 +1548,72 @@ Test(rules, flag_for_and_back_to_normal)
     iw_rules_engine_free(e);
 }
 
+static void feed_device_flag(struct iw_rules_engine *e, int64_t ts, char flag)
+{
+    struct iw_rsample s = { .source = "water", .site = "s1", .device = "w01", .metric = "",
+                            .ts = ts, .recv_ms = ts, .flag = flag, .alive = true };
+    iw_rules_on_sample(e, &s);
+}
+
+/*
+ * A message of a flag and no sample ({"flag":"D"}: an instrument that sends
+ * nothing else while faulty) is the device reporting that flag: a device-level
+ * flag instance raises on it, with no metric, across a restart; older news is
+ * ignored; the device's 'N', alone, resolves. A per-metric rule does not take it.
+ */
+Test(rules, a_flag_in_a_message_without_samples_is_the_devices_flag)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rule *r4 = fx_rule(&cfg, "ph-fault", IW_RULE_FLAG, "water/*/*/ph");
+    struct iw_rules_engine *e;
+
+    r->p.flags = r4->p.flags = 1u << ('D' - 'A');
+    e = engine(T0);
+    feed_device_flag(e, T0 - 2 * MINUTE, 0);        /* only labels: says nothing of flags */
+    feed_device_flag(e, T0 - MINUTE, 'M');          /* not watched */
+    cr_assert_eq(env.n_alerts, 0);
+    feed_device_flag(e, T0, 'D');
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_str_eq(fx_last(&env)->rule, "fault", "a per-metric rule took the device's flag");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_null(fx_last(&env)->metric, "the device's flag names no metric");
+    cr_expect_not_null(strstr(fx_last(&env)->details, "\"device_flag\":\"D\""), "%s",
+                       fx_last(&env)->details);
+    e = fx_restart(e, &env, &cfg.cfg, T0 + MINUTE);
+    feed_flag(e, "ph", T0 + MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 2, "ph-fault fires on ph's own flag");
+    cr_assert_str_eq(fx_last(&env)->rule, "ph-fault");
+    feed_device_flag(e, T0 + 30 * SEC, 'N');        /* older than ph's D: stale */
+    cr_assert_eq(env.n_alerts, 2, "an older 'N' resolved a newer flag");
+    feed_device_flag(e, T0 + 2 * MINUTE, 'N');
+    cr_assert_eq(env.n_alerts, 3, "the device's N resolves the device-level instance");
+    cr_assert_str_eq(fx_last(&env)->rule, "fault");
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_null(fx_last(&env)->metric, "the resolve keeps the episode's (no) metric");
+    iw_rules_engine_free(e);
+}
+
+/* Normal data of any metric ends a flag the device gave alone; a late normal
+ * sample, older than that flag, does not. */
+Test(rules, normal_data_after_a_devices_flag_resolves_it_late_data_does_not)
+{
+    struct iw_rule *r = fx_rule(&cfg, "fault", IW_RULE_FLAG, "water/*/*");
+    struct iw_rules_engine *e;
+
+    r->p.flags = 1u << ('B' - 'A');
+    e = engine(T0);
+    feed_flag(e, "ph", T0, 0);
+    feed_device_flag(e, T0 + 5 * MINUTE, 'B');
+    cr_assert_eq(env.n_alerts, 1);
+    feed_flag(e, "ph", T0 + MINUTE, 0);             /* late, normal */
+    cr_assert_eq(env.n_alerts, 1, "a late normal sample resolved a newer flag");
+    feed_flag(e, "ph", T0 + 6 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, T0 + 6 * MINUTE);
+    iw_rules_engine_free(e);
+}
+
 /* SPEC §4: a flag alert resolves when the device reports N again, not on
  * another flag the rule does not watch. The payload gives each sample its
  * flag (message-level "flag" or "<metric>_flag"), so a device-level instance
