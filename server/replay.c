@@ -426,6 +426,8 @@ void iw_replay_feed(struct iw_replay *r, const struct iw_rsample *s, size_t n)
         r->clock = w;
     if (r->keep_inputs) {
         for (size_t i = 0; i < n; i++) {
+            if (s[i].alive)
+                continue;                   /* a message of no sample stores nothing */
             int len = snprintf(name, sizeof(name), "%s/%s/%s/%s", s[i].source, s[i].site,
                                s[i].device, s[i].metric);
             if (len < 0 || (size_t)len >= sizeof(name))
@@ -538,7 +540,9 @@ void iw_replay_stats(const struct iw_replay *r, struct iw_rules_stats *out)
  * Helpers for the commands
  * ======================================================================== */
 
-int iw_replay_split(const char *series, char *buf, size_t len, struct iw_rsample *s)
+/* Split series into exactly want (3 or 4) non-empty levels. */
+static int split_levels(const char *series, char *buf, size_t len, struct iw_rsample *s,
+                        size_t want)
 {
     char *lv[4], *p;
     size_t n = 0;
@@ -546,7 +550,7 @@ int iw_replay_split(const char *series, char *buf, size_t len, struct iw_rsample
     if (series == NULL || strlen(series) >= len)
         return IW_E_INVAL;
     strcpy(buf, series);
-    for (p = buf; n < 4; n++) {
+    for (p = buf; n < want; n++) {
         lv[n] = p;
         p = strchr(p, '/');
         if (p == NULL) {
@@ -555,16 +559,27 @@ int iw_replay_split(const char *series, char *buf, size_t len, struct iw_rsample
         }
         *p++ = '\0';
     }
-    if (n != 4 || p != NULL)
+    if (n != want || p != NULL)
         return IW_E_INVAL;
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < want; i++)
         if (lv[i][0] == '\0')
             return IW_E_INVAL;
     s->source = lv[0];
     s->site = lv[1];
     s->device = lv[2];
-    s->metric = lv[3];
+    s->metric = want == 4 ? lv[3] : "";
+    s->alive = want == 3;
     return IW_OK;
+}
+
+int iw_replay_split(const char *series, char *buf, size_t len, struct iw_rsample *s)
+{
+    return split_levels(series, buf, len, s, 4);
+}
+
+int iw_replay_split_device(const char *series, char *buf, size_t len, struct iw_rsample *s)
+{
+    return split_levels(series, buf, len, s, 3);
 }
 
 bool iw_replay_is_event_source(const struct iw_config *cfg, const char *source)

@@ -142,6 +142,15 @@ void iw_replay_stats(const struct iw_replay *r, struct iw_rules_stats *out);
  */
 IW_NODISCARD int iw_replay_split(const char *series, char *buf, size_t len, struct iw_rsample *s);
 
+/*
+ * Split "<source>/<site>/<device>", a message of the device with no sample
+ * (only labels, or only a flag): s->metric is "" and s->alive is set, as the
+ * daemon hands such a message to the rules. IW_E_INVAL unless there are
+ * exactly three non-empty levels.
+ */
+IW_NODISCARD int iw_replay_split_device(const char *series, char *buf, size_t len,
+                                        struct iw_rsample *s);
+
 /* Is `source` declared in cfg with format: event? */
 bool iw_replay_is_event_source(const struct iw_config *cfg, const char *source);
 

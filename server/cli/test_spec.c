@@ -174,14 +174,19 @@ bool ts_parse_time(struct ts_cx *cx, yaml_node_t *n, const char *key, int64_t st
 }
 
 /* A series name whose source the config knows; sets *is_event. */
-bool ts_check_series(struct ts_cx *cx, yaml_node_t *n, const char *series, bool *is_event)
+bool ts_check_series(struct ts_cx *cx, yaml_node_t *n, const char *series, bool *is_event,
+                     bool *device)
 {
     char buf[1024], names[512] = "";
     struct iw_rsample s;
 
-    if (iw_replay_split(series, buf, sizeof(buf), &s) != IW_OK) {
+    if (device != NULL)
+        *device = iw_replay_split_device(series, buf, sizeof(buf), &s) == IW_OK;
+    if ((device == NULL || !*device) && iw_replay_split(series, buf, sizeof(buf), &s) != IW_OK) {
         TS_ERR(cx, n, "series \"%s\": write <source>/<site>/<device>/<metric>, "
-            "e.g. water/dongtan/w01/nh3_n (for an event source the metric is the event type)", series);
+            "e.g. water/dongtan/w01/nh3_n (for an event source the metric is the event type)%s",
+            series, device != NULL ? "; or <source>/<site>/<device> for a message with no "
+            "sample, e.g. {at: 5m, series: water/dongtan/w01, flag: D}" : "");
         return false;
     }
     for (size_t i = 0; i < cx->cfg->n_sources; i++) {
@@ -337,7 +342,7 @@ static void parse_point_one(struct ts_cx *cx, yaml_node_t *m, struct ts_case *tc
     else
         ts_parse_time(cx, ts_get(cx, m, "at"), "at", tc->start, &pt.at);
     if (series != NULL)
-        ts_check_series(cx, ts_get(cx, m, "series"), series, &ev);
+        ts_check_series(cx, ts_get(cx, m, "series"), series, &ev, NULL);
     if (v != NULL && strcmp(v, "_") == 0)
         pt.absent = true;
     else if (v != NULL && !ts_parse_num(v, &pt.value))

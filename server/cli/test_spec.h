@@ -26,6 +26,8 @@ struct ts_sample {
     double  value;              /* events: 1 start, 0 stop */
     char    flag;               /* 0 or an HJ 212 letter */
     bool    is_event;
+    bool    device;             /* series is <source>/<site>/<device>: a message of no
+                                 * sample (only labels, or only flag) */
     size_t  order;              /* position in the file, the last sort key */
 };
 

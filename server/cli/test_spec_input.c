@@ -233,13 +233,20 @@ static void parse_explicit(struct ts_cx *cx, yaml_node_t *n, struct ts_case *tc,
         TS_ERR(cx, n, "input sample: missing \"at\" (the sample time, e.g. at: 5m)");
         return;
     }
-    if (series == NULL || !ok || !ts_check_series(cx, ts_get(cx, n, "series"), series, &smp.is_event)
+    if (series == NULL || !ok
+        || !ts_check_series(cx, ts_get(cx, n, "series"), series, &smp.is_event, &smp.device)
         || !ts_parse_time(cx, at, "at", tc->start, &smp.ts))
         return;
     smp.recv = smp.ts;
     if (rc != NULL && !ts_parse_time(cx, rc, "received", tc->start, &smp.recv))
         return;
-    if ((vs == NULL) == (st == NULL)) {
+    if (smp.device && (vs != NULL || st != NULL)) {
+        TS_ERR(cx, ts_get(cx, n, vs != NULL ? "value" : "state"), "input sample: %s names a "
+            "device: a message with no sample has no value or state (name the metric, e.g. "
+            "%s/ph, for a sample)", series, series);
+        return;
+    }
+    if (!smp.device && (vs == NULL) == (st == NULL)) {
         TS_ERR(cx, n, "input sample: give exactly one of \"value\" (a number) and \"state\" "
             "(start|stop, for event sources)");
         return;
@@ -255,6 +262,8 @@ static void parse_explicit(struct ts_cx *cx, yaml_node_t *n, struct ts_case *tc,
             return;
         }
         smp.value = strcmp(st, "start") == 0;
+    } else if (smp.device) {
+        smp.is_event = false;           /* the daemon gives no event without its type */
     } else if (!ts_parse_num(vs, &smp.value)) {
         TS_ERR(cx, ts_get(cx, n, "value"), "input sample: value \"%s\" is not a number", vs);
         return;
@@ -284,7 +293,7 @@ static void parse_sequence_item(struct ts_cx *cx, yaml_node_t *n, struct ts_case
 
     if (!ts_check_keys(cx, n, "input series", values_keys) || series == NULL)
         return;
-    if (!ts_check_series(cx, ts_get(cx, n, "series"), series, &is_event))
+    if (!ts_check_series(cx, ts_get(cx, n, "series"), series, &is_event, NULL))
         return;
     if (at != NULL && !ts_parse_time(cx, at, "at", tc->start, &at0))
         return;
@@ -307,7 +316,7 @@ static void parse_pairs(struct ts_cx *cx, yaml_node_t *n, struct ts_case *tc, si
         yaml_node_t *k = ts_node(cx, p->key), *v = ts_node(cx, p->value);
         bool is_event = false;
 
-        if (ts_scalar(k) == NULL || !ts_check_series(cx, k, ts_scalar(k), &is_event))
+        if (ts_scalar(k) == NULL || !ts_check_series(cx, k, ts_scalar(k), &is_event, NULL))
             continue;
         if (ts_scalar(v) == NULL) {
             TS_ERR(cx, v, "input: series \"%s\": values must be a string such as \"0.5 1.6x3 _ 0.9\"",

@@ -41,7 +41,10 @@ const char *ts_get_str(struct ts_cx *cx, yaml_node_t *map, const char *key, bool
 /* An offset from start (0, 5m, 1h30m) or an RFC 3339 time; reported when neither. */
 bool ts_parse_time(struct ts_cx *cx, yaml_node_t *n, const char *key, int64_t start, int64_t *out);
 /* A <source>/<site>/<device>/<metric> name whose source cfg declares; sets *is_event. */
-bool ts_check_series(struct ts_cx *cx, yaml_node_t *n, const char *series, bool *is_event);
+/* device: NULL when series must name a metric; else it may name a device
+ * (3 levels), and *device says which it does. */
+bool ts_check_series(struct ts_cx *cx, yaml_node_t *n, const char *series, bool *is_event,
+                     bool *device);
 /* A whole decimal number (no hex, inf or nan). */
 bool ts_parse_num(const char *s, double *out);
 /* The `input:` of a test (test_spec_input.c). */

@@ -142,6 +142,23 @@ Test(cli_test, non_finite_values_are_errors_in_the_tests_file)
     expect_tests_file_errors("non_finite.yaml", want);
 }
 
+/* A device-level input ({at, series: <source>/<site>/<device>, flag}) is a
+ * message with no sample: a value there is an error, and so is a series of
+ * two levels, whose message names both forms. */
+Test(cli_test, a_device_input_takes_no_value_and_a_series_needs_three_or_four_levels)
+{
+    static const char *want =
+        FIX "device_input.yaml:4:46: error: input sample: water/lake/w1 names a device: a "
+            "message with no sample has no value or state (name the metric, e.g. "
+            "water/lake/w1/ph, for a sample)\n"
+        FIX "device_input.yaml:5:24: error: series \"water/lake\": write "
+            "<source>/<site>/<device>/<metric>, e.g. water/dongtan/w01/nh3_n (for an event "
+            "source the metric is the event type); or <source>/<site>/<device> for a message "
+            "with no sample, e.g. {at: 5m, series: water/dongtan/w01, flag: D}\n"
+        "islewatch test: " FIX "device_input.yaml has errors; no test was run\n";
+    expect_tests_file_errors("device_input.yaml", want);
+}
+
 /* A letter that is no HJ 212 flag: the daemon rejects such a message as
  * bad_flag (SPEC §1). A key given twice: the second would silently win, as a
  * config's duplicate would (which `check` reports). */
