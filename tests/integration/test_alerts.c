@@ -1175,6 +1175,17 @@ Test(alerts, a_message_with_only_labels_is_a_sign_of_life_for_absence)
     it_broker_stop(&b);
 }
 
+/* A water message of no sample: only a message-level flag, or (flag NULL) only a label. */
+static void pub_flag(struct it_client *c, long long ts, const char *flag)
+{
+    char p[128];
+    if (flag != NULL)
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"%s\"}", ts, flag);
+    else
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"status\":\"ok\"}", ts);
+    cr_assert_eq(it_publish(c, "sensors/water/dongtan/w01", p, 1, false), 0);
+}
+
 /*
  * SPEC §1: an instrument may flag a message as a whole ("flag"), and a faulty
  * one may send nothing else: `{"ts":..,"flag":"D"}` stores no sample, but it
@@ -1185,7 +1196,7 @@ Test(alerts, a_message_with_only_a_flag_raises_and_resolves_a_flag_alert)
 {
     struct it_broker b;
     struct it_daemon d;
-    char topic[256], p[128];
+    char topic[256];
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC
         "rules:\n  - {name: fault, kind: flag, select: \"water/*/*\", flags: [D, B], for: 1m,\n"
@@ -1195,18 +1206,13 @@ Test(alerts, a_message_with_only_a_flag_raises_and_resolves_a_flag_alert)
     long long t = now_ms() - 120000;
 
     /* M is not watched, and a message without a flag says nothing of one. */
-    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"M\"}", t - 60000);
-    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
-    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"d\"}", t);
-    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
-    snprintf(p, sizeof(p), "{\"ts\":%lld,\"status\":\"ok\"}", t + 30000);
-    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
-    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"D\"}", t + 59000);
-    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    pub_flag(dev, t - 60000, "M");
+    pub_flag(dev, t, "d");
+    pub_flag(dev, t + 30000, NULL);
+    pub_flag(dev, t + 59000, "D");
     struct it_msg *m = it_next(sub, 1500);
     cr_assert_null(m, "fired before for: 1m of flag D: %s", m ? m->payload : "");
-    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"D\"}", t + 60000);
-    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    pub_flag(dev, t + 60000, "D");
 
     cJSON *a = next_alert(sub, 10000, topic, sizeof(topic));
     cr_assert_not_null(a, "a message with only flag D raised no flag alert");
@@ -1220,8 +1226,7 @@ Test(alerts, a_message_with_only_a_flag_raises_and_resolves_a_flag_alert)
     cJSON_Delete(a);
 
     /* The device reports N again, in a message of no sample too. */
-    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"N\"}", t + 90000);
-    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    pub_flag(dev, t + 90000, "N");
     a = next_alert(sub, 10000, NULL, 0);
     cr_assert_not_null(a, "flag N did not resolve the flag alert");
     cr_assert_str_eq(s(a, "status"), "resolved");
@@ -1230,10 +1235,8 @@ Test(alerts, a_message_with_only_a_flag_raises_and_resolves_a_flag_alert)
     cJSON_Delete(a);
 
     /* Flag B alone, then normal data (no flag at all) ends it as well. */
-    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"B\"}", t + 100000);
-    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
-    snprintf(p, sizeof(p), "{\"ts\":%lld,\"flag\":\"B\"}", t + 160000);
-    cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w01", p, 1, false), 0);
+    pub_flag(dev, t + 100000, "B");
+    pub_flag(dev, t + 160000, "B");
     a = next_alert(sub, 10000, NULL, 0);
     cr_assert_not_null(a, "flag B raised no alert");
     cr_assert_str_eq(s(a, "status"), "firing");
