@@ -656,6 +656,11 @@ void iw__write_point(struct iw_rules_engine *e, const struct inst *in, const cha
 
     if (e->env.write_point == NULL)
         return;
+    /* A late replay (rule_late.c): the truth's judgements past its priming
+     * replace the points the live timeline wrote without the late data; the
+     * reference's are what is stored already. */
+    if (in->sx != NULL && iw__shadow_quiet(in))
+        return;
     snprintf(series, sizeof(series), "%s/%s/%s/%s", in->source, in->site, in->device, metric);
     rc = e->env.write_point(e->env.ctx, series, ts, v, valid);
     if (rc != IW_OK)

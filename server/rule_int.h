@@ -163,6 +163,8 @@ void iw__late_finish(struct iw_rules_engine *e);
 /* emit() of a shadow: true when nothing is to be built (priming, reference). */
 bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_status status,
                      enum iw_alert_reason reason, int64_t ts);
+/* A shadow that writes no point: the reference, or the truth while priming. */
+bool iw__shadow_quiet(const struct inst *in);
 /* emit() of a shadow: hold the built alert until the message's late work ends. */
 void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw_alert *a);
 
@@ -177,6 +179,8 @@ void iw__inst_free(struct iw_rules_engine *e, struct inst *in);
 
 /* Is the sample older than alerts.live_window at receipt? */
 bool iw__late(const struct iw_rules_engine *e, const struct iw_rsample *s);
+/* The window a water_quality instance averages over (its window:, else 4h). */
+int64_t iw__water_window(const struct inst *in);
 bool iw__flagged(char flag);
 
 /*

@@ -3,10 +3,11 @@
  * Late and out-of-order samples (SPEC §1): "rules evaluate on the sample's own
  * time", without disturbing what the live timeline already published.
  *
- * A threshold, rate, flag or event instance evaluates its samples in time
- * order (the live timeline). A sample older than what it evaluated does not drive it:
- * the kind hands it to iw__out_of_order(), which keeps it until the end of
- * the message. Then, per instance, two shadows (instances of the same rule,
+ * A threshold, rate, flag, event or water_quality instance evaluates its
+ * samples in time order (the live timeline; water_quality judges a message
+ * at its end, and so does the replay with each time's points). A sample
+ * older than what it evaluated does not drive it: the kind hands it to
+ * iw__out_of_order(), which keeps it until the end of the message. Then, per instance, two shadows (instances of the same rule,
  * params and key with their own state, freed before the message returns)
  * replay the store around the late samples, in time order:
  *
@@ -98,6 +99,16 @@ struct lpt {
     bool late_sample;
 };
 
+/*
+ * water_quality judges each message at its end, over the window before its
+ * time: the replay hands it the points of one time together and then ends
+ * that "message", in the truth and in the reference alike.
+ */
+static bool judged_per_message(const struct inst *live)
+{
+    return live->rr->r->kind == IW_RULE_WATER_QUALITY;
+}
+
 void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
                       int64_t upto)
 {
@@ -107,8 +118,10 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
     if (in->sx != NULL)
         return;
     e->st.out_of_order++;
-    /* Inside the episode the live instance is firing for: its alert speaks for that time. */
-    if (in->st == ST_FIRING && in->pending_since != RT_NONE && s->ts >= in->pending_since)
+    /* Inside the episode the live instance is firing for: its alert speaks for
+     * that time (water_quality's replay still rewrites the class points). */
+    if (in->st == ST_FIRING && in->pending_since != RT_NONE && s->ts >= in->pending_since
+        && !judged_per_message(in))
         return;
     if (w == NULL) {
         w = calloc(1, sizeof(*w));
@@ -212,6 +225,11 @@ bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_s
     return true;
 }
 
+bool iw__shadow_quiet(const struct inst *in)
+{
+    return in->sx->ref || in->sx->quiet;
+}
+
 void iw__shadow_hold(struct iw_rules_engine *e, struct inst *in, const struct iw_alert *a)
 {
     struct shadow *sx = in->sx;
@@ -270,7 +288,8 @@ static void feed(struct iw_rules_engine *e, struct inst *sh, const struct lpt *p
 static int64_t lookback(const struct inst *live)
 {
     const struct iw_rule_params *p = live->p;
-    int64_t l = 2 * (p->for_ms + p->clear_for_ms + p->window_ms + p->auto_resolve_ms);
+    int64_t win = judged_per_message(live) ? iw__water_window(live) : p->window_ms;
+    int64_t l = 2 * (p->for_ms + p->clear_for_ms + win + p->auto_resolve_ms);
     bool sticky = live->rr->r->kind == IW_RULE_FLAG || live->rr->r->kind == IW_RULE_EVENT
                   || (p->has_above && p->has_clear_below && p->clear_below != p->above)
                   || (p->has_below && p->has_clear_above && p->clear_above != p->below);
@@ -383,6 +402,9 @@ struct replay {
     const char *metric;             /* the series being read */
     bool single;                    /* one series: the replay may end once converged */
     bool converged;
+    bool groups;                    /* judged per message (judged_per_message) */
+    bool fed_truth, fed_ref;        /* ... and the group of group_ts is open in them */
+    int64_t group_ts;
 };
 
 /*
@@ -390,21 +412,50 @@ struct replay {
  * reference in the same machine state have the same future: nothing more can
  * differ, so a long catch-up (a backlog of one-sample messages) stops there.
  */
-static bool converged(const struct replay *r, const struct lpt *pt)
+static bool same_state(const struct replay *r)
 {
     const struct inst *t = r->truth, *f = r->ref;
-    return r->single && !pt->late_sample && pt->ts > r->settle && t->st == f->st
-           && t->sev == f->sev && t->pending_since == f->pending_since
+    return t->st == f->st && t->sev == f->sev && t->pending_since == f->pending_since
            && t->clear_since == f->clear_since;
+}
+
+static bool converged(const struct replay *r, const struct lpt *pt)
+{
+    return r->single && !pt->late_sample && pt->ts > r->settle && same_state(r);
+}
+
+/* End the open group (a message of one time) in the shadows that have it.
+ * Past settle, a window holds no late sample: both have the same future
+ * once in the same state (for any number of series: the state is the
+ * window's, which they then share). */
+static bool end_group(struct replay *r)
+{
+    const struct kind_ops *ops = r->truth->rr->ops;
+
+    if (r->fed_ref)
+        ops->message_end(r->e, r->ref, NULL);
+    if (r->fed_truth)
+        ops->message_end(r->e, r->truth, NULL);
+    r->fed_ref = r->fed_truth = false;
+    r->converged = r->group_ts > r->settle && same_state(r);
+    return r->converged;
 }
 
 /* Returns true when the replay may stop. */
 static bool step(struct replay *r, const struct lpt *pt)
 {
-    if (!pt->late_sample)
+    if (r->groups && (r->fed_truth || r->fed_ref) && pt->ts != r->group_ts && end_group(r))
+        return true;
+    if (!pt->late_sample) {
         feed(r->e, r->ref, pt);
+        r->fed_ref = true;
+    }
     r->truth->sx->quiet = pt->ts < r->from0;
     feed(r->e, r->truth, pt);
+    r->fed_truth = true;
+    r->group_ts = pt->ts;
+    if (r->groups)
+        return false;
     r->converged = converged(r, pt);
     return r->converged;
 }
@@ -566,7 +617,7 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
     struct names nm = { 0 };
     int64_t upto = w->upto;
     struct span live_span;
-    bool ok = true;
+    bool ok = true, take_over;
 
     if (live->last_ts != RT_NONE && live->last_ts > upto)
         upto = live->last_ts;
@@ -579,7 +630,9 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
     if (!replay_metrics(e, w, &nm) || r.late == NULL || r.truth == NULL || r.ref == NULL)
         goto nomem;
     r.from0 = r.late[0].ts;
-    r.settle = r.late[r.n_late - 1].ts + (p->window_agg != IW_AGG_NONE ? p->window_ms : 0);
+    r.groups = judged_per_message(live);
+    r.settle = r.late[r.n_late - 1].ts + (r.groups ? iw__water_window(live)
+                                          : p->window_agg != IW_AGG_NONE ? p->window_ms : 0);
     r.single = nm.n == 1;
     if (r.single) {
         r.metric = nm.v[0];
@@ -592,12 +645,19 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
     }
     if (!ok)
         goto nomem;
+    if (r.groups && !r.converged && (r.fed_truth || r.fed_ref))
+        end_group(&r);
     r.truth->sx->quiet = false;
 
     /* The truth at the live instance's evaluated time (see the top of the file).
      * Converged earlier, it has the reference's state: nothing of it is new. */
     live_span = (struct span){ live->pending_since, INT64_MAX };
-    if (!r.converged && r.truth->st == ST_FIRING && live->st == ST_INACTIVE)
+    /* water_quality's live instance judges upto again at the message's end,
+     * with the late samples in its window: the judgement the truth made
+     * there. So a firing truth is taken over like a pending one. */
+    take_over = !r.converged && r.truth->st == ST_FIRING
+                && (live->st == ST_PENDING || (r.groups && live->st == ST_INACTIVE));
+    if (!r.converged && r.truth->st == ST_FIRING && live->st == ST_INACTIVE && !r.groups)
         iw__resolve(e, r.truth, upto, false, r.recv);   /* held: published if the firing is */
     if (!r.converged && r.truth->st == ST_PENDING && live->st == ST_PENDING
         && r.truth->pending_since < live->pending_since) {
@@ -605,8 +665,7 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
         iw__save(e, live);
     }
     if (publish(e, r.truth->sx, r.ref->sx, live->st == ST_FIRING ? &live_span : NULL, live->id,
-                !r.converged && r.truth->st == ST_FIRING && live->st == ST_PENDING
-                    ? r.truth->id : NULL)) {
+                take_over ? r.truth->id : NULL)) {
         /* The live condition began earlier and met `for:` already: it is this episode. */
         live->st = ST_FIRING;
         live->sev = r.truth->sev;

@@ -29,6 +29,7 @@ struct wseries {
 struct water_x {
     struct wseries s[IW_WATER_NPARAM];
     int64_t t;                      /* the device's latest sample time; RT_NONE */
+    bool    fresh;                  /* the message brought a sample at or after t */
     bool    late;                   /* of the message being evaluated */
     int64_t recv;
     /* the last evaluation, for the evidence */
@@ -46,6 +47,11 @@ struct water_x {
 static int64_t window_of(const struct inst *in)
 {
     return in->p->window_ms > 0 ? in->p->window_ms : WATER_DEFAULT_WINDOW;
+}
+
+int64_t iw__water_window(const struct inst *in)
+{
+    return window_of(in);
 }
 
 static bool water_accepts(const struct rule_rt *rr, const struct iw_rsample *s)
@@ -134,19 +140,26 @@ static void water_sample(struct iw_rules_engine *e, struct inst *in, const struc
     if (!in->primed)
         prime(e, in, s->ts);
     in->primed = true;
-    if (x->t != RT_NONE && s->ts <= x->t - window_of(in)) {
-        e->st.out_of_order++;
-        return;
+    /* Older than the time judged last: judged on its own time by a replay of
+     * the store (rule_late.c), which also rewrites the class points it
+     * changes. In the window, it changes the judgement at x->t too: the
+     * message's end judges that time again (after the replay, whose open
+     * episode the live instance has then taken over). */
+    if (x->t != RT_NONE && s->ts < x->t) {
+        iw__out_of_order(e, in, s, x->t);
+        if (s->ts <= x->t - window_of(in))
+            return;
     }
-    if (x->t != RT_NONE && s->ts < x->t)
-        e->st.out_of_order++;           /* counted, but still part of the window */
     if (!ws_insert(&x->s[p], s->ts, s->value)) {
         IW_LOG_ERROR("rules", "out of memory growing the water window of %s", in->key);
         return;
     }
+    struct iw_rsample at = *s;
     if (x->t == RT_NONE || s->ts > x->t)
         x->t = s->ts;
-    x->late = iw__late(e, s);
+    at.ts = x->t;
+    x->fresh = true;
+    x->late = iw__late(e, &at);
     x->recv = s->recv_ms;
 }
 
@@ -172,8 +185,9 @@ static void water_message_end(struct iw_rules_engine *e, struct inst *in, const 
     bool breach;
     (void)last;
 
-    if (x->t == RT_NONE)
+    if (x->t == RT_NONE || !x->fresh)
         return;
+    x->fresh = false;
     for (int p = 0; p < IW_WATER_NPARAM; p++) {
         struct wseries *s = &x->s[p];
         double sum = 0;

@@ -309,6 +309,109 @@ Test(std, water_ph_out_of_range_threshold_is_the_range_end)
     iw_rules_engine_free(e);
 }
 
+/*
+ * SPEC §1: "rules evaluate on the sample's own time". Late water samples,
+ * older than the time the station was last judged, are judged at their own
+ * time (a replay of the store, as the other kinds' are): the class points
+ * there are written, and what they raise or resolve is published late.
+ */
+static const char *const dn[] = { "do", "nh3_n" };
+
+static void feed_dn(struct iw_rules_engine *e, int64_t ts, double nh3, int64_t recv)
+{
+    double v[] = { 6.5, nh3 };
+    feed_msg_recv(e, "water", "s1", "w01", dn, v, 2, ts, 0, recv);
+}
+
+static double class_at(int64_t ts)
+{
+    const struct fx_point *p = point_at("water/s1/w01/class", ts);
+    cr_assert_not_null(p, "no class point at %+lld h", (long long)((ts - T0) / HOUR));
+    return p->v;
+}
+
+Test(std, water_a_late_sample_older_than_the_window_is_judged_at_its_own_time)
+{
+    struct iw_rules_engine *e;
+
+    water_rule();
+    e = engine(T0);
+    feed_dn(e, T0 + 5 * HOUR, 0.4, T0 + 5 * HOUR);
+    cr_assert_eq(env.n_alerts, 0);
+    feed_dn(e, T0 + HOUR, 3.0, T0 + 5 * HOUR + MINUTE);   /* 4 h older, out of the live window */
+    cr_assert_eq(env.n_alerts, 2, "the late 劣V hour raised no late episode: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->reason, IW_ALERT_FIRE);
+    cr_expect_eq(env.alerts[0]->ts, T0 + HOUR);
+    cr_expect_eq(env.alerts[0]->severity, IW_SEV_CRITICAL);
+    cr_expect(env.alerts[0]->late);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_RESOLVE);
+    cr_expect_eq(env.alerts[1]->ts, T0 + 5 * HOUR, "resolved by the next judgement, 5h");
+    cr_expect(env.alerts[1]->late);
+    cr_expect_eq(class_at(T0 + HOUR), 6);
+    cr_expect_eq(class_at(T0 + 5 * HOUR), 2);
+    iw_rules_engine_free(e);
+}
+
+/* An outage's backlog uploaded after the live data resumed: the class series
+ * of the outage and of the live hours whose window it reaches is rewritten,
+ * the backlog's first message raises its late episode (to the first clearing
+ * judgement stored then, the documented limit of rule_late.c), and the live
+ * instance judges its latest time again with the backlog in its window. */
+Test(std, water_a_backlog_after_newer_data_rewrites_the_class_series)
+{
+    struct iw_rules_engine *e;
+    int64_t recv = T0 + 9 * HOUR + MINUTE;
+
+    water_rule();
+    e = engine(T0);
+    for (int h = 1; h <= 9; h++)
+        if (h < 4 || h > 7)
+            feed_dn(e, T0 + h * HOUR, 0.4, T0 + h * HOUR);
+    cr_assert_eq(env.n_alerts, 0);
+    for (int h = 4; h <= 7; h++)
+        feed_dn(e, T0 + h * HOUR, 3.0, recv);
+    /* Means over (t-4h, t]: 4h 1.05 IV, 5h 1.7 V, 6h..8h 劣V, 9h 1.7 V. */
+    static const double want[] = { 4, 5, 6, 6, 6, 5 };
+    for (int h = 4; h <= 9; h++)
+        cr_expect_eq(class_at(T0 + h * HOUR), want[h - 4], "class at %dh", h);
+    cr_assert_eq(env.n_alerts, 3, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->reason, IW_ALERT_FIRE);
+    cr_expect_eq(env.alerts[0]->ts, T0 + 4 * HOUR);
+    cr_expect(env.alerts[0]->late);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_RESOLVE);
+    cr_expect_eq(env.alerts[1]->ts, T0 + 8 * HOUR, "the live 8h judgement cleared it then");
+    cr_expect(env.alerts[1]->late);
+    cr_expect_eq(env.alerts[2]->reason, IW_ALERT_FIRE, "9h judged again with 6h and 7h");
+    cr_expect_eq(env.alerts[2]->ts, T0 + 9 * HOUR);
+    cr_expect_eq(env.alerts[2]->severity, IW_SEV_MAJOR);
+    cr_expect(!env.alerts[2]->late);
+    iw_rules_engine_free(e);
+}
+
+/* A late sample inside the episode the station is firing for: nothing late is
+ * published for it, its class point is written, and the live judgement of the
+ * latest time, with it in the window, moves the alert's severity. */
+Test(std, water_a_late_sample_inside_a_firing_episode_moves_its_severity)
+{
+    struct iw_rules_engine *e;
+
+    water_rule();
+    e = engine(T0);
+    feed_dn(e, T0, 2.1, T0);
+    feed_dn(e, T0 + 3 * HOUR, 2.1, T0 + 3 * HOUR);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(env.alerts[0]->severity, IW_SEV_CRITICAL);
+    feed_dn(e, T0 + 2 * HOUR, 0.1, T0 + 3 * HOUR + MINUTE);
+    cr_expect_eq(class_at(T0 + 2 * HOUR), 4, "mean 1.1 at 2h");
+    cr_expect_eq(class_at(T0 + 3 * HOUR), 4, "mean 1.43 at 3h");
+    cr_assert_eq(env.n_alerts, 2);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_ESCALATE);
+    cr_expect_eq(env.alerts[1]->severity, IW_SEV_MAJOR);
+    cr_expect_eq(env.alerts[1]->ts, T0 + 3 * HOUR);
+    cr_expect_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
 /* ==========================================================================
  * air_quality
  * ======================================================================== */
