@@ -516,7 +516,17 @@ static void rate_sample(struct iw_rules_engine *e, struct inst *in, const struct
     if (!in->primed && !x->has_prev)
         iw__read_points(e, in, in->metric, s->ts - back, s->ts - 1, prime_prev_cb, x);
     in->primed = true;
-    if (x->has_prev && s->ts <= x->prev_ts) {
+    if (x->has_prev && s->ts == x->prev_ts && s->value != x->prev_v) {
+        /* The last sample's time again: a corrected value, which replaces the
+         * stored one (SPEC §2). It is evaluated in its place, from the sample
+         * before it; a first sample only becomes the next rate's base. */
+        if (!x->has_rate || x->cur_ts != s->ts) {
+            x->prev_v = s->value;
+            return;
+        }
+        x->prev_ts = x->from_ts;
+        x->prev_v = x->from_v;
+    } else if (x->has_prev && s->ts <= x->prev_ts) {
         if (s->ts < x->prev_ts)             /* evaluated on its own time (rule_late.c) */
             iw__out_of_order(e, in, s, x->prev_ts);
         return;

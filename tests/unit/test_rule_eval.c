@@ -993,6 +993,36 @@ Test(rules, rate_rise_and_fall)
     iw_rules_engine_free(e);
 }
 
+/* SPEC §2: the same (series, ts) again replaces the value; a rate rule
+ * follows the correction as the store does: the first sample's becomes the
+ * base, the last one's is evaluated again in its place. */
+Test(rules, rate_follows_a_value_corrected_at_the_same_time)
+{
+    struct iw_rule *r = fx_rule(&cfg, "r", IW_RULE_RATE, "water/*/*/ph");
+    struct iw_rules_engine *e;
+
+    r->p.has_rise = true;
+    r->p.rise = 1;              /* per minute */
+    e = engine(T0);
+    fx_feed(e, "water", "s1", "w01", "ph", T0, 7);
+    fx_feed(e, "water", "s1", "w01", "ph", T0, 9);          /* corrected: 9 at T0 */
+    fx_feed(e, "water", "s1", "w01", "ph", T0 + MINUTE, 9.5);
+    cr_assert_eq(env.n_alerts, 0, "the rate came from the replaced 7: %s",
+                 env.n_alerts ? fx_last(&env)->message : "");
+    fx_feed(e, "water", "s1", "w01", "ph", T0 + MINUTE, 11);   /* 9 -> 11: fires */
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_FIRING);
+    cr_assert_eq(fx_last(&env)->value, 2);
+    fx_feed(e, "water", "s1", "w01", "ph", T0 + MINUTE, 9.4);  /* corrected back: resolves */
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    cr_assert_eq(fx_last(&env)->ts, T0 + MINUTE);
+    fx_feed(e, "water", "s1", "w01", "ph", T0 + MINUTE, 9.4);  /* a redelivery: nothing */
+    fx_feed(e, "water", "s1", "w01", "ph", T0 + 2 * MINUTE, 9.6);
+    cr_assert_eq(env.n_alerts, 2, "the base is 9.4: %s", fx_last(&env)->message);
+    iw_rules_engine_free(e);
+}
+
 /* SPEC §4: an instance's messages describe one condition. A fall that
  * resolves because the value turned upwards keeps the fall limit as its
  * threshold (it was null: the rate's sign picked the rise limit, unset),
