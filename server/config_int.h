@@ -184,6 +184,8 @@ const char *iw__cfg_hint_names(const char *word, const char *const *names, char 
 
 /* ---- value checks shared by sections ------------------------------------------ */
 bool iw__cfg_check_label(const char *s, char *why, size_t len);
+/* The number of '/'-separated levels of s. */
+size_t iw__cfg_levels(const char *s);
 /* '/'-separated glob of min..max levels; '*' and '?' inside a level; no '+', '#', no empty level. */
 bool iw__cfg_check_glob(const char *g, size_t min_levels, size_t max_levels,
                         char *why, size_t len);

@@ -52,7 +52,7 @@ static const char *const mode_names[] = { "hourly", "daily", NULL };
 /* Select: how many levels each kind needs (<source>/<site>/<device>[/<metric>]). */
 static const struct { size_t min, max; } select_levels[] = {
     [IW_RULE_THRESHOLD] = { 4, 4 }, [IW_RULE_RATE] = { 4, 4 }, [IW_RULE_ABSENCE] = { 3, 4 },
-    [IW_RULE_FLAG] = { 3, 4 },      [IW_RULE_EVENT] = { 3, 3 },
+    [IW_RULE_FLAG] = { 3, 4 },      [IW_RULE_EVENT] = { 3, 4 },    /* 4th: the event type */
     [IW_RULE_WATER_QUALITY] = { 3, 3 }, [IW_RULE_AIR_QUALITY] = { 3, 3 },
 };
 
@@ -479,9 +479,13 @@ static void params_finish(struct cfg_ctx *cx, int kind, struct iw_rule_params *p
             iw__cfg_error(cx, at, "%s: a flag rule needs \"flags\", e.g. flags: [D, B]", where);
         break;
     case IW_RULE_EVENT:
-        if (p->n_match == 0 && !site)
-            iw__cfg_error(cx, at, "%s: an event rule needs \"match\", e.g. match: {type: tamper}",
-                          where);
+        /* The select's 4th level, when given, is the event type (SPEC §4's
+         * [/<metric>]): it is a match of its own. */
+        if (p->n_match == 0 && !site
+            && (cx->rule->select == NULL || iw__cfg_levels(cx->rule->select) < 4))
+            iw__cfg_error(cx, at, "%s: an event rule needs \"match\", e.g. match: {type: tamper}, "
+                          "or the event type as the select's 4th level "
+                          "(camera_event/*/*/tamper)", where);
         break;
     case IW_RULE_WATER_QUALITY:
         if (p->window_ms == 0)

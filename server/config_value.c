@@ -866,6 +866,14 @@ bool iw__cfg_has_glob_chars(const char *s)
     return strpbrk(s, "*?") != NULL;
 }
 
+size_t iw__cfg_levels(const char *s)
+{
+    size_t n = 1;
+    for (; *s != '\0'; s++)
+        n += *s == '/';
+    return n;
+}
+
 bool iw__cfg_check_glob(const char *g, size_t min_levels, size_t max_levels,
                         char *why, size_t len)
 {

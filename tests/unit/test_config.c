@@ -271,6 +271,9 @@ Test(config, full_fixture_values)
     cr_expect_null(r->message);
     cr_expect_str_eq(r->message_zh, "{site}/{device} 遮挡 {status}");
     cr_expect_str_eq(r->message_en, "{site}/{device}: {summary}");
+    r = rule_named(cfg, "cam-disk");
+    cr_expect_eq(r->kind, IW_RULE_EVENT);
+    cr_expect_eq(r->p.n_match, 0, "the select names the event type");
     r = rule_named(cfg, "water-class");
     cr_expect_eq(r->p.target, 3, "\"Ⅲ\" is class III");
     cr_expect(r->p.has_body && r->p.body == IW_BODY_LAKE);

@@ -1300,6 +1300,26 @@ static void feed_event(struct iw_rules_engine *e, const char *dev, const char *t
     iw_rules_on_sample(e, &s);
 }
 
+/* SPEC §4's select is "<source>/<site>/<device>[/<metric>]": an event rule's
+ * 4th level is the event type, a match of its own. */
+Test(rules, an_event_select_of_four_levels_names_the_event_type)
+{
+    struct iw_rules_engine *e;
+
+    fx_rule(&cfg, "disk", IW_RULE_EVENT, "camera_event/*/*/disk_*");
+    e = engine(T0);
+    feed_event(e, "c01", "motion", T0, T0, true);
+    feed_event(e, "c01", "tamper", T0, T0, true);
+    cr_assert_eq(env.n_alerts, 0, "another type raised the disk rule");
+    feed_event(e, "c01", "disk_fault", T0 + MINUTE, T0 + MINUTE, true);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_str_eq(fx_last(&env)->metric, "disk_fault");
+    feed_event(e, "c01", "disk_fault", T0 + 2 * MINUTE, T0 + 2 * MINUTE, false);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(fx_last(&env)->status, IW_ALERT_RESOLVED);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, event_start_stop_and_auto_resolve)
 {
     struct iw_rule *r = fx_rule(&cfg, "tamper", IW_RULE_EVENT, "camera_event/*/*");
