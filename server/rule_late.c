@@ -37,8 +37,12 @@
  *    so the late episode is resolved there;
  *  - pending since before the live instance's pending start: the condition
  *    began earlier, so the live pending start moves back (nothing was
- *    published; a later start is never adopted: the live timeline owns the
- *    present, and a late sample never cancels or shortens its condition).
+ *    published);
+ *  - for a per-series threshold or rate (adopt_runs), also: pending since
+ *    later, or inactive, while the live instance is pending: the late sample
+ *    broke the for: run, which restarts (or ends); firing with another
+ *    clear_for: run than the live instance's: the live one takes it. A
+ *    published firing is never withdrawn.
  *
  * A late sample inside the episode the live instance is firing for publishes
  * nothing (the live alert already speaks for that time); a windowed threshold
@@ -119,9 +123,10 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
         return;
     e->st.out_of_order++;
     /* Inside the episode the live instance is firing for: its alert speaks for
-     * that time (water_quality's replay still rewrites the class points). */
+     * that time (water_quality's replay still rewrites the class points, and
+     * one inside a clear_for: run may break the run: adopt_runs). */
     if (in->st == ST_FIRING && in->pending_since != RT_NONE && s->ts >= in->pending_since
-        && !judged_per_message(in))
+        && !judged_per_message(in) && !(in->clear_since != RT_NONE && s->ts >= in->clear_since))
         return;
     if (w == NULL) {
         w = calloc(1, sizeof(*w));
@@ -609,6 +614,43 @@ static struct lpt *late_points(const struct late_work *w, size_t *n_out)
     return p;
 }
 
+/*
+ * A late sample inside a run the live instance is timing (for: while
+ * pending, clear_for: while firing) moves the run's start as it would have on
+ * time: earlier (the condition began before), or later (it broke the run).
+ * For a per-series threshold or rate the truth replays the whole series from
+ * before any such run began (the lookback spans twice for: and clear_for:),
+ * so its start is the one the stored data give. Nothing was published for a
+ * run yet; the live instance takes the truth's start, or drops its pending
+ * when the truth has none. Other kinds only move a pending start (a
+ * device-level truth may not know every series).
+ */
+static void adopt_runs(struct iw_rules_engine *e, const struct replay *r, struct inst *live)
+{
+    const struct inst *t = r->truth;
+    enum iw_rule_kind k = live->rr->r->kind;
+    /* ... and only when the truth reached the live instance's last sample:
+     * the store held what the live timeline saw. */
+    bool per_series = live->metric != NULL && (k == IW_RULE_THRESHOLD || k == IW_RULE_RATE)
+                      && t->last_ts == live->last_ts;
+
+    if (live->st == ST_PENDING && t->st == ST_PENDING
+        && (t->pending_since < live->pending_since
+            || (per_series && t->pending_since > live->pending_since))) {
+        live->pending_since = t->pending_since;
+    } else if (!per_series) {
+        return;
+    } else if (live->st == ST_PENDING && t->st == ST_INACTIVE) {
+        live->st = ST_INACTIVE;
+        live->pending_since = RT_NONE;
+    } else if (live->st == ST_FIRING && t->st == ST_FIRING && t->clear_since != live->clear_since) {
+        live->clear_since = t->clear_since;
+    } else {
+        return;
+    }
+    iw__save(e, live);
+}
+
 static void late_run(struct iw_rules_engine *e, struct late_work *w)
 {
     struct inst *live = w->live;
@@ -659,11 +701,8 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
                 && (live->st == ST_PENDING || (r.groups && live->st == ST_INACTIVE));
     if (!r.converged && r.truth->st == ST_FIRING && live->st == ST_INACTIVE && !r.groups)
         iw__resolve(e, r.truth, upto, false, r.recv);   /* held: published if the firing is */
-    if (!r.converged && r.truth->st == ST_PENDING && live->st == ST_PENDING
-        && r.truth->pending_since < live->pending_since) {
-        live->pending_since = r.truth->pending_since;
-        iw__save(e, live);
-    }
+    if (!r.converged)
+        adopt_runs(e, &r, live);
     if (publish(e, r.truth->sx, r.ref->sx, live->st == ST_FIRING ? &live_span : NULL, live->id,
                 take_over ? r.truth->id : NULL)) {
         /* The live condition began earlier and met `for:` already: it is this episode. */

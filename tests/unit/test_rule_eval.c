@@ -709,6 +709,58 @@ Test(rules, late_hysteresis_and_clear_for_run_on_sample_time)
     iw_rules_engine_free(e);
 }
 
+/* SPEC §1 and §4: for: and clear_for: run on sample time, so a late sample
+ * that breaks a run the live instance is timing restarts it, as backtest
+ * over the same stored data does: no firing 5 minutes after a run the data
+ * show broken, no resolve before clear_for: of clear data. */
+Test(rules, a_late_sample_that_breaks_a_for_run_restarts_it)
+{
+    struct iw_rules_engine *e;
+
+    nh3_rule(1.5, 5 * MINUTE);
+    e = engine(T0);
+    feed_late(e, "nh3_n", T0, 1.6, T0, 0);
+    feed_late(e, "nh3_n", T0 + 2 * MINUTE, 1.6, T0 + 2 * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + 4 * MINUTE, 1.6, T0 + 4 * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + MINUTE, 1.0, T0 + 4 * MINUTE + SEC, 0);   /* breaks the run */
+    cr_assert_eq(env.n_alerts, 0);
+    feed_late(e, "nh3_n", T0 + 5 * MINUTE, 1.6, T0 + 5 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 0, "fired on a run the stored 1.0 at 1m broke");
+    feed_late(e, "nh3_n", T0 + 7 * MINUTE, 1.6, T0 + 7 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    assert_alert(0, IW_ALERT_FIRING, T0 + 7 * MINUTE, T0 + 2 * MINUTE, false);
+    /* A late 1.0 before every sample of the run changes nothing. */
+    feed_late(e, "nh3_n", T0 - MINUTE, 1.0, T0 + 7 * MINUTE + SEC, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    iw_rules_engine_free(e);
+}
+
+Test(rules, a_late_sample_that_breaks_a_clear_for_run_restarts_it)
+{
+    struct iw_rules_engine *e;
+    struct iw_rule *r = nh3_rule(1.5, 0);
+
+    r->p.has_clear_below = true;
+    r->p.clear_below = 1.2;
+    r->p.clear_for_ms = 5 * MINUTE;
+    e = engine(T0);
+    feed_late(e, "nh3_n", T0, 1.6, T0, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    for (int m = 6; m <= 10; m++)                   /* clear since 6m, 8m missing */
+        if (m != 8)
+            feed_late(e, "nh3_n", T0 + m * MINUTE, 1.0, T0 + m * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + 7 * MINUTE, 1.6, T0 + 10 * MINUTE + 30 * SEC, 0);
+    feed_late(e, "nh3_n", T0 + 11 * MINUTE, 1.0, T0 + 11 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1, "resolved on a clear run the stored 1.6 at 7m broke");
+    feed_late(e, "nh3_n", T0 + 12 * MINUTE, 1.0, T0 + 12 * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + 13 * MINUTE, 1.0, T0 + 13 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1, "clear since 9m: 5 minutes at 14m");
+    feed_late(e, "nh3_n", T0 + 14 * MINUTE, 1.0, T0 + 14 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    assert_alert(1, IW_ALERT_RESOLVED, T0 + 14 * MINUTE, T0, false);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, late_flag_raises_and_resolves_on_its_own_time)
 {
     const int64_t t = T0 + 3 * HOUR;
