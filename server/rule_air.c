@@ -9,7 +9,8 @@
  *
  * Which pollutants a station measures: the ones its device has reported
  * (any sample, flagged ones too) by the end of the period, kept across
- * restarts. HJ 633-2026 writes "/" for a pollutant a station does not
+ * restarts, until one is missing from 24 hours of the station's data
+ * (count_missing). HJ 633-2026 writes "/" for a pollutant a station does not
  * monitor and NA for a missing measurement; only the latter is missing data
  * (§5.3.1), so an hour with no valid PM2.5 from a station that has a PM2.5
  * analyser is missing data even when not one PM2.5 sample came in it.
@@ -49,6 +50,8 @@ struct air_x {
     int64_t last_day;               /* daily: start of the last closed day; RT_NONE */
     int64_t silent_until;           /* replayed history: periods ending <= this only fill the ring */
     unsigned measured;              /* 1 << pollutant: the device has reported it */
+    unsigned hour_seen;             /* 1 << pollutant: a sample (flagged too) in the open hour */
+    int      missing[NPOL];         /* closed hours in a row with samples, none of it */
     /* the last evaluation, for the evidence */
     bool    has_res;
     struct iw_aqi_result res;
@@ -75,6 +78,41 @@ static void air_init(struct iw_rules_engine *e, struct inst *in)
     x->cur_end = x->last_closed = x->day_open = x->last_day = x->silent_until = RT_NONE;
     for (int i = 0; i < 24; i++)
         x->label[i] = RT_NONE;
+}
+
+/*
+ * A measured pollutant missing from 24 closed hours in a row in which the
+ * station reported others is one it no longer measures: HJ 633's "/" (not
+ * monitored), not NA. Otherwise an analyser taken away, or one stray
+ * member, would leave every later period NA and the alert unable to clear,
+ * for good. Hours in which the station reported nothing do not count (an
+ * outage says nothing of its analysers); after a restart, the last 25 hours
+ * of the store (prime) are counted again. It is measured again from its
+ * next sample.
+ */
+enum { NOT_MEASURED_AFTER_HOURS = 24 };
+
+static void count_missing(struct inst *in)
+{
+    struct air_x *x = in->x;
+
+    if (x->hour_seen == 0)
+        return;
+    for (int pol = 0; pol < NPOL; pol++) {
+        if (x->hour_seen & (1u << pol)) {
+            x->missing[pol] = 0;
+        } else if ((x->measured & (1u << pol))
+                   && ++x->missing[pol] >= NOT_MEASURED_AFTER_HOURS) {
+            x->measured &= ~(1u << pol);
+            x->missing[pol] = 0;
+            IW_LOG_INFO("rules", "rule \"%s\": %s/%s/%s reported no %s in %d hours of data; "
+                        "its AQI leaves it out (not monitored) until it reports it again",
+                        in->rr->r->name, in->source, in->site, in->device,
+                        iw_aqi_pollutant_info((enum iw_aqi_pollutant)pol)->metric,
+                        NOT_MEASURED_AFTER_HOURS);
+        }
+    }
+    x->hour_seen = 0;
 }
 
 static size_t slot(int64_t hour_end)
@@ -304,6 +342,7 @@ static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, in
                   && (x->hourly || next_ts == RT_NONE || next_ts >= end + IW_MS_PER_HOUR);
     for (int pol = 0; pol < NPOL; pol++)
         x->hours[pol][k] = hour_mean(&x->acc[pol], end, hourly);
+    count_missing(in);
     x->hourly = hourly;
     x->label[k] = end;
     memset(x->acc, 0, sizeof(x->acc));
@@ -352,6 +391,7 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
     x->cur_end = end;
     x->last_recv = recv;
     x->measured |= 1u << pol;           /* after closing the periods before this sample */
+    x->hour_seen |= 1u << pol;
     if (ts == end)
         x->at_end |= 1u << pol;         /* flagged too: the station reported the hour */
     if (!valid)

@@ -1078,6 +1078,36 @@ Test(std, air_hj633_2012_incomplete_hour_is_invalid)
     iw_rules_engine_free(e);
 }
 
+/* A pollutant reported once and then never again (a stray member, an
+ * analyser taken away) is NA for 24 hours of the station's data, then "not
+ * monitored": before, every later hour was NA and the alert never resolved. */
+Test(std, air_a_pollutant_missing_from_a_day_of_data_is_no_longer_measured)
+{
+    static const char *const m2[] = { "pm25", "o3" }, *const m1[] = { "pm25" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 27; h++) {
+        double v2[] = { 200, 80 }, v1[] = { 30 };
+        if (h == 1)
+            feed_msg(e, "air", "s1", "a20", m2, v2, 2, d0 + h * HOUR, 0);
+        else
+            feed_msg(e, "air", "s1", "a20", m1, v1, 1, d0 + h * HOUR, 0);
+        if (h == 25)
+            cr_assert_eq(env.n_alerts, 1, "resolved with O3 missing for %d hours", h - 2);
+    }
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(env.alerts[0]->ts, d0 + HOUR);
+    cr_assert_eq(env.alerts[1]->reason, IW_ALERT_RESOLVE);
+    cr_assert_eq(env.alerts[1]->ts, d0 + 25 * HOUR, "hours 2..25: 24 hours without O3");
+    cr_assert_not(point_at("air/s1/a20/aqi", d0 + 24 * HOUR)->valid, "O3 still measured: NA");
+    cr_assert(point_at("air/s1/a20/aqi", d0 + 25 * HOUR)->valid);
+    cr_assert_eq(point_at("air/s1/a20/aqi", d0 + 25 * HOUR)->v, 43);
+    iw_rules_engine_free(e);
+}
+
 /* What a station measures survives a restart longer ago than the history refill. */
 Test(std, air_measured_pollutants_survive_restart)
 {
