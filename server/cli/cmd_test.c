@@ -21,6 +21,7 @@
 #include "islewatch/cli.h"
 #include "islewatch/clock.h"
 #include "islewatch/config.h"
+#include "islewatch/log.h"
 #include "islewatch/replay.h"
 #include "cli_int.h"
 #include "test_spec.h"
@@ -37,7 +38,7 @@ static void test_usage(FILE *f)
             "rules of the config FILE and compare the alerts raised with the ones expected.\n"
             "The format of TESTS.yaml is documented in config/tests.example.yaml.\n"
             "\n"
-            "  -v, --verbose       also name every test that passes\n"
+            "  -v, --verbose       also name every test that passes, and show the rules' INFO log\n"
             "  -r, --run TEXT      run only the tests whose name contains TEXT\n"
             "\n"
             "A failing test prints a diff, one alert per line: '-' expected but not\n"
@@ -503,6 +504,8 @@ int iw_cmd_test(int argc, char **argv)
         fprintf(stderr, "islewatch test: expected FILE and TESTS.yaml (try 'islewatch test --help')\n");
         return 2;
     }
+    /* The rules' INFO lines carry the wall clock, not the test's: only with -v. */
+    iw_log_set_level(verbose ? IW_LOG_LEVEL_INFO : IW_LOG_LEVEL_WARN);
     rc = iw_config_load(argv[optind], &cfg, &diag);
     for (size_t i = 0; i < diag.n; i++)
         fprintf(stderr, "%s\n", diag.lines[i]);
