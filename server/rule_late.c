@@ -7,9 +7,10 @@
  * samples in time order (the live timeline; water_quality judges a message
  * at its end, and so does the replay with each time's points). A sample
  * older than what it evaluated does not drive it: the kind hands it to
- * iw__out_of_order(), which keeps it until the end of the message. Then, per instance, two shadows (instances of the same rule,
- * params and key with their own state, freed before the message returns)
- * replay the store around the late samples, in time order:
+ * iw__out_of_order(), which keeps it until the end of the message. Then,
+ * per instance, two shadows (instances of the same rule, params and key with
+ * their own state, freed before the message returns) replay the store around
+ * the late samples, in time order:
  *
  *  - the truth: the stored points from `lookback` before the oldest late
  *    sample up to the live instance's evaluated time, with the late samples;
