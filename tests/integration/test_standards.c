@@ -288,6 +288,76 @@ Test(standards, water_crossing_the_target_class_raises_and_resolves, .timeout = 
 }
 
 /*
+ * SPEC §1: "rules evaluate on the sample's own time". A water station's
+ * backlog uploaded after newer data: the 劣V hours raise a late episode in
+ * sample time, and the class series holds their class, through the daemon.
+ */
+Test(standards, a_water_backlog_older_than_live_data_is_judged_at_its_own_time, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long d0 = day_start();
+    char p[256];
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        "rules:\n  - {name: water-class, kind: water_quality, select: \"water/*/*\", window: 1h,\n"
+        "     severity: {below_target: major, worse_than_v: critical}}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/+/water-class/#", 1), 0);
+
+    /* Live: hours 0-1 and 4-5 clean (NH3-N 0.3, class II), every 5 minutes. */
+    for (int i = 0; i < 6 * 60; i += 5) {
+        if (i >= 60 && i < 4 * 60)
+            continue;
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"do\":7.0,\"nh3_n\":0.3}", d0 + (long long)i * 60000);
+        cr_assert_eq(it_publish_async(dev, "sensors/water/dongtan/w09", p, 1), 0);
+    }
+    cr_assert_eq(it_flush(dev, 60000), 0);
+    cr_assert(wait_points(&d, "water/dongtan/w09/class", d0, d0 + 6 * H, 24), "live class points");
+    struct it_msg *m = it_next(sub, 2000);
+    cr_assert_null(m, "a clean station raised %s", m ? m->payload : "");
+
+    /* Then the backlog of hours 1-4: NH3-N 2.5 (劣V), older than what was judged,
+     * one message after the other: each once its class point shows it judged
+     * (messages stored before the rules reach them are a known limit, #3). */
+    for (int i = 60; i < 4 * 60; i += 5) {
+        long long ts = d0 + (long long)i * 60000;
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"do\":7.0,\"nh3_n\":2.5}", ts);
+        cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w09", p, 1, false), 0);
+        cr_assert(wait_points(&d, "water/dongtan/w09/class", ts, ts, 1), "no class point at %dm", i);
+    }
+    m = it_next(sub, 20000);
+    cr_assert_not_null(m, "the backlog raised no late alert");
+    cJSON *a = cJSON_Parse(m->payload);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "status")), "firing");
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")), "%s", m->payload);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "metric")), "nh3_n");
+    cJSON_Delete(a);
+    it_msg_free(m);
+
+    /* The class at 3h: the hour (2h, 3h] is all 2.5: 劣V (6). */
+    long long end = it_now_ms() + 30000;
+    double v = 0;
+    while (it_now_ms() < end && v != 6) {
+        cJSON *doc = query(&d, "water/dongtan/w09/class", d0 + 3 * H, d0 + 3 * H);
+        cJSON *pt = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points"), 0);
+        v = pt != NULL ? cJSON_GetNumberValue(cJSON_GetArrayItem(pt, 1)) : 0;
+        cJSON_Delete(doc);
+        if (v != 6) {
+            struct timespec ts = { 0, 200 * 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_expect_eq(v, 6, "the class at 3h is %g", v);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
  * SPEC §4: an hour closes when the device reports a sample at or after its
  * end. One message of hourly values stamped at the end of a past hour (the
  * first from this station, which might be a minute backlog's first sample)
