@@ -406,6 +406,31 @@ static void split_name(const struct iw_series *s, struct iw_name_split *o)
                (size_t)(s->len - s->metric_off));
 }
 
+/*
+ * Late samples are judged once nothing the store holds is still on its way to
+ * the rules (iw_rules_defer_late): when the queue is empty and no message is
+ * half gathered, or after LATE_RULES_MAX_WAIT_MS under a load that never
+ * lets the queue empty (then a backlog still arriving may lose its episode:
+ * the limit the deferral narrows). A message stored but not yet pushed (the
+ * microseconds between the two in ingest.c) can still be missed.
+ */
+#define LATE_RULES_MAX_WAIT_MS 2000
+static void late_rules_flush(struct iw_shard *sh, int64_t now)
+{
+    int64_t since = sh->rules != NULL ? iw_rules_late_since(sh->rules) : INT64_MIN;
+    bool quiet;
+
+    if (since == INT64_MIN)
+        return;
+    quiet = iw_mpmc_depth(&sh->q) == 0;
+    for (int i = 0; quiet && i < IW_MAX_CONNECTIONS; i++)
+        quiet = sh->pending[i] == NULL || sh->pending[i]->n == 0;
+    if (quiet || now - since >= LATE_RULES_MAX_WAIT_MS) {
+        iw_rules_flush_late(sh->rules);
+        held_flush(sh);
+    }
+}
+
 static void apply_reload(struct iw_shard *sh)
 {
     /* acquire: pairs with the release in iw_pipeline_reload: the new config is
@@ -518,6 +543,8 @@ static void *shard_main(void *arg)
                 n++;
         } else {
             late_flush_all(sh);                  /* idle: finish deferred rollups */
+            if (sh->rules != NULL && iw_rules_flush_late(sh->rules))
+                held_flush(sh);                  /* and the late samples' judgement */
             if (atomic_load_explicit(&sh->d->stop, memory_order_acquire))
                 break;                           /* drained and told to stop */
         }
@@ -526,6 +553,7 @@ static void *shard_main(void *arg)
             gather(sh, &items[i]);
         held_flush(sh);
         int64_t now = iw_now_ms();
+        late_rules_flush(sh, now);
         if (now >= next_late) {                  /* busy: late rollups do not wait for idle */
             late_flush_all(sh);
             next_late = now + LATE_FLUSH_MS;
@@ -607,6 +635,7 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
         }
         if (iw_store_meta_scan(d->store, "rstate/", restore_cb, sh) != IW_OK)
             IW_LOG_WARN("rules", "shard %d: could not read the stored rule state", i);
+        iw_rules_defer_late(sh->rules, true);    /* judged by late_rules_flush */
         held_flush(sh);
         snprintf(sh->qname, sizeof(sh->qname), "shard%d", i);
         iw_stats_register_queue(sh->qname, shard_depth, &sh->q);

@@ -144,7 +144,10 @@ struct iw_rules_engine {
     struct inst **heap;
     size_t heap_n, heap_cap;
     struct inst *dirty;
-    struct late_work *late;         /* instances with out-of-order samples in this message */
+    struct late_work *late;         /* instances with out-of-order samples in this message, or
+                                     * since the last iw_rules_flush_late() (defer_late) */
+    bool defer_late;
+    int64_t late_since;             /* receipt of the oldest deferred late sample; RT_NONE */
     bool in_message;                /* in iw_rules_on_samples' loop over a message's samples */
     struct iw_rules_stats st;
     struct iw_complaint complaint;
@@ -159,7 +162,7 @@ struct iw_rules_engine {
 void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
                       int64_t upto);
 /* End of a message: evaluate the kept samples in shadows, publish, free them. */
-void iw__late_finish(struct iw_rules_engine *e);
+void iw__late_finish(struct iw_rules_engine *e, bool run);
 /* emit() of a shadow: true when nothing is to be built (priming, reference). */
 bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_status status,
                      enum iw_alert_reason reason, int64_t ts);

@@ -53,10 +53,12 @@
  * repeated) and allocate only on the out-of-order path.
  *
  * Limits, by design: the truth sees what the store holds when the message
- * ends, so a backlog spread over several messages resolves a late episode at
- * the first clearing point stored so far (at worst the live sample after the
- * outage), and a later message of the backlog does not publish that episode
- * again; the state before the oldest late sample is rebuilt from a lookback
+ * ends (or, deferred, at iw_rules_flush_late: the daemon waits until every
+ * message stored has reached the rules, or the store would hold later ones
+ * the reference wrongly counts as decided), so a backlog spread over several
+ * flushes resolves a late episode at the first clearing point stored so far
+ * (at worst the live sample after the outage), and a later message of the
+ * backlog does not publish that episode again; the state before the oldest late sample is rebuilt from a lookback
  * of stored points (lookback(), replay_start()); the store cannot tell a new late sample from a
  * redelivered one, so a redelivered sample that alone made an episode is
  * recognised only for the instance's latest episode (its id), not an older
@@ -74,7 +76,7 @@
 struct late_work {
     struct inst *live;
     struct late_work *next;
-    struct iw_rsample *s;           /* this message's late samples (strings: the message's) */
+    struct iw_rsample *s;           /* the late samples: names the instance's, metrics owned */
     size_t n, cap;
     int64_t upto;                   /* the live instance's evaluated time */
 };
@@ -143,9 +145,19 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
     if (s_new == NULL)
         goto nomem;
     w->s = s_new;
-    w->s[w->n++] = *s;
+    /* Kept past the message (iw_rules_defer_late): the names must outlive
+     * its buffers. The instance's own outlive the work (flushed first). */
+    w->s[w->n] = *s;
+    w->s[w->n].source = in->source;
+    w->s[w->n].site = in->site;
+    w->s[w->n].device = in->device;
+    if ((w->s[w->n].metric = strdup(s->metric)) == NULL)
+        goto nomem;
+    w->n++;
     if (upto > w->upto)
         w->upto = upto;
+    if (e->late_since == RT_NONE)
+        e->late_since = s->recv_ms;
     return;
 nomem:
     IW_LOG_ERROR("rules", "out of memory keeping a late sample of %s; it is not evaluated",
@@ -727,14 +739,24 @@ done:
     names_free(&nm);
 }
 
-void iw__late_finish(struct iw_rules_engine *e)
+static void late_work_free(struct late_work *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        free((char *)w->s[i].metric);
+    free(w->s);
+    free(w);
+}
+
+/* run: judge the work; else drop it (the engine is going away). */
+void iw__late_finish(struct iw_rules_engine *e, bool run)
 {
     while (e->late != NULL) {
         struct late_work *w = e->late;
         e->late = w->next;
         w->live->late = NULL;
-        late_run(e, w);
-        free(w->s);
-        free(w);
+        if (run)
+            late_run(e, w);
+        late_work_free(w);
     }
+    e->late_since = RT_NONE;
 }

@@ -325,6 +325,7 @@ int iw_rules_engine_new(const struct iw_config *cfg, const struct iw_rules_env *
     e->env = *env;
     e->start_ms = now_ms;
     e->link_up_ms = RT_NONE;
+    e->late_since = RT_NONE;
     rc = rules_build(cfg, &e->rules);
     if (rc != IW_OK) {
         free(e);
@@ -348,6 +349,7 @@ void iw_rules_engine_free(struct iw_rules_engine *e)
 {
     if (e == NULL)
         return;
+    iw__late_finish(e, false);          /* the owner flushed what it wanted judged */
     series_clear(e);
     free_instances(e);
     free(e->heap);
@@ -394,8 +396,8 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
     e->in_message = false;
     /* Late samples: the store holds the whole message now, so each is
      * evaluated on its own time with what came before and after it. */
-    if (e->late != NULL)
-        iw__late_finish(e);
+    if (e->late != NULL && !e->defer_late)
+        iw__late_finish(e, true);
     while (dirty != NULL) {
         struct inst *in = dirty;
         dirty = in->dirty_next;
@@ -408,6 +410,26 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
 void iw_rules_on_sample(struct iw_rules_engine *e, const struct iw_rsample *s)
 {
     iw_rules_on_samples(e, s, 1);
+}
+
+void iw_rules_defer_late(struct iw_rules_engine *e, bool on)
+{
+    e->defer_late = on;
+    if (!on && e->late != NULL)
+        iw__late_finish(e, true);
+}
+
+bool iw_rules_flush_late(struct iw_rules_engine *e)
+{
+    if (e->late == NULL)
+        return false;
+    iw__late_finish(e, true);
+    return true;
+}
+
+int64_t iw_rules_late_since(const struct iw_rules_engine *e)
+{
+    return e->late != NULL ? e->late_since : INT64_MIN;
 }
 
 /* ==========================================================================
@@ -581,6 +603,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
     struct inst *adopt = NULL;          /* instances of changed absence and event rules */
     int rc;
 
+    iw__late_finish(e, true);           /* deferred work belongs to the old rules */
     rc = rules_build(newcfg, &rules);
     if (rc != IW_OK)
         return rc;

@@ -302,6 +302,22 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
 void iw_rules_on_sample(struct iw_rules_engine *e, const struct iw_rsample *s);
 
 /*
+ * Late samples (older than what their instance evaluated) are judged at the
+ * end of their message against the store, with and without them. With
+ * deferral on, that judgement waits for iw_rules_flush_late(), which the
+ * daemon calls once its queue is empty: a backlog the store took faster than
+ * the rules is then judged whole. Judged per message, each of its messages
+ * would be compared with a store already holding the ones after it, which
+ * the rules have not seen, and its episode would never be published.
+ * Deferred work is judged before a reload, dropped by iw_rules_engine_free().
+ */
+void iw_rules_defer_late(struct iw_rules_engine *e, bool on);
+/* Judge the deferred late samples now; false when there were none. */
+bool iw_rules_flush_late(struct iw_rules_engine *e);
+/* Receipt time of the oldest deferred late sample; INT64_MIN when none. */
+int64_t iw_rules_late_since(const struct iw_rules_engine *e);
+
+/*
  * The daemon's link to its devices (the broker) went down (up = false) or
  * came back. While it is down no absence alert fires: the silence is the
  * daemon's, not the devices'. Once it is back every device gets a full

@@ -310,6 +310,52 @@ Test(alerts, a_late_sample_raises_and_resolves_a_late_episode)
     it_broker_stop(&b);
 }
 
+/*
+ * SPEC §1's buffered upload after an outage, sent in a burst after the live
+ * data resumed: the store takes it faster than the rules, so each message's
+ * late judgement used to see the ones after it already stored, took their
+ * episode for one already decided, and nothing was ever published. The
+ * rules now judge late samples once the queue is empty (iw_rules_defer_late).
+ */
+Test(alerts, a_backlog_burst_after_live_data_raises_its_late_episode_once)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char p[128], want[40];
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 1000, old = t - 2 * 3600000LL;
+
+    pub(dev, "sensors/water/burst/w01", t, "nh3_n", 1.0);           /* back after an outage */
+    cr_assert_null(it_next(sub, 1000), "a normal live sample raised something");
+    for (int i = 0; i <= 40; i++) {                                  /* the buffer, at once */
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"nh3_n\":%g}", old + i * 60000LL, i < 40 ? 2.0 : 1.0);
+        cr_assert_eq(it_publish_async(dev, "sensors/water/burst/w01", p, 1), 0);
+    }
+    cr_assert_eq(it_flush(dev, 30000), 0);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "the backlog raised nothing");
+    cr_assert_str_eq(s(a, "status"), "firing");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")));
+    rfc3339(old, want, sizeof(want));
+    cr_assert_str_eq(s(a, "started_at"), want);
+    cJSON_Delete(a);
+    a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "the late episode was not resolved");
+    cr_assert_str_eq(s(a, "status"), "resolved");
+    rfc3339(old + 40 * 60000LL, want, sizeof(want));
+    cr_assert_str_eq(s(a, "ts"), want, "resolved by the backlog's own 1.0");
+    cJSON_Delete(a);
+    struct it_msg *m = it_next(sub, 1500);
+    cr_assert_null(m, "more than one late episode: %s", m ? m->payload : "");
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
 Test(alerts, broker_restart_sends_no_duplicate_alerts)
 {
     struct it_broker b;

@@ -319,15 +319,13 @@ Test(standards, a_water_backlog_older_than_live_data_is_judged_at_its_own_time, 
     struct it_msg *m = it_next(sub, 2000);
     cr_assert_null(m, "a clean station raised %s", m ? m->payload : "");
 
-    /* Then the backlog of hours 1-4: NH3-N 2.5 (劣V), older than what was judged,
-     * one message after the other: each once its class point shows it judged
-     * (messages stored before the rules reach them are a known limit, #3). */
+    /* Then the backlog of hours 1-4, in a burst: NH3-N 2.5 (劣V), older than
+     * what was judged (stored faster than the rules take it: judged whole). */
     for (int i = 60; i < 4 * 60; i += 5) {
-        long long ts = d0 + (long long)i * 60000;
-        snprintf(p, sizeof(p), "{\"ts\":%lld,\"do\":7.0,\"nh3_n\":2.5}", ts);
-        cr_assert_eq(it_publish(dev, "sensors/water/dongtan/w09", p, 1, false), 0);
-        cr_assert(wait_points(&d, "water/dongtan/w09/class", ts, ts, 1), "no class point at %dm", i);
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"do\":7.0,\"nh3_n\":2.5}", d0 + (long long)i * 60000);
+        cr_assert_eq(it_publish_async(dev, "sensors/water/dongtan/w09", p, 1), 0);
     }
+    cr_assert_eq(it_flush(dev, 60000), 0);
     m = it_next(sub, 20000);
     cr_assert_not_null(m, "the backlog raised no late alert");
     cJSON *a = cJSON_Parse(m->payload);
