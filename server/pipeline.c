@@ -408,24 +408,21 @@ static void split_name(const struct iw_series *s, struct iw_name_split *o)
 
 /*
  * Late samples are judged once nothing the store holds is still on its way to
- * the rules (iw_rules_defer_late): when the queue is empty and no message is
- * half gathered, or after LATE_RULES_MAX_WAIT_MS under a load that never
- * lets the queue empty (then a backlog still arriving may lose its episode:
- * the limit the deferral narrows). A message stored but not yet pushed (the
- * microseconds between the two in ingest.c) can still be missed.
+ * the rules (iw_rules_defer_late): when the shard has had nothing to do for
+ * its pop timeout (SHARD_IDLE_MS: a burst from one device comes faster than
+ * that, so it is judged whole), or LATE_RULES_MAX_WAIT_MS after the oldest
+ * waiting sample under a load that never lets the shard idle (then a
+ * backlog still arriving is judged in parts: its late episode resolves at
+ * the first clearing point stored so far). A message stored but not yet
+ * pushed (the microseconds between the two in ingest.c) can still be missed.
  */
+#define SHARD_IDLE_MS 200
 #define LATE_RULES_MAX_WAIT_MS 2000
-static void late_rules_flush(struct iw_shard *sh, int64_t now)
+static void late_rules_flush(struct iw_shard *sh, int64_t now, bool idle)
 {
     int64_t since = sh->rules != NULL ? iw_rules_late_since(sh->rules) : INT64_MIN;
-    bool quiet;
 
-    if (since == INT64_MIN)
-        return;
-    quiet = iw_mpmc_depth(&sh->q) == 0;
-    for (int i = 0; quiet && i < IW_MAX_CONNECTIONS; i++)
-        quiet = sh->pending[i] == NULL || sh->pending[i]->n == 0;
-    if (quiet || now - since >= LATE_RULES_MAX_WAIT_MS) {
+    if (since != INT64_MIN && (idle || now - since >= LATE_RULES_MAX_WAIT_MS)) {
         iw_rules_flush_late(sh->rules);
         held_flush(sh);
     }
@@ -537,14 +534,13 @@ static void *shard_main(void *arg)
     pthread_setname_np(pthread_self(), tname);
     for (;;) {
         size_t n = 0;
-        if (shard_pop_first(sh, &items[0], 200) == IW_OK) {
+        if (shard_pop_first(sh, &items[0], SHARD_IDLE_MS) == IW_OK) {
             n = 1;
             while (n < SHARD_BATCH && iw_mpmc_pop(&sh->q, &items[n]) == IW_OK)
                 n++;
         } else {
             late_flush_all(sh);                  /* idle: finish deferred rollups */
-            if (sh->rules != NULL && iw_rules_flush_late(sh->rules))
-                held_flush(sh);                  /* and the late samples' judgement */
+            late_rules_flush(sh, iw_now_ms(), true);   /* and judge the late samples */
             if (atomic_load_explicit(&sh->d->stop, memory_order_acquire))
                 break;                           /* drained and told to stop */
         }
@@ -553,7 +549,7 @@ static void *shard_main(void *arg)
             gather(sh, &items[i]);
         held_flush(sh);
         int64_t now = iw_now_ms();
-        late_rules_flush(sh, now);
+        late_rules_flush(sh, now, false);
         if (now >= next_late) {                  /* busy: late rollups do not wait for idle */
             late_flush_all(sh);
             next_late = now + LATE_FLUSH_MS;

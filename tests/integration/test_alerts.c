@@ -260,19 +260,32 @@ static void rfc3339(long long ms, char *out, size_t len)
 
 /* SPEC §1: a buffered sample uploaded after the live one is evaluated on its
  * own time; the episode it raises is late, and so is its resolve. */
+/* The nh3 rule's daemon, a subscriber to alerts/major/#, and a device on
+ * topic back after an outage: a normal live sample at *t (now - 1 s); *old
+ * is two hours before it, in the device's buffer. */
+static void back_after_an_outage(struct it_broker *b, struct it_daemon *d, struct it_client **sub,
+                                 struct it_client **dev, const char *topic, long long *t,
+                                 long long *old)
+{
+    start_nh3(b, d, NULL);
+    *sub = it_client_new(b, "sub");
+    *dev = it_client_new(b, "dev");
+    cr_assert_eq(it_subscribe(*sub, "alerts/major/#", 1), 0);
+    *t = now_ms() - 1000;
+    *old = *t - 2 * 3600000LL;
+    pub(*dev, topic, *t, "nh3_n", 1.0);
+    cr_assert_null(it_next(*sub, 1000), "a normal live sample raised something");
+}
+
 Test(alerts, a_late_sample_raises_and_resolves_a_late_episode)
 {
     struct it_broker b;
     struct it_daemon d;
+    struct it_client *sub, *dev;
     char want[40];
-    cr_assert_eq(it_broker_start(&b), 0);
-    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
-    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
-    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
-    long long t = now_ms() - 1000, old = t - 2 * 3600000LL;
+    long long t, old;
 
-    pub(dev, "sensors/water/late/w01", t, "nh3_n", 1.0);           /* back after an outage */
-    cr_assert_null(it_next(sub, 1000), "a normal live sample raised something");
+    back_after_an_outage(&b, &d, &sub, &dev, "sensors/water/late/w01", &t, &old);
     pub(dev, "sensors/water/late/w01", old, "nh3_n", 2.31);        /* from the buffer */
     cJSON *a = next_alert(sub, 10000, NULL, 0);
     cr_assert_not_null(a, "the late sample raised nothing");
@@ -321,15 +334,11 @@ Test(alerts, a_backlog_burst_after_live_data_raises_its_late_episode_once)
 {
     struct it_broker b;
     struct it_daemon d;
+    struct it_client *sub, *dev;
     char p[128], want[40];
-    cr_assert_eq(it_broker_start(&b), 0);
-    cr_assert_eq(it_daemon_start(&d, &b, WATER_SRC NH3_RULE), 0);
-    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
-    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
-    long long t = now_ms() - 1000, old = t - 2 * 3600000LL;
+    long long t, old;
 
-    pub(dev, "sensors/water/burst/w01", t, "nh3_n", 1.0);           /* back after an outage */
-    cr_assert_null(it_next(sub, 1000), "a normal live sample raised something");
+    back_after_an_outage(&b, &d, &sub, &dev, "sensors/water/burst/w01", &t, &old);
     for (int i = 0; i <= 40; i++) {                                  /* the buffer, at once */
         snprintf(p, sizeof(p), "{\"ts\":%lld,\"nh3_n\":%g}", old + i * 60000LL, i < 40 ? 2.0 : 1.0);
         cr_assert_eq(it_publish_async(dev, "sensors/water/burst/w01", p, 1), 0);
@@ -345,8 +354,17 @@ Test(alerts, a_backlog_burst_after_live_data_raises_its_late_episode_once)
     a = next_alert(sub, 10000, NULL, 0);
     cr_assert_not_null(a, "the late episode was not resolved");
     cr_assert_str_eq(s(a, "status"), "resolved");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")));
+    /* Judged whole, the backlog's own 1.0 resolves it. A pause of over 200 ms
+     * inside the burst (a loaded machine) has it judged in parts, and then
+     * the first clearing point stored at the first part, the live 1.0, does
+     * (rule_late.c's limits): either way one episode, published once. */
+    char live[40];
     rfc3339(old + 40 * 60000LL, want, sizeof(want));
-    cr_assert_str_eq(s(a, "ts"), want, "resolved by the backlog's own 1.0");
+    rfc3339(t, live, sizeof(live));
+    cr_assert(strcmp(s(a, "ts"), want) == 0 || strcmp(s(a, "ts"), live) == 0,
+              "resolved at %s, not by the backlog's 1.0 (%s) nor the live one (%s)", s(a, "ts"),
+              want, live);
     cJSON_Delete(a);
     struct it_msg *m = it_next(sub, 1500);
     cr_assert_null(m, "more than one late episode: %s", m ? m->payload : "");
