@@ -52,19 +52,19 @@
  * state record is unaffected), never scheduled (a late episode is not
  * repeated) and allocate only on the out-of-order path.
  *
- * Limits, by design: the truth sees what the store holds when the message
- * ends (or, deferred, at iw_rules_flush_late: the daemon waits until every
- * message stored has reached the rules, or the store would hold later ones
- * the reference wrongly counts as decided), so a backlog spread over several
+ * Limits, by design: the truth sees what the store holds when the message ends
+ * (or, deferred, at iw_rules_flush_late: the daemon waits until every message
+ * stored has reached the rules, or the store would hold later ones the
+ * reference wrongly counts as decided), so a backlog spread over several
  * flushes resolves a late episode at the first clearing point stored so far
  * (at worst the live sample after the outage), and a later message of the
- * backlog does not publish that episode again; the state before the oldest late sample is rebuilt from a lookback
- * of stored points (lookback(), replay_start()); the store cannot tell a new late sample from a
- * redelivered one, so a redelivered sample that alone made an episode is
- * recognised only for the instance's latest episode (its id), not an older
- * one; a device-level instance replays only the series it knows (seen since
- * the engine started, or flagged now). Engine thread only, like the rest of
- * the engine.
+ * backlog does not publish that episode again; the state before the oldest
+ * late sample is rebuilt from a lookback of stored points (lookback(),
+ * replay_start()); the store cannot tell a new late sample from a redelivered
+ * one, so a redelivered sample that alone made an episode is recognised only
+ * for the instance's latest episode (its id), not an older one; a device-level
+ * instance replays only the series it knows (seen since the engine started, or
+ * flagged now). Engine thread only, like the rest of the engine.
  */
 #include <stdlib.h>
 #include <string.h>
