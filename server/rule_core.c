@@ -93,9 +93,14 @@ bool iw__flagged(char flag)
     return flag != 0 && flag != 'N';
 }
 
+bool iw__late_at(const struct iw_rules_engine *e, int64_t ts, int64_t recv_ms)
+{
+    return recv_ms - ts > e->cfg->alerts.live_window_ms;
+}
+
 bool iw__late(const struct iw_rules_engine *e, const struct iw_rsample *s)
 {
-    return s->recv_ms - s->ts > e->cfg->alerts.live_window_ms;
+    return iw__late_at(e, s->ts, s->recv_ms);
 }
 
 double iw__round_sig(double v, int digits)

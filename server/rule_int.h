@@ -182,6 +182,8 @@ void iw__inst_free(struct iw_rules_engine *e, struct inst *in);
 
 /* Is the sample older than alerts.live_window at receipt? */
 bool iw__late(const struct iw_rules_engine *e, const struct iw_rsample *s);
+/* The same for sample time ts received at recv_ms. */
+bool iw__late_at(const struct iw_rules_engine *e, int64_t ts, int64_t recv_ms);
 /* The window a water_quality instance averages over (its window:, else 4h). */
 int64_t iw__water_window(const struct inst *in);
 bool iw__flagged(char flag);

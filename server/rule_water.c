@@ -154,12 +154,10 @@ static void water_sample(struct iw_rules_engine *e, struct inst *in, const struc
         IW_LOG_ERROR("rules", "out of memory growing the water window of %s", in->key);
         return;
     }
-    struct iw_rsample at = *s;
     if (x->t == RT_NONE || s->ts > x->t)
         x->t = s->ts;
-    at.ts = x->t;
     x->fresh = true;
-    x->late = iw__late(e, &at);
+    x->late = iw__late_at(e, x->t, s->recv_ms);     /* the time judged, received now */
     x->recv = s->recv_ms;
 }
 
