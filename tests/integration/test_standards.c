@@ -18,6 +18,7 @@
 
 #define H 3600000LL
 #define AIR_SRC "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
+#define WATER_SRC "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
 
 /* Local midnight (Asia/Shanghai, +08:00) three days ago, in ms. */
 static long long day_start(void)
@@ -233,7 +234,7 @@ Test(standards, water_crossing_the_target_class_raises_and_resolves, .timeout = 
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        WATER_SRC
         "devices:\n  - {source: water, site: dongtan, device: w01, body: lake, target: II}\n"
         "rules:\n  - {name: water-class, kind: water_quality, select: \"water/*/*\", window: 1h,\n"
         "     severity: {below_target: major, worse_than_v: critical}}\n"), 0);
@@ -301,7 +302,7 @@ Test(standards, a_water_backlog_older_than_live_data_is_judged_at_its_own_time, 
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+        WATER_SRC
         "rules:\n  - {name: water-class, kind: water_quality, select: \"water/*/*\", window: 1h,\n"
         "     severity: {below_target: major, worse_than_v: critical}}\n"), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
