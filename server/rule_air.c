@@ -5,7 +5,9 @@
  * alert (contract in islewatch/rules.h). Averaging and AQI arithmetic are
  * standards.h's; this file only collects the minutes, decides when an hour
  * or a day is closed, and keeps the last 24 hourly means for the moving
- * averages (2012 real-time report) and the daily report. Engine thread only.
+ * averages (2012 real-time report) and the daily report. A sample of an hour
+ * already closed (or passed over) is judged on its own time by rule_late.c's
+ * replay (the iw__air_* functions below). Engine thread only.
  *
  * Which pollutants a station measures: the ones its device has reported
  * (any sample, flagged ones too) by the end of the period, kept across
@@ -482,13 +484,26 @@ static void prime(struct iw_rules_engine *e, struct inst *in, const struct iw_rs
 
 static void air_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
 {
+    struct air_x *x = in->x;
     int pol = iw_aqi_pollutant_find(s->metric);
+    int64_t end;
 
     if (pol < 0)
         return;
     if (!in->primed)
         prime(e, in, s);
     in->primed = true;
+    end = iw_local_hour_end(s->ts, in->p->tz_offset_min);
+    if (in->sx == NULL && end != INT64_MIN
+        && ((x->last_closed != RT_NONE && end <= x->last_closed)
+            || (x->cur_end != RT_NONE && end < x->cur_end))) {
+        /* Its hour is closed (or passed over): judged on its own time by
+         * rule_late.c, which replays the store with it. The station measures
+         * it: later hours wait for it. */
+        x->measured |= 1u << pol;
+        iw__out_of_order(e, in, s, iw__air_judged_to(in));
+        return;
+    }
     feed(e, in, pol, s->ts, s->value, !iw__flagged(s->flag) && isfinite(s->value), iw__late(e, s),
          s->recv_ms);
 }
@@ -500,8 +515,12 @@ static void air_message_end(struct iw_rules_engine *e, struct inst *in, const st
      * every pollutant the station measures has one (an hourly reporter may
      * send a message per pollutant, all stamped at the end); otherwise the
      * next hour's sample or close_after closes it. */
-    if (x->close_now && (x->measured & ~x->at_end) == 0)
-        close_hour(e, in, iw__late(e, last), last->recv_ms, RT_NONE);
+    if (x->close_now && (x->measured & ~x->at_end) == 0) {
+        /* last is NULL in a late replay's shadows: the hour's own last sample. */
+        int64_t recv = last != NULL ? last->recv_ms : x->last_recv;
+        close_hour(e, in, last != NULL ? iw__late(e, last) : iw__late_at(e, x->cur_end, recv),
+                   recv, RT_NONE);
+    }
     iw__sched(e, in);
 }
 
@@ -630,6 +649,80 @@ static void air_evidence(const struct iw_rules_engine *e, const struct inst *in,
     iw__ev_var(ev, "summary", text);
 }
 
+/* ==========================================================================
+ * Late samples (rule_late.c replays the store with them, in shadows)
+ * ======================================================================== */
+
+int64_t iw__air_judged_to(const struct inst *in)
+{
+    const struct air_x *x = in->x;
+    /* Every hour before the open one was closed, or passed over (no data). */
+    return x->cur_end != RT_NONE ? x->cur_end - IW_MS_PER_HOUR : x->last_closed;
+}
+
+int64_t iw__air_settle(const struct inst *in, int64_t ts)
+{
+    int64_t end = iw_local_hour_end(ts, in->p->tz_offset_min), day;
+
+    if (end == INT64_MIN)
+        return ts;
+    if (in->p->mode == IW_AQI_DAILY && iw_local_hour_index(end, in->p->tz_offset_min, &day) >= 0)
+        return day + IW_MS_PER_DAY;
+    /* HJ 633-2012's moving means (O3 8 h, PM 24 h) hold an hour for 23 more. */
+    return in->p->standard == IW_AQI_HJ633_2012 ? end + 23 * IW_MS_PER_HOUR : end;
+}
+
+void iw__air_late_begin(struct inst *sh, const struct inst *live)
+{
+    /* What the station measures rests on more than the replay's day of data
+     * (kept across restarts); the replay's own samples add to it. */
+    ((struct air_x *)sh->x)->measured = ((const struct air_x *)live->x)->measured;
+}
+
+void iw__air_late_end(struct iw_rules_engine *e, struct inst *sh, int64_t upto, int64_t recv)
+{
+    struct air_x *x = sh->x;
+
+    /* The live instance closed these on the next hour's sample or its timer. */
+    if (x->cur_end != RT_NONE && x->cur_end <= upto)
+        close_hour(e, sh, iw__late_at(e, x->cur_end, recv), recv, RT_NONE);
+    if (sh->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE
+        && x->day_open + IW_MS_PER_DAY <= upto)
+        close_day(e, sh, x->day_open, iw__late_at(e, x->day_open + IW_MS_PER_DAY, recv), recv);
+}
+
+void iw__air_adopt(struct iw_rules_engine *e, struct inst *live, const struct inst *truth)
+{
+    struct air_x *x = live->x;
+    const struct air_x *t = truth->x;
+
+    /* The truth's hourly means hold the late samples: later periods (the
+     * moving means, the day) are computed from them. Its newer hours only;
+     * the live ring holds the hours after the replay's end. */
+    for (size_t k = 0; k < 24; k++) {
+        if (t->label[k] == RT_NONE || (x->label[k] != RT_NONE && t->label[k] < x->label[k]))
+            continue;
+        x->label[k] = t->label[k];
+        for (int pol = 0; pol < NPOL; pol++)
+            x->hours[pol][k] = t->hours[pol][k];
+    }
+    /* An hour (or day) with no data that the late samples filled is closed now. */
+    if (t->last_closed != RT_NONE && (x->last_closed == RT_NONE || t->last_closed > x->last_closed)
+        && (x->cur_end == RT_NONE || t->last_closed < x->cur_end))
+        x->last_closed = t->last_closed;
+    if (t->last_day != RT_NONE && (x->last_day == RT_NONE || t->last_day > x->last_day)
+        && (x->day_open == RT_NONE || t->last_day < x->day_open))
+        x->last_day = t->last_day;
+    iw__save(e, live);
+}
+
+static const char *air_metric_at(const struct inst *in, size_t i)
+{
+    (void)in;
+    /* A late replay reads every pollutant: an hour's validity and AQI are the station's. */
+    return i < NPOL ? iw_aqi_pollutant_info((enum iw_aqi_pollutant)i)->metric : NULL;
+}
+
 static void air_save(const struct inst *in, cJSON *o)
 {
     const struct air_x *x = in->x;
@@ -672,4 +765,5 @@ const struct kind_ops iw__air_ops = {
     .load = air_load,
     .init = air_init,
     .keep = air_keep,
+    .metric_at = air_metric_at,
 };

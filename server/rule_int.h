@@ -188,6 +188,18 @@ bool iw__late_at(const struct iw_rules_engine *e, int64_t ts, int64_t recv_ms);
 int64_t iw__water_window(const struct inst *in);
 bool iw__flagged(char flag);
 
+/* air_quality's late samples (rule_air.c, for rule_late.c). */
+/* The end of the last hour the live instance closed or passed over. */
+int64_t iw__air_judged_to(const struct inst *in);
+/* Past this, no period the instance judges holds a sample at ts. */
+int64_t iw__air_settle(const struct inst *in, int64_t ts);
+/* A shadow starts with the pollutants the live instance knows the station measures. */
+void iw__air_late_begin(struct inst *sh, const struct inst *live);
+/* Close the shadow's periods that end by upto (the live instance closed them). */
+void iw__air_late_end(struct iw_rules_engine *e, struct inst *sh, int64_t upto, int64_t recv);
+/* The live instance takes the truth's hourly means (and a filled gap's close). */
+void iw__air_adopt(struct iw_rules_engine *e, struct inst *live, const struct inst *truth);
+
 /*
  * The common machine: `breach` and `clear` describe the current evaluation at
  * sample time ts; sev is the severity the condition asks for. wall is the

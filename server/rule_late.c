@@ -3,9 +3,12 @@
  * Late and out-of-order samples (SPEC §1): "rules evaluate on the sample's own
  * time", without disturbing what the live timeline already published.
  *
- * A threshold, rate, flag, event or water_quality instance evaluates its
- * samples in time order (the live timeline; water_quality judges a message
- * at its end, and so does the replay with each time's points). A sample
+ * A threshold, rate, flag, event, water_quality or air_quality instance
+ * evaluates its samples in time order (the live timeline; water_quality
+ * judges a message at its end, air_quality closes an hour there, and so does
+ * the replay with each time's points; air_quality's shadows also close the
+ * hours that end by the live instance's, which it closed on a later sample or
+ * its timer, and the live instance takes the truth's hourly means). A sample
  * older than what it evaluated does not drive it: the kind hands it to
  * iw__out_of_order(), which keeps it until the end of the message. Then,
  * per instance, two shadows (instances of the same rule, params and key with
@@ -108,12 +111,18 @@ struct lpt {
 
 /*
  * water_quality judges each message at its end, over the window before its
- * time: the replay hands it the points of one time together and then ends
- * that "message", in the truth and in the reference alike.
+ * time, and air_quality closes an hour at a message's end: the replay hands
+ * them the points of one time together and then ends that "message", in the
+ * truth and in the reference alike.
  */
 static bool judged_per_message(const struct inst *live)
 {
-    return live->rr->r->kind == IW_RULE_WATER_QUALITY;
+    return live->rr->r->kind == IW_RULE_WATER_QUALITY || live->rr->r->kind == IW_RULE_AIR_QUALITY;
+}
+
+static bool is_air(const struct inst *live)
+{
+    return live->rr->r->kind == IW_RULE_AIR_QUALITY;
 }
 
 void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
@@ -126,8 +135,9 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
         return;
     e->st.out_of_order++;
     /* Inside the episode the live instance is firing for: its alert speaks for
-     * that time (water_quality's replay still rewrites the class points, and
-     * one inside a clear_for: run may break the run: adopt_runs). */
+     * that time (water_quality's and air_quality's replays still rewrite
+     * the class and aqi points, and one inside a clear_for: run may break
+     * the run: adopt_runs). */
     if (in->st == ST_FIRING && in->pending_since != RT_NONE && s->ts >= in->pending_since
         && !judged_per_message(in) && !(in->clear_since != RT_NONE && s->ts >= in->clear_since))
         return;
@@ -301,17 +311,23 @@ static void feed(struct iw_rules_engine *e, struct inst *sh, const struct lpt *p
  * least 3 hours when a state can outlast every parameter (a firing threshold
  * held in its hysteresis band, a flag that only normal data clears, an event
  * that only its stop or auto_resolve ends). A guess
- * either way: nothing before the replay is known.
+ * either way: nothing before the replay is known. air_quality: the 24 hourly
+ * means before the oldest late sample's hour, which the moving means, a day
+ * and "not monitored" rest on, and the partial hour the replay starts in.
  */
+#define AIR_LOOKBACK (26 * IW_MS_PER_HOUR)
+
 static int64_t lookback(const struct inst *live)
 {
     const struct iw_rule_params *p = live->p;
-    int64_t win = judged_per_message(live) ? iw__water_window(live) : p->window_ms;
+    int64_t win = live->rr->r->kind == IW_RULE_WATER_QUALITY ? iw__water_window(live) : p->window_ms;
     int64_t l = 2 * (p->for_ms + p->clear_for_ms + win + p->auto_resolve_ms);
     bool sticky = live->rr->r->kind == IW_RULE_FLAG || live->rr->r->kind == IW_RULE_EVENT
                   || (p->has_above && p->has_clear_below && p->clear_below != p->above)
                   || (p->has_below && p->has_clear_above && p->clear_above != p->below);
 
+    if (is_air(live) && l < AIR_LOOKBACK)
+        return AIR_LOOKBACK;
     return sticky && l < 3 * IW_MS_PER_HOUR ? 3 * IW_MS_PER_HOUR : l;
 }
 
@@ -516,25 +532,27 @@ static int collect_cb(void *ctx, int64_t ts, double v, char flag)
     return 0;
 }
 
-/* Several series (a device-level instance): read them all, then merge in time order. */
-static bool replay_many(struct replay *r, const struct inst *live, char *const *metrics,
-                        size_t n_met, int64_t from, int64_t upto)
+/* Several series (a device-level instance), points in [from, to]: read them
+ * all, merge in time order with the late samples up to `to` (all that are
+ * left when last), and replay them. */
+static bool replay_span(struct replay *r, const struct inst *live, char *const *metrics,
+                        size_t n_met, int64_t from, int64_t to, bool last)
 {
     struct lpts c = { .recv = r->recv };
     size_t n = 0;
 
     for (size_t m = 0; m < n_met && !c.oom; m++) {
         c.metric = metrics[m];
-        iw__read_points(r->e, live, metrics[m], from, upto, collect_cb, &c);
+        iw__read_points(r->e, live, metrics[m], from, to, collect_cb, &c);
     }
-    for (size_t i = 0; i < r->n_late && !c.oom; i++) {
+    for (; r->next < r->n_late && (last || r->late[r->next].ts <= to) && !c.oom; r->next++) {
         struct lpt *p = iw_grow(c.p, &c.cap, c.n, sizeof(*c.p));
         if (p == NULL) {
             c.oom = true;
             break;
         }
         c.p = p;
-        c.p[c.n] = r->late[i];
+        c.p[c.n] = r->late[r->next];
         c.p[c.n].seq = c.n;             /* after every stored point: it replaces them */
         c.n++;
     }
@@ -551,6 +569,30 @@ static bool replay_many(struct replay *r, const struct inst *live, char *const *
         ;
     free(c.p);
     return true;
+}
+
+/*
+ * The replay of several series, in spans of time: it usually converges soon
+ * past settle, while the store may hold days after it (a backlog's first
+ * message, uploaded after newer data), which one read of everything up to
+ * upto would read and sort for every message of the backlog. The first span
+ * ends an hour past settle; each next one is twice as long.
+ */
+static bool replay_many(struct replay *r, const struct inst *live, char *const *metrics,
+                        size_t n_met, int64_t from, int64_t upto)
+{
+    int64_t len = IW_MS_PER_HOUR;
+    int64_t to = r->settle < upto - len ? r->settle + len : upto;
+
+    for (;;) {
+        if (!replay_span(r, live, metrics, n_met, from, to, to >= upto))
+            return false;
+        if (r->converged || to >= upto)
+            return true;
+        from = to + 1;
+        len *= 2;
+        to = to < upto - len ? to + len : upto;
+    }
 }
 
 /* Do [from, to) spans overlap? */
@@ -676,6 +718,8 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
 
     if (live->last_ts != RT_NONE && live->last_ts > upto)
         upto = live->last_ts;
+    if (is_air(live))                   /* what it closed by now (the work may have waited) */
+        upto = iw__air_judged_to(live);
     for (size_t i = 0; i < w->n; i++)
         if (w->s[i].recv_ms > r.recv)
             r.recv = w->s[i].recv_ms;
@@ -686,8 +730,14 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
         goto nomem;
     r.from0 = r.late[0].ts;
     r.groups = judged_per_message(live);
-    r.settle = r.late[r.n_late - 1].ts + (r.groups ? iw__water_window(live)
-                                          : p->window_agg != IW_AGG_NONE ? p->window_ms : 0);
+    if (is_air(live)) {
+        r.settle = iw__air_settle(live, r.late[r.n_late - 1].ts);
+        iw__air_late_begin(r.truth, live);
+        iw__air_late_begin(r.ref, live);
+    } else {
+        r.settle = r.late[r.n_late - 1].ts + (r.groups ? iw__water_window(live)
+                                              : p->window_agg != IW_AGG_NONE ? p->window_ms : 0);
+    }
     r.single = nm.n == 1;
     if (r.single) {
         r.metric = nm.v[0];
@@ -703,13 +753,21 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
     if (r.groups && !r.converged && (r.fed_truth || r.fed_ref))
         end_group(&r);
     r.truth->sx->quiet = false;
+    if (is_air(live) && !r.converged) {
+        iw__air_late_end(e, r.ref, upto, r.recv);
+        iw__air_late_end(e, r.truth, upto, r.recv);
+    }
+    if (is_air(live))
+        iw__air_adopt(e, live, r.truth);
 
     /* The truth at the live instance's evaluated time (see the top of the file).
      * Converged earlier, it has the reference's state: nothing of it is new. */
     live_span = (struct span){ live->pending_since, INT64_MAX };
     /* water_quality's live instance judges upto again at the message's end,
      * with the late samples in its window: the judgement the truth made
-     * there. So a firing truth is taken over like a pending one. */
+     * there. air_quality's next judgement is its next period's, from the
+     * truth's hourly means (iw__air_adopt): the truth's is the latest one
+     * that counts. So a firing truth is taken over like a pending one. */
     take_over = !r.converged && r.truth->st == ST_FIRING
                 && (live->st == ST_PENDING || (r.groups && live->st == ST_INACTIVE));
     if (!r.converged && r.truth->st == ST_FIRING && live->st == ST_INACTIVE && !r.groups)

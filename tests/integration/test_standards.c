@@ -357,6 +357,82 @@ Test(standards, a_water_backlog_older_than_live_data_is_judged_at_its_own_time, 
 }
 
 /*
+ * SPEC §1, air_quality: hourly values of an outage uploaded after the live
+ * ones resumed are judged on their own hours: their AQI points are written
+ * and the late episode is raised and resolved (at the first live hour that
+ * clears it), both marked late. They used to be dropped as out of order.
+ */
+Test(standards, an_air_backlog_older_than_live_data_is_judged_at_its_own_hours, .timeout = 300)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    long long d0 = day_start();
+    char p[256];
+    cJSON *schema = load_schema();
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d, &b,
+        AIR_SRC
+        "rules:\n"
+        "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", mode: hourly,\n"
+        "     min_level: 3, severity: {3: warning, 4: major, 5: critical}}\n"), 0);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/critical/aqi-hourly/#", 1), 0);   /* not active/ */
+
+    /* Live: hours 1-3 and 6-8, PM2.5 35 (AQI 50); hours 4-5 lost. */
+    for (int h = 1; h <= 8; h++) {
+        if (h == 4 || h == 5)
+            continue;
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"so2\":5,\"no2\":10,\"co\":0.5,\"o3\":20,"
+                 "\"pm10\":20,\"pm25\":35}", d0 + (long long)h * H);
+        cr_assert_eq(it_publish_async(dev, "sensors/air/dongtan/a40", p, 1), 0);
+    }
+    cr_assert_eq(it_flush(dev, 60000), 0);
+    cr_assert(wait_points(&d, "air/dongtan/a40/aqi", d0, d0 + 8 * H, 6), "live AQI points");
+    struct it_msg *m = it_next(sub, 2000);
+    cr_assert_null(m, "a clean station raised %s", m ? m->payload : "");
+
+    /* The backlog: PM2.5 160 (IAQI 210, level 5) in hours 4 and 5. */
+    for (int h = 4; h <= 5; h++) {
+        snprintf(p, sizeof(p), "{\"ts\":%lld,\"so2\":5,\"no2\":10,\"co\":0.5,\"o3\":20,"
+                 "\"pm10\":20,\"pm25\":160}", d0 + (long long)h * H);
+        cr_assert_eq(it_publish_async(dev, "sensors/air/dongtan/a40", p, 1), 0);
+    }
+    cr_assert_eq(it_flush(dev, 60000), 0);
+    static const char *const want[] = { "firing", "resolved" };
+    static const double aqi[] = { 210, 50 };   /* hour 4's, then the live hour 6's */
+    for (int i = 0; i < 2; i++) {
+        m = it_next(sub, 20000);
+        cr_assert_not_null(m, "the backlog raised no %s alert", want[i]);
+        cJSON *a = cJSON_Parse(m->payload);
+        cr_assert_null(validate(schema, schema, a, "alert"), "%s", m->payload);
+        cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(a, "status")), want[i], "%s",
+                         m->payload);
+        cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")), "%s", m->payload);
+        cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(a, "value")), aqi[i], "%s",
+                     m->payload);
+        cJSON_Delete(a);
+        it_msg_free(m);
+    }
+    m = it_next(sub, 2000);
+    cr_expect_null(m, "more than one episode: %s", m ? m->payload : "");
+    it_msg_free(m);
+    cJSON *doc = query(&d, "air/dongtan/a40/aqi", d0 + 4 * H, d0 + 5 * H), *pt;
+    int n = 0;
+    cJSON_ArrayForEach(pt, cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points")) {
+        cr_expect_eq(cJSON_GetNumberValue(cJSON_GetArrayItem(pt, 1)), 210.0);
+        n++;
+    }
+    cr_expect_eq(n, 2, "AQI points of the backlog's hours: %d", n);
+    cJSON_Delete(doc);
+    cJSON_Delete(schema);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
  * SPEC §4: an hour closes when the device reports a sample at or after its
  * end. One message of hourly values stamped at the end of a past hour (the
  * first from this station, which might be a minute backlog's first sample)

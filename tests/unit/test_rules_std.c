@@ -594,10 +594,12 @@ Test(std, air_hour_closed_by_close_after_on_the_wall_clock)
     cr_assert_eq(fx_last(&env)->ts, d0 + HOUR, "the period end, not the tick time");
     cr_assert_not(fx_last(&env)->late);
 
-    /* A late sample of the closed hour changes nothing. */
+    /* A late sample of the closed hour is judged in it (SPEC §1): the hour's
+     * point is rewritten, and the episode firing for it publishes nothing. */
     feed_air_minute(e, "a01", d0 + 55 * MINUTE, 500);
     cr_assert_eq(env.n_alerts, 1);
-    cr_assert_eq(count_points("air/s1/a01/aqi"), 1);
+    cr_assert_eq(point_at("air/s1/a01/aqi", d0 + HOUR)->v, 144, "PM2.5 (50 × 100 + 500) / 51: %g",
+                 point_at("air/s1/a01/aqi", d0 + HOUR)->v);
     iw_rules_engine_free(e);
 }
 
@@ -660,6 +662,18 @@ static void feed_air_recv(struct iw_rules_engine *e, const char *dev, int64_t ts
     feed_msg_recv(e, "air", "s1", dev, pols, v, 6, ts, 0, recv);
 }
 
+/* The AQI point of the station's device dev at ts, which must be there. */
+static const struct fx_point *aqi_at(const char *dev, int64_t ts)
+{
+    char series[64];
+    const struct fx_point *p;
+
+    snprintf(series, sizeof(series), "air/s1/%s/aqi", dev);
+    p = point_at(series, ts);
+    cr_assert_not_null(p, "no %s point at %+lld h", series, (long long)((ts - day0()) / HOUR));
+    return p;
+}
+
 /*
  * SPEC §4: an hour closes when the device reports a sample at or after its
  * end, or close_after (5 min) after its end. A past hour's last sample waited
@@ -706,6 +720,169 @@ Test(std, air_a_past_hour_closes_seconds_after_its_last_sample_came)
     cr_assert_null(point_at("air/s1/a12/aqi", d0 + 3 * HOUR), "a live first value did not wait");
     iw_rules_tick(e, d0 + 3 * HOUR + 5 * MINUTE);
     cr_assert(point_at("air/s1/a12/aqi", d0 + 3 * HOUR)->valid);
+    iw_rules_engine_free(e);
+}
+
+/*
+ * Late samples are judged on their own time (SPEC §1), as for the other
+ * kinds (rule_late.c): an outage's backlog uploaded after the live data
+ * resumed gets its hours' AQI points and raises its late episode once,
+ * resolved by the first live hour that clears it. These hours used to be
+ * dropped as out of order: no point, no alert.
+ */
+Test(std, air_a_backlog_after_newer_data_is_judged_at_its_own_time)
+{
+    int64_t d0 = day0(), up = d0 + 7 * HOUR + 10 * MINUTE;
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 7; h++)
+        if (h < 4 || h > 5)
+            feed_air_recv(e, "a30", d0 + h * HOUR, d0 + h * HOUR, 30);
+    cr_assert_eq(env.n_alerts, 0);
+    feed_air_recv(e, "a30", d0 + 4 * HOUR, up, 160);
+    feed_air_recv(e, "a30", d0 + 5 * HOUR, up + 10, 160);
+    for (int h = 4; h <= 5; h++) {
+        cr_expect(aqi_at("a30", d0 + h * HOUR)->valid);
+        cr_expect_eq(aqi_at("a30", d0 + h * HOUR)->v, 210);
+    }
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->reason, IW_ALERT_FIRE);
+    cr_expect_eq(env.alerts[0]->ts, d0 + 4 * HOUR);
+    cr_expect_eq(env.alerts[0]->severity, IW_SEV_CRITICAL);
+    cr_expect(env.alerts[0]->late);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_RESOLVE);
+    cr_expect_eq(env.alerts[1]->ts, d0 + 6 * HOUR, "the live hour 6 cleared it");
+    cr_expect(env.alerts[1]->late);
+    cr_expect_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* Minutes that come after close_after closed their hour short (40 minutes,
+ * invalid) complete it: the hour is valid and fires, and the live instance
+ * takes that episode over, so that the next live hour resolves it. */
+Test(std, air_minutes_after_close_after_complete_their_hour)
+{
+    int64_t d0 = day0(), up = d0 + HOUR + 6 * MINUTE;
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 40; m++)
+        feed_air_minute(e, "a31", d0 + m * MINUTE, 100);
+    iw_rules_tick(e, d0 + HOUR + 5 * MINUTE);
+    cr_assert_not(aqi_at("a31", d0 + HOUR)->valid, "40 minutes are not an hour");
+    cr_assert_eq(env.n_alerts, 0);
+    for (int m = 41; m <= 60; m++)
+        feed_air_recv(e, "a31", d0 + m * MINUTE, up + m * 10, 100);
+    cr_assert(aqi_at("a31", d0 + HOUR)->valid, "60 minutes are");
+    cr_assert_eq(aqi_at("a31", d0 + HOUR)->v, 137);
+    cr_assert_eq(env.n_alerts, 1, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->reason, IW_ALERT_FIRE);
+    cr_expect_eq(env.alerts[0]->ts, d0 + HOUR);
+    for (int m = 61; m <= 120; m++)
+        feed_air_minute(e, "a31", d0 + m * MINUTE, 30);
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_RESOLVE);
+    cr_expect_eq(env.alerts[1]->ts, d0 + 2 * HOUR);
+    cr_expect_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* An hour the station skipped, filled late while the next one is open: it is
+ * closed and judged, and the live instance carries its episode on. */
+Test(std, air_a_late_hour_before_the_open_one_is_judged_and_taken_over)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 3; h++)
+        feed_air_recv(e, "a32", d0 + h * HOUR, d0 + h * HOUR, 30);
+    for (int m = 1; m <= 20; m++)           /* hour 5 open; hour 4 skipped */
+        feed_air_minute(e, "a32", d0 + 4 * HOUR + m * MINUTE, 30);
+    cr_assert_eq(env.n_alerts, 0);
+    feed_air_recv(e, "a32", d0 + 4 * HOUR, d0 + 4 * HOUR + 21 * MINUTE, 160);
+    cr_expect_eq(aqi_at("a32", d0 + 4 * HOUR)->v, 210);
+    cr_assert_eq(env.n_alerts, 1, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->ts, d0 + 4 * HOUR);
+    cr_expect(env.alerts[0]->late);
+    for (int m = 21; m <= 60; m++)
+        feed_air_minute(e, "a32", d0 + 4 * HOUR + m * MINUTE, 30);
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_RESOLVE);
+    cr_expect_eq(env.alerts[1]->ts, d0 + 5 * HOUR);
+    cr_expect_not(env.alerts[1]->late);
+    cr_expect_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* HJ 633-2012's moving means: hours filled late change the AQI of the 23
+ * hours after them too, which are written again, and the live instance's
+ * next hours are computed with them. */
+Test(std, air_hj633_2012_late_hours_rewrite_the_moving_means_after_them)
+{
+    int64_t d0 = day0(), up = d0 + 45 * HOUR + MINUTE;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+    double before;
+
+    r->p.standard = IW_AQI_HJ633_2012;
+    e = engine(d0);
+    for (int h = 1; h <= 45; h++)
+        if (h < 30 || h > 31)
+            feed_air_recv(e, "a33", d0 + h * HOUR, d0 + h * HOUR, 35);
+    before = aqi_at("a33", d0 + 40 * HOUR)->v;
+    cr_assert_eq(env.n_alerts, 0);
+    feed_air_recv(e, "a33", d0 + 30 * HOUR, up, 900);
+    feed_air_recv(e, "a33", d0 + 31 * HOUR, up + 10, 900);
+    /* PM2.5 24 h at 31h..45h: (22 × 35 + 2 × 900) / 24 = 107.08: ceil(140.1) = 141, level 3. */
+    for (int h = 31; h <= 45; h++)
+        cr_expect_eq(aqi_at("a33", d0 + h * HOUR)->v, 141, "%dh: %g", h,
+                     aqi_at("a33", d0 + h * HOUR)->v);
+    cr_expect_lt(before, 141);
+    cr_assert_eq(env.n_alerts, 1, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->reason, IW_ALERT_FIRE);
+    cr_expect_eq(env.alerts[0]->ts, d0 + 31 * HOUR);
+    cr_expect(env.alerts[0]->late);
+    /* The live hour 46 has hours 30 and 31 in its moving mean: still level 3. */
+    feed_air_recv(e, "a33", d0 + 46 * HOUR, d0 + 46 * HOUR, 35);
+    cr_expect_eq(aqi_at("a33", d0 + 46 * HOUR)->v, 141);
+    cr_expect_eq(env.n_alerts, 1, "the live hour resolved the episode it took over");
+    iw_rules_engine_free(e);
+}
+
+/* Daily mode: hours of a closed day filled late make it judged again; the
+ * live instance carries the late episode on to the next day's judgement. */
+Test(std, air_daily_late_hours_judge_their_day_again)
+{
+    int64_t d0 = day0(), up = d0 + 27 * HOUR + MINUTE;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.mode = IW_AQI_DAILY;
+    e = engine(d0);
+    for (int h = 1; h <= 27; h++)
+        if (h < 10 || h > 13)
+            feed_air_recv(e, "a34", d0 + h * HOUR, d0 + h * HOUR, 35);
+    cr_assert_eq(aqi_at("a34", d0 + 24 * HOUR)->v, 50, "20 hours of 35");
+    cr_assert_eq(env.n_alerts, 0);
+    for (int h = 10; h <= 13; h++)
+        feed_air_recv(e, "a34", d0 + h * HOUR, up + h, 300);
+    /* (20 × 35 + 4 × 300) / 24 = 79.2: ceil(100 + 50 × 19.2 / 55) = 118, level 3. */
+    cr_assert_eq(aqi_at("a34", d0 + 24 * HOUR)->v, 118, "%g",
+                 aqi_at("a34", d0 + 24 * HOUR)->v);
+    cr_assert_eq(env.n_alerts, 1, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->ts, d0 + 24 * HOUR);
+    cr_expect(env.alerts[0]->late);
+    for (int h = 28; h <= 48; h++)
+        feed_air_recv(e, "a34", d0 + h * HOUR, d0 + h * HOUR, 35);
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_RESOLVE);
+    cr_expect_eq(env.alerts[1]->ts, d0 + 48 * HOUR);
+    cr_expect_str_eq(env.alerts[1]->id, env.alerts[0]->id);
     iw_rules_engine_free(e);
 }
 
