@@ -52,8 +52,15 @@ struct hour_acc {
     double   first_v;
 };
 
+/* Hours before the period whose samples tell which pollutants the station
+ * measures when the period starts (see measured_by_day); a whole day. */
+#define LEAD_HOURS 24
+
 struct reader {
     struct iw_avg *hours;           /* this pollutant: n_days * 24, index 0 ends 01:00 of day 0 */
+    uint8_t  *seen;                 /* LEAD_HOURS + n_days * 24 hours from first_day − LEAD_HOURS:
+                                     * 1 << pollutant of any sample (flagged too) */
+    int       pol;
     bool     *has_data;             /* per day, any sample of any pollutant */
     uint32_t *flagged;              /* per day */
     int64_t   first_day;
@@ -105,7 +112,12 @@ static int on_point(void *ctx, const struct iw_point *p)
     struct hour_acc *a = &r->acc;
     int64_t end = iw_local_hour_end(p->ts, r->tz), idx;
 
-    if (end == INT64_MIN || end <= r->first_day)
+    if (end == INT64_MIN)
+        return 0;
+    idx = (end - r->first_day) / IW_MS_PER_HOUR - 1 + LEAD_HOURS;
+    if (idx >= 0 && (size_t)idx < LEAD_HOURS + r->n_days * 24)
+        r->seen[idx] |= (uint8_t)(1u << r->pol);
+    if (end <= r->first_day)
         return 0;
     idx = (end - r->first_day) / IW_MS_PER_HOUR - 1;
     if (idx < 0 || (size_t)idx >= r->n_days * 24)
@@ -132,33 +144,50 @@ static int on_point(void *ctx, const struct iw_point *p)
     return 0;
 }
 
-/* The first stored sample's time (read stops there). */
-static int first_point(void *ctx, const struct iw_point *p)
+/* Is there a stored sample (read stops there)? */
+static int any_point(void *ctx, const struct iw_point *p)
 {
-    *(int64_t *)ctx = p->ts;
+    (void)p;
+    *(bool *)ctx = true;
     return 1;
 }
 
 /*
- * Since when the station measures one pollutant, from its series as stored
- * rather than the period's samples alone, as the air_quality rules have it
- * (rule_air.c: measured once seen): *since is its first sample, INT64_MAX
- * when it has none in the period (in_period false) nor after it (which ends
- * at end): an analyser that stopped before the period is not measured there.
+ * Which pollutants each day needs, as the air_quality rules have it
+ * (rule_air.c, count_missing and close_day): one is measured from its first
+ * sample (flagged too), and no longer once 24 hours in a row in which the
+ * station reported others have none of it (HJ 633's "/", not monitored,
+ * rather than a missing value that leaves the day NA); hours without any
+ * data do not count. A day needs those measured at any of its hours, so an
+ * analyser out all day leaves it NA. The state at the period's start comes
+ * from the LEAD_HOURS before it, with `prior` (a sample before those)
+ * measured.
  */
-static int measured_since(struct iw_store *st, uint32_t id, int64_t end, bool in_period,
-                          int64_t *since)
+static void measured_by_day(const uint8_t *seen, size_t n_days, unsigned prior,
+                            unsigned *by_day)
 {
-    int64_t after = INT64_MIN;
-    int rc;
+    unsigned measured = prior, day = 0;
+    int missing[NPOL] = { 0 };
 
-    *since = INT64_MAX;
-    if (!in_period &&
-        (rc = iw_store_read_points(st, id, end + 1, INT64_MAX, first_point, &after)) != IW_OK)
-        return rc;
-    if (!in_period && after == INT64_MIN)
-        return IW_OK;
-    return iw_store_read_points(st, id, INT64_MIN, INT64_MAX, first_point, since);
+    for (size_t h = 0; h < LEAD_HOURS + n_days * 24; h++) {
+        if (seen[h] != 0) {
+            measured |= seen[h];
+            day |= measured;
+            for (int p = 0; p < NPOL; p++) {
+                if (seen[h] & (1u << p))
+                    missing[p] = 0;
+                else if ((measured & (1u << p)) && ++missing[p] >= 24) {
+                    measured &= ~(1u << p);
+                    missing[p] = 0;
+                }
+            }
+        }
+        if (h % 24 == 23) {             /* LEAD_HOURS is a day: a day ends here */
+            if (h >= LEAD_HOURS)
+                by_day[(h - LEAD_HOURS) / 24] = day;
+            day = 0;
+        }
+    }
 }
 
 /* ---- days ---------------------------------------------------------------- */
@@ -299,16 +328,16 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
     struct iw_avg *hours[NPOL] = { 0 };
     bool *has_data = calloc(n_days, sizeof(*has_data));
     uint32_t *flagged = calloc(n_days, sizeof(*flagged));
+    uint8_t *seen = calloc(LEAD_HOURS + n_days * 24, sizeof(*seen));
+    unsigned *measured = calloc(n_days, sizeof(*measured)), prior = 0;
     int64_t first_day = label_first +
                         (int64_t)(o->tz_offset_min - dev->tz_offset_min) * IW_MS_PER_MIN;
     int64_t end = first_day + (int64_t)n_days * IW_MS_PER_DAY;
-    int64_t since[NPOL];
+    int64_t lead = first_day - LEAD_HOURS * IW_MS_PER_HOUR;
     int rc = IW_OK;
 
-    if (has_data == NULL || flagged == NULL)
+    if (has_data == NULL || flagged == NULL || seen == NULL || measured == NULL)
         rc = IW_E_NOMEM;
-    for (int p = 0; p < NPOL; p++)
-        since[p] = INT64_MAX;
     for (int p = 0; p < NPOL && rc == IW_OK; p++) {
         if ((hours[p] = malloc(n_days * 24 * sizeof(*hours[p]))) == NULL)
             rc = IW_E_NOMEM;
@@ -317,35 +346,35 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
     }
     for (size_t i = 0; i < rd->n_ser && rc == IW_OK; i++) {
         int p = iw_aqi_pollutant_find(rd->ser[i].metric);
-        struct reader r = { .hours = hours[p < 0 ? 0 : p], .has_data = has_data,
-                            .flagged = flagged, .first_day = first_day, .n_days = n_days,
-                            .tz = dev->tz_offset_min, .acc = { .end = INT64_MIN } };
-        int64_t first;
+        struct reader r = { .hours = hours[p < 0 ? 0 : p], .seen = seen, .pol = p,
+                            .has_data = has_data, .flagged = flagged, .first_day = first_day,
+                            .n_days = n_days, .tz = dev->tz_offset_min,
+                            .acc = { .end = INT64_MIN } };
+        bool before = false;
         if (p < 0)
             continue;               /* not an AQI pollutant (e.g. the derived "aqi") */
         /* Hours are (H − 1 h, H]: the day's last sample may be stamped at its 24:00. */
-        rc = iw_store_read_points(st, rd->ser[i].id, first_day + 1, end + 1, on_point, &r);
+        rc = iw_store_read_points(st, rd->ser[i].id, lead + 1, end + 1, on_point, &r);
         close_hour(&r, INT64_MAX);
         if (r.any)
             dev->measured |= 1u << p;
-        if (rc == IW_OK && (rc = measured_since(st, rd->ser[i].id, end, r.any, &first)) == IW_OK
-            && first < since[p])
-            since[p] = first;
+        if (rc == IW_OK
+            && (rc = iw_store_read_points(st, rd->ser[i].id, INT64_MIN, lead, any_point,
+                                          &before)) == IW_OK && before)
+            prior |= 1u << p;
     }
+    if (rc == IW_OK)
+        measured_by_day(seen, n_days, prior, measured);
     if (rc == IW_OK && (dev->days = calloc(n_days, sizeof(*dev->days))) == NULL)
         rc = IW_E_NOMEM;
     for (size_t k = 0; rc == IW_OK && k < n_days; k++) {
         struct iw_air_day *d = &dev->days[dev->n_days];
-        int64_t own_day = first_day + (int64_t)k * IW_MS_PER_DAY;
         if (!has_data[k])
             continue;
         d->day = label_first + (int64_t)k * IW_MS_PER_DAY;
         d->std = iw_report_air_standard(o->standard, d->day, o->tz_offset_min);
         d->n_flagged = flagged[k];
-        /* The day is (day, day + 24 h]: measured from the hour of the first sample on. */
-        for (int p = 0; p < NPOL; p++)
-            if (since[p] <= own_day + IW_MS_PER_DAY)
-                d->measured |= 1u << p;
+        d->measured = measured[k];
         device_day_items(d, hours, k, d->measured);
         eval_day(d, d->measured);
         tally_day(&dev->tally, d);
@@ -355,6 +384,8 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
         free(hours[p]);
     free(has_data);
     free(flagged);
+    free(seen);
+    free(measured);
     return rc;
 }
 

@@ -15,7 +15,9 @@
  * (count_missing). HJ 633-2026 writes "/" for a pollutant a station does not
  * monitor and NA for a missing measurement; only the latter is missing data
  * (§5.3.1), so an hour with no valid PM2.5 from a station that has a PM2.5
- * analyser is missing data even when not one PM2.5 sample came in it.
+ * analyser is missing data even when not one PM2.5 sample came in it. A day
+ * needs the pollutants measured at any of its hours (day_measured). The air
+ * report (report_air.c, measured_by_day) follows the same rule.
  */
 #include <math.h>
 #include <stdio.h>
@@ -52,6 +54,7 @@ struct air_x {
     int64_t last_day;               /* daily: start of the last closed day; RT_NONE */
     int64_t silent_until;           /* replayed history: periods ending <= this only fill the ring */
     unsigned measured;              /* 1 << pollutant: the device has reported it */
+    unsigned day_measured;          /* daily: the pollutants measured at some hour of the open day */
     unsigned hour_seen;             /* 1 << pollutant: a sample (flagged too) in the open hour */
     int      missing[NPOL];         /* closed hours in a row with samples, none of it */
     /* the last evaluation, for the evidence */
@@ -163,7 +166,7 @@ static bool hourly_rule_covers(const struct iw_rules_engine *e, const struct ins
 }
 
 static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw_aqi_input *ai,
-                     int64_t end, bool late, int64_t wall)
+                     unsigned measured, int64_t end, bool late, int64_t wall)
 {
     struct air_x *x = in->x;
     const struct iw_rule_params *p = in->p;
@@ -171,7 +174,7 @@ static void evaluate(struct iw_rules_engine *e, struct inst *in, const struct iw
     struct iw_aqi_input m = *ai;
     int rc, level;
 
-    m.not_measured = ((1u << NPOL) - 1) & ~x->measured;
+    m.not_measured = ((1u << NPOL) - 1) & ~measured;
     rc = iw_aqi_compute(p->standard, p->mode, &m, &x->res);
 
     bool apart = daily && hourly_rule_covers(e, in);
@@ -262,7 +265,7 @@ static void evaluate_hour(struct iw_rules_engine *e, struct inst *in, int64_t en
                 set_item(x, &ai, mov[m].item, a);
         }
     }
-    evaluate(e, in, &ai, end, late, wall);
+    evaluate(e, in, &ai, x->measured, end, late, wall);
 }
 
 static void close_day(struct iw_rules_engine *e, struct inst *in, int64_t day, bool late, int64_t wall)
@@ -279,6 +282,11 @@ static void close_day(struct iw_rules_engine *e, struct inst *in, int64_t day, b
     x->last_day = day;
     if (x->day_open == day)
         x->day_open = RT_NONE;
+    /* A pollutant measured at any hour of the day is one the day needs: an
+     * analyser out all day is missing (NA), though 24 hours without it make
+     * it "not monitored" by the day's end (count_missing). */
+    unsigned measured = x->measured | x->day_measured;
+    x->day_measured = 0;
     if (x->silent_until != RT_NONE && end <= x->silent_until)
         return;
     for (int i = 0; i < IW_AQI_NITEMS; i++)
@@ -296,7 +304,7 @@ static void close_day(struct iw_rules_engine *e, struct inst *in, int64_t day, b
         }
     }
     iw__save(e, in);
-    evaluate(e, in, &ai, end, late, wall);
+    evaluate(e, in, &ai, measured, end, late, wall);
 }
 
 /* ==========================================================================
@@ -344,6 +352,7 @@ static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, in
                   && (x->hourly || next_ts == RT_NONE || next_ts >= end + IW_MS_PER_HOUR);
     for (int pol = 0; pol < NPOL; pol++)
         x->hours[pol][k] = hour_mean(&x->acc[pol], end, hourly);
+    x->day_measured |= x->measured;
     count_missing(in);
     x->hourly = hourly;
     x->label[k] = end;

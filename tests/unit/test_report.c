@@ -800,12 +800,43 @@ Test(report, air_missing_pollutant_invalidates_unless_above_100)
 }
 
 /*
+ * One stray O3 sample (or an analyser taken away) makes O3 measured: its own
+ * day and the next are NA at AQI <= 100 (missing), but once the station has
+ * reported 24 hours of data without it, O3 is not monitored, as in the
+ * air_quality rules. Every later day used to stay NA, and the good-day ratio
+ * of the year with them.
+ */
+Test(report, air_a_stray_pollutant_stops_counting_after_a_day_without_it)
+{
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-06T00:00:00+08:00");
+
+    for (int d = 1; d <= 5; d++) {
+        char day[40];
+        snprintf(day, sizeof(day), "2026-05-0%dT00:00:00+08:00", d);
+        put_hours("air/stray/a01/pm25", day, 24, 35);     /* IAQI 50 */
+    }
+    put("air/stray/a01/o3", T("2026-05-01T12:00:00+08:00"), 80, 0);
+    flush();
+    struct iw_air_report *r = air(&o);
+    const struct iw_air_day *d = r->dev[0].days;
+    cr_assert_eq(r->dev[0].n_days, 5);
+    cr_expect_not(d[0].valid, "05-01: one O3 sample, not a valid day of it");
+    cr_expect_not(d[1].valid, "05-02: O3 measured at its start, missing");
+    for (int k = 2; k < 5; k++)
+        cr_expect(d[k].valid && d[k].aqi == 50, "05-0%d: O3 not monitored any more", k + 1);
+    cr_expect_eq(r->dev[0].tally.good_days, 3);
+    iw_report_air_free(r);
+}
+
+/*
  * A day's validity does not depend on the period asked for. A CO analyser
  * installed on 05-03: 05-01 (PM2.5 only, AQI 100) is a valid good day
  * whether the report ends before 05-03 or after it, as the air_quality rule
  * had it live. An outage (no CO on 05-02 between CO days) and an analyser
- * silent since 05-01 leave CO measured and missing: those days are not
- * valid at AQI <= 100 (HJ 633-2026 §5.3.1).
+ * silent since 05-01 leave CO measured and missing on 05-02: not valid at
+ * AQI <= 100 (HJ 633-2026 §5.3.1). After 24 hours of the station's data
+ * without it, CO is not monitored (as the rules have it, rule_air.c): 05-03
+ * of the silent one is valid without it.
  */
 Test(report, air_day_validity_does_not_depend_on_the_period)
 {
@@ -835,7 +866,8 @@ Test(report, air_day_validity_does_not_depend_on_the_period)
     cr_expect_eq(nw->days[0].aqi, 100);
     cr_expect_eq(nw->tally.good_days, 3);
     cr_expect(gone->days[0].valid, "05-01 with CO");
-    cr_expect_not(gone->days[1].valid || gone->days[2].valid, "CO silent since 05-01");
+    cr_expect_not(gone->days[1].valid, "CO silent since 05-01: missing on 05-02");
+    cr_expect(gone->days[2].valid, "05-03: CO not monitored after 24 hours of data without it");
     cr_expect(gap->days[0].valid && gap->days[2].valid);
     cr_expect_not(gap->days[1].valid, "05-02: CO measured before and after, missing that day");
     cr_expect_eq(gap->days[1].missing, 1u << IW_AQI_P_CO);

@@ -1285,6 +1285,33 @@ Test(std, air_a_pollutant_missing_from_a_day_of_data_is_no_longer_measured)
     iw_rules_engine_free(e);
 }
 
+/* Daily mode: an analyser out for a whole day leaves that day NA (its
+ * pollutant is measured at the day's start), though its 24 missing hours
+ * make it "not monitored" by the day's end; the next day goes without it.
+ * The day used to be judged with the state at its end: valid, AQI 50. */
+Test(std, air_daily_an_analyser_out_all_day_leaves_the_day_na)
+{
+    static const char *const m2[] = { "pm25", "co" }, *const m1[] = { "pm25" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.mode = IW_AQI_DAILY;
+    e = engine(d0);
+    for (int h = 1; h <= 72; h++) {
+        double v2[] = { 35, 0.5 }, v1[] = { 35 };
+        if (h <= 24)
+            feed_msg(e, "air", "s1", "a21", m2, v2, 2, d0 + h * HOUR, 0);
+        else
+            feed_msg(e, "air", "s1", "a21", m1, v1, 1, d0 + h * HOUR, 0);
+    }
+    cr_assert(point_at("air/s1/a21/aqi", d0 + 24 * HOUR)->valid, "day 1 with CO");
+    cr_assert_not(point_at("air/s1/a21/aqi", d0 + 48 * HOUR)->valid, "day 2: CO missing, NA");
+    cr_assert(point_at("air/s1/a21/aqi", d0 + 72 * HOUR)->valid, "day 3: CO not monitored");
+    cr_assert_eq(point_at("air/s1/a21/aqi", d0 + 72 * HOUR)->v, 50);
+    iw_rules_engine_free(e);
+}
+
 /* What a station measures survives a restart longer ago than the history refill. */
 Test(std, air_measured_pollutants_survive_restart)
 {
