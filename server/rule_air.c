@@ -700,7 +700,8 @@ void iw__air_late_end(struct iw_rules_engine *e, struct inst *sh, int64_t upto, 
         close_day(e, sh, x->day_open, iw__late_at(e, x->day_open + IW_MS_PER_DAY, recv), recv);
 }
 
-void iw__air_adopt(struct iw_rules_engine *e, struct inst *live, const struct inst *truth)
+void iw__air_adopt(struct iw_rules_engine *e, struct inst *live, const struct inst *truth,
+                   bool reached, int64_t recv)
 {
     struct air_x *x = live->x;
     const struct air_x *t = truth->x;
@@ -722,6 +723,18 @@ void iw__air_adopt(struct iw_rules_engine *e, struct inst *live, const struct in
     if (t->last_day != RT_NONE && (x->last_day == RT_NONE || t->last_day > x->last_day)
         && (x->day_open == RT_NONE || t->last_day < x->day_open))
         x->last_day = t->last_day;
+    /* The truth reached the live instance's last period: its judgement there
+     * is the one that counts the late data. The live episode's messages show
+     * it, and its severity follows it (a severity change at that period). */
+    if (reached && t->has_res && (!x->has_res || t->period_end >= x->period_end)) {
+        x->has_res = true;
+        x->res = t->res;
+        memcpy(x->in_avg, t->in_avg, sizeof(x->in_avg));
+        x->period_end = t->period_end;
+        if (live->st == ST_FIRING && truth->st == ST_FIRING && truth->sev != live->sev)
+            iw__escalate(e, live, truth->sev, x->period_end, iw__late_at(e, x->period_end, recv),
+                         recv);
+    }
     iw__save(e, live);
 }
 

@@ -197,8 +197,11 @@ int64_t iw__air_settle(const struct inst *in, int64_t ts);
 void iw__air_late_begin(struct inst *sh, const struct inst *live);
 /* Close the shadow's periods that end by upto (the live instance closed them). */
 void iw__air_late_end(struct iw_rules_engine *e, struct inst *sh, int64_t upto, int64_t recv);
-/* The live instance takes the truth's hourly means (and a filled gap's close). */
-void iw__air_adopt(struct iw_rules_engine *e, struct inst *live, const struct inst *truth);
+/* The live instance takes the truth's hourly means (and a filled gap's close);
+ * when the truth reached its last period (reached), its result there, and a
+ * firing live episode the truth's severity. */
+void iw__air_adopt(struct iw_rules_engine *e, struct inst *live, const struct inst *truth,
+                   bool reached, int64_t recv);
 
 /*
  * The common machine: `breach` and `clear` describe the current evaluation at

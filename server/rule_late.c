@@ -758,7 +758,7 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
         iw__air_late_end(e, r.truth, upto, r.recv);
     }
     if (is_air(live))
-        iw__air_adopt(e, live, r.truth);
+        iw__air_adopt(e, live, r.truth, !r.converged, r.recv);
 
     /* The truth at the live instance's evaluated time (see the top of the file).
      * Converged earlier, it has the reference's state: nothing of it is new. */

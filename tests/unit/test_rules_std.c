@@ -759,6 +759,34 @@ Test(std, air_a_backlog_after_newer_data_is_judged_at_its_own_time)
     iw_rules_engine_free(e);
 }
 
+/* A corrected value inside the episode firing live: no second episode; the
+ * hour's point is rewritten and the episode's severity follows it. */
+Test(std, air_a_late_correction_inside_a_firing_episode_moves_its_severity)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 3; h++)
+        feed_air_recv(e, "a35", d0 + h * HOUR, d0 + h * HOUR, h == 1 ? 30 : 100);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(env.alerts[0]->severity, IW_SEV_WARNING);
+    feed_air_recv(e, "a35", d0 + 3 * HOUR, d0 + 3 * HOUR + 20 * MINUTE, 160);   /* hour 3 again */
+    cr_expect_eq(aqi_at("a35", d0 + 3 * HOUR)->v, 210);
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_ESCALATE);
+    cr_expect_eq(env.alerts[1]->severity, IW_SEV_CRITICAL);
+    cr_expect_eq(env.alerts[1]->ts, d0 + 3 * HOUR);
+    cr_expect_eq(env.alerts[1]->value, 210, "the evidence is the corrected hour's");
+    cr_expect_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    feed_air_recv(e, "a35", d0 + 4 * HOUR, d0 + 4 * HOUR, 30);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_expect_eq(env.alerts[2]->reason, IW_ALERT_RESOLVE);
+    cr_expect_eq(env.alerts[2]->ts, d0 + 4 * HOUR);
+    iw_rules_engine_free(e);
+}
+
 /* Minutes that come after close_after closed their hour short (40 minutes,
  * invalid) complete it: the hour is valid and fires, and the live instance
  * takes that episode over, so that the next live hour resolves it. */
