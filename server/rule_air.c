@@ -466,25 +466,40 @@ static void prime(struct iw_rules_engine *e, struct inst *in, const struct iw_rs
     int64_t end = iw_local_hour_end(s->ts, in->p->tz_offset_min);
     struct hist_vec hv = { 0 };
 
+    int64_t lc = x->last_closed, to = s->ts - 1;
+    bool behind;
+
     if (end == INT64_MIN)
         return;
     /* Periods ending before the current hour were evaluated before (restored: up
      * to the last closed one); replaying them only refills the ring. */
-    x->silent_until = in->restored && x->last_closed != RT_NONE ? x->last_closed
-                                                                 : end - IW_MS_PER_HOUR;
-    if (!in->restored || x->last_closed == RT_NONE)
+    x->silent_until = in->restored && lc != RT_NONE ? lc : end - IW_MS_PER_HOUR;
+    if (!in->restored || lc == RT_NONE)
         x->last_day = RT_NONE;
+    /* A first sample of an hour the restored state had closed (a backlog that
+     * comes before the live data) is late: the history up to that hour
+     * rebuilds the timeline, and the sample goes to rule_late.c. */
+    behind = in->restored && lc != RT_NONE && end <= lc;
+    if (behind) {
+        end = lc;
+        to = lc;
+    }
     x->last_closed = RT_NONE;
     for (int pol = 0; pol < NPOL; pol++) {
         hv.pol = pol;
         iw__read_points(e, in, iw_aqi_pollutant_info((enum iw_aqi_pollutant)pol)->metric,
-                        end - 25 * IW_MS_PER_HOUR + 1, s->ts - 1, hist_cb, &hv);
+                        end - 25 * IW_MS_PER_HOUR + 1, to, hist_cb, &hv);
     }
     if (hv.n > 0)
         qsort(hv.h, hv.n, sizeof(*hv.h), hist_cmp);
     for (size_t i = 0; i < hv.n; i++)
         feed(e, in, hv.h[i].pol, hv.h[i].ts, hv.h[i].v, hv.h[i].valid, iw__late(e, s), s->recv_ms);
     free(hv.h);
+    if (behind) {
+        if (x->cur_end != RT_NONE && x->cur_end <= lc)
+            close_hour(e, in, false, s->recv_ms, RT_NONE);     /* silent: <= silent_until */
+        x->last_closed = lc;
+    }
 }
 
 /* ==========================================================================

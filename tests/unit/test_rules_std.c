@@ -787,6 +787,38 @@ Test(std, air_a_late_correction_inside_a_firing_episode_moves_its_severity)
     iw_rules_engine_free(e);
 }
 
+/* After a restart, a backlog that comes before any live data is still late:
+ * the restored state says which hours were closed. It used to become the
+ * instance's timeline, with every hour up to the restored one silent. */
+Test(std, air_a_backlog_first_after_a_restart_is_judged_late)
+{
+    int64_t d0 = day0(), up = d0 + 7 * HOUR + 10 * MINUTE;
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 7; h++)
+        if (h < 4 || h > 5)
+            feed_air_recv(e, "a36", d0 + h * HOUR, d0 + h * HOUR, 30);
+    e = fx_restart(e, &env, &cfg.cfg, up - MINUTE);
+    cr_assert_eq(env.n_alerts, 0);
+    feed_air_recv(e, "a36", d0 + 4 * HOUR, up, 160);
+    feed_air_recv(e, "a36", d0 + 5 * HOUR, up + 10, 160);
+    cr_expect_eq(aqi_at("a36", d0 + 4 * HOUR)->v, 210);
+    cr_expect_eq(aqi_at("a36", d0 + 5 * HOUR)->v, 210);
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->ts, d0 + 4 * HOUR);
+    cr_expect(env.alerts[0]->late);
+    cr_expect_eq(env.alerts[1]->reason, IW_ALERT_RESOLVE);
+    cr_expect_eq(env.alerts[1]->ts, d0 + 6 * HOUR);
+    /* The live data go on from the restored hour. */
+    feed_air_recv(e, "a36", d0 + 8 * HOUR, d0 + 8 * HOUR, 100);
+    cr_assert_eq(env.n_alerts, 3);
+    cr_expect_eq(env.alerts[2]->ts, d0 + 8 * HOUR);
+    cr_expect_not(env.alerts[2]->late);
+    iw_rules_engine_free(e);
+}
+
 /* Minutes that come after close_after closed their hour short (40 minutes,
  * invalid) complete it: the hour is valid and fires, and the live instance
  * takes that episode over, so that the next live hour resolves it. */
