@@ -541,8 +541,13 @@ static void *shard_main(void *arg)
         } else {
             late_flush_all(sh);                  /* idle: finish deferred rollups */
             late_rules_flush(sh, iw_now_ms(), true);   /* and judge the late samples */
-            if (atomic_load_explicit(&sh->d->stop, memory_order_acquire))
+            if (atomic_load_explicit(&sh->d->stop, memory_order_acquire)) {
+                if (sh->rules != NULL) {         /* those waiting for their upload's pause too */
+                    iw_rules_finish_late(sh->rules);
+                    held_flush(sh);
+                }
                 break;                           /* drained and told to stop */
+            }
         }
         apply_reload(sh);
         for (size_t i = 0; i < n; i++)

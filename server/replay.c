@@ -410,6 +410,11 @@ void iw_replay_advance(struct iw_replay *r, int64_t now_ms)
         r->clock = now_ms;
 }
 
+void iw_replay_finish(struct iw_replay *r)
+{
+    iw_rules_finish_late(r->eng);
+}
+
 void iw_replay_feed(struct iw_replay *r, const struct iw_rsample *s, size_t n)
 {
     int64_t w;

@@ -572,13 +572,19 @@ static int64_t close_at(int64_t end, int64_t last_recv, int64_t ca)
     return later(end + ca, last_recv + (ca < UPLOAD_PAUSE_MS ? ca : UPLOAD_PAUSE_MS));
 }
 
+int64_t iw__air_late_due(const struct inst *in, int64_t recv)
+{
+    int64_t ca = in->p->close_after_ms;
+    return recv + (ca < UPLOAD_PAUSE_MS ? ca : UPLOAD_PAUSE_MS);
+}
+
 static int64_t air_deadline(const struct iw_rules_engine *e, const struct inst *in)
 {
     const struct air_x *x = in->x;
-    int64_t ca = in->p->close_after_ms, d = RT_NO_DEADLINE;
+    int64_t ca = in->p->close_after_ms, d = iw__late_due(in);
     (void)e;
 
-    if (x->cur_end != RT_NONE)
+    if (x->cur_end != RT_NONE && close_at(x->cur_end, x->last_recv, ca) < d)
         d = close_at(x->cur_end, x->last_recv, ca);
     if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE) {
         int64_t dd = close_at(x->day_open + IW_MS_PER_DAY, x->last_recv, ca);
@@ -595,6 +601,7 @@ static void air_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
 
     int64_t live = e->cfg->alerts.live_window_ms;
 
+    iw__late_run_held(e, in, now, true);    /* the late samples' upload paused */
     /* The period's own time decides lateness (SPEC §1): a backlog's last hour
      * closed here, long after its end, is as late as the samples in it. */
     if (x->cur_end != RT_NONE && close_at(x->cur_end, x->last_recv, ca) <= now)

@@ -217,6 +217,8 @@ void iw__inst_free(struct iw_rules_engine *e, struct inst *in)
 {
     if (in == NULL)
         return;
+    iw__late_run_held(e, in, 0, false);     /* nobody left to judge it for */
+    iw__late_memo_free(in);
     if (in->heap_idx != SIZE_MAX)
         iw__heap_remove(e, in);
     if (in->x != NULL && in->rr->ops->fini != NULL)

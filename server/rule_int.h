@@ -40,6 +40,7 @@ void iw__smap_fini(struct smap *m);
 /* ---- rules and instances ------------------------------------------------ */
 struct kind_ops;
 struct late_work;
+struct late_memo;
 struct shadow;
 
 struct rule_rt {
@@ -76,6 +77,7 @@ struct inst {
     void    *x;                     /* kind data (ops->x_size bytes, zeroed) */
     struct late_work *late;         /* live: this message's out-of-order samples; NULL */
     struct shadow *sx;              /* a shadow (rule_late.c): its bookkeeping; NULL: live */
+    struct late_memo *memo;         /* live: the late episodes it published lately; NULL */
 };
 
 /* What a kind tells the emitter about the current transition. */
@@ -146,6 +148,7 @@ struct iw_rules_engine {
     struct inst *dirty;
     struct late_work *late;         /* instances with out-of-order samples in this message, or
                                      * since the last iw_rules_flush_late() (defer_late) */
+    struct late_work *late_held;    /* air_quality's, until their upload pauses */
     bool defer_late;
     int64_t late_since;             /* receipt of the oldest deferred late sample; RT_NONE */
     bool in_message;                /* in iw_rules_on_samples' loop over a message's samples */
@@ -161,8 +164,18 @@ struct iw_rules_engine {
  */
 void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
                       int64_t upto);
-/* End of a message: evaluate the kept samples in shadows, publish, free them. */
-void iw__late_finish(struct iw_rules_engine *e, bool run);
+/* End of a message or a deferral: evaluate the kept samples in shadows,
+ * publish, free them. IW_LATE_DUE holds air_quality's until their upload
+ * pauses (its timer runs them); IW_LATE_ALL runs those too, IW_LATE_DROP
+ * drops everything (the engine is going away). */
+enum iw_late_mode { IW_LATE_DROP, IW_LATE_DUE, IW_LATE_ALL };
+void iw__late_finish(struct iw_rules_engine *e, enum iw_late_mode mode);
+/* The held late work's due time of instance in; RT_NO_DEADLINE: none. */
+int64_t iw__late_due(const struct inst *in);
+/* Free what rule_late.c keeps for a live instance (its memo). */
+void iw__late_memo_free(struct inst *in);
+/* Run (or, run false, drop) in's held late work; run: only when due by now. */
+void iw__late_run_held(struct iw_rules_engine *e, struct inst *in, int64_t now, bool run);
 /* emit() of a shadow: true when nothing is to be built (priming, reference). */
 bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_status status,
                      enum iw_alert_reason reason, int64_t ts);
@@ -195,6 +208,8 @@ int64_t iw__air_judged_to(const struct inst *in);
 int64_t iw__air_settle(const struct inst *in, int64_t ts);
 /* A shadow starts with the pollutants the live instance knows the station measures. */
 void iw__air_late_begin(struct inst *sh, const struct inst *live);
+/* When air_quality's late samples, the last received at recv, are judged. */
+int64_t iw__air_late_due(const struct inst *in, int64_t recv);
 /* Close the shadow's periods that end by upto (the live instance closed them). */
 void iw__air_late_end(struct iw_rules_engine *e, struct inst *sh, int64_t upto, int64_t recv);
 /* The live instance takes the truth's hourly means (and a filled gap's close);

@@ -64,8 +64,9 @@
  * backlog does not publish that episode again; the state before the oldest
  * late sample is rebuilt from a lookback of stored points (lookback(),
  * replay_start()); the store cannot tell a new late sample from a redelivered
- * one, so a redelivered sample that alone made an episode is recognised only
- * for the instance's latest episode (its id), not an older one; a device-level
+ * one, so a redelivered sample that alone made an episode is recognised by
+ * the instance's latest episode (its id) and the late episodes it published
+ * lately (late_memo, in memory: not after a restart); a device-level
  * instance replays only the series it knows (seen since the engine started, or
  * flagged now). Engine thread only, like the rest of the engine.
  */
@@ -82,6 +83,8 @@ struct late_work {
     struct iw_rsample *s;           /* the late samples: names the instance's, metrics owned */
     size_t n, cap;
     int64_t upto;                   /* the live instance's evaluated time */
+    bool held;                      /* in e->late_held, until `due` (air_quality, see below) */
+    int64_t due;
 };
 
 struct span {
@@ -166,7 +169,9 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
     w->n++;
     if (upto > w->upto)
         w->upto = upto;
-    if (e->late_since == RT_NONE)
+    if (is_air(in) && iw__air_late_due(in, s->recv_ms) > w->due)
+        w->due = iw__air_late_due(in, s->recv_ms);
+    if (!w->held && e->late_since == RT_NONE)
         e->late_since = s->recv_ms;
     return;
 nomem:
@@ -602,6 +607,50 @@ static bool overlaps(const struct span *a, const struct span *b)
 }
 
 /*
+ * The late episodes a live instance published lately (in memory only). The
+ * store cannot tell a redelivered sample from a new one, nor a later part of
+ * a backlog from a correction: without them a redelivered late sample that
+ * alone made an episode would publish it again, and a backlog judged in parts
+ * (uploads further apart than a deferral) would publish an episode inside
+ * one already published for its first part. A truth episode overlapping one
+ * of these is not new.
+ */
+#define LATE_MEMO 8
+
+struct late_memo {
+    struct span sp[LATE_MEMO];
+    size_t n, next;                 /* next: the slot to reuse once full */
+};
+
+static bool memo_overlaps(const struct inst *live, const struct span *sp)
+{
+    for (size_t i = 0; live->memo != NULL && i < live->memo->n; i++)
+        if (overlaps(sp, &live->memo->sp[i]))
+            return true;
+    return false;
+}
+
+static void memo_add(struct inst *live, const struct span *sp)
+{
+    struct late_memo *m = live->memo;
+
+    if (m == NULL && (m = live->memo = calloc(1, sizeof(*m))) == NULL)
+        return;                     /* out of memory: a duplicate may go out */
+    if (m->n < LATE_MEMO) {
+        m->sp[m->n++] = *sp;
+        return;
+    }
+    m->sp[m->next] = *sp;
+    m->next = (m->next + 1) % LATE_MEMO;
+}
+
+void iw__late_memo_free(struct inst *in)
+{
+    free(in->memo);
+    in->memo = NULL;
+}
+
+/*
  * Publish the held alerts of the episodes the truth fired itself and nobody
  * else had: none overlapping an episode of the reference or live_span, and
  * none with the id of the live instance's latest episode (live_id: the same
@@ -609,9 +658,12 @@ static bool overlaps(const struct span *a, const struct span *b)
  * made that episode, which the reference, going without it, cannot see).
  * Returns whether the truth's open episode (id open_id) was among them.
  */
-static bool publish(struct iw_rules_engine *e, struct shadow *t, const struct shadow *ref,
-                    const struct span *live_span, const char *live_id, const char *open_id)
+static bool publish(struct iw_rules_engine *e, struct inst *live, struct shadow *t,
+                    const struct shadow *ref, const struct span *live_span, const char *live_id,
+                    const char *open_id)
 {
+    struct span add[LATE_MEMO];        /* this call's episodes: the memo is the past's */
+    size_t n_add = 0;
     bool open = false;
 
     if (ref->lost) {
@@ -638,13 +690,19 @@ static bool publish(struct iw_rules_engine *e, struct shadow *t, const struct sh
         keep = (live_span == NULL || !overlaps(&sp, live_span)) && strcmp(a->id, live_id) != 0;
         for (size_t k = 0; keep && k < ref->n_ep; k++)
             keep = !overlaps(&sp, &ref->ep[k]);
+        if (keep)
+            keep = !memo_overlaps(live, &sp);
         if (!keep)
             continue;
         if (open_id != NULL && a == fire && sp.to == INT64_MAX && strcmp(a->id, open_id) == 0)
-            open = true;
+            open = true;                /* taken over: the live instance owns it from here */
+        else if (a == fire)
+            add[n_add++ % LATE_MEMO] = sp;
         e->st.emitted++;
         e->env.emit(e->env.ctx, a);
     }
+    for (size_t i = n_add > LATE_MEMO ? n_add - LATE_MEMO : 0; i < n_add; i++)
+        memo_add(live, &add[i % LATE_MEMO]);
     return open;
 }
 
@@ -774,7 +832,7 @@ static void late_run(struct iw_rules_engine *e, struct late_work *w)
         iw__resolve(e, r.truth, upto, false, r.recv);   /* held: published if the firing is */
     if (!r.converged)
         adopt_runs(e, &r, live);
-    if (publish(e, r.truth->sx, r.ref->sx, live->st == ST_FIRING ? &live_span : NULL, live->id,
+    if (publish(e, live, r.truth->sx, r.ref->sx, live->st == ST_FIRING ? &live_span : NULL, live->id,
                 take_over ? r.truth->id : NULL)) {
         /* The live condition began earlier and met `for:` already: it is this episode. */
         live->st = ST_FIRING;
@@ -805,16 +863,67 @@ static void late_work_free(struct late_work *w)
     free(w);
 }
 
-/* run: judge the work; else drop it (the engine is going away). */
-void iw__late_finish(struct iw_rules_engine *e, bool run)
+/*
+ * air_quality holds its late samples until the upload pauses (`due`: the
+ * pause an hour's close waits for, after the last one came; the instance's
+ * timer runs it, iw__late_run_held): a backlog re-sent a record at a time
+ * is then judged whole, not an hour on its first 45 minutes (a firing that
+ * the rest of the hour would not have raised, and that is never withdrawn)
+ * nor an episode on the part of the outage stored so far.
+ */
+static bool holds(const struct late_work *w)
 {
+    return is_air(w->live);
+}
+
+static void run_one(struct iw_rules_engine *e, struct late_work *w, bool run)
+{
+    w->live->late = NULL;
+    if (run)
+        late_run(e, w);
+    late_work_free(w);
+}
+
+void iw__late_finish(struct iw_rules_engine *e, enum iw_late_mode mode)
+{
+    if (mode != IW_LATE_DUE) {          /* held work goes too */
+        while (e->late_held != NULL) {
+            struct late_work *w = e->late_held;
+            e->late_held = w->next;
+            w->held = false;
+            w->next = e->late;
+            e->late = w;
+        }
+    }
     while (e->late != NULL) {
         struct late_work *w = e->late;
         e->late = w->next;
-        w->live->late = NULL;
-        if (run)
-            late_run(e, w);
-        late_work_free(w);
+        if (mode == IW_LATE_DUE && holds(w)) {
+            w->held = true;
+            w->next = e->late_held;
+            e->late_held = w;
+            iw__sched(e, w->live);
+            continue;
+        }
+        run_one(e, w, mode != IW_LATE_DROP);
     }
     e->late_since = RT_NONE;
+}
+
+int64_t iw__late_due(const struct inst *in)
+{
+    return in->late != NULL && in->late->held ? in->late->due : RT_NO_DEADLINE;
+}
+
+void iw__late_run_held(struct iw_rules_engine *e, struct inst *in, int64_t now, bool run)
+{
+    struct late_work *w = in->late, **pp;
+
+    if (w == NULL || !w->held || (run && w->due > now))
+        return;
+    for (pp = &e->late_held; *pp != NULL && *pp != w; pp = &(*pp)->next)
+        ;
+    if (*pp == w)
+        *pp = w->next;
+    run_one(e, w, run);
 }

@@ -349,7 +349,7 @@ void iw_rules_engine_free(struct iw_rules_engine *e)
 {
     if (e == NULL)
         return;
-    iw__late_finish(e, false);          /* the owner flushed what it wanted judged */
+    iw__late_finish(e, IW_LATE_DROP);   /* the owner flushed what it wanted judged */
     series_clear(e);
     free_instances(e);
     free(e->heap);
@@ -397,7 +397,7 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
     /* Late samples: the store holds the whole message now, so each is
      * evaluated on its own time with what came before and after it. */
     if (e->late != NULL && !e->defer_late)
-        iw__late_finish(e, true);
+        iw__late_finish(e, IW_LATE_DUE);
     while (dirty != NULL) {
         struct inst *in = dirty;
         dirty = in->dirty_next;
@@ -416,15 +416,20 @@ void iw_rules_defer_late(struct iw_rules_engine *e, bool on)
 {
     e->defer_late = on;
     if (!on && e->late != NULL)
-        iw__late_finish(e, true);
+        iw__late_finish(e, IW_LATE_DUE);
 }
 
 bool iw_rules_flush_late(struct iw_rules_engine *e)
 {
     if (e->late == NULL)
         return false;
-    iw__late_finish(e, true);
+    iw__late_finish(e, IW_LATE_DUE);
     return true;
+}
+
+void iw_rules_finish_late(struct iw_rules_engine *e)
+{
+    iw__late_finish(e, IW_LATE_ALL);
 }
 
 int64_t iw_rules_late_since(const struct iw_rules_engine *e)
@@ -603,7 +608,7 @@ int iw_rules_engine_reload(struct iw_rules_engine *e, const struct iw_config *ne
     struct inst *adopt = NULL;          /* instances of changed absence and event rules */
     int rc;
 
-    iw__late_finish(e, true);           /* deferred work belongs to the old rules */
+    iw__late_finish(e, IW_LATE_ALL);    /* deferred and held work belong to the old rules */
     rc = rules_build(newcfg, &rules);
     if (rc != IW_OK)
         return rc;

@@ -99,6 +99,10 @@ void iw_replay_feed(struct iw_replay *r, const struct iw_rsample *s, size_t n);
 /* Advance the clock to now_ms, running every deadline <= now_ms. */
 void iw_replay_advance(struct iw_replay *r, int64_t now_ms);
 
+/* The input is over: judge the late samples still waiting for their upload
+ * to pause (air_quality), as the daemon would a few seconds later. */
+void iw_replay_finish(struct iw_replay *r);
+
 /* The clock: the latest time fed or advanced to (opts.start_ms at first). */
 int64_t iw_replay_now(const struct iw_replay *r);
 

@@ -310,10 +310,16 @@ void iw_rules_on_sample(struct iw_rules_engine *e, const struct iw_rsample *s);
  * would be compared with a store already holding the ones after it, which
  * the rules have not seen, and its episode would never be published.
  * Deferred work is judged before a reload, dropped by iw_rules_engine_free().
+ * air_quality's late samples wait, besides, until their upload pauses (a
+ * few seconds after the last came): iw_rules_tick() judges them then.
  */
 void iw_rules_defer_late(struct iw_rules_engine *e, bool on);
-/* Judge the deferred late samples now; false when there were none. */
+/* Judge the deferred late samples now (air_quality's wait for their pause);
+ * false when there were none. */
 bool iw_rules_flush_late(struct iw_rules_engine *e);
+/* Judge every late sample now, those waiting for their pause too: at a stop,
+ * or the end of a replay, nothing more will come. */
+void iw_rules_finish_late(struct iw_rules_engine *e);
 /* Receipt time of the oldest deferred late sample; INT64_MIN when none. */
 int64_t iw_rules_late_since(const struct iw_rules_engine *e);
 

@@ -821,6 +821,7 @@ static int replay_store(const struct bt_args *a, const struct iw_config *cfg, st
         rc = m.rc;
     if (rc == IW_OK) {
         iw_replay_advance(r, a->to);
+        iw_replay_finish(r);
         rc = iw_replay_status(r);
     }
     if (rc == IW_OK)

@@ -139,6 +139,7 @@ static int64_t run_case(const struct ts_case *tc, struct iw_replay *r)
         if (tc->has_until && tc->until > end)
             end = tc->until;
         iw_replay_advance(r, end);
+        iw_replay_finish(r);
     }
     for (size_t i = 0; it != NULL && i < tc->n_samples; i++)
         free(it[i].buf);

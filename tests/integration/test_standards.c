@@ -401,8 +401,8 @@ Test(standards, an_air_backlog_older_than_live_data_is_judged_at_its_own_hours, 
     cr_assert_eq(it_flush(dev, 60000), 0);
     static const char *const want[] = { "firing", "resolved" };
     static const double aqi[] = { 210, 50 };   /* hour 4's, then the live hour 6's */
-    for (int i = 0; i < 2; i++) {
-        m = it_next(sub, 20000);
+    for (int i = 0; i < 2; i++) {       /* judged once the upload paused (10 s) */
+        m = it_next(sub, 40000);
         cr_assert_not_null(m, "the backlog raised no %s alert", want[i]);
         cJSON *a = cJSON_Parse(m->payload);
         cr_assert_null(validate(schema, schema, a, "alert"), "%s", m->payload);

@@ -426,6 +426,31 @@ Test(rules, late_sample_raises_and_resolves_on_its_own_time)
     iw_rules_engine_free(e);
 }
 
+/* The late sample above, redelivered (QoS 1, a logger's retry): its episode
+ * is not published again. The store cannot tell it from a new sample, and
+ * the episode ended before the live instance's time (its id is not the live
+ * one); the late episodes published lately are remembered. */
+Test(rules, a_redelivered_late_sample_does_not_publish_its_episode_again)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    feed_late(e, "nh3_n", t + 10 * MINUTE, 5, t + 10 * MINUTE, 0);
+    feed_late(e, "nh3_n", t - 2 * HOUR, 20, t + 11 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    feed_late(e, "nh3_n", t - 2 * HOUR, 20, t + 12 * MINUTE, 0);  /* redelivered */
+    cr_assert_eq(env.n_alerts, 2, "published again: %zu alerts", env.n_alerts);
+    /* A late sample outside that episode is new. */
+    feed_late(e, "nh3_n", t + 5 * MINUTE, 30, t + 13 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 4, "alerts: %zu", env.n_alerts);
+    assert_alert(2, IW_ALERT_FIRING, t + 5 * MINUTE, t + 5 * MINUTE, false);
+    assert_alert(3, IW_ALERT_RESOLVED, t + 10 * MINUTE, t + 5 * MINUTE, false);
+    iw_rules_engine_free(e);
+}
+
 /* The backlog of a station after an outage, uploaded in one message. */
 Test(rules, late_backlog_after_a_live_sample_fires_and_resolves_once)
 {

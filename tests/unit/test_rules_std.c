@@ -597,6 +597,7 @@ Test(std, air_hour_closed_by_close_after_on_the_wall_clock)
     /* A late sample of the closed hour is judged in it (SPEC §1): the hour's
      * point is rewritten, and the episode firing for it publishes nothing. */
     feed_air_minute(e, "a01", d0 + 55 * MINUTE, 500);
+    iw_rules_tick(e, d0 + HOUR + 5 * MINUTE + 1);   /* its upload paused long ago */
     cr_assert_eq(env.n_alerts, 1);
     cr_assert_eq(point_at("air/s1/a01/aqi", d0 + HOUR)->v, 144, "PM2.5 (50 × 100 + 500) / 51: %g",
                  point_at("air/s1/a01/aqi", d0 + HOUR)->v);
@@ -660,6 +661,13 @@ static void feed_air_recv(struct iw_rules_engine *e, const char *dev, int64_t ts
 {
     double v[] = { 5, 10, 0.3, 20, 20, pm25 };
     feed_msg_recv(e, "air", "s1", dev, pols, v, 6, ts, 0, recv);
+}
+
+/* Late air samples wait until their upload pauses (rule_late.c): 10 s after
+ * the last, received at recv, the engine's tick judges them. */
+static void upload_paused(struct iw_rules_engine *e, int64_t recv)
+{
+    iw_rules_tick(e, recv + 10 * 1000);
 }
 
 /* The AQI point of the station's device dev at ts, which must be there. */
@@ -743,6 +751,9 @@ Test(std, air_a_backlog_after_newer_data_is_judged_at_its_own_time)
     cr_assert_eq(env.n_alerts, 0);
     feed_air_recv(e, "a30", d0 + 4 * HOUR, up, 160);
     feed_air_recv(e, "a30", d0 + 5 * HOUR, up + 10, 160);
+    iw_rules_tick(e, up + 9999);
+    cr_assert_eq(env.n_alerts, 0, "judged before the upload paused");
+    upload_paused(e, up + 10);
     for (int h = 4; h <= 5; h++) {
         cr_expect(aqi_at("a30", d0 + h * HOUR)->valid);
         cr_expect_eq(aqi_at("a30", d0 + h * HOUR)->v, 210);
@@ -773,6 +784,7 @@ Test(std, air_a_late_correction_inside_a_firing_episode_moves_its_severity)
     cr_assert_eq(env.n_alerts, 1);
     cr_assert_eq(env.alerts[0]->severity, IW_SEV_WARNING);
     feed_air_recv(e, "a35", d0 + 3 * HOUR, d0 + 3 * HOUR + 20 * MINUTE, 160);   /* hour 3 again */
+    upload_paused(e, d0 + 3 * HOUR + 20 * MINUTE);
     cr_expect_eq(aqi_at("a35", d0 + 3 * HOUR)->v, 210);
     cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
     cr_expect_eq(env.alerts[1]->reason, IW_ALERT_ESCALATE);
@@ -804,6 +816,7 @@ Test(std, air_a_backlog_first_after_a_restart_is_judged_late)
     cr_assert_eq(env.n_alerts, 0);
     feed_air_recv(e, "a36", d0 + 4 * HOUR, up, 160);
     feed_air_recv(e, "a36", d0 + 5 * HOUR, up + 10, 160);
+    upload_paused(e, up + 10);
     cr_expect_eq(aqi_at("a36", d0 + 4 * HOUR)->v, 210);
     cr_expect_eq(aqi_at("a36", d0 + 5 * HOUR)->v, 210);
     cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
@@ -816,6 +829,84 @@ Test(std, air_a_backlog_first_after_a_restart_is_judged_late)
     cr_assert_eq(env.n_alerts, 3);
     cr_expect_eq(env.alerts[2]->ts, d0 + 8 * HOUR);
     cr_expect_not(env.alerts[2]->late);
+    iw_rules_engine_free(e);
+}
+
+/* A backlog re-sent a record at a time (a data logger, a second apart): it
+ * is judged once the upload pauses, whole, so each bad hour is its own
+ * episode, resolved by the backlog's own next hour. Judged message by
+ * message, the first bad hour resolved only at the first live hour (the rest
+ * of the outage was not stored yet) and the second fired inside it. */
+Test(std, air_a_backlog_sent_a_record_at_a_time_is_judged_whole)
+{
+    int64_t d0 = day0(), up = d0 + 11 * HOUR + 10 * MINUTE;
+    struct iw_rules_engine *e;
+    static const double back[] = { 30, 160, 30, 30, 160, 30, 30, 30 };   /* hours 2..9 */
+    static const struct { int h; enum iw_alert_reason reason; } want[] = {
+        { 3, IW_ALERT_FIRE }, { 4, IW_ALERT_RESOLVE }, { 6, IW_ALERT_FIRE }, { 7, IW_ALERT_RESOLVE },
+    };
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 11; h++)
+        if (h == 1 || h >= 10)
+            feed_air_recv(e, "a37", d0 + h * HOUR, d0 + h * HOUR, 30);
+    for (int h = 2; h <= 9; h++)
+        feed_air_recv(e, "a37", d0 + h * HOUR, up + (h - 2) * 1000, back[h - 2]);
+    upload_paused(e, up + 7 * 1000);
+    cr_assert_eq(env.n_alerts, 4, "alerts: %zu", env.n_alerts);
+    for (size_t i = 0; i < 4; i++) {
+        cr_expect_eq(env.alerts[i]->reason, want[i].reason, "alert %zu", i);
+        cr_expect_eq(env.alerts[i]->ts, d0 + want[i].h * HOUR, "alert %zu at %+lld h", i,
+                     (long long)((env.alerts[i]->ts - d0) / HOUR));
+        cr_expect(env.alerts[i]->late, "alert %zu", i);
+    }
+    iw_rules_engine_free(e);
+}
+
+/* An hourly value of a backlog, redelivered ten minutes later: nothing new
+ * (SPEC §2, the same point again). It published its episode a second time. */
+Test(std, air_a_redelivered_late_hour_publishes_nothing_more)
+{
+    int64_t d0 = day0(), up = d0 + 4 * HOUR + 10 * MINUTE;
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int h = 1; h <= 4; h++)
+        if (h != 2)
+            feed_air_recv(e, "a39", d0 + h * HOUR, d0 + h * HOUR, 30);
+    feed_air_recv(e, "a39", d0 + 2 * HOUR, up, 160);
+    upload_paused(e, up);
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    feed_air_recv(e, "a39", d0 + 2 * HOUR, up + 10 * MINUTE, 160);
+    upload_paused(e, up + 10 * MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "published again: %zu alerts", env.n_alerts);
+    iw_rules_engine_free(e);
+}
+
+/* The rest of an hour that close_after closed short (44 minutes, invalid),
+ * re-sent a minute a second: judged on the whole hour (PM2.5 51.3, AQI 82,
+ * level 2), not on its first 45 minutes (68.4, AQI 108, level 3), which
+ * fired, and a firing is never withdrawn. */
+Test(std, air_the_rest_of_an_hour_sent_a_minute_at_a_time_is_judged_whole)
+{
+    int64_t d0 = day0(), up = d0 + HOUR + 10 * MINUTE;
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 44; m++)
+        feed_air_minute(e, "a38", d0 + m * MINUTE, 70);
+    iw_rules_tick(e, d0 + HOUR + 5 * MINUTE);
+    cr_assert_not(aqi_at("a38", d0 + HOUR)->valid, "44 minutes are not an hour");
+    for (int m = 45; m <= 60; m++)
+        feed_air_recv(e, "a38", d0 + m * MINUTE, up + (m - 45) * 1000, 0);
+    upload_paused(e, up + 15 * 1000);
+    cr_assert(aqi_at("a38", d0 + HOUR)->valid);
+    cr_assert_eq(aqi_at("a38", d0 + HOUR)->v, 82, "%g", aqi_at("a38", d0 + HOUR)->v);
+    cr_assert_eq(env.n_alerts, 0, "fired on part of the hour: %g",
+                 env.n_alerts ? env.alerts[0]->value : 0);
     iw_rules_engine_free(e);
 }
 
@@ -836,6 +927,7 @@ Test(std, air_minutes_after_close_after_complete_their_hour)
     cr_assert_eq(env.n_alerts, 0);
     for (int m = 41; m <= 60; m++)
         feed_air_recv(e, "a31", d0 + m * MINUTE, up + m * 10, 100);
+    upload_paused(e, up + 600);
     cr_assert(aqi_at("a31", d0 + HOUR)->valid, "60 minutes are");
     cr_assert_eq(aqi_at("a31", d0 + HOUR)->v, 137);
     cr_assert_eq(env.n_alerts, 1, "alerts: %zu", env.n_alerts);
@@ -865,6 +957,7 @@ Test(std, air_a_late_hour_before_the_open_one_is_judged_and_taken_over)
         feed_air_minute(e, "a32", d0 + 4 * HOUR + m * MINUTE, 30);
     cr_assert_eq(env.n_alerts, 0);
     feed_air_recv(e, "a32", d0 + 4 * HOUR, d0 + 4 * HOUR + 21 * MINUTE, 160);
+    upload_paused(e, d0 + 4 * HOUR + 21 * MINUTE);
     cr_expect_eq(aqi_at("a32", d0 + 4 * HOUR)->v, 210);
     cr_assert_eq(env.n_alerts, 1, "alerts: %zu", env.n_alerts);
     cr_expect_eq(env.alerts[0]->ts, d0 + 4 * HOUR);
@@ -898,6 +991,7 @@ Test(std, air_hj633_2012_late_hours_rewrite_the_moving_means_after_them)
     cr_assert_eq(env.n_alerts, 0);
     feed_air_recv(e, "a33", d0 + 30 * HOUR, up, 900);
     feed_air_recv(e, "a33", d0 + 31 * HOUR, up + 10, 900);
+    upload_paused(e, up + 10);
     /* PM2.5 24 h at 31h..45h: (22 × 35 + 2 × 900) / 24 = 107.08: ceil(140.1) = 141, level 3. */
     for (int h = 31; h <= 45; h++)
         cr_expect_eq(aqi_at("a33", d0 + h * HOUR)->v, 141, "%dh: %g", h,
@@ -931,6 +1025,7 @@ Test(std, air_daily_late_hours_judge_their_day_again)
     cr_assert_eq(env.n_alerts, 0);
     for (int h = 10; h <= 13; h++)
         feed_air_recv(e, "a34", d0 + h * HOUR, up + h, 300);
+    upload_paused(e, up + 13);
     /* (20 × 35 + 4 × 300) / 24 = 79.2: ceil(100 + 50 × 19.2 / 55) = 118, level 3. */
     cr_assert_eq(aqi_at("a34", d0 + 24 * HOUR)->v, 118, "%g",
                  aqi_at("a34", d0 + 24 * HOUR)->v);
