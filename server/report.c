@@ -370,10 +370,12 @@ const char *const iw_report_notes_air[] = {
     "HJ 633-2012 also uses the O3 daily maximum 1 h (>= 20 valid hours).",
     "AQI: HJ 633-2012 for days before 2026-03-01, HJ 633-2026 from then (or --standard); "
     "IAQI rounded up exactly; primary pollutant(s) only when AQI > 50.",
-    "A day is valid when every pollutant the station measures by then (from its first stored "
-    "sample on, unless none is in the period or after it) has its valid daily value, or when "
-    "the AQI of those present is already above 100 (HJ 633-2026 §5.3.1); "
-    "other days are listed as invalid and left out of the ratio.",
+    "A day is valid when every pollutant the station measures at any of its hours has its "
+    "valid daily value, or when the AQI of those present is already above 100 (HJ 633-2026 "
+    "§5.3.1); other days are listed as invalid and left out of the ratio. A pollutant is "
+    "measured from its first sample (flagged too) until 24 hours in a row of the station's "
+    "data have none of it (hours with no data at all do not count): then it is not monitored "
+    "(HJ 633's \"/\"), as in the air_quality rules.",
     "优良天数比例 (good-day ratio) = valid days with AQI <= 100 / valid days. A site with several "
     "devices averages their valid daily values, as a city averages its stations.",
     NULL,

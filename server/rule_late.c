@@ -607,40 +607,40 @@ static bool overlaps(const struct span *a, const struct span *b)
 }
 
 /*
- * The late episodes a live instance published lately (in memory only). The
- * store cannot tell a redelivered sample from a new one, nor a later part of
- * a backlog from a correction: without them a redelivered late sample that
- * alone made an episode would publish it again, and a backlog judged in parts
- * (uploads further apart than a deferral) would publish an episode inside
- * one already published for its first part. A truth episode overlapping one
- * of these is not new.
+ * The starts of the late episodes a live instance published lately (in
+ * memory only). The store cannot tell a redelivered sample from a new one:
+ * without them a redelivered late sample that alone made an episode would
+ * publish it again. A truth episode with one of these starts is that
+ * episode. Only the start: a later part of a backlog judged apart (uploads
+ * further apart than the deferral) may hold another episode inside the span
+ * published for the first part, and that one is new.
  */
-#define LATE_MEMO 8
+#define LATE_MEMO 64
 
 struct late_memo {
-    struct span sp[LATE_MEMO];
-    size_t n, next;                 /* next: the slot to reuse once full */
+    int64_t start[LATE_MEMO];
+    size_t n, next;                 /* next: the slot to reuse once full (the oldest) */
 };
 
-static bool memo_overlaps(const struct inst *live, const struct span *sp)
+static bool memo_has(const struct inst *live, int64_t start)
 {
     for (size_t i = 0; live->memo != NULL && i < live->memo->n; i++)
-        if (overlaps(sp, &live->memo->sp[i]))
+        if (live->memo->start[i] == start)
             return true;
     return false;
 }
 
-static void memo_add(struct inst *live, const struct span *sp)
+static void memo_add(struct inst *live, int64_t start)
 {
     struct late_memo *m = live->memo;
 
     if (m == NULL && (m = live->memo = calloc(1, sizeof(*m))) == NULL)
         return;                     /* out of memory: a duplicate may go out */
     if (m->n < LATE_MEMO) {
-        m->sp[m->n++] = *sp;
+        m->start[m->n++] = start;
         return;
     }
-    m->sp[m->next] = *sp;
+    m->start[m->next] = start;
     m->next = (m->next + 1) % LATE_MEMO;
 }
 
@@ -662,11 +662,13 @@ static bool publish(struct iw_rules_engine *e, struct inst *live, struct shadow 
                     const struct shadow *ref, const struct span *live_span, const char *live_id,
                     const char *open_id)
 {
-    struct span add[LATE_MEMO];        /* this call's episodes: the memo is the past's */
+    /* Starts published now, remembered at the end: the memo is the past's. */
+    int64_t *add = malloc((t->nq ? t->nq : 1) * sizeof(*add));
     size_t n_add = 0;
     bool open = false;
 
     if (ref->lost) {
+        free(add);
         IW_LOG_ERROR("rules", "out of memory evaluating late samples; their alerts are dropped");
         return false;
     }
@@ -691,18 +693,19 @@ static bool publish(struct iw_rules_engine *e, struct inst *live, struct shadow 
         for (size_t k = 0; keep && k < ref->n_ep; k++)
             keep = !overlaps(&sp, &ref->ep[k]);
         if (keep)
-            keep = !memo_overlaps(live, &sp);
+            keep = !memo_has(live, sp.from);
         if (!keep)
             continue;
         if (open_id != NULL && a == fire && sp.to == INT64_MAX && strcmp(a->id, open_id) == 0)
             open = true;                /* taken over: the live instance owns it from here */
-        else if (a == fire)
-            add[n_add++ % LATE_MEMO] = sp;
+        else if (a == fire && add != NULL)
+            add[n_add++] = sp.from;
         e->st.emitted++;
         e->env.emit(e->env.ctx, a);
     }
-    for (size_t i = n_add > LATE_MEMO ? n_add - LATE_MEMO : 0; i < n_add; i++)
-        memo_add(live, &add[i % LATE_MEMO]);
+    for (size_t i = 0; i < n_add; i++)
+        memo_add(live, add[i]);
+    free(add);
     return open;
 }
 

@@ -451,6 +451,49 @@ Test(rules, a_redelivered_late_sample_does_not_publish_its_episode_again)
     iw_rules_engine_free(e);
 }
 
+/* Ten single-sample late episodes, then all of them redelivered: none is
+ * published twice (the memo holds more than a short backlog's episodes). */
+Test(rules, a_redelivered_backlog_of_many_episodes_publishes_none_again)
+{
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    for (int m = 0; m < 100; m++)
+        if (m < 10 || m >= 60 || m % 5 != 0)
+            feed_late(e, "nh3_n", T0 + m * MINUTE, 5, T0 + m * MINUTE, 0);
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < 10; k++)
+            feed_late(e, "nh3_n", T0 + (10 + 5 * k) * MINUTE, 20,
+                      T0 + (100 + 10 * pass) * MINUTE + k * SEC, 0);
+    cr_assert_eq(env.n_alerts, 20, "alerts: %zu", env.n_alerts);
+    iw_rules_engine_free(e);
+}
+
+/* A backlog re-sent a record at a time holds two episodes: the second is
+ * published too (each part is judged on what is stored by then, so the first
+ * resolves at the next stored point, 60m: the documented limit). Remembering
+ * the first as a span swallowed the second. */
+Test(rules, a_backlog_sent_a_record_at_a_time_publishes_each_episode)
+{
+    static const struct { int m; double v; } back[] = { { 20, 20 }, { 21, 5 }, { 30, 20 }, { 31, 5 } };
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", T0, 5, T0, 0);
+    feed_late(e, "nh3_n", T0 + 60 * MINUTE, 5, T0 + 60 * MINUTE, 0);
+    feed_late(e, "nh3_n", T0 + 70 * MINUTE, 5, T0 + 70 * MINUTE, 0);
+    for (int i = 0; i < 4; i++)
+        feed_late(e, "nh3_n", T0 + back[i].m * MINUTE, back[i].v, T0 + 72 * MINUTE + i * SEC, 0);
+    cr_assert_eq(env.n_alerts, 4, "alerts: %zu", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->ts, T0 + 20 * MINUTE);
+    cr_expect_eq(env.alerts[0]->reason, IW_ALERT_FIRE);
+    cr_expect_eq(env.alerts[2]->ts, T0 + 30 * MINUTE, "the second episode");
+    cr_expect_eq(env.alerts[2]->reason, IW_ALERT_FIRE);
+    iw_rules_engine_free(e);
+}
+
 /* The backlog of a station after an outage, uploaded in one message. */
 Test(rules, late_backlog_after_a_live_sample_fires_and_resolves_once)
 {
