@@ -19,6 +19,11 @@
 #define H 3600000LL
 #define AIR_SRC "sources:\n  - {name: air, topic: \"sensors/air/{site}/{device}\", qos: 1}\n"
 #define WATER_SRC "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n"
+/* An hourly air_quality rule, level 3 and up, severity by level. */
+#define AQI_HOURLY_RULE                                                                     \
+    "rules:\n"                                                                              \
+    "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", mode: hourly,\n"        \
+    "     min_level: 3, severity: {3: warning, 4: major, 5: critical}}\n"
 
 /* Local midnight (Asia/Shanghai, +08:00) three days ago, in ms. */
 static long long day_start(void)
@@ -372,10 +377,7 @@ Test(standards, an_air_backlog_older_than_live_data_is_judged_at_its_own_hours, 
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        AIR_SRC
-        "rules:\n"
-        "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", mode: hourly,\n"
-        "     min_level: 3, severity: {3: warning, 4: major, 5: critical}}\n"), 0);
+        AIR_SRC AQI_HOURLY_RULE), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/critical/aqi-hourly/#", 1), 0);   /* not active/ */
 
@@ -449,10 +451,7 @@ Test(standards, one_hourly_air_value_for_a_past_hour_raises_its_alert_within_sec
 
     cr_assert_eq(it_broker_start(&b), 0);
     cr_assert_eq(it_daemon_start(&d, &b,
-        AIR_SRC
-        "rules:\n"
-        "  - {name: aqi-hourly, kind: air_quality, select: \"air/*/*\", mode: hourly,\n"
-        "     min_level: 3, severity: {3: warning, 4: major, 5: critical}}\n"), 0);
+        AIR_SRC AQI_HOURLY_RULE), 0);
     struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
     cr_assert_eq(it_subscribe(sub, "alerts/+/aqi-hourly/#", 1), 0);
     char p[256];

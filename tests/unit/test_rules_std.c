@@ -682,6 +682,23 @@ static const struct fx_point *aqi_at(const char *dev, int64_t ts)
     return p;
 }
 
+/* The first `minutes` minutes of the day's first hour at pm25, live; then
+ * close_after closes it short: invalid, no alert. */
+static struct iw_rules_engine *hour_closed_short(const char *dev, int minutes, double pm25)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= minutes; m++)
+        feed_air_minute(e, dev, d0 + m * MINUTE, pm25);
+    iw_rules_tick(e, d0 + HOUR + 5 * MINUTE);
+    cr_assert_not(aqi_at(dev, d0 + HOUR)->valid, "%d minutes are not an hour", minutes);
+    cr_assert_eq(env.n_alerts, 0);
+    return e;
+}
+
 /*
  * SPEC §4: an hour closes when the device reports a sample at or after its
  * end, or close_after (5 min) after its end. A past hour's last sample waited
@@ -892,14 +909,8 @@ Test(std, air_a_redelivered_late_hour_publishes_nothing_more)
 Test(std, air_the_rest_of_an_hour_sent_a_minute_at_a_time_is_judged_whole)
 {
     int64_t d0 = day0(), up = d0 + HOUR + 10 * MINUTE;
-    struct iw_rules_engine *e;
+    struct iw_rules_engine *e = hour_closed_short("a38", 44, 70);
 
-    air_rule();
-    e = engine(d0);
-    for (int m = 1; m <= 44; m++)
-        feed_air_minute(e, "a38", d0 + m * MINUTE, 70);
-    iw_rules_tick(e, d0 + HOUR + 5 * MINUTE);
-    cr_assert_not(aqi_at("a38", d0 + HOUR)->valid, "44 minutes are not an hour");
     for (int m = 45; m <= 60; m++)
         feed_air_recv(e, "a38", d0 + m * MINUTE, up + (m - 45) * 1000, 0);
     upload_paused(e, up + 15 * 1000);
@@ -916,15 +927,8 @@ Test(std, air_the_rest_of_an_hour_sent_a_minute_at_a_time_is_judged_whole)
 Test(std, air_minutes_after_close_after_complete_their_hour)
 {
     int64_t d0 = day0(), up = d0 + HOUR + 6 * MINUTE;
-    struct iw_rules_engine *e;
+    struct iw_rules_engine *e = hour_closed_short("a31", 40, 100);
 
-    air_rule();
-    e = engine(d0);
-    for (int m = 1; m <= 40; m++)
-        feed_air_minute(e, "a31", d0 + m * MINUTE, 100);
-    iw_rules_tick(e, d0 + HOUR + 5 * MINUTE);
-    cr_assert_not(aqi_at("a31", d0 + HOUR)->valid, "40 minutes are not an hour");
-    cr_assert_eq(env.n_alerts, 0);
     for (int m = 41; m <= 60; m++)
         feed_air_recv(e, "a31", d0 + m * MINUTE, up + m * 10, 100);
     upload_paused(e, up + 600);
