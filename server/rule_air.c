@@ -371,6 +371,13 @@ static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, in
     }
 }
 
+/* Is the hour ending at `end` closed (or passed over: before the open one)? */
+static bool hour_closed(const struct air_x *x, int64_t end)
+{
+    return (x->last_closed != RT_NONE && end <= x->last_closed)
+           || (x->cur_end != RT_NONE && end < x->cur_end);
+}
+
 /* One sample (valid false: flagged, it only moves time on). */
 static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts, double v,
                  bool valid, bool late, int64_t recv)
@@ -381,8 +388,7 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
     struct hour_acc *acc;
     int m;
 
-    if (end == INT64_MIN || (x->last_closed != RT_NONE && end <= x->last_closed)
-        || (x->cur_end != RT_NONE && end < x->cur_end)) {
+    if (end == INT64_MIN || hour_closed(x, end)) {
         e->st.out_of_order++;           /* its hour is already closed */
         x->measured |= 1u << pol;       /* but the station measures it: later hours wait for it */
         return;
@@ -518,9 +524,7 @@ static void air_sample(struct iw_rules_engine *e, struct inst *in, const struct 
         prime(e, in, s);
     in->primed = true;
     end = iw_local_hour_end(s->ts, in->p->tz_offset_min);
-    if (in->sx == NULL && end != INT64_MIN
-        && ((x->last_closed != RT_NONE && end <= x->last_closed)
-            || (x->cur_end != RT_NONE && end < x->cur_end))) {
+    if (in->sx == NULL && end != INT64_MIN && hour_closed(x, end)) {
         /* Its hour is closed (or passed over): judged on its own time by
          * rule_late.c, which replays the store with it. The station measures
          * it: later hours wait for it. */
@@ -567,15 +571,19 @@ static int64_t later(int64_t a, int64_t b)
  * waits close_after after its end, as a minute station's next sample is a
  * minute away).
  */
+static int64_t upload_pause(int64_t ca)
+{
+    return ca < UPLOAD_PAUSE_MS ? ca : UPLOAD_PAUSE_MS;
+}
+
 static int64_t close_at(int64_t end, int64_t last_recv, int64_t ca)
 {
-    return later(end + ca, last_recv + (ca < UPLOAD_PAUSE_MS ? ca : UPLOAD_PAUSE_MS));
+    return later(end + ca, last_recv + upload_pause(ca));
 }
 
 int64_t iw__air_late_due(const struct inst *in, int64_t recv)
 {
-    int64_t ca = in->p->close_after_ms;
-    return recv + (ca < UPLOAD_PAUSE_MS ? ca : UPLOAD_PAUSE_MS);
+    return recv + upload_pause(in->p->close_after_ms);
 }
 
 static int64_t air_deadline(const struct iw_rules_engine *e, const struct inst *in)
