@@ -89,6 +89,7 @@ struct iw_shard {
      * write (pipeline.c): owned copies. */
     struct iw_alert **held;
     size_t n_held, cap_held;
+    uint64_t late_counted;               /* the engine's out_of_order already in iw_stats */
 };
 
 #define IW_RECV_TS_SLOTS 4096            /* a power of two */

@@ -416,6 +416,19 @@ static void split_name(const struct iw_series *s, struct iw_name_split *o)
  * the first clearing point stored so far). A message stored but not yet
  * pushed (the microseconds between the two in ingest.c) can still be missed.
  */
+/* /metrics' islewatch_late_samples_total: what the shard's engine counted
+ * since the last tick (a new engine, after a reload, counts from 0). */
+static void late_count(struct iw_shard *sh)
+{
+    struct iw_rules_stats st;
+
+    iw_rules_engine_stats(sh->rules, &st);
+    if (st.out_of_order < sh->late_counted)
+        sh->late_counted = 0;
+    iw_stat_add(&iw_stats.late_samples, st.out_of_order - sh->late_counted);
+    sh->late_counted = st.out_of_order;
+}
+
 #define SHARD_IDLE_MS 200
 #define LATE_RULES_MAX_WAIT_MS 2000
 static void late_rules_flush(struct iw_shard *sh, int64_t now, bool idle)
@@ -563,6 +576,7 @@ static void *shard_main(void *arg)
             iw_rules_set_link(sh->rules, iw_mqtt_any_connected(sh->d->mqtt), now);
             iw_rules_tick(sh->rules, now);
             held_flush(sh);
+            late_count(sh);
             next_tick = now + 250;
         }
     }

@@ -341,6 +341,11 @@ char *iw_stats_render(void)
                 "# TYPE islewatch_store_errors_total counter\n"
                 "islewatch_store_errors_total %llu\n", (unsigned long long)ld(&iw_stats.store_errors));
 
+    bprintf(&b, "# HELP islewatch_late_samples_total Samples older than what a rule had evaluated "
+                "(a backlog, a redelivery), judged on their own time.\n"
+                "# TYPE islewatch_late_samples_total counter\n"
+                "islewatch_late_samples_total %llu\n", (unsigned long long)ld(&iw_stats.late_samples));
+
     bprintf(&b, "# HELP islewatch_alerts_published_total Alert messages published, by rule, severity and status.\n"
                 "# TYPE islewatch_alerts_published_total counter\n");
     pthread_mutex_lock(&alert_lock);

@@ -43,6 +43,8 @@ struct iw_stats {
     _Atomic uint64_t delay_skipped[IW_DELAY_SKIP_COUNT];   /* not observed, by reason */
     _Atomic uint64_t backpressure_waits;                   /* a shard queue was full */
     _Atomic uint64_t store_errors;
+    _Atomic uint64_t late_samples;                         /* older than what a rule instance had
+                                                            * evaluated: judged on their own time */
     _Atomic int      store_failing;                        /* the last message write failed */
     _Atomic uint64_t alerts_active[IW_SEV_COUNT];
     _Atomic int      broker_connected;

@@ -277,6 +277,17 @@ static void back_after_an_outage(struct it_broker *b, struct it_daemon *d, struc
     cr_assert_null(it_next(*sub, 1000), "a normal live sample raised something");
 }
 
+/* Poll the daemon's /metrics until `sample` reaches want. */
+static void wait_metric_at_least(const struct it_daemon *d, const char *sample, double want)
+{
+    long long end = it_now_ms() + 10000;
+    while (it_metric(d, sample) < want && it_now_ms() < end) {
+        struct timespec ts = { 0, 100 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_geq(it_metric(d, sample), want, "%s never reached %g", sample, want);
+}
+
 Test(alerts, a_late_sample_raises_and_resolves_a_late_episode)
 {
     struct it_broker b;
@@ -306,6 +317,7 @@ Test(alerts, a_late_sample_raises_and_resolves_a_late_episode)
     cr_assert_str_eq(s(a, "ts"), want, "resolved by the stored live sample");
     cJSON_Delete(a);
     cr_assert_null(it_next(sub, 1000), "more than one late episode");
+    wait_metric_at_least(&d, "islewatch_late_samples_total", 1);
     /* The history shows them as late too: the time column is the sample's,
      * not when they were published, and a reader must be able to tell. */
     char url[64], *out = NULL;
@@ -1123,17 +1135,6 @@ Test(alerts, reload_keeps_pending_and_windowed_state_of_unchanged_rules)
     it_client_free(sub);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
-}
-
-/* Poll the daemon's /metrics until `sample` reaches want. */
-static void wait_metric_at_least(const struct it_daemon *d, const char *sample, double want)
-{
-    long long end = it_now_ms() + 10000;
-    while (it_metric(d, sample) < want && it_now_ms() < end) {
-        struct timespec ts = { 0, 100 * 1000000 };
-        nanosleep(&ts, NULL);
-    }
-    cr_assert_geq(it_metric(d, sample), want, "%s never reached %g", sample, want);
 }
 
 /* The next alert of `rule` for `device` with `status` on sub within timeout_ms, or false. */
