@@ -341,8 +341,8 @@ char *iw_stats_render(void)
                 "# TYPE islewatch_store_errors_total counter\n"
                 "islewatch_store_errors_total %llu\n", (unsigned long long)ld(&iw_stats.store_errors));
 
-    bprintf(&b, "# HELP islewatch_late_samples_total Samples older than what a rule had evaluated "
-                "(a backlog, a redelivery), judged on their own time.\n"
+    bprintf(&b, "# HELP islewatch_late_samples_total Samples older than what a rule instance had "
+                "evaluated (a backlog, a redelivery), judged on their own time; once per instance.\n"
                 "# TYPE islewatch_late_samples_total counter\n"
                 "islewatch_late_samples_total %llu\n", (unsigned long long)ld(&iw_stats.late_samples));
 
