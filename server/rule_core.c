@@ -571,7 +571,7 @@ void iw__save(struct iw_rules_engine *e, struct inst *in)
 
     if (in->sx != NULL)
         return;                         /* a shadow lives for one message: nothing to keep */
-    if (in->st == ST_INACTIVE && !(ops->keep && ops->keep(in))) {
+    if (in->st == ST_INACTIVE && !(ops->keep && ops->keep(in)) && !iw__late_memo_any(in)) {
         if (in->stored && e->env.state_del != NULL) {
             rc = e->env.state_del(e->env.ctx, in->key);
             if (rc != IW_OK)
@@ -612,6 +612,7 @@ void iw__save(struct iw_rules_engine *e, struct inst *in)
     put_time(o, "nr", in->next_repeat);
     if (ops->save != NULL)
         ops->save(in, o);
+    iw__late_memo_save(in, o);
     text = iw_json_print(o);
     cJSON_Delete(o);
     if (text == NULL)
@@ -653,6 +654,7 @@ void iw__load_common(struct inst *in, const cJSON *o)
         episode_id(in, in->id);
     if (in->st != ST_INACTIVE && in->pending_since == RT_NONE)
         in->st = ST_INACTIVE;        /* a record without its start is unusable */
+    iw__late_memo_load(in, o);
 }
 
 void iw__write_point(struct iw_rules_engine *e, const struct inst *in, const char *metric,

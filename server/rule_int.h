@@ -172,8 +172,13 @@ enum iw_late_mode { IW_LATE_DROP, IW_LATE_DUE, IW_LATE_ALL };
 void iw__late_finish(struct iw_rules_engine *e, enum iw_late_mode mode);
 /* The held late work's due time of instance in; RT_NO_DEADLINE: none. */
 int64_t iw__late_due(const struct inst *in);
-/* Free what rule_late.c keeps for a live instance (its memo). */
+/* What rule_late.c keeps for a live instance (its memo of published late
+ * episodes): free it; is there any (its record must stay); save it to and
+ * load it from the state record. */
 void iw__late_memo_free(struct inst *in);
+bool iw__late_memo_any(const struct inst *in);
+void iw__late_memo_save(const struct inst *in, cJSON *o);
+void iw__late_memo_load(struct inst *in, const cJSON *o);
 /* Run (or, run false, drop) in's held late work; run: only when due by now. */
 void iw__late_run_held(struct iw_rules_engine *e, struct inst *in, int64_t now, bool run);
 /* emit() of a shadow: true when nothing is to be built (priming, reference). */

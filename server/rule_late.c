@@ -66,7 +66,7 @@
  * replay_start()); the store cannot tell a new late sample from a redelivered
  * one, so a redelivered sample that alone made an episode is recognised by
  * the instance's latest episode (its id) and the late episodes it published
- * lately (late_memo, in memory: not after a restart); a device-level
+ * lately (late_memo, kept in its state record); a device-level
  * instance replays only the series it knows (seen since the engine started, or
  * flagged now). Engine thread only, like the rest of the engine.
  */
@@ -607,8 +607,9 @@ static bool overlaps(const struct span *a, const struct span *b)
 }
 
 /*
- * The starts of the late episodes a live instance published lately (in
- * memory only). The store cannot tell a redelivered sample from a new one:
+ * The starts of the late episodes a live instance published lately (kept in
+ * its state record, "lm", so that a redelivery after a restart is known
+ * too; the record stays while there are any). The store cannot tell a redelivered sample from a new one:
  * without them a redelivered late sample that alone made an episode would
  * publish it again. A truth episode with one of these starts is that
  * episode. Only the start: a later part of a backlog judged apart (uploads
@@ -648,6 +649,31 @@ void iw__late_memo_free(struct inst *in)
 {
     free(in->memo);
     in->memo = NULL;
+}
+
+bool iw__late_memo_any(const struct inst *in)
+{
+    return in->memo != NULL && in->memo->n > 0;
+}
+
+void iw__late_memo_save(const struct inst *in, cJSON *o)
+{
+    const struct late_memo *m = in->memo;
+    cJSON *a;
+
+    if (m == NULL || m->n == 0 || (a = cJSON_AddArrayToObject(o, "lm")) == NULL)
+        return;
+    for (size_t i = 0; i < m->n; i++)       /* oldest first: load adds them in order */
+        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)m->start[(m->next + i) % m->n]));
+}
+
+void iw__late_memo_load(struct inst *in, const cJSON *o)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "lm"), *j;
+
+    cJSON_ArrayForEach(j, a)
+        if (cJSON_IsNumber(j))
+            memo_add(in, (int64_t)j->valuedouble);
 }
 
 /*
@@ -705,6 +731,8 @@ static bool publish(struct iw_rules_engine *e, struct inst *live, struct shadow 
     }
     for (size_t i = 0; i < n_add; i++)
         memo_add(live, add[i]);
+    if (n_add > 0)
+        iw__save(e, live);              /* kept in its record: a restart remembers them */
     free(add);
     return open;
 }

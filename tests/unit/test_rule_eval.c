@@ -470,6 +470,25 @@ Test(rules, a_redelivered_backlog_of_many_episodes_publishes_none_again)
     iw_rules_engine_free(e);
 }
 
+/* The broker redelivers after a daemon restart (QoS 1, persistent session):
+ * the late episode is remembered in the instance's state record. */
+Test(rules, a_late_sample_redelivered_after_a_restart_publishes_nothing_again)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 0);
+    e = engine(T0);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    feed_late(e, "nh3_n", t - 2 * HOUR, 20, t + MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 2);
+    cr_assert_eq(env.n_state, 1, "the inactive instance keeps its record for the memo");
+    e = fx_restart(e, &env, &cfg.cfg, t + 2 * MINUTE);
+    feed_late(e, "nh3_n", t - 2 * HOUR, 20, t + 3 * MINUTE, 0);     /* redelivered */
+    cr_assert_eq(env.n_alerts, 2, "published again after the restart: %zu alerts", env.n_alerts);
+    iw_rules_engine_free(e);
+}
+
 /* A backlog re-sent a record at a time holds two episodes: the second is
  * published too (each part is judged on what is stored by then, so the first
  * resolves at the next stored point, 60m: the documented limit). Remembering
