@@ -589,10 +589,10 @@ int64_t iw__air_late_due(const struct inst *in, int64_t recv)
 static int64_t air_deadline(const struct iw_rules_engine *e, const struct inst *in)
 {
     const struct air_x *x = in->x;
-    int64_t ca = in->p->close_after_ms, d = iw__late_due(in);
+    int64_t ca = in->p->close_after_ms, d = RT_NO_DEADLINE;
     (void)e;
 
-    if (x->cur_end != RT_NONE && close_at(x->cur_end, x->last_recv, ca) < d)
+    if (x->cur_end != RT_NONE)
         d = close_at(x->cur_end, x->last_recv, ca);
     if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE) {
         int64_t dd = close_at(x->day_open + IW_MS_PER_DAY, x->last_recv, ca);
@@ -609,7 +609,6 @@ static void air_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
 
     int64_t live = e->cfg->alerts.live_window_ms;
 
-    iw__late_run_held(e, in, now, true);    /* the late samples' upload paused */
     /* The period's own time decides lateness (SPEC §1): a backlog's last hour
      * closed here, long after its end, is as late as the samples in it. */
     if (x->cur_end != RT_NONE && close_at(x->cur_end, x->last_recv, ca) <= now)

@@ -335,6 +335,8 @@ static int64_t inst_deadline(const struct iw_rules_engine *e, const struct inst 
     int64_t d = in->rr->ops->deadline ? in->rr->ops->deadline(e, in) : RT_NO_DEADLINE;
     if (in->st == ST_FIRING && in->next_repeat != RT_NONE && in->next_repeat < d)
         d = in->next_repeat;
+    if (iw__late_due(in) < d)           /* held late samples (rule_late.c) */
+        d = iw__late_due(in);
     return d;
 }
 
@@ -792,6 +794,7 @@ static void run_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
             in->next_repeat = now + in->p->repeat_ms;
         iw__save(e, in);
     }
+    iw__late_run_held(e, in, now, true);    /* held late samples whose upload paused */
     if (in->rr->ops->timer != NULL)
         in->rr->ops->timer(e, in, now);
     iw__sched(e, in);
