@@ -378,8 +378,12 @@ static bool hour_closed(const struct air_x *x, int64_t end)
            || (x->cur_end != RT_NONE && end < x->cur_end);
 }
 
-/* One sample (valid false: flagged, it only moves time on). */
-static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts, double v,
+/*
+ * One sample (valid false: flagged, it only moves time on). False when its
+ * hour is already closed (or passed over): the caller decides what becomes of
+ * it. The station measures it all the same: later hours wait for it.
+ */
+static bool feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts, double v,
                  bool valid, bool late, int64_t recv)
 {
     struct air_x *x = in->x;
@@ -388,10 +392,13 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
     struct hour_acc *acc;
     int m;
 
-    if (end == INT64_MIN || hour_closed(x, end)) {
-        e->st.out_of_order++;           /* its hour is already closed */
-        x->measured |= 1u << pol;       /* but the station measures it: later hours wait for it */
-        return;
+    if (end == INT64_MIN) {
+        e->st.out_of_order++;           /* no hour holds it */
+        return true;
+    }
+    if (hour_closed(x, end)) {
+        x->measured |= 1u << pol;
+        return false;
     }
     if (x->cur_end != RT_NONE && end > x->cur_end)
         close_hour(e, in, late, recv, ts);
@@ -412,11 +419,11 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
     if (ts == end)
         x->at_end |= 1u << pol;         /* flagged too: the station reported the hour */
     if (!valid)
-        return;
+        return true;
     acc = &x->acc[pol];
     m = (int)((ts - (end - IW_MS_PER_HOUR) + IW_MS_PER_MIN - 1) / IW_MS_PER_MIN) - 1;
     if (m < 0 || m > 59)
-        return;
+        return true;
     acc->sum[m] += v;
     acc->n[m]++;
     if (acc->count++ == 0) {
@@ -426,6 +433,7 @@ static void feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
     /* Its last minute, or an hourly value; a lone first value waits for what follows. */
     if (ts == end && (acc->count > 1 || x->hourly))
         x->close_now = true;
+    return true;
 }
 
 /* ==========================================================================
@@ -499,7 +507,9 @@ static void prime(struct iw_rules_engine *e, struct inst *in, const struct iw_rs
     if (hv.n > 0)
         qsort(hv.h, hv.n, sizeof(*hv.h), hist_cmp);
     for (size_t i = 0; i < hv.n; i++)
-        feed(e, in, hv.h[i].pol, hv.h[i].ts, hv.h[i].v, hv.h[i].valid, iw__late(e, s), s->recv_ms);
+        if (!feed(e, in, hv.h[i].pol, hv.h[i].ts, hv.h[i].v, hv.h[i].valid, iw__late(e, s),
+                  s->recv_ms))
+            e->st.out_of_order++;
     free(hv.h);
     if (behind) {
         if (x->cur_end != RT_NONE && x->cur_end <= lc)
@@ -514,26 +524,18 @@ static void prime(struct iw_rules_engine *e, struct inst *in, const struct iw_rs
 
 static void air_sample(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s)
 {
-    struct air_x *x = in->x;
     int pol = iw_aqi_pollutant_find(s->metric);
-    int64_t end;
 
     if (pol < 0)
         return;
     if (!in->primed)
         prime(e, in, s);
     in->primed = true;
-    end = iw_local_hour_end(s->ts, in->p->tz_offset_min);
-    if (in->sx == NULL && end != INT64_MIN && hour_closed(x, end)) {
-        /* Its hour is closed (or passed over): judged on its own time by
-         * rule_late.c, which replays the store with it. The station measures
-         * it: later hours wait for it. */
-        x->measured |= 1u << pol;
+    /* A sample of a closed hour is judged on its own time by rule_late.c,
+     * which replays the store with it (a shadow's replay is in time order). */
+    if (!feed(e, in, pol, s->ts, s->value, !iw__flagged(s->flag) && isfinite(s->value),
+              iw__late(e, s), s->recv_ms))
         iw__out_of_order(e, in, s, iw__air_judged_to(in));
-        return;
-    }
-    feed(e, in, pol, s->ts, s->value, !iw__flagged(s->flag) && isfinite(s->value), iw__late(e, s),
-         s->recv_ms);
 }
 
 static void air_message_end(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *last)
