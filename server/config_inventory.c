@@ -13,6 +13,7 @@
 #include "config_int.h"
 #include "islewatch/clock.h"
 #include "islewatch/err.h"
+#include "islewatch/standards.h"
 #include "islewatch/topic.h"
 
 /* ======================================================================== */
@@ -65,6 +66,43 @@ int iw__cfg_parse_target_key(struct cfg_ctx *cx, const struct cfg_map *m,
     }
     *(int *)((char *)m->base + k->off) = t;
     return IW_OK;
+}
+
+/* An inventory entry's `pollutants: [pm25, pm10, ...]`: the AQI pollutants its station monitors. */
+static int parse_pollutants(struct cfg_ctx *cx, const struct cfg_map *m, const struct cfg_key *k,
+                            yaml_node_t *v)
+{
+    const char *names[IW_AQI_NPOLLUTANTS + 1] = { NULL };
+    char where[256], hint[64];
+    unsigned mask = 0;
+    int rc = IW_OK;
+
+    for (int p = 0; p < IW_AQI_NPOLLUTANTS; p++)
+        names[p] = iw_aqi_pollutant_info((enum iw_aqi_pollutant)p)->metric;
+    iw__cfg_key_where(m, k->name, where, sizeof(where));
+    if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start) {
+        iw__cfg_error(cx, v, "%s: expected a list of the AQI pollutants the station monitors, "
+                      "e.g. [pm25, pm10, o3], got %s", where,
+                      v->type == YAML_SEQUENCE_NODE ? "an empty list" : iw__cfg_type_name(v));
+        return IW_E_CONFIG;
+    }
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *f = iw__cfg_node(cx, *it);
+        const char *s = iw__cfg_scalar(cx, f, where, "a pollutant");
+        int p = s != NULL ? iw_aqi_pollutant_find(s) : -1;
+
+        if (s == NULL) {
+            rc = IW_E_CONFIG;
+        } else if (p < 0) {
+            iw__cfg_error(cx, f, "%s: \"%s\" is not an AQI pollutant (so2, no2, co, o3, pm10, "
+                          "pm25)%s", where, s, iw_did_you_mean(s, names, hint, sizeof(hint)));
+            rc = IW_E_CONFIG;
+        } else {
+            mask |= 1u << p;
+        }
+    }
+    *(unsigned *)((char *)m->base + k->off) = mask;
+    return rc;
 }
 
 /* ======================================================================== */
@@ -258,6 +296,8 @@ static const struct cfg_key device_keys[] = {
       .flags = CFG_HAS | CFG_BOUNDED, .doc = "latitude, degrees (with lon)" },
     { "lon", CFG_NUMBER, DV(lon), .has_off = DV(has_pos), .min = -180, .max = 180,
       .flags = CFG_HAS | CFG_BOUNDED, .doc = "longitude, degrees (with lat)" },
+    { "pollutants", CFG_CUSTOM, DV(pollutants), .parse = parse_pollutants,
+      .doc = "air station: the AQI pollutants it monitors (so2 no2 co o3 pm10 pm25)" },
     { 0 }
 };
 

@@ -375,7 +375,8 @@ const char *const iw_report_notes_air[] = {
     "§5.3.1); other days are listed as invalid and left out of the ratio. A pollutant is "
     "measured from its first sample (flagged too) until 24 hours in a row of the station's "
     "data have none of it (hours with no data at all do not count): then it is not monitored "
-    "(HJ 633's \"/\"), as in the air_quality rules.",
+    "(HJ 633's \"/\"), as in the air_quality rules. An inventory entry's pollutants: list "
+    "says it outright: those are measured always, however long an analyser is out.",
     "优良天数比例 (good-day ratio) = valid days with AQI <= 100 / valid days. A site with several "
     "devices averages their valid daily values, as a city averages its stations.",
     NULL,

@@ -161,12 +161,12 @@ static int any_point(void *ctx, const struct iw_point *p)
  * data do not count. A day needs those measured at any of its hours, so an
  * analyser out all day leaves it NA. The state at the period's start comes
  * from the LEAD_HOURS before it, with `prior` (a sample before those)
- * measured.
+ * measured. The inventory's `pollutants:` (declared) are always measured.
  */
 static void measured_by_day(const uint8_t *seen, size_t n_days, unsigned prior,
-                            unsigned *by_day)
+                            unsigned declared, unsigned *by_day)
 {
-    unsigned measured = prior, day = 0;
+    unsigned measured = prior | declared, day = 0;
     int missing[NPOL] = { 0 };
 
     for (size_t h = 0; h < LEAD_HOURS + n_days * 24; h++) {
@@ -176,7 +176,7 @@ static void measured_by_day(const uint8_t *seen, size_t n_days, unsigned prior,
             for (int p = 0; p < NPOL; p++) {
                 if (seen[h] & (1u << p))
                     missing[p] = 0;
-                else if ((measured & (1u << p)) && ++missing[p] >= 24) {
+                else if ((measured & ~declared & (1u << p)) && ++missing[p] >= 24) {
                     measured &= ~(1u << p);
                     missing[p] = 0;
                 }
@@ -364,7 +364,7 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
             prior |= 1u << p;
     }
     if (rc == IW_OK)
-        measured_by_day(seen, n_days, prior, measured);
+        measured_by_day(seen, n_days, prior, rd->inv != NULL ? rd->inv->pollutants : 0, measured);
     if (rc == IW_OK && (dev->days = calloc(n_days, sizeof(*dev->days))) == NULL)
         rc = IW_E_NOMEM;
     for (size_t k = 0; rc == IW_OK && k < n_days; k++) {

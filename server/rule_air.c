@@ -54,6 +54,8 @@ struct air_x {
     int64_t last_day;               /* daily: start of the last closed day; RT_NONE */
     int64_t silent_until;           /* replayed history: periods ending <= this only fill the ring */
     unsigned measured;              /* 1 << pollutant: the device has reported it */
+    unsigned declared;              /* 1 << pollutant: the inventory's pollutants: list */
+    uint64_t inv_gen;               /* e->cfg_gen of that lookup; 0: none yet */
     unsigned day_measured;          /* daily: the pollutants measured at some hour of the open day */
     unsigned hour_seen;             /* 1 << pollutant: a sample (flagged too) in the open hour */
     int      missing[NPOL];         /* closed hours in a row with samples, none of it */
@@ -97,16 +99,35 @@ static void air_init(struct iw_rules_engine *e, struct inst *in)
  */
 enum { NOT_MEASURED_AFTER_HOURS = 24 };
 
-static void count_missing(struct inst *in)
+/*
+ * The pollutants the station monitors. An inventory entry that lists them
+ * (`pollutants:`) says it outright: those are always measured, however long
+ * an analyser is out, so its days stay NA rather than turning valid without
+ * it. Others follow the guess above. Looked up once per config.
+ */
+static unsigned measured(const struct iw_rules_engine *e, const struct inst *in)
 {
     struct air_x *x = in->x;
 
+    if (x->inv_gen != e->cfg_gen) {
+        const struct iw_device_cfg *d = iw__inventory(e->cfg, in->source, in->site, in->device);
+        x->declared = d != NULL ? d->pollutants : 0;
+        x->inv_gen = e->cfg_gen;
+    }
+    return x->measured | x->declared;
+}
+
+static void count_missing(const struct iw_rules_engine *e, struct inst *in)
+{
+    struct air_x *x = in->x;
+
+    (void)measured(e, in);              /* x->declared for this config */
     if (x->hour_seen == 0)
         return;
     for (int pol = 0; pol < NPOL; pol++) {
         if (x->hour_seen & (1u << pol)) {
             x->missing[pol] = 0;
-        } else if ((x->measured & (1u << pol))
+        } else if ((x->measured & ~x->declared & (1u << pol))
                    && ++x->missing[pol] >= NOT_MEASURED_AFTER_HOURS) {
             x->measured &= ~(1u << pol);
             x->missing[pol] = 0;
@@ -265,7 +286,7 @@ static void evaluate_hour(struct iw_rules_engine *e, struct inst *in, int64_t en
                 set_item(x, &ai, mov[m].item, a);
         }
     }
-    evaluate(e, in, &ai, x->measured, end, late, wall);
+    evaluate(e, in, &ai, measured(e, in), end, late, wall);
 }
 
 static void close_day(struct iw_rules_engine *e, struct inst *in, int64_t day, bool late, int64_t wall)
@@ -285,7 +306,7 @@ static void close_day(struct iw_rules_engine *e, struct inst *in, int64_t day, b
     /* A pollutant measured at any hour of the day is one the day needs: an
      * analyser out all day is missing (NA), though 24 hours without it make
      * it "not monitored" by the day's end (count_missing). */
-    unsigned measured = x->measured | x->day_measured;
+    unsigned day_needs = measured(e, in) | x->day_measured;
     x->day_measured = 0;
     if (x->silent_until != RT_NONE && end <= x->silent_until)
         return;
@@ -304,7 +325,7 @@ static void close_day(struct iw_rules_engine *e, struct inst *in, int64_t day, b
         }
     }
     iw__save(e, in);
-    evaluate(e, in, &ai, measured, end, late, wall);
+    evaluate(e, in, &ai, day_needs, end, late, wall);
 }
 
 /* ==========================================================================
@@ -353,7 +374,7 @@ static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, in
     for (int pol = 0; pol < NPOL; pol++)
         x->hours[pol][k] = hour_mean(&x->acc[pol], end, hourly);
     x->day_measured |= x->measured;
-    count_missing(in);
+    count_missing(e, in);
     x->hourly = hourly;
     x->label[k] = end;
     memset(x->acc, 0, sizeof(x->acc));
@@ -545,7 +566,7 @@ static void air_message_end(struct iw_rules_engine *e, struct inst *in, const st
      * every pollutant the station measures has one (an hourly reporter may
      * send a message per pollutant, all stamped at the end); otherwise the
      * next hour's sample or close_after closes it. */
-    if (x->close_now && (x->measured & ~x->at_end) == 0) {
+    if (x->close_now && (measured(e, in) & ~x->at_end) == 0) {
         /* last is NULL in a late replay's shadows: the hour's own last sample. */
         int64_t recv = last != NULL ? last->recv_ms : x->last_recv;
         close_hour(e, in, last != NULL ? iw__late(e, last) : iw__late_at(e, x->cur_end, recv),

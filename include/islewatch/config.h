@@ -122,6 +122,8 @@ struct iw_device_cfg {
     int    target;              /* 1..5 (I..V), 0: none */
     bool   has_pos;
     double lat, lon;
+    unsigned pollutants;        /* 1 << iw_aqi_pollutant of the analysers an air station has
+                                 * (HJ 633's "/" for the others); 0: not declared */
 };
 
 /* ---- rules ------------------------------------------------------------- */

@@ -321,11 +321,12 @@ struct iw_air_report {
  * sample stamped exactly at H is a device's hourly value and is valid (as in
  * the rule engine). Daily: 24 h means valid with >= 20 valid hours; O3 daily
  * max 8 h with >= 6 hours per window (iw_avg_o3_max8h); 2012 also O3 daily
- * max 1 h. A pollutant is measured on a day from its first stored sample on
- * (in the period or before it, as the air_quality rules have it, so a day's
- * value does not depend on how far back the period reaches), unless it has
- * no sample in the period nor after it (an analyser removed before). A day
- * is valid when every measured pollutant has its valid daily value, or when
+ * max 1 h. A pollutant is measured from its first stored sample on (in the
+ * period or before it, as the air_quality rules have it, so a day's
+ * value does not depend on how far back the period reaches) until 24 hours
+ * in a row of the station's data have none of it; one in the inventory
+ * entry's `pollutants:` is measured always. A day is valid when every
+ * pollutant measured at any of its hours has its valid daily value, or when
  * AQI > 100 already on the ones present.
  */
 IW_NODISCARD int iw_report_air(struct iw_store *st, const struct iw_report_opts *opts,

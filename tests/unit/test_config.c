@@ -17,6 +17,7 @@
 #include "islewatch/clock.h"
 #include "islewatch/config.h"
 #include "islewatch/err.h"
+#include "islewatch/standards.h"
 #include "islewatch/template.h"
 
 /* `islewatch check` lives in the CLI executable, not in islewatch_core: test it by inclusion. */
@@ -523,6 +524,36 @@ Test(config, load_string_reports_every_error_with_the_given_name)
     cr_expect_str_eq(diag.lines[0], "inline.yaml:2:8: error: alerts.qos: 7 is out of range (0..2)");
     cr_expect_str_eq(diag.lines[1], "inline.yaml:7:12: error: rule \"x\": after: \"10x\" is not a "
                      "duration (use e.g. 500ms, 30s, 10m, 4h, 7d, 1y)");
+    iw_diag_fini(&diag);
+}
+
+/* An air station's inventory entry may list the pollutants it monitors. */
+Test(config, an_inventory_entry_lists_the_pollutants_its_station_monitors)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    const char *ok = "devices:\n"
+                     "  - { source: air, site: s1, device: a01, pollutants: [pm25, pm10, o3] }\n"
+                     "  - { source: air, site: s1, device: a02 }\n";
+    const char *bad = "devices:\n"
+                      "  - { source: air, site: s1, device: a01, pollutants: [pm2.5, co] }\n"
+                      "  - { source: air, site: s1, device: a02, pollutants: [] }\n";
+
+    cr_assert_eq(load_str(ok, &cfg, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    cr_assert_eq(cfg->n_devices, 2);
+    cr_expect_eq(cfg->devices[0].pollutants,
+                 (1u << IW_AQI_P_PM25) | (1u << IW_AQI_P_PM10) | (1u << IW_AQI_P_O3));
+    cr_expect_eq(cfg->devices[1].pollutants, 0, "not declared");
+    iw_config_free(cfg);
+
+    cr_assert_eq(load_str(bad, &cfg, &diag), IW_E_CONFIG);
+    cr_assert_eq(diag.n, 2);
+    cr_expect_str_eq(diag.lines[0], "inline.yaml:2:56: error: device \"s1/a01\": pollutants: "
+                     "\"pm2.5\" is not an AQI pollutant (so2, no2, co, o3, pm10, pm25) "
+                     "(did you mean \"pm25\"?)");
+    cr_expect_str_eq(diag.lines[1], "inline.yaml:3:55: error: device \"s1/a02\": pollutants: "
+                     "expected a list of the AQI pollutants the station monitors, e.g. "
+                     "[pm25, pm10, o3], got an empty list");
     iw_diag_fini(&diag);
 }
 

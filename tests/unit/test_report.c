@@ -829,6 +829,48 @@ Test(report, air_a_stray_pollutant_stops_counting_after_a_day_without_it)
 }
 
 /*
+ * A station whose inventory entry lists its pollutants monitors them all
+ * along: its CO analyser out from 05-02 on leaves every later day NA at
+ * AQI <= 100, where the undeclared station next to it (the rules' 24-hour
+ * guess) has its days valid again from 05-03. The rules do the same
+ * (std/air_daily_a_declared_analyser_out_for_days_leaves_every_day_na).
+ */
+Test(report, air_pollutants_the_inventory_lists_are_measured_all_along)
+{
+    static const struct iw_device_cfg inv[] = {
+        { .source = "air", .site = "decl", .device = "a01",
+          .pollutants = (1u << IW_AQI_P_PM25) | (1u << IW_AQI_P_CO) },
+    };
+    struct iw_report_opts o = opts_for("2026-05-01T00:00:00+08:00", "2026-05-05T00:00:00+08:00");
+
+    for (int d = 1; d <= 4; d++) {
+        char day[40];
+        snprintf(day, sizeof(day), "2026-05-0%dT00:00:00+08:00", d);
+        put_hours("air/decl/a01/pm25", day, 24, 35);    /* IAQI 50 */
+        put_hours("air/guess/a01/pm25", day, 24, 35);
+    }
+    put_hours("air/decl/a01/co", "2026-05-01T00:00:00+08:00", 24, 0.5);
+    put_hours("air/guess/a01/co", "2026-05-01T00:00:00+08:00", 24, 0.5);
+    flush();
+    o.devices = inv;
+    o.n_devices = 1;
+    struct iw_air_report *r = air(&o);
+    cr_assert_eq(r->n_dev, 2);
+    const struct iw_air_device *decl = &r->dev[0], *guess = &r->dev[1];
+    cr_assert_str_eq(decl->site, "decl");
+    cr_assert_eq(decl->n_days, 4);
+    cr_assert_eq(guess->n_days, 4);
+    cr_expect(decl->days[0].valid && guess->days[0].valid, "05-01 with CO");
+    for (int k = 1; k < 4; k++) {
+        cr_expect_not(decl->days[k].valid, "05-0%d: declared CO missing: NA", k + 1);
+        cr_expect_eq(guess->days[k].valid, k >= 2, "05-0%d of the undeclared station", k + 1);
+    }
+    cr_expect_eq(decl->tally.good_days, 1);
+    cr_expect_eq(guess->tally.good_days, 3);
+    iw_report_air_free(r);
+}
+
+/*
  * A day's validity does not depend on the period asked for. A CO analyser
  * installed on 05-03: 05-01 (PM2.5 only, AQI 100) is a valid good day
  * whether the report ends before 05-03 or after it, as the air_quality rule

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
+#include "islewatch/standards.h"
 #include "unit/rules_fixture.h"
 
 static struct fx_env env;
@@ -1468,6 +1469,67 @@ Test(std, air_daily_an_analyser_out_all_day_leaves_the_day_na)
     cr_assert_not(point_at("air/s1/a21/aqi", d0 + 48 * HOUR)->valid, "day 2: CO missing, NA");
     cr_assert(point_at("air/s1/a21/aqi", d0 + 72 * HOUR)->valid, "day 3: CO not monitored");
     cr_assert_eq(point_at("air/s1/a21/aqi", d0 + 72 * HOUR)->v, 50);
+    iw_rules_engine_free(e);
+}
+
+/*
+ * A station whose inventory entry lists its pollutants monitors those, how
+ * long soever an analyser is out: the 24-hour guess above does not apply to
+ * them, so O3 missing from day 2 on leaves every hour NA (AQI 43 <= 100) and
+ * the alert unresolved, where the undeclared station of the test above
+ * resolved at hour 25.
+ */
+Test(std, air_pollutants_the_inventory_lists_are_measured_however_long_they_are_out)
+{
+    static const char *const m2[] = { "pm25", "o3" }, *const m1[] = { "pm25" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    fx_device(&cfg, "air", "s1", "a22")->pollutants = (1u << IW_AQI_P_PM25) | (1u << IW_AQI_P_O3);
+    e = engine(d0);
+    for (int h = 1; h <= 50; h++) {
+        double v2[] = { 200, 80 }, v1[] = { 30 };
+        if (h == 1)
+            feed_msg(e, "air", "s1", "a22", m2, v2, 2, d0 + h * HOUR, 0);
+        else
+            feed_msg(e, "air", "s1", "a22", m1, v1, 1, d0 + h * HOUR, 0);
+    }
+    cr_assert_eq(env.n_alerts, 1, "fired at hour 1, never resolved on NA hours");
+    for (int h = 2; h <= 49; h++) {
+        const struct fx_point *pt = point_at("air/s1/a22/aqi", d0 + h * HOUR);
+        cr_assert_not_null(pt, "hour %d", h);
+        cr_assert_not(pt->valid, "hour %d: O3 declared and missing, AQI 43: NA", h);
+    }
+    iw_rules_engine_free(e);
+}
+
+/* Daily mode: a declared CO analyser out for two days leaves both NA; the
+ * undeclared station of air_daily_an_analyser_out_all_day_leaves_the_day_na
+ * has its third day valid without CO. */
+Test(std, air_daily_a_declared_analyser_out_for_days_leaves_every_day_na)
+{
+    static const char *const m2[] = { "pm25", "co" }, *const m1[] = { "pm25" };
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.mode = IW_AQI_DAILY;
+    fx_device(&cfg, "air", "s1", "a23")->pollutants = (1u << IW_AQI_P_PM25) | (1u << IW_AQI_P_CO);
+    e = engine(d0);
+    for (int h = 1; h <= 72; h++) {
+        double v2[] = { 35, 0.5 }, v1[] = { 35 };
+        if (h <= 24)
+            feed_msg(e, "air", "s1", "a23", m2, v2, 2, d0 + h * HOUR, 0);
+        else
+            feed_msg(e, "air", "s1", "a23", m1, v1, 1, d0 + h * HOUR, 0);
+    }
+    /* The last hour waits for its CO, which the station measures: close_after. */
+    iw_rules_tick(e, d0 + 72 * HOUR + 5 * MINUTE);
+    cr_assert_not_null(point_at("air/s1/a23/aqi", d0 + 72 * HOUR));
+    cr_assert(point_at("air/s1/a23/aqi", d0 + 24 * HOUR)->valid, "day 1 with CO");
+    cr_assert_not(point_at("air/s1/a23/aqi", d0 + 48 * HOUR)->valid, "day 2: CO missing, NA");
+    cr_assert_not(point_at("air/s1/a23/aqi", d0 + 72 * HOUR)->valid, "day 3: still NA");
     iw_rules_engine_free(e);
 }
 
