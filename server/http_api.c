@@ -15,7 +15,8 @@
  *   GET /api/v1/devices           the device inventory (SPEC section 1):
  *       [{"source":"water","site":"dongtan","device":"w01","name":"东滩 1号站",
  *         "body":"river","target":"III","lat":31.5,"lon":121.9}]; name,
- *       target, lat and lon null when not declared (body: water only)
+ *       target, lat and lon null when not declared (body: water only;
+ *       "pollutants":["o3","pm25"] only when declared)
  *
  * State changes (the caller, http.c, has checked the token):
  *   POST /api/v1/alerts/ID/ack    body {"by":"...","comment":"..."} optional
@@ -48,6 +49,7 @@
 #include "islewatch/json_print.h"
 #include "islewatch/log.h"
 #include "islewatch/silences.h"
+#include "islewatch/standards.h"
 #include "islewatch/store.h"
 #include "http_int.h"
 
@@ -746,6 +748,13 @@ enum MHD_Result iw__api_devices(struct iw_http *h, struct MHD_Connection *c)
         } else {
             cJSON_AddNullToObject(o, "lat");
             cJSON_AddNullToObject(o, "lon");
+        }
+        if (dv->pollutants != 0) {
+            cJSON *pl = cJSON_AddArrayToObject(o, "pollutants");
+            for (int p = 0; pl != NULL && p < IW_AQI_NPOLLUTANTS; p++)
+                if (dv->pollutants & (1u << p))
+                    cJSON_AddItemToArray(pl, cJSON_CreateString(
+                                             iw_aqi_pollutant_info((enum iw_aqi_pollutant)p)->metric));
         }
     }
     if (ok)

@@ -1862,10 +1862,12 @@ Test(http, devices_lists_the_inventory_with_names_and_positions)
     start(EXTRA "devices:\n"
           "  - {source: water, site: dongtan, device: w01, name: \"东滩 1号站\", body: river, "
           "target: III, lat: 31.5, lon: 121.9}\n"
-          "  - {source: water, site: hengsha, device: w02, body: lake}\n");
+          "  - {source: water, site: hengsha, device: w02, body: lake}\n"
+          "  - {source: water, site: hengsha, device: a01, pollutants: [pm25, o3]}\n");
     cJSON *doc = get_json("/api/v1/devices");
-    cr_assert(cJSON_IsArray(doc) && cJSON_GetArraySize(doc) == 2, "%s", cJSON_PrintUnformatted(doc));
+    cr_assert(cJSON_IsArray(doc) && cJSON_GetArraySize(doc) == 3, "%s", cJSON_PrintUnformatted(doc));
     const cJSON *a = cJSON_GetArrayItem(doc, 0), *b = cJSON_GetArrayItem(doc, 1);
+    const cJSON *c = cJSON_GetArrayItem(doc, 2);
     cr_expect_str_eq(str(a, "source"), "water");
     cr_expect_str_eq(str(a, "site"), "dongtan");
     cr_expect_str_eq(str(a, "device"), "w01");
@@ -1879,6 +1881,10 @@ Test(http, devices_lists_the_inventory_with_names_and_positions)
     cr_expect(cJSON_IsNull(cJSON_GetObjectItem(b, "name")));
     cr_expect(cJSON_IsNull(cJSON_GetObjectItem(b, "target")));
     cr_expect(cJSON_IsNull(cJSON_GetObjectItem(b, "lat")) && cJSON_IsNull(cJSON_GetObjectItem(b, "lon")));
+    cr_expect_null(cJSON_GetObjectItem(b, "pollutants"), "not declared");
+    char *pl = cJSON_PrintUnformatted(cJSON_GetObjectItem(c, "pollutants"));
+    cr_expect_str_eq(pl, "[\"o3\",\"pm25\"]");
+    free(pl);
     cJSON_Delete(doc);
 }
 
