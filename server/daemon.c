@@ -545,6 +545,7 @@ int iw_daemon_run(const char *path, int log_level)
         goto out;
     }
     atomic_store(&iw_stats.db_open, 1);
+    iw_ingest_restore_receipts(d);      /* before the first message */
     /* Run-time silences before the first alert can be raised. */
     if (iw_silences_load(d->store, &diag) != IW_OK) {
         IW_LOG_WARN("silences", "%s; starting without the stored silences", iw_diag_first(&diag));

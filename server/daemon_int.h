@@ -218,6 +218,9 @@ struct iw_conn_ingest {
      * mark iw_mqtt_replay reads to tell a handled message from one a kill -9
      * interrupted. Over 3.1.1 only messages without ts need it. */
     bool qos2_marks;
+    /* The latest receipt time this connection stored (its "rx/<idx>" key, written
+     * in the same batch): a restart stamps after it (iw_ingest_restore_receipts). */
+    int64_t rx_last;
     struct iw_wbatch *wb;
     struct iw_decoded dec;
     char name[1024];
@@ -236,6 +239,13 @@ struct iw_conn_ingest {
  */
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                       const char *payload, size_t plen, bool retained, int qos2_id);
+/*
+ * Before the first message: give messages without ts times after every one
+ * an earlier run stored (a backlog's times run ahead of the clock, and
+ * starting again from the clock would land on its points and replace them).
+ * A store that cannot be read is logged; stamping then starts at the clock.
+ */
+void iw_ingest_restore_receipts(struct iw_daemon *d);
 /*
  * Republish rejected input when rejected_topic is set (mqtt_client.c provides
  * the sender): why[0..n_why) are the reasons, the first one is "reason";

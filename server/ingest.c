@@ -249,6 +249,50 @@ static void put_receipt_ts(struct iw_wbatch *wb, const char *key, int64_t ts)
     iw_wbatch_put_meta(wb, key, b, sizeof(b));
 }
 
+/*
+ * The latest receipt time each connection stored, under "rx/<idx>", written
+ * in the batch of the message that used it: so it is on disk exactly when
+ * that message's points are, and one writer (the connection's thread) keeps
+ * each key in step. The restart's stamps start after the greatest.
+ */
+#define RX_LAST_PREFIX "rx/"
+
+static int rx_last_max(void *ctx, const char *key, size_t klen, const void *val, size_t vlen)
+{
+    int64_t *max = ctx;
+    uint64_t u = 0;
+    (void)key;
+    (void)klen;
+    if (vlen != 8)
+        return 0;                           /* not ours: leave it */
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | ((const unsigned char *)val)[i];
+    if ((int64_t)u > *max)
+        *max = (int64_t)u;
+    return 0;
+}
+
+void iw_ingest_restore_receipts(struct iw_daemon *d)
+{
+    int64_t last = INT64_MIN;
+    int rc = iw_store_meta_scan(d->store, RX_LAST_PREFIX, rx_last_max, &last);
+
+    if (rc != IW_OK) {
+        IW_LOG_WARN("ingest", "cannot read the last receipt times of the previous run: %s; "
+                    "messages without ts are stamped from the clock, and may replace points "
+                    "an earlier backlog stored ahead of it (check the disk)", iw_strerror(rc));
+        return;
+    }
+    if (last == INT64_MIN)
+        return;
+    /* Before any connection exists: nothing reads the slots yet. */
+    for (size_t i = 0; i < IW_RECV_TS_SLOTS; i++)
+        atomic_store_explicit(&d->recv_ts[i], last, memory_order_relaxed);
+    if (last > iw_now_ms())
+        IW_LOG_INFO("ingest", "messages without ts are stamped after %lld ms ahead of the clock, "
+                    "where the previous run's backlog left off", (long long)(last - iw_now_ms()));
+}
+
 /* Test-only kill points (daemon_int.h): SIGKILL when *n reaches at (0: off).
  * relaxed: a count of writes; the kill needs no other data. */
 static inline void test_kill_at(const char *hook, const char *when, _Atomic int64_t *n,
@@ -345,11 +389,20 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     char rkey[IW_RECEIPT_KEY_MAX];
     bool keep_receipt = (!c->dec.has_ts || c->qos2_marks) && qos2_id > 0
                         && iw_mqtt_receipt_key(c->client_id, qos2_id, rkey, sizeof(rkey)) == 0;
-    if (!c->dec.has_ts && !(keep_receipt && kept_receipt_ts(c, rkey, &c->dec.ts)))
+    bool stamped = false;
+    if (!c->dec.has_ts && !(keep_receipt && kept_receipt_ts(c, rkey, &c->dec.ts))) {
         c->dec.ts = receipt_ts(c->d, prefix_hash, c->dec.ts);
+        stamped = c->dec.ts > c->rx_last;
+    }
     iw_wbatch_clear(c->wb);
     if (keep_receipt)                     /* rewritten with the same time on a redelivery */
         put_receipt_ts(c->wb, rkey, c->dec.ts);
+    if (stamped) {                        /* a restart stamps after it (RX_LAST_PREFIX) */
+        char key[8];
+        c->rx_last = c->dec.ts;
+        snprintf(key, sizeof(key), RX_LAST_PREFIX "%u", (unsigned)c->idx);
+        put_receipt_ts(c->wb, key, c->rx_last);
+    }
     for (size_t i = 0; i < c->dec.n; i++) {
         const struct iw_psample *s = &c->dec.s[i];
         size_t mlen = strlen(s->metric);
