@@ -57,6 +57,7 @@ struct tail {
     bool subscribe_active;      /* active_filter needs its own subscription */
     int sub_mid;                /* of the alert-topic SUBSCRIBE */
     int refused;                /* CONNACK code that ends tail (credentials, id): 0 none */
+    bool sub_failed;            /* the SUBSCRIBE could not be sent: ends tail */
     long count;                 /* 0: forever */
     /* from --config */
     const char *username;
@@ -223,8 +224,10 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
     }
     if (mosquitto_subscribe(m, &t->sub_mid, t->topic, 1) != MOSQ_ERR_SUCCESS ||
         (t->subscribe_active &&
-         mosquitto_subscribe(m, NULL, t->active_filter, 1) != MOSQ_ERR_SUCCESS))
-        fprintf(stderr, "islewatch tail: cannot subscribe to %s\n", t->topic);
+         mosquitto_subscribe(m, NULL, t->active_filter, 1) != MOSQ_ERR_SUCCESS)) {
+        t->sub_failed = true;           /* the same at every reconnect: do not wait for ever */
+        stop_flag = 1;
+    }
 }
 
 static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count,
@@ -378,6 +381,11 @@ static int tail_broker(struct tail *t)
         fprintf(stderr, "islewatch tail: the broker %s refused the connection: %s (pass --config "
                 "FILE to use islewatchd's broker.username and password_file, or check the "
                 "broker's password file and ACL)\n", t->broker, mosquitto_connack_string(t->refused));
+        rc = 3;
+    } else if (t->sub_failed) {
+        fprintf(stderr, "islewatch tail: cannot subscribe to %s%s%s (check the filter, or "
+                "alerts.topic and alerts.active_topic in the config)\n", t->topic,
+                t->subscribe_active ? " and " : "", t->subscribe_active ? t->active_filter : "");
         rc = 3;
     }
     mosquitto_disconnect(m);
@@ -667,6 +675,17 @@ int iw_cmd_tail(int argc, char **argv)
     }
     if (t.broker == NULL)
         t.broker = DEFAULT_BROKER;
+    if (topic != NULL && t.url != NULL) {
+        fprintf(stderr, "islewatch tail: --topic is a broker filter; with --url the daemon's "
+                "stream has every alert (filter with --severity and --rule)\n");
+        return 2;
+    }
+    if (topic != NULL && (topic[0] == '\0' || strlen(topic) >= sizeof(t.topic)
+                          || mosquitto_sub_topic_check(topic) != MOSQ_ERR_SUCCESS)) {
+        fprintf(stderr, "islewatch tail: --topic \"%s\" is not an MQTT topic filter (# only as "
+                "the last level, + and # only as whole levels; e.g. alerts/critical/#)\n", topic);
+        return 2;
+    }
     if (topic != NULL)
         snprintf(t.topic, sizeof(t.topic), "%s", topic);
     t.subscribe_active = t.show_active && !covers(t.topic, t.active_filter);

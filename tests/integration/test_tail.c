@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 
+#include "islewatch/compiler.h"
 #include "islewatch/http_client.h"
 #include "it.h"
 
@@ -483,6 +484,20 @@ Test(tail, bad_options_exit_2)
     cr_expect(strstr(out, "--severity loud") != NULL, "%s", out);
     free(out);
     cr_expect_eq(it_run(&out, "%s tail --count 0 2>&1", it_bin("islewatch")), 2);
+    free(out);
+    /* An invalid filter used to be "cannot subscribe", then a wait for ever.
+     * The broker is never reached: no broker listens on port 9. */
+    static const char *const bad_filters[] = { "alerts/#/x", "a/+#", "" };
+    for (size_t i = 0; i < IW_ARRAY_LEN(bad_filters); i++) {
+        cr_expect_eq(it_run(&out, "timeout 20 %s tail --broker mqtt://127.0.0.1:9 --topic '%s' "
+                            "--count 1 2>&1", it_bin("islewatch"), bad_filters[i]), 2,
+                     "--topic '%s': %s", bad_filters[i], out);
+        cr_expect(strstr(out, "is not an MQTT topic filter") != NULL, "%s", out);
+        free(out);
+    }
+    cr_expect_eq(it_run(&out, "%s tail --url http://127.0.0.1:9 --topic 'alerts/#' 2>&1",
+                        it_bin("islewatch")), 2);
+    cr_expect(strstr(out, "--topic is a broker filter") != NULL, "%s", out);
     free(out);
     cr_expect_eq(it_run(&out, "%s tail --help", it_bin("islewatch")), 0);
     cr_expect(strstr(out, "Usage: islewatch tail") != NULL);
