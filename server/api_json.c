@@ -143,10 +143,12 @@ static int agg_cb(void *ctx, const struct iw_rollup *r)
     switch (q->agg) {
     case IW_Q_MIN:   v = r->min; break;
     case IW_Q_MAX:   v = r->max; break;
-    case IW_Q_SUM:   v = bucket_sum(r); break;
+    /* One sample, or samples all equal, have no binary noise to round away:
+     * their sum and mean are the sample itself, to every digit it has. */
+    case IW_Q_SUM:   v = r->count == 1 ? r->sum : bucket_sum(r); break;
     case IW_Q_COUNT: v = (double)r->count; break;
     case IW_Q_LAST:  v = r->last; break;
-    default:         v = sig15(bucket_sum(r) / (double)r->count); break;
+    default:         v = r->min == r->max ? r->min : sig15(bucket_sum(r) / (double)r->count); break;
     }
     if (!take_point(q))
         return 1;

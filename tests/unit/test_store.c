@@ -677,6 +677,39 @@ Test(store, step_sums_and_means_have_no_binary_noise)
     free(out);
 }
 
+/* A bucket of one sample, or of equal ones, has no noise to round: its mean
+ * (and a lone sample's sum) is the sample to every digit, as the raw point
+ * and min, max and last print it. It used to be cut to 15 digits. */
+Test(store, a_step_over_one_sample_gives_the_sample_itself)
+{
+    const struct iw_series *s;
+    struct iw_diag diag = {0};
+    struct iw_wbatch *b = iw_wbatch_new();
+    const double x = 1.2345678901234567;
+    const int64_t t0 = 1764417600000LL;
+    char *out = NULL;
+
+    cr_assert_eq(iw_store_series_intern(st, "water/s1/w01/cod", 16, &s), IW_OK);
+    iw_wbatch_put_point(b, s->id, t0, x, 0);
+    iw_wbatch_put_point(b, s->id, t0 + 3600000LL, x, 0);
+    iw_wbatch_put_point(b, s->id, t0 + 3660000LL, x, 0);
+    cr_assert_eq(iw_store_write(st, b, &diag), IW_OK);
+    iw_wbatch_free(b);
+    static const struct { enum iw_agg agg; const char *want; } c[] = {
+        { IW_Q_AVG, "[[1764417600000,1.2345678901234567],[1764421200000,1.2345678901234567]]" },
+        { IW_Q_SUM, "[[1764417600000,1.2345678901234567],[1764421200000,2.46913578024691]]" },
+    };
+    for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+        char want[256];
+        cr_assert_eq(iw_api_query_json(st, "water/s1/w01/cod", t0, t0 + 7199999LL, 3600000,
+                                       c[k].agg, 0, &out), IW_OK);
+        snprintf(want, sizeof(want), "[{\"series\":\"water/s1/w01/cod\",\"points\":%s}]",
+                 c[k].want);
+        cr_expect_str_eq(out, want);
+        free(out);
+    }
+}
+
 /* A sum that cancels is known to the digits of its largest sample, not to
  * 15 digits of itself: temperatures 0.1, 0.2 and -0.3 in one minute sum and
  * average to 0 (not the binary 5.55e-17 and 1.85e-17), and 15000.12, 5.3 and
