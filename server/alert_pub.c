@@ -325,11 +325,25 @@ static void active_update(struct iw_alert_pub *p, const struct iw_alert *a)
 }
 
 /*
+ * Which of two firing episodes sharing a retained topic it shows: one a live
+ * sample decided over a late one (a backlog's episode, "late": true, is not
+ * what fires now), else the newest published. b may be NULL.
+ */
+static bool shown_over(const struct iw_alert *a, const struct iw_alert *b)
+{
+    if (b == NULL)
+        return true;
+    if (a->late != b->late)
+        return !a->late;
+    return a->seq > b->seq;
+}
+
+/*
  * The retained state of a topic that instance a no longer fires on: an
  * instance is (rule, site, device, metric) but active_topic need not have
  * {metric} (the default has not), so several firing instances can share
- * one retained topic. The latest published state of the others still firing
- * there, or NULL when none is left.
+ * one retained topic. The latest published state of the one shown_over picks
+ * among the others still firing there, or NULL when none is left.
  */
 static const struct iw_alert *active_sibling(struct iw_alert_pub *p, const struct iw_alert *a,
                                              const char *topic)
@@ -339,7 +353,7 @@ static const struct iw_alert *active_sibling(struct iw_alert_pub *p, const struc
 
     for (size_t i = 0; i < p->n_active; i++) {
         const struct iw_alert *o = p->active[i].last;
-        if (o == NULL || o->silenced || strcmp(o->id, a->id) == 0 || (best && best->seq > o->seq))
+        if (o == NULL || o->silenced || strcmp(o->id, a->id) == 0 || !shown_over(o, best))
             continue;
         if (iw_alert_topic(p->d->cfg->alerts.active_topic, o, t, sizeof(t)) == IW_OK
             && strcmp(t, topic) == 0)
@@ -406,6 +420,11 @@ static int send_record(struct iw_alert_pub *p, const struct iw_alert *a, const c
     }
     *main_sent = true;
     if (iw_alert_topic(cfg->alerts.active_topic, a, topic, sizeof(topic)) != IW_OK)
+        return IW_OK;
+    /* A late episode beside a live one on the topic: the topic keeps showing
+     * the live one (shown_over), through the late firing and its resolve. */
+    const struct iw_alert *other = active_sibling(p, a, topic);
+    if (other != NULL && !shown_over(a, other))
         return IW_OK;
     if (a->status == IW_ALERT_FIRING)
         return send_one(p, a->seq, topic, json, len, true);
@@ -694,7 +713,7 @@ static int retained_cmp(const void *x, const void *y)
     int c = strcmp(a->topic, b->topic);
     if (c != 0)
         return c;
-    return a->a->seq < b->a->seq ? 1 : a->a->seq > b->a->seq ? -1 : 0;   /* newest first */
+    return shown_over(a->a, b->a) ? -1 : shown_over(b->a, a->a) ? 1 : 0;   /* shown first */
 }
 
 /*
@@ -702,7 +721,7 @@ static int retained_cmp(const void *x, const void *y)
  * clean_session is false: restarted without persistence), and with it the
  * retained state of every firing episode (SPEC §5: a late subscriber sees
  * what fires now). Set it again: per active_topic the latest published
- * state, as retained messages only. Nothing goes on alerts.topic and no seq
+ * state of the episode shown_over picks, as retained messages only. Nothing goes on alerts.topic and no seq
  * is taken: no alert is re-sent (SPEC §2). A broker that kept the session
  * kept its retained messages, and gets nothing.
  */
@@ -728,7 +747,7 @@ static size_t retained_resend(struct iw_alert_pub *p)
         char *json = NULL;
         size_t len = 0;
         if (i > 0 && strcmp(e[i].topic, e[i - 1].topic) == 0)
-            continue;                   /* an older instance on the same topic */
+            continue;                   /* one not shown on the same topic (shown_over) */
         if (iw_alert_to_json(e[i].a, &json, &len) != IW_OK)
             continue;
         if (send_one(p, e[i].a->seq, e[i].topic, json, len, true) == IW_OK)
@@ -765,7 +784,8 @@ static void retained_move(struct iw_alert_pub *p, const char *old_tmpl)
  * what fires now, and only that). A topic no shown firing episode owns keeps
  * nothing: a state there that is an alert of one of our rules (a resolved
  * episode's, restored by the broker from an old backup) is cleared; one of
- * a rule we do not have may be another islewatchd's, and stays. A topic one owns shows its newest published state: set
+ * a rule we do not have may be another islewatchd's, and stays. A topic one owns shows its newest published state (of
+ * the episode shown_over picks): set
  * again when missing or another. Retained only, no seq taken: no alert is
  * re-sent (SPEC §2). A topic whose newest state is silenced is left as it
  * is (what it shows is the state published before the silence). Reading
@@ -818,7 +838,7 @@ static struct owned_topic *owned_topics(struct iw_alert_pub *p, size_t *n)
         }
         const struct iw_alert *a = row->last;
         struct owned_topic *t = &o[w - 1];
-        if (!a->silenced && (t->want == NULL || a->seq > t->want->seq))
+        if (!a->silenced && shown_over(a, t->want))
             t->want = a;
     }
     *n = w;

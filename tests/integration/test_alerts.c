@@ -336,6 +336,60 @@ Test(alerts, a_late_sample_raises_and_resolves_a_late_episode)
 }
 
 /*
+ * The retained state shows what fires now (SPEC §5). A backlog's episode on
+ * an instance whose live episode is firing used to take the retained topic
+ * for a moment (its firing set it, its resolve put the live one back): a
+ * subscriber connecting then saw an episode of hours ago (audit).
+ */
+Test(alerts, a_late_episode_leaves_the_retained_state_of_a_live_one_alone)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char topic[256], live_id[32];
+
+    start_nh3(&b, &d, NULL);
+    struct it_client *sub = it_client_new(&b, "sub"), *dev = it_client_new(&b, "dev");
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    long long t = now_ms() - 1000, old = t - 2 * 3600000LL;
+    pub(dev, "sensors/water/dongtan/w01", t, "nh3_n", 2.31);
+    cJSON *a = next_alert(sub, 10000, NULL, 0);
+    cr_assert_not_null(a, "the live sample raised nothing");
+    cr_assert_not(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")));
+    snprintf(live_id, sizeof(live_id), "%s", s(a, "id"));
+    cJSON_Delete(a);
+    struct it_client *watch = it_client_new(&b, "watch");
+    cr_assert_eq(it_subscribe(watch, "alerts/active/#", 1), 0);
+    a = next_alert(watch, 5000, topic, sizeof(topic));
+    cr_assert_not_null(a, "no retained state");
+    cr_assert_str_eq(s(a, "id"), live_id);
+    cJSON_Delete(a);
+
+    pub(dev, "sensors/water/dongtan/w01", old, "nh3_n", 2.31);           /* the backlog */
+    pub(dev, "sensors/water/dongtan/w01", old + 60000, "nh3_n", 1.0);
+    for (int k = 0; k < 2; k++) {                                         /* firing, resolved */
+        a = next_alert(sub, 10000, NULL, 0);
+        cr_assert_not_null(a, "late message %d missing", k);
+        cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")));
+        cr_assert_str_neq(s(a, "id"), live_id);
+        cJSON_Delete(a);
+    }
+    struct it_msg *m;
+    while ((m = it_next(watch, 2000)) != NULL) {
+        cr_expect(m->payload[0] != '\0', "the live episode's state was cleared");
+        cJSON *st = cJSON_Parse(m->payload);
+        cr_expect_str_eq(s(st, "id"), live_id, "the retained state showed another episode: %s",
+                         m->payload);
+        cJSON_Delete(st);
+        it_msg_free(m);
+    }
+    it_client_free(watch);
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
  * SPEC §1's buffered upload after an outage, sent in a burst after the live
  * data resumed: the store takes it faster than the rules, so each message's
  * late judgement used to see the ones after it already stored, took their
