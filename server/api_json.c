@@ -45,18 +45,29 @@ static int finish(cJSON *root, char **out)
     return *out ? IW_OK : IW_E_NOMEM;
 }
 
-int iw_api_series_json(struct iw_store *st, const char *glob, char **out)
+static int series_json(struct iw_store *st, const char *glob, bool devices, char **out)
 {
     cJSON *arr = cJSON_CreateArray();
     *out = NULL;
     if (arr == NULL)
         return IW_E_NOMEM;
-    int rc = iw_store_series_list(st, glob, series_cb, arr);
+    int rc = devices ? iw_store_device_list(st, glob, series_cb, arr)
+                     : iw_store_series_list(st, glob, series_cb, arr);
     if (rc != IW_OK) {
         cJSON_Delete(arr);
         return rc;
     }
     return finish(arr, out);
+}
+
+int iw_api_series_json(struct iw_store *st, const char *glob, char **out)
+{
+    return series_json(st, glob, false, out);
+}
+
+int iw_api_device_series_json(struct iw_store *st, const char *glob, char **out)
+{
+    return series_json(st, glob, true, out);
 }
 
 struct q_ctx {
@@ -166,8 +177,13 @@ static int name_cb(void *ctx, const struct iw_series *s)
     return 0;
 }
 
-int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,
-                      int64_t step, enum iw_agg agg, size_t max_points, char **out)
+static int device_id_cb(void *ctx, const struct iw_series_info *si)
+{
+    return name_cb(ctx, si->series);
+}
+
+static int query_json(struct iw_store *st, const char *glob, bool devices, int64_t from,
+                      int64_t to, int64_t step, enum iw_agg agg, size_t max_points, char **out)
 {
     cJSON *arr = cJSON_CreateArray(), *ids = cJSON_CreateArray(), *id;
     size_t left = max_points > 0 ? max_points + 1 : SIZE_MAX;   /* one more: over the bound */
@@ -182,13 +198,14 @@ int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64
     /* The range is inclusive at both ends: --from T --to T gives the point at T. */
     if (to < INT64_MAX)
         to++;
-    if (from >= to || step < 0) {
+    if (from >= to || step < 0 || (devices && step != 0)) {
         cJSON_Delete(arr);
         cJSON_Delete(ids);
         return IW_E_INVAL;
     }
     /* Not iw_store_series_list: a series whose raw points expired still has rollups. */
-    rc = iw_store_series_match(st, glob, name_cb, ids);
+    rc = devices ? iw_store_device_list(st, glob, device_id_cb, ids)
+                 : iw_store_series_match(st, glob, name_cb, ids);
     cJSON_ArrayForEach(id, ids) {
         if (rc != IW_OK)
             break;
@@ -220,6 +237,18 @@ int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64
         return rc;
     }
     return finish(arr, out);
+}
+
+int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,
+                      int64_t step, enum iw_agg agg, size_t max_points, char **out)
+{
+    return query_json(st, glob, false, from, to, step, agg, max_points, out);
+}
+
+int iw_api_device_points_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,
+                              size_t max_points, char **out)
+{
+    return query_json(st, glob, true, from, to, 0, IW_Q_RAW, max_points, out);
 }
 
 struct alerts_ctx {

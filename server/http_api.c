@@ -10,6 +10,9 @@
  *       raw points, and the flags (HJ 212) of flagged ones beside them,
  *       "flags":[[T,"D"],...]; with step, [bucket_start, aggregate]. to
  *       defaults to now, from to an hour before to; agg to avg.
+ *   Both with &devices=1: the devices' own entries instead ("water/dongtan/w01",
+ *       the messages that stored no sample, value 0 and their flag; raw only),
+ *       which backtest replays to the absence and flag rules.
  *   GET /api/v1/alerts[?active=1&since=T&rule=R&limit=N]
  *   GET /api/v1/alerts/stream     Server-Sent Events (below)
  *   GET /api/v1/devices           the device inventory (SPEC section 1):
@@ -122,16 +125,33 @@ static const char *glob_arg(struct MHD_Connection *c)
     return NULL;
 }
 
+/* ?devices=1: the devices' own entries (iw_api_device_series_json). */
+static bool devices_arg(struct MHD_Connection *c, bool *devices, enum MHD_Result *ret)
+{
+    const char *v = iw__http_arg(c, "devices");
+
+    *devices = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+    if (v != NULL && !*devices && strcmp(v, "0") != 0 && strcmp(v, "false") != 0) {
+        *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "devices=\"%s\": use devices=1 or "
+                              "devices=0", v);
+        return false;
+    }
+    return true;
+}
+
 enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c)
 {
-    static const char *const known[] = { "match", "series", "glob", NULL };
+    static const char *const known[] = { "match", "series", "glob", "devices", NULL };
     const char *glob = glob_arg(c);
     char *out = NULL;
     enum MHD_Result ret;
+    bool devices;
 
-    if (!iw__http_args_known(c, "/api/v1/series", known, &ret))
+    if (!iw__http_args_known(c, "/api/v1/series", known, &ret) || !devices_arg(c, &devices, &ret))
         return ret;
-    int rc = iw_api_series_json(iw_daemon_store(h->d), glob && glob[0] ? glob : NULL, &out);
+    glob = glob && glob[0] ? glob : NULL;
+    int rc = devices ? iw_api_device_series_json(iw_daemon_store(h->d), glob, &out)
+                     : iw_api_series_json(iw_daemon_store(h->d), glob, &out);
 
     if (rc != IW_OK)
         return store_failed(c, rc, "listing series");
@@ -147,9 +167,10 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
     int agg = IW_Q_RAW, rc;
     char *out = NULL;
     static const char *const known[] = { "series", "match", "glob", "from", "to", "step", "agg",
-                                         NULL };
+                                         "devices", NULL };
+    bool devices;
 
-    if (!iw__http_args_known(c, "/api/v1/query", known, &ret))
+    if (!iw__http_args_known(c, "/api/v1/query", known, &ret) || !devices_arg(c, &devices, &ret))
         return ret;
     if (glob == NULL || glob[0] == '\0')
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "series=GLOB is required, e.g. "
@@ -188,8 +209,13 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
             return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "agg=%s needs step=D (the bucket "
                                   "width, e.g. step=5m)", agg_s);
     }
-    rc = iw_api_query_json(iw_daemon_store(h->d), glob, from, to, step, (enum iw_agg)agg,
-                           QUERY_MAX_POINTS, &out);
+    if (devices && step != 0)
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "devices=1 gives raw points only; "
+                              "leave out step and agg");
+    rc = devices ? iw_api_device_points_json(iw_daemon_store(h->d), glob, from, to,
+                                             QUERY_MAX_POINTS, &out)
+                 : iw_api_query_json(iw_daemon_store(h->d), glob, from, to, step,
+                                     (enum iw_agg)agg, QUERY_MAX_POINTS, &out);
     if (rc == IW_E_FULL)
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the query selects more than %d points; "
                               "narrow the glob or the range, use step=D (e.g. step=1h), or read "

@@ -160,15 +160,16 @@ static int mark_raced(struct iw_conn_ingest *c, size_t n_items, struct iw_diag *
  * still a message from the device: a sign of life for the absence rules
  * (SPEC §4 "the next message from it"), and, when it carries a message-level
  * flag (`{"flag":"D"}` from an instrument that sends nothing else while it is
- * faulty; 'N' when it is back), news for the device-level flag rules. It
- * goes to the device's shard as one item under the device's own dictionary
- * entry "<source>/<site>/<device>" (c->name up to prefix, without the last
- * '/'), under which no point is ever stored; the entry is made once per
- * device (the dictionary's creation lock, as for a new series), then found in
- * the device cache.
+ * faulty; 'N' when it is back), news for the device-level flag rules. It is
+ * stored as a point (value 0, the message's flag) under the device's own
+ * dictionary entry "<source>/<site>/<device>" (c->name up to prefix, without
+ * the last '/'), so that backtest sees it as the daemon did; series listings
+ * and queries leave that entry out. The entry is made once per device (the
+ * dictionary's creation lock, as for a new series), then found in the device
+ * cache. NULL when it cannot be made (logged): the message then reaches no rule.
  */
-static void push_alive(struct iw_conn_ingest *c, struct iw_dev_cache_ent *dc, size_t prefix,
-                       bool retained, int64_t ts, char flag, int64_t now)
+static const struct iw_series *device_entry(struct iw_conn_ingest *c, struct iw_dev_cache_ent *dc,
+                                            size_t prefix)
 {
     size_t len = prefix - 1;
     const struct iw_series *se = dc->dev;
@@ -181,10 +182,17 @@ static void push_alive(struct iw_conn_ingest *c, struct iw_dev_cache_ent *dc, si
                         "without samples do not reach the absence and flag rules (check the "
                         "disk, or 'islewatch series' for a full dictionary)", (int)len, c->name,
                         iw_strerror(rc));
-            return;
+            return NULL;
         }
         dc->dev = se;
     }
+    return se;
+}
+
+/* Hand a stored message without samples to its device's shard (device_entry). */
+static void push_alive(struct iw_conn_ingest *c, const struct iw_series *se, bool retained,
+                       int64_t ts, char flag, int64_t now)
+{
     struct iw_shard_item it = {
         .series_id = se->id, .flag = flag, .conn = c->idx, .last = 1, .retained = retained,
         .ts = ts, .recv_ms = now,
@@ -451,7 +459,10 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
         c->series[n_items] = se;
         n_items++;
     }
-    if (n_items > 0) {
+    const struct iw_series *alive = n_items == 0 ? device_entry(c, dc, prefix) : NULL;
+    if (alive != NULL)                    /* no sample: the message itself (device_entry) */
+        iw_wbatch_put_point(c->wb, alive->id, c->dec.ts, 0, c->dec.msg_flag);
+    if (n_items > 0 || alive != NULL) {
         test_kill_at("ISLEWATCH_TEST_KILL_BEFORE_WRITES", "before", &c->d->test_writes_before,
                      c->d->test_kill_before);
         int64_t t0 = iw_mono_ns();
@@ -460,7 +471,7 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                      ? test_failed_write(c, &diag)
                      : iw_store_write(c->d->store, c->wb, &diag);
         if (rc == IW_OK) {
-            iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items);
+            iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items > 0 ? n_items : 1);
             rc = mark_raced(c, n_items, &diag);
         }
         if (rc != IW_OK) {
@@ -495,8 +506,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
             iw_mpmc_push_wait(&sh->q, &c->items[i]);
         }
     }
-    if (n_items == 0)
-        push_alive(c, dc, prefix, retained, c->dec.ts, c->dec.msg_flag, now);
+    if (alive != NULL)
+        push_alive(c, alive, retained, c->dec.ts, c->dec.msg_flag, now);
     /* A message none of whose samples survived (all dropped, or only labels)
      * stored nothing: it must not count as stored (SPEC §7). */
     if (n_items > 0) {

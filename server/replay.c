@@ -605,12 +605,34 @@ bool iw_replay_is_derived_metric(const char *metric)
     return false;
 }
 
+static size_t levels(const char *s)
+{
+    size_t n = 1;
+    for (; *s; s++)
+        n += *s == '/';
+    return n;
+}
+
 bool iw_replay_wants(const struct iw_replay *r, const char *series)
 {
     char buf[1024];
     struct iw_rsample s;
 
-    if (iw_replay_split(series, buf, sizeof(buf), &s) != IW_OK || iw_replay_is_derived_metric(s.metric))
+    if (iw_replay_split(series, buf, sizeof(buf), &s) != IW_OK) {
+        /* A device's own entry: its messages without samples, which only the
+         * absence and flag rules of a device select take (rules.c). */
+        if (iw_replay_split_device(series, buf, sizeof(buf), &s) != IW_OK)
+            return false;
+        for (size_t i = 0; i < r->view.n_rules; i++) {
+            const struct iw_rule *rule = &r->view.rules[i];
+            if ((rule->kind == IW_RULE_ABSENCE || rule->kind == IW_RULE_FLAG)
+                && rule->select != NULL && levels(rule->select) == 3
+                && iw_select_match(rule->select, s.source, s.site, s.device, NULL))
+                return true;
+        }
+        return false;
+    }
+    if (iw_replay_is_derived_metric(s.metric))
         return false;
     for (size_t i = 0; i < r->view.n_rules; i++) {
         const char *sel = r->view.rules[i].select;

@@ -702,9 +702,10 @@ static size_t levels(const char *glob)
     return n;
 }
 
-/* The series matching glob, sorted by name, into *out (malloc'd; *n of them). */
-static int match_sorted(struct iw_store *st, const char *glob, const struct iw_series ***out,
-                        uint32_t *n_out)
+/* The series matching glob, sorted by name, into *out (malloc'd; *n of them);
+ * devices: the devices' own entries instead (iw_series_is_device), by name. */
+static int match_sorted(struct iw_store *st, const char *glob, bool devices,
+                        const struct iw_series ***out, uint32_t *n_out)
 {
     uint32_t n = iw_store_series_count(st), m = 0;
     const struct iw_series **v = malloc((n ? n : 1) * sizeof(*v));
@@ -714,13 +715,13 @@ static int match_sorted(struct iw_store *st, const char *glob, const struct iw_s
         return IW_E_NOMEM;
     /* A device glob (<source>/<site>/<device>) means every metric of the
      * device, as in a rule's select (SPEC §4). */
-    if (glob != NULL && levels(glob) == 3 && strlen(glob) + 3 <= sizeof(dev_glob)) {
+    if (!devices && glob != NULL && levels(glob) == 3 && strlen(glob) + 3 <= sizeof(dev_glob)) {
         strcpy(dev_glob, glob);
         strcat(dev_glob, "/*");
     }
     for (uint32_t i = 0; i < n; i++) {
         const struct iw_series *s = iw_store_series_by_id(st, i);
-        if (s != NULL && !iw_series_is_device(s)
+        if (s != NULL && iw_series_is_device(s) == devices
             && (glob == NULL || iw_glob_match(glob, s->name)
                 || (dev_glob[0] != '\0' && iw_glob_match(dev_glob, s->name))))
             v[m++] = s;
@@ -736,7 +737,7 @@ int iw_store_series_match(struct iw_store *st, const char *glob,
 {
     const struct iw_series **v;
     uint32_t m;
-    int rc = match_sorted(st, glob, &v, &m);
+    int rc = match_sorted(st, glob, false, &v, &m);
 
     if (rc != IW_OK)
         return rc;
@@ -789,12 +790,12 @@ static bool series_range(struct iw_store *st, uint32_t id, struct iw_series_info
     return found;
 }
 
-int iw_store_series_list(struct iw_store *st, const char *glob,
-                         int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
+static int list_ranges(struct iw_store *st, const char *glob, bool devices,
+                       int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
 {
     const struct iw_series **v;
     uint32_t m;
-    int rc = match_sorted(st, glob, &v, &m);
+    int rc = match_sorted(st, glob, devices, &v, &m);
 
     if (rc != IW_OK)
         return rc;
@@ -807,6 +808,18 @@ int iw_store_series_list(struct iw_store *st, const char *glob,
     }
     free(v);
     return IW_OK;
+}
+
+int iw_store_series_list(struct iw_store *st, const char *glob,
+                         int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
+{
+    return list_ranges(st, glob, false, cb, ctx);
+}
+
+int iw_store_device_list(struct iw_store *st, const char *glob,
+                         int (*cb)(void *ctx, const struct iw_series_info *), void *ctx)
+{
+    return list_ranges(st, glob, true, cb, ctx);
 }
 
 /* ---- retention ---- */

@@ -36,6 +36,16 @@ IW_NODISCARD int iw_api_query_json(struct iw_store *st, const char *glob, int64_
                                    int64_t step, enum iw_agg agg, size_t max_points, char **out);
 
 /*
+ * The same two for the devices' own entries ("water/dongtan/w01": the
+ * messages that stored no sample, iw_series_is_device), which the two above
+ * leave out: backtest replays them to the absence and flag rules. Raw points
+ * only (value 0, the message's flag in "flags").
+ */
+IW_NODISCARD int iw_api_device_series_json(struct iw_store *st, const char *glob, char **out);
+IW_NODISCARD int iw_api_device_points_json(struct iw_store *st, const char *glob, int64_t from,
+                                           int64_t to, size_t max_points, char **out);
+
+/*
  * Alert objects (SPEC §5) as an array, in seq order: active ones (the latest
  * message of each firing episode) or the history, with ts >= since (ms),
  * optionally only of rules matching the glob `rule` (NULL: all), at most

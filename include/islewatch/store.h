@@ -59,8 +59,10 @@ struct iw_series {
 /*
  * A device's own entry "<source>/<site>/<device>" (no metric level): the
  * ingest path makes one for a device whose message stored no sample (only
- * labels), so that its shard can tell the absence rules. No point is ever
- * stored under it, and series listings and queries leave it out.
+ * labels, or only a flag), and stores each such message under it as a point
+ * (value 0, the message's flag), so that its shard can tell the absence and
+ * flag rules and backtest can replay it. Series listings and queries leave
+ * it out; iw_store_device_list lists these entries.
  */
 static inline bool iw_series_is_device(const struct iw_series *s)
 {
@@ -121,6 +123,10 @@ IW_NODISCARD int iw_store_series_list(struct iw_store *st, const char *glob,
  * expired (their minute and hour rollups outlive them): what a query reads. */
 IW_NODISCARD int iw_store_series_match(struct iw_store *st, const char *glob,
                                        int (*cb)(void *ctx, const struct iw_series *), void *ctx);
+/* The devices' own entries (iw_series_is_device) whose names match glob (NULL: all),
+ * in name order, with their raw range: the messages without samples. */
+IW_NODISCARD int iw_store_device_list(struct iw_store *st, const char *glob,
+                                      int (*cb)(void *ctx, const struct iw_series_info *), void *ctx);
 
 /* ---- writing ---- */
 

@@ -127,7 +127,7 @@ static int collect_cb(void *ctx, const struct iw_point *p)
  * in time order, to cb (non-zero stops). IW_OK, or IW_E_IO after cli_fetch
  * printed what failed.
  */
-static int fetch_points(const char *url, const char *name, int64_t from, int64_t to,
+static int fetch_points(const char *url, const char *name, bool device, int64_t from, int64_t to,
                         iw_rules_point_cb cb, void *cbctx)
 {
     struct cli_source src = { .url = url };
@@ -138,8 +138,8 @@ static int fetch_points(const char *url, const char *name, int64_t from, int64_t
 
     if (!cli_urlenc(enc, sizeof(enc), name))
         return IW_E_INVAL;
-    snprintf(path, sizeof(path), "/api/v1/query?series=%s&from=%" PRId64 "&to=%" PRId64, enc,
-             from, to);
+    snprintf(path, sizeof(path), "/api/v1/query?series=%s&from=%" PRId64 "&to=%" PRId64 "%s",
+             enc, from, to, device ? "&devices=1" : "");
     if ((doc = cli_fetch(&src, path, NULL, NULL, &exit_code)) == NULL)
         return IW_E_IO;
     cJSON_ArrayForEach(s, doc) {
@@ -187,7 +187,7 @@ static bool refill_url(struct merge *m, struct cursor *c)
 
     while (c->n == 0 && !c->done && m->rc == IW_OK) {
         int64_t end = to - c->next_from < c->win ? to : c->next_from + c->win - 1;
-        if (fetch_points(m->url, c->name, c->next_from, end, append_cb, c) != IW_OK)
+        if (fetch_points(m->url, c->name, c->s.alive, c->next_from, end, append_cb, c) != IW_OK)
             m->rc = IW_E_IO;
         else if (c->oom)
             m->rc = IW_E_NOMEM;
@@ -209,7 +209,7 @@ static int read_history(void *ctx, const char *series, int64_t from, int64_t to,
                         iw_rules_point_cb cb, void *cbctx)
 {
     struct url_history *h = ctx;
-    int rc = fetch_points(h->url, series, from, to, cb, cbctx);
+    int rc = fetch_points(h->url, series, false, from, to, cb, cbctx);
     if (rc != IW_OK && h->rc == IW_OK)
         h->rc = rc;
     return rc;
@@ -290,7 +290,9 @@ static int add_series(struct merge *m, const char *name, uint32_t id, int64_t fi
         m->rc = IW_E_NOMEM;
         return 1;
     }
-    if (iw_replay_split(name, c->buf, len, &c->s) != IW_OK) {   /* not a 4-level name */
+    /* A series, or a device's own entry (3 levels: its messages without samples). */
+    if (iw_replay_split(name, c->buf, len, &c->s) != IW_OK
+        && iw_replay_split_device(name, c->buf, len, &c->s) != IW_OK) {
         free(c->name);
         free(c->buf);
         return 0;
@@ -309,36 +311,60 @@ static int add_series(struct merge *m, const char *name, uint32_t id, int64_t fi
     return 0;
 }
 
-static int series_cb(void *ctx, const struct iw_series_info *si)
+/*
+ * Every stored series and every device's own entry (its messages without
+ * samples), with its raw range: from the store, or GET /api/v1/series and
+ * /api/v1/series?devices=1. cb returns non-zero to stop.
+ */
+typedef int (*listed_cb)(void *ctx, const char *name, uint32_t id, int64_t first, int64_t last,
+                         uint64_t count);
+
+struct listed {
+    listed_cb cb;
+    void *ctx;
+};
+
+static int listed_store_cb(void *ctx, const struct iw_series_info *si)
 {
-    return add_series(ctx, si->series->name, si->series->id, si->first, si->last, si->count);
+    const struct listed *l = ctx;
+    return l->cb(l->ctx, si->series->name, si->series->id, si->first, si->last, si->count);
 }
 
-/* Every stored series: from the store, or GET /api/v1/series. */
-static int list_series(struct merge *m)
+static int each_listed(struct iw_store *st, const char *url, listed_cb cb, void *ctx)
 {
-    struct cli_source src = { .url = m->url };
-    const cJSON *it;
-    cJSON *doc;
-    int exit_code;
+    static const char *const paths[] = { "/api/v1/series", "/api/v1/series?devices=1" };
+    struct listed l = { cb, ctx };
+    struct cli_source src = { .url = url };
+    int exit_code, rc;
 
-    if (m->st != NULL)
-        return iw_store_series_list(m->st, NULL, series_cb, m);
-    if ((doc = cli_fetch(&src, "/api/v1/series", NULL, NULL, &exit_code)) == NULL)
-        return IW_E_IO;
-    cJSON_ArrayForEach(it, doc) {
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "series"));
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "first");
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(it, "last");
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "count");
-        if (name == NULL || !cJSON_IsNumber(f) || !cJSON_IsNumber(l) || !cJSON_IsNumber(n))
-            continue;
-        if (add_series(m, name, 0, (int64_t)f->valuedouble, (int64_t)l->valuedouble,
-                       (uint64_t)n->valuedouble) != 0)
-            break;
+    if (st != NULL)
+        return (rc = iw_store_series_list(st, NULL, listed_store_cb, &l)) != IW_OK
+                   ? rc : iw_store_device_list(st, NULL, listed_store_cb, &l);
+    for (size_t i = 0; i < IW_ARRAY_LEN(paths); i++) {
+        const cJSON *it;
+        cJSON *doc = cli_fetch(&src, paths[i], NULL, NULL, &exit_code);
+        if (doc == NULL)
+            return IW_E_IO;
+        cJSON_ArrayForEach(it, doc) {
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "series"));
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "first");
+            const cJSON *la = cJSON_GetObjectItemCaseSensitive(it, "last");
+            const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "count");
+            if (name == NULL || !cJSON_IsNumber(f) || !cJSON_IsNumber(la) || !cJSON_IsNumber(n))
+                continue;
+            if (cb(ctx, name, 0, (int64_t)f->valuedouble, (int64_t)la->valuedouble,
+                   (uint64_t)n->valuedouble) != 0)
+                break;
+        }
+        cJSON_Delete(doc);
     }
-    cJSON_Delete(doc);
     return IW_OK;
+}
+
+static int series_cb(void *ctx, const char *name, uint32_t id, int64_t first, int64_t last,
+                     uint64_t count)
+{
+    return add_series(ctx, name, id, first, last, count);
 }
 
 /* ---- the devices known before --from ------------------------------------------ */
@@ -376,37 +402,25 @@ static void known_add(struct known *k, const char *name, int64_t first)
         k->n++;
 }
 
-static int known_store_cb(void *ctx, const struct iw_series_info *si)
+static int known_cb(void *ctx, const char *name, uint32_t id, int64_t first, int64_t last,
+                    uint64_t count)
 {
-    known_add(ctx, si->series->name, si->first);
+    (void)id;
+    (void)last;
+    (void)count;
+    known_add(ctx, name, first);
     return 0;
 }
 
-/* Fill k from the store, or GET /api/v1/series; IW_OK, IW_E_IO (printed), IW_E_NOMEM. */
+/* Fill k (each_listed); IW_OK, IW_E_IO (printed), IW_E_NOMEM. */
 static int known_list(struct known *k, struct iw_store *st, const char *url)
 {
-    struct cli_source src = { .url = url };
-    const cJSON *it;
-    cJSON *doc;
-    int exit_code, rc = IW_OK;
-
-    if (st != NULL) {
-        rc = iw_store_series_list(st, NULL, known_store_cb, k);
-    } else {
-        if ((doc = cli_fetch(&src, "/api/v1/series", NULL, NULL, &exit_code)) == NULL)
-            return IW_E_IO;
-        cJSON_ArrayForEach(it, doc) {
-            const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "series"));
-            const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "first");
-            if (name != NULL && cJSON_IsNumber(f))
-                known_add(k, name, (int64_t)f->valuedouble);
-        }
-        cJSON_Delete(doc);
-    }
+    int rc = each_listed(st, url, known_cb, k);
     return rc == IW_OK && k->oom ? IW_E_NOMEM : rc;
 }
 
-/* iw_replay_opts.each_series over the known series (names that are not 4 levels skipped). */
+/* iw_replay_opts.each_series over the known series and device entries (metric ""), as the
+ * daemon's shards list them (pipeline.c); other names skipped. */
 static int known_each(void *ctx, int (*cb)(void *cbctx, const char *source, const char *site,
                                            const char *device, const char *metric),
                       void *cbctx)
@@ -416,8 +430,9 @@ static int known_each(void *ctx, int (*cb)(void *cbctx, const char *source, cons
     struct iw_rsample s;
 
     for (size_t i = 0; i < k->n; i++)
-        if (iw_replay_split(k->names[i], buf, sizeof(buf), &s) == IW_OK &&
-            cb(cbctx, s.source, s.site, s.device, s.metric) != 0)
+        if ((iw_replay_split(k->names[i], buf, sizeof(buf), &s) == IW_OK
+             || iw_replay_split_device(k->names[i], buf, sizeof(buf), &s) == IW_OK)
+            && cb(cbctx, s.source, s.site, s.device, s.metric) != 0)
             break;
     return IW_OK;
 }
@@ -491,7 +506,9 @@ static int run_merge(struct merge *m, bool show_progress)
         sift_down(m, i);
     while (m->heap_n > 0 && m->rc == IW_OK) {
         const struct cursor *first = m->heap[0];
-        size_t n = 0, dev_len = (size_t)(first->s.metric - first->s.source);
+        /* A device's own entry (alive: a message without samples) is a message alone. */
+        bool alone = first->s.alive;
+        size_t n = 0, dev_len = alone ? 0 : (size_t)(first->s.metric - first->s.source);
         int64_t ts = first->pts[first->pos].ts;
         char dev[1024];
 
@@ -500,7 +517,7 @@ static int run_merge(struct merge *m, bool show_progress)
         while (m->heap_n > 0 && n < MAX_GROUP) {
             struct cursor *c = m->heap[0];
             const struct iw_point *p = &c->pts[c->pos];
-            if (p->ts != ts || strncmp(c->name, dev, dev_len) != 0)
+            if (p->ts != ts || (alone ? n > 0 : c->s.alive || strncmp(c->name, dev, dev_len) != 0))
                 break;
             group[n] = c->s;
             group[n].ts = group[n].recv_ms = p->ts;
@@ -814,7 +831,7 @@ static int replay_store(const struct bt_args *a, const struct iw_config *cfg, st
         return 2;
     }
     m.r = r;
-    rc = list_series(&m);
+    rc = each_listed(m.st, m.url, series_cb, &m);
     if (rc == IW_OK && m.rc == IW_OK)
         rc = run_merge(&m, isatty(STDERR_FILENO) != 0);
     if (rc == IW_OK && m.rc != IW_OK)

@@ -517,7 +517,8 @@ static const char *RECORD_RULES =
     "rules:\n"
     "  - { name: ph-high, kind: threshold, select: \"water/*/*/ph\", above: 9, for: 2m,\n"
     "      clear_below: 8.5, severity: major }\n"
-    "  - { name: w2-class, kind: water_quality, select: \"water/*/w2\", target: III, window: 1h }\n";
+    "  - { name: w2-class, kind: water_quality, select: \"water/*/w2\", target: III, window: 1h }\n"
+    "  - { name: comm, kind: flag, select: \"water/*/w3\", flags: [B], for: 1m, severity: major }\n";
 
 struct seen {
     char rule[32], status[16], device[16];
@@ -552,15 +553,44 @@ static int cmp_seen(const void *a, const void *b)
     return strcmp(x->status, y->status);
 }
 
+/* The alerts of `backtest ... --format json` (args: where the data are) into s. */
+static size_t backtest_seen(const struct it_daemon *d, const char *where, long long from,
+                            long long to, struct seen *s, size_t cap)
+{
+    char *out = NULL;
+    size_t n = 0;
+
+    cr_assert_eq(it_run(&out, "'%s' backtest '%s' %s --from %lld --to %lld --format json",
+                        it_bin("islewatch"), d->cfg, where, from, to), 0, "%s", out);
+    cJSON *doc = cJSON_Parse(out), *a;
+    cr_assert(cJSON_IsArray(doc), "%s", out);
+    cJSON_ArrayForEach(a, doc) {
+        char *js = cJSON_PrintUnformatted(a);
+        cr_assert_lt(n, cap);
+        seen_from_json(js, &s[n++]);
+        free(js);
+    }
+    cJSON_Delete(doc);
+    free(out);
+    qsort(s, n, sizeof(s[0]), cmp_seen);
+    return n;
+}
+
+/*
+ * The daemon's alerts from its recorded store, --db and --url alike: device
+ * w3's messages carry only a flag (an instrument that sends nothing else
+ * while its link is down), which the daemon stores under the device's own
+ * entry; backtest used to see nothing of them and missed the comm episode.
+ */
 Test(cli_backtest_recorded, reproduces_the_alerts_the_daemon_raised, .timeout = 120)
 {
-    enum { N = 20, WANT = 5 };
+    enum { N = 20, WANT = 7 };
     struct it_broker b;
     struct it_daemon d;
-    struct seen live[WANT + 4], replayed[WANT + 4];
-    size_t n_live = 0, n_rep = 0;
+    struct seen live[WANT + 4], replayed[WANT + 4], by_url[WANT + 4];
+    size_t n_live = 0, n_rep, n_url;
     long long base = (iw_now_ms() - 40 * MINUTE) / MINUTE * MINUTE;   /* wall clock */
-    char *out = NULL, payload[256];
+    char payload[256];
 
     cr_assert_eq(it_broker_start(&b), 0, "cannot start mosquitto");
     cr_assert_eq(it_daemon_start(&d, &b, RECORD_RULES), 0, "cannot start islewatchd");
@@ -579,6 +609,15 @@ Test(cli_backtest_recorded, reproduces_the_alerts_the_daemon_raised, .timeout = 
         snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"nh3_n\":%g,\"do\":7}", base + i * MINUTE,
                  i < 10 ? 0.4 : 1.8);
         cr_assert_eq(it_publish(pub, "sensors/water/lake/w2", payload, 1, false), 0);
+        /* w3: pH 7 at minute 0, then only "B" (link down) at 1..4, "N" at 5:
+         * comm fires at 2 (B for 1m) and resolves at 5. */
+        if (i == 0)
+            snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"ph\":7}", base);
+        else if (i <= 5)
+            snprintf(payload, sizeof(payload), "{\"ts\":%lld,\"flag\":\"%s\"}",
+                     base + i * MINUTE, i < 5 ? "B" : "N");
+        if (i <= 5)
+            cr_assert_eq(it_publish(pub, "sensors/water/lake/w3", payload, 1, false), 0);
     }
     while (n_live < WANT) {
         struct it_msg *m = it_next(sub, 20000);
@@ -588,32 +627,29 @@ Test(cli_backtest_recorded, reproduces_the_alerts_the_daemon_raised, .timeout = 
     }
     it_client_free(sub);
     it_client_free(pub);
+    char where[600];
+    snprintf(where, sizeof(where), "--url http://127.0.0.1:%d", d.http_port);
+    n_url = backtest_seen(&d, where, base, base + N * MINUTE, by_url, WANT + 4);
     it_daemon_stop(&d);                 /* the store is complete and closed */
-
-    cr_assert_eq(it_run(&out, "'%s' backtest '%s' --db '%s' --from %lld --to %lld --format json",
-                        it_bin("islewatch"), d.cfg, d.data, base, base + N * MINUTE), 0, "%s", out);
-    cJSON *doc = cJSON_Parse(out), *a;
-    cr_assert(cJSON_IsArray(doc), "%s", out);
-    cJSON_ArrayForEach(a, doc) {
-        char *js = cJSON_PrintUnformatted(a);
-        cr_assert_lt(n_rep, WANT + 4);
-        seen_from_json(js, &replayed[n_rep++]);
-        free(js);
-    }
-    cJSON_Delete(doc);
-    free(out);
+    snprintf(where, sizeof(where), "--db '%s'", d.data);
+    n_rep = backtest_seen(&d, where, base, base + N * MINUTE, replayed, WANT + 4);
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 
     qsort(live, n_live, sizeof(live[0]), cmp_seen);
-    qsort(replayed, n_rep, sizeof(replayed[0]), cmp_seen);
-    cr_assert_eq(n_rep, n_live, "backtest %zu alerts, daemon %zu", n_rep, n_live);
-    for (size_t i = 0; i < n_live; i++)
+    cr_assert_eq(n_rep, n_live, "backtest --db %zu alerts, daemon %zu", n_rep, n_live);
+    cr_assert_eq(n_url, n_live, "backtest --url %zu alerts, daemon %zu", n_url, n_live);
+    for (size_t i = 0; i < n_live; i++) {
         cr_expect_eq(cmp_seen(&live[i], &replayed[i]), 0, "alert %zu: daemon %s %s %s %lld, backtest %s %s %s %lld",
                      i, live[i].rule, live[i].status, live[i].device, live[i].ts, replayed[i].rule,
                      replayed[i].status, replayed[i].device, replayed[i].ts);
+        cr_expect_eq(cmp_seen(&live[i], &by_url[i]), 0, "alert %zu: daemon %s %s %s %lld, --url %s %s %s %lld",
+                     i, live[i].rule, live[i].status, live[i].device, live[i].ts, by_url[i].rule,
+                     by_url[i].status, by_url[i].device, by_url[i].ts);
+    }
     static const struct { int min; const char *rule, *status; } want[WANT] = {
-        { 3, "ph-high", "firing" }, { 5, "ph-high", "resolved" }, { 12, "ph-high", "firing" },
+        { 2, "comm", "firing" }, { 3, "ph-high", "firing" }, { 5, "comm", "resolved" },
+        { 5, "ph-high", "resolved" }, { 12, "ph-high", "firing" },
         { 14, "ph-high", "resolved" }, { 17, "w2-class", "firing" },
     };
     for (size_t i = 0; i < WANT; i++) {
