@@ -671,6 +671,8 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
         { "/api/v1/query?series=*/*/*/*&step=fast", "step=\"fast\" is not a positive duration" },
         { "/api/v1/query?series=*/*/*/*&agg=max", "needs step" },
         { "/api/v1/query?series=*/*/*/*&step=1m&agg=median", "is not one of avg" },
+        { "/api/v1/query?series=*/*/*&devices=1&step=1m", "devices=1 gives raw points only" },
+        { "/api/v1/series?devices=yes", "devices=\"yes\": use devices=1 or devices=0" },
         /* all the calendar: too many buckets (times beyond it: the test after this one) */
         { "/api/v1/query?series=*/*/*/*&from=-62167219200000&to=253402300799999&step=1d",
           "more than 1000000 buckets" },
