@@ -603,6 +603,31 @@ static bool check_nonempty(const char *s, char *why, size_t len)
     return false;
 }
 
+/*
+ * A file the daemon reads at start and on reload (a secret, a certificate):
+ * one it cannot open would stop the start or the reload after `check` had
+ * passed the file (SPEC §3: the same lines). Read again at each use, so a
+ * file that goes later is still reported there. Empty: the key is unset.
+ */
+static bool check_readable(const char *s, char *why, size_t len)
+{
+    struct stat st;
+    int fd;
+
+    if (s[0] == '\0')
+        return true;
+    if ((fd = open(s, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+        snprintf(why, len, "%s cannot be read: %s (create it, fix the path, or give islewatchd "
+                 "read access)", s, strerror(errno));
+        return false;
+    }
+    bool dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (dir)
+        snprintf(why, len, "%s is a directory, not a file", s);
+    return !dir;
+}
+
 static bool check_port(const char *p, char *why, size_t len, const char *what)
 {
     long long port;
@@ -744,9 +769,12 @@ static bool check_rejected_topic(const char *s, char *why, size_t len)
 
 #define BR(f) offsetof(struct iw_broker_cfg, f)
 static const struct cfg_key tls_keys[] = {
-    { "ca_file", CFG_STR, BR(tls_ca_file), .doc = "CA bundle that signs the broker's certificate" },
-    { "cert_file", CFG_STR, BR(tls_cert_file), .doc = "client certificate (with key_file)" },
-    { "key_file", CFG_STR, BR(tls_key_file), .doc = "client private key (with cert_file)" },
+    { "ca_file", CFG_STR, BR(tls_ca_file), .check = check_readable,
+      .doc = "CA bundle that signs the broker's certificate" },
+    { "cert_file", CFG_STR, BR(tls_cert_file), .check = check_readable,
+      .doc = "client certificate (with key_file)" },
+    { "key_file", CFG_STR, BR(tls_key_file), .check = check_readable,
+      .doc = "client private key (with cert_file)" },
     { 0 }
 };
 
@@ -758,7 +786,8 @@ static const struct cfg_key broker_keys[] = {
     { "client_id", CFG_STR, BR(client_id), .def.s = "islewatchd", .check = check_nonempty,
       .doc = "fixed MQTT client id, so the persistent session survives restarts" },
     { "username", CFG_STR, BR(username), .doc = "broker user name; none by default" },
-    { "password_file", CFG_STR, BR(password_file), .doc = "file whose first line is the password" },
+    { "password_file", CFG_STR, BR(password_file), .check = check_readable,
+      .doc = "file whose first line is the password" },
     { "tls", CFG_SECTION, 0, .sub = tls_keys, .doc = "TLS files: ca_file, cert_file, key_file" },
     { "keepalive", CFG_DURATION, BR(keepalive_ms), .min = SEC(1), .max = SEC(65535),
       .def.i = SEC(30), .doc = "MQTT keep-alive interval" },
@@ -809,7 +838,7 @@ static const struct cfg_key storage_keys[] = {
 static const struct cfg_key http_keys[] = {
     { "listen", CFG_STR, HT(listen), .def.s = "127.0.0.1:8080", .check = check_listen,
       .doc = "HOST:PORT of the HTTP API and dashboard; \"off\" disables" },
-    { "token_file", CFG_STR, HT(token_file),
+    { "token_file", CFG_STR, HT(token_file), .check = check_readable,
       .doc = "file holding the bearer token state-changing requests need" },
     { 0 }
 };

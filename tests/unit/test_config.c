@@ -197,7 +197,7 @@ Test(config, full_fixture_values)
     cr_expect_str_eq(cfg->log_level, "debug");
     cr_expect_str_eq(cfg->broker.url, "mqtts://broker.example.test:8883");
     cr_expect_str_eq(cfg->broker.username, "ops");
-    cr_expect_str_eq(cfg->broker.tls_key_file, "/etc/islewatch/c.key");
+    cr_expect_str_eq(cfg->broker.tls_key_file, "config/valid/secrets/c.key");
     cr_expect_eq(cfg->broker.keepalive_ms, S(45));
     cr_expect_eq(cfg->broker.clean_session, true);
     cr_expect_eq(cfg->broker.connections, 4);
@@ -525,6 +525,39 @@ Test(config, load_string_reports_every_error_with_the_given_name)
     cr_expect_str_eq(diag.lines[1], "inline.yaml:7:12: error: rule \"x\": after: \"10x\" is not a "
                      "duration (use e.g. 500ms, 30s, 10m, 4h, 7d, 1y)");
     iw_diag_fini(&diag);
+}
+
+/*
+ * The files the daemon reads at start and reload are checked to be readable:
+ * `check` used to pass a file whose start then failed on a missing
+ * password_file or token_file, without a FILE:LINE:COLUMN line, and a reload
+ * accepted a missing password_file until the next restart (audit).
+ */
+Test(config, files_the_daemon_reads_must_be_readable)
+{
+    struct iw_config *cfg = NULL;
+    struct iw_diag diag = { 0 };
+    const char *text = "broker:\n"
+                       "  password_file: /nonexistent/broker.pass\n"
+                       "  tls: { ca_file: /nonexistent/ca.pem }\n"
+                       "http:\n"
+                       "  token_file: /\n";
+
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_E_CONFIG);
+    cr_assert_eq(diag.n, 3);
+    cr_expect_str_eq(diag.lines[0], "inline.yaml:2:18: error: broker.password_file: "
+                     "/nonexistent/broker.pass cannot be read: No such file or directory (create "
+                     "it, fix the path, or give islewatchd read access)");
+    cr_expect_str_eq(diag.lines[1], "inline.yaml:3:19: error: broker.tls.ca_file: "
+                     "/nonexistent/ca.pem cannot be read: No such file or directory (create it, "
+                     "fix the path, or give islewatchd read access)");
+    cr_expect_str_eq(diag.lines[2], "inline.yaml:5:15: error: http.token_file: / is a directory, "
+                     "not a file");
+    iw_diag_fini(&diag);
+
+    cr_assert_eq(load_str("http:\n  token_file: \"\"\n", &cfg, &diag), IW_OK,
+                 "empty: no token file, state changes disabled: %s", iw_diag_first(&diag));
+    iw_config_free(cfg);
 }
 
 /* An air station's inventory entry may list the pollutants it monitors. */
