@@ -1188,6 +1188,7 @@ static int load_text(const char *name, const char *text, size_t len, struct iw_c
     }
     errors_flush(&cx, diag);
     free(cx.dev_pos);
+    free(cx.dev_set);
     if (rc != IW_OK) {
         iw_config_free(cx.cfg);
         return rc;

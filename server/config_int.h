@@ -39,6 +39,7 @@ struct cfg_ctx {
     /* Where each device entry was declared, for "declared twice" messages. */
     struct cfg_pos { const char *file; int file_idx; size_t line; } *dev_pos;
     size_t n_dev_pos;
+    size_t *dev_set, n_dev_set, cap_dev_set;   /* config_inventory.c: device_declared */
     /* `sources:` is there but unusable as a whole (not a list, empty, too
      * long): no name can be checked against it, so rules, devices and
      * silences do not each report "no source named" on top of its error. */

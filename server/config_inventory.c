@@ -14,6 +14,7 @@
 #include "islewatch/clock.h"
 #include "islewatch/err.h"
 #include "islewatch/standards.h"
+#include "islewatch/store.h"
 #include "islewatch/topic.h"
 
 /* ======================================================================== */
@@ -301,38 +302,87 @@ static const struct cfg_key device_keys[] = {
     { 0 }
 };
 
+static uint32_t device_hash(const struct iw_device_cfg *d)
+{
+    uint32_t h = iw_hash(d->source, strlen(d->source) + 1);     /* each with its NUL */
+    h = iw_hash_cont(h, d->site, strlen(d->site) + 1);
+    return iw_hash_cont(h, d->device, strlen(d->device));
+}
+
+static bool same_device(const struct iw_device_cfg *a, const struct iw_device_cfg *b)
+{
+    return strcmp(a->source, b->source) == 0 && strcmp(a->site, b->site) == 0
+           && strcmp(a->device, b->device) == 0;
+}
+
+/*
+ * The entry declared before entry i with its (source, site, device), or
+ * SIZE_MAX after adding i: a hash set of entry indexes (open addressing,
+ * index + 1, 0 empty, at most half full), so that an inventory of tens of
+ * thousands of cameras is checked in linear time, not by comparing each entry
+ * with every one before it. Out of memory: SIZE_MAX (cx->nomem).
+ */
+static size_t device_declared(struct cfg_ctx *cx, size_t i)
+{
+    const struct iw_device_cfg *dv = cx->cfg->devices;
+
+    if (2 * (cx->n_dev_set + 1) > cx->cap_dev_set) {
+        size_t cap = cx->cap_dev_set ? cx->cap_dev_set * 2 : 256;
+        size_t *t = calloc(cap, sizeof(*t));
+        if (t == NULL) {
+            cx->nomem = true;
+            return SIZE_MAX;
+        }
+        for (size_t k = 0; k < cx->cap_dev_set; k++) {
+            if (cx->dev_set[k] == 0)
+                continue;
+            size_t at = device_hash(&dv[cx->dev_set[k] - 1]) & (cap - 1);
+            while (t[at] != 0)
+                at = (at + 1) & (cap - 1);
+            t[at] = cx->dev_set[k];
+        }
+        free(cx->dev_set);
+        cx->dev_set = t;
+        cx->cap_dev_set = cap;
+    }
+    size_t at = device_hash(&dv[i]) & (cx->cap_dev_set - 1);
+    for (; cx->dev_set[at] != 0; at = (at + 1) & (cx->cap_dev_set - 1))
+        if (same_device(&dv[cx->dev_set[at] - 1], &dv[i]))
+            return cx->dev_set[at] - 1;
+    cx->dev_set[at] = i + 1;
+    cx->n_dev_set++;
+    return SIZE_MAX;
+}
+
+/* walked: the entry's keys parsed; one that did not is only remembered by name. */
 static void check_device(struct cfg_ctx *cx, size_t i, yaml_node_t *e, const char *where,
-                         yaml_node_t **seen)
+                         yaml_node_t **seen, bool walked)
 {
     struct iw_config *cfg = cx->cfg;
     struct iw_device_cfg *d = &cfg->devices[i];
     int lat = iw__cfg_key_index(device_keys, "lat"), lon = iw__cfg_key_index(device_keys, "lon");
     char hint[96];
 
-    if ((seen[lat] == NULL) != (seen[lon] == NULL)) {
+    if (walked && (seen[lat] == NULL) != (seen[lon] == NULL)) {
         iw__cfg_error(cx, seen[lat] ? seen[lat] : seen[lon],
                       "%s: lat and lon go together; give both or neither", where);
     }
-    if (d->source != NULL && !cx->sources_bad && iw__cfg_find_source(cfg, d->source) == NULL) {
+    if (walked && d->source != NULL && !cx->sources_bad
+        && iw__cfg_find_source(cfg, d->source) == NULL) {
         iw__cfg_hint_sources(cfg, d->source, hint, sizeof(hint));
         iw__cfg_error(cx, seen[iw__cfg_key_index(device_keys, "source")],
                       "%s: source: no source named \"%s\"%s", where, d->source, hint);
     }
-    if (d->source == NULL || d->site == NULL || d->device == NULL)
+    size_t j = d->source != NULL && d->site != NULL && d->device != NULL
+                   ? device_declared(cx, i) : SIZE_MAX;
+    if (j == SIZE_MAX || !walked)
         return;
-    for (size_t j = 0; j < i; j++) {
-        const struct iw_device_cfg *o = &cfg->devices[j];
-        if (o->source == NULL || o->site == NULL || o->device == NULL ||
-            strcmp(o->source, d->source) || strcmp(o->site, d->site) || strcmp(o->device, d->device))
-            continue;
-        if (cx->dev_pos[j].file_idx == cx->file_idx)
-            iw__cfg_error(cx, e, "%s: %s/%s/%s is declared twice (first at line %zu)", where,
-                          d->source, d->site, d->device, cx->dev_pos[j].line);
-        else
-            iw__cfg_error(cx, e, "%s: %s/%s/%s is declared twice (first at %s:%zu)", where,
-                          d->source, d->site, d->device, cx->dev_pos[j].file, cx->dev_pos[j].line);
-        return;
-    }
+    if (cx->dev_pos[j].file_idx == cx->file_idx)
+        iw__cfg_error(cx, e, "%s: %s/%s/%s is declared twice (first at line %zu)", where,
+                      d->source, d->site, d->device, cx->dev_pos[j].line);
+    else
+        iw__cfg_error(cx, e, "%s: %s/%s/%s is declared twice (first at %s:%zu)", where,
+                      d->source, d->site, d->device, cx->dev_pos[j].file, cx->dev_pos[j].line);
 }
 
 /* Append the entries of sequence v (from `devices:` or the devices file). */
@@ -378,8 +428,8 @@ static int parse_device_list(struct cfg_ctx *cx, yaml_node_t *v, const char *lis
         cx->dev_pos[first + i] = (struct cfg_pos){ .file = cx->file, .file_idx = cx->file_idx,
                                                    .line = e->start_mark.line + 1 };
         cfg->n_devices = first + i + 1;
-        if (iw__cfg_walk(cx, e, &em) == IW_OK)
-            check_device(cx, first + i, e, where, seen);
+        bool walked = iw__cfg_walk(cx, e, &em) == IW_OK;
+        check_device(cx, first + i, e, where, seen, walked);
     }
     return IW_OK;
 }
