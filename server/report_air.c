@@ -50,6 +50,7 @@ struct hour_acc {
     uint32_t count;                 /* unflagged samples */
     int64_t  first_ts;
     double   first_v;
+    bool     after_minutes;         /* the last hour with samples before it held minute samples */
 };
 
 /* Hours before the period whose samples tell which pollutants the station
@@ -67,6 +68,10 @@ struct reader {
     size_t    n_days;
     int       tz;
     bool      any;                  /* a sample of this pollutant in the period */
+    /* Every sample's hour, lead-in and flagged ones too: did the last hour with
+     * samples hold one before its end (a minute station)? */
+    int64_t   seen_end;
+    bool      cur_minutes, prev_minutes;
     struct hour_acc acc;
 };
 
@@ -76,6 +81,9 @@ struct reader {
  * lone sample there is such a value unless a sample follows within the next
  * hour: minute data that starts exactly on the hour makes a first hour of
  * one minute, invalid (< 45 minutes), as the rule engine has it (rule_air.c).
+ * So is one sample on the hour after an hour of minute samples (a minute
+ * station back from a silence for one reading); the price, as there: a
+ * station changed from minute to hourly values has its first one invalid.
  */
 static struct iw_avg hour_value(const struct hour_acc *a, int64_t next_ts)
 {
@@ -83,7 +91,8 @@ static struct iw_avg hour_value(const struct hour_acc *a, int64_t next_ts)
     struct iw_avg v = { NAN, 0, false };
     size_t n = 0;
 
-    if (a->count == 1 && a->first_ts == a->end && next_ts >= a->end + IW_MS_PER_HOUR)
+    if (a->count == 1 && a->first_ts == a->end && !a->after_minutes
+        && next_ts >= a->end + IW_MS_PER_HOUR)
         return (struct iw_avg){ a->first_v, 1, true };
     for (int m = 0; m < 60; m++)
         if (a->n[m] > 0)
@@ -114,6 +123,12 @@ static int on_point(void *ctx, const struct iw_point *p)
 
     if (end == INT64_MIN)
         return 0;
+    if (end != r->seen_end) {
+        r->prev_minutes = r->cur_minutes;
+        r->cur_minutes = false;
+        r->seen_end = end;
+    }
+    r->cur_minutes |= p->ts != end;
     idx = (end - r->first_day) / IW_MS_PER_HOUR - 1 + LEAD_HOURS;
     if (idx >= 0 && (size_t)idx < LEAD_HOURS + r->n_days * 24)
         r->seen[idx] |= (uint8_t)(1u << r->pol);
@@ -133,6 +148,7 @@ static int on_point(void *ctx, const struct iw_point *p)
     if (end != a->end) {
         close_hour(r, p->ts);
         a->end = end;
+        a->after_minutes = r->prev_minutes;
     }
     int m = (int)((p->ts - (end - IW_MS_PER_HOUR) - 1) / IW_MS_PER_MIN);
     a->sum[m] += p->value;
@@ -349,7 +365,7 @@ static int device_days(struct iw_store *st, const struct iw__rp_dev *rd,
         struct reader r = { .hours = hours[p < 0 ? 0 : p], .seen = seen, .pol = p,
                             .has_data = has_data, .flagged = flagged, .first_day = first_day,
                             .n_days = n_days, .tz = dev->tz_offset_min,
-                            .acc = { .end = INT64_MIN } };
+                            .seen_end = INT64_MIN, .acc = { .end = INT64_MIN } };
         bool before = false;
         if (p < 0)
             continue;               /* not an AQI pollutant (e.g. the derived "aqi") */

@@ -46,6 +46,9 @@ struct air_x {
     bool    only_end;               /* every sample of the open hour is stamped at its end */
     bool    hourly;                 /* the last closed hour was an hourly value: the device
                                      * reports hourly, a lone value at the end closes at once */
+    bool    minutes;                /* the last closed hour held a sample before its end: a
+                                     * minute station, whose lone sample at an hour's end is
+                                     * that hour's last minute, not an hourly value */
     struct hour_acc acc[NPOL];
     int64_t last_closed;            /* end of the last closed hour; RT_NONE */
     struct iw_avg hours[NPOL][24];  /* ring of hourly means, slot = hour label % 24 */
@@ -357,7 +360,11 @@ static struct iw_avg hour_mean(const struct hour_acc *acc, int64_t end, bool hou
  * when the device reports hourly (x->hourly) or no sample follows it within
  * the hour after: minute samples that start exactly on the hour make a first
  * hour of one minute, invalid (SPEC §4: < 45 minutes), and so does a minute
- * station's pollutant with one valid minute, at the end.
+ * station's pollutant with one valid minute, at the end. A station whose
+ * last hour with data held minute samples (x->minutes) is a minute station:
+ * one sample at this hour's end is one minute too, though nothing follows it
+ * (one back from a silence for one reading). The price: a station changed
+ * from minute to hourly values has its first hourly value invalid.
  */
 static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, int64_t wall,
                        int64_t next_ts)
@@ -369,13 +376,14 @@ static void close_hour(struct iw_rules_engine *e, struct inst *in, bool late, in
 
     if (end == RT_NONE)
         return;
-    bool hourly = x->only_end
+    bool hourly = x->only_end && !x->minutes
                   && (x->hourly || next_ts == RT_NONE || next_ts >= end + IW_MS_PER_HOUR);
     for (int pol = 0; pol < NPOL; pol++)
         x->hours[pol][k] = hour_mean(&x->acc[pol], end, hourly);
     x->day_measured |= x->measured;
     count_missing(e, in);
     x->hourly = hourly;
+    x->minutes = !x->only_end;
     x->label[k] = end;
     memset(x->acc, 0, sizeof(x->acc));
     x->cur_end = RT_NONE;
@@ -451,8 +459,9 @@ static bool feed(struct iw_rules_engine *e, struct inst *in, int pol, int64_t ts
         acc->first_ts = ts;
         acc->first_v = v;
     }
-    /* Its last minute, or an hourly value; a lone first value waits for what follows. */
-    if (ts == end && (acc->count > 1 || x->hourly))
+    /* Its last minute, or an hourly value; a lone first value waits for what
+     * follows, unless the station reports minutes (x->minutes: its last one). */
+    if (ts == end && (acc->count > 1 || x->hourly || x->minutes))
         x->close_now = true;
     return true;
 }

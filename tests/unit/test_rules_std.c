@@ -701,6 +701,51 @@ static struct iw_rules_engine *hour_closed_short(const char *dev, int minutes, d
 }
 
 /*
+ * A minute station silent after 03:00 sends one reading stamped 04:00 and
+ * nothing more: the hour (03:00, 04:00] holds one minute, invalid (SPEC §4:
+ * < 45 minutes). It used to count as an hourly reporter's value, closed by
+ * close_after, valid, and fired on PM2.5 200 (audit). The reading is the
+ * hour's last minute, so it closes the hour at once. The same lone reading
+ * completed a day of 19 valid hours in daily mode.
+ */
+Test(std, air_a_minute_station_back_for_one_reading_on_the_hour_has_one_minute)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+
+    air_rule();
+    e = engine(d0);
+    for (int m = 1; m <= 3 * 60; m++)
+        feed_air_minute(e, "a24", d0 + m * MINUTE, 10);
+    feed_air_minute(e, "a24", d0 + 4 * HOUR, 200);
+    cr_assert_not_null(point_at("air/s1/a24/aqi", d0 + 4 * HOUR),
+                       "the hour's last minute closes it (SPEC §4: a sample at its end)");
+    iw_rules_tick(e, d0 + 4 * HOUR + 10 * MINUTE);
+    cr_assert_not(aqi_at("a24", d0 + 4 * HOUR)->valid, "one minute is not an hour");
+    cr_assert_eq(env.n_alerts, 0);
+    iw_rules_engine_free(e);
+}
+
+Test(std, air_daily_a_lone_reading_at_midnight_does_not_complete_a_day_of_19_hours)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.mode = IW_AQI_DAILY;
+    e = engine(d0);
+    for (int m = 1; m <= 19 * 60; m++)
+        feed_air_minute(e, "a25", d0 + m * MINUTE, 80);
+    feed_air_minute(e, "a25", d0 + 24 * HOUR, 80);
+    iw_rules_tick(e, d0 + 24 * HOUR + 10 * MINUTE);
+    const struct fx_point *pt = point_at("air/s1/a25/aqi", d0 + 24 * HOUR);
+    cr_assert_not_null(pt);
+    cr_assert_not(pt->valid, "19 valid hours and one minute are not 20 hours");
+    cr_assert_eq(env.n_alerts, 0);
+    iw_rules_engine_free(e);
+}
+
+/*
  * SPEC §4: an hour closes when the device reports a sample at or after its
  * end, or close_after (5 min) after its end. A past hour's last sample waited
  * close_after after it arrived, too, so that an upload is not cut short: one
