@@ -641,13 +641,15 @@ static void air_timer(struct iw_rules_engine *e, struct inst *in, int64_t now)
 
     int64_t live = e->cfg->alerts.live_window_ms;
 
-    /* The period's own time decides lateness (SPEC §1): a backlog's last hour
-     * closed here, long after its end, is as late as the samples in it. */
+    /* The period's data decide lateness (SPEC §1), not when close_after ends
+     * it: its last sample came more than live_window after the period's end
+     * (a backlog's last hour, as late as the samples in it), or not (a live
+     * hour, closed close_after after its end, which may exceed live_window). */
     if (x->cur_end != RT_NONE && close_at(x->cur_end, x->last_recv, ca) <= now)
-        close_hour(e, in, now - x->cur_end > live, now, RT_NONE);
+        close_hour(e, in, x->last_recv - x->cur_end > live, now, RT_NONE);
     if (in->p->mode == IW_AQI_DAILY && x->day_open != RT_NONE
         && close_at(x->day_open + IW_MS_PER_DAY, x->last_recv, ca) <= now)
-        close_day(e, in, x->day_open, now - (x->day_open + IW_MS_PER_DAY) > live, now);
+        close_day(e, in, x->day_open, x->last_recv - (x->day_open + IW_MS_PER_DAY) > live, now);
 }
 
 static void air_evidence(const struct iw_rules_engine *e, const struct inst *in, struct evidence *ev)

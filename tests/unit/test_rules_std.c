@@ -726,6 +726,29 @@ Test(std, air_a_minute_station_back_for_one_reading_on_the_hour_has_one_minute)
     iw_rules_engine_free(e);
 }
 
+/*
+ * A live hour closed by close_after is live, even when close_after (20m) is
+ * longer than alerts.live_window (15m): its alert used to be published with
+ * "late": true, which marks a backlog after an outage (SPEC §1; audit). The
+ * hour's data decide: its last sample came before the hour's end.
+ */
+Test(std, air_a_live_hour_closed_after_the_live_window_is_not_late)
+{
+    int64_t d0 = day0();
+    struct iw_rules_engine *e;
+    struct iw_rule *r = air_rule();
+
+    r->p.close_after_ms = 20 * MINUTE;
+    e = engine(d0);
+    for (int m = 1; m <= 59; m++)
+        feed_air_minute(e, "a26", d0 + m * MINUTE, 80);     /* IAQI 107, level 3 */
+    iw_rules_tick(e, d0 + HOUR + 20 * MINUTE);
+    cr_assert_eq(env.n_alerts, 1);
+    cr_assert_eq(env.alerts[0]->ts, d0 + HOUR);
+    cr_assert_not(env.alerts[0]->late, "live data, closed by close_after: not a backlog");
+    iw_rules_engine_free(e);
+}
+
 Test(std, air_daily_a_lone_reading_at_midnight_does_not_complete_a_day_of_19_hours)
 {
     int64_t d0 = day0();
