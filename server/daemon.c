@@ -504,6 +504,7 @@ int iw_daemon_run(const char *path, int log_level)
     test_env("ISLEWATCH_TEST_KILL_BEFORE_ALERT_RECORDS", &d->test_kill_before_alert_records);
     test_env("ISLEWATCH_TEST_KILL_AFTER_ALERT_HANDOFFS", &d->test_kill_after_alert_handoffs);
     d->test_fail_writes_if = getenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
+    iw_config_check_files(true);        /* start and reloads: the files it will read */
     rc = iw_config_load(path, &cfg, &diag);
     if (rc == IW_OK)
         rc = iw_ingest_view_build(cfg, &view, &diag);

@@ -259,6 +259,15 @@ IW_NODISCARD int iw_config_load(const char *file, struct iw_config **out, struct
 IW_NODISCARD int iw_config_load_string(const char *name, const char *text, size_t len,
                                        struct iw_config **out, struct iw_diag *diag);
 void iw_config_free(struct iw_config *cfg);
+/*
+ * Whether loading also checks that the files the daemon reads can be read
+ * (broker.password_file, broker.tls.*_file, http.token_file): on in
+ * islewatchd and `islewatch check`, off by default, so that the commands
+ * that only take settings from a config (tail, ack, report --config) work
+ * for a user who cannot read the daemon's secrets. Set it before any thread
+ * loads a config.
+ */
+void iw_config_check_files(bool on);
 
 /* Rule parameters for a site: the site override when there is one, else r->p. */
 const struct iw_rule_params *iw_rule_params_for(const struct iw_rule *r, const char *site);

@@ -6,6 +6,7 @@
  * Exit status: 0 valid, 1 invalid or unreadable (SPEC §3: 1 when not valid),
  * 2 usage error.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,10 +17,14 @@
 static void check_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: islewatch check FILE\n"
+            "Usage: islewatch check [--skip-files] FILE\n"
             "\n"
             "Validate an islewatch configuration file without starting anything.\n"
             "Every problem is reported as FILE:LINE:COLUMN: error: MESSAGE on stderr.\n"
+            "The files islewatchd reads (broker.password_file, broker.tls files,\n"
+            "http.token_file) must be readable here, as islewatchd would refuse them.\n"
+            "\n"
+            "  --skip-files  do not look at those files (linting where the secrets are not)\n"
             "\n"
             "Exit status: 0 valid, 1 invalid or unreadable, 2 usage error.\n"
             "\n"
@@ -35,6 +40,7 @@ int iw_cmd_check(int argc, char **argv)
     struct iw_config *cfg = NULL;
     struct iw_diag diag = { 0 };
     const char *file = NULL;
+    bool files = true;
     size_t n_lines;
     int rc;
 
@@ -42,6 +48,10 @@ int iw_cmd_check(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             check_usage(stdout);
             return 0;
+        }
+        if (strcmp(argv[i], "--skip-files") == 0) {
+            files = false;
+            continue;
         }
         if (strcmp(argv[i], "--") == 0 && i + 1 < argc && file == NULL) {
             file = argv[++i];
@@ -64,7 +74,9 @@ int iw_cmd_check(int argc, char **argv)
         return 2;
     }
 
+    iw_config_check_files(files);
     rc = iw_config_load(file, &cfg, &diag);
+    iw_config_check_files(false);
     n_lines = diag.n;
     for (size_t i = 0; i < diag.n; i++)
         fprintf(stderr, "%s\n", diag.lines[i]);

@@ -543,6 +543,10 @@ Test(config, files_the_daemon_reads_must_be_readable)
                        "http:\n"
                        "  token_file: /\n";
 
+    cr_assert_eq(load_str(text, &cfg, &diag), IW_OK, "off by default: tail, ack and report "
+                 "--config take settings from a file whose secrets they cannot read");
+    iw_config_free(cfg);
+    iw_config_check_files(true);                /* as islewatchd and `check` do */
     cr_assert_eq(load_str(text, &cfg, &diag), IW_E_CONFIG);
     cr_assert_eq(diag.n, 3);
     cr_expect_str_eq(diag.lines[0], "inline.yaml:2:18: error: broker.password_file: "
@@ -558,6 +562,26 @@ Test(config, files_the_daemon_reads_must_be_readable)
     cr_assert_eq(load_str("http:\n  token_file: \"\"\n", &cfg, &diag), IW_OK,
                  "empty: no token file, state changes disabled: %s", iw_diag_first(&diag));
     iw_config_free(cfg);
+    iw_config_check_files(false);
+}
+
+/* `check --skip-files` lints a config where its secrets are not. */
+Test(config, check_skip_files_leaves_the_secrets_alone)
+{
+    char path[] = "/tmp/iw-check-XXXXXX";
+    int fd = mkstemp(path);
+    static const char text[] = "broker:\n  password_file: /nonexistent/broker.pass\n";
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    char *argv_files[] = { "check", path, NULL }, *argv_skip[] = { "check", "--skip-files", path,
+                                                                   NULL };
+    cr_redirect_stderr();
+    cr_redirect_stdout();
+    cr_expect_eq(iw_cmd_check(2, argv_files), 1, "the daemon would refuse it here");
+    cr_expect_eq(iw_cmd_check(3, argv_skip), 0);
+    unlink(path);
 }
 
 /* An air station's inventory entry may list the pollutants it monitors. */
@@ -1107,7 +1131,7 @@ Test(check_cmd, help_shows_an_example, .init = redirect_all)
     out = cr_get_redirected_stdout();
     n = fread(buf, 1, sizeof(buf) - 1, out);
     buf[n] = '\0';
-    cr_expect(strstr(buf, "Usage: islewatch check FILE") != NULL, "%s", buf);
+    cr_expect(strstr(buf, "Usage: islewatch check [--skip-files] FILE") != NULL, "%s", buf);
     cr_expect(strstr(buf, "Example:") != NULL, "%s", buf);
 }
 
