@@ -119,7 +119,15 @@ struct iw_alert_pub {
 
 /* ---- the live feed (SSE) ---- */
 
+/*
+ * Published alerts by seq, and silenced records (recorded, not published)
+ * numbered in the order recorded since this start: a stream that asks for
+ * them (?silenced=1, the dashboard) shows an operator what a reload of the
+ * history would. The lock is the HTTP threads' and the publisher's, never the
+ * per-message path's.
+ */
 #define FEED_CAP 4096
+#define FEED_SIL_CAP 1024
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -127,21 +135,33 @@ static struct {
     char *json[FEED_CAP];
     size_t len[FEED_CAP];
     uint64_t newest;
+    uint64_t sil_no[FEED_SIL_CAP];
+    char *sil_json[FEED_SIL_CAP];
+    size_t sil_len[FEED_SIL_CAP];
+    uint64_t sil_newest;
 } feed = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
-static void feed_add(uint64_t seq, const char *json, size_t len)
+static void feed_add(bool silenced, uint64_t seq, const char *json, size_t len)
 {
-    size_t i = seq % FEED_CAP;
     char *copy = malloc(len + 1);
     if (copy == NULL)
         return;
     memcpy(copy, json, len + 1);
     pthread_mutex_lock(&feed.lock);
-    free(feed.json[i]);
-    feed.json[i] = copy;
-    feed.len[i] = len;
-    feed.seq[i] = seq;
-    feed.newest = seq;
+    if (silenced) {
+        size_t i = ++feed.sil_newest % FEED_SIL_CAP;
+        free(feed.sil_json[i]);
+        feed.sil_json[i] = copy;
+        feed.sil_len[i] = len;
+        feed.sil_no[i] = feed.sil_newest;
+    } else {
+        size_t i = seq % FEED_CAP;
+        free(feed.json[i]);
+        feed.json[i] = copy;
+        feed.len[i] = len;
+        feed.seq[i] = seq;
+        feed.newest = seq;
+    }
     pthread_cond_broadcast(&feed.cond);
     pthread_mutex_unlock(&feed.lock);
 }
@@ -163,7 +183,24 @@ uint64_t iw_alert_feed_since(uint64_t after, void (*cb)(void *ctx, uint64_t seq,
     return last;
 }
 
-uint64_t iw_alert_feed_wait(uint64_t after, int timeout_ms)
+uint64_t iw_alert_feed_silenced_since(uint64_t after, void (*cb)(void *ctx, const char *json,
+                                      size_t len), void *ctx)
+{
+    pthread_mutex_lock(&feed.lock);
+    /* Older ones than the window are gone: a slow stream skips them. */
+    uint64_t lo = feed.sil_newest > FEED_SIL_CAP ? feed.sil_newest - FEED_SIL_CAP + 1 : 1;
+    for (uint64_t s = after + 1 > lo ? after + 1 : lo; s <= feed.sil_newest; s++) {
+        size_t i = s % FEED_SIL_CAP;
+        if (feed.sil_no[i] == s && feed.sil_json[i] != NULL)
+            cb(ctx, feed.sil_json[i], feed.sil_len[i]);
+    }
+    uint64_t last = feed.sil_newest > after ? feed.sil_newest : after;
+    pthread_mutex_unlock(&feed.lock);
+    return last;
+}
+
+uint64_t iw_alert_feed_wait(uint64_t after, uint64_t after_silenced, int timeout_ms,
+                            uint64_t *silenced)
 {
     struct timespec dl;
     uint64_t n;
@@ -175,10 +212,12 @@ uint64_t iw_alert_feed_wait(uint64_t after, int timeout_ms)
         dl.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&feed.lock);
-    while (feed.newest <= after)
+    while (feed.newest <= after && feed.sil_newest <= after_silenced)
         if (pthread_cond_timedwait(&feed.cond, &feed.lock, &dl) != 0)
             break;
     n = feed.newest;
+    if (silenced != NULL)
+        *silenced = feed.sil_newest;
     pthread_mutex_unlock(&feed.lock);
     return n;
 }
@@ -191,7 +230,13 @@ static void feed_clear(void)
         feed.json[i] = NULL;
         feed.seq[i] = 0;
     }
+    for (size_t i = 0; i < FEED_SIL_CAP; i++) {
+        free(feed.sil_json[i]);
+        feed.sil_json[i] = NULL;
+        feed.sil_no[i] = 0;
+    }
     feed.newest = 0;
+    feed.sil_newest = 0;
     pthread_mutex_unlock(&feed.lock);
 }
 
@@ -631,8 +676,8 @@ static void publish(struct iw_alert_pub *p, struct iw_alert *a, const char *outb
               p->d->test_kill_after_alert_records);
     active_update(p, a);
 
+    feed_add(a->silenced, a->seq, json, len);
     if (!a->silenced) {
-        feed_add(a->seq, json, len);
         /* Behind on earlier messages: this one goes after them (backlog_flush). */
         if (p->unsent == 0) {
             bool main_sent = false;

@@ -14,7 +14,7 @@
  *       the messages that stored no sample, value 0 and their flag; raw only),
  *       which backtest replays to the absence and flag rules.
  *   GET /api/v1/alerts[?active=1&since=T&rule=R&limit=N]
- *   GET /api/v1/alerts/stream     Server-Sent Events (below)
+ *   GET /api/v1/alerts/stream[?since=SEQ&silenced=1]   Server-Sent Events (below)
  *   GET /api/v1/devices           the device inventory (SPEC section 1):
  *       [{"source":"water","site":"dongtan","device":"w01","name":"东滩 1号站",
  *         "body":"river","target":"III","lat":31.5,"lon":121.9}]; name,
@@ -29,7 +29,10 @@
  * The SSE stream: each alert is "id: SEQ\ndata: JSON\n\n" (a message event). A
  * client that sends Last-Event-ID (browsers do on reconnect) or ?since=SEQ
  * first gets every alert with a greater seq from the store, then the live
- * feed; a new client starts at the current seq. A ": keep-alive" comment goes
+ * feed; a new client starts at the current seq. With ?silenced=1 (the
+ * dashboard), an alert recorded silenced from then on comes too, as an
+ * "event: silenced" without an id (it has no seq of its own; not replayed
+ * after a reconnect: the history has it). A ": keep-alive" comment goes
  * out after 15 s without an alert. The content reader blocks on the feed in
  * 250 ms slices, so it notices iw_http_stop() within that time, and a client
  * that hung up: libmicrohttpd cannot see that while the reader blocks, and a
@@ -125,15 +128,15 @@ static const char *glob_arg(struct MHD_Connection *c)
     return NULL;
 }
 
-/* ?devices=1: the devices' own entries (iw_api_device_series_json). */
-static bool devices_arg(struct MHD_Connection *c, bool *devices, enum MHD_Result *ret)
+/* A yes/no parameter (1/true, 0/false; absent: no), e.g. ?devices=1. */
+static bool flag_arg(struct MHD_Connection *c, const char *name, bool *out, enum MHD_Result *ret)
 {
-    const char *v = iw__http_arg(c, "devices");
+    const char *v = iw__http_arg(c, name);
 
-    *devices = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-    if (v != NULL && !*devices && strcmp(v, "0") != 0 && strcmp(v, "false") != 0) {
-        *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "devices=\"%s\": use devices=1 or "
-                              "devices=0", v);
+    *out = v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+    if (v != NULL && !*out && strcmp(v, "0") != 0 && strcmp(v, "false") != 0) {
+        *ret = iw__http_error(c, MHD_HTTP_BAD_REQUEST, "%s=\"%s\": use %s=1 or %s=0", name, v,
+                              name, name);
         return false;
     }
     return true;
@@ -147,7 +150,8 @@ enum MHD_Result iw__api_series(struct iw_http *h, struct MHD_Connection *c)
     enum MHD_Result ret;
     bool devices;
 
-    if (!iw__http_args_known(c, "/api/v1/series", known, &ret) || !devices_arg(c, &devices, &ret))
+    if (!iw__http_args_known(c, "/api/v1/series", known, &ret)
+        || !flag_arg(c, "devices", &devices, &ret))
         return ret;
     glob = glob && glob[0] ? glob : NULL;
     int rc = devices ? iw_api_device_series_json(iw_daemon_store(h->d), glob, &out)
@@ -170,7 +174,8 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
                                          "devices", NULL };
     bool devices;
 
-    if (!iw__http_args_known(c, "/api/v1/query", known, &ret) || !devices_arg(c, &devices, &ret))
+    if (!iw__http_args_known(c, "/api/v1/query", known, &ret)
+        || !flag_arg(c, "devices", &devices, &ret))
         return ret;
     if (glob == NULL || glob[0] == '\0')
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "series=GLOB is required, e.g. "
@@ -275,6 +280,8 @@ struct sse {
     struct iw_store *st;
     int fd;                     /* the client's socket (-1: unknown), only peeked at */
     uint64_t last;              /* highest seq sent (or skipped as past) */
+    bool silenced;              /* ?silenced=1: silenced records too, as "silenced" events */
+    uint64_t last_silenced;     /* the feed's number of the last one sent (or skipped) */
     bool replay;                /* still reading history from the store */
     bool gap;                   /* the live feed no longer holds last + 1 */
     bool oom;
@@ -309,8 +316,10 @@ static void sse_event(struct sse *s, uint64_t seq, const char *json, size_t len)
     char head[64];
     /* No "event:" line: a plain message event, which EventSource.onmessage
      * and generic SSE clients receive without knowing an event name. */
-    int n = snprintf(head, sizeof(head), "id: %" PRIu64 "\n", seq);
-    sse_put(s, head, (size_t)n);
+    if (seq != 0) {
+        int n = snprintf(head, sizeof(head), "id: %" PRIu64 "\n", seq);
+        sse_put(s, head, (size_t)n);
+    }
     while (len > 0) {
         const char *nl = memchr(json, '\n', len);
         size_t line = nl ? (size_t)(nl - json) : len;
@@ -346,6 +355,18 @@ static void live_cb(void *ctx, uint64_t seq, const char *json, size_t len)
     sse_event(s, seq, json, len);
 }
 
+/* A silenced record: a named event without an id, so a client's
+ * Last-Event-ID stays the last published seq (it shows the seq of the
+ * published message before it). */
+static void silenced_cb(void *ctx, const char *json, size_t len)
+{
+    struct sse *s = ctx;
+    uint64_t last = s->last;
+    sse_put(s, "event: silenced\n", 16);
+    sse_event(s, 0, json, len);
+    s->last = last;
+}
+
 /*
  * True when the client closed its side. An SSE client sends nothing after its
  * request, so end of file (or a reset) on the socket means it has gone. Peeked,
@@ -378,6 +399,8 @@ static bool sse_fill(struct sse *s)
             continue;
         }
         (void)iw_alert_feed_since(s->last, live_cb, s);
+        if (s->silenced)
+            s->last_silenced = iw_alert_feed_silenced_since(s->last_silenced, silenced_cb, s);
         if (s->gap) {
             s->gap = false;
             s->replay = true;
@@ -390,7 +413,8 @@ static bool sse_fill(struct sse *s)
             sse_put(s, ": keep-alive\n\n", 14);
             break;
         }
-        (void)iw_alert_feed_wait(s->last, SSE_WAIT_MS);
+        (void)iw_alert_feed_wait(s->last, s->silenced ? s->last_silenced : UINT64_MAX,
+                                 SSE_WAIT_MS, NULL);
     }
     s->next_keepalive_ns = iw_mono_ns() + SSE_KEEPALIVE_NS;
     return !s->oom;
@@ -435,7 +459,7 @@ static uint64_t current_seq(struct iw_store *st)
         seq = strtoull(num, NULL, 10);
     }
     free(v);
-    uint64_t fed = iw_alert_feed_wait(0, 0);
+    uint64_t fed = iw_alert_feed_wait(0, UINT64_MAX, 0, NULL);
     return fed > seq ? fed : seq;
 }
 
@@ -447,9 +471,12 @@ enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
     enum MHD_Result ret;
     struct sse *s;
     char hello[128];
-    static const char *const known[] = { "since", NULL };
+    static const char *const known[] = { "since", "silenced", NULL };
 
     if (!iw__http_args_known(c, "/api/v1/alerts/stream", known, &ret))
+        return ret;
+    bool silenced;
+    if (!flag_arg(c, "silenced", &silenced, &ret))
         return ret;
     if (from == NULL || from[0] == '\0')
         from = iw__http_arg(c, "since");
@@ -468,6 +495,9 @@ enum MHD_Result iw__api_stream(struct iw_http *h, struct MHD_Connection *c)
     }
     s->h = h;
     s->st = iw_daemon_store(h->d);
+    /* Silenced records from now on: those before are in the history. */
+    s->silenced = silenced;
+    (void)iw_alert_feed_wait(0, UINT64_MAX, 0, &s->last_silenced);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     s->fd = ci != NULL ? ci->connect_fd : -1;

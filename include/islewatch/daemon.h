@@ -41,15 +41,27 @@ IW_NODISCARD int iw_daemon_ack(struct iw_daemon *d, const char *id, const char *
                                const char *comment);
 
 /*
- * The live alert feed: every alert the publisher published (silenced ones are
- * not), as JSON, with its seq. Calls cb for each alert with seq > after_seq still in memory (the last
+ * The live alert feed: every alert the publisher published, as JSON, with its seq. Calls cb for each alert with seq > after_seq still in memory (the last
  * 4096), in seq order, and returns the highest seq seen (after_seq if none).
  * Older ones are in the store (iw_alert_history_scan).
  */
 uint64_t iw_alert_feed_since(uint64_t after_seq, void (*cb)(void *ctx, uint64_t seq,
                              const char *json, size_t len), void *ctx);
-/* Wait up to timeout_ms for an alert with seq > after_seq; returns the newest seq. */
-uint64_t iw_alert_feed_wait(uint64_t after_seq, int timeout_ms);
+/*
+ * The silenced alerts recorded since this start (the last 1024; older ones
+ * are skipped), numbered from 1 in the order recorded: calls cb for each one
+ * numbered above after_silenced and returns the highest number (after_silenced
+ * if none).
+ */
+uint64_t iw_alert_feed_silenced_since(uint64_t after_silenced, void (*cb)(void *ctx,
+                                      const char *json, size_t len), void *ctx);
+/*
+ * Wait up to timeout_ms for an alert with seq > after_seq or a silenced one
+ * numbered above after_silenced (UINT64_MAX: not waited for); returns the
+ * newest seq and, when silenced is not NULL, puts the newest silenced number there.
+ */
+uint64_t iw_alert_feed_wait(uint64_t after_seq, uint64_t after_silenced, int timeout_ms,
+                            uint64_t *silenced);
 
 /* ---- alert history in the store (daemon or a read-only reader) ---- */
 

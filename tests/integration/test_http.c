@@ -1722,6 +1722,51 @@ Test(http, runtime_silence_records_but_does_not_publish)
     it_client_free(sub);
 }
 
+/*
+ * The dashboard's live stream asks for silenced alerts too (?silenced=1): an
+ * operator sees live what a reload of the history shows. They come as named
+ * "silenced" events without an id, so Last-Event-ID stays a published seq;
+ * a stream that does not ask never sees them.
+ */
+Test(http, a_stream_that_asks_for_silenced_alerts_gets_them_as_named_events)
+{
+    long long t0 = wall_ms() - 5000;
+    struct sse_reader *plain, *all;
+    int status = 0;
+    char *body;
+
+    start(EXTRA);
+    body = http("GET", "/api/v1/alerts/stream?silenced=maybe", NULL, NULL, &status);
+    cr_expect_eq(status, 400, "%s", body);
+    cr_expect(strstr(body, "silenced=1") != NULL, "%s", body);
+    free(body);
+    body = http("POST", "/api/v1/silences", TOKEN,
+                "{\"match\":{\"site\":\"dongtan\"},\"duration\":\"1h\"}", &status);
+    cr_assert_eq(status, 200, "%s", body);
+    free(body);
+    plain = sse_open("/api/v1/alerts/stream", NULL, 1);
+    all = sse_open("/api/v1/alerts/stream?silenced=1", NULL, 2);
+    cr_assert(sse_wait(plain, 0, 10000) && sse_wait(all, 0, 10000), "the streams did not open");
+
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    cr_assert(sse_wait(all, 1, 10000), "the silenced alert did not reach ?silenced=1");
+    cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(all->alerts[0], "silenced")));
+    cr_expect_str_eq(str(all->alerts[0], "site"), "dongtan");
+    cr_expect_eq(all->ids[0], 0ULL, "a silenced event carries no id");
+    cr_expect_eq(all->named, 1, "it is a named event");
+
+    publish("sensors/water/xisha/w01", "{\"ts\":%lld,\"nh3_n\":2.0}", t0);
+    cr_assert(sse_wait(all, 2, 10000), "the published alert did not follow");
+    cr_expect_str_eq(str(all->alerts[1], "site"), "xisha");
+    cr_expect_eq(all->ids[1], 1ULL);
+    cr_assert(sse_wait(plain, 1, 10000), "the published alert did not reach the plain stream");
+    cr_expect_str_eq(str(plain->alerts[0], "site"), "xisha", "the plain stream got a silenced alert");
+    cr_expect_eq(plain->ids[0], 1ULL);
+    cr_expect_eq(plain->named, 0);
+    sse_close(plain);
+    sse_close(all);
+}
+
 /* An ack under a silence is recorded, not published, even when the episode
  * was published before the silence began (SPEC section 4). */
 Test(http, an_ack_under_a_silence_that_began_after_the_firing_is_not_published)
@@ -1903,7 +1948,14 @@ Test(http, dashboard_is_one_self_contained_page)
     static const char *const must[] = {
         "<!doctype html>",
         /* the stream goes on from the newest alert of the seeded history: none lost between */
-        "new EventSource('/api/v1/alerts/stream' + (last ? '?since=' + last : ''))", "/api/v1/alerts?active=1",
+        "new EventSource('/api/v1/alerts/stream?silenced=1' + (last ? '&since=' + last : ''))",
+        "/api/v1/alerts?active=1",
+        /* silenced alerts reach the live stream too, as the history shows them */
+        "es.addEventListener('silenced', onAlert)",
+        /* an operator acknowledges from the page, with the token */
+        "ackAlert(a.id)", "'Authorization': 'Bearer ' + token", "'/ack'",
+        /* the feed is announced; Chinese messages are marked so */
+        "aria-live=\"polite\"", "m.lang = 'zh'",
         "water/*/*/class", "air/*/*/aqi", "/api/v1/series", "#00E400", "#FFFF00", "#FF7E00",
         "#FF0000", "#99004C", "#7E0023", "劣Ⅴ类", "</html>",
         "if (a.silenced)", "(a.silenced ?",  /* silenced alerts are marked as such */
