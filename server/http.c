@@ -288,19 +288,33 @@ static enum MHD_Result readyz(struct iw_http *h, struct MHD_Connection *c)
 {
     if (iw_daemon_ready(h->d))
         return reply_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n");
-    char why[400];
+    /* relaxed: status flags, nothing is read through them. */
     bool db = atomic_load(&iw_stats.db_open), broker = atomic_load(&iw_stats.broker_connected);
     bool failing = atomic_load_explicit(&iw_stats.store_failing, memory_order_relaxed);
-    snprintf(why, sizeof(why), "not ready: %s%s%s%s%s\n", db ? "" : "the database is not open",
-             !db && !broker ? "; " : "",
-             broker ? "" : "the broker is not connected (see the log for the connection error; "
-             "islewatchd keeps retrying)",
-             failing && db ? (broker ? "" : "; ") : "",
-             failing && db ? "store writes are failing (see the log; check the disk space and "
-             "permissions of storage.path); messages wait in the broker and are retried. If writes "
-             "still fail once space is freed, restart islewatchd (RocksDB keeps the error)"
-             : db && broker ? "starting up" : "");
-    return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", why);
+    bool refused = atomic_load_explicit(&iw_stats.broker_sub_refused, memory_order_relaxed);
+    const char *why[4];
+    int n = 0;
+    if (!db)
+        why[n++] = "the database is not open";
+    if (!broker)
+        why[n++] = "the broker is not connected (see the log for the connection error; "
+                   "islewatchd keeps retrying)";
+    else if (refused)
+        why[n++] = "the broker refused the subscription to a source topic (see the log; allow it "
+                   "in the broker's ACL; islewatchd keeps retrying)";
+    if (failing && db)
+        why[n++] = "store writes are failing (see the log; check the disk space and permissions "
+                   "of storage.path); messages wait in the broker and are retried. If writes "
+                   "still fail once space is freed, restart islewatchd (RocksDB keeps the error)";
+    if (n == 0)
+        why[n++] = "starting up";
+    char text[800];
+    size_t len = (size_t)snprintf(text, sizeof(text), "not ready: %s", why[0]);
+    for (int i = 1; i < n && len < sizeof(text); i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "; %s", why[i]);
+    if (len < sizeof(text) - 1)
+        snprintf(text + len, sizeof(text) - len, "\n");
+    return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", text);
 }
 
 static enum MHD_Result metrics(struct iw_http *h, struct MHD_Connection *c)

@@ -65,6 +65,11 @@ struct iw_mconn {
     int filter_qos[IW_MAX_SOURCES];
     int n_filters;
     bool sub_failed;                      /* a SUBSCRIBE failed: the next one sends all */
+    char *sent[IW_MAX_SOURCES];           /* the filters of the last SUBSCRIBE, in its order */
+    int n_sent;                           /*   (to name the ones a SUBACK refuses) */
+    _Atomic bool refused;                 /* the broker refused a filter: retried (iw_mqtt_tick) */
+    struct iw_complaint refusals;         /* their log lines: the retries would flood it */
+    int64_t sub_retry_ms, sub_backoff_ms; /* main thread only */
     MQTTProperties props;                 /* MQTT 5 CONNECT properties (main thread only) */
     _Atomic bool subscribed;              /* the SUBSCRIBE after its last connect succeeded */
     /* A drain: the persistent session of a client id this daemon used before
@@ -151,6 +156,7 @@ struct iw_mqtt {
      * its seq << 16 | its token (for QoS > 0 Paho's token is the MQTT packet
      * id, 1..65535). 0: none. See iw_mqtt_publish and on_delivered. */
     _Atomic uint64_t watch;
+    struct iw_complaint pub_refused;      /* MQTT 5: the broker refused an alert message */
     struct retained_check snap;           /* the retained alert states read back */
     _Atomic bool stopping;                /* iw_mqtt_stop began: connections close */
 };
@@ -314,6 +320,60 @@ static void on_delivered(void *ctx, MQTTAsync_token token)
                     "kill -9 it is sent again (harmless: same id and seq)", buf);
 }
 
+/*
+ * MQTT 5: the broker sent DISCONNECT (an administrator's kick, a session
+ * taken over, the broker shutting down, ...). Paho calls this instead of
+ * connectionLost and then closes the socket: without it the connection
+ * would stay marked up and never be made again.
+ */
+static void on_disconnected5(void *ctx, MQTTProperties *props, enum MQTTReasonCodes reason)
+{
+    struct iw_mconn *c = ctx;
+    (void)props;
+    IW_LOG_WARN("mqtt", "connection %d to %s: the broker disconnected it (reason %d: %s%s); "
+                "reconnecting with backoff", c->idx, c->m->uri, (int)reason,
+                MQTTReasonCode_toString(reason),
+                reason == MQTTREASONCODE_SESSION_TAKEN_OVER
+                ? ": another client connected with the client id; give each islewatchd its own "
+                  "broker.client_id" : "");
+    atomic_store(&c->subscribed, false);
+    atomic_store(&c->state, CONN_DOWN);
+    set_broker_gauge(c->m);
+}
+
+/*
+ * MQTT 5: a PUBACK (or PUBREC) with a reason code of 0x80 or more, e.g. 135
+ * Not authorized from a broker ACL that does not let islewatchd write to the
+ * alert topics. Paho called on_delivered first, which took the message as
+ * acknowledged: if it is the watched one, that is undone, so the next start
+ * sends it again. Nothing is re-sent before (see the issue's note).
+ */
+static void on_publish_refused5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    struct iw_mqtt *m = ctx;
+    uint64_t w = atomic_load_explicit(&m->watch, memory_order_acquire);
+    int reason = r != NULL ? (int)r->reasonCode : 0;
+
+    iw_stat_add(&iw_stats.alerts_refused, 1);
+    if (r != NULL && w != 0 && (w & 0xffff) == ((uint64_t)r->token & 0xffff)) {
+        uint64_t seq = w >> 16;
+        char buf[24];
+        /* relaxed: as in on_delivered, the only other writer (same thread). */
+        if (atomic_load_explicit(&iw_stats.alert_acked_seq, memory_order_relaxed) == seq) {
+            atomic_store_explicit(&iw_stats.alert_acked_seq, seq - 1, memory_order_relaxed);
+            snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(seq - 1));
+            if (iw_store_meta_put(m->d->store, "alert_acked", buf, strlen(buf)) != IW_OK)
+                IW_LOG_WARN("alerts", "cannot record that seq=%s is not acknowledged; a kill -9 "
+                            "now would not send it again", buf);
+        }
+    }
+    iw_complain(&m->pub_refused, IW_LOG_LEVEL_ERROR, "alerts", "the broker refused an alert message "
+                "(reason %d: %s): subscribers do not get it; allow user \"%s\" to publish on "
+                "alerts.topic and alerts.active_topic in the broker's ACL",
+                reason, MQTTReasonCode_toString((enum MQTTReasonCodes)reason),
+                m->cfg->broker.username ? m->cfg->broker.username : "(none)");
+}
+
 static void on_connlost(void *ctx, char *cause)
 {
     struct iw_mconn *c = ctx;
@@ -332,28 +392,90 @@ static void on_connlost(void *ctx, char *cause)
         MQTTAsync_free(cause);
 }
 
-static void subscribe_failed(struct iw_mconn *c, int code, const char *message)
+/* /readyz and the gauge: is a source subscription refused on any connection? */
+static void set_refused_gauge(struct iw_mqtt *m)
 {
-    pthread_mutex_lock(&c->sub_lock);
-    c->sub_failed = true;                 /* a reload (after an ACL fix) tries them all again */
-    pthread_mutex_unlock(&c->sub_lock);
-    IW_LOG_ERROR("mqtt", "connection %d: subscribe failed (code %d: %s); check the broker's ACL "
-                 "for the source topics", c->idx, code, message ? message : "no reason given");
+    int refused = 0;
+    for (int i = 0; i < m->n; i++)
+        refused |= atomic_load(&m->c[i].refused);
+    atomic_store_explicit(&iw_stats.broker_sub_refused, refused, memory_order_relaxed);
 }
 
+/*
+ * The broker refused filters of the last SUBSCRIBE: refused[i] for sent[i]
+ * (NULL: the whole SUBSCRIBE failed, every filter is sent again). The refused
+ * ones leave c->filters, so the retry (iw_mqtt_tick, with backoff) sends only
+ * them: sending the granted ones again would replay their retained messages.
+ * Paho's thread; sub_lock keeps c->filters and c->sent consistent.
+ */
+static void subscribe_refused(struct iw_mconn *c, const bool *refused, int code,
+                              const char *message)
+{
+    char first[600] = "";
+    int n = 0;
+
+    pthread_mutex_lock(&c->sub_lock);
+    for (int i = 0; i < c->n_sent; i++) {
+        if (refused != NULL && !refused[i])
+            continue;
+        if (n++ == 0)
+            snprintf(first, sizeof(first), "%s", c->sent[i]);
+        for (int k = 0; refused != NULL && k < c->n_filters; k++)
+            if (c->filters[k] != NULL && strcmp(c->filters[k], c->sent[i]) == 0) {
+                free(c->filters[k]);
+                c->filters[k] = c->filters[--c->n_filters];
+                c->filter_qos[k] = c->filter_qos[c->n_filters];
+                break;
+            }
+    }
+    if (refused == NULL)
+        c->sub_failed = true;
+    pthread_mutex_unlock(&c->sub_lock);
+    atomic_store(&c->refused, true);
+    set_refused_gauge(c->m);
+    iw_complain(&c->refusals, IW_LOG_LEVEL_ERROR, "mqtt", "connection %d: the broker refused "
+                "the subscription to %d source topic(s) (first: %s; code %d: %s): nothing is "
+                "received from them; allow user \"%s\" to read them in the broker's ACL. "
+                "islewatchd retries with backoff", c->idx, n, first[0] ? first : "?", code,
+                message ? message : "no reason given",
+                c->m->cfg->broker.username ? c->m->cfg->broker.username : "(none)");
+}
+
+static void subscribe_granted(struct iw_mconn *c)
+{
+    bool was = atomic_exchange(&c->refused, false);
+    atomic_store(&c->subscribed, true);
+    set_refused_gauge(c->m);
+    if (!c->drain)
+        IW_LOG_INFO("mqtt", "connection %d subscribed to %zu source(s)%s", c->idx,
+                    atomic_load(&c->m->d->view)->n, was ? " (the broker grants them now)" : "");
+}
+
+/* MQTT 3.1.1: granted QoS 0x80 is a refusal. Paho gives the list only for
+ * more than one filter; one refused filter goes to on_subscribe_failed. */
 static void on_subscribed(void *ctx, MQTTAsync_successData *r)
 {
     struct iw_mconn *c = ctx;
-    (void)r;
-    atomic_store(&c->subscribed, true);
-    if (!c->drain)
-        IW_LOG_INFO("mqtt", "connection %d subscribed to %zu source(s)", c->idx,
-                    atomic_load(&c->m->d->view)->n);
+    bool refused[IW_MAX_SOURCES] = { false }, any = false;
+
+    pthread_mutex_lock(&c->sub_lock);
+    for (int i = 0; r != NULL && c->n_sent > 1 && r->alt.qosList != NULL && i < c->n_sent; i++)
+        any |= refused[i] = r->alt.qosList[i] == 0x80;
+    pthread_mutex_unlock(&c->sub_lock);
+    if (any)
+        subscribe_refused(c, refused, 0x80, "refused by the broker");
+    else
+        subscribe_granted(c);
 }
 
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
 {
-    subscribe_failed(ctx, r ? r->code : 0, r ? r->message : NULL);
+    struct iw_mconn *c = ctx;
+    bool refused[IW_MAX_SOURCES] = { true };
+    int code = r ? r->code : 0;
+    /* One filter refused (0x80): that one; anything else: the SUBSCRIBE failed. */
+    subscribe_refused(c, code == 0x80 ? refused : NULL, code,
+                      r && r->message ? r->message : code == 0x80 ? "refused by the broker" : NULL);
 }
 
 /* MQTT 5: a SUBACK can succeed as a packet and refuse filters (reason >= 0x80).
@@ -361,24 +483,32 @@ static void on_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
  * there is reasonCode (and a refusal goes to on_subscribe_failed5). */
 static void on_subscribed5(void *ctx, MQTTAsync_successData5 *r)
 {
-    int refused = 0;
+    struct iw_mconn *c = ctx;
+    bool refused[IW_MAX_SOURCES] = { false };
+    int code = 0;
     if (r != NULL && r->alt.sub.reasonCodeCount > 1 && r->alt.sub.reasonCodes != NULL) {
-        for (int i = 0; i < r->alt.sub.reasonCodeCount; i++)
-            if (r->alt.sub.reasonCodes[i] >= 0x80)
-                refused = r->alt.sub.reasonCodes[i];
+        for (int i = 0; i < r->alt.sub.reasonCodeCount && i < IW_MAX_SOURCES; i++)
+            if (r->alt.sub.reasonCodes[i] >= 0x80) {
+                refused[i] = true;
+                code = r->alt.sub.reasonCodes[i];
+            }
     } else if (r != NULL && r->reasonCode >= 0x80) {
-        refused = r->reasonCode;
+        refused[0] = true;
+        code = r->reasonCode;
     }
-    if (refused)
-        subscribe_failed(ctx, refused, MQTTReasonCode_toString((enum MQTTReasonCodes)refused));
+    if (code != 0)
+        subscribe_refused(c, refused, code, MQTTReasonCode_toString((enum MQTTReasonCodes)code));
     else
-        on_subscribed(ctx, NULL);
+        subscribe_granted(c);
 }
 
 static void on_subscribe_failed5(void *ctx, MQTTAsync_failureData5 *r)
 {
-    subscribe_failed(ctx, r ? (r->reasonCode ? (int)r->reasonCode : r->code) : 0,
-                     r ? r->message : NULL);
+    bool refused[IW_MAX_SOURCES] = { true };
+    int code = r ? (r->reasonCode ? (int)r->reasonCode : r->code) : 0;
+    subscribe_refused(ctx, code >= 0x80 ? refused : NULL, code,
+                      r && r->message ? r->message
+                      : code >= 0x80 ? MQTTReasonCode_toString((enum MQTTReasonCodes)code) : NULL);
 }
 
 /*
@@ -547,6 +677,14 @@ static void subscribe_all(struct iw_mconn *c, bool all)
     }
     c->n_filters = n;
     filters_save(c);
+    if (n_fresh > 0) {
+        for (int i = 0; i < c->n_sent; i++)
+            free(c->sent[i]);
+        c->n_sent = 0;
+        for (int i = 0; i < n_fresh; i++)
+            if ((c->sent[c->n_sent] = strdup(fresh[i])) != NULL)
+                c->n_sent++;
+    }
     pthread_mutex_unlock(&c->sub_lock);
 
     if (n_fresh > 0) {
@@ -1203,8 +1341,22 @@ void iw_mqtt_tick(struct iw_mqtt *m, int64_t now)
         if (c->drain && drain_tick(m, c, now))
             continue;
         if (atomic_load(&c->state) != CONN_DOWN) {
-            if (atomic_load(&c->state) == CONN_UP)
-                c->backoff_ms = 0;
+            if (atomic_load(&c->state) != CONN_UP)
+                continue;
+            c->backoff_ms = 0;
+            /* Filters the broker refused (its ACL): asked for again with the
+             * reconnect's backoff, so an ACL fixed on the broker takes effect. */
+            if (!atomic_load(&c->refused)) {
+                c->sub_backoff_ms = 0;
+            } else if (now >= c->sub_retry_ms) {
+                if (c->sub_backoff_ms > 0)
+                    subscribe_all(c, false);
+                c->sub_backoff_ms = c->sub_backoff_ms == 0 ? cfg->broker.reconnect_min_ms
+                                                           : c->sub_backoff_ms * 2;
+                if (c->sub_backoff_ms > cfg->broker.reconnect_max_ms)
+                    c->sub_backoff_ms = cfg->broker.reconnect_max_ms;
+                c->sub_retry_ms = now + c->sub_backoff_ms;
+            }
             continue;
         }
         if (now < c->next_attempt_ms)
@@ -1222,7 +1374,7 @@ void iw_mqtt_tick(struct iw_mqtt *m, int64_t now)
 bool iw_mqtt_connected(const struct iw_mqtt *m)
 {
     for (int i = 0; i < m->n; i++)
-        if (atomic_load(&m->c[i].state) != CONN_UP)
+        if (atomic_load(&m->c[i].state) != CONN_UP || atomic_load(&m->c[i].refused))
             return false;
     return m->n > 0;
 }
@@ -1254,6 +1406,10 @@ int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, s
     msg.payloadlen = (int)len;
     msg.qos = qos;
     msg.retained = retained;
+    if (m->v5 && qos > 0) {
+        ro.onFailure5 = on_publish_refused5;
+        ro.context = m;
+    }
     int rc = MQTTAsync_sendMessage(m->c[0].client, topic, &msg, &ro);
     switch (rc) {
     case MQTTASYNC_SUCCESS:
@@ -1485,6 +1641,8 @@ static int conn_init(struct iw_mqtt *m, int i, const char *id, bool drain, struc
     }
     MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message,
                            i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
+    if (m->v5)
+        MQTTAsync_setDisconnected(c->client, c, on_disconnected5);
     filters_load(c);
     return IW_OK;
 }
@@ -1628,6 +1786,8 @@ void iw_mqtt_free(struct iw_mqtt *m)
             MQTTAsync_destroy(&c->client);
         for (int k = 0; k < c->n_filters; k++)
             free(c->filters[k]);
+        for (int k = 0; k < c->n_sent; k++)
+            free(c->sent[k]);
         pthread_mutex_destroy(&c->sub_lock);
         MQTTProperties_free(&c->props);
         if (c->ing != NULL) {

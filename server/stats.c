@@ -367,6 +367,16 @@ char *iw_stats_render(void)
                 "# TYPE islewatch_broker_connected gauge\n"
                 "islewatch_broker_connected %d\n",
             atomic_load_explicit(&iw_stats.broker_connected, memory_order_relaxed));
+    bprintf(&b, "# HELP islewatch_broker_subscriptions_refused 1 while the broker refuses a "
+                "source topic's subscription (its ACL); retried with backoff.\n"
+                "# TYPE islewatch_broker_subscriptions_refused gauge\n"
+                "islewatch_broker_subscriptions_refused %d\n",
+            atomic_load_explicit(&iw_stats.broker_sub_refused, memory_order_relaxed));
+    bprintf(&b, "# HELP islewatch_alerts_refused_total Alert messages the broker refused "
+                "(MQTT 5 reason code 0x80 or more, e.g. its ACL).\n"
+                "# TYPE islewatch_alerts_refused_total counter\n"
+                "islewatch_alerts_refused_total %llu\n",
+            (unsigned long long)ld(&iw_stats.alerts_refused));
     bprintf(&b, "# HELP islewatch_alert_acked_seq seq of the last alert message the broker "
                 "acknowledged (alerts.qos 1 or 2; 0: none yet).\n"
                 "# TYPE islewatch_alert_acked_seq gauge\n"

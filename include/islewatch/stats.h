@@ -48,6 +48,8 @@ struct iw_stats {
     _Atomic int      store_failing;                        /* the last message write failed */
     _Atomic uint64_t alerts_active[IW_SEV_COUNT];
     _Atomic int      broker_connected;
+    _Atomic int      broker_sub_refused;                    /* the broker refused a source filter */
+    _Atomic uint64_t alerts_refused;                        /* MQTT 5: PUBACK >= 0x80 for an alert */
     _Atomic uint64_t broker_reconnects;
     _Atomic int      reload_ok;                            /* 1 after a good (re)load */
     _Atomic uint64_t reloads_total;

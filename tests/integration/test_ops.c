@@ -696,3 +696,169 @@ Test(ops, a_check_cut_short_by_the_broker_going_away_is_done_at_the_next_connect
     it_daemon_cleanup(&d);
     it_broker_stop(&b);
 }
+
+/* ---- the broker refusing or ending the daemon's session ---- */
+
+static const char water_only[] =
+    "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\", qos: 1}\n";
+
+/* Publish one water sample and wait until the daemon counts `want` received. */
+static bool received(const struct it_broker *b, const struct it_daemon *d, double want)
+{
+    struct it_client *dev = it_client_new(b, "it-ops-dev");
+    char sample[96];
+    cr_assert_not_null(dev);
+    snprintf(sample, sizeof(sample), "{\"ts\":%lld,\"ph\":7.1}", (long long)time(NULL) * 1000);
+    cr_assert_eq(it_publish(dev, "sensors/water/x/w01", sample, 1, false), 0);
+    it_client_free(dev);
+    for (int i = 0; i < 100; i++) {
+        if (it_metric(d, "islewatch_messages_received_total{source=\"water\"}") >= want)
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+static int readyz(const struct it_daemon *d, char **body)
+{
+    char base[64];
+    size_t len = 0;
+    int status = 0;
+    struct iw_diag diag = {0};
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", d->http_port);
+    *body = NULL;
+    if (iw_http_request(base, "GET", "/readyz", NULL, NULL, body, &len, &status, &diag) != IW_OK)
+        status = -1;
+    iw_diag_fini(&diag);
+    return status;
+}
+
+/* A broker with mosquitto's dynamic-security plugin (mosquitto 2.0's
+ * acl_file grants a denied SUBSCRIBE), administered by user admin: role "r"
+ * may subscribe to and publish on everything, and anonymous clients have it
+ * (dynsec_roles). */
+static void dynsec_files(struct it_broker *b)
+{
+    cr_assert_eq(it_run(NULL, "mosquitto_ctrl dynsec init '%s/dynsec.json' admin adminpw "
+                        ">/dev/null 2>&1", b->dir), 0);
+}
+
+static void dynsec(const struct it_broker *b, const char *command)
+{
+    cr_assert_eq(it_run(NULL, "mosquitto_ctrl -h 127.0.0.1 -p %d -u admin -P adminpw dynsec %s "
+                        ">/dev/null 2>&1", b->port, command), 0, "dynsec %s", command);
+}
+
+static void dynsec_roles(const struct it_broker *b)
+{
+    dynsec(b, "createRole r");
+    dynsec(b, "addRoleACL r subscribePattern '#' allow");
+    dynsec(b, "addRoleACL r publishClientSend '#' allow");
+    dynsec(b, "createGroup anon");
+    dynsec(b, "addGroupRole anon r");
+    dynsec(b, "setAnonymousGroup anon");
+}
+
+static const char dynsec_broker[] =
+    "allow_anonymous true\nper_listener_settings false\n"
+    "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\n"
+    "plugin_opt_config_file %s/dynsec.json\n";
+
+/*
+ * MQTT 5 lets the broker end a session with DISCONNECT (an administrator's
+ * kick, a session taken over, a shutdown). Paho reports that apart from a
+ * lost connection: the daemon used to keep the connection marked up, say
+ * ready, and never connect again. Here the broker's administrator disables
+ * the daemon's user for a moment.
+ */
+Test(ops, an_mqtt5_disconnect_from_the_broker_is_reconnected, .init = setup, .fini = teardown,
+     .timeout = 90)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char creds[400], *body = NULL;
+    FILE *f;
+
+    broker_with(&b, dynsec_broker, dynsec_files);
+    dynsec_roles(&b);
+    dynsec(&b, "createClient islew -p islewpw");
+    dynsec(&b, "addClientRole islew r");
+    snprintf(creds, sizeof(creds), "%s/broker.pass", dir);
+    cr_assert_not_null(f = fopen(creds, "w"));
+    fputs("islewpw\n", f);
+    fclose(f);
+    cr_assert_eq(it_daemon_start(&d, &b, water_only), 0);
+    snprintf(creds, sizeof(creds), "username: islew\\n  password_file: %s/broker.pass\\n"
+             "  protocol: \"5\"", dir);
+    cr_assert_eq(it_daemon_set_broker(&d, creds), 0);
+    cr_assert(received(&b, &d, 1), "the daemon did not receive before the kick (see %s)", d.log);
+
+    dynsec(&b, "disableClient islew");
+    cr_assert(it_daemon_wait_log(&d, "the broker disconnected it (reason", 1, 10000),
+              "the DISCONNECT is not said (see %s)", d.log);
+    dynsec(&b, "enableClient islew");
+    for (int i = 0; i < 150 && it_metric(&d, "islewatch_broker_reconnects_total") < 1; i++)
+        usleep(100 * 1000);
+    cr_expect_geq(it_metric(&d, "islewatch_broker_reconnects_total"), 1,
+                  "the daemon did not connect again (see %s)", d.log);
+    cr_expect(received(&b, &d, 2), "nothing received after the kick (see %s)", d.log);
+    cr_expect_eq(readyz(&d, &body), 200, "%s", body ? body : "");
+    free(body);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
+ * A SUBSCRIBE the broker refuses (its ACL): said with the topic and what to
+ * allow, /readyz not ready, and asked for again with backoff, so the fix on
+ * the broker takes effect without a restart. Under MQTT 3.1.1 the refusal
+ * (granted QoS 0x80) used to pass for a subscription: ready, and nothing came.
+ */
+static void refused_then_granted(const char *protocol_line)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char *body = NULL;
+
+    broker_with(&b, dynsec_broker, dynsec_files);
+    dynsec_roles(&b);
+    cr_assert_eq(it_daemon_start(&d, &b, water_only), 0);   /* it waits for a subscription */
+    if (protocol_line != NULL)
+        cr_assert_eq(it_daemon_set_broker(&d, protocol_line), 0);
+    /* Denied from now on (the plugin keeps it in dynsec.json): a broker restart
+     * makes the daemon SUBSCRIBE again. */
+    dynsec(&b, "removeRoleACL r subscribePattern '#'");
+    it_broker_stop_keep(&b);
+    cr_assert_eq(it_broker_restart(&b), 0);
+    cr_assert(it_daemon_wait_log(&d, "the broker refused the subscription to 1 source topic(s) "
+                                 "(first: sensors/water/+/+", 1, 15000),
+              "the refusal is not said with its topic (see %s)", d.log);
+    cr_expect(it_daemon_wait_log(&d, "in the broker's ACL", 1, 0), "see %s", d.log);
+    cr_expect_eq(readyz(&d, &body), 503, "ready while nothing can come: %s", body ? body : "");
+    cr_expect(body != NULL && strstr(body, "refused the subscription") != NULL, "%s",
+              body ? body : "");
+    free(body);
+    cr_expect_eq(it_metric(&d, "islewatch_broker_subscriptions_refused"), 1);
+
+    dynsec(&b, "addRoleACL r subscribePattern '#' allow");
+    cr_assert(it_daemon_wait_log(&d, "(the broker grants them now)", 1, 20000),
+              "the subscription was not asked for again (see %s)", d.log);
+    cr_expect(received(&b, &d, 1), "nothing received once granted (see %s)", d.log);
+    cr_expect_eq(readyz(&d, &body), 200, "%s", body ? body : "");
+    free(body);
+    cr_expect_eq(it_metric(&d, "islewatch_broker_subscriptions_refused"), 0);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+Test(ops, a_refused_subscription_is_said_not_ready_and_retried, .init = setup, .fini = teardown,
+     .timeout = 90)
+{
+    refused_then_granted(NULL);
+}
+
+Test(ops, a_refused_subscription_is_said_not_ready_and_retried_over_mqtt5, .init = setup,
+     .fini = teardown, .timeout = 90)
+{
+    refused_then_granted("protocol: \"5\"");
+}
