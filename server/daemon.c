@@ -576,6 +576,7 @@ int iw_daemon_run(const char *path, int log_level)
 
 out:
     fail_pending_reloads();         /* an HTTP thread may be waiting on one */
+    atomic_store(&d->stopping, true);
     iw_http_stop(d->http);
     iw_mqtt_stop(d->mqtt);
     iw_pipeline_stop(d);

@@ -107,6 +107,9 @@ struct iw_daemon {
     const char *cfg_path;
     int cli_log_level;                   /* --log-level, or -1: the config's log_level */
     _Atomic(struct iw_ingest_view *) view;
+    /* Set before the connections close: a message callback waiting for a
+     * failing store gives up (ingest.c, store_durably). seq_cst, a flag. */
+    _Atomic bool stopping;
     struct iw_store *store;
     struct iw_shard *shards;
     int n_shards;

@@ -321,6 +321,57 @@ static int test_failed_write(struct iw_conn_ingest *c, struct iw_diag *diag)
     return IW_E_STORE;
 }
 
+/*
+ * Write the message's batch, then its late marks (mark_raced), until both
+ * are in the WAL. A failing store (disk full, an I/O error) is retried here,
+ * with a nap growing to 1 s, rather than by handing the message back to Paho:
+ * Paho would queue it and every later one behind it, deliver one of them per
+ * packet that arrives (so a backlog waits for traffic once the disk is back),
+ * and keep the queue in its persistence, in the same failing store, so a stop
+ * lost it. Blocking this callback stops Paho reading, and the broker queues
+ * (SPEC §2). Only a stopping daemon gives the message back (it is the one a
+ * stop can lose, as a kill -9 can). IW_OK once durable.
+ */
+static int store_durably(struct iw_conn_ingest *c, size_t n_items)
+{
+    struct iw_diag diag = {0};
+    bool points = false;
+    int64_t nap_ms = 100;
+
+    for (;;) {
+        int64_t t0 = iw_mono_ns();
+        int rc;
+        if (IW_UNLIKELY(c->d->test_fail_writes_if != NULL)
+            && access(c->d->test_fail_writes_if, F_OK) == 0)
+            rc = test_failed_write(c, &diag);
+        else
+            rc = iw_store_write(c->d->store, c->wb, &diag);   /* the points, or then the marks */
+        if (rc == IW_OK && !points) {
+            points = true;
+            iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items > 0 ? n_items : 1);
+            rc = mark_raced(c, n_items, &diag);            /* leaves its marks in c->wb */
+        }
+        if (rc == IW_OK)
+            break;
+        iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest", "%s; the message is "
+                    "written again until it succeeds (the broker keeps the next ones)",
+                    iw_diag_first(&diag));
+        iw_diag_fini(&diag);
+        iw_stat_add(&iw_stats.store_errors, 1);
+        /* relaxed: a status flag for /readyz, nothing is read through it. */
+        atomic_store_explicit(&iw_stats.store_failing, 1, memory_order_relaxed);
+        if (atomic_load(&c->d->stopping))
+            return IW_E_STORE;
+        struct timespec ts = { nap_ms / 1000, (nap_ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+        nap_ms = nap_ms < 1000 ? nap_ms * 2 : 1000;
+    }
+    /* Written to only when it changes: a load per message, no shared store. */
+    if (IW_UNLIKELY(atomic_load_explicit(&iw_stats.store_failing, memory_order_relaxed)))
+        atomic_store_explicit(&iw_stats.store_failing, 0, memory_order_relaxed);
+    return IW_OK;
+}
+
 int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
                       const char *payload, size_t plen, bool retained, int qos2_id)
 {
@@ -330,7 +381,6 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     const struct iw_config *cfg = v->cfg;
     struct iw_topic_match m;
     struct iw_payload_opts po;
-    struct iw_diag diag = {0};
     size_t src, n_items = 0, prefix;
     uint32_t long_names = 0, full_names = 0;
     int64_t now = iw_now_ms();
@@ -465,29 +515,8 @@ int iw_ingest_message(struct iw_conn_ingest *c, const char *topic, size_t tlen,
     if (n_items > 0 || alive != NULL) {
         test_kill_at("ISLEWATCH_TEST_KILL_BEFORE_WRITES", "before", &c->d->test_writes_before,
                      c->d->test_kill_before);
-        int64_t t0 = iw_mono_ns();
-        int rc = IW_UNLIKELY(c->d->test_fail_writes_if != NULL)
-                         && access(c->d->test_fail_writes_if, F_OK) == 0
-                     ? test_failed_write(c, &diag)
-                     : iw_store_write(c->d->store, c->wb, &diag);
-        if (rc == IW_OK) {
-            iw_stats_write((uint64_t)(iw_mono_ns() - t0), n_items > 0 ? n_items : 1);
-            rc = mark_raced(c, n_items, &diag);
-        }
-        if (rc != IW_OK) {
-            iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest", "%s; the message will "
-                        "be retried", iw_diag_first(&diag));
-            iw_diag_fini(&diag);
-            iw_stat_add(&iw_stats.store_errors, 1);
-            /* relaxed: a status flag for /readyz, nothing is read through it. */
-            atomic_store_explicit(&iw_stats.store_failing, 1, memory_order_relaxed);
-            struct timespec ts = { 0, 100 * 1000000 };
-            nanosleep(&ts, NULL);             /* do not spin on a failing disk */
+        if (store_durably(c, n_items) != IW_OK)
             return 0;                         /* stored again if it was (same value): idempotent */
-        }
-        /* Written to only when it changes: a load per message, no shared store. */
-        if (IW_UNLIKELY(atomic_load_explicit(&iw_stats.store_failing, memory_order_relaxed)))
-            atomic_store_explicit(&iw_stats.store_failing, 0, memory_order_relaxed);
         test_kill_at("ISLEWATCH_TEST_KILL_AFTER_WRITES", "after", &c->d->test_writes,
                      c->d->test_kill_after);
         /* Durable now: how late against the message's own ts (islewatch_ingest_delay_seconds). */

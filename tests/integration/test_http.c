@@ -489,6 +489,70 @@ Test(http, readyz_says_when_store_writes_fail)
     cJSON_Delete(doc);
 }
 
+/*
+ * A backlog that came while writes failed is stored as soon as they work
+ * again, without waiting for newer traffic. The callback used to hand each
+ * failed message back to Paho, which queued it and every later one, then
+ * delivered one queued message per packet that arrived: the backlog lagged
+ * behind by its length until as many new messages came (and each retry
+ * counted as one more message received).
+ */
+Test(http, a_backlog_held_by_failing_writes_is_stored_when_they_work_again)
+{
+    char fail[256], path[160];
+    long long t = wall_ms() - 60000;
+    enum { N = 30 };
+
+    snprintf(fail, sizeof(fail), "/tmp/iw-failwrites-%d", (int)getpid());
+    unlink(fail);
+    setenv("ISLEWATCH_TEST_FAIL_WRITES_IF", fail, 1);
+    start(EXTRA);
+    unsetenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
+    FILE *f = fopen(fail, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    for (int i = 0; i < N; i++)
+        publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":%d}", t + i * 1000, i);
+    free(wait_status("/readyz", 503, 15000));
+    usleep(1500 * 1000);                  /* a few retries of the first message */
+    unlink(fail);
+    snprintf(path, sizeof(path), "/api/v1/query?series=water/dongtan/w01/ph&from=%lld&to=%lld",
+             t, t + N * 1000);
+    cJSON *doc = wait_array(path, 1, 10000);
+    cJSON *pts = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points");
+    for (int i = 0; i < 100 && cJSON_GetArraySize(pts) < N; i++) {
+        cJSON_Delete(doc);
+        usleep(100 * 1000);
+        doc = wait_array(path, 1, 10000);
+        pts = cJSON_GetObjectItem(cJSON_GetArrayItem(doc, 0), "points");
+    }
+    cr_expect_eq(cJSON_GetArraySize(pts), N, "stored %d of the %d messages held back, with no "
+                 "newer traffic", cJSON_GetArraySize(pts), N);
+    cJSON_Delete(doc);
+    cr_expect_eq(it_metric(&daemon_, "islewatch_messages_received_total{source=\"water\"}"), N,
+                 "a retried write counts its message once");
+}
+
+/* A SIGTERM while a message waits for a failing store ends the daemon
+ * cleanly (exit 0, within the harness's 30 s): the wait gives up. */
+Test(http, a_stop_while_writes_fail_ends_cleanly)
+{
+    char fail[256];
+
+    snprintf(fail, sizeof(fail), "/tmp/iw-failwrites-%d", (int)getpid());
+    unlink(fail);
+    setenv("ISLEWATCH_TEST_FAIL_WRITES_IF", fail, 1);
+    start(EXTRA);
+    unsetenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
+    FILE *f = fopen(fail, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7}", wall_ms() - 1000);
+    free(wait_status("/readyz", 503, 15000));
+    it_daemon_stop(&daemon_);             /* expects exit 0 */
+    unlink(fail);
+}
+
 Test(http, series_and_query_after_publishing)
 {
     long long hour = wall_ms() / 3600000 * 3600000;
