@@ -36,6 +36,7 @@
 #include "islewatch/stats.h"
 #include "daemon_int.h"
 #include "mqtt_persist.h"
+#include "tls_probe.h"
 
 enum { CONN_DOWN = 0, CONN_CONNECTING = 1, CONN_UP = 2, CONN_DONE = 3 /* a drain, finished */ };
 
@@ -157,6 +158,8 @@ struct iw_mqtt {
      * id, 1..65535). 0: none. See iw_mqtt_publish and on_delivered. */
     _Atomic uint64_t watch;
     struct iw_complaint pub_refused;      /* MQTT 5: the broker refused an alert message */
+    _Atomic bool tls_probe_due;           /* a TLS connect failed: say why (iw_mqtt_tick) */
+    int64_t next_tls_probe_ms;            /* main thread only: at most one probe a minute */
     struct retained_check snap;           /* the retained alert states read back */
     _Atomic bool stopping;                /* iw_mqtt_stop began: connections close */
 };
@@ -468,11 +471,28 @@ static void on_subscribed(void *ctx, MQTTAsync_successData *r)
         subscribe_granted(c);
 }
 
+/* A SUBSCRIBE Paho gave up on (a negative code: the connection closed before
+ * the SUBACK) is no refusal: the next connect subscribes to everything. */
+static void subscribe_abandoned(struct iw_mconn *c, int code)
+{
+    pthread_mutex_lock(&c->sub_lock);
+    c->sub_failed = true;
+    pthread_mutex_unlock(&c->sub_lock);
+    if (!atomic_load(&c->m->stopping))
+        IW_LOG_WARN("mqtt", "connection %d: the SUBSCRIBE was not answered (Paho code %d: the "
+                    "connection closed first); it is sent again at the next connect", c->idx,
+                    code);
+}
+
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
 {
     struct iw_mconn *c = ctx;
     bool refused[IW_MAX_SOURCES] = { true };
     int code = r ? r->code : 0;
+    if (code < 0) {
+        subscribe_abandoned(c, code);
+        return;
+    }
     /* One filter refused (0x80): that one; anything else: the SUBSCRIBE failed. */
     subscribe_refused(c, code == 0x80 ? refused : NULL, code,
                       r && r->message ? r->message : code == 0x80 ? "refused by the broker" : NULL);
@@ -506,6 +526,10 @@ static void on_subscribe_failed5(void *ctx, MQTTAsync_failureData5 *r)
 {
     bool refused[IW_MAX_SOURCES] = { true };
     int code = r ? (r->reasonCode ? (int)r->reasonCode : r->code) : 0;
+    if (code < 0) {
+        subscribe_abandoned(ctx, code);
+        return;
+    }
     subscribe_refused(ctx, code >= 0x80 ? refused : NULL, code,
                       r && r->message ? r->message
                       : code >= 0x80 ? MQTTReasonCode_toString((enum MQTTReasonCodes)code) : NULL);
@@ -1168,12 +1192,21 @@ static void connect_failed(struct iw_mconn *c, int code, const char *refusal, co
     if (refusal != NULL)
         IW_LOG_ERROR("mqtt", "connection %d: the broker at %s refused the connection (CONNACK "
                      "code %d): %s; will retry", c->idx, c->m->uri, code, refusal);
-    else
+    else if (strncmp(c->m->uri, "ssl://", 6) == 0)
+        atomic_store(&c->m->tls_probe_due, true);     /* OpenSSL's reason, next tick */
+    if (refusal == NULL)
         IW_LOG_WARN("mqtt", "connection %d to %s failed (code %d: %s)%s; will retry", c->idx,
                     c->m->uri, code, message ? message : "no reason given",
                     strncmp(c->m->uri, "ssl://", 6) == 0
-                        ? " (is the broker up, and its certificate signed by broker.tls.ca_file "
-                          "or a system CA and issued for the host in broker.url?)"
+                        ? (c->m->cfg->broker.tls_cert_file != NULL
+                           ? " (is the broker up, its certificate signed by broker.tls.ca_file or "
+                             "a system CA and issued for the host in broker.url, and "
+                             "broker.tls.cert_file a valid certificate the broker's CA signed, "
+                             "with key_file its key? the TLS line before says which)"
+                           : " (is the broker up, and its certificate signed by broker.tls.ca_file "
+                             "or a system CA and issued for the host in broker.url? the TLS "
+                             "line before says which; a broker that requires a client "
+                             "certificate needs broker.tls.cert_file and key_file)")
                         : " (is the broker running and reachable there? check broker.url)");
     atomic_store(&c->state, CONN_DOWN);
 }
@@ -1332,10 +1365,27 @@ static bool drain_tick(struct iw_mqtt *m, struct iw_mconn *c, int64_t now)
     return false;
 }
 
+/* After a failed TLS connect, at most once a minute: why, in OpenSSL's words. */
+static void tls_probe_tick(struct iw_mqtt *m, int64_t now)
+{
+    char why[600];
+
+    if (!atomic_load(&m->tls_probe_due) || now < m->next_tls_probe_ms
+        || atomic_load(&m->stopping))
+        return;
+    atomic_store(&m->tls_probe_due, false);
+    m->next_tls_probe_ms = now + 60000;
+    int rc = iw_tls_probe(m->uri, m->cfg->broker.tls_ca_file, m->cfg->broker.tls_cert_file,
+                          m->cfg->broker.tls_key_file, 2000, why, sizeof(why));
+    IW_LOG_WARN("mqtt", "TLS with %s: %s%s", m->uri, why,
+                rc == IW_OK ? ", so the failure is elsewhere (the broker's log may say)" : "");
+}
+
 void iw_mqtt_tick(struct iw_mqtt *m, int64_t now)
 {
     const struct iw_config *cfg = m->d->cfg;
     check_tick(m, now);
+    tls_probe_tick(m, now);
     for (int i = 0; i < m->n_all; i++) {
         struct iw_mconn *c = &m->c[i];
         if (c->drain && drain_tick(m, c, now))
