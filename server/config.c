@@ -910,7 +910,14 @@ static void check_cross_keys(struct cfg_ctx *cx, yaml_node_t *root)
                       iw__cfg_fmt_duration(b->reconnect_max_ms, c, sizeof(c)));
     }
     (void)iw__cfg_lookup(cx, broker, "tls", &tls);
-    if (tls != NULL && (b->tls_cert_file == NULL) != (b->tls_key_file == NULL))
+    /* By the keys written, not the values kept: a file that cannot be read
+     * has its own error and leaves no value. */
+    yaml_node_t *cert = NULL, *key = NULL;
+    if (tls != NULL && tls->type == YAML_MAPPING_NODE) {
+        (void)iw__cfg_lookup(cx, tls, "cert_file", &cert);
+        (void)iw__cfg_lookup(cx, tls, "key_file", &key);
+    }
+    if (tls != NULL && (cert == NULL) != (key == NULL))
         iw__cfg_error(cx, tls, "broker.tls: cert_file and key_file go together; give both or neither");
 }
 

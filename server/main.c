@@ -24,9 +24,9 @@ static void usage(FILE *f)
             "Signals: SIGHUP reloads FILE (an invalid file is refused and the running\n"
             "config stays); SIGTERM/SIGINT drain and stop.\n\n"
             "Exit status: 0 stopped by a signal, 1 invalid configuration (its\n"
-            "FILE:LINE:COLUMN errors), 2 usage error, 3 could not start (the store is\n"
-            "locked or unwritable, the HTTP port is taken, a file the config names cannot\n"
-            "be read; the log says which).\n\n"
+            "FILE:LINE:COLUMN errors, a file it names that cannot be read among them),\n"
+            "2 usage error, 3 could not start (the store is locked, damaged or\n"
+            "unwritable, the HTTP port is taken; the log says which).\n\n"
             "Example:\n  islewatchd -c /etc/islewatch/islewatch.yaml\n"
             "  islewatch check /etc/islewatch/islewatch.yaml   # validate first\n");
 }

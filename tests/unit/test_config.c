@@ -559,6 +559,14 @@ Test(config, files_the_daemon_reads_must_be_readable)
                      "not a file");
     iw_diag_fini(&diag);
 
+    /* A missing certificate is that one error, not also "give both or neither". */
+    cr_assert_eq(load_str("broker:\n  tls: { cert_file: /nonexistent/c.pem, key_file: "
+                          "/etc/passwd }\n", &cfg, &diag), IW_E_CONFIG);
+    cr_expect_eq(diag.n, 1, "%s", diag.n > 1 ? diag.lines[1] : "");
+    for (size_t i = 0; i < diag.n; i++)
+        cr_expect(strstr(diag.lines[i], "go together") == NULL, "%s", diag.lines[i]);
+    iw_diag_fini(&diag);
+
     cr_assert_eq(load_str("http:\n  token_file: \"\"\n", &cfg, &diag), IW_OK,
                  "empty: no token file, state changes disabled: %s", iw_diag_first(&diag));
     iw_config_free(cfg);
