@@ -2,9 +2,11 @@
  * RocksDB storage: open/close, the series dictionary, batches, metadata.
  * Reading (points, aggregates), rollups and retention are in store_query.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -215,6 +217,41 @@ static int make_parents(const char *path, struct iw_diag *diag)
     return IW_OK;
 }
 
+/*
+ * True (with diag) when path is a directory that holds files but no RocksDB
+ * database (no CURRENT): RocksDB would make one among them, and delete the
+ * files whose names it uses (an "000002.sst" of someone else's). Files a
+ * first start cut short leaves (LOCK, LOG, IDENTITY) are not foreign, nor a
+ * file system's lost+found (storage.path at a mount point).
+ */
+static bool foreign_dir(const char *path, struct iw_diag *diag)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char first[256] = "";
+    bool current = false;
+
+    if (d == NULL)
+        return false;                     /* none yet (RocksDB makes it) or unreadable (it says) */
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, "CURRENT") == 0)
+            current = true;
+        else if (first[0] == '\0' && strcmp(n, ".") != 0 && strcmp(n, "..") != 0
+                 && strcmp(n, "LOCK") != 0 && strcmp(n, "LOG") != 0
+                 && strncmp(n, "LOG.old.", 8) != 0 && strcmp(n, "IDENTITY") != 0
+                 && strcmp(n, "lost+found") != 0)
+            snprintf(first, sizeof(first), "%s", n);
+    }
+    closedir(d);
+    if (current || first[0] == '\0')
+        return false;
+    iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: the directory holds other "
+                "files (\"%s\", ...) and no islewatch database; islewatchd does not write among "
+                "them. Set storage.path to a new or empty directory", path, first);
+    return true;
+}
+
 int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struct iw_diag *diag)
 {
     struct iw_store *st;
@@ -234,7 +271,7 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
                         e == ENOENT ? "no such directory" : strerror(e));
             return IW_E_STORE;
         }
-    } else if (make_parents(opts->path, diag) != IW_OK) {
+    } else if (make_parents(opts->path, diag) != IW_OK || foreign_dir(opts->path, diag)) {
         return IW_E_STORE;
     }
     st = calloc(1, sizeof(*st));
@@ -289,6 +326,9 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
             : strstr(err, "/LOCK") != NULL
             ? " (another islewatchd is using it: stop that one, or give this one its own "
               "storage.path)"
+            : strstr(err, "Corruption") != NULL
+            ? " (the database is damaged: restore storage.path from a backup, or move it aside "
+              "to start with an empty one; the LOG file in it says more)"
             : " (make storage.path a directory the daemon's user can create or write)";
         iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: %s%s", st->path, err, hint);
         rocksdb_free(err);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "islewatch/api_json.h"
 #include "islewatch/clock.h"
@@ -330,6 +332,40 @@ Test(store, refuses_a_database_of_the_old_value_format)
     cr_assert_eq(iw_store_open(&o, &st, &diag), IW_E_STORE);
     iw_diag_fini(&diag);
     /* teardown closes st: NULL is fine */
+}
+
+/* A directory of other files is not taken over: RocksDB would make a
+ * database among them and delete those whose names it uses (an
+ * "000002.sst"). One a first start cut short (LOCK, LOG) is opened. */
+Test(store, refuses_a_directory_of_other_files)
+{
+    struct iw_diag diag = {0};
+    char other[300], path[400];
+    struct iw_store *o2 = NULL;
+
+    snprintf(other, sizeof(other), "%s/other", dir);
+    cr_assert_eq(mkdir(other, 0700), 0);
+    snprintf(path, sizeof(path), "%s/000002.sst", other);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("keep\n", f);
+    fclose(f);
+    struct iw_store_opts o = { .path = other, .max_series = 16 };
+    cr_assert_eq(iw_store_open(&o, &o2, &diag), IW_E_STORE);
+    cr_assert_null(o2);
+    cr_expect(strstr(iw_diag_first(&diag), "holds other files (\"000002.sst\"") != NULL, "%s",
+              iw_diag_first(&diag));
+    cr_expect(strstr(iw_diag_first(&diag), "Set storage.path to a new or empty directory") != NULL,
+              "%s", iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+    cr_expect_eq(access(path, F_OK), 0, "the other file was removed");
+    cr_assert_eq(unlink(path), 0);
+
+    snprintf(path, sizeof(path), "%s/LOCK", other);
+    cr_assert_not_null(f = fopen(path, "w"));
+    fclose(f);
+    cr_assert_eq(iw_store_open(&o, &o2, &diag), IW_OK, "%s", iw_diag_first(&diag));
+    iw_store_close(o2);
 }
 
 Test(store, prefix_hash_continues_to_the_full_name_hash)
