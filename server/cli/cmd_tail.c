@@ -58,6 +58,8 @@ struct tail {
     int sub_mid;                /* of the alert-topic SUBSCRIBE */
     int refused;                /* CONNACK code that ends tail (credentials, id): 0 none */
     bool sub_failed;            /* the SUBSCRIBE could not be sent: ends tail */
+    bool up;                    /* a CONNACK accepted this connection (backoff restarts) */
+    bool ever_up;               /* one ever did: a failure before ends tail (exit 3) */
     long count;                 /* 0: forever */
     /* from --config */
     const char *username;
@@ -222,6 +224,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc)
                 mosquitto_connack_string(rc));
         return;
     }
+    t->up = t->ever_up = true;
     if (mosquitto_subscribe(m, &t->sub_mid, t->topic, 1) != MOSQ_ERR_SUCCESS ||
         (t->subscribe_active &&
          mosquitto_subscribe(m, NULL, t->active_filter, 1) != MOSQ_ERR_SUCCESS)) {
@@ -365,12 +368,27 @@ static int tail_broker(struct tail *t)
     while (!stop_flag) {
         rc = mosquitto_loop(m, 250, 1);
         if (rc == MOSQ_ERR_SUCCESS || stop_flag) {
-            backoff = 500;
+            if (t->up)
+                backoff = 500;
             continue;
+        }
+        /* The first connection failed before its CONNACK: over TLS the
+         * handshake happens here, and an unknown CA or a certificate the
+         * broker refuses fails the same way at every retry. */
+        if (!t->ever_up) {
+            fprintf(stderr, "islewatch tail: cannot connect to the broker %s: %s%s\n", t->broker,
+                    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc),
+                    b.tls ? " (check the broker's certificate against tls.ca_file, and "
+                            "tls.cert_file and key_file if it asks for a client certificate)"
+                          : " (is it running? pass --broker URL, or --config FILE to use "
+                            "islewatchd's broker)");
+            rc = 3;
+            goto out;
         }
         fprintf(stderr, "islewatch tail: connection to %s lost (%s); reconnecting\n", t->broker,
                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
         t->subscribed_note = false;
+        t->up = false;
         do {
             wait_or_stop(backoff);
             backoff = backoff < 16000 ? backoff * 2 : 30000;

@@ -477,6 +477,30 @@ Test(tail, refused_credentials_exit_3_with_advice)
     it_broker_stop(&b);
 }
 
+/* A TLS broker whose certificate the CA file does not vouch for fails the
+ * handshake at every try: exit 3 with what to check. tail used to say
+ * "connection lost; reconnecting" about once a second for ever. */
+Test(tail, a_tls_broker_it_cannot_trust_exits_3_with_advice)
+{
+    struct it_broker b;
+    char cfg[400], *out = NULL;
+    FILE *f;
+
+    cr_assert_eq(it_broker_start_tls(&b), 0);
+    snprintf(cfg, sizeof(cfg), "%s/tail.yaml", b.dir);
+    cr_assert_not_null(f = fopen(cfg, "w"));
+    /* The server's own certificate is no CA: its issuer stays unknown. */
+    fprintf(f, "broker:\n  url: mqtts://127.0.0.1:%d\n  tls: { ca_file: %s/server.crt }\n",
+            b.tls_port, b.dir);
+    fclose(f);
+    int st = it_run(&out, "timeout 20 %s tail --config '%s' 2>&1", it_bin("islewatch"), cfg);
+    cr_expect_eq(st, 3, "exit %d: %s", st, out);
+    cr_expect(strstr(out, "cannot connect to the broker mqtts://127.0.0.1:") != NULL, "%s", out);
+    cr_expect(strstr(out, "tls.ca_file") != NULL, "%s", out);
+    free(out);
+    it_broker_stop(&b);
+}
+
 Test(tail, bad_options_exit_2)
 {
     char *out = NULL;
