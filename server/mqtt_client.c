@@ -357,6 +357,10 @@ static void on_publish_refused5(void *ctx, MQTTAsync_failureData5 *r)
     uint64_t w = atomic_load_explicit(&m->watch, memory_order_acquire);
     int reason = r != NULL ? (int)r->reasonCode : 0;
 
+    /* Paho also fails a publish it abandons (a negative code, reason 0) when
+     * the connection closes: the outbox sends that again, it was not refused. */
+    if (reason < 0x80)
+        return;
     iw_stat_add(&iw_stats.alerts_refused, 1);
     if (r != NULL && w != 0 && (w & 0xffff) == ((uint64_t)r->token & 0xffff)) {
         uint64_t seq = w >> 16;

@@ -867,3 +867,44 @@ Test(ops, a_refused_subscription_is_said_not_ready_and_retried_over_mqtt5, .init
 {
     refused_then_granted("protocol: \"5\"");
 }
+
+/*
+ * MQTT 5: a broker ACL that does not let the daemon publish on the alert
+ * topics answers each alert with PUBACK reason 135 (Not authorized). That
+ * was counted as acknowledged without a word; it is said with what to
+ * allow, and counted.
+ */
+Test(ops, an_alert_the_broker_refuses_over_mqtt5_is_said, .init = setup, .fini = teardown,
+     .timeout = 90)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    char sample[96];
+
+    broker_with(&b, dynsec_broker, dynsec_files);
+    dynsec(&b, "createRole r");
+    dynsec(&b, "addRoleACL r subscribePattern '#' allow");
+    dynsec(&b, "addRoleACL r publishClientSend 'sensors/#' allow");
+    dynsec(&b, "addRoleACL r publishClientSend 'islewatch/#' allow");
+    dynsec(&b, "createGroup anon");
+    dynsec(&b, "addGroupRole anon r");
+    dynsec(&b, "setAnonymousGroup anon");
+    cr_assert_eq(it_daemon_start(&d, &b,
+                                 "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\","
+                                 " qos: 1}\nrules:\n  - {name: nh3, kind: threshold, select: "
+                                 "\"water/*/*/nh3_n\", above: 1.5, severity: major}\n"), 0);
+    cr_assert_eq(it_daemon_set_broker(&d, "protocol: \"5\""), 0);
+    struct it_client *dev = it_client_new(&b, "it-ops-dev");
+    cr_assert_not_null(dev);
+    snprintf(sample, sizeof(sample), "{\"ts\":%lld,\"nh3_n\":2.0}",
+             (long long)time(NULL) * 1000 - 60000);
+    cr_assert_eq(it_publish(dev, "sensors/water/x/w01", sample, 1, false), 0);
+    it_client_free(dev);
+    cr_assert(it_daemon_wait_log(&d, "the broker refused an alert message (reason 135", 1, 15000),
+              "the refusal is not said (see %s)", d.log);
+    cr_expect(it_daemon_wait_log(&d, "to publish on alerts.topic and alerts.active_topic in the "
+                                 "broker's ACL", 1, 0), "see %s", d.log);
+    cr_expect_geq(it_metric(&d, "islewatch_alerts_refused_total"), 1);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
