@@ -458,6 +458,24 @@ Test(http, readyz_follows_the_broker_connection)
     free(wait_status("/readyz", 200, 15000));
 }
 
+/* Start the daemon with its store writes failing while the file `fail`
+ * exists (ISLEWATCH_TEST_FAIL_WRITES_IF); fail_now creates it. */
+static void start_with_failing_writes(char *fail, size_t cap)
+{
+    snprintf(fail, cap, "/tmp/iw-failwrites-%d", (int)getpid());
+    unlink(fail);
+    setenv("ISLEWATCH_TEST_FAIL_WRITES_IF", fail, 1);
+    start(EXTRA);
+    unsetenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
+}
+
+static void fail_now(const char *fail)
+{
+    FILE *f = fopen(fail, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+}
+
 /* A store that refuses writes (a full disk) makes the daemon not ready, with
  * what to check; the messages wait and are stored once writes work again. */
 Test(http, readyz_says_when_store_writes_fail)
@@ -465,15 +483,9 @@ Test(http, readyz_says_when_store_writes_fail)
     char fail[256], path[128], *body;
     long long t = wall_ms() - 60000;
 
-    snprintf(fail, sizeof(fail), "/tmp/iw-failwrites-%d", (int)getpid());
-    unlink(fail);
-    setenv("ISLEWATCH_TEST_FAIL_WRITES_IF", fail, 1);
-    start(EXTRA);
-    unsetenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
+    start_with_failing_writes(fail, sizeof(fail));
     free(wait_status("/readyz", 200, 15000));
-    FILE *f = fopen(fail, "w");
-    cr_assert_not_null(f);
-    fclose(f);
+    fail_now(fail);
     publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"nh3_n\":0.5}", t);
     body = wait_status("/readyz", 503, 15000);
     cr_expect(strstr(body, "store writes are failing") != NULL, "%s", body);
@@ -503,14 +515,8 @@ Test(http, a_backlog_held_by_failing_writes_is_stored_when_they_work_again)
     long long t = wall_ms() - 60000;
     enum { N = 30 };
 
-    snprintf(fail, sizeof(fail), "/tmp/iw-failwrites-%d", (int)getpid());
-    unlink(fail);
-    setenv("ISLEWATCH_TEST_FAIL_WRITES_IF", fail, 1);
-    start(EXTRA);
-    unsetenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
-    FILE *f = fopen(fail, "w");
-    cr_assert_not_null(f);
-    fclose(f);
+    start_with_failing_writes(fail, sizeof(fail));
+    fail_now(fail);
     for (int i = 0; i < N; i++)
         publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":%d}", t + i * 1000, i);
     free(wait_status("/readyz", 503, 15000));
@@ -539,14 +545,8 @@ Test(http, a_stop_while_writes_fail_ends_cleanly)
 {
     char fail[256];
 
-    snprintf(fail, sizeof(fail), "/tmp/iw-failwrites-%d", (int)getpid());
-    unlink(fail);
-    setenv("ISLEWATCH_TEST_FAIL_WRITES_IF", fail, 1);
-    start(EXTRA);
-    unsetenv("ISLEWATCH_TEST_FAIL_WRITES_IF");
-    FILE *f = fopen(fail, "w");
-    cr_assert_not_null(f);
-    fclose(f);
+    start_with_failing_writes(fail, sizeof(fail));
+    fail_now(fail);
     publish("sensors/water/dongtan/w01", "{\"ts\":%lld,\"ph\":7}", wall_ms() - 1000);
     free(wait_status("/readyz", 503, 15000));
     it_daemon_stop(&daemon_);             /* expects exit 0 */
