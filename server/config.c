@@ -910,13 +910,24 @@ static void check_cross_keys(struct cfg_ctx *cx, yaml_node_t *root)
                       iw__cfg_fmt_duration(b->reconnect_max_ms, c, sizeof(c)));
     }
     (void)iw__cfg_lookup(cx, broker, "tls", &tls);
-    /* By the keys written, not the values kept: a file that cannot be read
-     * has its own error and leaves no value. */
+    /* An empty file name is no file (as for password_file): unset. */
+    char **files[] = { &b->tls_ca_file, &b->tls_cert_file, &b->tls_key_file };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        if (*files[i] != NULL && (*files[i])[0] == '\0') {
+            free(*files[i]);
+            *files[i] = NULL;
+        }
+    /* By the keys written (an empty one is none), not the values kept: a
+     * file that cannot be read has its own error and leaves no value. */
     yaml_node_t *cert = NULL, *key = NULL;
     if (tls != NULL && tls->type == YAML_MAPPING_NODE) {
         (void)iw__cfg_lookup(cx, tls, "cert_file", &cert);
         (void)iw__cfg_lookup(cx, tls, "key_file", &key);
     }
+    if (cert != NULL && cert->type == YAML_SCALAR_NODE && cert->data.scalar.length == 0)
+        cert = NULL;
+    if (key != NULL && key->type == YAML_SCALAR_NODE && key->data.scalar.length == 0)
+        key = NULL;
     if (tls != NULL && (cert == NULL) != (key == NULL))
         iw__cfg_error(cx, tls, "broker.tls: cert_file and key_file go together; give both or neither");
 }

@@ -567,6 +567,17 @@ Test(config, files_the_daemon_reads_must_be_readable)
         cr_expect(strstr(diag.lines[i], "go together") == NULL, "%s", diag.lines[i]);
     iw_diag_fini(&diag);
 
+    /* An empty file name is no file: alone a key is one of a pair. */
+    cr_assert_eq(load_str("broker:\n  tls: { cert_file: \"\", key_file: /etc/passwd }\n", &cfg,
+                          &diag), IW_E_CONFIG);
+    cr_expect(diag.n == 1 && strstr(diag.lines[0], "go together") != NULL, "%s",
+              iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+    cr_assert_eq(load_str("broker:\n  tls: { ca_file: \"\" }\n", &cfg, &diag), IW_OK, "%s",
+                 iw_diag_first(&diag));
+    cr_expect_null(cfg->broker.tls_ca_file, "an empty ca_file is the system's CAs");
+    iw_config_free(cfg);
+
     cr_assert_eq(load_str("http:\n  token_file: \"\"\n", &cfg, &diag), IW_OK,
                  "empty: no token file, state changes disabled: %s", iw_diag_first(&diag));
     iw_config_free(cfg);
