@@ -354,8 +354,9 @@ static int store_durably(struct iw_conn_ingest *c, size_t n_items)
         if (rc == IW_OK)
             break;
         iw_complain(&store_complaint, IW_LOG_LEVEL_ERROR, "ingest", "%s; the message is "
-                    "written again until it succeeds (the broker keeps the next ones)",
-                    iw_diag_first(&diag));
+                    "written again until it succeeds, and the broker keeps the next ones (a "
+                    "write-ahead-log error, after a full disk say, lasts until islewatchd "
+                    "restarts: free the space, then restart it)", iw_diag_first(&diag));
         iw_diag_fini(&diag);
         iw_stat_add(&iw_stats.store_errors, 1);
         /* relaxed: a status flag for /readyz, nothing is read through it. */

@@ -276,9 +276,11 @@ static int restore_cb(void *ctx, const char *key, size_t klen, const void *val, 
 
 static void rollup_warn(uint32_t id, int rc)
 {
+    /* Any shard: one failing store fails every series at once. */
+    static struct iw_complaint failing;
     if (rc != IW_OK)
-        IW_LOG_WARN("rollup", "series %u: rollup failed (%s); queries fall back to raw points",
-                    id, iw_strerror(rc));
+        iw_complain(&failing, IW_LOG_LEVEL_WARN, "rollup", "series %u: rollup failed (%s); "
+                    "queries fall back to raw points (a store failing to write: see /readyz)", id, iw_strerror(rc));
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include <rocksdb/c.h>
@@ -224,17 +225,42 @@ static int make_parents(const char *path, struct iw_diag *diag)
  * first start cut short leaves (LOCK, LOG, IDENTITY) are not foreign, nor a
  * file system's lost+found (storage.path at a mount point).
  */
+/* True (with diag) when path's file system has less than 1 MiB left: RocksDB
+ * (Debian's, built with its assertions on) aborts opening a database there. */
+static bool disk_full(const char *path, struct iw_diag *diag)
+{
+    struct statvfs v;
+    char dir[4096];
+    int rc;
+
+    /* The directory itself, or (not made yet) the nearest one above it. */
+    snprintf(dir, sizeof(dir), "%s", path);
+    while ((rc = statvfs(dir, &v)) != 0 && errno == ENOENT) {
+        char *slash = strrchr(dir, '/');
+        if (slash == NULL || slash == dir)
+            break;
+        *slash = '\0';
+    }
+    if (rc != 0 || (unsigned long long)v.f_bavail * v.f_frsize >= (1ULL << 20))
+        return false;
+    iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: its file system has %llu KiB "
+                "left; free some space there, then start islewatchd again", path,
+                (unsigned long long)v.f_bavail * v.f_frsize / 1024);
+    return true;
+}
+
 static bool foreign_dir(const char *path, struct iw_diag *diag)
 {
     DIR *d = opendir(path);
     struct dirent *e;
     char first[256] = "";
-    bool current = false;
+    bool current = false, rocks = false;
 
     if (d == NULL)
         return false;                     /* none yet (RocksDB makes it) or unreadable (it says) */
     while ((e = readdir(d)) != NULL) {
         const char *n = e->d_name;
+        rocks |= strncmp(n, "MANIFEST-", 9) == 0 || strncmp(n, "OPTIONS-", 8) == 0;
         if (strcmp(n, "CURRENT") == 0)
             current = true;
         else if (first[0] == '\0' && strcmp(n, ".") != 0 && strcmp(n, "..") != 0
@@ -246,6 +272,12 @@ static bool foreign_dir(const char *path, struct iw_diag *diag)
     closedir(d);
     if (current || first[0] == '\0')
         return false;
+    if (rocks) {
+        iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: it holds a RocksDB "
+                    "database without its CURRENT file, so it is damaged: restore storage.path "
+                    "from a backup, or move it aside to start with an empty one", path);
+        return true;
+    }
     iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: the directory holds other "
                 "files (\"%s\", ...) and no islewatch database; islewatchd does not write among "
                 "them. Set storage.path to a new or empty directory", path, first);
@@ -271,7 +303,8 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
                         e == ENOENT ? "no such directory" : strerror(e));
             return IW_E_STORE;
         }
-    } else if (make_parents(opts->path, diag) != IW_OK || foreign_dir(opts->path, diag)) {
+    } else if (make_parents(opts->path, diag) != IW_OK || foreign_dir(opts->path, diag)
+               || disk_full(opts->path, diag)) {
         return IW_E_STORE;
     }
     st = calloc(1, sizeof(*st));
@@ -326,7 +359,7 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
             : strstr(err, "/LOCK") != NULL
             ? " (another islewatchd is using it: stop that one, or give this one its own "
               "storage.path)"
-            : strstr(err, "Corruption") != NULL
+            : strstr(err, "Corruption") != NULL || strstr(err, "No such file") != NULL
             ? " (the database is damaged: restore storage.path from a backup, or move it aside "
               "to start with an empty one; the LOG file in it says more)"
             : " (make storage.path a directory the daemon's user can create or write)";

@@ -361,6 +361,16 @@ Test(store, refuses_a_directory_of_other_files)
     cr_expect_eq(access(path, F_OK), 0, "the other file was removed");
     cr_assert_eq(unlink(path), 0);
 
+    /* A database that lost its CURRENT file is damaged, not foreign. */
+    snprintf(path, sizeof(path), "%s/MANIFEST-000004", other);
+    cr_assert_not_null(f = fopen(path, "w"));
+    fclose(f);
+    cr_assert_eq(iw_store_open(&o, &o2, &diag), IW_E_STORE);
+    cr_expect(strstr(iw_diag_first(&diag), "without its CURRENT file, so it is damaged") != NULL,
+              "%s", iw_diag_first(&diag));
+    iw_diag_fini(&diag);
+    cr_assert_eq(unlink(path), 0);
+
     snprintf(path, sizeof(path), "%s/LOCK", other);
     cr_assert_not_null(f = fopen(path, "w"));
     fclose(f);
