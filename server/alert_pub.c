@@ -1368,6 +1368,27 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
             IW_LOG_INFO("alerts", "alert messages from seq=%" PRIu64 " to %" PRIu64 " are still "
                         "to be sent; sending them first", p->unsent, p->seq);
     }
+    /* Messages the broker refused at the last run (MQTT 5, reason >= 0x80:
+     * its ACL, mqtt_client.c): sent again from the first of them, once. */
+    if (iw_store_meta_get(d->store, "alert_refused", &v, &l) == IW_OK) {
+        uint64_t refused = strtoull(v, NULL, 10);
+        free(v);
+        if (refused > 0 && refused <= p->seq && (p->unsent == 0 || refused < p->unsent)) {
+            char num[24];
+            p->unsent = refused;
+            /* Kept as the unsent mark (unsent_save takes it away once Paho
+             * took them), so a stop before they go still sends them. */
+            snprintf(num, sizeof(num), "%" PRIu64, refused);
+            if (iw_store_meta_put(d->store, "unsent", num, strlen(num)) != IW_OK)
+                IW_LOG_WARN("alerts", "cannot record the unsent mark seq=%s", num);
+            IW_LOG_INFO("alerts", "the broker refused alert messages from seq=%" PRIu64 " at the "
+                        "last run; sending seq=%" PRIu64 " to %" PRIu64 " again", refused,
+                        refused, p->seq);
+        }
+        if (iw_store_meta_delete(d->store, "alert_refused") != IW_OK)
+            IW_LOG_WARN("alerts", "cannot remove alert_refused from the store; the refused "
+                        "messages are sent again at the next start too (harmless: same id and seq)");
+    }
     /* No "clean_stop" left by the last stop: it was a kill -9 or a crash,
      * which may have come while the MQTT client held the last message it had
      * taken without having sent it (seen in test_alert_crash: a resolve taken

@@ -158,8 +158,12 @@ struct iw_mqtt {
      * id, 1..65535). 0: none. See iw_mqtt_publish and on_delivered. */
     _Atomic uint64_t watch;
     struct iw_complaint pub_refused;      /* MQTT 5: the broker refused an alert message */
+    struct iw_complaint clear_refused;    /*   or a retained clear */
+    _Atomic uint64_t refused_seq;         /* the lowest seq refused (0: none), on_publish_refused5 */
     _Atomic bool tls_probe_due;           /* a TLS connect failed: say why (iw_mqtt_tick) */
-    int64_t next_tls_probe_ms;            /* main thread only: at most one probe a minute */
+    int64_t next_tls_probe_ms;            /* main thread only: at most one probe a second, */
+    int64_t next_tls_log_ms;              /*   and the same reason logged once a minute */
+    char tls_why[600];
     struct retained_check snap;           /* the retained alert states read back */
     _Atomic bool stopping;                /* iw_mqtt_stop began: connections close */
 };
@@ -300,27 +304,36 @@ static void set_broker_gauge(struct iw_mqtt *m)
  * acknowledged (alert_pub.c), and shown in /metrics. One store write per
  * alert message, none per device message.
  */
+static void alert_acked(struct iw_mqtt *m, uint64_t seq);
+
 static void on_delivered(void *ctx, MQTTAsync_token token)
 {
     struct iw_mconn *c = ctx;
-    struct iw_mqtt *m = c->m;
     /* acquire: pairs with the release store in iw_mqtt_publish, so seq and
      * token are one publish's (both in one word, so never mixed). */
-    uint64_t w = atomic_load_explicit(&m->watch, memory_order_acquire);
-    uint64_t seq = w >> 16;
-    char buf[24];
+    uint64_t w = atomic_load_explicit(&c->m->watch, memory_order_acquire);
 
-    if (w == 0 || (w & 0xffff) != ((uint64_t)token & 0xffff))
-        return;
-    /* relaxed: a gauge. Written only here (connection 0's receive thread)
-     * and once at start, before any connection (alert_pub.c). */
-    if (seq <= atomic_load_explicit(&iw_stats.alert_acked_seq, memory_order_relaxed))
-        return;
-    atomic_store_explicit(&iw_stats.alert_acked_seq, seq, memory_order_relaxed);
-    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)seq);
-    if (iw_store_meta_put(m->d->store, "alert_acked", buf, strlen(buf)) != IW_OK)
-        IW_LOG_WARN("alerts", "cannot record that the broker acknowledged seq=%s; after a "
-                    "kill -9 it is sent again (harmless: same id and seq)", buf);
+    if (w != 0 && (w & 0xffff) == ((uint64_t)token & 0xffff))
+        alert_acked(c->m, w >> 16);
+}
+
+/*
+ * A drain whose connection drops is not connected again: most likely another
+ * client uses that client id now (a database copied to a second instance
+ * carries the first one's session record), and taking the id back and forth
+ * would cut that client off every second and take its messages. Its record
+ * stays: the next start tries once more. True when c is such a drain.
+ */
+static bool drain_lost(struct iw_mconn *c, const char *how)
+{
+    if (!c->drain)
+        return false;
+    if (atomic_exchange(&c->state, CONN_DONE) != CONN_DONE)
+        IW_LOG_WARN("mqtt", "connection %d: the session of client id \"%s\" %s while its "
+                    "messages were being taken; another client may be using that id (a copied "
+                    "database?): it is left alone until the next start. If it is an old "
+                    "session of this daemon, remove it on the broker", c->idx, c->client_id, how);
+    return true;
 }
 
 /*
@@ -333,6 +346,8 @@ static void on_disconnected5(void *ctx, MQTTProperties *props, enum MQTTReasonCo
 {
     struct iw_mconn *c = ctx;
     (void)props;
+    if (drain_lost(c, "was disconnected by the broker"))
+        return;
     IW_LOG_WARN("mqtt", "connection %d to %s: the broker disconnected it (reason %d: %s%s); "
                 "reconnecting with backoff", c->idx, c->m->uri, (int)reason,
                 MQTTReasonCode_toString(reason),
@@ -345,38 +360,83 @@ static void on_disconnected5(void *ctx, MQTTProperties *props, enum MQTTReasonCo
 }
 
 /*
- * MQTT 5: a PUBACK (or PUBREC) with a reason code of 0x80 or more, e.g. 135
- * Not authorized from a broker ACL that does not let islewatchd write to the
- * alert topics. Paho called on_delivered first, which took the message as
- * acknowledged: if it is the watched one, that is undone, so the next start
- * sends it again. Nothing is re-sent before (see the issue's note).
+ * MQTT 5 alert messages report to these two, with their seq as the context
+ * (0: a retained clear, which has none): Paho calls on_publish_acked5 for a
+ * PUBACK/PUBCOMP that accepts, on_publish_refused5 for one with a reason
+ * code of 0x80 or more, e.g. 135 Not authorized from a broker ACL that does
+ * not let islewatchd write to the alert topics. (Connection 0 has no
+ * deliveryComplete under MQTT 5: Paho calls it for refusals too.)
+ * The lowest refused seq is kept in the store ("alert_refused"): the next
+ * start sends the messages from it again (alert_pub.c). Until then the
+ * acknowledged seq does not pass it, so no later PUBACK (the accepted
+ * retained copy of the same seq, say) marks it as delivered.
+ * Paho's receive thread of connection 0 only.
  */
+static struct iw_mqtt *live_mqtt;         /* the daemon's one client, for the v5 contexts */
+
+static void alert_acked(struct iw_mqtt *m, uint64_t seq)
+{
+    uint64_t refused = atomic_load_explicit(&m->refused_seq, memory_order_relaxed);
+    char buf[24];
+
+    /* relaxed: a gauge written only by connection 0's receive thread (and
+     * once at start, before any connection: alert_pub.c). */
+    if (seq == 0 || seq <= atomic_load_explicit(&iw_stats.alert_acked_seq, memory_order_relaxed)
+        || (refused != 0 && seq >= refused))
+        return;
+    atomic_store_explicit(&iw_stats.alert_acked_seq, seq, memory_order_relaxed);
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)seq);
+    if (iw_store_meta_put(m->d->store, "alert_acked", buf, strlen(buf)) != IW_OK)
+        IW_LOG_WARN("alerts", "cannot record that the broker acknowledged seq=%s; after a "
+                    "kill -9 it is sent again (harmless: same id and seq)", buf);
+}
+
+static void on_publish_acked5(void *ctx, MQTTAsync_successData5 *r)
+{
+    (void)r;
+    if (live_mqtt != NULL)
+        alert_acked(live_mqtt, (uint64_t)(uintptr_t)ctx);
+}
+
 static void on_publish_refused5(void *ctx, MQTTAsync_failureData5 *r)
 {
-    struct iw_mqtt *m = ctx;
-    uint64_t w = atomic_load_explicit(&m->watch, memory_order_acquire);
+    struct iw_mqtt *m = live_mqtt;
+    uint64_t seq = (uint64_t)(uintptr_t)ctx;
     int reason = r != NULL ? (int)r->reasonCode : 0;
+    char buf[24];
 
     /* Paho also fails a publish it abandons (a negative code, reason 0) when
-     * the connection closes: the outbox sends that again, it was not refused. */
-    if (reason < 0x80)
+     * the connection closes: Paho sends that again, it was not refused. */
+    if (m == NULL || reason < 0x80)
         return;
     iw_stat_add(&iw_stats.alerts_refused, 1);
-    if (r != NULL && w != 0 && (w & 0xffff) == ((uint64_t)r->token & 0xffff)) {
-        uint64_t seq = w >> 16;
-        char buf[24];
-        /* relaxed: as in on_delivered, the only other writer (same thread). */
-        if (atomic_load_explicit(&iw_stats.alert_acked_seq, memory_order_relaxed) == seq) {
-            atomic_store_explicit(&iw_stats.alert_acked_seq, seq - 1, memory_order_relaxed);
-            snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(seq - 1));
-            if (iw_store_meta_put(m->d->store, "alert_acked", buf, strlen(buf)) != IW_OK)
-                IW_LOG_WARN("alerts", "cannot record that seq=%s is not acknowledged; a kill -9 "
-                            "now would not send it again", buf);
-        }
+    if (seq == 0) {
+        iw_complain(&m->clear_refused, IW_LOG_LEVEL_ERROR, "alerts", "the broker refused to clear "
+                    "a retained alert state (reason %d: %s); allow user \"%s\" to publish on "
+                    "alerts.active_topic in the broker's ACL", reason,
+                    MQTTReasonCode_toString((enum MQTTReasonCodes)reason),
+                    m->cfg->broker.username ? m->cfg->broker.username : "(none)");
+        return;
     }
-    iw_complain(&m->pub_refused, IW_LOG_LEVEL_ERROR, "alerts", "the broker refused an alert message "
-                "(reason %d: %s): subscribers do not get it; allow user \"%s\" to publish on "
-                "alerts.topic and alerts.active_topic in the broker's ACL",
+    uint64_t had = atomic_load_explicit(&m->refused_seq, memory_order_relaxed);
+    if (had == 0 || seq < had) {
+        atomic_store_explicit(&m->refused_seq, seq, memory_order_relaxed);
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)seq);
+        if (iw_store_meta_put(m->d->store, "alert_refused", buf, strlen(buf)) != IW_OK)
+            IW_LOG_WARN("alerts", "cannot record that the broker refused seq=%s; the next start "
+                        "does not send it again", buf);
+    }
+    if (atomic_load_explicit(&iw_stats.alert_acked_seq, memory_order_relaxed) >= seq) {
+        atomic_store_explicit(&iw_stats.alert_acked_seq, seq - 1, memory_order_relaxed);
+        snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(seq - 1));
+        if (iw_store_meta_put(m->d->store, "alert_acked", buf, strlen(buf)) != IW_OK)
+            IW_LOG_WARN("alerts", "cannot record that seq=%llu is not acknowledged",
+                        (unsigned long long)seq);
+    }
+    iw_complain(&m->pub_refused, IW_LOG_LEVEL_ERROR, "alerts", "the broker refused alert message "
+                "seq=%llu (reason %d: %s): subscribers do not get it; allow user \"%s\" to "
+                "publish on alerts.topic and alerts.active_topic in the broker's ACL, then restart "
+                "islewatchd, which sends the refused messages again", (unsigned long long)seq,
                 reason, MQTTReasonCode_toString((enum MQTTReasonCodes)reason),
                 m->cfg->broker.username ? m->cfg->broker.username : "(none)");
 }
@@ -384,6 +444,11 @@ static void on_publish_refused5(void *ctx, MQTTAsync_failureData5 *r)
 static void on_connlost(void *ctx, char *cause)
 {
     struct iw_mconn *c = ctx;
+    if (drain_lost(c, "was closed")) {
+        if (cause)
+            MQTTAsync_free(cause);
+        return;
+    }
     if (cause != NULL)
         IW_LOG_WARN("mqtt", "connection %d to %s lost (%s); reconnecting with backoff", c->idx,
                     c->m->uri, cause);
@@ -844,8 +909,8 @@ static void check_failed(struct iw_mqtt *m, const char *what, int code)
     if ((st == RCHK_READING || st == RCHK_COLLECTING) && !atomic_load(&m->stopping))
         IW_LOG_WARN("alerts", "cannot read back the retained alert states on %s: %s (code %d); "
                     "check that the broker lets client id \"%s\" connect, subscribe to that "
-                    "topic and publish to %s", atomic_load(&m->snap.filter), what, code,
-                    m->snap.client_id, m->snap.marker);
+                    "topic, and subscribe and publish to %s", atomic_load(&m->snap.filter), what,
+                    code, m->snap.client_id, m->snap.marker);
 }
 
 static void on_check_subscribed(void *ctx, MQTTAsync_successData *r)
@@ -856,7 +921,12 @@ static void on_check_subscribed(void *ctx, MQTTAsync_successData *r)
     int expect = RCHK_READING, rc;
 
     if (r != NULL && r->alt.qosList != NULL && (r->alt.qosList[0] >= 0x80 || r->alt.qosList[1] >= 0x80)) {
-        check_failed(m, "the broker refused the SUBSCRIBE", r->alt.qosList[0]);
+        /* [0] the active topics' filter, [1] the marker topic */
+        char what[400];
+        int k = r->alt.qosList[0] >= 0x80 ? 0 : 1;
+        snprintf(what, sizeof(what), "the broker refused the SUBSCRIBE to %s",
+                 k == 0 ? atomic_load(&m->snap.filter) : m->snap.marker);
+        check_failed(m, what, r->alt.qosList[k]);
         return;
     }
     /* Collecting from now: the retained states queued with the SUBACK come
@@ -1206,10 +1276,10 @@ static void connect_failed(struct iw_mconn *c, int code, const char *refusal, co
                            ? " (is the broker up, its certificate signed by broker.tls.ca_file or "
                              "a system CA and issued for the host in broker.url, and "
                              "broker.tls.cert_file a valid certificate the broker's CA signed, "
-                             "with key_file its key? the TLS line before says which)"
+                             "with key_file its key? the \"TLS with\" line says which)"
                            : " (is the broker up, and its certificate signed by broker.tls.ca_file "
-                             "or a system CA and issued for the host in broker.url? the TLS "
-                             "line before says which; a broker that requires a client "
+                             "or a system CA and issued for the host in broker.url? the "
+                             "\"TLS with\" line says which; a broker that requires a client "
                              "certificate needs broker.tls.cert_file and key_file)")
                         : " (is the broker running and reachable there? check broker.url)");
     atomic_store(&c->state, CONN_DOWN);
@@ -1224,7 +1294,9 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData *r)
 
 static void on_connect_failed5(void *ctx, MQTTAsync_failureData5 *r)
 {
-    int reason = r != NULL ? (int)r->reasonCode : 0;
+    /* Paho 1.3 puts a CONNACK's reason in code, not always in reasonCode. */
+    int reason = r == NULL ? 0 : (int)r->reasonCode >= 0x80 ? (int)r->reasonCode
+                 : r->code >= 0x80 ? r->code : 0;
     connect_failed(ctx, reason >= 0x80 ? reason : r ? r->code : 0, connack_refusal5(reason),
                    r ? r->message : NULL);
 }
@@ -1369,7 +1441,9 @@ static bool drain_tick(struct iw_mqtt *m, struct iw_mconn *c, int64_t now)
     return false;
 }
 
-/* After a failed TLS connect, at most once a minute: why, in OpenSSL's words. */
+/* After a failed TLS connect: why, in OpenSSL's words. A new reason (a
+ * broker that came up with an expired certificate) at once, the same one
+ * again once a minute. */
 static void tls_probe_tick(struct iw_mqtt *m, int64_t now)
 {
     char why[600];
@@ -1378,9 +1452,13 @@ static void tls_probe_tick(struct iw_mqtt *m, int64_t now)
         || atomic_load(&m->stopping))
         return;
     atomic_store(&m->tls_probe_due, false);
-    m->next_tls_probe_ms = now + 60000;
+    m->next_tls_probe_ms = now + 1000;
     int rc = iw_tls_probe(m->uri, m->cfg->broker.tls_ca_file, m->cfg->broker.tls_cert_file,
                           m->cfg->broker.tls_key_file, 2000, why, sizeof(why));
+    if (strcmp(why, m->tls_why) == 0 && now < m->next_tls_log_ms)
+        return;
+    snprintf(m->tls_why, sizeof(m->tls_why), "%s", why);
+    m->next_tls_log_ms = now + 60000;
     IW_LOG_WARN("mqtt", "TLS with %s: %s%s", m->uri, why,
                 rc == IW_OK ? ", so the failure is elsewhere (the broker's log may say)" : "");
 }
@@ -1461,8 +1539,9 @@ int iw_mqtt_publish(struct iw_mqtt *m, const char *topic, const void *payload, s
     msg.qos = qos;
     msg.retained = retained;
     if (m->v5 && qos > 0) {
+        ro.onSuccess5 = on_publish_acked5;
         ro.onFailure5 = on_publish_refused5;
-        ro.context = m;
+        ro.context = (void *)(uintptr_t)seq;
     }
     int rc = MQTTAsync_sendMessage(m->c[0].client, topic, &msg, &ro);
     switch (rc) {
@@ -1693,8 +1772,10 @@ static int conn_init(struct iw_mqtt *m, int i, const char *id, bool drain, struc
         c->client = NULL;
         return IW_E_MQTT;
     }
+    /* Alerts go on connection 0; under MQTT 5 their own callbacks count them
+     * (on_publish_acked5), since Paho's deliveryComplete comes for refusals too. */
     MQTTAsync_setCallbacks(c->client, c, on_connlost, on_message,
-                           i == 0 ? on_delivered : NULL);   /* alerts go on connection 0 */
+                           i == 0 && !m->v5 ? on_delivered : NULL);
     if (m->v5)
         MQTTAsync_setDisconnected(c->client, c, on_disconnected5);
     filters_load(c);
@@ -1714,6 +1795,7 @@ int iw_mqtt_start(struct iw_daemon *d, struct iw_diag *diag)
     m->cfg = cfg;
     m->rng = (unsigned)iw_mono_ns();
     m->v5 = cfg->broker.protocol == IW_MQTT_5;
+    live_mqtt = m;                        /* before any connection: Paho's threads read it */
     if ((rc = make_uri(cfg->broker.url, m->uri, sizeof(m->uri), diag)) != IW_OK)
         goto fail;
     if (cfg->broker.password_file && (rc = read_password(cfg->broker.password_file, &m->password, diag)) != IW_OK)
@@ -1862,5 +1944,7 @@ void iw_mqtt_free(struct iw_mqtt *m)
     for (size_t i = 0; i < m->snap.n_retired; i++)
         free(m->snap.retired[i]);
     free(m->snap.retired);
+    if (live_mqtt == m)
+        live_mqtt = NULL;                 /* after every client is destroyed: no callback runs */
     free(m);
 }

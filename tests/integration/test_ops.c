@@ -900,11 +900,74 @@ Test(ops, an_alert_the_broker_refuses_over_mqtt5_is_said, .init = setup, .fini =
              (long long)time(NULL) * 1000 - 60000);
     cr_assert_eq(it_publish(dev, "sensors/water/x/w01", sample, 1, false), 0);
     it_client_free(dev);
-    cr_assert(it_daemon_wait_log(&d, "the broker refused an alert message (reason 135", 1, 15000),
-              "the refusal is not said (see %s)", d.log);
+    cr_assert(it_daemon_wait_log(&d, "the broker refused alert message seq=1 (reason 135", 1,
+                                 15000), "the refusal is not said (see %s)", d.log);
     cr_expect(it_daemon_wait_log(&d, "to publish on alerts.topic and alerts.active_topic in the "
                                  "broker's ACL", 1, 0), "see %s", d.log);
     cr_expect_geq(it_metric(&d, "islewatch_alerts_refused_total"), 1);
+    cr_expect_eq(it_metric(&d, "islewatch_alert_acked_seq"), 0, "a refused seq counts as "
+                 "acknowledged");
+
+    /* The ACL fixed, a restart sends the refused message again. */
+    it_daemon_stop(&d);
+    dynsec(&b, "addRoleACL r publishClientSend 'alerts/#' allow");
+    struct it_client *sub = it_client_new(&b, "it-ops-sub");
+    cr_assert_not_null(sub);
+    cr_assert_eq(it_subscribe(sub, "alerts/major/#", 1), 0);
+    cr_assert_eq(it_daemon_restart(&d), 0);
+    struct it_msg *a = it_next(sub, 15000);
+    cr_assert_not_null(a, "the refused alert was not sent again (see %s)", d.log);
+    cr_expect(strstr(a->payload, "\"seq\":1,") != NULL && strstr(a->payload, "firing") != NULL,
+              "%s", a->payload);
+    it_msg_free(a);
+    it_client_free(sub);
     it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
+ * A copy of a database (a restore into a second instance with its own
+ * client id) carries the first instance's session record. The copy used to
+ * take that session as an old one of its own, and the two then took the id
+ * from each other every second, the copy storing the other's messages. Now
+ * a drain whose connection drops gives up until its next start.
+ */
+Test(ops, a_copied_database_does_not_fight_over_the_original_session, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    struct it_broker b;
+    struct it_daemon d1, d2;
+
+    cr_assert_eq(it_broker_start(&b), 0);
+    cr_assert_eq(it_daemon_start(&d1, &b, water_only), 0);
+    it_daemon_stop(&d1);
+    cr_assert_eq(it_daemon_start(&d2, &b, water_only), 0);
+    it_daemon_stop(&d2);
+    cr_assert_eq(it_run(NULL, "rm -rf '%s' && cp -a '%s' '%s' && rm -f '%s/LOCK' && "
+                        "sed -i 's/client_id: islewatchd-it-/client_id: copy-it-/' '%s'",
+                        d2.data, d1.data, d2.data, d2.data, d2.cfg), 0);
+    cr_assert_eq(it_daemon_restart(&d1), 0);
+    cr_assert_eq(it_daemon_restart(&d2), 0);
+    cr_assert(it_daemon_wait_log(&d2, "while its messages were being taken", 1, 15000),
+              "the copy did not give the session up (see %s)", d2.log);
+    sleep(2);                             /* the original is back (reconnect_min 100ms) */
+    double before = it_metric(&d1, "islewatch_messages_received_total{source=\"water\"}");
+    struct it_client *dev = it_client_new(&b, "it-ops-dev");
+    cr_assert_not_null(dev);
+    for (int i = 0; i < 20; i++) {
+        char sample[96];
+        snprintf(sample, sizeof(sample), "{\"ts\":%lld,\"ph\":7.%d}",
+                 (long long)time(NULL) * 1000 - 1000 * i, i % 10);
+        cr_assert_eq(it_publish(dev, "sensors/water/x/w01", sample, 1, false), 0);
+    }
+    it_client_free(dev);
+    for (int i = 0; i < 100 && it_metric(&d1, "islewatch_messages_received_total{source=\"water\"}")
+                                   < before + 20; i++)
+        usleep(100 * 1000);
+    cr_expect_eq(it_metric(&d1, "islewatch_messages_received_total{source=\"water\"}"),
+                 before + 20, "the original lost messages to the copy (see %s, %s)", d1.log,
+                 d2.log);
+    it_daemon_cleanup(&d2);
+    it_daemon_cleanup(&d1);
     it_broker_stop(&b);
 }
