@@ -225,15 +225,16 @@ static int make_parents(const char *path, struct iw_diag *diag)
  * first start cut short leaves (LOCK, LOG, IDENTITY) are not foreign, nor a
  * file system's lost+found (storage.path at a mount point).
  */
-/* True (with diag) when path's file system has less than 1 MiB left: RocksDB
- * (Debian's, built with its assertions on) aborts opening a database there. */
-static bool disk_full(const char *path, struct iw_diag *diag)
+#define IW_STORE_MIN_FREE (1ULL << 20)
+
+/* Bytes free for us on path's file system (the directory itself or, not
+ * made yet, the nearest one above it); UINT64_MAX when that cannot be told. */
+static unsigned long long free_bytes(const char *path)
 {
     struct statvfs v;
     char dir[4096];
     int rc;
 
-    /* The directory itself, or (not made yet) the nearest one above it. */
     snprintf(dir, sizeof(dir), "%s", path);
     while ((rc = statvfs(dir, &v)) != 0 && errno == ENOENT) {
         char *slash = strrchr(dir, '/');
@@ -241,12 +242,24 @@ static bool disk_full(const char *path, struct iw_diag *diag)
             break;
         *slash = '\0';
     }
-    if (rc != 0 || (unsigned long long)v.f_bavail * v.f_frsize >= (1ULL << 20))
+    return rc != 0 ? ~0ULL : (unsigned long long)v.f_bavail * v.f_frsize;
+}
+
+/* True (with diag) when path's file system has less than 1 MiB left: RocksDB
+ * (Debian's, built with its assertions on) aborts opening a database there. */
+static bool disk_full(const char *path, struct iw_diag *diag)
+{
+    unsigned long long n = free_bytes(path);
+    if (n >= IW_STORE_MIN_FREE)
         return false;
     iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: its file system has %llu KiB "
-                "left; free some space there, then start islewatchd again", path,
-                (unsigned long long)v.f_bavail * v.f_frsize / 1024);
+                "left; free some space there, then start islewatchd again", path, n / 1024);
     return true;
+}
+
+bool iw_store_has_space(const struct iw_store *st)
+{
+    return free_bytes(st->path) >= IW_STORE_MIN_FREE;
 }
 
 static bool foreign_dir(const char *path, struct iw_diag *diag)
@@ -332,6 +345,13 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
     rocksdb_options_set_compression(st->opts, rocksdb_lz4_compression);
     rocksdb_options_set_bottommost_compression(st->opts, rocksdb_zstd_compression);
     rocksdb_options_set_keep_log_file_num(st->opts, 3);
+    /* RocksDB's own LOG file: fatal errors only. Debian's RocksDB is built
+     * with its assertions on, and on a full disk an append to LOG that
+     * follows a failed one asserts: its free-space watcher logs an ERROR
+     * every few seconds until space returns, which aborted islewatchd about
+     * 45 s into a full disk (storage audit, 2026-12-08). Without those lines
+     * it waits, and RocksDB resumes by itself once space is freed. */
+    rocksdb_options_set_info_log_level(st->opts, 4 /* FATAL_LEVEL */);
     rocksdb_options_set_max_total_wal_size(st->opts, 256u << 20);
     rocksdb_options_set_write_buffer_size(st->opts, 16u << 20);   /* bounds RSS: see bench/RESULTS.md */
     /* Keys are series|ts, so every flushed L0 file spans every live series and
@@ -361,7 +381,7 @@ int iw_store_open(const struct iw_store_opts *opts, struct iw_store **out, struc
               "storage.path)"
             : strstr(err, "Corruption") != NULL || strstr(err, "No such file") != NULL
             ? " (the database is damaged: restore storage.path from a backup, or move it aside "
-              "to start with an empty one; the LOG file in it says more)"
+              "to start with an empty one)"
             : " (make storage.path a directory the daemon's user can create or write)";
         iw_diag_set(diag, NULL, 0, 0, "cannot open the database at %s: %s%s", st->path, err, hint);
         rocksdb_free(err);

@@ -134,6 +134,10 @@ struct iw_wbatch *iw_wbatch_new(void);
 void iw_wbatch_free(struct iw_wbatch *b);
 void iw_wbatch_clear(struct iw_wbatch *b);
 size_t iw_wbatch_count(const struct iw_wbatch *b);
+/* Whether the store's file system has at least 1 MiB free: a write that
+ * failed for want of space is not tried again before (ingest.c). */
+bool iw_store_has_space(const struct iw_store *st);
+
 void iw_wbatch_put_point(struct iw_wbatch *b, uint32_t id, int64_t ts, double v, char flag);
 void iw_wbatch_put_meta(struct iw_wbatch *b, const char *key, const void *val, size_t len);
 void iw_wbatch_delete_meta(struct iw_wbatch *b, const char *key);
