@@ -326,6 +326,20 @@ static void wait_or_stop(int ms)
         nap_ms(100);
 }
 
+
+/* The first connection failed (mosquitto_connect, or over TLS the handshake
+ * in the first loop): say why and what to check. */
+static void cannot_connect(const struct tail *t, const struct broker_url *b, int rc)
+{
+    fprintf(stderr, "islewatch tail: cannot connect to the broker %s: %s%s\n", t->broker,
+            rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc),
+            b->tls && rc != MOSQ_ERR_ERRNO
+                ? " (check the broker's certificate against tls.ca_file, and tls.cert_file "
+                  "and key_file if it asks for a client certificate)"
+                : " (is it running? pass --broker URL, or --config FILE to use islewatchd's "
+                  "broker)");
+}
+
 static int tail_broker(struct tail *t)
 {
     struct broker_url b;
@@ -359,9 +373,7 @@ static int tail_broker(struct tail *t)
         goto out;
     }
     if ((rc = mosquitto_connect(m, b.host, b.port, 30)) != MOSQ_ERR_SUCCESS) {
-        fprintf(stderr, "islewatch tail: cannot connect to the broker %s: %s (is it running? "
-                "pass --broker URL, or --config FILE to use islewatchd's broker)\n", t->broker,
-                rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        cannot_connect(t, &b, rc);
         rc = 3;
         goto out;
     }
@@ -376,12 +388,7 @@ static int tail_broker(struct tail *t)
          * handshake happens here, and an unknown CA or a certificate the
          * broker refuses fails the same way at every retry. */
         if (!t->ever_up) {
-            fprintf(stderr, "islewatch tail: cannot connect to the broker %s: %s%s\n", t->broker,
-                    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc),
-                    b.tls ? " (check the broker's certificate against tls.ca_file, and "
-                            "tls.cert_file and key_file if it asks for a client certificate)"
-                          : " (is it running? pass --broker URL, or --config FILE to use "
-                            "islewatchd's broker)");
+            cannot_connect(t, &b, rc);
             rc = 3;
             goto out;
         }
