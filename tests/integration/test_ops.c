@@ -754,11 +754,19 @@ static void dynsec(const struct it_broker *b, const char *command)
                         ">/dev/null 2>&1", b->port, command), 0, "dynsec %s", command);
 }
 
-static void dynsec_roles(const struct it_broker *b)
+/* Role "r", given to anonymous clients: subscribe to everything, publish on
+ * the patterns of `publish` (NULL-terminated; NULL: everything). */
+static void dynsec_roles(const struct it_broker *b, const char *const *publish)
 {
+    static const char *const all[] = { "#", NULL };
+    char cmd[160];
+
     dynsec(b, "createRole r");
     dynsec(b, "addRoleACL r subscribePattern '#' allow");
-    dynsec(b, "addRoleACL r publishClientSend '#' allow");
+    for (const char *const *p = publish != NULL ? publish : all; *p != NULL; p++) {
+        snprintf(cmd, sizeof(cmd), "addRoleACL r publishClientSend '%s' allow", *p);
+        dynsec(b, cmd);
+    }
     dynsec(b, "createGroup anon");
     dynsec(b, "addGroupRole anon r");
     dynsec(b, "setAnonymousGroup anon");
@@ -785,7 +793,7 @@ Test(ops, an_mqtt5_disconnect_from_the_broker_is_reconnected, .init = setup, .fi
     FILE *f;
 
     broker_with(&b, dynsec_broker, dynsec_files);
-    dynsec_roles(&b);
+    dynsec_roles(&b, NULL);
     dynsec(&b, "createClient islew -p islewpw");
     dynsec(&b, "addClientRole islew r");
     snprintf(creds, sizeof(creds), "%s/broker.pass", dir);
@@ -826,7 +834,7 @@ static void refused_then_granted(const char *protocol_line)
     char *body = NULL;
 
     broker_with(&b, dynsec_broker, dynsec_files);
-    dynsec_roles(&b);
+    dynsec_roles(&b, NULL);
     cr_assert_eq(it_daemon_start(&d, &b, water_only), 0);   /* it waits for a subscription */
     if (protocol_line != NULL)
         cr_assert_eq(it_daemon_set_broker(&d, protocol_line), 0);
@@ -882,13 +890,8 @@ Test(ops, an_alert_the_broker_refuses_over_mqtt5_is_said, .init = setup, .fini =
     char sample[96];
 
     broker_with(&b, dynsec_broker, dynsec_files);
-    dynsec(&b, "createRole r");
-    dynsec(&b, "addRoleACL r subscribePattern '#' allow");
-    dynsec(&b, "addRoleACL r publishClientSend 'sensors/#' allow");
-    dynsec(&b, "addRoleACL r publishClientSend 'islewatch/#' allow");
-    dynsec(&b, "createGroup anon");
-    dynsec(&b, "addGroupRole anon r");
-    dynsec(&b, "setAnonymousGroup anon");
+    static const char *const no_alerts[] = { "sensors/#", "islewatch/#", NULL };
+    dynsec_roles(&b, no_alerts);
     cr_assert_eq(it_daemon_start(&d, &b,
                                  "sources:\n  - {name: water, topic: \"sensors/water/{site}/{device}\","
                                  " qos: 1}\nrules:\n  - {name: nh3, kind: threshold, select: "
