@@ -653,6 +653,7 @@ int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag)
         if (iw_store_meta_scan(d->store, "rstate/", restore_cb, sh) != IW_OK)
             IW_LOG_WARN("rules", "shard %d: could not read the stored rule state", i);
         iw_rules_defer_late(sh->rules, true);    /* judged by late_rules_flush */
+        iw_rules_hold_late(sh->rules, true);     /* a backlog in parts is judged whole */
         held_flush(sh);
         snprintf(sh->qname, sizeof(sh->qname), "shard%d", i);
         iw_stats_register_queue(sh->qname, shard_depth, &sh->q);

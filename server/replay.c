@@ -327,7 +327,10 @@ static int engine_start(struct iw_replay *r, int64_t start_ms)
         .read_points = env_read_points,
         .each_series = r->each_series != NULL ? env_each_series : NULL,
     };
-    return iw_rules_engine_new(&r->view, &env, start_ms, &r->eng);
+    int rc = iw_rules_engine_new(&r->view, &env, start_ms, &r->eng);
+    if (rc == IW_OK)
+        iw_rules_hold_late(r->eng, true);   /* as the daemon judges a backlog */
+    return rc;
 }
 
 int iw_replay_new(const struct iw_replay_opts *o, struct iw_replay **out)

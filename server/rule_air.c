@@ -589,13 +589,10 @@ static int64_t later(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
-/* How long after a period's last sample arrived an upload may pause (at most close_after). */
-#define UPLOAD_PAUSE_MS 10000
-
 /*
  * When close_after closes a period (an hour, or a day) that ended at `end`:
  * SPEC §4 says close_after of wall-clock time after its end. A backlog being
- * uploaded is not cut short: it also waits UPLOAD_PAUSE_MS after the
+ * uploaded is not cut short: it also waits IW_UPLOAD_PAUSE_MS after the
  * period's last sample arrived, for the rest of the upload. So a past hour
  * published without its end sample closes seconds after its last sample,
  * and so does a station's first value, alone at the end of a past hour:
@@ -605,7 +602,7 @@ static int64_t later(int64_t a, int64_t b)
  */
 static int64_t upload_pause(int64_t ca)
 {
-    return ca < UPLOAD_PAUSE_MS ? ca : UPLOAD_PAUSE_MS;
+    return ca < IW_UPLOAD_PAUSE_MS ? ca : IW_UPLOAD_PAUSE_MS;
 }
 
 static int64_t close_at(int64_t end, int64_t last_recv, int64_t ca)

@@ -148,8 +148,10 @@ struct iw_rules_engine {
     struct inst *dirty;
     struct late_work *late;         /* instances with out-of-order samples in this message, or
                                      * since the last iw_rules_flush_late() (defer_late) */
-    struct late_work *late_held;    /* air_quality's, until their upload pauses */
+    struct late_work *late_held;    /* air_quality's (and, hold_all, every per-sample
+                                     * kind's), until their upload pauses */
     bool defer_late;
+    bool hold_all;                  /* iw_rules_hold_late() */
     int64_t late_since;             /* receipt of the oldest deferred late sample; RT_NONE */
     bool in_message;                /* in iw_rules_on_samples' loop over a message's samples */
     struct iw_rules_stats st;
@@ -165,8 +167,9 @@ struct iw_rules_engine {
 void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct iw_rsample *s,
                       int64_t upto);
 /* End of a message or a deferral: evaluate the kept samples in shadows,
- * publish, free them. IW_LATE_DUE holds air_quality's until their upload
- * pauses (its timer runs them); IW_LATE_ALL runs those too, IW_LATE_DROP
+ * publish, free them. IW_LATE_DUE holds air_quality's (hold_all: every
+ * per-sample kind's too) until their upload pauses (the instance's timer
+ * runs them); IW_LATE_ALL runs those too, IW_LATE_DROP
  * drops everything (the engine is going away). */
 enum iw_late_mode { IW_LATE_DROP, IW_LATE_DUE, IW_LATE_ALL };
 void iw__late_finish(struct iw_rules_engine *e, enum iw_late_mode mode);
@@ -181,6 +184,11 @@ void iw__late_memo_save(const struct inst *in, cJSON *o);
 void iw__late_memo_load(struct inst *in, const cJSON *o);
 /* Run (or, run false, drop) in's held late work; run: only when due by now. */
 void iw__late_run_held(struct iw_rules_engine *e, struct inst *in, int64_t now, bool run);
+/* A live sample is about to reach in: judge its held late work first if in
+ * is timing a run that the sample may complete (for:, clear_for:). */
+void iw__late_before_sample(struct iw_rules_engine *e, struct inst *in);
+/* How long after a backlog's last sample arrived its upload may pause. */
+#define IW_UPLOAD_PAUSE_MS 10000
 /* emit() of a shadow: true when nothing is to be built (priming, reference). */
 bool iw__shadow_skip(struct iw_rules_engine *e, struct inst *in, enum iw_alert_status status,
                      enum iw_alert_reason reason, int64_t ts);

@@ -58,10 +58,11 @@
  * Limits, by design: the truth sees what the store holds when the message ends
  * (or, deferred, at iw_rules_flush_late: the daemon waits until every message
  * stored has reached the rules, or the store would hold later ones the
- * reference wrongly counts as decided), so a backlog spread over several
- * flushes resolves a late episode at the first clearing point stored so far
- * (at worst the live sample after the outage), and a later message of the
- * backlog does not publish that episode again; the state before the oldest
+ * reference wrongly counts as decided; or, held, when the upload pauses:
+ * holds()), so a backlog spread over several judgements resolves a late
+ * episode at the first clearing point stored so far (at worst the live
+ * sample after the outage), and a later message of the backlog does not
+ * publish that episode again; the state before the oldest
  * late sample is rebuilt from a lookback of stored points (lookback(),
  * replay_start()); the store cannot tell a new late sample from a redelivered
  * one, so a redelivered sample that alone made an episode is recognised by
@@ -83,7 +84,7 @@ struct late_work {
     struct iw_rsample *s;           /* the late samples: names the instance's, metrics owned */
     size_t n, cap;
     int64_t upto;                   /* the live instance's evaluated time */
-    bool held;                      /* in e->late_held, until `due` (air_quality, see below) */
+    bool held;                      /* in e->late_held, until `due` (holds(), below) */
     int64_t due;
 };
 
@@ -133,6 +134,7 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
 {
     struct late_work *w = in->late;
     struct iw_rsample *s_new;
+    int64_t due;
 
     if (in->sx != NULL)
         return;
@@ -169,8 +171,9 @@ void iw__out_of_order(struct iw_rules_engine *e, struct inst *in, const struct i
     w->n++;
     if (upto > w->upto)
         w->upto = upto;
-    if (is_air(in) && iw__air_late_due(in, s->recv_ms) > w->due)
-        w->due = iw__air_late_due(in, s->recv_ms);
+    due = is_air(in) ? iw__air_late_due(in, s->recv_ms) : s->recv_ms + IW_UPLOAD_PAUSE_MS;
+    if (due > w->due)
+        w->due = due;
     if (!w->held && e->late_since == RT_NONE)
         e->late_since = s->recv_ms;
     return;
@@ -901,10 +904,36 @@ static void late_work_free(struct late_work *w)
  * is then judged whole, not an hour on its first 45 minutes (a firing that
  * the rest of the hour would not have raised, and that is never withdrawn)
  * nor an episode on the part of the outage stored so far.
+ *
+ * With hold_all (the daemon, `islewatch test`, backtest), so do the
+ * per-sample kinds (threshold, rate, flag, event), IW_UPLOAD_PAUSE_MS after
+ * the last late sample came: judged at each message, or each pause of the
+ * daemon's queue, the first part of such a backlog resolves its episode at
+ * the next stored point (at worst the live sample after the outage) and a
+ * later part's episode is published beside it. water_quality is still
+ * judged at each message: its live instance judges the latest window at the
+ * message's end, late samples in it included, and must do so after the
+ * replay has taken over the episode they began.
+ *
+ * Held work must not let a live run finish before the late samples that
+ * may break it are judged (a for: run a late sample below the threshold
+ * interrupts, which adopt_runs restarts): iw__late_before_sample() judges it
+ * when a live sample reaches an instance that is timing a run.
  */
-static bool holds(const struct late_work *w)
+static bool holds(const struct iw_rules_engine *e, const struct late_work *w)
 {
-    return is_air(w->live);
+    enum iw_rule_kind k = w->live->rr->r->kind;
+    return is_air(w->live) || (e->hold_all && k != IW_RULE_WATER_QUALITY);
+}
+
+static void unhold(struct iw_rules_engine *e, struct late_work *w)
+{
+    struct late_work **pp;
+
+    for (pp = &e->late_held; *pp != NULL && *pp != w; pp = &(*pp)->next)
+        ;
+    if (*pp == w)
+        *pp = w->next;
 }
 
 static void run_one(struct iw_rules_engine *e, struct late_work *w, bool run)
@@ -929,7 +958,7 @@ void iw__late_finish(struct iw_rules_engine *e, enum iw_late_mode mode)
     while (e->late != NULL) {
         struct late_work *w = e->late;
         e->late = w->next;
-        if (mode == IW_LATE_DUE && holds(w)) {
+        if (mode == IW_LATE_DUE && holds(e, w)) {
             w->held = true;
             w->next = e->late_held;
             e->late_held = w;
@@ -948,13 +977,26 @@ int64_t iw__late_due(const struct inst *in)
 
 void iw__late_run_held(struct iw_rules_engine *e, struct inst *in, int64_t now, bool run)
 {
-    struct late_work *w = in->late, **pp;
+    struct late_work *w = in->late;
 
     if (w == NULL || !w->held || (run && w->due > now))
         return;
-    for (pp = &e->late_held; *pp != NULL && *pp != w; pp = &(*pp)->next)
-        ;
-    if (*pp == w)
-        *pp = w->next;
+    unhold(e, w);
     run_one(e, w, run);
+}
+
+void iw__late_before_sample(struct iw_rules_engine *e, struct inst *in)
+{
+    struct late_work *w = in->late;
+    bool in_message = e->in_message;
+
+    if (w == NULL || !w->held || is_air(in)
+        || !(in->st == ST_PENDING || (in->st == ST_FIRING && in->clear_since != RT_NONE)))
+        return;
+    unhold(e, w);
+    /* Between two messages, as a timer would run it: the store holds this
+     * message too, but the replay stops at what the instance evaluated. */
+    e->in_message = false;
+    run_one(e, w, true);
+    e->in_message = in_message;
 }

@@ -385,6 +385,8 @@ void iw_rules_on_samples(struct iw_rules_engine *e, const struct iw_rsample *s, 
         for (size_t k = 0; k < se->n; k++) {
             struct inst *in = se->inst[k];
             e->st.evaluations++;
+            if (in->late != NULL)
+                iw__late_before_sample(e, in);
             in->rr->ops->sample(e, in, &s[i]);
             if (in->rr->ops->message_end != NULL && !in->dirty) {
                 in->dirty = true;
@@ -417,6 +419,11 @@ void iw_rules_defer_late(struct iw_rules_engine *e, bool on)
     e->defer_late = on;
     if (!on && e->late != NULL)
         iw__late_finish(e, IW_LATE_DUE);
+}
+
+void iw_rules_hold_late(struct iw_rules_engine *e, bool all)
+{
+    e->hold_all = all;
 }
 
 bool iw_rules_flush_late(struct iw_rules_engine *e)

@@ -311,9 +311,18 @@ void iw_rules_on_sample(struct iw_rules_engine *e, const struct iw_rsample *s);
  * the rules have not seen, and its episode would never be published.
  * Deferred work is judged before a reload, dropped by iw_rules_engine_free().
  * air_quality's late samples wait, besides, until their upload pauses (a
- * few seconds after the last came): iw_rules_tick() judges them then.
+ * few seconds after the last came): iw_rules_tick() judges them then; so do
+ * every per-sample kind's with iw_rules_hold_late().
  */
 void iw_rules_defer_late(struct iw_rules_engine *e, bool on);
+/*
+ * all: the per-sample kinds' late samples (threshold, rate, flag, event)
+ * wait for their upload's pause too, so a backlog re-sent a record per
+ * message is judged whole (off by default: then each message, or each
+ * flush, is judged on what the store holds by then). A live sample that
+ * may finish a for: or clear_for: run judges them first.
+ */
+void iw_rules_hold_late(struct iw_rules_engine *e, bool all);
 /* Judge the deferred late samples now (air_quality's wait for their pause);
  * false when there were none. */
 bool iw_rules_flush_late(struct iw_rules_engine *e);

@@ -556,6 +556,72 @@ Test(rules, late_backlog_in_many_messages_publishes_the_episode_once)
     iw_rules_engine_free(e);
 }
 
+/* The same backlog, one sample per message, as the daemon and `islewatch
+ * test` judge it (iw_rules_hold_late): held until the upload pauses, then
+ * judged whole, so the episode resolves where the data say, not at the live
+ * sample after the outage. */
+Test(rules, held_backlog_in_many_messages_is_judged_whole)
+{
+    const int64_t t = T0 + 3 * HOUR, b = t - 2 * HOUR, up = t + MINUTE;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    iw_rules_hold_late(e, true);
+    feed_late(e, "nh3_n", t, 5, t, 0);
+    for (int i = 0; i < 60; i++)
+        feed_late(e, "nh3_n", b + i * MINUTE, i >= 10 && i < 40 ? 20 : 5, up + i * SEC, 0);
+    iw_rules_tick(e, up + 59 * SEC + 9 * SEC);
+    cr_assert_eq(env.n_alerts, 0, "held while the upload goes on");
+    iw_rules_tick(e, up + 59 * SEC + 10 * SEC);
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    assert_alert(0, IW_ALERT_FIRING, b + 20 * MINUTE, b + 10 * MINUTE, true);
+    assert_alert(1, IW_ALERT_RESOLVED, b + 40 * MINUTE, b + 10 * MINUTE, true);
+    cr_assert_str_eq(env.alerts[1]->id, env.alerts[0]->id);
+    iw_rules_engine_free(e);
+}
+
+/* Held late samples are judged before a live sample finishes a for: run
+ * they break: the late value under the threshold restarts the run. */
+Test(rules, held_late_samples_are_judged_before_a_live_run_fires)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+
+    nh3_rule(10, 10 * MINUTE);
+    e = engine(T0);
+    iw_rules_hold_late(e, true);
+    feed_late(e, "nh3_n", t, 20, t, 0);
+    feed_late(e, "nh3_n", t + 5 * MINUTE, 20, t + 5 * MINUTE, 0);
+    feed_late(e, "nh3_n", t + 2 * MINUTE, 1, t + 10 * MINUTE - 5 * SEC, 0);     /* held */
+    feed_late(e, "nh3_n", t + 10 * MINUTE, 20, t + 10 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 0, "the run restarted at +5 min: 5 of 10 minutes");
+    feed_late(e, "nh3_n", t + 15 * MINUTE, 20, t + 15 * MINUTE, 0);
+    cr_assert_eq(env.n_alerts, 1);
+    assert_alert(0, IW_ALERT_FIRING, t + 15 * MINUTE, t + 5 * MINUTE, false);
+    iw_rules_engine_free(e);
+}
+
+/* A flag rule holds its late samples too. */
+Test(rules, held_late_flags_wait_for_the_pause)
+{
+    const int64_t t = T0 + 3 * HOUR;
+    struct iw_rules_engine *e;
+    struct iw_rule *r = fx_rule(&cfg, "f", IW_RULE_FLAG, "water/*/*");
+
+    r->p.flags = 1u << ('D' - 'A');
+    e = engine(T0);
+    iw_rules_hold_late(e, true);
+    feed_late(e, "nh3_n", t, 1, t, 'N');
+    feed_late(e, "nh3_n", t - HOUR, 1, t + MINUTE, 'D');
+    cr_assert_eq(env.n_alerts, 0, "held");
+    iw_rules_tick(e, t + MINUTE + 10 * SEC);
+    cr_assert_eq(env.n_alerts, 2, "alerts: %zu", env.n_alerts);
+    assert_alert(0, IW_ALERT_FIRING, t - HOUR, t - HOUR, true);
+    assert_alert(1, IW_ALERT_RESOLVED, t, t - HOUR, true);
+    iw_rules_engine_free(e);
+}
+
 Test(rules, late_sample_inside_a_live_firing_episode_publishes_nothing)
 {
     struct iw_rules_engine *e;
