@@ -42,7 +42,11 @@ static void head(FILE *out, const char *title)
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>", out);
     esc(out, title);
     fputs("</title>\n<style>\n"
-          "body{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"PingFang SC\","
+          /* Ⅰ..Ⅴ from a font that draws them: WenQuanYi Micro Hei, the CJK
+           * fallback of many Linux desktops, has an empty Ⅴ (U+2164). */
+          "@font-face{font-family:iw-roman;src:local(\"DejaVu Sans\"),local(\"Noto Sans CJK SC\"),"
+          "local(\"Microsoft YaHei\"),local(\"PingFang SC\");unicode-range:U+2160-2188}\n"
+          "body{font-family:iw-roman,\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"PingFang SC\","
           "\"Microsoft YaHei\",sans-serif;margin:2em auto;max-width:1100px;color:#222;"
           "font-size:14px;line-height:1.4}\n"
           "h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:2px solid #444;"
@@ -55,7 +59,10 @@ static void head(FILE *out, const char *title)
           ".sw{display:inline-block;width:.85em;height:.85em;border:1px solid #777;"
           "vertical-align:-1px;margin-right:3px}\n"
           ".legend span.item{margin-right:1em;white-space:nowrap}\n"
-          "svg{display:block;margin:.3em 0 .8em;max-width:100%;height:auto}"
+          "svg{display:block;margin:.3em 0 .8em;max-width:100%;height:auto}.chart{overflow-x:auto}"
+          /* A phone: tables and charts scroll on their own, the page does not. */
+          "@media (max-width:760px){body{margin:1em .6em}table{display:block;overflow-x:auto}"
+          "svg{max-width:none}}\n"
           "svg text{font-size:10px;fill:#333}\n"
           ".foot{font-size:.85em;color:#333;border-top:1px solid #999;margin-top:2.5em}"
           ".foot li{margin:.2em 0}\n"
@@ -175,7 +182,7 @@ static void water_dist_svg(FILE *out, const char *const *labels,
     const int lw = 140, w = 760, bh = 18, gap = 6;
     int h = (int)n * (bh + gap) + 4;
 
-    fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+    fprintf(out, "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"class distribution\">\n",
             lw + w + 10, h, lw + w + 10, h);
     for (size_t i = 0; i < n; i++) {
@@ -204,7 +211,7 @@ static void water_dist_svg(FILE *out, const char *const *labels,
             x += seg;
         }
     }
-    fputs("</svg>\n", out);
+    fputs("</svg></div>\n", out);
 }
 
 /* One strip per device: a cell per day of the period, coloured by the day's class. */
@@ -216,7 +223,7 @@ static void water_strip_svg(FILE *out, const struct iw_water_report *r,
     int h = (int)s->n * (bh + gap) + 16;
     char label[16];
 
-    fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+    fprintf(out, "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"daily class\">\n",
             lw + w + 10, h, lw + w + 10, h);
     for (size_t i = 0; i < s->n; i++) {
@@ -243,7 +250,7 @@ static void water_strip_svg(FILE *out, const struct iw_water_report *r,
                      r->tz_offset_min, label, sizeof(label)))
             fprintf(out, "<text x=\"%.2f\" y=\"%d\">%s</text>\n", lw + cw * (double)day, h - 3,
                     label);
-    fputs("</svg>\n", out);
+    fputs("</svg></div>\n", out);
 }
 
 static void water_sum_tr(FILE *out, const char *site, const char *dev, const char *target,
@@ -446,7 +453,7 @@ static void aqi_svg(FILE *out, const struct iw_air_report *r, const struct iw_ai
     double cw = (double)w / (double)r->n_days;
     char label[16], prim[64];
 
-    fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+    fprintf(out, "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"daily AQI\">\n", lw + w + 6,
             top + ph + bottom, lw + w + 6, top + ph + bottom);
     for (size_t g = 0; g < IW_ARRAY_LEN(grid) && grid[g] <= ymax; g++) {
@@ -479,7 +486,7 @@ static void aqi_svg(FILE *out, const struct iw_air_report *r, const struct iw_ai
                      r->tz_offset_min, label, sizeof(label)))
             fprintf(out, "<text x=\"%.2f\" y=\"%d\">%s</text>\n", lw + cw * (double)day,
                     top + ph + 13, label);
-    fputs("</svg>\n", out);
+    fputs("</svg></div>\n", out);
 }
 
 static void air_sum_thead(FILE *out)
@@ -676,7 +683,7 @@ static void camera_svg(FILE *out, const struct iw_camera_report *r, const struct
     double xr = lw + w * CAMERA_REF_RATE;
     char pct[32];
 
-    fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+    fprintf(out, "<div class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"online rate\">\n", lw + w + 60, h,
             lw + w + 60, h);
     for (size_t i = 0; i < s->n; i++) {
@@ -693,7 +700,7 @@ static void camera_svg(FILE *out, const struct iw_camera_report *r, const struct
     }
     fprintf(out, "<line x1=\"%.1f\" y1=\"0\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\" "
             "stroke-dasharray=\"3,2\"/><text x=\"%.1f\" y=\"%d\" text-anchor=\"end\">98%%</text>\n"
-            "</svg>\n", xr, xr, h - 14, xr, h - 3);
+            "</svg></div>\n", xr, xr, h - 14, xr, h - 3);
 }
 
 static void cam_tr(FILE *out, const char *site, const char *dev, const char *name,

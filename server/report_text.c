@@ -828,10 +828,20 @@ static void cam_csv_row(FILE *out, const char *kind, const char *site, const cha
                 iw_rfc3339_format(ts, row_next(&r), sizeof(r.buf[0]));
         }
         row_blank(&r, 2);
+        /* What the table's note says: when a camera silent all period was
+         * last heard, and from when one first heard inside it is counted. */
+        for (int k = 0; k < 2; k++) {
+            int64_t ts = k == 0 ? (c->heartbeats == 0 ? c->last_heard : INT64_MIN) : c->in_service;
+            if (ts == INT64_MIN)
+                row_blank(&r, 1);
+            else
+                iw_rfc3339_format(ts, row_next(&r), sizeof(r.buf[0]));
+        }
     } else {
         row_blank(&r, 4);
         row_uint(&r, cams);
         row_uint(&r, never);
+        row_blank(&r, 2);
     }
     csv_row(out, r.cell, r.n);
 }
@@ -841,7 +851,7 @@ static void cameras_csv(const struct iw_camera_report *rep, FILE *out)
     static const char *const head[] = {
         "row", "site", "device", "name", "declared", "intervals", "online_intervals",
         "online_rate", "heartbeats", "flagged_samples", "first_seen", "last_seen", "cameras",
-        "never_reported",
+        "never_reported", "silent_since", "counted_from",
     };
 
     csv_row(out, head, IW_ARRAY_LEN(head));

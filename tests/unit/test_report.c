@@ -1047,14 +1047,21 @@ Test(report, camera_online_rate_with_a_gap_and_a_never_seen_camera)
 
     char *csv = render(cameras_write, r, IW_REPORT_CSV);
     cr_assert_not_null(strstr(csv, "\ncamera,dongtan,c01,码头,1,11,9,0.8182,19,2,"), "%s", csv);
-    cr_assert_not_null(strstr(csv, "\ncamera,dongtan,c09,未上线,1,11,0,0.0000,0,0,,,,\n"), "%s", csv);
-    cr_assert_not_null(strstr(csv, "\nsite,dongtan,,,,22,9,0.4091,,,,,2,1\n"), "%s", csv);
+    cr_assert_not_null(strstr(csv, "\ncamera,dongtan,c09,未上线,1,11,0,0.0000,0,0,,,,,,\n"), "%s", csv);
+    cr_assert_not_null(strstr(csv, "\nsite,dongtan,,,,22,9,0.4091,,,,,2,1,,\n"), "%s", csv);
     char *tbl = render(cameras_write, r, IW_REPORT_TABLE);
     cr_assert_not_null(strstr(tbl, "在线率"));
     cr_assert_not_null(strstr(tbl, "never reported"));
     char *html = render(cameras_write, r, IW_REPORT_HTML);
     cr_assert_not_null(strstr(html, "<svg"));
     cr_assert_null(strstr(html, "<script"));
+    /* At phone width (390 px, audit) the page scrolled sideways and the
+     * charts shrank to unreadable labels: charts and tables scroll alone. */
+    cr_assert_not_null(strstr(html, "<div class=\"chart\"><svg"), "%s", html);
+    cr_assert_null(strstr(html, "</svg>\n"), "a chart outside its scroller");
+    cr_assert_not_null(strstr(html, "@media (max-width:760px){"));
+    /* Ⅴ from a font that draws it (WenQuanYi's is empty). */
+    cr_assert_not_null(strstr(html, "unicode-range:U+2160-2188"));
     free(csv);
     free(tbl);
     free(html);
@@ -1103,7 +1110,10 @@ Test(report, a_camera_that_went_dark_before_the_period_is_offline_throughout)
     char *html = render(cameras_write, r, IW_REPORT_HTML);
     cr_assert_not_null(strstr(html, "silent since 2026-05-01 08:29:30"));
     char *csv = render(cameras_write, r, IW_REPORT_CSV);
-    cr_assert_not_null(strstr(csv, "\nsite,s,,,,30,10,0.3333,,,,,3,0\n"), "%s", csv);
+    cr_assert_not_null(strstr(csv, "\nsite,s,,,,30,10,0.3333,,,,,3,0,,\n"), "%s", csv);
+    /* The CSV says what the table's note does (audit: it looked never heard). */
+    cr_assert_not_null(strstr(csv, "\ncamera,s,dark,,0,10,0,0.0000,0,0,,,,,2026-05-01T00:29:30.000Z,\n"),
+                       "%s", csv);
     free(tbl);
     free(html);
     free(csv);
@@ -1144,6 +1154,9 @@ Test(report, a_camera_first_heard_inside_or_after_the_period_counts_from_then)
     char *tbl = render(cameras_write, r, IW_REPORT_TABLE);
     cr_assert_not_null(strstr(tbl, "counted from its first heartbeat,"), "%s", tbl);
     cr_assert_not_null(strstr(tbl, "first heard after the period,"), "%s", tbl);
+    char *csv = render(cameras_write, r, IW_REPORT_CSV);
+    cr_assert_not_null(strstr(csv, ",,2026-05-01T00:04:30.000Z\n"), "counted_from: %s", csv);
+    free(csv);
     free(tbl);
     iw_report_cameras_free(r);
 }
