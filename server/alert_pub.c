@@ -787,7 +787,7 @@ static size_t retained_resend(struct iw_alert_pub *p)
             continue;
         e[n++].a = a;
     }
-    qsort(e, n, sizeof(*e), retained_cmp);
+    iw_sort(e, n, sizeof(*e), retained_cmp);
     for (size_t i = 0; i < n; i++) {
         char *json = NULL;
         size_t len = 0;
@@ -867,7 +867,7 @@ static struct owned_topic *owned_topics(struct iw_alert_pub *p, size_t *n)
         if (iw_alert_topic(p->active_tmpl, &st, o[k].topic, sizeof(o[k].topic)) == IW_OK)
             o[k++].rows[0] = row;
     }
-    qsort(o, k, sizeof(*o), owned_cmp);
+    iw_sort(o, k, sizeof(*o), owned_cmp);
     /* One entry per topic: rows and the newest published state merged. */
     size_t w = 0;
     for (size_t i = 0; i < k; i++) {

@@ -316,7 +316,7 @@ static int sort_by_seq(cJSON *arr, size_t limit)
         return IW_E_NOMEM;
     while ((it = cJSON_DetachItemFromArray(arr, 0)) != NULL)
         v[i++] = it;
-    qsort(v, n, sizeof(*v), seq_cmp);
+    iw_sort(v, n, sizeof(*v), seq_cmp);
     for (i = 0; i < n; i++) {
         /* n > limit first: n - limit is unsigned (a limit above n keeps all). */
         if (limit > 0 && n > limit && i < n - limit)

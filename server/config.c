@@ -157,7 +157,7 @@ static int err_cmp(const void *a, const void *b)
 static void errors_flush(struct cfg_ctx *cx, struct iw_diag *diag)
 {
     if (cx->n_errs > 1)
-        qsort(cx->errs, cx->n_errs, sizeof(*cx->errs), err_cmp);
+        iw_sort(cx->errs, cx->n_errs, sizeof(*cx->errs), err_cmp);
     for (size_t i = 0; i < cx->n_errs; i++) {
         iw_diag_add(diag, NULL, 0, 0, "%s", cx->errs[i].text);
         free(cx->errs[i].text);

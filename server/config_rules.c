@@ -695,7 +695,7 @@ static void hash_node(struct cfg_ctx *cx, uint64_t *h, yaml_node_t *n, int depth
             cx->nomem = true;
             return;
         }
-        qsort(sp, cnt, sizeof(*sp), pair_cmp);
+        iw_sort(sp, cnt, sizeof(*sp), pair_cmp);
         fnv(h, "{", 1);
         for (i = 0; i < cnt; i++) {
             bool skipped = false;

@@ -323,50 +323,17 @@ static enum num_kind scan_number(struct scan *sc, double *v, long long *iv)
     return NUM_REAL;
 }
 
-/* Skip any JSON value (used for nested members). */
-static int skip_value(struct scan *sc, int depth)
+/* A JSON scalar (string, literal or number): 0, or -1 when malformed. */
+static int skip_scalar(struct scan *sc)
 {
     double d;
     long long i;
     size_t l;
     bool f;
 
-    if (depth > 64)
-        return -1;
-    skip_ws(sc);
-    if (sc->p >= sc->end)
-        return -1;
     switch (*sc->p) {
     case '"':
         return scan_string(sc, NULL, 0, &l, &f);
-    case '{': case '[': {
-        char close = *sc->p == '{' ? '}' : ']';
-        bool obj = *sc->p == '{';
-        sc->p++;
-        skip_ws(sc);
-        if (sc->p < sc->end && *sc->p == close) {
-            sc->p++;
-            return 0;
-        }
-        for (;;) {
-            skip_ws(sc);
-            if (obj) {
-                if (sc->p >= sc->end || *sc->p != '"' || scan_string(sc, NULL, 0, &l, &f) < 0)
-                    return -1;
-                skip_ws(sc);
-                if (sc->p >= sc->end || *sc->p++ != ':')
-                    return -1;
-            }
-            if (skip_value(sc, depth + 1) < 0)
-                return -1;
-            skip_ws(sc);
-            if (sc->p >= sc->end)
-                return -1;
-            if (*sc->p == ',') { sc->p++; continue; }
-            if (*sc->p == close) { sc->p++; return 0; }
-            return -1;
-        }
-    }
     case 't':
         if (sc->end - sc->p >= 4 && memcmp(sc->p, "true", 4) == 0) { sc->p += 4; return 0; }
         return -1;
@@ -379,6 +346,91 @@ static int skip_value(struct scan *sc, int depth)
     default:
         return scan_number(sc, &d, &i) == NUM_BAD ? -1 : 0;
     }
+}
+
+/* An object member's name and its colon. */
+static int skip_key(struct scan *sc)
+{
+    size_t l;
+    bool f;
+
+    skip_ws(sc);
+    if (sc->p >= sc->end || *sc->p != '"' || scan_string(sc, NULL, 0, &l, &f) < 0)
+        return -1;
+    skip_ws(sc);
+    if (sc->p >= sc->end || *sc->p++ != ':')
+        return -1;
+    return 0;
+}
+
+/*
+ * Skip any JSON value (a nested member): 0, or -1 when it is not JSON. No
+ * recursion, so a member nested 30,000 deep is a bad member like any other
+ * (its good neighbours kept), not a stack overflow nor "not JSON": the open
+ * containers are a bit each (1: object), a bit per byte of input at most.
+ */
+static int skip_value(struct scan *sc)
+{
+    uint8_t small[16], *bits = small;
+    size_t depth = 0, cap = sizeof(small) * 8;
+    int rc = -1;
+
+    for (;;) {
+        skip_ws(sc);                            /* a value is expected */
+        if (sc->p >= sc->end)
+            goto out;
+        if (*sc->p == '{' || *sc->p == '[') {
+            bool obj = *sc->p++ == '{';
+            if (depth == cap) {
+                uint8_t *nb = malloc(cap / 4);
+                if (nb == NULL)
+                    goto out;
+                memcpy(nb, bits, cap / 8);
+                if (bits != small)
+                    free(bits);
+                bits = nb;
+                cap *= 2;
+            }
+            bits[depth / 8] = (uint8_t)((bits[depth / 8] & ~(1u << depth % 8))
+                                        | ((unsigned)obj << depth % 8));
+            depth++;
+            skip_ws(sc);
+            if (sc->p < sc->end && *sc->p == (obj ? '}' : ']')) {
+                sc->p++;
+                depth--;
+            } else {
+                if (obj && skip_key(sc) < 0)
+                    goto out;
+                continue;
+            }
+        } else if (skip_scalar(sc) < 0) {
+            goto out;
+        }
+        for (;;) {                              /* after a value: ',' or a close */
+            bool obj;
+            if (depth == 0) {
+                rc = 0;
+                goto out;
+            }
+            obj = bits[(depth - 1) / 8] >> (depth - 1) % 8 & 1u;
+            skip_ws(sc);
+            if (sc->p >= sc->end)
+                goto out;
+            if (*sc->p == ',') {
+                sc->p++;
+                if (obj && skip_key(sc) < 0)
+                    goto out;
+                break;
+            }
+            if (*sc->p++ != (obj ? '}' : ']'))
+                goto out;
+            depth--;
+        }
+    }
+out:
+    if (bits != small)
+        free(bits);
+    return rc;
 }
 
 /* Per-metric flag members ("<metric>_flag") seen before their metric. */
@@ -502,7 +554,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
     if (*sc.p != '{') {
         /* Still tell "valid JSON but not an object" from garbage. */
         struct scan chk = sc;
-        if (skip_value(&chk, 0) == 0) {
+        if (skip_value(&chk) == 0) {
             skip_ws(&chk);
             if (chk.p == chk.end)
                 return IW_REJ_NOT_OBJECT;
@@ -577,7 +629,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
                     reject_ts = IW_REJ_BAD_TS;
                 }
             } else {
-                if (skip_value(&sc, 0) < 0)
+                if (skip_value(&sc) < 0)
                     return IW_REJ_NOT_JSON;
                 reject_ts = IW_REJ_BAD_TS;
             }
@@ -637,7 +689,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
             /* An event is its type and state (SPEC section 1): any other
              * member of an event source (a channel number, a confidence) is
              * the event's own detail, neither a sample nor an event. */
-            if (skip_value(&sc, 0) < 0)
+            if (skip_value(&sc) < 0)
                 return IW_REJ_NOT_JSON;
             if (!o->event)
                 drop_member(out, IW_REJ_BAD_MEMBER);
@@ -645,7 +697,7 @@ int iw_payload_decode(const char *payload, size_t len, const struct iw_payload_o
             double d = 0;
             long long iv;
             if (c == 't' || c == 'f') {
-                if (skip_value(&sc, 0) < 0)
+                if (skip_value(&sc) < 0)
                     return IW_REJ_NOT_JSON;
                 d = c == 't' ? 1.0 : 0.0;
             } else {

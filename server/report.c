@@ -221,7 +221,7 @@ static int collect_store(struct iw_store *st, const struct iw_report_opts *o, co
         if (site_wanted(o, site))
             v[m++] = s;
     }
-    qsort(v, m, sizeof(*v), series_cmp);
+    iw_sort(v, m, sizeof(*v), series_cmp);
     for (uint32_t i = 0; i < m && rc == IW_OK; i++) {
         const struct iw_series *s = v[i];
         if ((i == 0 || series_dev_order(v[i - 1], s) != 0) &&
@@ -241,7 +241,7 @@ static int merge_duplicates(struct iw__rp_devs *d)
 
     if (d->n == 0)
         return IW_OK;                   /* d->v is NULL: qsort must not see it */
-    qsort(d->v, d->n, sizeof(*d->v), dev_cmp);
+    iw_sort(d->v, d->n, sizeof(*d->v), dev_cmp);
     for (size_t r = 0; r < d->n; r++) {
         if (w > 0 && dev_cmp(&d->v[w - 1], &d->v[r]) == 0) {
             struct iw__rp_dev *dst = &d->v[w - 1], *src = &d->v[r];

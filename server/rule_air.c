@@ -535,7 +535,7 @@ static void prime(struct iw_rules_engine *e, struct inst *in, const struct iw_rs
                         end - 25 * IW_MS_PER_HOUR + 1, to, hist_cb, &hv);
     }
     if (hv.n > 0)
-        qsort(hv.h, hv.n, sizeof(*hv.h), hist_cmp);
+        iw_sort(hv.h, hv.n, sizeof(*hv.h), hist_cmp);
     for (size_t i = 0; i < hv.n; i++)
         if (!feed(e, in, hv.h[i].pol, hv.h[i].ts, hv.h[i].v, hv.h[i].valid, iw__late(e, s),
                   s->recv_ms))

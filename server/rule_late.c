@@ -568,7 +568,7 @@ static bool replay_span(struct replay *r, const struct inst *live, char *const *
         free(c.p);
         return false;
     }
-    qsort(c.p, c.n, sizeof(*c.p), lpt_cmp);
+    iw_sort(c.p, c.n, sizeof(*c.p), lpt_cmp);
     for (size_t i = 0; i < c.n; i++)    /* one point per (series, ts): the last written */
         if (i + 1 == c.n || c.p[i].ts != c.p[i + 1].ts
             || strcmp(c.p[i].metric, c.p[i + 1].metric) != 0)
@@ -753,7 +753,7 @@ static struct lpt *late_points(const struct late_work *w, size_t *n_out)
         p[i] = (struct lpt){ .ts = w->s[i].ts, .recv = w->s[i].recv_ms, .v = w->s[i].value,
                              .metric = w->s[i].metric, .seq = i, .flag = w->s[i].flag,
                              .late_sample = true };
-    qsort(p, w->n, sizeof(*p), lpt_cmp);
+    iw_sort(p, w->n, sizeof(*p), lpt_cmp);
     for (size_t i = 0; i < w->n; i++)
         if (i + 1 == w->n || p[i].ts != p[i + 1].ts || strcmp(p[i].metric, p[i + 1].metric) != 0)
             p[n++] = p[i];

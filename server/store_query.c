@@ -726,7 +726,7 @@ static int match_sorted(struct iw_store *st, const char *glob, bool devices,
                 || (dev_glob[0] != '\0' && iw_glob_match(dev_glob, s->name))))
             v[m++] = s;
     }
-    qsort(v, m, sizeof(*v), name_cmp);
+    iw_sort(v, m, sizeof(*v), name_cmp);
     *out = v;
     *n_out = m;
     return IW_OK;

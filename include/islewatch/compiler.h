@@ -29,4 +29,12 @@ static inline void *iw_grow(void *p, size_t *cap, size_t n, size_t size)
     return np;
 }
 
+/* qsort, which must not be handed the NULL of an empty array (C17 7.22.5,
+ * and UBSan says so): fewer than two elements are sorted already. */
+static inline void iw_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
+
 #endif /* ISLEWATCH_COMPILER_H */

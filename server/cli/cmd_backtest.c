@@ -582,7 +582,7 @@ static void summarize(struct iw_replay *r, struct aref *refs, size_t n, int64_t 
 {
     size_t nr = iw_replay_rule_count(r);
 
-    qsort(refs, n, sizeof(*refs), cmp_episode);
+    iw_sort(refs, n, sizeof(*refs), cmp_episode);
     for (size_t i = 0; i < n;) {
         size_t j = i, k;
         int64_t fired_at = INT64_MIN;
@@ -611,7 +611,7 @@ static void summarize(struct iw_replay *r, struct aref *refs, size_t n, int64_t 
         }
         i = j;
     }
-    qsort(refs, n, sizeof(*refs), cmp_time);
+    iw_sort(refs, n, sizeof(*refs), cmp_time);
 }
 
 static const char *fmt_dur(int64_t ms, char *buf, size_t len)

@@ -117,7 +117,7 @@ static int64_t run_case(const struct ts_case *tc, struct iw_replay *r)
         it[i].order = s->order;
     }
     if (ok) {
-        qsort(it, tc->n_samples, sizeof(*it), cmp_feed);
+        iw_sort(it, tc->n_samples, sizeof(*it), cmp_feed);
         for (size_t i = 0; i < tc->n_samples; i++)
             rs[i] = it[i].s;
         for (size_t i = 0; i < tc->n_samples;) {
@@ -421,8 +421,8 @@ static int judge(const struct iw_config *cfg, const char *tfile, const struct ts
         got[i] = iw_replay_alert(r, i);
     for (size_t i = 0; i < tc->n_expects; i++)
         ex[i] = &tc->expects[i];
-    qsort(got, n_got, sizeof(*got), cmp_got);
-    qsort(ex, tc->n_expects, sizeof(*ex), cmp_expect);
+    iw_sort(got, n_got, sizeof(*got), cmp_got);
+    iw_sort(ex, tc->n_expects, sizeof(*ex), cmp_expect);
     ed = align(ex, tc->n_expects, got, n_got, &k);
     if (ed != NULL) {
         for (size_t i = 0; i < k; i++)

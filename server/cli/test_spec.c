@@ -512,7 +512,7 @@ static void parse_case(struct ts_cx *cx, yaml_node_t *n, const struct defaults *
                                &tc->restarts[tc->n_restarts]))
                     tc->n_restarts++;
             if (tc->restarts != NULL)
-                qsort(tc->restarts, tc->n_restarts, sizeof(int64_t), cmp_i64);
+                iw_sort(tc->restarts, tc->n_restarts, sizeof(int64_t), cmp_i64);
         }
     }
     if ((v = ts_get(cx, n, "input")) != NULL)
@@ -616,7 +616,7 @@ static void sort_diag(struct iw_diag *d, size_t from, const char *file)
         if (strncmp(d->lines[i], file, strlen(file)) != 0 || d->lines[i][strlen(file)] != ':')
             return;                     /* not all ours: leave the order alone */
     sort_file = file;
-    qsort(d->lines + from, d->n - from, sizeof(char *), cmp_diag);
+    iw_sort(d->lines + from, d->n - from, sizeof(char *), cmp_diag);
 }
 
 int ts_file_load(const char *file, const struct iw_config *cfg, struct ts_file **out,

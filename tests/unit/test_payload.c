@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "islewatch/payload.h"
@@ -119,6 +120,41 @@ Test(payload, bad_members_are_dropped_good_ones_kept)
     cr_expect_eq(d.member_rejects[IW_REJ_NON_FINITE], 3);
     cr_expect_eq(d.member_rejects[IW_REJ_BAD_LABEL], 2);
     cr_expect_eq(d.member_rejects[IW_REJ_BAD_MEMBER], 3);
+}
+
+/* A member nested deeper than the old recursive skipper's 64 levels made the
+ * whole message "not JSON" and lost its good members (fuzzing audit). */
+Test(payload, a_deeply_nested_member_is_dropped_not_the_message)
+{
+    static const int depth[] = { 64, 65, 1000, 30000 };
+
+    for (size_t k = 0; k < sizeof(depth) / sizeof(depth[0]); k++) {
+        int n = depth[k];
+        char *p = malloc((size_t)n * 8 + 64), *q = p;
+        q += sprintf(q, "{\"ph\":7,\"x\":");
+        for (int i = 0; i < n; i++)
+            q += sprintf(q, i % 2 ? "{\"k\":" : "[1,");
+        q += sprintf(q, "0");
+        for (int i = n - 1; i >= 0; i--)
+            *q++ = i % 2 ? '}' : ']';
+        sprintf(q, ",\"do\":6}");
+        cr_assert_eq(decode(p), -1, "depth %d", n);
+        cr_assert_eq(d.n, 2, "depth %d", n);
+        cr_expect_eq(value_of("do"), 6.0);
+        cr_expect_eq(d.member_rejects[IW_REJ_BAD_MEMBER], 1, "depth %d", n);
+        /* Deep and broken: not JSON. */
+        q[-1] = q[-1] == '}' ? ']' : '}';
+        cr_expect_eq(decode(p), IW_REJ_NOT_JSON, "mismatched close at depth %d", n);
+        free(p);
+    }
+    cr_expect_eq(decode("{\"a\":[1,{\"b\":[true,null,\"s\"]},[]],\"v\":1}"), -1);
+    cr_expect_eq(d.n, 1);
+    cr_expect_eq(decode("{\"a\":[1,],\"v\":1}"), IW_REJ_NOT_JSON);
+    cr_expect_eq(decode("{\"a\":{\"b\"},\"v\":1}"), IW_REJ_NOT_JSON);
+    cr_expect_eq(decode("{\"a\":{\"b\":1,},\"v\":1}"), IW_REJ_NOT_JSON);
+    cr_expect_eq(decode("{\"a\":[[[[1]]],\"v\":1}"), IW_REJ_NOT_JSON);
+    cr_expect_eq(decode("[[[[[1]]]]]"), IW_REJ_NOT_OBJECT);
+    cr_expect_eq(decode("[[[[[1]]]]"), IW_REJ_NOT_JSON);
 }
 
 Test(payload, invalid_utf8_label_is_dropped)

@@ -331,6 +331,26 @@ static double class_at(int64_t ts)
     return p->v;
 }
 
+/* A late message 19 hours back into a device-level replay whose later spans
+ * hold no point: qsort was handed NULL (UBSan aborted the daemon; fuzzing
+ * audit's reproduction). */
+Test(std, water_a_late_sample_with_empty_replay_spans_is_judged)
+{
+    static const char *const pd[] = { "ph", "do" }, *const np[] = { "nh3_n", "ph" };
+    static const double v[] = { 7, 7 }, late[] = { 5, 7 };
+    struct iw_rules_engine *e;
+
+    water_rule();
+    e = engine(T0);
+    feed_msg(e, "water", "rq", "d1", pd, v, 2, T0, 0);
+    feed_msg(e, "water", "rq", "d1", pd, v, 2, T0 + 20 * HOUR, 0);
+    feed_msg_recv(e, "water", "rq", "d1", np, late, 2, T0 + HOUR, 0, T0 + 20 * HOUR + MINUTE);
+    cr_assert_eq(env.n_alerts, 2, "the late 劣V hour: %zu alerts", env.n_alerts);
+    cr_expect_eq(env.alerts[0]->ts, T0 + HOUR);
+    cr_expect(env.alerts[0]->late);
+    iw_rules_engine_free(e);
+}
+
 Test(std, water_a_late_sample_older_than_the_window_is_judged_at_its_own_time)
 {
     struct iw_rules_engine *e;
