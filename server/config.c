@@ -635,6 +635,50 @@ static bool check_readable(const char *s, char *why, size_t len)
     return !dir;
 }
 
+int iw_config_read_token(const char *path, char **out, char *why, size_t wlen)
+{
+    char buf[IW_TOKEN_MAX + 2];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    *out = NULL;
+    if (f == NULL) {
+        snprintf(why, wlen, "%s cannot be read: %s; create it with the token on its first line, "
+                 "readable by islewatchd", path, strerror(errno));
+        return IW_E_IO;
+    }
+    if (fgets(buf, sizeof(buf), f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+                     buf[n - 1] == '\t'))
+        buf[--n] = '\0';
+    if (n == 0 || n > IW_TOKEN_MAX) {
+        snprintf(why, wlen, "%s %s; put the token (1 to %d characters) on its first line", path,
+                 n == 0 ? "has an empty first line" : "has a first line that is too long",
+                 IW_TOKEN_MAX);
+        return IW_E_CONFIG;
+    }
+    *out = strdup(buf);
+    return *out ? IW_OK : IW_E_NOMEM;
+}
+
+/* A token file the daemon would refuse (audit: check passed an empty one). */
+static bool check_token(const char *s, char *why, size_t len)
+{
+    char *tok;
+
+    if (!check_readable(s, why, len))
+        return false;
+    if (!check_files || s[0] == '\0')
+        return true;
+    if (iw_config_read_token(s, &tok, why, len) != IW_OK)
+        return false;
+    free(tok);
+    return true;
+}
+
 static bool check_port(const char *p, char *why, size_t len, const char *what)
 {
     long long port;
@@ -845,7 +889,7 @@ static const struct cfg_key storage_keys[] = {
 static const struct cfg_key http_keys[] = {
     { "listen", CFG_STR, HT(listen), .def.s = "127.0.0.1:8080", .check = check_listen,
       .doc = "HOST:PORT of the HTTP API and dashboard; \"off\" disables" },
-    { "token_file", CFG_STR, HT(token_file), .check = check_readable,
+    { "token_file", CFG_STR, HT(token_file), .check = check_token,
       .doc = "file holding the bearer token state-changing requests need" },
     { 0 }
 };

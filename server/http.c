@@ -48,7 +48,6 @@
 #include "islewatch/topic.h"
 #include "http_int.h"
 
-#define TOKEN_MAX 4096
 
 /* ======================================================================== */
 /* Responses                                                                 */
@@ -179,34 +178,15 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, con
 /* The token                                                                 */
 /* ======================================================================== */
 
-/* First line of the file, without trailing whitespace. */
+/* The token file's first line (iw_config_read_token); why names the key. */
 static int read_token(const char *path, char **out, char *why, size_t wlen)
 {
-    char buf[TOKEN_MAX + 2];
-    FILE *f = fopen(path, "r");
-    size_t n;
+    char r[480];
+    int rc = iw_config_read_token(path, out, r, sizeof(r));
 
-    *out = NULL;
-    if (f == NULL) {
-        snprintf(why, wlen, "http.token_file %s cannot be read: %s; create it with the token on "
-                 "its first line, readable by islewatchd", path, strerror(errno));
-        return IW_E_IO;
-    }
-    if (fgets(buf, sizeof(buf), f) == NULL)
-        buf[0] = '\0';
-    fclose(f);
-    n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
-        buf[--n] = '\0';
-    if (n == 0 || n > TOKEN_MAX) {
-        snprintf(why, wlen, "http.token_file %s %s; put the token (1 to %d characters) on its "
-                 "first line", path, n == 0 ? "has an empty first line" : "has a first line that "
-                 "is too long", TOKEN_MAX);
-        return IW_E_CONFIG;
-    }
-    *out = strdup(buf);
-    return *out ? IW_OK : IW_E_NOMEM;
+    if (rc != IW_OK)
+        snprintf(why, wlen, "http.token_file %s", r);
+    return rc;
 }
 
 /* Load the token for cfg; on failure the old token is dropped (fail closed). */
@@ -489,6 +469,23 @@ static enum MHD_Result route(struct iw_http *h, struct MHD_Connection *c, const 
                           strlen(url) > 200 ? "..." : "");
 }
 
+/*
+ * Each connection holds a thread and one of IW_HTTP_MAX_CONNECTIONS places
+ * until it closes. Waiting for a request's headers (a new connection, or a
+ * kept-alive one between requests), it is closed after HEADER_WAIT_S
+ * without a byte; once a request is there, after REQUEST_IDLE_S (an SSE
+ * stream writes a keepalive every 15 s). A single 120 s let 512 connections
+ * that never finished their headers shut every client out, /healthz
+ * included, for two minutes (audit).
+ */
+#define HEADER_WAIT_S 10
+#define REQUEST_IDLE_S 120
+
+static void idle_timeout(struct MHD_Connection *c, unsigned seconds)
+{
+    (void)MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, seconds);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -505,6 +502,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if ((r = calloc(1, sizeof(*r))) == NULL)
             return MHD_NO;
         *con_cls = r;
+        idle_timeout(c, REQUEST_IDLE_S);
         if ((strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0 ||
              strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) &&
             allow != NULL && method_in(method, allow) && !authorize(h, c, &ret))
@@ -549,13 +547,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return route(h, c, url, method, r);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        idle_timeout(c, HEADER_WAIT_S);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct iw_http_req *r = *con_cls;
     (void)cls;
-    (void)c;
-    (void)toe;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        idle_timeout(c, HEADER_WAIT_S);       /* kept alive: the next request's headers */
     if (r != NULL) {
         free(r->body);
         free(r);
@@ -648,6 +655,7 @@ int iw_http_start(struct iw_daemon *d, const struct iw_config *cfg, struct iw_ht
     h->d = d;
     snprintf(h->listen, sizeof(h->listen), "%s", listen_s);
     pthread_mutex_init(&h->lock, NULL);
+    sem_init(&h->heavy, 0, IW_HTTP_MAX_HEAVY);
     if ((rc = load_token(h, cfg, diag, NULL)) != IW_OK)
         goto fail;
 
@@ -667,8 +675,9 @@ int iw_http_start(struct iw_daemon *d, const struct iw_config *cfg, struct iw_ht
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                               MHD_OPTION_LISTEN_SOCKET, fd,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)IW_HTTP_MAX_CONNECTIONS,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)REQUEST_IDLE_S,
                               MHD_OPTION_END);
     if (h->mhd == NULL) {
         close(fd);
@@ -685,6 +694,7 @@ int iw_http_start(struct iw_daemon *d, const struct iw_config *cfg, struct iw_ht
 fail:
     free(h->token);
     pthread_mutex_destroy(&h->lock);
+    sem_destroy(&h->heavy);
     free(h);
     return rc;
 }
@@ -725,5 +735,6 @@ void iw_http_stop(struct iw_http *h)
     MHD_stop_daemon(h->mhd);
     free(h->token);
     pthread_mutex_destroy(&h->lock);
+    sem_destroy(&h->heavy);
     free(h);
 }

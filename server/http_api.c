@@ -62,8 +62,9 @@
 #define SSE_KEEPALIVE_NS (15LL * 1000000000LL)
 #define SSE_WAIT_MS 250
 #define SSE_REPLAY_CHUNK (512 * 1024)  /* bytes of history replayed per refill */
-/* Points one /api/v1/query answer may hold (~200 MB of JSON tree at most): a
- * query must not take the memory the daemon needs to ingest. */
+/* Points one /api/v1/query answer may hold (~25 MB of text at most, built
+ * IW_HTTP_MAX_HEAVY at a time): a query must not take the memory the daemon
+ * needs to ingest. */
 #define QUERY_MAX_POINTS 1000000
 
 static const char time_help[] = "RFC 3339 (2026-11-29T10:00:00Z), epoch milliseconds, \"now\" or "
@@ -217,10 +218,14 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
     if (devices && step != 0)
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "devices=1 gives raw points only; "
                               "leave out step and agg");
+    /* A few at a time: memory stays bounded however many clients ask at once. */
+    while (sem_wait(&h->heavy) != 0)
+        ;                                           /* EINTR */
     rc = devices ? iw_api_device_points_json(iw_daemon_store(h->d), glob, from, to,
                                              QUERY_MAX_POINTS, &out)
                  : iw_api_query_json(iw_daemon_store(h->d), glob, from, to, step,
                                      (enum iw_agg)agg, QUERY_MAX_POINTS, &out);
+    sem_post(&h->heavy);
     if (rc == IW_E_FULL)
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the query selects more than %d points; "
                               "narrow the glob or the range, use step=D (e.g. step=1h), or read "

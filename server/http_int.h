@@ -7,6 +7,7 @@
 #define ISLEWATCH_HTTP_INT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,7 +26,9 @@
  * /healthz, /readyz and /metrics still answer with IW_HTTP_MAX_STREAMS
  * streams open. Past it a new stream gets 503 with what to do.
  */
-enum { IW_HTTP_MAX_CONNECTIONS = 512, IW_HTTP_MAX_STREAMS = 128 };
+/* IW_HTTP_MAX_HEAVY: /api/v1/query answers built at the same time (each up
+ * to QUERY_MAX_POINTS, ~25 MB of text); the others wait their turn. */
+enum { IW_HTTP_MAX_CONNECTIONS = 512, IW_HTTP_MAX_STREAMS = 128, IW_HTTP_MAX_HEAVY = 4 };
 
 struct iw_http {
     struct iw_daemon *d;
@@ -36,6 +39,7 @@ struct iw_http {
     char token_why[512];                /* why there is no token */
     _Atomic int stopping;               /* SSE readers end their streams */
     _Atomic int streams;                /* open SSE streams: the cap, and the log at stop */
+    sem_t heavy;                        /* answers built at once (query): IW_HTTP_MAX_HEAVY */
 };
 
 /* One request's state between libmicrohttpd's calls (its con_cls). */

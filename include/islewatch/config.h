@@ -260,6 +260,14 @@ IW_NODISCARD int iw_config_load_string(const char *name, const char *text, size_
                                        struct iw_config **out, struct iw_diag *diag);
 void iw_config_free(struct iw_config *cfg);
 /*
+ * The bearer token in http.token_file: its first line without trailing
+ * whitespace, 1 to IW_TOKEN_MAX bytes. On failure *out is NULL and why says
+ * what is wrong with PATH and what to do (without the key's name): the
+ * daemon and `islewatch check` refuse the same files.
+ */
+#define IW_TOKEN_MAX 4096
+IW_NODISCARD int iw_config_read_token(const char *path, char **out, char *why, size_t wlen);
+/*
  * Whether loading also checks that the files the daemon reads can be read
  * (broker.password_file, broker.tls.*_file, http.token_file): on in
  * islewatchd and `islewatch check`, off by default, so that the commands

@@ -1917,6 +1917,54 @@ Test(http, alert_streams_past_their_cap_get_503_and_health_still_answers, .timeo
         close(fds[i]);
 }
 
+/* A connection that sends a byte and no more until it closes: 1, or 0 when
+ * the server kept it open for the whole minute (its old 120 s timeout). */
+static int closed_within_a_minute(int fd)
+{
+    struct timeval tv = { 60, 0 };
+    char buf[4096];
+    ssize_t r;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while ((r = recv(fd, buf, sizeof(buf), 0)) > 0)
+        ;
+    return r == 0;
+}
+
+/* Connections that never finish their headers each held a thread and one of
+ * the 512 places for 120 s: 512 of them shut every client out (audit). A
+ * connection waiting for a request's headers, new or kept alive, is closed
+ * after 10 s without a byte. */
+Test(http, connections_that_never_finish_their_headers_are_closed, .timeout = 150)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    static const char *const sent[] = {
+        "",                                                     /* nothing at all */
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n",                  /* no blank line */
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",              /* kept alive after */
+    };
+    int fds[3];
+
+    start(EXTRA);
+    a.sin_port = htons((uint16_t)daemon_.http_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 3; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert(fds[i] >= 0);
+        cr_assert_eq(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+        cr_assert_eq(send(fds[i], sent[i], strlen(sent[i]), 0), (ssize_t)strlen(sent[i]));
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_expect(closed_within_a_minute(fds[i]), "connection %d (sent \"%s\") still open", i,
+                  sent[i]);
+        close(fds[i]);
+    }
+    int status = 0;
+    char *body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200);
+    free(body);
+}
+
 /* ---- reload ---- */
 
 Test(http, reload_with_a_broken_file_is_400_with_the_error_lines)

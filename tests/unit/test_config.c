@@ -581,6 +581,21 @@ Test(config, files_the_daemon_reads_must_be_readable)
     cr_assert_eq(load_str("http:\n  token_file: \"\"\n", &cfg, &diag), IW_OK,
                  "empty: no token file, state changes disabled: %s", iw_diag_first(&diag));
     iw_config_free(cfg);
+
+    /* A token file the daemon refuses: check refused it too (audit). */
+    char tpath[] = "/tmp/iw-token-XXXXXX", text2[128];
+    int fd = mkstemp(tpath);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, "  \nsecret\n", 10), 10);
+    close(fd);
+    snprintf(text2, sizeof(text2), "http:\n  token_file: %s\n", tpath);
+    cr_assert_eq(load_str(text2, &cfg, &diag), IW_E_CONFIG);
+    cr_assert_eq(diag.n, 1);
+    cr_expect(strncmp(diag.lines[0], "inline.yaml:2:15: error: http.token_file: ", 42) == 0
+              && strstr(diag.lines[0], "has an empty first line; put the token") != NULL, "%s",
+              diag.lines[0]);
+    iw_diag_fini(&diag);
+    unlink(tpath);
     iw_config_check_files(false);
 }
 
