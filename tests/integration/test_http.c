@@ -757,6 +757,9 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
           "standard, interval, source" },
         { "/api/v1/report/air?from=-1d&to=now&fromat=csv", "(did you mean \"format\"?)" },
         { "/api/v1/report/cameras?from=-1h&to=now&intervall=10s", "(did you mean \"interval\"?)" },
+        /* Read cut short at the NUL, rule=%00x filtered nothing (audit). */
+        { "/api/v1/alerts?rule=%00x", "parameter \"rule\" holds a NUL byte (%00)" },
+        { "/api/v1/query?series=water/%00/*/*", "parameter \"series\" holds a NUL byte" },
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
