@@ -8,6 +8,7 @@
  * report_html.c.
  */
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -406,8 +407,14 @@ const char *iw__rp_class_name(int cls)
 
 char *iw__rp_num(double v, int sig, char *buf, size_t len)
 {
-    double a = fabs(v);
+    double a;
 
+    /* A mean of decimal samples rounds as its decimal value does: 7.11 / 4 is
+     * 1.77749999999999996 in binary, and %.4g wrote 1.777 for 1.7775 (the CSV,
+     * 6 digits, said 1.7775). Four units in the last place more lift such a
+     * value past the decimal tie without reaching another 15-digit value. */
+    v *= 1 + 4 * DBL_EPSILON;
+    a = fabs(v);
     if (!isfinite(v)) {
         snprintf(buf, len, "%s", "");
         return buf;
