@@ -497,6 +497,22 @@ static void idle_timeout(struct MHD_Connection *c, unsigned seconds)
     (void)MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, seconds);
 }
 
+/* A NUL byte, or a JSON escape of one: the parsed string would end there
+ * (an ack "by":"a\u0000b" went out as "a", audit). */
+static bool holds_nul(const char *b, size_t len)
+{
+    if (memchr(b, '\0', len) != NULL)
+        return true;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (b[i] != '\\')
+            continue;
+        if (b[i + 1] == 'u' && i + 5 < len && memcmp(b + i + 2, "0000", 4) == 0)
+            return true;
+        i++;                            /* the escaped character: "\\u0000" is text */
+    }
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -554,6 +570,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->len > 0 && !iw_utf8_valid(r->body, r->len))
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the request body is not valid UTF-8; "
                               "send JSON encoded as UTF-8");
+    if (r->len > 0 && holds_nul(r->body, r->len))
+        return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the request body holds a NUL character "
+                              "(\\u0000), which no name, comment or reason may hold");
     IW_LOG_DEBUG("http", "%s %s", method, url);
     return route(h, c, url, method, r);
 }
