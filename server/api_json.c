@@ -86,23 +86,8 @@ struct text {
 
 static void text_put(struct text *t, const char *s, size_t len)
 {
-    if (t->oom)
-        return;
-    if (t->n + len + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 256;
-        while (cap < t->n + len + 1)
-            cap *= 2;
-        char *np = realloc(t->p, cap);
-        if (np == NULL) {
-            t->oom = true;
-            return;
-        }
-        t->p = np;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->n, s, len);
-    t->n += len;
-    t->p[t->n] = '\0';
+    if (!t->oom && !iw_append(&t->p, &t->n, &t->cap, s, len))
+        t->oom = true;
 }
 
 /* One point, [T,V], after a comma unless first: V null when not finite

@@ -297,22 +297,8 @@ struct sse {
 
 static void sse_put(struct sse *s, const char *p, size_t n)
 {
-    if (s->oom)
-        return;
-    if (s->len + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 8192;
-        while (cap < s->len + n)
-            cap *= 2;
-        char *nb = realloc(s->buf, cap);
-        if (nb == NULL) {
-            s->oom = true;
-            return;
-        }
-        s->buf = nb;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
+    if (!s->oom && !iw_append(&s->buf, &s->len, &s->cap, p, n))
+        s->oom = true;
 }
 
 /* One event; a JSON text with line breaks becomes several data: lines. */

@@ -429,21 +429,10 @@ static int buf_sink(void *ctx, const char *p, size_t n)
         b->overflow = true;
         return 1;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->overflow = true;
-            return 1;
-        }
-        b->p = np;
-        b->cap = cap;
+    if (!iw_append(&b->p, &b->len, &b->cap, p, n)) {
+        b->overflow = true;
+        return 1;
     }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
     return 0;
 }
 
