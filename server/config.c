@@ -637,9 +637,10 @@ static bool check_readable(const char *s, char *why, size_t len)
 
 int iw_config_read_token(const char *path, char **out, char *why, size_t wlen)
 {
-    char buf[IW_TOKEN_MAX + 2];
     FILE *f = fopen(path, "r");
-    size_t n;
+    char *line = NULL;
+    size_t cap = 0, n;
+    ssize_t got;
 
     *out = NULL;
     if (f == NULL) {
@@ -647,21 +648,25 @@ int iw_config_read_token(const char *path, char **out, char *why, size_t wlen)
                  "readable by islewatchd", path, strerror(errno));
         return IW_E_IO;
     }
-    if (fgets(buf, sizeof(buf), f) == NULL)
-        buf[0] = '\0';
+    got = getline(&line, &cap, f);
     fclose(f);
-    n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
-        buf[--n] = '\0';
-    if (n == 0 || n > IW_TOKEN_MAX) {
+    n = got > 0 ? (size_t)got : 0;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                     line[n - 1] == '\t'))
+        n--;
+    const char *bad = n == 0 ? "has an empty first line"
+                      : n > IW_TOKEN_MAX ? "has a first line that is too long"
+                      : memchr(line, '\0', n) != NULL ? "holds a NUL byte in its first line"
+                      : NULL;
+    if (bad != NULL) {
+        free(line);
         snprintf(why, wlen, "%s %s; put the token (1 to %d characters) on its first line", path,
-                 n == 0 ? "has an empty first line" : "has a first line that is too long",
-                 IW_TOKEN_MAX);
+                 bad, IW_TOKEN_MAX);
         return IW_E_CONFIG;
     }
-    *out = strdup(buf);
-    return *out ? IW_OK : IW_E_NOMEM;
+    line[n] = '\0';
+    *out = line;
+    return IW_OK;
 }
 
 /* A token file the daemon would refuse (audit: check passed an empty one). */

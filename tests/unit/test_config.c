@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "islewatch/clock.h"
@@ -594,6 +595,15 @@ Test(config, files_the_daemon_reads_must_be_readable)
     cr_expect(strncmp(diag.lines[0], "inline.yaml:2:15: error: http.token_file: ", 42) == 0
               && strstr(diag.lines[0], "has an empty first line; put the token") != NULL, "%s",
               diag.lines[0]);
+    iw_diag_fini(&diag);
+    /* Nor one cut at a NUL byte (re-audit: "a\0b" was the token "a"). */
+    cr_assert_eq(truncate(tpath, 0), 0);
+    fd = open(tpath, O_WRONLY);
+    cr_assert_eq(write(fd, "a\0b\n", 4), 4);
+    close(fd);
+    cr_assert_eq(load_str(text2, &cfg, &diag), IW_E_CONFIG);
+    cr_expect(diag.n == 1 && strstr(diag.lines[0], "holds a NUL byte in its first line") != NULL,
+              "%s", iw_diag_first(&diag));
     iw_diag_fini(&diag);
     unlink(tpath);
     iw_config_check_files(false);
