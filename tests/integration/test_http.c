@@ -757,9 +757,12 @@ Test(http, bad_query_arguments_are_400_with_a_reason)
           "standard, interval, source" },
         { "/api/v1/report/air?from=-1d&to=now&fromat=csv", "(did you mean \"format\"?)" },
         { "/api/v1/report/cameras?from=-1h&to=now&intervall=10s", "(did you mean \"interval\"?)" },
-        /* Read cut short at the NUL, rule=%00x filtered nothing (audit). */
-        { "/api/v1/alerts?rule=%00x", "parameter \"rule\" holds a NUL byte (%00)" },
-        { "/api/v1/query?series=water/%00/*/*", "parameter \"series\" holds a NUL byte" },
+        /* Read cut short at the NUL, rule=%00x filtered nothing and a path
+         * ".../ack%00evil" acked (audits). */
+        { "/api/v1/alerts?rule=%00x", "hold a NUL byte (%00)" },
+        { "/api/v1/query?series=water/%00/*/*", "hold a NUL byte (%00)" },
+        { "/api/v1/alerts%00junk", "the request's path or parameters hold a NUL byte (%00)" },
+        { "/healthz%00", "hold a NUL byte (%00)" },
     };
     start(EXTRA);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
