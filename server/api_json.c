@@ -71,12 +71,13 @@ int iw_api_device_series_json(struct iw_store *st, const char *glob, char **out)
 }
 
 /*
- * A query's points are printed as they are read, each series' into text of
- * its own that joins the answer as a raw node: as cJSON nodes, a point took
- * three of them (~240 bytes) for ~25 bytes of text, so a 1,000,000-point
- * answer held ~250 MB while it was built (audit: 32 concurrent queries took
- * the daemon to 4.3 GB). The numbers are written as iw_json_print writes
- * them (the shortest exact text from 15 digits up; -0 as 0, as cJSON).
+ * A query's answer is printed as its points are read, into the one text it
+ * is sent as: as cJSON nodes, a point took three of them (~240 bytes) for
+ * ~25 bytes of text, so a 1,000,000-point answer held ~250 MB while it was
+ * built (audit: 32 concurrent queries took the daemon to 4.3 GB). The text
+ * is what cJSON printed, byte for byte: numbers as iw_json_print writes them
+ * (the shortest exact text from 15 digits up; -0 as 0), names escaped by
+ * cJSON itself.
  */
 struct text {
     char *p;
@@ -90,9 +91,9 @@ static void text_put(struct text *t, const char *s, size_t len)
         t->oom = true;
 }
 
-/* One point, [T,V], after a comma unless first: V null when not finite
+/* One point, [T,V], after a comma unless *first: V null when not finite
  * (never stored, but be safe). */
-static void text_point(struct text *t, int64_t ts, double v)
+static void text_point(struct text *t, bool *first, int64_t ts, double v)
 {
     char buf[80], num[40];
     int n;
@@ -103,21 +104,23 @@ static void text_point(struct text *t, int64_t ts, double v)
         snprintf(num, sizeof(num), "0");
     else
         iw_num_shortest(v, num, sizeof(num));
-    n = snprintf(buf, sizeof(buf), "%s[%lld,%s]", t->n > 1 ? "," : "", (long long)ts, num);
+    n = snprintf(buf, sizeof(buf), "%s[%lld,%s]", *first ? "" : ",", (long long)ts, num);
+    *first = false;
     text_put(t, buf, (size_t)n);
 }
 
 struct q_ctx {
-    struct text points;                 /* "[[T,V],..." */
+    struct text *out;                   /* the answer: "[T,V],..." of this series go on it */
+    bool first;
     enum iw_agg agg;
-    struct text flags;                  /* "[[T,"F"],..." of the flagged points; empty: none */
+    struct text flags;                  /* "[T,"F"],..." of the flagged points; empty: none */
     size_t *left;                       /* points the query may still add (all series) */
 };
 
 /* One more point, if the query's bound allows it (callbacks stop at false). */
 static bool take_point(struct q_ctx *q)
 {
-    if (*q->left == 0 || q->points.oom || q->flags.oom)
+    if (*q->left == 0 || q->out->oom || q->flags.oom)
         return false;
     (*q->left)--;
     return true;
@@ -128,11 +131,11 @@ static int raw_cb(void *ctx, const struct iw_point *p)
     struct q_ctx *q = ctx;
     if (!take_point(q))
         return 1;
-    text_point(&q->points, p->ts, p->value);
+    text_point(q->out, &q->first, p->ts, p->value);
     /* SPEC §6 gives points as [T,V]: a flag goes beside them, not into the pair. */
     if (p->flag) {
         char buf[48];
-        int n = snprintf(buf, sizeof(buf), "%s[%lld,\"%c\"]", q->flags.n > 1 ? "," : "",
+        int n = snprintf(buf, sizeof(buf), "%s[%lld,\"%c\"]", q->flags.n > 0 ? "," : "",
                          (long long)p->ts, p->flag);
         text_put(&q->flags, buf, (size_t)n);
     }
@@ -191,7 +194,7 @@ static int agg_cb(void *ctx, const struct iw_rollup *r)
     }
     if (!take_point(q))
         return 1;
-    text_point(&q->points, r->ts, v);
+    text_point(q->out, &q->first, r->ts, v);
     return 0;
 }
 
@@ -210,63 +213,77 @@ static int device_id_cb(void *ctx, const struct iw_series_info *si)
 static int query_json(struct iw_store *st, const char *glob, bool devices, int64_t from,
                       int64_t to, int64_t step, enum iw_agg agg, size_t max_points, char **out)
 {
-    cJSON *arr = cJSON_CreateArray(), *ids = cJSON_CreateArray(), *id;
+    cJSON *ids = cJSON_CreateArray(), *id;
     size_t left = max_points > 0 ? max_points + 1 : SIZE_MAX;   /* one more: over the bound */
+    struct text all = { 0 };
+    bool any = false;
     int rc = IW_OK;
 
     *out = NULL;
-    if (arr == NULL || ids == NULL) {
-        cJSON_Delete(arr);
-        cJSON_Delete(ids);
+    if (ids == NULL)
         return IW_E_NOMEM;
-    }
     /* The range is inclusive at both ends: --from T --to T gives the point at T. */
     if (to < INT64_MAX)
         to++;
     if (from >= to || step < 0 || (devices && step != 0)) {
-        cJSON_Delete(arr);
         cJSON_Delete(ids);
         return IW_E_INVAL;
     }
     /* Not iw_store_series_list: a series whose raw points expired still has rollups. */
     rc = devices ? iw_store_device_list(st, glob, device_id_cb, ids)
                  : iw_store_series_match(st, glob, name_cb, ids);
+    text_put(&all, "[", 1);
     cJSON_ArrayForEach(id, ids) {
         if (rc != IW_OK)
             break;
         const struct iw_series *s = iw_store_series_by_id(st, (uint32_t)id->valuedouble);
-        struct q_ctx q = { .agg = agg, .left = &left };
+        struct q_ctx q = { .out = &all, .first = true, .agg = agg, .left = &left };
+        cJSON *name = s != NULL ? cJSON_CreateString(s->name) : NULL;
+        char *qname = name != NULL ? cJSON_PrintUnformatted(name) : NULL;
+        size_t mark = all.n;                        /* a series without points leaves none */
+        cJSON_Delete(name);
         if (s == NULL)
             continue;
-        text_put(&q.points, "[", 1);
-        text_put(&q.flags, "[", 1);
+        if (qname == NULL) {
+            rc = IW_E_NOMEM;
+            break;
+        }
+        text_put(&all, any ? ",{\"series\":" : "{\"series\":", any ? 11 : 10);
+        text_put(&all, qname, strlen(qname));
+        text_put(&all, ",\"points\":[", 11);
+        free(qname);
         if (step > 0)
             rc = iw_store_read_agg(st, s->id, from, to, step, agg_cb, &q);
         else
             rc = iw_store_read_points(st, s->id, from, to, raw_cb, &q);
-        text_put(&q.points, "]", 1);
-        text_put(&q.flags, "]", 1);
-        if (rc == IW_OK && (q.points.oom || q.flags.oom))
+        if (q.first) {
+            all.n = mark;                           /* no point: not listed */
+        } else {
+            text_put(&all, "]", 1);
+            if (q.flags.n > 0) {
+                text_put(&all, ",\"flags\":[", 10);
+                text_put(&all, q.flags.p, q.flags.n);
+                text_put(&all, "]", 1);
+            }
+            text_put(&all, "}", 1);
+            any = true;
+        }
+        free(q.flags.p);
+        if (rc == IW_OK && (all.oom || q.flags.oom))
             rc = IW_E_NOMEM;
         if (rc == IW_OK && left == 0)
             rc = IW_E_FULL;
-        if (rc == IW_OK && q.points.n > 2) {
-            cJSON *o = cJSON_CreateObject();
-            if (o == NULL || cJSON_AddStringToObject(o, "series", s->name) == NULL
-                || cJSON_AddRawToObject(o, "points", q.points.p) == NULL
-                || (q.flags.n > 2 && cJSON_AddRawToObject(o, "flags", q.flags.p) == NULL))
-                rc = IW_E_NOMEM;
-            cJSON_AddItemToArray(arr, o);
-        }
-        free(q.points.p);
-        free(q.flags.p);
     }
     cJSON_Delete(ids);
+    text_put(&all, "]", 1);
+    if (rc == IW_OK && all.oom)
+        rc = IW_E_NOMEM;
     if (rc != IW_OK) {
-        cJSON_Delete(arr);
+        free(all.p);
         return rc;
     }
-    return finish(arr, out);
+    *out = all.p;
+    return IW_OK;
 }
 
 int iw_api_query_json(struct iw_store *st, const char *glob, int64_t from, int64_t to,

@@ -896,6 +896,8 @@ static const struct cfg_key http_keys[] = {
       .doc = "HOST:PORT of the HTTP API and dashboard; \"off\" disables" },
     { "token_file", CFG_STR, HT(token_file), .check = check_token,
       .doc = "file holding the bearer token state-changing requests need" },
+    { "test_answer_budget", CFG_SIZE, HT(answer_budget), .min = 0, .max = 1LL << 40,
+      .def.i = 0, .doc = "test only: bytes of query answers in flight before a query is 503" },
     { 0 }
 };
 

@@ -53,25 +53,12 @@
 /* Responses                                                                 */
 /* ======================================================================== */
 
-enum MHD_Result iw__http_reply(struct MHD_Connection *c, unsigned status, const char *ctype,
-                               char *body, size_t len)
+/* Queue resp with the headers every answer has; resp is released. */
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, const char *ctype,
+                             struct MHD_Response *resp)
 {
-    struct MHD_Response *resp;
     enum MHD_Result ret;
 
-    if (body == NULL) {
-        static const char oom[] = "{\"error\":\"out of memory building the response; retry\"}";
-        resp = MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom,
-                                               MHD_RESPMEM_PERSISTENT);
-        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        ctype = "application/json";
-    } else {
-        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    }
-    if (resp == NULL) {
-        free(body);
-        return MHD_NO;
-    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -87,6 +74,74 @@ enum MHD_Result iw__http_reply(struct MHD_Connection *c, unsigned status, const 
     ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+enum MHD_Result iw__http_reply(struct MHD_Connection *c, unsigned status, const char *ctype,
+                               char *body, size_t len)
+{
+    struct MHD_Response *resp;
+
+    if (body == NULL) {
+        static const char oom[] = "{\"error\":\"out of memory building the response; retry\"}";
+        resp = MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom,
+                                               MHD_RESPMEM_PERSISTENT);
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        ctype = "application/json";
+    } else {
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    }
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    return queue(c, status, ctype, resp);
+}
+
+/* An answer counted in h->answer_bytes until libmicrohttpd is done with it. */
+struct counted {
+    struct iw_http *h;
+    char *body;
+    size_t len;
+};
+
+static void counted_free(void *cls)
+{
+    struct counted *k = cls;
+    /* relaxed: a budget, read as a hint by the next request (iw__http_busy). */
+    atomic_fetch_sub_explicit(&k->h->answer_bytes, k->len, memory_order_relaxed);
+    free(k->body);
+    free(k);
+}
+
+size_t iw__http_count(struct iw_http *h, const char *json)
+{
+    size_t len = json != NULL ? strlen(json) : 0;
+    atomic_fetch_add_explicit(&h->answer_bytes, len, memory_order_relaxed);
+    return len;
+}
+
+enum MHD_Result iw__http_json_counted(struct iw_http *h, struct MHD_Connection *c,
+                                      unsigned status, char *json, size_t len)
+{
+    struct counted *k = json != NULL ? malloc(sizeof(*k)) : NULL;
+    struct MHD_Response *resp;
+
+    if (k == NULL) {
+        atomic_fetch_sub_explicit(&h->answer_bytes, len, memory_order_relaxed);
+        return iw__http_json(c, status, json);
+    }
+    *k = (struct counted){ h, json, len };
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(len, json, counted_free, k);
+    if (resp == NULL) {
+        counted_free(k);
+        return MHD_NO;
+    }
+    return queue(c, status, "application/json; charset=utf-8", resp);
+}
+
+bool iw__http_busy(struct iw_http *h)
+{
+    return atomic_load_explicit(&h->answer_bytes, memory_order_relaxed) >= h->answer_budget;
 }
 
 enum MHD_Result iw__http_json(struct MHD_Connection *c, unsigned status, char *json)
@@ -708,6 +763,7 @@ int iw_http_start(struct iw_daemon *d, const struct iw_config *cfg, struct iw_ht
     snprintf(h->listen, sizeof(h->listen), "%s", listen_s);
     pthread_mutex_init(&h->lock, NULL);
     sem_init(&h->heavy, 0, IW_HTTP_MAX_HEAVY);
+    h->answer_budget = cfg->http.answer_budget ? cfg->http.answer_budget : IW_HTTP_ANSWER_BUDGET;
     if ((rc = load_token(h, cfg, diag, NULL)) != IW_OK)
         goto fail;
 

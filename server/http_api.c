@@ -218,13 +218,22 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
     if (devices && step != 0)
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "devices=1 gives raw points only; "
                               "leave out step and agg");
-    /* A few at a time: memory stays bounded however many clients ask at once. */
+    /* A few at a time, and not while slow readers hold too many answers
+     * (checked in turn: a burst of queries all passed a check made before):
+     * memory stays bounded however many clients ask at once. */
     while (sem_wait(&h->heavy) != 0)
         ;                                           /* EINTR */
+    if (iw__http_busy(h)) {
+        sem_post(&h->heavy);
+        return iw__http_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "query answers of over %zu KiB "
+                              "are being sent to other clients; retry in a few seconds, or "
+                              "narrow the query", h->answer_budget >> 10);
+    }
     rc = devices ? iw_api_device_points_json(iw_daemon_store(h->d), glob, from, to,
                                              QUERY_MAX_POINTS, &out)
                  : iw_api_query_json(iw_daemon_store(h->d), glob, from, to, step,
                                      (enum iw_agg)agg, QUERY_MAX_POINTS, &out);
+    size_t len = iw__http_count(h, out);            /* before the next one checks */
     sem_post(&h->heavy);
     if (rc == IW_E_FULL)
         return iw__http_error(c, MHD_HTTP_BAD_REQUEST, "the query selects more than %d points; "
@@ -233,7 +242,7 @@ enum MHD_Result iw__api_query(struct iw_http *h, struct MHD_Connection *c)
                               QUERY_MAX_POINTS);
     if (rc != IW_OK)
         return store_failed(c, rc, "the query");
-    return iw__http_json(c, MHD_HTTP_OK, out);
+    return iw__http_json_counted(h, c, MHD_HTTP_OK, out, len);
 }
 
 enum MHD_Result iw__api_alerts(struct iw_http *h, struct MHD_Connection *c)

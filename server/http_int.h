@@ -28,7 +28,10 @@
  */
 /* IW_HTTP_MAX_HEAVY: /api/v1/query answers built at the same time (each up
  * to QUERY_MAX_POINTS, ~25 MB of text); the others wait their turn. */
-enum { IW_HTTP_MAX_CONNECTIONS = 512, IW_HTTP_MAX_STREAMS = 128, IW_HTTP_MAX_HEAVY = 4 };
+enum { IW_HTTP_MAX_CONNECTIONS = 512, IW_HTTP_MAX_STREAMS = 128, IW_HTTP_MAX_HEAVY = 2 };
+/* Bytes of query answers held for clients still reading them, past which a
+ * new query is 503 (slow readers each held a whole answer: 57 of them, 1.2 GB). */
+#define IW_HTTP_ANSWER_BUDGET ((size_t)64 << 20)
 
 struct iw_http {
     struct iw_daemon *d;
@@ -40,6 +43,8 @@ struct iw_http {
     _Atomic int stopping;               /* SSE readers end their streams */
     _Atomic int streams;                /* open SSE streams: the cap, and the log at stop */
     sem_t heavy;                        /* answers built at once (query): IW_HTTP_MAX_HEAVY */
+    _Atomic size_t answer_bytes;        /* query answers built and not yet sent */
+    size_t answer_budget;               /* IW_HTTP_ANSWER_BUDGET (http.test_answer_budget) */
 };
 
 /* One request's state between libmicrohttpd's calls (its con_cls). */
@@ -57,6 +62,13 @@ enum MHD_Result iw__http_reply(struct MHD_Connection *c, unsigned status, const 
                                char *body, size_t len);
 /* A JSON document (TRANSFERRED); NULL -> 500 "out of memory". */
 enum MHD_Result iw__http_json(struct MHD_Connection *c, unsigned status, char *json);
+/* Count json (may be NULL: 0) against IW_HTTP_ANSWER_BUDGET: its length. */
+size_t iw__http_count(struct iw_http *h, const char *json);
+/* iw__http_json for an answer counted (len, from iw__http_count) until it is sent. */
+enum MHD_Result iw__http_json_counted(struct iw_http *h, struct MHD_Connection *c,
+                                      unsigned status, char *json, size_t len);
+/* Are the answers being sent over IW_HTTP_ANSWER_BUDGET? */
+bool iw__http_busy(struct iw_http *h);
 /* {"error": "<formatted>"} */
 enum MHD_Result iw__http_error(struct MHD_Connection *c, unsigned status, const char *fmt, ...)
     IW_PRINTF(3, 4);

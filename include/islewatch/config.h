@@ -73,6 +73,7 @@ struct iw_ingest_cfg {
 struct iw_http_cfg {
     char *listen;               /* default "127.0.0.1:8080"; "" or "off" disables */
     char *token_file;           /* NULL: state changes always refused (401) */
+    size_t answer_budget;       /* test_answer_budget: test-only; 0: IW_HTTP_ANSWER_BUDGET */
 };
 
 /* ---- sources ------------------------------------------------------------ */

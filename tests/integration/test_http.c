@@ -1982,6 +1982,82 @@ Test(http, connections_that_never_finish_their_headers_are_closed, .timeout = 15
     free(body);
 }
 
+/*
+ * Query answers are held until their client has read them: 57 slow readers
+ * of a 27 MB answer held 1.2 GB (re-audit). Past a budget of bytes in
+ * flight (64 MiB; 1 MiB here, http.test_answer_budget) a new query is 503
+ * until the readers catch up.
+ */
+Test(http, queries_past_the_answer_budget_wait_for_slow_readers, .timeout = 120)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    char p[4096], req[256], *body;
+    int status = 0, fd, small = 4096;
+    long long t0 = wall_ms() - 3600000LL;
+    size_t o;
+
+    start(EXTRA);
+    /* 200,000 points (~5 MB of answer: more than the kernel's socket buffers). */
+    for (int m = 0; m < 2000; m++) {
+        o = (size_t)snprintf(p, sizeof(p), "{\"ts\":%lld", t0 + m * 1000LL);
+        for (int k = 0; k < 100; k++)
+            o += (size_t)snprintf(p + o, sizeof(p) - o, ",\"m%02d\":%d.%d", k, m, k);
+        snprintf(p + o, sizeof(p) - o, "}");
+        cr_assert_eq(it_publish_async(pub, "sensors/water/big/w01", p, 1), 0);
+    }
+    cr_assert_eq(it_flush(pub, 60000), 0);
+    for (int i = 0; i < 300; i++) {
+        body = http("GET", "/api/v1/series?series=water/big/w01/*", NULL, NULL, &status);
+        bool all = strstr(body, "\"count\":2000}]") != NULL && strstr(body, "m99") != NULL;
+        free(body);
+        if (all)
+            break;
+        nap_ms(100);
+    }
+    it_daemon_stop(&daemon_);
+    body = NULL;
+    cr_assert_eq(it_run(&body, "sed -i 's|^  token_file: .*|&\\n  test_answer_budget: 1MiB|' '%s'",
+                        daemon_.cfg), 0);
+    free(body);
+    cr_assert_eq(it_daemon_restart(&daemon_), 0);
+    cr_assert(it_daemon_wait_log(&daemon_, "listening on http", 1, 20000));
+
+    /* A reader that asks and then reads nothing. */
+    a.sin_port = htons((uint16_t)daemon_.http_port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    snprintf(req, sizeof(req), "GET /api/v1/query?series=water/big/w01/*&from=-2h HTTP/1.1\r\n"
+             "Host: x\r\n\r\n");
+    cr_assert_eq(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    status = 0;
+    for (int i = 0; i < 200 && status != 503; i++) {      /* until its answer is built */
+        body = http("GET", "/api/v1/query?series=water/big/w01/m00&from=-2h", NULL, NULL,
+                    &status);
+        if (status == 503)
+            cr_expect(strstr(body, "retry in a few seconds") != NULL, "%s", body);
+        free(body);
+        if (status != 503)
+            nap_ms(100);
+    }
+    cr_expect_eq(status, 503, "a query while 5 MB waited for a reader of a 1 MiB budget");
+    body = http("GET", "/healthz", NULL, NULL, &status);
+    cr_expect_eq(status, 200, "the rest of the API still answers");
+    free(body);
+    close(fd);                                            /* the reader gives up: freed */
+    for (int i = 0; i < 100; i++) {
+        body = http("GET", "/api/v1/query?series=water/big/w01/m00&from=-2h", NULL, NULL,
+                    &status);
+        free(body);
+        if (status == 200)
+            break;
+        nap_ms(100);
+    }
+    cr_expect_eq(status, 200, "the budget was not given back");
+}
+
 /* ---- reload ---- */
 
 Test(http, reload_with_a_broken_file_is_400_with_the_error_lines)
