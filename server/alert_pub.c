@@ -97,6 +97,9 @@ struct iw_alert_pub {
     bool unsent_main_sent;             /* its alerts.topic message went, its retained
                                         * state did not */
     struct iw_complaint refused;
+    /* Alerts submitted by the shards and handled by the publisher (handed
+     * to the MQTT client, or kept for the next start): iw_alert_pub_settled. */
+    _Atomic uint64_t submitted, handled;
     const char *active_tmpl;           /* publisher thread only: the alerts.active_topic the
                                         * retained states are on (its config is kept until
                                         * exit, or saved_tmpl) */
@@ -1191,6 +1194,8 @@ static void *pub_main(void *arg)
             iw_alert_free(it->a);
             /* release: pairs with the acquire of a shard's handoff hook (test-only). */
             atomic_fetch_add_explicit(&p->d->test_alerts_done, 1, memory_order_release);
+            /* release: what publish() did happens before a settled() that sees it. */
+            atomic_fetch_add_explicit(&p->handled, 1, memory_order_release);
         } else {
             int rc = do_ack(p, it);
             pthread_mutex_lock(it->done_lock);
@@ -1218,6 +1223,8 @@ void iw_alert_pub_submit(struct iw_alert_pub *p, const struct iw_alert *a, const
     }
     it->kind = PUB_ALERT;
     snprintf(it->outbox, sizeof(it->outbox), "%s", outbox != NULL ? outbox : "");
+    /* relaxed: a count only; the queue's own ordering hands the item over. */
+    atomic_fetch_add_explicit(&p->submitted, 1, memory_order_relaxed);
     iw_mpmc_push_wait(&p->q, &it);
     sem_post(&p->ready);
 }
@@ -1461,6 +1468,14 @@ int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out, struct iw
     iw_stats_register_queue("alerts", queue_depth, &p->q);
     *out = p;
     return IW_OK;
+}
+
+bool iw_alert_pub_settled(const struct iw_alert_pub *p)
+{
+    /* handled first (acquire): a count read after it can only be as large,
+     * so an alert submitted meanwhile is never taken as handled. */
+    uint64_t h = atomic_load_explicit(&p->handled, memory_order_acquire);
+    return h == atomic_load_explicit(&p->submitted, memory_order_relaxed);
 }
 
 void iw_alert_pub_stop(struct iw_alert_pub *p)

@@ -573,6 +573,10 @@ int iw_daemon_run(const char *path, int log_level)
     sd_notify(0, "READY=1");
     rc = main_loop(d, sfd);
     sd_notify(0, "STOPPING=1");
+    /* Late samples held for their upload's pause are judged now, while the
+     * broker link is up: their alerts go out before the stop, not after
+     * the next start. */
+    iw_pipeline_finish_late(d, 3000);
 
 out:
     fail_pending_reloads();         /* an HTTP thread may be waiting on one */

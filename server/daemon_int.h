@@ -90,6 +90,10 @@ struct iw_shard {
     struct iw_alert **held;
     size_t n_held, cap_held;
     uint64_t late_counted;               /* the engine's out_of_order already in iw_stats */
+    /* Stop hand-off (iw_pipeline_finish_late): the main thread bumps
+     * finish_req, the shard judges its held late samples and sets
+     * finish_done to it. */
+    _Atomic uint64_t finish_req, finish_done;
 };
 
 #define IW_RECV_TS_SLOTS 4096            /* a power of two */
@@ -262,6 +266,11 @@ void iw_ingest_reject(struct iw_conn_ingest *c, const struct iw_ingest_view *v, 
 /* pipeline.c */
 IW_NODISCARD int iw_pipeline_start(struct iw_daemon *d, struct iw_diag *diag);
 void iw_pipeline_stop(struct iw_daemon *d);
+/* At a stop, while the broker is still connected: have every shard judge the
+ * late samples it holds (rule_late.c waits for an upload's pause), and wait
+ * (at most timeout_ms) until they and the publisher are done, so that their
+ * alerts go out now, not at the next start. */
+void iw_pipeline_finish_late(struct iw_daemon *d, int timeout_ms);
 /* Apply a new config to every shard's rule engine, on the shards' own threads. */
 void iw_pipeline_reload(struct iw_daemon *d, struct iw_config *cfg);
 
@@ -332,6 +341,8 @@ struct iw_alert_pub;
 IW_NODISCARD int iw_alert_pub_start(struct iw_daemon *d, struct iw_alert_pub **out,
                                     struct iw_diag *diag);
 void iw_alert_pub_stop(struct iw_alert_pub *p);
+/* Has the publisher handled every alert submitted so far? */
+bool iw_alert_pub_settled(const struct iw_alert_pub *p);
 /*
  * Called on a shard thread: take a copy of the alert and queue it for
  * publishing. outbox: the "outbox/<n>" key under which the shard stored it

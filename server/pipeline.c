@@ -565,6 +565,17 @@ static void *shard_main(void *arg)
             }
         }
         apply_reload(sh);
+        /* acquire: pairs with iw_pipeline_finish_late's release (a request
+         * number only; the work is this thread's own). */
+        uint64_t fr = atomic_load_explicit(&sh->finish_req, memory_order_acquire);
+        if (fr != atomic_load_explicit(&sh->finish_done, memory_order_relaxed)) {
+            if (sh->rules != NULL) {
+                iw_rules_finish_late(sh->rules);
+                held_flush(sh);                  /* its alerts are submitted now */
+            }
+            /* release: the alerts were submitted before the main thread sees this. */
+            atomic_store_explicit(&sh->finish_done, fr, memory_order_release);
+        }
         for (size_t i = 0; i < n; i++)
             gather(sh, &items[i]);
         held_flush(sh);
@@ -678,6 +689,30 @@ void iw_pipeline_reload(struct iw_daemon *d, struct iw_config *cfg)
     for (int i = 0; i < d->n_shards && i < 64; i++) {
         while (atomic_load_explicit(&d->shards[i].reload_done, memory_order_acquire) == before[i]) {
             struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+void iw_pipeline_finish_late(struct iw_daemon *d, int timeout_ms)
+{
+    int64_t end = iw_now_ms() + timeout_ms;
+    bool done = false;
+
+    if (d->shards == NULL || d->pub == NULL)
+        return;
+    /* release: pairs with the shard's acquire; the number is all it reads. */
+    for (int i = 0; i < d->n_shards; i++)
+        atomic_fetch_add_explicit(&d->shards[i].finish_req, 1, memory_order_release);
+    while (!done && iw_now_ms() < end) {
+        done = true;
+        for (int i = 0; i < d->n_shards; i++)
+            if (atomic_load_explicit(&d->shards[i].finish_done, memory_order_acquire)
+                != atomic_load_explicit(&d->shards[i].finish_req, memory_order_relaxed))
+                done = false;
+        done = done && iw_alert_pub_settled(d->pub);
+        if (!done) {
+            struct timespec ts = { 0, 10 * 1000000L };
             nanosleep(&ts, NULL);
         }
     }

@@ -439,6 +439,36 @@ Test(alerts, a_backlog_burst_after_live_data_raises_its_late_episode_once)
 }
 
 /*
+ * A stop while late samples wait for their upload's pause judges them before
+ * the broker link goes down: the late alerts are published before the
+ * daemon exits, not at its next start (re-audit: a SIGTERM in the pause left
+ * them in the outbox).
+ */
+Test(alerts, a_stop_during_the_upload_pause_publishes_the_late_alerts_before_it_exits)
+{
+    struct it_broker b;
+    struct it_daemon d;
+    struct it_client *sub, *dev;
+    long long t, old;
+
+    back_after_an_outage(&b, &d, &sub, &dev, "sensors/water/stop/w01", &t, &old);
+    pub(dev, "sensors/water/stop/w01", old, "nh3_n", 2.31);       /* held for 10 s */
+    wait_metric_at_least(&d, "islewatch_late_samples_total", 1);
+    it_daemon_stop(&d);                                          /* SIGTERM, exits */
+    for (int k = 0; k < 2; k++) {
+        cJSON *a = next_alert(sub, 5000, NULL, 0);
+        cr_assert_not_null(a, "late alert %d was not published before the stop", k);
+        cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")));
+        cr_assert_str_eq(s(a, "status"), k == 0 ? "firing" : "resolved");
+        cJSON_Delete(a);
+    }
+    it_client_free(dev);
+    it_client_free(sub);
+    it_daemon_cleanup(&d);
+    it_broker_stop(&b);
+}
+
+/*
  * A data logger re-sends its buffer a record a second. Judged at each pause
  * of the daemon's queue, the first records' episode resolved at the next
  * point stored by then (the live sample after the outage) and a later
