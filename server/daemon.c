@@ -2,7 +2,9 @@
  * islewatchd's lifecycle: start-up in dependency order, the main loop
  * (signals, reconnects, retention, systemd watchdog, reloads), and shutdown
  * in reverse order so that nothing received is lost:
- *   disconnect (no new deliveries; the one in progress finishes)
+ *   late samples held for their upload's pause judged, their alerts handed
+ *   to the MQTT client while it is connected (iw_pipeline_finish_late)
+ *   -> disconnect (no new deliveries; the one in progress finishes)
  *   -> shards drain (rollups, rules) -> publisher drains (alerts go to Paho's
  *   persisted buffer if the broker is gone) -> clients freed -> store closed.
  */
