@@ -85,6 +85,8 @@ struct late_work {
     size_t n, cap;
     int64_t upto;                   /* the live instance's evaluated time */
     bool held;                      /* in e->late_held, until `due` (holds(), below) */
+    struct late_work *hprev;        /* held: the one before it in e->late_held (O(1) unhold:
+                                     * a district's backlogs are thousands at once) */
     int64_t due;
 };
 
@@ -928,12 +930,13 @@ static bool holds(const struct iw_rules_engine *e, const struct late_work *w)
 
 static void unhold(struct iw_rules_engine *e, struct late_work *w)
 {
-    struct late_work **pp;
-
-    for (pp = &e->late_held; *pp != NULL && *pp != w; pp = &(*pp)->next)
-        ;
-    if (*pp == w)
-        *pp = w->next;
+    if (w->hprev != NULL)
+        w->hprev->next = w->next;
+    else
+        e->late_held = w->next;
+    if (w->next != NULL)
+        w->next->hprev = w->hprev;
+    w->next = w->hprev = NULL;
 }
 
 static void run_one(struct iw_rules_engine *e, struct late_work *w, bool run)
@@ -949,7 +952,7 @@ void iw__late_finish(struct iw_rules_engine *e, enum iw_late_mode mode)
     if (mode != IW_LATE_DUE) {          /* held work goes too */
         while (e->late_held != NULL) {
             struct late_work *w = e->late_held;
-            e->late_held = w->next;
+            unhold(e, w);
             w->held = false;
             w->next = e->late;
             e->late = w;
@@ -960,7 +963,10 @@ void iw__late_finish(struct iw_rules_engine *e, enum iw_late_mode mode)
         e->late = w->next;
         if (mode == IW_LATE_DUE && holds(e, w)) {
             w->held = true;
+            w->hprev = NULL;
             w->next = e->late_held;
+            if (e->late_held != NULL)
+                e->late_held->hprev = w;
             e->late_held = w;
             iw__sched(e, w->live);
             continue;
